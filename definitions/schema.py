@@ -1,0 +1,204 @@
+"""The plan definition schema.
+
+Two layers:
+
+* ``PlanFile`` and its parts are what an office writes: the YAML schema (documented in
+  ``docs/plan-format.md``, exported as ``definitions/plan.schema.json``).  The spreadsheet loader
+  produces the same objects from rows, so both formats share one validation path.
+* ``PlanDefinition`` is the resolved plan: names checked against the people and departments,
+  deadlines parsed, roadmap steps turned into dated milestones.  ``definitions.resolve`` builds it
+  and reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DeadlineValue = str | dt.date | dt.datetime | int | float
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class MilestoneIn(_In):
+    """One step of the 路线图 with its date from the 时间表."""
+
+    due: DeadlineValue = Field(description="完成时间，如 2026-12-31、2026年12月底前、2027年上半年")
+    title: str = Field("", description="这一步要完成的内容")
+
+
+class TaskIn(_In):
+    """One concrete task (具体任务)."""
+
+    code: str = Field(description="任务编号（序号），在方案内唯一，再次导入时据此匹配")
+    title: str = Field(description="具体任务")
+    statement: str = Field("", description="任务书：做什么、怎么做")
+    done_criteria: str = Field("", description="完成标志")
+    owner: str | None = Field(None, description="责任人（人员表中的姓名）；缺省为牵头单位负责人")
+    lead_department: str | None = Field(None, description="牵头单位（部门表中的名称）")
+    partners: list[str] = Field(default_factory=list, description="配合单位")
+    supervisor: str | None = Field(None, description="分管校领导；缺省为牵头单位的分管校领导")
+    deadline: DeadlineValue | None = Field(
+        None, description="完成时限：日期、月份、上/下半年、每学期、每月、每季度、每年X月、长期坚持"
+    )
+    roadmap: list[MilestoneIn] | str | None = Field(
+        None, description="路线图：若干带日期的步骤，或一段文字（“2026年12月底前 制定方案；2027年6月 中期检查”）"
+    )
+    report_every: str | None = Field(
+        None, description="长期任务的进展反馈周期（每月、每季度、每学期、每年）；缺省按方案设置"
+    )
+
+
+class ProjectIn(_In):
+    """A key project (重点项目)."""
+
+    code: str | None = Field(None, description="项目编号，可省略")
+    name: str
+    tasks: list[TaskIn] = Field(default_factory=list)
+
+
+class SystemIn(_In):
+    """An 育人 system (育人体系)."""
+
+    code: str | None = Field(None, description="体系编号，可省略")
+    name: str
+    projects: list[ProjectIn] = Field(default_factory=list)
+
+
+class PersonIn(_In):
+    name: str = Field(description="姓名（方案内唯一，任务中的责任人以此引用）")
+    department: str | None = None
+    title: str | None = Field(None, description="职务")
+    email: str | None = None
+    mobile: str | None = None
+    notify: list[str] = Field(
+        default_factory=list, description="通知地址（apprise URL：mailto://、wecombot://、dingtalk://、feishu:// …）"
+    )
+    manager: str | None = Field(None, description="直接上级（人员表中的姓名）")
+
+
+class DepartmentIn(_In):
+    name: str
+    head: str | None = Field(None, description="部门负责人（人员表中的姓名）")
+    supervisor: str | None = Field(None, description="分管校领导（人员表中的姓名）")
+
+
+class PlanIn(_In):
+    code: str = Field(description="方案编号，唯一；再次导入同一编号即更新该方案")
+    name: str = Field(description="方案名称")
+    organization: str = Field("", description="单位名称")
+    approval_required: bool = Field(True, description="提交办结后是否需要领导小组办公室审核")
+    report_every: str = Field("每学期", description="长期任务缺省的进展反馈周期")
+    leading_group: list[str] = Field(default_factory=list, description="领导小组成员")
+    office: list[str] = Field(default_factory=list, description="领导小组办公室（督办员）")
+
+
+class PlanFile(_In):
+    """A whole plan as written in YAML."""
+
+    version: Literal[1] = 1
+    plan: PlanIn
+    departments: list[DepartmentIn] = Field(default_factory=list)
+    people: list[PersonIn] = Field(default_factory=list)
+    systems: list[SystemIn] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolved definitions (what the store receives)
+
+Period = Literal["week", "month", "quarter", "semester", "year"]
+ScheduleKind = Literal["once", "recurring", "ongoing"]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A parsed 完成时限 / 路线图 date.
+
+    ``kind`` is ``date`` (a due date), ``recurring`` (due every ``period``; ``month`` pins the
+    month for 每年X月) or ``ongoing`` (长期坚持: no final date, periodic progress reports).
+    """
+
+    kind: Literal["date", "recurring", "ongoing"]
+    due: dt.date | None = None
+    period: Period | None = None
+    month: int | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class MilestoneDef:
+    seq: int
+    title: str
+    due: dt.date
+    due_text: str
+    is_final: bool
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    code: str
+    system: str
+    project: str
+    title: str
+    statement: str
+    done_criteria: str
+    owner: str
+    lead_department: str | None
+    partners: tuple[str, ...]
+    supervisor: str | None
+    schedule: ScheduleKind
+    period: Period | None
+    period_month: int | None
+    deadline_text: str
+    milestones: tuple[MilestoneDef, ...]
+    position: int
+
+
+@dataclass(frozen=True)
+class PersonDef:
+    name: str
+    department: str | None
+    title: str | None
+    email: str | None
+    mobile: str | None
+    notify: tuple[str, ...]
+    manager: str | None
+
+
+@dataclass(frozen=True)
+class DepartmentDef:
+    name: str
+    head: str | None
+    supervisor: str | None
+
+
+@dataclass(frozen=True)
+class GroupDef:
+    """A system or project: name, code and position."""
+
+    code: str
+    name: str
+    position: int
+    system: str | None = None  # for a project, the name of its system
+
+
+@dataclass(frozen=True)
+class PlanDefinition:
+    code: str
+    name: str
+    organization: str
+    approval_required: bool
+    report_every: Period
+    leading_group: tuple[str, ...]
+    office: tuple[str, ...]
+    departments: tuple[DepartmentDef, ...]
+    people: tuple[PersonDef, ...]
+    systems: tuple[GroupDef, ...]
+    projects: tuple[GroupDef, ...]
+    tasks: tuple[TaskDef, ...]
+    warnings: tuple[str, ...] = field(default=(), compare=False)

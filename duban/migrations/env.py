@@ -1,0 +1,31 @@
+"""Alembic environment: runs against the engine handed over by ``duban.db`` (or the settings)."""
+
+from alembic import context
+
+from duban.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    engine = config.attributes.get("engine")
+    if engine is None:
+        from duban.db import make_engine
+        from duban.settings import get_settings
+
+        url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
+        engine = make_engine(url)
+    with engine.begin() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        context.run_migrations()
+
+
+if context.is_offline_mode():  # pragma: no cover
+    raise SystemExit("duban migrations run online only")
+run_migrations_online()

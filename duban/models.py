@@ -1,0 +1,230 @@
+"""Store tables (SQLAlchemy 2 typed ORM).
+
+Conventions: every table has an integer ``id``; plan-scoped tables carry ``plan_id``; nothing a
+user entered is ever deleted: tasks, milestones, systems and projects are archived instead.
+Constraint names follow a naming convention so that Alembic migrations are stable on SQLite and
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Index,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Milestone states (see DESIGN.md, "Life of a milestone").
+ASSIGNED = "assigned"  # 待签收
+IN_PROGRESS = "in_progress"  # 办理中
+SUBMITTED = "submitted"  # 待审核
+DONE = "done"  # 已办结
+ARCHIVED = "archived"  # 已归档
+MILESTONE_STATES = (ASSIGNED, IN_PROGRESS, SUBMITTED, DONE, ARCHIVED)
+OPEN_STATES = (ASSIGNED, IN_PROGRESS)
+STATE_LABELS = {
+    ASSIGNED: "待签收",
+    IN_PROGRESS: "办理中",
+    SUBMITTED: "待审核",
+    DONE: "已办结",
+    ARCHIVED: "已归档",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    organization: Mapped[str] = mapped_column(String(300), default="")
+    approval_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    report_every: Mapped[str] = mapped_column(String(20), default="semester")
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Department(Base):
+    __tablename__ = "departments"
+    __table_args__ = (UniqueConstraint("plan_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    head_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", use_alter=True), default=None
+    )
+    supervisor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", use_alter=True), default=None
+    )
+
+
+class Person(Base):
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("plan_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), default=None)
+    title: Mapped[str | None] = mapped_column(String(200), default=None)
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    mobile: Mapped[str | None] = mapped_column(String(40), default=None)
+    notify_urls: Mapped[list[str]] = mapped_column(default=list)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PlanRole(Base):
+    """Membership of the leading group (领导小组) or the office (领导小组办公室)."""
+
+    __tablename__ = "plan_roles"
+    __table_args__ = (UniqueConstraint("plan_id", "person_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    role: Mapped[str] = mapped_column(String(20))  # leading_group | office
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class System(Base):
+    __tablename__ = "systems"
+    __table_args__ = (UniqueConstraint("plan_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    code: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("system_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    system_id: Mapped[int] = mapped_column(ForeignKey("systems.id"), index=True)
+    code: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(300))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("plan_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    code: Mapped[str] = mapped_column(String(50))
+    title: Mapped[str] = mapped_column(Text)
+    statement: Mapped[str] = mapped_column(Text, default="")
+    done_criteria: Mapped[str] = mapped_column(Text, default="")
+    owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    lead_department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("departments.id"), index=True, default=None
+    )
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    partners: Mapped[list[str]] = mapped_column(default=list)  # 配合单位 (department names)
+    schedule: Mapped[str] = mapped_column(String(20), default="once")  # once|recurring|ongoing
+    period: Mapped[str | None] = mapped_column(String(20), default=None)
+    period_month: Mapped[int | None] = mapped_column(Integer, default=None)
+    deadline_text: Mapped[str] = mapped_column(String(200), default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-task overrides
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Milestone(Base):
+    """A step of the 路线图; the last one of a dated task is its final deadline."""
+
+    __tablename__ = "milestones"
+    __table_args__ = (
+        UniqueConstraint("task_id", "seq"),
+        Index("ix_milestones_status_due", "status", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text, default="")
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    baseline_due_date: Mapped[dt.date] = mapped_column(Date)  # the first due date, never moved
+    due_text: Mapped[str] = mapped_column(String(200), default="")
+    due_version: Mapped[int] = mapped_column(Integer, default=1)  # bumped when due_date moves
+    is_final: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default=ASSIGNED)
+    assigned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Event(Base):
+    """The audit trail: every change to a task, who made it, when and through which channel."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True, default=None)
+    milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(20))  # import | cli | web | flow | link
+    kind: Mapped[str] = mapped_column(String(50))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ImportRun(Base):
+    """One applied import of a definition file."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,75 @@
+"""The one place that reads configuration (environment variables prefixed ``DUBAN_``)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that must never protect real links: placeholders from docs and examples.
+UNSAFE_SECRETS = frozenset(
+    {"changethis", "change-me", "changeme", "secret", "duban", "demo", "password", "test", "dev"}
+)
+MIN_SECRET_LENGTH = 32
+DEFAULT_DATA_DIR = ".duban"
+
+
+class ConfigurationError(Exception):
+    """Raised when the configuration is unusable; the message is shown to the operator as is."""
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path.cwd() / DEFAULT_DATA_DIR / 'duban.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUBAN_", extra="ignore")
+
+    database_url: str = Field(default_factory=_default_database_url)
+    secret_key: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    timezone: str = "Asia/Shanghai"
+    demo: bool = False
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> Settings:
+        if self.demo:
+            if not self.secret_key:
+                # Demo mode: a throw-away secret, so links work but never outlive the process.
+                self.secret_key = secrets.token_urlsafe(32)
+            return self
+        problem = secret_problem(self.secret_key)
+        if problem:
+            raise ConfigurationError(
+                f"DUBAN_SECRET_KEY {problem}。请设置至少 {MIN_SECRET_LENGTH} 个字符的随机字符串"
+                "（可用 `duban secret` 生成一个），或设置 DUBAN_DEMO=1 以演示模式运行。"
+            )
+        return self
+
+    @property
+    def data_dir(self) -> Path:
+        """Folder for local files (SQLite database, outbox, uploads) next to a SQLite database."""
+        if self.database_url.startswith("sqlite:///") and ":memory:" not in self.database_url:
+            return Path(self.database_url.removeprefix("sqlite:///")).parent
+        return Path.cwd() / DEFAULT_DATA_DIR
+
+
+def secret_problem(secret: str | None) -> str | None:
+    """Why a secret is unsafe (in Chinese, for the operator), or None when it is fine."""
+    if not secret:
+        return "未设置"
+    if secret.strip().lower() in UNSAFE_SECRETS:
+        return "是示例占位值，不安全"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"太短（{len(secret)} 个字符）"
+    if len(set(secret)) < 8:
+        return "过于简单（重复字符太多）"
+    return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
