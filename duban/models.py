@@ -167,6 +167,8 @@ class Task(Base):
     deadline_text: Mapped[str] = mapped_column(String(200), default="")
     position: Mapped[int] = mapped_column(Integer, default=0)
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-task overrides
+    # acknowledgement (签收) of a task without milestones (ongoing / recurring)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -177,12 +179,12 @@ class Milestone(Base):
 
     __tablename__ = "milestones"
     __table_args__ = (
-        UniqueConstraint("task_id", "seq"),
+        Index("ix_milestones_task_id_seq", "task_id", "seq"),
         Index("ix_milestones_status_due", "status", "due_date"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
     seq: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(Text, default="")
     due_date: Mapped[dt.date] = mapped_column(Date)

@@ -133,6 +133,7 @@ def upgrade() -> None:
     sa.Column('deadline_text', sa.String(length=200), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('policy', sa.JSON(), nullable=False),
+    sa.Column('acknowledged_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('archived_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -165,11 +166,10 @@ def upgrade() -> None:
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('archived_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_milestones_task_id_tasks')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_milestones')),
-    sa.UniqueConstraint('task_id', 'seq', name=op.f('uq_milestones_task_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_milestones'))
     )
     op.create_index('ix_milestones_status_due', 'milestones', ['status', 'due_date'], unique=False)
-    op.create_index(op.f('ix_milestones_task_id'), 'milestones', ['task_id'], unique=False)
+    op.create_index('ix_milestones_task_id_seq', 'milestones', ['task_id', 'seq'], unique=False)
     op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('plan_id', sa.Integer(), nullable=False),
@@ -198,7 +198,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_events_task_id'), table_name='events')
     op.drop_index(op.f('ix_events_plan_id'), table_name='events')
     op.drop_table('events')
-    op.drop_index(op.f('ix_milestones_task_id'), table_name='milestones')
+    op.drop_index('ix_milestones_task_id_seq', table_name='milestones')
     op.drop_index('ix_milestones_status_due', table_name='milestones')
     op.drop_table('milestones')
     op.drop_index(op.f('ix_tasks_project_id'), table_name='tasks')

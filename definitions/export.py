@@ -1,0 +1,163 @@
+"""Write a plan (``PlanFile``) as the XLSX template offices fill in, or as YAML.
+
+The workbook has the sheets the importer reads: 方案 (plan settings), 任务清单 (one row per
+task, systems and projects in merged cells as offices lay them out), 人员, 部门, plus 填写说明.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from definitions.schema import PlanFile
+
+TASK_HEADERS = (
+    "序号", "育人体系", "重点项目", "具体任务", "任务书", "完成标志", "牵头单位", "责任人",
+    "配合单位", "分管校领导", "完成时限", "路线图", "反馈周期",
+)
+PEOPLE_HEADERS = ("姓名", "部门", "职务", "邮箱", "手机", "通知地址", "直接上级")
+DEPARTMENT_HEADERS = ("部门名称", "负责人", "分管校领导")
+INSTRUCTIONS = [
+    "填写说明",
+    "1. 「任务清单」每行一项具体任务；“序号”在方案内唯一，再次导入时据此匹配任务，请勿随意改动。",
+    "2. 育人体系、重点项目可合并单元格，也可只在第一行填写，下方留空表示同上。",
+    "3. 完成时限可写：2026-12-31、2026/12/31、2026年12月31日、2026年12月底（前）、2026年12月、2026年底、2027年上半年/下半年、"
+    "每学期（末）、每年3月、每季度、每月、长期坚持/持续推进（长期任务按“反馈周期”定期反馈进展）。",
+    "4. 路线图写若干带时间的步骤，用分号隔开，如：2026年12月底前 制定方案；2027年6月 中期检查；2027年12月 总结验收。每一步的时间不能晚于完成时限。",
+    "5. 责任人须在「人员」表中登记；牵头单位、配合单位须在「部门」表中登记。责任人留空时，由牵头单位负责人负责。",
+    "6. 「人员」表的通知地址可填写 apprise 通知地址（mailto://、wecombot://、dingtalk://、feishu:// 等），多个用空格分隔。",
+    "7. 导入前可先预览：duban import 文件.xlsx --dry-run；有问题时会逐条指出工作表、行号和列名，全部无误才会写入。",
+]
+
+
+def _due(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value
+
+
+def _due_text(value: Any) -> str:
+    value = _due(value)
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def roadmap_text(roadmap: Any) -> str:
+    if roadmap is None:
+        return ""
+    if isinstance(roadmap, str):
+        return roadmap
+    return "；".join(f"{_due_text(step.due)} {step.title}".strip() for step in roadmap)
+
+
+def write_plan_file(plan_file: PlanFile, out: str | Path) -> Path:
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix in {".yaml", ".yml"}:
+        out.write_text(to_yaml(plan_file), encoding="utf-8")
+    elif suffix == ".xlsx":
+        write_workbook(plan_file, out)
+    else:
+        raise ValueError(f"无法导出为“{out.suffix or out.name}”：请使用 .xlsx 或 .yaml 文件名")
+    return out
+
+
+def to_yaml(plan_file: PlanFile) -> str:
+    data = plan_file.model_dump(mode="json", exclude_defaults=True)
+    data = {"version": 1, **data}
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000)
+
+
+def write_workbook(plan_file: PlanFile, out: Path) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    bold = Font(bold=True)
+    fill = PatternFill("solid", fgColor="DDEBF7")
+    wrap = Alignment(wrap_text=True, vertical="top")
+    center = Alignment(vertical="center", horizontal="center", wrap_text=True)
+
+    p = plan_file.plan
+    ws = wb.active
+    ws.title = "方案"
+    for key, value in (
+        ("方案编号", p.code),
+        ("方案名称", p.name),
+        ("单位", p.organization),
+        ("办结需审核", "是" if p.approval_required else "否"),
+        ("长期任务反馈周期", p.report_every),
+        ("领导小组", "、".join(p.leading_group)),
+        ("领导小组办公室", "、".join(p.office)),
+    ):
+        ws.append([key, value])
+        ws.cell(ws.max_row, 1).font = bold
+    ws.column_dimensions["A"].width = 18
+    ws.column_dimensions["B"].width = 60
+
+    ws = wb.create_sheet("任务清单")
+    ws.append([f"{p.organization}{p.name} 重点任务清单".strip()])
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(TASK_HEADERS))
+    ws.cell(1, 1).font = Font(bold=True, size=14)
+    ws.cell(1, 1).alignment = center
+    ws.append(list(TASK_HEADERS))
+    for c in range(1, len(TASK_HEADERS) + 1):
+        ws.cell(2, c).font = bold
+        ws.cell(2, c).fill = fill
+        ws.cell(2, c).alignment = center
+    row = 3
+    for s in plan_file.systems:
+        s_start = row
+        for pr in s.projects:
+            p_start = row
+            for t in pr.tasks:
+                deadline = _due(t.deadline)
+                ws.append([
+                    t.code, s.name, pr.name, t.title, t.statement, t.done_criteria, t.lead_department or "",
+                    t.owner or "", "、".join(t.partners), t.supervisor or "", deadline if deadline is not None else "",
+                    roadmap_text(t.roadmap), t.report_every or "",
+                ])
+                if isinstance(deadline, dt.date):
+                    ws.cell(row, 11).number_format = "yyyy-mm-dd"
+                for c in range(1, len(TASK_HEADERS) + 1):
+                    ws.cell(row, c).alignment = wrap
+                row += 1
+            if row - p_start > 1:
+                ws.merge_cells(start_row=p_start, start_column=3, end_row=row - 1, end_column=3)
+        if row - s_start > 1:
+            ws.merge_cells(start_row=s_start, start_column=2, end_row=row - 1, end_column=2)
+    for c, width in enumerate((9, 12, 22, 36, 40, 30, 14, 16, 20, 16, 16, 44, 10), 1):
+        ws.column_dimensions[get_column_letter(c)].width = width
+    ws.freeze_panes = "D3"
+
+    ws = wb.create_sheet("人员")
+    ws.append(list(PEOPLE_HEADERS))
+    for person in plan_file.people:
+        ws.append([person.name, person.department or "", person.title or "", person.email or "",
+                   person.mobile or "", " ".join(person.notify), person.manager or ""])
+    for c in range(1, len(PEOPLE_HEADERS) + 1):
+        ws.cell(1, c).font = bold
+        ws.cell(1, c).fill = fill
+        ws.column_dimensions[get_column_letter(c)].width = 22
+    for r in range(2, ws.max_row + 1):
+        ws.cell(r, 5).number_format = "@"  # mobile numbers are text, not numbers
+
+    ws = wb.create_sheet("部门")
+    ws.append(list(DEPARTMENT_HEADERS))
+    for d in plan_file.departments:
+        ws.append([d.name, d.head or "", d.supervisor or ""])
+    for c in range(1, len(DEPARTMENT_HEADERS) + 1):
+        ws.cell(1, c).font = bold
+        ws.cell(1, c).fill = fill
+        ws.column_dimensions[get_column_letter(c)].width = 24
+
+    ws = wb.create_sheet("填写说明")
+    for line in INSTRUCTIONS:
+        ws.append([line])
+    ws.cell(1, 1).font = Font(bold=True, size=13)
+    ws.column_dimensions["A"].width = 120
+    wb.active = 1
+    wb.save(out)

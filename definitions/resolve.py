@@ -1,0 +1,347 @@
+"""Resolve a written plan (``PlanFile``) into a ``PlanDefinition``, reporting every problem at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from definitions.deadlines import DeadlineError, parse_deadline, parse_period, parse_roadmap
+from definitions.problems import Locator, PlanProblems, Problem
+from definitions.schema import (
+    Deadline,
+    DepartmentDef,
+    GroupDef,
+    MilestoneDef,
+    PersonDef,
+    PlanDefinition,
+    PlanFile,
+    TaskDef,
+)
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MOBILE_RE = re.compile(r"^\+?[0-9][0-9\- ]{4,19}$")
+CODE_RE = re.compile(r"^[^\s/\\?#%]{1,50}$")
+FINAL_STEP_TITLE = "全部完成（达到完成标志）"
+
+
+def _fmt(d: dt.date) -> str:
+    return d.isoformat()
+
+
+def _notify_problem(url: str) -> str | None:
+    """Why apprise would not accept ``url`` (never echoing secrets), or None."""
+    if "://" not in url:
+        return "不是通知地址（应形如 mailto://、wecombot://、dingtalk://、feishu://）"
+    import apprise
+
+    scheme = url.split("://", 1)[0]
+    if not apprise.Apprise().add(url):
+        return f"通知地址（{scheme}://…）无法识别或格式不正确，请对照 apprise 的写法检查"
+    return None
+
+
+def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify: bool = True) -> PlanDefinition:
+    """Check names, parse deadlines and build milestones; raise ``PlanProblems`` listing all issues."""
+    loc = locator or Locator("<plan>")
+    problems: list[Problem] = []
+    warnings: list[str] = []
+
+    def bad(where: str, message: str) -> None:
+        problems.append(Problem(where, message))
+
+    p = plan_file.plan
+    if not p.code or not CODE_RE.match(p.code):
+        bad(loc.plan("code"), f"方案编号“{p.code}”不可用：编号不能含空格和 / \\ ? # % 字符，最多 50 个字符")
+    try:
+        report_every = parse_period(p.report_every)
+    except DeadlineError as err:
+        bad(loc.plan("report_every"), str(err))
+        report_every = "semester"
+
+    # Departments -------------------------------------------------------------------------
+    dept_names: dict[str, int] = {}
+    for i, d in enumerate(plan_file.departments):
+        if not d.name:
+            bad(loc.department(i, "name"), "部门名称不能为空")
+        elif d.name in dept_names:
+            bad(loc.department(i, "name"), f"部门“{d.name}”重复（已在第 {dept_names[d.name] + 1} 个部门中出现）")
+        else:
+            dept_names[d.name] = i
+    explicit_departments = bool(plan_file.departments)
+    implied_departments: list[str] = []
+
+    def department_ref(name: str | None, where: str, what: str) -> str | None:
+        if not name:
+            return None
+        if name in dept_names or name in implied_departments:
+            return name
+        if explicit_departments:
+            bad(where, f"{what}“{name}”不在部门表中：请先在部门表中登记，或改为部门表中已有的名称")
+            return None
+        implied_departments.append(name)
+        return name
+
+    # People ------------------------------------------------------------------------------
+    person_index: dict[str, int] = {}
+    for i, person in enumerate(plan_file.people):
+        if not person.name:
+            bad(loc.person(i, "name"), "姓名不能为空")
+        elif person.name in person_index:
+            bad(loc.person(i, "name"), f"人员“{person.name}”重复（已在第 {person_index[person.name] + 1} 位人员中出现）；姓名在方案内须唯一，同名者请加以区分（如“张伟（教务处）”）")
+        else:
+            person_index[person.name] = i
+    explicit_people = bool(plan_file.people)
+    implied_people: list[str] = []
+
+    def person_ref(name: str | None, where: str, what: str) -> str | None:
+        if not name:
+            return None
+        if name in person_index or name in implied_people:
+            return name
+        if explicit_people:
+            bad(where, f"{what}“{name}”不在人员表中：请先在人员表中登记，或改为人员表中已有的姓名")
+            return None
+        implied_people.append(name)
+        return name
+
+    people: list[PersonDef] = []
+    for i, person in enumerate(plan_file.people):
+        if person.email and not EMAIL_RE.match(person.email):
+            bad(loc.person(i, "email"), f"邮箱“{person.email}”格式不正确，应形如 name@example.org")
+        if person.mobile and not MOBILE_RE.match(person.mobile):
+            bad(loc.person(i, "mobile"), f"手机号“{person.mobile}”格式不正确，应为数字（可带 +86 和连字符）")
+        for url in person.notify:
+            if check_notify and (why := _notify_problem(url)):
+                bad(loc.person(i, "notify"), why)
+        if person.manager == person.name:
+            bad(loc.person(i, "manager"), "直接上级不能是本人")
+        people.append(
+            PersonDef(
+                name=person.name,
+                department=department_ref(person.department, loc.person(i, "department"), "所在部门"),
+                title=person.title or None,
+                email=person.email or None,
+                mobile=person.mobile or None,
+                notify=tuple(person.notify),
+                manager=person_ref(person.manager, loc.person(i, "manager"), "直接上级")
+                if person.manager != person.name
+                else None,
+            )
+        )
+    # a chain of managers must end: no cycles
+    managers = {pd.name: pd.manager for pd in people}
+    for i, pd in enumerate(people):
+        seen, cur = {pd.name}, pd.manager
+        while cur:
+            if cur in seen:
+                bad(loc.person(i, "manager"), f"直接上级形成了循环（{pd.name} → … → {cur}）：请检查上级关系")
+                break
+            seen.add(cur)
+            cur = managers.get(cur)
+
+    departments: list[DepartmentDef] = []
+    for i, d in enumerate(plan_file.departments):
+        departments.append(
+            DepartmentDef(
+                name=d.name,
+                head=person_ref(d.head, loc.department(i, "head"), "部门负责人"),
+                supervisor=person_ref(d.supervisor, loc.department(i, "supervisor"), "分管校领导"),
+            )
+        )
+    dept_by_name = {d.name: d for d in departments}
+
+    leading_group = tuple(
+        n for n in (person_ref(x, loc.plan("leading_group"), "领导小组成员") for x in p.leading_group) if n
+    )
+    office = tuple(n for n in (person_ref(x, loc.plan("office"), "领导小组办公室成员") for x in p.office) if n)
+
+    # Systems, projects, tasks --------------------------------------------------------------
+    systems: list[GroupDef] = []
+    projects: list[GroupDef] = []
+    tasks: list[TaskDef] = []
+    system_seen: dict[str, int] = {}
+    task_seen: dict[str, str] = {}
+    position = 0
+    for si, s in enumerate(plan_file.systems):
+        if not s.name:
+            bad(loc.system(si, "name"), "育人体系名称不能为空")
+            continue
+        if s.name in system_seen:
+            bad(loc.system(si, "name"), f"育人体系“{s.name}”重复出现")
+            continue
+        system_seen[s.name] = si
+        systems.append(GroupDef(code=s.code or f"{len(systems) + 1:02d}", name=s.name, position=len(systems)))
+        project_seen: set[str] = set()
+        for pi, pr in enumerate(s.projects):
+            if not pr.name:
+                bad(loc.project(si, pi, "name"), "重点项目名称不能为空")
+                continue
+            if pr.name in project_seen:
+                bad(loc.project(si, pi, "name"), f"重点项目“{pr.name}”在体系“{s.name}”中重复出现")
+                continue
+            project_seen.add(pr.name)
+            projects.append(
+                GroupDef(
+                    code=pr.code or f"{systems[-1].code}.{len(project_seen)}",
+                    name=pr.name,
+                    position=len(projects),
+                    system=s.name,
+                )
+            )
+            for ti, t in enumerate(pr.tasks):
+                at = lambda field, _t=t, _si=si, _pi=pi, _ti=ti: loc.task(_si, _pi, _ti, field, _t.code)  # noqa: E731
+                if not t.code:
+                    bad(at("code"), "缺少任务编号（序号），编号用于再次导入时匹配任务")
+                elif not CODE_RE.match(t.code):
+                    bad(at("code"), f"任务编号“{t.code}”不可用：编号不能含空格和 / \\ ? # % 字符，最多 50 个字符")
+                elif t.code in task_seen:
+                    bad(at("code"), f"任务编号“{t.code}”重复（{task_seen[t.code]}已使用）；编号在方案内须唯一")
+                else:
+                    task_seen[t.code] = at("code").split(" · ", 1)[-1]
+                if not t.title:
+                    bad(at("title"), "具体任务内容不能为空")
+                lead = department_ref(t.lead_department, at("lead_department"), "牵头单位")
+                partners = tuple(
+                    n for n in (department_ref(x, at("partners"), "配合单位") for x in t.partners) if n
+                )
+                owner = person_ref(t.owner, at("owner"), "责任人")
+                if not t.owner:
+                    head = dept_by_name.get(lead).head if lead in dept_by_name else None
+                    if head:
+                        owner = head
+                    else:
+                        bad(at("owner"), "缺少责任人：请填写责任人，或在部门表中为牵头单位指定负责人")
+                supervisor = person_ref(t.supervisor, at("supervisor"), "分管校领导")
+                if not t.supervisor and lead in dept_by_name:
+                    supervisor = dept_by_name[lead].supervisor
+                milestones, schedule = _milestones(t, at, bad)
+                report_period = None
+                if t.report_every:
+                    try:
+                        report_period = parse_period(t.report_every)
+                    except DeadlineError as err:
+                        bad(at("report_every"), str(err))
+                if schedule is None:
+                    continue
+                kind, period, month, text = schedule
+                if kind == "ongoing":
+                    period = report_period or report_every
+                elif kind == "once" and report_period:
+                    period = report_period
+                tasks.append(
+                    TaskDef(
+                        code=t.code,
+                        system=s.name,
+                        project=pr.name,
+                        title=t.title,
+                        statement=t.statement,
+                        done_criteria=t.done_criteria,
+                        owner=owner or "",
+                        lead_department=lead,
+                        partners=partners,
+                        supervisor=supervisor,
+                        schedule=kind,
+                        period=period,
+                        period_month=month,
+                        deadline_text=text,
+                        milestones=tuple(milestones),
+                        position=position,
+                    )
+                )
+                position += 1
+
+    if problems:
+        raise PlanProblems(loc.source, problems)
+
+    for name in implied_departments:
+        departments.append(DepartmentDef(name=name, head=None, supervisor=None))
+    if implied_departments:
+        warnings.append(f"文件中没有部门表，已按任务中出现的名称登记 {len(implied_departments)} 个部门（未指定负责人）")
+    for name in implied_people:
+        people.append(PersonDef(name=name, department=None, title=None, email=None, mobile=None, notify=(), manager=None))
+    if implied_people:
+        warnings.append(f"文件中没有人员表，已按任务中出现的姓名登记 {len(implied_people)} 位人员（暂无联系方式，无法接收提醒）")
+    if not tasks:
+        warnings.append("方案中没有任何具体任务")
+
+    return PlanDefinition(
+        code=p.code,
+        name=p.name,
+        organization=p.organization,
+        approval_required=p.approval_required,
+        report_every=report_every,
+        leading_group=leading_group,
+        office=office,
+        departments=tuple(departments),
+        people=tuple(people),
+        systems=tuple(systems),
+        projects=tuple(projects),
+        tasks=tuple(tasks),
+        warnings=tuple(warnings),
+    )
+
+
+def _milestones(t, at, bad):
+    """Milestones of one task and its schedule ``(kind, period, month, text)``; None on problems."""
+    ok = True
+    final: Deadline | None = None
+    if t.deadline is not None and t.deadline != "":
+        try:
+            final = parse_deadline(t.deadline)
+        except DeadlineError as err:
+            bad(at("deadline"), str(err))
+            ok = False
+
+    steps: list[tuple[Deadline, str]] = []
+    if isinstance(t.roadmap, str):
+        if t.roadmap.strip():
+            try:
+                steps = parse_roadmap(t.roadmap)
+            except DeadlineError as err:
+                bad(at("roadmap"), str(err))
+                ok = False
+    elif t.roadmap:
+        for n, step in enumerate(t.roadmap, 1):
+            try:
+                d = parse_deadline(step.due)
+            except DeadlineError as err:
+                bad(at("roadmap"), f"第 {n} 步：{err}")
+                ok = False
+                continue
+            if d.kind != "date":
+                bad(at("roadmap"), f"第 {n} 步“{d.text}”不是具体日期：路线图的每一步都需要一个完成时间")
+                ok = False
+                continue
+            steps.append((d, step.title))
+
+    if final is None and not steps and ok:
+        bad(at("deadline"), "缺少完成时限：请填写完成时限，或在路线图中列出带日期的步骤")
+        return [], None
+    if not ok:
+        return [], None
+
+    if final is not None and final.kind == "date":
+        late = [(n, d) for n, (d, _title) in enumerate(steps, 1) if d.due > final.due]
+        for n, d in late:
+            bad(at("roadmap"), f"路线图第 {n} 步的时间 {_fmt(d.due)}（“{d.text}”）晚于完成时限 {_fmt(final.due)}（“{final.text}”）")
+        if late:
+            return [], None
+
+    ordered = sorted(steps, key=lambda s: s[0].due)  # stable: same-day steps keep their order
+    milestones = [
+        MilestoneDef(seq=i + 1, title=title, due=d.due, due_text=d.text, is_final=False)
+        for i, (d, title) in enumerate(ordered)
+    ]
+    if final is None or final.kind == "date":
+        if final is not None and (not milestones or milestones[-1].due != final.due):
+            milestones.append(
+                MilestoneDef(seq=len(milestones) + 1, title=FINAL_STEP_TITLE, due=final.due, due_text=final.text, is_final=True)
+            )
+        else:
+            last = milestones[-1]
+            milestones[-1] = MilestoneDef(last.seq, last.title or FINAL_STEP_TITLE, last.due, last.due_text, True)
+        text = final.text if final is not None else milestones[-1].due_text
+        return milestones, ("once", None, None, text)
+    if final.kind == "recurring":
+        return milestones, ("recurring", final.period, final.month, final.text)
+    return milestones, ("ongoing", None, None, final.text)

@@ -1,0 +1,236 @@
+"""The ``duban`` command: a thin layer over the library (typer + rich)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from duban.settings import ConfigurationError, Settings, get_settings
+
+app = typer.Typer(
+    help="督办（duban）：把改革任务清单（任务书·路线图·时间表·责任人）变成按期提醒、逐级督办、汇总通报的流程。",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="数据库：升级结构、查看版本。", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+EXAMPLE_PLAN = Path(__file__).resolve().parent.parent / "definitions" / "plans" / "sanquan-yuren.yaml"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err_console.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigurationError as err:
+        _fail(f"无法启动：{err}", 2)
+        raise  # unreachable
+
+
+def _engine():
+    from duban.db import get_engine
+
+    settings = _settings()
+    try:
+        return get_engine(settings.database_url)
+    except Exception as err:  # noqa: BLE001 - any driver error becomes one clear message
+        _fail(f"无法连接数据库 {_safe_url(settings.database_url)}：{err.__class__.__name__}: {err}", 2)
+        raise
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "（无法解析的地址）"
+
+
+def _parse_day(value: Optional[str]) -> dt.date:
+    if not value:
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo(_settings().timezone)).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"日期“{value}”格式不正确，请写作 YYYY-MM-DD，如 2026-11-23", 2)
+        raise
+
+
+@app.command("import")
+def import_command(
+    path: Annotated[Path, typer.Argument(help="方案文件：YAML（.yaml）、Excel（.xlsx）或 CSV（.csv）")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示将要发生的变更，不写入数据库")] = False,
+    plan: Annotated[Optional[str], typer.Option("--plan", help="方案编号（Excel/CSV 中没有“方案”表时使用；缺省为文件名）")] = None,
+    actor: Annotated[Optional[str], typer.Option("--actor", help="记入操作记录的操作人（缺省为当前系统用户）")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出变更")] = False,
+) -> None:
+    """导入或更新一个方案：新增任务、变更时间和责任人、归档删除的任务，已有进展不丢失。"""
+    from definitions.problems import PlanProblems
+    from duban.importer import import_plan
+
+    engine = _engine()
+    try:
+        diff = import_plan(engine, path, dry_run=dry_run, actor=actor, plan_code=plan)
+    except PlanProblems as err:
+        if as_json:
+            print(json.dumps({"ok": False, "problems": [{"where": p.where, "message": p.message} for p in err.problems]}, ensure_ascii=False, indent=2))
+            raise typer.Exit(1)
+        _fail(err.render(), 1)
+    if as_json:
+        print(json.dumps({"ok": True, "dry_run": dry_run, **diff.to_dict()}, ensure_ascii=False, indent=2))
+        return
+    console.print(diff.render(), markup=False, highlight=False)
+    if dry_run:
+        console.print("（预览：以上变更尚未写入。去掉 --dry-run 即可导入。）", markup=False)
+    else:
+        console.print("导入完成。", markup=False)
+
+
+@app.command("status")
+def status_command(
+    plan: Annotated[Optional[str], typer.Option("--plan", help="只看这个方案（方案编号）")] = None,
+    today: Annotated[Optional[str], typer.Option("--today", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="输出 JSON（格式见 docs/status-json.md）")] = False,
+) -> None:
+    """任务进展统计：按状态、按育人体系、按牵头单位。"""
+    from duban.db import session_scope
+    from duban.status import collect_status, render_status
+
+    day = _parse_day(today)
+    engine = _engine()
+    with session_scope(engine) as session:
+        if plan is not None:
+            from sqlalchemy import select
+
+            from duban.models import Plan
+
+            if session.scalar(select(Plan.id).where(Plan.code == plan)) is None:
+                known = "、".join(session.scalars(select(Plan.code).order_by(Plan.code))) or "（暂无，请先用 duban import 导入）"
+                _fail(f"没有编号为“{plan}”的方案。已有方案：{known}", 1)
+        data = collect_status(session, today=day, plan_code=plan)
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if not data["by_plan"]:
+        console.print("库中还没有方案。请先导入：duban import 方案文件.xlsx", markup=False)
+        return
+    for item in render_status(data):
+        console.print(item)
+
+
+@app.command("plans")
+def plans_command() -> None:
+    """列出库中的方案。"""
+    from rich.table import Table
+    from sqlalchemy import func, select
+
+    from duban.db import session_scope
+    from duban.models import Plan, Task
+
+    with session_scope(_engine()) as session:
+        rows = session.execute(
+            select(Plan.code, Plan.name, Plan.organization, Plan.updated_at, func.count(Task.id))
+            .outerjoin(Task, (Task.plan_id == Plan.id) & Task.archived_at.is_(None))
+            .group_by(Plan.id)
+            .order_by(Plan.code)
+        ).all()
+    if not rows:
+        console.print("库中还没有方案。请先导入：duban import 方案文件.xlsx", markup=False)
+        return
+    table = Table()
+    for col in ("方案编号", "方案名称", "单位", "在办任务", "最近更新"):
+        table.add_column(col)
+    for code, name, org, updated, n in rows:
+        table.add_row(code, name, org or "", str(n), updated.strftime("%Y-%m-%d %H:%M") if updated else "")
+    console.print(table)
+
+
+@app.command("export")
+def export_command(
+    plan: Annotated[str, typer.Argument(help="方案编号")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="输出文件（.xlsx 或 .yaml）")],
+) -> None:
+    """把库中的方案导出为 Excel 或 YAML（格式与导入相同，可修改后再导入）。"""
+    from definitions.export import write_plan_file
+    from duban.db import session_scope
+    from duban.export import plan_file_from_store
+
+    with session_scope(_engine()) as session:
+        plan_file = plan_file_from_store(session, plan)
+    if plan_file is None:
+        _fail(f"没有编号为“{plan}”的方案。", 1)
+    try:
+        write_plan_file(plan_file, out)
+    except ValueError as err:
+        _fail(str(err), 2)
+    console.print(f"已导出到 {out}", markup=False)
+
+
+@app.command("secret")
+def secret_command() -> None:
+    """生成一个可用作 DUBAN_SECRET_KEY 的随机密钥。"""
+    print(secrets.token_urlsafe(48))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """把数据库结构升级到最新版本（其他命令也会自动执行）。"""
+    from duban.db import current_revision
+
+    engine = _engine()
+    console.print(f"数据库 {_safe_url(_settings().database_url)} 已是最新结构（版本 {current_revision(engine)}）。", markup=False)
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """显示数据库结构版本。"""
+    from duban.db import current_revision, make_engine
+
+    settings = _settings()
+    rev = current_revision(make_engine(settings.database_url))
+    console.print(f"{_safe_url(settings.database_url)}：{rev or '尚未初始化'}", markup=False)
+
+
+@app.command("demo")
+def demo_command(
+    today: Annotated[Optional[str], typer.Option("--today", help="演示用的“今天”（YYYY-MM-DD）")] = None,
+) -> None:
+    """演示：导入示例“三全育人”方案并显示进展统计（可重复运行）。"""
+    from duban.importer import import_plan
+
+    engine = _engine()
+    console.rule("1. 导入示例方案 definitions/plans/sanquan-yuren.yaml")
+    diff = import_plan(engine, EXAMPLE_PLAN, actor="demo")
+    console.print(diff.render(limit=5), markup=False, highlight=False)
+    console.rule("2. 进展统计（duban status）")
+    status_command(plan=None, today=today, as_json=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigurationError as err:  # settings read outside a command
+        err_console.print(f"无法启动：{err}", markup=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

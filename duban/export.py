@@ -1,0 +1,79 @@
+"""Read a plan back out of the store as a ``PlanFile`` (to export it and re-import it later)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from definitions.schema import DepartmentIn, MilestoneIn, PersonIn, PlanFile, PlanIn, ProjectIn, SystemIn, TaskIn
+from duban.models import ARCHIVED, Department, Milestone, Person, Plan, PlanRole, Project, System, Task
+
+PERIOD_LABELS = {"week": "每周", "month": "每月", "quarter": "每季度", "semester": "每学期", "year": "每年"}
+
+
+def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
+    plan = session.scalar(select(Plan).where(Plan.code == code))
+    if plan is None:
+        return None
+    people = session.scalars(select(Person).where(Person.plan_id == plan.id, Person.active.is_(True)).order_by(Person.id)).all()
+    all_people = {p.id: p.name for p in session.scalars(select(Person).where(Person.plan_id == plan.id))}
+    depts = session.scalars(select(Department).where(Department.plan_id == plan.id).order_by(Department.id)).all()
+    dept_names = {d.id: d.name for d in depts}
+    roles = session.execute(select(PlanRole.role, PlanRole.person_id).where(PlanRole.plan_id == plan.id).order_by(PlanRole.role, PlanRole.position)).all()
+    milestones = defaultdict(list)
+    for m in session.scalars(
+        select(Milestone).join(Task, Task.id == Milestone.task_id)
+        .where(Task.plan_id == plan.id, Milestone.status != ARCHIVED).order_by(Milestone.task_id, Milestone.seq)
+    ):
+        milestones[m.task_id].append(m)
+
+    systems = []
+    for s in session.scalars(select(System).where(System.plan_id == plan.id, System.archived_at.is_(None)).order_by(System.position)):
+        projects = []
+        for pr in session.scalars(select(Project).where(Project.system_id == s.id, Project.archived_at.is_(None)).order_by(Project.position)):
+            tasks = []
+            for t in session.scalars(select(Task).where(Task.project_id == pr.id, Task.archived_at.is_(None)).order_by(Task.position)):
+                ms = milestones.get(t.id, [])
+                final = next((m for m in ms if m.is_final), None)
+                steps = [m for m in ms if not m.is_final]
+                if t.schedule == "once" and final is not None:
+                    deadline = final.due_text if final.due_version == 1 and final.due_text else final.due_date.isoformat()
+                else:
+                    deadline = t.deadline_text
+                roadmap = [
+                    MilestoneIn(due=m.due_text if m.due_version == 1 and m.due_text else m.due_date.isoformat(), title=m.title)
+                    for m in steps
+                ] or None
+                tasks.append(
+                    TaskIn(
+                        code=t.code, title=t.title, statement=t.statement, done_criteria=t.done_criteria,
+                        owner=all_people.get(t.owner_id), lead_department=dept_names.get(t.lead_department_id),
+                        partners=list(t.partners), supervisor=all_people.get(t.supervisor_id),
+                        deadline=deadline, roadmap=roadmap,
+                        report_every=PERIOD_LABELS.get(t.period) if t.schedule != "recurring" and t.period else None,
+                    )
+                )
+            projects.append(ProjectIn(code=pr.code, name=pr.name, tasks=tasks))
+        systems.append(SystemIn(code=s.code, name=s.name, projects=projects))
+
+    return PlanFile(
+        plan=PlanIn(
+            code=plan.code, name=plan.name, organization=plan.organization,
+            approval_required=plan.approval_required, report_every=PERIOD_LABELS.get(plan.report_every, "每学期"),
+            leading_group=[all_people[pid] for role, pid in roles if role == "leading_group"],
+            office=[all_people[pid] for role, pid in roles if role == "office"],
+        ),
+        departments=[
+            DepartmentIn(name=d.name, head=all_people.get(d.head_id), supervisor=all_people.get(d.supervisor_id)) for d in depts
+        ],
+        people=[
+            PersonIn(
+                name=p.name, department=dept_names.get(p.department_id), title=p.title, email=p.email,
+                mobile=p.mobile, notify=list(p.notify_urls), manager=all_people.get(p.manager_id),
+            )
+            for p in people
+        ],
+        systems=systems,
+    )

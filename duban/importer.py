@@ -1,0 +1,44 @@
+"""Import a definition file into the store in one transaction (or report and change nothing)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from definitions.loaders import load_plan
+from duban.db import session_scope
+from duban.store import PlanDiff, apply_plan
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll a dry run back."""
+
+
+def import_plan(
+    engine: Engine,
+    path: str | Path,
+    *,
+    dry_run: bool = False,
+    actor: str | None = None,
+    plan_code: str | None = None,
+) -> PlanDiff:
+    """Validate ``path`` and apply it; raise ``PlanProblems`` (nothing written) when it is invalid.
+
+    A dry run performs the very same changes inside the transaction and rolls them back, so the
+    diff it returns is exactly what the real import would do.
+    """
+    path = Path(path)
+    definition = load_plan(path, plan_code=plan_code)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    diff: PlanDiff | None = None
+    try:
+        with session_scope(engine) as session:
+            diff = apply_plan(session, definition, actor=actor, source=path.name, sha256=digest)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    assert diff is not None
+    return diff

@@ -1,0 +1,213 @@
+"""``duban status``: counts by status, by system and by department.
+
+The JSON form is stable (``schema: duban.status/1``) and documented in ``docs/status-json.md``;
+other tools read it.  Task status is derived from its milestones:
+
+* ``archived``: the task was removed from the list;
+* a task with milestones takes the least advanced state of its non-archived milestones
+  (assigned < in_progress < submitted < done);
+* a recurring or ongoing task is never ``done``: ``assigned`` until acknowledged, then
+  ``in_progress`` (its milestones, if any, only ever move it forward to ``in_progress``).
+
+A task is *overdue* when one of its open milestones (assigned / in progress) is due before the
+reference day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from duban.models import (
+    ARCHIVED,
+    ASSIGNED,
+    DONE,
+    IN_PROGRESS,
+    MILESTONE_STATES,
+    STATE_LABELS,
+    SUBMITTED,
+    Department,
+    Milestone,
+    Plan,
+    Project,
+    System,
+    Task,
+)
+
+SCHEMA = "duban.status/1"
+RANKS = {ASSIGNED: 0, IN_PROGRESS: 1, SUBMITTED: 2, DONE: 3}
+BY_RANK = {v: k for k, v in RANKS.items()}
+DUE_SOON_DAYS = 14
+
+
+def _zero() -> dict[str, int]:
+    return {s: 0 for s in MILESTONE_STATES}
+
+
+def collect_status(session: Session, *, today: dt.date, plan_code: str | None = None) -> dict[str, Any]:
+    """Everything ``duban status`` shows, as a JSON-ready dict."""
+    plans = session.execute(select(Plan.id, Plan.code, Plan.name).order_by(Plan.code)).all()
+    if plan_code is not None:
+        plans = [p for p in plans if p.code == plan_code]
+    plan_ids = [p.id for p in plans]
+
+    rank = case(
+        (Milestone.status == ASSIGNED, 0),
+        (Milestone.status == IN_PROGRESS, 1),
+        (Milestone.status == SUBMITTED, 2),
+        (Milestone.status == DONE, 3),
+        else_=None,
+    )
+    is_open = Milestone.status.in_((ASSIGNED, IN_PROGRESS))
+    per_task = (
+        select(
+            Milestone.task_id.label("task_id"),
+            func.min(rank).label("min_rank"),
+            func.count(rank).label("active"),
+            func.sum(case((and_(is_open, Milestone.due_date < today), 1), else_=0)).label("overdue"),
+            func.sum(
+                case((and_(is_open, Milestone.due_date >= today, Milestone.due_date <= today + dt.timedelta(days=DUE_SOON_DAYS)), 1), else_=0)
+            ).label("due_soon"),
+        )
+        .group_by(Milestone.task_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Task.plan_id,
+            Task.schedule,
+            Task.archived_at,
+            Task.acknowledged_at,
+            System.code.label("system_code"),
+            System.name.label("system"),
+            System.position.label("system_position"),
+            Department.name.label("department"),
+            per_task.c.min_rank,
+            per_task.c.active,
+            per_task.c.overdue,
+            per_task.c.due_soon,
+        )
+        .join(Project, Project.id == Task.project_id)
+        .join(System, System.id == Project.system_id)
+        .outerjoin(Department, Department.id == Task.lead_department_id)
+        .outerjoin(per_task, per_task.c.task_id == Task.id)
+        .where(Task.plan_id.in_(plan_ids) if plan_code is not None else True)
+    ).all()
+
+    ms_counts = _zero()
+    ms_query = select(Milestone.status, func.count()).join(Task, Task.id == Milestone.task_id).where(Task.archived_at.is_(None))
+    if plan_code is not None:
+        ms_query = ms_query.where(Task.plan_id.in_(plan_ids))
+    for status, n in session.execute(ms_query.group_by(Milestone.status)):
+        ms_counts[status] = n
+    overdue_ms = session.scalar(
+        select(func.count())
+        .select_from(Milestone)
+        .join(Task, Task.id == Milestone.task_id)
+        .where(
+            Task.archived_at.is_(None),
+            Milestone.status.in_((ASSIGNED, IN_PROGRESS)),
+            Milestone.due_date < today,
+            or_(Task.plan_id.in_(plan_ids), plan_code is None),
+        )
+    )
+
+    code_of = {p.id: p.code for p in plans}
+    totals = {"tasks": 0, "archived_tasks": 0, "milestones": sum(v for k, v in ms_counts.items() if k != ARCHIVED), "overdue_tasks": 0, "overdue_milestones": overdue_ms or 0, "due_soon_tasks": 0}
+    tasks_by_status = _zero()
+    by_plan: dict[int, dict[str, Any]] = {}
+    by_system: dict[tuple[int, str], dict[str, Any]] = {}
+    by_department: dict[tuple[int, str | None], dict[str, Any]] = {}
+    system_order: dict[tuple[int, str], tuple[int, str]] = {}
+
+    def bucket(store: dict, key, **extra) -> dict[str, Any]:
+        if key not in store:
+            store[key] = {**extra, "tasks": 0, "tasks_by_status": _zero(), "overdue_tasks": 0, "due_soon_tasks": 0}
+        return store[key]
+
+    for p in plans:
+        bucket(by_plan, p.id, plan=p.code, name=p.name)
+    for r in rows:
+        if r.archived_at is not None:
+            status = ARCHIVED
+        elif r.schedule in ("recurring", "ongoing"):
+            status = IN_PROGRESS if (r.acknowledged_at is not None or (r.min_rank or 0) >= 1) else ASSIGNED
+        elif r.active:
+            status = BY_RANK[r.min_rank]
+        else:
+            status = IN_PROGRESS if r.acknowledged_at is not None else ASSIGNED
+        tasks_by_status[status] += 1
+        plan = code_of[r.plan_id]
+        targets = [
+            bucket(by_plan, r.plan_id, plan=plan),
+            bucket(by_system, (r.plan_id, r.system), plan=plan, system=r.system, code=r.system_code),
+            bucket(by_department, (r.plan_id, r.department), plan=plan, department=r.department),
+        ]
+        system_order[(r.plan_id, r.system)] = (r.system_position, r.system_code)
+        for b in targets:
+            b["tasks_by_status"][status] += 1
+        if status == ARCHIVED:
+            totals["archived_tasks"] += 1
+            continue
+        overdue, soon = bool(r.overdue), bool(r.due_soon)
+        totals["tasks"] += 1
+        totals["overdue_tasks"] += overdue
+        totals["due_soon_tasks"] += soon
+        for b in targets:
+            b["tasks"] += 1
+            b["overdue_tasks"] += overdue
+            b["due_soon_tasks"] += soon
+
+    return {
+        "schema": SCHEMA,
+        "as_of": today.isoformat(),
+        "plan": plan_code,
+        "due_soon_days": DUE_SOON_DAYS,
+        "totals": totals,
+        "tasks_by_status": tasks_by_status,
+        "milestones_by_status": ms_counts,
+        "by_plan": [by_plan[p.id] for p in plans],
+        "by_system": [v for k, v in sorted(by_system.items(), key=lambda kv: (code_of[kv[0][0]], system_order[kv[0]]))],
+        "by_department": sorted(by_department.values(), key=lambda b: (b["plan"], -b["tasks"], b["department"] or "")),
+    }
+
+
+def render_status(data: dict[str, Any]):
+    """Rich renderables for the terminal (Chinese)."""
+    from rich.table import Table
+
+    t = data["totals"]
+    s = data["tasks_by_status"]
+    head = (
+        f"截至 {data['as_of']}：在办任务 {t['tasks']} 项（里程碑 {t['milestones']} 个），"
+        f"已逾期 {t['overdue_tasks']} 项，{data['due_soon_days']} 天内到期 {t['due_soon_tasks']} 项；"
+        + "，".join(f"{STATE_LABELS[k]} {s[k]}" for k in MILESTONE_STATES)
+    )
+    out: list[Any] = [head]
+
+    def table(title: str, first: str, rows: list[dict[str, Any]], key: str) -> Table:
+        tb = Table(title=title, title_justify="left")
+        if len(data["by_plan"]) > 1:
+            tb.add_column("方案")
+        tb.add_column(first)
+        tb.add_column("任务", justify="right")
+        for state in (ASSIGNED, IN_PROGRESS, SUBMITTED, DONE):
+            tb.add_column(STATE_LABELS[state], justify="right")
+        tb.add_column("已逾期", justify="right")
+        tb.add_column(f"{data['due_soon_days']}天内到期", justify="right")
+        for r in rows:
+            cells = [r["plan"]] if len(data["by_plan"]) > 1 else []
+            cells += [r.get(key) or "（未指定）", str(r["tasks"])]
+            cells += [str(r["tasks_by_status"][st]) for st in (ASSIGNED, IN_PROGRESS, SUBMITTED, DONE)]
+            overdue = r["overdue_tasks"]
+            cells += [f"[red]{overdue}[/red]" if overdue else "0", str(r["due_soon_tasks"])]
+            tb.add_row(*cells)
+        return tb
+
+    out.append(table("按育人体系", "育人体系", data["by_system"], "system"))
+    out.append(table("按牵头单位", "牵头单位", data["by_department"], "department"))
+    return out
