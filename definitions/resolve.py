@@ -128,16 +128,17 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
                 else None,
             )
         )
-    # a chain of managers must end: no cycles
+    # a chain of managers must end: report each cycle once, at its first member
     managers = {pd.name: pd.manager for pd in people}
+    reported: set[str] = set()
     for i, pd in enumerate(people):
-        seen, cur = {pd.name}, pd.manager
-        while cur:
-            if cur in seen:
-                bad(loc.person(i, "manager"), f"直接上级形成了循环（{pd.name} → … → {cur}）：请检查上级关系")
-                break
-            seen.add(cur)
+        chain, cur = [pd.name], pd.manager
+        while cur and cur != pd.name and cur not in chain and len(chain) <= len(people):
+            chain.append(cur)
             cur = managers.get(cur)
+        if cur == pd.name and pd.name not in reported:
+            reported.update(chain)
+            bad(loc.person(i, "manager"), f"直接上级形成了循环（{' → '.join([*chain, pd.name])}）：请检查上级关系")
 
     departments: list[DepartmentDef] = []
     for i, d in enumerate(plan_file.departments):

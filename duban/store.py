@@ -152,20 +152,21 @@ class PlanDiff:
         block("变更任务", self.changed)
         block("归档任务（已从清单中删除，历史记录保留）", self.archived)
         block("恢复任务（重新出现在清单中）", self.restored)
-        if self.groups_added:
-            lines.append(f"新增体系/项目 {len(self.groups_added)} 个：" + "、".join(self.groups_added[:limit]))
-        if self.groups_archived:
-            lines.append(f"归档体系/项目 {len(self.groups_archived)} 个：" + "、".join(self.groups_archived[:limit]))
-        if self.departments_added:
-            lines.append(f"新增部门 {len(self.departments_added)} 个：" + "、".join(self.departments_added[:limit]))
-        if self.departments_changed:
-            lines.append(f"部门信息变更 {len(self.departments_changed)} 个：" + "、".join(self.departments_changed[:limit]))
-        if self.people_added:
-            lines.append(f"新增人员 {len(self.people_added)} 位：" + "、".join(self.people_added[:limit]))
-        if self.people_changed:
-            lines.append(f"人员信息变更 {len(self.people_changed)} 位：" + "、".join(self.people_changed[:limit]))
-        if self.people_deactivated:
-            lines.append(f"不再出现在人员表中 {len(self.people_deactivated)} 位（保留历史，不再接收提醒）：" + "、".join(self.people_deactivated[:limit]))
+        def names(title: str, items: list[str]) -> None:
+            if not items:
+                return
+            if self.plan_created or len(items) > limit:
+                lines.append(f"{title} {len(items)}：" + "、".join(items[:8]) + ("……" if len(items) > 8 else ""))
+            else:
+                lines.append(f"{title} {len(items)}：" + "、".join(items))
+
+        names("新增体系/项目", self.groups_added)
+        names("归档体系/项目", self.groups_archived)
+        names("新增部门", self.departments_added)
+        names("部门信息变更", self.departments_changed)
+        names("新增人员", self.people_added)
+        names("人员信息变更", self.people_changed)
+        names("不再出现在人员表中（保留历史，不再接收提醒）", self.people_deactivated)
         if not self.has_changes:
             lines.append("与库中现有内容相同，没有需要更新的内容。")
         else:
@@ -361,7 +362,7 @@ def _sync_department_roles(session: Session, pid: int, d: PlanDefinition, dept_i
 def _sync_plan_roles(session: Session, pid: int, d: PlanDefinition, person_ids: dict[str, int]) -> None:
     want = [(person_ids[n], "leading_group", i) for i, n in enumerate(d.leading_group)]
     want += [(person_ids[n], "office", i) for i, n in enumerate(d.office)]
-    have = sorted(session.execute(select(PlanRole.person_id, PlanRole.role, PlanRole.position).where(PlanRole.plan_id == pid)).tuples())
+    have = sorted(tuple(r) for r in session.execute(select(PlanRole.person_id, PlanRole.role, PlanRole.position).where(PlanRole.plan_id == pid)))
     if sorted(want) != have:
         session.execute(delete(PlanRole).where(PlanRole.plan_id == pid))
         if want:
@@ -576,7 +577,7 @@ def _sync_milestones(task_id, t: TaskDef, old_ms, ms_updates, ms_inserts, events
     details: list[str] = []
     remaining = list(old_ms)
     pairs: list[tuple[MilestoneDef, Any | None]] = []
-    # 1) same title (non-empty) 2) the final deadline with the final one 3) same position
+    # 1) same title (non-empty) 2) the final deadline with the final one 3) same position (below)
     unmatched_defs: list[MilestoneDef] = []
     for m in t.milestones:
         hit = next((o for o in remaining if m.title and o.title == m.title and o.is_final == m.is_final), None)
@@ -588,7 +589,11 @@ def _sync_milestones(task_id, t: TaskDef, old_ms, ms_updates, ms_inserts, events
         else:
             unmatched_defs.append(m)
     for m in unmatched_defs:
-        hit = next((o for o in remaining if o.seq == m.seq and not o.is_final), None)
+        # same position: a step renamed on the same date, or an untitled step whose date moved
+        hit = next(
+            (o for o in remaining if o.seq == m.seq and not o.is_final and (o.due_date == m.due or not (o.title and m.title))),
+            None,
+        )
         if hit is not None:
             remaining.remove(hit)
         pairs.append((m, hit))

@@ -1,0 +1,103 @@
+"""Shared fixtures: a migrated database per test on SQLite and (when configured) PostgreSQL.
+
+Set ``DUBAN_TEST_POSTGRES_URL`` (``.ci/run`` sets it to the local server) to run the PostgreSQL
+half; without it those tests are skipped with a clear reason, so the suite passes on a laptop.
+Each test session creates its own PostgreSQL database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from duban.db import make_engine, upgrade
+from duban.settings import get_settings
+
+POSTGRES_ENV = "DUBAN_TEST_POSTGRES_URL"
+PG_SKIP_REASON = f"PostgreSQL tests skipped: set {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch, tmp_path):
+    """Every test runs in demo mode in its own folder, with no stray DUBAN_ variables."""
+    for key in list(os.environ):
+        if key.startswith("DUBAN_") and key != POSTGRES_ENV:
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DUBAN_DEMO", "1")
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(PG_SKIP_REASON)
+    url = make_url(base)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"duban_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> str:
+    """A URL to an empty database (SQLite file, or a clean PostgreSQL schema)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'duban.db'}"
+    url = request.getfixturevalue("postgres_url")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def engine(database_url):
+    eng = make_engine(database_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def use_database(monkeypatch, database_url):
+    """Point the CLI (settings) at the test database."""
+    monkeypatch.setenv("DUBAN_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    from duban import db
+
+    db._engines.clear()
+    yield database_url
+    for eng in db._engines.values():
+        eng.dispose()
+    db._engines.clear()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not os.environ.get(POSTGRES_ENV):
+        terminalreporter.write_sep("-", "PostgreSQL half of the suite was SKIPPED", yellow=True)
+        terminalreporter.write_line(PG_SKIP_REASON)
+
+
+EXAMPLE_YAML = Path(__file__).resolve().parent.parent / "definitions" / "plans" / "sanquan-yuren.yaml"
+EXAMPLE_XLSX = EXAMPLE_YAML.with_suffix(".xlsx")
