@@ -161,3 +161,13 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
     ws.column_dimensions["A"].width = 120
     wb.active = 1
     wb.save(out)
+
+
+if __name__ == "__main__":  # python -m definitions.export plans/x.yaml plans/x.xlsx
+    import sys
+
+    from definitions.loaders import read_plan_file
+
+    source, target = sys.argv[1:3]
+    write_plan_file(read_plan_file(source)[0], target)
+    print(f"wrote {target}")

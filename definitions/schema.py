@@ -202,3 +202,18 @@ class PlanDefinition:
     projects: tuple[GroupDef, ...]
     tasks: tuple[TaskDef, ...]
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+def json_schema() -> dict:
+    """The JSON schema of the YAML plan format (shipped as ``definitions/plan.schema.json``)."""
+    schema = PlanFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "duban plan"
+    schema["description"] = "督办方案文件（YAML）。说明见 docs/plan-format.md。"
+    return schema
+
+
+if __name__ == "__main__":  # python -m definitions.schema > definitions/plan.schema.json
+    import json
+
+    print(json.dumps(json_schema(), ensure_ascii=False, indent=2))

@@ -1,0 +1,162 @@
+"""The `duban` command: help everywhere, clear messages, exit codes, JSON that scripts read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from duban.cli import app
+from duban.settings import get_settings
+from tests.conftest import EXAMPLE_XLSX, EXAMPLE_YAML
+from tests.factories import small_plan, task_of, write_yaml
+
+runner = CliRunner()
+
+COMMANDS = [[], ["import"], ["status"], ["plans"], ["export"], ["secret"], ["demo"], ["db"], ["db", "upgrade"], ["db", "current"]]
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "duban")
+def test_every_command_has_chinese_help(cmd):
+    result = run(*cmd, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in result.output)
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "duban.cli", "--help"], capture_output=True, text=True, check=True)
+    assert "督办" in out.stdout
+
+
+def test_import_status_and_plans(use_database, tmp_path):
+    path = write_yaml(tmp_path / "p.yaml", small_plan())
+    result = run("import", path, "--dry-run")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0] == "新建方案「测试方案」（demo）"
+    assert result.stdout.splitlines()[-1] == "（预览：以上变更尚未写入。去掉 --dry-run 即可导入。）"
+    assert json.loads(run("status", "--json", "--today", "2026-11-23").stdout)["totals"]["tasks"] == 0
+
+    result = run("import", path)
+    assert result.exit_code == 0 and result.stdout.splitlines()[-1] == "导入完成。"
+    data = json.loads(run("status", "--json", "--today", "2026-11-23").stdout)
+    assert (data["totals"]["tasks"], data["totals"]["overdue_tasks"]) == (4, 1)
+    text = run("status", "--today", "2026-11-23").stdout
+    assert "截至 2026-11-23：在办任务 4 项（里程碑 4 个），已逾期 1 项" in text
+    assert "按育人体系" in text and "课程育人" in text and "按牵头单位" in text
+    assert "demo" in run("plans").stdout
+
+
+def test_import_json_reports_diff(use_database, tmp_path):
+    path = write_yaml(tmp_path / "p.yaml", small_plan())
+    run("import", path)
+    plan = small_plan()
+    task_of(plan, "1")["owner"] = "教务处副处长"
+    result = run("import", write_yaml(tmp_path / "p.yaml", plan), "--json", "--dry-run")
+    data = json.loads(result.stdout)
+    assert data["ok"] and data["dry_run"]
+    assert data["tasks"]["changed"] == [{"code": "1", "title": "集体备课", "details": ["责任人：教务处处长 → 教务处副处长"]}]
+
+
+def test_invalid_file_exit_status_and_message(use_database, tmp_path):
+    plan = small_plan()
+    task_of(plan, "1")["deadline"] = "尽快"
+    task_of(plan, "2")["owner"] = "无名氏"
+    path = write_yaml(tmp_path / "bad.yaml", plan)
+    result = run("import", path)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "文件 bad.yaml 有 2 处问题，未导入任何内容，请修改后重新导入："
+    assert lines[1].startswith("  1. bad.yaml · systems[0].projects[0].tasks[0].deadline（任务 1）：完成时限“尽快”无法识别")
+    assert lines[2] == "  2. bad.yaml · systems[0].projects[0].tasks[1].owner（任务 2）：责任人“无名氏”不在人员表中：请先在人员表中登记，或改为人员表中已有的姓名"
+    data = json.loads(run("import", path, "--json").stdout)
+    assert data["ok"] is False and len(data["problems"]) == 2
+    assert json.loads(run("status", "--json").stdout)["by_plan"] == []
+
+
+def test_status_errors(use_database):
+    result = run("status", "--plan", "nope")
+    assert result.exit_code == 1 and result.stderr.strip() == "没有编号为“nope”的方案。已有方案：（暂无，请先用 duban import 导入）"
+    result = run("status", "--today", "2026/11/23")
+    assert result.exit_code == 2 and "日期“2026/11/23”格式不正确，请写作 YYYY-MM-DD" in result.stderr
+    assert run("status").stdout.strip() == "库中还没有方案。请先导入：duban import 方案文件.xlsx"
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".yaml"])
+def test_export_round_trip(use_database, tmp_path, suffix):
+    run("import", EXAMPLE_YAML)
+    out = tmp_path / f"exported{suffix}"
+    result = run("export", "sanquan-yuren-2026", "--out", out)
+    assert result.exit_code == 0, result.output
+    again = json.loads(run("import", out, "--json", "--dry-run").stdout)
+    assert again["tasks"]["unchanged"] == 176
+    assert again["tasks"]["added"] == again["tasks"]["changed"] == again["tasks"]["archived"] == []
+
+
+def test_export_errors(use_database, tmp_path):
+    assert run("export", "nope", "--out", tmp_path / "x.xlsx").exit_code == 1
+    run("import", EXAMPLE_YAML)
+    result = run("export", "sanquan-yuren-2026", "--out", tmp_path / "x.pdf")
+    assert result.exit_code == 2 and result.stderr.strip() == "无法导出为“.pdf”：请使用 .xlsx 或 .yaml 文件名"
+
+
+def test_xlsx_template_imports(use_database):
+    result = run("import", EXAMPLE_XLSX)
+    assert result.exit_code == 0 and "新增任务 176 项" in result.stdout
+
+
+def test_demo_is_repeatable(use_database):
+    first = run("demo", "--today", "2026-11-23")
+    assert first.exit_code == 0, first.output
+    assert "新建方案「“三全育人”综合改革实施方案（示例）」" in first.stdout
+    assert "截至 2026-11-23：在办任务 176 项" in first.stdout
+    second = run("demo", "--today", "2026-11-23")
+    assert "与库中现有内容相同，没有需要更新的内容。" in second.stdout
+
+
+def test_db_commands(use_database):
+    assert "已是最新结构（版本 0001）" in run("db", "upgrade").stdout
+    assert run("db", "current").stdout.strip().endswith("：0001")
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        (None, "无法启动：DUBAN_SECRET_KEY 未设置。"),
+        ("changeme", "无法启动：DUBAN_SECRET_KEY 是示例占位值，不安全。"),
+        ("short-secret", "无法启动：DUBAN_SECRET_KEY 太短（12 个字符）。"),
+        ("a" * 40, "无法启动：DUBAN_SECRET_KEY 过于简单（重复字符太多）。"),
+    ],
+)
+def test_unsafe_secret_refuses_to_start(monkeypatch, secret, message):
+    monkeypatch.delenv("DUBAN_DEMO")
+    if secret:
+        monkeypatch.setenv("DUBAN_SECRET_KEY", secret)
+    get_settings.cache_clear()
+    result = run("status")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message)
+    assert "duban secret" in result.stderr and "DUBAN_DEMO=1" in result.stderr
+
+
+def test_good_secret_starts(monkeypatch):
+    monkeypatch.delenv("DUBAN_DEMO")
+    monkeypatch.setenv("DUBAN_SECRET_KEY", run("secret").stdout.strip())
+    get_settings.cache_clear()
+    assert run("status").exit_code == 0
+
+
+def test_unreachable_database_is_one_clear_message(monkeypatch):
+    monkeypatch.setenv("DUBAN_DATABASE_URL", "postgresql+psycopg://nobody:secret-pw@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    result = run("status")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("无法连接数据库 postgresql+psycopg://nobody:***@127.0.0.1:1/none：")
+    assert "secret-pw" not in result.stderr

@@ -1,0 +1,52 @@
+"""The shipped example plan: its size, and YAML and XLSX template giving the same plan."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from definitions.export import write_workbook
+from definitions.loaders import load_plan, read_plan_file
+from definitions.schema import json_schema
+from tests.conftest import EXAMPLE_XLSX, EXAMPLE_YAML
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_plan_has_the_real_size_and_shape():
+    d = load_plan(EXAMPLE_YAML)
+    assert (len(d.systems), len(d.projects), len(d.tasks)) == (13, 44, 176)
+    assert [s.name for s in d.systems][:10] == [
+        "课程育人", "文化育人", "网络育人", "实践育人", "心理育人", "科研育人", "管理育人", "服务育人", "资助育人", "组织育人",
+    ]
+    assert Counter(t.schedule for t in d.tasks) == {"once": 142, "recurring": 21, "ongoing": 13}
+    leads = {t.lead_department for t in d.tasks}
+    assert {"党委宣传部", "教务处", "校团委", "信息化办公室", "学生工作处", "科研处", "党委组织部", "学校办公室", "后勤处"} <= leads
+    assert all(p.email and p.email.endswith("@example.org") for p in d.people)
+    assert d.warnings == ()
+
+
+def test_yaml_and_xlsx_template_give_the_same_plan():
+    assert load_plan(EXAMPLE_XLSX) == load_plan(EXAMPLE_YAML)
+
+
+def test_xlsx_template_is_generated_from_the_yaml(tmp_path):
+    """Regenerate with: python -m definitions.export definitions/plans/sanquan-yuren.yaml definitions/plans/sanquan-yuren.xlsx"""
+    fresh = tmp_path / "fresh.xlsx"
+    write_workbook(read_plan_file(EXAMPLE_YAML)[0], fresh)
+    assert read_plan_file(fresh)[0] == read_plan_file(EXAMPLE_XLSX)[0]
+
+
+def test_json_schema_file_is_current():
+    """Regenerate with: python -m definitions.schema > definitions/plan.schema.json"""
+    shipped = json.loads((ROOT / "definitions" / "plan.schema.json").read_text(encoding="utf-8"))
+    assert shipped == json_schema()
+
+
+def test_example_yaml_validates_against_the_json_schema():
+    import jsonschema
+    import yaml
+
+    data = json.loads(json.dumps(yaml.safe_load(EXAMPLE_YAML.read_text(encoding="utf-8")), default=str))
+    jsonschema.validate(data, json.loads((ROOT / "definitions" / "plan.schema.json").read_text(encoding="utf-8")))
