@@ -101,3 +101,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 EXAMPLE_YAML = Path(__file__).resolve().parent.parent / "definitions" / "plans" / "sanquan-yuren.yaml"
 EXAMPLE_XLSX = EXAMPLE_YAML.with_suffix(".xlsx")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One embedded Prefect server for the whole session (it takes ~20 s to start)."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
