@@ -22,7 +22,7 @@ DeadlineValue = str | dt.date | dt.datetime | int | float
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
 
 
 class MilestoneIn(_In):

@@ -86,9 +86,13 @@ def import_command(
     from definitions.problems import PlanProblems
     from duban.importer import import_plan
 
+    from sqlalchemy.exc import DBAPIError
+
     engine = _engine()
     try:
         diff = import_plan(engine, path, dry_run=dry_run, actor=actor, plan_code=plan)
+    except DBAPIError as err:
+        _fail(f"写入数据库时出错，本次导入未写入任何内容（{err.__class__.__name__}：{err.orig}）。如有其他导入正在进行，请稍后重试。", 1)
     except PlanProblems as err:
         if as_json:
             print(json.dumps({"ok": False, "problems": [{"where": p.where, "message": p.message} for p in err.problems]}, ensure_ascii=False, indent=2))

@@ -8,6 +8,7 @@ Each test session creates its own PostgreSQL database and drops it at the end.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -53,19 +54,49 @@ def postgres_url():
     admin.dispose()
 
 
+_pg_migrated: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated SQLite file, copied for each test (running the migrations each time is slow)."""
+    path = tmp_path_factory.mktemp("template") / "duban.db"
+    eng = make_engine(f"sqlite:///{path}")
+    upgrade(eng)
+    with eng.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    eng.dispose()
+    return path
+
+
 def _reset_postgres(url: str) -> None:
+    """Empty the test database: migrate once per session, then truncate every table."""
+    from duban.models import Base
+
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+        has_schema = conn.execute(text("SELECT to_regclass('public.alembic_version')")).scalar() is not None
+        if url in _pg_migrated and has_schema:
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
+    if url not in _pg_migrated or not has_schema:
+        migrated = make_engine(url)
+        upgrade(migrated)
+        migrated.dispose()
+        _pg_migrated.add(url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path) -> str:
-    """A URL to an empty database (SQLite file, or a clean PostgreSQL schema)."""
+    """A URL to an empty, migrated database (SQLite file, or the session's PostgreSQL database)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'duban.db'}"
+        target = tmp_path / "duban.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite:///{target}"
     url = request.getfixturevalue("postgres_url")
     _reset_postgres(url)
     return url
@@ -74,7 +105,6 @@ def database_url(request, tmp_path) -> str:
 @pytest.fixture
 def engine(database_url):
     eng = make_engine(database_url)
-    upgrade(eng)
     yield eng
     eng.dispose()
 

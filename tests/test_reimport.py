@@ -159,3 +159,37 @@ def test_people_and_departments_changes(engine, tmp_path):
         assert leaver.active is False  # kept for history
         office = s.scalars(select(Person.name).join(PlanRole, PlanRole.person_id == Person.id).where(PlanRole.role == "office")).all()
         assert office == ["宣传部部长"]
+
+
+def test_two_imports_at_once_leave_one_consistent_plan(engine, tmp_path):
+    """Concurrent imports of the same new plan: one wins, the other fails cleanly or finds no change."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func
+    from sqlalchemy.exc import DBAPIError
+
+    path = write_yaml(tmp_path / "p.yaml", small_plan())
+
+    def run(_):
+        try:
+            return import_plan(engine, path).plan_created
+        except DBAPIError:
+            return "failed"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(map(str, pool.map(run, range(2))))
+    assert outcomes in (["False", "True"], ["True", "failed"])
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Plan)) == 1
+        assert s.scalar(select(func.count()).select_from(Task)) == 4
+        assert s.scalar(select(func.count()).select_from(Milestone)) == 4
+
+
+def test_numbers_in_yaml_are_read_as_text(engine, tmp_path):
+    plan = small_plan()
+    task_of(plan, "1")["code"] = 101
+    plan["people"][2]["mobile"] = 13800000001
+    diff = _import(engine, tmp_path, plan)
+    assert [c.code for c in diff.added][0] == "101"
+    with session_scope(engine) as s:
+        assert s.scalar(select(Person.mobile).where(Person.name == "教务处处长")) == "13800000001"
