@@ -167,7 +167,9 @@ class Task(Base):
     deadline_text: Mapped[str] = mapped_column(String(200), default="")
     position: Mapped[int] = mapped_column(Integer, default=0)
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-task overrides
-    # acknowledgement (签收) of a task without milestones (ongoing / recurring)
+    # when the current owner was given the task (creation or reassignment): the 签收 clock starts here
+    assigned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # acknowledgement (签收) by the current owner
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -230,3 +232,61 @@ class ImportRun(Base):
     source: Mapped[str] = mapped_column(String(1000))
     sha256: Mapped[str] = mapped_column(String(64))
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# Notification ledger and outbox states
+PENDING = "pending"  # decided, not yet in a digest / not yet sent
+QUEUED = "queued"  # in a digest that is waiting for delivery
+SENT = "sent"
+FAILED = "failed"
+SENDING = "sending"
+
+
+class Notification(Base):
+    """The ledger: one row per decision ("send remind-3d for milestone M to person P, version V").
+
+    ``key`` is unique, so re-running a day, a retry or two sweeps at once never decide the same
+    message twice; a row is written before anything is sent.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_status_recipient", "status", "recipient_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    due_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    days: Mapped[int] = mapped_column(Integer, default=0)  # working days left (>0) or late (<0)
+    decided_on: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default=PENDING)
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True, default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what the message shows
+
+
+class Digest(Base):
+    """The outbox: one message per recipient per run and channel, holding that run's items."""
+
+    __tablename__ = "digests"
+    __table_args__ = (Index("ix_digests_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(30))
+    run_on: Mapped[dt.date] = mapped_column(Date)
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -489,7 +489,7 @@ def _sync_tasks(session, pid, d, dept_ids, person_ids, project_ids, diff, events
     # new tasks: bulk insert with RETURNING, then their milestones
     new_defs = [t for t in d.tasks if t.code not in existing]
     if new_defs:
-        rows = [{"plan_id": pid, "code": t.code, "created_at": now, "updated_at": now, **_task_row(t, dept_ids, person_ids, project_ids)} for t in new_defs]
+        rows = [{"plan_id": pid, "code": t.code, "created_at": now, "updated_at": now, "assigned_at": now, **_task_row(t, dept_ids, person_ids, project_ids)} for t in new_defs]
         ids = {}
         for chunk in _chunks(rows, 5000):
             ids.update({code: id_ for id_, code in session.execute(insert(Task).returning(Task.id, Task.code), chunk)})
@@ -538,12 +538,13 @@ def _sync_tasks(session, pid, d, dept_ids, person_ids, project_ids, diff, events
         details += ms_details
         if "owner_id" in changes:
             changes["acknowledged_at"] = None  # the new owner acknowledges afresh
+            changes["assigned_at"] = now
         if changes:
             changes["updated_at"] = now
             task_updates.append({"id": old.id, **changes})
         if "owner_id" in changes:
             events.append(_event(pid, old.id, "owner_changed", {"from": names_by_id.get(old.owner_id), "to": t.owner}, actor=actor, at=now))
-        data = {k: _jsonable(v) for k, v in changes.items() if k not in ("updated_at", "position", "archived_at", "owner_id", "acknowledged_at")}
+        data = {k: _jsonable(v) for k, v in changes.items() if k not in ("updated_at", "position", "archived_at", "owner_id", "acknowledged_at", "assigned_at")}
         if restored:
             diff.restored.append(TaskChange(t.code, t.title, details))
             events.append(_event(pid, old.id, "task_restored", data, actor=actor, at=now))

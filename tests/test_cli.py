@@ -122,8 +122,8 @@ def test_demo_is_repeatable(use_database):
 
 
 def test_db_commands(use_database):
-    assert "已是最新结构（版本 0001）" in run("db", "upgrade").stdout
-    assert run("db", "current").stdout.strip().endswith("：0001")
+    assert "已是最新结构（版本 0002）" in run("db", "upgrade").stdout
+    assert run("db", "current").stdout.strip().endswith("：0002")
 
 
 @pytest.mark.parametrize(
