@@ -1,0 +1,258 @@
+"""Deadline rules: pure functions of (task and its milestones, policy, calendar, today).
+
+``decide`` says who gets what today; ``colour`` derives the red/yellow/green light.  Nothing
+here reads the clock, the database or the network, so every rule is a table-driven test.
+
+Decisions carry a unique ``key``.  A key names the message, not the day: the same reminder
+decided again tomorrow (a missed run, a retry, a second sweep) has the same key, and the ledger
+keeps it once.  Reminders pick the latest step already reached, so a day without a sweep never
+loses a message and never sends a stale one; moving a due date bumps its version, which restarts
+its reminders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from duban.rules.policy import DeadlinePolicy
+
+OPEN = ("assigned", "in_progress")
+
+# kinds of decision (message items)
+ACK = "ack"  # 签收提醒 → owner
+DUE = "due"  # 到期提醒 → owner
+OVERDUE = "overdue"  # 逾期提醒 → owner
+REPORT_DUE = "report_due"  # 反馈提醒 → owner
+REPORT_OVERDUE = "report_overdue"  # 催报 → owner
+ESCALATION = "escalation"  # 督办 → head (1), supervising leader (2), office (3)
+
+RED, YELLOW, GREEN = "red", "yellow", "green"
+
+
+class Calendar(Protocol):
+    def workdays_between(self, start: dt.date, end: dt.date) -> int: ...
+    def is_workday(self, d: dt.date) -> bool: ...
+
+
+@dataclass(frozen=True)
+class MilestoneView:
+    id: int
+    seq: int
+    title: str
+    due: dt.date
+    due_version: int
+    status: str
+    is_final: bool = False
+
+
+@dataclass(frozen=True)
+class TaskView:
+    id: int
+    plan_id: int
+    code: str
+    title: str
+    owner_id: int
+    schedule: str = "once"  # once | recurring | ongoing
+    period: str | None = None
+    period_month: int | None = None
+    head_id: int | None = None  # head of the lead department
+    owner_manager_id: int | None = None
+    supervisor_id: int | None = None  # 分管校领导
+    office_ids: tuple[int, ...] = ()
+    assigned_on: dt.date = dt.date.min
+    acknowledged: bool = False
+    last_report_on: dt.date | None = None
+    milestones: tuple[MilestoneView, ...] = ()
+    archived: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    key: str
+    kind: str
+    task_id: int
+    recipient_id: int
+    milestone_id: int | None = None
+    level: int = 0
+    due: dt.date | None = None
+    days: int = 0  # working days left (>= 0) or late (< 0)
+    data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+def escalation_recipients(task: TaskView, level: int) -> tuple[int, ...]:
+    """Level 1: the department head (the owner's manager when the owner is the head);
+    level 2: the supervising leader; level 3: the office (领导小组办公室)."""
+    if level == 1:
+        who = task.head_id if task.head_id not in (None, task.owner_id) else task.owner_manager_id
+        return (who,) if who not in (None, task.owner_id) else ()
+    if level == 2:
+        return (task.supervisor_id,) if task.supervisor_id not in (None, task.owner_id) else ()
+    return tuple(p for p in task.office_ids if p != task.owner_id)
+
+
+def _ladder(task: TaskView, tag: str, due: dt.date, policy: DeadlinePolicy, cal: Calendar, today: dt.date,
+            *, before: tuple[int, ...], soon_kind: str, late_kind: str, grace: int = 0,
+            milestone_id: int | None = None, data: dict[str, Any]) -> list[Decision]:
+    """Reminders before ``due``; after it (plus ``grace`` working days) nags and escalations."""
+    out: list[Decision] = []
+    common = {"task_id": task.id, "milestone_id": milestone_id, "due": due, "data": data}
+    if today <= due:
+        left = cal.workdays_between(today, due)
+        reached = [step for step in before if left <= step]
+        if reached:
+            step = min(reached)
+            out.append(Decision(key=f"{soon_kind}:{tag}:p{task.owner_id}:d{step}", kind=soon_kind,
+                                recipient_id=task.owner_id, days=left, **common))
+        return out
+    late = cal.workdays_between(due, today) - grace
+    if late < 1:
+        return out
+    nag = min((late - 1) // policy.overdue_every + 1, policy.overdue_cap)
+    out.append(Decision(key=f"{late_kind}:{tag}:p{task.owner_id}:n{nag}", kind=late_kind,
+                        recipient_id=task.owner_id, days=-late, **common))
+    for level, after in ((1, policy.escalate_head_after), (2, policy.escalate_supervisor_after), (3, policy.escalate_office_after)):
+        if late >= after:
+            for r in escalation_recipients(task, level):
+                out.append(Decision(key=f"{ESCALATION}:{tag}:L{level}:p{r}", kind=ESCALATION, recipient_id=r,
+                                    level=level, days=-late, **common))
+    return out
+
+
+def period_bounds(cal: Any, day: dt.date, period: str, month: int | None = None) -> tuple[dt.date, dt.date]:
+    """The reporting period containing ``day``: (first day, due day)."""
+    if period == "week":
+        start = day - dt.timedelta(days=day.weekday())
+        return start, start + dt.timedelta(days=4)
+    if period == "month":
+        start = day.replace(day=1)
+        return start, (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    if period == "quarter":
+        q0 = (day.month - 1) // 3 * 3 + 1
+        start = day.replace(month=q0, day=1)
+        return start, (start + dt.timedelta(days=95)).replace(day=1) - dt.timedelta(days=1)
+    if period == "year":
+        m = month or 12
+        end = _month_end(day.year, m)
+        if day > end:
+            end = _month_end(day.year + 1, m)
+        return _month_end(end.year - 1, m) + dt.timedelta(days=1), end
+    # semester: the institution's semesters when known, else spring 03-01..07-15 and autumn 09-01..01-15;
+    # a day between semesters belongs to the coming one
+    for start, end in _semesters(cal, day):
+        if day <= end:
+            return start, end
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _month_end(year: int, month: int) -> dt.date:
+    first_next = dt.date(year + (month == 12), month % 12 + 1, 1)
+    return first_next - dt.timedelta(days=1)
+
+
+def _semesters(cal: Any, day: dt.date) -> list[tuple[dt.date, dt.date]]:
+    known = sorted((s.start, s.end) for s in getattr(getattr(cal, "institution", None), "semesters", ()) or ())
+    if known and known[0][0] <= day <= known[-1][1]:
+        # contiguous periods: each semester runs from the day after the previous one ended
+        out, prev_end = [], None
+        for start, end in known:
+            out.append((prev_end + dt.timedelta(days=1) if prev_end else start, end))
+            prev_end = end
+        return out
+    y = day.year
+    out = []
+    for year in (y - 1, y):
+        out.append((dt.date(year, 1, 16), dt.date(year, 7, 15)))  # spring, from the end of autumn
+        out.append((dt.date(year, 7, 16), dt.date(year + 1, 1, 15)))  # autumn
+    return out
+
+
+def decide(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date) -> list[Decision]:
+    """Every message this task calls for today (the ledger drops the ones already decided)."""
+    if task.archived:
+        return []
+    open_ms = [m for m in task.milestones if m.status in OPEN]
+    ongoing = task.schedule in ("recurring", "ongoing")
+    if not open_ms and not ongoing:
+        return []  # done, submitted for review or nothing dated
+    out: list[Decision] = []
+    base = {"code": task.code, "title": task.title}
+
+    if not task.acknowledged:
+        waited = cal.workdays_between(task.assigned_on, today)
+        tag = f"t{task.id}:{task.assigned_on.isoformat()}"
+        ack_data = {**base, "assigned_on": task.assigned_on.isoformat(), "waited": waited}
+        if waited >= policy.ack_within:
+            out.append(Decision(key=f"{ACK}:{tag}:p{task.owner_id}", kind=ACK, recipient_id=task.owner_id,
+                                task_id=task.id, days=-waited, data=ack_data))
+        if waited >= policy.ack_escalate_after:
+            for r in escalation_recipients(task, 1):
+                out.append(Decision(key=f"{ESCALATION}:ack:{tag}:p{r}", kind=ESCALATION, recipient_id=r, task_id=task.id,
+                                    level=1, days=-waited, data={**ack_data, "ack": True}))
+
+    for m in open_ms:
+        data = {**base, "milestone": m.title, "seq": m.seq, "final": m.is_final}
+        out += _ladder(task, f"m{m.id}v{m.due_version}", m.due, policy, cal, today, before=policy.remind_before,
+                       soon_kind=DUE, late_kind=OVERDUE, milestone_id=m.id, data=data)
+
+    if ongoing and task.period:
+        out += _report_decisions(task, policy, cal, today, base)
+    return out
+
+
+def _report_state(task: TaskView, cal: Any, today: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date], bool, bool]:
+    start, end = period_bounds(cal, today, task.period, task.period_month)
+    prev = period_bounds(cal, start - dt.timedelta(days=1), task.period, task.period_month)
+    last = task.last_report_on
+    current_done = last is not None and last >= start
+    prev_done = (last is not None and last >= prev[0]) or task.assigned_on > prev[1]
+    return (start, end), prev, current_done, prev_done
+
+
+def _report_decisions(task, policy, cal, today, base) -> list[Decision]:
+    (start, end), (pstart, pend), current_done, prev_done = _report_state(task, cal, today)
+    out: list[Decision] = []
+    if not prev_done:
+        out += _ladder(task, f"r{task.id}:{pend.isoformat()}", pend, policy, cal, today, before=(), soon_kind=REPORT_DUE,
+                       late_kind=REPORT_OVERDUE, grace=policy.report_grace,
+                       data={**base, "period_start": pstart.isoformat(), "period_end": pend.isoformat(), "report": True})
+    if not current_done and task.assigned_on <= end:
+        out += _ladder(task, f"r{task.id}:{end.isoformat()}", end, policy, cal, today, before=policy.report_remind_before,
+                       soon_kind=REPORT_DUE, late_kind=REPORT_OVERDUE, grace=policy.report_grace,
+                       data={**base, "period_start": start.isoformat(), "period_end": end.isoformat(), "report": True})
+    return out
+
+
+def colour(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date) -> str | None:
+    """Red: past due and open (or a periodic report overdue); yellow: due within the reminder window,
+    not acknowledged in time, behind its roadmap or a report due; green otherwise; None when done
+    or archived."""
+    if task.archived:
+        return None
+    live = [m for m in task.milestones if m.status != "archived"]
+    open_ms = [m for m in live if m.status in OPEN]
+    ongoing = task.schedule in ("recurring", "ongoing")
+    if not ongoing and live and all(m.status == "done" for m in live):
+        return None
+    if not ongoing and not live:
+        return None
+    if any(m.due < today for m in open_ms):
+        return RED
+    yellow = any(cal.workdays_between(today, m.due) <= policy.window for m in open_ms)
+    if not task.acknowledged and cal.workdays_between(task.assigned_on, today) >= policy.ack_within:
+        yellow = True
+    if open_ms:
+        first_open = min(m.seq for m in open_ms)
+        if any(m.seq > first_open and m.status in ("submitted", "done") for m in live):
+            yellow = True  # a later step moved on while an earlier one is still open
+    if ongoing and task.period:
+        (start, end), (pstart, pend), current_done, prev_done = _report_state(task, cal, today)
+        if not prev_done:
+            late = cal.workdays_between(pend, today) - policy.report_grace
+            if late >= 1:
+                return RED
+            yellow = True
+        if not current_done and cal.workdays_between(today, end) <= max(policy.report_remind_before, default=0):
+            yellow = True
+    return YELLOW if yellow else GREEN
