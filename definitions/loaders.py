@@ -107,7 +107,7 @@ def read_plan_file(path: str | Path, *, plan_code: str | None = None) -> tuple[P
         return read_csv(path, plan_code=plan_code)
     raise PlanProblems(
         path.name,
-        [Problem(path.name, "无法识别的文件类型：可导入 YAML（.yaml/.yml）、Excel（.xlsx）或 CSV（.csv）文件")],
+        [Problem(path.name, "无法识别的文件类型：可导入 YAML（.yaml/.yml）、Excel（.xlsx/.xlsm/.xls/.ods）或 CSV（.csv）文件")],
     )
 
 
@@ -199,22 +199,32 @@ def _norm_header(value: Any) -> str:
 
 
 def _match_columns(header: list[Any], table: dict[str, tuple[str, ...]]) -> tuple[dict[str, int], dict[str, str]]:
-    """Map fields to column indexes by the accepted spellings; exact names win over prefixes."""
+    """Map fields to column indexes by the accepted spellings.
+
+    Exact names win over a name followed by a bracketed note (``完成时限（计划）``); among those,
+    the earlier spelling in the table and then the leftmost column win.
+    """
     normalized = [_norm_header(h) for h in header]
     found: dict[str, int] = {}
     names: dict[str, str] = {}
-    for field, aliases in table.items():
-        for alias in aliases:
-            alias_n = _norm_header(alias)
-            for i, h in enumerate(normalized):
-                if i in found.values():
-                    continue
-                if h == alias_n or (h.startswith(alias_n) and h[len(alias_n) : len(alias_n) + 1] in {"(", "（"}):
-                    found[field] = i
-                    names[field] = str(header[i]).strip()
-                    break
+
+    def exact(h: str, a: str) -> bool:
+        return h == a
+
+    def noted(h: str, a: str) -> bool:
+        return h.startswith(a) and h[len(a) : len(a) + 1] in {"(", "（"}
+
+    for test in (exact, noted):
+        for field, aliases in table.items():
             if field in found:
-                break
+                continue
+            for alias in aliases:
+                alias_n = _norm_header(alias)
+                hit = next((i for i, h in enumerate(normalized) if i not in found.values() and test(h, alias_n)), None)
+                if hit is not None:
+                    found[field] = hit
+                    names[field] = str(header[hit]).strip()
+                    break
     return found, names
 
 
@@ -246,11 +256,12 @@ def _text(value: Any) -> str | None:
 
 
 def _deadline_cell(value: Any) -> Any:
-    """Keep real dates and Excel serial numbers for the deadline parser; text otherwise."""
+    """Real dates and numbers go to the deadline parser as they are (it knows Excel serials and
+    explains a bare year); text is stripped."""
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, (int, float)) and 20000 <= value < 80000:
-        return value  # an Excel date serial (1954..2119) in a cell without date format
+    if isinstance(value, (int, float)):
+        return None if value != value else value
     return _cell(value)
 
 
@@ -277,9 +288,8 @@ class SheetLocator(Locator):
         self.is_csv = False
 
     def _at(self, sheet: str, row: int | None, column: str | None) -> str:
-        parts = [self.source]
-        if not self.is_csv:
-            parts.append(f"工作表「{sheet}」")
+        # a CSV "sheet" is its own file (人员.csv beside the task list)
+        parts = [sheet or self.source] if self.is_csv else [self.source, f"工作表「{sheet}」"]
         if row is not None:
             parts.append(f"第 {row} 行")
         if column:
@@ -308,7 +318,7 @@ class SheetLocator(Locator):
         if field in self.plan_rows:
             sheet, row = self.plan_rows[field]
             return self._at(sheet, row, PLAN_KEYS[field][0])
-        return f"{self.source} · 方案{PLAN_KEYS.get(field, (field,))[0]}"
+        return f"{self.source} · {PLAN_KEYS.get(field, (field,))[0]}"
 
 
 def _find_header(rows: list[list[Any]], table: dict[str, tuple[str, ...]], key_field: str, limit: int = 10):
@@ -322,8 +332,13 @@ def _find_header(rows: list[list[Any]], table: dict[str, tuple[str, ...]], key_f
 
 
 def _fill_merged(rows: list[list[Any]], merged: list[tuple[tuple[int, int], tuple[int, int]]]) -> None:
+    """Copy a merged cell's value into every row it spans (a system or project over many tasks).
+
+    Merges across columns (a title row, a section heading spanning the table) are left alone:
+    copying them would turn a heading into a task.
+    """
     for (r0, c0), (r1, c1) in merged:
-        if r0 >= len(rows):
+        if r0 >= len(rows) or c1 != c0:
             continue
         value = rows[r0][c0] if c0 < len(rows[r0]) else None
         for r in range(r0, min(r1, len(rows) - 1) + 1):
@@ -414,7 +429,7 @@ def read_csv(path: Path, *, plan_code: str | None = None) -> tuple[PlanFile, Loc
     task_sheet = Sheet(path.name, _read_csv_rows(path))
     header = _find_header(task_sheet.rows, TASK_COLUMNS, "title")
     if header is None:
-        raise PlanProblems(path.name, [Problem(path.name, _no_task_sheet_message())])
+        raise PlanProblems(path.name, [Problem(path.name, _no_task_sheet_message(csv_file=True))])
 
     def sibling(kind: str) -> Path | None:
         for candidate in (path.with_name(f"{path.stem}.{kind}.csv"), path.with_name(f"{kind}.csv")):
@@ -445,16 +460,24 @@ def read_csv(path: Path, *, plan_code: str | None = None) -> tuple[PlanFile, Loc
     return PlanFile(plan=plan_in, departments=departments, people=people, systems=systems), loc
 
 
-def _no_task_sheet_message() -> str:
+def _no_task_sheet_message(csv_file: bool = False) -> str:
+    where = "文件的第一行" if csv_file else "工作表「任务清单」的第一行（或标题行下一行）"
     return (
-        "没有找到任务清单：请在工作表「任务清单」的第一行（或标题行下一行）写明表头，"
+        f"没有找到任务清单：请在{where}写明表头，"
         "至少包括 序号、育人体系、重点项目、具体任务、牵头单位或责任人、完成时限或路线图"
     )
 
 
 def _missing_column(sheet: str, field: str, loc: SheetLocator) -> Problem:
-    aliases = TASK_COLUMNS[field]
     where = loc.source if loc.is_csv else f"{loc.source} · 工作表「{sheet}」"
+    either = {"owner": "lead_department", "deadline": "roadmap"}
+    if field in either:
+        a, b = TASK_COLUMNS[field], TASK_COLUMNS[either[field]]
+        return Problem(
+            where,
+            f"缺少必填列「{a[0]}」或「{b[0]}」（至少需要其中一列；也可写作：{'、'.join(a[1:] + b[1:])}）",
+        )
+    aliases = TASK_COLUMNS[field]
     return Problem(where, f"缺少必填列「{aliases[0]}」（也可写作：{'、'.join(aliases[1:])}）")
 
 
@@ -491,8 +514,8 @@ def _tasks_from(sheet: Sheet, header, loc: SheetLocator, problems: list[Problem]
         if proj_cell:
             last_project = proj_cell
         title = _text(get("title"))
-        if not title and not _text(get("code")) and not _text(get("deadline")):
-            continue  # a section heading that only names a system or project
+        if not any(_text(get(f)) for f in ("title", "deadline", "roadmap", "owner", "lead_department")):
+            continue  # a section heading ("一、课程育人"), not a task
         system, project = last_system, last_project
         rownum = r + 1
         if not system:

@@ -26,6 +26,7 @@ from duban.models import (
     ASSIGNED,
     DONE,
     IN_PROGRESS,
+    SUBMITTED,
     Department,
     Event,
     ImportRun,
@@ -50,7 +51,11 @@ FIELD_LABELS = {
     "partners": "配合单位",
     "deadline_text": "完成时限",
     "project": "所属项目",
+    "schedule": "任务类型",
+    "period": "反馈周期",
+    "period_month": "每年月份",
 }
+PERIOD_LABELS = {"week": "每周", "month": "每月", "quarter": "每季度", "semester": "每学期", "year": "每年"}
 
 
 def default_actor() -> str:
@@ -228,14 +233,21 @@ def apply_plan(
         plan.source = source or plan.source
         plan.updated_at = now
     pid = plan.id
-    if diff.plan_details:
-        events.append(_event(pid, None, "plan_updated", {"changes": diff.plan_details}, actor=actor, at=now))
-
     # Departments and people -----------------------------------------------------------------
     dept_ids = _sync_departments_names(session, pid, d, diff)
     person_ids = _sync_people(session, pid, d, dept_ids, diff)
     _sync_department_roles(session, pid, d, dept_ids, person_ids, diff)
-    _sync_plan_roles(session, pid, d, person_ids)
+    roles_before = _sync_plan_roles(session, pid, d, person_ids)
+    if roles_before is not None:
+        for role, label in (("leading_group", "领导小组"), ("office", "领导小组办公室")):
+            names = {v: k for k, v in person_ids.items()}
+            old_names = [names.get(p) for p, r, _ in roles_before if r == role]
+            new_names = list(d.leading_group if role == "leading_group" else d.office)
+            if old_names != new_names and not diff.plan_created:
+                diff.plan_details.append(f"{label}：{_show(old_names)} → {_show(new_names)}")
+
+    if diff.plan_details:
+        events.append(_event(pid, None, "plan_updated", {"changes": diff.plan_details}, actor=actor, at=now))
 
     # Systems and projects -----------------------------------------------------------------
     project_ids = _sync_groups(session, pid, d, diff, now)
@@ -359,14 +371,17 @@ def _sync_department_roles(session: Session, pid: int, d: PlanDefinition, dept_i
     _bulk_update(session, Department, updates)
 
 
-def _sync_plan_roles(session: Session, pid: int, d: PlanDefinition, person_ids: dict[str, int]) -> None:
+def _sync_plan_roles(session: Session, pid: int, d: PlanDefinition, person_ids: dict[str, int]) -> list[tuple] | None:
+    """Replace the leading group and office when they changed; return the old membership then."""
     want = [(person_ids[n], "leading_group", i) for i, n in enumerate(d.leading_group)]
     want += [(person_ids[n], "office", i) for i, n in enumerate(d.office)]
     have = sorted(tuple(r) for r in session.execute(select(PlanRole.person_id, PlanRole.role, PlanRole.position).where(PlanRole.plan_id == pid)))
-    if sorted(want) != have:
-        session.execute(delete(PlanRole).where(PlanRole.plan_id == pid))
-        if want:
-            session.execute(insert(PlanRole), [{"plan_id": pid, "person_id": p, "role": r, "position": i} for p, r, i in want])
+    if sorted(want) == have:
+        return None
+    session.execute(delete(PlanRole).where(PlanRole.plan_id == pid))
+    if want:
+        session.execute(insert(PlanRole), [{"plan_id": pid, "person_id": p, "role": r, "position": i} for p, r, i in want])
+    return sorted(have, key=lambda x: (x[1], x[2]))
 
 
 def _sync_groups(session: Session, pid: int, d: PlanDefinition, diff: PlanDiff, now: dt.datetime) -> dict[tuple[str, str], int]:
@@ -479,6 +494,7 @@ def _sync_tasks(session, pid, d, dept_ids, person_ids, project_ids, diff, events
             select(
                 Milestone.id, Milestone.task_id, Milestone.seq, Milestone.title, Milestone.due_date, Milestone.due_text,
                 Milestone.due_version, Milestone.is_final, Milestone.status, Milestone.completed_at,
+                Milestone.submitted_at, Milestone.acknowledged_at,
             )
             .join(Task, Task.id == Milestone.task_id)
             .where(Task.plan_id == pid)
@@ -525,6 +541,10 @@ def _sync_tasks(session, pid, d, dept_ids, person_ids, project_ids, diff, events
                     shown = (project_names.get(o), project_names.get(n))
                 elif f in ("statement", "done_criteria"):
                     shown = None
+                elif f == "schedule":
+                    shown = (SCHEDULE_LABELS.get(o, o), SCHEDULE_LABELS.get(n, n))
+                elif f == "period":
+                    shown = (PERIOD_LABELS.get(o, o), PERIOD_LABELS.get(n, n))
                 else:
                     shown = (o, n)
                 if shown is None:
@@ -617,10 +637,13 @@ def _sync_milestones(task_id, t: TaskDef, old_ms, ms_updates, ms_inserts, events
             if getattr(o, attr) != val:
                 upd[attr] = val
         if o.status == ARCHIVED:
-            upd["status"] = DONE if o.completed_at else ASSIGNED
+            # back to where it was: the timestamps keep what had happened before it was archived
+            upd["status"] = (
+                DONE if o.completed_at else SUBMITTED if o.submitted_at else IN_PROGRESS if o.acknowledged_at else ASSIGNED
+            )
             upd["archived_at"] = None
-            upd["assigned_at"] = now
             details.append(f"里程碑「{label}」恢复")
+            events.append(_event(pid, task_id, "milestone_restored", {"title": m.title, "status": upd["status"]}, actor=actor, at=now, milestone_id=o.id))
         elif reassigned and o.status in (ASSIGNED, IN_PROGRESS):
             # a new owner acknowledges afresh; progress reports stay in the audit trail
             upd["status"] = ASSIGNED
@@ -632,7 +655,7 @@ def _sync_milestones(task_id, t: TaskDef, old_ms, ms_updates, ms_inserts, events
         if o.status == ARCHIVED:
             continue
         ms_updates.append({"id": o.id, "status": ARCHIVED, "archived_at": now})
-        details.append(f"里程碑「{o.title or o.seq}」已从路线图中删除（归档）")
+        details.append(f"里程碑「{o.title or f'第 {o.seq} 步'}」已从路线图中删除（归档）")
         events.append(_event(pid, task_id, "milestone_archived", {"title": o.title, "status_before": o.status}, actor=actor, at=now, milestone_id=o.id))
     return details
 

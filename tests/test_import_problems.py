@@ -54,7 +54,7 @@ CASES = {
         [
             "plan.xlsx · 工作表「任务清单」：缺少必填列「育人体系」（也可写作：体系、类别、所属体系、育人类别、十大育人体系）",
             "plan.xlsx · 工作表「任务清单」：缺少必填列「重点项目」（也可写作：项目、项目名称、重点项目名称）",
-            "plan.xlsx · 工作表「任务清单」：缺少必填列「完成时限」（也可写作：完成时间、时间节点、完成期限、截止时间）",
+            "plan.xlsx · 工作表「任务清单」：缺少必填列「完成时限」或「路线图」（至少需要其中一列；也可写作：完成时间、时间节点、完成期限、截止时间、阶段安排、里程碑、实施步骤、进度安排）",
         ],
     ),
     "milestone-after-deadline": (
@@ -115,7 +115,7 @@ CASES = {
     ),
     "unknown-file-type": (
         lambda p: (p / "plan.docx").write_bytes(b"x") and p / "plan.docx",
-        ["plan.docx：无法识别的文件类型：可导入 YAML（.yaml/.yml）、Excel（.xlsx）或 CSV（.csv）文件"],
+        ["plan.docx：无法识别的文件类型：可导入 YAML（.yaml/.yml）、Excel（.xlsx/.xlsm/.xls/.ods）或 CSV（.csv）文件"],
     ),
     "no-task-sheet": (
         lambda p: write_xlsx(p / "plan.xlsx", {"Sheet1": [["姓名", "电话"], ["张三", "1"]]}),

@@ -187,3 +187,48 @@ def test_roadmap_as_list_in_yaml_and_sorted_by_date(tmp_path):
         (1, "启动", dt.date(2026, 12, 1), False),
         (2, "验收", dt.date(2026, 12, 20), True),
     ]
+
+
+def test_heading_merged_across_the_row_is_not_a_task(tmp_path):
+    rows = [
+        HEADER,
+        ["一、课程育人体系"],
+        [1, "课程育人", "思政课", "集体备课", "教务处", "教务处处长", "2026年底", None],
+    ]
+    path = write_xlsx(tmp_path / "p.xlsx", {"任务清单": rows, "人员": PEOPLE_ROWS, "部门": DEPARTMENT_ROWS}, merges={"任务清单": ["A2:H2"]})
+    assert [t.code for t in load_plan(path).tasks] == ["1"]
+
+
+def test_exact_header_beats_a_noted_one(tmp_path):
+    header = ["序号", "育人体系", "重点项目", "具体任务", "牵头单位", "完成时限（计划）", "完成时限"]
+    rows = [header, [1, "课程育人", "思政课", "集体备课", "教务处", "2026年6月", "2026年底"]]
+    path = write_xlsx(tmp_path / "p.xlsx", {"任务清单": rows, "人员": PEOPLE_ROWS, "部门": DEPARTMENT_ROWS})
+    assert load_plan(path).tasks[0].milestones[-1].due == dt.date(2026, 12, 31)
+
+
+def test_problems_in_a_sibling_csv_name_that_file(tmp_path):
+    import csv
+
+    from definitions.problems import PlanProblems
+
+    def write(name, rows):
+        with open(tmp_path / name, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows(rows)
+
+    write("清单.csv", _rows(["1", "课程育人", "思政课", "集体备课", "教务处", "", "2026年底", ""]))
+    write("人员.csv", [*PEOPLE_ROWS, ["李四", "教务处", "科员", "lisi-at-example.org", "", "", ""]])
+    write("部门.csv", DEPARTMENT_ROWS)
+    with pytest.raises(PlanProblems) as err:
+        load_plan(tmp_path / "清单.csv")
+    assert [str(p) for p in err.value.problems] == ["人员.csv · 第 6 行 · 「邮箱」列：邮箱“lisi-at-example.org”格式不正确，应形如 name@example.org"]
+
+
+def test_a_number_that_looks_like_a_year_is_explained(tmp_path):
+    from definitions.problems import PlanProblems
+
+    path = write_xlsx(tmp_path / "p.xlsx", {"任务清单": _rows([1, "课程育人", "思政课", "集体备课", "教务处", "教务处处长", 2026.10, None]), "人员": PEOPLE_ROWS, "部门": DEPARTMENT_ROWS})
+    with pytest.raises(PlanProblems) as err:
+        load_plan(path)
+    (problem,) = err.value.problems
+    assert problem.where == "p.xlsx · 工作表「任务清单」 · 第 2 行 · 「完成时限」列"
+    assert "年份" in problem.message

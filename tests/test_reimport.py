@@ -193,3 +193,27 @@ def test_numbers_in_yaml_are_read_as_text(engine, tmp_path):
     assert [c.code for c in diff.added][0] == "101"
     with session_scope(engine) as s:
         assert s.scalar(select(Person.mobile).where(Person.name == "教务处处长")) == "13800000001"
+
+
+def test_schedule_and_roles_changes_are_in_the_diff(engine, tmp_path):
+    _import(engine, tmp_path, small_plan())
+    plan = small_plan()
+    task_of(plan, "4")["report_every"] = "每月"
+    plan["plan"]["leading_group"] = ["党委书记", "分管教学副校长"]
+    diff = _import(engine, tmp_path, plan)
+    assert [(c.code, c.details) for c in diff.changed] == [("4", ["反馈周期：每季度 → 每月"])]
+    assert diff.plan_details == ["领导小组：党委书记 → 党委书记、分管教学副校长"]
+    assert diff.has_changes
+
+
+def test_archived_then_restored_task_keeps_its_submission(engine, tmp_path):
+    _import(engine, tmp_path, small_plan())
+    with session_scope(engine) as s:
+        tid = s.scalar(select(Task.id).where(Task.code == "2"))
+        s.execute(update(Milestone).where(Milestone.task_id == tid).values(status="submitted", submitted_at=dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)))
+    smaller = small_plan()
+    smaller["systems"][0]["projects"][0]["tasks"].pop(1)
+    _import(engine, tmp_path, smaller)
+    assert [m[-1] for m in _milestones(engine, "2")] == ["archived"]
+    _import(engine, tmp_path, small_plan())
+    assert [m[-1] for m in _milestones(engine, "2")] == ["submitted"]
