@@ -13,8 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 async def _artifacts(key):
-    """Artifacts with ``key``, oldest first (explicit sort/limit/filters: see the closing note on
-    Prefect 3.8.8's client sending nulls that this FastAPI rejects)."""
+    """Artifacts with ``key``, oldest first."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, TaskRunFilter
     from prefect.client.schemas.sorting import ArtifactSort
 
@@ -52,3 +51,15 @@ def test_import_flow_reports_problems(prefect_server, use_database, tmp_path):
         import_plan_flow(str(write_yaml(tmp_path / "bad.yaml", plan)))
     (artifact,) = asyncio.run(_artifacts("import-problems"))[-1:]
     assert "## 导入未完成" in artifact.data and "完成时限“尽快”无法识别" in artifact.data
+
+
+def test_prefect_client_filters_work_with_the_pinned_fastapi(prefect_server):
+    """Prefect 3.8.8's client sends JSON nulls in filter bodies; FastAPI >= 0.151 rejects them."""
+    import asyncio
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_runs(), await client.read_flows(), await client.read_deployments()
+
+    runs, flows, deployments = asyncio.run(read())
+    assert isinstance(runs, list) and isinstance(flows, list) and isinstance(deployments, list)
