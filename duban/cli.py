@@ -188,6 +188,123 @@ def export_command(
     console.print(f"已导出到 {out}", markup=False)
 
 
+KIND_LABELS = {
+    "overdue": "逾期提醒",
+    "report_overdue": "催报",
+    "escalation": "督办",
+    "due": "到期提醒",
+    "report_due": "反馈提醒",
+    "ack": "签收提醒",
+}
+
+
+@app.command("check")
+def check_command(
+    today: Annotated[Optional[str], typer.Option("--today", help="按这一天检查（YYYY-MM-DD，缺省为今天）")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只列出今天谁会收到什么，不记录、不发送")] = False,
+    task: Annotated[Optional[str], typer.Option("--task", help="只检查这一项任务（任务编号）")] = None,
+    plan: Annotated[Optional[str], typer.Option("--plan", help="只检查这个方案（方案编号）")] = None,
+    force: Annotated[bool, typer.Option("--force", help="非工作日也检查")] = False,
+) -> None:
+    """督办检查：按期提醒责任人，逾期逐级督办，每人汇总成一份通知发出（通过 Prefect 运行）。"""
+    from duban.runtime import runtime
+
+    day = _parse_day(today)
+    _engine()
+    rt = runtime()
+    if dry_run:
+        from duban.sweep import preview
+
+        if task:
+            from flows.task_check import TaskNotFound, task_tags
+
+            try:
+                plan, _ = task_tags(task, plan)
+            except TaskNotFound as err:
+                _fail(str(err), 1)
+        if not force and not task and not rt.calendar.is_workday(day):
+            console.print(f"{day.isoformat()} 不是工作日，每日检查不会发送任何通知（可加 --force 强制检查）。", markup=False)
+            return
+        items = preview(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=plan, task_code=task)
+        for w in rt.calendar.warnings:
+            err_console.print(f"提示：{w}", markup=False)
+        if not items:
+            console.print(f"{day.isoformat()}：没有需要发送的提醒或督办（已发过的不会重复发送）。", markup=False)
+            return
+        console.print(f"{day.isoformat()} 将发送的事项（预览，未记录、未发送）：", markup=False)
+        by_recipient: dict[str, list] = {}
+        for i in items:
+            by_recipient.setdefault(i.recipient, []).append(i)
+        for name, its in by_recipient.items():
+            console.print(f"\n{name}（{len(its)} 项）", markup=False)
+            for i in its:
+                console.print(f"  - [{KIND_LABELS.get(i.kind, i.kind)}] {i.code} {i.title}：{i.line}", markup=False)
+        recipients = len({i.recipient for i in items})
+        console.print(f"共 {len(items)} 项，{recipients} 位收件人（每人一份汇总通知）。", markup=False)
+        return
+
+    if task:
+        from flows.task_check import TaskNotFound, task_check, task_tags
+
+        try:
+            task_tags(task, plan)
+        except TaskNotFound as err:
+            _fail(str(err), 1)
+        summary = task_check(task, plan=plan, today=day)
+    else:
+        from flows.sweep import daily_sweep
+
+        summary = daily_sweep(today=day, plan=plan, force=force)
+    if summary.get("skipped"):
+        console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
+        return
+    console.print(
+        f"{day.isoformat()} 检查完成：应发事项 {summary['decided']} 项（新增 {summary['new']} 项），"
+        f"生成通知 {summary['digests']} 份，发送成功 {summary['sent']} 份，失败 {summary['failed']} 份。",
+        markup=False,
+    )
+    if summary["sent"]:
+        console.print(f"通知已写入本地发件箱：{rt.settings.outbox_path}（也可用 duban outbox 查看）", markup=False)
+
+
+@app.command("outbox")
+def outbox_command(
+    day: Annotated[Optional[str], typer.Option("--date", help="只看这一天的通知（YYYY-MM-DD）")] = None,
+    person: Annotated[Optional[str], typer.Option("--person", help="只看这位收件人（姓名）")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="只看发送失败、等待重试的通知")] = False,
+    show: Annotated[Optional[int], typer.Option("--show", help="显示这份通知的全文（编号）")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="最多列出几份")] = 50,
+) -> None:
+    """发件箱：查看已生成的通知、发送状态和失败原因。"""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from duban.db import session_scope
+    from duban.models import Digest, Person
+    from duban.sweep import digest_rows
+
+    engine = _engine()
+    if show is not None:
+        with session_scope(engine) as s:
+            row = s.execute(select(Digest, Person.name).join(Person, Person.id == Digest.recipient_id).where(Digest.id == show)).first()
+        if row is None:
+            _fail(f"没有编号为 {show} 的通知。", 1)
+        digest, name = row
+        console.print(f"收件人：{name}\n主题：{digest.subject}\n", markup=False)
+        console.print(digest.body, markup=False)
+        return
+    rows = digest_rows(engine, run_on=_parse_day(day) if day else None, status="failed" if failed else None, person=person, limit=limit)
+    if not rows:
+        console.print("发件箱中没有符合条件的通知。", markup=False)
+        return
+    table = Table()
+    for col in ("编号", "日期", "收件人", "事项", "状态", "尝试次数", "失败原因"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("编号", "日期", "收件人", "事项", "状态", "尝试次数", "失败原因")))
+    console.print(table)
+
+
 @app.command("secret")
 def secret_command() -> None:
     """生成一个可用作 DUBAN_SECRET_KEY 的随机密钥。"""

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     timezone: str = "Asia/Shanghai"
     demo: bool = False
+    calendar_file: Path | None = None  # the institution's own calendar (holidays, 调休, semesters)
+    template_dir: Path | None = None  # an institution's own message templates (override ours)
+    outbox_dir: Path | None = None  # where the local outbox channel writes (default: <data>/outbox)
 
     @model_validator(mode="after")
     def _check_secret(self) -> Settings:
@@ -48,6 +51,10 @@ class Settings(BaseSettings):
                 "（可用 `duban secret` 生成一个），或设置 DUBAN_DEMO=1 以演示模式运行。"
             )
         return self
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
 
     @property
     def data_dir(self) -> Path:

@@ -81,7 +81,7 @@ def render_digest(*, recipient: str, today: dt.date, items: list[Item], plan_nam
     grouped: dict[str, list[Item]] = {g: [] for g, _ in GROUPS}
     for item in sorted(items, key=lambda i: i.sort_key):
         grouped[GROUP_OF[item.kind]].append(item)
-    groups = [{"title": title, "items": grouped[g]} for g, title in GROUPS if grouped[g]]
+    groups = [{"title": title, "entries": grouped[g]} for g, title in GROUPS if grouped[g]]
     counts = [f"{title.split('，')[0]} {len(grouped[g])} 项" for g, title in GROUPS if grouped[g]]
     subject = f"【督办提醒】{today.isoformat()} {recipient}：" + "，".join(counts)
     body = environment(template_dir).get_template("digest.txt.j2").render(

@@ -112,11 +112,16 @@ def _ladder(task: TaskView, tag: str, due: dt.date, policy: DeadlinePolicy, cal:
     nag = min((late - 1) // policy.overdue_every + 1, policy.overdue_cap)
     out.append(Decision(key=f"{late_kind}:{tag}:p{task.owner_id}:n{nag}", kind=late_kind,
                         recipient_id=task.owner_id, days=-late, **common))
+    # each recipient is escalated to at the highest level reached (a head who is also the
+    # supervising leader gets one message, at the higher level)
+    reached: dict[int, int] = {}
     for level, after in ((1, policy.escalate_head_after), (2, policy.escalate_supervisor_after), (3, policy.escalate_office_after)):
         if late >= after:
             for r in escalation_recipients(task, level):
-                out.append(Decision(key=f"{ESCALATION}:{tag}:L{level}:p{r}", kind=ESCALATION, recipient_id=r,
-                                    level=level, days=-late, **common))
+                reached[r] = level
+    for r, level in reached.items():
+        out.append(Decision(key=f"{ESCALATION}:{tag}:L{level}:p{r}", kind=ESCALATION, recipient_id=r,
+                            level=level, days=-late, **common))
     return out
 
 

@@ -1,0 +1,74 @@
+"""The daily sweep: deadline checks for every task that has something to do today.
+
+Scheduled at 08:30 Asia/Shanghai every day (prefect.yaml); the flow itself skips days that are
+not working days, so a 调休 Saturday gets its run and a holiday Monday does not.  All tasks are
+checked inside one flow run with a few Prefect task runs (decide → assemble → deliver): a
+subflow per reform task would cost about a second each in embedded mode (see benchmarks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from duban import sweep
+from duban.runtime import runtime
+
+
+@task(name="decide", retries=2, retry_delay_seconds=5)
+def decide_step(today: dt.date, plan: str | None, task_code: str | None = None) -> dict:
+    rt = runtime()
+    result = sweep.decide(rt.engine, today=today, cal=rt.calendar, tz=rt.tz, plan_code=plan, task_code=task_code)
+    for w in result.warnings:
+        get_run_logger().warning(w)
+    return {"decided": result.decided, "new": result.new, "warnings": result.warnings}
+
+
+@task(name="assemble-digests", retries=2, retry_delay_seconds=5)
+def assemble_step(today: dt.date, recipients: list[int] | None = None) -> int:
+    rt = runtime()
+    return sweep.assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name,
+                          template_dir=rt.settings.template_dir, recipients=recipients)
+
+
+@task(name="deliver", retries=2, retry_delay_seconds=5)
+def deliver_step(recipients: list[int] | None = None) -> dict:
+    rt = runtime()
+    result = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients)
+    for e in result.errors[:20]:
+        get_run_logger().error("delivery failed: %s", e)
+    return {"sent": result.sent, "failed": result.failed}
+
+
+def report(today: dt.date, summary: dict, key: str) -> None:
+    """A markdown artifact that says what this run did, and a table of today's digests."""
+    rt = runtime()
+    rows = sweep.digest_rows(rt.engine, run_on=today)
+    lines = [
+        f"## 督办检查 {today.isoformat()}",
+        "",
+        f"- 今日应发事项 {summary['decided']} 项，其中新增 {summary['new']} 项（其余此前已发或已在发送队列中）",
+        f"- 生成通知 {summary['digests']} 份；发送成功 {summary['sent']} 份，失败 {summary['failed']} 份（失败的将稍后重试）",
+    ]
+    lines += [f"- 提示：{w}" for w in summary.get("warnings", [])]
+    create_markdown_artifact(key=key, markdown="\n".join(lines), description=f"督办检查 {today.isoformat()}")
+    if rows:
+        create_table_artifact(key=f"{key}-digests", table=rows[:500], description=f"{today.isoformat()} 的通知")
+
+
+@flow(name="daily-sweep", flow_run_name="sweep {today}", log_prints=True)
+def daily_sweep(today: dt.date | None = None, plan: str | None = None, force: bool = False) -> dict:
+    """每日督办检查：提醒、催办、逐级督办，并发出每人一份的汇总通知。"""
+    rt = runtime()
+    day = today or rt.today()
+    if not force and not rt.calendar.is_workday(day):
+        get_run_logger().info("%s is not a working day: nothing to do", day)
+        return {"today": day.isoformat(), "skipped": True}
+    decided = decide_step(day, plan)
+    digests = assemble_step(day)
+    delivered = deliver_step()
+    summary = {"today": day.isoformat(), "skipped": False, **decided, "digests": digests, **delivered}
+    report(day, summary, key="daily-sweep")
+    return summary

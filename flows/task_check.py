@@ -1,0 +1,78 @@
+"""Deadline checks for one reform task, on demand (Prefect UI or `duban check --task CODE`).
+
+Runs are named ``check <code>`` and tagged with the plan, system and lead department, so a
+coordinator finds a task's history in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from sqlalchemy import select
+
+from duban.db import session_scope
+from duban.models import Department, Notification, Plan, Project, System, Task
+from duban.runtime import runtime
+from flows.sweep import assemble_step, decide_step, deliver_step, report
+
+
+class TaskNotFound(LookupError):
+    pass
+
+
+def task_tags(task_code: str, plan: str | None) -> tuple[str, list[str]]:
+    """(plan code, tags) of the task; raises TaskNotFound with a clear message."""
+    rt = runtime()
+    with session_scope(rt.engine) as s:
+        q = (
+            select(Plan.code, System.name, Department.name)
+            .select_from(Task)
+            .join(Plan, Plan.id == Task.plan_id)
+            .join(Project, Project.id == Task.project_id)
+            .join(System, System.id == Project.system_id)
+            .outerjoin(Department, Department.id == Task.lead_department_id)
+            .where(Task.code == task_code, Task.archived_at.is_(None))
+        )
+        if plan:
+            q = q.where(Plan.code == plan)
+        rows = s.execute(q).all()
+    if not rows:
+        raise TaskNotFound(f"没有找到编号为“{task_code}”的在办任务" + (f"（方案 {plan}）" if plan else ""))
+    if len(rows) > 1:
+        raise TaskNotFound(f"任务编号“{task_code}”在多个方案中出现（{'、'.join(r[0] for r in rows)}），请用 --plan 指明方案")
+    code, system, department = rows[0]
+    return code, [f"plan:{code}", f"system:{system}", f"department:{department or '未指定'}"]
+
+
+def _tag_this_run(tags: list[str]) -> None:
+    from prefect.client.orchestration import get_client
+
+    run_id = flow_run.get_id()
+    if not run_id:
+        return
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(run_id)
+        client.update_flow_run(run_id, tags=sorted(set(current.tags) | set(tags)))
+
+
+@flow(name="task-check", flow_run_name="check {task_code}", log_prints=True)
+def task_check(task_code: str, plan: str | None = None, today: dt.date | None = None) -> dict:
+    """检查一项任务：按期提醒、逾期督办，发出相关人员的通知。"""
+    rt = runtime()
+    day = today or rt.today()
+    plan_code, tags = task_tags(task_code, plan)
+    _tag_this_run(tags)
+    decided = decide_step(day, plan_code, task_code)
+    with session_scope(rt.engine) as s:
+        recipients = sorted(set(s.scalars(
+            select(Notification.recipient_id).join(Task, Task.id == Notification.task_id).join(Plan, Plan.id == Task.plan_id)
+            .where(Task.code == task_code, Plan.code == plan_code, Notification.status == "pending")
+        )))
+    digests = assemble_step(day, recipients) if recipients else 0
+    delivered = deliver_step(recipients) if recipients else {"sent": 0, "failed": 0}
+    summary = {"today": day.isoformat(), "task": task_code, "plan": plan_code, **decided, "digests": digests, **delivered}
+    get_run_logger().info("check %s: %s", task_code, summary)
+    report(day, summary, key="task-check")
+    return summary

@@ -1,0 +1,33 @@
+"""The local outbox channel: each digest becomes a readable text file.
+
+On the embedded setup this is the default channel, so a newcomer can see exactly what duban
+would send (``duban outbox`` lists the same from the store).  Writing the same digest again
+overwrites its file: a retry after a crash never leaves two copies.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from duban.sweep import Outgoing
+
+UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
+
+
+class OutboxChannel:
+    name = "outbox"
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def path_for(self, out: Outgoing) -> Path:
+        return self.folder / out.run_on.isoformat() / f"{out.id:06d}-{UNSAFE.sub('_', out.recipient)}.txt"
+
+    def __call__(self, out: Outgoing) -> None:
+        path = self.path_for(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = f"收件人：{out.recipient}" + (f" <{out.email}>" if out.email else "") + f"\n主题：{out.subject}\n\n"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(header + out.body, encoding="utf-8")
+        tmp.replace(path)
