@@ -53,8 +53,10 @@ def _child_cli(spec: dict[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
         proc = subprocess.run(spec["cmd"], stdout=out, stderr=subprocess.PIPE, cwd=spec.get("cwd"))
         seconds = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "peak_mib": _peak_mib(resource.RUSAGE_CHILDREN),
         "returncode": proc.returncode,
         "stderr": proc.stderr.decode("utf-8", "replace")[-4000:],
@@ -67,13 +69,13 @@ def _child_phases(spec: dict[str, Any]) -> dict[str, Any]:
     import io
 
     phases: list[dict[str, Any]] = []
-    clock = time.perf_counter()
+    clock, cpu = time.perf_counter(), time.process_time()
 
     def mark(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        phases.append({"phase": name, "seconds": now - clock, "peak_mib": _peak_mib(resource.RUSAGE_SELF)})
-        clock = time.perf_counter()
+        nonlocal clock, cpu
+        now, now_cpu = time.perf_counter(), time.process_time()
+        phases.append({"phase": name, "seconds": now - clock, "cpu_seconds": now_cpu - cpu, "peak_mib": _peak_mib(resource.RUSAGE_SELF)})
+        clock, cpu = time.perf_counter(), time.process_time()
 
     import hashlib
 
@@ -118,7 +120,7 @@ def _child_phases(spec: dict[str, Any]) -> dict[str, Any]:
             "milestones": session.scalar(select(func.count()).select_from(Milestone)),
             "events": session.scalar(select(func.count()).select_from(Event)),
         }
-        clock = time.perf_counter()
+        clock, cpu = time.perf_counter(), time.process_time()
     text = json.dumps(data, ensure_ascii=False, indent=2)
     mark(f"status as JSON ({len(text) // 1024} KiB)")
     from rich.console import Console
@@ -177,6 +179,13 @@ def _duban() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "duban.cli"]
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def _safe(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -191,7 +200,7 @@ class Report:
         self.rows: list[dict[str, Any]] = []
         self.failed = False
 
-    def add(self, label: str, seconds: float, peak: float | None, *, target_s: float | None, note: str = "", ok: bool = True) -> None:
+    def add(self, label: str, seconds: float, peak: float | None, *, target_s: float | None, cpu: float | None = None, note: str = "", ok: bool = True) -> None:
         checks = []
         if target_s is not None:
             checks.append(seconds <= target_s)
@@ -201,15 +210,16 @@ class Report:
         verdict = ("PASS" if all(checks) else "FAIL") if (target_s is not None or peak is not None) else ("" if ok else "FAIL")
         self.failed |= verdict == "FAIL"
         target = " · ".join(t for t in (f"≤ {target_s:g} s" if target_s is not None else "", f"≤ {PEAK_TARGET_MIB:g} MiB" if peak is not None else "") if t)
-        self.rows.append({"label": label, "seconds": seconds, "peak_mib": peak, "target": target, "result": verdict, "note": note})
+        self.rows.append({"label": label, "seconds": seconds, "cpu_seconds": cpu, "peak_mib": peak, "target": target, "result": verdict, "note": note})
 
     def print(self, title: str) -> None:
         print(f"\n{title}")
         width = max(len(r["label"]) for r in self.rows) + 2
-        print(f"  {'measurement':<{width}}{'seconds':>9}{'peak MiB':>10}   {'target':<22}result")
+        print(f"  {'measurement':<{width}}{'seconds':>9}{'(cpu)':>8}{'peak MiB':>10}   {'target':<22}result")
         for r in self.rows:
             peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "–"
-            print(f"  {r['label']:<{width}}{r['seconds']:>9.2f}{peak:>10}   {r['target']:<22}{r['result']}" + (f"  {r['note']}" if r["note"] else ""))
+            cpu = f"({r['cpu_seconds']:.2f})" if r["cpu_seconds"] is not None else ""
+            print(f"  {r['label']:<{width}}{r['seconds']:>9.2f}{cpu:>8}{peak:>10}   {r['target']:<22}{r['result']}" + (f"  {r['note']}" if r["note"] else ""))
 
 
 def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path, args, report: Report, phase_tables: list) -> None:
@@ -219,7 +229,7 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
         _child({"kind": "reset", "database_url": url}, env)
     duban = _duban()
 
-    def cli(label: str, argv: list[str], *, target_s: float | None, check=None) -> dict[str, Any]:
+    def cli(label: str, argv: list[str], *, check=None) -> dict[str, Any]:
         out = workdir / f"{name}-{label.replace(' ', '_').replace('/', '')}.out"
         r = _child({"kind": "cli", "cmd": [*duban, *argv], "stdout": str(out), "cwd": str(workdir)}, env)
         ok, note = r["returncode"] == 0, ""
@@ -239,26 +249,27 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
         n = data["totals"]["tasks"]
         return n == tasks, f"{n} tasks, {data['totals']['milestones']} milestones"
 
-    r = cli("import", ["import", str(xlsx)], target_s=IMPORT_TARGET_S, check=lambda t: ("导入完成" in t, "" if "导入完成" in t else "no 导入完成 in output"))
-    report.add(f"[{name}] duban import (fresh database)", r["seconds"], r["peak_mib"], target_s=IMPORT_TARGET_S, ok=r["ok"], note=r["note"])
+    r = cli("import", ["import", str(xlsx)], check=lambda t: ("导入完成" in t, "" if "导入完成" in t else "no 导入完成 in output"))
+    report.add(f"[{name}] duban import (fresh database)", r["seconds"], r["peak_mib"], target_s=IMPORT_TARGET_S, cpu=r["cpu_seconds"], ok=r["ok"], note=r["note"])
     if not r["ok"]:
         return
-    r = cli("reimport", ["import", str(xlsx)], target_s=IMPORT_TARGET_S, check=lambda t: ("没有需要更新的内容" in t, "" if "没有需要更新的内容" in t else "re-import reported changes"))
-    report.add(f"[{name}] duban import (same file again)", r["seconds"], r["peak_mib"], target_s=IMPORT_TARGET_S, ok=r["ok"], note=r["note"])
+    r = cli("reimport", ["import", str(xlsx)], check=lambda t: ("没有需要更新的内容" in t, "" if "没有需要更新的内容" in t else "re-import reported changes"))
+    report.add(f"[{name}] duban import (same file again)", r["seconds"], r["peak_mib"], target_s=IMPORT_TARGET_S, cpu=r["cpu_seconds"], ok=r["ok"], note=r["note"])
     today = ["--today", args.today] if args.today else []
     for label, argv, check in (
         ("duban status", ["status", *today], lambda t: ("按育人体系" in t, "" if "按育人体系" in t else "no tables in output")),
         ("duban status --json", ["status", "--json", *today], expect_tasks),
     ):
-        runs = [cli(label, argv, target_s=STATUS_TARGET_S, check=check) for _ in range(args.repeat)]
+        runs = [cli(label, argv, check=check) for _ in range(args.repeat)]
         secs = [x["seconds"] for x in runs]
         med = statistics.median(secs)
         note = runs[0]["note"]
         if args.repeat > 1:
             note = f"median of {args.repeat} (min {min(secs):.2f}, max {max(secs):.2f})" + (f"; {note}" if note else "")
-        report.add(f"[{name}] {label}", med, max(x["peak_mib"] for x in runs), target_s=STATUS_TARGET_S, ok=all(x["ok"] for x in runs), note=note)
-    r = cli("plans", ["plans"], target_s=None)
-    report.add(f"[{name}] duban plans (CLI start-up + one query, for scale)", r["seconds"], None, target_s=None, ok=r["ok"])
+        cpu = statistics.median(x["cpu_seconds"] for x in runs)
+        report.add(f"[{name}] {label}", med, max(x["peak_mib"] for x in runs), target_s=STATUS_TARGET_S, cpu=cpu, ok=all(x["ok"] for x in runs), note=note)
+    r = cli("plans", ["plans"])
+    report.add(f"[{name}] duban plans (CLI start-up + one query, for scale)", r["seconds"], None, target_s=None, cpu=r["cpu_seconds"], ok=r["ok"])
 
     # in-process phases against a fresh database of the same kind
     if is_pg:
@@ -271,10 +282,10 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
 
 
 def _print_phases(name: str, result: dict[str, Any]) -> None:
-    print(f"\nIn-process phases [{name}] (one fresh process; peak RSS so far after each phase)")
+    print(f"\nIn-process phases [{name}] (one fresh process; wall s, cpu s, peak RSS so far after each phase)")
     width = max(len(p["phase"]) for p in result["phases"]) + 2
     for p in result["phases"]:
-        print(f"  {p['phase']:<{width}}{p['seconds']:>8.2f} s{p['peak_mib']:>8.0f} MiB")
+        print(f"  {p['phase']:<{width}}{p['seconds']:>8.2f} s{p['cpu_seconds']:>8.2f} cpu{p['peak_mib']:>8.0f} MiB")
     c = result["counts"]
     print(f"  stored: {c['tasks']} tasks, {c['milestones']} milestones, {c['events']} events; process peak {result['peak_mib']:.0f} MiB")
 
@@ -317,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             print(proc.stdout.strip())
             print(f"generation: {time.perf_counter() - start:.1f} s (not counted)")
-        print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}")
+        print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}, load average {_load()}")
 
         report = Report()
         phase_tables: list = []
@@ -332,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_phases(name, result)
         if args.json_out:
             args.json_out.write_text(json.dumps({"tasks": tasks, "figures": report.rows, "phases": dict(phase_tables)}, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"\nload average at the end: {_load()} (other work on the machine inflates wall seconds; cpu seconds less so)")
         print("\nRESULT:", "FAIL (a target was missed)" if report.failed else "PASS (all targets met)")
         if args.keep:
             print(f"kept {workdir}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def import_plan(
     dry_run: bool = False,
     actor: str | None = None,
     plan_code: str | None = None,
+    now: "dt.datetime | None" = None,
 ) -> PlanDiff:
     """Validate ``path`` and apply it; raise ``PlanProblems`` (nothing written) when it is invalid.
 
@@ -35,7 +37,7 @@ def import_plan(
     diff: PlanDiff | None = None
     try:
         with session_scope(engine) as session:
-            diff = apply_plan(session, definition, actor=actor, source=path.name, sha256=digest)
+            diff = apply_plan(session, definition, actor=actor, source=path.name, sha256=digest, now=now)
             if dry_run:
                 raise _DryRun
     except _DryRun:

@@ -179,10 +179,10 @@ def _insert_ignore(session: Session, rows: list[dict[str, Any]]) -> int:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(Notification).on_conflict_do_nothing(index_elements=["key"])
-    before = session.scalar(select(func.count()).select_from(Notification))
+    inserted = 0
     for chunk in _chunks(rows, 5000):
-        session.execute(stmt, chunk)
-    return session.scalar(select(func.count()).select_from(Notification)) - before
+        inserted += len(session.execute(stmt.returning(Notification.id), chunk).all())
+    return inserted
 
 
 def decide(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: str | None = None, task_code: str | None = None) -> DecideResult:
@@ -267,7 +267,7 @@ class LinkMaker:
 
 
 def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str = "outbox", template_dir: Path | None = None,
-             recipients: Iterable[int] | None = None) -> int:
+             recipients: Iterable[int] | None = None, now: dt.datetime | None = None) -> int:
     """One digest per recipient for their pending ledger items; returns digests created."""
     created = 0
     with session_scope(engine) as session:
@@ -296,7 +296,7 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
             subject, body = render_digest(recipient=person.name, today=today, items=rendered, plan_name=plan_names.get(person.plan_id, ""),
                                           office="、".join(office_names.get(person.plan_id, [])) or "", template_dir=template_dir)
             digest = Digest(plan_id=person.plan_id, recipient_id=rid, channel=channel, run_on=today, subject=subject, body=body,
-                            items=len(items), status=PENDING, attempts=0, next_attempt_at=utcnow())
+                            items=len(items), status=PENDING, attempts=0, next_attempt_at=now or utcnow())
             session.add(digest)
             session.flush()
             session.execute(update(Notification).where(Notification.id.in_([n.id for n in items])).values(digest_id=digest.id, status=QUEUED))
@@ -377,24 +377,27 @@ def mark_failed(engine: Engine, failures: list[tuple[Outgoing, str]], *, now: dt
 
 
 def deliver(engine: Engine, send: Sender, *, now: dt.datetime, batch: int = 500, recipients: Iterable[int] | None = None) -> DeliverResult:
-    """Send every digest that is due, batch by batch; a failure never stops the others."""
+    """Send every digest that is due; a failure never stops the others.
+
+    Each digest is marked sent right after it went out, so a crash repeats at most the one
+    message in flight (its lease expires and a later run sends it again).
+    """
     result = DeliverResult()
     recipients = list(recipients) if recipients is not None else None
     while True:
         claimed = claim(engine, now=now, limit=batch, recipients=recipients)
         if not claimed:
             return result
-        sent, failures = [], []
+        failures = []
         for out in claimed:
             try:
                 send(out)
             except Exception as err:  # noqa: BLE001 - a channel failure is data, not a crash
                 failures.append((out, f"{err.__class__.__name__}: {err}"))
             else:
-                sent.append(out.id)
-        mark_sent(engine, sent, now=now)
+                mark_sent(engine, [out.id], now=now)
+                result.sent += 1
         mark_failed(engine, failures, now=now)
-        result.sent += len(sent)
         result.failed += len(failures)
         result.errors += [f"{o.recipient}：{r}" for o, r in failures]
         if len(claimed) < batch:
