@@ -305,6 +305,32 @@ def outbox_command(
     console.print(table)
 
 
+@app.command("run")
+def run_command(
+    host: Annotated[str, typer.Option("--host", help="网页服务监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="网页服务端口")] = 8000,
+    web: Annotated[bool, typer.Option("--web/--no-web", help="同时启动网页服务")] = True,
+) -> None:
+    """在本机持续运行：每个工作日 08:30 自动督办检查（Prefect serve），并提供网页服务。"""
+    import threading
+
+    import uvicorn
+    from prefect import serve
+
+    from flows.deployments import deployments
+
+    settings = _settings()
+    _engine()
+    if web:
+        from duban.web.app import create_app
+
+        server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
+        threading.Thread(target=server.run, name="duban-web", daemon=True).start()
+        console.print(f"网页服务：http://{host}:{port}/", markup=False)
+    console.print(f"每日督办检查：每天 08:30（{settings.timezone}），非工作日自动跳过。按 Ctrl+C 停止。", markup=False)
+    serve(*deployments(settings.timezone))
+
+
 @app.command("secret")
 def secret_command() -> None:
     """生成一个可用作 DUBAN_SECRET_KEY 的随机密钥。"""

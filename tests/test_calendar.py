@@ -489,7 +489,7 @@ def test_semester_end_default(cal, day, expected):
 @pytest.mark.parametrize(
     ("day", "expected"),
     [
-        (D(2026, 6, 1), D(2027, 1, 17)),  # before the first listed semester: its end
+        (D(2026, 6, 1), D(2026, 7, 15)),  # long before the first listed semester: the default spring one
         (D(2026, 10, 1), D(2027, 1, 17)),
         (D(2027, 2, 1), D(2027, 7, 4)),
         (D(2027, 5, 1), D(2027, 7, 4)),

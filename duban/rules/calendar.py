@@ -430,13 +430,14 @@ class WorkCalendar:
 
     def _semester_due(self, d: dt.date) -> Semester:
         """The semester containing ``d``, or the next one to start (during a vacation)."""
-        if self._semesters:
+        if self._semesters and d > self._default_end_before(self._semesters[0].start):
             for s in self._semesters:
                 if d <= s.end:
                     return s
+        # before the file's first semester (and its vacation) or after its last: the defaults
         for s in self._default_semesters(d.year) + self._default_semesters(d.year + 1):
             if d <= s.end:
-                if self._semesters:
+                if self._semesters and d > self._semesters[-1].end:
                     self._warn(
                         ("semester", s.name),
                         f"单位日历文件中没有 {d} 所在或之后的学期，已按默认学期“{s.name}”"
@@ -450,6 +451,21 @@ class WorkCalendar:
         if isinstance(d, dt.datetime):
             d = d.date()
         return self._semester_due(d).end
+
+    def _default_end_before(self, day: dt.date) -> dt.date:
+        """The last day of the latest default semester that ends before ``day``."""
+        candidates = self._default_semesters(day.year - 1) + self._default_semesters(day.year)
+        return max(c.end for c in candidates if c.end < day)
+
+    def semester_period(self, d: dt.date) -> tuple[dt.date, dt.date]:
+        """The reporting period of the semester due for ``d``: from the day after the previous
+        semester ended (vacations belong to the coming semester) to the semester's last day."""
+        if isinstance(d, dt.datetime):
+            d = d.date()
+        due = self._semester_due(d)
+        earlier = [s.end for s in self._semesters if s.end < due.start]
+        prev_end = max(earlier) if earlier else self._default_end_before(due.start)
+        return prev_end + dt.timedelta(days=1), due.end
 
     def period_end(self, d: dt.date, period: str, month: int | None = None) -> dt.date:
         """Due date of the ``period`` containing ``d`` (a calendar date, not rolled to a workday).

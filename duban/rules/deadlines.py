@@ -143,34 +143,14 @@ def period_bounds(cal: Any, day: dt.date, period: str, month: int | None = None)
         if day > end:
             end = _month_end(day.year + 1, m)
         return _month_end(end.year - 1, m) + dt.timedelta(days=1), end
-    # semester: the institution's semesters when known, else spring 03-01..07-15 and autumn 09-01..01-15;
-    # a day between semesters belongs to the coming one
-    for start, end in _semesters(cal, day):
-        if day <= end:
-            return start, end
-    raise AssertionError("unreachable")  # pragma: no cover
+    # semester: the calendar's semesters (institution file, or the defaults), contiguous: a
+    # vacation belongs to the coming semester
+    return cal.semester_period(day)
 
 
 def _month_end(year: int, month: int) -> dt.date:
     first_next = dt.date(year + (month == 12), month % 12 + 1, 1)
     return first_next - dt.timedelta(days=1)
-
-
-def _semesters(cal: Any, day: dt.date) -> list[tuple[dt.date, dt.date]]:
-    known = sorted((s.start, s.end) for s in getattr(getattr(cal, "institution", None), "semesters", ()) or ())
-    if known and known[0][0] <= day <= known[-1][1]:
-        # contiguous periods: each semester runs from the day after the previous one ended
-        out, prev_end = [], None
-        for start, end in known:
-            out.append((prev_end + dt.timedelta(days=1) if prev_end else start, end))
-            prev_end = end
-        return out
-    y = day.year
-    out = []
-    for year in (y - 1, y):
-        out.append((dt.date(year, 1, 16), dt.date(year, 7, 15)))  # spring, from the end of autumn
-        out.append((dt.date(year, 7, 16), dt.date(year + 1, 1, 15)))  # autumn
-    return out
 
 
 def decide(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date) -> list[Decision]:
@@ -206,19 +186,28 @@ def decide(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date
     return out
 
 
-def _report_state(task: TaskView, cal: Any, today: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date], bool, bool]:
+def _report_state(task: TaskView, cal: Any, today: dt.date):
+    """The current period, the two completed periods before it, and which have a report.
+
+    Two completed periods, not one: while the last one is still within its grace days, the one
+    before it may still be missing and must stay red and keep escalating.
+    """
     start, end = period_bounds(cal, today, task.period, task.period_month)
     prev = period_bounds(cal, start - dt.timedelta(days=1), task.period, task.period_month)
+    older = period_bounds(cal, prev[0] - dt.timedelta(days=1), task.period, task.period_month)
     last = task.last_report_on
+
+    def done(period: tuple[dt.date, dt.date]) -> bool:
+        return (last is not None and last >= period[0]) or task.assigned_on > period[1]
+
     current_done = last is not None and last >= start
-    prev_done = (last is not None and last >= prev[0]) or task.assigned_on > prev[1]
-    return (start, end), prev, current_done, prev_done
+    return (start, end), [p for p in (older, prev) if not done(p)], current_done
 
 
 def _report_decisions(task, policy, cal, today, base) -> list[Decision]:
-    (start, end), (pstart, pend), current_done, prev_done = _report_state(task, cal, today)
+    (start, end), missing, current_done = _report_state(task, cal, today)
     out: list[Decision] = []
-    if not prev_done:
+    for pstart, pend in missing:
         out += _ladder(task, f"r{task.id}:{pend.isoformat()}", pend, policy, cal, today, before=(), soon_kind=REPORT_DUE,
                        late_kind=REPORT_OVERDUE, grace=policy.report_grace,
                        data={**base, "period_start": pstart.isoformat(), "period_end": pend.isoformat(), "report": True})
@@ -252,10 +241,9 @@ def colour(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date
         if any(m.seq > first_open and m.status in ("submitted", "done") for m in live):
             yellow = True  # a later step moved on while an earlier one is still open
     if ongoing and task.period:
-        (start, end), (pstart, pend), current_done, prev_done = _report_state(task, cal, today)
-        if not prev_done:
-            late = cal.workdays_between(pend, today) - policy.report_grace
-            if late >= 1:
+        (start, end), missing, current_done = _report_state(task, cal, today)
+        for _pstart, pend in missing:
+            if cal.workdays_between(pend, today) - policy.report_grace >= 1:
                 return RED
             yellow = True
         if not current_done and cal.workdays_between(today, end) <= max(policy.report_remind_before, default=0):

@@ -1,0 +1,33 @@
+"""The deployments `duban run` serves on one machine (prefect.yaml declares the same for a server)."""
+
+from __future__ import annotations
+
+from prefect.schedules import Cron
+
+SWEEP_CRON = "30 8 * * *"  # every day; the flow skips days that are not working days
+
+
+def deployments(timezone: str = "Asia/Shanghai") -> list:
+    from flows.import_plan import import_plan_flow
+    from flows.sweep import daily_sweep
+    from flows.task_check import task_check
+
+    return [
+        daily_sweep.to_deployment(
+            name="daily-sweep",
+            schedule=Cron(SWEEP_CRON, timezone=timezone),
+            description="每日督办检查：到期提醒、逾期催办、逐级督办（非工作日自动跳过）。",
+            tags=["duban", "sweep"],
+        ),
+        task_check.to_deployment(
+            name="task-check",
+            description="检查一项任务（填写任务编号），发出相关提醒或督办。",
+            tags=["duban", "task-check"],
+        ),
+        import_plan_flow.to_deployment(
+            name="import-plan",
+            description="导入或预览一个方案文件（YAML / XLSX / CSV）。",
+            tags=["duban", "import"],
+            parameters={"dry_run": True},
+        ),
+    ]
