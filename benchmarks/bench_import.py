@@ -235,7 +235,8 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
         ok, note = r["returncode"] == 0, ""
         if not ok:
             note = f"exit {r['returncode']}: " + r["stderr"].strip().splitlines()[-1][:200] if r["stderr"].strip() else f"exit {r['returncode']}"
-            print(f"\n--- {label} failed (exit {r['returncode']}) ---\n{r['stderr']}\n{out.read_text('utf-8', 'replace')[-3000:]}", file=sys.stderr)
+            tail = "\n".join(r["stderr"].strip().splitlines()[-12:])
+            print(f"\n--- {label} failed (exit {r['returncode']}); end of its error output: ---\n{tail}", file=sys.stderr)
         elif check is not None:
             ok, note = check(out.read_text("utf-8", "replace"))
         r.update(ok=ok, note=note)
@@ -256,9 +257,15 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
     r = cli("reimport", ["import", str(xlsx)], check=lambda t: ("没有需要更新的内容" in t, "" if "没有需要更新的内容" in t else "re-import reported changes"))
     report.add(f"[{name}] duban import (same file again)", r["seconds"], r["peak_mib"], target_s=IMPORT_TARGET_S, cpu=r["cpu_seconds"], ok=r["ok"], note=r["note"])
     today = ["--today", args.today] if args.today else []
+    plan_code = f"bench-{tasks}"
+    if args.file:  # the plan code written in the workbook
+        probe = cli("probe", ["status", "--json", *today])
+        if probe["returncode"] == 0:
+            plan_code = json.loads((workdir / f"{name}-probe.out").read_text("utf-8"))["by_plan"][0]["plan"]
     for label, argv, check in (
         ("duban status", ["status", *today], lambda t: ("按育人体系" in t, "" if "按育人体系" in t else "no tables in output")),
         ("duban status --json", ["status", "--json", *today], expect_tasks),
+        ("duban status --plan CODE --json", ["status", "--plan", plan_code, "--json", *today], expect_tasks),
     ):
         runs = [cli(label, argv, check=check) for _ in range(args.repeat)]
         secs = [x["seconds"] for x in runs]
@@ -277,7 +284,12 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
         phase_url = url
     else:
         phase_url = f"sqlite:///{workdir / f'{name}-phases.db'}"
-    result = _child({"kind": "phases", "file": str(xlsx), "database_url": phase_url, "today": args.today}, _env(phase_url))
+    try:
+        result = _child({"kind": "phases", "file": str(xlsx), "database_url": phase_url, "today": args.today}, _env(phase_url))
+    except RuntimeError as err:
+        print(f"\n--- in-process phases [{name}] failed ---\n{err}", file=sys.stderr)
+        report.add(f"[{name}] in-process phases", 0.0, None, target_s=None, ok=False, note="failed, see above")
+        return
     phase_tables.append((name, result))
 
 

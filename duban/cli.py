@@ -310,25 +310,32 @@ def run_command(
     host: Annotated[str, typer.Option("--host", help="网页服务监听地址")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="网页服务端口")] = 8000,
     web: Annotated[bool, typer.Option("--web/--no-web", help="同时启动网页服务")] = True,
+    prefect_port: Annotated[int, typer.Option("--prefect-port", help="本机 Prefect 服务端口（未设置 PREFECT_API_URL 时自动启动）")] = 4200,
 ) -> None:
-    """在本机持续运行：每个工作日 08:30 自动督办检查（Prefect serve），并提供网页服务。"""
+    """在本机持续运行：每个工作日 08:30 自动督办检查，并提供网页服务（无需另装服务器）。"""
     import threading
 
-    import uvicorn
     from prefect import serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from duban.prefect_server import local_prefect_server
     from flows.deployments import deployments
 
     settings = _settings()
     _engine()
-    if web:
-        from duban.web.app import create_app
+    with local_prefect_server(settings, port=prefect_port) as api_url:
+        console.print(f"Prefect：{api_url.removesuffix('/api')}（可在此查看运行记录、手动运行检查）", markup=False)
+        if web:
+            import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
-        threading.Thread(target=server.run, name="duban-web", daemon=True).start()
-        console.print(f"网页服务：http://{host}:{port}/", markup=False)
-    console.print(f"每日督办检查：每天 08:30（{settings.timezone}），非工作日自动跳过。按 Ctrl+C 停止。", markup=False)
-    serve(*deployments(settings.timezone))
+            from duban.web.app import create_app
+
+            server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
+            threading.Thread(target=server.run, name="duban-web", daemon=True).start()
+            console.print(f"网页服务：http://{host}:{port}/", markup=False)
+        console.print(f"每日督办检查：每天 08:30（{settings.timezone}），非工作日自动跳过。按 Ctrl+C 停止。", markup=False)
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            serve(*deployments(settings.timezone))
 
 
 @app.command("secret")

@@ -1,0 +1,98 @@
+"""`duban run` on one machine: a real Prefect server, the served deployments, the web app.
+
+A run of the daily sweep deployment (as the schedule would start it) writes the digests to the
+local outbox; the deployment carries the 08:30 Asia/Shanghai schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from duban.db import make_engine, upgrade
+from duban.importer import import_plan
+from tests.factories import small_plan, write_yaml
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST" if data else "GET")
+    with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback
+        return json.loads(resp.read() or b"null")
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except OSError as err:
+            last = err
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what} ({last})")
+
+
+def test_duban_run_serves_the_schedule_and_the_web(tmp_path):
+    db = tmp_path / "duban.db"
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=dt.datetime(2026, 11, 2, 9, tzinfo=dt.timezone.utc))
+    engine.dispose()
+    web, api = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DUBAN_", "PREFECT_"))}
+    env.update(DUBAN_DEMO="1", DUBAN_DATABASE_URL=f"sqlite:///{db}", PREFECT_HOME=str(tmp_path / "prefect"),
+               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    duban = Path(sys.executable).parent / "duban"
+    log = open(tmp_path / "run.log", "wb")
+    proc = subprocess.Popen([str(duban), "run", "--port", str(web), "--prefect-port", str(api)], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    api_url = f"http://127.0.0.1:{api}/api"
+    try:
+        wait_for(lambda: get(f"http://127.0.0.1:{web}/healthz") == {"ok": True}, 150, "the web app")
+        page = urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=5).read().decode()  # noqa: S310
+        assert "<h1>督办系统</h1>" in page
+
+        served = wait_for(lambda: (lambda ds: ds if {"daily-sweep", "task-check", "import-plan"} <= set(ds) else None)(
+            {d["name"]: d for d in get(f"{api_url}/deployments/filter", {})}), 60, "the deployments")
+        sweep = served["daily-sweep"]
+        (schedule,) = sweep["schedules"]
+        assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("30 8 * * *", "Asia/Shanghai")
+
+        # start a run of the deployment the way the schedule does; the served runner executes it
+        get(f"{api_url}/deployments/{sweep['id']}/create_flow_run", {"parameters": {"today": "2026-11-23", "force": True}})
+        outbox = tmp_path / "outbox" / "2026-11-23"  # the outbox sits beside the SQLite database
+        files = wait_for(lambda: sorted(outbox.glob("*.txt")) if outbox.exists() and len(list(outbox.glob("*.txt"))) == 5 else None, 120, "the outbox")
+        names = sorted(f.name.split("-", 1)[1] for f in files)
+        assert names == sorted(f"{n}.txt" for n in ["党委书记", "分管教学副校长", "宣传部部长", "教务处副处长", "教务处处长"])
+        assert files[0].read_text(encoding="utf-8").startswith("收件人：")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    # the Prefect server it started is gone with it
+    with pytest.raises(OSError):
+        get(f"{api_url}/health")
