@@ -95,6 +95,13 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
     ):
         ws.append([key, value])
         ws.cell(ws.max_row, 1).font = bold
+    from definitions.loaders import POLICY_KEYS
+
+    for label, field in POLICY_KEYS.items():
+        if field in p.policy:
+            value = p.policy[field]
+            ws.append([label, "、".join(map(str, value)) if isinstance(value, (list, tuple)) else value])
+            ws.cell(ws.max_row, 1).font = bold
     ws.column_dimensions["A"].width = 18
     ws.column_dimensions["B"].width = 60
 

@@ -74,6 +74,20 @@ PLAN_KEYS: dict[str, tuple[str, ...]] = {
     "leading_group": ("领导小组", "领导小组成员"),
     "office": ("领导小组办公室", "督办员", "办公室"),
 }
+# 方案 sheet rows that override the deadline policy (working days); lists like "7、3、1、0"
+POLICY_KEYS: dict[str, str] = {
+    "到期前提醒（工作日）": "remind_before",
+    "逾期提醒间隔（工作日）": "overdue_every",
+    "逾期提醒次数上限": "overdue_cap",
+    "逾期报部门负责人（工作日）": "escalate_head_after",
+    "逾期报分管校领导（工作日）": "escalate_supervisor_after",
+    "逾期报领导小组办公室（工作日）": "escalate_office_after",
+    "签收时限（工作日）": "ack_within",
+    "未签收报部门负责人（工作日）": "ack_escalate_after",
+    "反馈截止前提醒（工作日）": "report_remind_before",
+    "反馈宽限（工作日）": "report_grace",
+}
+LIST_POLICY_FIELDS = {"remind_before", "report_remind_before"}
 TASK_SHEETS = ("任务清单", "重点任务清单", "任务", "清单")
 PEOPLE_SHEETS = ("人员", "人员表", "人员名单", "责任人")
 DEPARTMENT_SHEETS = ("部门", "部门表", "单位")
@@ -594,6 +608,8 @@ def _departments_from(picked, loc: SheetLocator, problems: list[Problem]) -> lis
 
 def _plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Problem], *, default_code: str, default_name: str) -> PlanIn:
     values: dict[str, Any] = {}
+    policy: dict[str, Any] = {}
+    policy_keys = {_norm_header(k): (k, f) for k, f in POLICY_KEYS.items()}
     if sheet is not None:
         for r, row in enumerate(sheet.rows):
             if len(row) < 2:
@@ -603,6 +619,15 @@ def _plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Prob
                 if key in {_norm_header(a) for a in aliases} and field not in values:
                     values[field] = _text(row[1])
                     loc.plan_rows[field] = (sheet.name, r + 1)
+            if key in policy_keys and _text(row[1]) is not None:
+                label, field = policy_keys[key]
+                raw = _text(row[1])
+                try:
+                    numbers = [int(x) for x in LIST_SPLIT.split(raw.replace(" ", "、")) if x.strip()]
+                except ValueError:
+                    problems.append(Problem(f"{loc.source} · 工作表「{sheet.name}」 · 第 {r + 1} 行", f"{label}“{raw}”应为工作日天数（整数），多个用顿号隔开，如 7、3、1、0"))
+                    continue
+                policy[field] = numbers if field in LIST_POLICY_FIELDS else (numbers[0] if len(numbers) == 1 else raw)
     approval = True
     if values.get("approval_required") is not None:
         flag = str(values["approval_required"]).strip().lower()
@@ -620,4 +645,5 @@ def _plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Prob
         report_every=values.get("report_every") or "每学期",
         leading_group=[x for x in LIST_SPLIT.split(values.get("leading_group") or "") if x.strip()],
         office=[x for x in LIST_SPLIT.split(values.get("office") or "") if x.strip()],
+        policy=policy,
     )

@@ -40,6 +40,23 @@ def _notify_problem(url: str) -> str | None:
     return None
 
 
+def _policy_problems(policy: dict) -> str | None:
+    """Why a policy override is not acceptable (Chinese), or None."""
+    from pydantic import ValidationError
+
+    from duban.rules.policy import DeadlinePolicy, effective_policy
+
+    unknown = sorted(set(policy) - set(DeadlinePolicy.model_fields))
+    if unknown:
+        return f"不认识的督办规则“{'、'.join(unknown)}”，可用的有：{'、'.join(DeadlinePolicy.model_fields)}"
+    try:
+        effective_policy(policy)
+    except ValidationError as err:
+        first = err.errors()[0]
+        return f"督办规则“{first['loc'][0]}”取值不正确（{first['msg']}）：天数应为不小于 1 的整数，提醒天数为整数列表"
+    return None
+
+
 def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify: bool = True) -> PlanDefinition:
     """Check names, parse deadlines and build milestones; raise ``PlanProblems`` listing all issues."""
     loc = locator or Locator("<plan>")
@@ -52,6 +69,8 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
     p = plan_file.plan
     if not p.code or not CODE_RE.match(p.code):
         bad(loc.plan("code"), f"方案编号“{p.code}”不可用：编号不能含空格和 / \\ ? # % 字符，最多 50 个字符")
+    if p.policy and (why := _policy_problems(p.policy)):
+        bad(loc.plan("policy"), why)
     try:
         report_every = parse_period(p.report_every)
     except DeadlineError as err:
@@ -215,6 +234,8 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
                 supervisor = person_ref(t.supervisor, at("supervisor"), "分管校领导")
                 if not t.supervisor and lead in dept_by_name:
                     supervisor = dept_by_name[lead].supervisor
+                if t.policy and (why := _policy_problems(t.policy)):
+                    bad(at("policy"), why)
                 milestones, schedule = _milestones(t, at, bad)
                 report_period = None
                 if t.report_every:
@@ -247,6 +268,7 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
                         deadline_text=text,
                         milestones=tuple(milestones),
                         position=position,
+                        policy=dict(t.policy),
                     )
                 )
                 position += 1
@@ -278,6 +300,7 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
         systems=tuple(systems),
         projects=tuple(projects),
         tasks=tuple(tasks),
+        policy=dict(p.policy),
         warnings=tuple(warnings),
     )
 

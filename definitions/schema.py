@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +52,7 @@ class TaskIn(_In):
     report_every: str | None = Field(
         None, description="长期任务的进展反馈周期（每月、每季度、每学期、每年）；缺省按方案设置"
     )
+    policy: dict[str, Any] = Field(default_factory=dict, description="本任务的督办规则（覆盖方案设置，字段同 plan.policy）")
 
 
 class ProjectIn(_In):
@@ -94,6 +95,11 @@ class PlanIn(_In):
     organization: str = Field("", description="单位名称")
     approval_required: bool = Field(True, description="提交办结后是否需要领导小组办公室审核")
     report_every: str = Field("每学期", description="长期任务缺省的进展反馈周期")
+    policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="督办规则（工作日）：remind_before、overdue_every、overdue_cap、escalate_head_after、"
+        "escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace",
+    )
     leading_group: list[str] = Field(default_factory=list, description="领导小组成员")
     office: list[str] = Field(default_factory=list, description="领导小组办公室（督办员）")
 
@@ -157,6 +163,7 @@ class TaskDef:
     deadline_text: str
     milestones: tuple[MilestoneDef, ...]
     position: int
+    policy: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,7 @@ class PlanDefinition:
     systems: tuple[GroupDef, ...]
     projects: tuple[GroupDef, ...]
     tasks: tuple[TaskDef, ...]
+    policy: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 

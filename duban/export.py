@@ -53,6 +53,7 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
                         partners=list(t.partners), supervisor=all_people.get(t.supervisor_id),
                         deadline=deadline, roadmap=roadmap,
                         report_every=PERIOD_LABELS.get(t.period) if t.schedule != "recurring" and t.period else None,
+                        policy=dict(t.policy or {}),
                     )
                 )
             projects.append(ProjectIn(code=pr.code, name=pr.name, tasks=tasks))
@@ -62,6 +63,7 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
         plan=PlanIn(
             code=plan.code, name=plan.name, organization=plan.organization,
             approval_required=plan.approval_required, report_every=PERIOD_LABELS.get(plan.report_every, "每学期"),
+            policy=dict(plan.policy or {}),
             leading_group=[all_people[pid] for role, pid in roles if role == "leading_group"],
             office=[all_people[pid] for role, pid in roles if role == "office"],
         ),

@@ -54,6 +54,7 @@ FIELD_LABELS = {
     "schedule": "任务类型",
     "period": "反馈周期",
     "period_month": "每年月份",
+    "policy": "督办规则",
 }
 PERIOD_LABELS = {"week": "每周", "month": "每月", "quarter": "每季度", "semester": "每学期", "year": "每年"}
 
@@ -217,6 +218,7 @@ def apply_plan(
             organization=d.organization,
             approval_required=d.approval_required,
             report_every=d.report_every,
+            policy=d.policy,
             source=source,
             created_at=now,
             updated_at=now,
@@ -225,7 +227,7 @@ def apply_plan(
         session.flush()
         diff.plan_created = True
     else:
-        for attr, label in (("name", "方案名称"), ("organization", "单位"), ("approval_required", "办结需审核"), ("report_every", "长期任务反馈周期")):
+        for attr, label in (("name", "方案名称"), ("organization", "单位"), ("approval_required", "办结需审核"), ("report_every", "长期任务反馈周期"), ("policy", "督办规则")):
             old, new = getattr(plan, attr), getattr(d, attr)
             if old != new:
                 diff.plan_details.append(f"{label}：{_show(old)} → {_show(new)}")
@@ -282,6 +284,8 @@ def _show(value: Any) -> str:
         return "是" if value else "否"
     if isinstance(value, (list, tuple)):
         return "、".join(map(str, value)) or "（空）"
+    if isinstance(value, dict):
+        return "；".join(f"{k}={_show(v)}" for k, v in sorted(value.items())) or "（默认）"
     return str(value)
 
 
@@ -446,6 +450,7 @@ TASK_FIELDS = (
     "deadline_text",
     "project_id",
     "position",
+    "policy",
 )
 
 
@@ -464,6 +469,7 @@ def _task_row(t: TaskDef, dept_ids, person_ids, project_ids) -> dict[str, Any]:
         "deadline_text": t.deadline_text,
         "project_id": project_ids[(t.system, t.project)],
         "position": t.position,
+        "policy": dict(t.policy),
     }
 
 

@@ -232,3 +232,34 @@ def test_a_number_that_looks_like_a_year_is_explained(tmp_path):
     (problem,) = err.value.problems
     assert problem.where == "p.xlsx · 工作表「任务清单」 · 第 2 行 · 「完成时限」列"
     assert "年份" in problem.message
+
+
+def test_policy_overrides_from_yaml_and_the_plan_sheet(tmp_path):
+    plan = small_plan()
+    plan["plan"]["policy"] = {"remind_before": [5, 1], "escalate_head_after": 2}
+    plan["systems"][0]["projects"][0]["tasks"][0]["policy"] = {"overdue_every": 1}
+    d = load_plan(write_yaml(tmp_path / "p.yaml", plan))
+    assert d.policy == {"remind_before": [5, 1], "escalate_head_after": 2}
+    assert d.tasks[0].policy == {"overdue_every": 1} and d.tasks[1].policy == {}
+
+    rows = _rows([1, "课程育人", "思政课", "集体备课", "教务处", "教务处处长", "2026年底", None])
+    plan_rows = [["方案编号", "x"], ["方案名称", "示例"], ["到期前提醒（工作日）", "10、5、0"], ["逾期报部门负责人（工作日）", 2]]
+    path = write_xlsx(tmp_path / "p.xlsx", {"方案": plan_rows, "任务清单": rows, "人员": PEOPLE_ROWS, "部门": DEPARTMENT_ROWS})
+    assert load_plan(path).policy == {"remind_before": [10, 5, 0], "escalate_head_after": 2}
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"remind": [1]}, "不认识的督办规则“remind”，可用的有：remind_before、overdue_every、overdue_cap、escalate_head_after、escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace"),
+        ({"overdue_every": 0}, "督办规则“overdue_every”取值不正确（Input should be greater than or equal to 1）：天数应为不小于 1 的整数，提醒天数为整数列表"),
+    ],
+)
+def test_bad_policy_is_reported(tmp_path, policy, message):
+    from definitions.problems import PlanProblems
+
+    plan = small_plan()
+    plan["plan"]["policy"] = policy
+    with pytest.raises(PlanProblems) as err:
+        load_plan(write_yaml(tmp_path / "p.yaml", plan))
+    assert [str(p) for p in err.value.problems] == [f"p.yaml · plan.policy：{message}"]

@@ -208,3 +208,17 @@ def test_nothing_for_done_submitted_or_archived(plan_engine, tmp_path):
     smaller["systems"].pop(1)  # tasks 3 and 4 removed → archived
     import_plan(plan_engine, write_yaml(tmp_path / "p2.yaml", smaller), now=IMPORTED)
     assert sweep.preview(plan_engine, today=MON, cal=WorkCalendar(), tz=TZ) == []
+
+
+def test_plan_and_task_policy_change_the_ladder(engine, tmp_path):
+    plan = small_plan()
+    plan["plan"]["policy"] = {"escalate_head_after": 1}  # tell the head on the first day late
+    task_of(plan, "2")["policy"] = {"ack_within": 20, "ack_escalate_after": 25}  # a patient task
+    import_plan(engine, write_yaml(tmp_path / "p.yaml", plan), now=IMPORTED)
+    previewed = sweep.preview(engine, today=MON, cal=WorkCalendar(), tz=TZ)
+    items = {(i.recipient, i.kind, i.code) for i in previewed}
+    # task 1 is one working day late: with the plan's policy its head (here: the owner's manager) is told
+    assert [i.line for i in previewed if i.code == "1" and i.kind == "escalation" and "完成时间" in i.line] == [
+        "部门负责人督办：责任人 教务处处长（教务处），完成时间 2026-11-20，已逾期 1 个工作日，请督促落实"
+    ]
+    assert ("教务处副处长", "ack", "2") not in items and ("教务处处长", "escalation", "2") not in items
