@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	DUBAN_DEMO=1 $(BIN)/duban demo
+	DUBAN_DEMO=1 $(BIN)/duban demo --serve
 
 test: install
 	$(BIN)/python -m pytest -n 2

@@ -365,17 +365,48 @@ def db_current() -> None:
 
 @app.command("demo")
 def demo_command(
-    today: Annotated[Optional[str], typer.Option("--today", help="演示用的“今天”（YYYY-MM-DD）")] = None,
+    today: Annotated[Optional[str], typer.Option("--today", help="演示用的“今天”（YYYY-MM-DD，缺省为今天）")] = None,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="演示后持续运行（每日检查 + 网页服务，Ctrl+C 停止）")] = False,
 ) -> None:
-    """演示：导入示例“三全育人”方案并显示进展统计（可重复运行）。"""
+    """演示：导入示例“三全育人”方案，运行今天的督办检查，查看发出的通知和进展统计（可重复运行）。"""
     from duban.importer import import_plan
+    from duban.runtime import runtime
+    from duban.sweep import digest_rows
+    from flows.sweep import daily_sweep
 
     engine = _engine()
+    day = _parse_day(today)
     console.rule("1. 导入示例方案 definitions/plans/sanquan-yuren.yaml")
     diff = import_plan(engine, EXAMPLE_PLAN, actor="demo")
     console.print(diff.render(limit=5), markup=False, highlight=False)
-    console.rule("2. 进展统计（duban status）")
-    status_command(plan=None, today=today, as_json=False)
+
+    console.rule(f"2. 今天（{day.isoformat()}）的督办检查：Prefect 流程 daily-sweep")
+    summary = daily_sweep(today=day, force=True)
+    console.print(
+        f"应发事项 {summary['decided']} 项（新增 {summary['new']} 项，其余此前已发），"
+        f"生成通知 {summary['digests']} 份，发送成功 {summary['sent']} 份。",
+        markup=False,
+    )
+
+    console.rule("3. 发出的通知（本地发件箱）")
+    rows = digest_rows(engine, run_on=day)
+    outbox = runtime().settings.outbox_path / day.isoformat()
+    if rows:
+        for r in rows[:10]:
+            console.print(f"  {r['收件人']}：{r['事项']} 项，{r['状态']}", markup=False)
+        if len(rows) > 10:
+            console.print(f"  …… 共 {len(rows)} 份", markup=False)
+        console.print(f"全文见 {outbox}，或 duban outbox --show {rows[-1]['编号']}", markup=False)
+    else:
+        console.print("今天没有新的通知（同一事项同一阶段只提醒一次）。", markup=False)
+
+    console.rule("4. 进展统计（duban status）")
+    status_command(plan=None, today=day.isoformat(), as_json=False)
+    if serve_after:
+        console.rule("5. 持续运行（duban run）")
+        run_command()
+    else:
+        console.print("\n要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run", markup=False)
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ def apply_plan_file(path: str, dry_run: bool, actor: str, plan_code: str | None)
     return {"dry_run": dry_run, **diff.to_dict()}
 
 
-@flow(name="import-plan", flow_run_name="import {path}", log_prints=True)
+@flow(name="import-plan", flow_run_name="import {path}")
 def import_plan_flow(path: str, dry_run: bool = False, actor: str = "prefect", plan_code: str | None = None) -> dict:
     """导入或预览一个方案文件（YAML / XLSX / CSV）。"""
     result = apply_plan_file(path, dry_run, actor, plan_code)

@@ -58,7 +58,7 @@ def report(today: dt.date, summary: dict, key: str) -> None:
         create_table_artifact(key=f"{key}-digests", table=rows[:500], description=f"{today.isoformat()} 的通知")
 
 
-@flow(name="daily-sweep", flow_run_name="sweep {today}", log_prints=True)
+@flow(name="daily-sweep", flow_run_name="sweep {today}")
 def daily_sweep(today: dt.date | None = None, plan: str | None = None, force: bool = False) -> dict:
     """每日督办检查：提醒、催办、逐级督办，并发出每人一份的汇总通知。"""
     rt = runtime()

@@ -57,7 +57,7 @@ def _tag_this_run(tags: list[str]) -> None:
         client.update_flow_run(run_id, tags=sorted(set(current.tags) | set(tags)))
 
 
-@flow(name="task-check", flow_run_name="check {task_code}", log_prints=True)
+@flow(name="task-check", flow_run_name="check {task_code}")
 def task_check(task_code: str, plan: str | None = None, today: dt.date | None = None) -> dict:
     """检查一项任务：按期提醒、逾期督办，发出相关人员的通知。"""
     rt = runtime()

@@ -112,13 +112,26 @@ def test_xlsx_template_imports(use_database):
     assert result.exit_code == 0 and "新增任务 176 项" in result.stdout
 
 
-def test_demo_is_repeatable(use_database):
-    first = run("demo", "--today", "2026-11-23")
-    assert first.exit_code == 0, first.output
+@pytest.mark.slow
+def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
+    """`duban demo` as a user runs it: its own process, against the session's Prefect server."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "DUBAN_DEMO": "1", "DUBAN_DATABASE_URL": use_database, "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "COLUMNS": "200"}
+    duban = [sys.executable, "-m", "duban.cli", "demo", "--today", "2026-11-23"]
+    first = subprocess.run(duban, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
     assert "新建方案「“三全育人”综合改革实施方案（示例）」" in first.stdout
+    assert "应发事项 40 项（新增 40 项，其余此前已发），生成通知 17 份，发送成功 17 份。" in first.stdout
     assert "截至 2026-11-23：在办任务 176 项" in first.stdout
-    second = run("demo", "--today", "2026-11-23")
+    assert "要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run" in first.stdout
+    second = subprocess.run(duban, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "与库中现有内容相同，没有需要更新的内容。" in second.stdout
+    assert "应发事项 40 项（新增 0 项，其余此前已发），生成通知 0 份，发送成功 0 份。" in second.stdout
+    assert second.stdout.count("，已发送") == 10  # today's notices, sent by the first run, listed (10 of 17)
 
 
 def test_db_commands(use_database):
