@@ -5,9 +5,9 @@
 Generates a workbook (``benchmarks.generate``; its time is printed but not counted), then runs
 each measurement in a fresh subprocess so that peak memory is honest:
 
-* the CLI (``duban import FILE``, a re-import, ``duban status``, ``duban status --json``) runs as
-  the only child of a small wrapper process, which reports the wall time and the child's peak
-  RSS (``getrusage(RUSAGE_CHILDREN).ru_maxrss``);
+* the CLI (``duban import FILE``, a re-import, ``duban status`` with and without ``--json`` and
+  ``--plan``) runs as the only child of a small wrapper process, which reports the wall time,
+  CPU time and the child's peak RSS (``getrusage(RUSAGE_CHILDREN).ru_maxrss``);
 * the library phases (read workbook, resolve, apply + commit, status) run in one process of
   their own, which reports ``getrusage(RUSAGE_SELF).ru_maxrss``.
 

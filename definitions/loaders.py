@@ -568,41 +568,40 @@ def _tasks_from(sheet: Sheet, header, loc: SheetLocator, problems: list[Problem]
     return list(systems.values())
 
 
-def _people_from(picked, loc: SheetLocator, problems: list[Problem]) -> list[PersonIn]:
-    sheet, (header_row, cols, names) = picked
-    loc.people_columns = names
-    out = []
+def _records(picked, on_row) -> None:
+    """Call ``on_row(get, rownum)`` for each non-blank row under the header of a picked sheet."""
+    sheet, (header_row, cols, _names) = picked
     for r in range(header_row + 1, len(sheet.rows)):
         row = sheet.rows[r]
         get = lambda f, _row=row: _text(_row[cols[f]]) if f in cols and cols[f] < len(_row) else None  # noqa: E731
-        if not any(get(f) for f in cols):
-            continue
-        out.append(
-            PersonIn(
-                name=get("name") or "",
-                department=get("department"),
-                title=get("title"),
-                email=get("email"),
-                mobile=get("mobile"),
-                notify=[u for u in URL_SPLIT.split(get("notify") or "") if u],
-                manager=get("manager"),
-            )
-        )
-        loc.people_rows.append((sheet.name, r + 1))
+        if any(get(f) for f in cols):
+            on_row(get, r + 1)
+
+
+def _people_from(picked, loc: SheetLocator, problems: list[Problem]) -> list[PersonIn]:
+    loc.people_columns = picked[1][2]
+    out: list[PersonIn] = []
+
+    def add(get, rownum):
+        out.append(PersonIn(
+            name=get("name") or "", department=get("department"), title=get("title"), email=get("email"),
+            mobile=get("mobile"), notify=[u for u in URL_SPLIT.split(get("notify") or "") if u], manager=get("manager"),
+        ))
+        loc.people_rows.append((picked[0].name, rownum))
+
+    _records(picked, add)
     return out
 
 
 def _departments_from(picked, loc: SheetLocator, problems: list[Problem]) -> list[DepartmentIn]:
-    sheet, (header_row, cols, names) = picked
-    loc.department_columns = names
-    out = []
-    for r in range(header_row + 1, len(sheet.rows)):
-        row = sheet.rows[r]
-        get = lambda f, _row=row: _text(_row[cols[f]]) if f in cols and cols[f] < len(_row) else None  # noqa: E731
-        if not any(get(f) for f in cols):
-            continue
+    loc.department_columns = picked[1][2]
+    out: list[DepartmentIn] = []
+
+    def add(get, rownum):
         out.append(DepartmentIn(name=get("name") or "", head=get("head"), supervisor=get("supervisor")))
-        loc.department_rows.append((sheet.name, r + 1))
+        loc.department_rows.append((picked[0].name, rownum))
+
+    _records(picked, add)
     return out
 
 

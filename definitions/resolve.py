@@ -57,6 +57,38 @@ def _policy_problems(policy: dict) -> str | None:
     return None
 
 
+class _Names:
+    """Names declared in one table (部门表 / 人员表) and the references to them.
+
+    Without such a table in the file, every referenced name is accepted and registered
+    ("implied"); with one, an unknown name is a problem.
+    """
+
+    def __init__(self, bad, table: str, noun: str):
+        self.bad, self.table, self.noun = bad, table, noun
+        self.index: dict[str, int] = {}
+        self.implied: list[str] = []
+
+    def register(self, name: str, where: str, label: str, duplicate: str) -> None:
+        if not name:
+            self.bad(where, f"{label}不能为空")
+        elif name in self.index:
+            self.bad(where, duplicate.format(n=self.index[name] + 1))
+        else:
+            self.index[name] = len(self.index)
+
+    def ref(self, name: str | None, where: str, what: str) -> str | None:
+        if not name:
+            return None
+        if name in self.index or name in self.implied:
+            return name
+        if self.index:
+            self.bad(where, f"{what}“{name}”不在{self.table}中：请先在{self.table}中登记，或改为{self.table}中已有的{self.noun}")
+            return None
+        self.implied.append(name)
+        return name
+
+
 def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify: bool = True) -> PlanDefinition:
     """Check names, parse deadlines and build milestones; raise ``PlanProblems`` listing all issues."""
     loc = locator or Locator("<plan>")
@@ -77,51 +109,18 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
         bad(loc.plan("report_every"), str(err))
         report_every = "semester"
 
-    # Departments -------------------------------------------------------------------------
-    dept_names: dict[str, int] = {}
+    # Departments and people: unique names; references resolve against them ---------------------
+    depts = _Names(bad, "部门表", "名称")
     for i, d in enumerate(plan_file.departments):
-        if not d.name:
-            bad(loc.department(i, "name"), "部门名称不能为空")
-        elif d.name in dept_names:
-            bad(loc.department(i, "name"), f"部门“{d.name}”重复（已在第 {dept_names[d.name] + 1} 个部门中出现）")
-        else:
-            dept_names[d.name] = i
-    explicit_departments = bool(plan_file.departments)
-    implied_departments: list[str] = []
-
-    def department_ref(name: str | None, where: str, what: str) -> str | None:
-        if not name:
-            return None
-        if name in dept_names or name in implied_departments:
-            return name
-        if explicit_departments:
-            bad(where, f"{what}“{name}”不在部门表中：请先在部门表中登记，或改为部门表中已有的名称")
-            return None
-        implied_departments.append(name)
-        return name
-
-    # People ------------------------------------------------------------------------------
-    person_index: dict[str, int] = {}
+        depts.register(d.name, loc.department(i, "name"), "部门名称", f"部门“{d.name}”重复（已在第 {{n}} 个部门中出现）")
+    people_names = _Names(bad, "人员表", "姓名")
     for i, person in enumerate(plan_file.people):
-        if not person.name:
-            bad(loc.person(i, "name"), "姓名不能为空")
-        elif person.name in person_index:
-            bad(loc.person(i, "name"), f"人员“{person.name}”重复（已在第 {person_index[person.name] + 1} 位人员中出现）；姓名在方案内须唯一，同名者请加以区分（如“张伟（教务处）”）")
-        else:
-            person_index[person.name] = i
-    explicit_people = bool(plan_file.people)
-    implied_people: list[str] = []
-
-    def person_ref(name: str | None, where: str, what: str) -> str | None:
-        if not name:
-            return None
-        if name in person_index or name in implied_people:
-            return name
-        if explicit_people:
-            bad(where, f"{what}“{name}”不在人员表中：请先在人员表中登记，或改为人员表中已有的姓名")
-            return None
-        implied_people.append(name)
-        return name
+        people_names.register(
+            person.name, loc.person(i, "name"), "姓名",
+            f"人员“{person.name}”重复（已在第 {{n}} 位人员中出现）；姓名在方案内须唯一，同名者请加以区分（如“张伟（教务处）”）",
+        )
+    department_ref, person_ref = depts.ref, people_names.ref
+    implied_departments, implied_people = depts.implied, people_names.implied
 
     people: list[PersonDef] = []
     for i, person in enumerate(plan_file.people):
