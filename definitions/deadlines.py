@@ -18,6 +18,7 @@ day of the previous month.  “YYYY年前” is ambiguous (end of YYYY-1 or of Y
 from __future__ import annotations
 
 import calendar
+import functools
 import datetime as dt
 import math
 import numbers
@@ -25,6 +26,15 @@ import re
 from collections.abc import Callable
 
 from definitions.schema import Deadline, DeadlineValue, Period
+
+# inline patterns, compiled once (they run for every roadmap step of large plans)
+_SPACES = re.compile(r"\s+")
+_DONE_SUFFIX = re.compile(r"完成$")
+_YEAR4 = re.compile(r"\d{4}")
+_PARENS = re.compile(r"\(([^()]*)\)")
+_PARENS_YEAR = re.compile(r"\s*\d{4}")
+_CHUNK = re.compile(r"[^\s:,;()]+")
+_PERIOD_WORD = re.compile(r"每?(.+?)(?:一次|[底末])?")
 
 __all__ = ["ACCEPTED_FORMS", "DeadlineError", "parse_deadline", "parse_period", "parse_roadmap"]
 
@@ -70,13 +80,13 @@ _LEAD = re.compile(r"^(?:截[至止](?:到|至)?|到|至|于|在)")
 def _clean(text: str) -> str:
     """Normalised deadline text: half-width, no spaces, no surrounding brackets, no 完成."""
     s = _TIME.sub("", text.translate(_HALF).strip())
-    s = re.sub(r"\s+", "", s)
+    s = _SPACES.sub("", s)
     while True:
         before = s
         if s.startswith("(") and s.endswith(")"):
             s = s[1:-1]
         s = _LEAD.sub("", s)
-        s = re.sub(r"完成$", "", s)
+        s = _DONE_SUFFIX.sub("", s)
         if s == before:
             return s
 
@@ -193,7 +203,7 @@ def _from_serial(original: numbers.Real) -> Deadline:
     return Deadline("date", due=day, text=day.isoformat())
 
 
-def parse_deadline(value: DeadlineValue) -> Deadline:
+def _parse_deadline(value: DeadlineValue) -> Deadline:
     """Parse one 完成时限; raise ``DeadlineError`` with a message for the office if it is not understood."""
     if isinstance(value, dt.datetime):
         value = value.date()
@@ -221,7 +231,7 @@ def parse_deadline(value: DeadlineValue) -> Deadline:
     if _ONGOING.fullmatch(s):
         return Deadline("ongoing", text=text)
 
-    if re.match(r"\d{4}", s) and _SEMESTER.search(s):
+    if _YEAR4.match(s) and _SEMESTER.search(s):
         raise _error(text, "按学期计算，各学期的起止日期不一，请写成具体日期或月份（如 2027年7月15日、2027年7月）")
     if _NO_YEAR.match(s):
         raise _error(text, "没有写明年份，请补上年份（如 2026年12月底）")
@@ -287,11 +297,11 @@ def _parse_step(n: int, step: str) -> tuple[Deadline, str]:
     # the date first: “2026年12月底前 制定方案”, “（2026年12月）制定方案”
     lead: tuple[int, bool] | None = None
     chunk = ""
-    if m := re.match(r"\(([^()]*)\)", nb):
-        if re.match(r"\s*\d{4}", m[1]):
+    if m := _PARENS.match(nb):
+        if _PARENS_YEAR.match(m[1]):
             return result(1, m.end(1), m.end(), len(nb))
     elif _YEAR.match(nb):
-        chunk = re.match(r"[^\s:,;()]+", nb)[0]
+        chunk = _CHUNK.match(nb)[0]
         for end in range(len(chunk), 3, -1):
             if end < len(chunk) and _DATE_GOES_ON.match(nb, end):
                 continue
@@ -322,7 +332,7 @@ def _parse_step(n: int, step: str) -> tuple[Deadline, str]:
     raise _step_error(n, step, "没有写明完成时间：请在步骤前面写上时间（如“2026年12月底前 制定方案”），或在后面用括号注明（如“制定方案（2026年12月底前）”）")
 
 
-def parse_roadmap(text: str) -> list[tuple[Deadline, str]]:
+def _parse_roadmap(text: str) -> list[tuple[Deadline, str]]:
     """Parse a 路线图 cell into ``[(deadline, step title), ...]`` in the written order."""
     steps = [s.strip() for s in _STEP_SPLIT.split(text or "")]
     return [_parse_step(n, step) for n, step in enumerate((s for s in steps if s), 1)]
@@ -343,8 +353,8 @@ _PERIOD_WORDS: dict[str, Period] = {
 def parse_period(text: str) -> Period:
     """Parse a 反馈周期 such as 每月、每季度、每学期 (or 'month', 'quarter', …)."""
     raw = str(text if text is not None else "").strip()
-    s = re.sub(r"\s+", "", raw.translate(_HALF)).lower()
-    m = re.fullmatch(r"每?(.+?)(?:一次|[底末])?", s)
+    s = _SPACES.sub("", raw.translate(_HALF)).lower()
+    m = _PERIOD_WORD.fullmatch(s)
     if m and m[1] in _PERIOD_WORDS:
         return _PERIOD_WORDS[m[1]]
     if s in _PERIOD_WORDS:
@@ -352,3 +362,20 @@ def parse_period(text: str) -> Period:
     if not s:
         raise DeadlineError(f"反馈周期为空，请填写。{_PERIOD_FORMS}", text="", reason="为空")
     raise DeadlineError(f"反馈周期“{raw}”无法识别，请按下列写法之一修改。{_PERIOD_FORMS}", text=raw, reason=_UNRECOGNISED)
+
+
+# Offices write the same few dozen texts thousands of times: parse each text once.
+_text_cache = functools.lru_cache(maxsize=8192)(_parse_deadline)
+_roadmap_cache = functools.lru_cache(maxsize=8192)(lambda text: tuple(_parse_roadmap(text)))
+
+
+def parse_deadline(value: DeadlineValue) -> Deadline:
+    """Parse one 完成时限 (text, date, datetime or Excel serial); raise ``DeadlineError``."""
+    if isinstance(value, str):
+        return _text_cache(value)
+    return _parse_deadline(value)
+
+
+def parse_roadmap(text: str) -> list[tuple[Deadline, str]]:
+    """Parse a 路线图 cell into dated steps, in the written order; raise ``DeadlineError``."""
+    return list(_roadmap_cache(text))

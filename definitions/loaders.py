@@ -510,6 +510,8 @@ def _tasks_from(sheet: Sheet, header, loc: SheetLocator, problems: list[Problem]
 
     systems: dict[str, SystemIn] = {}
     projects: dict[tuple[str, str], ProjectIn] = {}
+    system_pos: dict[str, int] = {}
+    project_pos: dict[tuple[str, str], int] = {}
     last_system = last_project = None
     for r in range(header_row + 1, len(sheet.rows)):
         row = sheet.rows[r]
@@ -538,17 +540,21 @@ def _tasks_from(sheet: Sheet, header, loc: SheetLocator, problems: list[Problem]
         if not project:
             problems.append(Problem(loc._at(sheet.name, rownum, names["project"]), "缺少重点项目：请填写该任务所属的重点项目"))
             continue
-        sys_obj = systems.get(system)
-        if sys_obj is None:
-            sys_obj = systems[system] = SystemIn(name=system)
-            loc.group_rows[("s", len(systems) - 1)] = rownum
-        proj_obj = projects.get((system, project))
-        if proj_obj is None:
-            proj_obj = projects[(system, project)] = ProjectIn(name=project)
-            sys_obj.projects.append(proj_obj)
-            loc.group_rows[("p", list(systems).index(system), len(sys_obj.projects) - 1)] = rownum
+        # positions kept beside the objects: looking them up with list.index() compares pydantic
+        # models field by field and made a 30,000-row sheet take seconds
+        if system not in systems:
+            systems[system] = SystemIn(name=system)
+            system_pos[system] = len(system_pos)
+            loc.group_rows[("s", system_pos[system])] = rownum
+        sys_obj, si = systems[system], system_pos[system]
+        if (system, project) not in projects:
+            projects[(system, project)] = ProjectIn(name=project)
+            project_pos[(system, project)] = len(sys_obj.projects)
+            sys_obj.projects.append(projects[(system, project)])
+            loc.group_rows[("p", si, project_pos[(system, project)])] = rownum
+        proj_obj, pi = projects[(system, project)], project_pos[(system, project)]
         deadline = _deadline_cell(get("deadline"))
-        task = TaskIn(
+        task = TaskIn.model_construct(
             code=_text(get("code")) or "",
             title=title or "",
             statement=_text(get("statement")) or "",
@@ -560,10 +566,9 @@ def _tasks_from(sheet: Sheet, header, loc: SheetLocator, problems: list[Problem]
             deadline=deadline,
             roadmap=_text(get("roadmap")),
             report_every=_text(get("report_every")),
+            policy={},
         )
         proj_obj.tasks.append(task)
-        si = list(systems).index(system)
-        pi = sys_obj.projects.index(proj_obj)
         loc.task_rows[(si, pi, len(proj_obj.tasks) - 1)] = (sheet.name, rownum)
     return list(systems.values())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 from definitions.deadlines import DeadlineError, parse_deadline, parse_period, parse_roadmap
 from definitions.problems import Locator, PlanProblems, Problem
@@ -68,6 +69,7 @@ class _Names:
         self.bad, self.table, self.noun = bad, table, noun
         self.index: dict[str, int] = {}
         self.implied: list[str] = []
+        self._implied_set: set[str] = set()
 
     def register(self, name: str, where: str, label: str, duplicate: str) -> None:
         if not name:
@@ -77,13 +79,14 @@ class _Names:
         else:
             self.index[name] = len(self.index)
 
-    def ref(self, name: str | None, where: str, what: str) -> str | None:
+    def ref(self, name: str | None, where, what: str) -> str | None:
+        """``where`` is the location text, or a function giving it (only called on a problem)."""
         if not name:
             return None
         if name in self.index or name in self.implied:
             return name
         if self.index:
-            self.bad(where, f"{what}“{name}”不在{self.table}中：请先在{self.table}中登记，或改为{self.table}中已有的{self.noun}")
+            self.bad(where() if callable(where) else where, f"{what}“{name}”不在{self.table}中：请先在{self.table}中登记，或改为{self.table}中已有的{self.noun}")
             return None
         self.implied.append(name)
         return name
@@ -179,7 +182,7 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
     projects: list[GroupDef] = []
     tasks: list[TaskDef] = []
     system_seen: dict[str, int] = {}
-    task_seen: dict[str, str] = {}
+    task_seen: dict[str, Any] = {}
     position = 0
     for si, s in enumerate(plan_file.systems):
         if not s.name:
@@ -214,23 +217,24 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
                 elif not CODE_RE.match(t.code):
                     bad(at("code"), f"任务编号“{t.code}”不可用：编号不能含空格和 / \\ ? # % 字符，最多 50 个字符")
                 elif t.code in task_seen:
-                    bad(at("code"), f"任务编号“{t.code}”重复（{task_seen[t.code]}已使用）；编号在方案内须唯一")
+                    first = task_seen[t.code]().split(" · ", 1)[-1]
+                    bad(at("code"), f"任务编号“{t.code}”重复（{first}已使用）；编号在方案内须唯一")
                 else:
-                    task_seen[t.code] = at("code").split(" · ", 1)[-1]
+                    task_seen[t.code] = lambda _at=at: _at("code")  # where, worked out only if needed
                 if not t.title:
                     bad(at("title"), "具体任务内容不能为空")
-                lead = department_ref(t.lead_department, at("lead_department"), "牵头单位")
+                lead = department_ref(t.lead_department, lambda: at("lead_department"), "牵头单位")
                 partners = tuple(
-                    n for n in (department_ref(x, at("partners"), "配合单位") for x in t.partners) if n
+                    n for n in (department_ref(x, lambda: at("partners"), "配合单位") for x in t.partners) if n
                 )
-                owner = person_ref(t.owner, at("owner"), "责任人")
+                owner = person_ref(t.owner, lambda: at("owner"), "责任人")
                 if not t.owner:
                     head = dept_by_name.get(lead).head if lead in dept_by_name else None
                     if head:
                         owner = head
                     else:
                         bad(at("owner"), "缺少责任人：请填写责任人，或在部门表中为牵头单位指定负责人")
-                supervisor = person_ref(t.supervisor, at("supervisor"), "分管校领导")
+                supervisor = person_ref(t.supervisor, lambda: at("supervisor"), "分管校领导")
                 if not t.supervisor and lead in dept_by_name:
                     supervisor = dept_by_name[lead].supervisor
                 if t.policy and (why := _policy_problems(t.policy)):

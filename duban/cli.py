@@ -120,7 +120,7 @@ def status_command(
 
     day = _parse_day(today)
     engine = _engine()
-    with session_scope(engine) as session:
+    with session_scope(engine, readonly=True) as session:
         if plan is not None:
             from sqlalchemy import select
 

@@ -14,6 +14,9 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The newest migration. Commands compare the database with it and only load Alembic when they
+# differ (loading Alembic costs a CLI call about 0.3 s); tests check it is the head.
+HEAD_REVISION = "0002"
 
 
 def make_engine(url: str) -> Engine:
@@ -37,9 +40,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # pragma: no cover - trivial
-            # Take the write lock up front: two sweeps or imports at once then queue (busy timeout)
-            # instead of failing when a reader tries to become a writer after the other committed.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front: two sweeps or imports at once then queue (busy
+            # timeout) instead of failing when a reader tries to become a writer after the other
+            # committed. Read-only work (status, previews) reads a snapshot and waits for no one.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("duban_readonly") else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -71,9 +75,12 @@ def current_revision(engine: Engine) -> str | None:
 
 
 @contextlib.contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
-    factory = sessionmaker(engine, expire_on_commit=False)
+def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error.
+
+    ``readonly`` work on SQLite does not take the write lock, so it never waits for a writer.
+    """
+    factory = sessionmaker(engine.execution_options(duban_readonly=True) if readonly else engine, expire_on_commit=False)
     with factory() as session:
         with session.begin():
             yield session
@@ -91,7 +98,7 @@ def get_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
     engine = _engines.get(url)
     if engine is None:
         engine = make_engine(url)
-        if migrate:
+        if migrate and current_revision(engine) != HEAD_REVISION:
             upgrade(engine)
         _engines[url] = engine
     return engine

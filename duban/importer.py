@@ -42,5 +42,13 @@ def import_plan(
                 raise _DryRun
     except _DryRun:
         pass
+    else:
+        if engine.dialect.name == "postgresql" and (diff.added or diff.archived):
+            # fresh statistics, or the planner guesses "1 row" for a large new plan and status
+            # queries turn into nested loops (seconds instead of a fraction of one)
+            with engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                    "ANALYZE tasks, milestones, projects, systems, departments, people"
+                )
     assert diff is not None
     return diff

@@ -72,52 +72,62 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
             func.sum(
                 case((and_(is_open, Milestone.due_date >= today, Milestone.due_date <= today + dt.timedelta(days=DUE_SOON_DAYS)), 1), else_=0)
             ).label("due_soon"),
+            *(func.sum(case((Milestone.status == st, 1), else_=0)).label(f"m_{st}") for st in MILESTONE_STATES),
         )
         .group_by(Milestone.task_id)
         .subquery()
     )
-    rows = session.execute(
+    live = Task.archived_at.is_(None)
+    # derive each task's status in SQL and count groups there: the result has one row per
+    # (plan, system, department, status, overdue, due soon), not one per task
+    status_expr = case(
+        (Task.archived_at.is_not(None), ARCHIVED),
+        (
+            Task.schedule.in_(("recurring", "ongoing")),
+            case(
+                (or_(Task.acknowledged_at.is_not(None), func.coalesce(per_task.c.min_rank, 0) >= 1), IN_PROGRESS),
+                else_=ASSIGNED,
+            ),
+        ),
+        (func.coalesce(per_task.c.active, 0) > 0, case(
+            (per_task.c.min_rank == 0, ASSIGNED),
+            (per_task.c.min_rank == 1, IN_PROGRESS),
+            (per_task.c.min_rank == 2, SUBMITTED),
+            else_=DONE,
+        )),
+        (Task.acknowledged_at.is_not(None), IN_PROGRESS),
+        else_=ASSIGNED,
+    ).label("status")
+    overdue_flag = (func.coalesce(per_task.c.overdue, 0) > 0).label("overdue")
+    soon_flag = (func.coalesce(per_task.c.due_soon, 0) > 0).label("due_soon")
+    grouped = (
         select(
             Task.plan_id,
-            Task.schedule,
-            Task.archived_at,
-            Task.acknowledged_at,
             System.code.label("system_code"),
             System.name.label("system"),
             System.position.label("system_position"),
             Department.name.label("department"),
-            per_task.c.min_rank,
-            per_task.c.active,
-            per_task.c.overdue,
-            per_task.c.due_soon,
+            status_expr,
+            overdue_flag,
+            soon_flag,
+            func.count().label("n"),
+            # milestone counts of the same tasks, from the same pass (archived tasks left out)
+            func.sum(case((live, func.coalesce(per_task.c.overdue, 0)), else_=0)).label("overdue_ms"),
+            *(func.sum(case((live, func.coalesce(per_task.c[f"m_{st}"], 0)), else_=0)).label(f"m_{st}") for st in MILESTONE_STATES),
         )
         .join(Project, Project.id == Task.project_id)
         .join(System, System.id == Project.system_id)
         .outerjoin(Department, Department.id == Task.lead_department_id)
         .outerjoin(per_task, per_task.c.task_id == Task.id)
-        .where(Task.plan_id.in_(plan_ids) if plan_code is not None else True)
-    ).all()
+        .group_by(Task.plan_id, System.code, System.name, System.position, Department.name, status_expr, overdue_flag, soon_flag)
+    )
+    if plan_code is not None:
+        grouped = grouped.where(Task.plan_id.in_(plan_ids))
+    rows = session.execute(grouped).all()
 
     ms_counts = _zero()
-    ms_query = select(Milestone.status, func.count()).join(Task, Task.id == Milestone.task_id).where(Task.archived_at.is_(None))
-    if plan_code is not None:
-        ms_query = ms_query.where(Task.plan_id.in_(plan_ids))
-    for status, n in session.execute(ms_query.group_by(Milestone.status)):
-        ms_counts[status] = n
-    overdue_ms = session.scalar(
-        select(func.count())
-        .select_from(Milestone)
-        .join(Task, Task.id == Milestone.task_id)
-        .where(
-            Task.archived_at.is_(None),
-            Milestone.status.in_((ASSIGNED, IN_PROGRESS)),
-            Milestone.due_date < today,
-            or_(Task.plan_id.in_(plan_ids), plan_code is None),
-        )
-    )
-
     code_of = {p.id: p.code for p in plans}
-    totals = {"tasks": 0, "archived_tasks": 0, "milestones": sum(v for k, v in ms_counts.items() if k != ARCHIVED), "overdue_tasks": 0, "overdue_milestones": overdue_ms or 0, "due_soon_tasks": 0}
+    totals = {"tasks": 0, "archived_tasks": 0, "milestones": 0, "overdue_tasks": 0, "overdue_milestones": 0, "due_soon_tasks": 0}
     tasks_by_status = _zero()
     by_plan: dict[int, dict[str, Any]] = {}
     by_system: dict[tuple[int, str], dict[str, Any]] = {}
@@ -132,15 +142,11 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
     for p in plans:
         bucket(by_plan, p.id, plan=p.code, name=p.name)
     for r in rows:
-        if r.archived_at is not None:
-            status = ARCHIVED
-        elif r.schedule in ("recurring", "ongoing"):
-            status = IN_PROGRESS if (r.acknowledged_at is not None or (r.min_rank or 0) >= 1) else ASSIGNED
-        elif r.active:
-            status = BY_RANK[r.min_rank]
-        else:
-            status = IN_PROGRESS if r.acknowledged_at is not None else ASSIGNED
-        tasks_by_status[status] += 1
+        status, n = r.status, r.n
+        for st in MILESTONE_STATES:
+            ms_counts[st] += int(r._mapping[f"m_{st}"] or 0)  # PostgreSQL sums are Decimal
+        totals["overdue_milestones"] += int(r.overdue_ms or 0)
+        tasks_by_status[status] += n
         plan = code_of[r.plan_id]
         targets = [
             bucket(by_plan, r.plan_id, plan=plan),
@@ -149,19 +155,20 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
         ]
         system_order[(r.plan_id, r.system)] = (r.system_position, r.system_code)
         for b in targets:
-            b["tasks_by_status"][status] += 1
+            b["tasks_by_status"][status] += n
         if status == ARCHIVED:
-            totals["archived_tasks"] += 1
+            totals["archived_tasks"] += n
             continue
-        overdue, soon = bool(r.overdue), bool(r.due_soon)
-        totals["tasks"] += 1
+        overdue, soon = n if r.overdue else 0, n if r.due_soon else 0
+        totals["tasks"] += n
         totals["overdue_tasks"] += overdue
         totals["due_soon_tasks"] += soon
         for b in targets:
-            b["tasks"] += 1
+            b["tasks"] += n
             b["overdue_tasks"] += overdue
             b["due_soon_tasks"] += soon
 
+    totals["milestones"] = sum(v for k, v in ms_counts.items() if k != ARCHIVED)
     return {
         "schema": SCHEMA,
         "as_of": today.isoformat(),

@@ -257,8 +257,8 @@ def apply_plan(
     # Tasks and milestones -----------------------------------------------------------------
     _sync_tasks(session, pid, d, dept_ids, person_ids, project_ids, diff, events, actor=actor, now=now)
 
-    if events:
-        session.execute(insert(Event), events)
+    for chunk in _chunks(events, 20000):
+        session.execute(Event.__table__.insert(), chunk)
     if diff.has_changes or diff.plan_created:
         session.add(
             ImportRun(plan_id=pid, at=now, actor=actor, source=source, sha256=sha256, summary=_summary(diff))
@@ -512,12 +512,13 @@ def _sync_tasks(session, pid, d, dept_ids, person_ids, project_ids, diff, events
     new_defs = [t for t in d.tasks if t.code not in existing]
     if new_defs:
         rows = [{"plan_id": pid, "code": t.code, "created_at": now, "updated_at": now, "assigned_at": now, **_task_row(t, dept_ids, person_ids, project_ids)} for t in new_defs]
-        ids = {}
-        for chunk in _chunks(rows, 5000):
-            ids.update({code: id_ for id_, code in session.execute(insert(Task).returning(Task.id, Task.code), chunk)})
+        # Core executemany (no RETURNING): far faster than the ORM bulk path for tens of thousands
+        for chunk in _chunks(rows, 10000):
+            session.execute(Task.__table__.insert(), chunk)
+        ids = dict(session.execute(select(Task.code, Task.id).where(Task.plan_id == pid)).all())
         ms_rows = [_milestone_row(m, ids[t.code], now) for t in new_defs for m in t.milestones]
-        for chunk in _chunks(ms_rows, 10000):
-            session.execute(insert(Milestone), chunk)
+        for chunk in _chunks(ms_rows, 20000):
+            session.execute(Milestone.__table__.insert(), chunk)
         for t in new_defs:
             diff.added.append(TaskChange(t.code, t.title, [f"责任人：{t.owner}；完成时限：{t.deadline_text}；里程碑 {len(t.milestones)} 个"]))
             events.append(_event(pid, ids[t.code], "task_created", {"owner": t.owner, "deadline": t.deadline_text, "milestones": len(t.milestones)}, actor=actor, at=now))
@@ -595,8 +596,8 @@ def _sync_tasks(session, pid, d, dept_ids, person_ids, project_ids, diff, events
 
     _bulk_update(session, Task, task_updates)
     _bulk_update(session, Milestone, ms_updates)
-    for chunk in _chunks(ms_inserts, 10000):
-        session.execute(insert(Milestone), chunk)
+    for chunk in _chunks(ms_inserts, 20000):
+        session.execute(Milestone.__table__.insert(), chunk)
 
 
 def _sync_milestones(task_id, t: TaskDef, old_ms, ms_updates, ms_inserts, events, pid, actor, now, *, reassigned: bool) -> list[str]:

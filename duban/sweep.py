@@ -222,7 +222,7 @@ class PreviewItem:
 
 def preview(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: str | None = None, task_code: str | None = None) -> list[PreviewItem]:
     """Who would receive what today (decisions not yet in the ledger), writing nothing."""
-    factory_session = Session(engine)
+    factory_session = Session(engine.execution_options(duban_readonly=True))
     try:
         loaded = load(factory_session, tz=tz, plan_code=plan_code, task_code=task_code)
         decisions = decisions_for(loaded, cal, today)

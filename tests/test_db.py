@@ -50,3 +50,33 @@ def test_upgrade_from_0001_keeps_data(database_url, tmp_path):
         assert assigned == created
     eng.dispose()
     newer.dispose()
+
+
+def test_head_revision_constant_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    from duban.db import HEAD_REVISION, MIGRATIONS_DIR
+
+    assert ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head() == HEAD_REVISION
+
+
+def test_sqlite_reader_does_not_wait_for_a_writer(tmp_path):
+    """`duban status` during an import: the reader sees the last commit at once."""
+    import time
+
+    from sqlalchemy import text
+
+    from duban.db import make_engine, session_scope
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    upgrade(eng)
+    with session_scope(eng) as writer:
+        writer.execute(text("INSERT INTO plans (code, name, organization, approval_required, report_every, policy, source, created_at, updated_at) "
+                            "VALUES ('p', 'n', '', 1, 'semester', '{}', '', '2026-01-01', '2026-01-01')"))
+        started = time.monotonic()
+        with session_scope(eng, readonly=True) as reader:
+            assert reader.execute(text("SELECT count(*) FROM plans")).scalar() == 0
+        assert time.monotonic() - started < 1
+    with session_scope(eng, readonly=True) as reader:
+        assert reader.execute(text("SELECT count(*) FROM plans")).scalar() == 1
+    eng.dispose()
