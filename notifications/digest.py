@@ -9,6 +9,7 @@ folder named by ``template_dir`` to override them without touching code.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,9 @@ def describe(kind: str, level: int, due: dt.date | None, days: int, data: dict[s
     return f"{step}：责任人 {who}，完成时间 {due_s}，已逾期 {_days(-days)}，请督促落实"
 
 
+@functools.lru_cache(maxsize=8)
 def environment(template_dir: Path | None = None) -> Environment:
+    """One Jinja environment per template folder (templates compile once per process)."""
     loaders = [FileSystemLoader(str(template_dir))] if template_dir else []
     loaders.append(FileSystemLoader(str(TEMPLATES)))
     return Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=False,

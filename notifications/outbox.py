@@ -17,6 +17,7 @@ UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
 
 class OutboxChannel:
     name = "outbox"
+    idempotent = True  # sending a digest again rewrites the same file: never a second copy
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
