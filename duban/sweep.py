@@ -167,26 +167,29 @@ class DecideResult:
 
 
 def _insert_ignore(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert ledger rows, skipping keys already there (two sweeps at once included)."""
+    """Insert ledger rows, skipping keys already there (two sweeps at once included).
+
+    Core ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` in batches: the returned rows are the
+    new ones. (The ORM bulk path splits rows into many small batches by which columns are None
+    and merges their results quadratically: 15 s instead of 1 s for 45,000 decisions.)
+    """
     if not rows:
         return 0
-    dialect = session.bind.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt = pg_insert(Notification).on_conflict_do_nothing(index_elements=["key"])
+    table = Notification.__table__
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(Notification).on_conflict_do_nothing(index_elements=["key"])
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
     inserted = 0
     for chunk in _chunks(rows, 5000):
-        inserted += len(session.execute(stmt.returning(Notification.id), chunk).all())
+        inserted += len(session.execute(stmt, chunk).all())
     return inserted
 
 
 def decide(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: str | None = None, task_code: str | None = None) -> DecideResult:
     """Apply the rules and write new decisions to the ledger (one transaction)."""
+    now = utcnow()
     with session_scope(engine) as session:
         loaded = load(session, tz=tz, plan_code=plan_code, task_code=task_code)
         decisions = decisions_for(loaded, cal, today)
@@ -196,6 +199,7 @@ def decide(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: 
                 "key": d.key, "plan_id": d.data["plan"], "task_id": d.task_id, "milestone_id": d.milestone_id,
                 "recipient_id": d.recipient_id, "kind": d.kind, "level": d.level, "due_date": d.due, "days": d.days,
                 "decided_on": today, "status": PENDING, "data": {k: v for k, v in d.data.items() if k != "plan"},
+                "created_at": now, "digest_id": None,
             }
             for d in decisions
             if d.key not in existing
