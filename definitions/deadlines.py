@@ -197,8 +197,10 @@ def _from_serial(original: numbers.Real) -> Deadline:
         raise DeadlineError(f"完成时限为空，请填写。{ACCEPTED_FORMS}", text="", reason="为空")
     if 1900 <= value < 2101:  # YAML reads 2026 or 2026.12 as a number, not as an Excel serial
         raise _error(str(original), "是一个数字，看起来是年份或年月；请写成文字，如“2026年底”“2026年12月”（YAML 中请加引号）")
-    if not 1 <= value < 2958466:
-        raise _error(str(original), "不是有效的 Excel 日期，请在单元格中填写日期")
+    # Excel serials of 2000-01-01 .. 2099-12-31: a reform plan's dates. Any other number (12 for
+    # "December", 3 for "3 months") is not silently read as a day of 1900.
+    if not 36526 <= value < 73051:
+        raise _error(str(original), "是一个数字，不是日期；请在单元格中填写日期，或写成文字，如“2026年12月底”")
     day = (dt.datetime(1899, 12, 30) + dt.timedelta(days=int(value))).date()
     return Deadline("date", due=day, text=day.isoformat())
 
