@@ -59,7 +59,6 @@ SCHOOL_TARGET_S = 2.0
 
 def province_plans(n_plans: int, *, seed: int = 1, tasks_per_plan: int = 173, people_per_plan: int = 100) -> list:
     """``n_plans`` resolved plans, deterministic for a given seed."""
-    import datetime as dt
     import random
 
     from benchmarks.generate import CRITERIA, PROJECT_STEMS, STATEMENT_PARTS, STEP_ACTIONS, SYSTEMS, TITLE_OBJECTS, TITLE_VERBS
@@ -182,7 +181,6 @@ class Phases:
 
 
 def _ack_update(engine) -> int:
-    import datetime as dt
 
     from sqlalchemy import update
 
@@ -207,7 +205,6 @@ def _counts(engine) -> dict[str, int]:
 
 
 def _child_load_province(spec: dict[str, Any]) -> dict[str, Any]:
-    import datetime as dt
 
     ph = Phases()
     from duban.db import make_engine, session_scope, upgrade
@@ -232,7 +229,6 @@ def _child_load_province(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _child_load_school(spec: dict[str, Any]) -> dict[str, Any]:
-    import datetime as dt
 
     ph = Phases()
     from duban.db import make_engine, upgrade
@@ -254,7 +250,6 @@ def _outbox_files(folder: Path) -> int:
 
 def _sweep_once(today, ph: Phases, label: str) -> dict[str, Any]:
     """The steps of flows.sweep.daily_sweep, without Prefect, as its tasks call them."""
-    import datetime as dt
 
     from duban import sweep
     from duban.runtime import runtime
@@ -277,7 +272,6 @@ def _sweep_once(today, ph: Phases, label: str) -> dict[str, Any]:
 
 
 def _child_sweep(spec: dict[str, Any]) -> dict[str, Any]:
-    import datetime as dt
 
     ph = Phases()
     from duban import sweep  # noqa: F401 - the modules the flow's tasks import
@@ -322,7 +316,6 @@ def _write_profile_text(path: str) -> None:
 
 def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
     """One embedded Prefect server; daily_sweep cold and warm; the same steps in-process; subflows."""
-    import datetime as dt
 
     ph = Phases()
     workdir = Path(spec["workdir"])

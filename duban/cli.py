@@ -62,6 +62,19 @@ def _safe_url(url: str) -> str:
         return "（无法解析的地址）"
 
 
+def _runtime():
+    """The run's calendar, time zone and channel; a bad institution calendar file is one message."""
+    from duban.rules.calendar import CalendarFileError
+    from duban.runtime import runtime
+
+    rt = runtime()
+    try:
+        rt.calendar  # noqa: B018 - load the institution file now, not in the middle of a run
+    except CalendarFileError as err:
+        _fail(f"无法读取单位日历文件：{err}", 2)
+    return rt
+
+
 def _parse_day(value: Optional[str]) -> dt.date:
     if not value:
         from zoneinfo import ZoneInfo
@@ -207,11 +220,10 @@ def check_command(
     force: Annotated[bool, typer.Option("--force", help="非工作日也检查")] = False,
 ) -> None:
     """督办检查：按期提醒责任人，逾期逐级督办，每人汇总成一份通知发出（通过 Prefect 运行）。"""
-    from duban.runtime import runtime
 
     day = _parse_day(today)
     _engine()
-    rt = runtime()
+    rt = _runtime()
     if dry_run:
         from duban.sweep import preview
 
@@ -323,6 +335,7 @@ def run_command(
 
     settings = _settings()
     _engine()
+    _runtime()
     with local_prefect_server(settings, port=prefect_port) as api_url:
         console.print(f"Prefect：{api_url.removesuffix('/api')}（可在此查看运行记录、手动运行检查）", markup=False)
         if web:
@@ -375,6 +388,7 @@ def demo_command(
     from flows.sweep import daily_sweep
 
     engine = _engine()
+    _runtime()
     day = _parse_day(today)
     console.rule("1. 导入示例方案 definitions/plans/sanquan-yuren.yaml")
     diff = import_plan(engine, EXAMPLE_PLAN, actor="demo")

@@ -173,3 +173,23 @@ def test_unreachable_database_is_one_clear_message(monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.startswith("无法连接数据库 postgresql+psycopg://nobody:***@127.0.0.1:1/none：")
     assert "secret-pw" not in result.stderr
+
+
+def test_bad_calendar_file_is_one_message(use_database, monkeypatch, tmp_path):
+    (tmp_path / "cal.yaml").write_text("holidays: [2027-02-30]\n", encoding="utf-8")
+    monkeypatch.setenv("DUBAN_CALENDAR_FILE", str(tmp_path / "cal.yaml"))
+    get_settings.cache_clear()
+    result = run("check", "--dry-run", "--today", "2026-11-23")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("无法读取单位日历文件：") and "cal.yaml" in result.stderr and "holidays" in result.stderr
+
+
+def test_institution_calendar_makes_a_saturday_a_working_day(use_database, monkeypatch, tmp_path):
+    (tmp_path / "cal.yaml").write_text("workdays: [2026-11-28]\n", encoding="utf-8")
+    monkeypatch.setenv("DUBAN_CALENDAR_FILE", str(tmp_path / "cal.yaml"))
+    get_settings.cache_clear()
+    run("import", write_yaml(tmp_path / "p.yaml", small_plan()))
+    saturday = run("check", "--dry-run", "--today", "2026-11-28")
+    assert saturday.exit_code == 0 and "不是工作日" not in saturday.stdout
+    sunday = run("check", "--dry-run", "--today", "2026-11-29")
+    assert sunday.stdout.strip().startswith("2026-11-29 不是工作日")
