@@ -333,9 +333,14 @@ def run_command(
     from duban.prefect_server import local_prefect_server
     from flows.deployments import deployments
 
+    import signal
+
     settings = _settings()
     _engine()
     _runtime()
+    # a service manager stops us with SIGTERM: exit normally, so the Prefect server we started
+    # is stopped too (its context manager only runs on a normal exit)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with local_prefect_server(settings, port=prefect_port) as api_url:
         console.print(f"Prefect：{api_url.removesuffix('/api')}（可在此查看运行记录、手动运行检查）", markup=False)
         if web:
