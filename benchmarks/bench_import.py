@@ -33,6 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import load_average as _load
+from benchmarks.common import reset_postgres_schema as _child_reset
+from benchmarks.common import safe_url as _safe
+
 ROOT = Path(__file__).resolve().parent.parent
 IMPORT_TARGET_S = 15.0
 STATUS_TARGET_S = 1.0
@@ -133,21 +137,6 @@ def _child_phases(spec: dict[str, Any]) -> dict[str, Any]:
     return {"phases": phases, "counts": counts, "peak_mib": _peak_mib(resource.RUSAGE_SELF)}
 
 
-def _child_reset(spec: dict[str, Any]) -> dict[str, Any]:
-    """Drop and recreate schema public of a PostgreSQL database."""
-    from sqlalchemy import create_engine, text
-
-    url = spec["database_url"]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return {}
-
-
 CHILDREN = {"cli": _child_cli, "phases": _child_phases, "reset": _child_reset}
 
 
@@ -177,22 +166,6 @@ def _child(spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
 def _duban() -> list[str]:
     script = Path(sys.executable).parent / "duban"
     return [str(script)] if script.exists() else [sys.executable, "-m", "duban.cli"]
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
-def _safe(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        if ":" in cred:
-            return f"{scheme}://{cred.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 class Report:

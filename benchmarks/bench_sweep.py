@@ -43,6 +43,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import load_average as _load
+from benchmarks.common import reset_postgres_schema as _child_reset
+from benchmarks.common import safe_url as _safe
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_YAML = ROOT / "definitions" / "plans" / "sanquan-yuren.yaml"
 TODAY = "2026-11-23"  # a Monday, a working day
@@ -403,21 +407,6 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
     return {"phases": ph.rows, **out, "peak_mib": _peak_mib()}
 
 
-def _child_reset(spec: dict[str, Any]) -> dict[str, Any]:
-    """Drop and recreate schema public of a PostgreSQL database."""
-    from sqlalchemy import create_engine, text
-
-    url = spec["database_url"]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return {}
-
-
 CHILDREN = {
     "load-province": _child_load_province,
     "load-school": _child_load_school,
@@ -468,22 +457,6 @@ def _child(spec: dict[str, Any], env: dict[str, str], workdir: Path, timeout: fl
         tail = "\n".join(log.read_text("utf-8", "replace").splitlines()[-30:])
         raise RuntimeError(f"child {spec['kind']} failed ({proc.returncode}):\n{tail}")
     return json.loads(result.read_text("utf-8"))
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
-def _safe(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        if ":" in cred:
-            return f"{scheme}://{cred.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 def _print_phases(title: str, rows: list[dict[str, Any]], extra=lambda r: "") -> None:
