@@ -16,7 +16,6 @@ reference day.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select

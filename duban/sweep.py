@@ -42,8 +42,6 @@ from duban.models import (
     Person,
     Plan,
     PlanRole,
-    Project,
-    System,
     Task,
     utcnow,
 )
@@ -65,8 +63,6 @@ class Loaded:
 
     tasks: list[tuple[TaskView, DeadlinePolicy]]
     people: dict[int, tuple[str, str | None]]  # id -> (name, department name)
-    plans: dict[int, tuple[str, str]]  # id -> (code, name)
-    task_meta: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> system, department
 
 
 def _local_date(value: dt.datetime | None, tz) -> dt.date | None:
@@ -86,10 +82,7 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
         select(
             Task.id, Task.plan_id, Task.code, Task.title, Task.owner_id, Task.schedule, Task.period, Task.period_month,
             Task.supervisor_id, Task.lead_department_id, Task.assigned_at, Task.acknowledged_at, Task.policy,
-            System.name.label("system"),
         )
-        .join(Project, Project.id == Task.project_id)
-        .join(System, System.id == Project.system_id)
         .where(Task.archived_at.is_(None), Task.plan_id.in_(plan_ids))
     )
     if task_code is not None:
@@ -121,9 +114,8 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
         ):
             last_report[tid] = _local_date(at, tz)
 
-    policies: dict[tuple[int, int], DeadlinePolicy] = {}
+    plan_policy = {pid: effective_policy(p.policy) for pid, p in plans.items()}
     out = []
-    meta = {}
     for t in task_rows:
         dept = depts.get(t.lead_department_id)
         supervisor = t.supervisor_id or (dept.supervisor_id if dept else None)
@@ -134,14 +126,9 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
             assigned_on=_local_date(t.assigned_at, tz), acknowledged=t.acknowledged_at is not None or t.id in started,
             last_report_on=last_report.get(t.id), milestones=tuple(sorted(ms.get(t.id, ()), key=lambda m: m.seq)),
         )
-        key = (t.plan_id, id(t.policy) if t.policy else 0)
-        if t.policy:
-            policy = effective_policy(plans[t.plan_id].policy, t.policy)
-        else:
-            policy = policies.get(key) or policies.setdefault(key, effective_policy(plans[t.plan_id].policy))
+        policy = effective_policy(plans[t.plan_id].policy, t.policy) if t.policy else plan_policy[t.plan_id]
         out.append((view, policy))
-        meta[t.id] = {"system": t.system, "department": dept.name if dept else None}
-    return Loaded(out, people, {k: (v.code, v.name) for k, v in plans.items()}, meta)
+    return Loaded(out, people)
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 
 import pytest
 from prefect.client.orchestration import get_client
