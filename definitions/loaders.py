@@ -451,22 +451,19 @@ def read_csv(path: Path, *, plan_code: str | None = None) -> tuple[PlanFile, Loc
                 return candidate
         return None
 
-    people: list[PersonIn] = []
-    departments: list[DepartmentIn] = []
-    if p := sibling("人员"):
-        s = Sheet(p.name, _read_csv_rows(p))
-        h = _find_header(s.rows, PEOPLE_COLUMNS, "name")
-        if h is None:
-            problems.append(Problem(p.name, "人员表缺少表头：第一行应为 姓名、部门、职务、邮箱、手机、通知地址、直接上级"))
-        else:
-            people = _people_from((s, h), loc, problems)
-    if d := sibling("部门"):
-        s = Sheet(d.name, _read_csv_rows(d))
-        h = _find_header(s.rows, DEPARTMENT_COLUMNS, "name")
-        if h is None:
-            problems.append(Problem(d.name, "部门表缺少表头：第一行应为 部门名称、负责人、分管校领导"))
-        else:
-            departments = _departments_from((s, h), loc, problems)
+    def table(kind: str, columns, read, expected: str) -> list:
+        path = sibling(kind)
+        if path is None:
+            return []
+        sheet = Sheet(path.name, _read_csv_rows(path))
+        header = _find_header(sheet.rows, columns, "name")
+        if header is None:
+            problems.append(Problem(path.name, f"{kind}表缺少表头：第一行应为 {expected}"))
+            return []
+        return read((sheet, header), loc, problems)
+
+    people: list[PersonIn] = table("人员", PEOPLE_COLUMNS, _people_from, "姓名、部门、职务、邮箱、手机、通知地址、直接上级")
+    departments: list[DepartmentIn] = table("部门", DEPARTMENT_COLUMNS, _departments_from, "部门名称、负责人、分管校领导")
     plan_in = PlanIn(code=plan_code or path.stem, name=path.stem)
     systems = _tasks_from(task_sheet, header, loc, problems)
     if problems:
