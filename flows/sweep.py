@@ -38,7 +38,7 @@ def deliver_step(recipients: list[int] | None = None) -> dict:
     rt = runtime()
     result = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients)
     for e in result.errors[:20]:
-        get_run_logger().error("delivery failed: %s", e)
+        get_run_logger().error("发送失败（将稍后重试）：%s", e)
     return {"sent": result.sent, "failed": result.failed}
 
 
@@ -64,7 +64,7 @@ def daily_sweep(today: dt.date | None = None, plan: str | None = None, force: bo
     rt = runtime()
     day = today or rt.today()
     if not force and not rt.calendar.is_workday(day):
-        get_run_logger().info("%s is not a working day: nothing to do", day)
+        get_run_logger().info("%s 不是工作日，今天不检查", day)
         return {"today": day.isoformat(), "skipped": True}
     decided = decide_step(day, plan)
     digests = assemble_step(day)

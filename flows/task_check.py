@@ -73,6 +73,9 @@ def task_check(task_code: str, plan: str | None = None, today: dt.date | None = 
     digests = assemble_step(day, recipients) if recipients else 0
     delivered = deliver_step(recipients) if recipients else {"sent": 0, "failed": 0}
     summary = {"today": day.isoformat(), "task": task_code, "plan": plan_code, **decided, "digests": digests, **delivered}
-    get_run_logger().info("check %s: %s", task_code, summary)
+    get_run_logger().info(
+        "任务 %s 检查完成：应发事项 %d 项（新增 %d 项），发送成功 %d 份，失败 %d 份",
+        task_code, summary["decided"], summary["new"], summary["sent"], summary["failed"],
+    )
     report(day, summary, key="task-check")
     return summary
