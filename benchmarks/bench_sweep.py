@@ -265,7 +265,7 @@ def _sweep_once(today, ph: Phases, label: str) -> dict[str, Any]:
     d = ph.mark(f"{label}sweep.decide", decided=decided.decided, new=decided.new, warnings=len(decided.warnings))
     digests = sweep.assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir)
     a = ph.mark(f"{label}sweep.assemble", digests=digests)
-    delivered = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc))
+    delivered = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(today))
     s = ph.mark(f"{label}sweep.deliver (outbox files)", sent=delivered.sent, failed=delivered.failed)
     steps = (setup, d, a, s)
     return {
@@ -359,7 +359,7 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
         if recipients:
             digests = sweep.assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name,
                                      template_dir=rt.settings.template_dir, recipients=recipients)
-            sent = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients).sent
+            sent = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(day), recipients=recipients).sent
         return {"decided": decided.decided, "new": decided.new, "digests": digests, "sent": sent}
 
     @flow(name="bench-sweep-subflow-per-task", flow_run_name="per-task sweep {day}")

@@ -302,8 +302,13 @@ def outbox_command(
         if row is None:
             _fail(f"没有编号为 {show} 的通知。", 1)
         digest, name = row
+        from notifications.digest import render_text
+
+        rt = _runtime()
+        with session_scope(engine) as s:
+            urls = rt.links().urls(s, [lid for item in digest.payload.get("items", ()) for _, lid in item["links"]])
         console.print(f"收件人：{name}\n主题：{digest.subject}\n", markup=False)
-        console.print(digest.body, markup=False)
+        console.print(render_text(digest.payload, urls, template_dir=rt.settings.template_dir), markup=False)
         return
     rows = digest_rows(engine, run_on=_parse_day(day) if day else None, status="failed" if failed else None, person=person, limit=limit)
     if not rows:

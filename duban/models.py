@@ -70,6 +70,8 @@ class Plan(Base):
     approval_required: Mapped[bool] = mapped_column(Boolean, default=True)
     report_every: Mapped[str] = mapped_column(String(20), default="semester")
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # group channels of the plan: {"leading_group": [urls], "office": [urls]} (bulletins, unreachable notices)
+    channels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     source: Mapped[str] = mapped_column(String(1000), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -88,6 +90,8 @@ class Department(Base):
     supervisor_id: Mapped[int | None] = mapped_column(
         ForeignKey("people.id", use_alter=True), default=None
     )
+    # the department's own channels (a group bot): escalations about its tasks are posted there too
+    notify_urls: Mapped[list[str]] = mapped_column(default=list)
 
 
 class Person(Base):
@@ -281,7 +285,10 @@ class Digest(Base):
     channel: Mapped[str] = mapped_column(String(30))
     run_on: Mapped[dt.date] = mapped_column(Date)
     subject: Mapped[str] = mapped_column(String(300))
-    body: Mapped[str] = mapped_column(Text)
+    # what the message says, as data: rendered per channel (text, HTML, markdown) when sent, so the
+    # store never holds a usable link (only link ids; see duban.links)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[str] = mapped_column(Text, default="")  # unused since 0003 (links lived here)
     items: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default=PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -290,3 +297,94 @@ class Digest(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    delivered_via: Mapped[str | None] = mapped_column(String(200), default=None)  # channel(s) that took it
+
+
+class Delivery(Base):
+    """One attempt to hand a digest to one channel: what the office reads when someone says
+    "I never got it" (the target is stored redacted, never with its secrets)."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(30))  # email | wecom | dingtalk | feishu | outbox | ...
+    target: Mapped[str] = mapped_column(String(500), default="")
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed action links and what they lead to (签收, 反馈, 提交办结 with 佐证, 申请延期, coordinator review)
+
+
+class Link(Base):
+    """An issued action link. Only a hash of the token is kept; the token itself is re-derived
+    from the row and the secret key when a message is rendered (duban.links)."""
+
+    __tablename__ = "links"
+    __table_args__ = (Index("ix_links_person_task", "person_id", "task_id", "action"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), default=None)  # None: a person-wide link (review queue)
+    milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
+    action: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_on: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    void_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    void_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+# request kinds and states
+COMPLETION = "completion"  # 提交办结, waiting for a coordinator (办结 / 退回)
+EXTENSION = "extension"  # 延期申请 (批准 / 不予批准)
+REQUEST_PENDING, APPROVED, RETURNED, REFUSED, WITHDRAWN = "pending", "approved", "returned", "refused", "withdrawn"
+
+
+class Request(Base):
+    """Something an owner asked of the office: approve a completion, or extend a due date."""
+
+    __tablename__ = "requests"
+    __table_args__ = (Index("ix_requests_status_plan", "status", "plan_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))  # who asked
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default=REQUEST_PENDING)
+    note: Mapped[str] = mapped_column(Text, default="")
+    new_due_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Evidence(Base):
+    """佐证材料: a note, a URL or an uploaded file attached to a report or a completion."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), default=None)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # url | file
+    url: Mapped[str | None] = mapped_column(String(2000), default=None)
+    filename: Mapped[str | None] = mapped_column(String(255), default=None)  # as uploaded (display only)
+    stored_name: Mapped[str | None] = mapped_column(String(100), default=None)  # sha256-based, under the evidence folder
+    content_type: Mapped[str | None] = mapped_column(String(100), default=None)
+    size: Mapped[int | None] = mapped_column(Integer, default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -35,8 +35,8 @@ class Runtime:
     def today(self) -> dt.date:
         return dt.datetime.now(self.tz).date()
 
-    def links(self, today: dt.date) -> LinkMaker:
-        return LinkMaker(self.settings.base_url, self.settings.secret_key or "", today)
+    def links(self, today: dt.date | None = None) -> LinkMaker:
+        return LinkMaker(self.settings.base_url, self.settings.secret_key or "", today or self.today())
 
     @cached_property
     def channel(self):

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
-from duban.links import ACTIONS, action_url
+from duban.links import ACTIONS, LinkSpec, issue as issue_links, urls as link_urls
 from duban.models import (
     ARCHIVED,
     ASSIGNED,
@@ -48,7 +48,7 @@ from duban.models import (
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import ESCALATION, Decision, MilestoneView, TaskView, decide as decide_task
 from duban.rules.policy import DeadlinePolicy, effective_policy
-from notifications.digest import Item, describe, render_digest
+from notifications.digest import describe, render_subject, render_text
 
 PROGRESS_REPORTED = "progress_reported"
 LEASE = dt.timedelta(minutes=10)
@@ -261,25 +261,31 @@ def preview(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code:
 
 @dataclass
 class LinkMaker:
+    """Which action links each ledger item carries, and how long they last (the links issue)."""
+
     base_url: str
     secret: str
     today: dt.date
+    days_after_due: int = 60
 
-    def links(self, n: Notification) -> list[tuple[str, str]]:
-        expires = max(self.today, n.due_date or self.today) + dt.timedelta(days=60)
+    def specs(self, n: Any, plan_id: int) -> list[LinkSpec]:
+        expires = max(self.today, n.due_date or self.today) + dt.timedelta(days=self.days_after_due)
 
-        def url(action: str, milestone: int | None = None) -> tuple[str, str]:
-            return ACTIONS[action], action_url(self.base_url, self.secret, action, n.recipient_id, n.task_id, milestone, expires)
+        def spec(action: str, milestone: int | None = None) -> LinkSpec:
+            return LinkSpec(plan_id=plan_id, person_id=n.recipient_id, action=action, task_id=n.task_id, milestone_id=milestone, expires=expires)
 
         if n.kind == ESCALATION:
-            return [url("view")]
+            return [spec("view")]
         out = []
         if n.kind == "ack":
-            out.append(url("ack"))
-        out.append(url("progress"))
+            out.append(spec("ack"))
+        out.append(spec("progress"))
         if n.milestone_id is not None:
-            out += [url("done", n.milestone_id), url("extend", n.milestone_id)]
+            out += [spec("done", n.milestone_id), spec("extend", n.milestone_id)]
         return out
+
+    def urls(self, session: Session, ids: list[int]) -> dict[int, str]:
+        return link_urls(session, ids, base_url=self.base_url, secret=self.secret)
 
 
 def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str = "outbox", template_dir: Path | None = None,
@@ -308,20 +314,34 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
         office_names = defaultdict(list)
         for plan_id, name in session.execute(select(PlanRole.plan_id, Person.name).join(Person, Person.id == PlanRole.person_id).where(PlanRole.role == "office").order_by(PlanRole.position)):
             office_names[plan_id].append(name)
+        specs: list[LinkSpec] = []
+        spans: dict[int, tuple[int, int]] = {}
+        for n in pending:
+            plan_id = people[n.recipient_id].plan_id
+            start = len(specs)
+            specs += links.specs(n, plan_id)
+            spans[n.id] = (start, len(specs))
+        link_ids = issue_links(session, specs, secret=links.secret, today=today, now=now)
         digests, members = [], []
         for rid, items in by_recipient.items():
             person = people[rid]
-            rendered = [
-                Item(kind=n.kind, code=n.data.get("code", ""), title=n.data.get("title", ""), milestone=n.data.get("milestone", "") if n.milestone_id else "",
-                     line=describe(n.kind, n.level, n.due_date, n.days, n.data), links=links.links(n),
-                     sort_key=(KIND_ORDER.get(n.kind, 9), n.days, n.data.get("code", ""), n.id))
-                for n in items
-            ]
-            subject, body = render_digest(recipient=person.name, today=today, items=rendered, plan_name=plan_names.get(person.plan_id, ""),
-                                          office="、".join(office_names.get(person.plan_id, [])), template_dir=template_dir)
-            digests.append({"plan_id": person.plan_id, "recipient_id": rid, "channel": channel, "run_on": today, "subject": subject,
-                            "body": body, "items": len(items), "status": PENDING, "attempts": 0, "next_attempt_at": now or utcnow(),
-                            "created_at": utcnow()})
+            entries = sorted(
+                (
+                    {"kind": n.kind, "level": n.level, "code": n.data.get("code", ""), "title": n.data.get("title", ""),
+                     "milestone": n.data.get("milestone", "") if n.milestone_id else "", "task_id": n.task_id,
+                     "due": n.due_date.isoformat() if n.due_date else None, "days": n.days,
+                     "line": describe(n.kind, n.level, n.due_date, n.days, n.data),
+                     "links": [[ACTIONS[specs[i].action], link_ids[i]] for i in range(*spans[n.id])],
+                     "sort": [KIND_ORDER.get(n.kind, 9), n.days, n.data.get("code", ""), n.id]}
+                    for n in items
+                ),
+                key=lambda e: e["sort"],
+            )
+            payload = {"recipient": person.name, "today": today.isoformat(), "plan_name": plan_names.get(person.plan_id, ""),
+                       "office": "、".join(office_names.get(person.plan_id, [])), "items": entries}
+            digests.append({"plan_id": person.plan_id, "recipient_id": rid, "channel": channel, "run_on": today,
+                            "subject": render_subject(payload), "body": "", "payload": payload, "items": len(items),
+                            "status": PENDING, "attempts": 0, "next_attempt_at": now or utcnow(), "created_at": utcnow()})
             members.append([n.id for n in items])
         for start in range(0, len(digests), 2000):
             chunk = digests[start : start + 2000]
@@ -339,14 +359,23 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
 
 @dataclass
 class Outgoing:
+    """A claimed digest, ready for a channel: its payload and the URLs of its links."""
+
     id: int
     recipient_id: int
     recipient: str
     email: str | None
     run_on: dt.date
     subject: str
-    body: str
+    payload: dict[str, Any]
     attempts: int
+    urls: dict[int, str] = field(default_factory=dict)
+    template_dir: Path | None = None
+
+    @property
+    def body(self) -> str:
+        """The plain-text message (what the outbox writes and an email's text part carries)."""
+        return render_text(self.payload, self.urls, template_dir=self.template_dir)
 
 
 Sender = Callable[[Outgoing], None]  # raises on failure
@@ -363,7 +392,8 @@ def backoff(attempts: int) -> dt.timedelta:
     return min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
 
 
-def claim(engine: Engine, *, now: dt.datetime, limit: int = 500, recipients: Iterable[int] | None = None) -> list[Outgoing]:
+def claim(engine: Engine, *, now: dt.datetime, links: LinkMaker, limit: int = 500, recipients: Iterable[int] | None = None,
+          template_dir: Path | None = None) -> list[Outgoing]:
     """Take up to ``limit`` digests that are due for (re)delivery, marking them as being sent."""
     with session_scope(engine) as session:
         due = or_(
@@ -380,11 +410,12 @@ def claim(engine: Engine, *, now: dt.datetime, limit: int = 500, recipients: Ite
             update(Digest).where(Digest.id.in_(ids), due).values(status=SENDING, claimed_at=now, attempts=Digest.attempts + 1)
         )
         rows = session.execute(
-            select(Digest.id, Digest.recipient_id, Person.name, Person.email, Digest.run_on, Digest.subject, Digest.body, Digest.attempts)
+            select(Digest.id, Digest.recipient_id, Person.name, Person.email, Digest.run_on, Digest.subject, Digest.payload, Digest.attempts)
             .join(Person, Person.id == Digest.recipient_id)
             .where(Digest.id.in_(ids), Digest.status == SENDING, Digest.claimed_at == now)
         ).all()
-    return [Outgoing(*r) for r in rows]
+        urls = links.urls(session, [lid for r in rows for item in r.payload.get("items", ()) for _, lid in item["links"]])
+    return [Outgoing(*r, urls=urls, template_dir=template_dir) for r in rows]
 
 
 _MARK_DIGEST = Digest.__table__.update().where(Digest.__table__.c.id == bindparam("did")).values(status=SENT, sent_at=bindparam("at"), last_error=None)
@@ -410,7 +441,8 @@ def mark_failed(engine: Engine, failures: list[tuple[Outgoing, str]], *, now: dt
             )
 
 
-def deliver(engine: Engine, send: Sender, *, now: dt.datetime, batch: int = 500, recipients: Iterable[int] | None = None) -> DeliverResult:
+def deliver(engine: Engine, send: Sender, *, now: dt.datetime, links: LinkMaker, batch: int = 500, recipients: Iterable[int] | None = None,
+            template_dir: Path | None = None) -> DeliverResult:
     """Send every digest that is due; a failure never stops the others.
 
     Each digest is marked sent right after it went out, so a crash repeats at most the one
@@ -422,7 +454,7 @@ def deliver(engine: Engine, send: Sender, *, now: dt.datetime, batch: int = 500,
     # any other is marked right after each message, so a crash repeats at most the one in flight.
     per_message = not getattr(send, "idempotent", False)
     while True:
-        claimed = claim(engine, now=now, limit=batch, recipients=recipients)
+        claimed = claim(engine, now=now, links=links, limit=batch, recipients=recipients, template_dir=template_dir)
         if not claimed:
             return result
         failures, sent = [], []

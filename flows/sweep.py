@@ -36,7 +36,8 @@ def assemble_step(today: dt.date, recipients: list[int] | None = None) -> int:
 @task(name="deliver", retries=2, retry_delay_seconds=5)
 def deliver_step(recipients: list[int] | None = None) -> dict:
     rt = runtime()
-    result = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients)
+    result = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(), recipients=recipients,
+                           template_dir=rt.settings.template_dir)
     for e in result.errors[:20]:
         get_run_logger().error("发送失败（将稍后重试）：%s", e)
     return {"sent": result.sent, "failed": result.failed}

@@ -78,16 +78,32 @@ def environment(template_dir: Path | None = None) -> Environment:
                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-def render_digest(*, recipient: str, today: dt.date, items: list[Item], plan_name: str = "", office: str = "",
-                  template_dir: Path | None = None) -> tuple[str, str]:
-    """(subject, plain-text body) of one recipient's digest."""
+def _items(payload: dict[str, Any], urls: dict[int, str]) -> list[Item]:
+    return [
+        Item(kind=e["kind"], code=e["code"], title=e["title"], milestone=e["milestone"], line=e["line"],
+             links=[(label, urls[lid]) for label, lid in e["links"] if lid in urls], sort_key=tuple(e["sort"]))
+        for e in payload["items"]
+    ]
+
+
+def _groups(items: list[Item]) -> tuple[list[dict[str, Any]], list[str]]:
     grouped: dict[str, list[Item]] = {g: [] for g, _ in GROUPS}
     for item in sorted(items, key=lambda i: i.sort_key):
         grouped[GROUP_OF[item.kind]].append(item)
     groups = [{"title": title, "entries": grouped[g]} for g, title in GROUPS if grouped[g]]
     counts = [f"{title.split('，')[0]} {len(grouped[g])} 项" for g, title in GROUPS if grouped[g]]
-    subject = f"【督办提醒】{today.isoformat()} {recipient}：" + "，".join(counts)
-    body = environment(template_dir).get_template("digest.txt.j2").render(
-        recipient=recipient, today=today.isoformat(), total=len(items), groups=groups, plan_name=plan_name, office=office,
+    return groups, counts
+
+
+def render_subject(payload: dict[str, Any]) -> str:
+    _, counts = _groups(_items(payload, {}))
+    return f"【督办提醒】{payload['today']} {payload['recipient']}：" + "，".join(counts)
+
+
+def render_text(payload: dict[str, Any], urls: dict[int, str], *, template_dir: Path | None = None) -> str:
+    """The plain-text digest of a stored payload, with its links' URLs filled in."""
+    groups, _ = _groups(_items(payload, urls))
+    return environment(template_dir).get_template("digest.txt.j2").render(
+        recipient=payload["recipient"], today=payload["today"], total=len(payload["items"]), groups=groups,
+        plan_name=payload.get("plan_name", ""), office=payload.get("office", ""),
     )
-    return subject, body

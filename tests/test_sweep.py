@@ -23,6 +23,7 @@ IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)  # a Monday: the 签收 clo
 MON = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 8, 30, tzinfo=TZ)
 SECRET = "k" * 8 + "0123456789abcdefghijklmnopqrstuv"
+LINKS = sweep.LinkMaker("https://duban.example.edu.cn", SECRET, dt.date(2026, 11, 23))
 
 
 class Recorder:
@@ -56,7 +57,7 @@ def run_day(engine, day, channel, now=None, cal=None):
     now = now or dt.datetime.combine(day, dt.time(8, 30), TZ)
     decided = sweep.decide(engine, today=day, cal=cal, tz=TZ)
     digests = sweep.assemble(engine, today=day, links=sweep.LinkMaker("https://duban.example.edu.cn", SECRET, day), now=now)
-    delivered = sweep.deliver(engine, channel, now=now)
+    delivered = sweep.deliver(engine, channel, now=now, links=sweep.LinkMaker("https://duban.example.edu.cn", SECRET, day))
     return decided.new, digests, delivered.sent
 
 
@@ -150,8 +151,8 @@ def test_failed_delivery_is_kept_and_retried_with_backoff(plan_engine):
     rows = sweep.digest_rows(plan_engine, status="failed")
     assert [(r["收件人"], r["尝试次数"], r["失败原因"], r["状态"]) for r in rows] == [("党委书记", 1, "ConnectionError: connection refused", "发送失败（将重试）")]
     channel.fail_for.clear()
-    assert sweep.deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=2)).sent == 0  # backing off
-    assert sweep.deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=6)).sent == 1
+    assert sweep.deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=2), links=LINKS).sent == 0  # backing off
+    assert sweep.deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=6), links=LINKS).sent == 1
     assert channel.by_recipient()["党委书记"] == 1 and sweep.digest_rows(plan_engine, status="failed") == []
 
 

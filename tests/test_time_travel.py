@@ -57,7 +57,7 @@ def month():
         sweep.decide(engine, today=day, cal=cal, tz=TZ)
         sweep.assemble(engine, today=day, links=sweep.LinkMaker("https://duban.example.edu.cn", "s" * 40, day), now=now)
         before = len(outbox.sent)
-        sweep.deliver(engine, outbox, now=now)
+        sweep.deliver(engine, outbox, now=now, links=sweep.LinkMaker("https://duban.example.edu.cn", "s" * 40, day))
         with session_scope(engine) as s:
             ids = [o.id for o in outbox.sent[before:]]
             rows = s.execute(
