@@ -142,3 +142,7 @@ def prefect_server(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# Real servers for tests (SMTP, webhooks, browser, the live web app): see tests/servers.py.
+pytest_plugins = ["tests.servers"]
