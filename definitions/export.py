@@ -19,7 +19,7 @@ TASK_HEADERS = (
     "配合单位", "分管校领导", "完成时限", "路线图", "反馈周期",
 )
 PEOPLE_HEADERS = ("姓名", "部门", "职务", "邮箱", "手机", "通知地址", "直接上级")
-DEPARTMENT_HEADERS = ("部门名称", "负责人", "分管校领导")
+DEPARTMENT_HEADERS = ("部门名称", "负责人", "分管校领导", "通知地址")
 INSTRUCTIONS = [
     "填写说明",
     "1. 「任务清单」每行一项具体任务；“序号”在方案内唯一，再次导入时据此匹配任务，请勿随意改动。",
@@ -28,8 +28,12 @@ INSTRUCTIONS = [
     "每学期（末）、每年3月、每季度、每月、长期坚持/持续推进（长期任务按“反馈周期”定期反馈进展）。",
     "4. 路线图写若干带时间的步骤，用分号隔开，如：2026年12月底前 制定方案；2027年6月 中期检查；2027年12月 总结验收。每一步的时间不能晚于完成时限。",
     "5. 责任人须在「人员」表中登记；牵头单位、配合单位须在「部门」表中登记。责任人留空时，由牵头单位负责人负责。",
-    "6. 「人员」表的通知地址可填写 apprise 通知地址（mailto://、wecombot://、dingtalk://、feishu:// 等），多个用空格分隔。",
+    "6. 「人员」表的通知地址可填写 apprise 通知地址（mailto://、wecombot://、dingtalk://、feishu:// 等），多个用空格分隔，"
+    "按优先顺序排列：前一个发送失败时改用下一个；写 email 表示经单位邮件服务器发到本人邮箱（不写时，有邮箱者最后用邮件）；"
+    "地址前加 always= 表示该渠道每次都发。钉钉地址末尾写手机号可在群里 @ 本人（dingtalk://密钥@令牌/手机号）。",
     "7. 导入前可先预览：duban import 文件.xlsx --dry-run；有问题时会逐条指出工作表、行号和列名，全部无误才会写入。",
+    "8. 「部门」表的通知地址填部门群机器人，本部门牵头任务的督办会同时发到群里；「方案」表的领导小组/办公室通知地址接收督办通报。"
+    "通知发送时段如 08:00-18:00（工作日），不填按系统设置。通知地址含密钥，请妥善保管本文件。",
 ]
 
 
@@ -92,6 +96,8 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
         ("长期任务反馈周期", p.report_every),
         ("领导小组", "、".join(p.leading_group)),
         ("领导小组办公室", "、".join(p.office)),
+        ("领导小组通知地址", " ".join(p.channels.leading_group)),
+        ("领导小组办公室通知地址", " ".join(p.channels.office)),
     ):
         ws.append([key, value])
         ws.cell(ws.max_row, 1).font = bold
@@ -102,6 +108,9 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
             value = p.policy[field]
             ws.append([label, "、".join(map(str, value)) if isinstance(value, (list, tuple)) else value])
             ws.cell(ws.max_row, 1).font = bold
+    if "send_hours" not in p.policy:
+        ws.append(["通知发送时段", ""])  # an empty row to fill in: the institution's default applies
+        ws.cell(ws.max_row, 1).font = bold
     ws.column_dimensions["A"].width = 18
     ws.column_dimensions["B"].width = 60
 
@@ -155,7 +164,7 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
     ws = wb.create_sheet("部门")
     ws.append(list(DEPARTMENT_HEADERS))
     for d in plan_file.departments:
-        ws.append([d.name, d.head or "", d.supervisor or ""])
+        ws.append([d.name, d.head or "", d.supervisor or "", " ".join(d.notify)])
     for c in range(1, len(DEPARTMENT_HEADERS) + 1):
         ws.cell(1, c).font = bold
         ws.cell(1, c).fill = fill

@@ -23,6 +23,7 @@ from definitions.resolve import resolve
 from definitions.schema import (
     DepartmentIn,
     PersonIn,
+    PlanChannelsIn,
     PlanDefinition,
     PlanFile,
     PlanIn,
@@ -64,6 +65,7 @@ DEPARTMENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("部门", "部门名称", "单位", "单位名称"),
     "head": ("负责人", "部门负责人", "主要负责人"),
     "supervisor": ("分管校领导", "分管领导"),
+    "notify": ("通知地址", "群通知地址", "群机器人", "通知渠道"),
 }
 PLAN_KEYS: dict[str, tuple[str, ...]] = {
     "code": ("方案编号", "编号"),
@@ -73,6 +75,8 @@ PLAN_KEYS: dict[str, tuple[str, ...]] = {
     "report_every": ("反馈周期", "长期任务反馈周期"),
     "leading_group": ("领导小组", "领导小组成员"),
     "office": ("领导小组办公室", "督办员", "办公室"),
+    "channels.leading_group": ("领导小组通知地址", "领导小组群", "领导小组群通知地址"),
+    "channels.office": ("领导小组办公室通知地址", "领导小组办公室群", "办公室通知地址", "办公室群"),
 }
 # 方案 sheet rows that override the deadline policy (working days); lists like "7、3、1、0"
 POLICY_KEYS: dict[str, str] = {
@@ -86,8 +90,10 @@ POLICY_KEYS: dict[str, str] = {
     "未签收报部门负责人（工作日）": "ack_escalate_after",
     "反馈截止前提醒（工作日）": "report_remind_before",
     "反馈宽限（工作日）": "report_grace",
+    "通知发送时段": "send_hours",
 }
 LIST_POLICY_FIELDS = {"remind_before", "report_remind_before"}
+TEXT_POLICY_FIELDS = {"send_hours"}
 TASK_SHEETS = ("任务清单", "重点任务清单", "任务", "清单")
 PEOPLE_SHEETS = ("人员", "人员表", "人员名单", "责任人")
 DEPARTMENT_SHEETS = ("部门", "部门表", "单位")
@@ -600,7 +606,8 @@ def _departments_from(picked, loc: SheetLocator, problems: list[Problem]) -> lis
     out: list[DepartmentIn] = []
 
     def add(get, rownum):
-        out.append(DepartmentIn(name=get("name") or "", head=get("head"), supervisor=get("supervisor")))
+        out.append(DepartmentIn(name=get("name") or "", head=get("head"), supervisor=get("supervisor"),
+                                notify=[u for u in URL_SPLIT.split(get("notify") or "") if u]))
         loc.department_rows.append((picked[0].name, rownum))
 
     _records(picked, add)
@@ -623,6 +630,9 @@ def _plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Prob
             if key in policy_keys and _text(row[1]) is not None:
                 label, field = policy_keys[key]
                 raw = _text(row[1])
+                if field in TEXT_POLICY_FIELDS:
+                    policy[field] = raw
+                    continue
                 try:
                     numbers = [int(x) for x in LIST_SPLIT.split(raw.replace(" ", "、")) if x.strip()]
                 except ValueError:
@@ -647,4 +657,8 @@ def _plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Prob
         leading_group=[x for x in LIST_SPLIT.split(values.get("leading_group") or "") if x.strip()],
         office=[x for x in LIST_SPLIT.split(values.get("office") or "") if x.strip()],
         policy=policy,
+        channels=PlanChannelsIn(
+            leading_group=[u for u in URL_SPLIT.split(values.get("channels.leading_group") or "") if u],
+            office=[u for u in URL_SPLIT.split(values.get("channels.office") or "") if u],
+        ),
     )

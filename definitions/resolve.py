@@ -29,16 +29,19 @@ def _fmt(d: dt.date) -> str:
     return d.isoformat()
 
 
-def _notify_problem(url: str) -> str | None:
-    """Why apprise would not accept ``url`` (never echoing secrets), or None."""
-    if "://" not in url:
-        return "不是通知地址（应形如 mailto://、wecombot://、dingtalk://、feishu://）"
-    import apprise
+def _notify_problems(urls: list[str], *, has_email: bool = True, group: bool = False) -> list[str]:
+    """Why apprise would not accept these ``notify`` entries (secrets hidden, in privacy mode)."""
+    from notifications.channels import channel_problem, is_email_word
 
-    scheme = url.split("://", 1)[0]
-    if not apprise.Apprise().add(url):
-        return f"通知地址（{scheme}://…）无法识别或格式不正确，请对照 apprise 的写法检查"
-    return None
+    out = []
+    for n, url in enumerate(urls, 1):
+        if group and is_email_word(url):
+            why = "群通知地址应为群机器人等 apprise 地址，不能写 email"
+        else:
+            why = channel_problem(url, has_email=has_email)
+        if why:
+            out.append(f"第 {n} 个{why}" if len(urls) > 1 else why)
+    return out
 
 
 def _policy_problems(policy: dict) -> str | None:
@@ -54,6 +57,8 @@ def _policy_problems(policy: dict) -> str | None:
         effective_policy(policy)
     except ValidationError as err:
         first = err.errors()[0]
+        if first["loc"][0] == "send_hours":
+            return f"督办规则“send_hours”：{first['ctx']['error'] if 'ctx' in first else first['msg']}"
         return f"督办规则“{first['loc'][0]}”取值不正确（{first['msg']}）：天数应为不小于 1 的整数，提醒天数为整数列表"
     return None
 
@@ -131,8 +136,8 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
             bad(loc.person(i, "email"), f"邮箱“{person.email}”格式不正确，应形如 name@example.org")
         if person.mobile and not MOBILE_RE.match(person.mobile):
             bad(loc.person(i, "mobile"), f"手机号“{person.mobile}”格式不正确，应为数字（可带 +86 和连字符）")
-        for url in person.notify:
-            if check_notify and (why := _notify_problem(url)):
+        if check_notify:
+            for why in _notify_problems(person.notify, has_email=bool(person.email)):
                 bad(loc.person(i, "notify"), why)
         if person.manager == person.name:
             bad(loc.person(i, "manager"), "直接上级不能是本人")
@@ -163,13 +168,22 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
 
     departments: list[DepartmentDef] = []
     for i, d in enumerate(plan_file.departments):
+        if check_notify:
+            for why in _notify_problems(d.notify, group=True):
+                bad(loc.department(i, "notify"), why)
         departments.append(
             DepartmentDef(
                 name=d.name,
                 head=person_ref(d.head, loc.department(i, "head"), "部门负责人"),
                 supervisor=person_ref(d.supervisor, loc.department(i, "supervisor"), "分管校领导"),
+                notify=tuple(d.notify),
             )
         )
+    channels = {k: list(v) for k, v in p.channels.model_dump().items() if v}
+    if check_notify:
+        for key, urls in channels.items():
+            for why in _notify_problems(urls, group=True):
+                bad(loc.plan(f"channels.{key}"), why)
     dept_by_name = {d.name: d for d in departments}
 
     leading_group = tuple(
@@ -304,6 +318,7 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
         projects=tuple(projects),
         tasks=tuple(tasks),
         policy=dict(p.policy),
+        channels=channels,
         warnings=tuple(warnings),
     )
 

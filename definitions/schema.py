@@ -78,7 +78,9 @@ class PersonIn(_In):
     email: str | None = None
     mobile: str | None = None
     notify: list[str] = Field(
-        default_factory=list, description="通知地址（apprise URL：mailto://、wecombot://、dingtalk://、feishu:// …）"
+        default_factory=list,
+        description="通知地址，按优先顺序（apprise URL：mailto://、wecombot://、dingtalk://、feishu:// …；"
+        "email 表示经单位邮件服务器发到本人邮箱；前加 always= 表示该渠道每次都发）",
     )
     manager: str | None = Field(None, description="直接上级（人员表中的姓名）")
 
@@ -87,6 +89,16 @@ class DepartmentIn(_In):
     name: str
     head: str | None = Field(None, description="部门负责人（人员表中的姓名）")
     supervisor: str | None = Field(None, description="分管校领导（人员表中的姓名）")
+    notify: list[str] = Field(
+        default_factory=list, description="部门群通知地址（群机器人的 apprise URL）：本部门牵头任务的督办同时发到群里"
+    )
+
+
+class PlanChannelsIn(_In):
+    """Group channels of the plan (群机器人等 apprise URL)."""
+
+    leading_group: list[str] = Field(default_factory=list, description="领导小组群：接收督办通报")
+    office: list[str] = Field(default_factory=list, description="领导小组办公室群：接收督办通报")
 
 
 class PlanIn(_In):
@@ -102,6 +114,7 @@ class PlanIn(_In):
     )
     leading_group: list[str] = Field(default_factory=list, description="领导小组成员")
     office: list[str] = Field(default_factory=list, description="领导小组办公室（督办员）")
+    channels: PlanChannelsIn = Field(default_factory=PlanChannelsIn, description="领导小组、领导小组办公室的群通知地址")
 
 
 class PlanFile(_In):
@@ -182,6 +195,7 @@ class DepartmentDef:
     name: str
     head: str | None
     supervisor: str | None
+    notify: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -209,6 +223,7 @@ class PlanDefinition:
     projects: tuple[GroupDef, ...]
     tasks: tuple[TaskDef, ...]
     policy: dict[str, Any] = field(default_factory=dict)
+    channels: dict[str, list[str]] = field(default_factory=dict)  # {"leading_group": [...], "office": [...]}
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 

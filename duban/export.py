@@ -7,7 +7,7 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from definitions.schema import DepartmentIn, MilestoneIn, PersonIn, PlanFile, PlanIn, ProjectIn, SystemIn, TaskIn
+from definitions.schema import DepartmentIn, MilestoneIn, PersonIn, PlanChannelsIn, PlanFile, PlanIn, ProjectIn, SystemIn, TaskIn
 from duban.models import ARCHIVED, Department, Milestone, Person, Plan, PlanRole, Project, System, Task
 
 PERIOD_LABELS = {"week": "每周", "month": "每月", "quarter": "每季度", "semester": "每学期", "year": "每年"}
@@ -66,9 +66,11 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
             policy=dict(plan.policy or {}),
             leading_group=[all_people[pid] for role, pid in roles if role == "leading_group"],
             office=[all_people[pid] for role, pid in roles if role == "office"],
+            channels=PlanChannelsIn(**{k: list(v) for k, v in (plan.channels or {}).items() if k in ("leading_group", "office")}),
         ),
         departments=[
-            DepartmentIn(name=d.name, head=all_people.get(d.head_id), supervisor=all_people.get(d.supervisor_id)) for d in depts
+            DepartmentIn(name=d.name, head=all_people.get(d.head_id), supervisor=all_people.get(d.supervisor_id),
+                         notify=list(d.notify_urls or ())) for d in depts
         ],
         people=[
             PersonIn(

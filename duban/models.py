@@ -259,7 +259,8 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(300), unique=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    # None for a notice that concerns no task (e.g. "a person could not be reached")
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True, default=None)
     milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
     recipient_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     kind: Mapped[str] = mapped_column(String(30))
@@ -281,7 +282,11 @@ class Digest(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    # who reads it: a person (recipient_id), or a group channel with no person behind it:
+    # "department" (its group bot, department_id), "leading_group" or "office" (plans.channels)
+    audience: Mapped[str] = mapped_column(String(20), default="person")
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True, default=None)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), default=None)
     channel: Mapped[str] = mapped_column(String(30))
     run_on: Mapped[dt.date] = mapped_column(Date)
     subject: Mapped[str] = mapped_column(String(300))

@@ -36,13 +36,65 @@ class Runtime:
         return dt.datetime.now(self.tz).date()
 
     def links(self, today: dt.date | None = None) -> LinkMaker:
-        return LinkMaker(self.settings.base_url, self.settings.secret_key or "", today or self.today())
+        return LinkMaker(self.settings.base_url, self.settings.secret_key or "", today or self.today(),
+                         days_after_due=self.settings.link_days_after_due)
 
     @cached_property
     def channel(self):
+        """Where messages go: the local outbox until a channel is configured (DUBAN_SMTP_URL, or an
+        apprise URL of a person, department or plan); then the apprise dispatcher, which still
+        writes to the outbox for recipients without any channel, and a copy of every message
+        in demo mode (DUBAN_OUTBOX_COPY overrides)."""
         from notifications.outbox import OutboxChannel
 
-        return OutboxChannel(self.settings.outbox_path)
+        outbox = OutboxChannel(self.settings.outbox_path)
+        if not (self.settings.smtp_url or channels_configured(self.engine)):
+            return outbox
+        from notifications.channels import Dispatcher
+
+        copy = self.settings.demo if self.settings.outbox_copy is None else self.settings.outbox_copy
+        return Dispatcher(self.settings.smtp_url, template_dir=self.settings.template_dir, outbox=outbox, outbox_copy=copy,
+                          smtp_timeout=self.settings.smtp_timeout, tz=self.tz)
+
+    def quiet(self):
+        """Quiet hours for delivery: the institution's window, and each plan's own (policy.send_hours)."""
+        from sqlalchemy import select
+
+        from duban.db import session_scope
+        from duban.models import Plan
+        from notifications.quiet import QuietHours, parse_send_hours
+
+        per_plan = {}
+        with session_scope(self.engine) as session:
+            for pid, policy in session.execute(select(Plan.id, Plan.policy)):
+                if (policy or {}).get("send_hours"):
+                    per_plan[pid] = parse_send_hours(policy["send_hours"])
+        return QuietHours(self.calendar, self.tz, parse_send_hours(self.settings.send_hours), per_plan)
+
+    def deliver_options(self, today: dt.date | None = None) -> dict:
+        """What ``sweep.deliver`` needs besides the channel (flows, the CLI and the web app pass these).
+
+        Quiet hours and worker threads apply to real channels only: the local outbox disturbs nobody."""
+        from notifications.channels import Dispatcher
+
+        real = isinstance(self.channel, Dispatcher)
+        return dict(links=self.links(today), template_dir=self.settings.template_dir,
+                    workers=self.settings.deliver_workers if real else 1, quiet=self.quiet() if real else None,
+                    unreachable_after=self.settings.unreachable_after, today=today or self.today())
+
+
+def channels_configured(engine: Engine) -> bool:
+    """Whether any person, department or plan of the store has a notification URL."""
+    from sqlalchemy import String, cast, func, literal, select
+
+    from duban.db import session_scope
+    from duban.models import Department, Person, Plan
+
+    with session_scope(engine) as session:
+        for column in (Person.notify_urls, Department.notify_urls):  # "[]" when empty
+            if session.scalar(select(literal(1)).where(func.length(cast(column, String)) > 2).limit(1)):
+                return True
+        return any(any(v for v in (c or {}).values()) for c in session.scalars(select(Plan.channels)))
 
 
 def runtime() -> Runtime:

@@ -36,6 +36,39 @@ class Settings(BaseSettings):
     calendar_file: Path | None = None  # the institution's own calendar (holidays, 调休, semesters)
     template_dir: Path | None = None  # an institution's own message templates (override ours)
     outbox_dir: Path | None = None  # where the local outbox channel writes (default: <data>/outbox)
+    # notifications (docs/notifications.md)
+    smtp_url: str | None = None  # the institution's mail relay: an apprise mailto:// or mailtos:// URL without recipients
+    send_hours: str = "08:00-18:00"  # messages go out on working days within these hours (or "always")
+    unreachable_after: int = Field(3, ge=1)  # failed attempts of one digest before the office is told
+    deliver_workers: int = Field(8, ge=1, le=64)  # messages sent at the same time
+    smtp_timeout: float = Field(15.0, gt=0)  # seconds to wait for the mail relay
+    outbox_copy: bool | None = None  # also write every message to the local outbox (default: in demo mode)
+    # web app: action links and uploads (docs/web.md)
+    link_days_after_due: int = 60  # an action link works until this many days after the due date
+    upload_max_mb: int = 20  # per file
+    upload_max_files: int = 5  # per submission
+    rate_limit_per_minute: int = 120  # link requests per client address
+    rate_limit_link_per_minute: int = 30  # requests per link
+    relink_per_hour: int = 3  # "send me a fresh link" per link
+    web_send_now: bool = True  # deliver what an action caused (approval requests, decisions) at once
+    web_send_delay: float = 3.0  # seconds to gather such messages into one digest per person
+    trusted_proxies: str = "127.0.0.1"  # addresses whose X-Forwarded-For is believed (duban serve)
+
+    @model_validator(mode="after")
+    def _check_channels(self) -> Settings:
+        from notifications.quiet import SendHoursError, parse_send_hours
+
+        try:
+            parse_send_hours(self.send_hours)
+        except SendHoursError as err:
+            raise ConfigurationError(f"DUBAN_SEND_HOURS：{err}") from None
+        if self.smtp_url:
+            from notifications.channels import relay_problem
+
+            problem = relay_problem(self.smtp_url)
+            if problem:
+                raise ConfigurationError(f"DUBAN_SMTP_URL {problem}")
+        return self
 
     @model_validator(mode="after")
     def _check_secret(self) -> Settings:
@@ -51,6 +84,11 @@ class Settings(BaseSettings):
                 "（可用 `duban secret` 生成一个），或设置 DUBAN_DEMO=1 以演示模式运行。"
             )
         return self
+
+    @property
+    def evidence_path(self) -> Path:
+        """Uploaded evidence files, named by their SHA-256 (never by the uploaded name)."""
+        return self.data_dir / "evidence"
 
     @property
     def outbox_path(self) -> Path:

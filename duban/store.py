@@ -219,6 +219,7 @@ def apply_plan(
             approval_required=d.approval_required,
             report_every=d.report_every,
             policy=d.policy,
+            channels=d.channels,
             source=source,
             created_at=now,
             updated_at=now,
@@ -232,6 +233,9 @@ def apply_plan(
             if old != new:
                 diff.plan_details.append(f"{label}：{_show(old)} → {_show(new)}")
                 setattr(plan, attr, new)
+        if (plan.channels or {}) != d.channels:  # URLs hold secrets: say what changed, never the values
+            diff.plan_details.append("领导小组/办公室群通知地址：已更新")
+            plan.channels = d.channels
         plan.source = source or plan.source
         plan.updated_at = now
     pid = plan.id
@@ -362,14 +366,14 @@ def _bulk_update(session: Session, model: type, rows: list[dict[str, Any]]) -> N
 
 
 def _sync_department_roles(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[str, int], person_ids: dict[str, int], diff: PlanDiff) -> None:
-    rows = {r.name: r for r in session.execute(select(Department.id, Department.name, Department.head_id, Department.supervisor_id).where(Department.plan_id == pid))}
+    rows = {r.name: r for r in session.execute(select(Department.id, Department.name, Department.head_id, Department.supervisor_id, Department.notify_urls).where(Department.plan_id == pid))}
     updates = []
     for dep in d.departments:
         head = person_ids.get(dep.head) if dep.head else None
         sup = person_ids.get(dep.supervisor) if dep.supervisor else None
         old = rows[dep.name]
-        if (old.head_id, old.supervisor_id) != (head, sup):
-            updates.append({"id": old.id, "head_id": head, "supervisor_id": sup})
+        if (old.head_id, old.supervisor_id, list(old.notify_urls or ())) != (head, sup, list(dep.notify)):
+            updates.append({"id": old.id, "head_id": head, "supervisor_id": sup, "notify_urls": list(dep.notify)})
             if dep.name not in diff.departments_added:
                 diff.departments_changed.append(dep.name)
     _bulk_update(session, Department, updates)
@@ -598,6 +602,18 @@ def _sync_tasks(session, pid, d, dept_ids, person_ids, project_ids, diff, events
     _bulk_update(session, Milestone, ms_updates)
     for chunk in _chunks(ms_inserts, 20000):
         session.execute(Milestone.__table__.insert(), chunk)
+    # links stop working for a task handed to someone else, a task or step removed from the list
+    from duban.links import OWNER_ACTIONS, void as void_links
+
+    reassigned = [u["id"] for u in task_updates if "owner_id" in u]
+    archived_tasks = [u["id"] for u in task_updates if u.get("archived_at") is not None]
+    archived_ms = [u["id"] for u in ms_updates if u.get("status") == ARCHIVED]
+    for chunk in _chunks(reassigned, 5000):
+        void_links(session, reason="任务已改由他人负责", now=now, task_ids=chunk, actions=OWNER_ACTIONS)
+    for chunk in _chunks(archived_tasks, 5000):
+        void_links(session, reason="任务已从清单中删除", now=now, task_ids=chunk)
+    for chunk in _chunks(archived_ms, 5000):
+        void_links(session, reason="里程碑已从路线图中删除", now=now, milestone_ids=chunk)
 
 
 def _sync_milestones(task_id, t: TaskDef, old_ms, ms_updates, ms_inserts, events, pid, actor, now, *, reassigned: bool) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from duban.models import (
     SENT,
     Department,
     Digest,
+    Delivery,
     Event,
     Milestone,
     Notification,
@@ -270,12 +272,25 @@ class LinkMaker:
 
     def specs(self, n: Any, plan_id: int) -> list[LinkSpec]:
         expires = max(self.today, n.due_date or self.today) + dt.timedelta(days=self.days_after_due)
+        data = n.data or {}
 
-        def spec(action: str, milestone: int | None = None) -> LinkSpec:
-            return LinkSpec(plan_id=plan_id, person_id=n.recipient_id, action=action, task_id=n.task_id, milestone_id=milestone, expires=expires)
+        def spec(action: str, milestone: int | None = None, *, request: int | None = None, task: Any = n.task_id) -> LinkSpec:
+            return LinkSpec(plan_id=plan_id, person_id=n.recipient_id, action=action, task_id=task, milestone_id=milestone,
+                            expires=expires, request_id=request)
 
-        if n.kind == ESCALATION:
+        if n.task_id is None:  # a notice about no task (e.g. someone unreachable): nothing to act on
+            return []
+        if n.kind == ESCALATION or n.kind == "approved":
             return [spec("view")]
+        if n.kind == "approval":  # to a reviewer: this request, and the list of all that wait
+            return [spec("review", n.milestone_id, request=data.get("request")), spec("queue", task=None)]
+        if n.kind == "relink":
+            action = data.get("action", "view")
+            if action == "queue":
+                return [spec("queue", task=None)]
+            if action == "review":
+                return [spec("review", n.milestone_id, request=data.get("request")), spec("queue", task=None)]
+            return [spec(action, n.milestone_id if action in ("done", "extend") else None)]
         out = []
         if n.kind == "ack":
             out.append(spec("ack"))
@@ -322,6 +337,7 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
             specs += links.specs(n, plan_id)
             spans[n.id] = (start, len(specs))
         link_ids = issue_links(session, specs, secret=links.secret, today=today, now=now)
+        history = _history(session, [n for n in pending if n.kind == ESCALATION])
         digests, members = [], []
         for rid, items in by_recipient.items():
             person = people[rid]
@@ -330,19 +346,23 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
                     {"kind": n.kind, "level": n.level, "code": n.data.get("code", ""), "title": n.data.get("title", ""),
                      "milestone": n.data.get("milestone", "") if n.milestone_id else "", "task_id": n.task_id,
                      "due": n.due_date.isoformat() if n.due_date else None, "days": n.days,
-                     "line": describe(n.kind, n.level, n.due_date, n.days, n.data),
+                     "line": notice_line(n.kind, n.data) if n.kind in NOTICE_KINDS else describe(n.kind, n.level, n.due_date, n.days, n.data),
                      "links": [[ACTIONS[specs[i].action], link_ids[i]] for i in range(*spans[n.id])],
-                     "sort": [KIND_ORDER.get(n.kind, 9), n.days, n.data.get("code", ""), n.id]}
+                     "sort": [KIND_ORDER.get(n.kind, 9), n.days, n.data.get("code", ""), n.id],
+                     **({"history": history[n.id]} if history.get(n.id) else {})}
                     for n in items
                 ),
                 key=lambda e: e["sort"],
             )
             payload = {"recipient": person.name, "today": today.isoformat(), "plan_name": plan_names.get(person.plan_id, ""),
                        "office": "、".join(office_names.get(person.plan_id, [])), "items": entries}
-            digests.append({"plan_id": person.plan_id, "recipient_id": rid, "channel": channel, "run_on": today,
-                            "subject": render_subject(payload), "body": "", "payload": payload, "items": len(items),
+            digests.append({"plan_id": person.plan_id, "audience": "person", "recipient_id": rid, "department_id": None, "channel": channel,
+                            "run_on": today, "subject": render_subject(payload), "body": "", "payload": payload, "items": len(items),
                             "status": PENDING, "attempts": 0, "next_attempt_at": now or utcnow(), "created_at": utcnow()})
             members.append([n.id for n in items])
+        for group in _department_digests(session, pending, history, people, plan_names, office_names, today=today, channel=channel, now=now):
+            digests.append(group)
+            members.append([])  # a copy for a group bot: the ledger items belong to the person's digest
         for start in range(0, len(digests), 2000):
             chunk = digests[start : start + 2000]
             ids = session.execute(d_tab.insert().returning(d_tab.c.id, sort_by_parameter_order=True), chunk).scalars().all()
@@ -351,6 +371,92 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
                 [{"nid": nid, "did": did} for did, group in zip(ids, members[start : start + 2000]) for nid in group],
             )
     return len(digests)
+
+
+HISTORY_LABELS = {"overdue": "逾期提醒", "report_overdue": "催报", "due": "到期提醒", "report_due": "反馈提醒", "ack": "签收提醒"}
+ESCALATION_SHORT = {1: "部门负责人督办", 2: "分管校领导督办", 3: "领导小组办公室督办"}
+UNREACHABLE = "unreachable"
+NOTICE_KINDS = {UNREACHABLE}
+
+
+def notice_line(kind: str, data: dict[str, Any]) -> str:
+    """The line of a notice about the system itself (not about a task)."""
+    who = data.get("person", "")
+    if data.get("department"):
+        who += f"（{data['department']}）"
+    return (f"{who}的督办通知已连续 {data.get('attempts', 0)} 次发送失败，目前无法送达：{data.get('reason', '')}。"
+            "请核实其邮箱和通知地址（在人员表中改正后重新导入），并电话告知待办事项")
+
+
+def _history(session: Session, escalations: list[Any]) -> dict[int, list[str]]:
+    """For each escalation item, what was already sent about the same task and step (oldest first)."""
+    if not escalations:
+        return {}
+    n_tab = Notification.__table__
+    task_ids = sorted({n.task_id for n in escalations if n.task_id is not None})
+    rows: dict[int, list[Any]] = defaultdict(list)
+    for chunk in _chunks(task_ids, 5000):
+        for r in session.execute(
+            select(n_tab.c.task_id, n_tab.c.milestone_id, n_tab.c.kind, n_tab.c.level, n_tab.c.decided_on, Person.name)
+            .join(Person, Person.id == n_tab.c.recipient_id)
+            .where(n_tab.c.task_id.in_(chunk), n_tab.c.status == SENT)
+            .order_by(n_tab.c.decided_on, n_tab.c.id)
+        ):
+            rows[r.task_id].append(r)
+    out: dict[int, list[str]] = {}
+    for n in escalations:
+        lines = [
+            f"{r.decided_on.month}月{r.decided_on.day}日 "
+            + (ESCALATION_SHORT.get(r.level, "督办") if r.kind == ESCALATION else HISTORY_LABELS.get(r.kind, r.kind))
+            + f"（{r.name}）"
+            for r in rows.get(n.task_id, ())
+            if n.milestone_id is None or r.milestone_id in (None, n.milestone_id)
+        ]
+        if lines:
+            out[n.id] = lines[-8:]
+    return out
+
+
+def _department_digests(session: Session, pending: list[Any], history: dict[int, list[str]], people, plan_names, office_names, *,
+                        today: dt.date, channel: str, now: dt.datetime | None) -> list[dict[str, Any]]:
+    """A copy of today's escalations for the group bot of each lead department that has one.
+
+    Without action links: a link is signed for one person, and anyone in a group could use it.
+    """
+    escalations = [n for n in pending if n.kind == ESCALATION and n.task_id is not None]
+    if not escalations:
+        return []
+    tasks = dict(session.execute(select(Task.id, Task.lead_department_id).where(Task.id.in_(sorted({n.task_id for n in escalations})))).all())
+    depts = {
+        d.id: d for d in session.execute(
+            select(Department.id, Department.name, Department.plan_id, Department.notify_urls)
+            .where(Department.id.in_(sorted({v for v in tasks.values() if v is not None})))
+        ) if d.notify_urls
+    }
+    by_dept: dict[int, dict[tuple, Any]] = defaultdict(dict)
+    for n in escalations:
+        did = tasks.get(n.task_id)
+        if did in depts:
+            by_dept[did].setdefault((n.task_id, n.milestone_id, n.level, bool(n.data.get("ack")), bool(n.data.get("report"))), n)
+    out = []
+    for did, chosen in by_dept.items():
+        d = depts[did]
+        entries = sorted(
+            ({"kind": n.kind, "level": n.level, "code": n.data.get("code", ""), "title": n.data.get("title", ""),
+              "milestone": n.data.get("milestone", "") if n.milestone_id else "", "task_id": n.task_id,
+              "due": n.due_date.isoformat() if n.due_date else None, "days": n.days,
+              "line": describe(n.kind, n.level, n.due_date, n.days, n.data), "links": [],
+              "sort": [KIND_ORDER.get(n.kind, 9), n.days, n.data.get("code", ""), n.id],
+              **({"history": history[n.id]} if history.get(n.id) else {})}
+             for n in chosen.values()),
+            key=lambda e: e["sort"],
+        )
+        payload = {"recipient": f"{d.name}各位同事", "today": today.isoformat(), "plan_name": plan_names.get(d.plan_id, ""),
+                   "office": "、".join(office_names.get(d.plan_id, [])), "items": entries}
+        out.append({"plan_id": d.plan_id, "audience": "department", "recipient_id": None, "department_id": did, "channel": channel,
+                    "run_on": today, "subject": render_subject(payload), "body": "", "payload": payload, "items": len(entries),
+                    "status": PENDING, "attempts": 0, "next_attempt_at": now or utcnow(), "created_at": utcnow()})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,7 +468,7 @@ class Outgoing:
     """A claimed digest, ready for a channel: its payload and the URLs of its links."""
 
     id: int
-    recipient_id: int
+    recipient_id: int | None
     recipient: str
     email: str | None
     run_on: dt.date
@@ -371,14 +477,22 @@ class Outgoing:
     attempts: int
     urls: dict[int, str] = field(default_factory=dict)
     template_dir: Path | None = None
+    plan_id: int | None = None
+    audience: str = "person"  # person | department | leading_group | office
+    channels: list[str] = field(default_factory=list)  # the person's (or group's) apprise URLs: secrets, never shown
+    mobile: str | None = None
 
     @property
     def body(self) -> str:
         """The plain-text message (what the outbox writes and an email's text part carries)."""
-        return render_text(self.payload, self.urls, template_dir=self.template_dir)
+        from notifications.render import render_text as render_any
+
+        return render_any(self, template_dir=self.template_dir)
 
 
-Sender = Callable[[Outgoing], None]  # raises on failure
+# A channel sends one message: it raises on failure, or returns a report of its attempts
+# (``notifications.channels.Report``: ``ok``, ``via``, ``reason``, ``attempts``).
+Sender = Callable[[Outgoing], Any]
 
 
 @dataclass
@@ -386,10 +500,15 @@ class DeliverResult:
     sent: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    deferred: int = 0  # waiting for working hours (not an attempt)
+    unreachable: list[int] = field(default_factory=list)  # office members who were told someone is unreachable
 
 
 def backoff(attempts: int) -> dt.timedelta:
     return min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
+
+
+AUDIENCE_NAMES = {"leading_group": "领导小组", "office": "领导小组办公室"}
 
 
 def claim(engine: Engine, *, now: dt.datetime, links: LinkMaker, limit: int = 500, recipients: Iterable[int] | None = None,
@@ -410,28 +529,58 @@ def claim(engine: Engine, *, now: dt.datetime, links: LinkMaker, limit: int = 50
             update(Digest).where(Digest.id.in_(ids), due).values(status=SENDING, claimed_at=now, attempts=Digest.attempts + 1)
         )
         rows = session.execute(
-            select(Digest.id, Digest.recipient_id, Person.name, Person.email, Digest.run_on, Digest.subject, Digest.payload, Digest.attempts)
-            .join(Person, Person.id == Digest.recipient_id)
+            select(Digest.id, Digest.recipient_id, Person.name, Person.email, Digest.run_on, Digest.subject, Digest.payload, Digest.attempts,
+                   Digest.plan_id, Digest.audience, Digest.department_id, Person.notify_urls, Person.mobile)
+            .outerjoin(Person, Person.id == Digest.recipient_id)
             .where(Digest.id.in_(ids), Digest.status == SENDING, Digest.claimed_at == now)
         ).all()
-        urls = links.urls(session, [lid for r in rows for item in r.payload.get("items", ()) for _, lid in item["links"]])
-    return [Outgoing(*r, urls=urls, template_dir=template_dir) for r in rows]
+        dept_ids = sorted({r.department_id for r in rows if r.department_id is not None})
+        depts = {d.id: d for d in session.execute(select(Department.id, Department.name, Department.notify_urls).where(Department.id.in_(dept_ids)))} if dept_ids else {}
+        plan_ids = sorted({r.plan_id for r in rows if r.audience in AUDIENCE_NAMES})
+        plan_channels = dict(session.execute(select(Plan.id, Plan.channels).where(Plan.id.in_(plan_ids))).all()) if plan_ids else {}
+        urls = links.urls(session, [lid for r in rows for item in r.payload.get("items", ()) for _, lid in item.get("links", ())])
+    out = []
+    for r in rows:
+        if r.audience == "person":
+            name, channels = r.name, list(r.notify_urls or ())
+        elif r.audience == "department":
+            d = depts.get(r.department_id)
+            name, channels = (f"{d.name}（群）", list(d.notify_urls or ())) if d else ("（部门已删除）", [])
+        else:
+            name, channels = f"{AUDIENCE_NAMES.get(r.audience, r.audience)}（群）", list((plan_channels.get(r.plan_id) or {}).get(r.audience, ()))
+        out.append(Outgoing(r.id, r.recipient_id, name, r.email, r.run_on, r.subject, r.payload, r.attempts, urls=urls,
+                            template_dir=template_dir, plan_id=r.plan_id, audience=r.audience, channels=channels, mobile=r.mobile))
+    return out
 
 
-_MARK_DIGEST = Digest.__table__.update().where(Digest.__table__.c.id == bindparam("did")).values(status=SENT, sent_at=bindparam("at"), last_error=None)
+_MARK_DIGEST = Digest.__table__.update().where(Digest.__table__.c.id == bindparam("did")).values(
+    status=SENT, sent_at=bindparam("at"), last_error=None, delivered_via=bindparam("via"))
 _MARK_ITEMS = Notification.__table__.update().where(Notification.__table__.c.digest_id == bindparam("did")).values(status=SENT)
 
 
-def mark_sent(engine: Engine, ids: list[int], *, now: dt.datetime) -> None:
+def _delivery_rows(out: Outgoing, report: Any, error: str | None, channel_name: str, now: dt.datetime) -> list[dict[str, Any]]:
+    attempts = getattr(report, "attempts", None)
+    if attempts:
+        return [{"digest_id": out.id, "channel": a.channel[:30], "target": (a.target or "")[:500], "at": a.at, "ok": a.ok,
+                 "error": (a.error or None) and a.error[:2000]} for a in attempts]
+    return [{"digest_id": out.id, "channel": channel_name[:30], "target": "", "at": now, "ok": error is None, "error": error and error[:2000]}]
+
+
+def mark_sent(engine: Engine, ids: list[int], *, now: dt.datetime, via: dict[int, str] | None = None,
+              deliveries: list[dict[str, Any]] | None = None) -> None:
     """Mark digests and their items sent, in one short transaction (Core: called per message)."""
     if not ids:
         return
+    via = via or {}
     with engine.begin() as conn:
-        conn.execute(_MARK_DIGEST, [{"did": i, "at": now} for i in ids])
+        conn.execute(_MARK_DIGEST, [{"did": i, "at": now, "via": (via.get(i) or None) and via[i][:200]} for i in ids])
         conn.execute(_MARK_ITEMS, [{"did": i} for i in ids])
+        if deliveries:
+            conn.execute(Delivery.__table__.insert(), deliveries)
 
 
-def mark_failed(engine: Engine, failures: list[tuple[Outgoing, str]], *, now: dt.datetime) -> None:
+def mark_failed(engine: Engine, failures: list[tuple[Outgoing, str]], *, now: dt.datetime,
+                deliveries: list[dict[str, Any]] | None = None) -> None:
     if not failures:
         return
     with session_scope(engine) as session:
@@ -439,42 +588,134 @@ def mark_failed(engine: Engine, failures: list[tuple[Outgoing, str]], *, now: dt
             session.execute(
                 update(Digest).where(Digest.id == out.id).values(status=FAILED, last_error=reason[:2000], next_attempt_at=now + backoff(out.attempts))
             )
+        if deliveries:
+            session.execute(Delivery.__table__.insert(), deliveries)
+
+
+def defer_quiet(engine: Engine, quiet: Any, *, now: dt.datetime, recipients: list[int] | None = None) -> int:
+    """Push digests that come due outside the allowed hours to the next allowed moment (per plan).
+
+    Not an attempt: ``attempts`` and the backoff are untouched.  ``quiet`` is a
+    ``notifications.quiet.QuietHours``.
+    """
+    due = and_(Digest.status.in_((PENDING, FAILED)), Digest.next_attempt_at <= now)
+    if recipients is not None:
+        due = and_(due, Digest.recipient_id.in_(recipients))
+    moved = 0
+    with session_scope(engine) as session:
+        for plan_id in list(session.scalars(select(Digest.plan_id).where(due).distinct())):
+            later = quiet.next_allowed(now, plan_id)
+            if later is not None:
+                moved += session.execute(update(Digest).where(due, Digest.plan_id == plan_id).values(next_attempt_at=later)).rowcount or 0
+    return moved
+
+
+def notify_unreachable(engine: Engine, outs: list[tuple[Outgoing, str]], *, today: dt.date) -> list[int]:
+    """Tell the plan's office that a person cannot be reached: a ledger item for each office member
+    (once per person and day), delivered like any other item in their next digest."""
+    people = [(o, r) for o, r in outs if o.audience == "person" and o.recipient_id is not None]
+    if not people:
+        return []
+    now = utcnow()
+    with session_scope(engine) as session:
+        office: dict[int, list[int]] = defaultdict(list)
+        plan_ids = sorted({o.plan_id for o, _ in people})
+        for r in session.execute(select(PlanRole.plan_id, PlanRole.person_id).where(PlanRole.role == "office", PlanRole.plan_id.in_(plan_ids)).order_by(PlanRole.position)):
+            office[r.plan_id].append(r.person_id)
+        depts = dict(session.execute(
+            select(Person.id, Department.name).join(Department, Department.id == Person.department_id)
+            .where(Person.id.in_([o.recipient_id for o, _ in people]))
+        ).all())
+        rows = [
+            {"key": f"unreachable:p{o.recipient_id}:to{member}:{today.isoformat()}", "plan_id": o.plan_id, "task_id": None,
+             "milestone_id": None, "recipient_id": member, "kind": UNREACHABLE, "level": 0, "due_date": None, "days": 0,
+             "decided_on": today, "status": PENDING, "created_at": now, "digest_id": None,
+             "data": {"person": o.recipient, "department": depts.get(o.recipient_id), "attempts": o.attempts, "reason": reason[:500],
+                      "code": "", "title": f"{o.recipient}的通知无法送达"}}
+            for o, reason in people
+            for member in office.get(o.plan_id, ())
+            if member != o.recipient_id
+        ]
+        if not rows:
+            return []
+        existing = _existing_keys(session, [r["key"] for r in rows])
+        fresh = [r for r in rows if r["key"] not in existing]
+        _insert_ignore(session, fresh)
+    return sorted({r["recipient_id"] for r in fresh})
+
+
+def _attempt(send: Sender, out: Outgoing) -> tuple[Outgoing, Any, str | None]:
+    """Send one message: (out, report or None, reason of failure or None)."""
+    try:
+        report = send(out)
+    except Exception as err:  # noqa: BLE001 - a channel failure is data, not a crash
+        return out, None, f"{err.__class__.__name__}: {err}"
+    if report is not None and not report.ok:
+        return out, report, report.reason
+    return out, report, None
 
 
 def deliver(engine: Engine, send: Sender, *, now: dt.datetime, links: LinkMaker, batch: int = 500, recipients: Iterable[int] | None = None,
-            template_dir: Path | None = None) -> DeliverResult:
+            template_dir: Path | None = None, workers: int = 1, quiet: Any = None, unreachable_after: int | None = None,
+            today: dt.date | None = None) -> DeliverResult:
     """Send every digest that is due; a failure never stops the others.
 
-    Each digest is marked sent right after it went out, so a crash repeats at most the one
-    message in flight (its lease expires and a later run sends it again).
+    Each digest is marked sent right after it went out, so a crash repeats at most the messages
+    in flight (their lease expires and a later run sends them again): one with ``workers=1``,
+    at most ``workers`` with a thread pool.  ``quiet`` (``QuietHours``) holds back what comes due
+    outside working hours; ``unreachable_after``: after that many failed attempts of a person's
+    digest, the plan's office is told (a ledger item; see ``notify_unreachable``).
     """
     result = DeliverResult()
     recipients = list(recipients) if recipients is not None else None
+    if quiet is not None:
+        result.deferred = defer_quiet(engine, quiet, now=now, recipients=recipients)
     # A channel whose repeat is harmless (the outbox rewrites the same file) is marked per batch;
     # any other is marked right after each message, so a crash repeats at most the one in flight.
     per_message = not getattr(send, "idempotent", False)
-    while True:
-        claimed = claim(engine, now=now, links=links, limit=batch, recipients=recipients, template_dir=template_dir)
-        if not claimed:
-            return result
-        failures, sent = [], []
-        for out in claimed:
-            try:
-                send(out)
-            except Exception as err:  # noqa: BLE001 - a channel failure is data, not a crash
-                failures.append((out, f"{err.__class__.__name__}: {err}"))
+    channel_name = getattr(send, "name", "channel")
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="deliver") if workers > 1 else None
+    try:
+        while True:
+            claimed = claim(engine, now=now, links=links, limit=batch, recipients=recipients, template_dir=template_dir)
+            if not claimed:
+                break
+            if pool is None:
+                outcomes = (_attempt(send, out) for out in claimed)
             else:
+                outcomes = (f.result() for f in as_completed([pool.submit(_attempt, send, out) for out in claimed]))
+            failures, sent, via, rows, fail_rows = [], [], {}, [], []
+            for out, report, error in outcomes:
+                if error is not None:
+                    failures.append((out, error))
+                    fail_rows += _delivery_rows(out, report, error, channel_name, now)
+                    continue
                 if per_message:
-                    mark_sent(engine, [out.id], now=now)
+                    mark_sent(engine, [out.id], now=now, via={out.id: getattr(report, "via", channel_name)},
+                              deliveries=_delivery_rows(out, report, None, channel_name, now))
                 else:
                     sent.append(out.id)
+                    via[out.id] = getattr(report, "via", channel_name)
+                    rows += _delivery_rows(out, report, None, channel_name, now)
                 result.sent += 1
-        mark_sent(engine, sent, now=now)
-        mark_failed(engine, failures, now=now)
-        result.failed += len(failures)
-        result.errors += [f"{o.recipient}：{r}" for o, r in failures]
-        if len(claimed) < batch:
-            return result
+            mark_sent(engine, sent, now=now, via=via, deliveries=rows)
+            mark_failed(engine, failures, now=now, deliveries=fail_rows)
+            result.failed += len(failures)
+            result.errors += [f"{o.recipient}：{r}" for o, r in failures]
+            if unreachable_after:
+                hopeless = [(o, r) for o, r in failures if o.attempts >= unreachable_after]
+                if hopeless:
+                    told = notify_unreachable(engine, hopeless, today=today or now.date())
+                    result.unreachable = sorted(set(result.unreachable) | set(told))
+            if len(claimed) < batch:
+                break
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        close = getattr(send, "close", None)
+        if callable(close):
+            close()
+    return result
 
 
 def digest_rows(engine: Engine, *, run_on: dt.date | None = None, status: str | None = None, person: str | None = None,
@@ -482,8 +723,10 @@ def digest_rows(engine: Engine, *, run_on: dt.date | None = None, status: str | 
     """Digests as table rows (Chinese column names), newest first: what `duban outbox` lists."""
     with session_scope(engine) as session:
         q = (
-            select(Digest.id, Digest.run_on, Person.name, Digest.items, Digest.status, Digest.attempts, Digest.last_error, Digest.subject)
-            .join(Person, Person.id == Digest.recipient_id)
+            select(Digest.id, Digest.run_on, func.coalesce(Person.name, Department.name + "（群）", Digest.audience).label("name"), Digest.items,
+                   Digest.status, Digest.attempts, Digest.last_error, Digest.subject, Digest.delivered_via)
+            .outerjoin(Person, Person.id == Digest.recipient_id)
+            .outerjoin(Department, Department.id == Digest.department_id)
             .order_by(Digest.id.desc())
         )
         if run_on is not None:
@@ -495,10 +738,17 @@ def digest_rows(engine: Engine, *, run_on: dt.date | None = None, status: str | 
         if limit:
             q = q.limit(limit)
         return [
-            {"编号": r.id, "日期": r.run_on.isoformat(), "收件人": r.name, "事项": r.items, "状态": STATUS_LABELS.get(r.status, r.status),
-             "尝试次数": r.attempts, "失败原因": r.last_error or "", "主题": r.subject}
+            {"编号": r.id, "日期": r.run_on.isoformat(), "收件人": AUDIENCE_NAMES.get(r.name, r.name), "事项": r.items,
+             "状态": STATUS_LABELS.get(r.status, r.status), "尝试次数": r.attempts, "失败原因": r.last_error or "", "主题": r.subject,
+             "渠道": _via_label(r.delivered_via)}
             for r in session.execute(q)
         ]
+
+
+def _via_label(via: str | None) -> str:
+    from notifications.channels import LABELS
+
+    return "、".join(LABELS.get(v, v) for v in (via or "").split(",") if v)
 
 
 STATUS_LABELS = {PENDING: "待发送", SENDING: "发送中", SENT: "已发送", FAILED: "发送失败（将重试）"}

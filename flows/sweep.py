@@ -36,11 +36,25 @@ def assemble_step(today: dt.date, recipients: list[int] | None = None) -> int:
 @task(name="deliver", retries=2, retry_delay_seconds=5)
 def deliver_step(recipients: list[int] | None = None) -> dict:
     rt = runtime()
-    result = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(), recipients=recipients,
-                           template_dir=rt.settings.template_dir)
+    result = deliver_now(rt, recipients)
     for e in result.errors[:20]:
         get_run_logger().error("发送失败（将稍后重试）：%s", e)
-    return {"sent": result.sent, "failed": result.failed}
+    if result.deferred:
+        get_run_logger().info("%s 份通知不在发送时段内，将于下一个工作时段发出", result.deferred)
+    if result.unreachable:
+        # tell the office now (the notices are ledger items: assembled and sent like any other)
+        sweep.assemble(rt.engine, today=rt.today(), links=rt.links(), channel=rt.channel.name, recipients=result.unreachable)
+        extra = deliver_now(rt, result.unreachable)
+        result.sent += extra.sent
+        result.failed += extra.failed
+    return {"sent": result.sent, "failed": result.failed, "deferred": result.deferred}
+
+
+def deliver_now(rt, recipients: list[int] | None = None) -> sweep.DeliverResult:
+    """Deliver what is due through the configured channel (quiet hours apply to real channels only:
+    the local outbox disturbs nobody)."""
+    options = rt.deliver_options()
+    return sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients, **options)
 
 
 def report(today: dt.date, summary: dict, key: str) -> None:

@@ -20,11 +20,21 @@ TEMPLATES = Path(__file__).parent / "templates"
 LEVELS = {1: "部门负责人督办", 2: "分管校领导督办", 3: "领导小组办公室督办（列入通报）"}
 GROUPS = (
     ("overdue", "已逾期，请尽快办理"),
+    ("review", "待您审核，请及时处理"),
     ("escalation", "请督促落实"),
     ("due", "即将到期"),
     ("todo", "待签收、待反馈"),
+    ("result", "审核结果"),
+    ("relink", "您申请的新链接"),
 )
-GROUP_OF = {"overdue": "overdue", "report_overdue": "overdue", "escalation": "escalation", "due": "due", "report_due": "todo", "ack": "todo"}
+GROUP_OF = {
+    "overdue": "overdue", "report_overdue": "overdue", "escalation": "escalation", "due": "due", "report_due": "todo",
+    "ack": "todo",
+    # from the web app (duban.actions): review requests to the office, decisions to the owner, fresh links
+    "approval": "review", "approved": "result", "returned": "result", "extension_decided": "result", "relink": "relink",
+}
+RELINK_ACTIONS = {"ack": "签收", "progress": "反馈进展", "done": "提交办结", "extend": "申请延期", "view": "查看任务",
+                  "review": "审核", "queue": "查看待审核事项"}
 
 
 @dataclass
@@ -36,6 +46,24 @@ class Item:
     line: str
     links: list[tuple[str, str]] = field(default_factory=list)
     sort_key: tuple = ()
+    due: str | None = None  # ISO date
+    days: int = 0  # working days left (>0) or late (<0)
+    level: int = 0
+    history: list[str] = field(default_factory=list)  # what was sent before about the same task (escalations)
+
+    @property
+    def when(self) -> str:
+        """How close or late, in words ("还有 3 个工作日", "已逾期 5 个工作日", "今天到期")."""
+        if self.due is None:
+            return ""
+        if self.days > 0:
+            return f"还有 {self.days} 个工作日"
+        return "今天到期" if self.days == 0 else f"已逾期 {-self.days} 个工作日"
+
+
+# Kinds that are not in GROUPS (notices about the system itself, e.g. an unreachable person)
+# are listed last under this title.
+NOTICE_GROUP = ("notice", "系统提示，请处理")
 
 
 def _days(n: int) -> str:
@@ -57,6 +85,8 @@ def describe(kind: str, level: int, due: dt.date | None, days: int, data: dict[s
     if kind == "report_overdue":
         period = f"{data.get('period_start', '')} 至 {data.get('period_end', '')}"
         return f"本期（{period}）工作进展尚未反馈，已超过截止日期 {due_s}，请尽快反馈"
+    if kind in ("approval", "approved", "returned", "extension_decided", "relink"):
+        return _describe_review(kind, due_s, data)
     # escalation
     who = data.get("owner", "")
     if data.get("department"):
@@ -67,6 +97,32 @@ def describe(kind: str, level: int, due: dt.date | None, days: int, data: dict[s
     if data.get("report"):
         return f"{step}：责任人 {who} 未按期反馈 {data.get('period_start', '')} 至 {data.get('period_end', '')} 的工作进展，已逾期 {_days(-days)}"
     return f"{step}：责任人 {who}，完成时间 {due_s}，已逾期 {_days(-days)}，请督促落实"
+
+
+def _describe_review(kind: str, due_s: str, data: dict[str, Any]) -> str:
+    """Lines of the items the web app writes (completions, extensions, their decisions, fresh links)."""
+    who = data.get("owner", "")
+    if data.get("department"):
+        who += f"（{data['department']}）"
+    data = {**data, **{k: str(data[k]).strip().rstrip("。；;，,. ") for k in ("note", "reason") if data.get(k)}}
+    if kind == "approval":
+        if data.get("request_kind") == "extension":
+            return (f"责任人 {who} 申请将完成时间由 {data.get('old_due', due_s)} 延至 {data.get('new_due', '')}，"
+                    f"理由：{data.get('note', '')}。请审批（批准或不予批准）")
+        return f"责任人 {who} 已提交办结，办结说明：{data.get('note', '')}。请审核佐证材料后办结或退回"
+    if kind == "approved":
+        return f"您提交的办结已由{data.get('reviewer', '领导小组办公室')}审核通过，该事项已办结。感谢您的辛勤工作"
+    if kind == "returned":
+        return (f"您提交的办结已被{data.get('reviewer', '领导小组办公室')}退回，退回原因：{data.get('reason', '')}。"
+                f"请补充完善后重新提交（完成时间 {due_s}）")
+    if kind == "extension_decided":
+        if data.get("approved"):
+            return (f"您的延期申请已获批准，完成时间调整为 {data.get('new_due', due_s)}（原定 {data.get('old_due', '')}），"
+                    "请按新的时间完成")
+        return (f"您申请延期至 {data.get('new_due', '')} 未获批准，理由：{data.get('reason', '')}。"
+                f"请仍按原定时间 {due_s} 完成")
+    # relink
+    return f"您申请的新链接（{RELINK_ACTIONS.get(data.get('action', ''), '办理')}）如下，原链接已过期或已使用"
 
 
 @functools.lru_cache(maxsize=8)
@@ -81,17 +137,19 @@ def environment(template_dir: Path | None = None) -> Environment:
 def _items(payload: dict[str, Any], urls: dict[int, str]) -> list[Item]:
     return [
         Item(kind=e["kind"], code=e["code"], title=e["title"], milestone=e["milestone"], line=e["line"],
-             links=[(label, urls[lid]) for label, lid in e["links"] if lid in urls], sort_key=tuple(e["sort"]))
+             links=[(label, urls[lid]) for label, lid in e["links"] if lid in urls], sort_key=tuple(e["sort"]),
+             due=e.get("due"), days=e.get("days", 0), level=e.get("level", 0), history=list(e.get("history", ())))
         for e in payload["items"]
     ]
 
 
 def _groups(items: list[Item]) -> tuple[list[dict[str, Any]], list[str]]:
-    grouped: dict[str, list[Item]] = {g: [] for g, _ in GROUPS}
+    every = (*GROUPS, NOTICE_GROUP)
+    grouped: dict[str, list[Item]] = {g: [] for g, _ in every}
     for item in sorted(items, key=lambda i: i.sort_key):
-        grouped[GROUP_OF[item.kind]].append(item)
-    groups = [{"title": title, "entries": grouped[g]} for g, title in GROUPS if grouped[g]]
-    counts = [f"{title.split('，')[0]} {len(grouped[g])} 项" for g, title in GROUPS if grouped[g]]
+        grouped[GROUP_OF.get(item.kind, NOTICE_GROUP[0])].append(item)
+    groups = [{"key": g, "title": title, "entries": grouped[g]} for g, title in every if grouped[g]]
+    counts = [f"{title.split('，')[0]} {len(grouped[g])} 项" for g, title in every if grouped[g]]
     return groups, counts
 
 
@@ -102,8 +160,13 @@ def render_subject(payload: dict[str, Any]) -> str:
 
 def render_text(payload: dict[str, Any], urls: dict[int, str], *, template_dir: Path | None = None) -> str:
     """The plain-text digest of a stored payload, with its links' URLs filled in."""
-    groups, _ = _groups(_items(payload, urls))
-    return environment(template_dir).get_template("digest.txt.j2").render(
-        recipient=payload["recipient"], today=payload["today"], total=len(payload["items"]), groups=groups,
+    return environment(template_dir).get_template("digest.txt.j2").render(**digest_context(payload, urls))
+
+
+def digest_context(payload: dict[str, Any], urls: dict[int, str]) -> dict[str, Any]:
+    """What every digest template (text, HTML, chat) receives."""
+    groups, counts = _groups(_items(payload, urls))
+    return dict(
+        recipient=payload["recipient"], today=payload["today"], total=len(payload["items"]), groups=groups, counts=counts,
         plan_name=payload.get("plan_name", ""), office=payload.get("office", ""),
     )

@@ -114,6 +114,15 @@ def upgrade() -> None:
     with op.batch_alter_table('digests', schema=None) as batch_op:
         batch_op.add_column(sa.Column('payload', sa.JSON(), nullable=False, server_default='{}'))
         batch_op.add_column(sa.Column('delivered_via', sa.String(length=200), nullable=True))
+        # group-channel digests (a department's bot, the leading group, the office) have no person
+        batch_op.add_column(sa.Column('audience', sa.String(length=20), nullable=False, server_default='person'))
+        batch_op.add_column(sa.Column('department_id', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f('fk_digests_department_id_departments'), 'departments', ['department_id'], ['id'])
+        batch_op.alter_column('recipient_id', existing_type=sa.Integer(), nullable=True)
+
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        # a notice that concerns no task ("a person could not be reached")
+        batch_op.alter_column('task_id', existing_type=sa.Integer(), nullable=True)
 
     with op.batch_alter_table('plans', schema=None) as batch_op:
         batch_op.add_column(sa.Column('channels', sa.JSON(), nullable=False, server_default='{}'))
@@ -126,7 +135,18 @@ def downgrade() -> None:
     with op.batch_alter_table('plans', schema=None) as batch_op:
         batch_op.drop_column('channels')
 
+    op.execute("DELETE FROM notifications WHERE task_id IS NULL")
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.alter_column('task_id', existing_type=sa.Integer(), nullable=False)
+
+    op.execute("DELETE FROM deliveries WHERE digest_id IN (SELECT id FROM digests WHERE recipient_id IS NULL)")
+    op.execute("UPDATE notifications SET digest_id = NULL WHERE digest_id IN (SELECT id FROM digests WHERE recipient_id IS NULL)")
+    op.execute("DELETE FROM digests WHERE recipient_id IS NULL")
     with op.batch_alter_table('digests', schema=None) as batch_op:
+        batch_op.alter_column('recipient_id', existing_type=sa.Integer(), nullable=False)
+        batch_op.drop_constraint(batch_op.f('fk_digests_department_id_departments'), type_='foreignkey')
+        batch_op.drop_column('department_id')
+        batch_op.drop_column('audience')
         batch_op.drop_column('delivered_via')
         batch_op.drop_column('payload')
 

@@ -1,0 +1,83 @@
+"""Render a stored message (digest, bulletin, channel test) for each format a channel needs.
+
+Templates (zh-CN, Jinja2) live in ``notifications/templates``; an institution overrides any of
+them by putting a file of the same name in ``DUBAN_TEMPLATE_DIR``:
+
+=================  =========================================================================
+``<kind>.txt.j2``   plain text: the outbox and the text part of an email
+``<kind>.html.j2``  the HTML part of an email (inline styles only; autoescaped)
+``<kind>.chat.j2``  chat services (WeCom, DingTalk, Feishu …): plain text where ``{{ cut }}``
+                    marks the places a long message may be split into several
+=================  =========================================================================
+
+``kind`` is ``digest`` (a person's daily digest, escalations included), ``bulletin`` (通报 for
+the leading group) or ``test`` (``duban notify test``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+
+from notifications.channels import Message
+from notifications.digest import TEMPLATES, digest_context, environment
+
+CUT = "\x1f"  # where a chat message may be split (ASCII unit separator: never in user text)
+
+
+@functools.lru_cache(maxsize=8)
+def html_environment(template_dir: Path | None = None) -> Environment:
+    loaders = [FileSystemLoader(str(template_dir))] if template_dir else []
+    loaders.append(FileSystemLoader(str(TEMPLATES)))
+    return Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=True,
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def bulletin_context(payload: dict[str, Any]) -> dict[str, Any]:
+    items = payload.get("items", [])
+    serious = [i for i in items if i.get("serious")]
+    others = [i for i in items if not i.get("serious")]
+    return dict(
+        plan_name=payload.get("plan_name", ""), today=payload["today"], open_tasks=payload.get("open_tasks", 0),
+        total=len(items), serious=serious, others=others, office_after=payload.get("office_after", 15),
+        by_department=[tuple(x) for x in payload.get("by_department", [])],
+        sections=[("列入通报的事项", serious), ("其他逾期事项", others)],
+        audience_name=payload.get("audience_name", "各位领导"), office_name=payload.get("office_name") or "领导小组办公室",
+    )
+
+
+def context(payload: dict[str, Any], urls: dict[int, str]) -> dict[str, Any]:
+    kind = payload.get("kind", "digest")
+    if kind == "bulletin":
+        return bulletin_context(payload)
+    if kind == "test":
+        return dict(recipient=payload["recipient"], now=payload.get("now", ""), office=payload.get("office", ""))
+    return digest_context(payload, urls)
+
+
+def render_message(out, *, template_dir: Path | None = None) -> Message:
+    """Every format of one claimed message (``duban.sweep.Outgoing`` or the like)."""
+    kind = out.payload.get("kind", "digest")
+    ctx = context(out.payload, out.urls)
+    ctx.update(subject=out.subject, cut=CUT)
+    text_env = environment(template_dir)
+    text = text_env.get_template(f"{kind}.txt.j2").render(**ctx)
+    html = html_environment(template_dir).get_template(f"{kind}.html.j2").render(**ctx)
+    chat = text_env.get_template(f"{kind}.chat.j2").render(**ctx)
+    return Message(subject=out.subject, text=text, html=html, chat=chat)
+
+
+def render_text(out, *, template_dir: Path | None = None) -> str:
+    """The plain text of any message kind (what the outbox writes)."""
+    kind = out.payload.get("kind", "digest")
+    ctx = context(out.payload, out.urls)
+    ctx.update(subject=out.subject, cut=CUT)
+    return environment(template_dir).get_template(f"{kind}.txt.j2").render(**ctx)
+
+
+def now_text(tz: dt.tzinfo | None = None) -> str:
+    return dt.datetime.now(tz).strftime("%Y-%m-%d %H:%M")
