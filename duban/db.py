@@ -7,6 +7,7 @@ transaction (``session_scope``).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration. Commands compare the database with it and only load Alembic when they
 # differ (loading Alembic costs a CLI call about 0.3 s); tests check it is the head.
 HEAD_REVISION = "0003"
+SQLITE_BUSY_TIMEOUT = 30  # seconds a SQLite writer waits for another one
 
 
 def make_engine(url: str) -> Engine:
@@ -25,7 +27,11 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1] if "///" in url else ""
         if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+        if path and path != ":memory:":
+            # writers of this process queue here rather than in SQLite's busy handler, which polls
+            # with sleeps of up to 100 ms (a long tail when many threads write at once)
+            engine.__dict__["_duban_write_lock"] = threading.RLock()
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -74,16 +80,35 @@ def current_revision(engine: Engine) -> str | None:
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+def _factory(engine: Engine, readonly: bool) -> sessionmaker:
+    """One session factory per engine and mode, made once (not per transaction); kept on the
+    engine itself, so it goes when the engine goes."""
+    factories = engine.__dict__.get("_duban_factories")
+    if factories is None:
+        factories = engine.__dict__["_duban_factories"] = {}
+    factory = factories.get(readonly)
+    if factory is None:
+        bind = engine.execution_options(duban_readonly=True) if readonly else engine
+        factory = factories[readonly] = sessionmaker(bind, expire_on_commit=False)
+    return factory
+
+
 @contextlib.contextmanager
 def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error.
 
     ``readonly`` work on SQLite does not take the write lock, so it never waits for a writer.
     """
-    factory = sessionmaker(engine.execution_options(duban_readonly=True) if readonly else engine, expire_on_commit=False)
-    with factory() as session:
-        with session.begin():
-            yield session
+    lock = None if readonly else engine.__dict__.get("_duban_write_lock")
+    if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT):
+        lock = None  # still busy: fall back to SQLite's own busy timeout
+    try:
+        with _factory(engine, readonly)() as session:
+            with session.begin():
+                yield session
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 _engines: dict[str, Engine] = {}

@@ -26,7 +26,12 @@ ACTIONS = {
     "done": "提交办结",
     "extend": "申请延期",
     "view": "查看任务",
+    "review": "审核",  # a coordinator: one request (completion or extension)
+    "queue": "待审核事项",  # a coordinator: the list of everything pending in the plan (task_id None)
 }
+OWNER_ACTIONS = frozenset({"ack", "progress", "done", "extend"})  # only the task's current owner
+REVIEW_ACTIONS = frozenset({"review", "queue"})  # only the plan's reviewers (the office)
+REUSABLE_ACTIONS = frozenset({"view", "queue"})  # never "used up"
 
 
 class LinkError(ValueError):
@@ -58,6 +63,8 @@ def verify(secret: str, token: str, *, today: dt.date) -> dict[str, Any]:
         raise
     except Exception:  # noqa: BLE001 - any malformed token
         raise LinkError("链接无效或已被修改") from None
+    if not isinstance(payload, dict) or not {"l", "a", "e"} <= payload.keys():
+        raise LinkError("链接无效或已被修改")
     if dt.date.fromisoformat(payload["e"]) < today:
         raise LinkError("链接已过期")
     return payload
@@ -157,3 +164,204 @@ def urls(session: Session, ids: list[int], *, base_url: str, secret: str) -> dic
         for r in session.execute(select(table.c.id, table.c.action, table.c.expires_on).where(table.c.id.in_(ids[start : start + 5000]))):
             out[r.id] = link_url(base_url, secret, r.id, r.action, r.expires_on)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving a link that was opened (the web app)
+
+# why a link cannot be used: reason -> the page's headline (the page adds the details)
+REFUSALS = {
+    "invalid": "链接无效",
+    "expired": "链接已过期",
+    "used": "链接已使用",
+    "void": "链接已失效",
+    "reassigned": "任务不由您负责",
+    "closed": "任务已办结或已归档",
+    "not_reviewer": "您不是本方案的审核人员",
+}
+
+
+class LinkRefused(Exception):
+    """An opened link that cannot be used now; ``message`` is the Chinese explanation.
+
+    ``link_id`` is set when the signature was valid (the link is ours), and ``renewable`` when the
+    holder may ask for a fresh link by message (an expired or used link, the task still theirs).
+    """
+
+    def __init__(self, reason: str, message: str, *, link_id: int | None = None, renewable: bool = False):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.link_id = link_id
+        self.renewable = renewable
+
+    @property
+    def title(self) -> str:
+        return REFUSALS.get(self.reason, "链接无法使用")
+
+
+@dataclass
+class Resolved:
+    """A valid link and what it names, loaded from the store."""
+
+    link: Any  # models.Link
+    person: Any  # models.Person
+    plan: Any  # models.Plan
+    task: Any | None  # models.Task (None for a queue link)
+    milestone: Any | None  # models.Milestone
+    request: Any | None  # models.Request (review links)
+    owner: Any | None = None  # models.Person: the task's owner (kept here so the session keeps it)
+    department: Any | None = None  # models.Department: the task's lead department
+
+    @property
+    def action(self) -> str:
+        return self.link.action
+
+    @property
+    def used(self) -> bool:
+        return self.link.used_at is not None
+
+
+def reviewers(session: Session, plan_id: int, *, exclude: int | None = None) -> list[int]:
+    """Who approves completions and extensions of a plan: the office (领导小组办公室), or the
+    leading group when the plan has no office; never the person who asked."""
+    from duban.models import PlanRole
+
+    rows = session.execute(
+        select(PlanRole.person_id, PlanRole.role).where(PlanRole.plan_id == plan_id).order_by(PlanRole.position)
+    ).all()
+    for role in ("office", "leading_group"):
+        people = [r.person_id for r in rows if r.role == role and r.person_id != exclude]
+        if people:
+            return list(dict.fromkeys(people))
+    return []
+
+
+def local_time(value: dt.datetime | None, tz: Any = None) -> str:
+    """A stored (UTC) time as the office reads it: ``2026-11-23 08:30`` in ``tz`` (default Asia/Shanghai)."""
+    if value is None:
+        return ""
+    if tz is None:
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo("Asia/Shanghai")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+_STATEMENTS: dict[str, Any] = {}
+
+
+def _lock_statement():
+    stmt = _STATEMENTS.get("lock")
+    if stmt is None:
+        from duban.models import Link
+
+        stmt = _STATEMENTS["lock"] = select(Link).where(Link.id == bindparam("link_id")).with_for_update()
+    return stmt
+
+
+def _resolve_statement():
+    """Built once (saves building and hashing the statement on every request)."""
+    stmt = _STATEMENTS.get("resolve")
+    if stmt is None:
+        from sqlalchemy.orm import aliased
+
+        from duban.models import Department, Link, Milestone, Person, Plan, Request, Task
+
+        owner = aliased(Person, name="owner")
+        stmt = _STATEMENTS["resolve"] = (
+            select(Link, Person, Plan, Task, Milestone, Request, owner, Department)
+            .outerjoin(Person, Person.id == Link.person_id)
+            .outerjoin(Plan, Plan.id == Link.plan_id)
+            .outerjoin(Task, Task.id == Link.task_id)
+            .outerjoin(Milestone, Milestone.id == Link.milestone_id)
+            .outerjoin(Request, Request.id == Link.request_id)
+            .outerjoin(owner, owner.id == Task.owner_id)
+            .outerjoin(Department, Department.id == Task.lead_department_id)
+            .where(Link.id == bindparam("link_id"))
+        )
+    return stmt
+
+
+def resolve(session: Session, token: str, *, secret: str, today: dt.date, for_update: bool = False,
+            allow_used: bool = False, tz: Any = None) -> Resolved:
+    """The link behind ``token``, checked: signature, the stored hash, void, expiry, used (unless
+    ``allow_used``: reading the task page and files), and that the person may still act (owns the
+    task, or reviews the plan).  Raises :class:`LinkRefused` with a clear reason otherwise.
+
+    ``for_update`` locks the link row (PostgreSQL; SQLite's writer already holds the database),
+    so two submissions of one link at the same moment are applied once.
+
+    One query reads the link and everything it names (two with ``for_update`` on PostgreSQL:
+    the lock, then the rest).
+    """
+    from duban.models import ARCHIVED, DONE
+
+    try:
+        payload = verify(secret, token, today=dt.date.min)  # expiry is checked against the row
+        link_id, action = int(payload["l"]), str(payload["a"])
+    except (LinkError, TypeError, ValueError):
+        raise LinkRefused("invalid", "链接无效或已被修改。请使用通知中的完整链接（复制时请勿遗漏字符）。") from None
+    if for_update and session.get_bind().dialect.name != "sqlite":
+        # lock the link row first, then read what it names in a statement of its own (a fresh
+        # snapshot on PostgreSQL: what a concurrent submission of this link committed is seen)
+        locked = session.scalars(_lock_statement(), {"link_id": link_id}).first()
+        if locked is None:
+            raise LinkRefused("invalid", "链接无效或已被修改。请使用通知中的完整链接（复制时请勿遗漏字符）。")
+    # one query: the link, its person, plan, task, milestone and request, and the task's owner and
+    # lead department (loaded into the session, so the page finds them without a query)
+    row = session.execute(_resolve_statement(), {"link_id": link_id}).first()
+    link = row[0] if row is not None else None
+    if link is None or not hmac.compare_digest(link.token_hash, token_hash(token)) or link.action != action:
+        raise LinkRefused("invalid", "链接无效或已被修改。请使用通知中的完整链接（复制时请勿遗漏字符）。")
+    person, plan, task, milestone, request, owner, department = row[1:8]
+    label = ACTIONS.get(link.action, link.action)
+
+    # who may use it: checked first, so a link of a task handed over never offers a fresh one
+    if link.action in OWNER_ACTIONS and task is not None and task.owner_id != link.person_id:
+        raise LinkRefused("reassigned", "该任务目前不由您负责（可能已改由其他责任人办理），此办理链接已失效。如有疑问，请联系领导小组办公室。",
+                          link_id=link.id)
+    if link.action in REVIEW_ACTIONS and link.person_id not in reviewers(session, link.plan_id):
+        raise LinkRefused("not_reviewer", "您目前不在本方案的审核人员名单中，此链接已不能使用。如有疑问，请联系领导小组办公室。",
+                          link_id=link.id)
+    if link.void_at is not None:
+        raise LinkRefused("void", f"该链接已失效（{link.void_reason or '已被撤销'}）。如有疑问，请联系领导小组办公室。", link_id=link.id)
+    if task is not None and task.archived_at is not None:
+        raise LinkRefused("closed", "该任务已从任务清单中删除（已归档），无需再办理。历史记录仍然保留。", link_id=link.id)
+    if link.action in OWNER_ACTIONS and milestone is not None and milestone.status in (DONE, ARCHIVED):
+        state = "已办结" if milestone.status == DONE else "已归档"
+        raise LinkRefused("closed", f"里程碑「{milestone.title or '完成任务'}」{state}，无需再办理。", link_id=link.id)
+    if link.expires_on < today:
+        raise LinkRefused("expired", f"该链接的有效期到 {link.expires_on.isoformat()} 为止，现已过期。", link_id=link.id,
+                          renewable=True)
+    if link.used_at is not None and not allow_used:
+        raise LinkRefused("used", f"该链接已于 {local_time(link.used_at, tz)} 办理过「{label}」，每个链接只能使用一次。", link_id=link.id,
+                          renewable=True)
+    return Resolved(link, person, plan, task, milestone, request, owner, department)
+
+
+def void(session: Session, *, reason: str, now: dt.datetime, task_ids: list[int] | None = None,
+         milestone_ids: list[int] | None = None, person_id: int | None = None, except_person: int | None = None,
+         actions: frozenset[str] | None = None) -> int:
+    """Void the unused links of some tasks or milestones (optionally only one person's, or all but
+    one person's, or only some actions); returns how many."""
+    from duban.models import Link
+
+    table = Link.__table__
+    conds = [table.c.void_at.is_(None), table.c.used_at.is_(None)]
+    if task_ids is not None:
+        conds.append(table.c.task_id.in_(task_ids))
+    if milestone_ids is not None:
+        conds.append(table.c.milestone_id.in_(milestone_ids))
+    if person_id is not None:
+        conds.append(table.c.person_id == person_id)
+    if except_person is not None:
+        conds.append(table.c.person_id != except_person)
+    if actions is not None:
+        conds.append(table.c.action.in_(sorted(actions)))
+    if task_ids == [] or milestone_ids == []:
+        return 0
+    result = session.execute(table.update().where(*conds).values(void_at=now, void_reason=reason[:200]))
+    return result.rowcount or 0

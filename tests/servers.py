@@ -519,9 +519,13 @@ def browser_required() -> bool:
     return bool(_TEST_ENV["CI"] or _TEST_ENV["DUBAN_TEST_REQUIRE_BROWSER"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """The system Chromium driven by Playwright (one browser per test worker)."""
+    """The system Chromium driven by Playwright, one browser per test module.
+
+    Not per session: while Playwright's sync API is open it keeps an event loop running on the
+    main thread, and a later test in the same worker that calls ``asyncio.run()`` (Prefect,
+    apprise) would fail. Closing it with the module costs one browser start (≈ 1 s) per module."""
     executable = _TEST_ENV[CHROMIUM_ENV] or DEFAULT_CHROMIUM
     if not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
         reason = f"browser tests need Chromium at {executable} (apt install chromium, or set {CHROMIUM_ENV})"

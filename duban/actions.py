@@ -1,0 +1,470 @@
+"""What an owner or a coordinator does from a link, as store-level functions.
+
+Each function takes a session (the caller owns the transaction), a resolved link
+(:func:`duban.links.resolve`, locked ``for_update``) and the user's input; it checks the
+milestone's state, changes it, writes the audit trail (who, when, which link, from which
+address and agent), requests and evidence, and writes what must be told to someone into the
+notification ledger in the same transaction.  Nothing here knows HTTP; a refusal is an
+:class:`ActionError` with a Chinese message the page shows as is.
+
+Life of a milestone (DESIGN.md): assigned --ack--> in_progress --submit--> submitted
+--approve--> done, or --return--> in_progress; an extension moves the due date (the baseline
+stays) once approved.  A plan with approval switched off goes from submit straight to done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from duban import links as links_mod
+from duban.evidence import StoredFile
+from duban.links import Resolved
+from duban.models import (
+    APPROVED,
+    ASSIGNED,
+    COMPLETION,
+    DONE,
+    EXTENSION,
+    IN_PROGRESS,
+    OPEN_STATES,
+    PENDING,
+    REFUSED,
+    REQUEST_PENDING,
+    RETURNED,
+    SUBMITTED,
+    WITHDRAWN,
+    Department,
+    Event,
+    Evidence,
+    Link,
+    Milestone,
+    Notification,
+    Person,
+    Request,
+    Task,
+)
+from duban.sweep import PROGRESS_REPORTED
+
+# event kinds written here (the audit trail)
+ACKNOWLEDGED = "acknowledged"
+COMPLETION_SUBMITTED = "completion_submitted"
+MILESTONE_DONE = "milestone_done"  # submitted where approval is off
+COMPLETION_APPROVED = "completion_approved"
+COMPLETION_RETURNED = "completion_returned"
+EXTENSION_REQUESTED = "extension_requested"
+EXTENSION_APPROVED = "extension_approved"
+EXTENSION_REFUSED = "extension_refused"
+LINK_RENEWAL = "link_renewal_requested"
+
+# ledger kinds (messages) written here; their lines are in notifications.digest.describe
+APPROVAL = "approval"  # to reviewers: a completion or an extension waits
+APPROVED_NOTICE = "approved"  # to the owner: the completion was approved (办结)
+RETURNED_NOTICE = "returned"  # to the owner: the completion was returned, with the reason
+EXTENSION_DECIDED = "extension_decided"  # to the owner: approved (new date) or refused (reason)
+RELINK = "relink"  # to the holder of an expired or used link: a fresh one
+
+MAX_TEXT = 5000
+MAX_REASON = 1000
+
+
+class ActionError(ValueError):
+    """The action cannot be done (the message, in Chinese, says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an action came from: the audit trail keeps it."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    channel: str = "link"
+
+
+@dataclass
+class Outcome:
+    """What happened: the result page's message, and who has news waiting in the ledger."""
+
+    message: str
+    notify: set[int] = field(default_factory=set)
+    request_id: int | None = None
+    event_id: int | None = None
+
+
+def _text(value: str | None, *, what: str, required: bool = True, limit: int = MAX_TEXT) -> str:
+    value = (value or "").replace("\r\n", "\n").strip()
+    if required and not value:
+        raise ActionError(f"请填写{what}。")
+    if len(value) > limit:
+        raise ActionError(f"{what}不能超过 {limit} 个字（现有 {len(value)} 个字），请精简后再提交。")
+    return value
+
+
+def _event(session: Session, r: Resolved, kind: str, data: dict[str, Any], origin: Origin, now: dt.datetime,
+           *, milestone_id: int | None = None, task_id: int | None = None) -> Event:
+    ev = Event(
+        plan_id=r.link.plan_id, task_id=task_id if task_id is not None else r.link.task_id,
+        milestone_id=milestone_id if milestone_id is not None else r.link.milestone_id, at=now,
+        actor=r.person.name, channel=origin.channel, kind=kind,
+        data={**data, "link": r.link.id, "action": r.link.action, "ip": origin.ip or "",
+              "agent": (origin.user_agent or "")[:300]},
+    )
+    session.add(ev)
+    session.flush()
+    return ev
+
+
+def _use(session: Session, r: Resolved, now: dt.datetime) -> None:
+    """Mark the link used (once: a second submission of the same link finds it used)."""
+    if r.link.action in links_mod.REUSABLE_ACTIONS:
+        return
+    done = session.execute(
+        update(Link).where(Link.id == r.link.id, Link.used_at.is_(None)).values(used_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+    if done != 1:
+        raise ActionError("该链接刚刚已被使用，请勿重复提交。")
+    set_committed_value(r.link, "used_at", now)  # already written: no second UPDATE at flush
+
+
+def _evidence(session: Session, r: Resolved, ev: Event, urls: list[str], files: list[StoredFile], *,
+              milestone_id: int | None, request_id: int | None, now: dt.datetime) -> None:
+    common = {"plan_id": r.link.plan_id, "task_id": r.task.id, "milestone_id": milestone_id, "request_id": request_id,
+              "event_id": ev.id, "person_id": r.person.id, "created_at": now}
+    for url in urls:
+        session.add(Evidence(kind="url", url=url, **common))
+    for f in files:
+        session.add(Evidence(kind="file", filename=f.filename, stored_name=f.stored_name, content_type=f.content_type,
+                             size=f.size, sha256=f.sha256, **common))
+
+
+def _acknowledge(session: Session, task: Task, now: dt.datetime) -> bool:
+    """The task counts as acknowledged (签收) from the first thing its owner does with it."""
+    changed = False
+    if task.acknowledged_at is None:
+        task.acknowledged_at = now
+        changed = True
+    for m in session.scalars(select(Milestone).where(Milestone.task_id == task.id, Milestone.status == ASSIGNED)):
+        m.status = IN_PROGRESS
+        m.acknowledged_at = now
+        changed = True
+    return changed
+
+
+def _require(r: Resolved, *actions: str) -> None:
+    if r.link.action not in actions:
+        raise ActionError("此链接不能办理该事项。")
+
+
+def _open_milestone(r: Resolved) -> Milestone:
+    m = r.milestone
+    if m is None:
+        raise ActionError("此链接没有对应的里程碑。")
+    if m.status == SUBMITTED:
+        raise ActionError(f"里程碑「{label(m)}」已于 {links_mod.local_time(m.submitted_at)} 提交办结，正在等待审核，无需重复提交。")
+    if m.status not in OPEN_STATES:
+        raise ActionError(f"里程碑「{label(m)}」已办结或已归档，无需再办理。")
+    return m
+
+
+def label(m: Milestone | None) -> str:
+    if m is None:
+        return ""
+    return m.title or ("完成全部任务" if m.is_final else f"第 {m.seq} 步")
+
+
+def _owner_info(session: Session, task: Task) -> dict[str, Any]:
+    owner = session.get(Person, task.owner_id)
+    dept = session.get(Department, task.lead_department_id) if task.lead_department_id else None
+    return {"owner": owner.name if owner else "", "department": dept.name if dept else None}
+
+
+def _ledger(session: Session, *, key: str, r_plan: int, task: Task, milestone: Milestone | None, recipient: int, kind: str,
+            today: dt.date, now: dt.datetime, data: dict[str, Any], due: dt.date | None = None, checked: bool = False) -> bool:
+    """One ledger item (a message to send), unless its key is already there (``checked``: the
+    caller looked for it already)."""
+    if not checked and session.scalar(select(Notification.id).where(Notification.key == key)) is not None:
+        return False
+    session.add(Notification(
+        key=key, plan_id=r_plan, task_id=task.id, milestone_id=milestone.id if milestone else None, recipient_id=recipient,
+        kind=kind, level=0, due_date=due if due is not None else (milestone.due_date if milestone else None), days=0,
+        decided_on=today, created_at=now, status=PENDING,
+        data={"code": task.code, "title": task.title, "milestone": label(milestone), **data},
+    ))
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Owner actions
+
+
+def acknowledge(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime) -> Outcome:
+    """签收: the owner confirms they have the task."""
+    _require(r, "ack")
+    if r.task.acknowledged_at is not None:
+        raise ActionError(f"该任务已于 {links_mod.local_time(r.task.acknowledged_at)} 签收，无需重复签收。")
+    _acknowledge(session, r.task, now)
+    ev = _event(session, r, ACKNOWLEDGED, {}, origin, now)
+    _use(session, r, now)
+    return Outcome("已签收。请按任务书和时间表推进，按期反馈进展；完成后可通过通知中的链接提交办结。", event_id=ev.id)
+
+
+def report_progress(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, text: str,
+                    urls: list[str] = (), files: list[StoredFile] = ()) -> Outcome:
+    """反馈: a progress report (text, optional evidence); also counts as 签收."""
+    _require(r, "progress")
+    text = _text(text, what="工作进展")
+    acked = _acknowledge(session, r.task, now)
+    ev = _event(session, r, PROGRESS_REPORTED, {"text": text, "acknowledged": acked, "urls": len(urls), "files": len(files)},
+                origin, now)
+    _evidence(session, r, ev, list(urls), list(files), milestone_id=r.link.milestone_id, request_id=None, now=now)
+    _use(session, r, now)
+    return Outcome("进展已反馈，感谢您的及时报送。", event_id=ev.id)
+
+
+def submit_done(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date, note: str,
+                urls: list[str] = (), files: list[StoredFile] = ()) -> Outcome:
+    """提交办结 with 佐证材料: waits for a reviewer (审核), or is done at once where the plan
+    switched approval off."""
+    _require(r, "done")
+    m = _open_milestone(r)
+    note = _text(note, what="办结说明（完成情况及佐证材料说明）")
+    urls, files = list(urls), list(files)
+    with session.no_autoflush:  # reads first; the changes then go out together at the next flush
+        # a pending extension of this step is moot once it is submitted
+        moot = list(session.scalars(select(Request).where(Request.milestone_id == m.id, Request.kind == EXTENSION,
+                                                          Request.status == REQUEST_PENDING)))
+        reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
+        _acknowledge(session, r.task, now)
+    for req in moot:
+        req.status, req.decided_at, req.decision_note = WITHDRAWN, now, "已提交办结，延期申请自动撤回"
+    evidence_count = {"urls": len(urls), "files": len(files)}
+    if not r.plan.approval_required or not reviewers:
+        m.status, m.submitted_at, m.completed_at = DONE, now, now
+        why = "not_required" if not r.plan.approval_required else "no_reviewer"
+        ev = _event(session, r, MILESTONE_DONE, {"note": note, "approval": why, **evidence_count}, origin, now)
+        _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=None, now=now)
+        _use(session, r, now)
+        links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id])
+        return Outcome(f"里程碑「{label(m)}」已办结。感谢您的辛勤工作！", event_id=ev.id)
+    m.status, m.submitted_at = SUBMITTED, now
+    req = Request(plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=m.id, person_id=r.person.id, kind=COMPLETION,
+                  status=REQUEST_PENDING, note=note, created_at=now, decision_note="")
+    session.add(req)
+    session.flush()
+    ev = _event(session, r, COMPLETION_SUBMITTED, {"note": note, "request": req.id, **evidence_count}, origin, now)
+    _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=req.id, now=now)
+    _use(session, r, now)
+    notify = _ask_reviewers(session, r, req, m, reviewers, today=today, now=now, extra={"note": note[:200]})
+    return Outcome(f"已提交办结，等待领导小组办公室审核。审核结果将通过消息通知您。", notify=notify, request_id=req.id, event_id=ev.id)
+
+
+def request_extension(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date,
+                      new_due: dt.date | None, reason: str) -> Outcome:
+    """延期申请: a new date and a reason, for a reviewer to approve or refuse."""
+    _require(r, "extend")
+    m = _open_milestone(r)
+    if new_due is None:
+        raise ActionError("请选择申请延期到的日期。")
+    if new_due <= m.due_date:
+        raise ActionError(f"申请的新完成时间须晚于目前的完成时间 {m.due_date.isoformat()}。")
+    if new_due < today:
+        raise ActionError("申请的新完成时间不能早于今天。")
+    if new_due > m.due_date + dt.timedelta(days=3 * 366):
+        raise ActionError("申请延期的时间过长，请与领导小组办公室沟通后调整任务时间表。")
+    reason = _text(reason, what="延期理由", limit=MAX_REASON)
+    pending = session.scalar(select(Request).where(Request.milestone_id == m.id, Request.kind == EXTENSION,
+                                                   Request.status == REQUEST_PENDING))
+    if pending is not None:
+        raise ActionError(f"该里程碑已有一项延期申请（延至 {pending.new_due_date.isoformat()}）正在审批中，请等待审批结果。")
+    reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
+    if not reviewers:
+        raise ActionError("本方案尚未设置领导小组办公室人员，无法在线审批延期，请直接与牵头部门或领导小组联系。")
+    _acknowledge(session, r.task, now)
+    req = Request(plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=m.id, person_id=r.person.id, kind=EXTENSION,
+                  status=REQUEST_PENDING, note=reason, new_due_date=new_due, created_at=now, decision_note="")
+    session.add(req)
+    session.flush()
+    ev = _event(session, r, EXTENSION_REQUESTED, {"reason": reason, "from": m.due_date.isoformat(), "to": new_due.isoformat(),
+                                                  "request": req.id}, origin, now)
+    _use(session, r, now)
+    notify = _ask_reviewers(session, r, req, m, reviewers, today=today, now=now,
+                            extra={"note": reason[:200], "new_due": new_due.isoformat(), "old_due": m.due_date.isoformat()})
+    return Outcome(f"延期申请已提交（申请延至 {new_due.isoformat()}），等待领导小组办公室审批。审批结果将通过消息通知您；"
+                   "在获批之前，请仍按原定时间推进。", notify=notify, request_id=req.id, event_id=ev.id)
+
+
+def _ask_reviewers(session: Session, r: Resolved, req: Request, m: Milestone, reviewers: list[int], *, today: dt.date,
+                   now: dt.datetime, extra: dict[str, Any]) -> set[int]:
+    data = {**_owner_info(session, r.task), "request": req.id, "request_kind": req.kind, **extra}
+    keys = {pid: f"{APPROVAL}:r{req.id}:p{pid}" for pid in reviewers}
+    present = set(session.scalars(select(Notification.key).where(Notification.key.in_(sorted(set(keys.values())))))) if keys else set()
+    for pid, key in keys.items():  # one query for all reviewers' keys, then the items (one INSERT at the flush)
+        if key not in present:
+            _ledger(session, key=key, r_plan=r.link.plan_id, task=r.task, milestone=m, recipient=pid,
+                    kind=APPROVAL, today=today, now=now, data=data, checked=True)
+    return set(reviewers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coordinator review
+
+
+def pending_requests(session: Session, plan_id: int) -> list[Request]:
+    return list(session.scalars(select(Request).where(Request.plan_id == plan_id, Request.status == REQUEST_PENDING)
+                                .order_by(Request.created_at, Request.id)))
+
+
+def request_for(session: Session, r: Resolved, request_id: int | None = None, *, for_update: bool = False) -> Request:
+    """The request a review link (its own) or a queue link (any of its plan's) names."""
+    if r.link.action == "review":
+        req = r.request
+        if req is None or (request_id is not None and request_id != req.id):
+            raise ActionError("此链接不能办理该申请。")
+        if for_update:
+            session.refresh(req, with_for_update=True)
+        return req
+    if r.link.action != "queue" or request_id is None:
+        raise ActionError("此链接不能办理该申请。")
+    q = select(Request).where(Request.id == request_id, Request.plan_id == r.link.plan_id)
+    req = session.scalars(q.with_for_update() if for_update else q).first()
+    if req is None:
+        raise ActionError("没有找到该申请，它可能不属于您审核的方案。")
+    return req
+
+
+DECISIONS = {COMPLETION: ("approve", "return"), EXTENSION: ("approve", "refuse")}
+
+
+def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date, request_id: int | None,
+           decision: str, note: str = "") -> Outcome:
+    """审核: approve (办结 / 批准延期), return a completion (退回, with a reason that reaches the
+    owner, whose reminders resume) or refuse an extension (不予批准, with a reason)."""
+    _require(r, "review", "queue")
+    req = request_for(session, r, request_id, for_update=True)
+    if decision not in DECISIONS.get(req.kind, ()):
+        raise ActionError("请选择审核结果。")
+    if req.status != REQUEST_PENDING:
+        who = session.get(Person, req.decided_by_id) if req.decided_by_id else None
+        by = f"由{who.name}" if who else ""
+        raise ActionError(f"该申请已于 {links_mod.local_time(req.decided_at)} {by}处理（{REQUEST_STATUS.get(req.status, req.status)}），无需重复审核。")
+    if req.person_id == r.person.id:
+        raise ActionError("不能审核自己提交的申请。")
+    note = _text(note, what="退回原因" if decision == "return" else "不予批准的理由" if decision == "refuse" else "审核意见",
+                 required=decision != "approve", limit=MAX_REASON)
+    task = session.get(Task, req.task_id)
+    m = session.get(Milestone, req.milestone_id) if req.milestone_id else None
+    status = {"approve": APPROVED, "return": RETURNED, "refuse": REFUSED}[decision]
+    done = session.execute(
+        update(Request).where(Request.id == req.id, Request.status == REQUEST_PENDING)
+        .values(status=status, decided_by_id=r.person.id, decided_at=now, decision_note=note)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if done != 1:
+        raise ActionError("该申请刚刚已被处理，无需重复审核。")
+    req.status, req.decided_by_id, req.decided_at, req.decision_note = status, r.person.id, now, note
+    owner = task.owner_id
+    base = {"request": req.id, "reviewer": r.person.name, "reason": note[:500]}
+    if req.kind == COMPLETION:
+        if m is None or m.status != SUBMITTED:
+            raise ActionError("该里程碑目前不在待审核状态，无法审核。")
+        if decision == "approve":
+            m.status, m.completed_at = DONE, now
+            ev = _event(session, r, COMPLETION_APPROVED, {"request": req.id, "note": note, "owner": _owner_info(session, task)["owner"]},
+                        origin, now, task_id=task.id, milestone_id=m.id)
+            links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id], actions=links_mod.OWNER_ACTIONS)
+            _ledger(session, key=f"{APPROVED_NOTICE}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
+                    kind=APPROVED_NOTICE, today=today, now=now, data=base)
+            message = f"已审核通过，里程碑「{label(m)}」办结。"
+        else:
+            m.status, m.submitted_at = IN_PROGRESS, None
+            ev = _event(session, r, COMPLETION_RETURNED, {"request": req.id, "reason": note}, origin, now,
+                        task_id=task.id, milestone_id=m.id)
+            _ledger(session, key=f"{RETURNED_NOTICE}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
+                    kind=RETURNED_NOTICE, today=today, now=now, data=base)
+            message = f"已退回，退回原因已通知责任人；里程碑「{label(m)}」恢复为办理中，提醒将继续。"
+    else:
+        if m is None:
+            raise ActionError("没有找到该申请对应的里程碑。")
+        if decision == "approve":
+            if m.status not in OPEN_STATES:
+                raise ActionError("该里程碑已办结或已提交，无需再调整完成时间。")
+            old = m.due_date
+            m.due_date, m.due_version = req.new_due_date, m.due_version + 1
+            ev = _event(session, r, EXTENSION_APPROVED, {"request": req.id, "from": old.isoformat(), "to": req.new_due_date.isoformat(),
+                                                          "version": m.due_version, "note": note}, origin, now, task_id=task.id,
+                        milestone_id=m.id)
+            _ledger(session, key=f"{EXTENSION_DECIDED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
+                    kind=EXTENSION_DECIDED, today=today, now=now, due=m.due_date,
+                    data={**base, "approved": True, "old_due": old.isoformat(), "new_due": m.due_date.isoformat(),
+                          "baseline": m.baseline_due_date.isoformat()})
+            message = f"已批准延期：里程碑「{label(m)}」的完成时间调整为 {m.due_date.isoformat()}（原定 {old.isoformat()}）。"
+        else:
+            ev = _event(session, r, EXTENSION_REFUSED, {"request": req.id, "reason": note, "to": req.new_due_date.isoformat()}, origin, now,
+                        task_id=task.id, milestone_id=m.id)
+            _ledger(session, key=f"{EXTENSION_DECIDED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
+                    kind=EXTENSION_DECIDED, today=today, now=now,
+                    data={**base, "approved": False, "new_due": req.new_due_date.isoformat()})
+            message = f"已不予批准，理由已通知责任人；完成时间仍为 {m.due_date.isoformat()}。"
+    _use(session, r, now)
+    return Outcome(message, notify={owner}, request_id=req.id, event_id=ev.id)
+
+
+REQUEST_STATUS = {REQUEST_PENDING: "待审核", APPROVED: "已通过", RETURNED: "已退回", REFUSED: "不予批准", WITHDRAWN: "已撤回"}
+
+
+# ---------------------------------------------------------------------------------------------
+# A fresh link, by message
+
+
+def renewal_action(session: Session, link: Link) -> str | None:
+    """The link a holder of an expired or used ``link`` gets: the same action while it still
+    applies, else a read-only one (owners: view; reviewers: their queue); None when the holder
+    has nothing to do with the task any more."""
+    task = session.get(Task, link.task_id) if link.task_id else None
+    if link.action in links_mod.REVIEW_ACTIONS:
+        if link.person_id not in links_mod.reviewers(session, link.plan_id):
+            return None
+        req = session.get(Request, link.request_id) if link.request_id else None
+        return "review" if req is not None and req.status == REQUEST_PENDING else "queue"
+    if task is None or task.archived_at is not None:
+        return None
+    if link.action in links_mod.OWNER_ACTIONS and task.owner_id != link.person_id:
+        return None
+    m = session.get(Milestone, link.milestone_id) if link.milestone_id else None
+    if link.action == "ack" and task.acknowledged_at is not None:
+        return "view"
+    if link.action in ("done", "extend") and (m is None or m.status not in OPEN_STATES):
+        return "view"
+    return link.action
+
+
+def request_new_link(session: Session, link: Link, origin: Origin, *, now: dt.datetime, today: dt.date) -> Outcome:
+    """Ask for a fresh link by message (to the link's person, through their own channels: a
+    forwarded link never yields a fresh one for whoever forwarded it)."""
+    session.refresh(link, with_for_update=True)
+    action = renewal_action(session, link)
+    if action is None:
+        raise ActionError("该任务已不由您负责或已归档，无法发送新链接。如有疑问，请联系领导小组办公室。")
+    task = session.get(Task, link.task_id) if link.task_id else None
+    if task is None:  # an expired queue link: attach the message to a waiting request's task
+        waiting = pending_requests(session, link.plan_id)
+        if not waiting:
+            return Outcome("目前没有等待您审核的事项。有新的申请时，您会收到新的通知和审核链接。")
+        task = session.get(Task, waiting[0].task_id)
+    m = session.get(Milestone, link.milestone_id) if link.milestone_id else None
+    person = session.get(Person, link.person_id)
+    data = {"action": action, "old_action": link.action, "request": link.request_id}
+    fresh = _ledger(session, key=f"{RELINK}:l{link.id}:{today.isoformat()}", r_plan=link.plan_id, task=task, milestone=m,
+                    recipient=link.person_id, kind=RELINK, today=today, now=now, data=data)
+    session.add(Event(plan_id=link.plan_id, task_id=task.id, milestone_id=m.id if m else None, at=now, actor=person.name,
+                      channel=origin.channel, kind=LINK_RENEWAL,
+                      data={"link": link.id, "action": link.action, "ip": origin.ip or "", "agent": (origin.user_agent or "")[:300]}))
+    if not fresh:
+        return Outcome("今天已经为您发送过新链接，请查看您的邮箱或工作消息。")
+    return Outcome(f"新的「{links_mod.ACTIONS[action]}」链接将通过消息发送给{person.name}（您的邮箱或工作消息），请稍候查收。",
+                   notify={link.person_id})

@@ -1,0 +1,242 @@
+"""What a link page shows, loaded in a few queries: the task, its 任务书 and 完成标志, its
+milestones with states and dates, requests waiting, and its history with evidence."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, bindparam, select
+from sqlalchemy.orm import Session
+
+from duban.actions import REQUEST_STATUS, label
+from duban.evidence import human_size
+from duban.links import local_time
+from duban.models import (
+    COMPLETION,
+    EXTENSION,
+    REQUEST_PENDING,
+    STATE_LABELS,
+    Department,
+    Event,
+    Evidence,
+    Milestone,
+    Person,
+    Request,
+    Task,
+)
+
+EVENT_LABELS = {
+    "task_created": "下达任务",
+    "task_updated": "任务内容调整",
+    "task_restored": "任务恢复",
+    "task_archived": "任务归档",
+    "owner_changed": "更换责任人",
+    "milestone_added": "新增里程碑",
+    "milestone_due_changed": "调整完成时间",
+    "milestone_archived": "里程碑归档",
+    "milestone_restored": "里程碑恢复",
+    "acknowledged": "签收",
+    "progress_reported": "反馈进展",
+    "completion_submitted": "提交办结",
+    "milestone_done": "办结",
+    "completion_approved": "审核通过（办结）",
+    "completion_returned": "退回",
+    "extension_requested": "申请延期",
+    "extension_approved": "批准延期",
+    "extension_refused": "不予批准延期",
+}
+HIDDEN_EVENTS = {"link_renewal_requested"}
+REQUEST_KINDS = {COMPLETION: "办结申请", EXTENSION: "延期申请"}
+STATE_CLASS = {"assigned": "s-assigned", "in_progress": "s-progress", "submitted": "s-submitted", "done": "s-done", "archived": "s-archived"}
+
+
+@dataclass
+class FileView:
+    id: int
+    kind: str
+    name: str
+    url: str | None
+    size: str
+
+
+@dataclass
+class HistoryEntry:
+    at: str
+    actor: str
+    label: str
+    milestone: str
+    detail: str
+    evidence: list[FileView] = field(default_factory=list)
+
+
+@dataclass
+class MilestoneView:
+    id: int
+    label: str
+    due: str
+    baseline: str | None  # shown when an extension moved the date
+    state: str
+    state_class: str
+    overdue: bool
+    current: bool
+
+
+@dataclass
+class RequestView:
+    id: int
+    kind: str
+    kind_label: str
+    status: str
+    status_label: str
+    who: str
+    at: str
+    note: str
+    milestone: str
+    due: str
+    new_due: str | None
+    task_code: str
+    task_title: str
+    decided: str  # "2026-11-24 10:00 由 督办员 审核：已退回（原因）"
+    evidence: list[FileView] = field(default_factory=list)
+
+
+@dataclass
+class TaskPage:
+    code: str
+    title: str
+    statement: str
+    done_criteria: str
+    deadline_text: str
+    owner: str
+    department: str
+    partners: str
+    acknowledged: str
+    milestones: list[MilestoneView]
+    pending: list[RequestView]
+    history: list[HistoryEntry]
+
+
+def _file_views(rows: list[Evidence]) -> list[FileView]:
+    return [FileView(e.id, e.kind, e.filename or e.url or "", e.url, human_size(e.size)) for e in rows]
+
+
+def _detail(kind: str, data: dict[str, Any]) -> str:
+    if kind == "progress_reported":
+        return data.get("text", "")
+    if kind in ("completion_submitted", "milestone_done"):
+        return data.get("note", "")
+    if kind == "completion_returned":
+        return f"退回原因：{data.get('reason', '')}"
+    if kind == "completion_approved":
+        return f"审核意见：{data['note']}" if data.get("note") else ""
+    if kind == "extension_requested":
+        return f"申请将完成时间由 {data.get('from', '')} 延至 {data.get('to', '')}。理由：{data.get('reason', '')}"
+    if kind == "extension_approved":
+        return f"完成时间由 {data.get('from', '')} 调整为 {data.get('to', '')}" + (f"。审核意见：{data['note']}" if data.get("note") else "")
+    if kind == "extension_refused":
+        return f"申请延至 {data.get('to', '')}，不予批准。理由：{data.get('reason', '')}"
+    if kind == "owner_changed":
+        return f"{data.get('from') or ''} → {data.get('to') or ''}"
+    if kind == "milestone_due_changed":
+        return f"{data.get('from', '')} → {data.get('to', '')}"
+    if kind == "milestone_done" and data.get("approval") == "not_required":
+        return data.get("note", "")
+    return ""
+
+
+_STATEMENTS: dict[str, Any] = {}
+
+
+def _statements() -> dict[str, Any]:
+    """The page's queries, built once (Core rows: the page only reads)."""
+    if not _STATEMENTS:
+        ms, ev, evd = Milestone.__table__, Event.__table__, Evidence.__table__
+        tid = bindparam("task_id")
+        _STATEMENTS["milestones"] = (
+            select(ms.c.id, ms.c.seq, ms.c.title, ms.c.is_final, ms.c.status, ms.c.due_date, ms.c.baseline_due_date)
+            .where(ms.c.task_id == tid).order_by(ms.c.seq, ms.c.id)
+        )
+        # the newest events, each with its evidence, in one query
+        recent = (
+            select(ev.c.id, ev.c.at, ev.c.actor, ev.c.kind, ev.c.milestone_id, ev.c.data)
+            .where(ev.c.task_id == tid, ev.c.kind.not_in(sorted(HIDDEN_EVENTS)))
+            .order_by(ev.c.at.desc(), ev.c.id.desc()).limit(bindparam("history_limit")).subquery("recent")
+        )
+        _STATEMENTS["history"] = (
+            select(recent, evd.c.id.label("f_id"), evd.c.kind.label("f_kind"), evd.c.filename.label("f_name"),
+                   evd.c.url.label("f_url"), evd.c.size.label("f_size"))
+            .outerjoin(evd, and_(evd.c.event_id == recent.c.id, evd.c.task_id == tid))
+            .order_by(recent.c.at.desc(), recent.c.id.desc(), evd.c.id)
+        )
+        _STATEMENTS["pending"] = (
+            select(Request).where(Request.task_id == tid, Request.status == REQUEST_PENDING).order_by(Request.id)
+        )
+    return _STATEMENTS
+
+
+def task_page(session: Session, task: Task, *, today: dt.date, tz, current_milestone: int | None = None,
+              history_limit: int = 100, owner: Person | None = None, department: Department | None = None) -> TaskPage:
+    """``owner`` and ``department``, when the caller has them (duban.links.resolve loads them with
+    the link), save their queries."""
+    q = _statements()
+    if owner is None or owner.id != task.owner_id:
+        owner = session.get(Person, task.owner_id)
+    dept = department if department is not None and department.id == task.lead_department_id else (
+        session.get(Department, task.lead_department_id) if task.lead_department_id else None)
+    ms = session.execute(q["milestones"], {"task_id": task.id}).all()
+    labels = {m.id: label(m) for m in ms}
+    milestones = [
+        MilestoneView(
+            id=m.id, label=labels[m.id], due=m.due_date.isoformat(),
+            baseline=m.baseline_due_date.isoformat() if m.baseline_due_date != m.due_date else None,
+            state=STATE_LABELS.get(m.status, m.status), state_class=STATE_CLASS.get(m.status, ""),
+            overdue=m.status in ("assigned", "in_progress") and m.due_date < today, current=m.id == current_milestone,
+        )
+        for m in ms if m.status != "archived" or m.id == current_milestone
+    ]
+    history: list[HistoryEntry] = []
+    last = None
+    for row in session.execute(q["history"], {"task_id": task.id, "history_limit": history_limit}):
+        if row.id != last:
+            last = row.id
+            history.append(HistoryEntry(
+                at=local_time(row.at, tz), actor=row.actor, label=EVENT_LABELS.get(row.kind, row.kind),
+                milestone=labels.get(row.milestone_id, "") if row.milestone_id else "", detail=_detail(row.kind, row.data or {}),
+            ))
+        if row.f_id is not None:
+            history[-1].evidence.append(FileView(row.f_id, row.f_kind, row.f_name or row.f_url or "", row.f_url, human_size(row.f_size)))
+    pending = [request_view(session, r, task=task, milestones=ms, tz=tz, with_evidence=False, people={owner.id: owner} if owner else None)
+               for r in session.scalars(q["pending"], {"task_id": task.id})]
+    return TaskPage(
+        code=task.code, title=task.title, statement=task.statement, done_criteria=task.done_criteria, deadline_text=task.deadline_text,
+        owner=owner.name if owner else "", department=dept.name if dept else "", partners="、".join(task.partners or []),
+        acknowledged=local_time(task.acknowledged_at, tz), milestones=milestones, pending=pending, history=history,
+    )
+
+
+def request_view(session: Session, r: Request, *, tz, task: Task | None = None, milestones: list[Milestone] | None = None,
+                 with_evidence: bool = True, people: dict[int, Person] | None = None) -> RequestView:
+    task = task or session.get(Task, r.task_id)
+    m = next((x for x in milestones or () if x.id == r.milestone_id), None) if milestones else None
+    if m is None and r.milestone_id:
+        m = session.get(Milestone, r.milestone_id)
+    who = (people or {}).get(r.person_id) or session.get(Person, r.person_id)
+    decided = ""
+    if r.status != REQUEST_PENDING:
+        by = session.get(Person, r.decided_by_id) if r.decided_by_id else None
+        decided = f"{local_time(r.decided_at, tz)} {by.name + ' ' if by else ''}审核：{REQUEST_STATUS.get(r.status, r.status)}"
+        if r.decision_note:
+            decided += f"（{r.decision_note}）"
+    files = []
+    if with_evidence:
+        files = _file_views(list(session.scalars(select(Evidence).where(Evidence.request_id == r.id).order_by(Evidence.id))))
+    return RequestView(
+        id=r.id, kind=r.kind, kind_label=REQUEST_KINDS.get(r.kind, r.kind), status=r.status,
+        status_label=REQUEST_STATUS.get(r.status, r.status), who=who.name if who else "", at=local_time(r.created_at, tz),
+        note=r.note, milestone=label(m), due=m.due_date.isoformat() if m else "",
+        new_due=r.new_due_date.isoformat() if r.new_due_date else None, task_code=task.code, task_title=task.title,
+        decided=decided, evidence=files,
+    )
