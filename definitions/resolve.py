@@ -44,15 +44,25 @@ def _notify_problems(urls: list[str], *, has_email: bool = True, group: bool = F
     return out
 
 
-def _policy_problems(policy: dict) -> str | None:
+def _policy_problems(policy: dict, *, plan: bool = False) -> str | None:
     """Why a policy override is not acceptable (Chinese), or None."""
     from pydantic import ValidationError
 
-    from duban.rules.policy import DeadlinePolicy, effective_policy
+    from duban.rules.policy import DeadlinePolicy, assessment_policy, effective_policy
 
-    unknown = sorted(set(policy) - set(DeadlinePolicy.model_fields))
+    allowed = list(DeadlinePolicy.model_fields) + (["assessment"] if plan else [])
+    unknown = sorted(set(policy) - set(allowed))
     if unknown:
-        return f"不认识的督办规则“{'、'.join(unknown)}”，可用的有：{'、'.join(DeadlinePolicy.model_fields)}"
+        return f"不认识的督办规则“{'、'.join(unknown)}”，可用的有：{'、'.join(allowed)}"
+    if "assessment" in policy:
+        try:
+            assessment_policy(policy)
+        except (ValidationError, TypeError) as err:
+            if isinstance(err, ValidationError):
+                first = err.errors()[0]
+                where = ".".join(str(x) for x in first["loc"])
+                return f"考核设置“assessment.{where}”不正确（{first['msg']}）：权重为不小于 0 的数，各项上限为大于 0 的数"
+            return "考核设置“assessment”应为若干“名称: 数值”（见 docs/rollup.md）"
     try:
         effective_policy(policy)
     except ValidationError as err:
@@ -109,7 +119,7 @@ def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify
     p = plan_file.plan
     if not p.code or not CODE_RE.match(p.code):
         bad(loc.plan("code"), f"方案编号“{p.code}”不可用：编号不能含空格和 / \\ ? # % 字符，最多 50 个字符")
-    if p.policy and (why := _policy_problems(p.policy)):
+    if p.policy and (why := _policy_problems(p.policy, plan=True)):
         bad(loc.plan("policy"), why)
     try:
         report_every = parse_period(p.report_every)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from prefect.schedules import Cron
 
 SWEEP_CRON = "30 8 * * *"  # every day; the flow skips days that are not working days
+WEEKLY_BULLETIN_CRON = "0 16 * * 5"  # Friday afternoon: the week's 通报 to the leading group and the office
 
 
 def deployments(timezone: str = "Asia/Shanghai") -> list:
     from flows.import_plan import import_plan_flow
+    from flows.rollup import rollup, weekly_bulletin
     from flows.sweep import daily_sweep
     from flows.task_check import task_check
 
@@ -29,5 +31,16 @@ def deployments(timezone: str = "Asia/Shanghai") -> list:
             description="导入或预览一个方案文件（YAML / XLSX / CSV）。",
             tags=["duban", "import"],
             parameters={"dry_run": True},
+        ),
+        rollup.to_deployment(
+            name="rollup",
+            description="督办汇总：统计完成率、按期率、红黄绿灯和单位考核，生成 HTML 报告和 Excel 工作簿。",
+            tags=["duban", "rollup"],
+        ),
+        weekly_bulletin.to_deployment(
+            name="weekly-bulletin",
+            schedule=Cron(WEEKLY_BULLETIN_CRON, timezone=timezone),
+            description="每周督办通报（周五 16:00）：本周汇总、重点逾期事项和单位考核得分，发给领导小组和领导小组办公室。",
+            tags=["duban", "rollup", "bulletin"],
         ),
     ]

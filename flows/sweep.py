@@ -85,5 +85,19 @@ def daily_sweep(today: dt.date | None = None, plan: str | None = None, force: bo
     digests = assemble_step(day)
     delivered = deliver_step()
     summary = {"today": day.isoformat(), "skipped": False, **decided, "digests": digests, **delivered}
+    summary["snapshot"] = snapshot_step(day)
     report(day, summary, key="daily-sweep")
     return summary
+
+
+@task(name="rollup-snapshot")
+def snapshot_step(today: dt.date) -> int:
+    """Store the day's roll-up counts of every plan (the trend in the report and the dashboard)."""
+    from duban.rollup import take_snapshot
+
+    rt = runtime()
+    try:
+        return take_snapshot(rt.engine, as_of=today, tz=rt.tz, cal=rt.calendar)
+    except Exception as err:  # noqa: BLE001 - the day's reminders are out; a missing trend point is not worth failing for
+        get_run_logger().warning("今日汇总快照未能保存（不影响提醒和督办）：%s: %s", err.__class__.__name__, err)
+        return 0

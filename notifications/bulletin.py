@@ -4,8 +4,11 @@ to be listed by name (the office level of the ladder, ``escalate_office_after`` 
 ``queue_bulletins`` writes the bulletin into the outbox like any digest (so quiet hours, retries,
 delivery records and the outbox listing apply): one message to each group channel of the plan
 (``plans.channels``: leading_group, office) and one to each member of the leading group and the
-office through their own channels.  Once per plan and day; ``force`` sends another.  A later
-roll-up (the weekly report) builds on :func:`collect`.
+office through their own channels.  Once per plan and day; ``force`` sends another.
+
+The weekly 通报 (``flows/rollup.py: weekly_bulletin``, Fridays) is the same message with the
+roll-up's headline figures added (``rollup=``: completion and on-time rate, lights, the most
+serious overdue items with the 督办 level reached, department scores): :func:`weekly_figures`.
 """
 
 from __future__ import annotations
@@ -64,8 +67,41 @@ def collect(session, plan: Any, *, today: dt.date, cal: WorkCalendar) -> dict[st
     }
 
 
+def weekly_figures(r: Any, plan_code: str, *, top: int = 10) -> dict[str, Any] | None:
+    """The roll-up's headline figures for one plan (``duban.rollup.Rollup``), as payload data."""
+    from duban.rollup import pct
+
+    row = r.by_plan[r.by_plan["plan"] == plan_code]
+    if row.empty:
+        return None
+    g = row.iloc[0]
+    overdue = r.overdue[r.overdue["plan"] == plan_code].head(top)
+    scores = r.assessment[r.assessment["plan"] == plan_code]
+    return {
+        "as_of": r.as_of.isoformat(), "tasks": int(g["tasks"]), "done_tasks": int(g["done_tasks"]),
+        "completion_rate": pct(g["completion_rate"]), "on_time_rate": pct(g["on_time_rate"]),
+        "red": int(g["red"]), "yellow": int(g["yellow"]), "green": int(g["green"]), "overdue_tasks": int(g["overdue_tasks"]),
+        "due_soon_tasks": int(g["due_soon_tasks"]), "due_soon_days": r.due_soon_days,
+        "awaiting": int((r.awaiting_approval["plan"] == plan_code).sum()),
+        "top_overdue": [
+            {"code": o.code, "title": o.title, "milestone": o.milestone or "", "department": o.department, "owner": o.owner,
+             "due": o.due.isoformat(), "days": int(o.days_late), "level": o.level_label}
+            for o in overdue.itertuples()
+        ],
+        "departments": [
+            {"rank": int(a.rank), "department": a.department, "score": f"{a.score:.1f}", "on_time_rate": pct(a.on_time_rate),
+             "late_days": int(a.late_days), "escalations": int(a.escalations), "returns": int(a.returns)}
+            for a in scores.itertuples()
+        ],
+    }
+
+
 def subject(payload: dict[str, Any]) -> str:
     serious = sum(1 for i in payload["items"] if i.get("serious"))
+    weekly = payload.get("weekly")
+    if weekly:
+        return (f"【督办通报】{payload['today']} {payload['plan_name']}（周报）：按期完成率 {weekly['on_time_rate']}，"
+                f"红灯 {weekly['red']} 项，逾期 {len(payload['items'])} 项")
     return f"【督办通报】{payload['today']} {payload['plan_name']}：逾期 {len(payload['items'])} 项，其中列入通报 {serious} 项"
 
 
@@ -78,10 +114,12 @@ class Queued:
 
 
 def queue_bulletins(engine: Engine, *, today: dt.date, cal: WorkCalendar, plan_code: str | None = None, channel: str = "dispatch",
-                    dry_run: bool = False, force: bool = False, now: dt.datetime | None = None) -> tuple[list[Queued], list[dict[str, Any]]]:
+                    dry_run: bool = False, force: bool = False, now: dt.datetime | None = None,
+                    rollup: Any = None) -> tuple[list[Queued], list[dict[str, Any]]]:
     """Queue today's bulletin of each plan (or ``plan_code``); return what was queued and the payloads.
 
     ``dry_run`` writes nothing.  A plan whose bulletin was already queued today is skipped unless ``force``.
+    ``rollup`` (a ``duban.rollup.Rollup`` covering the plans) makes it the weekly 通报 with its figures.
     """
     now = now or utcnow()
     queued: list[Queued] = []
@@ -100,6 +138,8 @@ def queue_bulletins(engine: Engine, *, today: dt.date, cal: WorkCalendar, plan_c
             ):
                 continue
             payload = collect(session, plan, today=today, cal=cal)
+            if rollup is not None:
+                payload["weekly"] = weekly_figures(rollup, plan.code)
             payloads.append(payload)
             title = subject(payload)
             targets: list[tuple[str, int | None, str]] = []  # (audience, person id, display name)

@@ -47,6 +47,7 @@ def bulletin_context(payload: dict[str, Any]) -> dict[str, Any]:
         by_department=[tuple(x) for x in payload.get("by_department", [])],
         sections=[("列入通报的事项", serious), ("其他逾期事项", others)],
         audience_name=payload.get("audience_name", "各位领导"), office_name=payload.get("office_name") or "领导小组办公室",
+        weekly=payload.get("weekly"),
     )
 
 

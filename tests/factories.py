@@ -118,3 +118,30 @@ DEPARTMENT_ROWS = [
     ["教务处", "教务处处长", "分管教学副校长"],
     ["宣传部", "宣传部部长", "党委书记"],
 ]
+
+
+def rollup_plan() -> dict[str, Any]:
+    """Five dated tasks in two systems, three projects and two departments (tests/test_rollup.py
+    gives them a known history and checks every roll-up view against hand-computed numbers)."""
+    plan = small_plan()
+    plan["plan"]["code"] = "rollup"
+    plan["plan"]["name"] = "汇总测试方案"
+    plan["systems"] = [
+        {"name": "课程育人", "projects": [
+            {"name": "思政课创优", "tasks": [
+                {"code": "1", "title": "集体备课", "owner": "教务处处长", "lead_department": "教务处", "deadline": "2026-12-31",
+                 "roadmap": "2026年11月10日 制定方案；2026年11月20日 中期检查"},
+                {"code": "2", "title": "建设课程资源库", "owner": "教务处副处长", "lead_department": "教务处", "deadline": "2026-11-16"},
+            ]},
+            {"name": "课程资源", "tasks": [
+                {"code": "5", "title": "编写校本教材", "owner": "教务处处长", "lead_department": "教务处", "deadline": "2026-10-30"},
+            ]},
+        ]},
+        {"name": "文化育人", "projects": [
+            {"name": "核心价值观", "tasks": [
+                {"code": "3", "title": "开设选修课", "owner": "宣传部部长", "lead_department": "宣传部", "deadline": "2026-11-13"},
+                {"code": "4", "title": "文明校园创建", "owner": "宣传部部长", "lead_department": "宣传部", "deadline": "2026-11-30"},
+            ]},
+        ]},
+    ]
+    return plan

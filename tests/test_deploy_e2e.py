@@ -50,9 +50,11 @@ def test_prefect_deploy_all_and_a_worker_run_the_sweep(tmp_path):
                                   capture_output=True, text=True, timeout=300)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         deployments = {d["name"]: d for d in get(f"{api}/deployments/filter", {})}
-        assert set(deployments) == {"daily-sweep", "task-check", "import-plan"}
+        assert set(deployments) == {"daily-sweep", "task-check", "import-plan", "rollup", "weekly-bulletin"}
         (schedule,) = deployments["daily-sweep"]["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("30 8 * * *", "Asia/Shanghai")
+        (weekly,) = deployments["weekly-bulletin"]["schedules"]
+        assert (weekly["schedule"]["cron"], weekly["schedule"]["timezone"]) == ("0 16 * * 5", "Asia/Shanghai")
 
         start("worker", "start", "--pool", "duban", log="worker.log")
         get(f"{api}/deployments/{deployments['daily-sweep']['id']}/create_flow_run", {"parameters": {"today": "2026-11-23", "force": True}})

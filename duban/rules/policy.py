@@ -50,10 +50,61 @@ class DeadlinePolicy(BaseModel):
 
 DEFAULT_POLICY = DeadlinePolicy()
 
+# keys of a plan's policy that are not deadline rules (validated by their own models)
+NON_DEADLINE_KEYS = ("assessment",)
+
 
 def effective_policy(plan_policy: dict[str, Any] | None, task_policy: dict[str, Any] | None = None) -> DeadlinePolicy:
-    """Defaults, then the plan's overrides, then the task's."""
+    """Defaults, then the plan's overrides, then the task's (the plan's ``assessment`` is not a
+    deadline rule: see :func:`assessment_policy`)."""
     if not plan_policy and not task_policy:
         return DEFAULT_POLICY
-    merged = {**DEFAULT_POLICY.model_dump(), **(plan_policy or {}), **(task_policy or {})}
+    plan_policy = {k: v for k, v in (plan_policy or {}).items() if k not in NON_DEADLINE_KEYS}
+    if not plan_policy and not task_policy:
+        return DEFAULT_POLICY
+    merged = {**DEFAULT_POLICY.model_dump(), **plan_policy, **(task_policy or {})}
     return DeadlinePolicy.model_validate(merged)
+
+
+class AssessmentWeights(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    on_time: float = Field(50, ge=0, description="按期完成率的权重（分）")
+    overdue: float = Field(20, ge=0, description="逾期天数的权重（分）")
+    escalations: float = Field(15, ge=0, description="被督办次数的权重（分）")
+    returns: float = Field(15, ge=0, description="办结被退回的权重（分）")
+
+    @property
+    def total(self) -> float:
+        return self.on_time + self.overdue + self.escalations + self.returns
+
+
+class AssessmentPolicy(BaseModel):
+    """考核: how a department's score (0–100) is made from its record (docs/rollup.md).
+
+    A plan sets it under ``policy: assessment:`` (partial: the rest keeps the defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: AssessmentWeights = Field(default_factory=AssessmentWeights, description="各项权重（分），合计通常为 100")
+    overdue_days_limit: float = Field(10, gt=0, description="平均每个应完成节点逾期多少个工作日时，逾期一项得 0 分")
+    escalations_limit: float = Field(1, gt=0, description="平均每项任务被督办多少次时，督办一项得 0 分")
+    returns_limit: float = Field(0.5, gt=0, description="办结申请被退回的比例达到多少时，退回一项得 0 分")
+
+    @field_validator("weights")
+    @classmethod
+    def _some_weight(cls, v: AssessmentWeights) -> AssessmentWeights:
+        if v.total <= 0:
+            raise ValueError("考核权重之和须大于 0")
+        return v
+
+
+DEFAULT_ASSESSMENT = AssessmentPolicy()
+
+
+def assessment_policy(plan_policy: dict[str, Any] | None) -> AssessmentPolicy:
+    """The plan's assessment settings over the defaults."""
+    raw = (plan_policy or {}).get("assessment")
+    if not raw:
+        return DEFAULT_ASSESSMENT
+    return AssessmentPolicy.model_validate(raw)

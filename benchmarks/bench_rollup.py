@@ -1,0 +1,213 @@
+"""Benchmark: the roll-up of a province (≈ 100,000 milestones) and the full HTML + Excel report.
+
+    python -m benchmarks.bench_rollup [--plans 150] [--database-url postgresql+psycopg://…/duban_bench_rollup]
+
+1. Set-up (not timed against a target): the province of ``benchmarks/bench_sweep.py``
+   (``province_plans``: 150 plans, ≈ 26,000 tasks, ≈ 97,000 milestones, built from
+   ``benchmarks/generate.py``'s vocabulary) written with ``apply_plan``, 70 % of tasks
+   acknowledged; then a history, set-based: of the milestones due before 2026-11-23, half done
+   (60 % of those on time, the rest 5 days late), one in ten submitted and waiting for approval;
+   one done milestone in seven was returned once; one open milestone in twenty got an approved
+   extension of 30 days; and the daily sweep's decide step writes the ledger (its 督办 rows).
+2. In a fresh process: ``rollup.compute`` over all plans (the provincial view) — target ≤ 5 s;
+   then ``rollup.snapshot``; then ``report.write_report`` (HTML + XLSX) — target for compute +
+   report ≤ 30 s.  Wall seconds, CPU seconds and peak RSS (``ru_maxrss``) after each phase.
+
+SQLite always (a temporary file); PostgreSQL too with ``--database-url`` (its schema ``public``
+is DROPPED and recreated: use a scratch database, e.g. ``psql -h 127.0.0.1 -U postgres -c
+'create database duban_bench_rollup'``).  Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import load_average, reset_postgres_schema, safe_url
+
+AS_OF = "2026-11-23"
+ROLLUP_TARGET_S = 5.0
+REPORT_TARGET_S = 30.0
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
+    import datetime as dt
+
+    from sqlalchemy import func, insert, select, update
+
+    from benchmarks.bench_sweep import IMPORTED, _ack_update, province_plans
+    from duban.db import make_engine, session_scope, upgrade
+    from duban.models import APPROVED, COMPLETION, DONE, EXTENSION, REQUEST_PENDING, RETURNED, SUBMITTED, Milestone, Request, Task
+    from duban.rules.calendar import WorkCalendar
+    from duban.store import apply_plan
+    from duban.sweep import decide
+    from zoneinfo import ZoneInfo
+
+    t0 = time.perf_counter()
+    engine = make_engine(spec["database_url"])
+    upgrade(engine)
+    now = dt.datetime.fromisoformat(IMPORTED)
+    for d in province_plans(spec["plans"], seed=1):
+        with session_scope(engine) as session:
+            apply_plan(session, d, actor="bench", source="bench_rollup", now=now)
+    _ack_update(engine)
+    as_of = dt.date.fromisoformat(AS_OF)
+    utc = dt.timezone.utc
+    with session_scope(engine) as s:
+        rows = s.execute(select(Milestone.id, Milestone.task_id, Milestone.due_date, Task.plan_id, Task.owner_id)
+                         .join(Task, Task.id == Milestone.task_id)).all()
+        done, submitted, extended, requests = [], [], [], []
+        for m in rows:
+            at = dt.datetime.combine(m.due_date, dt.time(2), tzinfo=utc)
+            if m.due_date < as_of:
+                k = m.id % 10
+                if k < 5:
+                    when = at - dt.timedelta(days=1) if k < 3 else at + dt.timedelta(days=5)
+                    done.append({"mid": m.id, "sub": when, "fin": when + dt.timedelta(days=1)})
+                    requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=COMPLETION,
+                                         status=APPROVED, note="", created_at=when, decided_at=when + dt.timedelta(days=1), decision_note=""))
+                    if m.id % 7 == 0:
+                        requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=COMPLETION,
+                                             status=RETURNED, note="", created_at=when - dt.timedelta(days=2),
+                                             decided_at=when - dt.timedelta(days=1), decision_note="请补充佐证材料"))
+                elif k == 5:
+                    submitted.append({"mid": m.id, "sub": at})
+                    requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=COMPLETION,
+                                         status=REQUEST_PENDING, note="", created_at=at, decided_at=None, decision_note=""))
+            elif m.id % 20 == 0:
+                new_due = m.due_date + dt.timedelta(days=30)
+                extended.append({"mid": m.id, "due": new_due})
+                requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=EXTENSION,
+                                     status=APPROVED, note="", new_due_date=new_due, created_at=at - dt.timedelta(days=20),
+                                     decided_at=at - dt.timedelta(days=19), decision_note=""))
+        from sqlalchemy import bindparam
+
+        t = Milestone.__table__
+        if done:
+            s.execute(t.update().where(t.c.id == bindparam("mid")).values(status=DONE, submitted_at=bindparam("sub"), completed_at=bindparam("fin")), done)
+        if submitted:
+            s.execute(t.update().where(t.c.id == bindparam("mid")).values(status=SUBMITTED, submitted_at=bindparam("sub")), submitted)
+        if extended:
+            s.execute(t.update().where(t.c.id == bindparam("mid")).values(due_date=bindparam("due"), due_version=2), extended)
+        for i in range(0, len(requests), 5000):
+            s.execute(insert(Request), [{"new_due_date": None, **r} for r in requests[i : i + 5000]])
+    decided = decide(engine, today=as_of, cal=WorkCalendar(), tz=ZoneInfo("Asia/Shanghai"))
+    with session_scope(engine) as s:
+        counts = {"tasks": s.scalar(select(func.count()).select_from(Task)), "milestones": s.scalar(select(func.count()).select_from(Milestone)),
+                  "requests": len(requests), "done": len(done), "submitted": len(submitted), "extended": len(extended),
+                  "ledger": decided.new}
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    engine.dispose()
+    return {"seconds": time.perf_counter() - t0, "counts": counts}
+
+
+def _child_measure(spec: dict[str, Any]) -> dict[str, Any]:
+    import datetime as dt
+
+    phases: list[dict[str, Any]] = []
+    clock, cpu = time.perf_counter(), time.process_time()
+
+    def mark(name: str) -> None:
+        nonlocal clock, cpu
+        now, c = time.perf_counter(), time.process_time()
+        phases.append({"phase": name, "seconds": now - clock, "cpu_seconds": c - cpu, "peak_mib": _peak_mib()})
+        clock, cpu = now, c
+
+    from zoneinfo import ZoneInfo
+
+    from duban import rollup
+    from duban.db import make_engine
+    from duban.report import write_report
+    from duban.rules.calendar import WorkCalendar
+
+    engine = make_engine(spec["database_url"])
+    mark("import modules, engine")
+    r = rollup.compute(engine, as_of=dt.date.fromisoformat(AS_OF), tz=ZoneInfo("Asia/Shanghai"), cal=WorkCalendar())
+    mark("rollup.compute (all plans)")
+    stored = rollup.snapshot(engine, r)
+    mark(f"rollup.snapshot ({stored} rows)")
+    files = write_report(r, spec["out"])
+    mark("report: HTML + XLSX")
+    t = r.totals
+    return {"phases": phases, "totals": {k: t[k] for k in ("plans", "tasks", "milestones", "done_milestones", "overdue_milestones",
+                                                           "red", "yellow", "green", "awaiting_approval", "slipped_milestones", "escalations")},
+            "rows": {k: len(f) for k, _t, f in r.views()}, "html_bytes": files.html.stat().st_size, "xlsx_bytes": files.xlsx.stat().st_size}
+
+
+CHILDREN = {"load": _child_load, "measure": _child_measure, "reset": reset_postgres_schema}
+
+
+def _run_child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_rollup", "--child", kind, json.dumps(spec)],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    if out.returncode != 0:
+        raise RuntimeError(f"child {kind} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _measure(name: str, url: str, plans: int, workdir: Path) -> bool:
+    print(f"\n[{name}] {safe_url(url)}: loading {plans} plans and their history …", flush=True)
+    if url.startswith("postgresql"):
+        _run_child("reset", {"database_url": url})
+    loaded = _run_child("load", {"database_url": url, "plans": plans})
+    c = loaded["counts"]
+    print(f"[{name}] set-up {loaded['seconds']:.1f} s: {c['tasks']} tasks, {c['milestones']} milestones, {c['done']} done, "
+          f"{c['submitted']} submitted, {c['extended']} extended, {c['requests']} requests, {c['ledger']} ledger rows", flush=True)
+    m = _run_child("measure", {"database_url": url, "out": str(workdir / f"report-{name}")})
+    for p in m["phases"]:
+        print(f"  {p['phase']:<34} {p['seconds']:7.2f} s  (cpu {p['cpu_seconds']:6.2f})  peak {p['peak_mib']:6.0f} MiB")
+    by = {p["phase"].split(" (")[0]: p for p in m["phases"]}
+    compute_s = by["rollup.compute"]["seconds"]
+    report_s = compute_s + by["report: HTML + XLSX"]["seconds"]
+    peak = m["phases"][-1]["peak_mib"]
+    print(f"  totals: {m['totals']}")
+    print(f"  rows per view: {m['rows']}")
+    print(f"  HTML {m['html_bytes'] / 1024:.0f} KiB, XLSX {m['xlsx_bytes'] / 1024:.0f} KiB")
+    ok1, ok2 = compute_s <= ROLLUP_TARGET_S, report_s <= REPORT_TARGET_S
+    print(f"[{name}] rollup {compute_s:.2f} s (target ≤ {ROLLUP_TARGET_S:g} s: {'ok' if ok1 else 'MISSED'}); "
+          f"rollup + HTML + XLSX {report_s:.2f} s (target ≤ {REPORT_TARGET_S:g} s: {'ok' if ok2 else 'MISSED'}); peak RSS {peak:.0f} MiB")
+    return ok1 and ok2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plans", type=int, default=150, help="plans in the province (default 150, ≈ 650 milestones each)")
+    parser.add_argument("--database-url", help="also measure this PostgreSQL database (its schema public is dropped!)")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, spec = args.child
+        print(json.dumps(CHILDREN[kind](json.loads(spec)), ensure_ascii=False, default=str))
+        return 0
+    print(f"bench_rollup: {args.plans} plans, as of {AS_OF}; load average {load_average()}")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="duban-bench-rollup-") as tmp:
+        workdir = Path(tmp)
+        if not args.skip_sqlite:
+            ok &= _measure("sqlite", f"sqlite:///{workdir / 'province.db'}", args.plans, workdir)
+        if args.database_url:
+            url = args.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            ok &= _measure("postgresql", url, args.plans, workdir)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The roll-up flows: artifacts on every run, the day's snapshot from the daily sweep, and the
+weekly 通报 to the leading group and the office (a module of its own: the browser tests of
+tests/test_report.py keep an event loop open while their module runs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from duban import rollup
+from tests.test_rollup import AS_OF, build_scenario
+
+
+@pytest.mark.slow
+def test_rollup_and_weekly_bulletin_flows(prefect_server, engine, tmp_path, use_database):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.rollup import rollup as rollup_flow, weekly_bulletin
+    from flows.sweep import daily_sweep
+
+    build_scenario(engine, tmp_path)
+    summary = rollup_flow(as_of=AS_OF, out_dir=str(tmp_path / "reports"))
+    assert (summary["tasks"], summary["red"], summary["overdue_tasks"]) == (5, 2, 2)
+    assert Path(summary["html"]).exists() and Path(summary["xlsx"]).exists()
+
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts()
+
+    found = {a.key: a for a in asyncio.run(artifacts())}
+    assert "按期完成率 25.0%" in found["rollup"].data
+    assert "rollup-departments" in found
+
+    # the daily sweep stores the day's snapshot too; then Friday's 通报
+    daily_sweep(today=dt.date(2026, 11, 24), force=True)
+    friday = dt.date(2026, 11, 27)
+    result = weekly_bulletin(today=friday, out_dir=str(tmp_path / "reports"))
+    assert result["skipped"] is False and result["bulletins"] == 2  # 党委书记 (leading group) and 督办员 (office)
+    days = list(rollup.trend(engine)["day"])
+    assert days == [AS_OF, dt.date(2026, 11, 24), friday]
+    outbox = tmp_path / ".duban" / "outbox" / friday.isoformat() if "postgresql" in str(engine.url) else Path(str(engine.url.database)).parent / "outbox" / friday.isoformat()
+    texts = [p.read_text(encoding="utf-8") for p in outbox.glob("*.txt")]
+    bulletins = [t for t in texts if "督办通报" in t and "单位考核得分" in t]
+    assert len(bulletins) == 2, texts
+    assert all("按期完成率" in t for t in bulletins)
+    assert weekly_bulletin(today=dt.date(2026, 11, 28))["skipped"] is True  # a Saturday
