@@ -393,3 +393,87 @@ class Evidence(Base):
     size: Mapped[int | None] = mapped_column(Integer, default=None)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Roll-up snapshots (duban.rollup, docs/rollup.md): the trend reads these
+
+SNAPSHOT_SCOPES = ("plan", "system", "department")
+
+
+class RollupSnapshot(Base):
+    """One day's counts of one plan, or of one of its systems or lead departments.
+
+    Written idempotently (upsert on plan, day, scope, key) by the roll-up flow and the daily sweep;
+    ``key`` is "" for the plan itself, else the system's or department's name.
+    """
+
+    __tablename__ = "rollup_snapshots"
+    __table_args__ = (UniqueConstraint("plan_id", "day", "scope", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    scope: Mapped[str] = mapped_column(String(20))  # plan | system | department
+    key: Mapped[str] = mapped_column(String(300), default="")
+    tasks: Mapped[int] = mapped_column(Integer, default=0)
+    done_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    overdue_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    due_soon_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    red: Mapped[int] = mapped_column(Integer, default=0)
+    yellow: Mapped[int] = mapped_column(Integer, default=0)
+    green: Mapped[int] = mapped_column(Integer, default=0)
+    milestones: Mapped[int] = mapped_column(Integer, default=0)
+    done_milestones: Mapped[int] = mapped_column(Integer, default=0)
+    due_milestones: Mapped[int] = mapped_column(Integer, default=0)
+    on_time_milestones: Mapped[int] = mapped_column(Integer, default=0)
+    overdue_milestones: Mapped[int] = mapped_column(Integer, default=0)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboard: sign-in accounts and read-only links (docs/web.md, "Dashboard")
+
+ACCOUNT_ROLES = ("office", "leader", "viewer")
+
+
+class Account(Base):
+    """Someone who signs in to the dashboard: a coordinator (office), a leader, or a viewer.
+
+    ``plan_id`` None: every plan (a provincial account).  The password is kept as a salted scrypt
+    hash; ``session_version`` is bumped by logout, a new password or disabling, which ends every
+    session of the account."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))  # office | leader | viewer
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)  # None: all plans
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)  # consecutive failures
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DashboardLink(Base):
+    """A signed read-only link to the dashboard of one plan (or all plans), for a leader who does
+    not want an account.  Only the token's SHA-256 is kept; revoked or expired links stop working."""
+
+    __tablename__ = "dashboard_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)  # None: all plans
+    note: Mapped[str] = mapped_column(String(200), default="")  # for whom (shown in the list)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_on: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     web_send_now: bool = True  # deliver what an action caused (approval requests, decisions) at once
     web_send_delay: float = 3.0  # seconds to gather such messages into one digest per person
     trusted_proxies: str = "127.0.0.1"  # addresses whose X-Forwarded-For is believed (duban serve)
+    # dashboard sign-in (docs/web.md, "Dashboard")
+    session_hours: float = Field(12.0, gt=0)  # a dashboard session lasts this long, then sign in again
+    login_max_failures: int = Field(5, ge=1)  # wrong passwords in a row before an account is locked for a while
+    login_lock_minutes: int = Field(15, ge=1)  # how long
+    dashboard_link_days: int = Field(30, ge=1)  # default lifetime of a read-only dashboard link
 
     @model_validator(mode="after")
     def _check_channels(self) -> Settings:

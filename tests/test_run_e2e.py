@@ -96,7 +96,9 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path):
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("30 8 * * *", "Asia/Shanghai")
 
         # start a run of the deployment the way the schedule does; the served runner executes it
-        get(f"{api_url}/deployments/{sweep['id']}/create_flow_run", {"parameters": {"today": "2026-11-23", "force": True}})
+        # (a busy Prefect server may answer 503 for a moment: ask again, as a scheduler would)
+        wait_for(lambda: get(f"{api_url}/deployments/{sweep['id']}/create_flow_run", {"parameters": {"today": "2026-11-23", "force": True}}),
+                 60, "a flow run of the deployment")
         outbox = tmp_path / "outbox" / "2026-11-23"  # the outbox sits beside the SQLite database
         files = wait_for(lambda: sorted(outbox.glob("*.txt")) if outbox.exists() and len(list(outbox.glob("*.txt"))) == 5 else None, 120, "the outbox")
         names = sorted(f.name.split("-", 1)[1] for f in files)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -64,6 +65,7 @@ from duban.web.security import (
 )
 
 HERE = Path(__file__).parent
+WEB_THREADS = 8  # threads per process that render pages and apply actions (see lifespan)
 STATIC = HERE / "static"
 log = logging.getLogger("duban.web")
 
@@ -92,6 +94,10 @@ def create_app() -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        # pages are rendered in worker threads; a few suffice (they mostly hold the GIL) and
+        # fewer threads interleave less: under load, requests then wait their turn in order
+        # instead of all slowing down together (anyio's default is 40)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WEB_THREADS
         yield
         await run_in_threadpool(dispatcher.flush, 30.0)
         dispatcher.stop(5.0)
@@ -122,6 +128,9 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit, limit=lambda: body_limit, too_large=too_large)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    from duban.web.dashboard import router as dashboard_router
+
+    app.include_router(dashboard_router)  # /login, /logout, /d/<token>, /dashboard (docs/web.md, "Dashboard")
 
     # -- helpers -------------------------------------------------------------------------------
     def client_ip(request: Request) -> str:

@@ -1,0 +1,371 @@
+"""Dashboard access: accounts (office, leader, viewer), sign-in sessions and read-only links.
+
+- Passwords: ``hashlib.scrypt`` with a per-account random salt, compared in constant time; the
+  stored form carries its parameters (``scrypt$n$r$p$salt$hash``) so they can be raised later.
+- Throttling: ``DUBAN_LOGIN_MAX_FAILURES`` wrong passwords in a row lock the account for
+  ``DUBAN_LOGIN_LOCK_MINUTES`` (the web app also limits attempts per client address).  An
+  unknown name costs the same scrypt as a known one and gets the same answer.
+- Sessions: a cookie signed with HMAC-SHA256 (a key derived from ``DUBAN_SECRET_KEY``, so a
+  session can never pass for an action link or the other way round) naming the account, its
+  ``session_version`` and an expiry.  Logout, a new password or disabling the account bumps the
+  version, which ends every session of the account at once.
+- Read-only links (``/d/<token>``): a ``dashboard_links`` row holding only the token's SHA-256;
+  the token is signed like the action links (:func:`duban.links.sign`) and expires; revoking the
+  row stops it.
+
+Library functions take a session and never commit (the caller owns the transaction).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from duban.links import LinkError, sign, token_hash, verify
+from duban.models import ACCOUNT_ROLES, Account, DashboardLink, Person, Plan, utcnow
+
+ROLE_LABELS = {"office": "领导小组办公室", "leader": "领导", "viewer": "只读", "link": "只读链接"}
+MIN_PASSWORD_LENGTH = 8
+SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**15, 8, 1, 32
+SESSION_COOKIE = "duban_session"
+
+
+class AccountError(ValueError):
+    """A domain error with a Chinese message for the operator or the sign-in page."""
+
+
+# -- passwords ----------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=length, maxmem=256 * r * n + (1 << 20))
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        got = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p), len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_check(password: str) -> None:
+    """Spend the same time as a real check (an unknown name must not answer faster)."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(hash_password(secrets.token_urlsafe(12)))
+    check_password(password, _DUMMY_HASH[0])
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"密码太短，至少需要 {MIN_PASSWORD_LENGTH} 个字符"
+    if len(set(password)) < 4:
+        return "密码过于简单，请使用字母、数字和符号的组合"
+    return None
+
+
+# -- accounts -----------------------------------------------------------------------------------
+
+
+def _plan_by_code(session: Session, code: str) -> Plan:
+    plan = session.scalar(select(Plan).where(Plan.code == code))
+    if plan is None:
+        known = "、".join(session.scalars(select(Plan.code).order_by(Plan.code))) or "（暂无，请先用 duban import 导入）"
+        raise AccountError(f"没有编号为“{code}”的方案。已有方案：{known}")
+    return plan
+
+
+def get_account(session: Session, login: str) -> Account | None:
+    return session.scalar(select(Account).where(Account.login == login.strip()))
+
+
+def create_account(session: Session, login: str, password: str, *, role: str, display_name: str | None = None,
+                   plan_code: str | None = None, person: str | None = None) -> Account:
+    login = login.strip()
+    if not login or len(login) > 100 or any(ch.isspace() for ch in login):
+        raise AccountError("登录名不能为空、不能含空格，且不超过 100 个字符")
+    if role not in ACCOUNT_ROLES:
+        raise AccountError(f"角色“{role}”无效，应为 office（领导小组办公室）、leader（领导）或 viewer（只读）")
+    if get_account(session, login) is not None:
+        raise AccountError(f"登录名“{login}”已存在")
+    if problem := password_problem(password):
+        raise AccountError(problem)
+    plan = _plan_by_code(session, plan_code) if plan_code else None
+    person_id = None
+    if person:
+        q = select(Person).where(Person.name == person)
+        if plan is not None:
+            q = q.where(Person.plan_id == plan.id)
+        found = session.scalars(q).all()
+        if not found:
+            raise AccountError(f"没有找到人员“{person}”" + (f"（方案 {plan_code}）" if plan_code else "") + "。")
+        if len(found) > 1:
+            raise AccountError(f"有多个方案中都有“{person}”，请用 --plan 指定方案编号。")
+        person_id = found[0].id
+        display_name = display_name or found[0].name
+    account = Account(login=login, display_name=(display_name or login)[:200], password_hash=hash_password(password), role=role,
+                      plan_id=plan.id if plan else None, person_id=person_id, active=True, created_at=utcnow(),
+                      failed_logins=0, session_version=0)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def set_password(session: Session, login: str, password: str) -> Account:
+    account = _existing(session, login)
+    if problem := password_problem(password):
+        raise AccountError(problem)
+    account.password_hash = hash_password(password)
+    account.failed_logins = 0
+    account.locked_until = None
+    account.session_version += 1  # signed-in devices sign in again
+    return account
+
+
+def set_active(session: Session, login: str, active: bool) -> Account:
+    account = _existing(session, login)
+    account.active = active
+    account.session_version += 1
+    if active:
+        account.failed_logins, account.locked_until = 0, None
+    return account
+
+
+def _existing(session: Session, login: str) -> Account:
+    account = get_account(session, login)
+    if account is None:
+        raise AccountError(f"没有登录名为“{login}”的账户（可用 duban account list 查看）")
+    return account
+
+
+def list_accounts(session: Session) -> list[dict]:
+    rows = session.execute(
+        select(Account, Plan.code, Person.name).outerjoin(Plan, Plan.id == Account.plan_id)
+        .outerjoin(Person, Person.id == Account.person_id).order_by(Account.login)
+    ).all()
+    return [{"login": a.login, "name": a.display_name, "role": a.role, "plan": code, "person": person, "active": a.active,
+             "created_at": a.created_at, "last_login_at": a.last_login_at} for a, code, person in rows]
+
+
+# -- sign-in ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignIn:
+    ok: bool
+    message: str = ""  # why not (Chinese, shown on the page)
+    account_id: int | None = None
+    session_version: int = 0
+
+
+WRONG = "登录名或密码不正确。"
+
+
+def authenticate(session: Session, login: str, password: str, *, now: dt.datetime, max_failures: int, lock_minutes: int) -> SignIn:
+    """Check a sign-in and record it (failures count towards a temporary lock)."""
+    account = get_account(session, login) if login and len(login) <= 100 else None
+    if account is None:
+        _dummy_check(password)
+        return SignIn(False, WRONG)
+    locked_until = _aware(account.locked_until)
+    if locked_until is not None and locked_until > now:
+        minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
+        return SignIn(False, f"密码错误次数过多，账户已暂时锁定，请约 {minutes} 分钟后再试，或联系领导小组办公室重置密码。")
+    good = check_password(password, account.password_hash)
+    if not good:
+        account.failed_logins = (account.failed_logins or 0) + 1
+        if account.failed_logins >= max_failures:
+            account.locked_until = now + dt.timedelta(minutes=lock_minutes)
+            account.failed_logins = 0
+            return SignIn(False, f"密码错误次数过多，账户已暂时锁定，请约 {lock_minutes} 分钟后再试，或联系领导小组办公室重置密码。")
+        return SignIn(False, WRONG)
+    if not account.active:
+        return SignIn(False, "该账户已停用。如需使用，请联系领导小组办公室。")
+    account.failed_logins = 0
+    account.locked_until = None
+    account.last_login_at = now
+    return SignIn(True, account_id=account.id, session_version=account.session_version)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:  # SQLite returns naive UTC
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+# -- session cookies ----------------------------------------------------------------------------
+
+
+def _session_key(secret: str) -> str:
+    return hmac.new(secret.encode(), b"duban-dashboard-session", hashlib.sha256).hexdigest()
+
+
+def session_cookie(secret: str, *, kind: str, ident: int, version: int, expires: dt.datetime) -> str:
+    """``kind`` "a" (an account) or "d" (a read-only dashboard link)."""
+    return sign(_session_key(secret), {"l": ident, "a": kind, "e": "9999-12-31", "v": version, "x": int(expires.timestamp())})
+
+
+def read_session_cookie(secret: str, value: str | None, *, now: dt.datetime) -> tuple[str, int, int] | None:
+    """(kind, id, version) of a valid, unexpired cookie, else None."""
+    if not value or len(value) > 500:
+        return None
+    try:
+        payload = verify(_session_key(secret), value, today=dt.date.min)
+        kind, ident, version, expiry = str(payload["a"]), int(payload["l"]), int(payload["v"]), int(payload["x"])
+    except (LinkError, KeyError, TypeError, ValueError):
+        return None
+    if kind not in ("a", "d") or expiry <= now.timestamp():
+        return None
+    return kind, ident, version
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking at the dashboard, and what they may see."""
+
+    kind: str  # "account" | "link"
+    ident: int
+    name: str
+    role: str  # office | leader | viewer (a read-only link sees what a leader sees)
+    plan_id: int | None  # None: every plan
+    person_id: int | None = None
+    expires_on: dt.date | None = None  # a link's last day
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS["link"] if self.kind == "link" else ROLE_LABELS.get(self.role, self.role)
+
+    @property
+    def sees_items(self) -> bool:
+        """Lists of tasks with their owners (overdue, due soon, extensions): office and leaders."""
+        return self.role in ("office", "leader")
+
+    @property
+    def sees_approvals(self) -> bool:
+        return self.role == "office"
+
+    def may_see(self, plan_id: int | None) -> bool:
+        return self.plan_id is None or self.plan_id == plan_id
+
+
+def viewer_of(session: Session, cookie: tuple[str, int, int] | None, *, today: dt.date) -> Viewer | None:
+    """The viewer behind a verified cookie, checked against the store (disabled, logged out,
+    revoked and expired are refused)."""
+    if cookie is None:
+        return None
+    kind, ident, version = cookie
+    if kind == "a":
+        a = session.get(Account, ident)
+        if a is None or not a.active or a.session_version != version:
+            return None
+        return Viewer("account", a.id, a.display_name, a.role, a.plan_id, a.person_id)
+    link = session.get(DashboardLink, ident)
+    if link is None or link.revoked_at is not None or link.expires_on < today:
+        return None
+    return Viewer("link", link.id, link.note or "只读链接", "leader", link.plan_id, expires_on=link.expires_on)
+
+
+def end_sessions(session: Session, account_id: int) -> None:
+    account = session.get(Account, account_id)
+    if account is not None:
+        account.session_version += 1
+
+
+# -- read-only dashboard links ------------------------------------------------------------------
+
+DASHBOARD_ACTION = "dashboard"
+
+
+def dashboard_token(secret: str, link_id: int, expires: dt.date) -> str:
+    return sign(secret, {"l": link_id, "a": DASHBOARD_ACTION, "e": expires.isoformat()})
+
+
+def issue_dashboard_link(session: Session, *, secret: str, plan_code: str | None, days: int, today: dt.date, note: str = "",
+                         created_by: str = "") -> tuple[DashboardLink, str]:
+    """A new read-only link (row + token); the token is shown once and stored as a hash."""
+    if days < 1 or days > 366:
+        raise AccountError("有效天数应在 1 到 366 天之间")
+    plan = _plan_by_code(session, plan_code) if plan_code else None
+    expires = today + dt.timedelta(days=days)
+    row = DashboardLink(plan_id=plan.id if plan else None, note=note[:200], token_hash="new-" + secrets.token_hex(20),
+                        expires_on=expires, created_at=utcnow(), created_by=created_by[:200])
+    session.add(row)
+    session.flush()
+    token = dashboard_token(secret, row.id, expires)
+    row.token_hash = token_hash(token)
+    return row, token
+
+
+def dashboard_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/d/{token}"
+
+
+def open_dashboard_link(session: Session, token: str, *, secret: str, today: dt.date) -> DashboardLink:
+    """The link behind a token, checked (signature, stored hash, revoked, expiry)."""
+    try:
+        payload = verify(secret, token, today=dt.date.min)
+        link_id, action = int(payload["l"]), payload["a"]
+    except (LinkError, TypeError, ValueError):
+        raise AccountError("链接无效或已被修改。请使用完整的链接（复制时请勿遗漏字符）。") from None
+    row = session.get(DashboardLink, link_id) if action == DASHBOARD_ACTION else None
+    if row is None or not hmac.compare_digest(row.token_hash, token_hash(token)):
+        raise AccountError("链接无效或已被修改。请使用完整的链接（复制时请勿遗漏字符）。")
+    if row.revoked_at is not None:
+        raise AccountError("该链接已被撤销。如需继续查看，请联系领导小组办公室。")
+    if row.expires_on < today:
+        raise AccountError(f"该链接的有效期到 {row.expires_on.isoformat()} 为止，现已过期。如需继续查看，请联系领导小组办公室。")
+    return row
+
+
+def revoke_dashboard_link(session: Session, link_id: int, *, now: dt.datetime) -> DashboardLink:
+    row = session.get(DashboardLink, link_id)
+    if row is None:
+        raise AccountError(f"没有编号为 {link_id} 的只读链接（可用 duban dashboard-link --list 查看）")
+    if row.revoked_at is None:
+        row.revoked_at = now
+    return row
+
+
+def list_dashboard_links(session: Session) -> list[dict]:
+    rows = session.execute(select(DashboardLink, Plan.code).outerjoin(Plan, Plan.id == DashboardLink.plan_id)
+                           .order_by(DashboardLink.id)).all()
+    return [{"id": r.id, "plan": code, "note": r.note, "expires_on": r.expires_on, "created_at": r.created_at,
+             "created_by": r.created_by, "revoked_at": r.revoked_at, "last_used_at": r.last_used_at} for r, code in rows]
+
+
+def ensure_demo_account(session: Session, *, login: str = "demo") -> tuple[str, str]:
+    """For ``duban demo``: an office account over every plan with a fresh random password
+    (created, or its password reset); returns (login, password) to print."""
+    password = secrets.token_urlsafe(9)
+    account = get_account(session, login)
+    if account is None:
+        create_account(session, login, password, role="office", display_name="演示账户（领导小组办公室）")
+    else:
+        account.password_hash = hash_password(password)
+        account.active, account.failed_logins, account.locked_until = True, 0, None
+        account.session_version += 1
+    return login, password

@@ -1,0 +1,285 @@
+"""What the dashboard shows: the frames of :func:`duban.rollup.compute`, filtered for a drill-down
+and for the viewer's role, as tables, headline figures and SVG charts.
+
+No number is computed here: every figure is a cell of a roll-up frame (the same frames the HTML
+report, the workbook and ``duban status --json`` agree with); this module only selects rows and
+columns, formats them, and draws them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import pandas as pd
+
+from duban import rollup
+from duban.accounts import Viewer
+from duban.models import STATE_LABELS
+
+GROUP_COLUMNS = ["tasks", "done_tasks", "completion_rate", "on_time_rate", "red", "yellow", "green", "overdue_tasks", "due_soon_tasks"]
+VIEW_COLUMNS: dict[str, list[str]] = {
+    "by_plan": ["plan_name", *GROUP_COLUMNS],
+    "by_system": ["system", *GROUP_COLUMNS],
+    "by_project": ["system", "project", *GROUP_COLUMNS],
+    "by_department": ["department", *GROUP_COLUMNS],
+    "by_supervisor": ["supervisor", *GROUP_COLUMNS],
+    "tasks": ["code", "title", "department", "owner", "status", "colour"],
+    "overdue": ["code", "title", "milestone", "owner", "department", "due", "days_late", "level_label"],
+    "due_soon": ["code", "title", "milestone", "owner", "department", "due", "days_left", "colour_label"],
+    "awaiting_approval": ["kind", "code", "title", "milestone", "department", "requester", "submitted_on", "waiting_days", "new_due"],
+    "extensions": ["code", "title", "milestone", "owner", "department", "baseline", "due", "slipped_days", "extensions", "reason"],
+    "assessment": ["rank", "department", "tasks", "on_time_rate", "avg_late_days", "escalations", "returns", "score"],
+}
+ITEM_VIEWS = ("tasks", "overdue", "due_soon", "extensions")  # lists of tasks with their owners
+FILTER_LABELS = {"system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导"}
+DRILL = {"system": "system", "department": "department", "supervisor": "supervisor"}  # column -> filter
+COLOUR_CLASS = {"red": "red", "yellow": "yellow", "green": "green"}
+KPI = [("tasks", "在办任务", ""), ("done_tasks", "已办结任务", ""), ("completion_rate", "节点完成率", ""), ("on_time_rate", "按期完成率", ""),
+       ("red", "红灯", "red"), ("yellow", "黄灯", "yellow"), ("green", "绿灯", "green"), ("overdue_tasks", "逾期任务", "red"),
+       ("due_soon_tasks", "两周内到期", "yellow"), ("awaiting_approval", "待审核", ""), ("extensions_granted", "批准延期", "")]
+
+
+@dataclass
+class Cell:
+    text: str
+    href: str | None = None
+    cls: str = ""
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    headers: list[str]
+    rows: list[list[Cell]]
+    long: bool = False  # folded (<details>) when long
+    note: str = ""
+
+
+@dataclass
+class Dashboard:
+    title: str
+    as_of: str
+    plan_code: str | None
+    filters: dict[str, str]
+    filter_text: str
+    clear_href: str
+    kpis: list[dict[str, Any]]
+    tables: dict[str, Table]
+    charts: dict[str, Any]
+    frames: dict[str, pd.DataFrame]
+    totals: dict[str, Any]
+    queue_href: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    notice: str = ""
+
+
+# -- formatting ------------------------------------------------------------------------------------
+
+
+def _missing(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt(name: str, v: Any) -> str:
+    if _missing(v):
+        return "—" if name in rollup.RATE_COLUMNS else ""
+    if name in rollup.RATE_COLUMNS:
+        return rollup.pct(float(v))
+    if isinstance(v, (dt.date, pd.Timestamp)):
+        return v.isoformat()[:10]
+    if name == "status":
+        return STATE_LABELS.get(v, str(v))
+    if name == "colour":
+        return rollup.COLOUR_LABELS.get(v, "")
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    if hasattr(v, "item"):
+        v = v.item()
+    return str(v)
+
+
+def _href(plan: str | None, key: str, value: str) -> str:
+    q = {"plan": plan} if plan else {}
+    q[key] = value
+    return "/dashboard?" + urlencode(q)
+
+
+def table(key: str, title: str, frame: pd.DataFrame, *, provincial: bool, drill: bool = True, note: str = "") -> Table:
+    cols = [c for c in VIEW_COLUMNS[key] if c in frame.columns]
+    if provincial and "plan" in frame.columns and key != "by_plan":
+        cols = ["plan", *cols]
+    rows: list[list[Cell]] = []
+    for rec in frame.to_dict(orient="records"):
+        row = []
+        for c in cols:
+            cell = Cell(fmt(c, rec.get(c)))
+            if drill and c in DRILL and key != "tasks" and cell.text and cell.text != rollup.UNSPECIFIED:
+                cell.href = _href(rec.get("plan"), DRILL[c], cell.text)
+            if key == "by_plan" and c == "plan_name":
+                cell.href = "/dashboard?" + urlencode({"plan": rec.get("plan")})
+            if c == "colour":
+                cell.cls = "rag " + COLOUR_CLASS.get(rec.get(c) or "", "")
+            elif c == "colour_label":
+                cell.cls = "rag " + {"红灯": "red", "黄灯": "yellow", "绿灯": "green"}.get(cell.text, "")
+            elif c in ("red",) and cell.text not in ("", "0"):
+                cell.cls = "late"
+            elif c in ("title", "milestone", "project", "system", "department", "supervisor", "plan_name", "requester", "owner", "reason"):
+                cell.cls = "t"
+            row.append(cell)
+        rows.append(row)
+    return Table(key, title, [rollup.header(c) for c in cols], rows, long=len(rows) > 12, note=note)
+
+
+# -- building ----------------------------------------------------------------------------------------
+
+
+def _task_keys(tasks: pd.DataFrame, filters: dict[str, str]) -> pd.DataFrame:
+    """(plan, code) of the tasks a drill-down keeps."""
+    keep = tasks
+    for key, value in filters.items():
+        keep = keep[keep[key].astype(str) == value]
+    return keep[["plan", "code"]].drop_duplicates()
+
+
+def _only(frame: pd.DataFrame, keys: pd.DataFrame | None) -> pd.DataFrame:
+    if keys is None or frame.empty:
+        return frame
+    return frame.merge(keys, on=["plan", "code"], how="inner")
+
+
+def _group_totals(r: rollup.Rollup, filters: dict[str, str]) -> dict[str, Any]:
+    """The headline figures of a drill-down: the group's row(s) of the roll-up."""
+    key, value = next(iter(filters.items()))  # the first filter names the group (a second only narrows the lists)
+    frame = {"system": r.by_system, "department": r.by_department, "supervisor": r.by_supervisor}[key]
+    part = frame[frame[key].astype(str) == value]
+    if len(part) == 1:
+        return dict(part.iloc[0])
+    summed = pd.DataFrame([{c: int(part[c].sum()) for c in rollup.COUNT_COLUMNS}])
+    rollup._rates(summed)  # the roll-up's own rate definition (several plans)
+    return dict(summed.iloc[0])
+
+
+def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str], today: dt.date) -> Dashboard:
+    r = rollup.compute(rt.engine, as_of=today, plan_code=plan_code, tz=rt.tz, cal=rt.calendar)
+    provincial = plan_code is None
+    keys = _task_keys(r.tasks, filters) if filters else None
+    frames: dict[str, pd.DataFrame] = {}
+    if filters:
+        totals = _group_totals(r, filters)
+        totals["awaiting_approval"] = len(_only(r.awaiting_approval, keys))
+        totals["extensions_granted"] = int(_only(r.extensions, keys)["extensions"].sum()) if len(r.extensions) else 0
+        if "system" in filters:
+            frames["by_project"] = r.by_project[r.by_project["system"].astype(str) == filters["system"]]
+        frames["assessment"] = r.assessment.merge(_only(r.tasks, keys)[["plan", "department"]].drop_duplicates(), on=["plan", "department"])
+        frames["tasks"] = _only(r.tasks, keys)
+    else:
+        totals = dict(r.totals)
+        frames["by_plan"] = r.by_plan
+        frames["by_system"] = r.by_system
+        frames["by_project"] = r.by_project
+        frames["by_department"] = r.by_department
+        frames["by_supervisor"] = r.by_supervisor
+        frames["assessment"] = r.assessment
+    frames["trend"] = r.trend
+    if viewer.sees_items:
+        frames["overdue"] = _only(r.overdue, keys)
+        frames["due_soon"] = _only(r.due_soon, keys)
+        frames["extensions"] = _only(r.extensions, keys)
+    else:
+        frames.pop("tasks", None)
+    if viewer.sees_approvals:
+        frames["awaiting_approval"] = _only(r.awaiting_approval, keys)
+
+    titles = {k: t for k, t, _ in r.views()}
+    titles["tasks"] = "任务清单"
+    titles["due_soon"] = f"两周内到期（{r.due_soon_days} 天）"
+    tables = {}
+    for key, frame in frames.items():
+        if key in VIEW_COLUMNS and not (key == "by_plan" and not provincial):
+            tables[key] = table(key, titles.get(key, key), frame, provincial=provincial)
+    kpis = [{"label": label, "value": fmt(k, totals.get(k)), "cls": cls} for k, label, cls in KPI if k in totals]
+    charts = _charts(r, frames, totals, filters)
+    filter_text = "、".join(f"{FILTER_LABELS[k]}「{v}」" for k, v in filters.items())
+    return Dashboard(
+        title=r.title, as_of=r.as_of.isoformat(), plan_code=plan_code, filters=filters, filter_text=filter_text,
+        clear_href="/dashboard" + (f"?{urlencode({'plan': plan_code})}" if plan_code else ""), kpis=kpis, tables=tables,
+        charts=charts, frames=frames, totals=totals,
+        queue_href=_queue_href(rt, viewer, r) if viewer.sees_approvals and len(r.awaiting_approval) else None,
+        warnings=list(r.warnings),
+    )
+
+
+def _charts(r: rollup.Rollup, frames: dict[str, pd.DataFrame], totals: dict[str, Any], filters: dict[str, str]) -> dict[str, Any]:
+    """The report's own SVG charts (:mod:`duban.report`), for what the page shows."""
+    from markupsafe import Markup
+
+    from duban import report
+
+    def rate(v):
+        return None if _missing(v) else float(v)
+
+    lights = report.RAG_COLOURS  # red, yellow, green, no_light
+    if "system" in filters:
+        groups, name, what = frames["by_project"], "project", "各重点项目"
+    elif filters:
+        groups, name, what = pd.DataFrame([{**totals, "label": "、".join(filters.values())}]), "label", ""
+    elif r.plan_code is None and len(r.plans) > 1:
+        groups, name, what = r.by_plan, "plan_name", "各方案"
+    else:
+        groups, name, what = r.by_system, "system", "各育人体系"
+    charts: dict[str, Any] = {
+        "lights": report.chart_rag(f"{what}任务状态灯", [(str(row[name]), {k: int(row.get(k, 0)) for k in lights})
+                                                    for row in groups.to_dict(orient="records")]),
+        "trend": report.chart_trend("趋势（每日汇总，最后一点为今日实时数据）", r.trend),
+    }
+    if what:
+        charts["rates"] = report.chart_rates(f"{what}完成情况", [(str(row[name]), rate(row["completion_rate"]), rate(row["on_time_rate"]))
+                                                              for row in groups.to_dict(orient="records")])
+    a = frames.get("assessment")
+    if a is not None and len(a):
+        multi = a["plan"].nunique() > 1
+        charts["assessment"] = report.chart_scores("单位考核得分", [((f"{row['department']}（{row['plan']}）" if multi else str(row["department"])),
+                                                                float(row["score"])) for row in a.to_dict(orient="records")])
+    return {k: Markup(v) for k, v in charts.items() if v}
+
+
+def _queue_href(rt, viewer: Viewer, r: rollup.Rollup) -> str | None:
+    """An office account tied to a reviewer of the plan opens the existing review queue (its own
+    signed queue link, issued once and reused)."""
+    if viewer.person_id is None:
+        return None
+    from duban.db import session_scope
+    from duban.links import LinkSpec, issue, link_token, reviewers
+    from duban.models import Link, Person
+
+    with session_scope(rt.engine) as s:
+        person = s.get(Person, viewer.person_id)
+        if person is None or person.plan_id not in {int(x) for x in r.plans["plan_id"]}:
+            return None
+        if person.id not in reviewers(s, person.plan_id):
+            return None
+        today = rt.today()
+        expires = today + dt.timedelta(days=rt.settings.link_days_after_due)
+        [lid] = issue(s, [LinkSpec(person.plan_id, person.id, "queue", None, None, expires)], secret=rt.settings.secret_key,
+                      today=today)
+        link = s.get(Link, lid)
+        return f"/l/{link_token(rt.settings.secret_key, lid, 'queue', link.expires_on)}"
+
+
+def as_json(d: Dashboard, viewer: Viewer) -> dict[str, Any]:
+    """The same numbers as the page, JSON-ready (``schema: duban.dashboard/1``)."""
+    return {
+        "ok": True, "schema": "duban.dashboard/1", "rollup_schema": rollup.SCHEMA, "as_of": d.as_of, "plan": d.plan_code,
+        "role": viewer.role if viewer.kind == "account" else "link", "filters": d.filters,
+        "totals": rollup._jsonable(d.totals),
+        "views": {k: rollup.records(f) for k, f in d.frames.items()},
+    }
