@@ -493,8 +493,18 @@ def demo_command(
 
     console.rule("4. 进展统计（duban status）")
     status_command(plan=None, today=day.isoformat(), as_json=False)
+
+    console.rule("5. 汇总报告（duban report）与工作台账户")
+    report_command(out=None, as_of=day.isoformat(), plan=None, snapshot=True)
+    from duban.accounts import ensure_demo_account
+    from duban.db import session_scope
+
+    with session_scope(engine) as s:
+        login, password = ensure_demo_account(s)
+    base = runtime().settings.base_url.rstrip("/")
+    console.print(f"工作台：{base}/login  演示账户 {login}，密码 {password}（每次运行演示都会重新生成）", markup=False, highlight=False)
     if serve_after:
-        console.rule("5. 持续运行（duban run）")
+        console.rule("6. 持续运行（duban run）")
         run_command()
     else:
         console.print("\n要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run", markup=False)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -119,6 +122,9 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
 
     from prefect.settings import PREFECT_API_URL
 
+    from duban.accounts import authenticate
+    from duban.db import make_engine, session_scope
+
     env = {**os.environ, "DUBAN_DEMO": "1", "DUBAN_DATABASE_URL": use_database, "PREFECT_API_URL": PREFECT_API_URL.value(),
            "COLUMNS": "200"}
     duban = [sys.executable, "-m", "duban.cli", "demo", "--today", "2026-11-23"]
@@ -128,6 +134,14 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
     assert "应发事项 40 项（新增 40 项，其余此前已发），生成通知 17 份，发送成功 17 份。" in first.stdout
     assert "截至 2026-11-23：在办任务 176 项" in first.stdout
     assert "要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run" in first.stdout
+    assert "截至 2026-11-23，在办任务 176 项，已办结 0 项；" in first.stdout
+    reports = re.search(r"HTML 报告：(\S+\.html)", first.stdout)
+    assert reports and "督办工作汇总报告" in Path(reports.group(1)).read_text(encoding="utf-8")
+    login = re.search(r"工作台：http://127\.0\.0\.1:8000/login  演示账户 demo，密码 (\S+)（", first.stdout)
+    assert login, first.stdout
+    with session_scope(make_engine(use_database)) as s:  # the printed password signs in
+        now = dt.datetime.now(dt.timezone.utc)
+        assert authenticate(s, "demo", login.group(1), now=now, max_failures=5, lock_minutes=15).ok
     second = subprocess.run(duban, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "与库中现有内容相同，没有需要更新的内容。" in second.stdout
     assert "应发事项 40 项（新增 0 项，其余此前已发），生成通知 0 份，发送成功 0 份。" in second.stdout
