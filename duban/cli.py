@@ -784,6 +784,11 @@ def dashboard_link_command(
     console.print(f"链接只显示一次，请妥善转交；如需收回：duban dashboard-link --revoke {link_id}", markup=False)
 
 
+from duban.cli_review import review_app  # noqa: E402 - the review (督查) commands: duban review …
+
+app.add_typer(review_app, name="review")
+
+
 def main() -> None:
     try:
         app()

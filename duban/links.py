@@ -28,10 +28,13 @@ ACTIONS = {
     "view": "查看任务",
     "review": "审核",  # a coordinator: one request (completion or extension)
     "queue": "待审核事项",  # a coordinator: the list of everything pending in the plan (task_id None)
+    "review_answer": "填报督查情况",  # an owner: answer one task of a review (督查); editable until judged
+    "review_verdict": "督查评定",  # a coordinator: the review's answers and the verdict form (task_id None)
+    "review_report": "查看督查报告",  # the leading group and the office: the review's report
 }
 OWNER_ACTIONS = frozenset({"ack", "progress", "done", "extend"})  # only the task's current owner
-REVIEW_ACTIONS = frozenset({"review", "queue"})  # only the plan's reviewers (the office)
-REUSABLE_ACTIONS = frozenset({"view", "queue"})  # never "used up"
+REVIEW_ACTIONS = frozenset({"review", "queue", "review_verdict"})  # only the plan's reviewers (the office)
+REUSABLE_ACTIONS = frozenset({"view", "queue", "review_verdict", "review_report"})  # never "used up"
 
 
 class LinkError(ValueError):
@@ -96,10 +99,12 @@ class LinkSpec:
     milestone_id: int | None
     expires: dt.date
     request_id: int | None = None
+    review_id: int | None = None
+    review_item_id: int | None = None
 
     @property
     def reuse_key(self) -> tuple:
-        return (self.person_id, self.task_id, self.milestone_id, self.request_id, self.action)
+        return (self.person_id, self.task_id, self.milestone_id, self.request_id, self.action, self.review_id, self.review_item_id)
 
 
 def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.date, now: dt.datetime | None = None) -> list[int]:
@@ -115,12 +120,13 @@ def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.dat
     people = sorted({s.person_id for s in specs})
     for start in range(0, len(people), 5000):
         rows = session.execute(
-            select(table.c.id, table.c.person_id, table.c.task_id, table.c.milestone_id, table.c.request_id, table.c.action, table.c.expires_on)
+            select(table.c.id, table.c.person_id, table.c.task_id, table.c.milestone_id, table.c.request_id, table.c.action, table.c.expires_on,
+                   table.c.review_id, table.c.review_item_id)
             .where(table.c.person_id.in_(people[start : start + 5000]), table.c.used_at.is_(None), table.c.void_at.is_(None),
                    table.c.expires_on >= today)
         )
         for r in rows:
-            key = (r.person_id, r.task_id, r.milestone_id, r.request_id, r.action)
+            key = (r.person_id, r.task_id, r.milestone_id, r.request_id, r.action, r.review_id, r.review_item_id)
             if key not in existing or existing[key][1] < r.expires_on:
                 existing[key] = (r.id, r.expires_on)
     ids: list[int | None] = []
@@ -138,7 +144,7 @@ def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.dat
     if fresh:
         rows = [
             {"plan_id": s.plan_id, "person_id": s.person_id, "task_id": s.task_id, "milestone_id": s.milestone_id,
-             "request_id": s.request_id, "action": s.action, "expires_on": s.expires, "created_at": now,
+             "request_id": s.request_id, "review_id": s.review_id, "review_item_id": s.review_item_id, "action": s.action, "expires_on": s.expires, "created_at": now,
              "token_hash": "new-" + secrets.token_hex(20)}
             for s in fresh
         ]

@@ -337,6 +337,8 @@ class Link(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), default=None)  # None: a person-wide link (review queue)
     milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"), default=None)  # review links (督查)
+    review_item_id: Mapped[int | None] = mapped_column(ForeignKey("review_items.id"), default=None)
     action: Mapped[str] = mapped_column(String(20))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_on: Mapped[dt.date] = mapped_column(Date)
@@ -384,6 +386,7 @@ class Evidence(Base):
     milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), default=None)
+    review_item_id: Mapped[int | None] = mapped_column(ForeignKey("review_items.id"), default=None)  # a 督查 answer
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     kind: Mapped[str] = mapped_column(String(10))  # url | file
     url: Mapped[str | None] = mapped_column(String(2000), default=None)
@@ -477,3 +480,73 @@ class DashboardLink(Base):
     created_by: Mapped[str] = mapped_column(String(200), default="")
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reviews (督查): a coordinator asks every owner in a scope to report, then gives a verdict per task
+# (duban.reviews, flows/review.py, docs/reviews.md)
+
+REVIEW_OPEN = "open"  # requests out, answers awaited
+REVIEW_WAITING = "waiting_verdicts"  # everyone answered or the reply-by date passed: the office judges
+REVIEW_CLOSED = "closed"  # every task judged, report written and sent
+REVIEW_CANCELLED = "cancelled"
+REVIEW_STATES = (REVIEW_OPEN, REVIEW_WAITING, REVIEW_CLOSED, REVIEW_CANCELLED)
+REVIEW_STATE_LABELS = {REVIEW_OPEN: "填报中", REVIEW_WAITING: "待评定", REVIEW_CLOSED: "已完成", REVIEW_CANCELLED: "已撤销"}
+ITEM_REQUESTED, ITEM_ANSWERED, ITEM_JUDGED = "requested", "answered", "judged"
+ITEM_STATE_LABELS = {ITEM_REQUESTED: "待填报", ITEM_ANSWERED: "已填报", ITEM_JUDGED: "已评定"}
+VERDICT_PASS, VERDICT_MOSTLY, VERDICT_FIX = "达标", "基本达标", "需整改"
+VERDICTS = (VERDICT_PASS, VERDICT_MOSTLY, VERDICT_FIX)
+SCOPE_KINDS = {"plan": "全部任务", "system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导", "tasks": "指定任务"}
+
+
+class Review(Base):
+    """One 督查: a scope of tasks of a plan, what is asked, a reply-by date; its items are the tasks."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_status_plan", "status", "plan_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    title: Mapped[str] = mapped_column(String(300))
+    ask: Mapped[str] = mapped_column(Text, default="")  # what is asked (shown on every request)
+    scope_kind: Mapped[str] = mapped_column(String(20))  # plan | system | department | supervisor | tasks
+    scope_values: Mapped[list[str]] = mapped_column(default=list)
+    reply_by: Mapped[dt.date] = mapped_column(Date)
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default=REVIEW_OPEN)
+    started_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    requests_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    answers_closed_on: Mapped[dt.date | None] = mapped_column(Date, default=None)  # entered waiting_verdicts
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    cancelled_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    cancel_reason: Mapped[str] = mapped_column(Text, default="")
+    # the Prefect flow run that drives it (None: run in-process / by the sweep); bumped on each wake-up
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    wake_round: Mapped[int] = mapped_column(Integer, default=0)
+    report_html: Mapped[str | None] = mapped_column(String(1000), default=None)
+    report_xlsx: Mapped[str | None] = mapped_column(String(1000), default=None)
+
+
+class ReviewItem(Base):
+    """One task of a review: the owner's answer, then the coordinator's verdict."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (UniqueConstraint("review_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"))  # the owner when the review started
+    status: Mapped[str] = mapped_column(String(20), default=ITEM_REQUESTED)
+    done: Mapped[str] = mapped_column(Text, default="")  # 已完成工作
+    problems: Mapped[str] = mapped_column(Text, default="")  # 存在问题
+    next_steps: Mapped[str] = mapped_column(Text, default="")  # 下一步计划
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    answered_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    verdict: Mapped[str | None] = mapped_column(String(20), default=None)  # 达标 | 基本达标 | 需整改
+    verdict_note: Mapped[str] = mapped_column(Text, default="")
+    verdict_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    verdict_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    follow_up_milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
+    follow_up_owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)

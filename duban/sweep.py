@@ -274,10 +274,21 @@ class LinkMaker:
         expires = max(self.today, n.due_date or self.today) + dt.timedelta(days=self.days_after_due)
         data = n.data or {}
 
-        def spec(action: str, milestone: int | None = None, *, request: int | None = None, task: Any = n.task_id) -> LinkSpec:
+        def spec(action: str, milestone: int | None = None, *, request: int | None = None, task: Any = n.task_id,
+                 review: int | None = None, review_item: int | None = None) -> LinkSpec:
             return LinkSpec(plan_id=plan_id, person_id=n.recipient_id, action=action, task_id=task, milestone_id=milestone,
-                            expires=expires, request_id=request)
+                            expires=expires, request_id=request, review_id=review, review_item_id=review_item)
 
+        if n.kind.startswith("review_"):  # reviews (督查, duban.reviews)
+            if n.kind in ("review_request", "review_reminder", "review_overdue"):
+                return [spec("review_answer", review_item=data.get("item"))]
+            if n.kind == "review_verdicts":
+                return [spec("review_verdict", task=None, review=data.get("review"))]
+            if n.kind == "review_report":
+                return [spec("review_report", task=None, review=data.get("review"))]
+            if n.kind == "review_follow_up" and data.get("task_owner", True):
+                return [spec("progress"), spec("done", n.milestone_id), spec("extend", n.milestone_id)]
+            return [spec("view")] if n.task_id is not None else []
         if n.task_id is None:  # a notice about no task (e.g. someone unreachable): nothing to act on
             return []
         if n.kind == ESCALATION or n.kind == "approved":

@@ -10,6 +10,7 @@ WEEKLY_BULLETIN_CRON = "0 16 * * 5"  # Friday afternoon: the week's 通报 to th
 
 def deployments(timezone: str = "Asia/Shanghai") -> list:
     from flows.import_plan import import_plan_flow
+    from flows.review import review_flow
     from flows.rollup import rollup, weekly_bulletin
     from flows.sweep import daily_sweep
     from flows.task_check import task_check
@@ -36,6 +37,12 @@ def deployments(timezone: str = "Asia/Shanghai") -> list:
             name="rollup",
             description="督办汇总：统计完成率、按期率、红黄绿灯和单位考核，生成 HTML 报告和 Excel 工作簿。",
             tags=["duban", "rollup"],
+        ),
+        review_flow.to_deployment(
+            name="review",
+            description="督查：选定范围（方案、育人体系、牵头单位、分管校领导或指定任务），通知责任人按期填报工作进展、佐证材料、存在问题和下一步计划；"
+                        "逾期未报逐级督办；评定（达标 / 基本达标 / 需整改）后生成督查报告报送领导小组。",
+            tags=["duban", "review"],
         ),
         weekly_bulletin.to_deployment(
             name="weekly-bulletin",

@@ -26,6 +26,20 @@ def decide_step(today: dt.date, plan: str | None, task_code: str | None = None) 
     return {"decided": result.decided, "new": result.new, "warnings": result.warnings}
 
 
+@task(name="review-tick", retries=2, retry_delay_seconds=5)
+def review_tick_step(today: dt.date, plan: str | None) -> dict:
+    """Reviews (督查): today's reminders and escalations of missing answers; a review whose reply-by
+    date passed stops waiting for answers, and its flow run is woken (or it advances here)."""
+    from duban import reviews
+
+    rt = runtime()
+    result = reviews.tick(rt.engine, today=today, cal=rt.calendar, tz=rt.tz, plan_code=plan)
+    for review_id in result.changed:
+        how, _ = reviews.wake_or_advance(rt.engine, review_id, today=today, reports_dir=rt.settings.data_dir / "reports")
+        get_run_logger().info("督查 %s 填报已截止，进入评定（%s）", review_id, how)
+    return {"decided": result.decided, "new": result.new, "closed_answers": result.changed}
+
+
 @task(name="assemble-digests", retries=2, retry_delay_seconds=5)
 def assemble_step(today: dt.date, recipients: list[int] | None = None) -> int:
     rt = runtime()
@@ -82,6 +96,7 @@ def daily_sweep(today: dt.date | None = None, plan: str | None = None, force: bo
         get_run_logger().info("%s 不是工作日，今天不检查", day)
         return {"today": day.isoformat(), "skipped": True}
     decided = decide_step(day, plan)
+    review_tick_step(day, plan)  # 督查: reminders and escalations of missing answers (duban.reviews)
     digests = assemble_step(day)
     delivered = deliver_step()
     summary = {"today": day.isoformat(), "skipped": False, **decided, "digests": digests, **delivered}

@@ -149,8 +149,8 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
 
 
 def test_db_commands(use_database):
-    assert "已是最新结构（版本 0005）" in run("db", "upgrade").stdout
-    assert run("db", "current").stdout.strip().endswith("：0005")
+    assert "已是最新结构（版本 0006）" in run("db", "upgrade").stdout
+    assert run("db", "current").stdout.strip().endswith("：0006")
 
 
 @pytest.mark.parametrize(

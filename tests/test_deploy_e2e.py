@@ -50,7 +50,7 @@ def test_prefect_deploy_all_and_a_worker_run_the_sweep(tmp_path):
                                   capture_output=True, text=True, timeout=300)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         deployments = {d["name"]: d for d in get(f"{api}/deployments/filter", {})}
-        assert set(deployments) == {"daily-sweep", "task-check", "import-plan", "rollup", "weekly-bulletin"}
+        assert set(deployments) == {"daily-sweep", "task-check", "import-plan", "rollup", "weekly-bulletin", "review"}
         (schedule,) = deployments["daily-sweep"]["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("30 8 * * *", "Asia/Shanghai")
         (weekly,) = deployments["weekly-bulletin"]["schedules"]

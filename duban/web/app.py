@@ -131,6 +131,9 @@ def create_app() -> FastAPI:
     from duban.web.dashboard import router as dashboard_router
 
     app.include_router(dashboard_router)  # /login, /logout, /d/<token>, /dashboard (docs/web.md, "Dashboard")
+    from duban.web.reviews import redirect_if_review, router as reviews_router
+
+    app.include_router(reviews_router)  # /rv/<token>: review (督查) answers, verdicts, report (docs/reviews.md)
 
     # -- helpers -------------------------------------------------------------------------------
     def client_ip(request: Request) -> str:
@@ -232,6 +235,8 @@ def create_app() -> FastAPI:
     @app.get("/l/{token}", response_class=HTMLResponse)
     def open_link(request: Request, token: str):
         if (resp := limited(request, token)) is not None:
+            return resp
+        if (resp := redirect_if_review(request, token)) is not None:
             return resp
         cookie, new = cookie_of(request)
         with session_scope(rt.engine, readonly=True) as s:

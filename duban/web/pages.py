@@ -28,6 +28,8 @@ from duban.models import (
     Task,
 )
 
+from duban.reviews import task_history  # noqa: E402
+
 EVENT_LABELS = {
     "task_created": "下达任务",
     "task_updated": "任务内容调整",
@@ -47,6 +49,8 @@ EVENT_LABELS = {
     "extension_requested": "申请延期",
     "extension_approved": "批准延期",
     "extension_refused": "不予批准延期",
+    "review_answered": "督查填报",
+    "review_judged": "督查评定",
 }
 HIDDEN_EVENTS = {"link_renewal_requested"}
 REQUEST_KINDS = {COMPLETION: "办结申请", EXTENSION: "延期申请"}
@@ -117,6 +121,7 @@ class TaskPage:
     milestones: list[MilestoneView]
     pending: list[RequestView]
     history: list[HistoryEntry]
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # 督查记录 (duban.reviews.task_history)
 
 
 def _file_views(rows: list[Evidence]) -> list[FileView]:
@@ -138,6 +143,10 @@ def _detail(kind: str, data: dict[str, Any]) -> str:
         return f"完成时间由 {data.get('from', '')} 调整为 {data.get('to', '')}" + (f"。审核意见：{data['note']}" if data.get("note") else "")
     if kind == "extension_refused":
         return f"申请延至 {data.get('to', '')}，不予批准。理由：{data.get('reason', '')}"
+    if kind == "review_answered":
+        return f"「{data.get('review_title', '督查')}」已完成工作：{data.get('done', '')}"
+    if kind == "review_judged":
+        return f"「{data.get('review_title', '督查')}」评定为“{data.get('verdict', '')}”" + (f"：{data['note']}" if data.get("note") else "")
     if kind == "owner_changed":
         return f"{data.get('from') or ''} → {data.get('to') or ''}"
     if kind == "milestone_due_changed":
@@ -214,6 +223,7 @@ def task_page(session: Session, task: Task, *, today: dt.date, tz, current_miles
         code=task.code, title=task.title, statement=task.statement, done_criteria=task.done_criteria, deadline_text=task.deadline_text,
         owner=owner.name if owner else "", department=dept.name if dept else "", partners="、".join(task.partners or []),
         acknowledged=local_time(task.acknowledged_at, tz), milestones=milestones, pending=pending, history=history,
+        reviews=task_history(session, task.id),
     )
 
 

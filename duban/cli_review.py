@@ -1,0 +1,241 @@
+"""``duban review …``: start, list, show, cancel reviews (督查) and give verdicts (thin over duban.reviews)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Optional
+
+import typer
+
+review_app = typer.Typer(help="督查：按范围发起督查、查看进度、评定、撤销。", no_args_is_help=True)
+
+DEPLOYMENT = "review/review"
+
+
+def _cli():
+    from duban import cli
+
+    return cli
+
+
+def _date(value: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _cli()._fail(f"{what}“{value}”格式不正确，请写作 YYYY-MM-DD，如 2026-12-10", 2)
+        raise
+
+
+def _deployment_available() -> bool:
+    """A Prefect server is configured, answers, and has the ``review`` deployment."""
+    from duban.prefect_server import _healthy
+    from duban.reviews import prefect_api_url
+
+    api = prefect_api_url()
+    if not api or not _healthy(api.rstrip("/")):
+        return False
+    try:
+        from prefect.client.orchestration import SyncPrefectClient
+
+        with SyncPrefectClient(api) as client:
+            client.read_deployment_by_name(DEPLOYMENT)
+        return True
+    except Exception:  # noqa: BLE001 - no deployment: run in-process
+        return False
+
+
+@review_app.command("start")
+def start_command(
+    reply_by: Annotated[str, typer.Option("--reply-by", help="填报截止日期（YYYY-MM-DD）")],
+    ask: Annotated[str, typer.Option("--ask", help="督查要求（随通知发给责任人）")] = "请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。",
+    plan: Annotated[Optional[str], typer.Option("--plan", help="方案编号（只有一个方案时可省略）")] = None,
+    system: Annotated[Optional[list[str]], typer.Option("--system", help="育人体系名称（可多次）")] = None,
+    department: Annotated[Optional[list[str]], typer.Option("--department", help="牵头单位名称（可多次）")] = None,
+    supervisor: Annotated[Optional[list[str]], typer.Option("--supervisor", help="分管校领导姓名（可多次）")] = None,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="任务编号，逗号分隔，如 01.1.1,01.1.2")] = None,
+    all_tasks: Annotated[bool, typer.Option("--all", help="方案的全部任务")] = False,
+    title: Annotated[Optional[str], typer.Option("--title", help="督查名称（缺省按范围生成）")] = None,
+    by: Annotated[str, typer.Option("--by", help="发起人")] = "领导小组办公室",
+    today: Annotated[Optional[str], typer.Option("--today", help="按这一天发起（YYYY-MM-DD，缺省为今天）")] = None,
+    local: Annotated[bool, typer.Option("--local", help="不经 Prefect 部署，在本进程中运行")] = False,
+) -> None:
+    """发起督查：通知范围内各任务责任人按期填报（有 Prefect 服务和 review 部署时通过部署运行）。"""
+    cli = _cli()
+    scopes = [(k, v) for k, v in (("system", system), ("department", department), ("supervisor", supervisor),
+                                  ("tasks", [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None),
+                                  ("plan", [] if all_tasks else None)) if v is not None]
+    if len(scopes) != 1:
+        cli._fail("请指定一种督查范围：--system、--department、--supervisor、--tasks 或 --all（只能选一种）。", 2)
+    kind, values = scopes[0]
+    day = cli._parse_day(today)
+    due = _date(reply_by, "填报截止日期")
+    cli._engine()
+    rt = cli._runtime()
+    from duban import reviews
+    from duban.db import session_scope
+    from flows.review import ReviewRequest, review_flow
+
+    # check the scope now: a mistake is one clear message, not a failed flow run
+    with session_scope(rt.engine, readonly=True) as s:
+        try:
+            p = reviews.plan_by_code(s, plan)
+            found = reviews.scope_tasks(s, p, kind, values)
+        except reviews.ReviewError as err:
+            cli._fail(str(err), 1)
+        plan_code = p.code
+    if due <= day:
+        cli._fail(f"填报截止日期 {due.isoformat()} 应晚于今天（{day.isoformat()}）。", 2)
+    request = ReviewRequest(plan=plan_code, scope=kind, values=values, reply_by=due, ask=ask, title=title, started_by=by)
+    if not local and _deployment_available():
+        from prefect.deployments import run_deployment
+
+        run = run_deployment(DEPLOYMENT, parameters={"request": request.model_dump(mode="json"), "today": day.isoformat()}, timeout=0)
+        cli.console.print(f"已通过 Prefect 部署发起督查（{len(found)} 项任务），运行编号 {run.id}。可在 Prefect 界面查看进度；"
+                          "duban review list 查看督查。", markup=False)
+        return
+    try:
+        result = review_flow(request=request, today=day)
+    except reviews.ReviewError as err:
+        cli._fail(str(err), 1)
+    cli.console.print(f"已发起督查 {result['review']}：{len(found)} 项任务，填报截止 {due.isoformat()}，已通知各责任人。"
+                      "逾期未报将逐级督办（每日督办检查）；评定：duban review verdict。", markup=False)
+
+
+@review_app.command("list")
+def list_command(
+    plan: Annotated[Optional[str], typer.Option("--plan", help="只看这个方案")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="open / waiting_verdicts / closed / cancelled")] = None,
+) -> None:
+    """列出督查及其进度。"""
+    from rich.table import Table
+
+    from duban import reviews
+    from duban.db import session_scope
+    from duban.models import REVIEW_STATE_LABELS
+
+    cli = _cli()
+    with session_scope(cli._engine(), readonly=True) as s:
+        rows = reviews.summaries(s, plan_code=plan, status=status)
+    if not rows:
+        cli.console.print("还没有督查。发起：duban review start --system 名称 --reply-by YYYY-MM-DD", markup=False)
+        return
+    table = Table()
+    for col in ("编号", "方案", "督查", "状态", "发起", "填报截止", "已填报", "已评定"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["id"]), r["plan"], r["title"], REVIEW_STATE_LABELS.get(r["status"], r["status"]), r["started_on"],
+                      r["reply_by"], f"{r['answered']}/{r['items']}", f"{r['judged']}/{r['items']}")
+    cli.console.print(table)
+
+
+@review_app.command("show")
+def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")]) -> None:
+    """查看一次督查：各任务的填报、评定、未填报和整改事项。"""
+    from duban import reviews
+    from duban.db import session_scope
+    from duban.models import REVIEW_STATE_LABELS, Review
+
+    cli = _cli()
+    rt = cli._runtime()
+    with session_scope(cli._engine(), readonly=True) as s:
+        review = s.get(Review, review_id)
+        if review is None:
+            cli._fail(f"没有编号为 {review_id} 的督查。", 1)
+        d = reviews.report_data(s, review, tz=rt.tz)
+        status = REVIEW_STATE_LABELS.get(review.status, review.status)
+        paths = (review.report_html, review.report_xlsx)
+    out = cli.console.print
+    out(f"督查 {d['id']}：{d['title']}（{status}）\n方案：{d['plan']}\n范围：{d['scope']}\n要求：{d['ask']}\n"
+        f"发起：{d['started_on']}（{d['started_by']}） 填报截止：{d['reply_by']}\n"
+        f"已填报 {d['counts']['answered']}/{d['counts']['items']}（逾期 {d['counts']['late']}），评定："
+        + "，".join(f"{k} {v}" for k, v in d["counts"]["verdicts"].items()), markup=False)
+    for i in d["items"]:
+        state = (f"{i['answered_at']} 填报" + ("（逾期）" if i["late"] else "")) if i["answered"] else "未填报"
+        out(f"\n[{i['code']}] {i['title']} — {i['department']} {i['owner']}：{state}；评定：{i['verdict'] or '未评定'}"
+            + (f"（{i['verdict_note']}）" if i["verdict_note"] else ""), markup=False)
+        if i["answered"]:
+            out(f"  已完成工作：{i['done']}\n  存在问题：{i['problems'] or '—'}\n  下一步计划：{i['next_steps']}", markup=False)
+            if i["evidence"]:
+                out("  佐证材料：" + "；".join(i["evidence"]), markup=False)
+    if d["follow_ups"]:
+        out("\n整改事项：", markup=False)
+        for f in d["follow_ups"]:
+            out(f"  [{f['code']}] {f['milestone']} — {f['owner']}，{f['due']} 前完成", markup=False)
+    if paths[0]:
+        out(f"\n督查报告：{paths[0]}\n        {paths[1]}", markup=False)
+
+
+def _deliver(rt, recipients: set[int], day: dt.date) -> None:
+    from flows.review import deliver
+
+    deliver(rt, recipients, day)
+
+
+@review_app.command("cancel")
+def cancel_command(
+    review_id: Annotated[int, typer.Argument(help="督查编号")],
+    reason: Annotated[str, typer.Option("--reason", help="撤销原因（告知尚未填报的责任人）")] = "",
+    by: Annotated[str, typer.Option("--by", help="操作人")] = "领导小组办公室",
+    today: Annotated[Optional[str], typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
+) -> None:
+    """撤销督查：尚未填报的责任人收到撤销通知，链接失效。"""
+    from duban import reviews
+    from duban.db import session_scope
+    from duban.models import utcnow
+
+    cli = _cli()
+    day = cli._parse_day(today)
+    cli._engine()
+    rt = cli._runtime()
+    try:
+        with session_scope(rt.engine) as s:
+            out = reviews.cancel(s, review_id, actor=by, reason=reason, now=utcnow(), today=day)
+    except reviews.ReviewError as err:
+        cli._fail(str(err), 1)
+    reviews.wake(rt.engine, review_id)  # the suspended run ends itself (it finds the review cancelled)
+    _deliver(rt, out.notify, day)
+    cli.console.print(out.message, markup=False)
+
+
+@review_app.command("verdict")
+def verdict_command(
+    review_id: Annotated[int, typer.Argument(help="督查编号")],
+    task: Annotated[str, typer.Option("--task", help="任务编号")],
+    verdict: Annotated[str, typer.Option("--verdict", help="达标 / 基本达标 / 需整改")],
+    note: Annotated[str, typer.Option("--note", help="评定意见（需整改时必填）")] = "",
+    follow_up_title: Annotated[str, typer.Option("--follow-up-title", help="整改事项（需整改时必填）")] = "",
+    follow_up_due: Annotated[Optional[str], typer.Option("--follow-up-due", help="整改完成日期 YYYY-MM-DD（需整改时必填）")] = None,
+    follow_up_owner: Annotated[str, typer.Option("--follow-up-owner", help="整改责任人姓名（缺省为任务责任人）")] = "",
+    by: Annotated[str, typer.Option("--by", help="评定人")] = "领导小组办公室",
+    today: Annotated[Optional[str], typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
+) -> None:
+    """评定督查中的一项任务；全部评定后生成督查报告并报送领导小组。"""
+    from duban import reviews
+    from duban.db import session_scope
+    from duban.models import Review, utcnow
+
+    cli = _cli()
+    day = cli._parse_day(today)
+    due = _date(follow_up_due, "整改完成日期") if follow_up_due else None
+    cli._engine()
+    rt = cli._runtime()
+    try:
+        with session_scope(rt.engine) as s:
+            review = s.get(Review, review_id, with_for_update=True)
+            if review is None:
+                cli._fail(f"没有编号为 {review_id} 的督查。", 1)
+            out = reviews.give_verdict(s, review, reviews.Verdict(task, verdict, note, follow_up_title, due, follow_up_owner),
+                                       actor=by, now=utcnow(), today=day, channel="cli")
+    except reviews.ReviewError as err:
+        cli._fail(str(err), 1)
+    _deliver(rt, out.notify, day)
+    cli.console.print(out.message, markup=False)
+    if out.wake:
+        how, recipients = reviews.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
+        _deliver(rt, recipients, day)
+        if how == "inline":
+            with session_scope(rt.engine, readonly=True) as s:
+                r = s.get(Review, review_id)
+                cli.console.print(f"督查报告已生成并报送领导小组：{r.report_html}", markup=False)
+        else:
+            cli.console.print("已通知督查流程生成报告（见 Prefect 界面）。", markup=False)
