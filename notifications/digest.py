@@ -20,6 +20,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 LEVELS = {1: "部门负责人督办", 2: "分管校领导督办", 3: "领导小组办公室督办（列入通报）"}
 GROUPS = (
     ("overdue", "已逾期，请尽快办理"),
+    ("inspection", "督查填报，请按时报送"),
     ("review", "待您审核，请及时处理"),
     ("escalation", "请督促落实"),
     ("due", "即将到期"),
@@ -32,9 +33,14 @@ GROUP_OF = {
     "ack": "todo",
     # from the web app (duban.actions): review requests to the office, decisions to the owner, fresh links
     "approval": "review", "approved": "result", "returned": "result", "extension_decided": "result", "relink": "relink",
+    # reviews (督查, duban.reviews): requests and reminders to owners, escalations, verdicts to the office, results
+    "review_request": "inspection", "review_reminder": "inspection", "review_overdue": "inspection",
+    "review_escalation": "escalation", "review_verdicts": "review", "review_follow_up": "result", "review_report": "result",
+    "review_cancelled": "result",
 }
 RELINK_ACTIONS = {"ack": "签收", "progress": "反馈进展", "done": "提交办结", "extend": "申请延期", "view": "查看任务",
-                  "review": "审核", "queue": "查看待审核事项"}
+                  "review": "审核", "queue": "查看待审核事项", "review_answer": "填报督查情况", "review_verdict": "督查评定",
+                  "review_report": "查看督查报告"}
 
 
 @dataclass
@@ -87,6 +93,8 @@ def describe(kind: str, level: int, due: dt.date | None, days: int, data: dict[s
         return f"本期（{period}）工作进展尚未反馈，已超过截止日期 {due_s}，请尽快反馈"
     if kind in ("approval", "approved", "returned", "extension_decided", "relink"):
         return _describe_review(kind, due_s, data)
+    if kind.startswith("review_"):
+        return _describe_inspection(kind, level, due_s, days, data)
     # escalation
     who = data.get("owner", "")
     if data.get("department"):
@@ -123,6 +131,37 @@ def _describe_review(kind: str, due_s: str, data: dict[str, Any]) -> str:
                 f"请仍按原定时间 {due_s} 完成")
     # relink
     return f"您申请的新链接（{RELINK_ACTIONS.get(data.get('action', ''), '办理')}）如下，原链接已过期或已使用"
+
+
+def _describe_inspection(kind: str, level: int, due_s: str, days: int, data: dict[str, Any]) -> str:
+    """Lines of review (督查) items (duban.reviews, duban.rules.reviews)."""
+    name = f"「{data.get('review_title', '督查')}」"
+    reply_by = data.get("reply_by", due_s)
+    if kind == "review_request":
+        ask = str(data.get("ask") or "").strip().rstrip("。")
+        return (f"{name}请您于 {reply_by} 前填报该任务的已完成工作、佐证材料、存在问题和下一步计划"
+                + (f"（督查要求：{ask}）" if ask else ""))
+    if kind == "review_reminder":
+        return f"{name}填报截止 {reply_by}，" + ("今天截止，请尽快填报" if days == 0 else f"还有 {_days(days)}，请按时填报")
+    if kind == "review_overdue":
+        return f"{name}填报截止 {reply_by}，已逾期 {_days(-days)}仍未填报，请尽快填报"
+    if kind == "review_escalation":
+        step = LEVELS.get(level, "督办")
+        return f"{step}：{name}责任人 {data.get('owner', '')} 未按期填报（截止 {reply_by}），已逾期 {_days(-days)}，请督促填报"
+    if kind == "review_verdicts":
+        return (f"{name}填报已结束（{data.get('answered', 0)}/{data.get('items', 0)} 项已填报），"
+                "请逐项评定（达标 / 基本达标 / 需整改）")
+    if kind == "review_follow_up":
+        note = str(data.get("note") or "").strip().rstrip("。")
+        return (f"{name}评定为“需整改”：{note}。请于 {due_s} 前完成「{data.get('milestone', '')}」"
+                + ("" if data.get("task_owner", True) else "（您被指定为整改责任人，请与任务责任人协同办理）"))
+    if kind == "review_report":
+        return (f"{name}督查报告已生成：{data.get('items', 0)} 项任务，已填报 {data.get('answered', 0)} 项，"
+                f"未填报 {data.get('non_responders', 0)} 项，需整改 {data.get('follow_ups', 0)} 项")
+    if kind == "review_cancelled":
+        reason = str(data.get("reason") or "").strip().rstrip("。")
+        return f"{name}已撤销" + (f"（{reason}）" if reason else "") + "，无需再填报"
+    return name
 
 
 @functools.lru_cache(maxsize=8)
