@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -790,6 +791,10 @@ app.add_typer(review_app, name="review")
 
 
 def main() -> None:
+    # The temporary Prefect server that `duban check`, `demo` and `review start` run in would
+    # otherwise try to send usage telemetry and, on an intranet, print an English error for it.
+    # An operator who wants it sets the variable.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         app()
     except ConfigurationError as err:  # settings read outside a command
