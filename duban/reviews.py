@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
@@ -671,19 +671,29 @@ def summaries(session: Session, *, plan_code: str | None = None, status: str | N
     return out
 
 
+_TASK_HISTORY = (
+    select(Review.title, Review.status, Review.reply_by, ReviewItem.answered_at, ReviewItem.done, ReviewItem.problems,
+           ReviewItem.next_steps, ReviewItem.verdict, ReviewItem.verdict_note, Milestone.title.label("ms_title"),
+           Milestone.due_date.label("ms_due"))
+    .join(Review, Review.id == ReviewItem.review_id)
+    .outerjoin(Milestone, Milestone.id == ReviewItem.follow_up_milestone_id)
+    .where(ReviewItem.task_id == bindparam("task_id"))
+    .order_by(Review.id.desc())
+)
+
+
 def task_history(session: Session, task_id: int) -> list[dict[str, Any]]:
-    """The reviews a task was part of, newest first (the task page's 督查记录)."""
+    """The reviews a task was part of, newest first (the task page's 督查记录): one statement,
+    built once — the link pages show it on every view."""
     from duban.models import REVIEW_STATE_LABELS
 
-    out = []
-    for item, review in session.execute(select(ReviewItem, Review).join(Review, Review.id == ReviewItem.review_id)
-                                        .where(ReviewItem.task_id == task_id).order_by(Review.id.desc())).all():
-        ms = session.get(Milestone, item.follow_up_milestone_id) if item.follow_up_milestone_id else None
-        out.append({"review": review.title, "status": REVIEW_STATE_LABELS.get(review.status, review.status),
-                    "reply_by": review.reply_by.isoformat(), "answered": item.answered_at is not None, "done": item.done,
-                    "problems": item.problems, "next_steps": item.next_steps, "verdict": item.verdict or "", "note": item.verdict_note,
-                    "follow_up": f"{ms.title}（{ms.due_date.isoformat()}）" if ms else ""})
-    return out
+    return [
+        {"review": r.title, "status": REVIEW_STATE_LABELS.get(r.status, r.status), "reply_by": r.reply_by.isoformat(),
+         "answered": r.answered_at is not None, "done": r.done, "problems": r.problems, "next_steps": r.next_steps,
+         "verdict": r.verdict or "", "note": r.verdict_note,
+         "follow_up": f"{r.ms_title}（{r.ms_due.isoformat()}）" if r.ms_title is not None else ""}
+        for r in session.execute(_TASK_HISTORY, {"task_id": task_id})
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
