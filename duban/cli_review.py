@@ -9,8 +9,6 @@ import typer
 
 review_app = typer.Typer(help="督查：按范围发起督查、查看进度、评定、撤销。", no_args_is_help=True)
 
-DEPLOYMENT = "review/review"
-
 
 def _cli():
     from duban import cli
@@ -24,24 +22,6 @@ def _date(value: str, what: str) -> dt.date:
     except ValueError:
         _cli()._fail(f"{what}“{value}”格式不正确，请写作 YYYY-MM-DD，如 2026-12-10", 2)
         raise
-
-
-def _deployment_available() -> bool:
-    """A Prefect server is configured, answers, and has the ``review`` deployment."""
-    from duban.prefect_server import _healthy
-    from duban.reviews import prefect_api_url
-
-    api = prefect_api_url()
-    if not api or not _healthy(api.rstrip("/")):
-        return False
-    try:
-        from prefect.client.orchestration import SyncPrefectClient
-
-        with SyncPrefectClient(api) as client:
-            client.read_deployment_by_name(DEPLOYMENT)
-        return True
-    except Exception:  # noqa: BLE001 - no deployment: run in-process
-        return False
 
 
 @review_app.command("start")
@@ -72,32 +52,20 @@ def start_command(
     cli._engine()
     rt = cli._runtime()
     from duban import reviews
-    from duban.db import session_scope
-    from flows.review import ReviewRequest, review_flow
 
-    # check the scope now: a mistake is one clear message, not a failed flow run
-    with session_scope(rt.engine, readonly=True) as s:
-        try:
-            p = reviews.plan_by_code(s, plan)
-            found = reviews.scope_tasks(s, p, kind, values)
-        except reviews.ReviewError as err:
-            cli._fail(str(err), 1)
-        plan_code = p.code
     if due <= day:
         cli._fail(f"填报截止日期 {due.isoformat()} 应晚于今天（{day.isoformat()}）。", 2)
-    request = ReviewRequest(plan=plan_code, scope=kind, values=values, reply_by=due, ask=ask, title=title, started_by=by)
-    if not local and _deployment_available():
-        from prefect.deployments import run_deployment
-
-        run = run_deployment(DEPLOYMENT, parameters={"request": request.model_dump(mode="json"), "today": day.isoformat()}, timeout=0)
-        cli.console.print(f"已通过 Prefect 部署发起督查（{len(found)} 项任务），运行编号 {run.id}。可在 Prefect 界面查看进度；"
-                          "duban review list 查看督查。", markup=False)
-        return
-    try:
-        result = review_flow(request=request, today=day)
+    try:  # the scope is checked first: a mistake is one clear message, and nothing is written
+        started = reviews.start(rt.engine, plan_code=plan, scope_kind=kind, scope_values=values, reply_by=due, ask=ask, title=title,
+                                started_by=by, today=day, reports_dir=rt.settings.data_dir / "reports", local=local)
     except reviews.ReviewError as err:
         cli._fail(str(err), 1)
-    cli.console.print(f"已发起督查 {result['review']}：{len(found)} 项任务，填报截止 {due.isoformat()}，已通知各责任人。"
+    _deliver(rt, started.recipients, day)
+    if started.how == "deployment":
+        cli.console.print(f"已通过 Prefect 部署发起督查（{started.tasks} 项任务），督查编号 {started.review_id}，运行编号 {started.flow_run_id}。"
+                          "已通知各责任人；可在 Prefect 界面查看进度，duban review list 查看督查。", markup=False)
+        return
+    cli.console.print(f"已发起督查 {started.review_id}：{started.tasks} 项任务，填报截止 {due.isoformat()}，已通知各责任人。"
                       "逾期未报将逐级督办（每日督办检查）；评定：duban review verdict。", markup=False)
 
 

@@ -758,3 +758,90 @@ def wake_or_advance(engine: Engine, review_id: int, *, today: dt.date, reports_d
         return how, set()
     result = advance(engine, review_id, today=today, reports_dir=reports_dir)
     return "inline", result.recipients
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting a review: the one path of ``duban review start`` and the dashboard's 发起督查 form
+
+DEPLOYMENT = "review/review"  # flows/deployments.py: the review flow's deployment
+
+
+def deployment_available() -> bool:
+    """A Prefect server is configured, answers, and has the ``review`` deployment."""
+    from duban.prefect_server import _healthy
+
+    api = prefect_api_url()
+    if not api or not _healthy(api.rstrip("/")):
+        return False
+    try:
+        from prefect.client.orchestration import SyncPrefectClient
+
+        with SyncPrefectClient(api) as client:
+            client.read_deployment_by_name(DEPLOYMENT)
+        return True
+    except Exception:  # noqa: BLE001 - no deployment: run in-process
+        return False
+
+
+@dataclass
+class Started:
+    review_id: int
+    title: str
+    tasks: int
+    reply_by: dt.date
+    how: str  # "deployment": a flow run of the review deployment drives it | "inline": the sweep and the web do
+    flow_run_id: str | None = None
+    recipients: set[int] = field(default_factory=set)  # who has new ledger items (the caller delivers them)
+
+
+def scope_choices(session: Session, plan: Plan) -> dict[str, list[str]]:
+    """What a scope may name in ``plan`` (the dashboard's form): systems, lead departments,
+    supervising leaders (of a department or of a task), and live task codes, in plan order."""
+    systems = list(session.scalars(select(System.name).where(System.plan_id == plan.id, System.archived_at.is_(None))
+                                   .order_by(System.position, System.code)))
+    departments = list(session.scalars(select(Department.name).where(Department.plan_id == plan.id).order_by(Department.id)))
+    # the leaders in the order of the departments they supervise, then those named only on a task
+    sup_ids = list(session.scalars(select(Department.supervisor_id).where(Department.plan_id == plan.id, Department.supervisor_id.is_not(None))
+                                   .order_by(Department.id)))
+    sup_ids += list(session.scalars(select(Task.supervisor_id).where(Task.plan_id == plan.id, Task.archived_at.is_(None),
+                                                                     Task.supervisor_id.is_not(None)).order_by(Task.id)))
+    names = dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(sup_ids or [-1]))).all())
+    supervisors = [names[i] for i in dict.fromkeys(sup_ids) if i in names]
+    tasks = [t.code for t in session.scalars(
+        select(Task).join(Project, Project.id == Task.project_id).join(System, System.id == Project.system_id)
+        .where(Task.plan_id == plan.id, Task.archived_at.is_(None)).order_by(System.position, Project.position, Task.position, Task.code))]
+    return {"system": systems, "department": departments, "supervisor": supervisors, "tasks": tasks}
+
+
+def start(engine: Engine, *, plan_code: str | None, scope_kind: str, scope_values: list[str], reply_by: dt.date, ask: str,
+          today: dt.date, started_by: str, reports_dir: Path, title: str | None = None, local: bool = False) -> Started:
+    """Start a review: check and create it (a ReviewError and nothing is written when the plan, the
+    scope or the date is wrong), send the owners' requests to the ledger at once, and hand it to a
+    flow run of the ``review`` deployment when a Prefect server has one (``local``: never).
+
+    The requests do not wait for a worker: they are in the ledger when this returns (the caller
+    delivers them to ``recipients``); the flow run, started with the review's id, finds them sent
+    and suspends until the review moves on.  Without a deployment the daily sweep, the web answers
+    and the verdicts advance the review in-process (docs/reviews.md)."""
+    with session_scope(engine) as s:
+        review = create(s, plan_code=plan_code, scope_kind=scope_kind, scope_values=list(scope_values), reply_by=reply_by, ask=ask,
+                        today=today, started_by=started_by, title=title)
+        plan_code = s.get(Plan, review.plan_id).code
+        started = Started(review.id, review.title, _counts(s, review.id)["items"], review.reply_by, "inline")
+    started.recipients = advance(engine, started.review_id, today=today, reports_dir=reports_dir).recipients
+    if local or not deployment_available():
+        return started
+    try:
+        from prefect.deployments import run_deployment
+
+        request = {"plan": plan_code, "scope": scope_kind, "values": list(scope_values), "reply_by": reply_by.isoformat(), "ask": ask,
+                   "title": started.title, "started_by": started_by}
+        run = run_deployment(DEPLOYMENT, parameters={"request": request, "today": today.isoformat(), "review_id": started.review_id},
+                             timeout=0)
+    except Exception as err:  # noqa: BLE001 - the review is in the store and its requests are out: it goes on in-process
+        log.warning("review %s: the review deployment could not be run (%s: %s); advancing in-process",
+                    started.review_id, err.__class__.__name__, err)
+        return started
+    attach_flow_run(engine, started.review_id, str(run.id))
+    started.how, started.flow_run_id = "deployment", str(run.id)
+    return started

@@ -16,8 +16,10 @@ or from the dashboard.  All state lives in the store (duban.reviews); this flow 
 
 A resumed run is rescheduled by the Prefect server and executed again *from the start* by any
 worker (or ``duban run``): each step checks the store, so nothing is repeated, and a restart of
-the worker while the run is suspended loses nothing.  Run without a deployment (in-process, e.g.
-``duban review start`` with no Prefect server), the flow stops after step 1 and the daily sweep,
+the worker while the run is suspended loses nothing.  ``duban review start`` and the dashboard start
+it through ``duban.reviews.start`` (the review created and its requests sent first, then a run of the
+deployment with ``review_id``).  Run without a deployment (called in-process, e.g. a test or
+a script), the flow stops after step 1 and the daily sweep,
 the web answers and the verdicts advance the review in-process.
 """
 

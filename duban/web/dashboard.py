@@ -8,6 +8,7 @@ Routes (an ``APIRouter`` included by :func:`duban.web.app.create_app`):
   client address too.
 - ``GET /d/<token>``: a signed read-only link (``duban dashboard-link``) becomes a session of
   its own (the token is not carried through the pages); revoked or expired, it stops at once.
+- ``GET /dashboard/reviews…``: the 督查 section (list, show, start, cancel): duban/web/dashboard_reviews.py.
 - ``GET /dashboard`` (and ``/dashboard.json``): the numbers of :func:`duban.rollup.compute` for
   the plans the viewer may see; filters ``plan``, ``system``, ``department``, ``supervisor``.
 
@@ -314,3 +315,10 @@ def dashboard_json(request: Request, plan: str | None = None):
 
     data = _data(request, viewer, plan_code, _filters(request))
     return JSONResponse(dashboard_views.as_json(data, viewer), headers=PRIVATE)
+
+
+# -- 督查 (reviews): /dashboard/reviews … (duban/web/dashboard_reviews.py) ------------------------------------
+
+from duban.web.dashboard_reviews import router as _reviews_router  # noqa: E402 - it uses the helpers above
+
+router.include_router(_reviews_router)

@@ -1,0 +1,373 @@
+"""The dashboard's 督查 (review) section: reviews as first-class records, behind sign-in.
+
+Routes (included by :mod:`duban.web.dashboard`'s router):
+
+- ``GET /dashboard/reviews``: the reviews of the plans in the viewer's scope (``?plan=`` narrows);
+- ``GET /dashboard/reviews/{id}``: one review — per task the owner, the answer state, and for the
+  office and leaders the answers, verdicts, non-responders, follow-ups and the report downloads
+  (``/dashboard/reviews/{id}/report.html|xlsx``, attachments); a ``viewer`` account sees counts only;
+- ``GET/POST /dashboard/reviews/new`` (office accounts): 发起督查 — plan, scope, reply-by date, what is
+  asked; started by :func:`duban.reviews.start`, the same path as ``duban review start``;
+- ``POST /dashboard/reviews/{id}/cancel`` (office accounts): 撤销督查 with a reason
+  (:func:`duban.reviews.cancel`).
+
+The rules of the rest of the dashboard hold: nobody signed in is sent to /login and sees nothing, a
+plan (or a review of a plan) outside the viewer's scope answers 403/404 with no data, forms carry a
+CSRF field bound to the form cookie, every answer is ``Cache-Control: no-store``.  See docs/reviews.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+
+from duban import accounts, reviews
+from duban.db import session_scope
+from duban.models import (
+    ITEM_JUDGED,
+    REVIEW_OPEN,
+    REVIEW_STATE_LABELS,
+    REVIEW_WAITING,
+    SCOPE_KINDS,
+    VERDICTS,
+    Plan,
+    Review,
+    ReviewItem,
+    utcnow,
+)
+from duban.web import dashboard as d
+
+router = APIRouter()
+
+DEFAULT_ASK = "请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。"
+SCOPE_ORDER = ("plan", "system", "department", "supervisor", "tasks")
+SCOPE_FORM_LABELS = {"plan": "整个方案", "system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导", "tasks": "指定任务"}
+NOTICES = {
+    "started": "督查已发起，已向范围内各任务责任人发出填报通知。逾期未报将按督办规则逐级提醒。",
+    "started-flow": "督查已发起，已向范围内各任务责任人发出填报通知；督查流程已交由 Prefect 运行，可在 Prefect 界面查看进度。",
+    "cancelled": "督查已撤销，尚未填报的责任人将收到撤销通知，填报链接已失效。",
+}
+CODE_SPLIT = re.compile(r"[\s,，、;；]+")
+
+
+# -- plumbing -----------------------------------------------------------------------------------------
+
+
+def _signed_in(request: Request):
+    """(viewer, None) or (None, the answer for nobody signed in: to /login, no data)."""
+    viewer = d.current_viewer(request)
+    if viewer is not None:
+        return viewer, None
+    resp = d._to_login(request)
+    return None, (d._clear_session(resp) if request.cookies.get(accounts.SESSION_COOKIE) else resp)
+
+
+def _page(request: Request, name: str, viewer, ctx: dict[str, Any], status: int = 200, *, forms: tuple[str, ...] = ()) -> Response:
+    """A dashboard page with the sign-out field and the CSRF fields of its forms (``forms``: purposes)."""
+    cookie, new = d._form_cookie(request)
+    secret = d._rt(request).settings.secret_key
+    ctx = {"viewer": viewer, "csrf": d.form_token(secret, cookie, "logout"), "section": "reviews",
+           "tokens": {p: d.form_token(secret, cookie, p) for p in forms}, **ctx}
+    return d._with_form_cookie(request, d.render(name, ctx, status), cookie, new)
+
+
+def _refusal(request: Request, viewer, title: str, message: str, status: int) -> Response:
+    cookie, new = d._form_cookie(request)
+    csrf = d.form_token(d._rt(request).settings.secret_key, cookie, "logout")
+    return d._with_form_cookie(request, d.message_page(title, message, status, viewer=viewer, csrf=csrf), cookie, new)
+
+
+def _office_only(request: Request, viewer) -> Response | None:
+    if viewer.kind == "account" and viewer.role == "office":
+        return None
+    return _refusal(request, viewer, "无权操作", "只有领导小组办公室的账户可以发起或撤销督查。如需发起督查，请联系领导小组办公室。", 403)
+
+
+def _allowed_plans(request: Request, viewer) -> list[Any]:
+    with session_scope(d._rt(request).engine, readonly=True) as s:
+        rows = s.execute(select(Plan.id, Plan.code, Plan.name).order_by(Plan.code)).all()
+    return [r for r in rows if viewer.may_see(r.id)]
+
+
+def _scope_text(kind: str, values: list[str]) -> str:
+    return SCOPE_KINDS.get(kind, kind) + ("：" + "、".join(values) if values else "")
+
+
+def _review_in_scope(request: Request, viewer, review_id: int) -> tuple[Any, Response | None]:
+    """The review, or the refusal: a review of a plan outside the scope is answered like a missing
+    one (no data, and nothing said about whether it exists)."""
+    with session_scope(d._rt(request).engine, readonly=True) as s:
+        review = s.get(Review, review_id)
+        if review is not None and viewer.may_see(review.plan_id):
+            s.expunge(review)
+            return review, None
+    return None, _refusal(request, viewer, "没有找到该督查", "没有找到该督查，或您的账户无权查看。请从督查列表中选择。", 404)
+
+
+# -- the list -------------------------------------------------------------------------------------------
+
+
+@router.get("/dashboard/reviews", response_class=HTMLResponse)
+def review_list(request: Request, plan: str | None = None):
+    viewer, resp = _signed_in(request)
+    if resp is not None:
+        return resp
+    try:
+        plans, plan_code = d._scope(request, viewer, plan)
+    except d.Refusal as err:
+        return _refusal(request, viewer, err.title, err.message, err.status)
+    allowed = {r.id: r for r in _allowed_plans(request, viewer)}
+    ids = [pid for pid, r in allowed.items() if plan_code is None or r.code == plan_code]
+    rt = d._rt(request)
+    with session_scope(rt.engine, readonly=True) as s:
+        found = s.scalars(select(Review).where(Review.plan_id.in_(ids or [-1])).order_by(Review.id.desc())).all()
+        counts: dict[int, dict[str, int]] = {r.id: {"items": 0, "answered": 0, "judged": 0} for r in found}
+        for rid, answered, status, n in s.execute(
+                select(ReviewItem.review_id, ReviewItem.answered_at.is_not(None), ReviewItem.status, func.count())
+                .where(ReviewItem.review_id.in_(list(counts) or [-1]))
+                .group_by(ReviewItem.review_id, ReviewItem.answered_at.is_not(None), ReviewItem.status)).all():
+            c = counts[rid]
+            c["items"] += n
+            c["answered"] += n if answered else 0
+            c["judged"] += n if status == ITEM_JUDGED else 0
+        rows = [{"id": r.id, "href": f"/dashboard/reviews/{r.id}", "plan": allowed[r.plan_id].name, "title": r.title,
+                 "scope": _scope_text(r.scope_kind, list(r.scope_values or [])), "status": REVIEW_STATE_LABELS.get(r.status, r.status),
+                 "status_key": r.status, "started_on": r.started_on.isoformat(), "reply_by": r.reply_by.isoformat(),
+                 "answered": f"{counts[r.id]['answered']}/{counts[r.id]['items']}", "judged": f"{counts[r.id]['judged']}/{counts[r.id]['items']}"}
+                for r in found]
+    new_href = "/dashboard/reviews/new" + (f"?{urlencode({'plan': plan_code})}" if plan_code else "")
+    return _page(request, "dashboard_reviews.html", viewer, {"plans": plans, "plan_code": plan_code, "rows": rows, "new_href": new_href,
+                                                             "provincial": plan_code is None})
+
+
+# -- starting a review (office) -----------------------------------------------------------------------------
+
+
+def _form_plan(request: Request, viewer, code: str | None):
+    """The plan the form is for (within scope), or a refusal."""
+    allowed = _allowed_plans(request, viewer)
+    if code:
+        match = [r for r in allowed if r.code == code]
+        if not match:
+            if viewer.plan_id is None:
+                return None, allowed, _refusal(request, viewer, "没有该方案", "没有找到该方案，请从方案列表中选择。", 404)
+            return None, allowed, _refusal(request, viewer, "无权操作", "您的账户无权在该方案中发起督查。如需发起，请联系领导小组办公室。", 403)
+        return match[0], allowed, None
+    if not allowed:
+        return None, allowed, _refusal(request, viewer, "方案不存在", "您的账户对应的方案已不存在。请联系领导小组办公室。", 404)
+    return allowed[0], allowed, None
+
+
+def _new_page(request: Request, viewer, plan, allowed, *, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+              error: str = "", status: int = 200) -> Response:
+    rt = d._rt(request)
+    today = rt.today()
+    with session_scope(rt.engine, readonly=True) as s:
+        p = s.get(Plan, plan.id)
+        choices = reviews.scope_choices(s, p)
+        from duban.models import Task
+
+        titles = dict(s.execute(select(Task.code, Task.title).where(Task.plan_id == p.id, Task.archived_at.is_(None))).all())
+    v = {"scope": "system", "system": [], "department": [], "supervisor": [], "tasks": "", "reply_by": "", "ask": DEFAULT_ASK,
+         "title": "", **(values or {})}
+    kinds = [{"key": k, "label": SCOPE_FORM_LABELS[k], "choices": choices.get(k, [])} for k in SCOPE_ORDER]
+    ctx = {"plan": {"code": plan.code, "name": plan.name}, "plans": [{"code": r.code, "name": r.name} for r in allowed], "kinds": kinds,
+           "task_list": [(c, titles.get(c, "")) for c in choices["tasks"]], "v": v, "errors": errors or {}, "error": error,
+           "min_date": (today + dt.timedelta(days=1)).isoformat(), "today": today.isoformat()}
+    return _page(request, "dashboard_review_new.html", viewer, ctx, status, forms=("review-new",))
+
+
+@router.get("/dashboard/reviews/new", response_class=HTMLResponse)
+def review_new_form(request: Request, plan: str | None = None):
+    viewer, resp = _signed_in(request)
+    if resp is not None:
+        return resp
+    if (refused := _office_only(request, viewer)) is not None:
+        return refused
+    p, allowed, refused = _form_plan(request, viewer, plan)
+    if refused is not None:
+        return refused
+    return _new_page(request, viewer, p, allowed)
+
+
+@router.post("/dashboard/reviews/new", response_class=HTMLResponse)
+async def review_new_submit(request: Request):
+    viewer, resp = _signed_in(request)
+    if resp is not None:
+        return resp
+    if (refused := _office_only(request, viewer)) is not None:
+        return refused
+    try:
+        form = await request.form(max_files=0, max_fields=1000)
+    except Exception:  # noqa: BLE001 - a malformed form is the client's problem
+        return _refusal(request, viewer, "提交的内容无法识别", "请返回上一页重新填写后提交。", 400)
+    return await run_in_threadpool(_start, request, viewer, form)
+
+
+def _values(form) -> dict[str, Any]:
+    def one(key: str) -> str:
+        value = form.get(key)
+        return value if isinstance(value, str) else ""
+
+    return {"plan": one("plan").strip(), "scope": one("scope").strip(), "tasks": one("tasks").strip(), "reply_by": one("reply_by").strip(),
+            "ask": one("ask"), "title": one("title").strip(),
+            **{k: [x.strip() for x in form.getlist(k) if isinstance(x, str) and x.strip()] for k in ("system", "department", "supervisor")}}
+
+
+def _start(request: Request, viewer, form) -> Response:
+    rt = d._rt(request)
+    v = _values(form)
+    p, allowed, refused = _form_plan(request, viewer, v["plan"] or None)
+    if refused is not None:
+        return refused
+    if not d._form_ok(request, form, "review-new"):
+        return _new_page(request, viewer, p, allowed, values=v, status=403,
+                         error="页面已过期，为保护您的账户安全，本次提交未被受理。请核对以下内容后重新提交。")
+    today = rt.today()
+    errors: dict[str, str] = {}
+    kind = v["scope"]
+    values: list[str] = []
+    if kind not in SCOPE_ORDER:
+        errors["scope"] = "督查范围：请选择整个方案、育人体系、牵头单位、分管校领导或指定任务之一。"
+    elif kind == "tasks":
+        values = [c for c in CODE_SPLIT.split(v["tasks"]) if c]
+        if not values:
+            errors["scope"] = "督查范围：请填写要督查的任务编号，多个编号用逗号分隔。"
+    elif kind != "plan":
+        values = v[kind]
+        if not values:
+            errors["scope"] = f"督查范围：请至少选择一个{SCOPE_FORM_LABELS[kind]}。"
+    reply_by = None
+    if not v["reply_by"]:
+        errors["reply_by"] = "填报截止日期：请选择填报截止日期。"
+    else:
+        try:
+            reply_by = dt.date.fromisoformat(v["reply_by"])
+        except ValueError:
+            errors["reply_by"] = "填报截止日期：格式不正确，请按 YYYY-MM-DD 填写，如 2026-12-10。"
+        else:
+            if reply_by <= today:
+                errors["reply_by"] = f"填报截止日期：应晚于今天（{today.isoformat()}），请重新选择。"
+    if not v["ask"].strip():
+        errors["ask"] = "督查要求：请填写需要责任人报告的内容。"
+    elif len(v["ask"].strip()) > 2000:
+        errors["ask"] = f"督查要求：不能超过 2000 个字（现有 {len(v['ask'].strip())} 个字），请精简后再提交。"
+    if len(v["title"]) > 300:
+        errors["title"] = f"督查名称：不能超过 300 个字（现有 {len(v['title'])} 个字）。"
+    if errors:
+        return _new_page(request, viewer, p, allowed, values=v, errors=errors, status=400, error="提交的内容有误，请按提示修改后重新提交。")
+    try:
+        started = reviews.start(rt.engine, plan_code=p.code, scope_kind=kind, scope_values=values, reply_by=reply_by, ask=v["ask"],
+                                title=v["title"] or None, started_by=viewer.name, today=today, reports_dir=rt.settings.data_dir / "reports")
+    except reviews.ReviewError as err:  # e.g. a name the plan does not have: nothing was written
+        return _new_page(request, viewer, p, allowed, values=v, status=400, error=str(err))
+    request.app.state.dispatcher.notify(started.recipients)
+    done = "started-flow" if started.how == "deployment" else "started"
+    return RedirectResponse(f"/dashboard/reviews/{started.review_id}?done={done}", status_code=303, headers=d.PRIVATE)
+
+
+# -- one review --------------------------------------------------------------------------------------------
+
+
+def _show_page(request: Request, viewer, review: Review, *, notice: str = "", error: str = "", reason: str = "",
+               status: int = 200) -> Response:
+    rt = d._rt(request)
+    with session_scope(rt.engine, readonly=True) as s:
+        r = s.get(Review, review.id)
+        data = reviews.report_data(s, r, tz=rt.tz)
+        plan = s.get(Plan, r.plan_id)
+        reports = {ext: f"/dashboard/reviews/{r.id}/report.{ext}" for ext, path in (("html", r.report_html), ("xlsx", r.report_xlsx))
+                   if path and Path(path).is_file()}
+        facts = {"status": REVIEW_STATE_LABELS.get(r.status, r.status), "status_key": r.status, "cancel_reason": r.cancel_reason,
+                 "cancelled_by": r.cancelled_by or "", "answers_closed_on": r.answers_closed_on.isoformat() if r.answers_closed_on else ""}
+    c = data["counts"]
+    summary = {"total": c["items"], "answered": c["answered"], "unanswered": c["items"] - c["answered"], "late": c["late"],
+               "judged": sum(c["verdicts"].values()), "verdicts": [(k, c["verdicts"].get(k, 0)) for k in VERDICTS],
+               "follow_ups": len(data["follow_ups"]), "non_responders": len(data["non_responders"])}
+    sees = viewer.sees_items
+    ctx = {"r": data, "plan": {"code": plan.code, "name": plan.name}, "facts": facts, "summary": summary, "sees": sees,
+           "items": data["items"] if sees else [], "non_responders": data["non_responders"] if sees else [],
+           "follow_ups": data["follow_ups"] if sees else [], "reports": reports if sees else {},
+           "may_cancel": viewer.kind == "account" and viewer.role == "office" and facts["status_key"] in (REVIEW_OPEN, REVIEW_WAITING),
+           "notice": notice, "error": error, "reason": reason}
+    return _page(request, "dashboard_review.html", viewer, ctx, status, forms=(f"review-cancel:{review.id}",))
+
+
+@router.get("/dashboard/reviews/{review_id:int}", response_class=HTMLResponse)
+def review_show(request: Request, review_id: int, done: str | None = None):
+    viewer, resp = _signed_in(request)
+    if resp is not None:
+        return resp
+    review, refused = _review_in_scope(request, viewer, review_id)
+    if refused is not None:
+        return refused
+    return _show_page(request, viewer, review, notice=NOTICES.get(done or "", ""))
+
+
+@router.get("/dashboard/reviews/{review_id:int}/report.{ext}")
+def review_report(request: Request, review_id: int, ext: str):
+    viewer, resp = _signed_in(request)
+    if resp is not None:
+        return resp
+    review, refused = _review_in_scope(request, viewer, review_id)
+    if refused is not None:
+        return refused
+    if not viewer.sees_items:
+        return _refusal(request, viewer, "无权查看", "督查报告含各任务责任人及填报内容，您的账户为只读统计账户，不能下载。", 403)
+    path = {"html": review.report_html, "xlsx": review.report_xlsx}.get(ext)
+    if not path or not Path(path).is_file():
+        return _refusal(request, viewer, "督查报告尚未生成", "全部任务评定后将生成督查报告，届时会通知领导小组和领导小组办公室。", 404)
+    from duban.web.reviews import _attachment
+
+    ctype = "text/html; charset=utf-8" if ext == "html" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    resp = _attachment(Path(path), f"督查报告-{review.title}.{ext}", ctype)
+    resp.headers.update(d.PRIVATE)
+    return resp
+
+
+@router.post("/dashboard/reviews/{review_id:int}/cancel", response_class=HTMLResponse)
+async def review_cancel(request: Request, review_id: int):
+    viewer, resp = _signed_in(request)
+    if resp is not None:
+        return resp
+    if (refused := _office_only(request, viewer)) is not None:
+        return refused
+    try:
+        form = await request.form(max_files=0, max_fields=10)
+    except Exception:  # noqa: BLE001
+        return _refusal(request, viewer, "提交的内容无法识别", "请返回上一页重新填写后提交。", 400)
+    return await run_in_threadpool(_cancel, request, viewer, review_id, form)
+
+
+def _cancel(request: Request, viewer, review_id: int, form) -> Response:
+    rt = d._rt(request)
+    review, refused = _review_in_scope(request, viewer, review_id)
+    if refused is not None:
+        return refused
+    reason = form.get("reason")
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not d._form_ok(request, form, f"review-cancel:{review_id}"):
+        return _show_page(request, viewer, review, reason=reason, status=403,
+                          error="页面已过期，为保护您的账户安全，本次撤销未被受理。请核对后重新点击“撤销督查”。")
+    if not reason:
+        return _show_page(request, viewer, review, status=400, error="撤销原因：请填写撤销原因（将告知尚未填报的责任人）。")
+    if len(reason) > 500:
+        return _show_page(request, viewer, review, reason=reason, status=400, error=f"撤销原因：不能超过 500 个字（现有 {len(reason)} 个字）。")
+    today = rt.today()
+    try:
+        with session_scope(rt.engine) as s:
+            out = reviews.cancel(s, review_id, actor=viewer.name, reason=reason, now=utcnow(), today=today)
+    except reviews.ReviewError as err:
+        return _show_page(request, viewer, review, status=409, error=str(err))
+    reviews.wake(rt.engine, review_id)  # a suspended flow run ends itself (it finds the review cancelled)
+    request.app.state.dispatcher.notify(out.notify)
+    return RedirectResponse(f"/dashboard/reviews/{review_id}?done=cancelled", status_code=303, headers=d.PRIVATE)
+
