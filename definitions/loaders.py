@@ -90,6 +90,7 @@ POLICY_KEYS: dict[str, str] = {
     "未签收报部门负责人（工作日）": "ack_escalate_after",
     "反馈截止前提醒（工作日）": "report_remind_before",
     "反馈宽限（工作日）": "report_grace",
+    "待审核提醒（工作日）": "approval_remind_after",
     "通知发送时段": "send_hours",
 }
 LIST_POLICY_FIELDS = {"remind_before", "report_remind_before"}

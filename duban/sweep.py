@@ -33,6 +33,7 @@ from duban.models import (
     FAILED,
     PENDING,
     QUEUED,
+    REQUEST_PENDING,
     SENDING,
     SENT,
     Department,
@@ -44,11 +45,20 @@ from duban.models import (
     Person,
     Plan,
     PlanRole,
+    Request,
     Task,
     utcnow,
 )
 from duban.rules.calendar import WorkCalendar
-from duban.rules.deadlines import ESCALATION, Decision, MilestoneView, TaskView, decide as decide_task
+from duban.rules.deadlines import (
+    APPROVAL_WAITING,
+    ESCALATION,
+    Decision,
+    MilestoneView,
+    TaskView,
+    approval_reminder,
+    decide as decide_task,
+)
 from duban.rules.policy import DeadlinePolicy, effective_policy
 from notifications.digest import describe, render_subject, render_text
 
@@ -148,6 +158,45 @@ def decisions_for(loaded: Loaded, cal: WorkCalendar, today: dt.date) -> list[Dec
     return out
 
 
+def approval_decisions(session: Session, cal: WorkCalendar, today: dt.date, *, tz, plan_code: str | None = None,
+                       task_code: str | None = None) -> list[Decision]:
+    """Completions and extensions waiting too long for the office: a reminder to each reviewer
+    (rules: ``approval_reminder``), carrying what the original request said and its links."""
+    from duban.links import reviewers
+
+    q = (
+        select(Request.id, Request.plan_id, Request.task_id, Request.milestone_id, Request.person_id, Request.kind,
+               Request.created_at, Task.code, Task.title, Task.policy.label("task_policy"), Plan.policy.label("plan_policy"),
+               Milestone.due_date)
+        .join(Task, Task.id == Request.task_id).join(Plan, Plan.id == Request.plan_id)
+        .outerjoin(Milestone, Milestone.id == Request.milestone_id)
+        .where(Request.status == REQUEST_PENDING, Task.archived_at.is_(None))
+    )
+    if plan_code is not None:
+        q = q.where(Plan.code == plan_code)
+    if task_code is not None:
+        q = q.where(Task.code == task_code)
+    waiting = []
+    for r in session.execute(q):
+        reached = approval_reminder(_local_date(r.created_at, tz), effective_policy(r.plan_policy, r.task_policy), cal, today)
+        if reached is not None:
+            waiting.append((r, *reached))
+    if not waiting:
+        return []
+    asked = {(r.id, pid): None for r, _, _ in waiting for pid in reviewers(session, r.plan_id, exclude=r.person_id)}
+    originals = dict(session.execute(select(Notification.key, Notification.data).where(
+        Notification.key.in_([f"approval:r{rid}:p{pid}" for rid, pid in asked]))).all())
+    out = []
+    for r, step, waited in waiting:
+        for pid in reviewers(session, r.plan_id, exclude=r.person_id):
+            data = dict(originals.get(f"approval:r{r.id}:p{pid}") or {"code": r.code, "title": r.title, "request": r.id,
+                                                                         "request_kind": r.kind})
+            data.update(waited=waited, submitted_on=_local_date(r.created_at, tz).isoformat(), plan=r.plan_id)
+            out.append(Decision(key=f"{APPROVAL_WAITING}:r{r.id}:p{pid}:n{step}", kind=APPROVAL_WAITING, recipient_id=pid,
+                                task_id=r.task_id, milestone_id=r.milestone_id, due=r.due_date, days=-waited, data=data))
+    return out
+
+
 @dataclass
 class DecideResult:
     decided: int  # decisions the rules made today
@@ -206,7 +255,7 @@ def decide(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: 
     now = utcnow()
     with session_scope(engine) as session:
         loaded = load(session, tz=tz, plan_code=plan_code, task_code=task_code)
-        decisions = decisions_for(loaded, cal, today)
+        decisions = decisions_for(loaded, cal, today) + approval_decisions(session, cal, today, tz=tz, plan_code=plan_code, task_code=task_code)
         existing = _existing_keys(session, [d.key for d in decisions])
         rows = [
             {
@@ -243,7 +292,8 @@ def preview(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code:
     factory_session = Session(engine.execution_options(duban_readonly=True))
     try:
         loaded = load(factory_session, tz=tz, plan_code=plan_code, task_code=task_code)
-        decisions = decisions_for(loaded, cal, today)
+        decisions = decisions_for(loaded, cal, today) + approval_decisions(factory_session, cal, today, tz=tz, plan_code=plan_code,
+                                                                           task_code=task_code)
         existing = _existing_keys(factory_session, [d.key for d in decisions])
     finally:
         factory_session.rollback()
@@ -293,7 +343,7 @@ class LinkMaker:
             return []
         if n.kind == ESCALATION or n.kind == "approved":
             return [spec("view")]
-        if n.kind == "approval":  # to a reviewer: this request, and the list of all that wait
+        if n.kind in ("approval", APPROVAL_WAITING):  # to a reviewer: this request, and the list of all that wait
             return [spec("review", n.milestone_id, request=data.get("request")), spec("queue", task=None)]
         if n.kind == "relink":
             action = data.get("action", "view")

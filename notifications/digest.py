@@ -32,7 +32,7 @@ GROUP_OF = {
     "overdue": "overdue", "report_overdue": "overdue", "escalation": "escalation", "due": "due", "report_due": "todo",
     "ack": "todo",
     # from the web app (duban.actions): review requests to the office, decisions to the owner, fresh links
-    "approval": "review", "approved": "result", "returned": "result", "extension_decided": "result", "relink": "relink",
+    "approval": "review", "approval_waiting": "review", "approved": "result", "returned": "result", "extension_decided": "result", "relink": "relink",
     # reviews (督查, duban.reviews): requests and reminders to owners, escalations, verdicts to the office, results
     "review_request": "inspection", "review_reminder": "inspection", "review_overdue": "inspection",
     "review_escalation": "escalation", "review_verdicts": "review", "review_follow_up": "result", "review_report": "result",
@@ -93,6 +93,10 @@ def describe(kind: str, level: int, due: dt.date | None, days: int, data: dict[s
         return f"本期（{period}）工作进展尚未反馈，已超过截止日期 {due_s}，请尽快反馈"
     if kind in ("approval", "approved", "returned", "extension_decided", "relink"):
         return _describe_review(kind, due_s, data)
+    if kind == "approval_waiting":
+        what = "延期申请" if data.get("request_kind") == "extension" else "办结申请"
+        return (f"{what}已于 {data.get('submitted_on', '')} 提交，已等待审核 {_days(data.get('waited', -days))}，请尽快办理。"
+                + _describe_review("approval", due_s, data))
     if kind.startswith("review_"):
         return _describe_inspection(kind, level, due_s, days, data)
     # escalation

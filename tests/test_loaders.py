@@ -251,7 +251,7 @@ def test_policy_overrides_from_yaml_and_the_plan_sheet(tmp_path):
 @pytest.mark.parametrize(
     ("policy", "message"),
     [
-        ({"remind": [1]}, "不认识的督办规则“remind”，可用的有：remind_before、overdue_every、overdue_cap、escalate_head_after、escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace、send_hours、assessment"),
+        ({"remind": [1]}, "不认识的督办规则“remind”，可用的有：remind_before、overdue_every、overdue_cap、escalate_head_after、escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace、approval_remind_after、send_hours、assessment"),
         ({"overdue_every": 0}, "督办规则“overdue_every”取值不正确（Input should be greater than or equal to 1）：天数应为不小于 1 的整数，提醒天数为整数列表"),
     ],
 )

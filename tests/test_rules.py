@@ -773,7 +773,7 @@ def test_default_policy():
     assert DEFAULT_POLICY.model_dump() == {
         "remind_before": (7, 3, 1, 0), "overdue_every": 3, "overdue_cap": 5, "escalate_head_after": 3,
         "escalate_supervisor_after": 7, "escalate_office_after": 15, "ack_within": 3, "ack_escalate_after": 5,
-        "report_remind_before": (3, 0), "report_grace": 3, "send_hours": "",
+        "report_remind_before": (3, 0), "report_grace": 3, "approval_remind_after": 3, "send_hours": "",
     }
     assert DEFAULT_POLICY.window == 7
     assert SHORT.window == 5

@@ -27,6 +27,7 @@ OVERDUE = "overdue"  # 逾期提醒 → owner
 REPORT_DUE = "report_due"  # 反馈提醒 → owner
 REPORT_OVERDUE = "report_overdue"  # 催报 → owner
 ESCALATION = "escalation"  # 督办 → head (1), supervising leader (2), office (3)
+APPROVAL_WAITING = "approval_waiting"  # 待审核提醒 → reviewers (领导小组办公室)
 
 RED, YELLOW, GREEN = "red", "yellow", "green"
 
@@ -123,6 +124,18 @@ def _ladder(task: TaskView, tag: str, due: dt.date, policy: DeadlinePolicy, cal:
         out.append(Decision(key=f"{ESCALATION}:{tag}:L{level}:p{r}", kind=ESCALATION, recipient_id=r,
                             level=level, days=-late, **common))
     return out
+
+
+def approval_reminder(submitted_on: dt.date, policy: DeadlinePolicy, cal: Calendar, today: dt.date) -> tuple[int, int] | None:
+    """A completion or extension waiting for the office: (reminder step, working days waited), or
+    None while it is younger than ``approval_remind_after`` working days.  Steps follow the overdue
+    nag (every ``overdue_every`` working days, at most ``overdue_cap``); the step is part of the
+    ledger key, so each is sent once and a missed day sends only the latest."""
+    waited = cal.workdays_between(submitted_on, today)
+    late = waited - policy.approval_remind_after + 1
+    if late < 1:
+        return None
+    return min((late - 1) // policy.overdue_every + 1, policy.overdue_cap), waited
 
 
 def period_bounds(cal: Any, day: dt.date, period: str, month: int | None = None) -> tuple[dt.date, dt.date]:
