@@ -285,10 +285,10 @@ def _load(session, plan_ids: list[int], tz) -> dict[str, pd.DataFrame]:
                Request.new_due_date, Request.created_at, Request.decided_at)
         .where(Request.plan_id.in_(plan_ids))
     ), ["request_id", "task_id", "milestone_id", "person_id", "kind", "status", "new_due", "created_at", "decided_at"])
-    from duban.sweep import PROGRESS_REPORTED
+    from duban.sweep import REPORT_EVENTS
 
     reports = dict(session.execute(
-        select(Event.task_id, func.max(Event.at)).where(Event.plan_id.in_(plan_ids), Event.kind == PROGRESS_REPORTED,
+        select(Event.task_id, func.max(Event.at)).where(Event.plan_id.in_(plan_ids), Event.kind.in_(REPORT_EVENTS),
                                                         Event.task_id.is_not(None)).group_by(Event.task_id)
     ).all())
     return {"tasks": tasks, "depts": depts, "people": people, "milestones": milestones, "escalations": escalations,

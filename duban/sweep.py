@@ -63,6 +63,8 @@ from duban.rules.policy import DeadlinePolicy, effective_policy
 from notifications.digest import describe, render_subject, render_text
 
 PROGRESS_REPORTED = "progress_reported"
+# events that count as the period's report (反馈): a progress report, and an answer to a 督查
+REPORT_EVENTS = (PROGRESS_REPORTED, "review_answered")
 LEASE = dt.timedelta(minutes=10)
 MAX_BACKOFF = dt.timedelta(hours=6)
 FIRST_BACKOFF = dt.timedelta(minutes=5)
@@ -122,7 +124,7 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
             if m.status != ASSIGNED:
                 started.add(m.task_id)
         for tid, at in session.execute(
-            select(Event.task_id, func.max(Event.at)).where(Event.task_id.in_(chunk), Event.kind == PROGRESS_REPORTED).group_by(Event.task_id)
+            select(Event.task_id, func.max(Event.at)).where(Event.task_id.in_(chunk), Event.kind.in_(REPORT_EVENTS)).group_by(Event.task_id)
         ):
             last_report[tid] = _local_date(at, tz)
 
