@@ -107,7 +107,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str, folder: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def start_server(url: str, folder: Path, workers: int, http: str = "auto", loop: str = "auto") -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUBAN_")}
     env.update(DUBAN_DATABASE_URL=url, DUBAN_SECRET_KEY=SECRET, DUBAN_BASE_URL=f"http://127.0.0.1:{port}",
@@ -115,41 +115,7 @@ def start_server(url: str, folder: Path, workers: int) -> tuple[subprocess.Popen
                DUBAN_OUTBOX_DIR=str(folder / "outbox"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "duban.web.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=folder,
-    )
-    import httpx
-
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit("the server exited during start-up")
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not start within 60 s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(url: str, folder: Path, workers: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DUBAN_")}
-    env.update(DUBAN_DATABASE_URL=url, DUBAN_SECRET_KEY=SECRET, DUBAN_BASE_URL=f"http://127.0.0.1:{port}",
-               DUBAN_RATE_LIMIT_PER_MINUTE="100000000", DUBAN_RATE_LIMIT_LINK_PER_MINUTE="100000000", DUBAN_WEB_SEND_NOW="0",
-               DUBAN_OUTBOX_DIR=str(folder / "outbox"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "duban.web.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log", "--http", http, "--loop", loop],
         env=env, cwd=folder,
     )
     deadline = time.monotonic() + 60
@@ -166,6 +132,13 @@ def start_server(url: str, folder: Path, workers: int) -> tuple[subprocess.Popen
         time.sleep(0.2)
     proc.kill()
     raise SystemExit("the server did not start within 60 s")
+
+
+def server_stack() -> str:
+    """What uvicorn's "auto" picks here: httptools and uvloop when they are installed (pyproject)."""
+    import importlib.util
+
+    return ", ".join(f"{m} {'installed' if importlib.util.find_spec(m) else 'not installed'}" for m in ("httptools", "uvloop"))
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -428,7 +401,7 @@ def bench(url: str, label: str, args, folder: Path, workers: int) -> bool:
     if url.startswith("postgresql"):
         reset_postgres_schema({"database_url": url})
     views, dones = prepare(url, folder, args.tasks)
-    proc, port = start_server(url, folder, workers)
+    proc, port = start_server(url, folder, workers, args.http, args.loop)
     ok, submitted = True, 0
     try:
         if not args.skip_closed:
@@ -499,10 +472,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip-open", action="store_true")
     p.add_argument("--database-url", help="also PostgreSQL (its schema public is dropped and recreated)")
     p.add_argument("--skip-sqlite", action="store_true")
+    p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
+                   help="uvicorn's HTTP parser (auto: httptools when installed, as `duban serve`)")
+    p.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
+                   help="uvicorn's event loop (auto: uvloop when installed, as `duban serve`)")
     args = p.parse_args(argv)
     workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
     print(f"bench_web: {args.clients} clients, workers {workers}, {os.cpu_count()} CPUs, load average {load_average()},"
-          f" Python {sys.version.split()[0]}")
+          f" Python {sys.version.split()[0]}, uvicorn --http {args.http} --loop {args.loop} ({server_stack()})")
     ok = True
     folder = Path(tempfile.mkdtemp(prefix="duban-bench-web-"))
     try:

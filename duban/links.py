@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -55,7 +56,11 @@ def sign(secret: str, payload: dict[str, Any]) -> str:
     return f"{body}.{sig}"
 
 
-def verify(secret: str, token: str, *, today: dt.date) -> dict[str, Any]:
+@functools.lru_cache(maxsize=4096)
+def _checked_payload(secret: str, token: str) -> tuple[tuple[str, Any], ...]:
+    """The payload of a token whose signature is valid (raises :class:`LinkError` otherwise).
+    Remembered: one page view checks its token two or three times (the review redirect,
+    ``resolve``), and a link is opened more than once; only valid tokens are remembered."""
     try:
         body, sig = token.split(".", 1)
         expected = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()[:18])
@@ -68,6 +73,12 @@ def verify(secret: str, token: str, *, today: dt.date) -> dict[str, Any]:
         raise LinkError("链接无效或已被修改") from None
     if not isinstance(payload, dict) or not {"l", "a", "e"} <= payload.keys():
         raise LinkError("链接无效或已被修改")
+    dt.date.fromisoformat(payload["e"])  # a malformed date is a malformed token (ValueError)
+    return tuple(payload.items())
+
+
+def verify(secret: str, token: str, *, today: dt.date) -> dict[str, Any]:
+    payload = dict(_checked_payload(secret, token))
     if dt.date.fromisoformat(payload["e"]) < today:
         raise LinkError("链接已过期")
     return payload

@@ -73,6 +73,15 @@ ENV = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=s
                   auto_reload=False,  # compiled once per process (no stat of each template per page)
                   trim_blocks=True, lstrip_blocks=True)
 TEMPLATES = Jinja2Templates(env=ENV)
+_TEMPLATE_CACHE: dict[str, Any] = {}
+
+
+def template(name: str):
+    """A compiled template of :data:`ENV`, looked up once per process."""
+    t = _TEMPLATE_CACHE.get(name)
+    if t is None:
+        t = _TEMPLATE_CACHE[name] = ENV.get_template(name)
+    return t
 
 ACTION_TITLES = {
     "ack": "签收任务",
@@ -102,7 +111,10 @@ def create_app() -> FastAPI:
         await run_in_threadpool(dispatcher.flush, 30.0)
         dispatcher.stop(5.0)
 
-    app = FastAPI(title="督办", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    # FastAPI's native OpenTelemetry off: it would trace every request as soon as some library in
+    # the process (Prefect, in `duban run`) installs a tracer provider, and checks for one per request
+    app = FastAPI(title="督办", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     app.state.rt = rt
     app.state.dispatcher = dispatcher
     ip_limiter = RateLimiter(settings.rate_limit_per_minute, 60)
@@ -113,7 +125,9 @@ def create_app() -> FastAPI:
     secure_cookie = settings.base_url.startswith("https://")
 
     def render(request: Request, name: str, ctx: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, name, {"titles": ACTION_TITLES, **(ctx or {})}, status_code=status)
+        # rendered straight into an HTMLResponse (the templates use neither ``request`` nor
+        # ``url_for``; TemplateResponse adds both to the context and a debug message per response)
+        return HTMLResponse(template(name).render({"titles": ACTION_TITLES, **(ctx or {})}), status_code=status)
 
     def error_page(request: Request, title: str, message: str, status: int, **extra: Any) -> HTMLResponse:
         return render(request, "error.html", {"title": title, "message": message, **extra}, status)
@@ -128,12 +142,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit, limit=lambda: body_limit, too_large=too_large)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    from duban.web.dashboard import router as dashboard_router
-
-    app.include_router(dashboard_router)  # /login, /logout, /d/<token>, /dashboard (docs/web.md, "Dashboard")
-    from duban.web.reviews import redirect_if_review, router as reviews_router
-
-    app.include_router(reviews_router)  # /rv/<token>: review (督查) answers, verdicts, report (docs/reviews.md)
+    from duban.web.reviews import redirect_if_review
 
     # -- helpers -------------------------------------------------------------------------------
     def client_ip(request: Request) -> str:
@@ -452,6 +461,14 @@ def create_app() -> FastAPI:
             "Cache-Control": "private, no-store",
         }
         return FileResponse(path, media_type=ctype, headers=headers)
+
+    # the other pages' routers after the link pages' routes: a request is matched against the
+    # routes in order, and the link pages are most of the traffic (their paths do not overlap)
+    from duban.web.dashboard import router as dashboard_router
+    from duban.web.reviews import router as reviews_router
+
+    app.include_router(dashboard_router)  # /login, /logout, /d/<token>, /dashboard (docs/web.md, "Dashboard")
+    app.include_router(reviews_router)  # /rv/<token>: review (督查) answers, verdicts, report (docs/reviews.md)
 
     # -- errors: Chinese pages, never a stack trace -------------------------------------------
     @app.exception_handler(StarletteHTTPException)

@@ -160,11 +160,14 @@ _STATEMENTS: dict[str, Any] = {}
 
 
 def _statements() -> dict[str, Any]:
-    """The page's queries, built once (Core rows: the page only reads)."""
+    """The page's queries, built once (Core rows: the page only reads).  Built into a new dict
+    and published whole: the first requests of a process come in on several threads at once,
+    and a thread must never see the dict half filled (it did: KeyError 'history')."""
     if not _STATEMENTS:
+        built: dict[str, Any] = {}
         ms, ev, evd = Milestone.__table__, Event.__table__, Evidence.__table__
         tid = bindparam("task_id")
-        _STATEMENTS["milestones"] = (
+        built["milestones"] = (
             select(ms.c.id, ms.c.seq, ms.c.title, ms.c.is_final, ms.c.status, ms.c.due_date, ms.c.baseline_due_date)
             .where(ms.c.task_id == tid).order_by(ms.c.seq, ms.c.id)
         )
@@ -174,15 +177,16 @@ def _statements() -> dict[str, Any]:
             .where(ev.c.task_id == tid, ev.c.kind.not_in(sorted(HIDDEN_EVENTS)))
             .order_by(ev.c.at.desc(), ev.c.id.desc()).limit(bindparam("history_limit")).subquery("recent")
         )
-        _STATEMENTS["history"] = (
+        built["history"] = (
             select(recent, evd.c.id.label("f_id"), evd.c.kind.label("f_kind"), evd.c.filename.label("f_name"),
                    evd.c.url.label("f_url"), evd.c.size.label("f_size"))
             .outerjoin(evd, and_(evd.c.event_id == recent.c.id, evd.c.task_id == tid))
             .order_by(recent.c.at.desc(), recent.c.id.desc(), evd.c.id)
         )
-        _STATEMENTS["pending"] = (
+        built["pending"] = (
             select(Request).where(Request.task_id == tid, Request.status == REQUEST_PENDING).order_by(Request.id)
         )
+        _STATEMENTS.update(built)  # one call under the GIL: all keys at once
     return _STATEMENTS
 
 
