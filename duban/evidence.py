@@ -58,7 +58,12 @@ MAX_URL_LENGTH = 2000
 
 
 class EvidenceError(ValueError):
-    """An upload or URL that is refused (the message is shown to the user as is)."""
+    """An upload or URL that is refused (the message is shown to the user as is); ``status`` is
+    the HTTP answer a page gives it (413 for a file over the size limit)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,15 @@ def check_content(path: Path, ext: str, head: bytes) -> None:
                 raise EvidenceError(f"压缩包中含有不予接收的文件（{display_name(bad[0])}），请移除可执行文件、脚本或网页后重新上传。")
 
 
+def store_form_files(folder: Path, files: list, *, max_files: int, max_bytes: int) -> list[StoredFile]:
+    """The files of a form's ``files`` field (empty file inputs skipped), each checked and stored;
+    more than ``max_files`` is refused before anything is stored."""
+    uploads = [f for f in files if not isinstance(f, str) and (f.filename or f.size)]
+    if len(uploads) > max_files:
+        raise EvidenceError(f"每次最多上传 {max_files} 个文件，请分次上传或打包为 ZIP。")
+    return [store_upload(folder, f.filename, f.file, max_bytes=max_bytes) for f in uploads]
+
+
 def store_upload(folder: Path, raw_name: str | None, stream: BinaryIO, *, max_bytes: int) -> StoredFile:
     """Check and store one uploaded file; raises :class:`EvidenceError` with the reason.
 
@@ -186,7 +200,7 @@ def store_upload(folder: Path, raw_name: str | None, stream: BinaryIO, *, max_by
                     break
                 size += len(chunk)
                 if size > max_bytes:
-                    raise EvidenceError(f"文件「{name}」超过 {max_bytes // (1024 * 1024)} MB 的大小限制，请压缩或拆分后重新上传。")
+                    raise EvidenceError(f"文件「{name}」超过 {max_bytes // (1024 * 1024)} MB 的大小限制，请压缩或拆分后重新上传。", 413)
                 if len(head) < 4096:
                     head += chunk[: 4096 - len(head)]
                 digest.update(chunk)

@@ -20,12 +20,11 @@ import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -34,19 +33,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from duban import actions
 from duban.db import session_scope
-from duban.evidence import FORMATS_TEXT, EvidenceError, clean_urls, store_upload, stored_path
-from duban.links import ACTIONS, OWNER_ACTIONS, LinkRefused, Resolved, local_time, resolve, token_hash, verify
+from duban.evidence import FORMATS_TEXT, EvidenceError, clean_urls, store_form_files, stored_path
+from duban.links import ACTIONS, LinkRefused, Resolved, local_time, resolve, token_hash, verify
 from duban.models import (
-    COMPLETION,
     EXTENSION,
-    OPEN_STATES,
     REQUEST_PENDING,
     SUBMITTED,
     Evidence,
     Link,
-    Milestone,
-    Person,
-    PlanRole,
     Request as RequestRow,
     Task,
     utcnow,
@@ -59,6 +53,7 @@ from duban.web.security import (
     BodyLimit,
     RateLimiter,
     SecurityHeaders,
+    attachment,
     csrf_ok,
     csrf_token,
     new_csrf_cookie,
@@ -329,11 +324,8 @@ def create_app() -> FastAPI:
         try:
             urls = clean_urls(values.get("urls", "")) if action in ("progress", "done") else []
             if action in ("progress", "done"):
-                uploads = [f for f in form.getlist("files") if not isinstance(f, str) and (f.filename or f.size)]
-                if len(uploads) > settings.upload_max_files:
-                    raise EvidenceError(f"每次最多上传 {settings.upload_max_files} 个文件，请分次上传或打包为 ZIP。")
-                for f in uploads:
-                    stored.append(store_upload(settings.evidence_path, f.filename, f.file, max_bytes=max_file))
+                stored = store_form_files(settings.evidence_path, form.getlist("files"), max_files=settings.upload_max_files,
+                                          max_bytes=max_file)
             new_due = None
             if action == "extend":
                 raw = values.get("new_due", "").strip()
@@ -342,7 +334,7 @@ def create_app() -> FastAPI:
                 except ValueError:
                     raise actions.ActionError("申请延期到的日期格式不正确，请用日期选择框选择。") from None
         except (EvidenceError, actions.ActionError) as err:
-            status = 413 if "大小限制" in str(err) else 400
+            status = err.status if isinstance(err, EvidenceError) else 400
             return form_again(request, token, cookie, new, str(err), values, status, request_id)
         # 4. the action, in one transaction with the link locked
         try:
@@ -454,13 +446,7 @@ def create_app() -> FastAPI:
             return error_page(request, "附件无法打开", "附件记录无效，请联系领导小组办公室。", 404)
         if not path.is_file():
             return error_page(request, "附件无法打开", "附件文件已不存在，请联系领导小组办公室。", 404)
-        ascii_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name) or "file"
-        headers = {
-            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        }
-        return FileResponse(path, media_type=ctype, headers=headers)
+        return attachment(path, name, ctype)
 
     # the other pages' routers after the link pages' routes: a request is matched against the
     # routes in order, and the link pages are most of the traffic (their paths do not overlap)

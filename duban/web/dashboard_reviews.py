@@ -325,10 +325,10 @@ def review_report(request: Request, review_id: int, ext: str):
     path = {"html": review.report_html, "xlsx": review.report_xlsx}.get(ext)
     if not path or not Path(path).is_file():
         return _refusal(request, viewer, "督查报告尚未生成", "全部任务评定后将生成督查报告，届时会通知领导小组和领导小组办公室。", 404)
-    from duban.web.reviews import _attachment
+    from duban.web.security import attachment
 
     ctype = "text/html; charset=utf-8" if ext == "html" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    resp = _attachment(Path(path), f"督查报告-{review.title}.{ext}", ctype)
+    resp = attachment(Path(path), f"督查报告-{review.title}.{ext}", ctype)
     resp.headers.update(d.PRIVATE)
     return resp
 

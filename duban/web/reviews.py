@@ -17,16 +17,15 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from duban import reviews
 from duban.db import session_scope
-from duban.evidence import FORMATS_TEXT, EvidenceError, clean_urls, human_size, store_upload, stored_path
+from duban.evidence import FORMATS_TEXT, EvidenceError, clean_urls, human_size, store_form_files, stored_path
 from duban.links import LinkRefused, local_time, resolve, token_hash, verify
 from duban.models import (
     ITEM_JUDGED,
@@ -38,7 +37,6 @@ from duban.models import (
     VERDICTS,
     Event,
     Evidence,
-    Link,
     Milestone,
     Person,
     Review,
@@ -46,7 +44,7 @@ from duban.models import (
     Task,
     utcnow,
 )
-from duban.web.security import CSRF_FIELD, RateLimiter, csrf_ok, csrf_token, new_csrf_cookie
+from duban.web.security import CSRF_FIELD, RateLimiter, attachment, csrf_ok, csrf_token, new_csrf_cookie
 
 REVIEW_LINK_ACTIONS = frozenset({"review_answer", "review_verdict", "review_report"})
 COOKIE = "duban_csrf_rv"
@@ -227,9 +225,10 @@ async def submit_answer(request: Request, token: str):
     return await run_in_threadpool(_answer, request, token, form)
 
 
-def _answer(request: Request, token: str, form) -> Response:
+def _posted_link(request: Request, token: str, form, cookie: str, new: bool) -> tuple[int, str] | Response:
+    """The link a form was posted to (read only: a forged or used link stores nothing) and the
+    form's CSRF check: (link id, action), or the page that refuses it."""
     rt = _rt(request)
-    cookie, new = _cookie(request)
     with session_scope(rt.engine, readonly=True) as s:
         try:
             r = _resolve(s, request, token)
@@ -240,18 +239,23 @@ def _answer(request: Request, token: str, form) -> Response:
         return _with_cookie(request, _error(request, "页面已过期，请重新打开链接",
                                             "为保护您的账户安全，本次提交未被受理（页面校验信息缺失或不匹配）。请重新打开通知中的链接后再提交。", 403),
                             cookie, new)
+    return link_id, action
+
+
+def _answer(request: Request, token: str, form) -> Response:
+    rt = _rt(request)
+    cookie, new = _cookie(request)
+    checked = _posted_link(request, token, form, cookie, new)
+    if isinstance(checked, Response):
+        return checked
+    link_id, action = checked
     if action != "review_answer":
         return _error(request, "此链接不能提交填报", "此链接用于督查评定或查看报告，不能提交填报。", 405)
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
-    max_file = rt.settings.upload_max_mb * 1024 * 1024
-    stored = []
     try:
         urls = clean_urls(values.get("urls", ""))
-        uploads = [f for f in form.getlist("files") if not isinstance(f, str) and (f.filename or f.size)]
-        if len(uploads) > rt.settings.upload_max_files:
-            raise EvidenceError(f"每次最多上传 {rt.settings.upload_max_files} 个文件，请分次上传或打包为 ZIP。")
-        for f in uploads:
-            stored.append(store_upload(rt.settings.evidence_path, f.filename, f.file, max_bytes=max_file))
+        stored = store_form_files(rt.settings.evidence_path, form.getlist("files"), max_files=rt.settings.upload_max_files,
+                                  max_bytes=rt.settings.upload_max_mb * 1024 * 1024)
         now, day = utcnow(), rt.today()
         with session_scope(rt.engine) as s:
             r = _resolve(s, request, token, for_update=True)
@@ -269,7 +273,7 @@ def _answer(request: Request, token: str, form) -> Response:
             r = _resolve(s, request, token)
             ctx = _answer_context(s, request, r, cookie)
         ctx.update(error=str(err), values={**ctx["values"], **values})
-        return _with_cookie(request, _render(request, "review_answer.html", ctx, 413 if "大小限制" in str(err) else 400), cookie, new)
+        return _with_cookie(request, _render(request, "review_answer.html", ctx, err.status if isinstance(err, EvidenceError) else 400), cookie, new)
     notify = set(out.notify)
     if out.wake:
         _, more = reviews.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
@@ -296,16 +300,10 @@ async def submit_verdict(request: Request, token: str, item_id: int):
 def _verdict(request: Request, token: str, item_id: int, form) -> Response:
     rt = _rt(request)
     cookie, new = _cookie(request)
-    with session_scope(rt.engine, readonly=True) as s:
-        try:
-            r = _resolve(s, request, token)
-        except LinkRefused as err:
-            return _refused(request, err)
-        link_id, action = r.link.id, r.action
-    if not csrf_ok(rt.settings.secret_key, request.cookies.get(COOKIE), form.get(CSRF_FIELD), link_id):
-        return _with_cookie(request, _error(request, "页面已过期，请重新打开链接",
-                                            "为保护您的账户安全，本次提交未被受理（页面校验信息缺失或不匹配）。请重新打开通知中的链接后再提交。", 403),
-                            cookie, new)
+    checked = _posted_link(request, token, form, cookie, new)
+    if isinstance(checked, Response):
+        return checked
+    link_id, action = checked
     if action != "review_verdict":
         return _error(request, "此链接不能评定", "只有领导小组办公室的督查评定链接可以评定。", 405)
     v = {k: str(form.get(k) or "") for k in ("verdict", "note", "follow_up_title", "follow_up_due", "follow_up_owner")}
@@ -368,7 +366,7 @@ def download_evidence(request: Request, token: str, evidence_id: int):
         return _error(request, "附件无法打开", "附件记录无效，请联系领导小组办公室。", 404)
     if not path.is_file():
         return _error(request, "附件无法打开", "附件文件已不存在，请联系领导小组办公室。", 404)
-    return _attachment(path, name, ctype)
+    return attachment(path, name, ctype)
 
 
 @router.get("/rv/{token}/report.{ext}")
@@ -389,14 +387,7 @@ def download_report(request: Request, token: str, ext: str):
     if not path or not Path(path).is_file():
         return _error(request, "督查报告尚未生成", "全部任务评定后将生成督查报告，届时会通知您。", 404)
     ctype = "text/html; charset=utf-8" if ext == "html" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return _attachment(Path(path), f"督查报告-{title}.{ext}", ctype)
-
-
-def _attachment(path: Path, name: str, ctype: str) -> FileResponse:
-    ascii_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name) or "file"
-    headers = {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
-               "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
-    return FileResponse(path, media_type=ctype, headers=headers)
+    return attachment(Path(path), f"督查报告-{title}.{ext}", ctype)
 
 
 def redirect_if_review(request: Request, token: str) -> Response | None:

@@ -166,3 +166,16 @@ def csrf_ok(secret: str, cookie: str | None, field: str | None, link_id: int) ->
     if not cookie or not field:
         return False
     return hmac.compare_digest(csrf_token(secret, cookie, link_id), field)
+
+
+def attachment(path, name: str, ctype: str):
+    """A stored file as a download: never shown in the browser (no sniffing), never cached, and
+    named as uploaded (RFC 6266: an ASCII fallback and the UTF-8 name)."""
+    from urllib.parse import quote
+
+    from fastapi.responses import FileResponse
+
+    ascii_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name) or "file"
+    headers = {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+               "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
+    return FileResponse(path, media_type=ctype, headers=headers)
