@@ -44,7 +44,7 @@ def _peak_mib() -> float:
 def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     import datetime as dt
 
-    from sqlalchemy import func, insert, select, update
+    from sqlalchemy import func, insert, select
 
     from benchmarks.bench_sweep import IMPORTED, _ack_update, province_plans
     from duban.db import make_engine, session_scope, upgrade

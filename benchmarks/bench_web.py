@@ -381,7 +381,7 @@ def check_store(url: str, n: int, res: dict) -> bool:
     ok = True
     print(f"    answers  : {dict(sorted(res['outcomes'].items()))}; errors: {len(res['errors'])} {sorted(set(res['errors']))[:5]}")
     if res["outcomes"] != expected or res["errors"] or len(res["post_lat"]) != len(res["page_lat"]):
-        print(f"    CHECK FAILED: every first POST 200 and every replay 410 expected, no errors")
+        print("    CHECK FAILED: every first POST 200 and every replay 410 expected, no errors")
         ok = False
     problems = verify(url, n)
     print("    store    : " + (f"every submission so far applied exactly once (requests, events, used links, submitted milestones, "

@@ -260,7 +260,7 @@ def submit_done(session: Session, r: Resolved, origin: Origin, *, now: dt.dateti
     _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=req.id, now=now)
     _use(session, r, now)
     notify = _ask_reviewers(session, r, req, m, reviewers, today=today, now=now, extra={"note": note[:200]})
-    return Outcome(f"已提交办结，等待领导小组办公室审核。审核结果将通过消息通知您。", notify=notify, request_id=req.id, event_id=ev.id)
+    return Outcome("已提交办结，等待领导小组办公室审核。审核结果将通过消息通知您。", notify=notify, request_id=req.id, event_id=ev.id)
 
 
 def request_extension(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date,

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from duban.rollup import COLUMNS, RATE_COLUMNS, Rollup, header, pct
+from duban.rollup import RATE_COLUMNS, Rollup, header, pct
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 HTML_ROWS = 300  # rows of one table in the HTML report (the workbook has them all)

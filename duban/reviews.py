@@ -36,7 +36,6 @@ from duban.db import session_scope
 from duban.models import (
     ARCHIVED,
     ASSIGNED,
-    DONE,
     IN_PROGRESS,
     ITEM_ANSWERED,
     ITEM_JUDGED,
@@ -635,8 +634,6 @@ def report_data(session: Session, review: Review, *, generated_at: dt.datetime |
 
 def _escalations(session: Session, review: Review) -> list[dict[str, Any]]:
     """The 督办 sent about missing answers of this review (who was told, at which level)."""
-    from duban.rules.deadlines import escalation_recipients  # noqa: F401 - the levels below follow it
-
     levels = {1: "部门负责人", 2: "分管校领导", 3: "领导小组办公室"}
     out = []
     for n, name in session.execute(select(Notification, Person.name).join(Person, Person.id == Notification.recipient_id)

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, func, select
 
 from duban.db import session_scope
 from duban.models import (

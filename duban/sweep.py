@@ -60,7 +60,7 @@ from duban.rules.deadlines import (
     decide as decide_task,
 )
 from duban.rules.policy import DeadlinePolicy, effective_policy
-from notifications.digest import describe, render_subject, render_text
+from notifications.digest import describe, render_subject
 
 PROGRESS_REPORTED = "progress_reported"
 # events that count as the period's report (反馈): a progress report, and an answer to a 督查

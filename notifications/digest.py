@@ -201,11 +201,6 @@ def render_subject(payload: dict[str, Any]) -> str:
     return f"【督办提醒】{payload['today']} {payload['recipient']}：" + "，".join(counts)
 
 
-def render_text(payload: dict[str, Any], urls: dict[int, str], *, template_dir: Path | None = None) -> str:
-    """The plain-text digest of a stored payload, with its links' URLs filled in."""
-    return environment(template_dir).get_template("digest.txt.j2").render(**digest_context(payload, urls))
-
-
 def digest_context(payload: dict[str, Any], urls: dict[int, str]) -> dict[str, Any]:
     """What every digest template (text, HTML, chat) receives."""
     groups, counts = _groups(_items(payload, urls))

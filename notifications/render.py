@@ -60,11 +60,15 @@ def context(payload: dict[str, Any], urls: dict[int, str]) -> dict[str, Any]:
     return digest_context(payload, urls)
 
 
-def render_message(out, *, template_dir: Path | None = None) -> Message:
-    """Every format of one claimed message (``duban.sweep.Outgoing`` or the like)."""
-    kind = out.payload.get("kind", "digest")
+def _message_context(out) -> tuple[str, dict[str, Any]]:
     ctx = context(out.payload, out.urls)
     ctx.update(subject=out.subject, cut=CUT)
+    return out.payload.get("kind", "digest"), ctx
+
+
+def render_message(out, *, template_dir: Path | None = None) -> Message:
+    """Every format of one claimed message (``duban.sweep.Outgoing`` or the like)."""
+    kind, ctx = _message_context(out)
     text_env = environment(template_dir)
     text = text_env.get_template(f"{kind}.txt.j2").render(**ctx)
     html = html_environment(template_dir).get_template(f"{kind}.html.j2").render(**ctx)
@@ -74,9 +78,7 @@ def render_message(out, *, template_dir: Path | None = None) -> Message:
 
 def render_text(out, *, template_dir: Path | None = None) -> str:
     """The plain text of any message kind (what the outbox writes)."""
-    kind = out.payload.get("kind", "digest")
-    ctx = context(out.payload, out.urls)
-    ctx.update(subject=out.subject, cut=CUT)
+    kind, ctx = _message_context(out)
     return environment(template_dir).get_template(f"{kind}.txt.j2").render(**ctx)
 
 

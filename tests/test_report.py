@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from duban import rollup
-from duban.report import render_html, write_report
+from duban.report import write_report
 from tests.test_rollup import AS_OF, build_scenario, compute
 
 runner = CliRunner()

@@ -10,7 +10,7 @@ import urllib.request
 import apprise
 import pytest
 
-from tests.servers import SMTPServer, WebhookReceiver, screenshot, smtp_mailto, smtp_url
+from tests.servers import SMTPServer, WebhookReceiver, screenshot, smtp_url
 
 
 def send(url: str, title: str = "【催办】任务即将到期", body: str = "请于 3 个工作日内反馈进展。") -> bool:

@@ -21,7 +21,6 @@ from tests.web_helpers import (
     PNG,
     SECRET,
     STATEMENT,
-    TZ,
     csrf_of,
     events,
     import_small,

@@ -4,7 +4,6 @@ milestones with states and dates, requests waiting, and its history with evidenc
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
