@@ -185,12 +185,12 @@ def approval_decisions(session: Session, cal: WorkCalendar, today: dt.date, *, t
             waiting.append((r, *reached))
     if not waiting:
         return []
-    asked = {(r.id, pid): None for r, _, _ in waiting for pid in reviewers(session, r.plan_id, exclude=r.person_id)}
+    asked = {r.id: reviewers(session, r.plan_id, exclude=r.person_id) for r, _, _ in waiting}
     originals = dict(session.execute(select(Notification.key, Notification.data).where(
-        Notification.key.in_([f"approval:r{rid}:p{pid}" for rid, pid in asked]))).all())
+        Notification.key.in_([f"approval:r{rid}:p{pid}" for rid, pids in asked.items() for pid in pids]))).all())
     out = []
     for r, step, waited in waiting:
-        for pid in reviewers(session, r.plan_id, exclude=r.person_id):
+        for pid in asked[r.id]:
             data = dict(originals.get(f"approval:r{r.id}:p{pid}") or {"code": r.code, "title": r.title, "request": r.id,
                                                                          "request_kind": r.kind})
             data.update(waited=waited, submitted_on=_local_date(r.created_at, tz).isoformat(), plan=r.plan_id)
