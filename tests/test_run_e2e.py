@@ -78,7 +78,9 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path):
     web, api = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUBAN_", "PREFECT_"))}
     env.update(DUBAN_DEMO="1", DUBAN_DATABASE_URL=f"sqlite:///{db}", PREFECT_HOME=str(tmp_path / "prefect"),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+               PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               # the server's scheduler looks for deployments every 2 s instead of every minute
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")
     duban = Path(sys.executable).parent / "duban"
     log = open(tmp_path / "run.log", "wb")
     proc = subprocess.Popen([str(duban), "run", "--port", str(web), "--prefect-port", str(api)], cwd=tmp_path, env=env,
@@ -94,6 +96,13 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path):
         sweep = served["daily-sweep"]
         (schedule,) = sweep["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("30 8 * * *", "Asia/Shanghai")
+        # the server's scheduler creates the coming runs (SQLAlchemy 2.1 broke this in Prefect 3.8.8 and 3.9.0)
+        scheduled = wait_for(lambda: get(f"{api_url}/flow_runs/filter", {
+            "deployments": {"id": {"any_": [sweep["id"]]}}, "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}), 60,
+            "the scheduler to create runs of the daily sweep")
+        starts = {dt.datetime.fromisoformat(r["expected_start_time"]).astimezone(dt.timezone(dt.timedelta(hours=8))).time()
+                  for r in scheduled}
+        assert starts == {dt.time(8, 30)}
 
         # start a run of the deployment the way the schedule does; the served runner executes it
         # (a busy Prefect server may answer 503 for a moment: ask again, as a scheduler would)
