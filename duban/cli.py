@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -74,6 +76,22 @@ def _runtime():
     except CalendarFileError as err:
         _fail(f"无法读取单位日历文件：{err}", 2)
     return rt
+
+
+@contextlib.contextmanager
+def _prefect_api(settings: Settings) -> Iterator[None]:
+    """Run the flows of a command against the configured Prefect server, or the one `duban run`
+    serves on this data folder; only without either does Prefect start a temporary server."""
+    from duban.prefect_server import running_api_url
+
+    api_url = running_api_url(settings)
+    if api_url is None:
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        yield
 
 
 def _parse_day(value: Optional[str]) -> dt.date:
@@ -264,6 +282,15 @@ def check_command(
     day = _parse_day(today)
     _engine()
     rt = _runtime()
+    # decided before Prefect is imported or any server started: a holiday costs about a second
+    if not force and not task and not rt.calendar.is_workday(day):
+        for w in rt.calendar.warnings:
+            err_console.print(f"提示：{w}", markup=False)
+        if dry_run:
+            console.print(f"{day.isoformat()} 不是工作日，每日检查不会发送任何通知（可加 --force 强制检查）。", markup=False)
+        else:
+            console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
+        return
     if dry_run:
         from duban.sweep import preview
 
@@ -274,9 +301,6 @@ def check_command(
                 plan, _ = task_tags(task, plan)
             except TaskNotFound as err:
                 _fail(str(err), 1)
-        if not force and not task and not rt.calendar.is_workday(day):
-            console.print(f"{day.isoformat()} 不是工作日，每日检查不会发送任何通知（可加 --force 强制检查）。", markup=False)
-            return
         items = preview(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=plan, task_code=task)
         for w in rt.calendar.warnings:
             err_console.print(f"提示：{w}", markup=False)
@@ -302,11 +326,13 @@ def check_command(
             task_tags(task, plan)
         except TaskNotFound as err:
             _fail(str(err), 1)
-        summary = task_check(task, plan=plan, today=day)
+        with _prefect_api(rt.settings):
+            summary = task_check(task, plan=plan, today=day)
     else:
         from flows.sweep import daily_sweep
 
-        summary = daily_sweep(today=day, plan=plan, force=force)
+        with _prefect_api(rt.settings):
+            summary = daily_sweep(today=day, plan=plan, force=force)
     if summary.get("skipped"):
         console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
         return
@@ -380,36 +406,52 @@ def run_command(
     prefect_port: Annotated[int, typer.Option("--prefect-port", help="本机 Prefect 服务端口（未设置 PREFECT_API_URL 时自动启动）")] = 4200,
 ) -> None:
     """在本机持续运行：每个工作日 08:30 自动督办检查，并提供网页服务（无需另装服务器）。"""
+    settings = _settings()
+    _engine()
+    _runtime()
+    with _local_prefect(settings, prefect_port) as api_url:
+        _serve_forever(settings, api_url, host=host, port=port, web=web)
+
+
+@contextlib.contextmanager
+def _local_prefect(settings: Settings, prefect_port: int) -> Iterator[str]:
+    """The Prefect server `duban run` uses (started here unless PREFECT_API_URL is set), its address
+    recorded for `duban check`; stopped on exit, also when a service manager sends SIGTERM."""
+    import signal
+
+    from duban.prefect_server import PrefectServerError, local_prefect_server, recorded_address
+
+    # a service manager stops us with SIGTERM: exit normally, so the Prefect server we started
+    # is stopped too (its context manager only runs on a normal exit)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        with local_prefect_server(settings, port=prefect_port) as api_url, recorded_address(settings, api_url):
+            yield api_url
+    except PrefectServerError as err:
+        _fail(str(err), 1)
+
+
+def _serve_forever(settings: Settings, api_url: str, *, host: str, port: int, web: bool) -> None:
     import threading
 
     from prefect import serve
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from duban.prefect_server import local_prefect_server
     from flows.deployments import deployments
 
-    import signal
+    console.print(f"Prefect：{api_url.removesuffix('/api')}（可在此查看运行记录、手动运行检查）", markup=False)
+    if web:
+        import uvicorn
 
-    settings = _settings()
-    _engine()
-    _runtime()
-    # a service manager stops us with SIGTERM: exit normally, so the Prefect server we started
-    # is stopped too (its context manager only runs on a normal exit)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with local_prefect_server(settings, port=prefect_port) as api_url:
-        console.print(f"Prefect：{api_url.removesuffix('/api')}（可在此查看运行记录、手动运行检查）", markup=False)
-        if web:
-            import uvicorn
+        from duban.web.app import create_app
 
-            from duban.web.app import create_app
-
-            server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning", proxy_headers=True,
-                                                   forwarded_allow_ips=settings.trusted_proxies))
-            threading.Thread(target=server.run, name="duban-web", daemon=True).start()
-            console.print(f"网页服务：http://{host}:{port}/", markup=False)
-        console.print(f"每日督办检查：每天 08:30（{settings.timezone}），非工作日自动跳过。按 Ctrl+C 停止。", markup=False)
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            serve(*deployments(settings.timezone))
+        server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning", proxy_headers=True,
+                                               forwarded_allow_ips=settings.trusted_proxies))
+        threading.Thread(target=server.run, name="duban-web", daemon=True).start()
+        console.print(f"网页服务：http://{host}:{port}/", markup=False)
+    console.print(f"每日督办检查：每天 08:30（{settings.timezone}），非工作日自动跳过。按 Ctrl+C 停止。", markup=False)
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        serve(*deployments(settings.timezone))
 
 
 @app.command("serve")
@@ -460,14 +502,34 @@ def demo_command(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="演示后持续运行（每日检查 + 网页服务，Ctrl+C 停止）")] = False,
 ) -> None:
     """演示：导入示例“三全育人”方案，运行今天的督办检查，查看发出的通知和进展统计（可重复运行）。"""
+    settings = _settings()
+    engine = _engine()
+    _runtime()
+    day = _parse_day(today)
+    if serve_after:
+        # the demo's own sweep runs on the Prefect server that `duban run` then serves with: one
+        # server, not a temporary one left running beside it
+        with _local_prefect(settings, 4200) as api_url:
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+                _demo_steps(engine, day)
+            console.rule("6. 持续运行（duban run）")
+            _serve_forever(settings, api_url, host="127.0.0.1", port=8000, web=True)
+        return
+    with _prefect_api(settings):
+        _demo_steps(engine, day)
+    console.print("\n要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run", markup=False)
+
+
+def _demo_steps(engine, day: dt.date) -> None:
+    from duban.accounts import ensure_demo_account
+    from duban.db import session_scope
     from duban.importer import import_plan
     from duban.runtime import runtime
     from duban.sweep import digest_rows
     from flows.sweep import daily_sweep
 
-    engine = _engine()
-    _runtime()
-    day = _parse_day(today)
     console.rule("1. 导入示例方案 definitions/plans/sanquan-yuren.yaml")
     diff = import_plan(engine, EXAMPLE_PLAN, actor="demo")
     console.print(diff.render(limit=5), markup=False, highlight=False)
@@ -489,6 +551,7 @@ def demo_command(
         if len(rows) > 10:
             console.print(f"  …… 共 {len(rows)} 份", markup=False)
         console.print(f"全文见 {outbox}，或 duban outbox --show {rows[-1]['编号']}", markup=False)
+        console.print("演示模式下所有通知只写入本地发件箱，不会发给任何人。", markup=False)
     else:
         console.print("今天没有新的通知（同一事项同一阶段只提醒一次）。", markup=False)
 
@@ -497,18 +560,10 @@ def demo_command(
 
     console.rule("5. 汇总报告（duban report）与工作台账户")
     report_command(out=None, as_of=day.isoformat(), plan=None, snapshot=True)
-    from duban.accounts import ensure_demo_account
-    from duban.db import session_scope
-
     with session_scope(engine) as s:
         login, password = ensure_demo_account(s)
     base = runtime().settings.base_url.rstrip("/")
     console.print(f"工作台：{base}/login  演示账户 {login}，密码 {password}（每次运行演示都会重新生成）", markup=False, highlight=False)
-    if serve_after:
-        console.rule("6. 持续运行（duban run）")
-        run_command()
-    else:
-        console.print("\n要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run", markup=False)
 
 
 notify_app = typer.Typer(help="通知：测试个人的通知渠道、发送督办通报。", no_args_is_help=True)

@@ -1,9 +1,13 @@
-"""A local Prefect server for `duban run` on one machine.
+"""A local Prefect server for `duban run` on one machine, and finding one for `duban check`.
 
 Prefect's temporary (ephemeral) server answers API calls but does not run the scheduler, so
 scheduled deployments would never get runs.  When no ``PREFECT_API_URL`` is configured, `duban
 run` starts ``prefect server start`` as a child process (its database in the duban data folder),
 waits until it answers, and stops it on exit.  With ``PREFECT_API_URL`` set, that server is used.
+
+While it serves, `duban run` records the server's API address in the data folder
+(``prefect/api_url``), so a `duban check` (or `duban demo`) started beside it runs its flow there
+— seen in the same UI, and without paying ≈ 5–15 s for a temporary server of its own.
 """
 
 from __future__ import annotations
@@ -25,12 +29,43 @@ class PrefectServerError(RuntimeError):
     pass
 
 
-def _healthy(api_url: str) -> bool:
+def _healthy(api_url: str, timeout: float = 2) -> bool:
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as resp:  # noqa: S310 - loopback
             return resp.status == 200
     except OSError:
         return False
+
+
+def _address_file(settings: Settings) -> Path:
+    return settings.data_dir / "prefect" / "api_url"
+
+
+def running_api_url(settings: Settings) -> str | None:
+    """The Prefect API a command should use instead of a temporary server of its own: the configured
+    ``PREFECT_API_URL``, else the server of a `duban run` on this data folder when it answers."""
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured:
+        return configured.rstrip("/")
+    try:
+        recorded = _address_file(settings).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return recorded if recorded and _healthy(recorded, timeout=1) else None
+
+
+@contextlib.contextmanager
+def recorded_address(settings: Settings, api_url: str) -> Iterator[None]:
+    """Record the API address of the server `duban run` uses while it runs (removed on exit)."""
+    path = _address_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(api_url, encoding="utf-8")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if path.read_text(encoding="utf-8").strip() == api_url:
+                path.unlink()
 
 
 @contextlib.contextmanager
@@ -49,7 +84,10 @@ def local_prefect_server(settings: Settings, *, port: int = 4200, timeout: float
     if prefect is None:
         raise PrefectServerError("找不到 prefect 命令：请确认 duban 安装完整（pip install duban）")
     log = open(home / "server.log", "ab")  # noqa: SIM115 - closed below
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # the UI asks /ui-settings where the API is; without these it answers port 4200 whatever port
+    # the server listens on (and the UI shows another server's runs, or nothing)
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_API_URL": api_url}
     proc = subprocess.Popen(
         [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT,

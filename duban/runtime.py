@@ -41,20 +41,20 @@ class Runtime:
 
     @cached_property
     def channel(self):
-        """Where messages go: the local outbox until a channel is configured (DUBAN_SMTP_URL, or an
-        apprise URL of a person, department or plan); then the apprise dispatcher, which still
-        writes to the outbox for recipients without any channel, and a copy of every message
-        in demo mode (DUBAN_OUTBOX_COPY overrides)."""
+        """Where messages go. In demo mode always the local outbox, at once and at any hour: a demo
+        never reaches anybody, whatever addresses its plan carries. Otherwise the local outbox until
+        a channel is configured (DUBAN_SMTP_URL, or an apprise URL of a person, department or plan);
+        then the apprise dispatcher, which still writes to the outbox for recipients without any
+        channel (and a copy of every message with DUBAN_OUTBOX_COPY=1)."""
         from notifications.outbox import OutboxChannel
 
         outbox = OutboxChannel(self.settings.outbox_path)
-        if not (self.settings.smtp_url or channels_configured(self.engine)):
+        if self.settings.demo or not (self.settings.smtp_url or channels_configured(self.engine)):
             return outbox
         from notifications.channels import Dispatcher
 
-        copy = self.settings.demo if self.settings.outbox_copy is None else self.settings.outbox_copy
-        return Dispatcher(self.settings.smtp_url, template_dir=self.settings.template_dir, outbox=outbox, outbox_copy=copy,
-                          smtp_timeout=self.settings.smtp_timeout, tz=self.tz)
+        return Dispatcher(self.settings.smtp_url, template_dir=self.settings.template_dir, outbox=outbox,
+                          outbox_copy=bool(self.settings.outbox_copy), smtp_timeout=self.settings.smtp_timeout, tz=self.tz)
 
     def quiet(self):
         """Quiet hours for delivery: the institution's window, and each plan's own (policy.send_hours)."""

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     timezone: str = "Asia/Shanghai"
-    demo: bool = False
+    demo: bool = False  # a throw-away secret; every message goes to the local outbox only, at any hour
     calendar_file: Path | None = None  # the institution's own calendar (holidays, 调休, semesters)
     template_dir: Path | None = None  # an institution's own message templates (override ours)
     outbox_dir: Path | None = None  # where the local outbox channel writes (default: <data>/outbox)
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     unreachable_after: int = Field(3, ge=1)  # failed attempts of one digest before the office is told
     deliver_workers: int = Field(8, ge=1, le=64)  # messages sent at the same time
     smtp_timeout: float = Field(15.0, gt=0)  # seconds to wait for the mail relay
-    outbox_copy: bool | None = None  # also write every message to the local outbox (default: in demo mode)
+    outbox_copy: bool = False  # also write every message to the local outbox (demo mode writes only there)
     # web app: action links and uploads (docs/web.md)
     link_days_after_due: int = 60  # an action link works until this many days after the due date
     upload_max_mb: int = 20  # per file

@@ -7,12 +7,15 @@ Each test session creates its own PostgreSQL database and drops it at the end.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -21,6 +24,20 @@ from duban.settings import get_settings
 
 POSTGRES_ENV = "DUBAN_TEST_POSTGRES_URL"
 PG_SKIP_REASON = f"PostgreSQL tests skipped: set {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+
+
+# The instant the `clock` fixture pins: a Monday morning in Beijing, inside the default send hours.
+# Tests that need another moment travel there themselves (time_machine.travel or an explicit `now`).
+PINNED = dt.datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+PINNED_DAY = PINNED.date()
+
+
+@pytest.fixture
+def clock():
+    """The process clock starts at PINNED and ticks (the web app, the links and the sweep read it);
+    ``clock.move_to(...)`` travels on. No test depends on the real hour or date."""
+    with time_machine.travel(PINNED, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture(autouse=True)

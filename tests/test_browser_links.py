@@ -13,10 +13,11 @@ import pytest
 
 from duban import sweep
 from duban.settings import get_settings
+from tests.conftest import PINNED_DAY
 from tests.servers import screenshot
 from tests.web_helpers import PDF, SECRET, import_small, milestone, milestone_id, requests
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clock")]  # the web app reads the clock: pinned
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_coordinator_returns_and_owner_reads_the_reason(app_env, live_server, pa
 def test_expired_link_page_offers_a_fresh_link(app_env, live_server, page):
     from tests.web_helpers import make_link
 
-    tok = make_link(app_env, "教务处处长", "progress", "1", expires=dt.date.today() - dt.timedelta(days=2))
+    tok = make_link(app_env, "教务处处长", "progress", "1", expires=PINNED_DAY - dt.timedelta(days=2))
     page.goto(f"{live_server}/l/{tok}")
     assert page.locator("h1").inner_text() == "链接已过期"
     screenshot(page, "1-expired")

@@ -185,6 +185,10 @@ def test_notify_test_without_channels_and_unknown_person(use_database, tmp_path)
 
 
 def test_notify_bulletin(use_database, tmp_path, monkeypatch, smtp_server):
+    # outside demo mode (demo mode writes to the local outbox only), with a copy kept there too
+    monkeypatch.setenv("DUBAN_DEMO", "0")
+    monkeypatch.setenv("DUBAN_SECRET_KEY", "k" * 8 + "0123456789abcdefghijklmnopqrstuv")
+    monkeypatch.setenv("DUBAN_OUTBOX_COPY", "1")
     monkeypatch.setenv("DUBAN_SMTP_URL", smtp_server.relay_url)
     monkeypatch.setenv("DUBAN_SEND_HOURS", "always")
     import_with_channels(tmp_path, [])
@@ -197,10 +201,42 @@ def test_notify_bulletin(use_database, tmp_path, monkeypatch, smtp_server):
     assert "收件对象：党委书记、督办员" in preview.output and smtp_server.received == []
     sent = runner.invoke(app, ["notify", "bulletin", "--today", "2026-12-17"])
     assert sent.exit_code == 0, sent.output
-    assert "党委书记：已发送（邮件、本地发件箱）" in sent.output  # demo mode keeps an outbox copy and "通报已生成 2 份。" in sent.output
+    assert "党委书记：已发送（邮件、本地发件箱）" in sent.output  # DUBAN_OUTBOX_COPY keeps an outbox copy and "通报已生成 2 份。" in sent.output
     mails = {m.rcpt_tos[0]: m for m in smtp_server.wait_for(2)}
     assert mails["sj@example.org"].subject == "【督办通报】2026-12-17 测试方案：逾期 2 项，其中列入通报 1 项"
     assert mails["sj@example.org"].text().startswith("党委书记同志：")
     assert "<table" in mails["db@example.org"].html()
     again = runner.invoke(app, ["notify", "bulletin", "--today", "2026-12-17"])
     assert "2026-12-17 的通报已发过（可加 --force 再发一次）。" in again.output
+
+
+@pytest.mark.parametrize("demo", ["1", "0"])
+def test_demo_mode_delivers_everything_to_the_local_outbox_at_any_hour(use_database, tmp_path, monkeypatch, smtp_server, webhook, demo):
+    """At 23:50 on a working day, with a relay and chat URLs configured: demo mode writes every digest to
+    the outbox at once and reaches nobody; outside demo mode the same digests wait for the window."""
+    import time_machine
+
+    from duban import sweep
+    from duban.runtime import runtime
+    from notifications.outbox import OutboxChannel
+
+    monkeypatch.setenv("DUBAN_DEMO", demo)
+    monkeypatch.setenv("DUBAN_SECRET_KEY", "k" * 8 + "0123456789abcdefghijklmnopqrstuv")
+    monkeypatch.setenv("DUBAN_SMTP_URL", smtp_server.relay_url)
+    night = dt.datetime(2026, 11, 30, 23, 50, tzinfo=ZoneInfo("Asia/Shanghai"))
+    with time_machine.travel(night, tick=False):
+        import_with_channels(tmp_path, [f"json://127.0.0.1:{webhook.port}/hook"])
+        rt = runtime()
+        day = night.date()
+        sweep.decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz)
+        assembled = sweep.assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name)
+        result = sweep.deliver(rt.engine, rt.channel, now=night, **rt.deliver_options(day))
+    outbox = sorted(p.name for p in (rt.settings.outbox_path / "2026-11-30").glob("*.txt")) if demo == "1" else []
+    if demo == "1":
+        assert isinstance(rt.channel, OutboxChannel)
+        assert (assembled, result.sent, result.deferred) == (2, 2, 0)
+        assert [name.split("-", 1)[1] for name in outbox] == ["分管教学副校长.txt", "教务处处长.txt"]
+    else:
+        assert not isinstance(rt.channel, OutboxChannel)
+        assert (assembled, result.sent, result.deferred) == (2, 0, 2)
+    assert smtp_server.received == [] and webhook.requests == []

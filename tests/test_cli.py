@@ -19,6 +19,7 @@ from tests.factories import small_plan, task_of, write_yaml
 
 runner = CliRunner()
 
+SITEHOOK = Path(__file__).resolve().parent / "sitehook"
 COMMANDS = [[], ["import"], ["status"], ["plans"], ["export"], ["secret"], ["demo"], ["db"], ["db", "upgrade"], ["db", "current"]]
 
 
@@ -125,13 +126,19 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
     from duban.accounts import authenticate
     from duban.db import make_engine, session_scope
 
+    netlog = tmp_path / "net.log"  # tests/sitehook/sitecustomize.py records any address off this machine
     env = {**os.environ, "DUBAN_DEMO": "1", "DUBAN_DATABASE_URL": use_database, "PREFECT_API_URL": PREFECT_API_URL.value(),
-           "COLUMNS": "200"}
+           "COLUMNS": "200", "PYTHONPATH": os.pathsep.join([str(SITEHOOK), os.environ.get("PYTHONPATH", "")]),
+           "NETGUARD_LOG": str(netlog), "DUBAN_OUTBOX_DIR": str(tmp_path / "outbox")}
     duban = [sys.executable, "-m", "duban.cli", "demo", "--today", "2026-11-23"]
     first = subprocess.run(duban, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "新建方案「“三全育人”综合改革实施方案（示例）」" in first.stdout
+    # whatever the hour: every digest is in the local outbox at once, and nothing left the machine
     assert "应发事项 40 项（新增 40 项，其余此前已发），生成通知 17 份，发送成功 17 份。" in first.stdout
+    assert len(list((tmp_path / "outbox" / "2026-11-23").glob("*.txt"))) == 17
+    assert "演示模式下所有通知只写入本地发件箱，不会发给任何人。" in first.stdout
+    assert not netlog.exists(), netlog.read_text(encoding="utf-8")
     assert "截至 2026-11-23：在办任务 176 项" in first.stdout
     assert "要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run" in first.stdout
     assert "截至 2026-11-23，在办任务 176 项，已办结 0 项；" in first.stdout
@@ -146,6 +153,7 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
     assert "与库中现有内容相同，没有需要更新的内容。" in second.stdout
     assert "应发事项 40 项（新增 0 项，其余此前已发），生成通知 0 份，发送成功 0 份。" in second.stdout
     assert second.stdout.count("，已发送") == 10  # today's notices, sent by the first run, listed (10 of 17)
+    assert not netlog.exists(), netlog.read_text(encoding="utf-8")
 
 
 def test_db_commands(use_database):

@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
@@ -19,8 +21,11 @@ from duban.db import session_scope
 from duban.importer import import_plan
 from duban.models import Account, DashboardLink, utcnow
 from duban.settings import get_settings
+from tests.conftest import PINNED_DAY
 from tests.factories import small_plan, write_yaml
 from tests.web_helpers import SECRET, import_small
+
+pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
 
 PASSWORD = "Dubanban-2026!"
 # what nobody without access may see: people, tasks, systems, departments of the plans
@@ -278,7 +283,7 @@ def test_provincial_account_sees_every_plan(web, engine):
 
 def issue_link(engine, plan: str | None = "demo", days: int = 30, today: dt.date | None = None) -> tuple[int, str]:
     with session_scope(engine) as s:
-        row, token = accounts.issue_dashboard_link(s, secret=SECRET, plan_code=plan, days=days, today=today or dt.date.today(), note="王书记")
+        row, token = accounts.issue_dashboard_link(s, secret=SECRET, plan_code=plan, days=days, today=today or PINNED_DAY, note="王书记")
         return row.id, token
 
 
@@ -304,7 +309,7 @@ def test_read_only_link_works_expires_and_is_revoked(web, engine):
     assert resp.status_code == 410 and "该链接已被撤销" in resp.text
     assert_private(resp.text)
     # expired
-    _, old = issue_link(engine, days=1, today=dt.date.today() - dt.timedelta(days=5))
+    _, old = issue_link(engine, days=1, today=PINNED_DAY - dt.timedelta(days=5))
     resp = web.get(f"/d/{old}")
     assert resp.status_code == 410 and "现已过期" in resp.text
     # tampered, or an action link's token
@@ -324,6 +329,7 @@ def cli(*args, input: str | None = None):
     return CliRunner().invoke(app, [str(a) for a in args], input=input)
 
 
+@time_machine.travel(dt.datetime(2026, 12, 1, 3, 30, tzinfo=ZoneInfo("Asia/Shanghai")), tick=True)  # 11-30 in UTC
 def test_account_commands(use_database, engine, tmp_path, monkeypatch):
     monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
     monkeypatch.setenv("DUBAN_BASE_URL", "https://duban.example.edu.cn")
@@ -359,7 +365,7 @@ def test_account_commands(use_database, engine, tmp_path, monkeypatch):
     result = cli("dashboard-link", "--plan", "demo", "--days", "7", "--note", "王书记")
     assert result.exit_code == 0, result.output
     [url] = re.findall(r"^https://duban\.example\.edu\.cn/d/\S+$", result.output, re.M)
-    assert f"有效期至 {(dt.date.today() + dt.timedelta(days=7)).isoformat()}" in result.output
+    assert "有效期至 2026-12-08" in result.output  # seven days from the institution's date, not UTC's
     with session_scope(engine) as s:
         row = s.scalar(select(DashboardLink))
         assert row.token_hash == accounts.token_hash(url.rsplit("/", 1)[1]) and row.note == "王书记"

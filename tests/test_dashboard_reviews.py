@@ -21,6 +21,8 @@ from tests.factories import write_yaml
 from tests.test_dashboard import add_account, assert_private, login, other_plan
 from tests.web_helpers import SECRET, import_small
 
+pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
+
 TODAY = dt.date(2026, 11, 23)
 REPLY_BY = dt.date(2026, 12, 4)
 ASK = "请对照任务书报告本学期推进情况。"

@@ -23,7 +23,7 @@ def test_example_plan_has_the_real_size_and_shape():
     assert Counter(t.schedule for t in d.tasks) == {"once": 142, "recurring": 21, "ongoing": 13}
     leads = {t.lead_department for t in d.tasks}
     assert {"党委宣传部", "教务处", "校团委", "信息化办公室", "学生工作处", "科研处", "党委组织部", "学校办公室", "后勤处"} <= leads
-    assert all(p.email and p.email.endswith("@example.org") for p in d.people)
+    assert all(p.email and p.email.endswith("@example.invalid") for p in d.people)
     assert d.warnings == ()
 
 

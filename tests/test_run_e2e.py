@@ -22,6 +22,7 @@ import pytest
 from duban.db import make_engine, upgrade
 from duban.importer import import_plan
 from tests.factories import small_plan, write_yaml
+from tests.servers import screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def test_duban_run_serves_the_schedule_and_the_web(tmp_path):
+def test_duban_run_serves_the_schedule_and_the_web(tmp_path, page):
     db = tmp_path / "duban.db"
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
@@ -88,8 +89,8 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path):
     api_url = f"http://127.0.0.1:{api}/api"
     try:
         wait_for(lambda: get(f"http://127.0.0.1:{web}/healthz") == {"ok": True}, 150, "the web app")
-        page = urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=5).read().decode()  # noqa: S310
-        assert "<h1>督办系统</h1>" in page
+        home = urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=5).read().decode()  # noqa: S310
+        assert "<h1>督办系统</h1>" in home
 
         served = wait_for(lambda: (lambda ds: ds if {"daily-sweep", "task-check", "import-plan"} <= set(ds) else None)(
             {d["name"]: d for d in get(f"{api_url}/deployments/filter", {})}), 60, "the deployments")
@@ -103,6 +104,17 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path):
         starts = {dt.datetime.fromisoformat(r["expected_start_time"]).astimezone(dt.timezone(dt.timedelta(hours=8))).time()
                   for r in scheduled}
         assert starts == {dt.time(8, 30)}
+
+        # the Prefect UI on a port of our choosing talks to its own API (not to port 4200)
+        assert get(f"http://127.0.0.1:{api}/ui-settings")["api_url"] == api_url
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url))
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(f"http://127.0.0.1:{api}/deployments")
+        page.get_by_text("daily-sweep").first.wait_for(timeout=60_000)
+        screenshot(page, "prefect-ui-deployments")
+        api_calls = [u for u in asked if "/api/" in u]
+        assert api_calls and all(u.startswith(api_url + "/") for u in api_calls), api_calls
 
         # start a run of the deployment the way the schedule does; the served runner executes it
         # (a busy Prefect server may answer 503 for a moment: ask again, as a scheduler would)

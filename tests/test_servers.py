@@ -16,7 +16,8 @@ from tests.servers import SMTPServer, WebhookReceiver, screenshot, smtp_url
 def send(url: str, title: str = "【催办】任务即将到期", body: str = "请于 3 个工作日内反馈进展。") -> bool:
     notifier = apprise.Apprise()
     assert notifier.add(url), f"apprise refused the URL {url}"
-    return notifier.notify(title=title, body=body)
+    # apprise 1.x answers True/False, 2.x an AppriseResult whose truth is the same
+    return bool(notifier.notify(title=title, body=body))
 
 
 # -- SMTP -------------------------------------------------------------------------------------

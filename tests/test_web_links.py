@@ -15,6 +15,7 @@ from duban import sweep
 from duban.db import session_scope
 from duban.models import Evidence
 from duban.settings import get_settings
+from tests.conftest import PINNED_DAY
 from tests.web_helpers import (
     CRITERIA,
     PDF,
@@ -31,6 +32,8 @@ from tests.web_helpers import (
     requests,
     snapshot,
 )
+
+pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
 
 
 class Recorder:
@@ -57,7 +60,7 @@ def web(use_database, engine, tmp_path, monkeypatch):
 def deliver_now(engine) -> list[sweep.Outgoing]:
     """Assemble and deliver what waits in the ledger (what the web app's dispatcher or the next
     sweep does), recording the messages."""
-    today = dt.date.today()
+    today = PINNED_DAY
     links = sweep.LinkMaker("http://testserver", SECRET, today)
     sweep.assemble(engine, today=today, links=links)
     rec = Recorder()
@@ -208,7 +211,7 @@ def test_view_link_is_read_only(web, engine):
 
 
 def test_expired_link_offers_a_fresh_one_by_message(web, engine, monkeypatch):
-    tok = make_link(engine, "教务处处长", "progress", "1", expires=dt.date.today() - dt.timedelta(days=1))
+    tok = make_link(engine, "教务处处长", "progress", "1", expires=PINNED_DAY - dt.timedelta(days=1))
     page = web.get(f"/l/{tok}")
     assert page.status_code == 410
     assert "<h1>链接已过期</h1>" in page.text and "给我发送新链接" in page.text

@@ -15,6 +15,7 @@ from duban.db import session_scope
 from duban.links import link_token
 from duban.models import Evidence, Link
 from duban.settings import get_settings
+from tests.conftest import PINNED_DAY
 from tests.factories import task_of
 from tests.web_helpers import (
     PDF,
@@ -27,6 +28,8 @@ from tests.web_helpers import (
     requests,
     snapshot,
 )
+
+pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
 
 
 def client_for(engine, tmp_path, monkeypatch, **env) -> TestClient:
@@ -110,7 +113,7 @@ def test_evidence_only_through_a_link_of_that_task(web, setup):
 def test_expired_link_changes_nothing(web, setup):
     engine = setup[0]
     tok = make_link(engine, "教务处处长", "done", "1", milestone=milestone_id(engine, "1", 1),
-                    expires=dt.date.today() - dt.timedelta(days=1))
+                    expires=PINNED_DAY - dt.timedelta(days=1))
     before = snapshot(engine)
     page = web.get(f"/l/{tok}")
     assert page.status_code == 410 and "现已过期" in page.text

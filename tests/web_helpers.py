@@ -13,6 +13,7 @@ from duban.db import session_scope
 from duban.importer import import_plan
 from duban.links import LinkSpec, issue, link_token
 from duban.models import Event, Link, Milestone, Notification, Person, Plan, Request, Task
+from tests.conftest import PINNED_DAY
 from tests.factories import small_plan, task_of, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -58,13 +59,13 @@ def milestone_id(engine, code: str, seq: int | None = None, *, final: bool = Fal
 def make_link(engine, person: str, action: str, code: str | None, *, milestone: int | None = None, request: int | None = None,
               expires: dt.date | None = None, secret: str = SECRET) -> str:
     """Issue a link (as the sweep would) and return its token."""
-    expires = expires or dt.date.today() + dt.timedelta(days=60)
+    expires = expires or PINNED_DAY + dt.timedelta(days=60)
     with session_scope(engine) as s:
         plan_id = s.scalar(select(Plan.id))
         pid = s.scalar(select(Person.id).where(Person.name == person))
         tid = s.scalar(select(Task.id).where(Task.code == code)) if code else None
         [lid] = issue(s, [LinkSpec(plan_id, pid, action, tid, milestone, expires, request)], secret=secret,
-                      today=min(expires, dt.date.today()))
+                      today=min(expires, PINNED_DAY))
     return link_token(secret, lid, action, expires)
 
 
