@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -79,19 +79,27 @@ def _runtime():
 
 
 @contextlib.contextmanager
-def _prefect_api(settings: Settings) -> Iterator[None]:
-    """Run the flows of a command against the configured Prefect server, or the one `duban run`
-    serves on this data folder; only without either does Prefect start a temporary server."""
-    from duban.prefect_server import running_api_url
+def _prefect_api(settings: Settings) -> Iterator[Callable[[], None]]:
+    """Where the flows of a command run: the configured Prefect server (PREFECT_API_URL), else the
+    one `duban run` serves on this data folder, else a temporary server started now, in the
+    background, while the command imports its flows. Call the yielded ``ready()`` right before
+    running a flow; enter this before importing Prefect or the flows."""
+    from duban.prefect_server import PrefectServerError, running_api_url, temporary_prefect_server
 
-    api_url = running_api_url(settings)
-    if api_url is None:
-        yield
-        return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    with contextlib.ExitStack() as stack:
+        api_url = running_api_url(settings)
+        wait = (lambda: api_url) if api_url else temporary_prefect_server(settings)
 
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        yield
+        def ready() -> None:
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            try:
+                url = wait()
+            except PrefectServerError as err:
+                _fail(f"{err}。可先运行 duban run，或设置 PREFECT_API_URL 使用已有的 Prefect 服务。", 1)
+            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+
+        yield ready
 
 
 def _parse_day(value: Optional[str]) -> dt.date:
@@ -319,19 +327,20 @@ def check_command(
         console.print(f"共 {len(items)} 项，{recipients} 位收件人（每人一份汇总通知）。", markup=False)
         return
 
-    if task:
-        from flows.task_check import TaskNotFound, task_check, task_tags
+    with _prefect_api(rt.settings) as ready:
+        if task:
+            from flows.task_check import TaskNotFound, task_check, task_tags
 
-        try:
-            task_tags(task, plan)
-        except TaskNotFound as err:
-            _fail(str(err), 1)
-        with _prefect_api(rt.settings):
+            try:
+                task_tags(task, plan)
+            except TaskNotFound as err:
+                _fail(str(err), 1)
+            ready()
             summary = task_check(task, plan=plan, today=day)
-    else:
-        from flows.sweep import daily_sweep
+        else:
+            from flows.sweep import daily_sweep
 
-        with _prefect_api(rt.settings):
+            ready()
             summary = daily_sweep(today=day, plan=plan, force=force)
     if summary.get("skipped"):
         console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
@@ -513,16 +522,16 @@ def demo_command(
             from prefect.settings import PREFECT_API_URL, temporary_settings
 
             with temporary_settings(updates={PREFECT_API_URL: api_url}):
-                _demo_steps(engine, day)
+                _demo_steps(engine, day, lambda: None)
             console.rule("6. 持续运行（duban run）")
             _serve_forever(settings, api_url, host="127.0.0.1", port=8000, web=True)
         return
-    with _prefect_api(settings):
-        _demo_steps(engine, day)
+    with _prefect_api(settings) as ready:
+        _demo_steps(engine, day, ready)
     console.print("\n要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run", markup=False)
 
 
-def _demo_steps(engine, day: dt.date) -> None:
+def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
     from duban.accounts import ensure_demo_account
     from duban.db import session_scope
     from duban.importer import import_plan
@@ -535,6 +544,7 @@ def _demo_steps(engine, day: dt.date) -> None:
     console.print(diff.render(limit=5), markup=False, highlight=False)
 
     console.rule(f"2. 今天（{day.isoformat()}）的督办检查：Prefect 流程 daily-sweep")
+    ready()
     summary = daily_sweep(today=day, force=True)
     console.print(
         f"应发事项 {summary['decided']} 项（新增 {summary['new']} 项，其余此前已发），"

@@ -12,6 +12,7 @@ While it serves, `duban run` records the server's API address in the data folder
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from duban.settings import Settings
@@ -41,10 +42,32 @@ def _address_file(settings: Settings) -> Path:
     return settings.data_dir / "prefect" / "api_url"
 
 
+def _configured_api_url() -> str | None:
+    """PREFECT_API_URL as Prefect would read it, without importing Prefect (≈ 2 s) when it is not
+    loaded yet: the variable, else the active profile of Prefect's profiles file."""
+    if "prefect.settings" in sys.modules:  # already loaded (tests, a flow): ask Prefect itself
+        from prefect.settings import PREFECT_API_URL
+
+        return PREFECT_API_URL.value() or None
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    import tomllib
+
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml")
+    try:
+        profiles = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active")
+    value = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL") if active else None
+    return str(value) if value else None
+
+
 def running_api_url(settings: Settings) -> str | None:
     """The Prefect API a command should use instead of a temporary server of its own: the configured
     ``PREFECT_API_URL``, else the server of a `duban run` on this data folder when it answers."""
-    configured = os.environ.get("PREFECT_API_URL")
+    configured = _configured_api_url()
     if configured:
         return configured.rstrip("/")
     try:
@@ -68,9 +91,75 @@ def recorded_address(settings: Settings, api_url: str) -> Iterator[None]:
                 path.unlink()
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM when the process that started it dies, even by kill -9."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def temporary_prefect_server(settings: Settings, *, timeout: float = 120) -> Callable[[], str]:
+    """Prefect's temporary (ephemeral) server for one command, started at once as a child process.
+
+    Prefect would start the same server itself, but only when the flow is called and after
+    importing the whole server in the calling process first (≈ 2–5 s here), then again in the
+    child. Started here, before the command imports Prefect and its flows, the child loads while
+    the command does: the command calls ``ready()`` (which waits for it and returns its API URL)
+    just before running a flow. Stopped when the process exits, after Prefect's own exit handlers
+    have sent the run's last logs and events (they were registered later, so they run first); on
+    Linux it also dies with a killed command."""
+    port = _free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    home = Path(os.environ.get("PREFECT_HOME") or settings.data_dir / "prefect")
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           # what Prefect's own SubprocessASGIServer sets: no UI, the ephemeral server's services
+           "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    log = open(home / "temporary-server.log", "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+    )
+
+    def ready() -> str:
+        deadline = time.monotonic() + timeout
+        while not _healthy(api_url, timeout=1):
+            if proc.poll() is not None:
+                raise PrefectServerError(f"临时 Prefect 服务未能启动（退出码 {proc.returncode}），详见 {home / 'temporary-server.log'}")
+            if time.monotonic() > deadline:
+                raise PrefectServerError(f"临时 Prefect 服务 {timeout:.0f} 秒内未就绪，详见 {home / 'temporary-server.log'}")
+            time.sleep(0.1)
+        return api_url
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+    atexit.register(stop)
+    return ready
+
+
 @contextlib.contextmanager
 def local_prefect_server(settings: Settings, *, port: int = 4200, timeout: float = 120) -> Iterator[str]:
-    configured = os.environ.get("PREFECT_API_URL")
+    configured = _configured_api_url()
     if configured:
         yield configured.rstrip("/")
         return

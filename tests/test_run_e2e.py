@@ -125,6 +125,16 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path, page):
         names = sorted(f.name.split("-", 1)[1] for f in files)
         assert names == sorted(f"{n}.txt" for n in ["党委书记", "分管教学副校长", "宣传部部长", "教务处副处长", "教务处处长"])
         assert files[0].read_text(encoding="utf-8").startswith("收件人：")
+
+        # `duban check` beside it runs its flow on this server (found through the address `duban run`
+        # records in the data folder), not on a temporary one of its own
+        check = subprocess.run([str(duban), "check", "--today", "2026-11-24"], cwd=tmp_path, env=env, capture_output=True,
+                               text=True, timeout=120)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "2026-11-24 检查完成" in check.stdout
+        runs = get(f"{api_url}/flow_runs/filter", {"flow_runs": {"name": {"any_": ["sweep 2026-11-24"]}}})
+        assert [r["state_type"] for r in runs] == ["COMPLETED"]
+        assert not (tmp_path / "prefect" / "temporary-server.log").exists()
     finally:
         # a service manager's stop: SIGTERM to duban alone; it must stop its Prefect server itself
         proc.send_signal(signal.SIGTERM)
