@@ -300,31 +300,7 @@ def check_command(
             console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
         return
     if dry_run:
-        from duban.sweep import preview
-
-        if task:
-            from flows.task_check import TaskNotFound, task_tags
-
-            try:
-                plan, _ = task_tags(task, plan)
-            except TaskNotFound as err:
-                _fail(str(err), 1)
-        items = preview(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=plan, task_code=task)
-        for w in rt.calendar.warnings:
-            err_console.print(f"提示：{w}", markup=False)
-        if not items:
-            console.print(f"{day.isoformat()}：没有需要发送的提醒或督办（已发过的不会重复发送）。", markup=False)
-            return
-        console.print(f"{day.isoformat()} 将发送的事项（预览，未记录、未发送）：", markup=False)
-        by_recipient: dict[str, list] = {}
-        for i in items:
-            by_recipient.setdefault(i.recipient, []).append(i)
-        for name, its in by_recipient.items():
-            console.print(f"\n{name}（{len(its)} 项）", markup=False)
-            for i in its:
-                console.print(f"  - [{KIND_LABELS.get(i.kind, i.kind)}] {i.code} {i.title}：{i.line}", markup=False)
-        recipients = len({i.recipient for i in items})
-        console.print(f"共 {len(items)} 项，{recipients} 位收件人（每人一份汇总通知）。", markup=False)
+        _check_preview(rt, day, plan=plan, task=task)
         return
 
     with _prefect_api(rt.settings) as ready:
@@ -359,6 +335,35 @@ def check_command(
             console.print(f"通知已写入本地发件箱：{rt.settings.outbox_path}（也可用 duban outbox 查看）", markup=False)
         else:
             console.print("通知已按各人的通知渠道发出（发送记录见 duban outbox）。", markup=False)
+
+
+def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> None:
+    """`duban check --dry-run`: who would get what today, by recipient; nothing recorded or sent."""
+    from duban.sweep import preview
+
+    if task:
+        from flows.task_check import TaskNotFound, task_tags
+
+        try:
+            plan, _ = task_tags(task, plan)
+        except TaskNotFound as err:
+            _fail(str(err), 1)
+    items = preview(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=plan, task_code=task)
+    for w in rt.calendar.warnings:
+        err_console.print(f"提示：{w}", markup=False)
+    if not items:
+        console.print(f"{day.isoformat()}：没有需要发送的提醒或督办（已发过的不会重复发送）。", markup=False)
+        return
+    console.print(f"{day.isoformat()} 将发送的事项（预览，未记录、未发送）：", markup=False)
+    by_recipient: dict[str, list] = {}
+    for i in items:
+        by_recipient.setdefault(i.recipient, []).append(i)
+    for name, its in by_recipient.items():
+        console.print(f"\n{name}（{len(its)} 项）", markup=False)
+        for i in its:
+            console.print(f"  - [{KIND_LABELS.get(i.kind, i.kind)}] {i.code} {i.title}：{i.line}", markup=False)
+    recipients = len({i.recipient for i in items})
+    console.print(f"共 {len(items)} 项，{recipients} 位收件人（每人一份汇总通知）。", markup=False)
 
 
 @app.command("outbox")

@@ -130,6 +130,24 @@ def test_send_hours():
     assert q.next_allowed(at(2026, 9, 30, 20, 0)) == at(2026, 10, 8, 8, 0)
 
 
+@pytest.mark.parametrize(("utc", "opens_beijing"), [
+    # each side of the window, and each side of UTC midnight (08:00 in Beijing)
+    ("2026-11-23T23:59:00+00:00", "2026-11-24T08:00"),  # Tue 07:59 Beijing, still Monday in UTC
+    ("2026-11-24T00:00:00+00:00", None),                 # Tue 08:00 Beijing: the window opens
+    ("2026-11-24T09:59:00+00:00", None),                 # Tue 17:59
+    ("2026-11-24T10:00:00+00:00", "2026-11-25T08:00"),  # Tue 18:00: closed until Wednesday
+    ("2026-11-24T15:59:00+00:00", "2026-11-25T08:00"),  # Tue 23:59
+    ("2026-11-24T16:00:00+00:00", "2026-11-25T08:00"),  # Wed 00:00 Beijing, still Tuesday in UTC
+    ("2026-11-24T19:30:00+00:00", "2026-11-25T08:00"),  # Wed 03:30
+    ("2026-11-27T10:00:00+00:00", "2026-11-30T08:00"),  # Friday 18:00: Monday
+    ("2026-11-28T02:00:00+00:00", "2026-11-30T08:00"),  # Saturday 10:00: Monday
+])
+def test_quiet_hours_at_every_side_of_the_window_and_of_utc_midnight(utc, opens_beijing):
+    q = QuietHours(WorkCalendar(), TZ)
+    opens = q.next_allowed(dt.datetime.fromisoformat(utc))
+    assert (opens.astimezone(TZ).strftime("%Y-%m-%dT%H:%M") if opens else None) == opens_beijing
+
+
 def test_settings_refuse_bad_send_hours(monkeypatch):
     from duban.settings import ConfigurationError, Settings
 

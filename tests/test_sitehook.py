@@ -25,7 +25,7 @@ def test_clock_sets_every_python_process_of_a_run(tmp_path, instant, local, utc_
     script.write_text(
         "import datetime as dt, subprocess, sys, time, zoneinfo\n"
         "tz = zoneinfo.ZoneInfo('Asia/Shanghai')\n"
-        "print(dt.datetime.now(tz).strftime('%Y-%m-%d %H:%M'), dt.date.today().isoformat(), flush=True)\n"
+        "print(dt.datetime.now(tz).strftime('%Y-%m-%d %H:%M'), dt.datetime.now(dt.timezone.utc).date().isoformat(), flush=True)\n"
         "start = time.monotonic(); time.sleep(0.05); assert time.monotonic() - start < 5  # sleeps still work\n"
         "if len(sys.argv) < 2:\n"
         "    subprocess.run([sys.executable, __file__, 'child'], check=True)\n", encoding="utf-8")
