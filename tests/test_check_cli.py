@@ -101,3 +101,32 @@ def _processes_with(variable: bytes) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the Prefect server dies with its parent on Linux (PR_SET_PDEATHSIG)")
+def test_a_killed_duban_run_leaves_no_prefect_server(school, tmp_path):
+    from tests.test_run_e2e import free_port, get
+
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/api/health"
+    proc = subprocess.Popen([str(DUBAN), "run", "--no-web", "--prefect-port", str(port)], cwd=tmp_path, env=school,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        address = tmp_path / "prefect" / "api_url"
+        wait_for(lambda: get(health) is True and address.exists(), 150, "duban run's Prefect server")
+        assert address.read_text(encoding="utf-8") == f"http://127.0.0.1:{port}/api"
+        proc.kill()  # kill -9: no exit handler, no finally
+        proc.wait(timeout=10)
+
+        def down() -> bool:
+            try:
+                get(health)
+            except OSError:
+                return True
+            return False
+
+        wait_for(down, 30, "the orphaned Prefect server to stop")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
