@@ -130,3 +130,18 @@ def test_a_killed_duban_run_leaves_no_prefect_server(school, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize(("args", "status", "says"), [
+    (["check", "--plan", "nope", "--today", "2026-11-23"], 1, "没有编号为“nope”的方案。已有方案：demo"),
+    (["check", "--today", "2026-13-01"], 2, "日期“2026-13-01”格式不正确，请写作 YYYY-MM-DD，如 2026-11-23"),
+    (["status", "--plan", "nope"], 1, "没有编号为“nope”的方案。已有方案：demo"),
+    (["status", "--today", "2026-11-23"], 0, "截至 2026-11-23"),
+])
+def test_the_command_ends_with_its_status_and_its_whole_output(school, tmp_path, args, status, says):
+    """`duban` ends the process itself after the exit handlers (no interpreter teardown): the exit
+    status and every line written still reach the caller."""
+    proc = subprocess.run([str(DUBAN), *args], cwd=tmp_path, env={**school, "COLUMNS": "200"}, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    assert says in proc.stdout + proc.stderr
