@@ -110,6 +110,40 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _home(settings: Settings) -> Path:
+    home = Path(os.environ.get("PREFECT_HOME") or settings.data_dir / "prefect")
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+class _Child:
+    """A Prefect server process of ours: its log file, waiting until it answers, stopping it."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, label: str):
+        self.log_path, self.label = log_path, label
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
+
+    def wait_healthy(self, api_url: str, *, timeout: float, poll: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not _healthy(api_url, timeout=1):
+            if self.proc.poll() is not None:
+                raise PrefectServerError(f"{self.label}未能启动（退出码 {self.proc.returncode}），详见 {self.log_path}")
+            if time.monotonic() > deadline:
+                raise PrefectServerError(f"{self.label} {timeout:.0f} 秒内未就绪，详见 {self.log_path}")
+            time.sleep(poll)
+
+    def stop(self, grace: float) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
 def temporary_prefect_server(settings: Settings, *, timeout: float = 120) -> Callable[[], str]:
     """Prefect's temporary (ephemeral) server for one command, started at once as a child process.
 
@@ -122,38 +156,18 @@ def temporary_prefect_server(settings: Settings, *, timeout: float = 120) -> Cal
     Linux it also dies with a killed command."""
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    home = Path(os.environ.get("PREFECT_HOME") or settings.data_dir / "prefect")
-    home.mkdir(parents=True, exist_ok=True)
+    home = _home(settings)
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            # what Prefect's own SubprocessASGIServer sets: no UI, the ephemeral server's services
            "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
-    log = open(home / "temporary-server.log", "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
-    )
+    child = _Child([sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+                    "--port", str(port), "--log-level", "error", "--lifespan", "on"], env, home / "temporary-server.log", "临时 Prefect 服务")
 
     def ready() -> str:
-        deadline = time.monotonic() + timeout
-        while not _healthy(api_url, timeout=1):
-            if proc.poll() is not None:
-                raise PrefectServerError(f"临时 Prefect 服务未能启动（退出码 {proc.returncode}），详见 {home / 'temporary-server.log'}")
-            if time.monotonic() > deadline:
-                raise PrefectServerError(f"临时 Prefect 服务 {timeout:.0f} 秒内未就绪，详见 {home / 'temporary-server.log'}")
-            time.sleep(0.1)
+        child.wait_healthy(api_url, timeout=timeout, poll=0.1)
         return api_url
 
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-    atexit.register(stop)
+    atexit.register(child.stop, 10)
     return ready
 
 
@@ -167,33 +181,17 @@ def local_prefect_server(settings: Settings, *, port: int = 4200, timeout: float
     if _healthy(api_url):  # already running (another duban run, or started by hand)
         yield api_url
         return
-    home = Path(os.environ.get("PREFECT_HOME") or settings.data_dir / "prefect")
-    home.mkdir(parents=True, exist_ok=True)
+    home = _home(settings)
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or shutil.which("prefect")
     if prefect is None:
         raise PrefectServerError("找不到 prefect 命令：请确认 duban 安装完整（pip install duban）")
-    log = open(home / "server.log", "ab")  # noqa: SIM115 - closed below
     # the UI asks /ui-settings where the API is; without these it answers port 4200 whatever port
     # the server listens on (and the UI shows another server's runs, or nothing)
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_API_URL": api_url}
-    proc = subprocess.Popen(
-        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
-    )
+    child = _Child([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log", "Prefect 服务")
     try:
-        deadline = time.monotonic() + timeout
-        while not _healthy(api_url):
-            if proc.poll() is not None:
-                raise PrefectServerError(f"Prefect 服务未能启动（退出码 {proc.returncode}），详见 {home / 'server.log'}")
-            if time.monotonic() > deadline:
-                raise PrefectServerError(f"Prefect 服务 {timeout:.0f} 秒内未就绪，详见 {home / 'server.log'}")
-            time.sleep(0.5)
+        child.wait_healthy(api_url, timeout=timeout, poll=0.5)
         yield api_url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        child.stop(20)
