@@ -885,6 +885,9 @@ def main() -> None:
     except SystemExit as done:
         status[0] = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         raise
+    except KeyboardInterrupt:  # Ctrl+C: the status a shell expects (128 + SIGINT)
+        status[0] = 130
+        raise
     except BaseException:
         status[0] = 1
         raise
