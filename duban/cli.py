@@ -875,6 +875,7 @@ def main() -> None:
     # otherwise try to send usage telemetry and, on an intranet, print an English error for it.
     # An operator who wants it sets the variable.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _no_proxy_for_loopback()
     status = _end_without_teardown()
     try:
         app()
@@ -891,6 +892,16 @@ def main() -> None:
     except BaseException:
         status[0] = 1
         raise
+
+
+def _no_proxy_for_loopback() -> None:
+    """An office machine often sets http_proxy without no_proxy: Prefect's client would then ask
+    the Prefect server on this machine through the proxy and fail ("Failed to reach API"). Our
+    servers are on loopback, which no proxy should carry."""
+    local = ["127.0.0.1", "localhost", "::1"]
+    for name in ("NO_PROXY", "no_proxy"):
+        present = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
+        os.environ[name] = ",".join(present + [h for h in local if h not in present])
 
 
 def _end_without_teardown() -> list[int]:

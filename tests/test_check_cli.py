@@ -82,7 +82,12 @@ def test_a_killed_check_leaves_no_prefect_server(school, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
 def test_a_cold_check_stops_its_temporary_server(school, tmp_path):
-    proc = subprocess.run([str(DUBAN), "check", "--today", "2026-11-23"], cwd=tmp_path, env=school, capture_output=True,
+    from tests.test_run_e2e import free_port
+
+    # an office machine's HTTP proxy (here a closed port on this machine) never carries loopback calls
+    proxy = f"http://127.0.0.1:{free_port()}"
+    env = {k: v for k, v in school.items() if k.lower() != "no_proxy"} | {"http_proxy": proxy, "HTTP_PROXY": proxy}
+    proc = subprocess.run([str(DUBAN), "check", "--today", "2026-11-23"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2026-11-23 检查完成：" in proc.stdout and "Error logging to API" not in proc.stdout + proc.stderr
