@@ -534,10 +534,8 @@ def demo_command(
         # the demo's own sweep runs on the Prefect server that `duban run` then serves with: one
         # server, not a temporary one left running beside it
         with _local_prefect(settings, 4200) as api_url:
-            from prefect.settings import PREFECT_API_URL, temporary_settings
-
-            with temporary_settings(updates={PREFECT_API_URL: api_url}):
-                _demo_steps(engine, day, lambda: None)
+            with _prefect_api(settings) as ready:  # finds the server just started (its recorded address)
+                _demo_steps(engine, day, ready)
             console.rule("6. 持续运行（duban run）")
             _serve_forever(settings, api_url, host="127.0.0.1", port=8000, web=True)
         return
@@ -905,10 +903,11 @@ def _no_proxy_for_loopback() -> None:
 
 
 def _end_without_teardown() -> list[int]:
-    """Registered before any other exit handler, so it runs after all of them (Prefect's flush of a
-    run's last logs and events, stopping a temporary server, logging's own): then the process ends
-    without the interpreter's teardown of every loaded module, ≈ 0.5 s once Prefect is loaded, paid
-    by every `duban check`. Returns the cell the exit status is written to."""
+    """Registered before duban's and Prefect's exit handlers, so it runs after them (Prefect's flush
+    of a run's last logs and events, stopping a temporary server); then it shuts logging down itself
+    (logging's own handler, registered earlier, would run later) and ends the process without the
+    interpreter's teardown of every loaded module, ≈ 0.5 s once Prefect is loaded, paid by every
+    `duban check`. Returns the cell the exit status is written to."""
     import atexit
     import logging
 

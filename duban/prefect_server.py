@@ -95,15 +95,20 @@ def recorded_address(settings: Settings, api_url: str) -> Iterator[None]:
                 path.unlink()
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM when the process that started it dies, even by kill -9."""
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: a ``preexec_fn`` after which the child gets SIGTERM when the process that started it
+    dies, even by kill -9 (PR_SET_PDEATHSIG). Resolved here, in the parent: between fork and exec
+    the child only makes the call (no import, no library loading)."""
+    if sys.platform != "linux":
+        return None
     try:
         import ctypes
         import signal
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def _free_port() -> int:
@@ -127,7 +132,7 @@ class _Child:
         self.log_path, self.label = log_path, label
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
+                                     preexec_fn=_die_with_parent())  # noqa: PLW1509
 
     def wait_healthy(self, api_url: str, *, timeout: float, poll: float) -> None:
         deadline = time.monotonic() + timeout
