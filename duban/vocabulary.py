@@ -1,0 +1,229 @@
+"""duban's vocabulary: every state, kind and role as a ``StrEnum``, with its Chinese label.
+
+The values are the strings the store has always held (a member *is* its value: ``MilestoneState.DONE
+== "done"``), so the database needs no migration and SQL, JSON and templates see plain text. Code
+uses the members, never the literals; the labels are what people read (pages, messages, reports).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class _Labelled(StrEnum):
+    """A ``StrEnum`` whose members carry a Chinese label (``_LABELS`` set after the class)."""
+
+    @property
+    def label(self) -> str:
+        return _LABELS.get(self, self.value)
+
+
+class MilestoneState(_Labelled):
+    """The life of a milestone (DESIGN.md, "Life of a milestone")."""
+
+    ASSIGNED = "assigned"  # 待签收
+    IN_PROGRESS = "in_progress"  # 办理中
+    SUBMITTED = "submitted"  # 待审核
+    DONE = "done"  # 已办结
+    ARCHIVED = "archived"  # 已归档
+
+
+OPEN_STATES = (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS)
+
+
+class LedgerStatus(StrEnum):
+    """A notification, digest or delivery on its way out."""
+
+    PENDING = "pending"  # decided, not yet in a digest / not yet sent
+    QUEUED = "queued"  # in a digest that is waiting for delivery
+    SENDING = "sending"  # a worker holds it
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class RequestKind(_Labelled):
+    """What an owner asks a coordinator to decide."""
+
+    COMPLETION = "completion"  # 提交办结 → 办结 / 退回
+    EXTENSION = "extension"  # 延期申请 → 批准 / 不予批准
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    RETURNED = "returned"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+class MessageKind(StrEnum):
+    """What a ledger item (one line of a digest) is about."""
+
+    # deadline rules (duban.rules.deadlines)
+    ACK = "ack"  # 签收提醒 → owner
+    DUE = "due"  # 到期提醒 → owner
+    OVERDUE = "overdue"  # 逾期提醒 → owner
+    REPORT_DUE = "report_due"  # 反馈提醒 → owner
+    REPORT_OVERDUE = "report_overdue"  # 催报 → owner
+    ESCALATION = "escalation"  # 督办 → head (1), supervising leader (2), office (3)
+    APPROVAL_WAITING = "approval_waiting"  # 待审核提醒 → reviewers
+    # actions from links (duban.actions)
+    APPROVAL = "approval"  # to reviewers: a completion or an extension waits
+    APPROVED = "approved"  # to the owner: the completion was approved (办结)
+    RETURNED = "returned"  # to the owner: the completion was returned, with the reason
+    EXTENSION_DECIDED = "extension_decided"  # to the owner: approved (new date) or refused
+    RELINK = "relink"  # to the holder of an expired or used link: a fresh one
+    # reviews (duban.rules.reviews)
+    REVIEW_REQUEST = "review_request"  # 督查通知 → owner
+    REVIEW_REMINDER = "review_reminder"  # 督查填报提醒 → owner, before the reply-by date
+    REVIEW_OVERDUE = "review_overdue"  # 督查催报 → owner, after it
+    REVIEW_ESCALATION = "review_escalation"  # 督查督办 → head (1), supervising leader (2), office (3)
+    REVIEW_VERDICTS = "review_verdicts"  # → the office: answers are in, give the verdicts
+    REVIEW_FOLLOW_UP = "review_follow_up"  # → the follow-up owner: 整改 required, a new milestone
+    REVIEW_REPORT = "review_report"  # → the leading group and the office: the report is ready
+    REVIEW_CANCELLED = "review_cancelled"  # → owners still asked: no need to answer any more
+    # the sweep itself
+    UNREACHABLE = "unreachable"  # → the office: somebody has no working channel
+    BULLETIN = "bulletin"  # 督办通报 → the leading group
+    TEST = "test"  # `duban notify test`
+
+
+REVIEW_MESSAGE_KINDS = frozenset(k for k in MessageKind if k.startswith("review_"))
+
+
+class EventKind(StrEnum):
+    """A task's history (the ``events`` table)."""
+
+    ACKNOWLEDGED = "acknowledged"
+    PROGRESS_REPORTED = "progress_reported"
+    COMPLETION_SUBMITTED = "completion_submitted"
+    MILESTONE_DONE = "milestone_done"  # submitted where approval is off
+    COMPLETION_APPROVED = "completion_approved"
+    COMPLETION_RETURNED = "completion_returned"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENSION_APPROVED = "extension_approved"
+    EXTENSION_REFUSED = "extension_refused"
+    LINK_RENEWAL = "link_renewal_requested"
+    REVIEW_ANSWERED = "review_answered"
+    REVIEW_JUDGED = "review_judged"
+
+
+class LinkAction(_Labelled):
+    """What a signed link lets its holder do (duban.links)."""
+
+    ACK = "ack"
+    PROGRESS = "progress"
+    DONE = "done"
+    EXTEND = "extend"
+    VIEW = "view"
+    REVIEW = "review"  # a coordinator: one request (completion or extension)
+    QUEUE = "queue"  # a coordinator: everything pending in the plan (no task)
+    REVIEW_ANSWER = "review_answer"  # an owner: answer one task of a review; editable until judged
+    REVIEW_VERDICT = "review_verdict"  # a coordinator: the review's answers and the verdict form
+    REVIEW_REPORT = "review_report"  # the leading group and the office: the review's report
+    DASHBOARD = "dashboard"  # a read-only dashboard link (duban.accounts)
+
+
+OWNER_ACTIONS = frozenset({LinkAction.ACK, LinkAction.PROGRESS, LinkAction.DONE, LinkAction.EXTEND})
+REVIEWER_ACTIONS = frozenset({LinkAction.REVIEW, LinkAction.QUEUE, LinkAction.REVIEW_VERDICT})
+REUSABLE_ACTIONS = frozenset({LinkAction.VIEW, LinkAction.QUEUE, LinkAction.REVIEW_VERDICT, LinkAction.REVIEW_REPORT})
+
+
+class Audience(StrEnum):
+    """Who a digest is addressed to."""
+
+    PERSON = "person"
+    DEPARTMENT = "department"  # a department's group chat
+    LEADING_GROUP = "leading_group"
+    OFFICE = "office"
+
+
+class ReviewState(_Labelled):
+    OPEN = "open"  # requests out, answers awaited
+    WAITING = "waiting_verdicts"  # everyone answered or the reply-by date passed: the office judges
+    CLOSED = "closed"  # every task judged, report written and sent
+    CANCELLED = "cancelled"
+
+
+class ItemState(_Labelled):
+    """One task of a review."""
+
+    REQUESTED = "requested"
+    ANSWERED = "answered"
+    JUDGED = "judged"
+
+
+class Verdict(StrEnum):
+    """A review's verdict on one task (the value is what the office writes and reads)."""
+
+    PASS = "达标"
+    MOSTLY = "基本达标"
+    FIX = "需整改"
+
+
+class ScopeKind(_Labelled):
+    """What a review covers."""
+
+    PLAN = "plan"
+    SYSTEM = "system"
+    DEPARTMENT = "department"
+    SUPERVISOR = "supervisor"
+    TASKS = "tasks"
+
+
+class SnapshotScope(StrEnum):
+    """What a roll-up snapshot row sums up (the trend)."""
+
+    PLAN = "plan"
+    SYSTEM = "system"
+    DEPARTMENT = "department"
+
+
+class AccountRole(_Labelled):
+    """A dashboard account."""
+
+    OFFICE = "office"
+    LEADER = "leader"
+    VIEWER = "viewer"
+
+
+class EvidenceKind(StrEnum):
+    URL = "url"
+    FILE = "file"
+
+
+_LABELS: dict[StrEnum, str] = {
+    MilestoneState.ASSIGNED: "待签收",
+    MilestoneState.IN_PROGRESS: "办理中",
+    MilestoneState.SUBMITTED: "待审核",
+    MilestoneState.DONE: "已办结",
+    MilestoneState.ARCHIVED: "已归档",
+    RequestKind.COMPLETION: "办结申请",
+    RequestKind.EXTENSION: "延期申请",
+    LinkAction.ACK: "签收",
+    LinkAction.PROGRESS: "反馈进展",
+    LinkAction.DONE: "提交办结",
+    LinkAction.EXTEND: "申请延期",
+    LinkAction.VIEW: "查看任务",
+    LinkAction.REVIEW: "审核",
+    LinkAction.QUEUE: "待审核事项",
+    LinkAction.REVIEW_ANSWER: "填报督查情况",
+    LinkAction.REVIEW_VERDICT: "督查评定",
+    LinkAction.REVIEW_REPORT: "查看督查报告",
+    LinkAction.DASHBOARD: "看板",
+    ReviewState.OPEN: "填报中",
+    ReviewState.WAITING: "待评定",
+    ReviewState.CLOSED: "已完成",
+    ReviewState.CANCELLED: "已撤销",
+    ItemState.REQUESTED: "待填报",
+    ItemState.ANSWERED: "已填报",
+    ItemState.JUDGED: "已评定",
+    ScopeKind.PLAN: "全部任务",
+    ScopeKind.SYSTEM: "育人体系",
+    ScopeKind.DEPARTMENT: "牵头单位",
+    ScopeKind.SUPERVISOR: "分管校领导",
+    ScopeKind.TASKS: "指定任务",
+    AccountRole.OFFICE: "领导小组办公室",
+    AccountRole.LEADER: "领导",
+    AccountRole.VIEWER: "只读",
+}
