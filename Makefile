@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # CI runs the suite once more with the clock of every Python process at night in Beijing
 NIGHT ?= 2026-12-01T03:30:00+08:00
 
-.PHONY: demo test test-night install clean
+.PHONY: demo test test-night lint install clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,12 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n 2
+
+# ruff (lint and format) on the whole tree, mypy on the four packages (pyproject.toml configures both)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-night: install
 	$(BIN)/python -m tests.clock $(NIGHT) -- $(BIN)/python -m pytest -n 2
