@@ -31,6 +31,14 @@ class MilestoneState(_Labelled):
 OPEN_STATES = (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS)
 
 
+class Light(_Labelled):
+    """A task's red/yellow/green light (红黄绿灯): derived, never stored."""
+
+    RED = "red"
+    YELLOW = "yellow"
+    GREEN = "green"
+
+
 class LedgerStatus(StrEnum):
     """A notification, digest or delivery on its way out."""
 
@@ -198,6 +206,9 @@ _LABELS: dict[StrEnum, str] = {
     MilestoneState.SUBMITTED: "待审核",
     MilestoneState.DONE: "已办结",
     MilestoneState.ARCHIVED: "已归档",
+    Light.RED: "红灯",
+    Light.YELLOW: "黄灯",
+    Light.GREEN: "绿灯",
     RequestKind.COMPLETION: "办结申请",
     RequestKind.EXTENSION: "延期申请",
     LinkAction.ACK: "签收",

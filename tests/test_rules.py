@@ -21,24 +21,9 @@ import pytest
 from pydantic import ValidationError
 
 from duban.rules.calendar import InstitutionCalendar, WorkCalendar
-from duban.rules.deadlines import (
-    ACK,
-    DUE,
-    ESCALATION,
-    GREEN,
-    OVERDUE,
-    RED,
-    REPORT_DUE,
-    REPORT_OVERDUE,
-    YELLOW,
-    MilestoneView,
-    TaskView,
-    colour,
-    decide,
-    escalation_recipients,
-    period_bounds,
-)
+from duban.rules.deadlines import MilestoneView, TaskView, colour, decide, escalation_recipients, period_bounds
 from duban.rules.policy import DEFAULT_POLICY, DeadlinePolicy, effective_policy
+from duban.vocabulary import Light, MessageKind
 
 D = dt.date
 OWNER, HEAD, MANAGER, SUPERVISOR, OFFICE1, OFFICE2 = 10, 20, 30, 40, 50, 51
@@ -88,11 +73,11 @@ def check_invariants(t: TaskView, out) -> None:
         assert d.key.startswith(f"{d.kind}:")
         assert d.key.endswith(f":p{d.recipient_id}") or f":p{d.recipient_id}:" in d.key
         assert d.data["code"] == t.code and d.data["title"] == t.title
-        if d.kind == ESCALATION:
+        if d.kind == MessageKind.ESCALATION:
             assert d.level in (1, 2, 3) and d.recipient_id != t.owner_id
         else:
             assert d.level == 0 and d.recipient_id == t.owner_id
-        if d.kind in (DUE, OVERDUE):
+        if d.kind in (MessageKind.DUE, MessageKind.OVERDUE):
             assert d.milestone_id is not None and d.due is not None
 
 
@@ -129,8 +114,8 @@ def test_reminders_before_due(today, expected):
 
 
 def test_reminder_kinds():
-    assert [d.kind for d in run(DUE_FRI, "2026-12-01")] == [DUE]
-    assert [d.kind for d in run(DUE_FRI, "2026-12-07")] == [OVERDUE]
+    assert [d.kind for d in run(DUE_FRI, "2026-12-01")] == [MessageKind.DUE]
+    assert [d.kind for d in run(DUE_FRI, "2026-12-07")] == [MessageKind.OVERDUE]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,8 +259,8 @@ LATE_DAYS = [
 )
 def test_overdue_ladder(late, today, nag, escalated):
     out = run(DUE_FRI, today)
-    expected = [(f"overdue:m7v1:p10:n{nag}", OVERDUE, OWNER, 0, -late)]
-    expected += [(f"escalation:m7v1:L{lvl}:p{who}", ESCALATION, who, lvl, -late) for who, lvl in escalated]
+    expected = [(f"overdue:m7v1:p10:n{nag}", MessageKind.OVERDUE, OWNER, 0, -late)]
+    expected += [(f"escalation:m7v1:L{lvl}:p{who}", MessageKind.ESCALATION, who, lvl, -late) for who, lvl in escalated]
     assert full(out) == sorted(expected)
     assert all(d.due == D(2026, 12, 4) and d.milestone_id == 7 for d in out)
 
@@ -287,7 +272,7 @@ def test_overdue_ladder(late, today, nag, escalated):
 def test_overdue_nag_index(late, nag):
     today = CAL.add_workdays(D(2026, 3, 2), late)  # due Monday 2026-03-02
     out = decide(task(ms(7, "2026-03-02")), DEFAULT_POLICY, CAL, today)
-    assert [d.key for d in out if d.kind == OVERDUE] == [f"overdue:m7v1:p10:n{nag}"]
+    assert [d.key for d in out if d.kind == MessageKind.OVERDUE] == [f"overdue:m7v1:p10:n{nag}"]
 
 
 @pytest.mark.parametrize(
@@ -324,11 +309,11 @@ def test_overdue_nag_index(late, nag):
 def test_escalation_recipients_in_decisions(people, today, escalated):
     t = task(ms(7, "2026-12-04"), **people)
     out = run(t, today)
-    got = sorted((d.recipient_id, d.level) for d in out if d.kind == ESCALATION)
+    got = sorted((d.recipient_id, d.level) for d in out if d.kind == MessageKind.ESCALATION)
     assert got == sorted(escalated)
-    keys = sorted(d.key for d in out if d.kind == ESCALATION)
+    keys = sorted(d.key for d in out if d.kind == MessageKind.ESCALATION)
     assert keys == sorted(f"escalation:m7v1:L{lvl}:p{who}" for who, lvl in escalated)
-    assert [d.recipient_id for d in out if d.kind == OVERDUE] == [t.owner_id]
+    assert [d.recipient_id for d in out if d.kind == MessageKind.OVERDUE] == [t.owner_id]
 
 
 @pytest.mark.parametrize(
@@ -454,24 +439,24 @@ ACK_ESC = "escalation:ack:t1:2026-11-02:p{}"
     [
         ({}, "2026-11-02", "2026-11-02", []),
         ({}, "2026-11-02", "2026-11-04", []),
-        ({}, "2026-11-02", "2026-11-05", [(ACK_KEY, ACK, OWNER, 0, -3)]),
-        ({}, "2026-11-02", "2026-11-06", [(ACK_KEY, ACK, OWNER, 0, -4)]),
-        ({}, "2026-11-02", "2026-11-08", [(ACK_KEY, ACK, OWNER, 0, -4)]),  # Sunday
-        ({}, "2026-11-02", "2026-11-09", [(ACK_KEY, ACK, OWNER, 0, -5), (ACK_ESC.format(HEAD), ESCALATION, HEAD, 1, -5)]),
-        ({}, "2026-11-02", "2026-11-20", [(ACK_KEY, ACK, OWNER, 0, -14), (ACK_ESC.format(HEAD), ESCALATION, HEAD, 1, -14)]),
+        ({}, "2026-11-02", "2026-11-05", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -3)]),
+        ({}, "2026-11-02", "2026-11-06", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -4)]),
+        ({}, "2026-11-02", "2026-11-08", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -4)]),  # Sunday
+        ({}, "2026-11-02", "2026-11-09", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -5), (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -5)]),
+        ({}, "2026-11-02", "2026-11-20", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -14), (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -14)]),
         # the owner is the head: their manager; no manager: nobody
         (dict(owner_id=HEAD), "2026-11-02", "2026-11-09",
-         [("ack:t1:2026-11-02:p20", ACK, HEAD, 0, -5), (ACK_ESC.format(MANAGER), ESCALATION, MANAGER, 1, -5)]),
-        (dict(owner_id=HEAD, owner_manager_id=None), "2026-11-02", "2026-11-09", [("ack:t1:2026-11-02:p20", ACK, HEAD, 0, -5)]),
+         [("ack:t1:2026-11-02:p20", MessageKind.ACK, HEAD, 0, -5), (ACK_ESC.format(MANAGER), MessageKind.ESCALATION, MANAGER, 1, -5)]),
+        (dict(owner_id=HEAD, owner_manager_id=None), "2026-11-02", "2026-11-09", [("ack:t1:2026-11-02:p20", MessageKind.ACK, HEAD, 0, -5)]),
         # only level 1, even long after (no supervisor, no office)
-        ({}, "2026-11-02", "2026-12-01", [(ACK_KEY, ACK, OWNER, 0, -21), (ACK_ESC.format(HEAD), ESCALATION, HEAD, 1, -21)]),
+        ({}, "2026-11-02", "2026-12-01", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -21), (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -21)]),
         # assigned just before National Day: the holiday does not count, 调休 10-10 does
         ({}, "2026-09-29", "2026-10-07", []),
         ({}, "2026-09-29", "2026-10-08", []),
-        ({}, "2026-09-29", "2026-10-09", [("ack:t1:2026-09-29:p10", ACK, OWNER, 0, -3)]),
-        ({}, "2026-09-29", "2026-10-10", [("ack:t1:2026-09-29:p10", ACK, OWNER, 0, -4)]),
+        ({}, "2026-09-29", "2026-10-09", [("ack:t1:2026-09-29:p10", MessageKind.ACK, OWNER, 0, -3)]),
+        ({}, "2026-09-29", "2026-10-10", [("ack:t1:2026-09-29:p10", MessageKind.ACK, OWNER, 0, -4)]),
         ({}, "2026-09-29", "2026-10-12",
-         [("ack:t1:2026-09-29:p10", ACK, OWNER, 0, -5), ("escalation:ack:t1:2026-09-29:p20", ESCALATION, HEAD, 1, -5)]),
+         [("ack:t1:2026-09-29:p10", MessageKind.ACK, OWNER, 0, -5), ("escalation:ack:t1:2026-09-29:p20", MessageKind.ESCALATION, HEAD, 1, -5)]),
         # acknowledged: nothing
         (dict(acknowledged=True), "2026-11-02", "2026-11-20", []),
         # assigned in the future (clock skew): nothing
@@ -485,16 +470,16 @@ def test_acknowledgement(people, assigned_on, today, expected):
     for d in out:
         assert d.milestone_id is None
         assert d.data["assigned_on"] == assigned_on and d.data["waited"] == -d.days
-        assert d.data.get("ack") is (True if d.kind == ESCALATION else None)
+        assert d.data.get("ack") is (True if d.kind == MessageKind.ESCALATION else None)
 
 
 def test_acknowledgement_with_overdue_milestone():
     t = task(ms(7, "2026-11-04"), acknowledged=False, assigned_on="2026-11-02")
     assert full(run(t, "2026-11-09")) == sorted([
-        (ACK_KEY, ACK, OWNER, 0, -5),
-        (ACK_ESC.format(HEAD), ESCALATION, HEAD, 1, -5),
-        ("overdue:m7v1:p10:n1", OVERDUE, OWNER, 0, -3),
-        ("escalation:m7v1:L1:p20", ESCALATION, HEAD, 1, -3),
+        (ACK_KEY, MessageKind.ACK, OWNER, 0, -5),
+        (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -5),
+        ("overdue:m7v1:p10:n1", MessageKind.OVERDUE, OWNER, 0, -3),
+        ("escalation:m7v1:L1:p20", MessageKind.ESCALATION, HEAD, 1, -3),
     ])
 
 
@@ -581,7 +566,7 @@ def test_periodic_reports(schedule, period, month, assigned_on, last_report_on, 
     out = run(t, today)
     assert keys_days(out) == expected
     for d in out:
-        assert d.kind in (REPORT_DUE, REPORT_OVERDUE, ESCALATION) and d.milestone_id is None
+        assert d.kind in (MessageKind.REPORT_DUE, MessageKind.REPORT_OVERDUE, MessageKind.ESCALATION) and d.milestone_id is None
         assert d.data["report"] is True
         assert d.due == D.fromisoformat(d.data["period_end"])
         assert d.key.split(":")[2] == d.data["period_end"]
@@ -683,7 +668,7 @@ def test_semester_report_not_overdue_before_institution_semester_ends():
     cal = WorkCalendar(SEMESTERS)
     t = task(schedule="ongoing", period="semester", assigned_on="2026-03-02", last_report_on="2026-06-01")
     assert keys_days(decide(t, DEFAULT_POLICY, cal, D(2027, 1, 21))) == [("report_due:r1:2027-01-22:p10:d3", 1)]
-    assert colour(t, DEFAULT_POLICY, cal, D(2027, 1, 21)) == YELLOW
+    assert colour(t, DEFAULT_POLICY, cal, D(2027, 1, 21)) == Light.YELLOW
 
 
 # ---------------------------------------------------------------------------------------------
@@ -805,18 +790,18 @@ MONTHLY = dict(schedule="ongoing", period="month")
     ("t", "today", "expected"),
     [
         # past due and open → red (even on the weekend, before any overdue message)
-        (task(ms(7, "2026-12-04")), "2026-12-05", RED),
-        (task(ms(7, "2026-12-04")), "2026-12-28", RED),
-        (task(ms(7, "2026-12-04", status="assigned")), "2026-12-07", RED),
+        (task(ms(7, "2026-12-04")), "2026-12-05", Light.RED),
+        (task(ms(7, "2026-12-04")), "2026-12-28", Light.RED),
+        (task(ms(7, "2026-12-04", status="assigned")), "2026-12-07", Light.RED),
         # due within 7 working days → yellow
-        (task(ms(7, "2026-12-04")), "2026-12-04", YELLOW),
-        (task(ms(7, "2026-12-04")), "2026-11-25", YELLOW),
-        (task(ms(7, "2026-12-04")), "2026-11-24", GREEN),
-        (task(ms(7, "2026-10-09")), "2026-09-22", YELLOW),  # 7 working days across 中秋 and National Day
-        (task(ms(7, "2026-10-09")), "2026-09-21", GREEN),
+        (task(ms(7, "2026-12-04")), "2026-12-04", Light.YELLOW),
+        (task(ms(7, "2026-12-04")), "2026-11-25", Light.YELLOW),
+        (task(ms(7, "2026-12-04")), "2026-11-24", Light.GREEN),
+        (task(ms(7, "2026-10-09")), "2026-09-22", Light.YELLOW),  # 7 working days across 中秋 and National Day
+        (task(ms(7, "2026-10-09")), "2026-09-21", Light.GREEN),
         # submitted (awaiting review) only → green, even past due
-        (task(ms(7, "2026-12-04", status="submitted")), "2026-12-28", GREEN),
-        (task(ms(1, "2026-11-30", status="done"), ms(2, "2026-12-04", status="submitted")), "2026-12-28", GREEN),
+        (task(ms(7, "2026-12-04", status="submitted")), "2026-12-28", Light.GREEN),
+        (task(ms(1, "2026-11-30", status="done"), ms(2, "2026-12-04", status="submitted")), "2026-12-28", Light.GREEN),
         # done / archived → no colour
         (task(ms(7, "2026-12-04", status="done")), "2026-12-28", None),
         (task(ms(1, "2026-11-30", status="done"), ms(2, "2026-12-04", status="done")), "2026-12-28", None),
@@ -827,34 +812,34 @@ MONTHLY = dict(schedule="ongoing", period="month")
         (task(), "2026-12-04", None),
         (task(ms(7, "2026-12-04", status="done"), acknowledged=False), "2026-12-28", None),
         # archived milestone past due does not make it red
-        (task(ms(7, "2026-11-04", status="archived"), ms(8, "2027-06-30")), "2026-12-04", GREEN),
+        (task(ms(7, "2026-11-04", status="archived"), ms(8, "2027-06-30")), "2026-12-04", Light.GREEN),
         # not acknowledged after 3 working days → yellow
-        (task(ms(7, "2026-12-31"), acknowledged=False, assigned_on="2026-11-02"), "2026-11-04", GREEN),
-        (task(ms(7, "2026-12-31"), acknowledged=False, assigned_on="2026-11-02"), "2026-11-05", YELLOW),
-        (task(ms(7, "2026-12-31"), acknowledged=True, assigned_on="2026-11-02"), "2026-11-05", GREEN),
+        (task(ms(7, "2026-12-31"), acknowledged=False, assigned_on="2026-11-02"), "2026-11-04", Light.GREEN),
+        (task(ms(7, "2026-12-31"), acknowledged=False, assigned_on="2026-11-02"), "2026-11-05", Light.YELLOW),
+        (task(ms(7, "2026-12-31"), acknowledged=True, assigned_on="2026-11-02"), "2026-11-05", Light.GREEN),
         # a later roadmap step is done (or submitted) while an earlier one is open → yellow
-        (task(ms(1, "2026-09-30"), ms(2, "2026-12-31", status="done")), "2026-06-01", YELLOW),
-        (task(ms(1, "2026-09-30"), ms(2, "2026-12-31", status="submitted")), "2026-06-01", YELLOW),
-        (task(ms(1, "2026-09-30"), ms(2, "2026-12-31")), "2026-06-01", GREEN),
-        (task(ms(1, "2026-09-30", status="done"), ms(2, "2026-12-31")), "2026-06-01", GREEN),
-        (task(ms(5, "2026-09-30", seq=1), ms(3, "2026-12-31", seq=2, status="done")), "2026-06-01", YELLOW),
-        (task(ms(5, "2026-09-30", seq=2), ms(3, "2026-12-31", seq=1, status="done")), "2026-06-01", GREEN),
+        (task(ms(1, "2026-09-30"), ms(2, "2026-12-31", status="done")), "2026-06-01", Light.YELLOW),
+        (task(ms(1, "2026-09-30"), ms(2, "2026-12-31", status="submitted")), "2026-06-01", Light.YELLOW),
+        (task(ms(1, "2026-09-30"), ms(2, "2026-12-31")), "2026-06-01", Light.GREEN),
+        (task(ms(1, "2026-09-30", status="done"), ms(2, "2026-12-31")), "2026-06-01", Light.GREEN),
+        (task(ms(5, "2026-09-30", seq=1), ms(3, "2026-12-31", seq=2, status="done")), "2026-06-01", Light.YELLOW),
+        (task(ms(5, "2026-09-30", seq=2), ms(3, "2026-12-31", seq=1, status="done")), "2026-06-01", Light.GREEN),
         # red wins over everything
-        (task(ms(1, "2026-05-29"), ms(2, "2026-12-31", status="done"), acknowledged=False), "2026-06-01", RED),
+        (task(ms(1, "2026-05-29"), ms(2, "2026-12-31", status="done"), acknowledged=False), "2026-06-01", Light.RED),
         # periodic reports: October missing, 3 days of grace, then red
-        (task(last_report_on="2026-09-15", **MONTHLY), "2026-11-04", YELLOW),
-        (task(last_report_on="2026-09-15", **MONTHLY), "2026-11-05", RED),
-        (task(last_report_on=None, **MONTHLY), "2026-11-05", RED),
-        (task(last_report_on="2026-10-20", **MONTHLY), "2026-11-10", GREEN),
-        (task(last_report_on="2026-10-20", **MONTHLY), "2026-11-24", GREEN),
-        (task(last_report_on="2026-10-20", **MONTHLY), "2026-11-25", YELLOW),  # 3 working days before 11-30
-        (task(last_report_on="2026-11-03", **MONTHLY), "2026-11-25", GREEN),
-        (task(assigned_on="2026-11-02", **MONTHLY), "2026-11-10", GREEN),  # not asked for October
-        (task(last_report_on="2026-06-30", schedule="ongoing", period="quarter"), "2026-10-12", RED),
-        (task(last_report_on="2026-06-30", schedule="recurring", period="quarter"), "2026-10-10", YELLOW),
+        (task(last_report_on="2026-09-15", **MONTHLY), "2026-11-04", Light.YELLOW),
+        (task(last_report_on="2026-09-15", **MONTHLY), "2026-11-05", Light.RED),
+        (task(last_report_on=None, **MONTHLY), "2026-11-05", Light.RED),
+        (task(last_report_on="2026-10-20", **MONTHLY), "2026-11-10", Light.GREEN),
+        (task(last_report_on="2026-10-20", **MONTHLY), "2026-11-24", Light.GREEN),
+        (task(last_report_on="2026-10-20", **MONTHLY), "2026-11-25", Light.YELLOW),  # 3 working days before 11-30
+        (task(last_report_on="2026-11-03", **MONTHLY), "2026-11-25", Light.GREEN),
+        (task(assigned_on="2026-11-02", **MONTHLY), "2026-11-10", Light.GREEN),  # not asked for October
+        (task(last_report_on="2026-06-30", schedule="ongoing", period="quarter"), "2026-10-12", Light.RED),
+        (task(last_report_on="2026-06-30", schedule="recurring", period="quarter"), "2026-10-10", Light.YELLOW),
         # ongoing: done milestones do not end it; no period → green
-        (task(ms(7, "2026-12-04", status="done"), last_report_on="2026-11-03", **MONTHLY), "2026-11-10", GREEN),
-        (task(schedule="ongoing"), "2026-11-10", GREEN),
+        (task(ms(7, "2026-12-04", status="done"), last_report_on="2026-11-03", **MONTHLY), "2026-11-10", Light.GREEN),
+        (task(schedule="ongoing"), "2026-11-10", Light.GREEN),
     ],
 )
 def test_colour(t, today, expected):
@@ -864,7 +849,7 @@ def test_colour(t, today, expected):
 @pytest.mark.parametrize("today", ["2026-12-01", "2026-12-02", "2026-12-03"])
 def test_colour_stays_red_when_reports_missing_for_two_periods(today):
     t = task(last_report_on="2026-09-15", **MONTHLY)
-    assert colour(t, DEFAULT_POLICY, CAL, day(today)) == RED
+    assert colour(t, DEFAULT_POLICY, CAL, day(today)) == Light.RED
 
 
 @pytest.mark.parametrize("policy", [DEFAULT_POLICY, SHORT])
@@ -874,6 +859,6 @@ def test_colour_follows_the_reminders(policy, today):
     out = run(DUE_FRI, today, policy)
     c = colour(DUE_FRI, policy, CAL, day(today))
     if day(today) > D(2026, 12, 4):
-        assert c == RED
+        assert c == Light.RED
     else:
-        assert c == (YELLOW if any(d.kind == DUE for d in out) else GREEN)
+        assert c == (Light.YELLOW if any(d.kind == MessageKind.DUE for d in out) else Light.GREEN)

@@ -30,6 +30,7 @@ import chinese_calendar
 import holidays as _holidays_lib
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 
 __all__ = [
     "PERIODS",
@@ -200,7 +201,7 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return " → ".join(parts)
 
 
-def _error_text(err: dict[str, Any]) -> str:
+def _error_text(err: ErrorDetails) -> str:
     kind, loc = err["type"], err["loc"]
     if kind == "value_error":
         return str(err.get("ctx", {}).get("error", err["msg"]))
@@ -331,10 +332,10 @@ class WorkCalendar:
         return table
 
     def _build_year(self, year: int) -> _Year:
-        flags, warning = _national_year(year)
+        national, warning = _national_year(year)
         if warning:
             self._warn(("year", year), warning)
-        flags = list(flags)
+        flags = list(national)
         first = dt.date(year, 1, 1).toordinal()
         for d in self._extra_on.get(year, ()):
             flags[d.toordinal() - first] = True

@@ -17,19 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from duban.rules.policy import DeadlinePolicy
-
-OPEN = ("assigned", "in_progress")
-
-# kinds of decision (message items)
-ACK = "ack"  # 签收提醒 → owner
-DUE = "due"  # 到期提醒 → owner
-OVERDUE = "overdue"  # 逾期提醒 → owner
-REPORT_DUE = "report_due"  # 反馈提醒 → owner
-REPORT_OVERDUE = "report_overdue"  # 催报 → owner
-ESCALATION = "escalation"  # 督办 → head (1), supervising leader (2), office (3)
-APPROVAL_WAITING = "approval_waiting"  # 待审核提醒 → reviewers (领导小组办公室)
-
-RED, YELLOW, GREEN = "red", "yellow", "green"
+from duban.vocabulary import OPEN_STATES, Light, MessageKind, MilestoneState
 
 
 class Calendar(Protocol):
@@ -72,7 +60,7 @@ class TaskView:
 @dataclass(frozen=True)
 class Decision:
     key: str
-    kind: str
+    kind: MessageKind
     task_id: int
     recipient_id: int
     milestone_id: int | None = None
@@ -94,16 +82,16 @@ def escalation_recipients(task: TaskView, level: int) -> tuple[int, ...]:
 
 
 def _ladder(task: TaskView, tag: str, due: dt.date, policy: DeadlinePolicy, cal: Calendar, today: dt.date,
-            *, before: tuple[int, ...], soon_kind: str, late_kind: str, grace: int = 0,
+            *, before: tuple[int, ...], soon_kind: MessageKind, late_kind: MessageKind, grace: int = 0,
             milestone_id: int | None = None, data: dict[str, Any]) -> list[Decision]:
     """Reminders before ``due``; after it (plus ``grace`` working days) nags and escalations."""
     out: list[Decision] = []
-    common = {"task_id": task.id, "milestone_id": milestone_id, "due": due, "data": data}
+    common: dict[str, Any] = {"task_id": task.id, "milestone_id": milestone_id, "due": due, "data": data}
     if today <= due:
         left = cal.workdays_between(today, due)
-        reached = [step for step in before if left <= step]
-        if reached:
-            step = min(reached)
+        steps = [step for step in before if left <= step]
+        if steps:
+            step = min(steps)
             out.append(Decision(key=f"{soon_kind}:{tag}:p{task.owner_id}:d{step}", kind=soon_kind,
                                 recipient_id=task.owner_id, days=left, **common))
         return out
@@ -121,7 +109,7 @@ def _ladder(task: TaskView, tag: str, due: dt.date, policy: DeadlinePolicy, cal:
             for r in escalation_recipients(task, level):
                 reached[r] = level
     for r, level in reached.items():
-        out.append(Decision(key=f"{ESCALATION}:{tag}:L{level}:p{r}", kind=ESCALATION, recipient_id=r,
+        out.append(Decision(key=f"{MessageKind.ESCALATION}:{tag}:L{level}:p{r}", kind=MessageKind.ESCALATION, recipient_id=r,
                             level=level, days=-late, **common))
     return out
 
@@ -170,7 +158,7 @@ def decide(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date
     """Every message this task calls for today (the ledger drops the ones already decided)."""
     if task.archived:
         return []
-    open_ms = [m for m in task.milestones if m.status in OPEN]
+    open_ms = [m for m in task.milestones if m.status in OPEN_STATES]
     ongoing = task.schedule in ("recurring", "ongoing")
     if not open_ms and not ongoing:
         return []  # done, submitted for review or nothing dated
@@ -182,17 +170,17 @@ def decide(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date
         tag = f"t{task.id}:{task.assigned_on.isoformat()}"
         ack_data = {**base, "assigned_on": task.assigned_on.isoformat(), "waited": waited}
         if waited >= policy.ack_within:
-            out.append(Decision(key=f"{ACK}:{tag}:p{task.owner_id}", kind=ACK, recipient_id=task.owner_id,
+            out.append(Decision(key=f"{MessageKind.ACK}:{tag}:p{task.owner_id}", kind=MessageKind.ACK, recipient_id=task.owner_id,
                                 task_id=task.id, days=-waited, data=ack_data))
         if waited >= policy.ack_escalate_after:
             for r in escalation_recipients(task, 1):
-                out.append(Decision(key=f"{ESCALATION}:ack:{tag}:p{r}", kind=ESCALATION, recipient_id=r, task_id=task.id,
+                out.append(Decision(key=f"{MessageKind.ESCALATION}:ack:{tag}:p{r}", kind=MessageKind.ESCALATION, recipient_id=r, task_id=task.id,
                                     level=1, days=-waited, data={**ack_data, "ack": True}))
 
     for m in open_ms:
         data = {**base, "milestone": m.title, "seq": m.seq, "final": m.is_final}
         out += _ladder(task, f"m{m.id}v{m.due_version}", m.due, policy, cal, today, before=policy.remind_before,
-                       soon_kind=DUE, late_kind=OVERDUE, milestone_id=m.id, data=data)
+                       soon_kind=MessageKind.DUE, late_kind=MessageKind.OVERDUE, milestone_id=m.id, data=data)
 
     if ongoing and task.period:
         out += _report_decisions(task, policy, cal, today, base)
@@ -205,6 +193,7 @@ def _report_state(task: TaskView, cal: Any, today: dt.date):
     Two completed periods, not one: while the last one is still within its grace days, the one
     before it may still be missing and must stay red and keep escalating.
     """
+    assert task.period is not None  # only ongoing and recurring tasks have periods
     start, end = period_bounds(cal, today, task.period, task.period_month)
     prev = period_bounds(cal, start - dt.timedelta(days=1), task.period, task.period_month)
     older = period_bounds(cal, prev[0] - dt.timedelta(days=1), task.period, task.period_month)
@@ -221,12 +210,12 @@ def _report_decisions(task, policy, cal, today, base) -> list[Decision]:
     (start, end), missing, current_done = _report_state(task, cal, today)
     out: list[Decision] = []
     for pstart, pend in missing:
-        out += _ladder(task, f"r{task.id}:{pend.isoformat()}", pend, policy, cal, today, before=(), soon_kind=REPORT_DUE,
-                       late_kind=REPORT_OVERDUE, grace=policy.report_grace,
+        out += _ladder(task, f"r{task.id}:{pend.isoformat()}", pend, policy, cal, today, before=(), soon_kind=MessageKind.REPORT_DUE,
+                       late_kind=MessageKind.REPORT_OVERDUE, grace=policy.report_grace,
                        data={**base, "period_start": pstart.isoformat(), "period_end": pend.isoformat(), "report": True})
     if not current_done and task.assigned_on <= end:
         out += _ladder(task, f"r{task.id}:{end.isoformat()}", end, policy, cal, today, before=policy.report_remind_before,
-                       soon_kind=REPORT_DUE, late_kind=REPORT_OVERDUE, grace=policy.report_grace,
+                       soon_kind=MessageKind.REPORT_DUE, late_kind=MessageKind.REPORT_OVERDUE, grace=policy.report_grace,
                        data={**base, "period_start": start.isoformat(), "period_end": end.isoformat(), "report": True})
     return out
 
@@ -237,28 +226,28 @@ def colour(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date
     or archived."""
     if task.archived:
         return None
-    live = [m for m in task.milestones if m.status != "archived"]
-    open_ms = [m for m in live if m.status in OPEN]
+    live = [m for m in task.milestones if m.status != MilestoneState.ARCHIVED]
+    open_ms = [m for m in live if m.status in OPEN_STATES]
     ongoing = task.schedule in ("recurring", "ongoing")
-    if not ongoing and live and all(m.status == "done" for m in live):
+    if not ongoing and live and all(m.status == MilestoneState.DONE for m in live):
         return None
     if not ongoing and not live:
         return None
     if any(m.due < today for m in open_ms):
-        return RED
+        return Light.RED
     yellow = any(cal.workdays_between(today, m.due) <= policy.window for m in open_ms)
     if not task.acknowledged and cal.workdays_between(task.assigned_on, today) >= policy.ack_within:
         yellow = True
     if open_ms:
         first_open = min(m.seq for m in open_ms)
-        if any(m.seq > first_open and m.status in ("submitted", "done") for m in live):
+        if any(m.seq > first_open and m.status in (MilestoneState.SUBMITTED, MilestoneState.DONE) for m in live):
             yellow = True  # a later step moved on while an earlier one is still open
     if ongoing and task.period:
         (start, end), missing, current_done = _report_state(task, cal, today)
         for _pstart, pend in missing:
             if cal.workdays_between(pend, today) - policy.report_grace >= 1:
-                return RED
+                return Light.RED
             yellow = True
         if not current_done and cal.workdays_between(today, end) <= max(policy.report_remind_before, default=0):
             yellow = True
-    return YELLOW if yellow else GREEN
+    return Light.YELLOW if yellow else Light.GREEN

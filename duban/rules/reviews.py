@@ -14,20 +14,9 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
-from duban.rules.deadlines import ESCALATION, Calendar, Decision, TaskView, _ladder
+from duban.rules.deadlines import Calendar, Decision, TaskView, _ladder
 from duban.rules.policy import DeadlinePolicy
-
-REVIEW_REQUEST = "review_request"  # 督查通知 → owner (the request itself)
-REVIEW_REMINDER = "review_reminder"  # 督查填报提醒 → owner, before the reply-by date
-REVIEW_OVERDUE = "review_overdue"  # 督查催报 → owner, after it
-REVIEW_ESCALATION = "review_escalation"  # 督查督办 → head (1), supervising leader (2), office (3)
-REVIEW_VERDICTS = "review_verdicts"  # → the office: answers are in, give the verdicts
-REVIEW_FOLLOW_UP = "review_follow_up"  # → the follow-up owner: 整改 required, a new milestone
-REVIEW_REPORT = "review_report"  # → the leading group and the office: the report is ready
-REVIEW_CANCELLED_NOTICE = "review_cancelled"  # → owners still asked: no need to answer any more
-REVIEW_KINDS = (REVIEW_REQUEST, REVIEW_REMINDER, REVIEW_OVERDUE, REVIEW_ESCALATION, REVIEW_VERDICTS, REVIEW_FOLLOW_UP,
-                REVIEW_REPORT, REVIEW_CANCELLED_NOTICE)
-
+from duban.vocabulary import MessageKind
 
 @dataclass(frozen=True)
 class ReviewItemView:
@@ -51,13 +40,10 @@ def decide_item(view: ReviewItemView, policy: DeadlinePolicy, cal: Calendar, tod
     before = tuple(step for step in policy.remind_before if step < window)  # the request itself covers the rest
     data = {"code": view.task.code, "title": view.task.title, "review": view.review_id, "item": view.item_id,
             "review_title": view.review_title, "reply_by": view.reply_by.isoformat()}
-    out = []
-    for d in _ladder(view.task, f"rv{view.review_id}i{view.item_id}", view.reply_by, policy, cal, today, before=before,
-                     soon_kind=REVIEW_REMINDER, late_kind=REVIEW_OVERDUE, data=data):
-        if d.kind == ESCALATION:
-            d = dataclasses.replace(d, kind=REVIEW_ESCALATION, key="review_" + d.key)
-        out.append(d)
-    return out
+    decided = _ladder(view.task, f"rv{view.review_id}i{view.item_id}", view.reply_by, policy, cal, today, before=before,
+                      soon_kind=MessageKind.REVIEW_REMINDER, late_kind=MessageKind.REVIEW_OVERDUE, data=data)
+    return [dataclasses.replace(d, kind=MessageKind.REVIEW_ESCALATION, key="review_" + d.key) if d.kind == MessageKind.ESCALATION else d
+            for d in decided]
 
 
 def answers_closed(*, today: dt.date, reply_by: dt.date, unanswered: int) -> bool:
