@@ -29,9 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duban.links import LinkError, sign, token_hash, verify
-from duban.models import ACCOUNT_ROLES, Account, DashboardLink, Person, Plan, utcnow
+from duban.models import Account, DashboardLink, Person, Plan, utcnow
+from duban.vocabulary import AccountRole, LinkAction
 
-ROLE_LABELS = {"office": "领导小组办公室", "leader": "领导", "viewer": "只读", "link": "只读链接"}
+LINK_LABEL = "只读链接"  # what a read-only link's viewer is called where an account shows its role
 MIN_PASSWORD_LENGTH = 8
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**15, 8, 1, 32
 SESSION_COOKIE = "duban_session"
@@ -103,12 +104,12 @@ def get_account(session: Session, login: str) -> Account | None:
     return session.scalar(select(Account).where(Account.login == login.strip()))
 
 
-def create_account(session: Session, login: str, password: str, *, role: str, display_name: str | None = None,
+def create_account(session: Session, login: str, password: str, *, role: AccountRole | str, display_name: str | None = None,
                    plan_code: str | None = None, person: str | None = None) -> Account:
     login = login.strip()
     if not login or len(login) > 100 or any(ch.isspace() for ch in login):
         raise AccountError("登录名不能为空、不能含空格，且不超过 100 个字符")
-    if role not in ACCOUNT_ROLES:
+    if role not in tuple(AccountRole):
         raise AccountError(f"角色“{role}”无效，应为 office（领导小组办公室）、leader（领导）或 viewer（只读）")
     if get_account(session, login) is not None:
         raise AccountError(f"登录名“{login}”已存在")
@@ -250,23 +251,23 @@ class Viewer:
     kind: str  # "account" | "link"
     ident: int
     name: str
-    role: str  # office | leader | viewer (a read-only link sees what a leader sees)
+    role: AccountRole  # a read-only link sees what a leader sees
     plan_id: int | None  # None: every plan
     person_id: int | None = None
     expires_on: dt.date | None = None  # a link's last day
 
     @property
     def role_label(self) -> str:
-        return ROLE_LABELS["link"] if self.kind == "link" else ROLE_LABELS.get(self.role, self.role)
+        return LINK_LABEL if self.kind == "link" else AccountRole(self.role).label
 
     @property
     def sees_items(self) -> bool:
         """Lists of tasks with their owners (overdue, due soon, extensions): office and leaders."""
-        return self.role in ("office", "leader")
+        return self.role in (AccountRole.OFFICE, AccountRole.LEADER)
 
     @property
     def sees_approvals(self) -> bool:
-        return self.role == "office"
+        return self.role == AccountRole.OFFICE
 
     def may_see(self, plan_id: int | None) -> bool:
         return self.plan_id is None or self.plan_id == plan_id
@@ -282,11 +283,11 @@ def viewer_of(session: Session, cookie: tuple[str, int, int] | None, *, today: d
         a = session.get(Account, ident)
         if a is None or not a.active or a.session_version != version:
             return None
-        return Viewer("account", a.id, a.display_name, a.role, a.plan_id, a.person_id)
+        return Viewer("account", a.id, a.display_name, AccountRole(a.role), a.plan_id, a.person_id)
     link = session.get(DashboardLink, ident)
     if link is None or link.revoked_at is not None or link.expires_on < today:
         return None
-    return Viewer("link", link.id, link.note or "只读链接", "leader", link.plan_id, expires_on=link.expires_on)
+    return Viewer("link", link.id, link.note or LINK_LABEL, AccountRole.LEADER, link.plan_id, expires_on=link.expires_on)
 
 
 def end_sessions(session: Session, account_id: int) -> None:
@@ -297,11 +298,10 @@ def end_sessions(session: Session, account_id: int) -> None:
 
 # -- read-only dashboard links ------------------------------------------------------------------
 
-DASHBOARD_ACTION = "dashboard"
 
 
 def dashboard_token(secret: str, link_id: int, expires: dt.date) -> str:
-    return sign(secret, {"l": link_id, "a": DASHBOARD_ACTION, "e": expires.isoformat()})
+    return sign(secret, {"l": link_id, "a": LinkAction.DASHBOARD, "e": expires.isoformat()})
 
 
 def issue_dashboard_link(session: Session, *, secret: str, plan_code: str | None, days: int, today: dt.date, note: str = "",
@@ -331,7 +331,7 @@ def open_dashboard_link(session: Session, token: str, *, secret: str, today: dt.
         link_id, action = int(payload["l"]), payload["a"]
     except (LinkError, TypeError, ValueError):
         raise AccountError("链接无效或已被修改。请使用完整的链接（复制时请勿遗漏字符）。") from None
-    row = session.get(DashboardLink, link_id) if action == DASHBOARD_ACTION else None
+    row = session.get(DashboardLink, link_id) if action == LinkAction.DASHBOARD else None
     if row is None or not hmac.compare_digest(row.token_hash, token_hash(token)):
         raise AccountError("链接无效或已被修改。请使用完整的链接（复制时请勿遗漏字符）。")
     if row.revoked_at is not None:
@@ -363,7 +363,7 @@ def ensure_demo_account(session: Session, *, login: str = "demo") -> tuple[str, 
     password = secrets.token_urlsafe(9)
     account = get_account(session, login)
     if account is None:
-        create_account(session, login, password, role="office", display_name="演示账户（领导小组办公室）")
+        create_account(session, login, password, role=AccountRole.OFFICE, display_name="演示账户（领导小组办公室）")
     else:
         account.password_hash = hash_password(password)
         account.active, account.failed_logins, account.locked_until = True, 0, None
