@@ -26,28 +26,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from duban.vocabulary import Audience, ItemState, LedgerStatus, MilestoneState, RequestStatus, ReviewState
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
-}
-
-# Milestone states (see DESIGN.md, "Life of a milestone").
-ASSIGNED = "assigned"  # 待签收
-IN_PROGRESS = "in_progress"  # 办理中
-SUBMITTED = "submitted"  # 待审核
-DONE = "done"  # 已办结
-ARCHIVED = "archived"  # 已归档
-MILESTONE_STATES = (ASSIGNED, IN_PROGRESS, SUBMITTED, DONE, ARCHIVED)
-OPEN_STATES = (ASSIGNED, IN_PROGRESS)
-STATE_LABELS = {
-    ASSIGNED: "待签收",
-    IN_PROGRESS: "办理中",
-    SUBMITTED: "待审核",
-    DONE: "已办结",
-    ARCHIVED: "已归档",
 }
 
 
@@ -198,7 +184,7 @@ class Milestone(Base):
     due_text: Mapped[str] = mapped_column(String(200), default="")
     due_version: Mapped[int] = mapped_column(Integer, default=1)  # bumped when due_date moves
     is_final: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(20), default=ASSIGNED)
+    status: Mapped[str] = mapped_column(String(20), default=MilestoneState.ASSIGNED)
     assigned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), default=None
@@ -238,14 +224,6 @@ class ImportRun(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-# Notification ledger and outbox states
-PENDING = "pending"  # decided, not yet in a digest / not yet sent
-QUEUED = "queued"  # in a digest that is waiting for delivery
-SENT = "sent"
-FAILED = "failed"
-SENDING = "sending"
-
-
 class Notification(Base):
     """The ledger: one row per decision ("send remind-3d for milestone M to person P, version V").
 
@@ -269,7 +247,7 @@ class Notification(Base):
     days: Mapped[int] = mapped_column(Integer, default=0)  # working days left (>0) or late (<0)
     decided_on: Mapped[dt.date] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    status: Mapped[str] = mapped_column(String(20), default=PENDING)
+    status: Mapped[str] = mapped_column(String(20), default=LedgerStatus.PENDING)
     digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True, default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what the message shows
 
@@ -284,7 +262,7 @@ class Digest(Base):
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
     # who reads it: a person (recipient_id), or a group channel with no person behind it:
     # "department" (its group bot, department_id), "leading_group" or "office" (plans.channels)
-    audience: Mapped[str] = mapped_column(String(20), default="person")
+    audience: Mapped[str] = mapped_column(String(20), default=Audience.PERSON)
     recipient_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True, default=None)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), default=None)
     channel: Mapped[str] = mapped_column(String(30))
@@ -295,7 +273,7 @@ class Digest(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     body: Mapped[str] = mapped_column(Text, default="")  # unused since 0003 (links lived here)
     items: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(20), default=PENDING)
+    status: Mapped[str] = mapped_column(String(20), default=LedgerStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
@@ -348,12 +326,6 @@ class Link(Base):
     void_reason: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
-# request kinds and states
-COMPLETION = "completion"  # 提交办结, waiting for a coordinator (办结 / 退回)
-EXTENSION = "extension"  # 延期申请 (批准 / 不予批准)
-REQUEST_PENDING, APPROVED, RETURNED, REFUSED, WITHDRAWN = "pending", "approved", "returned", "refused", "withdrawn"
-
-
 class Request(Base):
     """Something an owner asked of the office: approve a completion, or extend a due date."""
 
@@ -366,7 +338,7 @@ class Request(Base):
     milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))  # who asked
     kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default=REQUEST_PENDING)
+    status: Mapped[str] = mapped_column(String(20), default=RequestStatus.PENDING)
     note: Mapped[str] = mapped_column(Text, default="")
     new_due_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -402,9 +374,6 @@ class Evidence(Base):
 # ---------------------------------------------------------------------------------------------
 # Roll-up snapshots (duban.rollup, docs/rollup.md): the trend reads these
 
-SNAPSHOT_SCOPES = ("plan", "system", "department")
-
-
 class RollupSnapshot(Base):
     """One day's counts of one plan, or of one of its systems or lead departments.
 
@@ -437,9 +406,6 @@ class RollupSnapshot(Base):
 
 # ---------------------------------------------------------------------------------------------
 # Dashboard: sign-in accounts and read-only links (docs/web.md, "Dashboard")
-
-ACCOUNT_ROLES = ("office", "leader", "viewer")
-
 
 class Account(Base):
     """Someone who signs in to the dashboard: a coordinator (office), a leader, or a viewer.
@@ -486,19 +452,6 @@ class DashboardLink(Base):
 # Reviews (督查): a coordinator asks every owner in a scope to report, then gives a verdict per task
 # (duban.reviews, flows/review.py, docs/reviews.md)
 
-REVIEW_OPEN = "open"  # requests out, answers awaited
-REVIEW_WAITING = "waiting_verdicts"  # everyone answered or the reply-by date passed: the office judges
-REVIEW_CLOSED = "closed"  # every task judged, report written and sent
-REVIEW_CANCELLED = "cancelled"
-REVIEW_STATES = (REVIEW_OPEN, REVIEW_WAITING, REVIEW_CLOSED, REVIEW_CANCELLED)
-REVIEW_STATE_LABELS = {REVIEW_OPEN: "填报中", REVIEW_WAITING: "待评定", REVIEW_CLOSED: "已完成", REVIEW_CANCELLED: "已撤销"}
-ITEM_REQUESTED, ITEM_ANSWERED, ITEM_JUDGED = "requested", "answered", "judged"
-ITEM_STATE_LABELS = {ITEM_REQUESTED: "待填报", ITEM_ANSWERED: "已填报", ITEM_JUDGED: "已评定"}
-VERDICT_PASS, VERDICT_MOSTLY, VERDICT_FIX = "达标", "基本达标", "需整改"
-VERDICTS = (VERDICT_PASS, VERDICT_MOSTLY, VERDICT_FIX)
-SCOPE_KINDS = {"plan": "全部任务", "system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导", "tasks": "指定任务"}
-
-
 class Review(Base):
     """One 督查: a scope of tasks of a plan, what is asked, a reply-by date; its items are the tasks."""
 
@@ -513,7 +466,7 @@ class Review(Base):
     scope_values: Mapped[list[str]] = mapped_column(default=list)
     reply_by: Mapped[dt.date] = mapped_column(Date)
     started_on: Mapped[dt.date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(20), default=REVIEW_OPEN)
+    status: Mapped[str] = mapped_column(String(20), default=ReviewState.OPEN)
     started_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     requests_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
@@ -538,7 +491,7 @@ class ReviewItem(Base):
     review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"))  # the owner when the review started
-    status: Mapped[str] = mapped_column(String(20), default=ITEM_REQUESTED)
+    status: Mapped[str] = mapped_column(String(20), default=ItemState.REQUESTED)
     done: Mapped[str] = mapped_column(Text, default="")  # 已完成工作
     problems: Mapped[str] = mapped_column(Text, default="")  # 存在问题
     next_steps: Mapped[str] = mapped_column(Text, default="")  # 下一步计划
