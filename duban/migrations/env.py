@@ -1,5 +1,7 @@
 """Alembic environment: runs against the engine handed over by ``duban.db`` (or the settings)."""
 
+from typing import Any
+
 from alembic import context
 
 from duban.models import Base
@@ -18,10 +20,11 @@ def run_migrations_online() -> None:
         engine = make_engine(url)
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
+        # Batch migrations copy and drop tables; SQLite must not enforce foreign keys meanwhile.
+        # The pragma only works outside a transaction, so it goes to the driver connection.
+        driver: Any = connection.connection.driver_connection
         if sqlite:
-            # Batch migrations copy and drop tables; SQLite must not enforce foreign keys meanwhile.
-            # The pragma only works outside a transaction, so it goes to the driver connection.
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            driver.execute("PRAGMA foreign_keys=OFF")
         try:
             with connection.begin():
                 context.configure(
@@ -33,7 +36,7 @@ def run_migrations_online() -> None:
                 context.run_migrations()
         finally:
             if sqlite:
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                driver.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():  # pragma: no cover
