@@ -8,6 +8,8 @@ import datetime as dt
 import pytest
 
 from duban import actions, sweep
+from duban.links import LinkMaker
+from duban.sweep import decisions
 from duban.db import session_scope
 from duban.links import resolve
 from duban.rules.calendar import WorkCalendar
@@ -65,10 +67,10 @@ def test_office_is_reminded_of_a_waiting_completion_until_it_is_decided(engine, 
     line = describe(first.kind, first.level, first.due_date, first.days, first.data)
     assert line.startswith("办结申请已于 2026-11-30 提交，已等待审核 3 个工作日，请尽快办理。责任人 教务处处长")
     # the reviewer's links: this request's review page and the queue of all that wait
-    specs = sweep.LinkMaker("https://x", SECRET, dt.date(2026, 12, 3)).specs(first, first.plan_id)
+    specs = LinkMaker("https://x", SECRET, dt.date(2026, 12, 3)).specs(first, first.plan_id)
     assert [(s.action, s.request_id) for s in specs] == [("review", req.id), ("queue", None)]
     # the preview (duban check --dry-run) shows the next one before it is written
-    preview = sweep.preview(engine, today=dt.date(2026, 12, 11), cal=CAL, tz=TZ)
+    preview = decisions.preview(engine, today=dt.date(2026, 12, 11), cal=CAL, tz=TZ)
     assert [(p.recipient, p.kind) for p in preview if p.kind == "approval_waiting"] == [("督办员", "approval_waiting")]
 
     # decided: no more reminders

@@ -13,8 +13,9 @@ from definitions.loaders import load_plan
 from definitions.problems import PlanProblems
 from duban.cli import app
 from duban.rules.calendar import WorkCalendar
-from notifications.channels import redact, relay_problem, split_chat, targets_for
-from notifications.quiet import QuietHours, SendHoursError, parse_send_hours
+from notifications.addresses import redact, relay_problem, targets_for
+from notifications.channels import split_chat
+from duban.rules.quiet import QuietHours, SendHoursError, parse_send_hours
 from tests.factories import DEPARTMENT_ROWS, PEOPLE_ROWS, small_plan, write_xlsx, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -15,12 +15,14 @@ import time_machine
 from sqlalchemy import select
 
 from duban import sweep
+from duban.links import LinkMaker
+from duban.sweep.rows import digest_rows
 from duban.db import session_scope
 from duban.importer import import_plan
 from duban.models import Delivery, Digest, Notification
 from duban.rules.calendar import WorkCalendar
-from notifications.channels import Dispatcher
-from notifications.quiet import QuietHours
+from notifications.channels import AppriseChannel
+from duban.rules.quiet import QuietHours
 from tests.factories import small_plan, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -34,7 +36,7 @@ DING_SECRET = "SEC0123456789abcdef"
 
 
 def links(day=MON):
-    return sweep.LinkMaker(BASE, SECRET, day)
+    return LinkMaker(BASE, SECRET, day)
 
 
 def import_small(engine, tmp_path, change=None):
@@ -61,7 +63,7 @@ def deliveries(engine):
 
 def test_sweep_sends_real_emails_per_person(engine, tmp_path, smtp_server):
     import_small(engine, tmp_path)
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     result = sweep_day(engine, send, workers=4)
     assert (result.sent, result.failed) == (5, 0)
     mails = {m.rcpt_tos[0]: m for m in smtp_server.wait_for(5)}
@@ -95,7 +97,7 @@ def test_email_is_html_escaped_and_every_link_intact(engine, tmp_path, smtp_serv
         plan["systems"][0]["projects"][0]["tasks"][0]["title"] = "集体备课 <script>alert(1)</script> & 教研"
 
     import_small(engine, tmp_path, risky)
-    sweep_day(engine, Dispatcher(smtp_server.relay_url, tz=TZ))
+    sweep_day(engine, AppriseChannel(smtp_server.relay_url, tz=TZ))
     mail = next(m for m in smtp_server.wait_for(5) if m.rcpt_tos == ["jwc@example.org"])
     assert "集体备课 &lt;script&gt;alert(1)&lt;/script&gt; &amp; 教研" in mail.html()
     assert "集体备课 <script>alert(1)</script> & 教研" in mail.text()
@@ -111,7 +113,7 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
         smtp_server.refuse(at="rcpt")
     else:
         smtp_server.timeout(5)
-    send = Dispatcher(relay, tz=TZ)
+    send = AppriseChannel(relay, tz=TZ)
     result = sweep_day(engine, send, workers=2)
     assert (result.sent, result.failed) == (0, 5)
     assert smtp_server.received == []
@@ -141,7 +143,7 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
 def test_fail_next_retries_only_the_refused_one(engine, tmp_path, smtp_server):
     import_small(engine, tmp_path)
     smtp_server.fail_next(1)
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     assert (lambda r: (r.sent, r.failed))(sweep_day(engine, send)) == (4, 1)
     assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
     recipients = [m.rcpt_tos[0] for m in smtp_server.wait_for(5)]
@@ -180,7 +182,7 @@ def with_chat(plan):
 def test_chat_payloads_arrive_as_each_service_documents(engine, tmp_path, chat_services, smtp_server):
     import_small(engine, tmp_path, with_chat)
     with time_machine.travel(NOW, tick=True):  # DingTalk signs the time of sending
-        result = sweep_day(engine, Dispatcher(smtp_server.relay_url, tz=TZ))
+        result = sweep_day(engine, AppriseChannel(smtp_server.relay_url, tz=TZ))
     assert (result.sent, result.failed) == (6, 0)  # five people and the 教务处 group bot
     requests = chat_services.wait_for(5)
     by_target = {}
@@ -230,7 +232,7 @@ def test_long_chat_message_is_split_between_items(engine, tmp_path, chat_service
                           "lead_department": "教务处", "deadline": "2026-11-20"})
 
     import_small(engine, tmp_path, many)
-    sweep_day(engine, Dispatcher(None, tz=TZ))
+    sweep_day(engine, AppriseChannel(None, tz=TZ))
     parts = [r.json["text"]["content"] for r in chat_services.requests if r.query.get("key") == "wkey-456"]
     assert len(parts) >= 3
     assert all(len(p.encode()) <= 2048 for p in parts)
@@ -246,7 +248,7 @@ def test_long_chat_message_is_split_between_items(engine, tmp_path, chat_service
 def test_webhook_500_falls_back_and_is_recorded(engine, tmp_path, chat_services, smtp_server):
     import_small(engine, tmp_path, with_chat)
     chat_services.respond("/robot/send", 500, {"errcode": 500, "errmsg": "internal error"})
-    sweep_day(engine, Dispatcher(smtp_server.relay_url, tz=TZ))
+    sweep_day(engine, AppriseChannel(smtp_server.relay_url, tz=TZ))
     # DingTalk failed, the relay (his next preference) took 教务处处长's digest
     assert "jwc@example.org" in [m.rcpt_tos[0] for m in smtp_server.wait_for(3)]
     ding = [r for r in deliveries(engine) if r[0] == "dingtalk"]
@@ -263,14 +265,14 @@ def test_webhook_500_without_fallback_is_retried_and_nothing_lost(engine, tmp_pa
     monkeypatch.setattr(NotifyWeComBot, "notify_url", chat_services.url("/wecom/{key}"))  # one path per bot
     import_small(engine, tmp_path, with_chat)
     chat_services.respond("/wecom/wkey-jwc-group", 500, "busy", times=1)  # the group bot fails once
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     result = sweep_day(engine, send)
-    failed = sweep.digest_rows(engine, status="failed")
+    failed = digest_rows(engine, status="failed")
     assert (result.sent, result.failed) == (5, 1)
     assert [(r["收件人"], r["尝试次数"]) for r in failed] == [("教务处（群）", 1)]
     assert failed[0]["失败原因"] == "企业微信 wecombot://w...p：企业微信发送失败：Failed to send WeCom Bot notification: Internal server error., error=500."
     assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
-    assert sweep.digest_rows(engine, status="failed") == []
+    assert digest_rows(engine, status="failed") == []
     group = [r for r in chat_services.requests if r.path == "/wecom/wkey-jwc-group"]
     assert len(group) == 2 and group[0].json == group[1].json  # the same message, sent again
 
@@ -282,7 +284,7 @@ def test_webhook_500_without_fallback_is_retried_and_nothing_lost(engine, tmp_pa
 def test_office_is_told_once_a_day_when_someone_stays_unreachable(engine, tmp_path, smtp_server):
     import_small(engine, tmp_path)
     smtp_server.refuse(at="rcpt")
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     sweep_day(engine, send, unreachable_after=3)
     now = NOW
     told = []
@@ -311,7 +313,7 @@ def test_office_is_told_once_a_day_when_someone_stays_unreachable(engine, tmp_pa
 def test_quiet_hours_defer_without_counting_an_attempt(engine, tmp_path, smtp_server):
     import_small(engine, tmp_path)
     quiet = QuietHours(WorkCalendar(), TZ)
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     evening = dt.datetime(2026, 11, 27, 19, 0, tzinfo=TZ)  # a Friday evening
     result = sweep_day(engine, send, now=evening, quiet=quiet)
     assert (result.sent, result.deferred) == (0, 5) and smtp_server.received == []

@@ -215,7 +215,7 @@ def test_weekly_bulletin_carries_the_rollup_figures(engine, tmp_path):
     from duban.rules.calendar import WorkCalendar
     from notifications.bulletin import queue_bulletins
     from notifications.render import render_message
-    from duban.sweep import Outgoing
+    from notifications.channel import Outgoing
 
     build_scenario(engine, tmp_path)
     r = compute(engine)

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from duban import sweep
+from duban.links import LinkMaker
 from duban.db import session_scope
 from duban.importer import import_plan
 from duban.models import Notification, Person
@@ -55,9 +56,9 @@ def month():
             continue
         now = dt.datetime.combine(day, dt.time(8, 30), TZ)
         sweep.decide(engine, today=day, cal=cal, tz=TZ)
-        sweep.assemble(engine, today=day, links=sweep.LinkMaker("https://duban.example.edu.cn", "s" * 40, day), now=now)
+        sweep.assemble(engine, today=day, links=LinkMaker("https://duban.example.edu.cn", "s" * 40, day), now=now)
         before = len(outbox.sent)
-        sweep.deliver(engine, outbox, now=now, links=sweep.LinkMaker("https://duban.example.edu.cn", "s" * 40, day))
+        sweep.deliver(engine, outbox, now=now, links=LinkMaker("https://duban.example.edu.cn", "s" * 40, day))
         with session_scope(engine) as s:
             ids = [o.id for o in outbox.sent[before:]]
             rows = s.execute(
