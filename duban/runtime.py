@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from duban.db import get_engine
+from duban.links import LinkMaker
 from duban.rules.calendar import InstitutionCalendar, WorkCalendar
 from duban.settings import Settings, get_settings
-from duban.links import LinkMaker
 
 
 @dataclass

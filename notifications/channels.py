@@ -112,16 +112,8 @@ class AppriseChannel:
             if attempt.ok and not t.always:
                 delivered = True
         if self.outbox is not None and (self.outbox_copy or not targets):
-            report.attempts.append(self._to_outbox(out))
+            report.attempts.append(_to_outbox(self.outbox, out))
         return report
-
-    def _to_outbox(self, out: Outgoing) -> Attempt:
-        assert self.outbox is not None
-        try:
-            self.outbox.send(out)
-        except Exception as err:  # noqa: BLE001
-            return Attempt(ChannelKind.OUTBOX, str(self.outbox.folder), False, f"{err.__class__.__name__}: {err}")
-        return Attempt(ChannelKind.OUTBOX, str(self.outbox.path_for(out)), True)
 
     def send_to(self, t: Target, out: Outgoing, message: Message) -> Attempt:
         if t.plugin is None:
@@ -168,3 +160,11 @@ class AppriseChannel:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _to_outbox(outbox: OutboxChannel, out: Outgoing) -> Attempt:
+    try:
+        outbox.send(out)
+    except Exception as err:  # noqa: BLE001
+        return Attempt(ChannelKind.OUTBOX, str(outbox.folder), False, f"{err.__class__.__name__}: {err}")
+    return Attempt(ChannelKind.OUTBOX, str(outbox.path_for(out)), True)

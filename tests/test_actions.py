@@ -9,14 +9,14 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from duban import actions, sweep
-from duban.links import LinkMaker
-from duban.vocabulary import EventKind
+from duban import actions
 from duban.db import session_scope
 from duban.evidence import StoredFile
-from duban.links import LinkRefused, resolve
+from duban.links import LinkMaker, LinkRefused, resolve
 from duban.models import Evidence, Link, Milestone, Task
 from duban.rules.calendar import WorkCalendar
+from duban.sweep.decisions import decide
+from duban.vocabulary import EventKind
 from tests.web_helpers import (
     SECRET,
     TZ,
@@ -96,7 +96,7 @@ def test_submit_waits_for_the_office_then_approval_closes_it(db):
     specs = LinkMaker("https://x", SECRET, TODAY).specs(item, 1)
     assert [(s.action, s.request_id, s.task_id is None) for s in specs] == [("review", req.id, False), ("queue", None, True)]
     # the rules skip a submitted milestone: no overdue reminder for it any more
-    decided = sweep.decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
+    decided = decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
     assert not [n for n in ledger(db, "overdue") if n.milestone_id == mid]
     assert decided.decided >= 1
 
@@ -135,7 +135,7 @@ def test_return_reaches_the_owner_and_reminders_resume(db):
 
     assert describe("returned", 0, m.due_date, 0, notice.data) == (
         "您提交的办结已被督办员退回，退回原因：缺少印发文件。请补充完善后重新提交（完成时间 2026-11-20）")
-    sweep.decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
+    decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
     assert [n.milestone_id for n in ledger(db, "overdue")].count(mid) == 1
     # the queue link is not used up; the decided request cannot be decided again
     with pytest.raises(actions.ActionError, match="无需重复审核"):

@@ -7,14 +7,14 @@ import datetime as dt
 
 import pytest
 
-from duban import actions, sweep
-from duban.links import LinkMaker
-from duban.sweep import decisions
+from duban import actions
 from duban.db import session_scope
-from duban.links import resolve
+from duban.links import LinkMaker, resolve
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import approval_reminder
 from duban.rules.policy import DeadlinePolicy
+from duban.sweep import decisions
+from duban.sweep.decisions import decide
 from notifications.digest import describe
 from tests.web_helpers import SECRET, TZ, import_small, ledger, make_link, milestone_id, person_id, requests
 
@@ -55,7 +55,7 @@ def test_office_is_reminded_of_a_waiting_completion_until_it_is_decided(engine, 
     mid = _submit(engine, SUBMITTED)
     office = person_id(engine, "督办员")
     for day in (dt.date(2026, 12, 2), dt.date(2026, 12, 3), dt.date(2026, 12, 4), dt.date(2026, 12, 8)):
-        sweep.decide(engine, today=day, cal=CAL, tz=TZ)
+        decide(engine, today=day, cal=CAL, tz=TZ)
     [req] = requests(engine)
     waiting = ledger(engine, "approval_waiting")
     assert [(n.key, n.recipient_id, n.decided_on, n.days) for n in waiting] == [
@@ -79,5 +79,5 @@ def test_office_is_reminded_of_a_waiting_completion_until_it_is_decided(engine, 
                     today=dt.date(2026, 12, 9), for_update=True)
         actions.decide(s, r, ORIGIN, now=dt.datetime(2026, 12, 9, 2, 0, tzinfo=dt.timezone.utc), today=dt.date(2026, 12, 9),
                        request_id=None, decision="approve")
-    sweep.decide(engine, today=dt.date(2026, 12, 11), cal=CAL, tz=TZ)
+    decide(engine, today=dt.date(2026, 12, 11), cal=CAL, tz=TZ)
     assert len(ledger(engine, "approval_waiting")) == 2

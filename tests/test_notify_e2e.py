@@ -14,15 +14,17 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from duban import sweep
-from duban.links import LinkMaker
-from duban.sweep.rows import digest_rows
 from duban.db import session_scope
 from duban.importer import import_plan
+from duban.links import LinkMaker
 from duban.models import Delivery, Digest, Notification
 from duban.rules.calendar import WorkCalendar
-from notifications.channels import AppriseChannel
 from duban.rules.quiet import QuietHours
+from duban.sweep.decisions import decide
+from duban.sweep.delivery import deliver
+from duban.sweep.digests import assemble
+from duban.sweep.rows import digest_rows
+from notifications.channels import AppriseChannel
 from tests.factories import small_plan, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -47,9 +49,9 @@ def import_small(engine, tmp_path, change=None):
 
 
 def sweep_day(engine, send, *, day=MON, now=NOW, **options):
-    sweep.decide(engine, today=day, cal=WorkCalendar(), tz=TZ)
-    sweep.assemble(engine, today=day, links=links(day), channel="dispatch", now=now)
-    return sweep.deliver(engine, send, now=now, links=links(day), **options)
+    decide(engine, today=day, cal=WorkCalendar(), tz=TZ)
+    assemble(engine, today=day, links=links(day), channel="dispatch", now=now)
+    return deliver(engine, send, now=now, links=links(day), **options)
 
 
 def deliveries(engine):
@@ -132,8 +134,8 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
     # the server is back: nothing is sent before the backoff, everything after it, once
     smtp_server.ok()
     smtp_server.clear()
-    assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=2), links=links()).sent == 0
-    assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 5
+    assert deliver(engine, send, now=NOW + dt.timedelta(minutes=2), links=links()).sent == 0
+    assert deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 5
     assert sorted(m.rcpt_tos[0] for m in smtp_server.wait_for(5)) == [
         "fx@example.org", "jwc2@example.org", "jwc@example.org", "sj@example.org", "xcb@example.org"]
     with session_scope(engine) as s:
@@ -145,7 +147,7 @@ def test_fail_next_retries_only_the_refused_one(engine, tmp_path, smtp_server):
     smtp_server.fail_next(1)
     send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     assert (lambda r: (r.sent, r.failed))(sweep_day(engine, send)) == (4, 1)
-    assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
+    assert deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
     recipients = [m.rcpt_tos[0] for m in smtp_server.wait_for(5)]
     assert len(recipients) == 5 and len(set(recipients)) == 5  # nobody got two
 
@@ -271,7 +273,7 @@ def test_webhook_500_without_fallback_is_retried_and_nothing_lost(engine, tmp_pa
     assert (result.sent, result.failed) == (5, 1)
     assert [(r["收件人"], r["尝试次数"]) for r in failed] == [("教务处（群）", 1)]
     assert failed[0]["失败原因"] == "企业微信 wecombot://w...p：企业微信发送失败：Failed to send WeCom Bot notification: Internal server error., error=500."
-    assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
+    assert deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
     assert digest_rows(engine, status="failed") == []
     group = [r for r in chat_services.requests if r.path == "/wecom/wkey-jwc-group"]
     assert len(group) == 2 and group[0].json == group[1].json  # the same message, sent again
@@ -290,7 +292,7 @@ def test_office_is_told_once_a_day_when_someone_stays_unreachable(engine, tmp_pa
     told = []
     for minutes in (6, 20):  # attempts 2 and 3 (backoff 5, then 10 minutes)
         now = NOW + dt.timedelta(minutes=minutes)
-        told.append(sweep.deliver(engine, send, now=now, links=links(), unreachable_after=3, today=MON).unreachable)
+        told.append(deliver(engine, send, now=now, links=links(), unreachable_after=3, today=MON).unreachable)
     with session_scope(engine) as s:
         office_id = s.scalar(select(Notification.recipient_id).where(Notification.kind == "unreachable"))
         notices = s.execute(select(Notification.key, Notification.data).where(Notification.kind == "unreachable").order_by(Notification.key)).all()
@@ -299,13 +301,13 @@ def test_office_is_told_once_a_day_when_someone_stays_unreachable(engine, tmp_pa
     assert notices[0].data["attempts"] == 3
     # the notice is delivered through the ledger like anything else: the office reads who and why
     smtp_server.ok()
-    sweep.assemble(engine, today=MON, links=links(), channel="dispatch", recipients=[office_id], now=now)
-    sweep.deliver(engine, send, now=now, links=links(), recipients=[office_id])
+    assemble(engine, today=MON, links=links(), channel="dispatch", recipients=[office_id], now=now)
+    deliver(engine, send, now=now, links=links(), recipients=[office_id])
     (mail,) = [m for m in smtp_server.wait_for(1) if m.rcpt_tos == ["db@example.org"]]
     assert mail.subject == "【督办提醒】2026-11-23 督办员：系统提示 5 项"
     assert "教务处处长（教务处）的督办通知已连续 3 次发送失败，目前无法送达：邮件 mailto://127.0.0.1:" in mail.text()
     # a fourth failure the same day adds no second notice
-    sweep.deliver(engine, send, now=now + dt.timedelta(hours=1), links=links(), unreachable_after=3, today=MON)
+    deliver(engine, send, now=now + dt.timedelta(hours=1), links=links(), unreachable_after=3, today=MON)
     with session_scope(engine) as s:
         assert len(s.scalars(select(Notification.id).where(Notification.kind == "unreachable")).all()) == 5
 
@@ -323,7 +325,7 @@ def test_quiet_hours_defer_without_counting_an_attempt(engine, tmp_path, smtp_se
     assert {(r.status, r.attempts) for r in rows} == {("pending", 0)}
     assert {r.next_attempt_at.astimezone(TZ) for r in rows} == {monday_8}
     saturday = dt.datetime(2026, 11, 28, 10, 0, tzinfo=TZ)
-    assert sweep.deliver(engine, send, now=saturday, links=links(), quiet=quiet).sent == 0
-    assert sweep.deliver(engine, send, now=monday_8, links=links(), quiet=quiet).sent == 5
+    assert deliver(engine, send, now=saturday, links=links(), quiet=quiet).sent == 0
+    assert deliver(engine, send, now=monday_8, links=links(), quiet=quiet).sent == 5
     # a plan may send at any time
     assert QuietHours(WorkCalendar(), TZ, per_plan={1: None}).next_allowed(evening, 1) is None

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from duban import reviews
-from duban.sweep import decisions
 from duban.db import session_scope
 from duban.importer import import_plan
 from duban.links import LinkSpec, issue
@@ -18,6 +17,7 @@ from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import TaskView
 from duban.rules.policy import DEFAULT_POLICY
 from duban.rules.reviews import ReviewItemView, answers_closed, decide_item
+from duban.sweep import decisions
 from notifications.digest import describe
 from tests.conftest import EXAMPLE_YAML
 

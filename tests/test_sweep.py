@@ -11,16 +11,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from duban import sweep
-from duban.links import LinkMaker
-from duban.sweep import decisions
-from duban.sweep.delivery import backoff
-from duban.sweep.rows import digest_rows
-from notifications.channel import Outgoing
 from duban.db import session_scope
 from duban.importer import import_plan
+from duban.links import LinkMaker
 from duban.models import Digest, Notification
 from duban.rules.calendar import WorkCalendar
+from duban.sweep import decisions
+from duban.sweep.decisions import decide
+from duban.sweep.delivery import backoff, deliver
+from duban.sweep.digests import assemble
+from duban.sweep.rows import digest_rows
+from notifications.channel import Outgoing
 from tests.factories import small_plan, task_of, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -60,9 +61,9 @@ def plan_engine(engine, tmp_path):
 def run_day(engine, day, channel, now=None, cal=None):
     cal = cal or WorkCalendar()
     now = now or dt.datetime.combine(day, dt.time(8, 30), TZ)
-    decided = sweep.decide(engine, today=day, cal=cal, tz=TZ)
-    digests = sweep.assemble(engine, today=day, links=LinkMaker("https://duban.example.edu.cn", SECRET, day), now=now)
-    delivered = sweep.deliver(engine, channel, now=now, links=LinkMaker("https://duban.example.edu.cn", SECRET, day))
+    decided = decide(engine, today=day, cal=cal, tz=TZ)
+    digests = assemble(engine, today=day, links=LinkMaker("https://duban.example.edu.cn", SECRET, day), now=now)
+    delivered = deliver(engine, channel, now=now, links=LinkMaker("https://duban.example.edu.cn", SECRET, day))
     return decided.new, digests, delivered.sent
 
 
@@ -156,8 +157,8 @@ def test_failed_delivery_is_kept_and_retried_with_backoff(plan_engine):
     rows = digest_rows(plan_engine, status="failed")
     assert [(r["收件人"], r["尝试次数"], r["失败原因"], r["状态"]) for r in rows] == [("党委书记", 1, "ConnectionError: connection refused", "发送失败（将重试）")]
     channel.fail_for.clear()
-    assert sweep.deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=2), links=LINKS).sent == 0  # backing off
-    assert sweep.deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=6), links=LINKS).sent == 1
+    assert deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=2), links=LINKS).sent == 0  # backing off
+    assert deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=6), links=LINKS).sent == 1
     assert channel.by_recipient()["党委书记"] == 1 and digest_rows(plan_engine, status="failed") == []
 
 

@@ -11,12 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from duban import sweep
-from duban.links import LinkMaker
-from notifications.channel import Outgoing
 from duban.db import session_scope
+from duban.links import LinkMaker
 from duban.models import Evidence
 from duban.settings import get_settings
+from duban.sweep.delivery import deliver
+from duban.sweep.digests import assemble
+from notifications.channel import Outgoing
 from tests.conftest import PINNED_DAY
 from tests.web_helpers import (
     CRITERIA,
@@ -64,9 +65,9 @@ def deliver_now(engine) -> list[Outgoing]:
     sweep does), recording the messages."""
     today = PINNED_DAY
     links = LinkMaker("http://testserver", SECRET, today)
-    sweep.assemble(engine, today=today, links=links)
+    assemble(engine, today=today, links=links)
     rec = Recorder()
-    sweep.deliver(engine, rec, now=dt.datetime.now(dt.timezone.utc), links=links)
+    deliver(engine, rec, now=dt.datetime.now(dt.timezone.utc), links=links)
     return rec.sent
 
 

@@ -11,12 +11,6 @@ Three rooms, one per step:
    them through a channel (``notifications.channel.Channel``), mark them sent; failures are kept
    with their reason and retried with backoff.
 
-The three steps are re-exported here for the flows (``sweep.decide``, ``sweep.assemble``,
-``sweep.deliver``); everything else is imported from its room.
+The package re-exports nothing (a re-export would make every room import its own package back):
+import each step from its room.
 """
-
-from duban.sweep.decisions import decide
-from duban.sweep.delivery import deliver
-from duban.sweep.digests import assemble
-
-__all__ = ["assemble", "decide", "deliver"]

@@ -20,7 +20,8 @@ from duban.db import session_scope
 from duban.links import reviewers
 from duban.models import Department, Event, Milestone, Notification, Person, Plan, PlanRole, Request, Task, utcnow
 from duban.rules.calendar import WorkCalendar
-from duban.rules.deadlines import Decision, MilestoneView, TaskView, approval_reminder, decide as decide_task
+from duban.rules.deadlines import Decision, MilestoneView, TaskView, approval_reminder
+from duban.rules.deadlines import decide as decide_task
 from duban.rules.policy import DeadlinePolicy, effective_policy
 from duban.sweep.kinds import facts
 from duban.sweep.ledger import chunks, existing_keys, insert_ignore, local_date

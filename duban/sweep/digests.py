@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,8 @@ from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
-from duban.links import ACTIONS, LinkMaker, LinkSpec, issue as issue_links
+from duban.links import ACTIONS, LinkMaker, LinkSpec
+from duban.links import issue as issue_links
 from duban.models import Department, Digest, Notification, Person, Plan, PlanRole, Task, utcnow
 from duban.sweep.kinds import facts
 from duban.sweep.ledger import chunks
@@ -55,8 +56,8 @@ class _Run:
         """A digest row (Core insert) for ``entries``."""
         payload = {"recipient": recipient, "today": self.today.isoformat(), "plan_name": self.plan_names.get(plan_id, ""),
                    "office": "、".join(self.office_names.get(plan_id, [])), "items": entries}
-        return {"plan_id": plan_id, "audience": audience, "recipient_id": recipient_id, "department_id": department_id, "channel": self.channel,
-                "run_on": self.today, "subject": render_subject(payload), "body": "", "payload": payload, "items": len(entries),
+        return {"plan_id": plan_id, "audience": audience, "recipient_id": recipient_id, "department_id": department_id,
+                "channel": self.channel, "run_on": self.today, "subject": render_subject(payload), "body": "", "payload": payload, "items": len(entries),
                 "status": LedgerStatus.PENDING, "attempts": 0, "next_attempt_at": self.now or utcnow(), "created_at": utcnow()}
 
 
@@ -101,7 +102,7 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
     return len(digests)
 
 
-def _issue_links(session: Session, pending: list[Any], people: dict[int, Any], links: LinkMaker, *, today: dt.date,
+def _issue_links(session: Session, pending: Sequence[Any], people: dict[int, Any], links: LinkMaker, *, today: dt.date,
                  now: dt.datetime | None) -> dict[int, list[list[Any]]]:
     """Each ledger item's action links as ``[label, link id]`` pairs (issued in one batch)."""
     specs: list[LinkSpec] = []
@@ -164,7 +165,7 @@ def _history(session: Session, escalations: list[Any]) -> dict[int, list[str]]:
     return out
 
 
-def _department_digests(session: Session, pending: list[Any], run: _Run) -> list[dict[str, Any]]:
+def _department_digests(session: Session, pending: Sequence[Any], run: _Run) -> list[dict[str, Any]]:
     """A copy of today's escalations for the group bot of each lead department that has one.
 
     Without action links: a link is signed for one person, and anyone in a group could use it.
