@@ -153,7 +153,7 @@ def notify_unreachable(engine: Engine, outs: list[tuple[Outgoing, str]], *, toda
     with session_scope(engine) as session:
         office: dict[int, list[int]] = defaultdict(list)
         plan_ids = sorted({o.plan_id for o, _ in people})
-        for r in session.execute(select(PlanRole.plan_id, PlanRole.person_id).where(PlanRole.role == Audience.OFFICE, PlanRole.plan_id.in_(plan_ids)).order_by(PlanRole.position)):
+        for r in session.execute(select(PlanRole.plan_id, PlanRole.person_id).where(PlanRole.role == "office", PlanRole.plan_id.in_(plan_ids)).order_by(PlanRole.position)):
             office[r.plan_id].append(r.person_id)
         depts = dict(session.execute(
             select(Person.id, Department.name).join(Department, Department.id == Person.department_id)
