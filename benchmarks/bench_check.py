@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import os
 import shutil
 import signal
@@ -101,13 +100,13 @@ def _sweep_work(template: Path, work: Path, day: str) -> float:
     db = _fresh(template, work / "work-only")
     code = (
         "import datetime as dt, time\n"
-        "from duban.runtime import runtime\nfrom duban import sweep\n"
+        "from duban.runtime import runtime\nfrom duban.sweep.decisions import decide\nfrom duban.sweep.digests import assemble\nfrom duban.sweep.delivery import deliver\n"
         "rt = runtime(); rt.engine; rt.calendar.is_workday(dt.date.today())\n"
         f"day = dt.date.fromisoformat('{day}')\n"
         "t = time.perf_counter()\n"
-        "sweep.decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz)\n"
-        "sweep.assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name)\n"
-        "sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), **rt.deliver_options(day))\n"
+        "decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz)\n"
+        "assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name)\n"
+        "deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), **rt.deliver_options(day))\n"
         "print(time.perf_counter() - t)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=_env(db, work / "prefect-unused"), cwd=db.parent,

@@ -5,7 +5,7 @@
 A plan with one owner per task, every task overdue and unacknowledged, so the daily sweep makes
 exactly one digest (two items, five action links, HTML + text) per person.  The local server is
 the test suite's aiosmtpd (``tests/servers.py``); it parses every message it accepts.  Only
-``sweep.deliver`` is timed: claiming, rendering text and HTML, SMTP, marking each digest sent
+``deliver`` is timed: claiming, rendering text and HTML, SMTP, marking each digest sent
 with its delivery record.  For comparison the same messages through apprise's own email plugin
 (a new SMTP connection per message) are timed on a sample.
 """
@@ -41,14 +41,16 @@ def main() -> None:
     ap.add_argument("--database", help="database URL (default: a fresh SQLite file per run)")
     args = ap.parse_args()
 
-    from duban import sweep
+    from benchmarks.common import load_average
     from duban.db import make_engine, upgrade
     from duban.importer import import_plan
+    from duban.links import LinkMaker
     from duban.rules.calendar import WorkCalendar
-    from notifications.channels import Dispatcher
+    from duban.sweep.decisions import decide
+    from duban.sweep.delivery import deliver
+    from duban.sweep.digests import assemble
+    from notifications.channels import AppriseChannel
     from tests.servers import SMTPServer
-
-    from benchmarks.common import load_average
 
     folder = Path(tempfile.mkdtemp(prefix="bench-email-"))
     source = folder / "plan.yaml"
@@ -63,14 +65,14 @@ def main() -> None:
         engine = make_engine(url)
         upgrade(engine)
         import_plan(engine, source, now=dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ))
-        links = sweep.LinkMaker("https://duban.example.edu.cn", SECRET, DAY)
+        links = LinkMaker("https://duban.example.edu.cn", SECRET, DAY)
         now = dt.datetime(2026, 11, 23, 8, 30, tzinfo=TZ)
-        sweep.decide(engine, today=DAY, cal=WorkCalendar(), tz=TZ)
-        made = sweep.assemble(engine, today=DAY, links=links, channel="dispatch", now=now)
+        decide(engine, today=DAY, cal=WorkCalendar(), tz=TZ)
+        made = assemble(engine, today=DAY, links=links, channel="dispatch", now=now)
         with SMTPServer() as server:
-            send = Dispatcher(server.relay_url, tz=TZ)
+            send = AppriseChannel(server.relay_url, tz=TZ)
             started = time.perf_counter()
-            result = sweep.deliver(engine, send, now=now, links=links, workers=workers)
+            result = deliver(engine, send, now=now, links=links, workers=workers)
             seconds = time.perf_counter() - started
             received = server.wait_for(result.sent, timeout=60)
         unique = len({m.rcpt_tos[0] for m in received})

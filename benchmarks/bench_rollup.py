@@ -43,6 +43,7 @@ def _peak_mib() -> float:
 
 def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     import datetime as dt
+    from zoneinfo import ZoneInfo
 
     from sqlalchemy import func, insert, select
 
@@ -51,8 +52,7 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     from duban.models import APPROVED, COMPLETION, DONE, EXTENSION, REQUEST_PENDING, RETURNED, SUBMITTED, Milestone, Request, Task
     from duban.rules.calendar import WorkCalendar
     from duban.store import apply_plan
-    from duban.sweep import decide
-    from zoneinfo import ZoneInfo
+    from duban.sweep.decisions import decide
 
     t0 = time.perf_counter()
     engine = make_engine(spec["database_url"])

@@ -10,7 +10,7 @@
    70 % of the tasks acknowledged.  Loading is timed but is not part of a target.
 2. In a fresh process (so that ``getrusage(RUSAGE_SELF).ru_maxrss`` is that of the sweep alone):
    the steps of the daily-sweep flow, as the flow calls them (``duban.runtime`` set-up,
-   ``sweep.decide``, ``sweep.assemble``, ``sweep.deliver`` through the outbox file channel into a
+   ``decide``, ``assemble``, ``deliver`` through the outbox file channel into a
    temporary folder); then the same day again (idempotent: nothing new).
    Targets: the sweep (set-up + the three steps) ≤ 30 s and peak RSS ≤ 1024 MiB.
 3. One school end to end (the example plan ``definitions/plans/sanquan-yuren.yaml``, imported on
@@ -255,18 +255,20 @@ def _outbox_files(folder: Path) -> int:
 def _sweep_once(today, ph: Phases, label: str) -> dict[str, Any]:
     """The steps of flows.sweep.daily_sweep, without Prefect, as its tasks call them."""
 
-    from duban import sweep
     from duban.runtime import runtime
+    from duban.sweep.decisions import decide
+    from duban.sweep.delivery import deliver
+    from duban.sweep.digests import assemble
 
     rt = runtime()
     _ = rt.engine, rt.calendar, rt.tz, rt.channel  # process-wide engine (migration check on first use)
     setup = ph.mark(f"{label}set-up (runtime: engine, calendar, channel)")
-    decided = sweep.decide(rt.engine, today=today, cal=rt.calendar, tz=rt.tz)
-    d = ph.mark(f"{label}sweep.decide", decided=decided.decided, new=decided.new, warnings=len(decided.warnings))
-    digests = sweep.assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir)
-    a = ph.mark(f"{label}sweep.assemble", digests=digests)
-    delivered = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(today))
-    s = ph.mark(f"{label}sweep.deliver (outbox files)", sent=delivered.sent, failed=delivered.failed)
+    decided = decide(rt.engine, today=today, cal=rt.calendar, tz=rt.tz)
+    d = ph.mark(f"{label}decide", decided=decided.decided, new=decided.new, warnings=len(decided.warnings))
+    digests = assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir)
+    a = ph.mark(f"{label}assemble", digests=digests)
+    delivered = deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(today))
+    s = ph.mark(f"{label}deliver (outbox files)", sent=delivered.sent, failed=delivered.failed)
     steps = (setup, d, a, s)
     return {
         "decided": decided.decided, "new": decided.new, "digests": digests, "sent": delivered.sent, "failed": delivered.failed,
@@ -278,8 +280,8 @@ def _sweep_once(today, ph: Phases, label: str) -> dict[str, Any]:
 def _child_sweep(spec: dict[str, Any]) -> dict[str, Any]:
 
     ph = Phases()
-    from duban import sweep  # noqa: F401 - the modules the flow's tasks import
     from duban.runtime import runtime
+    from duban.sweep import decisions, delivery, digests  # noqa: F401 - the modules the flow's tasks import
     from notifications.outbox import OutboxChannel  # noqa: F401
 
     ph.mark("import modules (not counted)")
@@ -329,11 +331,13 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
     from prefect.testing.utilities import prefect_test_harness
     from sqlalchemy import select
 
-    from duban import sweep
     from duban.db import session_scope
     from duban.models import Notification, Task
     from duban.runtime import runtime
     from duban.settings import get_settings
+    from duban.sweep.decisions import decide
+    from duban.sweep.delivery import deliver
+    from duban.sweep.digests import assemble
     from flows.sweep import daily_sweep
 
     ph.mark("import prefect, flows, duban")
@@ -349,7 +353,7 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
     @flow(name="bench-check-one-task", flow_run_name="check {task_code}")
     def check_one_task(task_code: str, day: dt.date) -> dict:
         rt = runtime()
-        decided = sweep.decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, task_code=task_code)
+        decided = decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, task_code=task_code)
         with session_scope(rt.engine) as s:
             recipients = sorted(set(s.scalars(
                 select(Notification.recipient_id).join(Task, Task.id == Notification.task_id)
@@ -357,9 +361,9 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
             )))  # fmt: skip
         digests = sent = 0
         if recipients:
-            digests = sweep.assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name,
+            digests = assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name,
                                      template_dir=rt.settings.template_dir, recipients=recipients)
-            sent = sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(day), recipients=recipients).sent
+            sent = deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(day), recipients=recipients).sent
         return {"decided": decided.decided, "new": decided.new, "digests": digests, "sent": sent}
 
     @flow(name="bench-sweep-subflow-per-task", flow_run_name="per-task sweep {day}")
@@ -520,7 +524,7 @@ def _province(name: str, url: str, args, workdir: Path, summary: Summary, figure
     try:
         r = _child({"kind": "sweep", "today": TODAY}, _env(url, outbox), workdir, timeout=args.sweep_timeout)
     except ChildTimeout as err:
-        steps = ["import modules", "set-up", "sweep.decide", "sweep.assemble", "sweep.deliver"]
+        steps = ["import modules", "set-up", "decide", "assemble", "deliver"]
         running = steps[len(err.done)] if len(err.done) < len(steps) else "?"
         if err.done:
             _print_phases(f"[{name}] Province sweep on {TODAY}: KILLED at {err.seconds:g} s, in {running}; finished before that:", err.done, _step_note)

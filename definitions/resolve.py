@@ -31,7 +31,7 @@ def _fmt(d: dt.date) -> str:
 
 def _notify_problems(urls: list[str], *, has_email: bool = True, group: bool = False) -> list[str]:
     """Why apprise would not accept these ``notify`` entries (secrets hidden, in privacy mode)."""
-    from notifications.channels import channel_problem, is_email_word
+    from notifications.addresses import channel_problem, is_email_word
 
     out = []
     for n, url in enumerate(urls, 1):

@@ -49,7 +49,7 @@ from duban.models import (
     Request,
     Task,
 )
-from duban.sweep import PROGRESS_REPORTED
+from duban.vocabulary import EventKind
 
 # event kinds written here (the audit trail)
 ACKNOWLEDGED = "acknowledged"
@@ -219,7 +219,7 @@ def report_progress(session: Session, r: Resolved, origin: Origin, *, now: dt.da
     _require(r, "progress")
     text = _text(text, what="工作进展")
     acked = _acknowledge(session, r.task, now)
-    ev = _event(session, r, PROGRESS_REPORTED, {"text": text, "acknowledged": acked, "urls": len(urls), "files": len(files)},
+    ev = _event(session, r, EventKind.PROGRESS_REPORTED, {"text": text, "acknowledged": acked, "urls": len(urls), "files": len(files)},
                 origin, now)
     _evidence(session, r, ev, list(urls), list(files), milestone_id=r.link.milestone_id, request_id=None, now=now)
     _use(session, r, now)

@@ -349,7 +349,7 @@ def check_command(
 
 def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> None:
     """`duban check --dry-run`: who would get what today, by recipient; nothing recorded or sent."""
-    from duban.sweep import preview
+    from duban.sweep.decisions import preview
 
     if task:
         from flows.task_check import TaskNotFound, task_tags
@@ -390,7 +390,7 @@ def outbox_command(
 
     from duban.db import session_scope
     from duban.models import Digest, Person
-    from duban.sweep import digest_rows
+    from duban.sweep.rows import digest_rows
 
     engine = _engine()
     if show is not None:
@@ -399,7 +399,8 @@ def outbox_command(
         if row is None:
             _fail(f"没有编号为 {show} 的通知。", 1)
         digest, name = row
-        from duban.sweep import AUDIENCE_NAMES, Outgoing
+        from duban.sweep.delivery import AUDIENCE_NAMES
+        from notifications.channel import Outgoing
         from notifications.render import render_text
 
         rt = _runtime()
@@ -549,7 +550,7 @@ def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
     from duban.db import session_scope
     from duban.importer import import_plan
     from duban.runtime import runtime
-    from duban.sweep import digest_rows
+    from duban.sweep.rows import digest_rows
     from flows.sweep import daily_sweep
 
     console.rule("1. 导入示例方案 definitions/plans/sanquan-yuren.yaml")
@@ -604,8 +605,8 @@ def notify_test_command(
 
     from duban.db import session_scope
     from duban.models import Person, Plan, PlanRole
-    from duban.sweep import Outgoing
-    from notifications.channels import LABELS, Dispatcher
+    from notifications.channel import LABELS, Outgoing
+    from notifications.channels import AppriseChannel
     from notifications.render import now_text
 
     settings = _settings()
@@ -625,7 +626,7 @@ def notify_test_command(
                                      .where(PlanRole.plan_id == p.plan_id, PlanRole.role == "office").order_by(PlanRole.position)))
     out = Outgoing(0, p.id, p.name, p.email, rt.today(), "【督办系统】通知渠道测试", {"kind": "test", "recipient": p.name, "now": now_text(rt.tz), "office": office, "items": []},
                    0, plan_id=p.plan_id, channels=list(p.notify_urls or ()), mobile=p.mobile)
-    dispatcher = Dispatcher(settings.smtp_url, template_dir=settings.template_dir, smtp_timeout=settings.smtp_timeout, tz=rt.tz)
+    dispatcher = AppriseChannel(settings.smtp_url, template_dir=settings.template_dir, smtp_timeout=settings.smtp_timeout, tz=rt.tz)
     try:
         targets = dispatcher.targets(out)
         if not targets:
@@ -655,7 +656,7 @@ def notify_bulletin_command(
     force: Annotated[bool, typer.Option("--force", help="今天已发过通报时再发一次")] = False,
 ) -> None:
     """督办通报：把逾期事项（逾期较久的列入通报）发给领导小组、领导小组办公室（群和个人）。"""
-    from duban import sweep
+    from duban.sweep.rows import digest_rows
     from notifications.bulletin import BulletinError, queue_bulletins
     from notifications.digest import environment
     from notifications.render import bulletin_context
@@ -684,7 +685,7 @@ def notify_bulletin_command(
 
     ids = {q.digest_id for q in queued}
     deliver_now(rt)
-    rows = [r for r in sweep.digest_rows(engine, run_on=day) if r["编号"] in ids]
+    rows = [r for r in digest_rows(engine, run_on=day) if r["编号"] in ids]
     for r in rows:
         console.print(f"  {r['收件人']}：{r['状态']}" + (f"（{r['渠道']}）" if r["渠道"] else "") + (f"，{r['失败原因']}" if r["失败原因"] else ""), markup=False)
     waiting = sum(1 for r in rows if r["状态"] == "待发送")

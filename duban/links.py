@@ -21,6 +21,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from duban.vocabulary import REVIEW_MESSAGE_KINDS, LinkAction, MessageKind
+
 ACTIONS = {
     "ack": "签收",
     "progress": "反馈进展",
@@ -187,6 +189,76 @@ def urls(session: Session, ids: list[int], *, base_url: str, secret: str) -> dic
 # Resolving a link that was opened (the web app)
 
 # why a link cannot be used: reason -> the page's headline (the page adds the details)
+
+
+# Which action links a ledger item carries, by message kind: (action, what the link names).
+# "task": the item's task; "milestone": its task and milestone; "milestone?": the same, left out
+# when the item has no milestone; "request": the request under review (and its milestone);
+# "plan": no task (a list of the plan's); "review": a review (督查), no task; "review_item": one
+# task of a review.
+_OWNER_STEPS = ((LinkAction.PROGRESS, "task"), (LinkAction.DONE, "milestone?"), (LinkAction.EXTEND, "milestone?"))
+_REVIEWER = ((LinkAction.REVIEW, "request"), (LinkAction.QUEUE, "plan"))
+_VIEW = ((LinkAction.VIEW, "task"),)
+KIND_LINKS: dict[str, tuple[tuple[LinkAction, str], ...]] = {
+    MessageKind.REVIEW_REQUEST: ((LinkAction.REVIEW_ANSWER, "review_item"),),
+    MessageKind.REVIEW_REMINDER: ((LinkAction.REVIEW_ANSWER, "review_item"),),
+    MessageKind.REVIEW_OVERDUE: ((LinkAction.REVIEW_ANSWER, "review_item"),),
+    MessageKind.REVIEW_VERDICTS: ((LinkAction.REVIEW_VERDICT, "review"),),
+    MessageKind.REVIEW_REPORT: ((LinkAction.REVIEW_REPORT, "review"),),
+    # to the task's owner; a follow-up owner who is someone else only views the task (see ``links_for``)
+    MessageKind.REVIEW_FOLLOW_UP: ((LinkAction.PROGRESS, "task"), (LinkAction.DONE, "milestone"), (LinkAction.EXTEND, "milestone")),
+    MessageKind.ESCALATION: _VIEW,
+    MessageKind.APPROVED: _VIEW,
+    MessageKind.APPROVAL: _REVIEWER,  # to a reviewer: this request, and the list of all that wait
+    MessageKind.APPROVAL_WAITING: _REVIEWER,
+    MessageKind.ACK: ((LinkAction.ACK, "task"), *_OWNER_STEPS),
+}
+RELINK_LINKS = {LinkAction.QUEUE: ((LinkAction.QUEUE, "plan"),), LinkAction.REVIEW: _REVIEWER}
+
+
+def links_for(kind: str, data: dict[str, Any], *, task_id: Any) -> tuple[tuple[str, str], ...]:
+    """The (action, what it names) pairs of a ledger item: ``KIND_LINKS``, with the few cases that
+    depend on the item's data."""
+    if kind == MessageKind.RELINK and task_id is not None:
+        action = data.get("action", LinkAction.VIEW)
+        return RELINK_LINKS.get(action, ((action, "milestone" if action in (LinkAction.DONE, LinkAction.EXTEND) else "task"),))
+    if kind == MessageKind.REVIEW_FOLLOW_UP and not data.get("task_owner", True):
+        kind = ""  # like any other review message
+    if kind in KIND_LINKS and (task_id is not None or kind in REVIEW_MESSAGE_KINDS):
+        return KIND_LINKS[kind]
+    if task_id is None:  # a notice about no task (e.g. someone unreachable): nothing to act on
+        return ()
+    return _VIEW if kind in REVIEW_MESSAGE_KINDS or not kind else _OWNER_STEPS
+
+
+@dataclass
+class LinkMaker:
+    """Which action links each ledger item carries (``links_for``), and how long they last."""
+
+    base_url: str
+    secret: str
+    today: dt.date
+    days_after_due: int = 60
+
+    def specs(self, n: Any, plan_id: int) -> list[LinkSpec]:
+        expires = max(self.today, n.due_date or self.today) + dt.timedelta(days=self.days_after_due)
+        data = n.data or {}
+        out = []
+        for action, names in links_for(n.kind, data, task_id=n.task_id):
+            if names == "milestone?" and n.milestone_id is None:
+                continue
+            task = None if names in ("plan", "review") else n.task_id
+            milestone = n.milestone_id if names in ("milestone", "milestone?", "request") else None
+            out.append(LinkSpec(plan_id=plan_id, person_id=n.recipient_id, action=action, task_id=task, milestone_id=milestone, expires=expires,
+                                request_id=data.get("request") if names == "request" else None,
+                                review_id=data.get("review") if names == "review" else None,
+                                review_item_id=data.get("item") if names == "review_item" else None))
+        return out
+
+    def urls(self, session: Session, ids: list[int]) -> dict[int, str]:
+        return urls(session, ids, base_url=self.base_url, secret=self.secret)
+
+
 REFUSALS = {
     "invalid": "链接无效",
     "expired": "链接已过期",

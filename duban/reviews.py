@@ -351,7 +351,7 @@ class TickResult:
 
 def item_views(session: Session, *, tz, plan_code: str | None = None, review_id: int | None = None):
     """(ReviewItemView, policy) of every unanswered item of the open or waiting reviews."""
-    from duban.sweep import load
+    from duban.sweep.decisions import load
 
     q = (select(ReviewItem.id, ReviewItem.review_id, ReviewItem.task_id, ReviewItem.owner_id, ReviewItem.answered_at,
                 Review.title, Review.reply_by, Review.started_on, Review.plan_id, Plan.code)
@@ -381,7 +381,7 @@ def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = Non
     """Decide today's review reminders and escalations, and close the answers of reviews whose
     reply-by date passed (the office is then asked for verdicts).  Idempotent; the daily sweep
     runs it."""
-    from duban.sweep import _existing_keys, _insert_ignore
+    from duban.sweep.ledger import existing_keys as _existing_keys, insert_ignore as _insert_ignore
 
     now = now or utcnow()
     result = TickResult()

@@ -285,7 +285,7 @@ def _load(session, plan_ids: list[int], tz) -> dict[str, pd.DataFrame]:
                Request.new_due_date, Request.created_at, Request.decided_at)
         .where(Request.plan_id.in_(plan_ids))
     ), ["request_id", "task_id", "milestone_id", "person_id", "kind", "status", "new_due", "created_at", "decided_at"])
-    from duban.sweep import REPORT_EVENTS
+    from duban.sweep.decisions import REPORT_EVENTS
 
     reports = dict(session.execute(
         select(Event.task_id, func.max(Event.at)).where(Event.plan_id.in_(plan_ids), Event.kind.in_(REPORT_EVENTS),

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from duban.db import get_engine
+from duban.links import LinkMaker
 from duban.rules.calendar import InstitutionCalendar, WorkCalendar
 from duban.settings import Settings, get_settings
-from duban.sweep import LinkMaker
 
 
 @dataclass
@@ -51,9 +51,9 @@ class Runtime:
         outbox = OutboxChannel(self.settings.outbox_path)
         if self.settings.demo or not (self.settings.smtp_url or channels_configured(self.engine)):
             return outbox
-        from notifications.channels import Dispatcher
+        from notifications.channels import AppriseChannel
 
-        return Dispatcher(self.settings.smtp_url, template_dir=self.settings.template_dir, outbox=outbox,
+        return AppriseChannel(self.settings.smtp_url, template_dir=self.settings.template_dir, outbox=outbox,
                           outbox_copy=bool(self.settings.outbox_copy), smtp_timeout=self.settings.smtp_timeout, tz=self.tz)
 
     def quiet(self):
@@ -62,7 +62,7 @@ class Runtime:
 
         from duban.db import session_scope
         from duban.models import Plan
-        from notifications.quiet import QuietHours, parse_send_hours
+        from duban.rules.quiet import QuietHours, parse_send_hours
 
         per_plan = {}
         with session_scope(self.engine) as session:
@@ -72,12 +72,12 @@ class Runtime:
         return QuietHours(self.calendar, self.tz, parse_send_hours(self.settings.send_hours), per_plan)
 
     def deliver_options(self, today: dt.date | None = None) -> dict:
-        """What ``sweep.deliver`` needs besides the channel (flows, the CLI and the web app pass these).
+        """What ``duban.sweep.delivery.deliver`` needs besides the channel (flows, the CLI and the web app pass these).
 
         Quiet hours and worker threads apply to real channels only: the local outbox disturbs nobody."""
-        from notifications.channels import Dispatcher
+        from notifications.channels import AppriseChannel
 
-        real = isinstance(self.channel, Dispatcher)
+        real = isinstance(self.channel, AppriseChannel)
         return dict(links=self.links(today), template_dir=self.settings.template_dir,
                     workers=self.settings.deliver_workers if real else 1, quiet=self.quiet() if real else None,
                     unreachable_after=self.settings.unreachable_after, today=today or self.today())

@@ -61,14 +61,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_channels(self) -> Settings:
-        from notifications.quiet import SendHoursError, parse_send_hours
+        from duban.rules.quiet import SendHoursError, parse_send_hours
 
         try:
             parse_send_hours(self.send_hours)
         except SendHoursError as err:
             raise ConfigurationError(f"DUBAN_SEND_HOURS：{err}") from None
         if self.smtp_url:
-            from notifications.channels import relay_problem
+            from notifications.addresses import relay_problem
 
             problem = relay_problem(self.smtp_url)
             if problem:

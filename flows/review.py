@@ -112,11 +112,12 @@ def deliver(rt, recipients: set[int], today: dt.date) -> None:
     """Assemble and send what the step wrote to the ledger, for just those people."""
     if not recipients:
         return
-    from duban import sweep
+    from duban.sweep.delivery import deliver
+    from duban.sweep.digests import assemble
 
-    sweep.assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir,
+    assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir,
                    recipients=sorted(recipients))
-    sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=sorted(recipients), **rt.deliver_options(today))
+    deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=sorted(recipients), **rt.deliver_options(today))
 
 
 def _round(review_id: int, bump: bool = False) -> int:

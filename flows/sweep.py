@@ -13,14 +13,17 @@ import datetime as dt
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from duban import sweep
 from duban.runtime import runtime
+from duban.sweep.decisions import decide
+from duban.sweep.delivery import DeliverResult, deliver
+from duban.sweep.digests import assemble
+from duban.sweep.rows import digest_rows
 
 
 @task(name="decide", retries=2, retry_delay_seconds=5)
 def decide_step(today: dt.date, plan: str | None, task_code: str | None = None) -> dict:
     rt = runtime()
-    result = sweep.decide(rt.engine, today=today, cal=rt.calendar, tz=rt.tz, plan_code=plan, task_code=task_code)
+    result = decide(rt.engine, today=today, cal=rt.calendar, tz=rt.tz, plan_code=plan, task_code=task_code)
     for w in result.warnings:
         get_run_logger().warning(w)
     return {"decided": result.decided, "new": result.new, "warnings": result.warnings}
@@ -43,8 +46,8 @@ def review_tick_step(today: dt.date, plan: str | None) -> dict:
 @task(name="assemble-digests", retries=2, retry_delay_seconds=5)
 def assemble_step(today: dt.date, recipients: list[int] | None = None) -> int:
     rt = runtime()
-    return sweep.assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name,
-                          template_dir=rt.settings.template_dir, recipients=recipients)
+    return assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name,
+                    template_dir=rt.settings.template_dir, recipients=recipients)
 
 
 @task(name="deliver", retries=2, retry_delay_seconds=5)
@@ -57,24 +60,24 @@ def deliver_step(recipients: list[int] | None = None) -> dict:
         get_run_logger().info("%s 份通知不在发送时段内，将于下一个工作时段发出", result.deferred)
     if result.unreachable:
         # tell the office now (the notices are ledger items: assembled and sent like any other)
-        sweep.assemble(rt.engine, today=rt.today(), links=rt.links(), channel=rt.channel.name, recipients=result.unreachable)
+        assemble(rt.engine, today=rt.today(), links=rt.links(), channel=rt.channel.name, recipients=result.unreachable)
         extra = deliver_now(rt, result.unreachable)
         result.sent += extra.sent
         result.failed += extra.failed
     return {"sent": result.sent, "failed": result.failed, "deferred": result.deferred}
 
 
-def deliver_now(rt, recipients: list[int] | None = None) -> sweep.DeliverResult:
+def deliver_now(rt, recipients: list[int] | None = None) -> DeliverResult:
     """Deliver what is due through the configured channel (quiet hours apply to real channels only:
     the local outbox disturbs nobody)."""
     options = rt.deliver_options()
-    return sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients, **options)
+    return deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients, **options)
 
 
 def report(today: dt.date, summary: dict, key: str) -> None:
     """A markdown artifact that says what this run did, and a table of today's digests."""
     rt = runtime()
-    rows = sweep.digest_rows(rt.engine, run_on=today)
+    rows = digest_rows(rt.engine, run_on=today)
     lines = [
         f"## 督办检查 {today.isoformat()}",
         "",

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from duban.db import session_scope
-from duban.models import OPEN_STATES, Department, Digest, Milestone, Person, Plan, PlanRole, Task, PENDING, utcnow
+from duban.models import OPEN_STATES, PENDING, Department, Digest, Milestone, Person, Plan, PlanRole, Task, utcnow
 from duban.rules.calendar import WorkCalendar
 from duban.rules.policy import effective_policy
 

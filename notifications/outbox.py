@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from duban.sweep import Outgoing
+from notifications.channel import DeliveryReport, Outgoing
 
 UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
 
 
 class OutboxChannel:
+    """The :class:`~notifications.channel.Channel` that writes each message to a text file."""
+
     name = "outbox"
     idempotent = True  # sending a digest again rewrites the same file: never a second copy
 
@@ -25,10 +27,15 @@ class OutboxChannel:
     def path_for(self, out: Outgoing) -> Path:
         return self.folder / out.run_on.isoformat() / f"{out.id:06d}-{UNSAFE.sub('_', out.recipient)}.txt"
 
-    def __call__(self, out: Outgoing) -> None:
+    def send(self, out: Outgoing) -> DeliveryReport | None:
+        """Write the message's file; nothing to report (``deliver`` records the attempt)."""
         path = self.path_for(out)
         path.parent.mkdir(parents=True, exist_ok=True)
         header = f"收件人：{out.recipient}" + (f" <{out.email}>" if out.email else "") + f"\n主题：{out.subject}\n\n"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(header + out.body, encoding="utf-8")
         tmp.replace(path)
+        return None
+
+    def close(self) -> None:
+        pass

@@ -18,15 +18,25 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
-from notifications.channels import Message
 from notifications.digest import TEMPLATES, digest_context, environment
 
 CUT = "\x1f"  # where a chat message may be split (ASCII unit separator: never in user text)
+
+
+@dataclass
+class Message:
+    """One message rendered for every format a channel may need."""
+
+    subject: str
+    text: str
+    html: str | None
+    chat: str  # with ``CUT`` between units
 
 
 @functools.lru_cache(maxsize=8)
@@ -67,7 +77,7 @@ def _message_context(out) -> tuple[str, dict[str, Any]]:
 
 
 def render_message(out, *, template_dir: Path | None = None) -> Message:
-    """Every format of one claimed message (``duban.sweep.Outgoing`` or the like)."""
+    """Every format of one claimed message (``notifications.channel.Outgoing`` or the like)."""
     kind, ctx = _message_context(out)
     text_env = environment(template_dir)
     text = text_env.get_template(f"{kind}.txt.j2").render(**ctx)

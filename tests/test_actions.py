@@ -9,12 +9,14 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from duban import actions, sweep
+from duban import actions
 from duban.db import session_scope
 from duban.evidence import StoredFile
-from duban.links import LinkRefused, resolve
+from duban.links import LinkMaker, LinkRefused, resolve
 from duban.models import Evidence, Link, Milestone, Task
 from duban.rules.calendar import WorkCalendar
+from duban.sweep.decisions import decide
+from duban.vocabulary import EventKind
 from tests.web_helpers import (
     SECRET,
     TZ,
@@ -69,7 +71,7 @@ def test_progress_report_with_evidence_counts_for_the_sweep(db):
     tok = make_link(db, "教务处处长", "progress", "1")
     f = StoredFile("记录.pdf", "ab/" + "ab" * 32, "application/pdf", 123, "ab" * 32)
     act(db, tok, actions.report_progress, text="已完成第一次集体备课", urls=["https://example.edu.cn/a"], files=[f])
-    [ev] = events(db, sweep.PROGRESS_REPORTED)
+    [ev] = events(db, EventKind.PROGRESS_REPORTED)
     assert ev.data["text"] == "已完成第一次集体备课" and ev.data["acknowledged"] is True
     with session_scope(db) as s:
         rows = s.scalars(select(Evidence).order_by(Evidence.id)).all()
@@ -91,10 +93,10 @@ def test_submit_waits_for_the_office_then_approval_closes_it(db):
     assert item.key == f"approval:r{req.id}:p{item.recipient_id}"
     assert item.data["owner"] == "教务处处长" and item.data["request_kind"] == "completion"
     # the sweep's LinkMaker gives the reviewer a review link for this request and the queue
-    specs = sweep.LinkMaker("https://x", SECRET, TODAY).specs(item, 1)
+    specs = LinkMaker("https://x", SECRET, TODAY).specs(item, 1)
     assert [(s.action, s.request_id, s.task_id is None) for s in specs] == [("review", req.id, False), ("queue", None, True)]
     # the rules skip a submitted milestone: no overdue reminder for it any more
-    decided = sweep.decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
+    decided = decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
     assert not [n for n in ledger(db, "overdue") if n.milestone_id == mid]
     assert decided.decided >= 1
 
@@ -133,7 +135,7 @@ def test_return_reaches_the_owner_and_reminders_resume(db):
 
     assert describe("returned", 0, m.due_date, 0, notice.data) == (
         "您提交的办结已被督办员退回，退回原因：缺少印发文件。请补充完善后重新提交（完成时间 2026-11-20）")
-    sweep.decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
+    decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
     assert [n.milestone_id for n in ledger(db, "overdue")].count(mid) == 1
     # the queue link is not used up; the decided request cannot be decided again
     with pytest.raises(actions.ActionError, match="无需重复审核"):
@@ -228,7 +230,7 @@ def test_relink_writes_one_message_per_link_and_day(db):
         assert out.message.startswith(expected)
     [item] = ledger(db, "relink")
     assert item.data["action"] == "ack"
-    [spec] = sweep.LinkMaker("https://x", SECRET, TODAY).specs(item, 1)
+    [spec] = LinkMaker("https://x", SECRET, TODAY).specs(item, 1)
     assert (spec.action, spec.person_id) == ("ack", item.recipient_id)
 
 

@@ -7,12 +7,14 @@ import datetime as dt
 
 import pytest
 
-from duban import actions, sweep
+from duban import actions
 from duban.db import session_scope
-from duban.links import resolve
+from duban.links import LinkMaker, resolve
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import approval_reminder
 from duban.rules.policy import DeadlinePolicy
+from duban.sweep import decisions
+from duban.sweep.decisions import decide
 from notifications.digest import describe
 from tests.web_helpers import SECRET, TZ, import_small, ledger, make_link, milestone_id, person_id, requests
 
@@ -53,7 +55,7 @@ def test_office_is_reminded_of_a_waiting_completion_until_it_is_decided(engine, 
     mid = _submit(engine, SUBMITTED)
     office = person_id(engine, "督办员")
     for day in (dt.date(2026, 12, 2), dt.date(2026, 12, 3), dt.date(2026, 12, 4), dt.date(2026, 12, 8)):
-        sweep.decide(engine, today=day, cal=CAL, tz=TZ)
+        decide(engine, today=day, cal=CAL, tz=TZ)
     [req] = requests(engine)
     waiting = ledger(engine, "approval_waiting")
     assert [(n.key, n.recipient_id, n.decided_on, n.days) for n in waiting] == [
@@ -65,10 +67,10 @@ def test_office_is_reminded_of_a_waiting_completion_until_it_is_decided(engine, 
     line = describe(first.kind, first.level, first.due_date, first.days, first.data)
     assert line.startswith("办结申请已于 2026-11-30 提交，已等待审核 3 个工作日，请尽快办理。责任人 教务处处长")
     # the reviewer's links: this request's review page and the queue of all that wait
-    specs = sweep.LinkMaker("https://x", SECRET, dt.date(2026, 12, 3)).specs(first, first.plan_id)
+    specs = LinkMaker("https://x", SECRET, dt.date(2026, 12, 3)).specs(first, first.plan_id)
     assert [(s.action, s.request_id) for s in specs] == [("review", req.id), ("queue", None)]
     # the preview (duban check --dry-run) shows the next one before it is written
-    preview = sweep.preview(engine, today=dt.date(2026, 12, 11), cal=CAL, tz=TZ)
+    preview = decisions.preview(engine, today=dt.date(2026, 12, 11), cal=CAL, tz=TZ)
     assert [(p.recipient, p.kind) for p in preview if p.kind == "approval_waiting"] == [("督办员", "approval_waiting")]
 
     # decided: no more reminders
@@ -77,5 +79,5 @@ def test_office_is_reminded_of_a_waiting_completion_until_it_is_decided(engine, 
                     today=dt.date(2026, 12, 9), for_update=True)
         actions.decide(s, r, ORIGIN, now=dt.datetime(2026, 12, 9, 2, 0, tzinfo=dt.timezone.utc), today=dt.date(2026, 12, 9),
                        request_id=None, decision="approve")
-    sweep.decide(engine, today=dt.date(2026, 12, 11), cal=CAL, tz=TZ)
+    decide(engine, today=dt.date(2026, 12, 11), cal=CAL, tz=TZ)
     assert len(ledger(engine, "approval_waiting")) == 2

@@ -11,8 +11,10 @@ import time
 
 import pytest
 
-from duban import sweep
 from duban.settings import get_settings
+from duban.sweep.decisions import decide
+from duban.sweep.delivery import deliver
+from duban.sweep.digests import assemble
 from tests.conftest import PINNED_DAY
 from tests.servers import screenshot
 from tests.web_helpers import PDF, SECRET, import_small, milestone, milestone_id, requests
@@ -57,9 +59,9 @@ def daily_sweep_messages(engine) -> None:
 
     rt = runtime()
     today = rt.today()
-    sweep.decide(engine, today=today, cal=rt.calendar, tz=rt.tz)
-    sweep.assemble(engine, today=today, links=rt.links(today))
-    sweep.deliver(engine, OutboxChannel(rt.settings.outbox_path), now=dt.datetime.now(dt.timezone.utc), links=rt.links(today))
+    decide(engine, today=today, cal=rt.calendar, tz=rt.tz)
+    assemble(engine, today=today, links=rt.links(today))
+    deliver(engine, OutboxChannel(rt.settings.outbox_path), now=dt.datetime.now(dt.timezone.utc), links=rt.links(today))
 
 
 def test_owner_submits_done_and_coordinator_approves(app_env, live_server, page, tmp_path):

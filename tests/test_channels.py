@@ -13,8 +13,9 @@ from definitions.loaders import load_plan
 from definitions.problems import PlanProblems
 from duban.cli import app
 from duban.rules.calendar import WorkCalendar
-from notifications.channels import redact, relay_problem, split_chat, targets_for
-from notifications.quiet import QuietHours, SendHoursError, parse_send_hours
+from duban.rules.quiet import QuietHours, SendHoursError, parse_send_hours
+from notifications.addresses import redact, relay_problem, targets_for
+from notifications.channels import split_chat
 from tests.factories import DEPARTMENT_ROWS, PEOPLE_ROWS, small_plan, write_xlsx, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -234,8 +235,10 @@ def test_demo_mode_delivers_everything_to_the_local_outbox_at_any_hour(use_datab
     the outbox at once and reaches nobody; outside demo mode the same digests wait for the window."""
     import time_machine
 
-    from duban import sweep
     from duban.runtime import runtime
+    from duban.sweep.decisions import decide
+    from duban.sweep.delivery import deliver
+    from duban.sweep.digests import assemble
     from notifications.outbox import OutboxChannel
 
     monkeypatch.setenv("DUBAN_DEMO", demo)
@@ -246,9 +249,9 @@ def test_demo_mode_delivers_everything_to_the_local_outbox_at_any_hour(use_datab
         import_with_channels(tmp_path, [f"json://127.0.0.1:{webhook.port}/hook"])
         rt = runtime()
         day = night.date()
-        sweep.decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz)
-        assembled = sweep.assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name)
-        result = sweep.deliver(rt.engine, rt.channel, now=night, **rt.deliver_options(day))
+        decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz)
+        assembled = assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name)
+        result = deliver(rt.engine, rt.channel, now=night, **rt.deliver_options(day))
     outbox = sorted(p.name for p in (rt.settings.outbox_path / "2026-11-30").glob("*.txt")) if demo == "1" else []
     if demo == "1":
         assert isinstance(rt.channel, OutboxChannel)

@@ -14,13 +14,17 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from duban import sweep
 from duban.db import session_scope
 from duban.importer import import_plan
+from duban.links import LinkMaker
 from duban.models import Delivery, Digest, Notification
 from duban.rules.calendar import WorkCalendar
-from notifications.channels import Dispatcher
-from notifications.quiet import QuietHours
+from duban.rules.quiet import QuietHours
+from duban.sweep.decisions import decide
+from duban.sweep.delivery import deliver
+from duban.sweep.digests import assemble
+from duban.sweep.rows import digest_rows
+from notifications.channels import AppriseChannel
 from tests.factories import small_plan, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -34,7 +38,7 @@ DING_SECRET = "SEC0123456789abcdef"
 
 
 def links(day=MON):
-    return sweep.LinkMaker(BASE, SECRET, day)
+    return LinkMaker(BASE, SECRET, day)
 
 
 def import_small(engine, tmp_path, change=None):
@@ -45,9 +49,9 @@ def import_small(engine, tmp_path, change=None):
 
 
 def sweep_day(engine, send, *, day=MON, now=NOW, **options):
-    sweep.decide(engine, today=day, cal=WorkCalendar(), tz=TZ)
-    sweep.assemble(engine, today=day, links=links(day), channel="dispatch", now=now)
-    return sweep.deliver(engine, send, now=now, links=links(day), **options)
+    decide(engine, today=day, cal=WorkCalendar(), tz=TZ)
+    assemble(engine, today=day, links=links(day), channel="dispatch", now=now)
+    return deliver(engine, send, now=now, links=links(day), **options)
 
 
 def deliveries(engine):
@@ -61,7 +65,7 @@ def deliveries(engine):
 
 def test_sweep_sends_real_emails_per_person(engine, tmp_path, smtp_server):
     import_small(engine, tmp_path)
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     result = sweep_day(engine, send, workers=4)
     assert (result.sent, result.failed) == (5, 0)
     mails = {m.rcpt_tos[0]: m for m in smtp_server.wait_for(5)}
@@ -95,7 +99,7 @@ def test_email_is_html_escaped_and_every_link_intact(engine, tmp_path, smtp_serv
         plan["systems"][0]["projects"][0]["tasks"][0]["title"] = "集体备课 <script>alert(1)</script> & 教研"
 
     import_small(engine, tmp_path, risky)
-    sweep_day(engine, Dispatcher(smtp_server.relay_url, tz=TZ))
+    sweep_day(engine, AppriseChannel(smtp_server.relay_url, tz=TZ))
     mail = next(m for m in smtp_server.wait_for(5) if m.rcpt_tos == ["jwc@example.org"])
     assert "集体备课 &lt;script&gt;alert(1)&lt;/script&gt; &amp; 教研" in mail.html()
     assert "集体备课 <script>alert(1)</script> & 教研" in mail.text()
@@ -111,7 +115,7 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
         smtp_server.refuse(at="rcpt")
     else:
         smtp_server.timeout(5)
-    send = Dispatcher(relay, tz=TZ)
+    send = AppriseChannel(relay, tz=TZ)
     result = sweep_day(engine, send, workers=2)
     assert (result.sent, result.failed) == (0, 5)
     assert smtp_server.received == []
@@ -130,8 +134,8 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
     # the server is back: nothing is sent before the backoff, everything after it, once
     smtp_server.ok()
     smtp_server.clear()
-    assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=2), links=links()).sent == 0
-    assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 5
+    assert deliver(engine, send, now=NOW + dt.timedelta(minutes=2), links=links()).sent == 0
+    assert deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 5
     assert sorted(m.rcpt_tos[0] for m in smtp_server.wait_for(5)) == [
         "fx@example.org", "jwc2@example.org", "jwc@example.org", "sj@example.org", "xcb@example.org"]
     with session_scope(engine) as s:
@@ -141,9 +145,9 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
 def test_fail_next_retries_only_the_refused_one(engine, tmp_path, smtp_server):
     import_small(engine, tmp_path)
     smtp_server.fail_next(1)
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     assert (lambda r: (r.sent, r.failed))(sweep_day(engine, send)) == (4, 1)
-    assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
+    assert deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
     recipients = [m.rcpt_tos[0] for m in smtp_server.wait_for(5)]
     assert len(recipients) == 5 and len(set(recipients)) == 5  # nobody got two
 
@@ -180,7 +184,7 @@ def with_chat(plan):
 def test_chat_payloads_arrive_as_each_service_documents(engine, tmp_path, chat_services, smtp_server):
     import_small(engine, tmp_path, with_chat)
     with time_machine.travel(NOW, tick=True):  # DingTalk signs the time of sending
-        result = sweep_day(engine, Dispatcher(smtp_server.relay_url, tz=TZ))
+        result = sweep_day(engine, AppriseChannel(smtp_server.relay_url, tz=TZ))
     assert (result.sent, result.failed) == (6, 0)  # five people and the 教务处 group bot
     requests = chat_services.wait_for(5)
     by_target = {}
@@ -230,7 +234,7 @@ def test_long_chat_message_is_split_between_items(engine, tmp_path, chat_service
                           "lead_department": "教务处", "deadline": "2026-11-20"})
 
     import_small(engine, tmp_path, many)
-    sweep_day(engine, Dispatcher(None, tz=TZ))
+    sweep_day(engine, AppriseChannel(None, tz=TZ))
     parts = [r.json["text"]["content"] for r in chat_services.requests if r.query.get("key") == "wkey-456"]
     assert len(parts) >= 3
     assert all(len(p.encode()) <= 2048 for p in parts)
@@ -246,7 +250,7 @@ def test_long_chat_message_is_split_between_items(engine, tmp_path, chat_service
 def test_webhook_500_falls_back_and_is_recorded(engine, tmp_path, chat_services, smtp_server):
     import_small(engine, tmp_path, with_chat)
     chat_services.respond("/robot/send", 500, {"errcode": 500, "errmsg": "internal error"})
-    sweep_day(engine, Dispatcher(smtp_server.relay_url, tz=TZ))
+    sweep_day(engine, AppriseChannel(smtp_server.relay_url, tz=TZ))
     # DingTalk failed, the relay (his next preference) took 教务处处长's digest
     assert "jwc@example.org" in [m.rcpt_tos[0] for m in smtp_server.wait_for(3)]
     ding = [r for r in deliveries(engine) if r[0] == "dingtalk"]
@@ -263,14 +267,14 @@ def test_webhook_500_without_fallback_is_retried_and_nothing_lost(engine, tmp_pa
     monkeypatch.setattr(NotifyWeComBot, "notify_url", chat_services.url("/wecom/{key}"))  # one path per bot
     import_small(engine, tmp_path, with_chat)
     chat_services.respond("/wecom/wkey-jwc-group", 500, "busy", times=1)  # the group bot fails once
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     result = sweep_day(engine, send)
-    failed = sweep.digest_rows(engine, status="failed")
+    failed = digest_rows(engine, status="failed")
     assert (result.sent, result.failed) == (5, 1)
     assert [(r["收件人"], r["尝试次数"]) for r in failed] == [("教务处（群）", 1)]
     assert failed[0]["失败原因"] == "企业微信 wecombot://w...p：企业微信发送失败：Failed to send WeCom Bot notification: Internal server error., error=500."
-    assert sweep.deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
-    assert sweep.digest_rows(engine, status="failed") == []
+    assert deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
+    assert digest_rows(engine, status="failed") == []
     group = [r for r in chat_services.requests if r.path == "/wecom/wkey-jwc-group"]
     assert len(group) == 2 and group[0].json == group[1].json  # the same message, sent again
 
@@ -282,13 +286,13 @@ def test_webhook_500_without_fallback_is_retried_and_nothing_lost(engine, tmp_pa
 def test_office_is_told_once_a_day_when_someone_stays_unreachable(engine, tmp_path, smtp_server):
     import_small(engine, tmp_path)
     smtp_server.refuse(at="rcpt")
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     sweep_day(engine, send, unreachable_after=3)
     now = NOW
     told = []
     for minutes in (6, 20):  # attempts 2 and 3 (backoff 5, then 10 minutes)
         now = NOW + dt.timedelta(minutes=minutes)
-        told.append(sweep.deliver(engine, send, now=now, links=links(), unreachable_after=3, today=MON).unreachable)
+        told.append(deliver(engine, send, now=now, links=links(), unreachable_after=3, today=MON).unreachable)
     with session_scope(engine) as s:
         office_id = s.scalar(select(Notification.recipient_id).where(Notification.kind == "unreachable"))
         notices = s.execute(select(Notification.key, Notification.data).where(Notification.kind == "unreachable").order_by(Notification.key)).all()
@@ -297,13 +301,13 @@ def test_office_is_told_once_a_day_when_someone_stays_unreachable(engine, tmp_pa
     assert notices[0].data["attempts"] == 3
     # the notice is delivered through the ledger like anything else: the office reads who and why
     smtp_server.ok()
-    sweep.assemble(engine, today=MON, links=links(), channel="dispatch", recipients=[office_id], now=now)
-    sweep.deliver(engine, send, now=now, links=links(), recipients=[office_id])
+    assemble(engine, today=MON, links=links(), channel="dispatch", recipients=[office_id], now=now)
+    deliver(engine, send, now=now, links=links(), recipients=[office_id])
     (mail,) = [m for m in smtp_server.wait_for(1) if m.rcpt_tos == ["db@example.org"]]
     assert mail.subject == "【督办提醒】2026-11-23 督办员：系统提示 5 项"
     assert "教务处处长（教务处）的督办通知已连续 3 次发送失败，目前无法送达：邮件 mailto://127.0.0.1:" in mail.text()
     # a fourth failure the same day adds no second notice
-    sweep.deliver(engine, send, now=now + dt.timedelta(hours=1), links=links(), unreachable_after=3, today=MON)
+    deliver(engine, send, now=now + dt.timedelta(hours=1), links=links(), unreachable_after=3, today=MON)
     with session_scope(engine) as s:
         assert len(s.scalars(select(Notification.id).where(Notification.kind == "unreachable")).all()) == 5
 
@@ -311,7 +315,7 @@ def test_office_is_told_once_a_day_when_someone_stays_unreachable(engine, tmp_pa
 def test_quiet_hours_defer_without_counting_an_attempt(engine, tmp_path, smtp_server):
     import_small(engine, tmp_path)
     quiet = QuietHours(WorkCalendar(), TZ)
-    send = Dispatcher(smtp_server.relay_url, tz=TZ)
+    send = AppriseChannel(smtp_server.relay_url, tz=TZ)
     evening = dt.datetime(2026, 11, 27, 19, 0, tzinfo=TZ)  # a Friday evening
     result = sweep_day(engine, send, now=evening, quiet=quiet)
     assert (result.sent, result.deferred) == (0, 5) and smtp_server.received == []
@@ -321,7 +325,7 @@ def test_quiet_hours_defer_without_counting_an_attempt(engine, tmp_path, smtp_se
     assert {(r.status, r.attempts) for r in rows} == {("pending", 0)}
     assert {r.next_attempt_at.astimezone(TZ) for r in rows} == {monday_8}
     saturday = dt.datetime(2026, 11, 28, 10, 0, tzinfo=TZ)
-    assert sweep.deliver(engine, send, now=saturday, links=links(), quiet=quiet).sent == 0
-    assert sweep.deliver(engine, send, now=monday_8, links=links(), quiet=quiet).sent == 5
+    assert deliver(engine, send, now=saturday, links=links(), quiet=quiet).sent == 0
+    assert deliver(engine, send, now=monday_8, links=links(), quiet=quiet).sent == 5
     # a plan may send at any time
     assert QuietHours(WorkCalendar(), TZ, per_plan={1: None}).next_allowed(evening, 1) is None

@@ -214,8 +214,8 @@ def test_cli_report_writes_both_and_prints_the_headline(engine, tmp_path, use_da
 def test_weekly_bulletin_carries_the_rollup_figures(engine, tmp_path):
     from duban.rules.calendar import WorkCalendar
     from notifications.bulletin import queue_bulletins
+    from notifications.channel import Outgoing
     from notifications.render import render_message
-    from duban.sweep import Outgoing
 
     build_scenario(engine, tmp_path)
     r = compute(engine)

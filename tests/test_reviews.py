@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from duban import reviews, sweep
+from duban import reviews
 from duban.db import session_scope
 from duban.importer import import_plan
 from duban.links import LinkSpec, issue
@@ -17,6 +17,7 @@ from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import TaskView
 from duban.rules.policy import DEFAULT_POLICY
 from duban.rules.reviews import ReviewItemView, answers_closed, decide_item
+from duban.sweep import decisions
 from notifications.digest import describe
 from tests.conftest import EXAMPLE_YAML
 
@@ -160,7 +161,7 @@ def test_requests_once_answers_and_the_last_answer_closes_the_answers(plan, tmp_
     assert kinds.count("review_request") == 2 and kinds.count("review_verdicts") == 3
     # an answer is also the task's 反馈 for the period: the sweep and the roll-up see it
     with session_scope(plan) as s:
-        views = {v.code: v for v, _ in sweep.load(s, tz=TZ).tasks}
+        views = {v.code: v for v, _ in decisions.load(s, tz=TZ).tasks}
     assert (views["01.1.1"].last_report_on, views["01.1.2"].last_report_on) == (dt.date(2026, 11, 24), dt.date(2026, 11, 24))
 
 

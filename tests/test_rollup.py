@@ -72,7 +72,7 @@ def build_scenario(engine, tmp_path, plan: dict | None = None) -> None:
         m.status, m.submitted_at = SUBMITTED, at("2026-11-20")
         req("4", m, COMPLETION, REQUEST_PENDING, "2026-11-20")
         ms[("5", 1)].status = IN_PROGRESS
-    from duban.sweep import decide
+    from duban.sweep.decisions import decide
 
     decide(engine, today=AS_OF, cal=WorkCalendar(), tz=TZ)  # the ledger's 督办 rows
 
@@ -204,7 +204,7 @@ def test_bad_assessment_policy_is_refused_at_import(engine, tmp_path):
 
 
 def test_colours_agree_with_the_rules(scenario):
-    from duban.sweep import load
+    from duban.sweep.decisions import load
 
     r = compute(scenario)
     assert dict(zip(r.tasks["code"], r.tasks["colour"])) == {"1": "red", "2": None, "3": "green", "4": "green", "5": "red"}

@@ -11,11 +11,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from duban import sweep
 from duban.db import session_scope
 from duban.importer import import_plan
+from duban.links import LinkMaker
 from duban.models import Digest, Notification
 from duban.rules.calendar import WorkCalendar
+from duban.sweep import decisions
+from duban.sweep.decisions import decide
+from duban.sweep.delivery import backoff, deliver
+from duban.sweep.digests import assemble
+from duban.sweep.rows import digest_rows
+from notifications.channel import Outgoing
 from tests.factories import small_plan, task_of, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -23,18 +29,18 @@ IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)  # a Monday: the 签收 clo
 MON = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 8, 30, tzinfo=TZ)
 SECRET = "k" * 8 + "0123456789abcdefghijklmnopqrstuv"
-LINKS = sweep.LinkMaker("https://duban.example.edu.cn", SECRET, dt.date(2026, 11, 23))
+LINKS = LinkMaker("https://duban.example.edu.cn", SECRET, dt.date(2026, 11, 23))
 
 
 class Recorder:
     """A channel that keeps what it was asked to send; can fail for some or crash."""
 
     def __init__(self, fail_for: set[str] = frozenset(), crash_at: int | None = None):
-        self.sent: list[sweep.Outgoing] = []
+        self.sent: list[Outgoing] = []
         self.fail_for = set(fail_for)
         self.crash_at = crash_at
 
-    def __call__(self, out: sweep.Outgoing) -> None:
+    def __call__(self, out: Outgoing) -> None:
         if self.crash_at is not None and len(self.sent) == self.crash_at:
             self.crash_at = None
             raise SystemExit("process killed")  # not an Exception: the run dies mid-way
@@ -55,9 +61,9 @@ def plan_engine(engine, tmp_path):
 def run_day(engine, day, channel, now=None, cal=None):
     cal = cal or WorkCalendar()
     now = now or dt.datetime.combine(day, dt.time(8, 30), TZ)
-    decided = sweep.decide(engine, today=day, cal=cal, tz=TZ)
-    digests = sweep.assemble(engine, today=day, links=sweep.LinkMaker("https://duban.example.edu.cn", SECRET, day), now=now)
-    delivered = sweep.deliver(engine, channel, now=now, links=sweep.LinkMaker("https://duban.example.edu.cn", SECRET, day))
+    decided = decide(engine, today=day, cal=cal, tz=TZ)
+    digests = assemble(engine, today=day, links=LinkMaker("https://duban.example.edu.cn", SECRET, day), now=now)
+    delivered = deliver(engine, channel, now=now, links=LinkMaker("https://duban.example.edu.cn", SECRET, day))
     return decided.new, digests, delivered.sent
 
 
@@ -148,20 +154,20 @@ def test_killed_run_resumes_and_repeats_at_most_the_message_in_flight(plan_engin
 def test_failed_delivery_is_kept_and_retried_with_backoff(plan_engine):
     channel = Recorder(fail_for={"党委书记"})
     assert run_day(plan_engine, MON, channel) == (9, 5, 4)
-    rows = sweep.digest_rows(plan_engine, status="failed")
+    rows = digest_rows(plan_engine, status="failed")
     assert [(r["收件人"], r["尝试次数"], r["失败原因"], r["状态"]) for r in rows] == [("党委书记", 1, "ConnectionError: connection refused", "发送失败（将重试）")]
     channel.fail_for.clear()
-    assert sweep.deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=2), links=LINKS).sent == 0  # backing off
-    assert sweep.deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=6), links=LINKS).sent == 1
-    assert channel.by_recipient()["党委书记"] == 1 and sweep.digest_rows(plan_engine, status="failed") == []
+    assert deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=2), links=LINKS).sent == 0  # backing off
+    assert deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=6), links=LINKS).sent == 1
+    assert channel.by_recipient()["党委书记"] == 1 and digest_rows(plan_engine, status="failed") == []
 
 
 def test_backoff_doubles_and_is_capped():
-    assert [sweep.backoff(n).total_seconds() / 60 for n in (1, 2, 3, 4, 10)] == [5, 10, 20, 40, 360]
+    assert [backoff(n).total_seconds() / 60 for n in (1, 2, 3, 4, 10)] == [5, 10, 20, 40, 360]
 
 
 def test_preview_writes_nothing(plan_engine):
-    items = sweep.preview(plan_engine, today=MON, cal=WorkCalendar(), tz=TZ)
+    items = decisions.preview(plan_engine, today=MON, cal=WorkCalendar(), tz=TZ)
     assert [(i.recipient, i.kind, i.code) for i in items] == [
         ("党委书记", "escalation", "3"),
         ("党委书记", "escalation", "4"),
@@ -208,7 +214,7 @@ def test_nothing_for_done_submitted_or_archived(plan_engine, tmp_path):
     smaller = small_plan()
     smaller["systems"].pop(1)  # tasks 3 and 4 removed → archived
     import_plan(plan_engine, write_yaml(tmp_path / "p2.yaml", smaller), now=IMPORTED)
-    assert sweep.preview(plan_engine, today=MON, cal=WorkCalendar(), tz=TZ) == []
+    assert decisions.preview(plan_engine, today=MON, cal=WorkCalendar(), tz=TZ) == []
 
 
 def test_plan_and_task_policy_change_the_ladder(engine, tmp_path):
@@ -216,7 +222,7 @@ def test_plan_and_task_policy_change_the_ladder(engine, tmp_path):
     plan["plan"]["policy"] = {"escalate_head_after": 1}  # tell the head on the first day late
     task_of(plan, "2")["policy"] = {"ack_within": 20, "ack_escalate_after": 25}  # a patient task
     import_plan(engine, write_yaml(tmp_path / "p.yaml", plan), now=IMPORTED)
-    previewed = sweep.preview(engine, today=MON, cal=WorkCalendar(), tz=TZ)
+    previewed = decisions.preview(engine, today=MON, cal=WorkCalendar(), tz=TZ)
     items = {(i.recipient, i.kind, i.code) for i in previewed}
     # task 1 is one working day late: with the plan's policy its head (here: the owner's manager) is told
     assert [i.line for i in previewed if i.code == "1" and i.kind == "escalation" and "完成时间" in i.line] == [

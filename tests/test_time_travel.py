@@ -14,11 +14,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from duban import sweep
 from duban.db import session_scope
 from duban.importer import import_plan
+from duban.links import LinkMaker
 from duban.models import Notification, Person
 from duban.rules.calendar import WorkCalendar
+from duban.sweep.decisions import decide
+from duban.sweep.delivery import deliver
+from duban.sweep.digests import assemble
 from tests.conftest import EXAMPLE_YAML
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -54,10 +57,10 @@ def month():
             days[day] = None
             continue
         now = dt.datetime.combine(day, dt.time(8, 30), TZ)
-        sweep.decide(engine, today=day, cal=cal, tz=TZ)
-        sweep.assemble(engine, today=day, links=sweep.LinkMaker("https://duban.example.edu.cn", "s" * 40, day), now=now)
+        decide(engine, today=day, cal=cal, tz=TZ)
+        assemble(engine, today=day, links=LinkMaker("https://duban.example.edu.cn", "s" * 40, day), now=now)
         before = len(outbox.sent)
-        sweep.deliver(engine, outbox, now=now, links=sweep.LinkMaker("https://duban.example.edu.cn", "s" * 40, day))
+        deliver(engine, outbox, now=now, links=LinkMaker("https://duban.example.edu.cn", "s" * 40, day))
         with session_scope(engine) as s:
             ids = [o.id for o in outbox.sent[before:]]
             rows = s.execute(

@@ -11,10 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from duban import sweep
 from duban.db import session_scope
+from duban.links import LinkMaker
 from duban.models import Evidence
 from duban.settings import get_settings
+from duban.sweep.delivery import deliver
+from duban.sweep.digests import assemble
+from notifications.channel import Outgoing
 from tests.conftest import PINNED_DAY
 from tests.web_helpers import (
     CRITERIA,
@@ -38,7 +41,7 @@ pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pi
 
 class Recorder:
     def __init__(self):
-        self.sent: list[sweep.Outgoing] = []
+        self.sent: list[Outgoing] = []
 
     def __call__(self, out):
         self.sent.append(out)
@@ -57,14 +60,14 @@ def web(use_database, engine, tmp_path, monkeypatch):
         yield client
 
 
-def deliver_now(engine) -> list[sweep.Outgoing]:
+def deliver_now(engine) -> list[Outgoing]:
     """Assemble and deliver what waits in the ledger (what the web app's dispatcher or the next
     sweep does), recording the messages."""
     today = PINNED_DAY
-    links = sweep.LinkMaker("http://testserver", SECRET, today)
-    sweep.assemble(engine, today=today, links=links)
+    links = LinkMaker("http://testserver", SECRET, today)
+    assemble(engine, today=today, links=links)
     rec = Recorder()
-    sweep.deliver(engine, rec, now=dt.datetime.now(dt.timezone.utc), links=links)
+    deliver(engine, rec, now=dt.datetime.now(dt.timezone.utc), links=links)
     return rec.sent
 
 

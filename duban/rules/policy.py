@@ -32,7 +32,7 @@ class DeadlinePolicy(BaseModel):
     @classmethod
     def _hours(cls, v: str) -> str:
         if v:
-            from notifications.quiet import parse_send_hours
+            from duban.rules.quiet import parse_send_hours
 
             parse_send_hours(v)  # SendHoursError is a ValueError: reported with the field name
         return v

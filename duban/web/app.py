@@ -46,7 +46,7 @@ from duban.models import (
     utcnow,
 )
 from duban.web import pages
-from duban.web.dispatch import Dispatcher
+from duban.web.dispatch import BackgroundDelivery
 from duban.web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -94,7 +94,7 @@ def create_app() -> FastAPI:
 
     rt = runtime()
     settings = rt.settings
-    dispatcher = Dispatcher(rt, delay=settings.web_send_delay, enabled=settings.web_send_now)
+    dispatcher = BackgroundDelivery(rt, delay=settings.web_send_delay, enabled=settings.web_send_now)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -4,7 +4,7 @@ The action already wrote its ledger items in its own transaction, so nothing is 
 never runs: the next sweep delivers them.  This only saves the wait: a background thread
 gathers the people concerned for ``web_send_delay`` seconds (a burst of submissions becomes one
 digest per reviewer), then assembles and delivers for just those people, the same steps as
-the daily sweep (duban.sweep).
+the daily sweep (duban.sweep.digests, duban.sweep.delivery).
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ import datetime as dt
 import logging
 import threading
 
+from duban.sweep.delivery import deliver
+from duban.sweep.digests import assemble
+
 log = logging.getLogger("duban.web")
 
 
-class Dispatcher:
+class BackgroundDelivery:
+    """Gathers the people an action wrote to, then assembles and delivers for them in a background thread."""
+
     def __init__(self, rt, *, delay: float = 3.0, enabled: bool = True):
         self.rt = rt
         self.delay = delay
@@ -66,16 +71,14 @@ class Dispatcher:
                     self._cond.notify_all()
 
     def send(self, recipients: list[int]) -> None:
-        from duban import sweep
-
         rt = self.rt
         today = rt.today()
-        sweep.assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name,
-                       template_dir=rt.settings.template_dir, recipients=recipients)
+        assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name,
+                 template_dir=rt.settings.template_dir, recipients=recipients)
         # the same options as the flows (quiet hours, workers …) where the runtime offers them
         options = (rt.deliver_options(today) if hasattr(rt, "deliver_options")
                    else dict(links=rt.links(today), template_dir=rt.settings.template_dir))
-        sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients, **options)
+        deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients, **options)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything notified so far has been handed to the channel (tests, shutdown)."""

@@ -1,5 +1,8 @@
 """Quiet hours: messages go out on working days within working hours, unless a plan says otherwise.
 
+Pure (a calendar, a time zone and a window): the rules validate a plan's ``send_hours`` with it,
+and delivery holds messages back with it.
+
 The institution sets the window with ``DUBAN_SEND_HOURS`` (default ``08:00-18:00``, local time);
 a plan may override it with ``policy.send_hours`` (``"07:30-21:00"``, or ``"always"`` for a plan
 whose messages may go out at any time, on any day).  A digest that comes due outside the window

@@ -1,0 +1,192 @@
+"""Digests: gather each recipient's pending ledger items into one digest (the outbox), in the
+same transaction that marks the items as queued; a copy of today's escalations for each lead
+department's group bot.  Personal and department digests share one entry builder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.orm import Session
+
+from duban.db import session_scope
+from duban.links import ACTIONS, LinkMaker, LinkSpec
+from duban.links import issue as issue_links
+from duban.models import Department, Digest, Notification, Person, Plan, PlanRole, Task, utcnow
+from duban.sweep.kinds import facts
+from duban.sweep.ledger import chunks
+from duban.vocabulary import Audience, LedgerStatus, MessageKind
+from notifications.digest import describe, render_subject
+
+ESCALATION_SHORT = {1: "部门负责人督办", 2: "分管校领导督办", 3: "领导小组办公室督办"}
+
+
+@dataclass
+class _Run:
+    """What every digest of one assembly shares."""
+
+    today: dt.date
+    channel: str
+    now: dt.datetime | None
+    plan_names: dict[int, str]
+    office_names: dict[int, list[str]]
+    history: dict[int, list[str]]
+
+    def entries(self, items: Iterable[Any], links: Callable[[Any], list[list[Any]]]) -> list[dict[str, Any]]:
+        """The digest's entries (one per ledger item), in reading order: the one builder of both digests."""
+        return sorted((self._entry(n, links(n)) for n in items), key=lambda e: e["sort"])
+
+    def _entry(self, n: Any, links: list[list[Any]]) -> dict[str, Any]:
+        data, kind = n.data, facts(n.kind)
+        return {"kind": n.kind, "level": n.level, "code": data.get("code", ""), "title": data.get("title", ""),
+                "milestone": data.get("milestone", "") if n.milestone_id else "", "task_id": n.task_id,
+                "due": n.due_date.isoformat() if n.due_date else None, "days": n.days,
+                "line": notice_line(n.kind, data) if kind.notice else describe(n.kind, n.level, n.due_date, n.days, data),
+                "links": links, "sort": [kind.order, n.days, data.get("code", ""), n.id],
+                **({"history": self.history[n.id]} if self.history.get(n.id) else {})}
+
+    def digest(self, *, plan_id: int, audience: Audience, recipient: str, entries: list[dict[str, Any]], recipient_id: int | None = None,
+               department_id: int | None = None) -> dict[str, Any]:
+        """A digest row (Core insert) for ``entries``."""
+        payload = {"recipient": recipient, "today": self.today.isoformat(), "plan_name": self.plan_names.get(plan_id, ""),
+                   "office": "、".join(self.office_names.get(plan_id, [])), "items": entries}
+        return {"plan_id": plan_id, "audience": audience, "recipient_id": recipient_id, "department_id": department_id,
+                "channel": self.channel, "run_on": self.today, "subject": render_subject(payload), "body": "", "payload": payload, "items": len(entries),
+                "status": LedgerStatus.PENDING, "attempts": 0, "next_attempt_at": self.now or utcnow(), "created_at": utcnow()}
+
+
+def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str = "outbox", template_dir: Path | None = None,
+             recipients: Iterable[int] | None = None, now: dt.datetime | None = None) -> int:
+    """One digest per recipient for their pending ledger items; returns digests created.
+
+    Core statements throughout (no ORM objects): a province run assembles ~15,000 digests, and
+    an ORM session holding every item would re-check them all on each flush.
+    """
+    n_tab = Notification.__table__
+    with session_scope(engine) as session:
+        q = select(
+            n_tab.c.id, n_tab.c.recipient_id, n_tab.c.task_id, n_tab.c.milestone_id, n_tab.c.kind, n_tab.c.level,
+            n_tab.c.due_date, n_tab.c.days, n_tab.c.data,
+        ).where(n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None))
+        if recipients is not None:
+            q = q.where(n_tab.c.recipient_id.in_(list(recipients)))
+        pending = session.execute(q.order_by(n_tab.c.recipient_id, n_tab.c.id).with_for_update(skip_locked=True)).all()
+        if not pending:
+            return 0
+        by_recipient: dict[int, list[Any]] = defaultdict(list)
+        for n in pending:
+            by_recipient[n.recipient_id].append(n)
+        people = {p.id: p for p in session.execute(select(Person.id, Person.name, Person.plan_id).where(Person.id.in_(list(by_recipient))))}
+        office_names = defaultdict(list)
+        for plan_id, name in session.execute(select(PlanRole.plan_id, Person.name).join(Person, Person.id == PlanRole.person_id).where(PlanRole.role == "office").order_by(PlanRole.position)):
+            office_names[plan_id].append(name)
+        run = _Run(today, channel, now, dict(session.execute(select(Plan.id, Plan.name)).all()), office_names,
+                   _history(session, [n for n in pending if n.kind == MessageKind.ESCALATION]))
+        link_pairs = _issue_links(session, pending, people, links, today=today, now=now)
+        digests, members = [], []
+        for rid, items in by_recipient.items():
+            person = people[rid]
+            digests.append(run.digest(plan_id=person.plan_id, audience=Audience.PERSON, recipient=person.name, recipient_id=rid,
+                                      entries=run.entries(items, lambda n: link_pairs[n.id])))
+            members.append([n.id for n in items])
+        for group in _department_digests(session, pending, run):
+            digests.append(group)
+            members.append([])  # a copy for a group bot: the ledger items belong to the person's digest
+        _insert_digests(session, digests, members)
+    return len(digests)
+
+
+def _issue_links(session: Session, pending: Sequence[Any], people: dict[int, Any], links: LinkMaker, *, today: dt.date,
+                 now: dt.datetime | None) -> dict[int, list[list[Any]]]:
+    """Each ledger item's action links as ``[label, link id]`` pairs (issued in one batch)."""
+    specs: list[LinkSpec] = []
+    spans: dict[int, tuple[int, int]] = {}
+    for n in pending:
+        start = len(specs)
+        specs += links.specs(n, people[n.recipient_id].plan_id)
+        spans[n.id] = (start, len(specs))
+    link_ids = issue_links(session, specs, secret=links.secret, today=today, now=now)
+    return {nid: [[ACTIONS[specs[i].action], link_ids[i]] for i in range(*span)] for nid, span in spans.items()}
+
+
+def _insert_digests(session: Session, digests: list[dict[str, Any]], members: list[list[int]]) -> None:
+    """Write the digests and mark each one's ledger items as queued in it."""
+    n_tab, d_tab = Notification.__table__, Digest.__table__
+    for start in range(0, len(digests), 2000):
+        chunk = digests[start : start + 2000]
+        ids = session.execute(d_tab.insert().returning(d_tab.c.id, sort_by_parameter_order=True), chunk).scalars().all()
+        session.execute(
+            n_tab.update().where(n_tab.c.id == bindparam("nid")).values(digest_id=bindparam("did"), status=LedgerStatus.QUEUED),
+            [{"nid": nid, "did": did} for did, group in zip(ids, members[start : start + 2000]) for nid in group],
+        )
+
+
+def notice_line(kind: str, data: dict[str, Any]) -> str:
+    """The line of a notice about the system itself (not about a task)."""
+    who = data.get("person", "")
+    if data.get("department"):
+        who += f"（{data['department']}）"
+    return (f"{who}的督办通知已连续 {data.get('attempts', 0)} 次发送失败，目前无法送达：{data.get('reason', '')}。"
+            "请核实其邮箱和通知地址（在人员表中改正后重新导入），并电话告知待办事项")
+
+
+def _history(session: Session, escalations: list[Any]) -> dict[int, list[str]]:
+    """For each escalation item, what was already sent about the same task and step (oldest first)."""
+    if not escalations:
+        return {}
+    n_tab = Notification.__table__
+    task_ids = sorted({n.task_id for n in escalations if n.task_id is not None})
+    rows: dict[int, list[Any]] = defaultdict(list)
+    for chunk in chunks(task_ids, 5000):
+        for r in session.execute(
+            select(n_tab.c.task_id, n_tab.c.milestone_id, n_tab.c.kind, n_tab.c.level, n_tab.c.decided_on, Person.name)
+            .join(Person, Person.id == n_tab.c.recipient_id)
+            .where(n_tab.c.task_id.in_(chunk), n_tab.c.status == LedgerStatus.SENT)
+            .order_by(n_tab.c.decided_on, n_tab.c.id)
+        ):
+            rows[r.task_id].append(r)
+    out: dict[int, list[str]] = {}
+    for n in escalations:
+        lines = [
+            f"{r.decided_on.month}月{r.decided_on.day}日 "
+            + (ESCALATION_SHORT.get(r.level, "督办") if r.kind == MessageKind.ESCALATION else facts(r.kind).history or r.kind)
+            + f"（{r.name}）"
+            for r in rows.get(n.task_id, ())
+            if n.milestone_id is None or r.milestone_id in (None, n.milestone_id)
+        ]
+        if lines:
+            out[n.id] = lines[-8:]
+    return out
+
+
+def _department_digests(session: Session, pending: Sequence[Any], run: _Run) -> list[dict[str, Any]]:
+    """A copy of today's escalations for the group bot of each lead department that has one.
+
+    Without action links: a link is signed for one person, and anyone in a group could use it.
+    """
+    escalations = [n for n in pending if n.kind == MessageKind.ESCALATION and n.task_id is not None]
+    if not escalations:
+        return []
+    tasks = dict(session.execute(select(Task.id, Task.lead_department_id).where(Task.id.in_(sorted({n.task_id for n in escalations})))).all())
+    depts = {
+        d.id: d for d in session.execute(
+            select(Department.id, Department.name, Department.plan_id, Department.notify_urls)
+            .where(Department.id.in_(sorted({v for v in tasks.values() if v is not None})))
+        ) if d.notify_urls
+    }
+    by_dept: dict[int, dict[tuple, Any]] = defaultdict(dict)
+    for n in escalations:
+        did = tasks.get(n.task_id)
+        if did in depts:
+            by_dept[did].setdefault((n.task_id, n.milestone_id, n.level, bool(n.data.get("ack")), bool(n.data.get("report"))), n)
+    return [
+        run.digest(plan_id=depts[did].plan_id, audience=Audience.DEPARTMENT, recipient=f"{depts[did].name}各位同事", department_id=did,
+                   entries=run.entries(chosen.values(), lambda n: []))
+        for did, chosen in by_dept.items()
+    ]

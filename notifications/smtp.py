@@ -1,0 +1,159 @@
+"""Mail: one reused SMTP connection per relay and thread, the message we build (our own plain-text and
+HTML parts, not apprise's conversion), and a failure as the office reads it.
+
+A new connection per message caps a relay at ~26 messages/s (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from email.charset import BASE64, Charset
+from email.header import Header, decode_header, make_header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr, make_msgid
+
+
+class SMTPPool:
+    """One open SMTP connection per relay and thread, reused for every message.
+
+    A message is sent once: a connection that failed in the middle is dropped, never retried on
+    the spot (the server may have taken the message); the digest's own retry comes later.  An
+    idle connection is checked with NOOP before reuse, since servers close idle sessions.
+    """
+
+    IDLE_CHECK = 20.0  # seconds
+
+    def __init__(self):
+        self._local = threading.local()
+        self._all: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    def _conns(self) -> dict:
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        return conns
+
+    def _connect(self, p, timeout: float) -> smtplib.SMTP:
+        from apprise.plugins.email.common import SecureMailMode
+
+        context = ssl.create_default_context()
+        if not p.verify_certificate:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if p.secure_mode == SecureMailMode.SSL:
+            conn = smtplib.SMTP_SSL(p.smtp_host, p.port, None, timeout=timeout, context=context)
+        else:
+            conn = smtplib.SMTP(p.smtp_host, p.port, None, timeout=timeout)
+            if p.secure_mode == SecureMailMode.STARTTLS:
+                conn.starttls(context=context)
+        if p.user and p.password:
+            conn.login(p.user, p.password)
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def send(self, p, from_addr: str, to_addrs: list[str], message: bytes, timeout: float) -> None:
+        key = (p.smtp_host, p.port, str(p.secure_mode), p.user)
+        conns = self._conns()
+        entry = conns.get(key)
+        if entry is not None and time.monotonic() - entry[1] > self.IDLE_CHECK:
+            try:
+                if entry[0].noop()[0] != 250:
+                    raise smtplib.SMTPServerDisconnected("noop")
+            except (OSError, smtplib.SMTPException):
+                self._drop(key)
+                entry = None
+        if entry is None:
+            try:
+                entry = conns[key] = [self._connect(p, timeout), time.monotonic()]
+            except Exception:
+                conns.pop(key, None)
+                raise
+        conn = entry[0]
+        try:
+            conn.sendmail(from_addr, to_addrs, message)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError):
+            entry[1] = time.monotonic()  # the server answered: the session is still good
+            raise
+        except BaseException:
+            self._drop(key)
+            raise
+        entry[1] = time.monotonic()
+
+    def _drop(self, key) -> None:
+        entry = self._conns().pop(key, None)
+        if entry is not None:
+            with contextlib.suppress(Exception):
+                entry[0].close()
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.quit()
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._local = threading.local()
+
+
+def smtp_reason(err: BaseException, host: str, port: int, timeout: float) -> str:
+    """A failure of the mail server, as the office reads it (Chinese, with the server's words)."""
+    def said(code, msg) -> str:
+        text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+        return f"{code} {text}".strip()
+
+    if isinstance(err, smtplib.SMTPRecipientsRefused):
+        return "；".join(f"邮件服务器拒绝收件人 {addr}（{said(*r)}）" for addr, r in err.recipients.items())
+    if isinstance(err, smtplib.SMTPAuthenticationError):
+        return f"邮件服务器登录失败，请检查 DUBAN_SMTP_URL 中的用户名和密码（{said(err.smtp_code, err.smtp_error)}）"
+    if isinstance(err, smtplib.SMTPResponseException):
+        return f"邮件服务器拒收（{said(err.smtp_code, err.smtp_error)}）"
+    if isinstance(err, (socket.timeout, TimeoutError)) or "timed out" in str(err):
+        return f"邮件服务器 {host}:{port} 无响应（等待超过 {timeout:g} 秒）"
+    if isinstance(err, smtplib.SMTPServerDisconnected):
+        return f"邮件服务器 {host}:{port} 断开了连接（{err}）"
+    if isinstance(err, ConnectionRefusedError):
+        return f"无法连接邮件服务器 {host}:{port}（连接被拒绝）"
+    if isinstance(err, OSError):
+        return f"无法连接邮件服务器 {host}:{port}（{err.__class__.__name__}: {err}）"
+    return f"{err.__class__.__name__}: {err}"
+
+
+def _decode(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # noqa: BLE001 - keep what we have
+        return value
+
+
+def build_email(*, subject: str, text: str, html: str | None, from_addr: tuple[str, str], to: str, to_name: str | None,
+                smtp_host: str, tz: dt.tzinfo | None = None) -> bytes:
+    """A multipart/alternative message: our plain-text part first, then the HTML part."""
+    utf8 = Charset("utf-8")
+    utf8.body_encoding = BASE64  # explicit: apprise registers quoted-printable for utf-8 process-wide
+    if html is not None:
+        msg = MIMEMultipart("alternative")
+        msg.attach(MIMEText(text, "plain", utf8))
+        msg.attach(MIMEText(html, "html", utf8))
+    else:
+        msg = MIMEText(text, "plain", utf8)
+    name, addr = from_addr
+    msg["Subject"] = Header(subject, "utf-8") if not subject.isascii() else subject
+    msg["From"] = formataddr((_decode(name) if name else False, addr), charset="utf-8")
+    msg["To"] = formataddr((to_name or False, to), charset="utf-8")
+    msg["Date"] = format_datetime(dt.datetime.now(tz or dt.timezone.utc))
+    msg["Message-ID"] = make_msgid(domain=smtp_host or addr.split("@")[-1])
+    msg["X-Application"] = "duban"
+    msg["Auto-Submitted"] = "auto-generated"
+    return msg.as_bytes(policy=compat32.clone(linesep="\r\n"))  # smtplib sends bytes as they are: CRLF here
+
