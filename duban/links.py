@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from duban.vocabulary import REVIEW_MESSAGE_KINDS, LinkAction, MessageKind
+from duban.vocabulary import LinkAction, MessageKind, MilestoneState, REVIEW_MESSAGE_KINDS
 
 ACTIONS = {
     "ack": "签收",
@@ -386,7 +386,6 @@ def resolve(session: Session, token: str, *, secret: str, today: dt.date, for_up
     One query reads the link and everything it names (two with ``for_update`` on PostgreSQL:
     the lock, then the rest).
     """
-    from duban.models import ARCHIVED, DONE
 
     try:
         payload = verify(secret, token, today=dt.date.min)  # expiry is checked against the row
@@ -419,8 +418,8 @@ def resolve(session: Session, token: str, *, secret: str, today: dt.date, for_up
         raise LinkRefused("void", f"该链接已失效（{link.void_reason or '已被撤销'}）。如有疑问，请联系领导小组办公室。", link_id=link.id)
     if task is not None and task.archived_at is not None:
         raise LinkRefused("closed", "该任务已从任务清单中删除（已归档），无需再办理。历史记录仍然保留。", link_id=link.id)
-    if link.action in OWNER_ACTIONS and milestone is not None and milestone.status in (DONE, ARCHIVED):
-        state = "已办结" if milestone.status == DONE else "已归档"
+    if link.action in OWNER_ACTIONS and milestone is not None and milestone.status in (MilestoneState.DONE, MilestoneState.ARCHIVED):
+        state = "已办结" if milestone.status == MilestoneState.DONE else "已归档"
         raise LinkRefused("closed", f"里程碑「{milestone.title or '完成任务'}」{state}，无需再办理。", link_id=link.id)
     if link.expires_on < today:
         raise LinkRefused("expired", f"该链接的有效期到 {link.expires_on.isoformat()} 为止，现已过期。", link_id=link.id,

@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from duban.db import session_scope
-from duban.models import OPEN_STATES, PENDING, Department, Digest, Milestone, Person, Plan, PlanRole, Task, utcnow
+from duban.models import Department, Digest, Milestone, Person, Plan, PlanRole, Task, utcnow
 from duban.rules.calendar import WorkCalendar
 from duban.rules.policy import effective_policy
+from duban.vocabulary import LedgerStatus, OPEN_STATES
 
 
 class BulletinError(ValueError):
@@ -162,7 +163,7 @@ def queue_bulletins(engine: Engine, *, today: dt.date, cal: WorkCalendar, plan_c
                 digest_id = None
                 if not dry_run:
                     digest = Digest(plan_id=plan.id, audience=audience, recipient_id=person_id, channel=channel, run_on=today,
-                                    subject=title[:300], payload=body, items=len(payload["items"]), status=PENDING,
+                                    subject=title[:300], payload=body, items=len(payload["items"]), status=LedgerStatus.PENDING,
                                     attempts=0, next_attempt_at=now, created_at=now)
                     session.add(digest)
                     session.flush()

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from duban.db import session_scope
-from duban.models import FAILED, PENDING, SENDING, SENT, Department, Digest, Person
+from duban.models import Department, Digest, Person
 from duban.sweep.delivery import AUDIENCE_NAMES
+from duban.vocabulary import LedgerStatus
 
 
 def digest_rows(engine: Engine, *, run_on: dt.date | None = None, status: str | None = None, person: str | None = None,
@@ -46,4 +47,4 @@ def _via_label(via: str | None) -> str:
     return "、".join(LABELS.get(v, v) for v in (via or "").split(",") if v)
 
 
-STATUS_LABELS = {PENDING: "待发送", SENDING: "发送中", SENT: "已发送", FAILED: "发送失败（将重试）"}
+STATUS_LABELS = {LedgerStatus.PENDING: "待发送", LedgerStatus.SENDING: "发送中", LedgerStatus.SENT: "已发送", LedgerStatus.FAILED: "发送失败（将重试）"}
