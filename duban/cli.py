@@ -84,20 +84,16 @@ def _prefect_api(settings: Settings) -> Iterator[Callable[[], None]]:
     one `duban run` serves on this data folder, else a temporary server started now, in the
     background, while the command imports its flows. Call the yielded ``ready()`` right before
     running a flow; enter this before importing Prefect or the flows."""
-    from duban.prefect_server import PrefectServerError, running_api_url, temporary_prefect_server
+    from duban.orchestration import flow_api
+    from duban.prefect_server import PrefectServerError
 
-    with contextlib.ExitStack() as stack:
-        api_url = running_api_url(settings)
-        wait = (lambda: api_url) if api_url else temporary_prefect_server(settings)
+    with flow_api(settings) as wait:
 
         def ready() -> None:
-            from prefect.settings import PREFECT_API_URL, temporary_settings
-
             try:
-                url = wait()
+                wait()
             except PrefectServerError as err:
                 _fail(f"{err}。可先运行 duban run，或设置 PREFECT_API_URL 使用已有的 Prefect 服务。", 1)
-            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
 
         yield ready
 
@@ -313,21 +309,16 @@ def check_command(
         _check_preview(rt, day, plan=plan, task=task)
         return
 
+    from duban import orchestration
+
     with _prefect_api(rt.settings) as ready:
         if task:
-            from flows.task_check import TaskNotFound, task_check, task_tags
-
             try:
-                task_tags(task, plan)
-            except TaskNotFound as err:
+                summary = orchestration.run_task_check(ready, task, plan=plan, today=day)
+            except orchestration.TaskNotFound as err:
                 _fail(str(err), 1)
-            ready()
-            summary = task_check(task, plan=plan, today=day)
         else:
-            from flows.sweep import daily_sweep
-
-            ready()
-            summary = daily_sweep(today=day, plan=plan, force=force)
+            summary = orchestration.run_daily_sweep(ready, today=day, plan=plan, force=force)
     if summary.get("skipped"):
         console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
         return
@@ -352,7 +343,7 @@ def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> N
     from duban.sweep import preview
 
     if task:
-        from flows.task_check import TaskNotFound, task_tags
+        from duban.orchestration import TaskNotFound, task_tags
 
         try:
             plan, _ = task_tags(task, plan)
@@ -458,10 +449,7 @@ def _local_prefect(settings: Settings, prefect_port: int) -> Iterator[str]:
 def _serve_forever(settings: Settings, api_url: str, *, host: str, port: int, web: bool) -> None:
     import threading
 
-    from prefect import serve
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows.deployments import deployments
+    from duban import orchestration
 
     console.print(f"Prefect：{api_url.removesuffix('/api')}（可在此查看运行记录、手动运行检查）", markup=False)
     if web:
@@ -474,8 +462,7 @@ def _serve_forever(settings: Settings, api_url: str, *, host: str, port: int, we
         threading.Thread(target=server.run, name="duban-web", daemon=True).start()
         console.print(f"网页服务：http://{host}:{port}/", markup=False)
     console.print(f"每日督办检查：每天 08:30（{settings.timezone}），非工作日自动跳过。按 Ctrl+C 停止。", markup=False)
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        serve(*deployments(settings.timezone))
+    orchestration.serve(api_url, settings.timezone)
 
 
 @app.command("serve")
@@ -548,17 +535,16 @@ def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
     from duban.accounts import ensure_demo_account
     from duban.db import session_scope
     from duban.importer import import_plan
+    from duban.orchestration import run_daily_sweep
     from duban.runtime import runtime
     from duban.sweep import digest_rows
-    from flows.sweep import daily_sweep
 
     console.rule("1. 导入示例方案 definitions/plans/sanquan-yuren.yaml")
     diff = import_plan(engine, EXAMPLE_PLAN, actor="demo")
     console.print(diff.render(limit=5), markup=False, highlight=False)
 
     console.rule(f"2. 今天（{day.isoformat()}）的督办检查：Prefect 流程 daily-sweep")
-    ready()
-    summary = daily_sweep(today=day, force=True)
+    summary = run_daily_sweep(ready, today=day, force=True)
     console.print(
         f"应发事项 {summary['decided']} 项（新增 {summary['new']} 项，其余此前已发），"
         f"生成通知 {summary['digests']} 份，发送成功 {summary['sent']} 份。",
@@ -680,7 +666,7 @@ def notify_bulletin_command(
         console.print("收件对象：" + "、".join(q.audience for q in queued), markup=False)
         console.print("（预览：以上通报尚未记录、未发送。去掉 --dry-run 即可发送。）", markup=False)
         return
-    from flows.sweep import deliver_now
+    from duban.orchestration import deliver_now
 
     ids = {q.digest_id for q in queued}
     deliver_now(rt)

@@ -51,12 +51,12 @@ def start_command(
     due = _date(reply_by, "填报截止日期")
     cli._engine()
     rt = cli._runtime()
-    from duban import reviews
+    from duban import orchestration, reviews
 
     if due <= day:
         cli._fail(f"填报截止日期 {due.isoformat()} 应晚于今天（{day.isoformat()}）。", 2)
     try:  # the scope is checked first: a mistake is one clear message, and nothing is written
-        started = reviews.start(rt.engine, plan_code=plan, scope_kind=kind, scope_values=values, reply_by=due, ask=ask, title=title,
+        started = orchestration.start_review(rt.engine, plan_code=plan, scope_kind=kind, scope_values=values, reply_by=due, ask=ask, title=title,
                                 started_by=by, today=day, reports_dir=rt.settings.data_dir / "reports", local=local)
     except reviews.ReviewError as err:
         cli._fail(str(err), 1)
@@ -134,9 +134,9 @@ def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")])
 
 
 def _deliver(rt, recipients: set[int], day: dt.date) -> None:
-    from flows.review import deliver
+    from duban import reviews
 
-    deliver(rt, recipients, day)
+    reviews.deliver(rt, recipients, day)
 
 
 @review_app.command("cancel")
@@ -147,7 +147,7 @@ def cancel_command(
     today: Annotated[Optional[str], typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
 ) -> None:
     """撤销督查：尚未填报的责任人收到撤销通知，链接失效。"""
-    from duban import reviews
+    from duban import orchestration, reviews
     from duban.db import session_scope
     from duban.models import utcnow
 
@@ -160,7 +160,7 @@ def cancel_command(
             out = reviews.cancel(s, review_id, actor=by, reason=reason, now=utcnow(), today=day)
     except reviews.ReviewError as err:
         cli._fail(str(err), 1)
-    reviews.wake(rt.engine, review_id)  # the suspended run ends itself (it finds the review cancelled)
+    orchestration.wake(rt.engine, review_id)  # the suspended run ends itself (it finds the review cancelled)
     _deliver(rt, out.notify, day)
     cli.console.print(out.message, markup=False)
 
@@ -178,7 +178,7 @@ def verdict_command(
     today: Annotated[Optional[str], typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
 ) -> None:
     """评定督查中的一项任务；全部评定后生成督查报告并报送领导小组。"""
-    from duban import reviews
+    from duban import orchestration, reviews
     from duban.db import session_scope
     from duban.models import Review, utcnow
 
@@ -199,7 +199,7 @@ def verdict_command(
     _deliver(rt, out.notify, day)
     cli.console.print(out.message, markup=False)
     if out.wake:
-        how, recipients = reviews.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
+        how, recipients = orchestration.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
         _deliver(rt, recipients, day)
         if how == "inline":
             with session_scope(rt.engine, readonly=True) as s:

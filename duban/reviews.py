@@ -23,8 +23,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -694,90 +694,33 @@ def task_history(session: Session, task_id: int) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Waking the flow run (Prefect) — or advancing in-process when there is none
+# Waking the flow run (duban.orchestration does, with Prefect) — or advancing in-process when there is none
 
 
-def prefect_api_url() -> str | None:
-    url = os.environ.get("PREFECT_API_URL")
-    if url:
-        return url
-    try:
-        from prefect.settings import PREFECT_API_URL
-
-        return PREFECT_API_URL.value() or None
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def wake(engine: Engine, review_id: int) -> str:
-    """Tell the review's flow run that its review moved on: ``resumed`` (it was suspended: the
-    server reschedules it and a worker runs it again from the store), ``running`` (it is running or
-    scheduled: it will see the store), or ``none`` (no flow run, or it cannot be reached or resumed:
-    the caller advances the review in-process)."""
+def next_wake_round(engine: Engine, review_id: int) -> str | None:
+    """Count one more wake-up of the review; the id of its flow run to wake, if it has one."""
     with session_scope(engine) as s:
         review = s.get(Review, review_id, with_for_update=True)
         if review is None or not review.flow_run_id:
-            return "none"
+            return None
         review.wake_round += 1
-        run_id = review.flow_run_id
-    api = prefect_api_url()
-    if not api:
-        return "none"
-    import uuid
-
-    try:
-        from prefect.client.orchestration import SyncPrefectClient
-
-        with SyncPrefectClient(api) as client:
-            run = client.read_flow_run(uuid.UUID(run_id))
-            state = run.state
-            if state is None or state.is_final():
-                return "none"
-            if not state.is_paused():
-                return "running"
-            run_input = {"verdicts": []} if state.state_details.run_input_keyset else None
-            response = client.resume_flow_run(uuid.UUID(run_id), run_input=run_input)
-            if getattr(response, "status", None) is not None and str(response.status.value).upper() != "ACCEPT":
-                log.warning("review %s: flow run %s not resumed: %s", review_id, run_id, getattr(response.details, "reason", ""))
-                return "none"
-            return "resumed"
-    except Exception as err:  # noqa: BLE001 - the store is the truth; the caller advances in-process
-        log.warning("review %s: could not reach flow run %s: %s: %s", review_id, run_id, err.__class__.__name__, err)
-        return "none"
+        return review.flow_run_id
 
 
-def wake_or_advance(engine: Engine, review_id: int, *, today: dt.date, reports_dir: Path) -> tuple[str, set[int]]:
-    """Wake the review's flow run; when there is none to wake, advance the review here.
+def deliver(rt, recipients: set[int], today: dt.date) -> None:
+    """Assemble and send what a step wrote to the ledger, for just those people."""
+    if not recipients:
+        return
+    from duban import sweep
 
-    Returns how (``resumed`` / ``running`` / ``inline``) and who has new ledger items (inline)."""
-    how = wake(engine, review_id)
-    if how != "none":
-        return how, set()
-    result = advance(engine, review_id, today=today, reports_dir=reports_dir)
-    return "inline", result.recipients
+    sweep.assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir,
+                   recipients=sorted(recipients))
+    sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=sorted(recipients), **rt.deliver_options(today))
 
 
 # ---------------------------------------------------------------------------------------------
 # Starting a review: the one path of ``duban review start`` and the dashboard's 发起督查 form
-
-DEPLOYMENT = "review/review"  # flows/deployments.py: the review flow's deployment
-
-
-def deployment_available() -> bool:
-    """A Prefect server is configured, answers, and has the ``review`` deployment."""
-    from duban.prefect_server import _healthy
-
-    api = prefect_api_url()
-    if not api or not _healthy(api.rstrip("/")):
-        return False
-    try:
-        from prefect.client.orchestration import SyncPrefectClient
-
-        with SyncPrefectClient(api) as client:
-            client.read_deployment_by_name(DEPLOYMENT)
-        return True
-    except Exception:  # noqa: BLE001 - no deployment: run in-process
-        return False
+# (through duban.orchestration.start_review, which hands it to the ``review`` deployment)
 
 
 @dataclass
@@ -811,14 +754,16 @@ def scope_choices(session: Session, plan: Plan) -> dict[str, list[str]]:
 
 
 def start(engine: Engine, *, plan_code: str | None, scope_kind: str, scope_values: list[str], reply_by: dt.date, ask: str,
-          today: dt.date, started_by: str, reports_dir: Path, title: str | None = None, local: bool = False) -> Started:
+          today: dt.date, started_by: str, reports_dir: Path, title: str | None = None,
+          launch: Callable[[dict[str, Any]], str | None] | None = None) -> Started:
     """Start a review: check and create it (a ReviewError and nothing is written when the plan, the
     scope or the date is wrong), send the owners' requests to the ledger at once, and hand it to a
-    flow run of the ``review`` deployment when a Prefect server has one (``local``: never).
+    flow run: ``launch(parameters)`` starts one of the ``review`` flow and returns its id, or None
+    when there is nowhere to run it (duban.orchestration.run_review_deployment).
 
     The requests do not wait for a worker: they are in the ledger when this returns (the caller
     delivers them to ``recipients``); the flow run, started with the review's id, finds them sent
-    and suspends until the review moves on.  Without a deployment the daily sweep, the web answers
+    and suspends until the review moves on.  Without a flow run the daily sweep, the web answers
     and the verdicts advance the review in-process (docs/reviews.md)."""
     with session_scope(engine) as s:
         review = create(s, plan_code=plan_code, scope_kind=scope_kind, scope_values=list(scope_values), reply_by=reply_by, ask=ask,
@@ -826,19 +771,18 @@ def start(engine: Engine, *, plan_code: str | None, scope_kind: str, scope_value
         plan_code = s.get(Plan, review.plan_id).code
         started = Started(review.id, review.title, _counts(s, review.id)["items"], review.reply_by, "inline")
     started.recipients = advance(engine, started.review_id, today=today, reports_dir=reports_dir).recipients
-    if local or not deployment_available():
+    if launch is None:
         return started
+    request = {"plan": plan_code, "scope": scope_kind, "values": list(scope_values), "reply_by": reply_by.isoformat(), "ask": ask,
+               "title": started.title, "started_by": started_by}
     try:
-        from prefect.deployments import run_deployment
-
-        request = {"plan": plan_code, "scope": scope_kind, "values": list(scope_values), "reply_by": reply_by.isoformat(), "ask": ask,
-                   "title": started.title, "started_by": started_by}
-        run = run_deployment(DEPLOYMENT, parameters={"request": request, "today": today.isoformat(), "review_id": started.review_id},
-                             timeout=0)
+        run_id = launch({"request": request, "today": today.isoformat(), "review_id": started.review_id})
     except Exception as err:  # noqa: BLE001 - the review is in the store and its requests are out: it goes on in-process
         log.warning("review %s: the review deployment could not be run (%s: %s); advancing in-process",
                     started.review_id, err.__class__.__name__, err)
         return started
-    attach_flow_run(engine, started.review_id, str(run.id))
-    started.how, started.flow_run_id = "deployment", str(run.id)
+    if run_id is None:
+        return started
+    attach_flow_run(engine, started.review_id, run_id)
+    started.how, started.flow_run_id = "deployment", run_id
     return started

@@ -17,7 +17,7 @@ or from the dashboard.  All state lives in the store (duban.reviews); this flow 
 A resumed run is rescheduled by the Prefect server and executed again *from the start* by any
 worker (or ``duban run``): each step checks the store, so nothing is repeated, and a restart of
 the worker while the run is suspended loses nothing.  ``duban review start`` and the dashboard start
-it through ``duban.reviews.start`` (the review created and its requests sent first, then a run of the
+it through ``duban.orchestration.start_review`` (the review created and its requests sent first, then a run of the
 deployment with ``review_id``).  Run without a deployment (called in-process, e.g. a test or
 a script), the flow stops after step 1 and the daily sweep,
 the web answers and the verdicts advance the review in-process.
@@ -85,7 +85,7 @@ def start_step(request: ReviewRequest, today: dt.date, flow_run_id: str | None) 
 def advance_step(review_id: int, today: dt.date) -> dict:
     rt = runtime()
     result = reviews.advance(rt.engine, review_id, today=today, reports_dir=rt.settings.data_dir / "reports")
-    deliver(rt, result.recipients, today)
+    reviews.deliver(rt, result.recipients, today)
     return {"status": result.status, "report": result.report}
 
 
@@ -104,19 +104,8 @@ def verdicts_step(review_id: int, given: VerdictsInput, today: dt.date) -> list[
         except reviews.ReviewError as err:
             problems.append(f"{v.task}：{err}")
             get_run_logger().warning("评定未采纳 %s：%s", v.task, err)
-    deliver(rt, notify, today)
+    reviews.deliver(rt, notify, today)
     return problems
-
-
-def deliver(rt, recipients: set[int], today: dt.date) -> None:
-    """Assemble and send what the step wrote to the ledger, for just those people."""
-    if not recipients:
-        return
-    from duban import sweep
-
-    sweep.assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir,
-                   recipients=sorted(recipients))
-    sweep.deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=sorted(recipients), **rt.deliver_options(today))
 
 
 def _round(review_id: int, bump: bool = False) -> int:
