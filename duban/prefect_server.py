@@ -34,7 +34,7 @@ class PrefectServerError(RuntimeError):
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _healthy(api_url: str, timeout: float = 2) -> bool:
+def healthy(api_url: str, timeout: float = 2) -> bool:
     try:
         with _LOCAL.open(f"{api_url}/health", timeout=timeout) as resp:
             return resp.status == 200
@@ -46,7 +46,7 @@ def _address_file(settings: Settings) -> Path:
     return settings.data_dir / "prefect" / "api_url"
 
 
-def _configured_api_url() -> str | None:
+def configured_api_url() -> str | None:
     """PREFECT_API_URL as Prefect would read it, without importing Prefect (≈ 2 s) when it is not
     loaded yet: the variable, else the active profile of Prefect's profiles file."""
     if "prefect.settings" in sys.modules:  # already loaded (tests, a flow): ask Prefect itself
@@ -71,14 +71,14 @@ def _configured_api_url() -> str | None:
 def running_api_url(settings: Settings) -> str | None:
     """The Prefect API a command should use instead of a temporary server of its own: the configured
     ``PREFECT_API_URL``, else the server of a `duban run` on this data folder when it answers."""
-    configured = _configured_api_url()
+    configured = configured_api_url()
     if configured:
         return configured.rstrip("/")
     try:
         recorded = _address_file(settings).read_text(encoding="utf-8").strip()
     except OSError:
         return None
-    return recorded if recorded and _healthy(recorded, timeout=1) else None
+    return recorded if recorded and healthy(recorded, timeout=1) else None
 
 
 @contextlib.contextmanager
@@ -136,7 +136,7 @@ class _Child:
 
     def wait_healthy(self, api_url: str, *, timeout: float, poll: float) -> None:
         deadline = time.monotonic() + timeout
-        while not _healthy(api_url, timeout=1):
+        while not healthy(api_url, timeout=1):
             if self.proc.poll() is not None:
                 raise PrefectServerError(f"{self.label}未能启动（退出码 {self.proc.returncode}），详见 {self.log_path}")
             if time.monotonic() > deadline:
@@ -182,12 +182,12 @@ def temporary_prefect_server(settings: Settings, *, timeout: float = 120) -> Cal
 
 @contextlib.contextmanager
 def local_prefect_server(settings: Settings, *, port: int = 4200, timeout: float = 120) -> Iterator[str]:
-    configured = _configured_api_url()
+    configured = configured_api_url()
     if configured:
         yield configured.rstrip("/")
         return
     api_url = f"http://127.0.0.1:{port}/api"
-    if _healthy(api_url):  # already running (another duban run, or started by hand)
+    if healthy(api_url):  # already running (another duban run, or started by hand)
         yield api_url
         return
     home = _home(settings)

@@ -17,7 +17,7 @@ or from the dashboard.  All state lives in the store (duban.reviews); this flow 
 A resumed run is rescheduled by the Prefect server and executed again *from the start* by any
 worker (or ``duban run``): each step checks the store, so nothing is repeated, and a restart of
 the worker while the run is suspended loses nothing.  ``duban review start`` and the dashboard start
-it through ``duban.reviews.start`` (the review created and its requests sent first, then a run of the
+it through ``duban.orchestration.start_review`` (the review created and its requests sent first, then a run of the
 deployment with ``review_id``).  Run without a deployment (called in-process, e.g. a test or
 a script), the flow stops after step 1 and the daily sweep,
 the web answers and the verdicts advance the review in-process.
@@ -26,8 +26,6 @@ the web answers and the verdicts advance the review in-process.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
-
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -37,7 +35,9 @@ from pydantic import BaseModel, Field
 
 from duban import reviews
 from duban.db import session_scope
+from duban.models import Review, utcnow
 from duban.runtime import runtime
+from duban.vocabulary import ReviewState, ScopeKind, Verdict
 
 SUSPEND_DAYS_AFTER_REPLY_BY = 120  # an abandoned review's run fails after this (nothing is lost: the store keeps it)
 
@@ -46,8 +46,8 @@ class ReviewRequest(BaseModel):
     """督查：范围、截止日期、督查要求（Prefect 界面中的运行参数）。"""
 
     plan: str = Field(description="方案编号，如 sanquan-yuren-2026")
-    scope: Literal["plan", "system", "department", "supervisor", "tasks"] = Field(
-        "system", description="督查范围：plan 全部任务 / system 育人体系 / department 牵头单位 / supervisor 分管校领导 / tasks 指定任务")
+    scope: ScopeKind = Field(
+        ScopeKind.SYSTEM, description="督查范围：plan 全部任务 / system 育人体系 / department 牵头单位 / supervisor 分管校领导 / tasks 指定任务")
     values: list[str] = Field(default_factory=list, description="范围取值：育人体系名称、牵头单位名称、分管校领导姓名或任务编号（可多个）")
     reply_by: dt.date = Field(description="填报截止日期")
     ask: str = Field("请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。", description="督查要求（随通知发给责任人）")
@@ -57,7 +57,7 @@ class ReviewRequest(BaseModel):
 
 class VerdictEntry(BaseModel):
     task: str = Field(description="任务编号")
-    verdict: Literal["达标", "基本达标", "需整改"] = Field(description="评定结果")
+    verdict: Verdict = Field(description="评定结果")
     note: str = Field("", description="评定意见（需整改时必填）")
     follow_up_title: str = Field("", description="整改事项（需整改时必填）")
     follow_up_due: dt.date | None = Field(None, description="整改完成日期（需整改时必填）")
@@ -85,7 +85,7 @@ def start_step(request: ReviewRequest, today: dt.date, flow_run_id: str | None) 
 def advance_step(review_id: int, today: dt.date) -> dict:
     rt = runtime()
     result = reviews.advance(rt.engine, review_id, today=today, reports_dir=rt.settings.data_dir / "reports")
-    deliver(rt, result.recipients, today)
+    reviews.deliver(rt, result.recipients, today)
     return {"status": result.status, "report": result.report}
 
 
@@ -96,34 +96,22 @@ def verdicts_step(review_id: int, given: VerdictsInput, today: dt.date) -> list[
     for v in given.verdicts:
         try:
             with session_scope(rt.engine) as s:
-                review = s.get(reviews.Review, review_id, with_for_update=True)
+                review = s.get(Review, review_id, with_for_update=True)
                 out = reviews.give_verdict(s, review, reviews.Verdict(v.task, v.verdict, v.note, v.follow_up_title, v.follow_up_due,
                                                                       v.follow_up_owner),
-                                           actor=given.by, now=reviews.utcnow(), today=today, channel="flow")
+                                           actor=given.by, now=utcnow(), today=today, channel="flow")
                 notify |= out.notify
         except reviews.ReviewError as err:
             problems.append(f"{v.task}：{err}")
             get_run_logger().warning("评定未采纳 %s：%s", v.task, err)
-    deliver(rt, notify, today)
+    reviews.deliver(rt, notify, today)
     return problems
-
-
-def deliver(rt, recipients: set[int], today: dt.date) -> None:
-    """Assemble and send what the step wrote to the ledger, for just those people."""
-    if not recipients:
-        return
-    from duban.sweep.delivery import deliver
-    from duban.sweep.digests import assemble
-
-    assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir,
-                   recipients=sorted(recipients))
-    deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=sorted(recipients), **rt.deliver_options(today))
 
 
 def _round(review_id: int, bump: bool = False) -> int:
     rt = runtime()
     with session_scope(rt.engine) as s:
-        review = s.get(reviews.Review, review_id, with_for_update=True)
+        review = s.get(Review, review_id, with_for_update=True)
         if bump:
             review.wake_round += 1
         return review.wake_round
@@ -144,22 +132,22 @@ def review_flow(request: ReviewRequest, today: dt.date | None = None, review_id:
         reviews.attach_flow_run(rt.engine, review_id, run_id)
     deployed = run is not None and run.deployment_id is not None
     with session_scope(rt.engine) as s:
-        reply_by = s.get(reviews.Review, review_id).reply_by
+        reply_by = s.get(Review, review_id).reply_by
     timeout = int((dt.datetime.combine(reply_by, dt.time()) - dt.datetime.combine(rt.today(), dt.time())).total_seconds()) \
         + SUSPEND_DAYS_AFTER_REPLY_BY * 86400
     for _ in range(100):  # each pass: one wake-up of the review
         # the real date after a resume (time moves on while suspended); a date given for the run is the earliest
         step = advance_step(review_id, max(day, rt.today()) if today is None else day)
         status = step["status"]
-        if status in (reviews.REVIEW_CLOSED, reviews.REVIEW_CANCELLED):
-            logger.info("督查 %s：%s", review_id, "已完成，报告已报送" if status == reviews.REVIEW_CLOSED else "已撤销")
+        if status in (ReviewState.CLOSED, ReviewState.CANCELLED):
+            logger.info("督查 %s：%s", review_id, "已完成，报告已报送" if status == ReviewState.CLOSED else "已撤销")
             return {"review": review_id, "status": status, **step.get("report", {})}
         if not deployed:
             logger.info("督查 %s 已发出填报通知；未通过部署运行，后续由每日督办检查、网页填报和评定推进。", review_id)
             return {"review": review_id, "status": status}
         # keys name the stage and the wake-up round (letters, digits and dashes: they name the run's input keys too)
-        key = f"{'answers' if status == reviews.REVIEW_OPEN else 'verdicts'}-{_round(review_id)}"
-        if status == reviews.REVIEW_OPEN:
+        key = f"{'answers' if status == ReviewState.OPEN else 'verdicts'}-{_round(review_id)}"
+        if status == ReviewState.OPEN:
             logger.info("督查 %s 等待责任人填报（截止 %s），挂起运行，不占用进程", review_id, reply_by)
             suspend_flow_run(key=key, timeout=max(timeout, 3600))
         else:

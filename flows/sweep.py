@@ -33,12 +33,12 @@ def decide_step(today: dt.date, plan: str | None, task_code: str | None = None) 
 def review_tick_step(today: dt.date, plan: str | None) -> dict:
     """Reviews (督查): today's reminders and escalations of missing answers; a review whose reply-by
     date passed stops waiting for answers, and its flow run is woken (or it advances here)."""
-    from duban import reviews
+    from duban import orchestration, reviews
 
     rt = runtime()
     result = reviews.tick(rt.engine, today=today, cal=rt.calendar, tz=rt.tz, plan_code=plan)
     for review_id in result.changed:
-        how, _ = reviews.wake_or_advance(rt.engine, review_id, today=today, reports_dir=rt.settings.data_dir / "reports")
+        how, _ = orchestration.wake_or_advance(rt.engine, review_id, today=today, reports_dir=rt.settings.data_dir / "reports")
         get_run_logger().info("督查 %s 填报已截止，进入评定（%s）", review_id, how)
     return {"decided": result.decided, "new": result.new, "closed_answers": result.changed}
 

@@ -13,37 +13,10 @@ from prefect.runtime import flow_run
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.models import Department, Notification, Plan, Project, System, Task
+from duban.models import Notification, Plan, Task
+from duban.orchestration import TaskNotFound, task_tags  # noqa: F401 - TaskNotFound: what task_check raises
 from duban.runtime import runtime
 from flows.sweep import assemble_step, decide_step, deliver_step, report
-
-
-class TaskNotFound(LookupError):
-    pass
-
-
-def task_tags(task_code: str, plan: str | None) -> tuple[str, list[str]]:
-    """(plan code, tags) of the task; raises TaskNotFound with a clear message."""
-    rt = runtime()
-    with session_scope(rt.engine) as s:
-        q = (
-            select(Plan.code, System.name, Department.name)
-            .select_from(Task)
-            .join(Plan, Plan.id == Task.plan_id)
-            .join(Project, Project.id == Task.project_id)
-            .join(System, System.id == Project.system_id)
-            .outerjoin(Department, Department.id == Task.lead_department_id)
-            .where(Task.code == task_code, Task.archived_at.is_(None))
-        )
-        if plan:
-            q = q.where(Plan.code == plan)
-        rows = s.execute(q).all()
-    if not rows:
-        raise TaskNotFound(f"没有找到编号为“{task_code}”的在办任务" + (f"（方案 {plan}）" if plan else ""))
-    if len(rows) > 1:
-        raise TaskNotFound(f"任务编号“{task_code}”在多个方案中出现（{'、'.join(r[0] for r in rows)}），请用 --plan 指明方案")
-    code, system, department = rows[0]
-    return code, [f"plan:{code}", f"system:{system}", f"department:{department or '未指定'}"]
 
 
 def _tag_this_run(tags: list[str]) -> None:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from duban import reviews
+from duban import orchestration, reviews
 from duban.db import session_scope
 from duban.importer import import_plan
 from duban.models import Notification, Person, Review, ReviewItem, Task, utcnow
@@ -38,7 +38,7 @@ def engine_web(use_database, engine, tmp_path, monkeypatch):
     monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
     monkeypatch.setenv("DUBAN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr("duban.runtime.Runtime.today", lambda self: TODAY)
-    monkeypatch.setattr(reviews, "deployment_available", lambda: False)  # no Prefect server: in-process
+    monkeypatch.setattr(orchestration, "deployment_available", lambda: False)  # no Prefect server: in-process
     get_settings.cache_clear()
     import_small(engine, tmp_path)
     import_plan(engine, write_yaml(tmp_path / "other.yaml", other_plan()))
@@ -343,7 +343,7 @@ def test_with_a_review_deployment_the_flow_run_gets_the_review(client, engine_we
         calls.append((name, parameters, timeout))
         return Run()
 
-    monkeypatch.setattr(reviews, "deployment_available", lambda: True)
+    monkeypatch.setattr(orchestration, "deployment_available", lambda: True)
     monkeypatch.setattr("prefect.deployments.run_deployment", run_deployment)
     login(client, "dby")
     form = client.get("/dashboard/reviews/new")

@@ -271,6 +271,7 @@ def test_a_waiting_review_survives_a_restart_of_the_serving_process(setup, prefe
 
     from duban import reviews
     from duban.cli import app
+    from duban.orchestration import wake
     from duban.models import utcnow
     from tests.test_run_e2e import wait_for
 
@@ -311,7 +312,7 @@ def test_a_waiting_review_survives_a_restart_of_the_serving_process(setup, prefe
                     out_ = reviews.record_answer(s, item, person=s.get(Person, item.owner_id), done="已完成", problems="", next_steps="继续推进",
                                                  urls=[], files=[], now=utcnow(), today=dt.date(2026, 11, 24))
             assert out_.wake
-            assert reviews.wake(engine, review_id) == "resumed"
+            assert wake(engine, review_id) == "resumed"
             assert state().is_scheduled()  # nobody runs it yet: no serving process
             with session_scope(engine) as s:
                 assert s.get(Review, review_id).status == "waiting_verdicts"

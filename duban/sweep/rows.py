@@ -1,5 +1,5 @@
-"""The CLI's table of digests (``duban outbox``): moved here unchanged from ``duban/sweep.py``;
-it belongs with the CLI, which moves it when the CLI package lands."""
+"""Digests as table rows with Chinese column names: what ``duban outbox`` lists and what the sweep
+flow's artifact shows (shared by the CLI and flows/sweep.py, so it lives with the ledger)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from duban.db import session_scope
 from duban.models import Department, Digest, Person
 from duban.sweep.delivery import AUDIENCE_NAMES
 from duban.vocabulary import LedgerStatus
+from notifications.channel import LABELS
 
 
 def digest_rows(engine: Engine, *, run_on: dt.date | None = None, status: str | None = None, person: str | None = None,
@@ -42,8 +43,6 @@ def digest_rows(engine: Engine, *, run_on: dt.date | None = None, status: str | 
 
 
 def _via_label(via: str | None) -> str:
-    from notifications.channel import LABELS
-
     return "、".join(LABELS.get(v, v) for v in (via or "").split(",") if v)
 
 

@@ -29,7 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
-from duban import accounts, reviews
+from duban import accounts, orchestration, reviews
 from duban.db import session_scope
 from duban.models import (
     ITEM_JUDGED,
@@ -265,7 +265,7 @@ def _start(request: Request, viewer, form) -> Response:
     if errors:
         return _new_page(request, viewer, p, allowed, values=v, errors=errors, status=400, error="提交的内容有误，请按提示修改后重新提交。")
     try:
-        started = reviews.start(rt.engine, plan_code=p.code, scope_kind=kind, scope_values=values, reply_by=reply_by, ask=v["ask"],
+        started = orchestration.start_review(rt.engine, plan_code=p.code, scope_kind=kind, scope_values=values, reply_by=reply_by, ask=v["ask"],
                                 title=v["title"] or None, started_by=viewer.name, today=today, reports_dir=rt.settings.data_dir / "reports")
     except reviews.ReviewError as err:  # e.g. a name the plan does not have: nothing was written
         return _new_page(request, viewer, p, allowed, values=v, status=400, error=str(err))
@@ -367,7 +367,7 @@ def _cancel(request: Request, viewer, review_id: int, form) -> Response:
             out = reviews.cancel(s, review_id, actor=viewer.name, reason=reason, now=utcnow(), today=today)
     except reviews.ReviewError as err:
         return _show_page(request, viewer, review, status=409, error=str(err))
-    reviews.wake(rt.engine, review_id)  # a suspended flow run ends itself (it finds the review cancelled)
+    orchestration.wake(rt.engine, review_id)  # a suspended flow run ends itself (it finds the review cancelled)
     request.app.state.dispatcher.notify(out.notify)
     return RedirectResponse(f"/dashboard/reviews/{review_id}?done=cancelled", status_code=303, headers=d.PRIVATE)
 

@@ -9,7 +9,7 @@
 
 ``/l/<token>`` of these actions redirects here.  GET shows, POST changes (CSRF: a random cookie on
 ``/rv/`` and a field bound to it and to the link by HMAC), in one transaction; a change that moves
-the review on wakes its flow run (duban.reviews.wake_or_advance).
+the review on wakes its flow run (duban.orchestration.wake_or_advance).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from duban import reviews
+from duban import orchestration, reviews
 from duban.db import session_scope
 from duban.evidence import FORMATS_TEXT, EvidenceError, clean_urls, human_size, store_form_files, stored_path
 from duban.links import LinkRefused, local_time, resolve, token_hash, verify
@@ -276,7 +276,7 @@ def _answer(request: Request, token: str, form) -> Response:
         return _with_cookie(request, _render(request, "review_answer.html", ctx, err.status if isinstance(err, EvidenceError) else 400), cookie, new)
     notify = set(out.notify)
     if out.wake:
-        _, more = reviews.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
+        _, more = orchestration.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
         notify |= more
     request.app.state.dispatcher.notify(notify)
     with session_scope(rt.engine, readonly=True) as s:
@@ -333,7 +333,7 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
         return _with_cookie(request, _render(request, "review_verdict.html", ctx, 400), cookie, new)
     notify = set(out.notify)
     if out.wake:
-        _, more = reviews.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
+        _, more = orchestration.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
         notify |= more
     request.app.state.dispatcher.notify(notify)
     with session_scope(rt.engine, readonly=True) as s:

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from duban.cli.common import _date, _engine, _fail, _parse_day, _runtime, console
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from duban import reviews
+    from duban.runtime import Runtime
+
 review_app = typer.Typer(help="督查：按范围发起督查、查看进度、评定、撤销。", no_args_is_help=True)
-
-
-def _cli():
-    from duban import cli
-
-    return cli
-
-
-def _date(value: str, what: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        _cli()._fail(f"{what}“{value}”格式不正确，请写作 YYYY-MM-DD，如 2026-12-10", 2)
-        raise
 
 
 @review_app.command("start")
@@ -40,32 +35,31 @@ def start_command(
     local: Annotated[bool, typer.Option("--local", help="不经 Prefect 部署，在本进程中运行")] = False,
 ) -> None:
     """发起督查：通知范围内各任务责任人按期填报（有 Prefect 服务和 review 部署时通过部署运行）。"""
-    cli = _cli()
     scopes = [(k, v) for k, v in (("system", system), ("department", department), ("supervisor", supervisor),
                                   ("tasks", [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None),
                                   ("plan", [] if all_tasks else None)) if v is not None]
     if len(scopes) != 1:
-        cli._fail("请指定一种督查范围：--system、--department、--supervisor、--tasks 或 --all（只能选一种）。", 2)
+        _fail("请指定一种督查范围：--system、--department、--supervisor、--tasks 或 --all（只能选一种）。", 2)
     kind, values = scopes[0]
-    day = cli._parse_day(today)
+    day = _parse_day(today)
     due = _date(reply_by, "填报截止日期")
-    cli._engine()
-    rt = cli._runtime()
-    from duban import reviews
+    _engine()
+    rt = _runtime()
+    from duban import orchestration, reviews
 
     if due <= day:
-        cli._fail(f"填报截止日期 {due.isoformat()} 应晚于今天（{day.isoformat()}）。", 2)
+        _fail(f"填报截止日期 {due.isoformat()} 应晚于今天（{day.isoformat()}）。", 2)
     try:  # the scope is checked first: a mistake is one clear message, and nothing is written
-        started = reviews.start(rt.engine, plan_code=plan, scope_kind=kind, scope_values=values, reply_by=due, ask=ask, title=title,
+        started = orchestration.start_review(rt.engine, plan_code=plan, scope_kind=kind, scope_values=values, reply_by=due, ask=ask, title=title,
                                 started_by=by, today=day, reports_dir=rt.settings.data_dir / "reports", local=local)
     except reviews.ReviewError as err:
-        cli._fail(str(err), 1)
+        _fail(str(err), 1)
     _deliver(rt, started.recipients, day)
     if started.how == "deployment":
-        cli.console.print(f"已通过 Prefect 部署发起督查（{started.tasks} 项任务），督查编号 {started.review_id}，运行编号 {started.flow_run_id}。"
+        console.print(f"已通过 Prefect 部署发起督查（{started.tasks} 项任务），督查编号 {started.review_id}，运行编号 {started.flow_run_id}。"
                           "已通知各责任人；可在 Prefect 界面查看进度，duban review list 查看督查。", markup=False)
         return
-    cli.console.print(f"已发起督查 {started.review_id}：{started.tasks} 项任务，填报截止 {due.isoformat()}，已通知各责任人。"
+    console.print(f"已发起督查 {started.review_id}：{started.tasks} 项任务，填报截止 {due.isoformat()}，已通知各责任人。"
                       "逾期未报将逐级督办（每日督办检查）；评定：duban review verdict。", markup=False)
 
 
@@ -81,11 +75,10 @@ def list_command(
     from duban.db import session_scope
     from duban.models import REVIEW_STATE_LABELS
 
-    cli = _cli()
-    with session_scope(cli._engine(), readonly=True) as s:
+    with session_scope(_engine(), readonly=True) as s:
         rows = reviews.summaries(s, plan_code=plan, status=status)
     if not rows:
-        cli.console.print("还没有督查。发起：duban review start --system 名称 --reply-by YYYY-MM-DD", markup=False)
+        console.print("还没有督查。发起：duban review start --system 名称 --reply-by YYYY-MM-DD", markup=False)
         return
     table = Table()
     for col in ("编号", "方案", "督查", "状态", "发起", "填报截止", "已填报", "已评定"):
@@ -93,7 +86,7 @@ def list_command(
     for r in rows:
         table.add_row(str(r["id"]), r["plan"], r["title"], REVIEW_STATE_LABELS.get(r["status"], r["status"]), r["started_on"],
                       r["reply_by"], f"{r['answered']}/{r['items']}", f"{r['judged']}/{r['items']}")
-    cli.console.print(table)
+    console.print(table)
 
 
 @review_app.command("show")
@@ -103,16 +96,15 @@ def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")])
     from duban.db import session_scope
     from duban.models import REVIEW_STATE_LABELS, Review
 
-    cli = _cli()
-    rt = cli._runtime()
-    with session_scope(cli._engine(), readonly=True) as s:
+    rt = _runtime()
+    with session_scope(_engine(), readonly=True) as s:
         review = s.get(Review, review_id)
         if review is None:
-            cli._fail(f"没有编号为 {review_id} 的督查。", 1)
+            _fail(f"没有编号为 {review_id} 的督查。", 1)
         d = reviews.report_data(s, review, tz=rt.tz)
         status = REVIEW_STATE_LABELS.get(review.status, review.status)
         paths = (review.report_html, review.report_xlsx)
-    out = cli.console.print
+    out = console.print
     out(f"督查 {d['id']}：{d['title']}（{status}）\n方案：{d['plan']}\n范围：{d['scope']}\n要求：{d['ask']}\n"
         f"发起：{d['started_on']}（{d['started_by']}） 填报截止：{d['reply_by']}\n"
         f"已填报 {d['counts']['answered']}/{d['counts']['items']}（逾期 {d['counts']['late']}），评定："
@@ -134,9 +126,24 @@ def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")])
 
 
 def _deliver(rt, recipients: set[int], day: dt.date) -> None:
-    from flows.review import deliver
+    from duban import reviews
 
-    deliver(rt, recipients, day)
+    reviews.deliver(rt, recipients, day)
+
+
+def _in_review(change: Callable[[Session], reviews.Outcome]) -> tuple[Runtime, reviews.Outcome]:
+    """The run's runtime, and ``change`` done in one transaction; a ReviewError is one message."""
+    from duban import reviews
+    from duban.db import session_scope
+
+    _engine()
+    rt = _runtime()
+    try:
+        with session_scope(rt.engine) as s:
+            out = change(s)
+    except reviews.ReviewError as err:
+        _fail(str(err), 1)
+    return rt, out
 
 
 @review_app.command("cancel")
@@ -147,22 +154,14 @@ def cancel_command(
     today: Annotated[Optional[str], typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
 ) -> None:
     """撤销督查：尚未填报的责任人收到撤销通知，链接失效。"""
-    from duban import reviews
-    from duban.db import session_scope
+    from duban import orchestration, reviews
     from duban.models import utcnow
 
-    cli = _cli()
-    day = cli._parse_day(today)
-    cli._engine()
-    rt = cli._runtime()
-    try:
-        with session_scope(rt.engine) as s:
-            out = reviews.cancel(s, review_id, actor=by, reason=reason, now=utcnow(), today=day)
-    except reviews.ReviewError as err:
-        cli._fail(str(err), 1)
-    reviews.wake(rt.engine, review_id)  # the suspended run ends itself (it finds the review cancelled)
+    day = _parse_day(today)
+    rt, out = _in_review(lambda s: reviews.cancel(s, review_id, actor=by, reason=reason, now=utcnow(), today=day))
+    orchestration.wake(rt.engine, review_id)  # the suspended run ends itself (it finds the review cancelled)
     _deliver(rt, out.notify, day)
-    cli.console.print(out.message, markup=False)
+    console.print(out.message, markup=False)
 
 
 @review_app.command("verdict")
@@ -178,32 +177,29 @@ def verdict_command(
     today: Annotated[Optional[str], typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
 ) -> None:
     """评定督查中的一项任务；全部评定后生成督查报告并报送领导小组。"""
-    from duban import reviews
+    from duban import orchestration, reviews
     from duban.db import session_scope
     from duban.models import Review, utcnow
 
-    cli = _cli()
-    day = cli._parse_day(today)
+    day = _parse_day(today)
     due = _date(follow_up_due, "整改完成日期") if follow_up_due else None
-    cli._engine()
-    rt = cli._runtime()
-    try:
-        with session_scope(rt.engine) as s:
-            review = s.get(Review, review_id, with_for_update=True)
-            if review is None:
-                cli._fail(f"没有编号为 {review_id} 的督查。", 1)
-            out = reviews.give_verdict(s, review, reviews.Verdict(task, verdict, note, follow_up_title, due, follow_up_owner),
-                                       actor=by, now=utcnow(), today=day, channel="cli")
-    except reviews.ReviewError as err:
-        cli._fail(str(err), 1)
+
+    def judge(s):
+        review = s.get(Review, review_id, with_for_update=True)
+        if review is None:
+            _fail(f"没有编号为 {review_id} 的督查。", 1)
+        return reviews.give_verdict(s, review, reviews.Verdict(task, verdict, note, follow_up_title, due, follow_up_owner),
+                                    actor=by, now=utcnow(), today=day, channel="cli")
+
+    rt, out = _in_review(judge)
     _deliver(rt, out.notify, day)
-    cli.console.print(out.message, markup=False)
+    console.print(out.message, markup=False)
     if out.wake:
-        how, recipients = reviews.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
+        how, recipients = orchestration.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
         _deliver(rt, recipients, day)
         if how == "inline":
             with session_scope(rt.engine, readonly=True) as s:
                 r = s.get(Review, review_id)
-                cli.console.print(f"督查报告已生成并报送领导小组：{r.report_html}", markup=False)
+                console.print(f"督查报告已生成并报送领导小组：{r.report_html}", markup=False)
         else:
-            cli.console.print("已通知督查流程生成报告（见 Prefect 界面）。", markup=False)
+            console.print("已通知督查流程生成报告（见 Prefect 界面）。", markup=False)

@@ -1,0 +1,5 @@
+"""``python -m duban.cli``."""
+
+from duban.cli import main
+
+main()

@@ -1,0 +1,350 @@
+"""``duban check / outbox / run / serve / secret / db / demo``: the daily check and running the system."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from typing import Annotated, Optional
+
+import typer
+
+from duban.cli.common import (
+    EXAMPLE_PLAN,
+    _engine,
+    _fail,
+    _parse_day,
+    _prefect_api,
+    _require_plan,
+    _runtime,
+    _safe_url,
+    _settings,
+    app,
+    console,
+    db_app,
+    err_console,
+)
+from duban.cli.plans import report_command, status_command
+from duban.settings import Settings
+
+
+KIND_LABELS = {
+    "overdue": "逾期提醒",
+    "report_overdue": "催报",
+    "escalation": "督办",
+    "due": "到期提醒",
+    "report_due": "反馈提醒",
+    "ack": "签收提醒",
+}
+
+
+
+@app.command("check")
+def check_command(
+    today: Annotated[Optional[str], typer.Option("--today", help="按这一天检查（YYYY-MM-DD，缺省为今天）")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只列出今天谁会收到什么，不记录、不发送")] = False,
+    task: Annotated[Optional[str], typer.Option("--task", help="只检查这一项任务（任务编号）")] = None,
+    plan: Annotated[Optional[str], typer.Option("--plan", help="只检查这个方案（方案编号）")] = None,
+    force: Annotated[bool, typer.Option("--force", help="非工作日也检查")] = False,
+) -> None:
+    """督办检查：按期提醒责任人，逾期逐级督办，每人汇总成一份通知发出（通过 Prefect 运行）。"""
+
+    day = _parse_day(today)
+    _engine()
+    rt = _runtime()
+    from duban.db import session_scope
+
+    with session_scope(rt.engine, readonly=True) as session:
+        _require_plan(session, plan)
+    # decided before Prefect is imported or any server started: a holiday costs about a second
+    if not force and not task and not rt.calendar.is_workday(day):
+        for w in rt.calendar.warnings:
+            err_console.print(f"提示：{w}", markup=False)
+        if dry_run:
+            console.print(f"{day.isoformat()} 不是工作日，每日检查不会发送任何通知（可加 --force 强制检查）。", markup=False)
+        else:
+            console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
+        return
+    if dry_run:
+        _check_preview(rt, day, plan=plan, task=task)
+        return
+
+    from duban import orchestration
+
+    with _prefect_api(rt.settings) as ready:
+        if task:
+            try:
+                summary = orchestration.run_task_check(ready, task, plan=plan, today=day)
+            except orchestration.TaskNotFound as err:
+                _fail(str(err), 1)
+        else:
+            summary = orchestration.run_daily_sweep(ready, today=day, plan=plan, force=force)
+    if summary.get("skipped"):
+        console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
+        return
+    console.print(
+        f"{day.isoformat()} 检查完成：应发事项 {summary['decided']} 项（新增 {summary['new']} 项），"
+        f"生成通知 {summary['digests']} 份，发送成功 {summary['sent']} 份，失败 {summary['failed']} 份。",
+        markup=False,
+    )
+    if summary.get("deferred"):
+        console.print(f"其中 {summary['deferred']} 份不在发送时段（DUBAN_SEND_HOURS）内，将于下一个工作时段发出。", markup=False)
+    if summary["sent"]:
+        from notifications.outbox import OutboxChannel
+
+        if isinstance(rt.channel, OutboxChannel):
+            console.print(f"通知已写入本地发件箱：{rt.settings.outbox_path}（也可用 duban outbox 查看）", markup=False)
+        else:
+            console.print("通知已按各人的通知渠道发出（发送记录见 duban outbox）。", markup=False)
+
+
+
+def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> None:
+    """`duban check --dry-run`: who would get what today, by recipient; nothing recorded or sent."""
+    from duban.sweep.decisions import preview
+
+    if task:
+        from duban.orchestration import TaskNotFound, task_tags
+
+        try:
+            plan, _ = task_tags(task, plan)
+        except TaskNotFound as err:
+            _fail(str(err), 1)
+    items = preview(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=plan, task_code=task)
+    for w in rt.calendar.warnings:
+        err_console.print(f"提示：{w}", markup=False)
+    if not items:
+        console.print(f"{day.isoformat()}：没有需要发送的提醒或督办（已发过的不会重复发送）。", markup=False)
+        return
+    console.print(f"{day.isoformat()} 将发送的事项（预览，未记录、未发送）：", markup=False)
+    by_recipient: dict[str, list] = {}
+    for i in items:
+        by_recipient.setdefault(i.recipient, []).append(i)
+    for name, its in by_recipient.items():
+        console.print(f"\n{name}（{len(its)} 项）", markup=False)
+        for i in its:
+            console.print(f"  - [{KIND_LABELS.get(i.kind, i.kind)}] {i.code} {i.title}：{i.line}", markup=False)
+    recipients = len({i.recipient for i in items})
+    console.print(f"共 {len(items)} 项，{recipients} 位收件人（每人一份汇总通知）。", markup=False)
+
+
+
+@app.command("outbox")
+def outbox_command(
+    day: Annotated[Optional[str], typer.Option("--date", help="只看这一天的通知（YYYY-MM-DD）")] = None,
+    person: Annotated[Optional[str], typer.Option("--person", help="只看这位收件人（姓名）")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="只看发送失败、等待重试的通知")] = False,
+    show: Annotated[Optional[int], typer.Option("--show", help="显示这份通知的全文（编号）")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="最多列出几份")] = 50,
+) -> None:
+    """发件箱：查看已生成的通知、发送状态和失败原因。"""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from duban.db import session_scope
+    from duban.models import Digest, Person
+    from duban.sweep.rows import digest_rows
+
+    engine = _engine()
+    if show is not None:
+        with session_scope(engine) as s:
+            row = s.execute(select(Digest, Person.name).outerjoin(Person, Person.id == Digest.recipient_id).where(Digest.id == show)).first()
+        if row is None:
+            _fail(f"没有编号为 {show} 的通知。", 1)
+        digest, name = row
+        from duban.sweep.delivery import AUDIENCE_NAMES
+        from notifications.channel import Outgoing
+        from notifications.render import render_text
+
+        rt = _runtime()
+        with session_scope(engine) as s:
+            urls = rt.links().urls(s, [lid for item in digest.payload.get("items", ()) for _, lid in item.get("links", ())])
+        name = name or AUDIENCE_NAMES.get(digest.audience, digest.payload.get("recipient", ""))
+        out = Outgoing(digest.id, digest.recipient_id, name, None, digest.run_on, digest.subject, digest.payload, digest.attempts, urls=urls)
+        console.print(f"收件人：{name}\n主题：{digest.subject}\n", markup=False)
+        console.print(render_text(out, template_dir=rt.settings.template_dir), markup=False)
+        return
+    rows = digest_rows(engine, run_on=_parse_day(day) if day else None, status="failed" if failed else None, person=person, limit=limit)
+    if not rows:
+        console.print("发件箱中没有符合条件的通知。", markup=False)
+        return
+    table = Table()
+    for col in ("编号", "日期", "收件人", "事项", "状态", "尝试次数", "失败原因"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("编号", "日期", "收件人", "事项", "状态", "尝试次数", "失败原因")))
+    console.print(table)
+
+
+
+@app.command("run")
+def run_command(
+    host: Annotated[str, typer.Option("--host", help="网页服务监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="网页服务端口")] = 8000,
+    web: Annotated[bool, typer.Option("--web/--no-web", help="同时启动网页服务")] = True,
+    prefect_port: Annotated[int, typer.Option("--prefect-port", help="本机 Prefect 服务端口（未设置 PREFECT_API_URL 时自动启动）")] = 4200,
+) -> None:
+    """在本机持续运行：每个工作日 08:30 自动督办检查，并提供网页服务（无需另装服务器）。"""
+    settings = _settings()
+    _engine()
+    _runtime()
+    with _local_prefect(settings, prefect_port) as api_url:
+        _serve_forever(settings, api_url, host=host, port=port, web=web)
+
+
+
+@contextlib.contextmanager
+def _local_prefect(settings: Settings, prefect_port: int) -> Iterator[str]:
+    """The Prefect server `duban run` uses (started here unless PREFECT_API_URL is set), its address
+    recorded for `duban check`; stopped on exit, also when a service manager sends SIGTERM."""
+    import signal
+
+    from duban.prefect_server import PrefectServerError, local_prefect_server, recorded_address
+
+    # a service manager stops us with SIGTERM: exit normally, so the Prefect server we started
+    # is stopped too (its context manager only runs on a normal exit)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        with local_prefect_server(settings, port=prefect_port) as api_url, recorded_address(settings, api_url):
+            yield api_url
+    except PrefectServerError as err:
+        _fail(str(err), 1)
+
+
+
+def _serve_forever(settings: Settings, api_url: str, *, host: str, port: int, web: bool) -> None:
+    import threading
+
+    from duban import orchestration
+
+    console.print(f"Prefect：{api_url.removesuffix('/api')}（可在此查看运行记录、手动运行检查）", markup=False)
+    if web:
+        import uvicorn
+
+        from duban.web.app import create_app
+
+        server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning", proxy_headers=True,
+                                               forwarded_allow_ips=settings.trusted_proxies))
+        threading.Thread(target=server.run, name="duban-web", daemon=True).start()
+        console.print(f"网页服务：http://{host}:{port}/", markup=False)
+    console.print(f"每日督办检查：每天 08:30（{settings.timezone}），非工作日自动跳过。按 Ctrl+C 停止。", markup=False)
+    orchestration.serve(api_url, settings.timezone)
+
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="网页服务监听地址（内网访问可设为 0.0.0.0）")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="网页服务端口")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="工作进程数（每个进程各自计算访问频率限制）")] = 1,
+) -> None:
+    """网页服务：通知中链接的办理页面（签收、反馈进展、提交办结、申请延期、审核），不运行定时检查。"""
+    import uvicorn
+
+    settings = _settings()
+    _engine()
+    console.print(f"网页服务：http://{host}:{port}/（通知中的链接以 {settings.base_url} 开头，请确认二者指向同一服务）。按 Ctrl+C 停止。",
+                  markup=False)
+    uvicorn.run("duban.web.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning",
+                proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies, access_log=False)
+
+
+
+@app.command("secret")
+def secret_command() -> None:
+    """生成一个可用作 DUBAN_SECRET_KEY 的随机密钥。"""
+    print(secrets.token_urlsafe(48))
+
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """把数据库结构升级到最新版本（其他命令也会自动执行）。"""
+    from duban.db import current_revision
+
+    engine = _engine()
+    console.print(f"数据库 {_safe_url(_settings().database_url)} 已是最新结构（版本 {current_revision(engine)}）。", markup=False)
+
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """显示数据库结构版本。"""
+    from duban.db import current_revision, make_engine
+
+    settings = _settings()
+    rev = current_revision(make_engine(settings.database_url))
+    console.print(f"{_safe_url(settings.database_url)}：{rev or '尚未初始化'}", markup=False)
+
+
+
+@app.command("demo")
+def demo_command(
+    today: Annotated[Optional[str], typer.Option("--today", help="演示用的“今天”（YYYY-MM-DD，缺省为今天）")] = None,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="演示后持续运行（每日检查 + 网页服务，Ctrl+C 停止）")] = False,
+) -> None:
+    """演示：导入示例“三全育人”方案，运行今天的督办检查，查看发出的通知和进展统计（可重复运行）。"""
+    settings = _settings()
+    engine = _engine()
+    _runtime()
+    day = _parse_day(today)
+    if serve_after:
+        # the demo's own sweep runs on the Prefect server that `duban run` then serves with: one
+        # server, not a temporary one left running beside it
+        with _local_prefect(settings, 4200) as api_url:
+            with _prefect_api(settings) as ready:  # finds the server just started (its recorded address)
+                _demo_steps(engine, day, ready)
+            console.rule("6. 持续运行（duban run）")
+            _serve_forever(settings, api_url, host="127.0.0.1", port=8000, web=True)
+        return
+    with _prefect_api(settings) as ready:
+        _demo_steps(engine, day, ready)
+    console.print("\n要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run", markup=False)
+
+
+
+def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
+    from duban.accounts import ensure_demo_account
+    from duban.db import session_scope
+    from duban.importer import import_plan
+    from duban.orchestration import run_daily_sweep
+    from duban.runtime import runtime
+    from duban.sweep.rows import digest_rows
+
+    console.rule("1. 导入示例方案 definitions/plans/sanquan-yuren.yaml")
+    diff = import_plan(engine, EXAMPLE_PLAN, actor="demo")
+    console.print(diff.render(limit=5), markup=False, highlight=False)
+
+    console.rule(f"2. 今天（{day.isoformat()}）的督办检查：Prefect 流程 daily-sweep")
+    summary = run_daily_sweep(ready, today=day, force=True)
+    console.print(
+        f"应发事项 {summary['decided']} 项（新增 {summary['new']} 项，其余此前已发），"
+        f"生成通知 {summary['digests']} 份，发送成功 {summary['sent']} 份。",
+        markup=False,
+    )
+
+    console.rule("3. 发出的通知（本地发件箱）")
+    rows = digest_rows(engine, run_on=day)
+    outbox = runtime().settings.outbox_path / day.isoformat()
+    if rows:
+        for r in rows[:10]:
+            console.print(f"  {r['收件人']}：{r['事项']} 项，{r['状态']}", markup=False)
+        if len(rows) > 10:
+            console.print(f"  …… 共 {len(rows)} 份", markup=False)
+        console.print(f"全文见 {outbox}，或 duban outbox --show {rows[-1]['编号']}", markup=False)
+        console.print("演示模式下所有通知只写入本地发件箱，不会发给任何人。", markup=False)
+    else:
+        console.print("今天没有新的通知（同一事项同一阶段只提醒一次）。", markup=False)
+
+    console.rule("4. 进展统计（duban status）")
+    status_command(plan=None, today=day.isoformat(), as_json=False)
+
+    console.rule("5. 汇总报告（duban report）与工作台账户")
+    report_command(out=None, as_of=day.isoformat(), plan=None, snapshot=True)
+    with session_scope(engine) as s:
+        login, password = ensure_demo_account(s)
+    base = runtime().settings.base_url.rstrip("/")
+    console.print(f"工作台：{base}/login  演示账户 {login}，密码 {password}（每次运行演示都会重新生成）", markup=False, highlight=False)
+

@@ -1,0 +1,112 @@
+"""``duban notify test / bulletin``: a person's channels, and the 督办通报."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from duban.cli.common import _engine, _fail, _parse_day, _runtime, _settings, app, console
+
+notify_app = typer.Typer(help="通知：测试个人的通知渠道、发送督办通报。", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
+
+
+@notify_app.command("test")
+def notify_test_command(
+    person: Annotated[str, typer.Argument(help="人员姓名（人员表中的姓名）")],
+    plan: Annotated[Optional[str], typer.Option("--plan", help="方案编号（同名人员在多个方案中时必填）")] = None,
+) -> None:
+    """向一位人员的每个通知渠道发送一条测试消息，并逐一报告结果（地址中的密钥不显示）。"""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from duban.db import session_scope
+    from duban.models import Person, Plan, PlanRole
+    from notifications.channel import LABELS, Outgoing
+    from notifications.channels import AppriseChannel
+    from notifications.render import now_text
+
+    settings = _settings()
+    engine = _engine()
+    rt = _runtime()
+    with session_scope(engine) as s:
+        q = select(Person, Plan.code).join(Plan, Plan.id == Person.plan_id).where(Person.name == person)
+        if plan is not None:
+            q = q.where(Plan.code == plan)
+        found = s.execute(q).all()
+        if not found:
+            _fail(f"没有找到人员“{person}”" + (f"（方案 {plan}）" if plan else "") + "。请检查姓名，或先用 duban import 导入人员表。", 1)
+        if len(found) > 1:
+            _fail(f"有 {len(found)} 个方案中都有“{person}”（{'、'.join(c for _, c in found)}），请用 --plan 指定方案编号。", 1)
+        p, code = found[0]
+        office = "、".join(s.scalars(select(Person.name).join(PlanRole, PlanRole.person_id == Person.id)
+                                     .where(PlanRole.plan_id == p.plan_id, PlanRole.role == "office").order_by(PlanRole.position)))
+    out = Outgoing(0, p.id, p.name, p.email, rt.today(), "【督办系统】通知渠道测试", {"kind": "test", "recipient": p.name, "now": now_text(rt.tz), "office": office, "items": []},
+                   0, plan_id=p.plan_id, channels=list(p.notify_urls or ()), mobile=p.mobile)
+    dispatcher = AppriseChannel(settings.smtp_url, template_dir=settings.template_dir, smtp_timeout=settings.smtp_timeout, tz=rt.tz)
+    try:
+        targets = dispatcher.targets(out)
+        if not targets:
+            hint = "未设置 DUBAN_SMTP_URL（单位邮件服务器）" if p.email else "人员表中没有邮箱"
+            _fail(f"{p.name} 没有可用的通知渠道：{hint}，通知地址也为空。请在人员表中填写邮箱或通知地址后重新导入。", 1)
+        report = dispatcher.send(out, every=True)
+    finally:
+        dispatcher.close()
+    table = Table(title=f"{p.name}（方案 {code}）的通知渠道测试")
+    for col in ("顺序", "渠道", "地址（已隐藏密钥）", "结果", "说明"):
+        table.add_column(col)
+    for i, (t, a) in enumerate(zip(targets, report.attempts), 1):
+        note = a.error or ("每次都发" if t.always else ("分 %d 段发出" % a.parts if a.parts > 1 else ""))
+        table.add_row(str(i), LABELS.get(a.channel, a.channel), a.target, "成功" if a.ok else "失败", note)
+    console.print(table)
+    failed = sum(1 for a in report.attempts if not a.ok)
+    if failed:
+        _fail(f"{len(report.attempts)} 个渠道中有 {failed} 个发送失败，请核对上表中的地址后重试。", 1)
+    console.print(f"全部 {len(report.attempts)} 个渠道发送成功。请向 {p.name} 确认已收到测试消息。", markup=False)
+
+
+
+@notify_app.command("bulletin")
+def notify_bulletin_command(
+    plan: Annotated[Optional[str], typer.Option("--plan", help="只发这个方案的通报（方案编号）；缺省为全部方案")] = None,
+    today: Annotated[Optional[str], typer.Option("--today", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示通报内容和收件对象，不记录、不发送")] = False,
+    force: Annotated[bool, typer.Option("--force", help="今天已发过通报时再发一次")] = False,
+) -> None:
+    """督办通报：把逾期事项（逾期较久的列入通报）发给领导小组、领导小组办公室（群和个人）。"""
+    from duban.sweep.rows import digest_rows
+    from notifications.bulletin import BulletinError, queue_bulletins
+    from notifications.digest import environment
+    from notifications.render import bulletin_context
+
+    day = _parse_day(today)
+    engine = _engine()
+    rt = _runtime()
+    try:
+        queued, payloads = queue_bulletins(engine, today=day, cal=rt.calendar, plan_code=plan, channel=rt.channel.name, dry_run=dry_run, force=force)
+    except BulletinError as err:
+        _fail(str(err), 1)
+    if not queued:
+        if payloads:
+            console.print("通报没有收件对象：请在方案表中填写领导小组、领导小组办公室成员或其群通知地址。", markup=False)
+        else:
+            console.print(f"{day.isoformat()} 的通报已发过（可加 --force 再发一次）。", markup=False)
+        return
+    if dry_run:
+        for payload in payloads:
+            ctx = bulletin_context({**payload, "audience_name": "各位领导"})
+            console.print(environment(rt.settings.template_dir).get_template("bulletin.txt.j2").render(**ctx, subject="", cut=""), markup=False)
+        console.print("收件对象：" + "、".join(q.audience for q in queued), markup=False)
+        console.print("（预览：以上通报尚未记录、未发送。去掉 --dry-run 即可发送。）", markup=False)
+        return
+    from duban.orchestration import deliver_now
+
+    ids = {q.digest_id for q in queued}
+    deliver_now(rt)
+    rows = [r for r in digest_rows(engine, run_on=day) if r["编号"] in ids]
+    for r in rows:
+        console.print(f"  {r['收件人']}：{r['状态']}" + (f"（{r['渠道']}）" if r["渠道"] else "") + (f"，{r['失败原因']}" if r["失败原因"] else ""), markup=False)
+    waiting = sum(1 for r in rows if r["状态"] == "待发送")
+    console.print(f"通报已生成 {len(queued)} 份" + (f"，其中 {waiting} 份不在发送时段内，将于下一个工作时段发出" if waiting else "") + "。", markup=False)
+

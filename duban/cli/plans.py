@@ -1,0 +1,162 @@
+"""``duban import / status / plans / report / export``: plans in and out of the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from duban.cli.common import _engine, _fail, _parse_day, _require_plan, _runtime, _settings, app, console
+
+
+@app.command("import")
+def import_command(
+    path: Annotated[Path, typer.Argument(help="方案文件：YAML（.yaml）、Excel（.xlsx）或 CSV（.csv）")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示将要发生的变更，不写入数据库")] = False,
+    plan: Annotated[Optional[str], typer.Option("--plan", help="方案编号：覆盖文件中的编号（Excel/CSV 没有“方案”表时缺省为文件名）")] = None,
+    actor: Annotated[Optional[str], typer.Option("--actor", help="记入操作记录的操作人（缺省为当前系统用户）")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出变更")] = False,
+) -> None:
+    """导入或更新一个方案：新增任务、变更时间和责任人、归档删除的任务，已有进展不丢失。"""
+    from definitions.problems import PlanProblems
+    from duban.importer import import_plan
+
+    from sqlalchemy.exc import DBAPIError
+
+    engine = _engine()
+    try:
+        diff = import_plan(engine, path, dry_run=dry_run, actor=actor, plan_code=plan)
+    except DBAPIError as err:
+        _fail(f"写入数据库时出错，本次导入未写入任何内容（{err.__class__.__name__}：{err.orig}）。如有其他导入正在进行，请稍后重试。", 1)
+    except PlanProblems as err:
+        if as_json:
+            print(json.dumps({"ok": False, "problems": [{"where": p.where, "message": p.message} for p in err.problems]}, ensure_ascii=False, indent=2))
+            raise typer.Exit(1)
+        _fail(err.render(), 1)
+    if as_json:
+        print(json.dumps({"ok": True, "dry_run": dry_run, **diff.to_dict()}, ensure_ascii=False, indent=2))
+        return
+    console.print(diff.render(), markup=False, highlight=False)
+    if dry_run:
+        console.print("（预览：以上变更尚未写入。去掉 --dry-run 即可导入。）", markup=False)
+    else:
+        console.print("导入完成。", markup=False)
+
+
+
+@app.command("status")
+def status_command(
+    plan: Annotated[Optional[str], typer.Option("--plan", help="只看这个方案（方案编号）")] = None,
+    today: Annotated[Optional[str], typer.Option("--today", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="输出 JSON（格式见 docs/status-json.md）")] = False,
+) -> None:
+    """任务进展统计：按状态、按育人体系、按牵头单位。"""
+    from duban.db import session_scope
+    from duban.status import collect_status, render_status
+
+    day = _parse_day(today)
+    engine = _engine()
+    with session_scope(engine, readonly=True) as session:
+        _require_plan(session, plan)
+        data = collect_status(session, today=day, plan_code=plan)
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if not data["by_plan"]:
+        console.print("库中还没有方案。请先导入：duban import 方案文件.xlsx", markup=False)
+        return
+    for item in render_status(data):
+        console.print(item)
+
+
+
+@app.command("plans")
+def plans_command() -> None:
+    """列出库中的方案。"""
+    from rich.table import Table
+    from sqlalchemy import func, select
+
+    from duban.db import session_scope
+    from duban.models import Plan, Task
+
+    with session_scope(_engine()) as session:
+        rows = session.execute(
+            select(Plan.code, Plan.name, Plan.organization, Plan.updated_at, func.count(Task.id))
+            .outerjoin(Task, (Task.plan_id == Plan.id) & Task.archived_at.is_(None))
+            .group_by(Plan.id)
+            .order_by(Plan.code)
+        ).all()
+    if not rows:
+        console.print("库中还没有方案。请先导入：duban import 方案文件.xlsx", markup=False)
+        return
+    table = Table()
+    for col in ("方案编号", "方案名称", "单位", "在办任务", "最近更新"):
+        table.add_column(col)
+    for code, name, org, updated, n in rows:
+        table.add_row(code, name, org or "", str(n), updated.strftime("%Y-%m-%d %H:%M") if updated else "")
+    console.print(table)
+
+
+
+@app.command("report")
+def report_command(
+    out: Annotated[Optional[Path], typer.Option("--out", help="报告保存到这个文件夹（缺省为数据目录下的 reports）")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
+    plan: Annotated[Optional[str], typer.Option("--plan", help="只统计这个方案（方案编号）；缺省为全部方案")] = None,
+    snapshot: Annotated[bool, typer.Option("--snapshot/--no-snapshot", help="同时记录当日快照（趋势图的数据），缺省记录")] = True,
+) -> None:
+    """督办汇总报告：完成率、按期率、红黄绿灯、逾期和待审核事项、延期、趋势和单位考核，生成 HTML 报告和 Excel 工作簿。"""
+    from duban import rollup
+    from duban.report import write_report
+
+    day = _parse_day(as_of)
+    engine = _engine()
+    rt = _runtime()
+    try:
+        r = rollup.compute(engine, as_of=day, plan_code=plan, tz=rt.tz, cal=rt.calendar)
+    except rollup.RollupError as err:
+        _fail(str(err), 1)
+    if r.plans.empty:
+        _fail("库中还没有方案。请先导入：duban import 方案文件.xlsx", 1)
+    if snapshot:
+        rollup.snapshot(engine, r)
+    folder = out or _settings().data_dir / "reports"
+    try:
+        files = write_report(r, folder)
+    except OSError as err:
+        _fail(f"无法写入报告文件夹 {folder}：{err.strerror or err}", 1)
+    console.print(rollup.headline(r), markup=False, highlight=False)
+    worst = r.assessment.sort_values("score").head(3)
+    if len(worst):
+        console.print("考核得分较低的单位：" + "；".join(
+            (f"{a.department}（{a.plan}）" if plan is None and len(r.plans) > 1 else a.department) + f" {a.score:.1f} 分"
+            for a in worst.itertuples()), markup=False, highlight=False)
+    for w in r.warnings:
+        console.print(f"提示：{w}", markup=False, highlight=False)
+    console.print(f"HTML 报告：{files.html}", markup=False, highlight=False)
+    console.print(f"Excel 工作簿：{files.xlsx}", markup=False, highlight=False)
+
+
+
+@app.command("export")
+def export_command(
+    plan: Annotated[str, typer.Argument(help="方案编号")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="输出文件（.xlsx 或 .yaml）")],
+) -> None:
+    """把库中的方案导出为 Excel 或 YAML（格式与导入相同，可修改后再导入）。"""
+    from definitions.export import write_plan_file
+    from duban.db import session_scope
+    from duban.export import plan_file_from_store
+
+    with session_scope(_engine()) as session:
+        plan_file = plan_file_from_store(session, plan)
+    if plan_file is None:
+        _fail(f"没有编号为“{plan}”的方案。", 1)
+    try:
+        write_plan_file(plan_file, out)
+    except ValueError as err:
+        _fail(str(err), 2)
+    console.print(f"已导出到 {out}", markup=False)
+

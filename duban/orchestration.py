@@ -1,0 +1,197 @@
+"""Prefect at the edge: the one module of duban (with duban.prefect_server, which starts and finds
+the servers) that talks to Prefect.
+
+The domain (duban.reviews, duban.actions, duban.sweep) never imports Prefect: it takes what it
+needs as arguments or callbacks (``reviews.start(..., launch=...)``).  Here are finding the API,
+waking a suspended review flow run, running the review deployment, running the flows in-process
+for the CLI (task check, daily sweep) and serving the deployments for `duban run`.  Prefect and
+the flows are imported inside the functions: `duban check` on a non-working day loads neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from duban import reviews
+from duban.db import session_scope
+from duban.models import Department, Plan, Project, System, Task
+from duban.prefect_server import configured_api_url, healthy, running_api_url, temporary_prefect_server
+from duban.runtime import runtime
+from duban.settings import Settings
+
+log = logging.getLogger("duban.orchestration")
+
+REVIEW_DEPLOYMENT = "review/review"  # flows/deployments.py: the review flow's deployment
+
+
+# ---------------------------------------------------------------------------------------------
+# Reviews: waking the flow run, running the deployment
+
+
+def wake(engine: Engine, review_id: int) -> str:
+    """Tell the review's flow run that its review moved on: ``resumed`` (it was suspended: the
+    server reschedules it and a worker runs it again from the store), ``running`` (it is running or
+    scheduled: it will see the store), or ``none`` (no flow run, or it cannot be reached or resumed:
+    the caller advances the review in-process)."""
+    run_id = reviews.next_wake_round(engine, review_id)
+    if run_id is None:
+        return "none"
+    api = configured_api_url()
+    if not api:
+        return "none"
+    try:
+        from prefect.client.orchestration import SyncPrefectClient
+
+        with SyncPrefectClient(api) as client:
+            run = client.read_flow_run(uuid.UUID(run_id))
+            state = run.state
+            if state is None or state.is_final():
+                return "none"
+            if not state.is_paused():
+                return "running"
+            run_input = {"verdicts": []} if state.state_details.run_input_keyset else None
+            response = client.resume_flow_run(uuid.UUID(run_id), run_input=run_input)
+            if getattr(response, "status", None) is not None and str(response.status.value).upper() != "ACCEPT":
+                log.warning("review %s: flow run %s not resumed: %s", review_id, run_id, getattr(response.details, "reason", ""))
+                return "none"
+            return "resumed"
+    except Exception as err:  # noqa: BLE001 - the store is the truth; the caller advances in-process
+        log.warning("review %s: could not reach flow run %s: %s: %s", review_id, run_id, err.__class__.__name__, err)
+        return "none"
+
+
+def wake_or_advance(engine: Engine, review_id: int, *, today: dt.date, reports_dir: Path) -> tuple[str, set[int]]:
+    """Wake the review's flow run; when there is none to wake, advance the review here.
+
+    Returns how (``resumed`` / ``running`` / ``inline``) and who has new ledger items (inline)."""
+    how = wake(engine, review_id)
+    if how != "none":
+        return how, set()
+    result = reviews.advance(engine, review_id, today=today, reports_dir=reports_dir)
+    return "inline", result.recipients
+
+
+def deployment_available() -> bool:
+    """A Prefect server is configured, answers, and has the ``review`` deployment."""
+    api = configured_api_url()
+    if not api or not healthy(api.rstrip("/")):
+        return False
+    try:
+        from prefect.client.orchestration import SyncPrefectClient
+
+        with SyncPrefectClient(api) as client:
+            client.read_deployment_by_name(REVIEW_DEPLOYMENT)
+        return True
+    except Exception:  # noqa: BLE001 - no deployment: run in-process
+        return False
+
+
+def run_review_deployment(parameters: dict[str, Any]) -> str | None:
+    """Start a run of the ``review`` deployment (not waiting for it): its id, or None when no
+    Prefect server has the deployment."""
+    if not deployment_available():
+        return None
+    from prefect.deployments import run_deployment
+
+    return str(run_deployment(REVIEW_DEPLOYMENT, parameters=parameters, timeout=0).id)
+
+
+def start_review(engine: Engine, *, local: bool = False, **request: Any) -> reviews.Started:
+    """``reviews.start``, handing the review to a run of the ``review`` deployment when a Prefect
+    server has one (``local``: never): the one path of ``duban review start`` and the dashboard."""
+    return reviews.start(engine, launch=None if local else run_review_deployment, **request)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flows run in-process for the CLI, and the deployments `duban run` serves
+
+
+class TaskNotFound(LookupError):
+    pass
+
+
+def task_tags(task_code: str, plan: str | None) -> tuple[str, list[str]]:
+    """(plan code, tags) of the task; raises TaskNotFound with a clear message."""
+    rt = runtime()
+    with session_scope(rt.engine) as s:
+        q = (
+            select(Plan.code, System.name, Department.name)
+            .select_from(Task)
+            .join(Plan, Plan.id == Task.plan_id)
+            .join(Project, Project.id == Task.project_id)
+            .join(System, System.id == Project.system_id)
+            .outerjoin(Department, Department.id == Task.lead_department_id)
+            .where(Task.code == task_code, Task.archived_at.is_(None))
+        )
+        if plan:
+            q = q.where(Plan.code == plan)
+        rows = s.execute(q).all()
+    if not rows:
+        raise TaskNotFound(f"没有找到编号为“{task_code}”的在办任务" + (f"（方案 {plan}）" if plan else ""))
+    if len(rows) > 1:
+        raise TaskNotFound(f"任务编号“{task_code}”在多个方案中出现（{'、'.join(r[0] for r in rows)}），请用 --plan 指明方案")
+    code, system, department = rows[0]
+    return code, [f"plan:{code}", f"system:{system}", f"department:{department or '未指定'}"]
+
+
+@contextlib.contextmanager
+def flow_api(settings: Settings) -> Iterator[Callable[[], None]]:
+    """Where the flows of a command run: the configured Prefect server (PREFECT_API_URL), else the
+    one `duban run` serves on this data folder, else a temporary server started now, in the
+    background, while the command imports its flows. Call the yielded ``ready()`` (it raises
+    PrefectServerError when the server does not come up) right before running a flow; enter this
+    before importing Prefect or the flows."""
+    with contextlib.ExitStack() as stack:
+        api_url = running_api_url(settings)
+        wait = (lambda: api_url) if api_url else temporary_prefect_server(settings)
+
+        def ready() -> None:
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: wait()}))
+
+        yield ready
+
+
+def run_task_check(ready: Callable[[], None], task_code: str, *, plan: str | None, today: dt.date) -> dict:
+    """The ``task-check`` flow, in this process (TaskNotFound before any server is waited for)."""
+    from flows.task_check import task_check
+
+    task_tags(task_code, plan)
+    ready()
+    return task_check(task_code, plan=plan, today=today)
+
+
+def run_daily_sweep(ready: Callable[[], None], *, today: dt.date, plan: str | None = None, force: bool = False) -> dict:
+    """The ``daily-sweep`` flow, in this process (its flows imported while the server comes up)."""
+    from flows.sweep import daily_sweep
+
+    ready()
+    return daily_sweep(today=today, plan=plan, force=force)
+
+
+def deliver_now(rt) -> None:
+    """Deliver what is due through the configured channel (flows.sweep.deliver_now)."""
+    from flows.sweep import deliver_now
+
+    deliver_now(rt)
+
+
+def serve(api_url: str, timezone: str) -> None:
+    """Serve the deployments of flows/deployments.py on ``api_url`` until stopped."""
+    from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.deployments import deployments
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        prefect_serve(*deployments(timezone))
+

@@ -1,0 +1,39 @@
+"""Reviews (督查) as store functions: the flow (flows/review.py), the web pages and the CLI call these.
+
+A review asks every owner in a scope (a plan, a system, a lead department, a supervising leader's
+area, or a list of tasks) to report, per task, what was done, the evidence, the problems and the
+next steps by a reply-by date — the way a 推进会 has each lead department report.  Then the office
+gives a verdict per task (达标 / 基本达标 / 需整改; 需整改 opens a follow-up milestone with an owner
+and a date) and the review report (HTML + XLSX) goes to the leading group and the office.
+
+Life of a review::
+
+    open (requests out) --everyone answered, or the reply-by date passed--> waiting_verdicts
+    waiting_verdicts --every task judged--> closed (report written, sent)
+    open / waiting_verdicts --cancel--> cancelled
+
+All state lives here, in the store; every step is idempotent (ledger keys, status checks under a
+row lock), so whoever advances a review — its Prefect flow run after a resume, the daily sweep, a
+web answer, the CLI — may do so again without repeating anything.  Functions that take a session
+never commit (the caller owns the transaction); those that take an engine run their own.  Prefect
+is not imported here: duban.orchestration wakes flow runs and runs the deployment.
+
+Modules: ``scope`` (scope, create), ``answers`` (requests, answers), ``verdicts`` (verdicts,
+follow-ups, cancel), ``progress`` (start, daily tick, advance, deliver), ``queries`` (report data,
+lists, a task's history), ``report`` (the report's HTML and XLSX).
+"""
+
+from __future__ import annotations
+
+from duban.reviews.answers import record_answer, send_requests
+from duban.reviews.common import Outcome, ReviewError, office_members, report_readers
+from duban.reviews.progress import Advance, Started, TickResult, advance, deliver, item_views, next_wake_round, start, tick
+from duban.reviews.queries import report_data, summaries, task_history
+from duban.reviews.scope import attach_flow_run, create, default_title, plan_by_code, scope_choices, scope_tasks
+from duban.reviews.verdicts import Verdict, cancel, give_verdict
+
+__all__ = [
+    "Advance", "Outcome", "ReviewError", "Started", "TickResult", "Verdict", "advance", "attach_flow_run", "cancel", "create",
+    "default_title", "deliver", "give_verdict", "item_views", "next_wake_round", "office_members", "plan_by_code", "record_answer",
+    "report_data", "report_readers", "scope_choices", "scope_tasks", "send_requests", "start", "summaries", "task_history", "tick",
+]
