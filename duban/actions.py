@@ -25,31 +25,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from duban import links as links_mod
 from duban.evidence import StoredFile
 from duban.links import Resolved
-from duban.models import (
-    APPROVED,
-    ASSIGNED,
-    COMPLETION,
-    DONE,
-    EXTENSION,
-    IN_PROGRESS,
-    OPEN_STATES,
-    PENDING,
-    REFUSED,
-    REQUEST_PENDING,
-    RETURNED,
-    SUBMITTED,
-    WITHDRAWN,
-    Department,
-    Event,
-    Evidence,
-    Link,
-    Milestone,
-    Notification,
-    Person,
-    Request,
-    Task,
-)
-from duban.vocabulary import EventKind
+from duban.models import Department, Event, Evidence, Link, Milestone, Notification, Person, Request, Task
+from duban.vocabulary import EventKind, LedgerStatus, MilestoneState, OPEN_STATES, RequestKind, RequestStatus
 
 # event kinds written here (the audit trail)
 ACKNOWLEDGED = "acknowledged"
@@ -148,8 +125,8 @@ def _acknowledge(session: Session, task: Task, now: dt.datetime) -> bool:
     if task.acknowledged_at is None:
         task.acknowledged_at = now
         changed = True
-    for m in session.scalars(select(Milestone).where(Milestone.task_id == task.id, Milestone.status == ASSIGNED)):
-        m.status = IN_PROGRESS
+    for m in session.scalars(select(Milestone).where(Milestone.task_id == task.id, Milestone.status == MilestoneState.ASSIGNED)):
+        m.status = MilestoneState.IN_PROGRESS
         m.acknowledged_at = now
         changed = True
     return changed
@@ -164,7 +141,7 @@ def _open_milestone(r: Resolved) -> Milestone:
     m = r.milestone
     if m is None:
         raise ActionError("此链接没有对应的里程碑。")
-    if m.status == SUBMITTED:
+    if m.status == MilestoneState.SUBMITTED:
         raise ActionError(f"里程碑「{label(m)}」已于 {links_mod.local_time(m.submitted_at)} 提交办结，正在等待审核，无需重复提交。")
     if m.status not in OPEN_STATES:
         raise ActionError(f"里程碑「{label(m)}」已办结或已归档，无需再办理。")
@@ -192,7 +169,7 @@ def _ledger(session: Session, *, key: str, r_plan: int, task: Task, milestone: M
     session.add(Notification(
         key=key, plan_id=r_plan, task_id=task.id, milestone_id=milestone.id if milestone else None, recipient_id=recipient,
         kind=kind, level=0, due_date=due if due is not None else (milestone.due_date if milestone else None), days=0,
-        decided_on=today, created_at=now, status=PENDING,
+        decided_on=today, created_at=now, status=LedgerStatus.PENDING,
         data={"code": task.code, "title": task.title, "milestone": label(milestone), **data},
     ))
     return True
@@ -236,24 +213,24 @@ def submit_done(session: Session, r: Resolved, origin: Origin, *, now: dt.dateti
     urls, files = list(urls), list(files)
     with session.no_autoflush:  # reads first; the changes then go out together at the next flush
         # a pending extension of this step is moot once it is submitted
-        moot = list(session.scalars(select(Request).where(Request.milestone_id == m.id, Request.kind == EXTENSION,
-                                                          Request.status == REQUEST_PENDING)))
+        moot = list(session.scalars(select(Request).where(Request.milestone_id == m.id, Request.kind == RequestKind.EXTENSION,
+                                                          Request.status == RequestStatus.PENDING)))
         reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
         _acknowledge(session, r.task, now)
     for req in moot:
-        req.status, req.decided_at, req.decision_note = WITHDRAWN, now, "已提交办结，延期申请自动撤回"
+        req.status, req.decided_at, req.decision_note = RequestStatus.WITHDRAWN, now, "已提交办结，延期申请自动撤回"
     evidence_count = {"urls": len(urls), "files": len(files)}
     if not r.plan.approval_required or not reviewers:
-        m.status, m.submitted_at, m.completed_at = DONE, now, now
+        m.status, m.submitted_at, m.completed_at = MilestoneState.DONE, now, now
         why = "not_required" if not r.plan.approval_required else "no_reviewer"
         ev = _event(session, r, MILESTONE_DONE, {"note": note, "approval": why, **evidence_count}, origin, now)
         _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=None, now=now)
         _use(session, r, now)
         links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id])
         return Outcome(f"里程碑「{label(m)}」已办结。感谢您的辛勤工作！", event_id=ev.id)
-    m.status, m.submitted_at = SUBMITTED, now
-    req = Request(plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=m.id, person_id=r.person.id, kind=COMPLETION,
-                  status=REQUEST_PENDING, note=note, created_at=now, decision_note="")
+    m.status, m.submitted_at = MilestoneState.SUBMITTED, now
+    req = Request(plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=m.id, person_id=r.person.id, kind=RequestKind.COMPLETION,
+                  status=RequestStatus.PENDING, note=note, created_at=now, decision_note="")
     session.add(req)
     session.flush()
     ev = _event(session, r, COMPLETION_SUBMITTED, {"note": note, "request": req.id, **evidence_count}, origin, now)
@@ -277,16 +254,16 @@ def request_extension(session: Session, r: Resolved, origin: Origin, *, now: dt.
     if new_due > m.due_date + dt.timedelta(days=3 * 366):
         raise ActionError("申请延期的时间过长，请与领导小组办公室沟通后调整任务时间表。")
     reason = _text(reason, what="延期理由", limit=MAX_REASON)
-    pending = session.scalar(select(Request).where(Request.milestone_id == m.id, Request.kind == EXTENSION,
-                                                   Request.status == REQUEST_PENDING))
+    pending = session.scalar(select(Request).where(Request.milestone_id == m.id, Request.kind == RequestKind.EXTENSION,
+                                                   Request.status == RequestStatus.PENDING))
     if pending is not None:
         raise ActionError(f"该里程碑已有一项延期申请（延至 {pending.new_due_date.isoformat()}）正在审批中，请等待审批结果。")
     reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
     if not reviewers:
         raise ActionError("本方案尚未设置领导小组办公室人员，无法在线审批延期，请直接与牵头部门或领导小组联系。")
     _acknowledge(session, r.task, now)
-    req = Request(plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=m.id, person_id=r.person.id, kind=EXTENSION,
-                  status=REQUEST_PENDING, note=reason, new_due_date=new_due, created_at=now, decision_note="")
+    req = Request(plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=m.id, person_id=r.person.id, kind=RequestKind.EXTENSION,
+                  status=RequestStatus.PENDING, note=reason, new_due_date=new_due, created_at=now, decision_note="")
     session.add(req)
     session.flush()
     ev = _event(session, r, EXTENSION_REQUESTED, {"reason": reason, "from": m.due_date.isoformat(), "to": new_due.isoformat(),
@@ -315,7 +292,7 @@ def _ask_reviewers(session: Session, r: Resolved, req: Request, m: Milestone, re
 
 
 def pending_requests(session: Session, plan_id: int) -> list[Request]:
-    return list(session.scalars(select(Request).where(Request.plan_id == plan_id, Request.status == REQUEST_PENDING)
+    return list(session.scalars(select(Request).where(Request.plan_id == plan_id, Request.status == RequestStatus.PENDING)
                                 .order_by(Request.created_at, Request.id)))
 
 
@@ -337,7 +314,7 @@ def request_for(session: Session, r: Resolved, request_id: int | None = None, *,
     return req
 
 
-DECISIONS = {COMPLETION: ("approve", "return"), EXTENSION: ("approve", "refuse")}
+DECISIONS = {RequestKind.COMPLETION: ("approve", "return"), RequestKind.EXTENSION: ("approve", "refuse")}
 
 
 def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date, request_id: int | None,
@@ -348,7 +325,7 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
     req = request_for(session, r, request_id, for_update=True)
     if decision not in DECISIONS.get(req.kind, ()):
         raise ActionError("请选择审核结果。")
-    if req.status != REQUEST_PENDING:
+    if req.status != RequestStatus.PENDING:
         who = session.get(Person, req.decided_by_id) if req.decided_by_id else None
         by = f"由{who.name}" if who else ""
         raise ActionError(f"该申请已于 {links_mod.local_time(req.decided_at)} {by}处理（{REQUEST_STATUS.get(req.status, req.status)}），无需重复审核。")
@@ -358,9 +335,9 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
                  required=decision != "approve", limit=MAX_REASON)
     task = session.get(Task, req.task_id)
     m = session.get(Milestone, req.milestone_id) if req.milestone_id else None
-    status = {"approve": APPROVED, "return": RETURNED, "refuse": REFUSED}[decision]
+    status = {"approve": RequestStatus.APPROVED, "return": RequestStatus.RETURNED, "refuse": RequestStatus.REFUSED}[decision]
     done = session.execute(
-        update(Request).where(Request.id == req.id, Request.status == REQUEST_PENDING)
+        update(Request).where(Request.id == req.id, Request.status == RequestStatus.PENDING)
         .values(status=status, decided_by_id=r.person.id, decided_at=now, decision_note=note)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -369,11 +346,11 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
     req.status, req.decided_by_id, req.decided_at, req.decision_note = status, r.person.id, now, note
     owner = task.owner_id
     base = {"request": req.id, "reviewer": r.person.name, "reason": note[:500]}
-    if req.kind == COMPLETION:
-        if m is None or m.status != SUBMITTED:
+    if req.kind == RequestKind.COMPLETION:
+        if m is None or m.status != MilestoneState.SUBMITTED:
             raise ActionError("该里程碑目前不在待审核状态，无法审核。")
         if decision == "approve":
-            m.status, m.completed_at = DONE, now
+            m.status, m.completed_at = MilestoneState.DONE, now
             ev = _event(session, r, COMPLETION_APPROVED, {"request": req.id, "note": note, "owner": _owner_info(session, task)["owner"]},
                         origin, now, task_id=task.id, milestone_id=m.id)
             links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id], actions=links_mod.OWNER_ACTIONS)
@@ -381,7 +358,7 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
                     kind=APPROVED_NOTICE, today=today, now=now, data=base)
             message = f"已审核通过，里程碑「{label(m)}」办结。"
         else:
-            m.status, m.submitted_at = IN_PROGRESS, None
+            m.status, m.submitted_at = MilestoneState.IN_PROGRESS, None
             ev = _event(session, r, COMPLETION_RETURNED, {"request": req.id, "reason": note}, origin, now,
                         task_id=task.id, milestone_id=m.id)
             _ledger(session, key=f"{RETURNED_NOTICE}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
@@ -414,7 +391,7 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
     return Outcome(message, notify={owner}, request_id=req.id, event_id=ev.id)
 
 
-REQUEST_STATUS = {REQUEST_PENDING: "待审核", APPROVED: "已通过", RETURNED: "已退回", REFUSED: "不予批准", WITHDRAWN: "已撤回"}
+REQUEST_STATUS = {RequestStatus.PENDING: "待审核", RequestStatus.APPROVED: "已通过", RequestStatus.RETURNED: "已退回", RequestStatus.REFUSED: "不予批准", RequestStatus.WITHDRAWN: "已撤回"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,7 +407,7 @@ def renewal_action(session: Session, link: Link) -> str | None:
         if link.person_id not in links_mod.reviewers(session, link.plan_id):
             return None
         req = session.get(Request, link.request_id) if link.request_id else None
-        return "review" if req is not None and req.status == REQUEST_PENDING else "queue"
+        return "review" if req is not None and req.status == RequestStatus.PENDING else "queue"
     if task is None or task.archived_at is not None:
         return None
     if link.action in links_mod.OWNER_ACTIONS and task.owner_id != link.person_id:

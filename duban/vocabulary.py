@@ -17,6 +17,14 @@ class _Labelled(StrEnum):
     def label(self) -> str:
         return _LABELS.get(self, self.value)
 
+    @classmethod
+    def label_of(cls, value: str) -> str:
+        """The label of a stored value (the value itself when it is not a member)."""
+        try:
+            return cls(value).label
+        except ValueError:
+            return value
+
 
 class MilestoneState(_Labelled):
     """The life of a milestone (DESIGN.md, "Life of a milestone")."""

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from duban.cli.common import _engine, _fail, _parse_day, _runtime, _settings, app, console
+from duban.vocabulary import AccountRole
 
 account_app = typer.Typer(help="看板账户：领导小组办公室、领导和只读账户的登录名与密码。", no_args_is_help=True)
 app.add_typer(account_app, name="account")
@@ -34,7 +35,7 @@ def account_add(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="从标准输入读取密码（供脚本使用）")] = False,
 ) -> None:
     """新建看板账户（密码输入两次，或用 --password-stdin）。"""
-    from duban.accounts import ROLE_LABELS, AccountError, create_account
+    from duban.accounts import AccountError, create_account
     from duban.db import session_scope
 
     engine = _engine()
@@ -43,7 +44,7 @@ def account_add(
         with session_scope(engine) as s:
             a = create_account(s, login, password, role=role, display_name=name, plan_code=plan, person=person)
             scope = f"方案 {plan}" if plan else "全部方案"
-            label = ROLE_LABELS[a.role]
+            label = AccountRole(a.role).label
     except AccountError as err:
         _fail(str(err), 1)
     console.print(f"已新建账户 {login}（{label}，{scope}）。登录地址：{_settings().base_url.rstrip('/')}/login", markup=False)
@@ -55,7 +56,7 @@ def account_list() -> None:
     """列出看板账户。"""
     from rich.table import Table
 
-    from duban.accounts import ROLE_LABELS, list_accounts
+    from duban.accounts import list_accounts
     from duban.db import session_scope
 
     with session_scope(_engine(), readonly=True) as s:
@@ -70,7 +71,7 @@ def account_list() -> None:
     for r in rows:
         from duban.links import local_time
 
-        table.add_row(r["login"], r["name"], ROLE_LABELS.get(r["role"], r["role"]), r["plan"] or "全部方案", r["person"] or "",
+        table.add_row(r["login"], r["name"], AccountRole.label_of(r["role"]), r["plan"] or "全部方案", r["person"] or "",
                       "启用" if r["active"] else "已停用", local_time(r["last_login_at"], rt.tz) or "从未登录")
     console.print(table)
 

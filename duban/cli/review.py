@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from duban.cli.common import _date, _engine, _fail, _parse_day, _runtime, console
+from duban.vocabulary import ReviewState
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -73,7 +74,6 @@ def list_command(
 
     from duban import reviews
     from duban.db import session_scope
-    from duban.models import REVIEW_STATE_LABELS
 
     with session_scope(_engine(), readonly=True) as s:
         rows = reviews.summaries(s, plan_code=plan, status=status)
@@ -84,7 +84,7 @@ def list_command(
     for col in ("编号", "方案", "督查", "状态", "发起", "填报截止", "已填报", "已评定"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["id"]), r["plan"], r["title"], REVIEW_STATE_LABELS.get(r["status"], r["status"]), r["started_on"],
+        table.add_row(str(r["id"]), r["plan"], r["title"], ReviewState.label_of(r["status"]), r["started_on"],
                       r["reply_by"], f"{r['answered']}/{r['items']}", f"{r['judged']}/{r['items']}")
     console.print(table)
 
@@ -94,7 +94,7 @@ def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")])
     """查看一次督查：各任务的填报、评定、未填报和整改事项。"""
     from duban import reviews
     from duban.db import session_scope
-    from duban.models import REVIEW_STATE_LABELS, Review
+    from duban.models import Review
 
     rt = _runtime()
     with session_scope(_engine(), readonly=True) as s:
@@ -102,7 +102,7 @@ def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")])
         if review is None:
             _fail(f"没有编号为 {review_id} 的督查。", 1)
         d = reviews.report_data(s, review, tz=rt.tz)
-        status = REVIEW_STATE_LABELS.get(review.status, review.status)
+        status = ReviewState.label_of(review.status)
         paths = (review.report_html, review.report_xlsx)
     out = console.print
     out(f"督查 {d['id']}：{d['title']}（{status}）\n方案：{d['plan']}\n范围：{d['scope']}\n要求：{d['ask']}\n"

@@ -9,22 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duban.actions import _acknowledge
-from duban.models import (
-    ITEM_ANSWERED,
-    ITEM_JUDGED,
-    REVIEW_CANCELLED,
-    REVIEW_CLOSED,
-    REVIEW_OPEN,
-    REVIEW_WAITING,
-    Event,
-    Evidence,
-    Person,
-    Review,
-    ReviewItem,
-    Task,
-)
+from duban.models import Event, Evidence, Person, Review, ReviewItem, Task
 from duban.reviews.common import REVIEW_ANSWERED, Outcome, ReviewError, _counts, _ledger, _text, office_members
-from duban.rules.reviews import REVIEW_REQUEST, REVIEW_VERDICTS
+from duban.vocabulary import ItemState, MessageKind, ReviewState
 
 
 def send_requests(session: Session, review: Review, *, today: dt.date, now: dt.datetime) -> set[int]:
@@ -33,8 +20,8 @@ def send_requests(session: Session, review: Review, *, today: dt.date, now: dt.d
     rows = session.execute(select(ReviewItem, Task).join(Task, Task.id == ReviewItem.task_id)
                            .where(ReviewItem.review_id == review.id).order_by(ReviewItem.id)).all()
     for item, task in rows:
-        if _ledger(session, key=f"{REVIEW_REQUEST}:rv{review.id}:i{item.id}:p{item.owner_id}", review=review, recipient=item.owner_id,
-                   kind=REVIEW_REQUEST, today=today, now=now, task=task, data={"item": item.id, "ask": review.ask}):
+        if _ledger(session, key=f"{MessageKind.REVIEW_REQUEST}:rv{review.id}:i{item.id}:p{item.owner_id}", review=review, recipient=item.owner_id,
+                   kind=MessageKind.REVIEW_REQUEST, today=today, now=now, task=task, data={"item": item.id, "ask": review.ask}):
             told.add(item.owner_id)
     if review.requests_sent_at is None:
         review.requests_sent_at = now
@@ -44,12 +31,12 @@ def send_requests(session: Session, review: Review, *, today: dt.date, now: dt.d
 
 def _close_answers(session: Session, review: Review, *, today: dt.date, now: dt.datetime) -> set[int]:
     """open → waiting_verdicts: the office is asked for the verdicts."""
-    review.status = REVIEW_WAITING
+    review.status = ReviewState.WAITING
     review.answers_closed_on = today
     told = set()
     counts = _counts(session, review.id)
     for member in office_members(session, review.plan_id):
-        if _ledger(session, key=f"{REVIEW_VERDICTS}:rv{review.id}:p{member}", review=review, recipient=member, kind=REVIEW_VERDICTS,
+        if _ledger(session, key=f"{MessageKind.REVIEW_VERDICTS}:rv{review.id}:p{member}", review=review, recipient=member, kind=MessageKind.REVIEW_VERDICTS,
                    today=today, now=now, data={"items": counts["items"], "answered": counts["answered"]}):
             told.add(member)
     return told
@@ -61,9 +48,9 @@ def record_answer(session: Session, item: ReviewItem, *, person: Person, done: s
                   origin: dict[str, Any] | None = None) -> Outcome:
     """The owner's answer for one task (again, to amend it, until the task is judged)."""
     review = session.get(Review, item.review_id, with_for_update=True)
-    if review.status in (REVIEW_CLOSED, REVIEW_CANCELLED):
+    if review.status in (ReviewState.CLOSED, ReviewState.CANCELLED):
         raise ReviewError("本次督查已结束（已完成或已撤销），无需再填报。")
-    if item.status == ITEM_JUDGED:
+    if item.status == ItemState.JUDGED:
         raise ReviewError("该任务的督查已评定，不能再修改填报内容。如需补充，请联系领导小组办公室。")
     if item.owner_id != person.id:
         raise ReviewError("该督查事项不由您填报。")
@@ -72,7 +59,7 @@ def record_answer(session: Session, item: ReviewItem, *, person: Person, done: s
     next_steps = _text(next_steps, what="下一步计划", required=True)
     amended = item.answered_at is not None
     item.done, item.problems, item.next_steps = done, problems, next_steps
-    item.answered_at, item.answered_by, item.status = now, person.name, ITEM_ANSWERED
+    item.answered_at, item.answered_by, item.status = now, person.name, ItemState.ANSWERED
     task = session.get(Task, item.task_id)
     if task.owner_id == person.id:
         _acknowledge(session, task, now)  # answering counts as 签收, like any first action on the task
@@ -91,7 +78,7 @@ def record_answer(session: Session, item: ReviewItem, *, person: Person, done: s
     session.flush()
     notify: set[int] = set()
     wake = False
-    if review.status == REVIEW_OPEN and _counts(session, review.id)["answered"] == _counts(session, review.id)["items"]:
+    if review.status == ReviewState.OPEN and _counts(session, review.id)["answered"] == _counts(session, review.id)["items"]:
         notify |= _close_answers(session, review, today=today, now=now)
         wake = True
     msg = "已修改您的督查填报内容。" if amended else "已收到您的督查填报，感谢您的配合。"

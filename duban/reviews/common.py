@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from duban.links import reviewers
-from duban.models import ITEM_JUDGED, PENDING, Notification, Person, PlanRole, Review, ReviewItem, Task
+from duban.models import Notification, Person, PlanRole, Review, ReviewItem, Task
+from duban.vocabulary import ItemState, LedgerStatus
 
 # event kinds (the task's audit trail)
 REVIEW_ANSWERED = "review_answered"
@@ -49,7 +50,7 @@ def _counts(session: Session, review_id: int) -> dict[str, int]:
     for status, answered, n in rows:
         out["items"] += n
         out["answered"] += n if answered else 0
-        out["judged"] += n if status == ITEM_JUDGED else 0
+        out["judged"] += n if status == ItemState.JUDGED else 0
     return out
 
 
@@ -60,7 +61,7 @@ def _ledger(session: Session, *, key: str, review: Review, recipient: int, kind:
         return False
     session.add(Notification(
         key=key, plan_id=review.plan_id, task_id=task.id if task else None, milestone_id=milestone_id, recipient_id=recipient,
-        kind=kind, level=0, due_date=due if due is not None else review.reply_by, days=0, decided_on=today, created_at=now, status=PENDING,
+        kind=kind, level=0, due_date=due if due is not None else review.reply_by, days=0, decided_on=today, created_at=now, status=LedgerStatus.PENDING,
         data={"code": task.code if task else "", "title": task.title if task else review.title, "review": review.id,
               "review_title": review.title, "reply_by": review.reply_by.isoformat(), **(data or {})},
     ))

@@ -20,12 +20,13 @@ from duban.sweep.delivery import deliver as deliver_digests
 from duban.sweep.digests import assemble
 from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.db import session_scope
-from duban.models import PENDING, REVIEW_CANCELLED, REVIEW_CLOSED, REVIEW_OPEN, REVIEW_WAITING, Link, Person, Plan, Review, ReviewItem, utcnow
+from duban.models import Link, Person, Plan, Review, ReviewItem, utcnow
 from duban.reviews.answers import _close_answers, send_requests
 from duban.reviews.common import ReviewError, _counts, _ledger, report_readers
 from duban.reviews.queries import report_data
 from duban.reviews.scope import attach_flow_run, create
-from duban.rules.reviews import REVIEW_REPORT, ReviewItemView, answers_closed, decide_item
+from duban.rules.reviews import ReviewItemView, answers_closed, decide_item
+from duban.vocabulary import LedgerStatus, MessageKind, ReviewState
 
 log = logging.getLogger("duban.reviews")
 
@@ -93,7 +94,7 @@ def item_views(session: Session, *, tz, plan_code: str | None = None, review_id:
     q = (select(ReviewItem.id, ReviewItem.review_id, ReviewItem.task_id, ReviewItem.owner_id, ReviewItem.answered_at,
                 Review.title, Review.reply_by, Review.started_on, Review.plan_id, Plan.code)
          .join(Review, Review.id == ReviewItem.review_id).join(Plan, Plan.id == Review.plan_id)
-         .where(Review.status.in_((REVIEW_OPEN, REVIEW_WAITING)), ReviewItem.answered_at.is_(None)))
+         .where(Review.status.in_((ReviewState.OPEN, ReviewState.WAITING)), ReviewItem.answered_at.is_(None)))
     if plan_code is not None:
         q = q.where(Plan.code == plan_code)
     if review_id is not None:
@@ -129,7 +130,7 @@ def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = Non
         existing = existing_keys(session, [d.key for d in decisions])
         rows = [
             {"key": d.key, "plan_id": view_plan, "task_id": d.task_id, "milestone_id": None, "recipient_id": d.recipient_id,
-             "kind": d.kind, "level": d.level, "due_date": d.due, "days": d.days, "decided_on": today, "status": PENDING,
+             "kind": d.kind, "level": d.level, "due_date": d.due, "days": d.days, "decided_on": today, "status": LedgerStatus.PENDING,
              "data": {**d.data, "owner": people.get(owners.get(d.data["item"]), "")}, "created_at": now, "digest_id": None}
             for d in decisions if d.key not in existing
             for view_plan in [_plan_of(views, d.data["item"])]
@@ -137,7 +138,7 @@ def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = Non
         result.decided = len(decisions)
         result.new = insert_ignore(session, rows)
         result.recipients |= {r["recipient_id"] for r in rows}
-        q = select(Review).where(Review.status == REVIEW_OPEN).with_for_update()
+        q = select(Review).where(Review.status == ReviewState.OPEN).with_for_update()
         if plan_code is not None:
             q = q.join(Plan, Plan.id == Review.plan_id).where(Plan.code == plan_code)
         for review in session.scalars(q).all():
@@ -175,14 +176,14 @@ def advance(engine: Engine, review_id: int, *, today: dt.date, reports_dir: Path
         if review is None:
             raise ReviewError(f"没有编号为 {review_id} 的督查。")
         result = Advance(review.status)
-        if review.status in (REVIEW_CLOSED, REVIEW_CANCELLED):
+        if review.status in (ReviewState.CLOSED, ReviewState.CANCELLED):
             return result
         result.recipients |= send_requests(session, review, today=today, now=now)
         counts = _counts(session, review.id)
-        if review.status == REVIEW_OPEN and answers_closed(today=today, reply_by=review.reply_by,
+        if review.status == ReviewState.OPEN and answers_closed(today=today, reply_by=review.reply_by,
                                                            unanswered=counts["items"] - counts["answered"]):
             result.recipients |= _close_answers(session, review, today=today, now=now)
-        if review.status == REVIEW_WAITING and counts["judged"] == counts["items"]:
+        if review.status == ReviewState.WAITING and counts["judged"] == counts["items"]:
             result.report = _finish(session, review, today=today, now=now, reports_dir=reports_dir)
             result.recipients |= set(report_readers(session, review.plan_id))
         result.status = review.status
@@ -196,9 +197,9 @@ def _finish(session: Session, review: Review, *, today: dt.date, now: dt.datetim
     data = report_data(session, review, generated_at=now)
     files = write_report(data, reports_dir / "reviews" / str(review.id))
     review.report_html, review.report_xlsx = str(files.html), str(files.xlsx)
-    review.status, review.closed_at = REVIEW_CLOSED, now
+    review.status, review.closed_at = ReviewState.CLOSED, now
     for person in report_readers(session, review.plan_id):
-        _ledger(session, key=f"{REVIEW_REPORT}:rv{review.id}:p{person}", review=review, recipient=person, kind=REVIEW_REPORT,
+        _ledger(session, key=f"{MessageKind.REVIEW_REPORT}:rv{review.id}:p{person}", review=review, recipient=person, kind=MessageKind.REVIEW_REPORT,
                 today=today, now=now, due=today,
                 data={"items": data["counts"]["items"], "answered": data["counts"]["answered"],
                       "verdicts": data["counts"]["verdicts"], "follow_ups": len(data["follow_ups"]),

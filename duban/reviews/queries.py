@@ -12,9 +12,6 @@ from sqlalchemy.orm import Session
 
 from duban.links import local_time
 from duban.models import (
-    REVIEW_STATE_LABELS,
-    SCOPE_KINDS,
-    VERDICTS,
     Department,
     Evidence,
     Milestone,
@@ -28,6 +25,7 @@ from duban.models import (
     Task,
 )
 from duban.reviews.common import _counts
+from duban.vocabulary import ReviewState, ScopeKind, Verdict
 
 
 def report_data(session: Session, review: Review, *, generated_at: dt.datetime | None = None, tz=None) -> dict[str, Any]:
@@ -48,7 +46,7 @@ def report_data(session: Session, review: Review, *, generated_at: dt.datetime |
     milestones = {m.id: m for m in session.scalars(select(Milestone).where(
         Milestone.id.in_([r[0].follow_up_milestone_id for r in rows if r[0].follow_up_milestone_id] or [-1])))}
     items, non_responders, follow_ups = [], [], []
-    verdict_counts = {v: 0 for v in VERDICTS}
+    verdict_counts = {v: 0 for v in tuple(Verdict)}
     for item, task, owner, dept, system in rows:
         late = item.answered_at is not None and _local_day(item.answered_at, tz) > review.reply_by
         entry = {
@@ -66,7 +64,7 @@ def report_data(session: Session, review: Review, *, generated_at: dt.datetime |
             m = milestones[item.follow_up_milestone_id]
             follow_ups.append({"code": task.code, "title": task.title, "milestone": m.title, "owner": names.get(item.follow_up_owner_id, ""),
                                "due": m.due_date.isoformat(), "note": item.verdict_note})
-    scope = SCOPE_KINDS.get(review.scope_kind, review.scope_kind) + ("：" + "、".join(review.scope_values) if review.scope_values else "")
+    scope = ScopeKind.label_of(review.scope_kind) + ("：" + "、".join(review.scope_values) if review.scope_values else "")
     return {
         "id": review.id, "title": review.title, "plan": plan.name, "plan_code": plan.code, "organization": plan.organization,
         "ask": review.ask, "scope": scope, "started_on": review.started_on.isoformat(), "reply_by": review.reply_by.isoformat(),
@@ -133,7 +131,7 @@ def task_history(session: Session, task_id: int) -> list[dict[str, Any]]:
     """The reviews a task was part of, newest first (the task page's 督查记录): one statement,
     built once — the link pages show it on every view."""
     return [
-        {"review": r.title, "status": REVIEW_STATE_LABELS.get(r.status, r.status), "reply_by": r.reply_by.isoformat(),
+        {"review": r.title, "status": ReviewState.label_of(r.status), "reply_by": r.reply_by.isoformat(),
          "answered": r.answered_at is not None, "done": r.done, "problems": r.problems, "next_steps": r.next_steps,
          "verdict": r.verdict or "", "note": r.verdict_note,
          "follow_up": f"{r.ms_title}（{r.ms_due.isoformat()}）" if r.ms_title is not None else ""}

@@ -9,17 +9,18 @@ from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
-from duban.models import ITEM_REQUESTED, REVIEW_OPEN, SCOPE_KINDS, Department, Person, Plan, Project, Review, ReviewItem, System, Task, utcnow
+from duban.models import Department, Person, Plan, Project, Review, ReviewItem, System, Task, utcnow
 from duban.reviews.common import ReviewError, _text
+from duban.vocabulary import ItemState, ReviewState, ScopeKind
 
 
 def scope_tasks(session: Session, plan: Plan, kind: str, values: list[str]) -> list[Task]:
     """The live tasks of ``plan`` in a scope, in plan order; unknown names are a ReviewError."""
-    if kind not in SCOPE_KINDS:
-        raise ReviewError(f"督查范围“{kind}”不正确，可选：" + "、".join(f"{k}（{v}）" for k, v in SCOPE_KINDS.items()))
+    if kind not in tuple(ScopeKind):
+        raise ReviewError(f"督查范围“{kind}”不正确，可选：" + "、".join(f"{k}（{k.label}）" for k in ScopeKind))
     values = [v.strip() for v in values if v and v.strip()]
     if kind != "plan" and not values:
-        raise ReviewError(f"请指定{SCOPE_KINDS[kind]}。")
+        raise ReviewError(f"请指定{ScopeKind(kind).label}。")
     q = (select(Task).join(Project, Project.id == Task.project_id).join(System, System.id == Project.system_id)
          .where(Task.plan_id == plan.id, Task.archived_at.is_(None)).order_by(System.position, Project.position, Task.position, Task.code))
 
@@ -63,7 +64,7 @@ def scope_tasks(session: Session, plan: Plan, kind: str, values: list[str]) -> l
         q = q.where(Task.code.in_(codes))
     tasks = list(session.scalars(q))
     if not tasks:
-        raise ReviewError(f"该范围（{SCOPE_KINDS[kind]}：{'、'.join(values) or plan.name}）内没有正在执行的任务。")
+        raise ReviewError(f"该范围（{ScopeKind(kind).label}：{'、'.join(values) or plan.name}）内没有正在执行的任务。")
     return tasks
 
 
@@ -127,11 +128,11 @@ def create(session: Session, *, plan_code: str | None, scope_kind: str, scope_va
     tasks = scope_tasks(session, plan, scope_kind, list(scope_values))
     review = Review(plan_id=plan.id, title=_text(title or default_title(scope_kind, list(scope_values)), what="督查名称", limit=300),
                     ask=ask, scope_kind=scope_kind, scope_values=list(scope_values), reply_by=reply_by, started_on=today,
-                    status=REVIEW_OPEN, started_by=started_by[:200], created_at=now or utcnow(), flow_run_id=flow_run_id,
+                    status=ReviewState.OPEN, started_by=started_by[:200], created_at=now or utcnow(), flow_run_id=flow_run_id,
                     cancel_reason="", wake_round=0)
     session.add(review)
     session.flush()
-    session.add_all([ReviewItem(review_id=review.id, task_id=t.id, owner_id=t.owner_id, status=ITEM_REQUESTED, done="", problems="",
+    session.add_all([ReviewItem(review_id=review.id, task_id=t.id, owner_id=t.owner_id, status=ItemState.REQUESTED, done="", problems="",
                                 next_steps="", verdict_note="") for t in tasks])
     session.flush()
     return review

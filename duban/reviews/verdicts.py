@@ -8,29 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from duban.models import (
-    ARCHIVED,
-    ASSIGNED,
-    IN_PROGRESS,
-    ITEM_JUDGED,
-    PENDING,
-    REVIEW_CANCELLED,
-    REVIEW_CLOSED,
-    REVIEW_OPEN,
-    REVIEW_WAITING,
-    VERDICT_FIX,
-    VERDICTS,
-    Event,
-    Link,
-    Milestone,
-    Notification,
-    Person,
-    Review,
-    ReviewItem,
-    Task,
-)
+from duban.models import Event, Link, Milestone, Notification, Person, Review, ReviewItem, Task
 from duban.reviews.common import REVIEW_JUDGED, Outcome, ReviewError, _counts, _ledger, _text
-from duban.rules.reviews import REVIEW_CANCELLED_NOTICE, REVIEW_FOLLOW_UP, REVIEW_REQUEST
+from duban.vocabulary import ItemState, LedgerStatus, MessageKind, MilestoneState, ReviewState, Verdict
 
 
 @dataclass
@@ -47,23 +27,23 @@ class Verdict:
 def give_verdict(session: Session, review: Review, v: Verdict, *, actor: str, now: dt.datetime, today: dt.date,
                  channel: str = "cli") -> Outcome:
     """Judge one task of ``review`` (again, to change it, until the review is closed)."""
-    if review.status == REVIEW_CANCELLED:
+    if review.status == ReviewState.CANCELLED:
         raise ReviewError("本次督查已撤销，不能评定。")
-    if review.status == REVIEW_CLOSED:
+    if review.status == ReviewState.CLOSED:
         raise ReviewError("本次督查已完成并已生成报告，评定不能再修改。")
     row = session.execute(select(ReviewItem, Task).join(Task, Task.id == ReviewItem.task_id)
                           .where(ReviewItem.review_id == review.id, Task.code == v.task_code)).first()
     if row is None:
         raise ReviewError(f"本次督查中没有编号为 {v.task_code} 的任务。")
     item, task = row
-    if v.verdict not in VERDICTS:
-        raise ReviewError(f"评定结果“{v.verdict}”不正确，应为：{'、'.join(VERDICTS)}。")
-    if review.status == REVIEW_OPEN and item.answered_at is None:
+    if v.verdict not in tuple(Verdict):
+        raise ReviewError(f"评定结果“{v.verdict}”不正确，应为：{'、'.join(tuple(Verdict))}。")
+    if review.status == ReviewState.OPEN and item.answered_at is None:
         raise ReviewError(f"任务 {task.code} 尚未填报；请在责任人填报后，或填报截止（{review.reply_by.isoformat()}）后再评定。")
-    note = _text(v.note, what="评定意见", required=v.verdict == VERDICT_FIX, limit=2000)
+    note = _text(v.note, what="评定意见", required=v.verdict == Verdict.FIX, limit=2000)
     notify: set[int] = set()
     old_ms = session.get(Milestone, item.follow_up_milestone_id) if item.follow_up_milestone_id else None
-    if v.verdict == VERDICT_FIX:
+    if v.verdict == Verdict.FIX:
         title = _text(v.follow_up_title, what="整改事项（整改里程碑名称）", required=True, limit=300)
         if v.follow_up_due is None or v.follow_up_due <= today:
             raise ReviewError(f"请填写晚于今天（{today.isoformat()}）的整改完成日期。")
@@ -73,7 +53,7 @@ def give_verdict(session: Session, review: Review, v: Verdict, *, actor: str, no
             if owner_id is None:
                 raise ReviewError(f"方案中没有名为“{v.follow_up_owner.strip()}”的人员，无法指定为整改责任人。")
         full_title = f"督查整改：{title}"
-        if old_ms is not None and old_ms.status in (ASSIGNED, IN_PROGRESS):
+        if old_ms is not None and old_ms.status in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS):
             if old_ms.due_date != v.follow_up_due:
                 old_ms.due_version += 1
             old_ms.title, old_ms.due_date, old_ms.baseline_due_date = full_title, v.follow_up_due, v.follow_up_due
@@ -82,20 +62,20 @@ def give_verdict(session: Session, review: Review, v: Verdict, *, actor: str, no
             seq = (session.scalar(select(func.max(Milestone.seq)).where(Milestone.task_id == task.id)) or 0) + 1
             ms = Milestone(task_id=task.id, seq=seq, title=full_title, due_date=v.follow_up_due, baseline_due_date=v.follow_up_due,
                            due_text=f"督查整改（{review.title}）", due_version=1, is_final=False,
-                           status=IN_PROGRESS if task.acknowledged_at is not None else ASSIGNED, assigned_at=now,
+                           status=MilestoneState.IN_PROGRESS if task.acknowledged_at is not None else MilestoneState.ASSIGNED, assigned_at=now,
                            acknowledged_at=now if task.acknowledged_at is not None else None)
             session.add(ms)
             session.flush()
         item.follow_up_milestone_id, item.follow_up_owner_id = ms.id, owner_id
-        if _ledger(session, key=f"{REVIEW_FOLLOW_UP}:rv{review.id}:i{item.id}:m{ms.id}v{ms.due_version}:p{owner_id}", review=review,
-                   recipient=owner_id, kind=REVIEW_FOLLOW_UP, today=today, now=now, task=task, milestone_id=ms.id, due=ms.due_date,
+        if _ledger(session, key=f"{MessageKind.REVIEW_FOLLOW_UP}:rv{review.id}:i{item.id}:m{ms.id}v{ms.due_version}:p{owner_id}", review=review,
+                   recipient=owner_id, kind=MessageKind.REVIEW_FOLLOW_UP, today=today, now=now, task=task, milestone_id=ms.id, due=ms.due_date,
                    data={"item": item.id, "milestone": ms.title, "note": note, "task_owner": owner_id == task.owner_id}):
             notify.add(owner_id)
     else:
-        if old_ms is not None and old_ms.status in (ASSIGNED, IN_PROGRESS):
-            old_ms.status, old_ms.archived_at = ARCHIVED, now  # the verdict changed: no 整改 any more
+        if old_ms is not None and old_ms.status in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS):
+            old_ms.status, old_ms.archived_at = MilestoneState.ARCHIVED, now  # the verdict changed: no 整改 any more
         item.follow_up_milestone_id, item.follow_up_owner_id = None, None
-    item.verdict, item.verdict_note, item.verdict_by, item.verdict_at, item.status = v.verdict, note, actor[:200], now, ITEM_JUDGED
+    item.verdict, item.verdict_note, item.verdict_by, item.verdict_at, item.status = v.verdict, note, actor[:200], now, ItemState.JUDGED
     session.add(Event(plan_id=review.plan_id, task_id=task.id, milestone_id=item.follow_up_milestone_id, at=now, actor=actor[:200],
                       channel=channel, kind=REVIEW_JUDGED,
                       data={"review": review.id, "item": item.id, "review_title": review.title, "verdict": v.verdict, "note": note,
@@ -106,7 +86,7 @@ def give_verdict(session: Session, review: Review, v: Verdict, *, actor: str, no
     msg = f"任务 {task.code} 评定为「{v.verdict}」。"
     if all_judged:
         msg += "本次督查的全部任务均已评定，将生成督查报告并报送领导小组。"
-    return Outcome(msg, notify, wake=all_judged and review.status == REVIEW_WAITING)
+    return Outcome(msg, notify, wake=all_judged and review.status == ReviewState.WAITING)
 
 
 
@@ -114,21 +94,21 @@ def cancel(session: Session, review_id: int, *, actor: str, reason: str, now: dt
     review = session.get(Review, review_id, with_for_update=True)
     if review is None:
         raise ReviewError(f"没有编号为 {review_id} 的督查。")
-    if review.status in (REVIEW_CLOSED, REVIEW_CANCELLED):
-        raise ReviewError(f"督查 {review_id} 已{'完成' if review.status == REVIEW_CLOSED else '撤销'}，不能撤销。")
-    review.status, review.cancelled_by, review.cancel_reason, review.closed_at = REVIEW_CANCELLED, actor[:200], reason.strip(), now
+    if review.status in (ReviewState.CLOSED, ReviewState.CANCELLED):
+        raise ReviewError(f"督查 {review_id} 已{'完成' if review.status == ReviewState.CLOSED else '撤销'}，不能撤销。")
+    review.status, review.cancelled_by, review.cancel_reason, review.closed_at = ReviewState.CANCELLED, actor[:200], reason.strip(), now
     notify = set()
     for item, task in session.execute(select(ReviewItem, Task).join(Task, Task.id == ReviewItem.task_id)
                                       .where(ReviewItem.review_id == review.id, ReviewItem.answered_at.is_(None))).all():
-        if _ledger(session, key=f"{REVIEW_CANCELLED_NOTICE}:rv{review.id}:i{item.id}", review=review, recipient=item.owner_id,
-                   kind=REVIEW_CANCELLED_NOTICE, today=today, now=now, task=task, data={"item": item.id, "reason": review.cancel_reason}):
+        if _ledger(session, key=f"{MessageKind.REVIEW_CANCELLED}:rv{review.id}:i{item.id}", review=review, recipient=item.owner_id,
+                   kind=MessageKind.REVIEW_CANCELLED, today=today, now=now, task=task, data={"item": item.id, "reason": review.cancel_reason}):
             notify.add(item.owner_id)
     item_ids = select(ReviewItem.id).where(ReviewItem.review_id == review.id)
     session.execute(update(Link).where(Link.void_at.is_(None), (Link.review_id == review.id) | Link.review_item_id.in_(item_ids))
                     .values(void_at=now, void_reason="督查已撤销"))
     # pending reminders that were not sent yet are dropped
-    session.execute(update(Notification).where(Notification.status == PENDING, Notification.digest_id.is_(None),
-                                               Notification.kind.in_(("review_reminder", "review_overdue", "review_escalation", REVIEW_REQUEST)),
+    session.execute(update(Notification).where(Notification.status == LedgerStatus.PENDING, Notification.digest_id.is_(None),
+                                               Notification.kind.in_(("review_reminder", "review_overdue", "review_escalation", MessageKind.REVIEW_REQUEST)),
                                                Notification.task_id.in_(select(ReviewItem.task_id).where(ReviewItem.review_id == review.id)))
                     .values(status="cancelled"))
     return Outcome(f"督查 {review.id}（{review.title}）已撤销。", notify, wake=True)
