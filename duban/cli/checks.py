@@ -30,17 +30,6 @@ from duban.cli.plans import report_command, status_command
 from duban.settings import Settings
 
 
-KIND_LABELS = {
-    "overdue": "逾期提醒",
-    "report_overdue": "催报",
-    "escalation": "督办",
-    "due": "到期提醒",
-    "report_due": "反馈提醒",
-    "ack": "签收提醒",
-}
-
-
-
 @app.command("check")
 def check_command(
     today: Annotated[Optional[str], typer.Option("--today", help="按这一天检查（YYYY-MM-DD，缺省为今天）")] = None,
@@ -104,6 +93,7 @@ def check_command(
 def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> None:
     """`duban check --dry-run`: who would get what today, by recipient; nothing recorded or sent."""
     from duban.sweep.decisions import preview
+    from duban.sweep.kinds import facts
 
     if task:
         from duban.orchestration import TaskNotFound, task_tags
@@ -125,7 +115,7 @@ def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> N
     for name, its in by_recipient.items():
         console.print(f"\n{name}（{len(its)} 项）", markup=False)
         for i in its:
-            console.print(f"  - [{KIND_LABELS.get(i.kind, i.kind)}] {i.code} {i.title}：{i.line}", markup=False)
+            console.print(f"  - [{facts(i.kind).label or i.kind}] {i.code} {i.title}：{i.line}", markup=False)
     recipients = len({i.recipient for i in items})
     console.print(f"共 {len(items)} 项，{recipients} 位收件人（每人一份汇总通知）。", markup=False)
 

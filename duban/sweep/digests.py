@@ -155,7 +155,7 @@ def _history(session: Session, escalations: list[Any]) -> dict[int, list[str]]:
     for n in escalations:
         lines = [
             f"{r.decided_on.month}月{r.decided_on.day}日 "
-            + (ESCALATION_SHORT.get(r.level, "督办") if r.kind == MessageKind.ESCALATION else facts(r.kind).history or r.kind)
+            + (ESCALATION_SHORT.get(r.level, "督办") if r.kind == MessageKind.ESCALATION else facts(r.kind).label or r.kind)
             + f"（{r.name}）"
             for r in rows.get(n.task_id, ())
             if n.milestone_id is None or r.milestone_id in (None, n.milestone_id)
