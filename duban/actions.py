@@ -23,28 +23,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from duban import links as links_mod
-from duban.evidence import StoredFile
+from duban.evidence import StoredFile, add_evidence
 from duban.links import Resolved
-from duban.models import Department, Event, Evidence, Link, Milestone, Notification, Person, Request, Task
-from duban.vocabulary import EventKind, LedgerStatus, MilestoneState, OPEN_STATES, RequestKind, RequestStatus
-
-# event kinds written here (the audit trail)
-ACKNOWLEDGED = "acknowledged"
-COMPLETION_SUBMITTED = "completion_submitted"
-MILESTONE_DONE = "milestone_done"  # submitted where approval is off
-COMPLETION_APPROVED = "completion_approved"
-COMPLETION_RETURNED = "completion_returned"
-EXTENSION_REQUESTED = "extension_requested"
-EXTENSION_APPROVED = "extension_approved"
-EXTENSION_REFUSED = "extension_refused"
-LINK_RENEWAL = "link_renewal_requested"
-
-# ledger kinds (messages) written here; their lines are in notifications.digest.describe
-APPROVAL = "approval"  # to reviewers: a completion or an extension waits
-APPROVED_NOTICE = "approved"  # to the owner: the completion was approved (办结)
-RETURNED_NOTICE = "returned"  # to the owner: the completion was returned, with the reason
-EXTENSION_DECIDED = "extension_decided"  # to the owner: approved (new date) or refused (reason)
-RELINK = "relink"  # to the holder of an expired or used link: a fresh one
+from duban.models import Department, Event, Link, Milestone, Notification, Person, Request, Task
+from duban.vocabulary import OPEN_STATES, EventKind, LedgerStatus, MessageKind, MilestoneState, RequestKind, RequestStatus
 
 MAX_TEXT = 5000
 MAX_REASON = 1000
@@ -110,13 +92,8 @@ def _use(session: Session, r: Resolved, now: dt.datetime) -> None:
 
 def _evidence(session: Session, r: Resolved, ev: Event, urls: list[str], files: list[StoredFile], *,
               milestone_id: int | None, request_id: int | None, now: dt.datetime) -> None:
-    common = {"plan_id": r.link.plan_id, "task_id": r.task.id, "milestone_id": milestone_id, "request_id": request_id,
-              "event_id": ev.id, "person_id": r.person.id, "created_at": now}
-    for url in urls:
-        session.add(Evidence(kind="url", url=url, **common))
-    for f in files:
-        session.add(Evidence(kind="file", filename=f.filename, stored_name=f.stored_name, content_type=f.content_type,
-                             size=f.size, sha256=f.sha256, **common))
+    add_evidence(session, urls, files, plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=milestone_id, request_id=request_id,
+                 event_id=ev.id, person_id=r.person.id, created_at=now)
 
 
 def _acknowledge(session: Session, task: Task, now: dt.datetime) -> bool:
@@ -185,7 +162,7 @@ def acknowledge(session: Session, r: Resolved, origin: Origin, *, now: dt.dateti
     if r.task.acknowledged_at is not None:
         raise ActionError(f"该任务已于 {links_mod.local_time(r.task.acknowledged_at)} 签收，无需重复签收。")
     _acknowledge(session, r.task, now)
-    ev = _event(session, r, ACKNOWLEDGED, {}, origin, now)
+    ev = _event(session, r, EventKind.ACKNOWLEDGED, {}, origin, now)
     _use(session, r, now)
     return Outcome("已签收。请按任务书和时间表推进，按期反馈进展；完成后可通过通知中的链接提交办结。", event_id=ev.id)
 
@@ -223,7 +200,7 @@ def submit_done(session: Session, r: Resolved, origin: Origin, *, now: dt.dateti
     if not r.plan.approval_required or not reviewers:
         m.status, m.submitted_at, m.completed_at = MilestoneState.DONE, now, now
         why = "not_required" if not r.plan.approval_required else "no_reviewer"
-        ev = _event(session, r, MILESTONE_DONE, {"note": note, "approval": why, **evidence_count}, origin, now)
+        ev = _event(session, r, EventKind.MILESTONE_DONE, {"note": note, "approval": why, **evidence_count}, origin, now)
         _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=None, now=now)
         _use(session, r, now)
         links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id])
@@ -233,7 +210,7 @@ def submit_done(session: Session, r: Resolved, origin: Origin, *, now: dt.dateti
                   status=RequestStatus.PENDING, note=note, created_at=now, decision_note="")
     session.add(req)
     session.flush()
-    ev = _event(session, r, COMPLETION_SUBMITTED, {"note": note, "request": req.id, **evidence_count}, origin, now)
+    ev = _event(session, r, EventKind.COMPLETION_SUBMITTED, {"note": note, "request": req.id, **evidence_count}, origin, now)
     _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=req.id, now=now)
     _use(session, r, now)
     notify = _ask_reviewers(session, r, req, m, reviewers, today=today, now=now, extra={"note": note[:200]})
@@ -266,7 +243,7 @@ def request_extension(session: Session, r: Resolved, origin: Origin, *, now: dt.
                   status=RequestStatus.PENDING, note=reason, new_due_date=new_due, created_at=now, decision_note="")
     session.add(req)
     session.flush()
-    ev = _event(session, r, EXTENSION_REQUESTED, {"reason": reason, "from": m.due_date.isoformat(), "to": new_due.isoformat(),
+    ev = _event(session, r, EventKind.EXTENSION_REQUESTED, {"reason": reason, "from": m.due_date.isoformat(), "to": new_due.isoformat(),
                                                   "request": req.id}, origin, now)
     _use(session, r, now)
     notify = _ask_reviewers(session, r, req, m, reviewers, today=today, now=now,
@@ -278,12 +255,12 @@ def request_extension(session: Session, r: Resolved, origin: Origin, *, now: dt.
 def _ask_reviewers(session: Session, r: Resolved, req: Request, m: Milestone, reviewers: list[int], *, today: dt.date,
                    now: dt.datetime, extra: dict[str, Any]) -> set[int]:
     data = {**_owner_info(session, r.task), "request": req.id, "request_kind": req.kind, **extra}
-    keys = {pid: f"{APPROVAL}:r{req.id}:p{pid}" for pid in reviewers}
+    keys = {pid: f"{MessageKind.APPROVAL}:r{req.id}:p{pid}" for pid in reviewers}
     present = set(session.scalars(select(Notification.key).where(Notification.key.in_(sorted(set(keys.values())))))) if keys else set()
     for pid, key in keys.items():  # one query for all reviewers' keys, then the items (one INSERT at the flush)
         if key not in present:
             _ledger(session, key=key, r_plan=r.link.plan_id, task=r.task, milestone=m, recipient=pid,
-                    kind=APPROVAL, today=today, now=now, data=data, checked=True)
+                    kind=MessageKind.APPROVAL, today=today, now=now, data=data, checked=True)
     return set(reviewers)
 
 
@@ -351,18 +328,18 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
             raise ActionError("该里程碑目前不在待审核状态，无法审核。")
         if decision == "approve":
             m.status, m.completed_at = MilestoneState.DONE, now
-            ev = _event(session, r, COMPLETION_APPROVED, {"request": req.id, "note": note, "owner": _owner_info(session, task)["owner"]},
+            ev = _event(session, r, EventKind.COMPLETION_APPROVED, {"request": req.id, "note": note, "owner": _owner_info(session, task)["owner"]},
                         origin, now, task_id=task.id, milestone_id=m.id)
             links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id], actions=links_mod.OWNER_ACTIONS)
-            _ledger(session, key=f"{APPROVED_NOTICE}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
-                    kind=APPROVED_NOTICE, today=today, now=now, data=base)
+            _ledger(session, key=f"{MessageKind.APPROVED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
+                    kind=MessageKind.APPROVED, today=today, now=now, data=base)
             message = f"已审核通过，里程碑「{label(m)}」办结。"
         else:
             m.status, m.submitted_at = MilestoneState.IN_PROGRESS, None
-            ev = _event(session, r, COMPLETION_RETURNED, {"request": req.id, "reason": note}, origin, now,
+            ev = _event(session, r, EventKind.COMPLETION_RETURNED, {"request": req.id, "reason": note}, origin, now,
                         task_id=task.id, milestone_id=m.id)
-            _ledger(session, key=f"{RETURNED_NOTICE}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
-                    kind=RETURNED_NOTICE, today=today, now=now, data=base)
+            _ledger(session, key=f"{MessageKind.RETURNED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
+                    kind=MessageKind.RETURNED, today=today, now=now, data=base)
             message = f"已退回，退回原因已通知责任人；里程碑「{label(m)}」恢复为办理中，提醒将继续。"
     else:
         if m is None:
@@ -372,19 +349,19 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
                 raise ActionError("该里程碑已办结或已提交，无需再调整完成时间。")
             old = m.due_date
             m.due_date, m.due_version = req.new_due_date, m.due_version + 1
-            ev = _event(session, r, EXTENSION_APPROVED, {"request": req.id, "from": old.isoformat(), "to": req.new_due_date.isoformat(),
+            ev = _event(session, r, EventKind.EXTENSION_APPROVED, {"request": req.id, "from": old.isoformat(), "to": req.new_due_date.isoformat(),
                                                           "version": m.due_version, "note": note}, origin, now, task_id=task.id,
                         milestone_id=m.id)
-            _ledger(session, key=f"{EXTENSION_DECIDED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
-                    kind=EXTENSION_DECIDED, today=today, now=now, due=m.due_date,
+            _ledger(session, key=f"{MessageKind.EXTENSION_DECIDED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
+                    kind=MessageKind.EXTENSION_DECIDED, today=today, now=now, due=m.due_date,
                     data={**base, "approved": True, "old_due": old.isoformat(), "new_due": m.due_date.isoformat(),
                           "baseline": m.baseline_due_date.isoformat()})
             message = f"已批准延期：里程碑「{label(m)}」的完成时间调整为 {m.due_date.isoformat()}（原定 {old.isoformat()}）。"
         else:
-            ev = _event(session, r, EXTENSION_REFUSED, {"request": req.id, "reason": note, "to": req.new_due_date.isoformat()}, origin, now,
+            ev = _event(session, r, EventKind.EXTENSION_REFUSED, {"request": req.id, "reason": note, "to": req.new_due_date.isoformat()}, origin, now,
                         task_id=task.id, milestone_id=m.id)
-            _ledger(session, key=f"{EXTENSION_DECIDED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
-                    kind=EXTENSION_DECIDED, today=today, now=now,
+            _ledger(session, key=f"{MessageKind.EXTENSION_DECIDED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
+                    kind=MessageKind.EXTENSION_DECIDED, today=today, now=now,
                     data={**base, "approved": False, "new_due": req.new_due_date.isoformat()})
             message = f"已不予批准，理由已通知责任人；完成时间仍为 {m.due_date.isoformat()}。"
     _use(session, r, now)
@@ -436,10 +413,10 @@ def request_new_link(session: Session, link: Link, origin: Origin, *, now: dt.da
     m = session.get(Milestone, link.milestone_id) if link.milestone_id else None
     person = session.get(Person, link.person_id)
     data = {"action": action, "old_action": link.action, "request": link.request_id}
-    fresh = _ledger(session, key=f"{RELINK}:l{link.id}:{today.isoformat()}", r_plan=link.plan_id, task=task, milestone=m,
-                    recipient=link.person_id, kind=RELINK, today=today, now=now, data=data)
+    fresh = _ledger(session, key=f"{MessageKind.RELINK}:l{link.id}:{today.isoformat()}", r_plan=link.plan_id, task=task, milestone=m,
+                    recipient=link.person_id, kind=MessageKind.RELINK, today=today, now=now, data=data)
     session.add(Event(plan_id=link.plan_id, task_id=task.id, milestone_id=m.id if m else None, at=now, actor=person.name,
-                      channel=origin.channel, kind=LINK_RENEWAL,
+                      channel=origin.channel, kind=EventKind.LINK_RENEWAL,
                       data={"link": link.id, "action": link.action, "ip": origin.ip or "", "agent": (origin.user_agent or "")[:300]}))
     if not fresh:
         return Outcome("今天已经为您发送过新链接，请查看您的邮箱或工作消息。")

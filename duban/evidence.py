@@ -18,8 +18,13 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from duban.models import Evidence
+from duban.vocabulary import EvidenceKind
 
 CHUNK = 1 << 16
 
@@ -250,6 +255,16 @@ def clean_urls(text: str | Iterable[str] | None) -> list[str]:
     if len(urls) > MAX_URLS:
         raise EvidenceError(f"最多填写 {MAX_URLS} 个链接。")
     return urls
+
+
+def add_evidence(session: Session, urls: list[str], files: list[StoredFile], **where: Any) -> None:
+    """Record checked URLs and stored files as 佐证材料 of an event (``where``: plan, task, event,
+    person, time, and the milestone, request or review item they support)."""
+    for url in urls:
+        session.add(Evidence(kind=EvidenceKind.URL, url=url, **where))
+    for f in files:
+        session.add(Evidence(kind=EvidenceKind.FILE, filename=f.filename, stored_name=f.stored_name, content_type=f.content_type,
+                             size=f.size, sha256=f.sha256, **where))
 
 
 def human_size(n: int | None) -> str:

@@ -97,7 +97,7 @@ def verdicts_step(review_id: int, given: VerdictsInput, today: dt.date) -> list[
         try:
             with session_scope(rt.engine) as s:
                 review = s.get(Review, review_id, with_for_update=True)
-                out = reviews.give_verdict(s, review, reviews.Verdict(v.task, v.verdict, v.note, v.follow_up_title, v.follow_up_due,
+                out = reviews.give_verdict(s, review, reviews.TaskVerdict(v.task, v.verdict, v.note, v.follow_up_title, v.follow_up_due,
                                                                       v.follow_up_owner),
                                            actor=given.by, now=utcnow(), today=today, channel="flow")
                 notify |= out.notify

@@ -310,7 +310,7 @@ def test_report_downloads_for_accounts_in_scope(client, engine_web):
     rid = start_review(engine_web, "tasks", ["1"])
     answer(engine_web, rid, "1")  # the only answer: the answers close
     with session_scope(engine_web) as s:
-        reviews.give_verdict(s, s.get(Review, rid), reviews.Verdict("1", "达标"), actor="督办员", now=utcnow(), today=TODAY)
+        reviews.give_verdict(s, s.get(Review, rid), reviews.TaskVerdict("1", "达标"), actor="督办员", now=utcnow(), today=TODAY)
     reviews.advance(engine_web, rid, today=TODAY, reports_dir=get_settings().data_dir / "reports")
     login(client, "leader")
     page = client.get(f"/dashboard/reviews/{rid}")

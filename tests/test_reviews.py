@@ -173,7 +173,7 @@ def test_verdicts_follow_ups_and_changing_a_verdict(plan, tmp_path):
 
     def judge(code, verdict, **kw):
         with session_scope(plan) as s:
-            return reviews.give_verdict(s, s.get(Review, rid), reviews.Verdict(code, verdict, **kw), actor="督办员（教学线）", now=NOW, today=today)
+            return reviews.give_verdict(s, s.get(Review, rid), reviews.TaskVerdict(code, verdict, **kw), actor="督办员（教学线）", now=NOW, today=today)
 
     with pytest.raises(reviews.ReviewError, match="尚未填报"):
         judge("01.1.2", "达标")  # the review is still open and this owner has not answered

@@ -188,7 +188,7 @@ def verdict_command(
         review = s.get(Review, review_id, with_for_update=True)
         if review is None:
             _fail(f"没有编号为 {review_id} 的督查。", 1)
-        return reviews.give_verdict(s, review, reviews.Verdict(task, verdict, note, follow_up_title, due, follow_up_owner),
+        return reviews.give_verdict(s, review, reviews.TaskVerdict(task, verdict, note, follow_up_title, due, follow_up_owner),
                                     actor=by, now=utcnow(), today=day, channel="cli")
 
     rt, out = _in_review(judge)

@@ -9,9 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duban.actions import _acknowledge
-from duban.models import Event, Evidence, Person, Review, ReviewItem, Task
-from duban.reviews.common import REVIEW_ANSWERED, Outcome, ReviewError, _counts, _ledger, _text, office_members
-from duban.vocabulary import ItemState, MessageKind, ReviewState
+from duban.evidence import add_evidence
+from duban.models import Event, Person, Review, ReviewItem, Task
+from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _text, office_members
+from duban.vocabulary import EventKind, ItemState, MessageKind, ReviewState
 
 
 def send_requests(session: Session, review: Review, *, today: dt.date, now: dt.datetime) -> set[int]:
@@ -63,18 +64,13 @@ def record_answer(session: Session, item: ReviewItem, *, person: Person, done: s
     task = session.get(Task, item.task_id)
     if task.owner_id == person.id:
         _acknowledge(session, task, now)  # answering counts as 签收, like any first action on the task
-    ev = Event(plan_id=review.plan_id, task_id=task.id, at=now, actor=person.name, channel=channel, kind=REVIEW_ANSWERED,
+    ev = Event(plan_id=review.plan_id, task_id=task.id, at=now, actor=person.name, channel=channel, kind=EventKind.REVIEW_ANSWERED,
                data={"review": review.id, "item": item.id, "review_title": review.title, "amended": amended, "late": today > review.reply_by,
                      "done": done[:500], "problems": problems[:500], "next_steps": next_steps[:500], **(origin or {})})
     session.add(ev)
     session.flush()
-    common = {"plan_id": review.plan_id, "task_id": task.id, "event_id": ev.id, "review_item_id": item.id, "person_id": person.id,
-              "created_at": now}
-    for url in urls:
-        session.add(Evidence(kind="url", url=url, **common))
-    for f in files:
-        session.add(Evidence(kind="file", filename=f.filename, stored_name=f.stored_name, content_type=f.content_type, size=f.size,
-                             sha256=f.sha256, **common))
+    add_evidence(session, urls, files, plan_id=review.plan_id, task_id=task.id, event_id=ev.id, review_item_id=item.id,
+                 person_id=person.id, created_at=now)
     session.flush()
     notify: set[int] = set()
     wake = False

@@ -14,9 +14,6 @@ from duban.links import reviewers
 from duban.models import Notification, Person, PlanRole, Review, ReviewItem, Task
 from duban.vocabulary import ItemState, LedgerStatus
 
-# event kinds (the task's audit trail)
-REVIEW_ANSWERED = "review_answered"
-REVIEW_JUDGED = "review_judged"
 MAX_TEXT = 5000
 
 

@@ -9,12 +9,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from duban.models import Event, Link, Milestone, Notification, Person, Review, ReviewItem, Task
-from duban.reviews.common import REVIEW_JUDGED, Outcome, ReviewError, _counts, _ledger, _text
-from duban.vocabulary import ItemState, LedgerStatus, MessageKind, MilestoneState, ReviewState, Verdict
+from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _text
+from duban.vocabulary import EventKind, ItemState, LedgerStatus, MessageKind, MilestoneState, ReviewState, Verdict
 
 
 @dataclass
-class Verdict:
+class TaskVerdict:
     task_code: str
     verdict: str
     note: str = ""
@@ -24,7 +24,7 @@ class Verdict:
 
 
 
-def give_verdict(session: Session, review: Review, v: Verdict, *, actor: str, now: dt.datetime, today: dt.date,
+def give_verdict(session: Session, review: Review, v: TaskVerdict, *, actor: str, now: dt.datetime, today: dt.date,
                  channel: str = "cli") -> Outcome:
     """Judge one task of ``review`` (again, to change it, until the review is closed)."""
     if review.status == ReviewState.CANCELLED:
@@ -77,7 +77,7 @@ def give_verdict(session: Session, review: Review, v: Verdict, *, actor: str, no
         item.follow_up_milestone_id, item.follow_up_owner_id = None, None
     item.verdict, item.verdict_note, item.verdict_by, item.verdict_at, item.status = v.verdict, note, actor[:200], now, ItemState.JUDGED
     session.add(Event(plan_id=review.plan_id, task_id=task.id, milestone_id=item.follow_up_milestone_id, at=now, actor=actor[:200],
-                      channel=channel, kind=REVIEW_JUDGED,
+                      channel=channel, kind=EventKind.REVIEW_JUDGED,
                       data={"review": review.id, "item": item.id, "review_title": review.title, "verdict": v.verdict, "note": note,
                             "follow_up": item.follow_up_milestone_id}))
     session.flush()
