@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-CSRF_COOKIE = "duban_csrf"
 CSRF_FIELD = "csrf"
 
 SECURITY_HEADERS = [
