@@ -32,18 +32,13 @@ from sqlalchemy import func, select
 from duban import reviews
 from duban.db import session_scope
 from duban.models import (
-    ITEM_JUDGED,
-    REVIEW_OPEN,
-    REVIEW_STATE_LABELS,
-    REVIEW_WAITING,
-    SCOPE_KINDS,
-    VERDICTS,
     Plan,
     Review,
     ReviewItem,
     Task,
     utcnow,
 )
+from duban.vocabulary import AccountRole, ItemState, ReviewState, ScopeKind, Verdict
 from duban.web.deps import UNREADABLE_FORM, read_form, runtime
 from duban.web.security import attachment
 from duban.web.signin import PRIVATE, form_ok, office_only, plan_scope, plans_of, refusal, signed_in, viewer_page
@@ -51,8 +46,9 @@ from duban.web.signin import PRIVATE, form_ok, office_only, plan_scope, plans_of
 router = APIRouter()
 
 DEFAULT_ASK = "请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。"
-SCOPE_ORDER = ("plan", "system", "department", "supervisor", "tasks")
-SCOPE_FORM_LABELS = {"plan": "整个方案", "system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导", "tasks": "指定任务"}
+SCOPE_ORDER = tuple(ScopeKind)
+SCOPE_FORM_LABELS = {ScopeKind.PLAN: "整个方案", ScopeKind.SYSTEM: "育人体系", ScopeKind.DEPARTMENT: "牵头单位",
+                     ScopeKind.SUPERVISOR: "分管校领导", ScopeKind.TASKS: "指定任务"}
 NOTICES = {
     "started": "督查已发起，已向范围内各任务责任人发出填报通知。逾期未报将按督办规则逐级提醒。",
     "started-flow": "督查已发起，已向范围内各任务责任人发出填报通知；督查流程已交由 Prefect 运行，可在 Prefect 界面查看进度。",
@@ -69,7 +65,7 @@ def _page(request: Request, name: str, viewer, ctx: dict[str, Any], status: int 
 
 
 def _scope_text(kind: str, values: list[str]) -> str:
-    return SCOPE_KINDS.get(kind, kind) + ("：" + "、".join(values) if values else "")
+    return ScopeKind(kind).label + ("：" + "、".join(values) if values else "")
 
 
 def _review_in_scope(request: Request, viewer, review_id: int) -> Review:
@@ -105,9 +101,9 @@ def review_list(request: Request, plan: str | None = None):
             c = counts[rid]
             c["items"] += n
             c["answered"] += n if answered else 0
-            c["judged"] += n if status == ITEM_JUDGED else 0
+            c["judged"] += n if status == ItemState.JUDGED else 0
         rows = [{"id": r.id, "href": f"/dashboard/reviews/{r.id}", "plan": allowed[r.plan_id].name, "title": r.title,
-                 "scope": _scope_text(r.scope_kind, list(r.scope_values or [])), "status": REVIEW_STATE_LABELS.get(r.status, r.status),
+                 "scope": _scope_text(r.scope_kind, list(r.scope_values or [])), "status": ReviewState(r.status).label,
                  "status_key": r.status, "started_on": r.started_on.isoformat(), "reply_by": r.reply_by.isoformat(),
                  "answered": f"{counts[r.id]['answered']}/{counts[r.id]['items']}", "judged": f"{counts[r.id]['judged']}/{counts[r.id]['items']}"}
                 for r in found]
@@ -142,7 +138,7 @@ def _new_page(request: Request, viewer, plan, allowed, *, values: dict[str, Any]
         p = s.get(Plan, plan.id)
         choices = reviews.scope_choices(s, p)
         titles = dict(s.execute(select(Task.code, Task.title).where(Task.plan_id == p.id, Task.archived_at.is_(None))).all())
-    v = {"scope": "system", "system": [], "department": [], "supervisor": [], "tasks": "", "reply_by": "", "ask": DEFAULT_ASK,
+    v = {"scope": ScopeKind.SYSTEM.value, "system": [], "department": [], "supervisor": [], "tasks": "", "reply_by": "", "ask": DEFAULT_ASK,
          "title": "", **(values or {})}
     kinds = [{"key": k, "label": SCOPE_FORM_LABELS[k], "choices": choices.get(k, [])} for k in SCOPE_ORDER]
     ctx = {"plan": {"code": plan.code, "name": plan.name}, "plans": [{"code": r.code, "name": r.name} for r in allowed], "kinds": kinds,
@@ -195,11 +191,11 @@ def _start(request: Request, viewer, form) -> Response:
     values: list[str] = []
     if kind not in SCOPE_ORDER:
         errors["scope"] = "督查范围：请选择整个方案、育人体系、牵头单位、分管校领导或指定任务之一。"
-    elif kind == "tasks":
+    elif kind == ScopeKind.TASKS:
         values = [c for c in CODE_SPLIT.split(v["tasks"]) if c]
         if not values:
             errors["scope"] = "督查范围：请填写要督查的任务编号，多个编号用逗号分隔。"
-    elif kind != "plan":
+    elif kind != ScopeKind.PLAN:
         values = v[kind]
         if not values:
             errors["scope"] = f"督查范围：请至少选择一个{SCOPE_FORM_LABELS[kind]}。"
@@ -244,17 +240,17 @@ def _show_page(request: Request, viewer, review: Review, *, notice: str = "", er
         plan = s.get(Plan, r.plan_id)
         reports = {ext: f"/dashboard/reviews/{r.id}/report.{ext}" for ext, path in (("html", r.report_html), ("xlsx", r.report_xlsx))
                    if path and Path(path).is_file()}
-        facts = {"status": REVIEW_STATE_LABELS.get(r.status, r.status), "status_key": r.status, "cancel_reason": r.cancel_reason,
+        facts = {"status": ReviewState(r.status).label, "status_key": r.status, "cancel_reason": r.cancel_reason,
                  "cancelled_by": r.cancelled_by or "", "answers_closed_on": r.answers_closed_on.isoformat() if r.answers_closed_on else ""}
     c = data["counts"]
     summary = {"total": c["items"], "answered": c["answered"], "unanswered": c["items"] - c["answered"], "late": c["late"],
-               "judged": sum(c["verdicts"].values()), "verdicts": [(k, c["verdicts"].get(k, 0)) for k in VERDICTS],
+               "judged": sum(c["verdicts"].values()), "verdicts": [(k, c["verdicts"].get(k, 0)) for k in (v.value for v in Verdict)],
                "follow_ups": len(data["follow_ups"]), "non_responders": len(data["non_responders"])}
     sees = viewer.sees_items
     ctx = {"r": data, "plan": {"code": plan.code, "name": plan.name}, "facts": facts, "summary": summary, "sees": sees,
            "items": data["items"] if sees else [], "non_responders": data["non_responders"] if sees else [],
            "follow_ups": data["follow_ups"] if sees else [], "reports": reports if sees else {},
-           "may_cancel": viewer.kind == "account" and viewer.role == "office" and facts["status_key"] in (REVIEW_OPEN, REVIEW_WAITING),
+           "may_cancel": viewer.kind == "account" and viewer.role == AccountRole.OFFICE and facts["status_key"] in (ReviewState.OPEN, ReviewState.WAITING),
            "notice": notice, "error": error, "reason": reason}
     return _page(request, "dashboard_review.html", viewer, ctx, status, forms=(f"review-cancel:{review.id}",))
 

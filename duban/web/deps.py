@@ -84,7 +84,9 @@ class Refusal(Exception):
         self.page, self.headers, self.cookie, self.ctx = page, dict(headers or {}), cookie, ctx
 
 
-async def refusal_page(request: Request, exc: Refusal) -> Response:  # type: ignore[override]
+async def refusal_page(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, Refusal):  # registered for Refusal only
+        raise exc
     resp = render(exc.page, {"title": exc.title, "message": exc.message, **exc.ctx}, exc.status, exc.headers)
     return exc.cookie.keep(resp) if exc.cookie is not None else resp
 

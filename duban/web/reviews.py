@@ -181,9 +181,19 @@ def _posted_link(request: Request, token: str, form, cookie: Cookie) -> tuple[in
         r = _resolve(s, request, token)
         link_id, action = r.link.id, r.action
     if not csrf_ok(rt.settings.secret_key, request.cookies.get(REVIEW_COOKIE.name), form.get(CSRF_FIELD), link_id):
-        raise Refusal("页面已过期，请重新打开链接", "为保护您的账户安全，本次提交未被受理（页面校验信息缺失或不匹配）。请重新打开通知中的链接后再提交。", 403,
-                      cookie=cookie)
+        raise Refusal("页面已过期，请重新打开链接",
+                      "为保护您的账户安全，本次提交未被受理（页面校验信息缺失或不匹配）。请重新打开通知中的链接后再提交。", 403, cookie=cookie)
     return link_id, action
+
+
+def _notify(request: Request, out, review_id: int, day: dt.date) -> None:
+    """Send what a change wrote at once; a change that moves the review on wakes its flow run."""
+    rt = _rt(request)
+    notify = set(out.notify)
+    if out.wake:
+        _, more = reviews.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
+        notify |= more
+    request.app.state.dispatcher.notify(notify)
 
 
 def _answer(request: Request, token: str, form) -> Response:
@@ -213,11 +223,7 @@ def _answer(request: Request, token: str, form) -> Response:
             ctx = _answer_context(s, request, r, cookie)
         ctx.update(error=str(err), values={**ctx["values"], **values})
         return cookie.keep(render("review_answer.html", ctx, err.status if isinstance(err, EvidenceError) else 400))
-    notify = set(out.notify)
-    if out.wake:
-        _, more = reviews.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
-        notify |= more
-    request.app.state.dispatcher.notify(notify)
+    _notify(request, out, review_id, day)
     with session_scope(rt.engine, readonly=True) as s:
         r = _resolve(s, request, token)
         ctx = _answer_context(s, request, r, cookie)
@@ -262,11 +268,7 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
             ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
         ctx.update(error=f"任务评定未保存：{err}", failed=item_id, values=v)
         return cookie.keep(render("review_verdict.html", ctx, 400))
-    notify = set(out.notify)
-    if out.wake:
-        _, more = reviews.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
-        notify |= more
-    request.app.state.dispatcher.notify(notify)
+    _notify(request, out, review_id, day)
     with session_scope(rt.engine, readonly=True) as s:
         ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
     ctx["message"] = out.message
