@@ -7,7 +7,7 @@ Routes (included by :mod:`duban.web.dashboard`'s router):
   office and leaders the answers, verdicts, non-responders, follow-ups and the report downloads
   (``/dashboard/reviews/{id}/report.html|xlsx``, attachments); a ``viewer`` account sees counts only;
 - ``GET/POST /dashboard/reviews/new`` (office accounts): 发起督查 — plan, scope, reply-by date, what is
-  asked; started by :func:`duban.reviews.start`, the same path as ``duban review start``;
+  asked; started by :func:`duban.orchestration.start_review`, the same path as ``duban review start``;
 - ``POST /dashboard/reviews/{id}/cancel`` (office accounts): 撤销督查 with a reason
   (:func:`duban.reviews.cancel`).
 
@@ -29,27 +29,26 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
-from duban import accounts, orchestration, reviews
+from duban import orchestration, reviews
 from duban.db import session_scope
 from duban.models import (
-    ITEM_JUDGED,
-    REVIEW_OPEN,
-    REVIEW_STATE_LABELS,
-    REVIEW_WAITING,
-    SCOPE_KINDS,
-    VERDICTS,
     Plan,
     Review,
     ReviewItem,
+    Task,
     utcnow,
 )
-from duban.web import dashboard as d
+from duban.vocabulary import AccountRole, ItemState, ReviewState, ScopeKind, Verdict
+from duban.web.deps import UNREADABLE_FORM, read_form, runtime
+from duban.web.security import attachment
+from duban.web.signin import PRIVATE, form_ok, office_only, plan_scope, plans_of, refusal, signed_in, viewer_page
 
 router = APIRouter()
 
 DEFAULT_ASK = "请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。"
-SCOPE_ORDER = ("plan", "system", "department", "supervisor", "tasks")
-SCOPE_FORM_LABELS = {"plan": "整个方案", "system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导", "tasks": "指定任务"}
+SCOPE_ORDER = tuple(ScopeKind)
+SCOPE_FORM_LABELS = {ScopeKind.PLAN: "整个方案", ScopeKind.SYSTEM: "育人体系", ScopeKind.DEPARTMENT: "牵头单位",
+                     ScopeKind.SUPERVISOR: "分管校领导", ScopeKind.TASKS: "指定任务"}
 NOTICES = {
     "started": "督查已发起，已向范围内各任务责任人发出填报通知。逾期未报将按督办规则逐级提醒。",
     "started-flow": "督查已发起，已向范围内各任务责任人发出填报通知；督查流程已交由 Prefect 运行，可在 Prefect 界面查看进度。",
@@ -61,55 +60,23 @@ CODE_SPLIT = re.compile(r"[\s,，、;；]+")
 # -- plumbing -----------------------------------------------------------------------------------------
 
 
-def _signed_in(request: Request):
-    """(viewer, None) or (None, the answer for nobody signed in: to /login, no data)."""
-    viewer = d.current_viewer(request)
-    if viewer is not None:
-        return viewer, None
-    resp = d._to_login(request)
-    return None, (d._clear_session(resp) if request.cookies.get(accounts.SESSION_COOKIE) else resp)
-
-
 def _page(request: Request, name: str, viewer, ctx: dict[str, Any], status: int = 200, *, forms: tuple[str, ...] = ()) -> Response:
-    """A dashboard page with the sign-out field and the CSRF fields of its forms (``forms``: purposes)."""
-    cookie, new = d._form_cookie(request)
-    secret = d._rt(request).settings.secret_key
-    ctx = {"viewer": viewer, "csrf": d.form_token(secret, cookie, "logout"), "section": "reviews",
-           "tokens": {p: d.form_token(secret, cookie, p) for p in forms}, **ctx}
-    return d._with_form_cookie(request, d.render(name, ctx, status), cookie, new)
-
-
-def _refusal(request: Request, viewer, title: str, message: str, status: int) -> Response:
-    cookie, new = d._form_cookie(request)
-    csrf = d.form_token(d._rt(request).settings.secret_key, cookie, "logout")
-    return d._with_form_cookie(request, d.message_page(title, message, status, viewer=viewer, csrf=csrf), cookie, new)
-
-
-def _office_only(request: Request, viewer) -> Response | None:
-    if viewer.kind == "account" and viewer.role == "office":
-        return None
-    return _refusal(request, viewer, "无权操作", "只有领导小组办公室的账户可以发起或撤销督查。如需发起督查，请联系领导小组办公室。", 403)
-
-
-def _allowed_plans(request: Request, viewer) -> list[Any]:
-    with session_scope(d._rt(request).engine, readonly=True) as s:
-        rows = s.execute(select(Plan.id, Plan.code, Plan.name).order_by(Plan.code)).all()
-    return [r for r in rows if viewer.may_see(r.id)]
+    return viewer_page(request, name, viewer, {"section": "reviews", **ctx}, status, forms=forms)
 
 
 def _scope_text(kind: str, values: list[str]) -> str:
-    return SCOPE_KINDS.get(kind, kind) + ("：" + "、".join(values) if values else "")
+    return ScopeKind(kind).label + ("：" + "、".join(values) if values else "")
 
 
-def _review_in_scope(request: Request, viewer, review_id: int) -> tuple[Any, Response | None]:
+def _review_in_scope(request: Request, viewer, review_id: int) -> Review:
     """The review, or the refusal: a review of a plan outside the scope is answered like a missing
     one (no data, and nothing said about whether it exists)."""
-    with session_scope(d._rt(request).engine, readonly=True) as s:
+    with session_scope(runtime(request).engine, readonly=True) as s:
         review = s.get(Review, review_id)
         if review is not None and viewer.may_see(review.plan_id):
             s.expunge(review)
-            return review, None
-    return None, _refusal(request, viewer, "没有找到该督查", "没有找到该督查，或您的账户无权查看。请从督查列表中选择。", 404)
+            return review
+    raise refusal(request, viewer, "没有找到该督查", "没有找到该督查，或您的账户无权查看。请从督查列表中选择。", 404)
 
 
 # -- the list -------------------------------------------------------------------------------------------
@@ -117,16 +84,13 @@ def _review_in_scope(request: Request, viewer, review_id: int) -> tuple[Any, Res
 
 @router.get("/dashboard/reviews", response_class=HTMLResponse)
 def review_list(request: Request, plan: str | None = None):
-    viewer, resp = _signed_in(request)
+    viewer, resp = signed_in(request)
     if resp is not None:
         return resp
-    try:
-        plans, plan_code = d._scope(request, viewer, plan)
-    except d.Refusal as err:
-        return _refusal(request, viewer, err.title, err.message, err.status)
-    allowed = {r.id: r for r in _allowed_plans(request, viewer)}
+    plans, plan_code = plan_scope(request, viewer, plan)
+    allowed = {r.id: r for r in plans_of(request, viewer)}
     ids = [pid for pid, r in allowed.items() if plan_code is None or r.code == plan_code]
-    rt = d._rt(request)
+    rt = runtime(request)
     with session_scope(rt.engine, readonly=True) as s:
         found = s.scalars(select(Review).where(Review.plan_id.in_(ids or [-1])).order_by(Review.id.desc())).all()
         counts: dict[int, dict[str, int]] = {r.id: {"items": 0, "answered": 0, "judged": 0} for r in found}
@@ -137,9 +101,9 @@ def review_list(request: Request, plan: str | None = None):
             c = counts[rid]
             c["items"] += n
             c["answered"] += n if answered else 0
-            c["judged"] += n if status == ITEM_JUDGED else 0
+            c["judged"] += n if status == ItemState.JUDGED else 0
         rows = [{"id": r.id, "href": f"/dashboard/reviews/{r.id}", "plan": allowed[r.plan_id].name, "title": r.title,
-                 "scope": _scope_text(r.scope_kind, list(r.scope_values or [])), "status": REVIEW_STATE_LABELS.get(r.status, r.status),
+                 "scope": _scope_text(r.scope_kind, list(r.scope_values or [])), "status": ReviewState(r.status).label,
                  "status_key": r.status, "started_on": r.started_on.isoformat(), "reply_by": r.reply_by.isoformat(),
                  "answered": f"{counts[r.id]['answered']}/{counts[r.id]['items']}", "judged": f"{counts[r.id]['judged']}/{counts[r.id]['items']}"}
                 for r in found]
@@ -153,30 +117,28 @@ def review_list(request: Request, plan: str | None = None):
 
 def _form_plan(request: Request, viewer, code: str | None):
     """The plan the form is for (within scope), or a refusal."""
-    allowed = _allowed_plans(request, viewer)
+    allowed = plans_of(request, viewer)
     if code:
         match = [r for r in allowed if r.code == code]
         if not match:
             if viewer.plan_id is None:
-                return None, allowed, _refusal(request, viewer, "没有该方案", "没有找到该方案，请从方案列表中选择。", 404)
-            return None, allowed, _refusal(request, viewer, "无权操作", "您的账户无权在该方案中发起督查。如需发起，请联系领导小组办公室。", 403)
-        return match[0], allowed, None
+                raise refusal(request, viewer, "没有该方案", "没有找到该方案，请从方案列表中选择。", 404)
+            raise refusal(request, viewer, "无权操作", "您的账户无权在该方案中发起督查。如需发起，请联系领导小组办公室。", 403)
+        return match[0], allowed
     if not allowed:
-        return None, allowed, _refusal(request, viewer, "方案不存在", "您的账户对应的方案已不存在。请联系领导小组办公室。", 404)
-    return allowed[0], allowed, None
+        raise refusal(request, viewer, "方案不存在", "您的账户对应的方案已不存在。请联系领导小组办公室。", 404)
+    return allowed[0], allowed
 
 
 def _new_page(request: Request, viewer, plan, allowed, *, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
               error: str = "", status: int = 200) -> Response:
-    rt = d._rt(request)
+    rt = runtime(request)
     today = rt.today()
     with session_scope(rt.engine, readonly=True) as s:
         p = s.get(Plan, plan.id)
         choices = reviews.scope_choices(s, p)
-        from duban.models import Task
-
         titles = dict(s.execute(select(Task.code, Task.title).where(Task.plan_id == p.id, Task.archived_at.is_(None))).all())
-    v = {"scope": "system", "system": [], "department": [], "supervisor": [], "tasks": "", "reply_by": "", "ask": DEFAULT_ASK,
+    v = {"scope": ScopeKind.SYSTEM.value, "system": [], "department": [], "supervisor": [], "tasks": "", "reply_by": "", "ask": DEFAULT_ASK,
          "title": "", **(values or {})}
     kinds = [{"key": k, "label": SCOPE_FORM_LABELS[k], "choices": choices.get(k, [])} for k in SCOPE_ORDER]
     ctx = {"plan": {"code": plan.code, "name": plan.name}, "plans": [{"code": r.code, "name": r.name} for r in allowed], "kinds": kinds,
@@ -187,28 +149,22 @@ def _new_page(request: Request, viewer, plan, allowed, *, values: dict[str, Any]
 
 @router.get("/dashboard/reviews/new", response_class=HTMLResponse)
 def review_new_form(request: Request, plan: str | None = None):
-    viewer, resp = _signed_in(request)
+    viewer, resp = signed_in(request)
     if resp is not None:
         return resp
-    if (refused := _office_only(request, viewer)) is not None:
-        return refused
-    p, allowed, refused = _form_plan(request, viewer, plan)
-    if refused is not None:
-        return refused
+    office_only(request, viewer)
+    p, allowed = _form_plan(request, viewer, plan)
     return _new_page(request, viewer, p, allowed)
 
 
 @router.post("/dashboard/reviews/new", response_class=HTMLResponse)
 async def review_new_submit(request: Request):
-    viewer, resp = _signed_in(request)
+    viewer, resp = signed_in(request)
     if resp is not None:
         return resp
-    if (refused := _office_only(request, viewer)) is not None:
-        return refused
-    try:
-        form = await request.form(max_files=0, max_fields=1000)
-    except Exception:  # noqa: BLE001 - a malformed form is the client's problem
-        return _refusal(request, viewer, "提交的内容无法识别", "请返回上一页重新填写后提交。", 400)
+    office_only(request, viewer)
+    if (form := await read_form(request, max_files=0, max_fields=1000)) is None:
+        raise refusal(request, viewer, *UNREADABLE_FORM)
     return await run_in_threadpool(_start, request, viewer, form)
 
 
@@ -223,12 +179,10 @@ def _values(form) -> dict[str, Any]:
 
 
 def _start(request: Request, viewer, form) -> Response:
-    rt = d._rt(request)
+    rt = runtime(request)
     v = _values(form)
-    p, allowed, refused = _form_plan(request, viewer, v["plan"] or None)
-    if refused is not None:
-        return refused
-    if not d._form_ok(request, form, "review-new"):
+    p, allowed = _form_plan(request, viewer, v["plan"] or None)
+    if not form_ok(request, form, "review-new"):
         return _new_page(request, viewer, p, allowed, values=v, status=403,
                          error="页面已过期，为保护您的账户安全，本次提交未被受理。请核对以下内容后重新提交。")
     today = rt.today()
@@ -237,11 +191,11 @@ def _start(request: Request, viewer, form) -> Response:
     values: list[str] = []
     if kind not in SCOPE_ORDER:
         errors["scope"] = "督查范围：请选择整个方案、育人体系、牵头单位、分管校领导或指定任务之一。"
-    elif kind == "tasks":
+    elif kind == ScopeKind.TASKS:
         values = [c for c in CODE_SPLIT.split(v["tasks"]) if c]
         if not values:
             errors["scope"] = "督查范围：请填写要督查的任务编号，多个编号用逗号分隔。"
-    elif kind != "plan":
+    elif kind != ScopeKind.PLAN:
         values = v[kind]
         if not values:
             errors["scope"] = f"督查范围：请至少选择一个{SCOPE_FORM_LABELS[kind]}。"
@@ -271,7 +225,7 @@ def _start(request: Request, viewer, form) -> Response:
         return _new_page(request, viewer, p, allowed, values=v, status=400, error=str(err))
     request.app.state.dispatcher.notify(started.recipients)
     done = "started-flow" if started.how == "deployment" else "started"
-    return RedirectResponse(f"/dashboard/reviews/{started.review_id}?done={done}", status_code=303, headers=d.PRIVATE)
+    return RedirectResponse(f"/dashboard/reviews/{started.review_id}?done={done}", status_code=303, headers=PRIVATE)
 
 
 # -- one review --------------------------------------------------------------------------------------------
@@ -279,82 +233,71 @@ def _start(request: Request, viewer, form) -> Response:
 
 def _show_page(request: Request, viewer, review: Review, *, notice: str = "", error: str = "", reason: str = "",
                status: int = 200) -> Response:
-    rt = d._rt(request)
+    rt = runtime(request)
     with session_scope(rt.engine, readonly=True) as s:
         r = s.get(Review, review.id)
         data = reviews.report_data(s, r, tz=rt.tz)
         plan = s.get(Plan, r.plan_id)
         reports = {ext: f"/dashboard/reviews/{r.id}/report.{ext}" for ext, path in (("html", r.report_html), ("xlsx", r.report_xlsx))
                    if path and Path(path).is_file()}
-        facts = {"status": REVIEW_STATE_LABELS.get(r.status, r.status), "status_key": r.status, "cancel_reason": r.cancel_reason,
+        facts = {"status": ReviewState(r.status).label, "status_key": r.status, "cancel_reason": r.cancel_reason,
                  "cancelled_by": r.cancelled_by or "", "answers_closed_on": r.answers_closed_on.isoformat() if r.answers_closed_on else ""}
     c = data["counts"]
     summary = {"total": c["items"], "answered": c["answered"], "unanswered": c["items"] - c["answered"], "late": c["late"],
-               "judged": sum(c["verdicts"].values()), "verdicts": [(k, c["verdicts"].get(k, 0)) for k in VERDICTS],
+               "judged": sum(c["verdicts"].values()), "verdicts": [(k, c["verdicts"].get(k, 0)) for k in (v.value for v in Verdict)],
                "follow_ups": len(data["follow_ups"]), "non_responders": len(data["non_responders"])}
     sees = viewer.sees_items
     ctx = {"r": data, "plan": {"code": plan.code, "name": plan.name}, "facts": facts, "summary": summary, "sees": sees,
            "items": data["items"] if sees else [], "non_responders": data["non_responders"] if sees else [],
            "follow_ups": data["follow_ups"] if sees else [], "reports": reports if sees else {},
-           "may_cancel": viewer.kind == "account" and viewer.role == "office" and facts["status_key"] in (REVIEW_OPEN, REVIEW_WAITING),
+           "may_cancel": viewer.kind == "account" and viewer.role == AccountRole.OFFICE and facts["status_key"] in (ReviewState.OPEN, ReviewState.WAITING),
            "notice": notice, "error": error, "reason": reason}
     return _page(request, "dashboard_review.html", viewer, ctx, status, forms=(f"review-cancel:{review.id}",))
 
 
 @router.get("/dashboard/reviews/{review_id:int}", response_class=HTMLResponse)
 def review_show(request: Request, review_id: int, done: str | None = None):
-    viewer, resp = _signed_in(request)
+    viewer, resp = signed_in(request)
     if resp is not None:
         return resp
-    review, refused = _review_in_scope(request, viewer, review_id)
-    if refused is not None:
-        return refused
+    review = _review_in_scope(request, viewer, review_id)
     return _show_page(request, viewer, review, notice=NOTICES.get(done or "", ""))
 
 
 @router.get("/dashboard/reviews/{review_id:int}/report.{ext}")
 def review_report(request: Request, review_id: int, ext: str):
-    viewer, resp = _signed_in(request)
+    viewer, resp = signed_in(request)
     if resp is not None:
         return resp
-    review, refused = _review_in_scope(request, viewer, review_id)
-    if refused is not None:
-        return refused
+    review = _review_in_scope(request, viewer, review_id)
     if not viewer.sees_items:
-        return _refusal(request, viewer, "无权查看", "督查报告含各任务责任人及填报内容，您的账户为只读统计账户，不能下载。", 403)
+        raise refusal(request, viewer, "无权查看", "督查报告含各任务责任人及填报内容，您的账户为只读统计账户，不能下载。", 403)
     path = {"html": review.report_html, "xlsx": review.report_xlsx}.get(ext)
     if not path or not Path(path).is_file():
-        return _refusal(request, viewer, "督查报告尚未生成", "全部任务评定后将生成督查报告，届时会通知领导小组和领导小组办公室。", 404)
-    from duban.web.security import attachment
-
+        raise refusal(request, viewer, "督查报告尚未生成", "全部任务评定后将生成督查报告，届时会通知领导小组和领导小组办公室。", 404)
     ctype = "text/html; charset=utf-8" if ext == "html" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     resp = attachment(Path(path), f"督查报告-{review.title}.{ext}", ctype)
-    resp.headers.update(d.PRIVATE)
+    resp.headers.update(PRIVATE)
     return resp
 
 
 @router.post("/dashboard/reviews/{review_id:int}/cancel", response_class=HTMLResponse)
 async def review_cancel(request: Request, review_id: int):
-    viewer, resp = _signed_in(request)
+    viewer, resp = signed_in(request)
     if resp is not None:
         return resp
-    if (refused := _office_only(request, viewer)) is not None:
-        return refused
-    try:
-        form = await request.form(max_files=0, max_fields=10)
-    except Exception:  # noqa: BLE001
-        return _refusal(request, viewer, "提交的内容无法识别", "请返回上一页重新填写后提交。", 400)
+    office_only(request, viewer)
+    if (form := await read_form(request, max_files=0, max_fields=10)) is None:
+        raise refusal(request, viewer, *UNREADABLE_FORM)
     return await run_in_threadpool(_cancel, request, viewer, review_id, form)
 
 
 def _cancel(request: Request, viewer, review_id: int, form) -> Response:
-    rt = d._rt(request)
-    review, refused = _review_in_scope(request, viewer, review_id)
-    if refused is not None:
-        return refused
+    rt = runtime(request)
+    review = _review_in_scope(request, viewer, review_id)
     reason = form.get("reason")
     reason = reason.strip() if isinstance(reason, str) else ""
-    if not d._form_ok(request, form, f"review-cancel:{review_id}"):
+    if not form_ok(request, form, f"review-cancel:{review_id}"):
         return _show_page(request, viewer, review, reason=reason, status=403,
                           error="页面已过期，为保护您的账户安全，本次撤销未被受理。请核对后重新点击“撤销督查”。")
     if not reason:
@@ -369,5 +312,5 @@ def _cancel(request: Request, viewer, review_id: int, form) -> Response:
         return _show_page(request, viewer, review, status=409, error=str(err))
     orchestration.wake(rt.engine, review_id)  # a suspended flow run ends itself (it finds the review cancelled)
     request.app.state.dispatcher.notify(out.notify)
-    return RedirectResponse(f"/dashboard/reviews/{review_id}?done=cancelled", status_code=303, headers=d.PRIVATE)
+    return RedirectResponse(f"/dashboard/reviews/{review_id}?done=cancelled", status_code=303, headers=PRIVATE)
 

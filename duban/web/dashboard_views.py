@@ -17,8 +17,9 @@ import pandas as pd
 
 from duban import rollup
 from duban.accounts import Viewer
-from duban.models import STATE_LABELS
+from duban.vocabulary import MilestoneState
 
+STATE_LABELS = {m: m.label for m in MilestoneState}
 GROUP_COLUMNS = ["tasks", "done_tasks", "completion_rate", "on_time_rate", "red", "yellow", "green", "overdue_tasks", "due_soon_tasks"]
 VIEW_COLUMNS: dict[str, list[str]] = {
     "by_plan": ["plan_name", *GROUP_COLUMNS],

@@ -14,10 +14,6 @@ from duban.actions import REQUEST_STATUS, label
 from duban.evidence import human_size
 from duban.links import local_time
 from duban.models import (
-    COMPLETION,
-    EXTENSION,
-    REQUEST_PENDING,
-    STATE_LABELS,
     Department,
     Event,
     Evidence,
@@ -26,8 +22,8 @@ from duban.models import (
     Request,
     Task,
 )
-
-from duban.reviews import task_history  # noqa: E402
+from duban.reviews import task_history
+from duban.vocabulary import OPEN_STATES, EventKind, MilestoneState, RequestKind, RequestStatus
 
 EVENT_LABELS = {
     "task_created": "下达任务",
@@ -51,9 +47,9 @@ EVENT_LABELS = {
     "review_answered": "督查填报",
     "review_judged": "督查评定",
 }
-HIDDEN_EVENTS = {"link_renewal_requested"}
-REQUEST_KINDS = {COMPLETION: "办结申请", EXTENSION: "延期申请"}
-STATE_CLASS = {"assigned": "s-assigned", "in_progress": "s-progress", "submitted": "s-submitted", "done": "s-done", "archived": "s-archived"}
+HIDDEN_EVENTS = {EventKind.LINK_RENEWAL}
+STATE_CLASS = {MilestoneState.ASSIGNED: "s-assigned", MilestoneState.IN_PROGRESS: "s-progress", MilestoneState.SUBMITTED: "s-submitted",
+               MilestoneState.DONE: "s-done", MilestoneState.ARCHIVED: "s-archived"}
 
 
 @dataclass
@@ -183,7 +179,7 @@ def _statements() -> dict[str, Any]:
             .order_by(recent.c.at.desc(), recent.c.id.desc(), evd.c.id)
         )
         built["pending"] = (
-            select(Request).where(Request.task_id == tid, Request.status == REQUEST_PENDING).order_by(Request.id)
+            select(Request).where(Request.task_id == tid, Request.status == RequestStatus.PENDING).order_by(Request.id)
         )
         _STATEMENTS.update(built)  # one call under the GIL: all keys at once
     return _STATEMENTS
@@ -204,10 +200,10 @@ def task_page(session: Session, task: Task, *, today: dt.date, tz, current_miles
         MilestoneView(
             id=m.id, label=labels[m.id], due=m.due_date.isoformat(),
             baseline=m.baseline_due_date.isoformat() if m.baseline_due_date != m.due_date else None,
-            state=STATE_LABELS.get(m.status, m.status), state_class=STATE_CLASS.get(m.status, ""),
-            overdue=m.status in ("assigned", "in_progress") and m.due_date < today, current=m.id == current_milestone,
+            state=MilestoneState(m.status).label, state_class=STATE_CLASS.get(m.status, ""),
+            overdue=m.status in OPEN_STATES and m.due_date < today, current=m.id == current_milestone,
         )
-        for m in ms if m.status != "archived" or m.id == current_milestone
+        for m in ms if m.status != MilestoneState.ARCHIVED or m.id == current_milestone
     ]
     history: list[HistoryEntry] = []
     last = None
@@ -238,7 +234,7 @@ def request_view(session: Session, r: Request, *, tz, task: Task | None = None, 
         m = session.get(Milestone, r.milestone_id)
     who = (people or {}).get(r.person_id) or session.get(Person, r.person_id)
     decided = ""
-    if r.status != REQUEST_PENDING:
+    if r.status != RequestStatus.PENDING:
         by = session.get(Person, r.decided_by_id) if r.decided_by_id else None
         decided = f"{local_time(r.decided_at, tz)} {by.name + ' ' if by else ''}审核：{REQUEST_STATUS.get(r.status, r.status)}"
         if r.decision_note:
@@ -247,7 +243,7 @@ def request_view(session: Session, r: Request, *, tz, task: Task | None = None, 
     if with_evidence:
         files = _file_views(list(session.scalars(select(Evidence).where(Evidence.request_id == r.id).order_by(Evidence.id))))
     return RequestView(
-        id=r.id, kind=r.kind, kind_label=REQUEST_KINDS.get(r.kind, r.kind), status=r.status,
+        id=r.id, kind=r.kind, kind_label=RequestKind(r.kind).label, status=r.status,
         status_label=REQUEST_STATUS.get(r.status, r.status), who=who.name if who else "", at=local_time(r.created_at, tz),
         note=r.note, milestone=label(m), due=m.due_date.isoformat() if m else "",
         new_due=r.new_due_date.isoformat() if r.new_due_date else None, task_code=task.code, task_title=task.title,

@@ -14,8 +14,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from urllib.parse import quote
 
-CSRF_COOKIE = "duban_csrf"
+from fastapi.responses import FileResponse
+
 CSRF_FIELD = "csrf"
 
 SECURITY_HEADERS = [
@@ -171,10 +173,6 @@ def csrf_ok(secret: str, cookie: str | None, field: str | None, link_id: int) ->
 def attachment(path, name: str, ctype: str):
     """A stored file as a download: never shown in the browser (no sniffing), never cached, and
     named as uploaded (RFC 6266: an ASCII fallback and the UTF-8 name)."""
-    from urllib.parse import quote
-
-    from fastapi.responses import FileResponse
-
     ascii_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name) or "file"
     headers = {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
                "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
