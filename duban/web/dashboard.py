@@ -100,7 +100,7 @@ def _login(request: Request, login: str, password: str, next_url: str) -> Respon
         return _login_page(request, error=result.message, login=login, next_url=next_url, status=status)
     until = now + dt.timedelta(hours=settings.session_hours)
     resp = RedirectResponse(safe_next(next_url), status_code=303, headers=PRIVATE)
-    return set_session(request, resp, kind="a", ident=result.account_id, version=result.session_version, until=until)
+    return set_session(request, resp, kind="a", ident=result.account_id, version=result.session_version, now=now, until=until)
 
 
 @router.post("/logout")
@@ -121,17 +121,18 @@ def open_read_only_link(request: Request, token: str):
     if wait := limiters(request).login.hit("link:" + client_ip(request)):
         raise too_many(wait, page="dashboard_message.html", headers=PRIVATE, viewer=None, login=False, csrf="")
     rt = runtime(request)
+    now = utcnow()
     try:
         with session_scope(rt.engine) as s:
             link = accounts.open_dashboard_link(s, token, secret=rt.settings.secret_key, today=rt.today())
-            link.last_used_at = utcnow()
+            link.last_used_at = now
             ident, expires_on = link.id, link.expires_on
     except accounts.AccountError as err:
         return message_page("链接无法使用", str(err), 410 if "过期" in str(err) or "撤销" in str(err) else 404)
     end_of_link = dt.datetime.combine(expires_on + dt.timedelta(days=1), dt.time(), tzinfo=rt.tz)
-    until = min(utcnow() + dt.timedelta(hours=rt.settings.session_hours), end_of_link)
+    until = min(now + dt.timedelta(hours=rt.settings.session_hours), end_of_link)
     resp = RedirectResponse("/dashboard", status_code=303, headers=PRIVATE)
-    return set_session(request, resp, kind="d", ident=ident, version=0, until=until)
+    return set_session(request, resp, kind="d", ident=ident, version=0, now=now, until=until)
 
 
 # -- the dashboard --------------------------------------------------------------------------------------

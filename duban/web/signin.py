@@ -60,10 +60,12 @@ def refusal(request: Request, viewer, title: str, message: str, status: int) -> 
                    csrf=csrf)
 
 
-def set_session(request: Request, resp: Response, *, kind: str, ident: int, version: int, until: dt.datetime) -> Response:
+def set_session(request: Request, resp: Response, *, kind: str, ident: int, version: int, now: dt.datetime,
+                until: dt.datetime) -> Response:
+    """The sign-in cookie, valid from ``now`` (the time the sign-in was checked) until ``until``."""
     settings = runtime(request).settings
     value = accounts.session_cookie(settings.secret_key, kind=kind, ident=ident, version=version, expires=until)
-    max_age = max(1, int((until - utcnow()).total_seconds() + 0.999))
+    max_age = max(1, int((until - now).total_seconds() + 0.999))
     resp.set_cookie(accounts.SESSION_COOKIE, value, max_age=max_age, httponly=True, samesite="lax",
                     secure=settings.base_url.startswith("https://"), path="/")
     return resp
