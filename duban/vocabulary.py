@@ -15,7 +15,9 @@ class _Labelled(StrEnum):
 
     @property
     def label(self) -> str:
-        return _LABELS.get(self, self.value)
+        # keyed by class and value: members of different enums with one value (MilestoneState.DONE,
+        # LinkAction.DONE) are equal and hash alike, so a dict keyed by members would mix them up
+        return _LABELS.get((type(self), self.value), self.value)
 
     @classmethod
     def label_of(cls, value: str) -> str:
@@ -208,41 +210,43 @@ class EvidenceKind(StrEnum):
     FILE = "file"
 
 
-_LABELS: dict[StrEnum, str] = {
-    MilestoneState.ASSIGNED: "待签收",
-    MilestoneState.IN_PROGRESS: "办理中",
-    MilestoneState.SUBMITTED: "待审核",
-    MilestoneState.DONE: "已办结",
-    MilestoneState.ARCHIVED: "已归档",
-    Light.RED: "红灯",
-    Light.YELLOW: "黄灯",
-    Light.GREEN: "绿灯",
-    RequestKind.COMPLETION: "办结申请",
-    RequestKind.EXTENSION: "延期申请",
-    LinkAction.ACK: "签收",
-    LinkAction.PROGRESS: "反馈进展",
-    LinkAction.DONE: "提交办结",
-    LinkAction.EXTEND: "申请延期",
-    LinkAction.VIEW: "查看任务",
-    LinkAction.REVIEW: "审核",
-    LinkAction.QUEUE: "待审核事项",
-    LinkAction.REVIEW_ANSWER: "填报督查情况",
-    LinkAction.REVIEW_VERDICT: "督查评定",
-    LinkAction.REVIEW_REPORT: "查看督查报告",
-    LinkAction.DASHBOARD: "看板",
-    ReviewState.OPEN: "填报中",
-    ReviewState.WAITING: "待评定",
-    ReviewState.CLOSED: "已完成",
-    ReviewState.CANCELLED: "已撤销",
-    ItemState.REQUESTED: "待填报",
-    ItemState.ANSWERED: "已填报",
-    ItemState.JUDGED: "已评定",
-    ScopeKind.PLAN: "全部任务",
-    ScopeKind.SYSTEM: "育人体系",
-    ScopeKind.DEPARTMENT: "牵头单位",
-    ScopeKind.SUPERVISOR: "分管校领导",
-    ScopeKind.TASKS: "指定任务",
-    AccountRole.OFFICE: "领导小组办公室",
-    AccountRole.LEADER: "领导",
-    AccountRole.VIEWER: "只读",
-}
+# (member, label) pairs, not a dict: members of different enums with one value are equal keys
+_LABEL_LIST: tuple[tuple[StrEnum, str], ...] = (
+    (MilestoneState.ASSIGNED, "待签收"),
+    (MilestoneState.IN_PROGRESS, "办理中"),
+    (MilestoneState.SUBMITTED, "待审核"),
+    (MilestoneState.DONE, "已办结"),
+    (MilestoneState.ARCHIVED, "已归档"),
+    (Light.RED, "红灯"),
+    (Light.YELLOW, "黄灯"),
+    (Light.GREEN, "绿灯"),
+    (RequestKind.COMPLETION, "办结申请"),
+    (RequestKind.EXTENSION, "延期申请"),
+    (LinkAction.ACK, "签收"),
+    (LinkAction.PROGRESS, "反馈进展"),
+    (LinkAction.DONE, "提交办结"),
+    (LinkAction.EXTEND, "申请延期"),
+    (LinkAction.VIEW, "查看任务"),
+    (LinkAction.REVIEW, "审核"),
+    (LinkAction.QUEUE, "待审核事项"),
+    (LinkAction.REVIEW_ANSWER, "填报督查情况"),
+    (LinkAction.REVIEW_VERDICT, "督查评定"),
+    (LinkAction.REVIEW_REPORT, "查看督查报告"),
+    (LinkAction.DASHBOARD, "看板"),
+    (ReviewState.OPEN, "填报中"),
+    (ReviewState.WAITING, "待评定"),
+    (ReviewState.CLOSED, "已完成"),
+    (ReviewState.CANCELLED, "已撤销"),
+    (ItemState.REQUESTED, "待填报"),
+    (ItemState.ANSWERED, "已填报"),
+    (ItemState.JUDGED, "已评定"),
+    (ScopeKind.PLAN, "全部任务"),
+    (ScopeKind.SYSTEM, "育人体系"),
+    (ScopeKind.DEPARTMENT, "牵头单位"),
+    (ScopeKind.SUPERVISOR, "分管校领导"),
+    (ScopeKind.TASKS, "指定任务"),
+    (AccountRole.OFFICE, "领导小组办公室"),
+    (AccountRole.LEADER, "领导"),
+    (AccountRole.VIEWER, "只读"),
+)
+_LABELS: dict[tuple[type, str], str] = {(type(m), m.value): text for m, text in _LABEL_LIST}
