@@ -43,7 +43,7 @@ def main() -> None:
 
     from duban import sweep
     from duban.db import make_engine, upgrade
-    from duban.importer import import_plan
+    from duban.plans.importer import import_plan
     from duban.rules.calendar import WorkCalendar
     from notifications.channels import Dispatcher
     from tests.servers import SMTPServer

@@ -50,7 +50,7 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     from duban.db import make_engine, session_scope, upgrade
     from duban.models import APPROVED, COMPLETION, DONE, EXTENSION, REQUEST_PENDING, RETURNED, SUBMITTED, Milestone, Request, Task
     from duban.rules.calendar import WorkCalendar
-    from duban.store import apply_plan
+    from duban.plans.sync import apply_plan
     from duban.sweep import decide
     from zoneinfo import ZoneInfo
 

@@ -124,7 +124,7 @@ def import_command(
 ) -> None:
     """导入或更新一个方案：新增任务、变更时间和责任人、归档删除的任务，已有进展不丢失。"""
     from definitions.problems import PlanProblems
-    from duban.importer import import_plan
+    from duban.plans.importer import import_plan
 
     from sqlalchemy.exc import DBAPIError
 
@@ -260,7 +260,7 @@ def export_command(
     """把库中的方案导出为 Excel 或 YAML（格式与导入相同，可修改后再导入）。"""
     from definitions.export import write_plan_file
     from duban.db import session_scope
-    from duban.export import plan_file_from_store
+    from duban.plans.export import plan_file_from_store
 
     with session_scope(_engine()) as session:
         plan_file = plan_file_from_store(session, plan)
@@ -547,7 +547,7 @@ def demo_command(
 def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
     from duban.accounts import ensure_demo_account
     from duban.db import session_scope
-    from duban.importer import import_plan
+    from duban.plans.importer import import_plan
     from duban.runtime import runtime
     from duban.sweep import digest_rows
     from flows.sweep import daily_sweep

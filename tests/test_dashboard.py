@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from duban import accounts
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import Account, DashboardLink, utcnow
 from duban.settings import get_settings
 from tests.conftest import PINNED_DAY

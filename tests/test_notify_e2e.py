@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from duban import sweep
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import Delivery, Digest, Notification
 from duban.rules.calendar import WorkCalendar
 from notifications.channels import Dispatcher

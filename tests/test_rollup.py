@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 
 from duban import rollup
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import (
     APPROVED, COMPLETION, DONE, EXTENSION, IN_PROGRESS, REQUEST_PENDING, RETURNED, SUBMITTED, Milestone, Person, Plan, Request,
     RollupSnapshot, Task,

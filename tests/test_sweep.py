@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from duban import sweep
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import Digest, Notification
 from duban.rules.calendar import WorkCalendar
 from tests.factories import small_plan, task_of, write_yaml

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from duban import sweep
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import Notification, Person
 from duban.rules.calendar import WorkCalendar
 from tests.conftest import EXAMPLE_YAML

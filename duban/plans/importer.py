@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from definitions.loaders import load_plan
 from duban.db import session_scope
-from duban.store import PlanDiff, apply_plan
+from duban.plans.sync import PlanDiff, apply_plan
 
 
 class _DryRun(Exception):
