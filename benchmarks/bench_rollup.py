@@ -130,16 +130,17 @@ def _child_measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     from zoneinfo import ZoneInfo
 
-    from duban import rollup
     from duban.db import make_engine
     from duban.report import write_report
+    from duban.rollup.compute import compute
+    from duban.rollup.snapshots import snapshot
     from duban.rules.calendar import WorkCalendar
 
     engine = make_engine(spec["database_url"])
     mark("import modules, engine")
-    r = rollup.compute(engine, as_of=dt.date.fromisoformat(AS_OF), tz=ZoneInfo("Asia/Shanghai"), cal=WorkCalendar())
+    r = compute(engine, as_of=dt.date.fromisoformat(AS_OF), tz=ZoneInfo("Asia/Shanghai"), cal=WorkCalendar())
     mark("rollup.compute (all plans)")
-    stored = rollup.snapshot(engine, r)
+    stored = snapshot(engine, r)
     mark(f"rollup.snapshot ({stored} rows)")
     files = write_report(r, spec["out"])
     mark("report: HTML + XLSX")

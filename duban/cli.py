@@ -223,18 +223,20 @@ def report_command(
     """督办汇总报告：完成率、按期率、红黄绿灯、逾期和待审核事项、延期、趋势和单位考核，生成 HTML 报告和 Excel 工作簿。"""
     from duban import rollup
     from duban.report import write_report
+    from duban.rollup.compute import compute
+    from duban.rollup.snapshots import snapshot as store_snapshot
 
     day = _parse_day(as_of)
     engine = _engine()
     rt = _runtime()
     try:
-        r = rollup.compute(engine, as_of=day, plan_code=plan, tz=rt.tz, cal=rt.calendar)
+        r = compute(engine, as_of=day, plan_code=plan, tz=rt.tz, cal=rt.calendar)
     except rollup.RollupError as err:
         _fail(str(err), 1)
     if r.plans.empty:
         _fail("库中还没有方案。请先导入：duban import 方案文件.xlsx", 1)
     if snapshot:
-        rollup.snapshot(engine, r)
+        store_snapshot(engine, r)
     folder = out or _settings().data_dir / "reports"
     try:
         files = write_report(r, folder)
