@@ -6,6 +6,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from pydantic import ValidationError
+
 from definitions.deadlines import DeadlineError, parse_deadline, parse_period, parse_roadmap
 from definitions.problems import Locator, PlanProblems, Problem
 from definitions.schema import (
@@ -18,6 +20,7 @@ from definitions.schema import (
     PlanFile,
     TaskDef,
 )
+from duban.rules.policy import DeadlinePolicy, assessment_policy, effective_policy
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MOBILE_RE = re.compile(r"^\+?[0-9][0-9\- ]{4,19}$")
@@ -46,10 +49,6 @@ def _notify_problems(urls: list[str], *, has_email: bool = True, group: bool = F
 
 def _policy_problems(policy: dict, *, plan: bool = False) -> str | None:
     """Why a policy override is not acceptable (Chinese), or None."""
-    from pydantic import ValidationError
-
-    from duban.rules.policy import DeadlinePolicy, assessment_policy, effective_policy
-
     allowed = list(DeadlinePolicy.model_fields) + (["assessment"] if plan else [])
     unknown = sorted(set(policy) - set(allowed))
     if unknown:

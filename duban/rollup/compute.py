@@ -11,7 +11,6 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from duban.db import session_scope
-from duban.models import APPROVED, COMPLETION, EXTENSION, REQUEST_PENDING, RETURNED
 from duban.rollup import COLOUR_LABELS, COUNT_COLUMNS, DUE_SOON_DAYS, LEVEL_LABELS, REQUEST_LABELS, UNSPECIFIED, Rollup
 from duban.rollup.assessment import assessment, rates
 from duban.rollup.frames import Workdays, colours, load, local_dates, plans_frame
@@ -19,7 +18,7 @@ from duban.rollup.trend import snapshot_frame, trend_with_today
 from duban.rules.deadlines import GREEN, RED, YELLOW
 from duban.rules.policy import assessment_policy
 from duban.status import TASK_STATES
-from duban.vocabulary import OPEN_STATES, MilestoneState, SnapshotScope
+from duban.vocabulary import OPEN_STATES, MilestoneState, RequestKind, RequestStatus, SnapshotScope
 
 _MILESTONE_COUNTS = ("milestones", "done_milestones", "due_milestones", "on_time_milestones", "on_time_baseline_milestones",
                      "overdue_milestones", "due_soon_milestones", "late_days")
@@ -128,11 +127,11 @@ def _with_milestone_counts(t: pd.DataFrame, m: pd.DataFrame) -> pd.DataFrame:
 
 def _with_assessment_inputs(t: pd.DataFrame, esc: pd.DataFrame, req: pd.DataFrame) -> pd.DataFrame:
     """Per task: escalations (督办), decided completion requests and returns."""
-    comp = req[req["kind"] == COMPLETION]
-    decided = comp[comp["status"].isin((APPROVED, RETURNED))]
+    comp = req[req["kind"] == RequestKind.COMPLETION]
+    decided = comp[comp["status"].isin((RequestStatus.APPROVED, RequestStatus.RETURNED))]
     for counted in (esc.groupby("task_id").size().rename("escalations"),
                     decided.groupby("task_id").size().rename("completion_requests"),
-                    comp[comp["status"] == RETURNED].groupby("task_id").size().rename("returns")):
+                    comp[comp["status"] == RequestStatus.RETURNED].groupby("task_id").size().rename("returns")):
         t = t.merge(counted, left_on="task_id", right_index=True, how="left")
     for c in ("escalations", "completion_requests", "returns"):
         t[c] = t[c].fillna(0).astype("int64")
@@ -214,7 +213,7 @@ def _awaiting_approval(t: pd.DataFrame, m: pd.DataFrame, req: pd.DataFrame, peop
     tinfo = t[["task_id", "plan", "code", "title", "department", "position"]].copy()
     tinfo["department"] = tinfo["department"].fillna(UNSPECIFIED)
     mtitle = m[["milestone_id", "milestone", "is_final", "due"]]
-    pend = req[req["status"] == REQUEST_PENDING].merge(tinfo, on="task_id")
+    pend = req[req["status"] == RequestStatus.PENDING].merge(tinfo, on="task_id")
     pend = pend.merge(mtitle, on="milestone_id", how="left")
     pend["kind"] = pend["kind"].map(lambda k: REQUEST_LABELS.get(k, k))
     pend["requester"] = [people.get(int(p), "") for p in pend["person_id"].tolist()]
@@ -228,7 +227,7 @@ def _awaiting_approval(t: pd.DataFrame, m: pd.DataFrame, req: pd.DataFrame, peop
 
 def _extensions(mt: pd.DataFrame, req: pd.DataFrame, *, tz, workdays: Workdays) -> tuple[pd.DataFrame, int]:
     """Slippage: every live milestone whose due date moved from its baseline; and how many extensions were granted."""
-    ext = req[(req["kind"] == EXTENSION) & (req["status"] == APPROVED)].copy()
+    ext = req[(req["kind"] == RequestKind.EXTENSION) & (req["status"] == RequestStatus.APPROVED)].copy()
     ext["decided_on"] = local_dates(ext["decided_at"], tz)
     ext_by_m = ext.groupby("milestone_id").agg(extensions=("request_id", "size"), last_approved=("decided_on", "max"))
     moved = mt[mt["due"] != mt["baseline"]].merge(ext_by_m, left_on="milestone_id", right_index=True, how="left")
