@@ -43,7 +43,7 @@ def main() -> None:
 
     from benchmarks.common import load_average
     from duban.db import make_engine, upgrade
-    from duban.importer import import_plan
+    from duban.plans.importer import import_plan
     from duban.links import LinkMaker
     from duban.rules.calendar import WorkCalendar
     from duban.sweep.decisions import decide

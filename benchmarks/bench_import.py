@@ -91,7 +91,7 @@ def _child_phases(spec: dict[str, Any]) -> dict[str, Any]:
     from duban.db import make_engine, upgrade
     from duban.models import Event, Milestone, Task
     from duban.status import collect_status, render_status
-    from duban.store import apply_plan
+    from duban.plans.sync import apply_plan
 
     mark("import modules (sqlalchemy, pydantic, duban …)")
     engine = make_engine(spec["database_url"])

@@ -51,8 +51,9 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     from duban.db import make_engine, session_scope, upgrade
     from duban.models import APPROVED, COMPLETION, DONE, EXTENSION, REQUEST_PENDING, RETURNED, SUBMITTED, Milestone, Request, Task
     from duban.rules.calendar import WorkCalendar
-    from duban.store import apply_plan
+    from duban.plans.sync import apply_plan
     from duban.sweep.decisions import decide
+    from zoneinfo import ZoneInfo
 
     t0 = time.perf_counter()
     engine = make_engine(spec["database_url"])
@@ -130,16 +131,17 @@ def _child_measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     from zoneinfo import ZoneInfo
 
-    from duban import rollup
     from duban.db import make_engine
     from duban.report import write_report
+    from duban.rollup.compute import compute
+    from duban.rollup.snapshots import snapshot
     from duban.rules.calendar import WorkCalendar
 
     engine = make_engine(spec["database_url"])
     mark("import modules, engine")
-    r = rollup.compute(engine, as_of=dt.date.fromisoformat(AS_OF), tz=ZoneInfo("Asia/Shanghai"), cal=WorkCalendar())
+    r = compute(engine, as_of=dt.date.fromisoformat(AS_OF), tz=ZoneInfo("Asia/Shanghai"), cal=WorkCalendar())
     mark("rollup.compute (all plans)")
-    stored = rollup.snapshot(engine, r)
+    stored = snapshot(engine, r)
     mark(f"rollup.snapshot ({stored} rows)")
     files = write_report(r, spec["out"])
     mark("report: HTML + XLSX")

@@ -6,7 +6,7 @@
    173 tasks, 100 people and 12 departments each, 2–4 milestones per task spread around the
    reference day 2026-11-23 (about 14 % of tasks have an open past-due step, a few % are due within
    the reminder window), one task in five recurring or ongoing with a reporting period.  They are
-   written with ``duban.store.apply_plan`` (bulk) as imported on 2026-09-01; then one UPDATE marks
+   written with ``duban.plans.sync.apply_plan`` (bulk) as imported on 2026-09-01; then one UPDATE marks
    70 % of the tasks acknowledged.  Loading is timed but is not part of a target.
 2. In a fresh process (so that ``getrusage(RUSAGE_SELF).ru_maxrss`` is that of the sweep alone):
    the steps of the daily-sweep flow, as the flow calls them (``duban.runtime`` set-up,
@@ -212,7 +212,7 @@ def _child_load_province(spec: dict[str, Any]) -> dict[str, Any]:
 
     ph = Phases()
     from duban.db import make_engine, session_scope, upgrade
-    from duban.store import apply_plan
+    from duban.plans.sync import apply_plan
 
     ph.mark("import modules")
     plans = province_plans(spec["plans"], seed=spec["seed"])
@@ -236,7 +236,7 @@ def _child_load_school(spec: dict[str, Any]) -> dict[str, Any]:
 
     ph = Phases()
     from duban.db import make_engine, upgrade
-    from duban.importer import import_plan
+    from duban.plans.importer import import_plan
 
     engine = make_engine(spec["database_url"])
     upgrade(engine)

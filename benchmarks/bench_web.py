@@ -73,7 +73,7 @@ def prepare(url: str, folder: Path, tasks: int) -> tuple[list[str], list[str]]:
 
     from benchmarks.generate import build_plan, write_generated
     from duban.db import get_engine, session_scope
-    from duban.importer import import_plan
+    from duban.plans.importer import import_plan
     from duban.links import LinkSpec, issue, link_token
     from duban.models import Milestone, Plan, Task
 

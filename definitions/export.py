@@ -7,11 +7,16 @@ task, systems and projects in merged cells as offices lay them out), 人员, 部
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
 
+from definitions.loaders import POLICY_KEYS, read_plan_file
 from definitions.schema import PlanFile
 
 TASK_HEADERS = (
@@ -74,21 +79,41 @@ def to_yaml(plan_file: PlanFile) -> str:
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000)
 
 
+_BOLD = Font(bold=True)
+_FILL = PatternFill("solid", fgColor="DDEBF7")
+_WRAP = Alignment(wrap_text=True, vertical="top")
+_CENTER = Alignment(vertical="center", horizontal="center", wrap_text=True)
+_TASK_WIDTHS = (9, 12, 22, 36, 40, 30, 14, 16, 20, 16, 16, 44, 10)
+
+
 def write_workbook(plan_file: PlanFile, out: Path) -> None:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
+    """The plan as the XLSX template: 方案, 任务清单, 人员, 部门 and 填写说明."""
     wb = Workbook()
-    bold = Font(bold=True)
-    fill = PatternFill("solid", fgColor="DDEBF7")
-    wrap = Alignment(wrap_text=True, vertical="top")
-    center = Alignment(vertical="center", horizontal="center", wrap_text=True)
+    _plan_sheet(wb.active, plan_file.plan)
+    _task_sheet(wb.create_sheet("任务清单"), plan_file)
+    ws = wb.create_sheet("人员")
+    _table(ws, PEOPLE_HEADERS, width=22, rows=(
+        [person.name, person.department or "", person.title or "", person.email or "", person.mobile or "", " ".join(person.notify),
+         person.manager or ""]
+        for person in plan_file.people
+    ))
+    for r in range(2, ws.max_row + 1):
+        ws.cell(r, 5).number_format = "@"  # mobile numbers are text, not numbers
+    _table(wb.create_sheet("部门"), DEPARTMENT_HEADERS, width=24,
+           rows=([d.name, d.head or "", d.supervisor or "", " ".join(d.notify)] for d in plan_file.departments))
+    ws = wb.create_sheet("填写说明")
+    for line in INSTRUCTIONS:
+        ws.append([line])
+    ws.cell(1, 1).font = Font(bold=True, size=13)
+    ws.column_dimensions["A"].width = 120
+    wb.active = 1
+    wb.save(out)
 
-    p = plan_file.plan
-    ws = wb.active
+
+def _plan_sheet(ws: Any, p: Any) -> None:
+    """方案: the plan settings, one labelled row each; the policy keys it overrides."""
     ws.title = "方案"
-    for key, value in (
+    rows: list[tuple[str, Any]] = [
         ("方案编号", p.code),
         ("方案名称", p.name),
         ("单位", p.organization),
@@ -98,32 +123,32 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
         ("领导小组办公室", "、".join(p.office)),
         ("领导小组通知地址", " ".join(p.channels.leading_group)),
         ("领导小组办公室通知地址", " ".join(p.channels.office)),
-    ):
-        ws.append([key, value])
-        ws.cell(ws.max_row, 1).font = bold
-    from definitions.loaders import POLICY_KEYS
-
+    ]
     for label, field in POLICY_KEYS.items():
         if field in p.policy:
             value = p.policy[field]
-            ws.append([label, "、".join(map(str, value)) if isinstance(value, (list, tuple)) else value])
-            ws.cell(ws.max_row, 1).font = bold
+            rows.append((label, "、".join(map(str, value)) if isinstance(value, (list, tuple)) else value))
     if "send_hours" not in p.policy:
-        ws.append(["通知发送时段", ""])  # an empty row to fill in: the institution's default applies
-        ws.cell(ws.max_row, 1).font = bold
+        rows.append(("通知发送时段", ""))  # an empty row to fill in: the institution's default applies
+    for key, value in rows:
+        ws.append([key, value])
+        ws.cell(ws.max_row, 1).font = _BOLD
     ws.column_dimensions["A"].width = 18
     ws.column_dimensions["B"].width = 60
 
-    ws = wb.create_sheet("任务清单")
+
+def _task_sheet(ws: Any, plan_file: PlanFile) -> None:
+    """任务清单: a title row, the headers, one row per task; systems and projects in merged cells."""
+    p = plan_file.plan
     ws.append([f"{p.organization}{p.name} 重点任务清单".strip()])
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(TASK_HEADERS))
     ws.cell(1, 1).font = Font(bold=True, size=14)
-    ws.cell(1, 1).alignment = center
+    ws.cell(1, 1).alignment = _CENTER
     ws.append(list(TASK_HEADERS))
     for c in range(1, len(TASK_HEADERS) + 1):
-        ws.cell(2, c).font = bold
-        ws.cell(2, c).fill = fill
-        ws.cell(2, c).alignment = center
+        ws.cell(2, c).font = _BOLD
+        ws.cell(2, c).fill = _FILL
+        ws.cell(2, c).alignment = _CENTER
     row = 3
     for s in plan_file.systems:
         s_start = row
@@ -139,50 +164,30 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
                 if isinstance(deadline, dt.date):
                     ws.cell(row, 11).number_format = "yyyy-mm-dd"
                 for c in range(1, len(TASK_HEADERS) + 1):
-                    ws.cell(row, c).alignment = wrap
+                    ws.cell(row, c).alignment = _WRAP
                 row += 1
             if row - p_start > 1:
                 ws.merge_cells(start_row=p_start, start_column=3, end_row=row - 1, end_column=3)
         if row - s_start > 1:
             ws.merge_cells(start_row=s_start, start_column=2, end_row=row - 1, end_column=2)
-    for c, width in enumerate((9, 12, 22, 36, 40, 30, 14, 16, 20, 16, 16, 44, 10), 1):
+    for c, width in enumerate(_TASK_WIDTHS, 1):
         ws.column_dimensions[get_column_letter(c)].width = width
     ws.freeze_panes = "D3"
 
-    ws = wb.create_sheet("人员")
-    ws.append(list(PEOPLE_HEADERS))
-    for person in plan_file.people:
-        ws.append([person.name, person.department or "", person.title or "", person.email or "",
-                   person.mobile or "", " ".join(person.notify), person.manager or ""])
-    for c in range(1, len(PEOPLE_HEADERS) + 1):
-        ws.cell(1, c).font = bold
-        ws.cell(1, c).fill = fill
-        ws.column_dimensions[get_column_letter(c)].width = 22
-    for r in range(2, ws.max_row + 1):
-        ws.cell(r, 5).number_format = "@"  # mobile numbers are text, not numbers
 
-    ws = wb.create_sheet("部门")
-    ws.append(list(DEPARTMENT_HEADERS))
-    for d in plan_file.departments:
-        ws.append([d.name, d.head or "", d.supervisor or "", " ".join(d.notify)])
-    for c in range(1, len(DEPARTMENT_HEADERS) + 1):
-        ws.cell(1, c).font = bold
-        ws.cell(1, c).fill = fill
-        ws.column_dimensions[get_column_letter(c)].width = 24
-
-    ws = wb.create_sheet("填写说明")
-    for line in INSTRUCTIONS:
-        ws.append([line])
-    ws.cell(1, 1).font = Font(bold=True, size=13)
-    ws.column_dimensions["A"].width = 120
-    wb.active = 1
-    wb.save(out)
+def _table(ws: Any, headers: tuple[str, ...], *, width: int, rows: Iterable[list[str]]) -> None:
+    """A plain table: bold filled headers, one row per item, every column ``width`` wide."""
+    ws.append(list(headers))
+    for values in rows:
+        ws.append(values)
+    for c in range(1, len(headers) + 1):
+        ws.cell(1, c).font = _BOLD
+        ws.cell(1, c).fill = _FILL
+        ws.column_dimensions[get_column_letter(c)].width = width
 
 
 if __name__ == "__main__":  # python -m definitions.export plans/x.yaml plans/x.xlsx
     import sys
-
-    from definitions.loaders import read_plan_file
 
     source, target = sys.argv[1:3]
     write_plan_file(read_plan_file(source)[0], target)

@@ -503,11 +503,7 @@ def _tasks_from(sheet: Sheet, header, loc: SheetLocator, problems: list[Problem]
     header_row, cols, names = header
     loc.task_sheet = sheet.name
     loc.task_columns = names
-    missing = [f for f in REQUIRED_TASK_FIELDS if f not in cols]
-    if "owner" not in cols and "lead_department" not in cols:
-        missing.append("owner")
-    if "deadline" not in cols and "roadmap" not in cols:
-        missing.append("deadline")
+    missing = _missing_task_columns(cols)
     if missing:
         problems.extend(_missing_column(sheet.name, f, loc) for f in missing)
         return []
@@ -533,7 +529,6 @@ def _tasks_from(sheet: Sheet, header, loc: SheetLocator, problems: list[Problem]
             last_system, last_project = sys_cell, None
         if proj_cell:
             last_project = proj_cell
-        title = _text(get("title"))
         if not any(_text(get(f)) for f in ("title", "deadline", "roadmap", "owner", "lead_department")):
             continue  # a section heading ("一、课程育人"), not a task
         system, project = last_system, last_project
@@ -557,24 +552,37 @@ def _tasks_from(sheet: Sheet, header, loc: SheetLocator, problems: list[Problem]
             sys_obj.projects.append(projects[(system, project)])
             loc.group_rows[("p", si, project_pos[(system, project)])] = rownum
         proj_obj, pi = projects[(system, project)], project_pos[(system, project)]
-        deadline = _deadline_cell(get("deadline"))
-        task = TaskIn.model_construct(
-            code=_text(get("code")) or "",
-            title=title or "",
-            statement=_text(get("statement")) or "",
-            done_criteria=_text(get("done_criteria")) or "",
-            owner=_text(get("owner")),
-            lead_department=_text(get("lead_department")),
-            partners=[x.strip() for x in LIST_SPLIT.split(_text(get("partners")) or "") if x.strip()],
-            supervisor=_text(get("supervisor")),
-            deadline=deadline,
-            roadmap=_text(get("roadmap")),
-            report_every=_text(get("report_every")),
-            policy={},
-        )
-        proj_obj.tasks.append(task)
+        proj_obj.tasks.append(_task_in(get))
         loc.task_rows[(si, pi, len(proj_obj.tasks) - 1)] = (sheet.name, rownum)
     return list(systems.values())
+
+
+def _missing_task_columns(cols: dict[str, int]) -> list[str]:
+    """The task fields without a column: the required ones, an owner (or lead department), a deadline (or roadmap)."""
+    missing = [f for f in REQUIRED_TASK_FIELDS if f not in cols]
+    if "owner" not in cols and "lead_department" not in cols:
+        missing.append("owner")
+    if "deadline" not in cols and "roadmap" not in cols:
+        missing.append("deadline")
+    return missing
+
+
+def _task_in(get) -> TaskIn:
+    """One task row as written (checked later by ``resolve``); ``get(field)`` reads its cell."""
+    return TaskIn.model_construct(
+        code=_text(get("code")) or "",
+        title=_text(get("title")) or "",
+        statement=_text(get("statement")) or "",
+        done_criteria=_text(get("done_criteria")) or "",
+        owner=_text(get("owner")),
+        lead_department=_text(get("lead_department")),
+        partners=[x.strip() for x in LIST_SPLIT.split(_text(get("partners")) or "") if x.strip()],
+        supervisor=_text(get("supervisor")),
+        deadline=_deadline_cell(get("deadline")),
+        roadmap=_text(get("roadmap")),
+        report_every=_text(get("report_every")),
+        policy={},
+    )
 
 
 def _records(picked, on_row) -> None:

@@ -6,6 +6,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from pydantic import ValidationError
+
 from definitions.deadlines import DeadlineError, parse_deadline, parse_period, parse_roadmap
 from definitions.problems import Locator, PlanProblems, Problem
 from definitions.schema import (
@@ -18,6 +20,7 @@ from definitions.schema import (
     PlanFile,
     TaskDef,
 )
+from duban.rules.policy import DeadlinePolicy, assessment_policy, effective_policy
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MOBILE_RE = re.compile(r"^\+?[0-9][0-9\- ]{4,19}$")
@@ -46,10 +49,6 @@ def _notify_problems(urls: list[str], *, has_email: bool = True, group: bool = F
 
 def _policy_problems(policy: dict, *, plan: bool = False) -> str | None:
     """Why a policy override is not acceptable (Chinese), or None."""
-    from pydantic import ValidationError
-
-    from duban.rules.policy import DeadlinePolicy, assessment_policy, effective_policy
-
     allowed = list(DeadlinePolicy.model_fields) + (["assessment"] if plan else [])
     unknown = sorted(set(policy) - set(allowed))
     if unknown:
@@ -109,228 +108,240 @@ class _Names:
 
 def resolve(plan_file: PlanFile, locator: Locator | None = None, *, check_notify: bool = True) -> PlanDefinition:
     """Check names, parse deadlines and build milestones; raise ``PlanProblems`` listing all issues."""
-    loc = locator or Locator("<plan>")
-    problems: list[Problem] = []
-    warnings: list[str] = []
+    return _Resolver(plan_file, locator or Locator("<plan>"), check_notify=check_notify).run()
 
-    def bad(where: str, message: str) -> None:
-        problems.append(Problem(where, message))
 
-    p = plan_file.plan
-    if not p.code or not CODE_RE.match(p.code):
-        bad(loc.plan("code"), f"方案编号“{p.code}”不可用：编号不能含空格和 / \\ ? # % 字符，最多 50 个字符")
-    if p.policy and (why := _policy_problems(p.policy, plan=True)):
-        bad(loc.plan("policy"), why)
-    try:
-        report_every = parse_period(p.report_every)
-    except DeadlineError as err:
-        bad(loc.plan("report_every"), str(err))
-        report_every = "semester"
+class _Resolver:
+    """One resolution: the steps of :func:`resolve` in file order, collecting every problem."""
 
-    # Departments and people: unique names; references resolve against them ---------------------
-    depts = _Names(bad, "部门表", "名称")
-    for i, d in enumerate(plan_file.departments):
-        depts.register(d.name, loc.department(i, "name"), "部门名称", f"部门“{d.name}”重复（已在第 {{n}} 个部门中出现）")
-    people_names = _Names(bad, "人员表", "姓名")
-    for i, person in enumerate(plan_file.people):
-        people_names.register(
-            person.name, loc.person(i, "name"), "姓名",
-            f"人员“{person.name}”重复（已在第 {{n}} 位人员中出现）；姓名在方案内须唯一，同名者请加以区分（如“张伟（教务处）”）",
+    def __init__(self, plan_file: PlanFile, loc: Locator, *, check_notify: bool) -> None:
+        self.file, self.loc, self.check_notify = plan_file, loc, check_notify
+        self.problems: list[Problem] = []
+        self.depts = _Names(self.bad, "部门表", "名称")
+        self.people_names = _Names(self.bad, "人员表", "姓名")
+        self.dept_by_name: dict[str, DepartmentDef] = {}
+        self.systems: list[GroupDef] = []
+        self.projects: list[GroupDef] = []
+        self.tasks: list[TaskDef] = []
+        self.task_seen: dict[str, Any] = {}
+
+    def bad(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def run(self) -> PlanDefinition:
+        p, loc = self.file.plan, self.loc
+        report_every = self._plan_settings()
+        self._register_names()
+        people = self._people()
+        self._manager_cycles(people)
+        departments = self._departments()
+        channels = self._channels()
+        self.dept_by_name = {d.name: d for d in departments}
+        person_ref = self.people_names.ref
+        leading_group = tuple(n for n in (person_ref(x, loc.plan("leading_group"), "领导小组成员") for x in p.leading_group) if n)
+        office = tuple(n for n in (person_ref(x, loc.plan("office"), "领导小组办公室成员") for x in p.office) if n)
+        self._systems(report_every)
+        if self.problems:
+            raise PlanProblems(loc.source, self.problems)
+        warnings = self._register_implied(departments, people)
+        return PlanDefinition(
+            code=p.code,
+            name=p.name,
+            organization=p.organization,
+            approval_required=p.approval_required,
+            report_every=report_every,
+            leading_group=leading_group,
+            office=office,
+            departments=tuple(departments),
+            people=tuple(people),
+            systems=tuple(self.systems),
+            projects=tuple(self.projects),
+            tasks=tuple(self.tasks),
+            policy=dict(p.policy),
+            channels=channels,
+            warnings=tuple(warnings),
         )
-    department_ref, person_ref = depts.ref, people_names.ref
-    implied_departments, implied_people = depts.implied, people_names.implied
 
-    people: list[PersonDef] = []
-    for i, person in enumerate(plan_file.people):
-        if person.email and not EMAIL_RE.match(person.email):
-            bad(loc.person(i, "email"), f"邮箱“{person.email}”格式不正确，应形如 name@example.org")
-        if person.mobile and not MOBILE_RE.match(person.mobile):
-            bad(loc.person(i, "mobile"), f"手机号“{person.mobile}”格式不正确，应为数字（可带 +86 和连字符）")
-        if check_notify:
-            for why in _notify_problems(person.notify, has_email=bool(person.email)):
-                bad(loc.person(i, "notify"), why)
-        if person.manager == person.name:
-            bad(loc.person(i, "manager"), "直接上级不能是本人")
-        people.append(
-            PersonDef(
-                name=person.name,
-                department=department_ref(person.department, loc.person(i, "department"), "所在部门"),
-                title=person.title or None,
-                email=person.email or None,
-                mobile=person.mobile or None,
-                notify=tuple(person.notify),
-                manager=person_ref(person.manager, loc.person(i, "manager"), "直接上级")
-                if person.manager != person.name
-                else None,
+    def _plan_settings(self) -> str:
+        """The plan's code and policy checked; its report period parsed (semester when it cannot be)."""
+        p, loc = self.file.plan, self.loc
+        if not p.code or not CODE_RE.match(p.code):
+            self.bad(loc.plan("code"), f"方案编号“{p.code}”不可用：编号不能含空格和 / \\ ? # % 字符，最多 50 个字符")
+        if p.policy and (why := _policy_problems(p.policy, plan=True)):
+            self.bad(loc.plan("policy"), why)
+        try:
+            return parse_period(p.report_every)
+        except DeadlineError as err:
+            self.bad(loc.plan("report_every"), str(err))
+            return "semester"
+
+    def _register_names(self) -> None:
+        """Departments and people: unique names; references resolve against them."""
+        for i, d in enumerate(self.file.departments):
+            self.depts.register(d.name, self.loc.department(i, "name"), "部门名称", f"部门“{d.name}”重复（已在第 {{n}} 个部门中出现）")
+        for i, person in enumerate(self.file.people):
+            self.people_names.register(
+                person.name, self.loc.person(i, "name"), "姓名",
+                f"人员“{person.name}”重复（已在第 {{n}} 位人员中出现）；姓名在方案内须唯一，同名者请加以区分（如“张伟（教务处）”）",
             )
-        )
-    # a chain of managers must end: report each cycle once, at its first member
-    managers = {pd.name: pd.manager for pd in people}
-    reported: set[str] = set()
-    for i, pd in enumerate(people):
-        chain, cur = [pd.name], pd.manager
-        while cur and cur != pd.name and cur not in chain and len(chain) <= len(people):
-            chain.append(cur)
-            cur = managers.get(cur)
-        if cur == pd.name and pd.name not in reported:
-            reported.update(chain)
-            bad(loc.person(i, "manager"), f"直接上级形成了循环（{' → '.join([*chain, pd.name])}）：请检查上级关系")
 
-    departments: list[DepartmentDef] = []
-    for i, d in enumerate(plan_file.departments):
-        if check_notify:
-            for why in _notify_problems(d.notify, group=True):
-                bad(loc.department(i, "notify"), why)
-        departments.append(
-            DepartmentDef(
-                name=d.name,
-                head=person_ref(d.head, loc.department(i, "head"), "部门负责人"),
-                supervisor=person_ref(d.supervisor, loc.department(i, "supervisor"), "分管校领导"),
-                notify=tuple(d.notify),
-            )
-        )
-    channels = {k: list(v) for k, v in p.channels.model_dump().items() if v}
-    if check_notify:
-        for key, urls in channels.items():
-            for why in _notify_problems(urls, group=True):
-                bad(loc.plan(f"channels.{key}"), why)
-    dept_by_name = {d.name: d for d in departments}
-
-    leading_group = tuple(
-        n for n in (person_ref(x, loc.plan("leading_group"), "领导小组成员") for x in p.leading_group) if n
-    )
-    office = tuple(n for n in (person_ref(x, loc.plan("office"), "领导小组办公室成员") for x in p.office) if n)
-
-    # Systems, projects, tasks --------------------------------------------------------------
-    systems: list[GroupDef] = []
-    projects: list[GroupDef] = []
-    tasks: list[TaskDef] = []
-    system_seen: dict[str, int] = {}
-    task_seen: dict[str, Any] = {}
-    position = 0
-    for si, s in enumerate(plan_file.systems):
-        if not s.name:
-            bad(loc.system(si, "name"), "育人体系名称不能为空")
-            continue
-        if s.name in system_seen:
-            bad(loc.system(si, "name"), f"育人体系“{s.name}”重复出现")
-            continue
-        system_seen[s.name] = si
-        systems.append(GroupDef(code=s.code or f"{len(systems) + 1:02d}", name=s.name, position=len(systems)))
-        project_seen: set[str] = set()
-        for pi, pr in enumerate(s.projects):
-            if not pr.name:
-                bad(loc.project(si, pi, "name"), "重点项目名称不能为空")
-                continue
-            if pr.name in project_seen:
-                bad(loc.project(si, pi, "name"), f"重点项目“{pr.name}”在体系“{s.name}”中重复出现")
-                continue
-            project_seen.add(pr.name)
-            projects.append(
-                GroupDef(
-                    code=pr.code or f"{systems[-1].code}.{len(project_seen)}",
-                    name=pr.name,
-                    position=len(projects),
-                    system=s.name,
+    def _people(self) -> list[PersonDef]:
+        loc, bad, out = self.loc, self.bad, []
+        for i, person in enumerate(self.file.people):
+            if person.email and not EMAIL_RE.match(person.email):
+                bad(loc.person(i, "email"), f"邮箱“{person.email}”格式不正确，应形如 name@example.org")
+            if person.mobile and not MOBILE_RE.match(person.mobile):
+                bad(loc.person(i, "mobile"), f"手机号“{person.mobile}”格式不正确，应为数字（可带 +86 和连字符）")
+            if self.check_notify:
+                for why in _notify_problems(person.notify, has_email=bool(person.email)):
+                    bad(loc.person(i, "notify"), why)
+            if person.manager == person.name:
+                bad(loc.person(i, "manager"), "直接上级不能是本人")
+            out.append(
+                PersonDef(
+                    name=person.name,
+                    department=self.depts.ref(person.department, loc.person(i, "department"), "所在部门"),
+                    title=person.title or None,
+                    email=person.email or None,
+                    mobile=person.mobile or None,
+                    notify=tuple(person.notify),
+                    manager=self.people_names.ref(person.manager, loc.person(i, "manager"), "直接上级")
+                    if person.manager != person.name
+                    else None,
                 )
             )
-            for ti, t in enumerate(pr.tasks):
-                at = lambda field, _t=t, _si=si, _pi=pi, _ti=ti: loc.task(_si, _pi, _ti, field, _t.code)  # noqa: E731
-                if not t.code:
-                    bad(at("code"), "缺少任务编号（序号），编号用于再次导入时匹配任务")
-                elif not CODE_RE.match(t.code):
-                    bad(at("code"), f"任务编号“{t.code}”不可用：编号不能含空格和 / \\ ? # % 字符，最多 50 个字符")
-                elif t.code in task_seen:
-                    first = task_seen[t.code]().split(" · ", 1)[-1]
-                    bad(at("code"), f"任务编号“{t.code}”重复（{first}已使用）；编号在方案内须唯一")
-                else:
-                    task_seen[t.code] = lambda _at=at: _at("code")  # where, worked out only if needed
-                if not t.title:
-                    bad(at("title"), "具体任务内容不能为空")
-                lead = department_ref(t.lead_department, lambda: at("lead_department"), "牵头单位")
-                partners = tuple(
-                    n for n in (department_ref(x, lambda: at("partners"), "配合单位") for x in t.partners) if n
+        return out
+
+    def _manager_cycles(self, people: list[PersonDef]) -> None:
+        """A chain of managers must end: report each cycle once, at its first member."""
+        managers = {pd.name: pd.manager for pd in people}
+        reported: set[str] = set()
+        for i, pd in enumerate(people):
+            chain, cur = [pd.name], pd.manager
+            while cur and cur != pd.name and cur not in chain and len(chain) <= len(people):
+                chain.append(cur)
+                cur = managers.get(cur)
+            if cur == pd.name and pd.name not in reported:
+                reported.update(chain)
+                self.bad(self.loc.person(i, "manager"), f"直接上级形成了循环（{' → '.join([*chain, pd.name])}）：请检查上级关系")
+
+    def _departments(self) -> list[DepartmentDef]:
+        loc, person_ref, out = self.loc, self.people_names.ref, []
+        for i, d in enumerate(self.file.departments):
+            if self.check_notify:
+                for why in _notify_problems(d.notify, group=True):
+                    self.bad(loc.department(i, "notify"), why)
+            out.append(
+                DepartmentDef(
+                    name=d.name,
+                    head=person_ref(d.head, loc.department(i, "head"), "部门负责人"),
+                    supervisor=person_ref(d.supervisor, loc.department(i, "supervisor"), "分管校领导"),
+                    notify=tuple(d.notify),
                 )
-                owner = person_ref(t.owner, lambda: at("owner"), "责任人")
-                if not t.owner:
-                    head = dept_by_name.get(lead).head if lead in dept_by_name else None
-                    if head:
-                        owner = head
-                    else:
-                        bad(at("owner"), "缺少责任人：请填写责任人，或在部门表中为牵头单位指定负责人")
-                supervisor = person_ref(t.supervisor, lambda: at("supervisor"), "分管校领导")
-                if not t.supervisor and lead in dept_by_name:
-                    supervisor = dept_by_name[lead].supervisor
-                if t.policy and (why := _policy_problems(t.policy)):
-                    bad(at("policy"), why)
-                milestones, schedule = _milestones(t, at, bad)
-                report_period = None
-                if t.report_every:
-                    try:
-                        report_period = parse_period(t.report_every)
-                    except DeadlineError as err:
-                        bad(at("report_every"), str(err))
-                if schedule is None:
+            )
+        return out
+
+    def _channels(self) -> dict[str, list[str]]:
+        channels = {k: list(v) for k, v in self.file.plan.channels.model_dump().items() if v}
+        if self.check_notify:
+            for key, urls in channels.items():
+                for why in _notify_problems(urls, group=True):
+                    self.bad(self.loc.plan(f"channels.{key}"), why)
+        return channels
+
+    def _systems(self, report_every: str) -> None:
+        """Systems, their projects and the projects' tasks, in file order."""
+        system_seen: set[str] = set()
+        for si, s in enumerate(self.file.systems):
+            if not s.name:
+                self.bad(self.loc.system(si, "name"), "育人体系名称不能为空")
+                continue
+            if s.name in system_seen:
+                self.bad(self.loc.system(si, "name"), f"育人体系“{s.name}”重复出现")
+                continue
+            system_seen.add(s.name)
+            self.systems.append(GroupDef(code=s.code or f"{len(self.systems) + 1:02d}", name=s.name, position=len(self.systems)))
+            project_seen: set[str] = set()
+            for pi, pr in enumerate(s.projects):
+                if not pr.name:
+                    self.bad(self.loc.project(si, pi, "name"), "重点项目名称不能为空")
                     continue
-                kind, period, month, text = schedule
-                if kind == "ongoing":
-                    period = report_period or report_every
-                elif kind == "once" and report_period:
-                    period = report_period
-                tasks.append(
-                    TaskDef(
-                        code=t.code,
-                        system=s.name,
-                        project=pr.name,
-                        title=t.title,
-                        statement=t.statement,
-                        done_criteria=t.done_criteria,
-                        owner=owner or "",
-                        lead_department=lead,
-                        partners=partners,
-                        supervisor=supervisor,
-                        schedule=kind,
-                        period=period,
-                        period_month=month,
-                        deadline_text=text,
-                        milestones=tuple(milestones),
-                        position=position,
-                        policy=dict(t.policy),
-                    )
-                )
-                position += 1
+                if pr.name in project_seen:
+                    self.bad(self.loc.project(si, pi, "name"), f"重点项目“{pr.name}”在体系“{s.name}”中重复出现")
+                    continue
+                project_seen.add(pr.name)
+                code = pr.code or f"{self.systems[-1].code}.{len(project_seen)}"
+                self.projects.append(GroupDef(code=code, name=pr.name, position=len(self.projects), system=s.name))
+                for ti, t in enumerate(pr.tasks):
+                    at = lambda field, _t=t, _si=si, _pi=pi, _ti=ti: self.loc.task(_si, _pi, _ti, field, _t.code)  # noqa: E731
+                    self._task(t, at, system=s.name, project=pr.name, report_every=report_every)
 
-    if problems:
-        raise PlanProblems(loc.source, problems)
+    def _task_code(self, t: Any, at) -> None:
+        if not t.code:
+            self.bad(at("code"), "缺少任务编号（序号），编号用于再次导入时匹配任务")
+        elif not CODE_RE.match(t.code):
+            self.bad(at("code"), f"任务编号“{t.code}”不可用：编号不能含空格和 / \\ ? # % 字符，最多 50 个字符")
+        elif t.code in self.task_seen:
+            first = self.task_seen[t.code]().split(" · ", 1)[-1]
+            self.bad(at("code"), f"任务编号“{t.code}”重复（{first}已使用）；编号在方案内须唯一")
+        else:
+            self.task_seen[t.code] = lambda _at=at: _at("code")  # where, worked out only if needed
 
-    for name in implied_departments:
-        departments.append(DepartmentDef(name=name, head=None, supervisor=None))
-    if implied_departments:
-        warnings.append(f"文件中没有部门表，已按任务中出现的名称登记 {len(implied_departments)} 个部门（未指定负责人）")
-    for name in implied_people:
-        people.append(PersonDef(name=name, department=None, title=None, email=None, mobile=None, notify=(), manager=None))
-    if implied_people:
-        warnings.append(f"文件中没有人员表，已按任务中出现的姓名登记 {len(implied_people)} 位人员（暂无联系方式，无法接收提醒）")
-    if not tasks:
-        warnings.append("方案中没有任何具体任务")
+    def _task(self, t: Any, at, *, system: str, project: str, report_every: str) -> None:
+        """One task checked; appended unless its deadline cannot be read.  ``at(field)`` locates a field."""
+        department_ref, person_ref, bad = self.depts.ref, self.people_names.ref, self.bad
+        self._task_code(t, at)
+        if not t.title:
+            bad(at("title"), "具体任务内容不能为空")
+        lead = department_ref(t.lead_department, lambda: at("lead_department"), "牵头单位")
+        partners = tuple(n for n in (department_ref(x, lambda: at("partners"), "配合单位") for x in t.partners) if n)
+        owner = person_ref(t.owner, lambda: at("owner"), "责任人")
+        if not t.owner:
+            head = self.dept_by_name[lead].head if lead in self.dept_by_name else None
+            if head:
+                owner = head
+            else:
+                bad(at("owner"), "缺少责任人：请填写责任人，或在部门表中为牵头单位指定负责人")
+        supervisor = person_ref(t.supervisor, lambda: at("supervisor"), "分管校领导")
+        if not t.supervisor and lead in self.dept_by_name:
+            supervisor = self.dept_by_name[lead].supervisor
+        if t.policy and (why := _policy_problems(t.policy)):
+            bad(at("policy"), why)
+        milestones, schedule = _milestones(t, at, bad)
+        report_period = None
+        if t.report_every:
+            try:
+                report_period = parse_period(t.report_every)
+            except DeadlineError as err:
+                bad(at("report_every"), str(err))
+        if schedule is None:
+            return
+        kind, period, month, text = schedule
+        if kind == "ongoing":
+            period = report_period or report_every
+        elif kind == "once" and report_period:
+            period = report_period
+        self.tasks.append(TaskDef(
+            code=t.code, system=system, project=project, title=t.title, statement=t.statement, done_criteria=t.done_criteria,
+            owner=owner or "", lead_department=lead, partners=partners, supervisor=supervisor, schedule=kind, period=period,
+            period_month=month, deadline_text=text, milestones=tuple(milestones), position=len(self.tasks), policy=dict(t.policy),
+        ))
 
-    return PlanDefinition(
-        code=p.code,
-        name=p.name,
-        organization=p.organization,
-        approval_required=p.approval_required,
-        report_every=report_every,
-        leading_group=leading_group,
-        office=office,
-        departments=tuple(departments),
-        people=tuple(people),
-        systems=tuple(systems),
-        projects=tuple(projects),
-        tasks=tuple(tasks),
-        policy=dict(p.policy),
-        channels=channels,
-        warnings=tuple(warnings),
-    )
+    def _register_implied(self, departments: list[DepartmentDef], people: list[PersonDef]) -> list[str]:
+        """Names only referenced (no 部门表 / 人员表 in the file) registered; the warnings about it."""
+        warnings: list[str] = []
+        implied_departments, implied_people = self.depts.implied, self.people_names.implied
+        for name in implied_departments:
+            departments.append(DepartmentDef(name=name, head=None, supervisor=None))
+        if implied_departments:
+            warnings.append(f"文件中没有部门表，已按任务中出现的名称登记 {len(implied_departments)} 个部门（未指定负责人）")
+        for name in implied_people:
+            people.append(PersonDef(name=name, department=None, title=None, email=None, mobile=None, notify=(), manager=None))
+        if implied_people:
+            warnings.append(f"文件中没有人员表，已按任务中出现的姓名登记 {len(implied_people)} 位人员（暂无联系方式，无法接收提醒）")
+        if not self.tasks:
+            warnings.append("方案中没有任何具体任务")
+        return warnings
 
 
 def _milestones(t, at, bad):

@@ -22,8 +22,14 @@ from typing import Any, Iterable
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.properties import PageSetupProperties
 
 from duban.rollup import RATE_COLUMNS, Rollup, header, pct
+from duban.rules.policy import assessment_policy
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 HTML_ROWS = 300  # rows of one table in the HTML report (the workbook has them all)
@@ -318,8 +324,6 @@ def figures(r: Rollup) -> list[tuple[str, str, str, str]]:
 
 
 def render_html(r: Rollup, *, generated_at: dt.datetime | None = None, organization: str | None = None) -> str:
-    from duban.rules.policy import assessment_policy
-
     generated_at = generated_at or dt.datetime.now()
     tables = [(key, title, table(r, key, frame)) for key, title, frame in r.views()]
     if organization is None and len(r.plans) == 1:
@@ -345,62 +349,29 @@ def _width(column: str, values: Iterable[Any]) -> float:
     return max(8.0, min(14.0, len(head) * 2.0 + 2))
 
 
+_HEAD_FONT = Font(bold=True, color="FFFFFF")
+_HEAD_FILL = PatternFill("solid", fgColor="B91C1C")
+_HEAD_ALIGN = Alignment(horizontal="center", vertical="center", wrap_text=True)
+_HEAD_BORDER = Border(bottom=Side(style="thin", color="D1D5DB"))
+_FORMATS = {**{c: "0.0%" for c in RATE_COLUMNS}, **{c: "0.0" for c in DECIMAL_COLUMNS}, "escalations_per_task": "0.00"}
+_DATE_COLUMNS = ("due", "baseline", "day", "submitted_on", "new_due", "last_approved")
+
+
 def write_workbook(r: Rollup, path: str | Path) -> Path:
     """One sheet per view (plus 说明 and 任务明细), formatted and ready to print."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.properties import PageSetupProperties
-
     path = Path(path)
     wb = Workbook(write_only=True)
-    head_font = Font(bold=True, color="FFFFFF")
-    head_fill = PatternFill("solid", fgColor="B91C1C")
-    head_align = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    thin = Side(style="thin", color="D1D5DB")
-    head_border = Border(bottom=thin)
-    formats = {c: "0.0%" for c in RATE_COLUMNS}
-    formats.update({c: "0.0" for c in DECIMAL_COLUMNS}, escalations_per_task="0.00")
+    _notes_sheet(wb, r)
+    for key, title, frame in r.views():
+        _sheet(wb, f"{r.title} {title}", title, columns_of(r, key), frame)
+    _sheet(wb, f"{r.title} 任务明细", "任务明细", columns_of(r, "tasks"), r.tasks)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path
 
-    def sheet(name: str, cols: list[str], frame: pd.DataFrame, title: str) -> None:
-        ws = wb.create_sheet(name[:31])
-        ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-        ws.page_setup.orientation = "landscape"
-        ws.page_setup.paperSize = "9"  # A4
-        ws.page_setup.fitToWidth = 1
-        ws.page_setup.fitToHeight = 0
-        ws.print_title_rows = "1:1"
-        ws.freeze_panes = "A2"
-        ws.oddHeader.center.text = f"{r.title} {title}"
-        ws.oddFooter.center.text = "第 &P 页，共 &N 页"
-        for i, c in enumerate(cols, 1):
-            ws.column_dimensions[get_column_letter(i)].width = _width(c, ())
-        cells = []
-        for c in cols:
-            cell = WriteOnlyCell(ws, value=header(c))
-            cell.font, cell.fill, cell.alignment, cell.border = head_font, head_fill, head_align, head_border
-            cells.append(cell)
-        ws.append(cells)
-        styled = [(i, formats[c]) for i, c in enumerate(cols) if c in formats]
-        date_cols = [i for i, c in enumerate(cols) if c in ("due", "baseline", "day", "submitted_on", "new_due", "last_approved")]
-        for values in frame[cols].itertuples(index=False, name=None):
-            row = [_value(c, v) for c, v in zip(cols, values)]
-            for i, fmt in styled:
-                if row[i] is not None:
-                    cell = WriteOnlyCell(ws, value=row[i])
-                    cell.number_format = fmt
-                    row[i] = cell
-            for i in date_cols:
-                if row[i] is not None:
-                    cell = WriteOnlyCell(ws, value=row[i])
-                    cell.number_format = "yyyy-mm-dd"
-                    row[i] = cell
-            ws.append(row)
-        if len(frame):
-            ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(frame) + 1}"
 
-    # 说明: headline figures and how they are counted
+def _notes_sheet(wb: Workbook, r: Rollup) -> None:
+    """说明: headline figures and how they are counted."""
     ws = wb.create_sheet("说明")
     ws.column_dimensions["A"].width = 24
     ws.column_dimensions["B"].width = 90
@@ -408,7 +379,7 @@ def write_workbook(r: Rollup, path: str | Path) -> Path:
     title = WriteOnlyCell(ws, value=f"{r.title} 督办汇总（截至 {r.as_of.isoformat()}）")
     title.font = Font(bold=True, size=14)
     ws.append([title])
-    for key, label, value, _tone in figures(r):
+    for key, label, _value_text, _tone in figures(r):
         raw = r.totals.get(key)
         cell = WriteOnlyCell(ws, value=raw if raw is not None else "—")
         if key in RATE_COLUMNS and raw is not None:
@@ -418,12 +389,39 @@ def write_workbook(r: Rollup, path: str | Path) -> Path:
     for line in NOTES:
         ws.append(["", line])
 
-    for key, title, frame in r.views():
-        sheet(title, columns_of(r, key), frame, title)
-    sheet("任务明细", columns_of(r, "tasks"), r.tasks, "任务明细")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
-    return path
+
+def _sheet(wb: Workbook, page_header: str, name: str, cols: list[str], frame: pd.DataFrame) -> None:
+    """One view as a sheet: a styled header row, formatted numbers and dates, printed landscape on A4."""
+    ws = wb.create_sheet(name[:31])
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = "9"  # A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.print_title_rows = "1:1"
+    ws.freeze_panes = "A2"
+    ws.oddHeader.center.text = page_header
+    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+    for i, c in enumerate(cols, 1):
+        ws.column_dimensions[get_column_letter(i)].width = _width(c, ())
+    cells = []
+    for c in cols:
+        cell = WriteOnlyCell(ws, value=header(c))
+        cell.font, cell.fill, cell.alignment, cell.border = _HEAD_FONT, _HEAD_FILL, _HEAD_ALIGN, _HEAD_BORDER
+        cells.append(cell)
+    ws.append(cells)
+    formatted = [(i, _FORMATS[c]) for i, c in enumerate(cols) if c in _FORMATS]
+    formatted += [(i, "yyyy-mm-dd") for i, c in enumerate(cols) if c in _DATE_COLUMNS]
+    for values in frame[cols].itertuples(index=False, name=None):
+        row = [_value(c, v) for c, v in zip(cols, values)]
+        for i, fmt in formatted:
+            if row[i] is not None:
+                cell = WriteOnlyCell(ws, value=row[i])
+                cell.number_format = fmt
+                row[i] = cell
+        ws.append(row)
+    if len(frame):
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(frame) + 1}"
 
 
 NOTES = (

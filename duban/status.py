@@ -16,30 +16,21 @@ reference day.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from rich.table import Table
+from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from duban.models import (
-    ARCHIVED,
-    ASSIGNED,
-    DONE,
-    IN_PROGRESS,
-    MILESTONE_STATES,
-    STATE_LABELS,
-    SUBMITTED,
-    Department,
-    Milestone,
-    Plan,
-    Project,
-    System,
-    Task,
-)
+from duban.models import MILESTONE_STATES, STATE_LABELS, Department, Milestone, Plan, Project, System, Task
+from duban.vocabulary import OPEN_STATES, MilestoneState
 
 SCHEMA = "duban.status/1"
-RANKS = {ASSIGNED: 0, IN_PROGRESS: 1, SUBMITTED: 2, DONE: 3}
-BY_RANK = {v: k for k, v in RANKS.items()}
+# the states a task's milestones move through, least advanced first (archived ones have no rank)
+RANKS = {MilestoneState.ASSIGNED: 0, MilestoneState.IN_PROGRESS: 1, MilestoneState.SUBMITTED: 2, MilestoneState.DONE: 3}
+TASK_STATES = tuple(RANKS)  # the states a live task can have
+ONGOING = ("recurring", "ongoing")  # schedules that are never done
 DUE_SOON_DAYS = 14
 
 
@@ -47,56 +38,57 @@ def _zero() -> dict[str, int]:
     return {s: 0 for s in MILESTONE_STATES}
 
 
+def milestone_summary(*extra: Any, tasks: Any = None) -> Subquery:
+    """Per task: ``min_rank`` (the least advanced state of its non-archived milestones, by
+    :data:`RANKS`), ``active`` (how many are not archived), and any ``extra`` aggregates;
+    ``tasks`` (a condition on ``Task``) limits it to some tasks."""
+    rank = case(*((Milestone.status == state, r) for state, r in RANKS.items()), else_=None)
+    q = select(Milestone.task_id.label("task_id"), func.min(rank).label("min_rank"), func.count(rank).label("active"), *extra)
+    if tasks is not None:
+        q = q.join(Task, Task.id == Milestone.task_id).where(tasks)
+    return q.group_by(Milestone.task_id).subquery()
+
+
+def task_status(per_task: Subquery) -> ColumnElement[str]:
+    """A task's derived status (module docstring), as SQL over ``Task`` outer-joined to
+    :func:`milestone_summary`.  The one derivation: ``duban status`` counts it, the roll-up
+    (and so the dashboard) loads it per task."""
+    return case(
+        (Task.archived_at.is_not(None), MilestoneState.ARCHIVED),
+        (
+            Task.schedule.in_(ONGOING),
+            case(
+                (or_(Task.acknowledged_at.is_not(None), func.coalesce(per_task.c.min_rank, 0) >= 1), MilestoneState.IN_PROGRESS),
+                else_=MilestoneState.ASSIGNED,
+            ),
+        ),
+        (func.coalesce(per_task.c.active, 0) > 0, case(*((per_task.c.min_rank == r, state) for state, r in RANKS.items()))),
+        (Task.acknowledged_at.is_not(None), MilestoneState.IN_PROGRESS),
+        else_=MilestoneState.ASSIGNED,
+    )
+
+
 def collect_status(session: Session, *, today: dt.date, plan_code: str | None = None) -> dict[str, Any]:
     """Everything ``duban status`` shows, as a JSON-ready dict."""
     plans = session.execute(select(Plan.id, Plan.code, Plan.name).order_by(Plan.code)).all()
     if plan_code is not None:
         plans = [p for p in plans if p.code == plan_code]
-    plan_ids = [p.id for p in plans]
+    rows = session.execute(_grouped_counts(today, [p.id for p in plans] if plan_code is not None else None)).all()
+    return _tally(plans, rows, today=today, plan_code=plan_code)
 
-    rank = case(
-        (Milestone.status == ASSIGNED, 0),
-        (Milestone.status == IN_PROGRESS, 1),
-        (Milestone.status == SUBMITTED, 2),
-        (Milestone.status == DONE, 3),
-        else_=None,
-    )
-    is_open = Milestone.status.in_((ASSIGNED, IN_PROGRESS))
-    per_task = (
-        select(
-            Milestone.task_id.label("task_id"),
-            func.min(rank).label("min_rank"),
-            func.count(rank).label("active"),
-            func.sum(case((and_(is_open, Milestone.due_date < today), 1), else_=0)).label("overdue"),
-            func.sum(
-                case((and_(is_open, Milestone.due_date >= today, Milestone.due_date <= today + dt.timedelta(days=DUE_SOON_DAYS)), 1), else_=0)
-            ).label("due_soon"),
-            *(func.sum(case((Milestone.status == st, 1), else_=0)).label(f"m_{st}") for st in MILESTONE_STATES),
-        )
-        .group_by(Milestone.task_id)
-        .subquery()
+
+def _grouped_counts(today: dt.date, plan_ids: list[int] | None) -> Select:
+    """Task counts in SQL, one row per (plan, system, department, status, overdue, due soon), not
+    one per task; with the milestone counts of the same tasks (archived tasks left out)."""
+    is_open = Milestone.status.in_(OPEN_STATES)
+    soon_end = today + dt.timedelta(days=DUE_SOON_DAYS)
+    per_task = milestone_summary(
+        func.sum(case((and_(is_open, Milestone.due_date < today), 1), else_=0)).label("overdue"),
+        func.sum(case((and_(is_open, Milestone.due_date >= today, Milestone.due_date <= soon_end), 1), else_=0)).label("due_soon"),
+        *(func.sum(case((Milestone.status == st, 1), else_=0)).label(f"m_{st}") for st in MILESTONE_STATES),
     )
     live = Task.archived_at.is_(None)
-    # derive each task's status in SQL and count groups there: the result has one row per
-    # (plan, system, department, status, overdue, due soon), not one per task
-    status_expr = case(
-        (Task.archived_at.is_not(None), ARCHIVED),
-        (
-            Task.schedule.in_(("recurring", "ongoing")),
-            case(
-                (or_(Task.acknowledged_at.is_not(None), func.coalesce(per_task.c.min_rank, 0) >= 1), IN_PROGRESS),
-                else_=ASSIGNED,
-            ),
-        ),
-        (func.coalesce(per_task.c.active, 0) > 0, case(
-            (per_task.c.min_rank == 0, ASSIGNED),
-            (per_task.c.min_rank == 1, IN_PROGRESS),
-            (per_task.c.min_rank == 2, SUBMITTED),
-            else_=DONE,
-        )),
-        (Task.acknowledged_at.is_not(None), IN_PROGRESS),
-        else_=ASSIGNED,
-    ).label("status")
+    status_expr = task_status(per_task).label("status")
     overdue_flag = (func.coalesce(per_task.c.overdue, 0) > 0).label("overdue")
     soon_flag = (func.coalesce(per_task.c.due_soon, 0) > 0).label("due_soon")
     grouped = (
@@ -110,7 +102,6 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
             overdue_flag,
             soon_flag,
             func.count().label("n"),
-            # milestone counts of the same tasks, from the same pass (archived tasks left out)
             func.sum(case((live, func.coalesce(per_task.c.overdue, 0)), else_=0)).label("overdue_ms"),
             *(func.sum(case((live, func.coalesce(per_task.c[f"m_{st}"], 0)), else_=0)).label(f"m_{st}") for st in MILESTONE_STATES),
         )
@@ -120,10 +111,19 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
         .outerjoin(per_task, per_task.c.task_id == Task.id)
         .group_by(Task.plan_id, System.code, System.name, System.position, Department.name, status_expr, overdue_flag, soon_flag)
     )
-    if plan_code is not None:
+    if plan_ids is not None:
         grouped = grouped.where(Task.plan_id.in_(plan_ids))
-    rows = session.execute(grouped).all()
+    return grouped
 
+
+def _bucket(store: dict, key, **extra) -> dict[str, Any]:
+    if key not in store:
+        store[key] = {**extra, "tasks": 0, "tasks_by_status": _zero(), "overdue_tasks": 0, "due_soon_tasks": 0}
+    return store[key]
+
+
+def _tally(plans: Sequence[Any], rows: Sequence[Any], *, today: dt.date, plan_code: str | None) -> dict[str, Any]:
+    """The grouped rows added up into totals and the by-plan / system / department lists."""
     ms_counts = _zero()
     code_of = {p.id: p.code for p in plans}
     totals = {"tasks": 0, "archived_tasks": 0, "milestones": 0, "overdue_tasks": 0, "overdue_milestones": 0, "due_soon_tasks": 0}
@@ -132,14 +132,8 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
     by_system: dict[tuple[int, str], dict[str, Any]] = {}
     by_department: dict[tuple[int, str | None], dict[str, Any]] = {}
     system_order: dict[tuple[int, str], tuple[int, str]] = {}
-
-    def bucket(store: dict, key, **extra) -> dict[str, Any]:
-        if key not in store:
-            store[key] = {**extra, "tasks": 0, "tasks_by_status": _zero(), "overdue_tasks": 0, "due_soon_tasks": 0}
-        return store[key]
-
     for p in plans:
-        bucket(by_plan, p.id, plan=p.code, name=p.name)
+        _bucket(by_plan, p.id, plan=p.code, name=p.name)
     for r in rows:
         status, n = r.status, r.n
         for st in MILESTONE_STATES:
@@ -148,14 +142,14 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
         tasks_by_status[status] += n
         plan = code_of[r.plan_id]
         targets = [
-            bucket(by_plan, r.plan_id, plan=plan),
-            bucket(by_system, (r.plan_id, r.system), plan=plan, system=r.system, code=r.system_code),
-            bucket(by_department, (r.plan_id, r.department), plan=plan, department=r.department),
+            _bucket(by_plan, r.plan_id, plan=plan),
+            _bucket(by_system, (r.plan_id, r.system), plan=plan, system=r.system, code=r.system_code),
+            _bucket(by_department, (r.plan_id, r.department), plan=plan, department=r.department),
         ]
         system_order[(r.plan_id, r.system)] = (r.system_position, r.system_code)
         for b in targets:
             b["tasks_by_status"][status] += n
-        if status == ARCHIVED:
+        if status == MilestoneState.ARCHIVED:
             totals["archived_tasks"] += n
             continue
         overdue, soon = n if r.overdue else 0, n if r.due_soon else 0
@@ -167,7 +161,7 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
             b["overdue_tasks"] += overdue
             b["due_soon_tasks"] += soon
 
-    totals["milestones"] = sum(v for k, v in ms_counts.items() if k != ARCHIVED)
+    totals["milestones"] = sum(v for k, v in ms_counts.items() if k != MilestoneState.ARCHIVED)
     return {
         "schema": SCHEMA,
         "as_of": today.isoformat(),
@@ -184,8 +178,6 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
 
 def render_status(data: dict[str, Any]):
     """Rich renderables for the terminal (Chinese)."""
-    from rich.table import Table
-
     t = data["totals"]
     s = data["tasks_by_status"]
     head = (
@@ -201,14 +193,14 @@ def render_status(data: dict[str, Any]):
             tb.add_column("方案")
         tb.add_column(first)
         tb.add_column("任务", justify="right")
-        for state in (ASSIGNED, IN_PROGRESS, SUBMITTED, DONE):
+        for state in TASK_STATES:
             tb.add_column(STATE_LABELS[state], justify="right")
         tb.add_column("已逾期", justify="right")
         tb.add_column(f"{data['due_soon_days']}天内到期", justify="right")
         for r in rows:
             cells = [r["plan"]] if len(data["by_plan"]) > 1 else []
             cells += [r.get(key) or "（未指定）", str(r["tasks"])]
-            cells += [str(r["tasks_by_status"][st]) for st in (ASSIGNED, IN_PROGRESS, SUBMITTED, DONE)]
+            cells += [str(r["tasks_by_status"][st]) for st in TASK_STATES]
             overdue = r["overdue_tasks"]
             cells += [f"[red]{overdue}[/red]" if overdue else "0", str(r["due_soon_tasks"])]
             tb.add_row(*cells)

@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from definitions.problems import PlanProblems
 from duban.db import get_engine
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 
 
 @task(name="apply-plan-file")

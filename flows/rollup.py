@@ -17,6 +17,8 @@ from prefect.cache_policies import NO_CACHE
 
 from duban import rollup as rollup_lib
 from duban.rollup import header, pct
+from duban.rollup.compute import compute
+from duban.rollup.snapshots import snapshot
 from duban.runtime import runtime
 
 ARTIFACT_ROWS = 200
@@ -30,7 +32,7 @@ def reports_dir(out_dir: str | None) -> Path:
 @task(name="compute-rollup", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def compute_step(as_of: dt.date, plan: str | None) -> rollup_lib.Rollup:
     rt = runtime()
-    r = rollup_lib.compute(rt.engine, as_of=as_of, plan_code=plan, tz=rt.tz, cal=rt.calendar)
+    r = compute(rt.engine, as_of=as_of, plan_code=plan, tz=rt.tz, cal=rt.calendar)
     for w in r.warnings:
         get_run_logger().warning(w)
     return r
@@ -38,7 +40,7 @@ def compute_step(as_of: dt.date, plan: str | None) -> rollup_lib.Rollup:
 
 @task(name="store-snapshot", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def snapshot_step(r: rollup_lib.Rollup) -> int:
-    return rollup_lib.snapshot(runtime().engine, r)
+    return snapshot(runtime().engine, r)
 
 
 @task(name="write-report", cache_policy=NO_CACHE)

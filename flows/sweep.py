@@ -111,7 +111,7 @@ def daily_sweep(today: dt.date | None = None, plan: str | None = None, force: bo
 @task(name="rollup-snapshot")
 def snapshot_step(today: dt.date) -> int:
     """Store the day's roll-up counts of every plan (the trend in the report and the dashboard)."""
-    from duban.rollup import take_snapshot
+    from duban.rollup.snapshots import take_snapshot
 
     rt = runtime()
     try:

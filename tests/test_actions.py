@@ -195,7 +195,7 @@ def test_plan_without_approval_closes_on_submit(engine, tmp_path):
 
 
 def test_reassignment_and_removal_void_links(db, tmp_path):
-    from duban.importer import import_plan
+    from duban.plans.importer import import_plan
     from tests.factories import task_of, write_yaml
 
     ack = make_link(db, "教务处处长", "ack", "1")

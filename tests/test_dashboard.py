@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from duban import accounts
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import Account, DashboardLink, utcnow
 from duban.settings import get_settings
 from tests.conftest import PINNED_DAY
@@ -487,10 +487,12 @@ def rows_of(html: str, section: str) -> list[list[str]]:
 
 def test_numbers_agree_with_rollup_status_and_hand_counts(scenario, client):
     from duban import rollup
+    from duban.rollup.compute import compute
     from duban.runtime import runtime
+    from duban.values import jsonable
 
     rt = runtime()
-    r = rollup.compute(scenario, as_of=AS_OF, plan_code="demo", tz=rt.tz, cal=rt.calendar)
+    r = compute(scenario, as_of=AS_OF, plan_code="demo", tz=rt.tz, cal=rt.calendar)
     assert {k: r.totals[k] for k in HAND} == HAND
     # duban status --json
     status = json.loads(cli("status", "--json", "--today", AS_OF.isoformat(), "--plan", "demo").stdout)
@@ -503,7 +505,7 @@ def test_numbers_agree_with_rollup_status_and_hand_counts(scenario, client):
     data = client.get("/dashboard.json").json()
     assert data["ok"] and data["schema"] == "duban.dashboard/1" and data["as_of"] == "2026-12-10" and data["plan"] == "demo"
     assert {k: data["totals"][k] for k in HAND} == HAND
-    assert data["totals"] == rollup._jsonable(r.totals)
+    assert data["totals"] == jsonable(r.totals)
     for key in ("by_system", "by_project", "by_department", "by_supervisor", "overdue", "due_soon", "awaiting_approval", "extensions",
                 "assessment", "trend"):
         assert data["views"][key] == rollup.records(getattr(r, key)), key
@@ -582,11 +584,12 @@ def test_provincial_view_adds_plans(scenario, tmp_path):
     import_plan(scenario, write_yaml(tmp_path / "other.yaml", other_plan()))
     add_account(scenario, "province", "leader")
     from duban import rollup
+    from duban.rollup.compute import compute
     from duban.runtime import runtime
     from duban.web.app import create_app
 
     rt = runtime()
-    r = rollup.compute(scenario, as_of=AS_OF, tz=rt.tz, cal=rt.calendar)
+    r = compute(scenario, as_of=AS_OF, tz=rt.tz, cal=rt.calendar)
     with TestClient(create_app(), follow_redirects=False) as c:
         login(c, "province")
         data = c.get("/dashboard.json").json()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from duban import orchestration, reviews
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import Notification, Person, Review, ReviewItem, Task, utcnow
 from duban.settings import get_settings
 from tests.factories import write_yaml

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from duban.db import make_engine, upgrade
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from tests.factories import small_plan, write_yaml
 from tests.test_run_e2e import free_port, get, wait_for
 

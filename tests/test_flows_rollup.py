@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from duban import rollup
+from duban.rollup.trend import trend
 from tests.test_rollup import AS_OF, build_scenario
 
 
@@ -40,7 +40,7 @@ def test_rollup_and_weekly_bulletin_flows(prefect_server, engine, tmp_path, use_
     friday = dt.date(2026, 11, 27)
     result = weekly_bulletin(today=friday, out_dir=str(tmp_path / "reports"))
     assert result["skipped"] is False and result["bulletins"] == 2  # 党委书记 (leading group) and 督办员 (office)
-    days = list(rollup.trend(engine)["day"])
+    days = list(trend(engine)["day"])
     assert days == [AS_OF, dt.date(2026, 11, 24), friday]
     outbox = tmp_path / ".duban" / "outbox" / friday.isoformat() if "postgresql" in str(engine.url) else Path(str(engine.url.database)).parent / "outbox" / friday.isoformat()
     texts = [p.read_text(encoding="utf-8") for p in outbox.glob("*.txt")]

@@ -10,7 +10,7 @@ from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
 from duban.cli import app
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.runtime import runtime
 from flows.sweep import daily_sweep
 from flows.task_check import TaskNotFound, task_check

@@ -9,7 +9,7 @@ from definitions.deadlines import ACCEPTED_FORMS
 from definitions.loaders import load_plan
 from definitions.problems import PlanProblems
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import Event, Milestone, Person, Task
 from tests.factories import DEPARTMENT_ROWS, PEOPLE_ROWS, small_plan, task_of, write_xlsx, write_yaml
 

@@ -15,7 +15,7 @@ import time_machine
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.links import LinkMaker
 from duban.models import Delivery, Digest, Notification
 from duban.rules.calendar import WorkCalendar

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select, update
 
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import Event, Milestone, Person, Plan, PlanRole, Project, System, Task
 from tests.factories import small_plan, task_of, write_yaml
 

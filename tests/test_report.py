@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from duban import rollup
 from duban.report import write_report
+from duban.rollup.trend import trend
 from tests.test_rollup import AS_OF, build_scenario, compute
 
 runner = CliRunner()
@@ -201,7 +202,7 @@ def test_cli_report_writes_both_and_prints_the_headline(engine, tmp_path, use_da
     assert html.exists() and (tmp_path / "r" / "督办汇总-全部方案-2026-11-23.xlsx").exists()
     assert f"HTML 报告：{html}" in out.output
     # the run stored the day's snapshot
-    assert list(rollup.trend(engine)["day"]) == [AS_OF]
+    assert list(trend(engine)["day"]) == [AS_OF]
 
     bad = runner.invoke(app, ["report", "--plan", "nope"])
     assert bad.exit_code == 1 and "没有编号为“nope”的方案" in bad.output

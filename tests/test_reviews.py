@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from duban import reviews
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.links import LinkSpec, issue
 from duban.models import Link, Milestone, Notification, Person, Review, ReviewItem, Task
 from duban.rules.calendar import WorkCalendar

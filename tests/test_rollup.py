@@ -22,7 +22,10 @@ from sqlalchemy import func, select, update
 
 from duban import rollup
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
+from duban.rollup.compute import compute as compute_rollup
+from duban.rollup.snapshots import snapshot
+from duban.rollup.trend import trend
 from duban.models import (
     APPROVED, COMPLETION, DONE, EXTENSION, IN_PROGRESS, REQUEST_PENDING, RETURNED, SUBMITTED, Milestone, Person, Plan, Request,
     RollupSnapshot, Task,
@@ -84,7 +87,7 @@ def scenario(engine, tmp_path):
 
 
 def compute(engine, as_of=AS_OF, plan_code=None):
-    return rollup.compute(engine, as_of=as_of, plan_code=plan_code, tz=TZ, cal=WorkCalendar())
+    return compute_rollup(engine, as_of=as_of, plan_code=plan_code, tz=TZ, cal=WorkCalendar())
 
 
 def row(frame, **where):
@@ -256,16 +259,16 @@ def test_empty_store(engine):
     r = compute(engine)
     assert r.totals["tasks"] == 0 and r.by_department.empty and r.assessment.empty
     assert r.totals["on_time_rate"] is None
-    assert rollup.snapshot(engine, r) == 0
+    assert snapshot(engine, r) == 0
     assert r.to_dict()["schema"] == "duban.rollup/1"
 
 
 def test_snapshots_are_idempotent_and_make_a_trend(scenario):
     earlier = compute(scenario, as_of=dt.date(2026, 11, 20))
-    assert rollup.snapshot(scenario, earlier) == 1 + 2 + 2  # plan, 2 systems, 2 departments
+    assert snapshot(scenario, earlier) == 1 + 2 + 2  # plan, 2 systems, 2 departments
     r = compute(scenario)
-    assert rollup.snapshot(scenario, r) == 5
-    assert rollup.snapshot(scenario, r) == 5  # same day again: replaced, not added
+    assert snapshot(scenario, r) == 5
+    assert snapshot(scenario, r) == 5  # same day again: replaced, not added
     with session_scope(scenario, readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(RollupSnapshot)) == 10
         plan_row = s.execute(select(RollupSnapshot).where(RollupSnapshot.day == AS_OF, RollupSnapshot.scope == "plan")).scalar_one()
@@ -277,15 +280,15 @@ def test_snapshots_are_idempotent_and_make_a_trend(scenario):
     # on 11-20 task 1's step 2 (due that day) and task 3 were not overdue yet: only task 5 was
     assert list(t["overdue_tasks"]) == [1, 2]
     assert list(t["red"]) == [int(earlier.totals["red"]), 2]
-    stored = rollup.trend(scenario, plan_code="rollup")
+    stored = trend(scenario, plan_code="rollup")
     assert list(stored["day"]) == [dt.date(2026, 11, 20), AS_OF] and list(stored["tasks"]) == [5, 5]
-    deps = rollup.trend(scenario, scope="department")
+    deps = trend(scenario, scope="department")
     assert set(deps["key"]) == {"教务处", "宣传部"} and len(deps) == 4
 
     # a change the same day replaces that day's numbers
     with session_scope(scenario) as s:
         s.execute(update(Milestone).where(Milestone.status == SUBMITTED).values(status=DONE, completed_at=at("2026-11-23")))
-    rollup.snapshot(scenario, compute(scenario))
+    snapshot(scenario, compute(scenario))
     with session_scope(scenario, readonly=True) as s:
         plan_row = s.execute(select(RollupSnapshot).where(RollupSnapshot.day == AS_OF, RollupSnapshot.scope == "plan")).scalar_one()
         assert (plan_row.done_tasks, plan_row.done_milestones) == (2, 3)

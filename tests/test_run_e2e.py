@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from duban.db import make_engine, upgrade
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from tests.factories import small_plan, write_yaml
 from tests.servers import screenshot
 

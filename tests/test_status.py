@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.models import Milestone, Task
 from duban.status import collect_status
 from tests.factories import small_plan, write_yaml

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.links import LinkMaker
 from duban.models import Digest, Notification
 from duban.rules.calendar import WorkCalendar

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.importer import import_plan
+from duban.plans.importer import import_plan
 from duban.links import LinkSpec, issue, link_token
 from duban.models import Event, Link, Milestone, Notification, Person, Plan, Request, Task
 from tests.conftest import PINNED_DAY

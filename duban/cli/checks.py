@@ -298,7 +298,7 @@ def demo_command(
 def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
     from duban.accounts import ensure_demo_account
     from duban.db import session_scope
-    from duban.importer import import_plan
+    from duban.plans.importer import import_plan
     from duban.orchestration import run_daily_sweep
     from duban.runtime import runtime
     from duban.sweep.rows import digest_rows

@@ -21,7 +21,7 @@ def import_command(
 ) -> None:
     """导入或更新一个方案：新增任务、变更时间和责任人、归档删除的任务，已有进展不丢失。"""
     from definitions.problems import PlanProblems
-    from duban.importer import import_plan
+    from duban.plans.importer import import_plan
 
     from sqlalchemy.exc import DBAPIError
 
@@ -108,20 +108,22 @@ def report_command(
     snapshot: Annotated[bool, typer.Option("--snapshot/--no-snapshot", help="同时记录当日快照（趋势图的数据），缺省记录")] = True,
 ) -> None:
     """督办汇总报告：完成率、按期率、红黄绿灯、逾期和待审核事项、延期、趋势和单位考核，生成 HTML 报告和 Excel 工作簿。"""
-    from duban import rollup
+    from duban.rollup import RollupError
+    from duban.rollup.compute import compute
+    from duban.rollup.snapshots import snapshot as store_snapshot
     from duban.report import write_report
 
     day = _parse_day(as_of)
     engine = _engine()
     rt = _runtime()
     try:
-        r = rollup.compute(engine, as_of=day, plan_code=plan, tz=rt.tz, cal=rt.calendar)
-    except rollup.RollupError as err:
+        r = compute(engine, as_of=day, plan_code=plan, tz=rt.tz, cal=rt.calendar)
+    except RollupError as err:
         _fail(str(err), 1)
     if r.plans.empty:
         _fail("库中还没有方案。请先导入：duban import 方案文件.xlsx", 1)
     if snapshot:
-        rollup.snapshot(engine, r)
+        store_snapshot(engine, r)
     folder = out or _settings().data_dir / "reports"
     try:
         files = write_report(r, folder)
@@ -148,7 +150,7 @@ def export_command(
     """把库中的方案导出为 Excel 或 YAML（格式与导入相同，可修改后再导入）。"""
     from definitions.export import write_plan_file
     from duban.db import session_scope
-    from duban.export import plan_file_from_store
+    from duban.plans.export import plan_file_from_store
 
     with session_scope(_engine()) as session:
         plan_file = plan_file_from_store(session, plan)

@@ -17,6 +17,9 @@ import pandas as pd
 
 from duban import rollup
 from duban.accounts import Viewer
+from duban.rollup.assessment import rates
+from duban.rollup.compute import compute
+from duban.values import jsonable
 from duban.vocabulary import MilestoneState
 
 STATE_LABELS = {m: m.label for m in MilestoneState}
@@ -165,12 +168,12 @@ def _group_totals(r: rollup.Rollup, filters: dict[str, str]) -> dict[str, Any]:
     if len(part) == 1:
         return dict(part.iloc[0])
     summed = pd.DataFrame([{c: int(part[c].sum()) for c in rollup.COUNT_COLUMNS}])
-    rollup._rates(summed)  # the roll-up's own rate definition (several plans)
+    rates(summed)  # the roll-up's own rate definition (several plans)
     return dict(summed.iloc[0])
 
 
 def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str], today: dt.date) -> Dashboard:
-    r = rollup.compute(rt.engine, as_of=today, plan_code=plan_code, tz=rt.tz, cal=rt.calendar)
+    r = compute(rt.engine, as_of=today, plan_code=plan_code, tz=rt.tz, cal=rt.calendar)
     provincial = plan_code is None
     keys = _task_keys(r.tasks, filters) if filters else None
     frames: dict[str, pd.DataFrame] = {}
@@ -281,6 +284,6 @@ def as_json(d: Dashboard, viewer: Viewer) -> dict[str, Any]:
     return {
         "ok": True, "schema": "duban.dashboard/1", "rollup_schema": rollup.SCHEMA, "as_of": d.as_of, "plan": d.plan_code,
         "role": viewer.role if viewer.kind == "account" else "link", "filters": d.filters,
-        "totals": rollup._jsonable(d.totals),
+        "totals": jsonable(d.totals),
         "views": {k: rollup.records(f) for k, f in d.frames.items()},
     }

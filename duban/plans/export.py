@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from definitions.schema import DepartmentIn, MilestoneIn, PersonIn, PlanChannelsIn, PlanFile, PlanIn, ProjectIn, SystemIn, TaskIn
-from duban.models import ARCHIVED, Department, Milestone, Person, Plan, PlanRole, Project, System, Task
-
-PERIOD_LABELS = {"week": "每周", "month": "每月", "quarter": "每季度", "semester": "每学期", "year": "每年"}
+from duban.models import Department, Milestone, Person, Plan, PlanRole, Project, System, Task
+from duban.plans.diff import PERIOD_LABELS
+from duban.vocabulary import MilestoneState
 
 
 def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
@@ -25,7 +25,7 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
     milestones = defaultdict(list)
     for m in session.scalars(
         select(Milestone).join(Task, Task.id == Milestone.task_id)
-        .where(Task.plan_id == plan.id, Milestone.status != ARCHIVED).order_by(Milestone.task_id, Milestone.seq)
+        .where(Task.plan_id == plan.id, Milestone.status != MilestoneState.ARCHIVED).order_by(Milestone.task_id, Milestone.seq)
     ):
         milestones[m.task_id].append(m)
 

@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 
 from definitions.loaders import load_plan
 from duban.db import session_scope
-from duban.store import PlanDiff, apply_plan
+from duban.plans.diff import PlanDiff
+from duban.plans.sync import apply_plan
 
 
 class _DryRun(Exception):
@@ -24,7 +25,7 @@ def import_plan(
     dry_run: bool = False,
     actor: str | None = None,
     plan_code: str | None = None,
-    now: "dt.datetime | None" = None,
+    now: dt.datetime | None = None,
 ) -> PlanDiff:
     """Validate ``path`` and apply it; raise ``PlanProblems`` (nothing written) when it is invalid.
 

@@ -1,0 +1,45 @@
+"""Small value helpers shared by plan sync, the roll-up and the sweep: JSON-ready values, local
+calendar dates of stored timestamps, and batches for bulk statements.  No pandas or numpy import:
+their values are recognised by what they are (a ``pd.Timestamp`` is a ``datetime``, a numpy scalar
+has ``item()``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON-ready data: dates as ISO text, NaN / NaT as None, numpy scalars plain,
+    dicts, lists and tuples converted throughout (tuples become lists)."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None:
+        return None
+    if isinstance(value, dt.date):  # also datetime and pd.Timestamp; NaT is the one not equal to itself
+        return value.isoformat() if value == value else None
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def local_date(value: dt.datetime | None, tz) -> dt.date | None:
+    """A stored timestamp (naive = UTC, as SQLite returns it) as a calendar date in ``tz``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(tz).date()
+
+
+def chunks(rows: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``rows`` in slices of at most ``size`` (bulk statements and IN lists stay bounded)."""
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
