@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import load_average, reset_postgres_schema, safe_url
+from duban.vocabulary import MilestoneState, RequestKind, RequestStatus
 
 AS_OF = "2026-11-23"
 ROLLUP_TARGET_S = 5.0
@@ -49,7 +50,7 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
 
     from benchmarks.bench_sweep import IMPORTED, _ack_update, province_plans
     from duban.db import make_engine, session_scope, upgrade
-    from duban.models import APPROVED, COMPLETION, DONE, EXTENSION, REQUEST_PENDING, RETURNED, SUBMITTED, Milestone, Request, Task
+    from duban.models import Milestone, Request, Task
     from duban.rules.calendar import WorkCalendar
     from duban.plans.sync import apply_plan
     from duban.sweep.decisions import decide
@@ -76,29 +77,29 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
                 if k < 5:
                     when = at - dt.timedelta(days=1) if k < 3 else at + dt.timedelta(days=5)
                     done.append({"mid": m.id, "sub": when, "fin": when + dt.timedelta(days=1)})
-                    requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=COMPLETION,
-                                         status=APPROVED, note="", created_at=when, decided_at=when + dt.timedelta(days=1), decision_note=""))
+                    requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=RequestKind.COMPLETION,
+                                         status=RequestStatus.APPROVED, note="", created_at=when, decided_at=when + dt.timedelta(days=1), decision_note=""))
                     if m.id % 7 == 0:
-                        requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=COMPLETION,
-                                             status=RETURNED, note="", created_at=when - dt.timedelta(days=2),
+                        requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=RequestKind.COMPLETION,
+                                             status=RequestStatus.RETURNED, note="", created_at=when - dt.timedelta(days=2),
                                              decided_at=when - dt.timedelta(days=1), decision_note="请补充佐证材料"))
                 elif k == 5:
                     submitted.append({"mid": m.id, "sub": at})
-                    requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=COMPLETION,
-                                         status=REQUEST_PENDING, note="", created_at=at, decided_at=None, decision_note=""))
+                    requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=RequestKind.COMPLETION,
+                                         status=RequestStatus.PENDING, note="", created_at=at, decided_at=None, decision_note=""))
             elif m.id % 20 == 0:
                 new_due = m.due_date + dt.timedelta(days=30)
                 extended.append({"mid": m.id, "due": new_due})
-                requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=EXTENSION,
-                                     status=APPROVED, note="", new_due_date=new_due, created_at=at - dt.timedelta(days=20),
+                requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=RequestKind.EXTENSION,
+                                     status=RequestStatus.APPROVED, note="", new_due_date=new_due, created_at=at - dt.timedelta(days=20),
                                      decided_at=at - dt.timedelta(days=19), decision_note=""))
         from sqlalchemy import bindparam
 
         t = Milestone.__table__
         if done:
-            s.execute(t.update().where(t.c.id == bindparam("mid")).values(status=DONE, submitted_at=bindparam("sub"), completed_at=bindparam("fin")), done)
+            s.execute(t.update().where(t.c.id == bindparam("mid")).values(status=MilestoneState.DONE, submitted_at=bindparam("sub"), completed_at=bindparam("fin")), done)
         if submitted:
-            s.execute(t.update().where(t.c.id == bindparam("mid")).values(status=SUBMITTED, submitted_at=bindparam("sub")), submitted)
+            s.execute(t.update().where(t.c.id == bindparam("mid")).values(status=MilestoneState.SUBMITTED, submitted_at=bindparam("sub")), submitted)
         if extended:
             s.execute(t.update().where(t.c.id == bindparam("mid")).values(due_date=bindparam("due"), due_version=2), extended)
         for i in range(0, len(requests), 5000):

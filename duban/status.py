@@ -23,8 +23,8 @@ from rich.table import Table
 from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from duban.models import MILESTONE_STATES, STATE_LABELS, Department, Milestone, Plan, Project, System, Task
-from duban.vocabulary import OPEN_STATES, MilestoneState
+from duban.models import Department, Milestone, Plan, Project, System, Task
+from duban.vocabulary import MilestoneState, OPEN_STATES
 
 SCHEMA = "duban.status/1"
 # the states a task's milestones move through, least advanced first (archived ones have no rank)
@@ -35,7 +35,7 @@ DUE_SOON_DAYS = 14
 
 
 def _zero() -> dict[str, int]:
-    return {s: 0 for s in MILESTONE_STATES}
+    return {s: 0 for s in tuple(MilestoneState)}
 
 
 def milestone_summary(*extra: Any, tasks: Any = None) -> Subquery:
@@ -85,7 +85,7 @@ def _grouped_counts(today: dt.date, plan_ids: list[int] | None) -> Select:
     per_task = milestone_summary(
         func.sum(case((and_(is_open, Milestone.due_date < today), 1), else_=0)).label("overdue"),
         func.sum(case((and_(is_open, Milestone.due_date >= today, Milestone.due_date <= soon_end), 1), else_=0)).label("due_soon"),
-        *(func.sum(case((Milestone.status == st, 1), else_=0)).label(f"m_{st}") for st in MILESTONE_STATES),
+        *(func.sum(case((Milestone.status == st, 1), else_=0)).label(f"m_{st}") for st in tuple(MilestoneState)),
     )
     live = Task.archived_at.is_(None)
     status_expr = task_status(per_task).label("status")
@@ -103,7 +103,7 @@ def _grouped_counts(today: dt.date, plan_ids: list[int] | None) -> Select:
             soon_flag,
             func.count().label("n"),
             func.sum(case((live, func.coalesce(per_task.c.overdue, 0)), else_=0)).label("overdue_ms"),
-            *(func.sum(case((live, func.coalesce(per_task.c[f"m_{st}"], 0)), else_=0)).label(f"m_{st}") for st in MILESTONE_STATES),
+            *(func.sum(case((live, func.coalesce(per_task.c[f"m_{st}"], 0)), else_=0)).label(f"m_{st}") for st in tuple(MilestoneState)),
         )
         .join(Project, Project.id == Task.project_id)
         .join(System, System.id == Project.system_id)
@@ -136,7 +136,7 @@ def _tally(plans: Sequence[Any], rows: Sequence[Any], *, today: dt.date, plan_co
         _bucket(by_plan, p.id, plan=p.code, name=p.name)
     for r in rows:
         status, n = r.status, r.n
-        for st in MILESTONE_STATES:
+        for st in tuple(MilestoneState):
             ms_counts[st] += int(r._mapping[f"m_{st}"] or 0)  # PostgreSQL sums are Decimal
         totals["overdue_milestones"] += int(r.overdue_ms or 0)
         tasks_by_status[status] += n
@@ -183,7 +183,7 @@ def render_status(data: dict[str, Any]):
     head = (
         f"截至 {data['as_of']}：在办任务 {t['tasks']} 项（里程碑 {t['milestones']} 个），"
         f"已逾期 {t['overdue_tasks']} 项，{data['due_soon_days']} 天内到期 {t['due_soon_tasks']} 项；"
-        + "，".join(f"{STATE_LABELS[k]} {s[k]}" for k in MILESTONE_STATES)
+        + "，".join(f"{k.label} {s[k]}" for k in MilestoneState)
     )
     out: list[Any] = [head]
 
@@ -194,7 +194,7 @@ def render_status(data: dict[str, Any]):
         tb.add_column(first)
         tb.add_column("任务", justify="right")
         for state in TASK_STATES:
-            tb.add_column(STATE_LABELS[state], justify="right")
+            tb.add_column(MilestoneState(state).label, justify="right")
         tb.add_column("已逾期", justify="right")
         tb.add_column(f"{data['due_soon_days']}天内到期", justify="right")
         for r in rows:

@@ -26,14 +26,12 @@ from duban.plans.importer import import_plan
 from duban.rollup.compute import compute as compute_rollup
 from duban.rollup.snapshots import snapshot
 from duban.rollup.trend import trend
-from duban.models import (
-    APPROVED, COMPLETION, DONE, EXTENSION, IN_PROGRESS, REQUEST_PENDING, RETURNED, SUBMITTED, Milestone, Person, Plan, Request,
-    RollupSnapshot, Task,
-)
+from duban.models import Milestone, Person, Plan, Request, RollupSnapshot, Task
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import colour
 from duban.status import collect_status
 from tests.factories import rollup_plan, write_yaml
+from duban.vocabulary import MilestoneState, RequestKind, RequestStatus
 
 TZ = ZoneInfo("Asia/Shanghai")
 AS_OF = dt.date(2026, 11, 23)
@@ -61,20 +59,20 @@ def build_scenario(engine, tmp_path, plan: dict | None = None) -> None:
                           decided_at=at(decided) if decided else None, decision_note=""))
 
         m = ms[("1", 1)]
-        m.status, m.submitted_at, m.completed_at = DONE, at("2026-11-09"), at("2026-11-10")
-        req("1", m, COMPLETION, APPROVED, "2026-11-09", "2026-11-10")
-        ms[("1", 2)].status = ms[("1", 3)].status = IN_PROGRESS
+        m.status, m.submitted_at, m.completed_at = MilestoneState.DONE, at("2026-11-09"), at("2026-11-10")
+        req("1", m, RequestKind.COMPLETION, RequestStatus.APPROVED, "2026-11-09", "2026-11-10")
+        ms[("1", 2)].status = ms[("1", 3)].status = MilestoneState.IN_PROGRESS
         m = ms[("2", 1)]
-        m.status, m.submitted_at, m.completed_at = DONE, at("2026-11-18"), at("2026-11-19")
-        req("2", m, COMPLETION, RETURNED, "2026-11-17", "2026-11-17")
-        req("2", m, COMPLETION, APPROVED, "2026-11-18", "2026-11-19")
+        m.status, m.submitted_at, m.completed_at = MilestoneState.DONE, at("2026-11-18"), at("2026-11-19")
+        req("2", m, RequestKind.COMPLETION, RequestStatus.RETURNED, "2026-11-17", "2026-11-17")
+        req("2", m, RequestKind.COMPLETION, RequestStatus.APPROVED, "2026-11-18", "2026-11-19")
         m = ms[("3", 1)]
-        m.status, m.due_date, m.due_version = IN_PROGRESS, dt.date(2026, 12, 4), 2
-        req("3", m, EXTENSION, APPROVED, "2026-11-11", "2026-11-12", new_due=dt.date(2026, 12, 4))
+        m.status, m.due_date, m.due_version = MilestoneState.IN_PROGRESS, dt.date(2026, 12, 4), 2
+        req("3", m, RequestKind.EXTENSION, RequestStatus.APPROVED, "2026-11-11", "2026-11-12", new_due=dt.date(2026, 12, 4))
         m = ms[("4", 1)]
-        m.status, m.submitted_at = SUBMITTED, at("2026-11-20")
-        req("4", m, COMPLETION, REQUEST_PENDING, "2026-11-20")
-        ms[("5", 1)].status = IN_PROGRESS
+        m.status, m.submitted_at = MilestoneState.SUBMITTED, at("2026-11-20")
+        req("4", m, RequestKind.COMPLETION, RequestStatus.PENDING, "2026-11-20")
+        ms[("5", 1)].status = MilestoneState.IN_PROGRESS
     from duban.sweep.decisions import decide
 
     decide(engine, today=AS_OF, cal=WorkCalendar(), tz=TZ)  # the ledger's 督办 rows
@@ -287,7 +285,7 @@ def test_snapshots_are_idempotent_and_make_a_trend(scenario):
 
     # a change the same day replaces that day's numbers
     with session_scope(scenario) as s:
-        s.execute(update(Milestone).where(Milestone.status == SUBMITTED).values(status=DONE, completed_at=at("2026-11-23")))
+        s.execute(update(Milestone).where(Milestone.status == MilestoneState.SUBMITTED).values(status=MilestoneState.DONE, completed_at=at("2026-11-23")))
     snapshot(scenario, compute(scenario))
     with session_scope(scenario, readonly=True) as s:
         plan_row = s.execute(select(RollupSnapshot).where(RollupSnapshot.day == AS_OF, RollupSnapshot.scope == "plan")).scalar_one()

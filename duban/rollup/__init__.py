@@ -49,17 +49,16 @@ from typing import Any
 
 import pandas as pd
 
-from duban.rules.deadlines import GREEN, RED, YELLOW
 from duban.rules.policy import AssessmentPolicy
 from duban.status import TASK_STATES
 from duban.values import jsonable
-from duban.vocabulary import RequestKind
+from duban.vocabulary import Light, RequestKind
 
 SCHEMA = "duban.rollup/1"
 DUE_SOON_DAYS = 14
 UNSPECIFIED = "（未指定）"
 LEVEL_LABELS = {0: "未督办", 1: "已督办部门负责人", 2: "已督办分管校领导", 3: "已报领导小组办公室"}
-COLOUR_LABELS = {RED: "红灯", YELLOW: "黄灯", GREEN: "绿灯", None: "无（已办结）"}
+COLOUR_LABELS = {Light.RED: "红灯", Light.YELLOW: "黄灯", Light.GREEN: "绿灯", None: "无（已办结）"}
 REQUEST_LABELS = {RequestKind.COMPLETION: "办结审核", RequestKind.EXTENSION: "延期审批"}
 
 # the summable counts of a group (snapshot columns are a subset)

@@ -15,10 +15,9 @@ from duban.rollup import COLOUR_LABELS, COUNT_COLUMNS, DUE_SOON_DAYS, LEVEL_LABE
 from duban.rollup.assessment import assessment, rates
 from duban.rollup.frames import Workdays, colours, load, local_dates, plans_frame
 from duban.rollup.trend import snapshot_frame, trend_with_today
-from duban.rules.deadlines import GREEN, RED, YELLOW
 from duban.rules.policy import assessment_policy
 from duban.status import TASK_STATES
-from duban.vocabulary import OPEN_STATES, MilestoneState, RequestKind, RequestStatus, SnapshotScope
+from duban.vocabulary import Light, MilestoneState, OPEN_STATES, RequestKind, RequestStatus, SnapshotScope
 
 _MILESTONE_COUNTS = ("milestones", "done_milestones", "due_milestones", "on_time_milestones", "on_time_baseline_milestones",
                      "overdue_milestones", "due_soon_milestones", "late_days")
@@ -148,9 +147,9 @@ def _live(t: pd.DataFrame) -> pd.DataFrame:
     live["due_soon_tasks"] = live["due_soon_milestones"] > 0
     for st in TASK_STATES:
         live[st] = live["status"] == st
-    live["red"] = live["colour"] == RED
-    live["yellow"] = live["colour"] == YELLOW
-    live["green"] = live["colour"] == GREEN
+    live["red"] = live["colour"] == Light.RED
+    live["yellow"] = live["colour"] == Light.YELLOW
+    live["green"] = live["colour"] == Light.GREEN
     live["no_light"] = live["colour"].isna()
     live["department"] = live["department"].fillna(UNSPECIFIED)
     live["supervisor"] = live["supervisor"].fillna(UNSPECIFIED)

@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 
 from duban.models import Department, Event, Milestone, Notification, Person, Plan, Project, Request, System, Task
 from duban.rollup import RollupError
-from duban.rules.deadlines import ESCALATION, MilestoneView, TaskView, colour
+from duban.rules.deadlines import MilestoneView, TaskView, colour
 from duban.rules.policy import effective_policy
 from duban.status import milestone_summary, task_status
 from duban.sweep.decisions import REPORT_EVENTS
 from duban.values import local_date
-from duban.vocabulary import MilestoneState
+from duban.vocabulary import MessageKind, MilestoneState
 
 
 def frame(rows, columns: list[str]) -> pd.DataFrame:
@@ -94,7 +94,7 @@ def load(session, plan_ids: list[int], tz) -> dict[str, pd.DataFrame]:
     # one 督办 per (task, milestone or acknowledgement, due date, level), however many people got it
     escalations = frame(session.execute(
         select(Notification.task_id, Notification.milestone_id, Notification.due_date, Notification.level)
-        .where(Notification.plan_id.in_(plan_ids), Notification.kind == ESCALATION, Notification.level >= 1,
+        .where(Notification.plan_id.in_(plan_ids), Notification.kind == MessageKind.ESCALATION, Notification.level >= 1,
                Notification.task_id.is_not(None))
         .distinct()
     ), ["task_id", "milestone_id", "due", "level"])

@@ -22,7 +22,6 @@ from duban.rollup.compute import compute
 from duban.values import jsonable
 from duban.vocabulary import MilestoneState
 
-STATE_LABELS = {m: m.label for m in MilestoneState}
 GROUP_COLUMNS = ["tasks", "done_tasks", "completion_rate", "on_time_rate", "red", "yellow", "green", "overdue_tasks", "due_soon_tasks"]
 VIEW_COLUMNS: dict[str, list[str]] = {
     "by_plan": ["plan_name", *GROUP_COLUMNS],
@@ -101,7 +100,7 @@ def fmt(name: str, v: Any) -> str:
     if isinstance(v, (dt.date, pd.Timestamp)):
         return v.isoformat()[:10]
     if name == "status":
-        return STATE_LABELS.get(v, str(v))
+        return MilestoneState.label_of(str(v))
     if name == "colour":
         return rollup.COLOUR_LABELS.get(v, "")
     if isinstance(v, float):
