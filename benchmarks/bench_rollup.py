@@ -54,7 +54,6 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     from duban.rules.calendar import WorkCalendar
     from duban.plans.sync import apply_plan
     from duban.sweep.decisions import decide
-    from zoneinfo import ZoneInfo
 
     t0 = time.perf_counter()
     engine = make_engine(spec["database_url"])

@@ -108,7 +108,7 @@ def report_command(
     snapshot: Annotated[bool, typer.Option("--snapshot/--no-snapshot", help="同时记录当日快照（趋势图的数据），缺省记录")] = True,
 ) -> None:
     """督办汇总报告：完成率、按期率、红黄绿灯、逾期和待审核事项、延期、趋势和单位考核，生成 HTML 报告和 Excel 工作簿。"""
-    from duban.rollup import RollupError
+    from duban.rollup import RollupError, headline
     from duban.rollup.compute import compute
     from duban.rollup.snapshots import snapshot as store_snapshot
     from duban.report import write_report
@@ -129,7 +129,7 @@ def report_command(
         files = write_report(r, folder)
     except OSError as err:
         _fail(f"无法写入报告文件夹 {folder}：{err.strerror or err}", 1)
-    console.print(rollup.headline(r), markup=False, highlight=False)
+    console.print(headline(r), markup=False, highlight=False)
     worst = r.assessment.sort_values("score").head(3)
     if len(worst):
         console.print("考核得分较低的单位：" + "；".join(
