@@ -26,6 +26,7 @@ from duban import links as links_mod
 from duban.evidence import StoredFile, add_evidence
 from duban.links import Resolved
 from duban.models import Department, Event, Link, Milestone, Notification, Person, Request, Task
+from duban.values import clean_text
 from duban.vocabulary import OPEN_STATES, EventKind, LedgerStatus, MessageKind, MilestoneState, RequestKind, RequestStatus
 
 MAX_TEXT = 5000
@@ -56,12 +57,7 @@ class Outcome:
 
 
 def _text(value: str | None, *, what: str, required: bool = True, limit: int = MAX_TEXT) -> str:
-    value = (value or "").replace("\r\n", "\n").strip()
-    if required and not value:
-        raise ActionError(f"请填写{what}。")
-    if len(value) > limit:
-        raise ActionError(f"{what}不能超过 {limit} 个字（现有 {len(value)} 个字），请精简后再提交。")
-    return value
+    return clean_text(value, what=what, required=required, limit=limit, error=ActionError)
 
 
 def _event(session: Session, r: Resolved, kind: str, data: dict[str, Any], origin: Origin, now: dt.datetime,

@@ -39,6 +39,17 @@ def local_date(value: dt.datetime | None, tz) -> dt.date | None:
     return value.astimezone(tz).date()
 
 
+def clean_text(value: str | None, *, what: str, required: bool, limit: int, error: type[Exception] = ValueError) -> str:
+    """Text a person typed into a form: line ends normalised, trimmed, required or not, at most ``limit``
+    characters; otherwise ``error`` with a Chinese message naming the field (``what``)."""
+    value = (value or "").replace("\r\n", "\n").strip()
+    if required and not value:
+        raise error(f"请填写{what}。")
+    if len(value) > limit:
+        raise error(f"{what}不能超过 {limit} 个字（现有 {len(value)} 个字），请精简后再提交。")
+    return value
+
+
 def chunks(rows: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """``rows`` in slices of at most ``size`` (bulk statements and IN lists stay bounded)."""
     for i in range(0, len(rows), size):

@@ -124,6 +124,18 @@ class EventKind(StrEnum):
     LINK_RENEWAL = "link_renewal_requested"
     REVIEW_ANSWERED = "review_answered"
     REVIEW_JUDGED = "review_judged"
+    # written by plan synchronisation (duban.plans): what an import changed
+    PLAN_CREATED = "plan_created"
+    PLAN_UPDATED = "plan_updated"
+    TASK_CREATED = "task_created"
+    TASK_UPDATED = "task_updated"
+    TASK_RESTORED = "task_restored"
+    TASK_ARCHIVED = "task_archived"
+    OWNER_CHANGED = "owner_changed"
+    MILESTONE_ADDED = "milestone_added"
+    MILESTONE_DUE_CHANGED = "milestone_due_changed"
+    MILESTONE_RESTORED = "milestone_restored"
+    MILESTONE_ARCHIVED = "milestone_archived"
 
 
 class LinkAction(_Labelled):
@@ -145,6 +157,31 @@ class LinkAction(_Labelled):
 OWNER_ACTIONS = frozenset({LinkAction.ACK, LinkAction.PROGRESS, LinkAction.DONE, LinkAction.EXTEND})
 REVIEWER_ACTIONS = frozenset({LinkAction.REVIEW, LinkAction.QUEUE, LinkAction.REVIEW_VERDICT})
 REUSABLE_ACTIONS = frozenset({LinkAction.VIEW, LinkAction.QUEUE, LinkAction.REVIEW_VERDICT, LinkAction.REVIEW_REPORT})
+
+
+class PlanRoleKind(StrEnum):
+    """A person's standing role in a plan (the ``plan_roles`` table)."""
+
+    LEADING_GROUP = "leading_group"  # 领导小组
+    OFFICE = "office"  # 领导小组办公室 (coordinators, reviewers)
+
+
+class Schedule(StrEnum):
+    """How a task runs (完成时限): by a date, every period, or for the whole plan."""
+
+    ONCE = "once"
+    RECURRING = "recurring"
+    ONGOING = "ongoing"
+
+
+class Period(StrEnum):
+    """How often a recurring or ongoing task reports (反馈周期)."""
+
+    WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+    SEMESTER = "semester"
+    YEAR = "year"
 
 
 class Audience(StrEnum):

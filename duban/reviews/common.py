@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from duban.links import reviewers
 from duban.models import Notification, Person, PlanRole, Review, ReviewItem, Task
+from duban.values import clean_text
 from duban.vocabulary import ItemState, LedgerStatus
 
 MAX_TEXT = 5000
@@ -23,12 +24,7 @@ class ReviewError(ValueError):
 
 
 def _text(value: str | None, *, what: str, required: bool = False, limit: int = MAX_TEXT) -> str:
-    value = (value or "").replace("\r\n", "\n").strip()
-    if required and not value:
-        raise ReviewError(f"请填写{what}。")
-    if len(value) > limit:
-        raise ReviewError(f"{what}不能超过 {limit} 个字（现有 {len(value)} 个字），请精简后再提交。")
-    return value
+    return clean_text(value, what=what, required=required, limit=limit, error=ReviewError)
 
 
 

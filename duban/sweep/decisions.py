@@ -24,7 +24,8 @@ from duban.rules.deadlines import Decision, MilestoneView, TaskView, approval_re
 from duban.rules.deadlines import decide as decide_task
 from duban.rules.policy import DeadlinePolicy, effective_policy
 from duban.sweep.kinds import facts
-from duban.sweep.ledger import chunks, existing_keys, insert_ignore, local_date
+from duban.sweep.ledger import existing_keys, insert_ignore
+from duban.values import chunks, local_date
 from duban.vocabulary import EventKind, LedgerStatus, MessageKind, MilestoneState, RequestStatus
 from notifications.digest import describe
 

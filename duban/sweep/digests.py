@@ -20,7 +20,7 @@ from duban.links import ACTIONS, LinkMaker, LinkSpec
 from duban.links import issue as issue_links
 from duban.models import Department, Digest, Notification, Person, Plan, PlanRole, Task, utcnow
 from duban.sweep.kinds import facts
-from duban.sweep.ledger import chunks
+from duban.values import chunks
 from duban.vocabulary import Audience, LedgerStatus, MessageKind
 from notifications.digest import describe, render_subject
 

@@ -5,9 +5,7 @@ Also the two small helpers every room of the sweep uses (``chunks``, ``local_dat
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select, text
@@ -15,19 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from duban.models import Notification
-
-
-def chunks(items: list, size: int) -> Iterable[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def local_date(value: dt.datetime | None, tz) -> dt.date | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(tz).date()
+from duban.values import chunks
 
 
 def insert_ignore(session: Session, rows: list[dict[str, Any]]) -> int:
