@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from duban import rollup
 from duban.report import write_report
 from duban.rollup.trend import trend
-from tests.test_rollup import AS_OF, build_scenario, compute
+from tests.rollup.test_rollup import AS_OF, build_scenario, compute
 
 runner = CliRunner()
 

@@ -114,7 +114,7 @@ def load(session, plan_ids: list[int], tz) -> dict[str, pd.DataFrame]:
 def colours(t: pd.DataFrame, m: pd.DataFrame, plans: pd.DataFrame, reports: dict[int, Any], tz, cal,
              as_of: dt.date) -> dict[int, str | None]:
     """Each live task's light, by the rules themselves (``duban.rules.deadlines.colour``), on the
-    same views ``duban.sweep.load`` builds (tests/test_rollup.py checks they agree), made from the
+    same views ``duban.sweep.load`` builds (tests/rollup/test_rollup.py checks they agree), made from the
     frames already loaded rather than a second read of every milestone."""
     plan_policy = {row.plan_id: row.policy for row in plans.itertuples()}
     base = {pid: effective_policy(pol) for pid, pol in plan_policy.items()}

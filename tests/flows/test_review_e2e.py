@@ -246,7 +246,7 @@ def _serve(env: dict, log: Path):
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     return subprocess.Popen([str(Path(sys.executable).parent / "duban"), "run", "--no-web"], env=env, cwd=root,
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -273,7 +273,7 @@ def test_a_waiting_review_survives_a_restart_of_the_serving_process(setup, prefe
     from duban.cli import app
     from duban.orchestration import wake
     from duban.models import utcnow
-    from tests.test_run_e2e import wait_for
+    from tests.flows.test_run_e2e import wait_for
 
     engine = setup
     api = PREFECT_API_URL.value()

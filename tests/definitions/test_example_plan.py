@@ -11,7 +11,7 @@ from definitions.loaders import load_plan, read_plan_file
 from definitions.schema import json_schema
 from tests.conftest import EXAMPLE_XLSX, EXAMPLE_YAML
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_example_plan_has_the_real_size_and_shape():

@@ -18,7 +18,7 @@ from duban.plans.importer import import_plan
 from duban.models import Notification, Person, Review, ReviewItem, Task, utcnow
 from duban.settings import get_settings
 from tests.factories import write_yaml
-from tests.test_dashboard import add_account, assert_private, login, other_plan
+from tests.web.test_dashboard import add_account, assert_private, login, other_plan
 from tests.web_helpers import SECRET, import_small
 
 pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)

@@ -15,10 +15,10 @@ import pytest
 from duban.db import make_engine, upgrade
 from duban.plans.importer import import_plan
 from tests.factories import small_plan, write_yaml
-from tests.test_run_e2e import free_port, get, wait_for
+from tests.flows.test_run_e2e import free_port, get, wait_for
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

@@ -19,7 +19,7 @@ from tests.factories import small_plan, task_of, write_yaml
 
 runner = CliRunner()
 
-SITEHOOK = Path(__file__).resolve().parent / "sitehook"
+SITEHOOK = Path(__file__).resolve().parents[1] / "sitehook"
 COMMANDS = [[], ["import"], ["status"], ["plans"], ["export"], ["secret"], ["demo"], ["db"], ["db", "upgrade"], ["db", "current"]]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from duban.rollup.trend import trend
-from tests.test_rollup import AS_OF, build_scenario
+from tests.rollup.test_rollup import AS_OF, build_scenario
 
 
 @pytest.mark.slow

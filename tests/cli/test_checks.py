@@ -14,7 +14,7 @@ import pytest
 from duban.db import make_engine, upgrade
 from duban.plans.importer import import_plan
 from tests.factories import small_plan, write_yaml
-from tests.test_run_e2e import wait_for
+from tests.flows.test_run_e2e import wait_for
 
 DUBAN = Path(sys.executable).parent / "duban"
 
@@ -81,7 +81,7 @@ def test_a_killed_check_leaves_no_prefect_server(school, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
 def test_a_cold_check_stops_its_temporary_server(school, tmp_path):
-    from tests.test_run_e2e import free_port
+    from tests.flows.test_run_e2e import free_port
 
     # an office machine's HTTP proxy (here a closed port on this machine) never carries loopback calls
     proxy = f"http://127.0.0.1:{free_port()}"
@@ -110,7 +110,7 @@ def _processes_with(variable: bytes) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="the Prefect server dies with its parent on Linux (PR_SET_PDEATHSIG)")
 def test_a_killed_duban_run_leaves_no_prefect_server(school, tmp_path):
-    from tests.test_run_e2e import free_port, get
+    from tests.flows.test_run_e2e import free_port, get
 
     port = free_port()
     health = f"http://127.0.0.1:{port}/api/health"

@@ -283,7 +283,7 @@ def test_html_in_evidence_text_is_escaped_on_every_page_and_message(web, setup):
         assert "&lt;script&gt;" in html
     assert "&lt;img src=x onerror=alert(2)&gt;.pdf" in pages[1]
     # the coordinator's message: the e-mail's HTML part escapes it too
-    from tests.test_web_links import deliver_now
+    from tests.web.test_link_pages import deliver_now
 
     [msg] = [m for m in deliver_now(engine) if m.recipient == "督办员"]
     assert evil in msg.body  # plain text is shown as text
