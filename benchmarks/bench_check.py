@@ -43,8 +43,9 @@ TARGETS = {"holiday": 1.5, "served": 3.0, "cold": 10.0}
 
 def _env(db: Path, prefect_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUBAN_", "PREFECT_"))}
-    env.update(DUBAN_DEMO="1", DUBAN_DATABASE_URL=f"sqlite:///{db}", PREFECT_HOME=str(prefect_home),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.update(
+        DUBAN_DEMO="1", DUBAN_DATABASE_URL=f"sqlite:///{db}", PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false"
+    )
     return env
 
 
@@ -86,8 +87,9 @@ def _fresh(template: Path, folder: Path) -> Path:
     return folder / "duban.db"
 
 
-def _median_check(label: str, args: argparse.Namespace, template: Path, work: Path, day: str,
-                  prefect_home: Path, data: Path | None = None) -> tuple[float, list[float], str]:
+def _median_check(
+    label: str, args: argparse.Namespace, template: Path, work: Path, day: str, prefect_home: Path, data: Path | None = None
+) -> tuple[float, list[float], str]:
     times, last = [], ""
     for i in range(args.repeat):
         db = _fresh(template, data or work / f"{label}-{i}")
@@ -109,8 +111,15 @@ def _sweep_work(template: Path, work: Path, day: str) -> float:
         "deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), **rt.deliver_options(day))\n"
         "print(time.perf_counter() - t)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=_env(db, work / "prefect-unused"), cwd=db.parent,
-                          capture_output=True, text=True, timeout=300, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_env(db, work / "prefect-unused"),
+        cwd=db.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return float(proc.stdout.strip().splitlines()[-1])
 
 
@@ -155,11 +164,20 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port()
     run_env = _env(db, work / "run-prefect-home")
     log = open(work / "run.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([str(BIN / "duban"), "run", "--no-web", "--prefect-port", str(port)], env=run_env, cwd=served,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "duban"), "run", "--no-web", "--prefect-port", str(port)],
+        env=run_env,
+        cwd=served,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        _wait(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).status == 200,  # noqa: S310
-              180, "duban run's Prefect server")
+        _wait(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).status == 200,  # noqa: S310
+            180,
+            "duban run's Prefect server",
+        )
         time.sleep(3)  # let it record its address and serve its deployments
         times = []
         for _ in range(args.repeat):

@@ -29,8 +29,12 @@ SECRET = "b" * 8 + "0123456789abcdefghijklmnopqrstuv"
 def plan(n: int) -> dict:
     people = [{"name": f"责任人{i:05d}", "email": f"owner{i:05d}@example.org"} for i in range(n)]
     tasks = [{"code": str(i + 1), "title": f"第 {i + 1} 项改革任务", "owner": f"责任人{i:05d}", "deadline": "2026-11-16"} for i in range(n)]
-    return {"version": 1, "plan": {"code": "bench", "name": "邮件基准方案", "office": [people[0]["name"]]}, "people": people,
-            "systems": [{"name": "课程育人", "projects": [{"name": "项目", "tasks": tasks}]}]}
+    return {
+        "version": 1,
+        "plan": {"code": "bench", "name": "邮件基准方案", "office": [people[0]["name"]]},
+        "people": people,
+        "systems": [{"name": "课程育人", "projects": [{"name": "项目", "tasks": tasks}]}],
+    }
 
 
 def main() -> None:
@@ -76,8 +80,10 @@ def main() -> None:
             seconds = time.perf_counter() - started
             received = server.wait_for(result.sent, timeout=60)
         unique = len({m.rcpt_tos[0] for m in received})
-        print(f"  workers={workers:<2} digests={made} sent={result.sent} failed={result.failed} received={len(received)} "
-              f"(distinct recipients {unique}) in {seconds:.1f} s → {result.sent / seconds:.0f} messages/s")
+        print(
+            f"  workers={workers:<2} digests={made} sent={result.sent} failed={result.failed} received={len(received)} "
+            f"(distinct recipients {unique}) in {seconds:.1f} s → {result.sent / seconds:.0f} messages/s"
+        )
         engine.dispose()
 
     if args.naive_sample:
@@ -90,8 +96,10 @@ def main() -> None:
                 apprise.Apprise.instantiate(server.url(f"owner{i:05d}@example.org")).notify(body=body, title="督办提醒")
             seconds = time.perf_counter() - started
             server.wait_for(args.naive_sample, timeout=30)
-        print(f"  for comparison: apprise notify() per message (new SMTP connection each), {args.naive_sample} messages "
-              f"in {seconds:.1f} s → {args.naive_sample / seconds:.0f} messages/s")
+        print(
+            f"  for comparison: apprise notify() per message (new SMTP connection each), {args.naive_sample} messages "
+            f"in {seconds:.1f} s → {args.naive_sample / seconds:.0f} messages/s"
+        )
 
 
 if __name__ == "__main__":

@@ -173,7 +173,17 @@ class Report:
         self.rows: list[dict[str, Any]] = []
         self.failed = False
 
-    def add(self, label: str, seconds: float, peak: float | None, *, target_s: float | None, cpu: float | None = None, note: str = "", ok: bool = True) -> None:
+    def add(
+        self,
+        label: str,
+        seconds: float,
+        peak: float | None,
+        *,
+        target_s: float | None,
+        cpu: float | None = None,
+        note: str = "",
+        ok: bool = True,
+    ) -> None:
         checks = []
         if target_s is not None:
             checks.append(seconds <= target_s)
@@ -182,8 +192,12 @@ class Report:
         checks.append(ok)
         verdict = ("PASS" if all(checks) else "FAIL") if (target_s is not None or peak is not None) else ("" if ok else "FAIL")
         self.failed |= verdict == "FAIL"
-        target = " · ".join(t for t in (f"≤ {target_s:g} s" if target_s is not None else "", f"≤ {PEAK_TARGET_MIB:g} MiB" if peak is not None else "") if t)
-        self.rows.append({"label": label, "seconds": seconds, "cpu_seconds": cpu, "peak_mib": peak, "target": target, "result": verdict, "note": note})
+        target = " · ".join(
+            t for t in (f"≤ {target_s:g} s" if target_s is not None else "", f"≤ {PEAK_TARGET_MIB:g} MiB" if peak is not None else "") if t
+        )
+        self.rows.append(
+            {"label": label, "seconds": seconds, "cpu_seconds": cpu, "peak_mib": peak, "target": target, "result": verdict, "note": note}
+        )
 
     def print(self, title: str) -> None:
         print(f"\n{title}")
@@ -192,7 +206,10 @@ class Report:
         for r in self.rows:
             peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "–"
             cpu = f"({r['cpu_seconds']:.2f})" if r["cpu_seconds"] is not None else ""
-            print(f"  {r['label']:<{width}}{r['seconds']:>9.2f}{cpu:>8}{peak:>10}   {r['target']:<22}{r['result']}" + (f"  {r['note']}" if r["note"] else ""))
+            print(
+                f"  {r['label']:<{width}}{r['seconds']:>9.2f}{cpu:>8}{peak:>10}   {r['target']:<22}{r['result']}"
+                + (f"  {r['note']}" if r["note"] else "")
+            )
 
 
 def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path, args, report: Report, phase_tables: list) -> None:
@@ -207,7 +224,11 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
         r = _child({"kind": "cli", "cmd": [*duban, *argv], "stdout": str(out), "cwd": str(workdir)}, env)
         ok, note = r["returncode"] == 0, ""
         if not ok:
-            note = f"exit {r['returncode']}: " + r["stderr"].strip().splitlines()[-1][:200] if r["stderr"].strip() else f"exit {r['returncode']}"
+            note = (
+                f"exit {r['returncode']}: " + r["stderr"].strip().splitlines()[-1][:200]
+                if r["stderr"].strip()
+                else f"exit {r['returncode']}"
+            )
             tail = "\n".join(r["stderr"].strip().splitlines()[-12:])
             print(f"\n--- {label} failed (exit {r['returncode']}); end of its error output: ---\n{tail}", file=sys.stderr)
         elif check is not None:
@@ -224,11 +245,31 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
         return n == tasks, f"{n} tasks, {data['totals']['milestones']} milestones"
 
     r = cli("import", ["import", str(xlsx)], check=lambda t: ("导入完成" in t, "" if "导入完成" in t else "no 导入完成 in output"))
-    report.add(f"[{name}] duban import (fresh database)", r["seconds"], r["peak_mib"], target_s=IMPORT_TARGET_S, cpu=r["cpu_seconds"], ok=r["ok"], note=r["note"])
+    report.add(
+        f"[{name}] duban import (fresh database)",
+        r["seconds"],
+        r["peak_mib"],
+        target_s=IMPORT_TARGET_S,
+        cpu=r["cpu_seconds"],
+        ok=r["ok"],
+        note=r["note"],
+    )
     if not r["ok"]:
         return
-    r = cli("reimport", ["import", str(xlsx)], check=lambda t: ("没有需要更新的内容" in t, "" if "没有需要更新的内容" in t else "re-import reported changes"))
-    report.add(f"[{name}] duban import (same file again)", r["seconds"], r["peak_mib"], target_s=IMPORT_TARGET_S, cpu=r["cpu_seconds"], ok=r["ok"], note=r["note"])
+    r = cli(
+        "reimport",
+        ["import", str(xlsx)],
+        check=lambda t: ("没有需要更新的内容" in t, "" if "没有需要更新的内容" in t else "re-import reported changes"),
+    )
+    report.add(
+        f"[{name}] duban import (same file again)",
+        r["seconds"],
+        r["peak_mib"],
+        target_s=IMPORT_TARGET_S,
+        cpu=r["cpu_seconds"],
+        ok=r["ok"],
+        note=r["note"],
+    )
     today = ["--today", args.today] if args.today else []
     plan_code = f"bench-{tasks}"
     if args.file:  # the plan code written in the workbook
@@ -247,9 +288,19 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
         if args.repeat > 1:
             note = f"median of {args.repeat} (min {min(secs):.2f}, max {max(secs):.2f})" + (f"; {note}" if note else "")
         cpu = statistics.median(x["cpu_seconds"] for x in runs)
-        report.add(f"[{name}] {label}", med, max(x["peak_mib"] for x in runs), target_s=STATUS_TARGET_S, cpu=cpu, ok=all(x["ok"] for x in runs), note=note)
+        report.add(
+            f"[{name}] {label}",
+            med,
+            max(x["peak_mib"] for x in runs),
+            target_s=STATUS_TARGET_S,
+            cpu=cpu,
+            ok=all(x["ok"] for x in runs),
+            note=note,
+        )
     r = cli("plans", ["plans"])
-    report.add(f"[{name}] duban plans (CLI start-up + one query, for scale)", r["seconds"], None, target_s=None, cpu=r["cpu_seconds"], ok=r["ok"])
+    report.add(
+        f"[{name}] duban plans (CLI start-up + one query, for scale)", r["seconds"], None, target_s=None, cpu=r["cpu_seconds"], ok=r["ok"]
+    )
 
     # in-process phases against a fresh database of the same kind
     if is_pg:
@@ -327,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, result in phase_tables:
             _print_phases(name, result)
         if args.json_out:
-            args.json_out.write_text(json.dumps({"tasks": tasks, "figures": report.rows, "phases": dict(phase_tables)}, ensure_ascii=False, indent=2), encoding="utf-8")
+            args.json_out.write_text(
+                json.dumps({"tasks": tasks, "figures": report.rows, "phases": dict(phase_tables)}, ensure_ascii=False, indent=2),
+                encoding="utf-8",
+            )
         print(f"\nload average at the end: {_load()} (other work on the machine inflates wall seconds; cpu seconds less so)")
         print("\nRESULT:", "FAIL (a target was missed)" if report.failed else "PASS (all targets met)")
         if args.keep:

@@ -66,8 +66,11 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     as_of = dt.date.fromisoformat(AS_OF)
     utc = dt.timezone.utc
     with session_scope(engine) as s:
-        rows = s.execute(select(Milestone.id, Milestone.task_id, Milestone.due_date, Task.plan_id, Task.owner_id)
-                         .join(Task, Task.id == Milestone.task_id)).all()
+        rows = s.execute(
+            select(Milestone.id, Milestone.task_id, Milestone.due_date, Task.plan_id, Task.owner_id).join(
+                Task, Task.id == Milestone.task_id
+            )
+        ).all()
         done, submitted, extended, requests = [], [], [], []
         for m in rows:
             at = dt.datetime.combine(m.due_date, dt.time(2), tzinfo=utc)
@@ -76,38 +79,99 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
                 if k < 5:
                     when = at - dt.timedelta(days=1) if k < 3 else at + dt.timedelta(days=5)
                     done.append({"mid": m.id, "sub": when, "fin": when + dt.timedelta(days=1)})
-                    requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=RequestKind.COMPLETION,
-                                         status=RequestStatus.APPROVED, note="", created_at=when, decided_at=when + dt.timedelta(days=1), decision_note=""))
+                    requests.append(
+                        dict(
+                            plan_id=m.plan_id,
+                            task_id=m.task_id,
+                            milestone_id=m.id,
+                            person_id=m.owner_id,
+                            kind=RequestKind.COMPLETION,
+                            status=RequestStatus.APPROVED,
+                            note="",
+                            created_at=when,
+                            decided_at=when + dt.timedelta(days=1),
+                            decision_note="",
+                        )
+                    )
                     if m.id % 7 == 0:
-                        requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=RequestKind.COMPLETION,
-                                             status=RequestStatus.RETURNED, note="", created_at=when - dt.timedelta(days=2),
-                                             decided_at=when - dt.timedelta(days=1), decision_note="请补充佐证材料"))
+                        requests.append(
+                            dict(
+                                plan_id=m.plan_id,
+                                task_id=m.task_id,
+                                milestone_id=m.id,
+                                person_id=m.owner_id,
+                                kind=RequestKind.COMPLETION,
+                                status=RequestStatus.RETURNED,
+                                note="",
+                                created_at=when - dt.timedelta(days=2),
+                                decided_at=when - dt.timedelta(days=1),
+                                decision_note="请补充佐证材料",
+                            )
+                        )
                 elif k == 5:
                     submitted.append({"mid": m.id, "sub": at})
-                    requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=RequestKind.COMPLETION,
-                                         status=RequestStatus.PENDING, note="", created_at=at, decided_at=None, decision_note=""))
+                    requests.append(
+                        dict(
+                            plan_id=m.plan_id,
+                            task_id=m.task_id,
+                            milestone_id=m.id,
+                            person_id=m.owner_id,
+                            kind=RequestKind.COMPLETION,
+                            status=RequestStatus.PENDING,
+                            note="",
+                            created_at=at,
+                            decided_at=None,
+                            decision_note="",
+                        )
+                    )
             elif m.id % 20 == 0:
                 new_due = m.due_date + dt.timedelta(days=30)
                 extended.append({"mid": m.id, "due": new_due})
-                requests.append(dict(plan_id=m.plan_id, task_id=m.task_id, milestone_id=m.id, person_id=m.owner_id, kind=RequestKind.EXTENSION,
-                                     status=RequestStatus.APPROVED, note="", new_due_date=new_due, created_at=at - dt.timedelta(days=20),
-                                     decided_at=at - dt.timedelta(days=19), decision_note=""))
+                requests.append(
+                    dict(
+                        plan_id=m.plan_id,
+                        task_id=m.task_id,
+                        milestone_id=m.id,
+                        person_id=m.owner_id,
+                        kind=RequestKind.EXTENSION,
+                        status=RequestStatus.APPROVED,
+                        note="",
+                        new_due_date=new_due,
+                        created_at=at - dt.timedelta(days=20),
+                        decided_at=at - dt.timedelta(days=19),
+                        decision_note="",
+                    )
+                )
         from sqlalchemy import bindparam
 
         t = Milestone.__table__
         if done:
-            s.execute(t.update().where(t.c.id == bindparam("mid")).values(status=MilestoneState.DONE, submitted_at=bindparam("sub"), completed_at=bindparam("fin")), done)
+            s.execute(
+                t.update()
+                .where(t.c.id == bindparam("mid"))
+                .values(status=MilestoneState.DONE, submitted_at=bindparam("sub"), completed_at=bindparam("fin")),
+                done,
+            )
         if submitted:
-            s.execute(t.update().where(t.c.id == bindparam("mid")).values(status=MilestoneState.SUBMITTED, submitted_at=bindparam("sub")), submitted)
+            s.execute(
+                t.update().where(t.c.id == bindparam("mid")).values(status=MilestoneState.SUBMITTED, submitted_at=bindparam("sub")),
+                submitted,
+            )
         if extended:
             s.execute(t.update().where(t.c.id == bindparam("mid")).values(due_date=bindparam("due"), due_version=2), extended)
         for i in range(0, len(requests), 5000):
             s.execute(insert(Request), [{"new_due_date": None, **r} for r in requests[i : i + 5000]])
     decided = decide(engine, today=as_of, cal=WorkCalendar(), tz=ZoneInfo("Asia/Shanghai"))
     with session_scope(engine) as s:
-        counts = {"tasks": s.scalar(select(func.count()).select_from(Task)), "milestones": s.scalar(select(func.count()).select_from(Milestone)),
-                  "requests": len(requests), "done": len(done), "submitted": len(submitted), "extended": len(extended),
-                  "ledger": decided.new}
+        counts = {
+            "tasks": s.scalar(select(func.count()).select_from(Task)),
+            "milestones": s.scalar(select(func.count()).select_from(Milestone)),
+            "requests": len(requests),
+            "done": len(done),
+            "submitted": len(submitted),
+            "extended": len(extended),
+            "ledger": decided.new,
+        }
     if engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
@@ -146,17 +210,40 @@ def _child_measure(spec: dict[str, Any]) -> dict[str, Any]:
     files = write_report(r, spec["out"])
     mark("report: HTML + XLSX")
     t = r.totals
-    return {"phases": phases, "totals": {k: t[k] for k in ("plans", "tasks", "milestones", "done_milestones", "overdue_milestones",
-                                                           "red", "yellow", "green", "awaiting_approval", "slipped_milestones", "escalations")},
-            "rows": {k: len(f) for k, _t, f in r.views()}, "html_bytes": files.html.stat().st_size, "xlsx_bytes": files.xlsx.stat().st_size}
+    return {
+        "phases": phases,
+        "totals": {
+            k: t[k]
+            for k in (
+                "plans",
+                "tasks",
+                "milestones",
+                "done_milestones",
+                "overdue_milestones",
+                "red",
+                "yellow",
+                "green",
+                "awaiting_approval",
+                "slipped_milestones",
+                "escalations",
+            )
+        },
+        "rows": {k: len(f) for k, _t, f in r.views()},
+        "html_bytes": files.html.stat().st_size,
+        "xlsx_bytes": files.xlsx.stat().st_size,
+    }
 
 
 CHILDREN = {"load": _child_load, "measure": _child_measure, "reset": reset_postgres_schema}
 
 
 def _run_child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_rollup", "--child", kind, json.dumps(spec)],
-                         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_rollup", "--child", kind, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"child {kind} failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -168,8 +255,11 @@ def _measure(name: str, url: str, plans: int, workdir: Path) -> bool:
         _run_child("reset", {"database_url": url})
     loaded = _run_child("load", {"database_url": url, "plans": plans})
     c = loaded["counts"]
-    print(f"[{name}] set-up {loaded['seconds']:.1f} s: {c['tasks']} tasks, {c['milestones']} milestones, {c['done']} done, "
-          f"{c['submitted']} submitted, {c['extended']} extended, {c['requests']} requests, {c['ledger']} ledger rows", flush=True)
+    print(
+        f"[{name}] set-up {loaded['seconds']:.1f} s: {c['tasks']} tasks, {c['milestones']} milestones, {c['done']} done, "
+        f"{c['submitted']} submitted, {c['extended']} extended, {c['requests']} requests, {c['ledger']} ledger rows",
+        flush=True,
+    )
     m = _run_child("measure", {"database_url": url, "out": str(workdir / f"report-{name}")})
     for p in m["phases"]:
         print(f"  {p['phase']:<34} {p['seconds']:7.2f} s  (cpu {p['cpu_seconds']:6.2f})  peak {p['peak_mib']:6.0f} MiB")
@@ -181,8 +271,10 @@ def _measure(name: str, url: str, plans: int, workdir: Path) -> bool:
     print(f"  rows per view: {m['rows']}")
     print(f"  HTML {m['html_bytes'] / 1024:.0f} KiB, XLSX {m['xlsx_bytes'] / 1024:.0f} KiB")
     ok1, ok2 = compute_s <= ROLLUP_TARGET_S, report_s <= REPORT_TARGET_S
-    print(f"[{name}] rollup {compute_s:.2f} s (target ≤ {ROLLUP_TARGET_S:g} s: {'ok' if ok1 else 'MISSED'}); "
-          f"rollup + HTML + XLSX {report_s:.2f} s (target ≤ {REPORT_TARGET_S:g} s: {'ok' if ok2 else 'MISSED'}); peak RSS {peak:.0f} MiB")
+    print(
+        f"[{name}] rollup {compute_s:.2f} s (target ≤ {ROLLUP_TARGET_S:g} s: {'ok' if ok1 else 'MISSED'}); "
+        f"rollup + HTML + XLSX {report_s:.2f} s (target ≤ {REPORT_TARGET_S:g} s: {'ok' if ok2 else 'MISSED'}); peak RSS {peak:.0f} MiB"
+    )
     return ok1 and ok2
 
 

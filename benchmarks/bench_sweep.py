@@ -85,27 +85,67 @@ def province_plans(n_plans: int, *, seed: int = 1, tasks_per_plan: int = 173, pe
             head = f"{dep}负责人"
             supervisor = leaders[2 + i % (len(leaders) - 2)]
             departments.append(DepartmentDef(name=dep, head=head, supervisor=supervisor))
-            people.append(PersonDef(name=head, department=dep, title="部门负责人", email=f"p{p:03d}-h{i:02d}@example.org",
-                                    mobile=None, notify=(), manager=supervisor))
+            people.append(
+                PersonDef(
+                    name=head,
+                    department=dep,
+                    title="部门负责人",
+                    email=f"p{p:03d}-h{i:02d}@example.org",
+                    mobile=None,
+                    notify=(),
+                    manager=supervisor,
+                )
+            )
             members[dep] = []
         for k in range(n_staff):
             dep = dept_names[k % len(dept_names)]
             name = f"{dep}教师{k + 1:03d}"
             members[dep].append(name)
-            people.append(PersonDef(name=name, department=dep, title=rng.choice(("科长", "科员", "专任教师", "辅导员")),
-                                    email=f"p{p:03d}-s{k:03d}@example.org", mobile=None, notify=(), manager=f"{dep}负责人"))
+            people.append(
+                PersonDef(
+                    name=name,
+                    department=dep,
+                    title=rng.choice(("科长", "科员", "专任教师", "辅导员")),
+                    email=f"p{p:03d}-s{k:03d}@example.org",
+                    mobile=None,
+                    notify=(),
+                    manager=f"{dep}负责人",
+                )
+            )
         for i, name in enumerate(leaders):
-            people.append(PersonDef(name=name, department="学校办公室", title=name, email=f"p{p:03d}-l{i}@example.org",
-                                    mobile=None, notify=(), manager=None if i == 0 else leaders[0]))
+            people.append(
+                PersonDef(
+                    name=name,
+                    department="学校办公室",
+                    title=name,
+                    email=f"p{p:03d}-l{i}@example.org",
+                    mobile=None,
+                    notify=(),
+                    manager=None if i == 0 else leaders[0],
+                )
+            )
         for i, name in enumerate(office):
-            people.append(PersonDef(name=name, department="学校办公室", title=name, email=f"p{p:03d}-o{i}@example.org",
-                                    mobile=None, notify=(), manager="学校办公室负责人"))
+            people.append(
+                PersonDef(
+                    name=name,
+                    department="学校办公室",
+                    title=name,
+                    email=f"p{p:03d}-o{i}@example.org",
+                    mobile=None,
+                    notify=(),
+                    manager="学校办公室负责人",
+                )
+            )
 
         systems = [GroupDef(code=f"{s + 1:02d}", name=SYSTEMS[s], position=s) for s in range(len(SYSTEMS))]
         n_projects = 45
         projects = [
-            GroupDef(code=f"{s % len(SYSTEMS) + 1:02d}.{s // len(SYSTEMS) + 1}", name=f"{PROJECT_STEMS[s % len(PROJECT_STEMS)]}（{s + 1}）",
-                     position=s, system=SYSTEMS[s % len(SYSTEMS)])
+            GroupDef(
+                code=f"{s % len(SYSTEMS) + 1:02d}.{s // len(SYSTEMS) + 1}",
+                name=f"{PROJECT_STEMS[s % len(PROJECT_STEMS)]}（{s + 1}）",
+                position=s,
+                system=SYSTEMS[s % len(SYSTEMS)],
+            )
             for s in range(n_projects)
         ]
         tasks = []
@@ -127,7 +167,9 @@ def province_plans(n_plans: int, *, seed: int = 1, tasks_per_plan: int = 173, pe
             for k in range(n_ms):
                 is_final = schedule == "once" and k == n_ms - 1
                 title = "完成全部任务" if is_final else rng.choice(STEP_ACTIONS)
-                ms.append(MilestoneDef(seq=k + 1, title=title, due=due, due_text=f"{due.year}年{due.month}月{due.day}日", is_final=is_final))
+                ms.append(
+                    MilestoneDef(seq=k + 1, title=title, due=due, due_text=f"{due.year}年{due.month}月{due.day}日", is_final=is_final)
+                )
                 due = due + dt.timedelta(days=rng.randrange(30, 120))
             deadline_text = {"once": ms[-1].due_text, "recurring": {"month": "每月", "quarter": "每季度", "semester": "每学期末", "year": "每年12月底"}.get(period, ""),
                              "ongoing": "长期坚持"}[schedule]  # fmt: skip
@@ -361,8 +403,14 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
             )))  # fmt: skip
         digests = sent = 0
         if recipients:
-            digests = assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name,
-                                     template_dir=rt.settings.template_dir, recipients=recipients)
+            digests = assemble(
+                rt.engine,
+                today=day,
+                links=rt.links(day),
+                channel=rt.channel.name,
+                template_dir=rt.settings.template_dir,
+                recipients=recipients,
+            )
             sent = deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(day), recipients=recipients).sent
         return {"decided": decided.decided, "new": decided.new, "digests": digests, "sent": sent}
 
@@ -385,12 +433,16 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
             outbox = fresh_copy(name)
             ph.reset()
             result = daily_sweep(today=today, force=True)
-            row = ph.mark(f"daily_sweep flow run ({name}; fresh database copy)", result={k: v for k, v in result.items() if k != "warnings"})
+            row = ph.mark(
+                f"daily_sweep flow run ({name}; fresh database copy)", result={k: v for k, v in result.items() if k != "warnings"}
+            )
             row["files"] = _outbox_files(outbox)
             out[name] = row
         ph.reset()
         again = daily_sweep(today=today, force=True)
-        out["again"] = ph.mark("daily_sweep flow run (same day again on the warm copy)", result={k: v for k, v in again.items() if k != "warnings"})
+        out["again"] = ph.mark(
+            "daily_sweep flow run (same day again on the warm copy)", result={k: v for k, v in again.items() if k != "warnings"}
+        )
 
         fresh_copy("inproc")
         ph.reset()
@@ -471,7 +523,13 @@ def _print_phases(title: str, rows: list[dict[str, Any]], extra=lambda r: "") ->
 
 
 def _step_note(r: dict[str, Any]) -> str:
-    keys = [("decided", "decisions"), ("new", "ledger rows written"), ("digests", "digests created"), ("sent", "sent"), ("failed", "failed")]
+    keys = [
+        ("decided", "decisions"),
+        ("new", "ledger rows written"),
+        ("digests", "digests created"),
+        ("sent", "sent"),
+        ("failed", "failed"),
+    ]
     parts = [f"{r[k]} {label}" for k, label in keys if k in r]
     if r.get("warnings"):
         parts.append(f"{r['warnings']} calendar warnings")
@@ -527,7 +585,11 @@ def _province(name: str, url: str, args, workdir: Path, summary: Summary, figure
         steps = ["import modules", "set-up", "decide", "assemble", "deliver"]
         running = steps[len(err.done)] if len(err.done) < len(steps) else "?"
         if err.done:
-            _print_phases(f"[{name}] Province sweep on {TODAY}: KILLED at {err.seconds:g} s, in {running}; finished before that:", err.done, _step_note)
+            _print_phases(
+                f"[{name}] Province sweep on {TODAY}: KILLED at {err.seconds:g} s, in {running}; finished before that:",
+                err.done,
+                _step_note,
+            )
         print(f"  files written before the kill: {_outbox_files(outbox)}")
         peak = max((p["peak_mib"] for p in err.done), default=0)
         summary.add(f"[{name}] province sweep (set-up+decide+assemble+deliver)", f"> {err.seconds:g} s", f"≤ {PROVINCE_TARGET_S:g} s", False,
@@ -545,17 +607,28 @@ def _province(name: str, url: str, args, workdir: Path, summary: Summary, figure
         print("  calendar warnings: " + " / ".join(first["warnings"]))
     ok_time = first["seconds"] <= PROVINCE_TARGET_S
     ok_peak = first["peak_mib"] <= PEAK_TARGET_MIB
-    print(f"  sweep total {first['seconds']:.2f} s (cpu {first['cpu_seconds']:.2f} s) — target ≤ {PROVINCE_TARGET_S:g} s: {'PASS' if ok_time else 'FAIL'}")
-    print(f"  peak RSS {first['peak_mib']:.0f} MiB (whole process, after the first sweep) — target ≤ {PEAK_TARGET_MIB:g} MiB: {'PASS' if ok_peak else 'FAIL'}")
-    idem = again["new"] == 0 and again["digests"] == 0 and again["sent"] == 0 and r["counts_after"]["notifications"] == after["notifications"]
+    print(
+        f"  sweep total {first['seconds']:.2f} s (cpu {first['cpu_seconds']:.2f} s) — target ≤ {PROVINCE_TARGET_S:g} s: {'PASS' if ok_time else 'FAIL'}"
+    )
+    print(
+        f"  peak RSS {first['peak_mib']:.0f} MiB (whole process, after the first sweep) — target ≤ {PEAK_TARGET_MIB:g} MiB: {'PASS' if ok_peak else 'FAIL'}"
+    )
+    idem = (
+        again["new"] == 0 and again["digests"] == 0 and again["sent"] == 0 and r["counts_after"]["notifications"] == after["notifications"]
+    )
     print(f"  same day again: {again['seconds']:.2f} s, {again['decided']} decisions, {again['new']} new, {again['digests']} digests, "
           f"{again['sent']} sent — {'idempotent' if idem else 'NOT IDEMPOTENT'}")  # fmt: skip
     consistent = first["failed"] == 0 and first["sent"] == first["digests"] == r["files"] and first["new"] == after["notifications"]
     summary.add(f"[{name}] province sweep (set-up+decide+assemble+deliver)", f"{first['seconds']:.2f} s", f"≤ {PROVINCE_TARGET_S:g} s", ok_time,
                 f"{first['decided']} decisions, {first['new']} ledger rows, {first['digests']} digests, {r['files']} files")  # fmt: skip
     summary.add(f"[{name}] province sweep peak RSS", f"{first['peak_mib']:.0f} MiB", f"≤ {PEAK_TARGET_MIB:g} MiB", ok_peak)
-    summary.add(f"[{name}] province sweep, same day again", f"{again['seconds']:.2f} s", "0 new", idem and consistent,
-                "" if consistent else "ledger/digests/files do not agree")
+    summary.add(
+        f"[{name}] province sweep, same day again",
+        f"{again['seconds']:.2f} s",
+        "0 new",
+        idem and consistent,
+        "" if consistent else "ledger/digests/files do not agree",
+    )
     figures[name] = {"load": loaded, "sweep": r}
     _profile(name, url, args, workdir, load, outbox)
 
@@ -624,8 +697,10 @@ def _school(args, workdir: Path, summary: Summary, figures: dict) -> None:
     flow_ok = all(x["result"]["sent"] == x["files"] == first["sent"] and x["result"]["decided"] == first["decided"] for x in (cold, warm))
     own_again = r["again"]["seconds"]
     fixed = p["again"]["seconds"] - own_again
-    print(f"  daily_sweep: cold {cold['seconds']:.2f} s, warm {warm['seconds']:.2f} s (own work in a fresh process {first['seconds']:.2f} s; "
-          f"the same steps in this process, no Prefect, {inproc['seconds']:.2f} s)")
+    print(
+        f"  daily_sweep: cold {cold['seconds']:.2f} s, warm {warm['seconds']:.2f} s (own work in a fresh process {first['seconds']:.2f} s; "
+        f"the same steps in this process, no Prefect, {inproc['seconds']:.2f} s)"
+    )
     print(f"  Prefect's fixed cost per flow run ≈ {fixed:.2f} s (same day again: flow {p['again']['seconds']:.2f} s − the same steps without "
           f"Prefect {own_again:.2f} s; cpu {p['again']['cpu_seconds']:.2f} s: mostly waiting)")  # fmt: skip
     extrap = sub["tasks_run"] < sub["tasks_all"]
@@ -654,7 +729,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
     parser.add_argument("--database-url", default=None, help="also measure PostgreSQL at this URL (its schema public is dropped!)")
     parser.add_argument("--skip-prefect", action="store_true", help="skip the Prefect part of the one-school measurement")
-    parser.add_argument("--subflow-tasks", type=int, default=30, help="subflows to run in the per-task comparison (0 = every task; default 30)")
+    parser.add_argument(
+        "--subflow-tasks", type=int, default=30, help="subflows to run in the per-task comparison (0 = every task; default 30)"
+    )
     parser.add_argument("--sweep-timeout", type=float, default=300, help="kill the province sweep after this many seconds (default 300)")
     parser.add_argument("--profile", action="store_true", help="also profile the province sweep (cProfile) and print the top costs")
     parser.add_argument("--profile-plans", type=int, default=None, help="plans for the profiled run (default: --plans)")
@@ -693,7 +770,9 @@ def main(argv: list[str] | None = None) -> int:
             summary.add("[school]", "failed", ok=False)
         summary.print()
         if args.json_out:
-            args.json_out.write_text(json.dumps({"summary": summary.rows, "figures": figures}, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+            args.json_out.write_text(
+                json.dumps({"summary": summary.rows, "figures": figures}, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+            )
         print(f"\nload average at the end: {_load()} (other work on the machine inflates wall seconds; cpu seconds less so); "
               f"benchmark took {time.perf_counter() - started:.0f} s")  # fmt: skip
         print("\nRESULT:", "FAIL (a target was missed or a check failed)" if summary.failed else "PASS (all targets met)")

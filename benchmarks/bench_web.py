@@ -89,8 +89,10 @@ def prepare(url: str, folder: Path, tasks: int) -> tuple[list[str], list[str]]:
     with session_scope(engine) as s:
         plan_id = s.scalar(select(Plan.id))
         rows = s.execute(
-            select(Task.id, Task.owner_id, Milestone.id).join(Milestone, Milestone.task_id == Task.id)
-            .where(Milestone.seq == 1).order_by(Task.id)
+            select(Task.id, Task.owner_id, Milestone.id)
+            .join(Milestone, Milestone.task_id == Task.id)
+            .where(Milestone.seq == 1)
+            .order_by(Task.id)
         ).all()
         specs = [LinkSpec(plan_id, owner, "view", tid, None, expires) for tid, owner, _ in rows]
         specs += [LinkSpec(plan_id, owner, "done", tid, mid, expires) for tid, owner, mid in rows]
@@ -98,7 +100,7 @@ def prepare(url: str, folder: Path, tasks: int) -> tuple[list[str], list[str]]:
     tokens = [link_token(SECRET, i, sp.action, expires) for i, sp in zip(ids, specs)]
     engine.dispose()
     print(f"  data: {len(rows)} tasks imported and {len(tokens)} links issued in {time.perf_counter() - t0:.1f} s", flush=True)
-    return tokens[: len(rows)], tokens[len(rows):]
+    return tokens[: len(rows)], tokens[len(rows) :]
 
 
 def free_port() -> int:
@@ -110,13 +112,38 @@ def free_port() -> int:
 def start_server(url: str, folder: Path, workers: int, http: str = "auto", loop: str = "auto") -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUBAN_")}
-    env.update(DUBAN_DATABASE_URL=url, DUBAN_SECRET_KEY=SECRET, DUBAN_BASE_URL=f"http://127.0.0.1:{port}",
-               DUBAN_RATE_LIMIT_PER_MINUTE="100000000", DUBAN_RATE_LIMIT_LINK_PER_MINUTE="100000000", DUBAN_WEB_SEND_NOW="0",
-               DUBAN_OUTBOX_DIR=str(folder / "outbox"))
+    env.update(
+        DUBAN_DATABASE_URL=url,
+        DUBAN_SECRET_KEY=SECRET,
+        DUBAN_BASE_URL=f"http://127.0.0.1:{port}",
+        DUBAN_RATE_LIMIT_PER_MINUTE="100000000",
+        DUBAN_RATE_LIMIT_LINK_PER_MINUTE="100000000",
+        DUBAN_WEB_SEND_NOW="0",
+        DUBAN_OUTBOX_DIR=str(folder / "outbox"),
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "duban.web.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning", "--no-access-log", "--http", http, "--loop", loop],
-        env=env, cwd=folder,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "duban.web.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--http",
+            http,
+            "--loop",
+            loop,
+        ],
+        env=env,
+        cwd=folder,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -169,6 +196,7 @@ def cpu_seconds(pid: int) -> float:
 # ---------------------------------------------------------------------------------------------
 # A small HTTP/1.1 keep-alive client on asyncio streams (httpx costs the shared CPUs several
 # times more per request)
+
 
 class Client:
     def __init__(self, port: int):
@@ -276,8 +304,9 @@ async def closed_loop(port: int, views: list[str], dones: list[str], *, clients:
     return res
 
 
-async def open_loop(port: int, views: list[str], dones: list[str], *, clients: int, view_rate: float, submit_rate: float,
-                    duration: float, arrivals: str) -> dict:
+async def open_loop(
+    port: int, views: list[str], dones: list[str], *, clients: int, view_rate: float, submit_rate: float, duration: float, arrivals: str
+) -> dict:
     """The target rates, on a schedule fixed in advance; latency from each scheduled start."""
     rng = random.Random(2)
 
@@ -365,9 +394,16 @@ def verify(url: str, n: int) -> list[str]:
         evs = s.scalar(select(func.count()).select_from(Event).where(Event.kind == "completion_submitted"))
         used = s.scalar(select(func.count()).select_from(Link).where(Link.action == "done", Link.used_at.is_not(None)))
         submitted = s.scalar(select(func.count()).select_from(Milestone).where(Milestone.status == "submitted"))
-        approvals = s.scalar(select(func.count(func.distinct(Notification.data["request"].as_integer()))).where(Notification.kind == "approval"))
-    for label, got in (("requests", reqs), ("completion events", evs), ("used done links", used), ("submitted milestones", submitted),
-                       ("requests with approval messages", approvals)):
+        approvals = s.scalar(
+            select(func.count(func.distinct(Notification.data["request"].as_integer()))).where(Notification.kind == "approval")
+        )
+    for label, got in (
+        ("requests", reqs),
+        ("completion events", evs),
+        ("used done links", used),
+        ("submitted milestones", submitted),
+        ("requests with approval messages", approvals),
+    ):
         if got != n:
             problems.append(f"{label}: {got}, expected {n}")
     if per_ms:
@@ -384,8 +420,14 @@ def check_store(url: str, n: int, res: dict) -> bool:
         print("    CHECK FAILED: every first POST 200 and every replay 410 expected, no errors")
         ok = False
     problems = verify(url, n)
-    print("    store    : " + (f"every submission so far applied exactly once (requests, events, used links, submitted milestones, "
-                                f"approval items all = {n})" if not problems else "PROBLEMS: " + "; ".join(problems)))
+    print(
+        "    store    : "
+        + (
+            f"every submission so far applied exactly once (requests, events, used links, submitted milestones, approval items all = {n})"
+            if not problems
+            else "PROBLEMS: " + "; ".join(problems)
+        )
+    )
     return ok and not problems
 
 
@@ -415,37 +457,65 @@ def bench(url: str, label: str, args, folder: Path, workers: int) -> bool:
             s_rps = n / res["submit_wall"]
             reqs = 3 * n / res["submit_wall"]
             print(f"  closed loop (saturation, {args.clients} clients, no think time; latency = clients / rate by Little's law):")
-            print(f"    views    : {len(res['view_lat'])} in {res['view_wall']:.1f} s = {v_rps:.0f}/s; p50/p95/p99 {ms(res['view_lat'])}"
-                  f"  (Little: {args.clients}/{v_rps:.0f} = {args.clients / v_rps * 1000:.0f} ms mean)")
-            print(f"    submits  : {n} in {res['submit_wall']:.1f} s = {s_rps:.0f}/s ({reqs:.0f} requests/s: open, submit, replay);"
-                  f" POST p50/p95/p99 {ms(res['post_lat'])}; replay {ms(res['replay_lat'])}")
-            print(f"    CPU      : server {server_cpu:.1f} s, load generator {res['view_client_cpu'] + res['submit_client_cpu']:.1f} s"
-                  f" over {res['view_wall'] + res['submit_wall']:.1f} s")
+            print(
+                f"    views    : {len(res['view_lat'])} in {res['view_wall']:.1f} s = {v_rps:.0f}/s; p50/p95/p99 {ms(res['view_lat'])}"
+                f"  (Little: {args.clients}/{v_rps:.0f} = {args.clients / v_rps * 1000:.0f} ms mean)"
+            )
+            print(
+                f"    submits  : {n} in {res['submit_wall']:.1f} s = {s_rps:.0f}/s ({reqs:.0f} requests/s: open, submit, replay);"
+                f" POST p50/p95/p99 {ms(res['post_lat'])}; replay {ms(res['replay_lat'])}"
+            )
+            print(
+                f"    CPU      : server {server_cpu:.1f} s, load generator {res['view_client_cpu'] + res['submit_client_cpu']:.1f} s"
+                f" over {res['view_wall'] + res['submit_wall']:.1f} s"
+            )
             ok &= check_store(url, submitted, res)
             ok &= not missed("closed-loop views/s", v_rps, TARGET_VIEWS, True)
             ok &= not missed("closed-loop submissions/s", s_rps, TARGET_SUBMITS, True)
         if not args.skip_open:
             s0 = cpu_seconds(proc.pid)
-            res = asyncio.run(open_loop(port, views, dones, clients=args.clients, view_rate=args.view_rate,
-                                        submit_rate=args.submit_rate, duration=args.duration, arrivals=args.arrivals))
+            res = asyncio.run(
+                open_loop(
+                    port,
+                    views,
+                    dones,
+                    clients=args.clients,
+                    view_rate=args.view_rate,
+                    submit_rate=args.submit_rate,
+                    duration=args.duration,
+                    arrivals=args.arrivals,
+                )
+            )
             server_cpu = cpu_seconds(proc.pid) - s0
             n = len(res["post_lat"])
             submitted += res["scheduled_submits"]
             wall = res["wall"]
-            print(f"  open loop ({args.arrivals} arrivals, {args.view_rate:.0f} views/s + {args.submit_rate:.0f} submissions/s offered for"
-                  f" {args.duration:.0f} s, {args.clients} clients; latency from the scheduled start):")
-            print(f"    offered  : {res['scheduled_views'] / args.duration:.0f} views/s, {res['scheduled_submits'] / args.duration:.0f}"
-                  f" submissions/s (this schedule's realisation)")
-            print(f"    views    : {len(res['view_lat'])} of {res['scheduled_views']} = {len(res['view_lat']) / wall:.0f}/s;"
-                  f" p50/p95/p99 {ms(res['view_lat'])}")
-            print(f"    submits  : {n} of {res['scheduled_submits']} = {n / wall:.0f}/s; POST p50/p95/p99 {ms(res['post_lat'])};"
-                  f" whole (open + submit) {ms(res['whole_lat'])}; replay {ms(res['replay_lat'])}")
-            print(f"    CPU      : server {server_cpu:.1f} s ({server_cpu / wall * 100:.0f}% of one CPU), load generator"
-                  f" {res['client_cpu']:.1f} s ({res['client_cpu'] / wall * 100:.0f}%) over {wall:.1f} s; schedule lag p99"
-                  f" {res['lateness_p99'] * 1000:.1f} ms")
+            print(
+                f"  open loop ({args.arrivals} arrivals, {args.view_rate:.0f} views/s + {args.submit_rate:.0f} submissions/s offered for"
+                f" {args.duration:.0f} s, {args.clients} clients; latency from the scheduled start):"
+            )
+            print(
+                f"    offered  : {res['scheduled_views'] / args.duration:.0f} views/s, {res['scheduled_submits'] / args.duration:.0f}"
+                f" submissions/s (this schedule's realisation)"
+            )
+            print(
+                f"    views    : {len(res['view_lat'])} of {res['scheduled_views']} = {len(res['view_lat']) / wall:.0f}/s;"
+                f" p50/p95/p99 {ms(res['view_lat'])}"
+            )
+            print(
+                f"    submits  : {n} of {res['scheduled_submits']} = {n / wall:.0f}/s; POST p50/p95/p99 {ms(res['post_lat'])};"
+                f" whole (open + submit) {ms(res['whole_lat'])}; replay {ms(res['replay_lat'])}"
+            )
+            print(
+                f"    CPU      : server {server_cpu:.1f} s ({server_cpu / wall * 100:.0f}% of one CPU), load generator"
+                f" {res['client_cpu']:.1f} s ({res['client_cpu'] / wall * 100:.0f}%) over {wall:.1f} s; schedule lag p99"
+                f" {res['lateness_p99'] * 1000:.1f} ms"
+            )
             ok &= check_store(url, submitted, res)
             # kept up: everything offered was served at (within 3 % of) the rate it was offered
-            ok &= not missed("open-loop views/s vs offered", len(res["view_lat"]) / wall, 0.97 * res["scheduled_views"] / args.duration, True)
+            ok &= not missed(
+                "open-loop views/s vs offered", len(res["view_lat"]) / wall, 0.97 * res["scheduled_views"] / args.duration, True
+            )
             ok &= not missed("open-loop submissions/s vs offered", n / wall, 0.97 * res["scheduled_submits"] / args.duration, True)
             if args.view_rate < TARGET_VIEWS or args.submit_rate < TARGET_SUBMITS:
                 print("    (offered below the target rates: not a test of the targets)")
@@ -472,14 +542,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip-open", action="store_true")
     p.add_argument("--database-url", help="also PostgreSQL (its schema public is dropped and recreated)")
     p.add_argument("--skip-sqlite", action="store_true")
-    p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
-                   help="uvicorn's HTTP parser (auto: httptools when installed, as `duban serve`)")
-    p.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
-                   help="uvicorn's event loop (auto: uvloop when installed, as `duban serve`)")
+    p.add_argument(
+        "--http",
+        default="auto",
+        choices=("auto", "h11", "httptools"),
+        help="uvicorn's HTTP parser (auto: httptools when installed, as `duban serve`)",
+    )
+    p.add_argument(
+        "--loop",
+        default="auto",
+        choices=("auto", "asyncio", "uvloop"),
+        help="uvicorn's event loop (auto: uvloop when installed, as `duban serve`)",
+    )
     args = p.parse_args(argv)
     workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
-    print(f"bench_web: {args.clients} clients, workers {workers}, {os.cpu_count()} CPUs, load average {load_average()},"
-          f" Python {sys.version.split()[0]}, uvicorn --http {args.http} --loop {args.loop} ({server_stack()})")
+    print(
+        f"bench_web: {args.clients} clients, workers {workers}, {os.cpu_count()} CPUs, load average {load_average()},"
+        f" Python {sys.version.split()[0]}, uvicorn --http {args.http} --loop {args.loop} ({server_stack()})"
+    )
     ok = True
     folder = Path(tempfile.mkdtemp(prefix="duban-bench-web-"))
     try:

@@ -207,7 +207,11 @@ def build_plan(tasks: int = 30000, *, seed: int = 1, repeat_groups: bool = False
         mobile = f"139{i:08d}"
         notify = f"mailto://{email}" if i % 10 == 0 else ""
         if i <= n_leaders:
-            dep, title, manager = "学校办公室" if "学校办公室" in departments else departments[0], LEADER_TITLES[i - 1], ("" if i == 1 else names[0])
+            dep, title, manager = (
+                "学校办公室" if "学校办公室" in departments else departments[0],
+                LEADER_TITLES[i - 1],
+                ("" if i == 1 else names[0]),
+            )
         else:
             dep = department_of[name]
             is_head = head_of[dep] == name
@@ -334,7 +338,9 @@ def write_generated(plan: GeneratedPlan, out: str | Path) -> Path:
     return out
 
 
-def generate_workbook(out: str | Path, tasks: int = 30000, *, seed: int = 1, repeat_groups: bool = False, code: str | None = None) -> dict[str, int]:
+def generate_workbook(
+    out: str | Path, tasks: int = 30000, *, seed: int = 1, repeat_groups: bool = False, code: str | None = None
+) -> dict[str, int]:
     """Build and write the workbook; return its statistics (tasks, people, roadmap steps …)."""
     plan = build_plan(tasks, seed=seed, repeat_groups=repeat_groups, code=code)
     path = write_generated(plan, out)
@@ -347,7 +353,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output .xlsx file")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--code", default=None, help="plan code (default bench-<tasks>)")
-    parser.add_argument("--repeat-groups", action="store_true", help="repeat system and project on every row instead of leaving them blank below the first")
+    parser.add_argument(
+        "--repeat-groups", action="store_true", help="repeat system and project on every row instead of leaving them blank below the first"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     stats = generate_workbook(args.out, args.tasks, seed=args.seed, repeat_groups=args.repeat_groups, code=args.code)

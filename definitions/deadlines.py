@@ -330,8 +330,14 @@ def _parse_step(n: int, step: str) -> tuple[Deadline, str]:
         if _DATE_CHARS.fullmatch(nb[i:].rstrip()):
             checked(body[i:])
     if _NOT_DATED.search(nb):
-        raise _step_error(n, step, "没有写明具体日期：路线图的每一步都要写明完成时间（日期、月份、年底、半年或季度），不能只写周期或“长期坚持”")
-    raise _step_error(n, step, "没有写明完成时间：请在步骤前面写上时间（如“2026年12月底前 制定方案”），或在后面用括号注明（如“制定方案（2026年12月底前）”）")
+        raise _step_error(
+            n, step, "没有写明具体日期：路线图的每一步都要写明完成时间（日期、月份、年底、半年或季度），不能只写周期或“长期坚持”"
+        )
+    raise _step_error(
+        n,
+        step,
+        "没有写明完成时间：请在步骤前面写上时间（如“2026年12月底前 制定方案”），或在后面用括号注明（如“制定方案（2026年12月底前）”）",
+    )
 
 
 def _parse_roadmap(text: str) -> list[tuple[Deadline, str]]:

@@ -20,8 +20,19 @@ from definitions.loaders import POLICY_KEYS, read_plan_file
 from definitions.schema import PlanFile
 
 TASK_HEADERS = (
-    "序号", "育人体系", "重点项目", "具体任务", "任务书", "完成标志", "牵头单位", "责任人",
-    "配合单位", "分管校领导", "完成时限", "路线图", "反馈周期",
+    "序号",
+    "育人体系",
+    "重点项目",
+    "具体任务",
+    "任务书",
+    "完成标志",
+    "牵头单位",
+    "责任人",
+    "配合单位",
+    "分管校领导",
+    "完成时限",
+    "路线图",
+    "反馈周期",
 )
 PEOPLE_HEADERS = ("姓名", "部门", "职务", "邮箱", "手机", "通知地址", "直接上级")
 DEPARTMENT_HEADERS = ("部门名称", "负责人", "分管校领导", "通知地址")
@@ -92,15 +103,31 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
     _plan_sheet(wb.active, plan_file.plan)
     _task_sheet(wb.create_sheet("任务清单"), plan_file)
     ws = wb.create_sheet("人员")
-    _table(ws, PEOPLE_HEADERS, width=22, rows=(
-        [person.name, person.department or "", person.title or "", person.email or "", person.mobile or "", " ".join(person.notify),
-         person.manager or ""]
-        for person in plan_file.people
-    ))
+    _table(
+        ws,
+        PEOPLE_HEADERS,
+        width=22,
+        rows=(
+            [
+                person.name,
+                person.department or "",
+                person.title or "",
+                person.email or "",
+                person.mobile or "",
+                " ".join(person.notify),
+                person.manager or "",
+            ]
+            for person in plan_file.people
+        ),
+    )
     for r in range(2, ws.max_row + 1):
         ws.cell(r, 5).number_format = "@"  # mobile numbers are text, not numbers
-    _table(wb.create_sheet("部门"), DEPARTMENT_HEADERS, width=24,
-           rows=([d.name, d.head or "", d.supervisor or "", " ".join(d.notify)] for d in plan_file.departments))
+    _table(
+        wb.create_sheet("部门"),
+        DEPARTMENT_HEADERS,
+        width=24,
+        rows=([d.name, d.head or "", d.supervisor or "", " ".join(d.notify)] for d in plan_file.departments),
+    )
     ws = wb.create_sheet("填写说明")
     for line in INSTRUCTIONS:
         ws.append([line])
@@ -156,11 +183,23 @@ def _task_sheet(ws: Any, plan_file: PlanFile) -> None:
             p_start = row
             for t in pr.tasks:
                 deadline = _due(t.deadline)
-                ws.append([
-                    t.code, s.name, pr.name, t.title, t.statement, t.done_criteria, t.lead_department or "",
-                    t.owner or "", "、".join(t.partners), t.supervisor or "", deadline if deadline is not None else "",
-                    roadmap_text(t.roadmap), t.report_every or "",
-                ])
+                ws.append(
+                    [
+                        t.code,
+                        s.name,
+                        pr.name,
+                        t.title,
+                        t.statement,
+                        t.done_criteria,
+                        t.lead_department or "",
+                        t.owner or "",
+                        "、".join(t.partners),
+                        t.supervisor or "",
+                        deadline if deadline is not None else "",
+                        roadmap_text(t.roadmap),
+                        t.report_every or "",
+                    ]
+                )
                 if isinstance(deadline, dt.date):
                     ws.cell(row, 11).number_format = "yyyy-mm-dd"
                 for c in range(1, len(TASK_HEADERS) + 1):

@@ -189,7 +189,9 @@ def read_yaml(path: Path) -> tuple[PlanFile, Locator]:
         where = f"{source} · 第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else source
         raise PlanProblems(source, [Problem(where, f"YAML 格式错误（{getattr(err, 'problem', err)}），请检查缩进、冒号和引号")]) from None
     if not isinstance(data, dict):
-        raise PlanProblems(source, [Problem(source, "文件内容应为一个方案（含 plan、departments、people、systems 等字段），请参照 docs/plan-format.md")])
+        raise PlanProblems(
+            source, [Problem(source, "文件内容应为一个方案（含 plan、departments、people、systems 等字段），请参照 docs/plan-format.md")]
+        )
     try:
         return PlanFile.model_validate(data), Locator(source)
     except ValidationError as err:
@@ -374,7 +376,9 @@ def _read_excel_sheets(path: Path) -> list[Sheet]:
     try:
         wb = python_calamine.CalamineWorkbook.from_path(str(path))
     except Exception as err:  # noqa: BLE001 - calamine raises its own error types
-        raise PlanProblems(path.name, [Problem(path.name, f"无法读取 Excel 文件（{err}）：请确认文件未损坏、未加密，并另存为 .xlsx 后重试")]) from None
+        raise PlanProblems(
+            path.name, [Problem(path.name, f"无法读取 Excel 文件（{err}）：请确认文件未损坏、未加密，并另存为 .xlsx 后重试")]
+        ) from None
     sheets = []
     for name in wb.sheet_names:
         ws = wb.get_sheet_by_name(name)
@@ -480,10 +484,7 @@ def read_csv(path: Path, *, plan_code: str | None = None) -> tuple[PlanFile, Loc
 
 def _no_task_sheet_message(csv_file: bool = False) -> str:
     where = "文件的第一行" if csv_file else "工作表「任务清单」的第一行（或标题行下一行）"
-    return (
-        f"没有找到任务清单：请在{where}写明表头，"
-        "至少包括 序号、育人体系、重点项目、具体任务、牵头单位或责任人、完成时限或路线图"
-    )
+    return f"没有找到任务清单：请在{where}写明表头，至少包括 序号、育人体系、重点项目、具体任务、牵头单位或责任人、完成时限或路线图"
 
 
 def _missing_column(sheet: str, field: str, loc: SheetLocator) -> Problem:
@@ -600,10 +601,17 @@ def _people_from(picked, loc: SheetLocator, problems: list[Problem]) -> list[Per
     out: list[PersonIn] = []
 
     def add(get, rownum):
-        out.append(PersonIn(
-            name=get("name") or "", department=get("department"), title=get("title"), email=get("email"),
-            mobile=get("mobile"), notify=[u for u in URL_SPLIT.split(get("notify") or "") if u], manager=get("manager"),
-        ))
+        out.append(
+            PersonIn(
+                name=get("name") or "",
+                department=get("department"),
+                title=get("title"),
+                email=get("email"),
+                mobile=get("mobile"),
+                notify=[u for u in URL_SPLIT.split(get("notify") or "") if u],
+                manager=get("manager"),
+            )
+        )
         loc.people_rows.append((picked[0].name, rownum))
 
     _records(picked, add)
@@ -615,8 +623,14 @@ def _departments_from(picked, loc: SheetLocator, problems: list[Problem]) -> lis
     out: list[DepartmentIn] = []
 
     def add(get, rownum):
-        out.append(DepartmentIn(name=get("name") or "", head=get("head"), supervisor=get("supervisor"),
-                                notify=[u for u in URL_SPLIT.split(get("notify") or "") if u]))
+        out.append(
+            DepartmentIn(
+                name=get("name") or "",
+                head=get("head"),
+                supervisor=get("supervisor"),
+                notify=[u for u in URL_SPLIT.split(get("notify") or "") if u],
+            )
+        )
         loc.department_rows.append((picked[0].name, rownum))
 
     _records(picked, add)
@@ -645,7 +659,12 @@ def _plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Prob
                 try:
                     numbers = [int(x) for x in LIST_SPLIT.split(raw.replace(" ", "、")) if x.strip()]
                 except ValueError:
-                    problems.append(Problem(f"{loc.source} · 工作表「{sheet.name}」 · 第 {r + 1} 行", f"{label}“{raw}”应为工作日天数（整数），多个用顿号隔开，如 7、3、1、0"))
+                    problems.append(
+                        Problem(
+                            f"{loc.source} · 工作表「{sheet.name}」 · 第 {r + 1} 行",
+                            f"{label}“{raw}”应为工作日天数（整数），多个用顿号隔开，如 7、3、1、0",
+                        )
+                    )
                     continue
                 policy[field] = numbers if field in LIST_POLICY_FIELDS else (numbers[0] if len(numbers) == 1 else raw)
     approval = True

@@ -100,7 +100,10 @@ class _Names:
         if name in self.index or name in self.implied:
             return name
         if self.index:
-            self.bad(where() if callable(where) else where, f"{what}“{name}”不在{self.table}中：请先在{self.table}中登记，或改为{self.table}中已有的{self.noun}")
+            self.bad(
+                where() if callable(where) else where,
+                f"{what}“{name}”不在{self.table}中：请先在{self.table}中登记，或改为{self.table}中已有的{self.noun}",
+            )
             return None
         self.implied.append(name)
         return name
@@ -181,7 +184,9 @@ class _Resolver:
             self.depts.register(d.name, self.loc.department(i, "name"), "部门名称", f"部门“{d.name}”重复（已在第 {{n}} 个部门中出现）")
         for i, person in enumerate(self.file.people):
             self.people_names.register(
-                person.name, self.loc.person(i, "name"), "姓名",
+                person.name,
+                self.loc.person(i, "name"),
+                "姓名",
                 f"人员“{person.name}”重复（已在第 {{n}} 位人员中出现）；姓名在方案内须唯一，同名者请加以区分（如“张伟（教务处）”）",
             )
 
@@ -321,11 +326,27 @@ class _Resolver:
             period = report_period or report_every
         elif kind == "once" and report_period:
             period = report_period
-        self.tasks.append(TaskDef(
-            code=t.code, system=system, project=project, title=t.title, statement=t.statement, done_criteria=t.done_criteria,
-            owner=owner or "", lead_department=lead, partners=partners, supervisor=supervisor, schedule=kind, period=period,
-            period_month=month, deadline_text=text, milestones=tuple(milestones), position=len(self.tasks), policy=dict(t.policy),
-        ))
+        self.tasks.append(
+            TaskDef(
+                code=t.code,
+                system=system,
+                project=project,
+                title=t.title,
+                statement=t.statement,
+                done_criteria=t.done_criteria,
+                owner=owner or "",
+                lead_department=lead,
+                partners=partners,
+                supervisor=supervisor,
+                schedule=kind,
+                period=period,
+                period_month=month,
+                deadline_text=text,
+                milestones=tuple(milestones),
+                position=len(self.tasks),
+                policy=dict(t.policy),
+            )
+        )
 
     def _register_implied(self, departments: list[DepartmentDef], people: list[PersonDef]) -> list[str]:
         """Names only referenced (no 部门表 / 人员表 in the file) registered; the warnings about it."""
@@ -391,10 +412,7 @@ def _milestones(t, at, bad):
             return [], None
 
     ordered = sorted(steps, key=lambda s: s[0].due)  # stable: same-day steps keep their order
-    milestones = [
-        MilestoneDef(seq=i + 1, title=title, due=d.due, due_text=d.text, is_final=False)
-        for i, (d, title) in enumerate(ordered)
-    ]
+    milestones = [MilestoneDef(seq=i + 1, title=title, due=d.due, due_text=d.text, is_final=False) for i, (d, title) in enumerate(ordered)]
     if final is None or final.kind == "date":
         if final is not None and (not milestones or milestones[-1].due != final.due):
             milestones.append(

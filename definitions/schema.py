@@ -43,15 +43,11 @@ class TaskIn(_In):
     lead_department: str | None = Field(None, description="牵头单位（部门表中的名称）")
     partners: list[str] = Field(default_factory=list, description="配合单位")
     supervisor: str | None = Field(None, description="分管校领导；缺省为牵头单位的分管校领导")
-    deadline: DeadlineValue | None = Field(
-        None, description="完成时限：日期、月份、上/下半年、每学期、每月、每季度、每年X月、长期坚持"
-    )
+    deadline: DeadlineValue | None = Field(None, description="完成时限：日期、月份、上/下半年、每学期、每月、每季度、每年X月、长期坚持")
     roadmap: list[MilestoneIn] | str | None = Field(
         None, description="路线图：若干带日期的步骤，或一段文字（“2026年12月底前 制定方案；2027年6月 中期检查”）"
     )
-    report_every: str | None = Field(
-        None, description="长期任务的进展反馈周期（每月、每季度、每学期、每年）；缺省按方案设置"
-    )
+    report_every: str | None = Field(None, description="长期任务的进展反馈周期（每月、每季度、每学期、每年）；缺省按方案设置")
     policy: dict[str, Any] = Field(default_factory=dict, description="本任务的督办规则（覆盖方案设置，字段同 plan.policy）")
 
 

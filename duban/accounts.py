@@ -104,8 +104,16 @@ def get_account(session: Session, login: str) -> Account | None:
     return session.scalar(select(Account).where(Account.login == login.strip()))
 
 
-def create_account(session: Session, login: str, password: str, *, role: AccountRole | str, display_name: str | None = None,
-                   plan_code: str | None = None, person: str | None = None) -> Account:
+def create_account(
+    session: Session,
+    login: str,
+    password: str,
+    *,
+    role: AccountRole | str,
+    display_name: str | None = None,
+    plan_code: str | None = None,
+    person: str | None = None,
+) -> Account:
     login = login.strip()
     if not login or len(login) > 100 or any(ch.isspace() for ch in login):
         raise AccountError("登录名不能为空、不能含空格，且不超过 100 个字符")
@@ -128,9 +136,18 @@ def create_account(session: Session, login: str, password: str, *, role: Account
             raise AccountError(f"有多个方案中都有“{person}”，请用 --plan 指定方案编号。")
         person_id = found[0].id
         display_name = display_name or found[0].name
-    account = Account(login=login, display_name=(display_name or login)[:200], password_hash=hash_password(password), role=role,
-                      plan_id=plan.id if plan else None, person_id=person_id, active=True, created_at=utcnow(),
-                      failed_logins=0, session_version=0)
+    account = Account(
+        login=login,
+        display_name=(display_name or login)[:200],
+        password_hash=hash_password(password),
+        role=role,
+        plan_id=plan.id if plan else None,
+        person_id=person_id,
+        active=True,
+        created_at=utcnow(),
+        failed_logins=0,
+        session_version=0,
+    )
     session.add(account)
     session.flush()
     return account
@@ -165,11 +182,24 @@ def _existing(session: Session, login: str) -> Account:
 
 def list_accounts(session: Session) -> list[dict]:
     rows = session.execute(
-        select(Account, Plan.code, Person.name).outerjoin(Plan, Plan.id == Account.plan_id)
-        .outerjoin(Person, Person.id == Account.person_id).order_by(Account.login)
+        select(Account, Plan.code, Person.name)
+        .outerjoin(Plan, Plan.id == Account.plan_id)
+        .outerjoin(Person, Person.id == Account.person_id)
+        .order_by(Account.login)
     ).all()
-    return [{"login": a.login, "name": a.display_name, "role": a.role, "plan": code, "person": person, "active": a.active,
-             "created_at": a.created_at, "last_login_at": a.last_login_at} for a, code, person in rows]
+    return [
+        {
+            "login": a.login,
+            "name": a.display_name,
+            "role": a.role,
+            "plan": code,
+            "person": person,
+            "active": a.active,
+            "created_at": a.created_at,
+            "last_login_at": a.last_login_at,
+        }
+        for a, code, person in rows
+    ]
 
 
 # -- sign-in ------------------------------------------------------------------------------------
@@ -299,20 +329,26 @@ def end_sessions(session: Session, account_id: int) -> None:
 # -- read-only dashboard links ------------------------------------------------------------------
 
 
-
 def dashboard_token(secret: str, link_id: int, expires: dt.date) -> str:
     return sign(secret, {"l": link_id, "a": LinkAction.DASHBOARD, "e": expires.isoformat()})
 
 
-def issue_dashboard_link(session: Session, *, secret: str, plan_code: str | None, days: int, today: dt.date, note: str = "",
-                         created_by: str = "") -> tuple[DashboardLink, str]:
+def issue_dashboard_link(
+    session: Session, *, secret: str, plan_code: str | None, days: int, today: dt.date, note: str = "", created_by: str = ""
+) -> tuple[DashboardLink, str]:
     """A new read-only link (row + token); the token is shown once and stored as a hash."""
     if days < 1 or days > 366:
         raise AccountError("有效天数应在 1 到 366 天之间")
     plan = _plan_by_code(session, plan_code) if plan_code else None
     expires = today + dt.timedelta(days=days)
-    row = DashboardLink(plan_id=plan.id if plan else None, note=note[:200], token_hash="new-" + secrets.token_hex(20),
-                        expires_on=expires, created_at=utcnow(), created_by=created_by[:200])
+    row = DashboardLink(
+        plan_id=plan.id if plan else None,
+        note=note[:200],
+        token_hash="new-" + secrets.token_hex(20),
+        expires_on=expires,
+        created_at=utcnow(),
+        created_by=created_by[:200],
+    )
     session.add(row)
     session.flush()
     token = dashboard_token(secret, row.id, expires)
@@ -351,10 +387,22 @@ def revoke_dashboard_link(session: Session, link_id: int, *, now: dt.datetime) -
 
 
 def list_dashboard_links(session: Session) -> list[dict]:
-    rows = session.execute(select(DashboardLink, Plan.code).outerjoin(Plan, Plan.id == DashboardLink.plan_id)
-                           .order_by(DashboardLink.id)).all()
-    return [{"id": r.id, "plan": code, "note": r.note, "expires_on": r.expires_on, "created_at": r.created_at,
-             "created_by": r.created_by, "revoked_at": r.revoked_at, "last_used_at": r.last_used_at} for r, code in rows]
+    rows = session.execute(
+        select(DashboardLink, Plan.code).outerjoin(Plan, Plan.id == DashboardLink.plan_id).order_by(DashboardLink.id)
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "plan": code,
+            "note": r.note,
+            "expires_on": r.expires_on,
+            "created_at": r.created_at,
+            "created_by": r.created_by,
+            "revoked_at": r.revoked_at,
+            "last_used_at": r.last_used_at,
+        }
+        for r, code in rows
+    ]
 
 
 def ensure_demo_account(session: Session, *, login: str = "demo") -> tuple[str, str]:

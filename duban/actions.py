@@ -60,14 +60,26 @@ def _text(value: str | None, *, what: str, required: bool = True, limit: int = M
     return clean_text(value, what=what, required=required, limit=limit, error=ActionError)
 
 
-def _event(session: Session, r: Resolved, kind: str, data: dict[str, Any], origin: Origin, now: dt.datetime,
-           *, milestone_id: int | None = None, task_id: int | None = None) -> Event:
+def _event(
+    session: Session,
+    r: Resolved,
+    kind: str,
+    data: dict[str, Any],
+    origin: Origin,
+    now: dt.datetime,
+    *,
+    milestone_id: int | None = None,
+    task_id: int | None = None,
+) -> Event:
     ev = Event(
-        plan_id=r.link.plan_id, task_id=task_id if task_id is not None else r.link.task_id,
-        milestone_id=milestone_id if milestone_id is not None else r.link.milestone_id, at=now,
-        actor=r.person.name, channel=origin.channel, kind=kind,
-        data={**data, "link": r.link.id, "action": r.link.action, "ip": origin.ip or "",
-              "agent": (origin.user_agent or "")[:300]},
+        plan_id=r.link.plan_id,
+        task_id=task_id if task_id is not None else r.link.task_id,
+        milestone_id=milestone_id if milestone_id is not None else r.link.milestone_id,
+        at=now,
+        actor=r.person.name,
+        channel=origin.channel,
+        kind=kind,
+        data={**data, "link": r.link.id, "action": r.link.action, "ip": origin.ip or "", "agent": (origin.user_agent or "")[:300]},
     )
     session.add(ev)
     session.flush()
@@ -86,10 +98,29 @@ def _use(session: Session, r: Resolved, now: dt.datetime) -> None:
     set_committed_value(r.link, "used_at", now)  # already written: no second UPDATE at flush
 
 
-def _evidence(session: Session, r: Resolved, ev: Event, urls: list[str], files: list[StoredFile], *,
-              milestone_id: int | None, request_id: int | None, now: dt.datetime) -> None:
-    add_evidence(session, urls, files, plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=milestone_id, request_id=request_id,
-                 event_id=ev.id, person_id=r.person.id, created_at=now)
+def _evidence(
+    session: Session,
+    r: Resolved,
+    ev: Event,
+    urls: list[str],
+    files: list[StoredFile],
+    *,
+    milestone_id: int | None,
+    request_id: int | None,
+    now: dt.datetime,
+) -> None:
+    add_evidence(
+        session,
+        urls,
+        files,
+        plan_id=r.link.plan_id,
+        task_id=r.task.id,
+        milestone_id=milestone_id,
+        request_id=request_id,
+        event_id=ev.id,
+        person_id=r.person.id,
+        created_at=now,
+    )
 
 
 def _acknowledge(session: Session, task: Task, now: dt.datetime) -> bool:
@@ -133,18 +164,42 @@ def _owner_info(session: Session, task: Task) -> dict[str, Any]:
     return {"owner": owner.name if owner else "", "department": dept.name if dept else None}
 
 
-def _ledger(session: Session, *, key: str, r_plan: int, task: Task, milestone: Milestone | None, recipient: int, kind: str,
-            today: dt.date, now: dt.datetime, data: dict[str, Any], due: dt.date | None = None, checked: bool = False) -> bool:
+def _ledger(
+    session: Session,
+    *,
+    key: str,
+    r_plan: int,
+    task: Task,
+    milestone: Milestone | None,
+    recipient: int,
+    kind: str,
+    today: dt.date,
+    now: dt.datetime,
+    data: dict[str, Any],
+    due: dt.date | None = None,
+    checked: bool = False,
+) -> bool:
     """One ledger item (a message to send), unless its key is already there (``checked``: the
     caller looked for it already)."""
     if not checked and session.scalar(select(Notification.id).where(Notification.key == key)) is not None:
         return False
-    session.add(Notification(
-        key=key, plan_id=r_plan, task_id=task.id, milestone_id=milestone.id if milestone else None, recipient_id=recipient,
-        kind=kind, level=0, due_date=due if due is not None else (milestone.due_date if milestone else None), days=0,
-        decided_on=today, created_at=now, status=LedgerStatus.PENDING,
-        data={"code": task.code, "title": task.title, "milestone": label(milestone), **data},
-    ))
+    session.add(
+        Notification(
+            key=key,
+            plan_id=r_plan,
+            task_id=task.id,
+            milestone_id=milestone.id if milestone else None,
+            recipient_id=recipient,
+            kind=kind,
+            level=0,
+            due_date=due if due is not None else (milestone.due_date if milestone else None),
+            days=0,
+            decided_on=today,
+            created_at=now,
+            status=LedgerStatus.PENDING,
+            data={"code": task.code, "title": task.title, "milestone": label(milestone), **data},
+        )
+    )
     return True
 
 
@@ -163,21 +218,32 @@ def acknowledge(session: Session, r: Resolved, origin: Origin, *, now: dt.dateti
     return Outcome("已签收。请按任务书和时间表推进，按期反馈进展；完成后可通过通知中的链接提交办结。", event_id=ev.id)
 
 
-def report_progress(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, text: str,
-                    urls: list[str] = (), files: list[StoredFile] = ()) -> Outcome:
+def report_progress(
+    session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, text: str, urls: list[str] = (), files: list[StoredFile] = ()
+) -> Outcome:
     """反馈: a progress report (text, optional evidence); also counts as 签收."""
     _require(r, "progress")
     text = _text(text, what="工作进展")
     acked = _acknowledge(session, r.task, now)
-    ev = _event(session, r, EventKind.PROGRESS_REPORTED, {"text": text, "acknowledged": acked, "urls": len(urls), "files": len(files)},
-                origin, now)
+    ev = _event(
+        session, r, EventKind.PROGRESS_REPORTED, {"text": text, "acknowledged": acked, "urls": len(urls), "files": len(files)}, origin, now
+    )
     _evidence(session, r, ev, list(urls), list(files), milestone_id=r.link.milestone_id, request_id=None, now=now)
     _use(session, r, now)
     return Outcome("进展已反馈，感谢您的及时报送。", event_id=ev.id)
 
 
-def submit_done(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date, note: str,
-                urls: list[str] = (), files: list[StoredFile] = ()) -> Outcome:
+def submit_done(
+    session: Session,
+    r: Resolved,
+    origin: Origin,
+    *,
+    now: dt.datetime,
+    today: dt.date,
+    note: str,
+    urls: list[str] = (),
+    files: list[StoredFile] = (),
+) -> Outcome:
     """提交办结 with 佐证材料: waits for a reviewer (审核), or is done at once where the plan
     switched approval off."""
     _require(r, "done")
@@ -186,8 +252,13 @@ def submit_done(session: Session, r: Resolved, origin: Origin, *, now: dt.dateti
     urls, files = list(urls), list(files)
     with session.no_autoflush:  # reads first; the changes then go out together at the next flush
         # a pending extension of this step is moot once it is submitted
-        moot = list(session.scalars(select(Request).where(Request.milestone_id == m.id, Request.kind == RequestKind.EXTENSION,
-                                                          Request.status == RequestStatus.PENDING)))
+        moot = list(
+            session.scalars(
+                select(Request).where(
+                    Request.milestone_id == m.id, Request.kind == RequestKind.EXTENSION, Request.status == RequestStatus.PENDING
+                )
+            )
+        )
         reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
         _acknowledge(session, r.task, now)
     for req in moot:
@@ -202,8 +273,17 @@ def submit_done(session: Session, r: Resolved, origin: Origin, *, now: dt.dateti
         links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id])
         return Outcome(f"里程碑「{label(m)}」已办结。感谢您的辛勤工作！", event_id=ev.id)
     m.status, m.submitted_at = MilestoneState.SUBMITTED, now
-    req = Request(plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=m.id, person_id=r.person.id, kind=RequestKind.COMPLETION,
-                  status=RequestStatus.PENDING, note=note, created_at=now, decision_note="")
+    req = Request(
+        plan_id=r.link.plan_id,
+        task_id=r.task.id,
+        milestone_id=m.id,
+        person_id=r.person.id,
+        kind=RequestKind.COMPLETION,
+        status=RequestStatus.PENDING,
+        note=note,
+        created_at=now,
+        decision_note="",
+    )
     session.add(req)
     session.flush()
     ev = _event(session, r, EventKind.COMPLETION_SUBMITTED, {"note": note, "request": req.id, **evidence_count}, origin, now)
@@ -213,8 +293,9 @@ def submit_done(session: Session, r: Resolved, origin: Origin, *, now: dt.dateti
     return Outcome("已提交办结，等待领导小组办公室审核。审核结果将通过消息通知您。", notify=notify, request_id=req.id, event_id=ev.id)
 
 
-def request_extension(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date,
-                      new_due: dt.date | None, reason: str) -> Outcome:
+def request_extension(
+    session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date, new_due: dt.date | None, reason: str
+) -> Outcome:
     """延期申请: a new date and a reason, for a reviewer to approve or refuse."""
     _require(r, "extend")
     m = _open_milestone(r)
@@ -227,36 +308,86 @@ def request_extension(session: Session, r: Resolved, origin: Origin, *, now: dt.
     if new_due > m.due_date + dt.timedelta(days=3 * 366):
         raise ActionError("申请延期的时间过长，请与领导小组办公室沟通后调整任务时间表。")
     reason = _text(reason, what="延期理由", limit=MAX_REASON)
-    pending = session.scalar(select(Request).where(Request.milestone_id == m.id, Request.kind == RequestKind.EXTENSION,
-                                                   Request.status == RequestStatus.PENDING))
+    pending = session.scalar(
+        select(Request).where(Request.milestone_id == m.id, Request.kind == RequestKind.EXTENSION, Request.status == RequestStatus.PENDING)
+    )
     if pending is not None:
         raise ActionError(f"该里程碑已有一项延期申请（延至 {pending.new_due_date.isoformat()}）正在审批中，请等待审批结果。")
     reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
     if not reviewers:
         raise ActionError("本方案尚未设置领导小组办公室人员，无法在线审批延期，请直接与牵头部门或领导小组联系。")
     _acknowledge(session, r.task, now)
-    req = Request(plan_id=r.link.plan_id, task_id=r.task.id, milestone_id=m.id, person_id=r.person.id, kind=RequestKind.EXTENSION,
-                  status=RequestStatus.PENDING, note=reason, new_due_date=new_due, created_at=now, decision_note="")
+    req = Request(
+        plan_id=r.link.plan_id,
+        task_id=r.task.id,
+        milestone_id=m.id,
+        person_id=r.person.id,
+        kind=RequestKind.EXTENSION,
+        status=RequestStatus.PENDING,
+        note=reason,
+        new_due_date=new_due,
+        created_at=now,
+        decision_note="",
+    )
     session.add(req)
     session.flush()
-    ev = _event(session, r, EventKind.EXTENSION_REQUESTED, {"reason": reason, "from": m.due_date.isoformat(), "to": new_due.isoformat(),
-                                                  "request": req.id}, origin, now)
+    ev = _event(
+        session,
+        r,
+        EventKind.EXTENSION_REQUESTED,
+        {"reason": reason, "from": m.due_date.isoformat(), "to": new_due.isoformat(), "request": req.id},
+        origin,
+        now,
+    )
     _use(session, r, now)
-    notify = _ask_reviewers(session, r, req, m, reviewers, today=today, now=now,
-                            extra={"note": reason[:200], "new_due": new_due.isoformat(), "old_due": m.due_date.isoformat()})
-    return Outcome(f"延期申请已提交（申请延至 {new_due.isoformat()}），等待领导小组办公室审批。审批结果将通过消息通知您；"
-                   "在获批之前，请仍按原定时间推进。", notify=notify, request_id=req.id, event_id=ev.id)
+    notify = _ask_reviewers(
+        session,
+        r,
+        req,
+        m,
+        reviewers,
+        today=today,
+        now=now,
+        extra={"note": reason[:200], "new_due": new_due.isoformat(), "old_due": m.due_date.isoformat()},
+    )
+    return Outcome(
+        f"延期申请已提交（申请延至 {new_due.isoformat()}），等待领导小组办公室审批。审批结果将通过消息通知您；"
+        "在获批之前，请仍按原定时间推进。",
+        notify=notify,
+        request_id=req.id,
+        event_id=ev.id,
+    )
 
 
-def _ask_reviewers(session: Session, r: Resolved, req: Request, m: Milestone, reviewers: list[int], *, today: dt.date,
-                   now: dt.datetime, extra: dict[str, Any]) -> set[int]:
+def _ask_reviewers(
+    session: Session,
+    r: Resolved,
+    req: Request,
+    m: Milestone,
+    reviewers: list[int],
+    *,
+    today: dt.date,
+    now: dt.datetime,
+    extra: dict[str, Any],
+) -> set[int]:
     data = {**_owner_info(session, r.task), "request": req.id, "request_kind": req.kind, **extra}
     keys = {pid: f"{MessageKind.APPROVAL}:r{req.id}:p{pid}" for pid in reviewers}
     present = set(session.scalars(select(Notification.key).where(Notification.key.in_(sorted(set(keys.values())))))) if keys else set()
     for pid, key in keys.items():  # one query for all reviewers' keys, then the items (one INSERT at the flush)
         if key not in present:
-            _ledger(session, key=key, r_plan=r.link.plan_id, task=r.task, milestone=m, recipient=pid,
-                    kind=MessageKind.APPROVAL, today=today, now=now, data=data, checked=True)
+            _ledger(
+                session,
+                key=key,
+                r_plan=r.link.plan_id,
+                task=r.task,
+                milestone=m,
+                recipient=pid,
+                kind=MessageKind.APPROVAL,
+                today=today,
+                now=now,
+                data=data,
+                checked=True,
+            )
     return set(reviewers)
 
 
@@ -265,8 +396,13 @@ def _ask_reviewers(session: Session, r: Resolved, req: Request, m: Milestone, re
 
 
 def pending_requests(session: Session, plan_id: int) -> list[Request]:
-    return list(session.scalars(select(Request).where(Request.plan_id == plan_id, Request.status == RequestStatus.PENDING)
-                                .order_by(Request.created_at, Request.id)))
+    return list(
+        session.scalars(
+            select(Request)
+            .where(Request.plan_id == plan_id, Request.status == RequestStatus.PENDING)
+            .order_by(Request.created_at, Request.id)
+        )
+    )
 
 
 def request_for(session: Session, r: Resolved, request_id: int | None = None, *, for_update: bool = False) -> Request:
@@ -290,8 +426,17 @@ def request_for(session: Session, r: Resolved, request_id: int | None = None, *,
 DECISIONS = {RequestKind.COMPLETION: ("approve", "return"), RequestKind.EXTENSION: ("approve", "refuse")}
 
 
-def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date, request_id: int | None,
-           decision: str, note: str = "") -> Outcome:
+def decide(
+    session: Session,
+    r: Resolved,
+    origin: Origin,
+    *,
+    now: dt.datetime,
+    today: dt.date,
+    request_id: int | None,
+    decision: str,
+    note: str = "",
+) -> Outcome:
     """审核: approve (办结 / 批准延期), return a completion (退回, with a reason that reaches the
     owner, whose reminders resume) or refuse an extension (不予批准, with a reason)."""
     _require(r, "review", "queue")
@@ -301,16 +446,23 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
     if req.status != RequestStatus.PENDING:
         who = session.get(Person, req.decided_by_id) if req.decided_by_id else None
         by = f"由{who.name}" if who else ""
-        raise ActionError(f"该申请已于 {links_mod.local_time(req.decided_at)} {by}处理（{REQUEST_STATUS.get(req.status, req.status)}），无需重复审核。")
+        raise ActionError(
+            f"该申请已于 {links_mod.local_time(req.decided_at)} {by}处理（{REQUEST_STATUS.get(req.status, req.status)}），无需重复审核。"
+        )
     if req.person_id == r.person.id:
         raise ActionError("不能审核自己提交的申请。")
-    note = _text(note, what="退回原因" if decision == "return" else "不予批准的理由" if decision == "refuse" else "审核意见",
-                 required=decision != "approve", limit=MAX_REASON)
+    note = _text(
+        note,
+        what="退回原因" if decision == "return" else "不予批准的理由" if decision == "refuse" else "审核意见",
+        required=decision != "approve",
+        limit=MAX_REASON,
+    )
     task = session.get(Task, req.task_id)
     m = session.get(Milestone, req.milestone_id) if req.milestone_id else None
     status = {"approve": RequestStatus.APPROVED, "return": RequestStatus.RETURNED, "refuse": RequestStatus.REFUSED}[decision]
     done = session.execute(
-        update(Request).where(Request.id == req.id, Request.status == RequestStatus.PENDING)
+        update(Request)
+        .where(Request.id == req.id, Request.status == RequestStatus.PENDING)
         .values(status=status, decided_by_id=r.person.id, decided_at=now, decision_note=note)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -324,18 +476,54 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
             raise ActionError("该里程碑目前不在待审核状态，无法审核。")
         if decision == "approve":
             m.status, m.completed_at = MilestoneState.DONE, now
-            ev = _event(session, r, EventKind.COMPLETION_APPROVED, {"request": req.id, "note": note, "owner": _owner_info(session, task)["owner"]},
-                        origin, now, task_id=task.id, milestone_id=m.id)
+            ev = _event(
+                session,
+                r,
+                EventKind.COMPLETION_APPROVED,
+                {"request": req.id, "note": note, "owner": _owner_info(session, task)["owner"]},
+                origin,
+                now,
+                task_id=task.id,
+                milestone_id=m.id,
+            )
             links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id], actions=links_mod.OWNER_ACTIONS)
-            _ledger(session, key=f"{MessageKind.APPROVED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
-                    kind=MessageKind.APPROVED, today=today, now=now, data=base)
+            _ledger(
+                session,
+                key=f"{MessageKind.APPROVED}:r{req.id}",
+                r_plan=req.plan_id,
+                task=task,
+                milestone=m,
+                recipient=owner,
+                kind=MessageKind.APPROVED,
+                today=today,
+                now=now,
+                data=base,
+            )
             message = f"已审核通过，里程碑「{label(m)}」办结。"
         else:
             m.status, m.submitted_at = MilestoneState.IN_PROGRESS, None
-            ev = _event(session, r, EventKind.COMPLETION_RETURNED, {"request": req.id, "reason": note}, origin, now,
-                        task_id=task.id, milestone_id=m.id)
-            _ledger(session, key=f"{MessageKind.RETURNED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
-                    kind=MessageKind.RETURNED, today=today, now=now, data=base)
+            ev = _event(
+                session,
+                r,
+                EventKind.COMPLETION_RETURNED,
+                {"request": req.id, "reason": note},
+                origin,
+                now,
+                task_id=task.id,
+                milestone_id=m.id,
+            )
+            _ledger(
+                session,
+                key=f"{MessageKind.RETURNED}:r{req.id}",
+                r_plan=req.plan_id,
+                task=task,
+                milestone=m,
+                recipient=owner,
+                kind=MessageKind.RETURNED,
+                today=today,
+                now=now,
+                data=base,
+            )
             message = f"已退回，退回原因已通知责任人；里程碑「{label(m)}」恢复为办理中，提醒将继续。"
     else:
         if m is None:
@@ -345,26 +533,71 @@ def decide(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, t
                 raise ActionError("该里程碑已办结或已提交，无需再调整完成时间。")
             old = m.due_date
             m.due_date, m.due_version = req.new_due_date, m.due_version + 1
-            ev = _event(session, r, EventKind.EXTENSION_APPROVED, {"request": req.id, "from": old.isoformat(), "to": req.new_due_date.isoformat(),
-                                                          "version": m.due_version, "note": note}, origin, now, task_id=task.id,
-                        milestone_id=m.id)
-            _ledger(session, key=f"{MessageKind.EXTENSION_DECIDED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
-                    kind=MessageKind.EXTENSION_DECIDED, today=today, now=now, due=m.due_date,
-                    data={**base, "approved": True, "old_due": old.isoformat(), "new_due": m.due_date.isoformat(),
-                          "baseline": m.baseline_due_date.isoformat()})
+            ev = _event(
+                session,
+                r,
+                EventKind.EXTENSION_APPROVED,
+                {"request": req.id, "from": old.isoformat(), "to": req.new_due_date.isoformat(), "version": m.due_version, "note": note},
+                origin,
+                now,
+                task_id=task.id,
+                milestone_id=m.id,
+            )
+            _ledger(
+                session,
+                key=f"{MessageKind.EXTENSION_DECIDED}:r{req.id}",
+                r_plan=req.plan_id,
+                task=task,
+                milestone=m,
+                recipient=owner,
+                kind=MessageKind.EXTENSION_DECIDED,
+                today=today,
+                now=now,
+                due=m.due_date,
+                data={
+                    **base,
+                    "approved": True,
+                    "old_due": old.isoformat(),
+                    "new_due": m.due_date.isoformat(),
+                    "baseline": m.baseline_due_date.isoformat(),
+                },
+            )
             message = f"已批准延期：里程碑「{label(m)}」的完成时间调整为 {m.due_date.isoformat()}（原定 {old.isoformat()}）。"
         else:
-            ev = _event(session, r, EventKind.EXTENSION_REFUSED, {"request": req.id, "reason": note, "to": req.new_due_date.isoformat()}, origin, now,
-                        task_id=task.id, milestone_id=m.id)
-            _ledger(session, key=f"{MessageKind.EXTENSION_DECIDED}:r{req.id}", r_plan=req.plan_id, task=task, milestone=m, recipient=owner,
-                    kind=MessageKind.EXTENSION_DECIDED, today=today, now=now,
-                    data={**base, "approved": False, "new_due": req.new_due_date.isoformat()})
+            ev = _event(
+                session,
+                r,
+                EventKind.EXTENSION_REFUSED,
+                {"request": req.id, "reason": note, "to": req.new_due_date.isoformat()},
+                origin,
+                now,
+                task_id=task.id,
+                milestone_id=m.id,
+            )
+            _ledger(
+                session,
+                key=f"{MessageKind.EXTENSION_DECIDED}:r{req.id}",
+                r_plan=req.plan_id,
+                task=task,
+                milestone=m,
+                recipient=owner,
+                kind=MessageKind.EXTENSION_DECIDED,
+                today=today,
+                now=now,
+                data={**base, "approved": False, "new_due": req.new_due_date.isoformat()},
+            )
             message = f"已不予批准，理由已通知责任人；完成时间仍为 {m.due_date.isoformat()}。"
     _use(session, r, now)
     return Outcome(message, notify={owner}, request_id=req.id, event_id=ev.id)
 
 
-REQUEST_STATUS = {RequestStatus.PENDING: "待审核", RequestStatus.APPROVED: "已通过", RequestStatus.RETURNED: "已退回", RequestStatus.REFUSED: "不予批准", RequestStatus.WITHDRAWN: "已撤回"}
+REQUEST_STATUS = {
+    RequestStatus.PENDING: "待审核",
+    RequestStatus.APPROVED: "已通过",
+    RequestStatus.RETURNED: "已退回",
+    RequestStatus.REFUSED: "不予批准",
+    RequestStatus.WITHDRAWN: "已撤回",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,12 +642,32 @@ def request_new_link(session: Session, link: Link, origin: Origin, *, now: dt.da
     m = session.get(Milestone, link.milestone_id) if link.milestone_id else None
     person = session.get(Person, link.person_id)
     data = {"action": action, "old_action": link.action, "request": link.request_id}
-    fresh = _ledger(session, key=f"{MessageKind.RELINK}:l{link.id}:{today.isoformat()}", r_plan=link.plan_id, task=task, milestone=m,
-                    recipient=link.person_id, kind=MessageKind.RELINK, today=today, now=now, data=data)
-    session.add(Event(plan_id=link.plan_id, task_id=task.id, milestone_id=m.id if m else None, at=now, actor=person.name,
-                      channel=origin.channel, kind=EventKind.LINK_RENEWAL,
-                      data={"link": link.id, "action": link.action, "ip": origin.ip or "", "agent": (origin.user_agent or "")[:300]}))
+    fresh = _ledger(
+        session,
+        key=f"{MessageKind.RELINK}:l{link.id}:{today.isoformat()}",
+        r_plan=link.plan_id,
+        task=task,
+        milestone=m,
+        recipient=link.person_id,
+        kind=MessageKind.RELINK,
+        today=today,
+        now=now,
+        data=data,
+    )
+    session.add(
+        Event(
+            plan_id=link.plan_id,
+            task_id=task.id,
+            milestone_id=m.id if m else None,
+            at=now,
+            actor=person.name,
+            channel=origin.channel,
+            kind=EventKind.LINK_RENEWAL,
+            data={"link": link.id, "action": link.action, "ip": origin.ip or "", "agent": (origin.user_agent or "")[:300]},
+        )
+    )
     if not fresh:
         return Outcome("今天已经为您发送过新链接，请查看您的邮箱或工作消息。")
-    return Outcome(f"新的「{links_mod.ACTIONS[action]}」链接将通过消息发送给{person.name}（您的邮箱或工作消息），请稍候查收。",
-                   notify={link.person_id})
+    return Outcome(
+        f"新的「{links_mod.ACTIONS[action]}」链接将通过消息发送给{person.name}（您的邮箱或工作消息），请稍候查收。", notify={link.person_id}
+    )

@@ -29,8 +29,9 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # pool_size ≥ the web app's worker threads (8), as for PostgreSQL below: with the default
         # of 5, a burst of requests opened and closed overflow connections (each with its PRAGMAs)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT},
-                               **({} if not path or path == ":memory:" else {"pool_size": 10}))
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **({} if not path or path == ":memory:" else {"pool_size": 10})
+        )
         if path and path != ":memory:":
             # writers of this process queue here rather than in SQLite's busy handler, which polls
             # with sleeps of up to 100 ms (a long tail when many threads write at once)

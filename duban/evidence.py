@@ -90,7 +90,7 @@ def display_name(raw: str | None) -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
     if len(name) > 120:
         stem, dot, ext = name.rpartition(".")
-        name = (stem[: 110] + dot + ext[:9]) if dot and len(ext) <= 9 else name[:120]
+        name = (stem[:110] + dot + ext[:9]) if dot and len(ext) <= 9 else name[:120]
     return name or "附件"
 
 
@@ -263,8 +263,17 @@ def add_evidence(session: Session, urls: list[str], files: list[StoredFile], **w
     for url in urls:
         session.add(Evidence(kind=EvidenceKind.URL, url=url, **where))
     for f in files:
-        session.add(Evidence(kind=EvidenceKind.FILE, filename=f.filename, stored_name=f.stored_name, content_type=f.content_type,
-                             size=f.size, sha256=f.sha256, **where))
+        session.add(
+            Evidence(
+                kind=EvidenceKind.FILE,
+                filename=f.filename,
+                stored_name=f.stored_name,
+                content_type=f.content_type,
+                size=f.size,
+                sha256=f.sha256,
+                **where,
+            )
+        )
 
 
 def human_size(n: int | None) -> str:

@@ -133,10 +133,22 @@ def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.dat
     people = sorted({s.person_id for s in specs})
     for start in range(0, len(people), 5000):
         rows = session.execute(
-            select(table.c.id, table.c.person_id, table.c.task_id, table.c.milestone_id, table.c.request_id, table.c.action, table.c.expires_on,
-                   table.c.review_id, table.c.review_item_id)
-            .where(table.c.person_id.in_(people[start : start + 5000]), table.c.used_at.is_(None), table.c.void_at.is_(None),
-                   table.c.expires_on >= today)
+            select(
+                table.c.id,
+                table.c.person_id,
+                table.c.task_id,
+                table.c.milestone_id,
+                table.c.request_id,
+                table.c.action,
+                table.c.expires_on,
+                table.c.review_id,
+                table.c.review_item_id,
+            ).where(
+                table.c.person_id.in_(people[start : start + 5000]),
+                table.c.used_at.is_(None),
+                table.c.void_at.is_(None),
+                table.c.expires_on >= today,
+            )
         )
         for r in rows:
             key = (r.person_id, r.task_id, r.milestone_id, r.request_id, r.action, r.review_id, r.review_item_id)
@@ -156,14 +168,28 @@ def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.dat
             ids.append(None)
     if fresh:
         rows = [
-            {"plan_id": s.plan_id, "person_id": s.person_id, "task_id": s.task_id, "milestone_id": s.milestone_id,
-             "request_id": s.request_id, "review_id": s.review_id, "review_item_id": s.review_item_id, "action": s.action, "expires_on": s.expires, "created_at": now,
-             "token_hash": "new-" + secrets.token_hex(20)}
+            {
+                "plan_id": s.plan_id,
+                "person_id": s.person_id,
+                "task_id": s.task_id,
+                "milestone_id": s.milestone_id,
+                "request_id": s.request_id,
+                "review_id": s.review_id,
+                "review_item_id": s.review_item_id,
+                "action": s.action,
+                "expires_on": s.expires,
+                "created_at": now,
+                "token_hash": "new-" + secrets.token_hex(20),
+            }
             for s in fresh
         ]
         fresh_ids = []
         for start in range(0, len(rows), 2000):
-            fresh_ids += session.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows[start : start + 2000]).scalars().all()
+            fresh_ids += (
+                session.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows[start : start + 2000])
+                .scalars()
+                .all()
+            )
         session.execute(
             table.update().where(table.c.id == bindparam("lid")).values(token_hash=bindparam("h")),
             [{"lid": lid, "h": token_hash(link_token(secret, lid, s.action, s.expires))} for lid, s in zip(fresh_ids, fresh)],
@@ -249,10 +275,19 @@ class LinkMaker:
                 continue
             task = None if names in ("plan", "review") else n.task_id
             milestone = n.milestone_id if names in ("milestone", "milestone?", "request") else None
-            out.append(LinkSpec(plan_id=plan_id, person_id=n.recipient_id, action=action, task_id=task, milestone_id=milestone, expires=expires,
-                                request_id=data.get("request") if names == "request" else None,
-                                review_id=data.get("review") if names == "review" else None,
-                                review_item_id=data.get("item") if names == "review_item" else None))
+            out.append(
+                LinkSpec(
+                    plan_id=plan_id,
+                    person_id=n.recipient_id,
+                    action=action,
+                    task_id=task,
+                    milestone_id=milestone,
+                    expires=expires,
+                    request_id=data.get("request") if names == "request" else None,
+                    review_id=data.get("review") if names == "review" else None,
+                    review_item_id=data.get("item") if names == "review_item" else None,
+                )
+            )
         return out
 
     def urls(self, session: Session, ids: list[int]) -> dict[int, str]:
@@ -316,9 +351,7 @@ def reviewers(session: Session, plan_id: int, *, exclude: int | None = None) -> 
     leading group when the plan has no office; never the person who asked."""
     from duban.models import PlanRole
 
-    rows = session.execute(
-        select(PlanRole.person_id, PlanRole.role).where(PlanRole.plan_id == plan_id).order_by(PlanRole.position)
-    ).all()
+    rows = session.execute(select(PlanRole.person_id, PlanRole.role).where(PlanRole.plan_id == plan_id).order_by(PlanRole.position)).all()
     for role in ("office", "leading_group"):
         people = [r.person_id for r in rows if r.role == role and r.person_id != exclude]
         if people:
@@ -374,8 +407,9 @@ def _resolve_statement():
     return stmt
 
 
-def resolve(session: Session, token: str, *, secret: str, today: dt.date, for_update: bool = False,
-            allow_used: bool = False, tz: Any = None) -> Resolved:
+def resolve(
+    session: Session, token: str, *, secret: str, today: dt.date, for_update: bool = False, allow_used: bool = False, tz: Any = None
+) -> Resolved:
     """The link behind ``token``, checked: signature, the stored hash, void, expiry, used (unless
     ``allow_used``: reading the task page and files), and that the person may still act (owns the
     task, or reviews the plan).  Raises :class:`LinkRefused` with a clear reason otherwise.
@@ -409,11 +443,15 @@ def resolve(session: Session, token: str, *, secret: str, today: dt.date, for_up
 
     # who may use it: checked first, so a link of a task handed over never offers a fresh one
     if link.action in OWNER_ACTIONS and task is not None and task.owner_id != link.person_id:
-        raise LinkRefused("reassigned", "该任务目前不由您负责（可能已改由其他责任人办理），此办理链接已失效。如有疑问，请联系领导小组办公室。",
-                          link_id=link.id)
+        raise LinkRefused(
+            "reassigned",
+            "该任务目前不由您负责（可能已改由其他责任人办理），此办理链接已失效。如有疑问，请联系领导小组办公室。",
+            link_id=link.id,
+        )
     if link.action in REVIEW_ACTIONS and link.person_id not in reviewers(session, link.plan_id):
-        raise LinkRefused("not_reviewer", "您目前不在本方案的审核人员名单中，此链接已不能使用。如有疑问，请联系领导小组办公室。",
-                          link_id=link.id)
+        raise LinkRefused(
+            "not_reviewer", "您目前不在本方案的审核人员名单中，此链接已不能使用。如有疑问，请联系领导小组办公室。", link_id=link.id
+        )
     if link.void_at is not None:
         raise LinkRefused("void", f"该链接已失效（{link.void_reason or '已被撤销'}）。如有疑问，请联系领导小组办公室。", link_id=link.id)
     if task is not None and task.archived_at is not None:
@@ -422,17 +460,25 @@ def resolve(session: Session, token: str, *, secret: str, today: dt.date, for_up
         state = "已办结" if milestone.status == MilestoneState.DONE else "已归档"
         raise LinkRefused("closed", f"里程碑「{milestone.title or '完成任务'}」{state}，无需再办理。", link_id=link.id)
     if link.expires_on < today:
-        raise LinkRefused("expired", f"该链接的有效期到 {link.expires_on.isoformat()} 为止，现已过期。", link_id=link.id,
-                          renewable=True)
+        raise LinkRefused("expired", f"该链接的有效期到 {link.expires_on.isoformat()} 为止，现已过期。", link_id=link.id, renewable=True)
     if link.used_at is not None and not allow_used:
-        raise LinkRefused("used", f"该链接已于 {local_time(link.used_at, tz)} 办理过「{label}」，每个链接只能使用一次。", link_id=link.id,
-                          renewable=True)
+        raise LinkRefused(
+            "used", f"该链接已于 {local_time(link.used_at, tz)} 办理过「{label}」，每个链接只能使用一次。", link_id=link.id, renewable=True
+        )
     return Resolved(link, person, plan, task, milestone, request, owner, department)
 
 
-def void(session: Session, *, reason: str, now: dt.datetime, task_ids: list[int] | None = None,
-         milestone_ids: list[int] | None = None, person_id: int | None = None, except_person: int | None = None,
-         actions: frozenset[str] | None = None) -> int:
+def void(
+    session: Session,
+    *,
+    reason: str,
+    now: dt.datetime,
+    task_ids: list[int] | None = None,
+    milestone_ids: list[int] | None = None,
+    person_id: int | None = None,
+    except_person: int | None = None,
+    actions: frozenset[str] | None = None,
+) -> int:
     """Void the unused links of some tasks or milestones (optionally only one person's, or all but
     one person's, or only some actions); returns how many."""
     from duban.models import Link

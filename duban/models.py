@@ -70,12 +70,8 @@ class Department(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    head_id: Mapped[int | None] = mapped_column(
-        ForeignKey("people.id", use_alter=True), default=None
-    )
-    supervisor_id: Mapped[int | None] = mapped_column(
-        ForeignKey("people.id", use_alter=True), default=None
-    )
+    head_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", use_alter=True), default=None)
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", use_alter=True), default=None)
     # the department's own channels (a group bot): escalations about its tasks are posted there too
     notify_urls: Mapped[list[str]] = mapped_column(default=list)
 
@@ -146,9 +142,7 @@ class Task(Base):
     statement: Mapped[str] = mapped_column(Text, default="")
     done_criteria: Mapped[str] = mapped_column(Text, default="")
     owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    lead_department_id: Mapped[int | None] = mapped_column(
-        ForeignKey("departments.id"), index=True, default=None
-    )
+    lead_department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True, default=None)
     supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
     partners: Mapped[list[str]] = mapped_column(default=list)  # 配合单位 (department names)
     schedule: Mapped[str] = mapped_column(String(20), default="once")  # once|recurring|ongoing
@@ -186,9 +180,7 @@ class Milestone(Base):
     is_final: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default=MilestoneState.ASSIGNED)
     assigned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(
-        DateTime(timezone=True), default=None
-    )
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
@@ -370,9 +362,9 @@ class Evidence(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Roll-up snapshots (duban.rollup, docs/rollup.md): the trend reads these
+
 
 class RollupSnapshot(Base):
     """One day's counts of one plan, or of one of its systems or lead departments.
@@ -406,6 +398,7 @@ class RollupSnapshot(Base):
 
 # ---------------------------------------------------------------------------------------------
 # Dashboard: sign-in accounts and read-only links (docs/web.md, "Dashboard")
+
 
 class Account(Base):
     """Someone who signs in to the dashboard: a coordinator (office), a leader, or a viewer.
@@ -451,6 +444,7 @@ class DashboardLink(Base):
 # ---------------------------------------------------------------------------------------------
 # Reviews (督查): a coordinator asks every owner in a scope to report, then gives a verdict per task
 # (duban.reviews, flows/review.py, docs/reviews.md)
+
 
 class Review(Base):
     """One 督查: a scope of tasks of a plan, what is asked, a reply-by date; its items are the tasks."""

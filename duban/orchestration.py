@@ -194,4 +194,3 @@ def serve(api_url: str, timezone: str) -> None:
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         prefect_serve(*deployments(timezone))
-

@@ -131,8 +131,7 @@ class _Child:
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path, label: str):
         self.log_path, self.label = log_path, label
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_die_with_parent())  # noqa: PLW1509
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent())  # noqa: PLW1509
 
     def wait_healthy(self, api_url: str, *, timeout: float, poll: float) -> None:
         deadline = time.monotonic() + timeout
@@ -166,11 +165,35 @@ def temporary_prefect_server(settings: Settings, *, timeout: float = 120) -> Cal
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     home = _home(settings)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           # what Prefect's own SubprocessASGIServer sets: no UI, the ephemeral server's services
-           "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
-    child = _Child([sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-                    "--port", str(port), "--log-level", "error", "--lifespan", "on"], env, home / "temporary-server.log", "临时 Prefect 服务")
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # what Prefect's own SubprocessASGIServer sets: no UI, the ephemeral server's services
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
+    child = _Child(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env,
+        home / "temporary-server.log",
+        "临时 Prefect 服务",
+    )
 
     def ready() -> str:
         child.wait_healthy(api_url, timeout=timeout, poll=0.1)
@@ -196,8 +219,14 @@ def local_prefect_server(settings: Settings, *, port: int = 4200, timeout: float
         raise PrefectServerError("找不到 prefect 命令：请确认 duban 安装完整（pip install duban）")
     # the UI asks /ui-settings where the API is; without these it answers port 4200 whatever port
     # the server listens on (and the UI shows another server's runs, or nothing)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_API_URL": api_url}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": api_url,
+    }
     child = _Child([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log", "Prefect 服务")
     try:
         child.wait_healthy(api_url, timeout=timeout, poll=0.5)

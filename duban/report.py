@@ -33,36 +33,139 @@ from duban.rules.policy import assessment_policy
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 HTML_ROWS = 300  # rows of one table in the HTML report (the workbook has them all)
-FONT_STACK = ('"Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "Microsoft YaHei", "PingFang SC", '
-              '"Hiragino Sans GB", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", sans-serif')
+FONT_STACK = (
+    '"Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "Microsoft YaHei", "PingFang SC", '
+    '"Hiragino Sans GB", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", sans-serif'
+)
 RAG_COLOURS = {"red": "#dc2626", "yellow": "#f59e0b", "green": "#16a34a", "no_light": "#9ca3af"}
 RAG_LABELS = {"red": "红灯", "yellow": "黄灯", "green": "绿灯", "no_light": "已办结"}
 
 # the columns each view shows, in order (the frames carry more: the dashboard may use them)
-GROUP_COLUMNS = ["tasks", "done_tasks", "overdue_tasks", "due_soon_tasks", "red", "yellow", "green", "milestones",
-                 "done_milestones", "due_milestones", "on_time_milestones", "completion_rate", "on_time_rate", "on_time_baseline_rate"]
+GROUP_COLUMNS = [
+    "tasks",
+    "done_tasks",
+    "overdue_tasks",
+    "due_soon_tasks",
+    "red",
+    "yellow",
+    "green",
+    "milestones",
+    "done_milestones",
+    "due_milestones",
+    "on_time_milestones",
+    "completion_rate",
+    "on_time_rate",
+    "on_time_baseline_rate",
+]
 VIEW_COLUMNS: dict[str, list[str]] = {
     "by_plan": ["plan", "plan_name", *GROUP_COLUMNS],
     "by_system": ["plan", "system_code", "system", *GROUP_COLUMNS],
     "by_project": ["plan", "system", "project_code", "project", *GROUP_COLUMNS],
     "by_department": ["plan", "department", *GROUP_COLUMNS],
     "by_supervisor": ["plan", "supervisor", *GROUP_COLUMNS],
-    "assessment": ["rank", "plan", "department", "tasks", "due_milestones", "on_time_milestones", "on_time_rate", "p_on_time",
-                   "late_days", "avg_late_days", "p_overdue", "escalations", "escalations_per_task", "p_escalations",
-                   "completion_requests", "returns", "return_rate", "p_returns", "score"],
+    "assessment": [
+        "rank",
+        "plan",
+        "department",
+        "tasks",
+        "due_milestones",
+        "on_time_milestones",
+        "on_time_rate",
+        "p_on_time",
+        "late_days",
+        "avg_late_days",
+        "p_overdue",
+        "escalations",
+        "escalations_per_task",
+        "p_escalations",
+        "completion_requests",
+        "returns",
+        "return_rate",
+        "p_returns",
+        "score",
+    ],
     "overdue": ["plan", "code", "title", "milestone", "owner", "department", "supervisor", "due", "baseline", "days_late", "level_label"],
     "due_soon": ["plan", "code", "title", "milestone", "owner", "department", "due", "days_left", "colour_label"],
-    "awaiting_approval": ["plan", "kind", "code", "title", "milestone", "department", "requester", "submitted_on", "waiting_days",
-                          "due", "new_due"],
-    "extensions": ["plan", "code", "title", "milestone", "owner", "department", "baseline", "due", "slipped_days", "slipped_workdays",
-                   "extensions", "reason", "last_approved"],
-    "trend": ["day", "tasks", "done_tasks", "overdue_tasks", "red", "yellow", "green", "milestones", "done_milestones",
-              "due_milestones", "on_time_milestones", "completion_rate", "on_time_rate"],
-    "tasks": ["plan", "code", "title", "system", "project", "department", "owner", "supervisor", "status", "colour", "milestones",
-              "done_milestones", "due_milestones", "on_time_milestones", "overdue_milestones", "late_days", "escalations", "returns"],
+    "awaiting_approval": [
+        "plan",
+        "kind",
+        "code",
+        "title",
+        "milestone",
+        "department",
+        "requester",
+        "submitted_on",
+        "waiting_days",
+        "due",
+        "new_due",
+    ],
+    "extensions": [
+        "plan",
+        "code",
+        "title",
+        "milestone",
+        "owner",
+        "department",
+        "baseline",
+        "due",
+        "slipped_days",
+        "slipped_workdays",
+        "extensions",
+        "reason",
+        "last_approved",
+    ],
+    "trend": [
+        "day",
+        "tasks",
+        "done_tasks",
+        "overdue_tasks",
+        "red",
+        "yellow",
+        "green",
+        "milestones",
+        "done_milestones",
+        "due_milestones",
+        "on_time_milestones",
+        "completion_rate",
+        "on_time_rate",
+    ],
+    "tasks": [
+        "plan",
+        "code",
+        "title",
+        "system",
+        "project",
+        "department",
+        "owner",
+        "supervisor",
+        "status",
+        "colour",
+        "milestones",
+        "done_milestones",
+        "due_milestones",
+        "on_time_milestones",
+        "overdue_milestones",
+        "late_days",
+        "escalations",
+        "returns",
+    ],
 }
-TEXT_WIDTH = {"title": 36, "plan_name": 30, "project": 26, "milestone": 20, "plan": 18, "system": 12, "department": 16,
-              "supervisor": 16, "owner": 12, "level_label": 16, "reason": 10, "kind": 10, "colour_label": 8, "requester": 12}
+TEXT_WIDTH = {
+    "title": 36,
+    "plan_name": 30,
+    "project": 26,
+    "milestone": 20,
+    "plan": 18,
+    "system": 12,
+    "department": 16,
+    "supervisor": 16,
+    "owner": 12,
+    "level_label": 16,
+    "reason": 10,
+    "kind": 10,
+    "colour_label": 8,
+    "requester": 12,
+}
 DECIMAL_COLUMNS = {"avg_late_days", "escalations_per_task", "p_on_time", "p_overdue", "p_escalations", "p_returns", "score"}
 STATUS_LABELS = {"assigned": "待签收", "in_progress": "办理中", "submitted": "待审核", "done": "已办结"}
 COLOUR_WORDS = {"red": "红灯", "yellow": "黄灯", "green": "绿灯"}
@@ -115,10 +218,13 @@ def _value(column: str, value: Any) -> Any:
 # charts (inline SVG)
 
 
-def _svg_text(x: float, y: float, text: str, *, size: int = 12, anchor: str = "start", fill: str = "#374151",
-              weight: str = "normal") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
-            f'font-weight="{weight}">{escape(text)}</text>')
+def _svg_text(
+    x: float, y: float, text: str, *, size: int = 12, anchor: str = "start", fill: str = "#374151", weight: str = "normal"
+) -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
+        f'font-weight="{weight}">{escape(text)}</text>'
+    )
 
 
 def chart_rag(title: str, rows: list[tuple[str, dict[str, int]]], *, width: int = 760) -> str:
@@ -129,9 +235,10 @@ def chart_rag(title: str, rows: list[tuple[str, dict[str, int]]], *, width: int 
     height = top + len(rows) * (bar_h + gap) + 10
     inner = width - label_w - 60
     biggest = max(sum(c.values()) for _, c in rows) or 1
-    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" '
-             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-             _svg_text(0, 16, title, size=14, weight="bold", fill="#111827")]
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
+    ]
     x = label_w
     for key in ("red", "yellow", "green", "no_light"):
         parts.append(f'<rect x="{x}" y="24" width="10" height="10" fill="{RAG_COLOURS[key]}"/>')
@@ -145,16 +252,23 @@ def chart_rag(title: str, rows: list[tuple[str, dict[str, int]]], *, width: int 
             n = counts.get(key, 0)
             if n:
                 w = inner * n / biggest
-                parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{RAG_COLOURS[key]}">'
-                             f'<title>{escape(label)}：{RAG_LABELS[key]} {n} 项</title></rect>')
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{RAG_COLOURS[key]}">'
+                    f"<title>{escape(label)}：{RAG_LABELS[key]} {n} 项</title></rect>"
+                )
                 x += w
         parts.append(_svg_text(x + 4, y + bar_h - 4, str(sum(counts.values())), size=11, fill="#6b7280"))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def chart_rates(title: str, rows: list[tuple[str, float | None, float | None]], *, width: int = 760,
-                names: tuple[str, str] = ("节点完成率", "按期完成率")) -> str:
+def chart_rates(
+    title: str,
+    rows: list[tuple[str, float | None, float | None]],
+    *,
+    width: int = 760,
+    names: tuple[str, str] = ("节点完成率", "按期完成率"),
+) -> str:
     """Two horizontal bars per row (rates 0–1), e.g. completion and on-time rate."""
     if not rows:
         return ""
@@ -162,9 +276,10 @@ def chart_rates(title: str, rows: list[tuple[str, float | None, float | None]], 
     height = top + len(rows) * (2 * bar_h + gap) + 24
     inner = width - label_w - 70
     colours = ("#2563eb", "#16a34a")
-    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" '
-             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-             _svg_text(0, 16, title, size=14, weight="bold", fill="#111827")]
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
+    ]
     for k, name in enumerate(names):
         parts.append(f'<rect x="{label_w + k * 110}" y="24" width="10" height="10" fill="{colours[k]}"/>')
         parts.append(_svg_text(label_w + k * 110 + 14, 33, name, size=11))
@@ -181,8 +296,10 @@ def chart_rates(title: str, rows: list[tuple[str, float | None, float | None]], 
                 parts.append(_svg_text(label_w + 2, yy + bar_h - 1, "—", size=9, fill="#9ca3af"))
                 continue
             w = max(inner * float(v), 0.5)
-            parts.append(f'<rect x="{label_w}" y="{yy}" width="{w:.1f}" height="{bar_h - 1}" fill="{colours[k]}">'
-                         f'<title>{escape(label)}：{names[k]} {pct(float(v))}</title></rect>')
+            parts.append(
+                f'<rect x="{label_w}" y="{yy}" width="{w:.1f}" height="{bar_h - 1}" fill="{colours[k]}">'
+                f"<title>{escape(label)}：{names[k]} {pct(float(v))}</title></rect>"
+            )
             parts.append(_svg_text(label_w + w + 4, yy + bar_h - 1, pct(float(v)), size=9, fill="#374151"))
     parts.append("</svg>")
     return "".join(parts)
@@ -195,16 +312,19 @@ def chart_scores(title: str, rows: list[tuple[str, float]], *, width: int = 760)
     label_w, bar_h, gap, top = 150, 14, 6, 28
     height = top + len(rows) * (bar_h + gap) + 10
     inner = width - label_w - 60
-    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" '
-             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-             _svg_text(0, 16, title, size=14, weight="bold", fill="#111827")]
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
+    ]
     for i, (label, score) in enumerate(rows):
         y = top + i * (bar_h + gap)
         colour = "#16a34a" if score >= 90 else "#f59e0b" if score >= 75 else "#dc2626"
         w = max(inner * score / 100, 0.5)
         parts.append(_svg_text(label_w - 6, y + bar_h - 2, _clip(label, 11), anchor="end"))
-        parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}">'
-                     f'<title>{escape(label)}：{score:.1f} 分</title></rect>')
+        parts.append(
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}">'
+            f"<title>{escape(label)}：{score:.1f} 分</title></rect>"
+        )
         parts.append(_svg_text(label_w + w + 4, y + bar_h - 2, f"{score:.1f}", size=11))
     parts.append("</svg>")
     return "".join(parts)
@@ -224,22 +344,28 @@ def chart_trend(title: str, frame: pd.DataFrame, *, width: int = 760, height: in
 
     reds = [int(v) for v in frame["red"]]
     red_max = max(max(reds), 1)
-    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" '
-             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-             _svg_text(0, 16, title, size=14, weight="bold", fill="#111827")]
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
+    ]
     for tick in (0, 0.25, 0.5, 0.75, 1):
         y = top + inner_h * (1 - tick)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + inner_w}" y2="{y:.1f}" stroke="#e5e7eb"/>')
         parts.append(_svg_text(left - 6, y + 4, f"{int(tick * 100)}%", size=10, anchor="end", fill="#6b7280"))
         parts.append(_svg_text(left + inner_w + 6, y + 4, f"{red_max * tick:.3g}", size=10, fill="#dc2626"))
-    series = [("节点完成率", "#2563eb", [v for v in frame["completion_rate"]], 1.0),
-              ("按期完成率", "#16a34a", [v for v in frame["on_time_rate"]], 1.0),
-              ("红灯任务（右轴）", "#dc2626", reds, float(red_max))]
+    series = [
+        ("节点完成率", "#2563eb", [v for v in frame["completion_rate"]], 1.0),
+        ("按期完成率", "#16a34a", [v for v in frame["on_time_rate"]], 1.0),
+        ("红灯任务（右轴）", "#dc2626", reds, float(red_max)),
+    ]
     for k, (name, colour, values, scale) in enumerate(series):
         parts.append(f'<rect x="{left + k * 130}" y="24" width="10" height="10" fill="{colour}"/>')
         parts.append(_svg_text(left + k * 130 + 14, 33, name, size=11))
-        points = [(x(i), top + inner_h * (1 - float(v) / scale)) for i, v in enumerate(values)
-                  if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        points = [
+            (x(i), top + inner_h * (1 - float(v) / scale))
+            for i, v in enumerate(values)
+            if v is not None and not (isinstance(v, float) and math.isnan(v))
+        ]
         if len(points) > 1:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
             parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
@@ -269,13 +395,16 @@ def charts(r: Rollup, limit: int = 30) -> list[str]:
         groups, label, what = r.by_system, "system", "各育人体系"
     worst = groups.sort_values(["on_time_rate", "tasks"], ascending=[True, False], na_position="last").head(limit)
     note = f"（按期完成率最低的 {limit} 个）" if len(groups) > limit else ""
-    out.append(chart_rag(f"{what}任务状态灯{note}",
-                         [(row[label], {k: int(row[k]) for k in RAG_COLOURS}) for _, row in worst.iterrows()]))
+    out.append(chart_rag(f"{what}任务状态灯{note}", [(row[label], {k: int(row[k]) for k in RAG_COLOURS}) for _, row in worst.iterrows()]))
     depts = r.by_department.sort_values(["on_time_rate", "tasks"], ascending=[True, False], na_position="last").head(limit)
     dep_label = (lambda row: f"{row['department']}（{row['plan']}）") if provincial else (lambda row: row["department"])
     note = f"（按期完成率最低的 {limit} 个）" if len(r.by_department) > limit else ""
-    out.append(chart_rates(f"各牵头单位完成情况{note}",
-                           [(dep_label(row), _num(row["completion_rate"]), _num(row["on_time_rate"])) for _, row in depts.iterrows()]))
+    out.append(
+        chart_rates(
+            f"各牵头单位完成情况{note}",
+            [(dep_label(row), _num(row["completion_rate"]), _num(row["on_time_rate"])) for _, row in depts.iterrows()],
+        )
+    )
     scores = r.assessment.sort_values("score", ascending=True).head(limit) if len(r.assessment) > limit else r.assessment
     note = f"（得分最低的 {limit} 个）" if len(r.assessment) > limit else ""
     out.append(chart_scores(f"单位考核得分{note}", [(dep_label(row), float(row["score"])) for _, row in scores.iterrows()]))
@@ -292,17 +421,23 @@ def _num(v: Any) -> float | None:
 
 
 def environment() -> Environment:
-    return Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=True,
-                       trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
 
 
 def table(r: Rollup, key: str, frame: pd.DataFrame, limit: int | None = HTML_ROWS) -> dict[str, Any]:
     cols = columns_of(r, key)
     shown = frame if limit is None else frame.head(limit)
     rows = [[(c, cell_text(c, v)) for c, v in zip(cols, values)] for values in shown[cols].itertuples(index=False, name=None)]
-    return {"key": key, "columns": [(c, header(c)) for c in cols], "rows": rows, "total": len(frame), "shown": len(shown),
-            "numeric": {c for c in cols if c in RATE_COLUMNS or c in DECIMAL_COLUMNS or pd.api.types.is_numeric_dtype(frame[c])
-                        if c in frame}}
+    return {
+        "key": key,
+        "columns": [(c, header(c)) for c in cols],
+        "rows": rows,
+        "total": len(frame),
+        "shown": len(shown),
+        "numeric": {c for c in cols if c in RATE_COLUMNS or c in DECIMAL_COLUMNS or pd.api.types.is_numeric_dtype(frame[c]) if c in frame},
+    }
 
 
 def figures(r: Rollup) -> list[tuple[str, str, str, str]]:
@@ -331,10 +466,24 @@ def render_html(r: Rollup, *, generated_at: dt.datetime | None = None, organizat
     # the settings the formula box explains: the plan's own, or the defaults when plans differ
     distinct = {p.model_dump_json(): p for p in r.assessment_policies.values()}
     policy = next(iter(distinct.values())) if len(distinct) == 1 else assessment_policy(None)
-    return environment().get_template("report.html.j2").render(
-        r=r, title=r.title, organization=organization or "", as_of=r.as_of.isoformat(),
-        generated_at=generated_at.strftime("%Y-%m-%d %H:%M"), figures=figures(r), charts=charts(r), tables=tables,
-        font_stack=FONT_STACK, weights=policy.weights, policy=policy, warnings=r.warnings, html_rows=HTML_ROWS,
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            r=r,
+            title=r.title,
+            organization=organization or "",
+            as_of=r.as_of.isoformat(),
+            generated_at=generated_at.strftime("%Y-%m-%d %H:%M"),
+            figures=figures(r),
+            charts=charts(r),
+            tables=tables,
+            font_stack=FONT_STACK,
+            weights=policy.weights,
+            policy=policy,
+            warnings=r.warnings,
+            html_rows=HTML_ROWS,
+        )
     )
 
 

@@ -36,8 +36,9 @@ class Runtime:
         return dt.datetime.now(self.tz).date()
 
     def links(self, today: dt.date | None = None) -> LinkMaker:
-        return LinkMaker(self.settings.base_url, self.settings.secret_key or "", today or self.today(),
-                         days_after_due=self.settings.link_days_after_due)
+        return LinkMaker(
+            self.settings.base_url, self.settings.secret_key or "", today or self.today(), days_after_due=self.settings.link_days_after_due
+        )
 
     @cached_property
     def channel(self):
@@ -53,8 +54,14 @@ class Runtime:
             return outbox
         from notifications.channels import AppriseChannel
 
-        return AppriseChannel(self.settings.smtp_url, template_dir=self.settings.template_dir, outbox=outbox,
-                          outbox_copy=bool(self.settings.outbox_copy), smtp_timeout=self.settings.smtp_timeout, tz=self.tz)
+        return AppriseChannel(
+            self.settings.smtp_url,
+            template_dir=self.settings.template_dir,
+            outbox=outbox,
+            outbox_copy=bool(self.settings.outbox_copy),
+            smtp_timeout=self.settings.smtp_timeout,
+            tz=self.tz,
+        )
 
     def quiet(self):
         """Quiet hours for delivery: the institution's window, and each plan's own (policy.send_hours)."""
@@ -78,9 +85,14 @@ class Runtime:
         from notifications.channels import AppriseChannel
 
         real = isinstance(self.channel, AppriseChannel)
-        return dict(links=self.links(today), template_dir=self.settings.template_dir,
-                    workers=self.settings.deliver_workers if real else 1, quiet=self.quiet() if real else None,
-                    unreachable_after=self.settings.unreachable_after, today=today or self.today())
+        return dict(
+            links=self.links(today),
+            template_dir=self.settings.template_dir,
+            workers=self.settings.deliver_workers if real else 1,
+            quiet=self.quiet() if real else None,
+            unreachable_after=self.settings.unreachable_after,
+            today=today or self.today(),
+        )
 
 
 def channels_configured(engine: Engine) -> bool:

@@ -10,9 +10,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that must never protect real links: placeholders from docs and examples.
-UNSAFE_SECRETS = frozenset(
-    {"changethis", "change-me", "changeme", "secret", "duban", "demo", "password", "test", "dev"}
-)
+UNSAFE_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "duban", "demo", "password", "test", "dev"})
 MIN_SECRET_LENGTH = 32
 DEFAULT_DATA_DIR = ".duban"
 

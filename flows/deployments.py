@@ -41,7 +41,7 @@ def deployments(timezone: str = "Asia/Shanghai") -> list:
         review_flow.to_deployment(
             name="review",
             description="督查：选定范围（方案、育人体系、牵头单位、分管校领导或指定任务），通知责任人按期填报工作进展、佐证材料、存在问题和下一步计划；"
-                        "逾期未报逐级督办；评定（达标 / 基本达标 / 需整改）后生成督查报告报送领导小组。",
+            "逾期未报逐级督办；评定（达标 / 基本达标 / 需整改）后生成督查报告报送领导小组。",
             tags=["duban", "review"],
         ),
         weekly_bulletin.to_deployment(

@@ -40,8 +40,11 @@ def import_plan_flow(path: str, dry_run: bool = False, actor: str = "prefect", p
     """导入或预览一个方案文件（YAML / XLSX / CSV）。"""
     result = apply_plan_file(path, dry_run, actor, plan_code)
     get_run_logger().info(
-        "方案 %s：新增 %d 项，变更 %d 项，归档 %d 项", result["plan"],
-        len(result["tasks"]["added"]), len(result["tasks"]["changed"]), len(result["tasks"]["archived"]),
+        "方案 %s：新增 %d 项，变更 %d 项，归档 %d 项",
+        result["plan"],
+        len(result["tasks"]["added"]),
+        len(result["tasks"]["changed"]),
+        len(result["tasks"]["archived"]),
     )
     return result
 

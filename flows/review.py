@@ -47,7 +47,9 @@ class ReviewRequest(BaseModel):
 
     plan: str = Field(description="方案编号，如 sanquan-yuren-2026")
     scope: ScopeKind = Field(
-        ScopeKind.SYSTEM, description="督查范围：plan 全部任务 / system 育人体系 / department 牵头单位 / supervisor 分管校领导 / tasks 指定任务")
+        ScopeKind.SYSTEM,
+        description="督查范围：plan 全部任务 / system 育人体系 / department 牵头单位 / supervisor 分管校领导 / tasks 指定任务",
+    )
     values: list[str] = Field(default_factory=list, description="范围取值：育人体系名称、牵头单位名称、分管校领导姓名或任务编号（可多个）")
     reply_by: dt.date = Field(description="填报截止日期")
     ask: str = Field("请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。", description="督查要求（随通知发给责任人）")
@@ -75,9 +77,18 @@ class VerdictsInput(RunInput):
 def start_step(request: ReviewRequest, today: dt.date, flow_run_id: str | None) -> int:
     rt = runtime()
     with session_scope(rt.engine) as s:
-        review = reviews.create(s, plan_code=request.plan, scope_kind=request.scope, scope_values=request.values,
-                                reply_by=request.reply_by, ask=request.ask, title=request.title, started_by=request.started_by,
-                                today=today, flow_run_id=flow_run_id)
+        review = reviews.create(
+            s,
+            plan_code=request.plan,
+            scope_kind=request.scope,
+            scope_values=request.values,
+            reply_by=request.reply_by,
+            ask=request.ask,
+            title=request.title,
+            started_by=request.started_by,
+            today=today,
+            flow_run_id=flow_run_id,
+        )
         return review.id
 
 
@@ -97,9 +108,15 @@ def verdicts_step(review_id: int, given: VerdictsInput, today: dt.date) -> list[
         try:
             with session_scope(rt.engine) as s:
                 review = s.get(Review, review_id, with_for_update=True)
-                out = reviews.give_verdict(s, review, reviews.TaskVerdict(v.task, v.verdict, v.note, v.follow_up_title, v.follow_up_due,
-                                                                      v.follow_up_owner),
-                                           actor=given.by, now=utcnow(), today=today, channel="flow")
+                out = reviews.give_verdict(
+                    s,
+                    review,
+                    reviews.TaskVerdict(v.task, v.verdict, v.note, v.follow_up_title, v.follow_up_due, v.follow_up_owner),
+                    actor=given.by,
+                    now=utcnow(),
+                    today=today,
+                    channel="flow",
+                )
                 notify |= out.notify
         except reviews.ReviewError as err:
             problems.append(f"{v.task}：{err}")
@@ -133,8 +150,10 @@ def review_flow(request: ReviewRequest, today: dt.date | None = None, review_id:
     deployed = run is not None and run.deployment_id is not None
     with session_scope(rt.engine) as s:
         reply_by = s.get(Review, review_id).reply_by
-    timeout = int((dt.datetime.combine(reply_by, dt.time()) - dt.datetime.combine(rt.today(), dt.time())).total_seconds()) \
+    timeout = (
+        int((dt.datetime.combine(reply_by, dt.time()) - dt.datetime.combine(rt.today(), dt.time())).total_seconds())
         + SUSPEND_DAYS_AFTER_REPLY_BY * 86400
+    )
     for _ in range(100):  # each pass: one wake-up of the review
         # the real date after a resume (time moves on while suspended); a date given for the run is the earliest
         step = advance_step(review_id, max(day, rt.today()) if today is None else day)

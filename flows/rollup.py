@@ -104,9 +104,19 @@ def _run(as_of: dt.date, plan: str | None, out_dir: str | None, key: str) -> tup
 
 def _summary(r: rollup_lib.Rollup, files: dict) -> dict:
     t = r.totals
-    return {"as_of": r.as_of.isoformat(), "plan": r.plan_code, "tasks": t["tasks"], "done_tasks": t["done_tasks"],
-            "completion_rate": t["completion_rate"], "on_time_rate": t["on_time_rate"], "red": t["red"], "yellow": t["yellow"],
-            "green": t["green"], "overdue_tasks": t["overdue_tasks"], **files}
+    return {
+        "as_of": r.as_of.isoformat(),
+        "plan": r.plan_code,
+        "tasks": t["tasks"],
+        "done_tasks": t["done_tasks"],
+        "completion_rate": t["completion_rate"],
+        "on_time_rate": t["on_time_rate"],
+        "red": t["red"],
+        "yellow": t["yellow"],
+        "green": t["green"],
+        "overdue_tasks": t["overdue_tasks"],
+        **files,
+    }
 
 
 @flow(name="rollup", flow_run_name="rollup {as_of}")
@@ -118,8 +128,7 @@ def rollup(as_of: dt.date | None = None, plan: str | None = None, out_dir: str |
 
 
 @flow(name="weekly-bulletin", flow_run_name="weekly bulletin {today}")
-def weekly_bulletin(today: dt.date | None = None, plan: str | None = None, out_dir: str | None = None,
-                    force: bool = False) -> dict:
+def weekly_bulletin(today: dt.date | None = None, plan: str | None = None, out_dir: str | None = None, force: bool = False) -> dict:
     """每周督办通报：汇总本周情况（完成率、红黄绿灯、重点逾期事项、单位考核得分），发给领导小组和领导小组办公室。"""
     from flows.sweep import deliver_now
     from notifications.bulletin import queue_bulletins
@@ -130,8 +139,9 @@ def weekly_bulletin(today: dt.date | None = None, plan: str | None = None, out_d
         get_run_logger().info("%s 不是工作日，本周通报不发送（可设 force 补发）", day)
         return {"today": day.isoformat(), "skipped": True}
     r, files = _run(day, plan, out_dir, key="weekly-bulletin")
-    queued, payloads = queue_bulletins(rt.engine, today=day, cal=rt.calendar, plan_code=plan, channel=rt.channel.name,
-                                       force=force, rollup=r)
+    queued, payloads = queue_bulletins(
+        rt.engine, today=day, cal=rt.calendar, plan_code=plan, channel=rt.channel.name, force=force, rollup=r
+    )
     if not queued and payloads:
         get_run_logger().warning("通报没有收件对象：请在方案中填写领导小组、领导小组办公室成员或其群通知地址")
     elif not queued:

@@ -46,8 +46,9 @@ def review_tick_step(today: dt.date, plan: str | None) -> dict:
 @task(name="assemble-digests", retries=2, retry_delay_seconds=5)
 def assemble_step(today: dt.date, recipients: list[int] | None = None) -> int:
     rt = runtime()
-    return assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name,
-                    template_dir=rt.settings.template_dir, recipients=recipients)
+    return assemble(
+        rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir, recipients=recipients
+    )
 
 
 @task(name="deliver", retries=2, retry_delay_seconds=5)

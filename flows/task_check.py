@@ -39,16 +39,26 @@ def task_check(task_code: str, plan: str | None = None, today: dt.date | None = 
     _tag_this_run(tags)
     decided = decide_step(day, plan_code, task_code)
     with session_scope(rt.engine) as s:
-        recipients = sorted(set(s.scalars(
-            select(Notification.recipient_id).join(Task, Task.id == Notification.task_id).join(Plan, Plan.id == Task.plan_id)
-            .where(Task.code == task_code, Plan.code == plan_code, Notification.status == "pending")
-        )))
+        recipients = sorted(
+            set(
+                s.scalars(
+                    select(Notification.recipient_id)
+                    .join(Task, Task.id == Notification.task_id)
+                    .join(Plan, Plan.id == Task.plan_id)
+                    .where(Task.code == task_code, Plan.code == plan_code, Notification.status == "pending")
+                )
+            )
+        )
     digests = assemble_step(day, recipients) if recipients else 0
     delivered = deliver_step(recipients) if recipients else {"sent": 0, "failed": 0}
     summary = {"today": day.isoformat(), "task": task_code, "plan": plan_code, **decided, "digests": digests, **delivered}
     get_run_logger().info(
         "任务 %s 检查完成：应发事项 %d 项（新增 %d 项），发送成功 %d 份，失败 %d 份",
-        task_code, summary["decided"], summary["new"], summary["sent"], summary["failed"],
+        task_code,
+        summary["decided"],
+        summary["new"],
+        summary["sent"],
+        summary["failed"],
     )
     report(day, summary, key="task-check")
     return summary

@@ -134,7 +134,6 @@ def relay_problem(url: str) -> str | None:
     return None
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Targets
 
@@ -184,7 +183,6 @@ def targets_for(entries: list[str], *, email: str | None = None, relay_url: str 
     return out
 
 
-
 # ---------------------------------------------------------------------------------------------
 # apprise logging: its warnings are the only reason it gives for a failure
 
@@ -223,4 +221,3 @@ def quiet_apprise():
         yield _capture.local.buf
     finally:
         _capture.local.buf = prev
-

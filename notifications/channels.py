@@ -80,8 +80,16 @@ class AppriseChannel:
     name = "dispatch"
     idempotent = False  # a message sent again is a second message
 
-    def __init__(self, relay_url: str | None = None, *, template_dir: Path | None = None, outbox: OutboxChannel | None = None,
-                 outbox_copy: bool = False, smtp_timeout: float = 15.0, tz: dt.tzinfo | None = None):
+    def __init__(
+        self,
+        relay_url: str | None = None,
+        *,
+        template_dir: Path | None = None,
+        outbox: OutboxChannel | None = None,
+        outbox_copy: bool = False,
+        smtp_timeout: float = 15.0,
+        tz: dt.tzinfo | None = None,
+    ):
         self.relay_url = relay_url or None
         self.template_dir = template_dir
         self.outbox = outbox
@@ -129,8 +137,16 @@ class AppriseChannel:
         name = out.recipient if t.to else None
         try:
             for to in recipients:
-                data = build_email(subject=message.subject, text=message.text, html=message.html, from_addr=p.from_addr,
-                                   to=to, to_name=name, smtp_host=p.smtp_host, tz=self.tz)
+                data = build_email(
+                    subject=message.subject,
+                    text=message.text,
+                    html=message.html,
+                    from_addr=p.from_addr,
+                    to=to,
+                    to_name=name,
+                    smtp_host=p.smtp_host,
+                    tz=self.tz,
+                )
                 self.pool.send(p, p.from_addr[1], [to], data, timeout)
         except Exception as err:  # noqa: BLE001 - any failure is a reason on the attempt
             return Attempt(ChannelKind.EMAIL, t.redacted, False, smtp_reason(err, p.smtp_host, p.port, timeout))

@@ -29,18 +29,41 @@ GROUPS = (
     ("relink", "您申请的新链接"),
 )
 GROUP_OF = {
-    "overdue": "overdue", "report_overdue": "overdue", "escalation": "escalation", "due": "due", "report_due": "todo",
+    "overdue": "overdue",
+    "report_overdue": "overdue",
+    "escalation": "escalation",
+    "due": "due",
+    "report_due": "todo",
     "ack": "todo",
     # from the web app (duban.actions): review requests to the office, decisions to the owner, fresh links
-    "approval": "review", "approval_waiting": "review", "approved": "result", "returned": "result", "extension_decided": "result", "relink": "relink",
+    "approval": "review",
+    "approval_waiting": "review",
+    "approved": "result",
+    "returned": "result",
+    "extension_decided": "result",
+    "relink": "relink",
     # reviews (督查, duban.reviews): requests and reminders to owners, escalations, verdicts to the office, results
-    "review_request": "inspection", "review_reminder": "inspection", "review_overdue": "inspection",
-    "review_escalation": "escalation", "review_verdicts": "review", "review_follow_up": "result", "review_report": "result",
+    "review_request": "inspection",
+    "review_reminder": "inspection",
+    "review_overdue": "inspection",
+    "review_escalation": "escalation",
+    "review_verdicts": "review",
+    "review_follow_up": "result",
+    "review_report": "result",
     "review_cancelled": "result",
 }
-RELINK_ACTIONS = {"ack": "签收", "progress": "反馈进展", "done": "提交办结", "extend": "申请延期", "view": "查看任务",
-                  "review": "审核", "queue": "查看待审核事项", "review_answer": "填报督查情况", "review_verdict": "督查评定",
-                  "review_report": "查看督查报告"}
+RELINK_ACTIONS = {
+    "ack": "签收",
+    "progress": "反馈进展",
+    "done": "提交办结",
+    "extend": "申请延期",
+    "view": "查看任务",
+    "review": "审核",
+    "queue": "查看待审核事项",
+    "review_answer": "填报督查情况",
+    "review_verdict": "督查评定",
+    "review_report": "查看督查报告",
+}
 
 
 @dataclass
@@ -95,8 +118,10 @@ def describe(kind: str, level: int, due: dt.date | None, days: int, data: dict[s
         return _describe_review(kind, due_s, data)
     if kind == "approval_waiting":
         what = "延期申请" if data.get("request_kind") == "extension" else "办结申请"
-        return (f"{what}已于 {data.get('submitted_on', '')} 提交，已等待审核 {_days(data.get('waited', -days))}，请尽快办理。"
-                + _describe_review("approval", due_s, data))
+        return (
+            f"{what}已于 {data.get('submitted_on', '')} 提交，已等待审核 {_days(data.get('waited', -days))}，请尽快办理。"
+            + _describe_review("approval", due_s, data)
+        )
     if kind.startswith("review_"):
         return _describe_inspection(kind, level, due_s, days, data)
     # escalation
@@ -119,20 +144,22 @@ def _describe_review(kind: str, due_s: str, data: dict[str, Any]) -> str:
     data = {**data, **{k: str(data[k]).strip().rstrip("。；;，,. ") for k in ("note", "reason") if data.get(k)}}
     if kind == "approval":
         if data.get("request_kind") == "extension":
-            return (f"责任人 {who} 申请将完成时间由 {data.get('old_due', due_s)} 延至 {data.get('new_due', '')}，"
-                    f"理由：{data.get('note', '')}。请审批（批准或不予批准）")
+            return (
+                f"责任人 {who} 申请将完成时间由 {data.get('old_due', due_s)} 延至 {data.get('new_due', '')}，"
+                f"理由：{data.get('note', '')}。请审批（批准或不予批准）"
+            )
         return f"责任人 {who} 已提交办结，办结说明：{data.get('note', '')}。请审核佐证材料后办结或退回"
     if kind == "approved":
         return f"您提交的办结已由{data.get('reviewer', '领导小组办公室')}审核通过，该事项已办结。感谢您的辛勤工作"
     if kind == "returned":
-        return (f"您提交的办结已被{data.get('reviewer', '领导小组办公室')}退回，退回原因：{data.get('reason', '')}。"
-                f"请补充完善后重新提交（完成时间 {due_s}）")
+        return (
+            f"您提交的办结已被{data.get('reviewer', '领导小组办公室')}退回，退回原因：{data.get('reason', '')}。"
+            f"请补充完善后重新提交（完成时间 {due_s}）"
+        )
     if kind == "extension_decided":
         if data.get("approved"):
-            return (f"您的延期申请已获批准，完成时间调整为 {data.get('new_due', due_s)}（原定 {data.get('old_due', '')}），"
-                    "请按新的时间完成")
-        return (f"您申请延期至 {data.get('new_due', '')} 未获批准，理由：{data.get('reason', '')}。"
-                f"请仍按原定时间 {due_s} 完成")
+            return f"您的延期申请已获批准，完成时间调整为 {data.get('new_due', due_s)}（原定 {data.get('old_due', '')}），请按新的时间完成"
+        return f"您申请延期至 {data.get('new_due', '')} 未获批准，理由：{data.get('reason', '')}。请仍按原定时间 {due_s} 完成"
     # relink
     return f"您申请的新链接（{RELINK_ACTIONS.get(data.get('action', ''), '办理')}）如下，原链接已过期或已使用"
 
@@ -143,8 +170,7 @@ def _describe_inspection(kind: str, level: int, due_s: str, days: int, data: dic
     reply_by = data.get("reply_by", due_s)
     if kind == "review_request":
         ask = str(data.get("ask") or "").strip().rstrip("。")
-        return (f"{name}请您于 {reply_by} 前填报该任务的已完成工作、佐证材料、存在问题和下一步计划"
-                + (f"（督查要求：{ask}）" if ask else ""))
+        return f"{name}请您于 {reply_by} 前填报该任务的已完成工作、佐证材料、存在问题和下一步计划" + (f"（督查要求：{ask}）" if ask else "")
     if kind == "review_reminder":
         return f"{name}填报截止 {reply_by}，" + ("今天截止，请尽快填报" if days == 0 else f"还有 {_days(days)}，请按时填报")
     if kind == "review_overdue":
@@ -153,15 +179,17 @@ def _describe_inspection(kind: str, level: int, due_s: str, days: int, data: dic
         step = LEVELS.get(level, "督办")
         return f"{step}：{name}责任人 {data.get('owner', '')} 未按期填报（截止 {reply_by}），已逾期 {_days(-days)}，请督促填报"
     if kind == "review_verdicts":
-        return (f"{name}填报已结束（{data.get('answered', 0)}/{data.get('items', 0)} 项已填报），"
-                "请逐项评定（达标 / 基本达标 / 需整改）")
+        return f"{name}填报已结束（{data.get('answered', 0)}/{data.get('items', 0)} 项已填报），请逐项评定（达标 / 基本达标 / 需整改）"
     if kind == "review_follow_up":
         note = str(data.get("note") or "").strip().rstrip("。")
-        return (f"{name}评定为“需整改”：{note}。请于 {due_s} 前完成「{data.get('milestone', '')}」"
-                + ("" if data.get("task_owner", True) else "（您被指定为整改责任人，请与任务责任人协同办理）"))
+        return f"{name}评定为“需整改”：{note}。请于 {due_s} 前完成「{data.get('milestone', '')}」" + (
+            "" if data.get("task_owner", True) else "（您被指定为整改责任人，请与任务责任人协同办理）"
+        )
     if kind == "review_report":
-        return (f"{name}督查报告已生成：{data.get('items', 0)} 项任务，已填报 {data.get('answered', 0)} 项，"
-                f"未填报 {data.get('non_responders', 0)} 项，需整改 {data.get('follow_ups', 0)} 项")
+        return (
+            f"{name}督查报告已生成：{data.get('items', 0)} 项任务，已填报 {data.get('answered', 0)} 项，"
+            f"未填报 {data.get('non_responders', 0)} 项，需整改 {data.get('follow_ups', 0)} 项"
+        )
     if kind == "review_cancelled":
         reason = str(data.get("reason") or "").strip().rstrip("。")
         return f"{name}已撤销" + (f"（{reason}）" if reason else "") + "，无需再填报"
@@ -173,15 +201,31 @@ def environment(template_dir: Path | None = None) -> Environment:
     """One Jinja environment per template folder (templates compile once per process)."""
     loaders = [FileSystemLoader(str(template_dir))] if template_dir else []
     loaders.append(FileSystemLoader(str(TEMPLATES)))
-    return Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=False,
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    return Environment(
+        loader=ChoiceLoader(loaders),
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 def _items(payload: dict[str, Any], urls: dict[int, str]) -> list[Item]:
     return [
-        Item(kind=e["kind"], code=e["code"], title=e["title"], milestone=e["milestone"], line=e["line"],
-             links=[(label, urls[lid]) for label, lid in e["links"] if lid in urls], sort_key=tuple(e["sort"]),
-             due=e.get("due"), days=e.get("days", 0), level=e.get("level", 0), history=list(e.get("history", ())))
+        Item(
+            kind=e["kind"],
+            code=e["code"],
+            title=e["title"],
+            milestone=e["milestone"],
+            line=e["line"],
+            links=[(label, urls[lid]) for label, lid in e["links"] if lid in urls],
+            sort_key=tuple(e["sort"]),
+            due=e.get("due"),
+            days=e.get("days", 0),
+            level=e.get("level", 0),
+            history=list(e.get("history", ())),
+        )
         for e in payload["items"]
     ]
 
@@ -205,6 +249,11 @@ def digest_context(payload: dict[str, Any], urls: dict[int, str]) -> dict[str, A
     """What every digest template (text, HTML, chat) receives."""
     groups, counts = _groups(_items(payload, urls))
     return dict(
-        recipient=payload["recipient"], today=payload["today"], total=len(payload["items"]), groups=groups, counts=counts,
-        plan_name=payload.get("plan_name", ""), office=payload.get("office", ""),
+        recipient=payload["recipient"],
+        today=payload["today"],
+        total=len(payload["items"]),
+        groups=groups,
+        counts=counts,
+        plan_name=payload.get("plan_name", ""),
+        office=payload.get("office", ""),
     )

@@ -43,8 +43,7 @@ class Message:
 def html_environment(template_dir: Path | None = None) -> Environment:
     loaders = [FileSystemLoader(str(template_dir))] if template_dir else []
     loaders.append(FileSystemLoader(str(TEMPLATES)))
-    return Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=True,
-                       trim_blocks=True, lstrip_blocks=True)
+    return Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
 def bulletin_context(payload: dict[str, Any]) -> dict[str, Any]:
@@ -52,11 +51,17 @@ def bulletin_context(payload: dict[str, Any]) -> dict[str, Any]:
     serious = [i for i in items if i.get("serious")]
     others = [i for i in items if not i.get("serious")]
     return dict(
-        plan_name=payload.get("plan_name", ""), today=payload["today"], open_tasks=payload.get("open_tasks", 0),
-        total=len(items), serious=serious, others=others, office_after=payload.get("office_after", 15),
+        plan_name=payload.get("plan_name", ""),
+        today=payload["today"],
+        open_tasks=payload.get("open_tasks", 0),
+        total=len(items),
+        serious=serious,
+        others=others,
+        office_after=payload.get("office_after", 15),
         by_department=[tuple(x) for x in payload.get("by_department", [])],
         sections=[("列入通报的事项", serious), ("其他逾期事项", others)],
-        audience_name=payload.get("audience_name", "各位领导"), office_name=payload.get("office_name") or "领导小组办公室",
+        audience_name=payload.get("audience_name", "各位领导"),
+        office_name=payload.get("office_name") or "领导小组办公室",
         weekly=payload.get("weekly"),
     )
 

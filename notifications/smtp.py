@@ -108,6 +108,7 @@ class SMTPPool:
 
 def smtp_reason(err: BaseException, host: str, port: int, timeout: float) -> str:
     """A failure of the mail server, as the office reads it (Chinese, with the server's words)."""
+
     def said(code, msg) -> str:
         text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
         return f"{code} {text}".strip()
@@ -136,8 +137,17 @@ def _decode(value: str) -> str:
         return value
 
 
-def build_email(*, subject: str, text: str, html: str | None, from_addr: tuple[str, str], to: str, to_name: str | None,
-                smtp_host: str, tz: dt.tzinfo | None = None) -> bytes:
+def build_email(
+    *,
+    subject: str,
+    text: str,
+    html: str | None,
+    from_addr: tuple[str, str],
+    to: str,
+    to_name: str | None,
+    smtp_host: str,
+    tz: dt.tzinfo | None = None,
+) -> bytes:
     """A multipart/alternative message: our plain-text part first, then the HTML part."""
     utf8 = Charset("utf-8")
     utf8.body_encoding = BASE64  # explicit: apprise registers quoted-printable for utf-8 process-wide
@@ -156,4 +166,3 @@ def build_email(*, subject: str, text: str, html: str | None, from_addr: tuple[s
     msg["X-Application"] = "duban"
     msg["Auto-Submitted"] = "auto-generated"
     return msg.as_bytes(policy=compat32.clone(linesep="\r\n"))  # smtplib sends bytes as they are: CRLF here
-

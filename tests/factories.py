@@ -24,7 +24,14 @@ SMALL_PLAN: dict[str, Any] = {
     "people": [
         {"name": "党委书记", "title": "党委书记", "email": "sj@example.org"},
         {"name": "分管教学副校长", "title": "副校长", "email": "fx@example.org", "manager": "党委书记"},
-        {"name": "教务处处长", "department": "教务处", "title": "处长", "email": "jwc@example.org", "mobile": "13800000001", "manager": "分管教学副校长"},
+        {
+            "name": "教务处处长",
+            "department": "教务处",
+            "title": "处长",
+            "email": "jwc@example.org",
+            "mobile": "13800000001",
+            "manager": "分管教学副校长",
+        },
         {"name": "教务处副处长", "department": "教务处", "title": "副处长", "email": "jwc2@example.org", "manager": "教务处处长"},
         {"name": "宣传部部长", "department": "宣传部", "title": "部长", "email": "xcb@example.org", "manager": "党委书记"},
         {"name": "督办员", "title": "督办员", "email": "db@example.org"},
@@ -63,7 +70,13 @@ SMALL_PLAN: dict[str, Any] = {
                     "name": "核心价值观",
                     "tasks": [
                         {"code": "3", "title": "开设选修课", "lead_department": "宣传部", "deadline": "每学期末"},
-                        {"code": "4", "title": "文明校园创建", "lead_department": "宣传部", "deadline": "长期坚持", "report_every": "每季度"},
+                        {
+                            "code": "4",
+                            "title": "文明校园创建",
+                            "lead_department": "宣传部",
+                            "deadline": "长期坚持",
+                            "report_every": "每季度",
+                        },
                     ],
                 },
             ],
@@ -127,21 +140,60 @@ def rollup_plan() -> dict[str, Any]:
     plan["plan"]["code"] = "rollup"
     plan["plan"]["name"] = "汇总测试方案"
     plan["systems"] = [
-        {"name": "课程育人", "projects": [
-            {"name": "思政课创优", "tasks": [
-                {"code": "1", "title": "集体备课", "owner": "教务处处长", "lead_department": "教务处", "deadline": "2026-12-31",
-                 "roadmap": "2026年11月10日 制定方案；2026年11月20日 中期检查"},
-                {"code": "2", "title": "建设课程资源库", "owner": "教务处副处长", "lead_department": "教务处", "deadline": "2026-11-16"},
-            ]},
-            {"name": "课程资源", "tasks": [
-                {"code": "5", "title": "编写校本教材", "owner": "教务处处长", "lead_department": "教务处", "deadline": "2026-10-30"},
-            ]},
-        ]},
-        {"name": "文化育人", "projects": [
-            {"name": "核心价值观", "tasks": [
-                {"code": "3", "title": "开设选修课", "owner": "宣传部部长", "lead_department": "宣传部", "deadline": "2026-11-13"},
-                {"code": "4", "title": "文明校园创建", "owner": "宣传部部长", "lead_department": "宣传部", "deadline": "2026-11-30"},
-            ]},
-        ]},
+        {
+            "name": "课程育人",
+            "projects": [
+                {
+                    "name": "思政课创优",
+                    "tasks": [
+                        {
+                            "code": "1",
+                            "title": "集体备课",
+                            "owner": "教务处处长",
+                            "lead_department": "教务处",
+                            "deadline": "2026-12-31",
+                            "roadmap": "2026年11月10日 制定方案；2026年11月20日 中期检查",
+                        },
+                        {
+                            "code": "2",
+                            "title": "建设课程资源库",
+                            "owner": "教务处副处长",
+                            "lead_department": "教务处",
+                            "deadline": "2026-11-16",
+                        },
+                    ],
+                },
+                {
+                    "name": "课程资源",
+                    "tasks": [
+                        {
+                            "code": "5",
+                            "title": "编写校本教材",
+                            "owner": "教务处处长",
+                            "lead_department": "教务处",
+                            "deadline": "2026-10-30",
+                        },
+                    ],
+                },
+            ],
+        },
+        {
+            "name": "文化育人",
+            "projects": [
+                {
+                    "name": "核心价值观",
+                    "tasks": [
+                        {"code": "3", "title": "开设选修课", "owner": "宣传部部长", "lead_department": "宣传部", "deadline": "2026-11-13"},
+                        {
+                            "code": "4",
+                            "title": "文明校园创建",
+                            "owner": "宣传部部长",
+                            "lead_department": "宣传部",
+                            "deadline": "2026-11-30",
+                        },
+                    ],
+                },
+            ],
+        },
     ]
     return plan

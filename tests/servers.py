@@ -80,10 +80,7 @@ LOCALHOST = "127.0.0.1"
 
 # Read once at start-up: the autouse fixture in conftest.py removes every DUBAN_ variable
 # while a test runs (so settings stay isolated), which would hide these from the fixtures.
-_TEST_ENV = {
-    name: os.environ.get(name)
-    for name in ("DUBAN_TEST_CHROMIUM", "DUBAN_TEST_REQUIRE_BROWSER", "DUBAN_TEST_ARTIFACTS", "CI")
-}
+_TEST_ENV = {name: os.environ.get(name) for name in ("DUBAN_TEST_CHROMIUM", "DUBAN_TEST_REQUIRE_BROWSER", "DUBAN_TEST_ARTIFACTS", "CI")}
 
 
 def free_port(host: str = LOCALHOST) -> int:

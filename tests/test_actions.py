@@ -76,7 +76,9 @@ def test_progress_report_with_evidence_counts_for_the_sweep(db):
     with session_scope(db) as s:
         rows = s.scalars(select(Evidence).order_by(Evidence.id)).all()
         assert [(e.kind, e.url, e.filename, e.event_id) for e in rows] == [
-            ("url", "https://example.edu.cn/a", None, ev.id), ("file", None, "记录.pdf", ev.id)]
+            ("url", "https://example.edu.cn/a", None, ev.id),
+            ("file", None, "记录.pdf", ev.id),
+        ]
     with pytest.raises(actions.ActionError, match="请填写工作进展"):
         act(db, make_link(db, "教务处处长", "progress", "1"), actions.report_progress, text="   ")
 
@@ -134,7 +136,8 @@ def test_return_reaches_the_owner_and_reminders_resume(db):
     from notifications.digest import describe
 
     assert describe("returned", 0, m.due_date, 0, notice.data) == (
-        "您提交的办结已被督办员退回，退回原因：缺少印发文件。请补充完善后重新提交（完成时间 2026-11-20）")
+        "您提交的办结已被督办员退回，退回原因：缺少印发文件。请补充完善后重新提交（完成时间 2026-11-20）"
+    )
     decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
     assert [n.milestone_id for n in ledger(db, "overdue")].count(mid) == 1
     # the queue link is not used up; the decided request cannot be decided again
@@ -154,29 +157,50 @@ def test_extension_approved_moves_the_date_and_keeps_the_baseline(db):
     from notifications.digest import describe
 
     assert describe(item.kind, 0, item.due_date, 0, item.data) == (
-        "责任人 教务处处长（教务处） 申请将完成时间由 2026-12-15 延至 2027-01-15，理由：寒假前无法集中备课。请审批（批准或不予批准）")
+        "责任人 教务处处长（教务处） 申请将完成时间由 2026-12-15 延至 2027-01-15，理由：寒假前无法集中备课。请审批（批准或不予批准）"
+    )
     # a second request while one waits is refused
     with pytest.raises(actions.ActionError, match="正在审批中"):
-        act(db, make_link(db, "教务处处长", "extend", "1", milestone=mid), actions.request_extension, today=TODAY,
-            new_due=dt.date(2027, 2, 1), reason="再延")
+        act(
+            db,
+            make_link(db, "教务处处长", "extend", "1", milestone=mid),
+            actions.request_extension,
+            today=TODAY,
+            new_due=dt.date(2027, 2, 1),
+            reason="再延",
+        )
     review = make_link(db, "督办员", "review", "1", milestone=mid, request=req.id)
     act(db, review, actions.decide, today=TODAY, request_id=None, decision="approve")
     m = milestone(db, mid)
     assert (m.due_date, m.baseline_due_date, m.due_version, m.status) == (dt.date(2027, 1, 15), dt.date(2026, 12, 15), 2, "in_progress")
     [notice] = ledger(db, "extension_decided")
     assert describe(notice.kind, 0, notice.due_date, 0, notice.data) == (
-        "您的延期申请已获批准，完成时间调整为 2027-01-15（原定 2026-12-15），请按新的时间完成")
+        "您的延期申请已获批准，完成时间调整为 2027-01-15（原定 2026-12-15），请按新的时间完成"
+    )
     [ev] = events(db, "extension_approved")
     assert ev.data["from"] == "2026-12-15" and ev.data["to"] == "2027-01-15" and ev.data["version"] == 2
 
 
 def test_extension_refused_keeps_the_date(db):
     mid = milestone_id(db, "1", 2)
-    act(db, make_link(db, "教务处处长", "extend", "1", milestone=mid), actions.request_extension, today=TODAY,
-        new_due=dt.date(2027, 1, 15), reason="人手不足")
+    act(
+        db,
+        make_link(db, "教务处处长", "extend", "1", milestone=mid),
+        actions.request_extension,
+        today=TODAY,
+        new_due=dt.date(2027, 1, 15),
+        reason="人手不足",
+    )
     [req] = requests(db)
-    act(db, make_link(db, "督办员", "review", "1", milestone=mid, request=req.id), actions.decide, today=TODAY, request_id=None,
-        decision="refuse", note="请按原计划完成")
+    act(
+        db,
+        make_link(db, "督办员", "review", "1", milestone=mid, request=req.id),
+        actions.decide,
+        today=TODAY,
+        request_id=None,
+        decision="refuse",
+        note="请按原计划完成",
+    )
     m = milestone(db, mid)
     assert (m.due_date, m.due_version) == (dt.date(2026, 12, 15), 1)
     [notice] = ledger(db, "extension_decided")

@@ -71,8 +71,12 @@ def test_sqlite_reader_does_not_wait_for_a_writer(tmp_path):
     eng = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
     upgrade(eng)
     with session_scope(eng) as writer:
-        writer.execute(text("INSERT INTO plans (code, name, organization, approval_required, report_every, policy, source, created_at, updated_at) "
-                            "VALUES ('p', 'n', '', 1, 'semester', '{}', '', '2026-01-01', '2026-01-01')"))
+        writer.execute(
+            text(
+                "INSERT INTO plans (code, name, organization, approval_required, report_every, policy, source, created_at, updated_at) "
+                "VALUES ('p', 'n', '', 1, 'semester', '{}', '', '2026-01-01', '2026-01-01')"
+            )
+        )
         started = time.monotonic()
         with session_scope(eng, readonly=True) as reader:
             assert reader.execute(text("SELECT count(*) FROM plans")).scalar() == 0

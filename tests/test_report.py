@@ -114,8 +114,19 @@ def test_html_workbook_status_and_rollup_agree(report, use_database):
     html_depts = {row["department"]: row for row in html.tables["by_department"]}
     xlsx_depts = {row["牵头单位"]: row for row in sheet_rows(files.xlsx, "按牵头单位")}
     expected = {"教务处": (3, 1, 2, 0, 2, 0, 0, 5, 2, 4, 1), "宣传部": (2, 0, 0, 1, 0, 0, 2, 2, 0, 0, 0)}
-    cols = ["tasks", "done_tasks", "overdue_tasks", "due_soon_tasks", "red", "yellow", "green", "milestones", "done_milestones",
-            "due_milestones", "on_time_milestones"]
+    cols = [
+        "tasks",
+        "done_tasks",
+        "overdue_tasks",
+        "due_soon_tasks",
+        "red",
+        "yellow",
+        "green",
+        "milestones",
+        "done_milestones",
+        "due_milestones",
+        "on_time_milestones",
+    ]
     heads = [rollup.header(c) for c in cols]
     for dept, numbers in expected.items():
         assert tuple(int(html_depts[dept][c]) for c in cols) == numbers
@@ -145,20 +156,38 @@ def test_html_workbook_status_and_rollup_agree(report, use_database):
     # assessment: every component shown, in both
     html_a = {row["department"]: row for row in html.tables["assessment"]}
     xlsx_a = {row["牵头单位"]: row for row in sheet_rows(files.xlsx, "单位考核")}
-    assert (html_a["教务处"]["p_on_time"], html_a["教务处"]["p_overdue"], html_a["教务处"]["p_escalations"],
-            html_a["教务处"]["p_returns"], html_a["教务处"]["score"]) == ("12.5", "10.5", "5.0", "5.0", "33.0")
-    assert (xlsx_a["教务处"]["按期完成得分"], xlsx_a["教务处"]["逾期得分"], xlsx_a["教务处"]["督办得分"], xlsx_a["教务处"]["退回得分"],
-            xlsx_a["教务处"]["考核得分"]) == (12.5, 10.5, 5.0, 5.0, 33.0)
+    assert (
+        html_a["教务处"]["p_on_time"],
+        html_a["教务处"]["p_overdue"],
+        html_a["教务处"]["p_escalations"],
+        html_a["教务处"]["p_returns"],
+        html_a["教务处"]["score"],
+    ) == ("12.5", "10.5", "5.0", "5.0", "33.0")
+    assert (
+        xlsx_a["教务处"]["按期完成得分"],
+        xlsx_a["教务处"]["逾期得分"],
+        xlsx_a["教务处"]["督办得分"],
+        xlsx_a["教务处"]["退回得分"],
+        xlsx_a["教务处"]["考核得分"],
+    ) == (12.5, 10.5, 5.0, 5.0, 33.0)
     assert xlsx_a["宣传部"]["考核得分"] == 100 and xlsx_a["宣传部"]["排名"] == 1
 
     # lists: overdue (with the 督办 level), awaiting approval, extensions
-    assert [(o["code"], o["days_late"], o["level_label"]) for o in html.tables["overdue"]] == [("5", "16", "已报领导小组办公室"), ("1", "1", "未督办")]
+    assert [(o["code"], o["days_late"], o["level_label"]) for o in html.tables["overdue"]] == [
+        ("5", "16", "已报领导小组办公室"),
+        ("1", "1", "未督办"),
+    ]
     xo = sheet_rows(files.xlsx, "逾期事项")
     assert [(o["任务编号"], o["逾期工作日"], o["督办情况"]) for o in xo] == [("5", 16, "已报领导小组办公室"), ("1", 1, "未督办")]
     assert xo[0]["完成时间"] == dt.datetime(2026, 10, 30)
     assert [row["code"] for row in html.tables["awaiting_approval"]] == ["4"]
     (ext,) = sheet_rows(files.xlsx, "延期与调整")
-    assert (ext["原定时间"], ext["完成时间"], ext["推迟天数"], ext["推迟工作日"]) == (dt.datetime(2026, 11, 13), dt.datetime(2026, 12, 4), 21, 15)
+    assert (ext["原定时间"], ext["完成时间"], ext["推迟天数"], ext["推迟工作日"]) == (
+        dt.datetime(2026, 11, 13),
+        dt.datetime(2026, 12, 4),
+        21,
+        15,
+    )
 
 
 def test_html_is_self_contained_and_printable(report):

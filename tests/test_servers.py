@@ -162,9 +162,7 @@ def test_browser_has_a_cjk_font(page):
     cjk = [f for f in fonts if "CJK" in f["familyName"]]
     assert cjk and sum(f["glyphCount"] for f in cjk) == len(text), fonts
     # and they are full-width: 11 ideographs at 20px are 220px wide, unlike narrow Latin text
-    widths = page.evaluate(
-        "() => ['zh', 'ascii'].map(id => document.getElementById(id).getBoundingClientRect().width)"
-    )
+    widths = page.evaluate("() => ['zh', 'ascii'].map(id => document.getElementById(id).getBoundingClientRect().width)")
     assert widths[0] == pytest.approx(20 * len(text), abs=2)
     assert widths[1] < widths[0] / 2
     assert page.evaluate("() => document.fonts.check('20px \"Noto Sans CJK SC\"', '督办')") is True

@@ -34,13 +34,38 @@ def status(engine, day="2026-11-23", plan=None):
 def test_fresh_plan(imported):
     data = status(imported)
     assert data["schema"] == "duban.status/1" and data["as_of"] == "2026-11-23"
-    assert data["totals"] == {"tasks": 4, "archived_tasks": 0, "milestones": 4, "overdue_tasks": 1, "overdue_milestones": 1, "due_soon_tasks": 0}
+    assert data["totals"] == {
+        "tasks": 4,
+        "archived_tasks": 0,
+        "milestones": 4,
+        "overdue_tasks": 1,
+        "overdue_milestones": 1,
+        "due_soon_tasks": 0,
+    }
     assert data["tasks_by_status"] == states(assigned=4)
     assert data["milestones_by_status"] == states(assigned=4)
-    assert data["by_plan"] == [{"plan": "demo", "name": "测试方案", "tasks": 4, "tasks_by_status": states(assigned=4), "overdue_tasks": 1, "due_soon_tasks": 0}]
+    assert data["by_plan"] == [
+        {"plan": "demo", "name": "测试方案", "tasks": 4, "tasks_by_status": states(assigned=4), "overdue_tasks": 1, "due_soon_tasks": 0}
+    ]
     assert data["by_system"] == [
-        {"plan": "demo", "system": "课程育人", "code": "01", "tasks": 2, "tasks_by_status": states(assigned=2), "overdue_tasks": 1, "due_soon_tasks": 0},
-        {"plan": "demo", "system": "文化育人", "code": "02", "tasks": 2, "tasks_by_status": states(assigned=2), "overdue_tasks": 0, "due_soon_tasks": 0},
+        {
+            "plan": "demo",
+            "system": "课程育人",
+            "code": "01",
+            "tasks": 2,
+            "tasks_by_status": states(assigned=2),
+            "overdue_tasks": 1,
+            "due_soon_tasks": 0,
+        },
+        {
+            "plan": "demo",
+            "system": "文化育人",
+            "code": "02",
+            "tasks": 2,
+            "tasks_by_status": states(assigned=2),
+            "overdue_tasks": 0,
+            "due_soon_tasks": 0,
+        },
     ]
     assert [(b["department"], b["tasks"], b["overdue_tasks"]) for b in data["by_department"]] == [("宣传部", 2, 0), ("教务处", 2, 1)]
 

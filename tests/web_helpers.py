@@ -23,7 +23,9 @@ STATEMENT = "每学期组织思政课教师集体备课不少于 4 次，形成�
 CRITERIA = "集体备课记录 4 份、教案集 1 册"
 # smallest valid files of each kind
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-PNG = bytes.fromhex("89504E470D0A1A0A0000000D49484452000000010000000108060000001F15C4890000000D4944415478DA63F8FFFF3F0005FE02FEA7D6A4F80000000049454E44AE426082")
+PNG = bytes.fromhex(
+    "89504E470D0A1A0A0000000D49484452000000010000000108060000001F15C4890000000D4944415478DA63F8FFFF3F0005FE02FEA7D6A4F80000000049454E44AE426082"
+)
 
 
 def plan_definition(*, approval: bool = True) -> dict:
@@ -56,16 +58,24 @@ def milestone_id(engine, code: str, seq: int | None = None, *, final: bool = Fal
         return s.scalar(q)
 
 
-def make_link(engine, person: str, action: str, code: str | None, *, milestone: int | None = None, request: int | None = None,
-              expires: dt.date | None = None, secret: str = SECRET) -> str:
+def make_link(
+    engine,
+    person: str,
+    action: str,
+    code: str | None,
+    *,
+    milestone: int | None = None,
+    request: int | None = None,
+    expires: dt.date | None = None,
+    secret: str = SECRET,
+) -> str:
     """Issue a link (as the sweep would) and return its token."""
     expires = expires or PINNED_DAY + dt.timedelta(days=60)
     with session_scope(engine) as s:
         plan_id = s.scalar(select(Plan.id))
         pid = s.scalar(select(Person.id).where(Person.name == person))
         tid = s.scalar(select(Task.id).where(Task.code == code)) if code else None
-        [lid] = issue(s, [LinkSpec(plan_id, pid, action, tid, milestone, expires, request)], secret=secret,
-                      today=min(expires, PINNED_DAY))
+        [lid] = issue(s, [LinkSpec(plan_id, pid, action, tid, milestone, expires, request)], secret=secret, today=min(expires, PINNED_DAY))
     return link_token(secret, lid, action, expires)
 
 

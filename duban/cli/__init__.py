@@ -47,7 +47,6 @@ def main() -> None:
         raise
 
 
-
 def _no_proxy_for_loopback() -> None:
     """An office machine often sets http_proxy without no_proxy: Prefect's client would then ask
     the Prefect server on this machine through the proxy and fail ("Failed to reach API"). Our
@@ -56,7 +55,6 @@ def _no_proxy_for_loopback() -> None:
     for name in ("NO_PROXY", "no_proxy"):
         present = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
         os.environ[name] = ",".join(present + [h for h in local if h not in present])
-
 
 
 def _end_without_teardown() -> list[int]:
@@ -83,4 +81,3 @@ def _end_without_teardown() -> list[int]:
 
     atexit.register(finish)
     return status
-

@@ -24,7 +24,6 @@ def _read_password(from_stdin: bool) -> str:
     return typer.prompt("密码", hide_input=True, confirmation_prompt="再次输入密码")
 
 
-
 @account_app.command("add")
 def account_add(
     login: Annotated[str, typer.Argument(help="登录名（不含空格）")],
@@ -50,7 +49,6 @@ def account_add(
     console.print(f"已新建账户 {login}（{label}，{scope}）。登录地址：{_settings().base_url.rstrip('/')}/login", markup=False)
 
 
-
 @account_app.command("list")
 def account_list() -> None:
     """列出看板账户。"""
@@ -71,10 +69,16 @@ def account_list() -> None:
     for r in rows:
         from duban.links import local_time
 
-        table.add_row(r["login"], r["name"], AccountRole.label_of(r["role"]), r["plan"] or "全部方案", r["person"] or "",
-                      "启用" if r["active"] else "已停用", local_time(r["last_login_at"], rt.tz) or "从未登录")
+        table.add_row(
+            r["login"],
+            r["name"],
+            AccountRole.label_of(r["role"]),
+            r["plan"] or "全部方案",
+            r["person"] or "",
+            "启用" if r["active"] else "已停用",
+            local_time(r["last_login_at"], rt.tz) or "从未登录",
+        )
     console.print(table)
-
 
 
 @account_app.command("disable")
@@ -123,7 +127,6 @@ def account_passwd(
     console.print(f"已重设账户 {login} 的密码，其原有登录已失效。", markup=False)
 
 
-
 @app.command("dashboard-link")
 def dashboard_link_command(
     plan: Annotated[Optional[str], typer.Option("--plan", help="只读链接可查看的方案（方案编号）；缺省为全部方案")] = None,
@@ -156,8 +159,14 @@ def dashboard_link_command(
         tz = _runtime().tz
         for r in rows:
             state = "已撤销" if r["revoked_at"] else ("已过期" if r["expires_on"] < today else "有效")
-            table.add_row(str(r["id"]), r["plan"] or "全部方案", r["note"], r["expires_on"].isoformat(), state,
-                          local_time(r["last_used_at"], tz) or "未使用")
+            table.add_row(
+                str(r["id"]),
+                r["plan"] or "全部方案",
+                r["note"],
+                r["expires_on"].isoformat(),
+                state,
+                local_time(r["last_used_at"], tz) or "未使用",
+            )
         console.print(table)
         return
     if revoke is not None:
@@ -172,12 +181,18 @@ def dashboard_link_command(
 
     try:
         with session_scope(engine) as s:
-            row, token = issue_dashboard_link(s, secret=settings.secret_key or "", plan_code=plan, days=days or settings.dashboard_link_days,
-                                              today=_parse_day(None), note=note, created_by=getpass.getuser())
+            row, token = issue_dashboard_link(
+                s,
+                secret=settings.secret_key or "",
+                plan_code=plan,
+                days=days or settings.dashboard_link_days,
+                today=_parse_day(None),
+                note=note,
+                created_by=getpass.getuser(),
+            )
             link_id, expires = row.id, row.expires_on
     except AccountError as err:
         _fail(str(err), 1)
     console.print(f"只读链接（编号 {link_id}，{'方案 ' + plan if plan else '全部方案'}，有效期至 {expires.isoformat()}）：", markup=False)
     print(dashboard_url(settings.base_url, token))
     console.print(f"链接只显示一次，请妥善转交；如需收回：duban dashboard-link --revoke {link_id}", markup=False)
-

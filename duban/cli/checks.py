@@ -89,7 +89,6 @@ def check_command(
             console.print("通知已按各人的通知渠道发出（发送记录见 duban outbox）。", markup=False)
 
 
-
 def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> None:
     """`duban check --dry-run`: who would get what today, by recipient; nothing recorded or sent."""
     from duban.sweep.decisions import preview
@@ -120,7 +119,6 @@ def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> N
     console.print(f"共 {len(items)} 项，{recipients} 位收件人（每人一份汇总通知）。", markup=False)
 
 
-
 @app.command("outbox")
 def outbox_command(
     day: Annotated[Optional[str], typer.Option("--date", help="只看这一天的通知（YYYY-MM-DD）")] = None,
@@ -140,7 +138,9 @@ def outbox_command(
     engine = _engine()
     if show is not None:
         with session_scope(engine) as s:
-            row = s.execute(select(Digest, Person.name).outerjoin(Person, Person.id == Digest.recipient_id).where(Digest.id == show)).first()
+            row = s.execute(
+                select(Digest, Person.name).outerjoin(Person, Person.id == Digest.recipient_id).where(Digest.id == show)
+            ).first()
         if row is None:
             _fail(f"没有编号为 {show} 的通知。", 1)
         digest, name = row
@@ -152,7 +152,9 @@ def outbox_command(
         with session_scope(engine) as s:
             urls = rt.links().urls(s, [lid for item in digest.payload.get("items", ()) for _, lid in item.get("links", ())])
         name = name or AUDIENCE_NAMES.get(digest.audience, digest.payload.get("recipient", ""))
-        out = Outgoing(digest.id, digest.recipient_id, name, None, digest.run_on, digest.subject, digest.payload, digest.attempts, urls=urls)
+        out = Outgoing(
+            digest.id, digest.recipient_id, name, None, digest.run_on, digest.subject, digest.payload, digest.attempts, urls=urls
+        )
         console.print(f"收件人：{name}\n主题：{digest.subject}\n", markup=False)
         console.print(render_text(out, template_dir=rt.settings.template_dir), markup=False)
         return
@@ -168,7 +170,6 @@ def outbox_command(
     console.print(table)
 
 
-
 @app.command("run")
 def run_command(
     host: Annotated[str, typer.Option("--host", help="网页服务监听地址")] = "127.0.0.1",
@@ -182,7 +183,6 @@ def run_command(
     _runtime()
     with _local_prefect(settings, prefect_port) as api_url:
         _serve_forever(settings, api_url, host=host, port=port, web=web)
-
 
 
 @contextlib.contextmanager
@@ -203,7 +203,6 @@ def _local_prefect(settings: Settings, prefect_port: int) -> Iterator[str]:
         _fail(str(err), 1)
 
 
-
 def _serve_forever(settings: Settings, api_url: str, *, host: str, port: int, web: bool) -> None:
     import threading
 
@@ -215,13 +214,15 @@ def _serve_forever(settings: Settings, api_url: str, *, host: str, port: int, we
 
         from duban.web.app import create_app
 
-        server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning", proxy_headers=True,
-                                               forwarded_allow_ips=settings.trusted_proxies))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(), host=host, port=port, log_level="warning", proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies
+            )
+        )
         threading.Thread(target=server.run, name="duban-web", daemon=True).start()
         console.print(f"网页服务：http://{host}:{port}/", markup=False)
     console.print(f"每日督办检查：每天 08:30（{settings.timezone}），非工作日自动跳过。按 Ctrl+C 停止。", markup=False)
     orchestration.serve(api_url, settings.timezone)
-
 
 
 @app.command("serve")
@@ -235,18 +236,27 @@ def serve_command(
 
     settings = _settings()
     _engine()
-    console.print(f"网页服务：http://{host}:{port}/（通知中的链接以 {settings.base_url} 开头，请确认二者指向同一服务）。按 Ctrl+C 停止。",
-                  markup=False)
-    uvicorn.run("duban.web.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning",
-                proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies, access_log=False)
-
+    console.print(
+        f"网页服务：http://{host}:{port}/（通知中的链接以 {settings.base_url} 开头，请确认二者指向同一服务）。按 Ctrl+C 停止。",
+        markup=False,
+    )
+    uvicorn.run(
+        "duban.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+        access_log=False,
+    )
 
 
 @app.command("secret")
 def secret_command() -> None:
     """生成一个可用作 DUBAN_SECRET_KEY 的随机密钥。"""
     print(secrets.token_urlsafe(48))
-
 
 
 @db_app.command("upgrade")
@@ -258,7 +268,6 @@ def db_upgrade() -> None:
     console.print(f"数据库 {_safe_url(_settings().database_url)} 已是最新结构（版本 {current_revision(engine)}）。", markup=False)
 
 
-
 @db_app.command("current")
 def db_current() -> None:
     """显示数据库结构版本。"""
@@ -267,7 +276,6 @@ def db_current() -> None:
     settings = _settings()
     rev = current_revision(make_engine(settings.database_url))
     console.print(f"{_safe_url(settings.database_url)}：{rev or '尚未初始化'}", markup=False)
-
 
 
 @app.command("demo")
@@ -292,7 +300,6 @@ def demo_command(
     with _prefect_api(settings) as ready:
         _demo_steps(engine, day, ready)
     console.print("\n要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run", markup=False)
-
 
 
 def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
@@ -337,4 +344,3 @@ def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
         login, password = ensure_demo_account(s)
     base = runtime().settings.base_url.rstrip("/")
     console.print(f"工作台：{base}/login  演示账户 {login}，密码 {password}（每次运行演示都会重新生成）", markup=False, highlight=False)
-

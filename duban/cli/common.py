@@ -34,13 +34,11 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-
 def _settings() -> Settings:
     try:
         return get_settings()
     except ConfigurationError as err:
         _fail(f"无法启动：{err}", 2)
-
 
 
 def _engine():
@@ -53,7 +51,6 @@ def _engine():
         _fail(f"无法连接数据库 {_safe_url(settings.database_url)}：{err.__class__.__name__}: {err}", 2)
 
 
-
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -61,7 +58,6 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001
         return "（无法解析的地址）"
-
 
 
 def _runtime():
@@ -75,7 +71,6 @@ def _runtime():
     except CalendarFileError as err:
         _fail(f"无法读取单位日历文件：{err}", 2)
     return rt
-
 
 
 @contextlib.contextmanager
@@ -98,7 +93,6 @@ def _prefect_api(settings: Settings) -> Iterator[Callable[[], None]]:
         yield ready
 
 
-
 def _parse_day(value: Optional[str]) -> dt.date:
     if not value:
         from zoneinfo import ZoneInfo
@@ -110,13 +104,11 @@ def _parse_day(value: Optional[str]) -> dt.date:
         _fail(f"日期“{value}”格式不正确，请写作 YYYY-MM-DD，如 2026-11-23", 2)
 
 
-
 def _date(value: str, what: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
         _fail(f"{what}“{value}”格式不正确，请写作 YYYY-MM-DD，如 2026-12-10", 2)
-
 
 
 def _require_plan(session, plan: str | None) -> None:
@@ -130,4 +122,3 @@ def _require_plan(session, plan: str | None) -> None:
     if session.scalar(select(Plan.id).where(Plan.code == plan)) is None:
         known = "、".join(session.scalars(select(Plan.code).order_by(Plan.code))) or "（暂无，请先用 duban import 导入）"
         _fail(f"没有编号为“{plan}”的方案。已有方案：{known}", 1)
-

@@ -40,10 +40,27 @@ def notify_test_command(
         if len(found) > 1:
             _fail(f"有 {len(found)} 个方案中都有“{person}”（{'、'.join(c for _, c in found)}），请用 --plan 指定方案编号。", 1)
         p, code = found[0]
-        office = "、".join(s.scalars(select(Person.name).join(PlanRole, PlanRole.person_id == Person.id)
-                                     .where(PlanRole.plan_id == p.plan_id, PlanRole.role == "office").order_by(PlanRole.position)))
-    out = Outgoing(0, p.id, p.name, p.email, rt.today(), "【督办系统】通知渠道测试", {"kind": "test", "recipient": p.name, "now": now_text(rt.tz), "office": office, "items": []},
-                   0, plan_id=p.plan_id, channels=list(p.notify_urls or ()), mobile=p.mobile)
+        office = "、".join(
+            s.scalars(
+                select(Person.name)
+                .join(PlanRole, PlanRole.person_id == Person.id)
+                .where(PlanRole.plan_id == p.plan_id, PlanRole.role == "office")
+                .order_by(PlanRole.position)
+            )
+        )
+    out = Outgoing(
+        0,
+        p.id,
+        p.name,
+        p.email,
+        rt.today(),
+        "【督办系统】通知渠道测试",
+        {"kind": "test", "recipient": p.name, "now": now_text(rt.tz), "office": office, "items": []},
+        0,
+        plan_id=p.plan_id,
+        channels=list(p.notify_urls or ()),
+        mobile=p.mobile,
+    )
     dispatcher = AppriseChannel(settings.smtp_url, template_dir=settings.template_dir, smtp_timeout=settings.smtp_timeout, tz=rt.tz)
     try:
         targets = dispatcher.targets(out)
@@ -66,7 +83,6 @@ def notify_test_command(
     console.print(f"全部 {len(report.attempts)} 个渠道发送成功。请向 {p.name} 确认已收到测试消息。", markup=False)
 
 
-
 @notify_app.command("bulletin")
 def notify_bulletin_command(
     plan: Annotated[Optional[str], typer.Option("--plan", help="只发这个方案的通报（方案编号）；缺省为全部方案")] = None,
@@ -84,7 +100,9 @@ def notify_bulletin_command(
     engine = _engine()
     rt = _runtime()
     try:
-        queued, payloads = queue_bulletins(engine, today=day, cal=rt.calendar, plan_code=plan, channel=rt.channel.name, dry_run=dry_run, force=force)
+        queued, payloads = queue_bulletins(
+            engine, today=day, cal=rt.calendar, plan_code=plan, channel=rt.channel.name, dry_run=dry_run, force=force
+        )
     except BulletinError as err:
         _fail(str(err), 1)
     if not queued:
@@ -96,7 +114,9 @@ def notify_bulletin_command(
     if dry_run:
         for payload in payloads:
             ctx = bulletin_context({**payload, "audience_name": "各位领导"})
-            console.print(environment(rt.settings.template_dir).get_template("bulletin.txt.j2").render(**ctx, subject="", cut=""), markup=False)
+            console.print(
+                environment(rt.settings.template_dir).get_template("bulletin.txt.j2").render(**ctx, subject="", cut=""), markup=False
+            )
         console.print("收件对象：" + "、".join(q.audience for q in queued), markup=False)
         console.print("（预览：以上通报尚未记录、未发送。去掉 --dry-run 即可发送。）", markup=False)
         return
@@ -106,7 +126,12 @@ def notify_bulletin_command(
     deliver_now(rt)
     rows = [r for r in digest_rows(engine, run_on=day) if r["编号"] in ids]
     for r in rows:
-        console.print(f"  {r['收件人']}：{r['状态']}" + (f"（{r['渠道']}）" if r["渠道"] else "") + (f"，{r['失败原因']}" if r["失败原因"] else ""), markup=False)
+        console.print(
+            f"  {r['收件人']}：{r['状态']}" + (f"（{r['渠道']}）" if r["渠道"] else "") + (f"，{r['失败原因']}" if r["失败原因"] else ""),
+            markup=False,
+        )
     waiting = sum(1 for r in rows if r["状态"] == "待发送")
-    console.print(f"通报已生成 {len(queued)} 份" + (f"，其中 {waiting} 份不在发送时段内，将于下一个工作时段发出" if waiting else "") + "。", markup=False)
-
+    console.print(
+        f"通报已生成 {len(queued)} 份" + (f"，其中 {waiting} 份不在发送时段内，将于下一个工作时段发出" if waiting else "") + "。",
+        markup=False,
+    )

@@ -15,7 +15,9 @@ from duban.cli.common import _engine, _fail, _parse_day, _require_plan, _runtime
 def import_command(
     path: Annotated[Path, typer.Argument(help="方案文件：YAML（.yaml）、Excel（.xlsx）或 CSV（.csv）")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示将要发生的变更，不写入数据库")] = False,
-    plan: Annotated[Optional[str], typer.Option("--plan", help="方案编号：覆盖文件中的编号（Excel/CSV 没有“方案”表时缺省为文件名）")] = None,
+    plan: Annotated[
+        Optional[str], typer.Option("--plan", help="方案编号：覆盖文件中的编号（Excel/CSV 没有“方案”表时缺省为文件名）")
+    ] = None,
     actor: Annotated[Optional[str], typer.Option("--actor", help="记入操作记录的操作人（缺省为当前系统用户）")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出变更")] = False,
 ) -> None:
@@ -32,7 +34,13 @@ def import_command(
         _fail(f"写入数据库时出错，本次导入未写入任何内容（{err.__class__.__name__}：{err.orig}）。如有其他导入正在进行，请稍后重试。", 1)
     except PlanProblems as err:
         if as_json:
-            print(json.dumps({"ok": False, "problems": [{"where": p.where, "message": p.message} for p in err.problems]}, ensure_ascii=False, indent=2))
+            print(
+                json.dumps(
+                    {"ok": False, "problems": [{"where": p.where, "message": p.message} for p in err.problems]},
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
             raise typer.Exit(1)
         _fail(err.render(), 1)
     if as_json:
@@ -43,7 +51,6 @@ def import_command(
         console.print("（预览：以上变更尚未写入。去掉 --dry-run 即可导入。）", markup=False)
     else:
         console.print("导入完成。", markup=False)
-
 
 
 @app.command("status")
@@ -71,7 +78,6 @@ def status_command(
         console.print(item)
 
 
-
 @app.command("plans")
 def plans_command() -> None:
     """列出库中的方案。"""
@@ -97,7 +103,6 @@ def plans_command() -> None:
     for code, name, org, updated, n in rows:
         table.add_row(code, name, org or "", str(n), updated.strftime("%Y-%m-%d %H:%M") if updated else "")
     console.print(table)
-
 
 
 @app.command("report")
@@ -132,14 +137,19 @@ def report_command(
     console.print(headline(r), markup=False, highlight=False)
     worst = r.assessment.sort_values("score").head(3)
     if len(worst):
-        console.print("考核得分较低的单位：" + "；".join(
-            (f"{a.department}（{a.plan}）" if plan is None and len(r.plans) > 1 else a.department) + f" {a.score:.1f} 分"
-            for a in worst.itertuples()), markup=False, highlight=False)
+        console.print(
+            "考核得分较低的单位："
+            + "；".join(
+                (f"{a.department}（{a.plan}）" if plan is None and len(r.plans) > 1 else a.department) + f" {a.score:.1f} 分"
+                for a in worst.itertuples()
+            ),
+            markup=False,
+            highlight=False,
+        )
     for w in r.warnings:
         console.print(f"提示：{w}", markup=False, highlight=False)
     console.print(f"HTML 报告：{files.html}", markup=False, highlight=False)
     console.print(f"Excel 工作簿：{files.xlsx}", markup=False, highlight=False)
-
 
 
 @app.command("export")
@@ -161,4 +171,3 @@ def export_command(
     except ValueError as err:
         _fail(str(err), 2)
     console.print(f"已导出到 {out}", markup=False)
-

@@ -23,7 +23,9 @@ review_app = typer.Typer(help="督查：按范围发起督查、查看进度、�
 @review_app.command("start")
 def start_command(
     reply_by: Annotated[str, typer.Option("--reply-by", help="填报截止日期（YYYY-MM-DD）")],
-    ask: Annotated[str, typer.Option("--ask", help="督查要求（随通知发给责任人）")] = "请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。",
+    ask: Annotated[
+        str, typer.Option("--ask", help="督查要求（随通知发给责任人）")
+    ] = "请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。",
     plan: Annotated[Optional[str], typer.Option("--plan", help="方案编号（只有一个方案时可省略）")] = None,
     system: Annotated[Optional[list[str]], typer.Option("--system", help="育人体系名称（可多次）")] = None,
     department: Annotated[Optional[list[str]], typer.Option("--department", help="牵头单位名称（可多次）")] = None,
@@ -36,9 +38,17 @@ def start_command(
     local: Annotated[bool, typer.Option("--local", help="不经 Prefect 部署，在本进程中运行")] = False,
 ) -> None:
     """发起督查：通知范围内各任务责任人按期填报（有 Prefect 服务和 review 部署时通过部署运行）。"""
-    scopes = [(k, v) for k, v in (("system", system), ("department", department), ("supervisor", supervisor),
-                                  ("tasks", [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None),
-                                  ("plan", [] if all_tasks else None)) if v is not None]
+    scopes = [
+        (k, v)
+        for k, v in (
+            ("system", system),
+            ("department", department),
+            ("supervisor", supervisor),
+            ("tasks", [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None),
+            ("plan", [] if all_tasks else None),
+        )
+        if v is not None
+    ]
     if len(scopes) != 1:
         _fail("请指定一种督查范围：--system、--department、--supervisor、--tasks 或 --all（只能选一种）。", 2)
     kind, values = scopes[0]
@@ -51,17 +61,34 @@ def start_command(
     if due <= day:
         _fail(f"填报截止日期 {due.isoformat()} 应晚于今天（{day.isoformat()}）。", 2)
     try:  # the scope is checked first: a mistake is one clear message, and nothing is written
-        started = orchestration.start_review(rt.engine, plan_code=plan, scope_kind=kind, scope_values=values, reply_by=due, ask=ask, title=title,
-                                started_by=by, today=day, reports_dir=rt.settings.data_dir / "reports", local=local)
+        started = orchestration.start_review(
+            rt.engine,
+            plan_code=plan,
+            scope_kind=kind,
+            scope_values=values,
+            reply_by=due,
+            ask=ask,
+            title=title,
+            started_by=by,
+            today=day,
+            reports_dir=rt.settings.data_dir / "reports",
+            local=local,
+        )
     except reviews.ReviewError as err:
         _fail(str(err), 1)
     _deliver(rt, started.recipients, day)
     if started.how == "deployment":
-        console.print(f"已通过 Prefect 部署发起督查（{started.tasks} 项任务），督查编号 {started.review_id}，运行编号 {started.flow_run_id}。"
-                          "已通知各责任人；可在 Prefect 界面查看进度，duban review list 查看督查。", markup=False)
+        console.print(
+            f"已通过 Prefect 部署发起督查（{started.tasks} 项任务），督查编号 {started.review_id}，运行编号 {started.flow_run_id}。"
+            "已通知各责任人；可在 Prefect 界面查看进度，duban review list 查看督查。",
+            markup=False,
+        )
         return
-    console.print(f"已发起督查 {started.review_id}：{started.tasks} 项任务，填报截止 {due.isoformat()}，已通知各责任人。"
-                      "逾期未报将逐级督办（每日督办检查）；评定：duban review verdict。", markup=False)
+    console.print(
+        f"已发起督查 {started.review_id}：{started.tasks} 项任务，填报截止 {due.isoformat()}，已通知各责任人。"
+        "逾期未报将逐级督办（每日督办检查）；评定：duban review verdict。",
+        markup=False,
+    )
 
 
 @review_app.command("list")
@@ -84,8 +111,16 @@ def list_command(
     for col in ("编号", "方案", "督查", "状态", "发起", "填报截止", "已填报", "已评定"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["id"]), r["plan"], r["title"], ReviewState.label_of(r["status"]), r["started_on"],
-                      r["reply_by"], f"{r['answered']}/{r['items']}", f"{r['judged']}/{r['items']}")
+        table.add_row(
+            str(r["id"]),
+            r["plan"],
+            r["title"],
+            ReviewState.label_of(r["status"]),
+            r["started_on"],
+            r["reply_by"],
+            f"{r['answered']}/{r['items']}",
+            f"{r['judged']}/{r['items']}",
+        )
     console.print(table)
 
 
@@ -105,14 +140,20 @@ def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")])
         status = ReviewState.label_of(review.status)
         paths = (review.report_html, review.report_xlsx)
     out = console.print
-    out(f"督查 {d['id']}：{d['title']}（{status}）\n方案：{d['plan']}\n范围：{d['scope']}\n要求：{d['ask']}\n"
+    out(
+        f"督查 {d['id']}：{d['title']}（{status}）\n方案：{d['plan']}\n范围：{d['scope']}\n要求：{d['ask']}\n"
         f"发起：{d['started_on']}（{d['started_by']}） 填报截止：{d['reply_by']}\n"
         f"已填报 {d['counts']['answered']}/{d['counts']['items']}（逾期 {d['counts']['late']}），评定："
-        + "，".join(f"{k} {v}" for k, v in d["counts"]["verdicts"].items()), markup=False)
+        + "，".join(f"{k} {v}" for k, v in d["counts"]["verdicts"].items()),
+        markup=False,
+    )
     for i in d["items"]:
         state = (f"{i['answered_at']} 填报" + ("（逾期）" if i["late"] else "")) if i["answered"] else "未填报"
-        out(f"\n[{i['code']}] {i['title']} — {i['department']} {i['owner']}：{state}；评定：{i['verdict'] or '未评定'}"
-            + (f"（{i['verdict_note']}）" if i["verdict_note"] else ""), markup=False)
+        out(
+            f"\n[{i['code']}] {i['title']} — {i['department']} {i['owner']}：{state}；评定：{i['verdict'] or '未评定'}"
+            + (f"（{i['verdict_note']}）" if i["verdict_note"] else ""),
+            markup=False,
+        )
         if i["answered"]:
             out(f"  已完成工作：{i['done']}\n  存在问题：{i['problems'] or '—'}\n  下一步计划：{i['next_steps']}", markup=False)
             if i["evidence"]:
@@ -188,8 +229,15 @@ def verdict_command(
         review = s.get(Review, review_id, with_for_update=True)
         if review is None:
             _fail(f"没有编号为 {review_id} 的督查。", 1)
-        return reviews.give_verdict(s, review, reviews.TaskVerdict(task, verdict, note, follow_up_title, due, follow_up_owner),
-                                    actor=by, now=utcnow(), today=day, channel="cli")
+        return reviews.give_verdict(
+            s,
+            review,
+            reviews.TaskVerdict(task, verdict, note, follow_up_title, due, follow_up_owner),
+            actor=by,
+            now=utcnow(),
+            today=day,
+            channel="cli",
+        )
 
     rt, out = _in_review(judge)
     _deliver(rt, out.notify, day)

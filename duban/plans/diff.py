@@ -116,6 +116,7 @@ class PlanDiff:
         block("变更任务", self.changed)
         block("归档任务（已从清单中删除，历史记录保留）", self.archived)
         block("恢复任务（重新出现在清单中）", self.restored)
+
         def names(title: str, items: list[str]) -> None:
             if not items:
                 return
@@ -150,4 +151,3 @@ def show(value: Any) -> str:
     if isinstance(value, dict):
         return "；".join(f"{k}={show(v)}" for k, v in sorted(value.items())) or "（默认）"
     return str(value)
-

@@ -21,18 +21,24 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
     all_people = {p.id: p.name for p in session.scalars(select(Person).where(Person.plan_id == plan.id))}
     depts = session.scalars(select(Department).where(Department.plan_id == plan.id).order_by(Department.id)).all()
     dept_names = {d.id: d.name for d in depts}
-    roles = session.execute(select(PlanRole.role, PlanRole.person_id).where(PlanRole.plan_id == plan.id).order_by(PlanRole.role, PlanRole.position)).all()
+    roles = session.execute(
+        select(PlanRole.role, PlanRole.person_id).where(PlanRole.plan_id == plan.id).order_by(PlanRole.role, PlanRole.position)
+    ).all()
     milestones = defaultdict(list)
     for m in session.scalars(
-        select(Milestone).join(Task, Task.id == Milestone.task_id)
-        .where(Task.plan_id == plan.id, Milestone.status != MilestoneState.ARCHIVED).order_by(Milestone.task_id, Milestone.seq)
+        select(Milestone)
+        .join(Task, Task.id == Milestone.task_id)
+        .where(Task.plan_id == plan.id, Milestone.status != MilestoneState.ARCHIVED)
+        .order_by(Milestone.task_id, Milestone.seq)
     ):
         milestones[m.task_id].append(m)
 
     systems = []
     for s in session.scalars(select(System).where(System.plan_id == plan.id, System.archived_at.is_(None)).order_by(System.position)):
         projects = []
-        for pr in session.scalars(select(Project).where(Project.system_id == s.id, Project.archived_at.is_(None)).order_by(Project.position)):
+        for pr in session.scalars(
+            select(Project).where(Project.system_id == s.id, Project.archived_at.is_(None)).order_by(Project.position)
+        ):
             tasks = []
             for t in session.scalars(select(Task).where(Task.project_id == pr.id, Task.archived_at.is_(None)).order_by(Task.position)):
                 ms = milestones.get(t.id, [])
@@ -48,10 +54,16 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
                 ] or None
                 tasks.append(
                     TaskIn(
-                        code=t.code, title=t.title, statement=t.statement, done_criteria=t.done_criteria,
-                        owner=all_people.get(t.owner_id), lead_department=dept_names.get(t.lead_department_id),
-                        partners=list(t.partners), supervisor=all_people.get(t.supervisor_id),
-                        deadline=deadline, roadmap=roadmap,
+                        code=t.code,
+                        title=t.title,
+                        statement=t.statement,
+                        done_criteria=t.done_criteria,
+                        owner=all_people.get(t.owner_id),
+                        lead_department=dept_names.get(t.lead_department_id),
+                        partners=list(t.partners),
+                        supervisor=all_people.get(t.supervisor_id),
+                        deadline=deadline,
+                        roadmap=roadmap,
                         report_every=PERIOD_LABELS.get(t.period) if t.schedule != "recurring" and t.period else None,
                         policy=dict(t.policy or {}),
                     )
@@ -61,21 +73,31 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
 
     return PlanFile(
         plan=PlanIn(
-            code=plan.code, name=plan.name, organization=plan.organization,
-            approval_required=plan.approval_required, report_every=PERIOD_LABELS.get(plan.report_every, "每学期"),
+            code=plan.code,
+            name=plan.name,
+            organization=plan.organization,
+            approval_required=plan.approval_required,
+            report_every=PERIOD_LABELS.get(plan.report_every, "每学期"),
             policy=dict(plan.policy or {}),
             leading_group=[all_people[pid] for role, pid in roles if role == "leading_group"],
             office=[all_people[pid] for role, pid in roles if role == "office"],
             channels=PlanChannelsIn(**{k: list(v) for k, v in (plan.channels or {}).items() if k in ("leading_group", "office")}),
         ),
         departments=[
-            DepartmentIn(name=d.name, head=all_people.get(d.head_id), supervisor=all_people.get(d.supervisor_id),
-                         notify=list(d.notify_urls or ())) for d in depts
+            DepartmentIn(
+                name=d.name, head=all_people.get(d.head_id), supervisor=all_people.get(d.supervisor_id), notify=list(d.notify_urls or ())
+            )
+            for d in depts
         ],
         people=[
             PersonIn(
-                name=p.name, department=dept_names.get(p.department_id), title=p.title, email=p.email,
-                mobile=p.mobile, notify=list(p.notify_urls), manager=all_people.get(p.manager_id),
+                name=p.name,
+                department=dept_names.get(p.department_id),
+                title=p.title,
+                email=p.email,
+                mobile=p.mobile,
+                notify=list(p.notify_urls),
+                manager=all_people.get(p.manager_id),
             )
             for p in people
         ],

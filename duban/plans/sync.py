@@ -26,8 +26,13 @@ from duban.plans.writes import bulk_update, event_row
 from duban.values import chunks
 
 # plan settings copied as they are from the definition, with their label in the diff
-PLAN_SETTINGS = (("name", "方案名称"), ("organization", "单位"), ("approval_required", "办结需审核"), ("report_every", "长期任务反馈周期"),
-                 ("policy", "督办规则"))
+PLAN_SETTINGS = (
+    ("name", "方案名称"),
+    ("organization", "单位"),
+    ("approval_required", "办结需审核"),
+    ("report_every", "长期任务反馈周期"),
+    ("policy", "督办规则"),
+)
 PLAN_ROLES = (("leading_group", "领导小组"), ("office", "领导小组办公室"))
 
 
@@ -68,9 +73,7 @@ def apply_plan(
     for chunk in chunks(events, 20000):
         session.execute(Event.__table__.insert(), chunk)
     if diff.has_changes or diff.plan_created:
-        session.add(
-            ImportRun(plan_id=pid, at=now, actor=actor, source=source, sha256=sha256, summary=_summary(diff))
-        )
+        session.add(ImportRun(plan_id=pid, at=now, actor=actor, source=source, sha256=sha256, summary=_summary(diff)))
     session.flush()
     return diff
 
@@ -79,8 +82,14 @@ def _sync_plan(session: Session, d: PlanDefinition, diff: PlanDiff, *, source: s
     """Create the plan row or update its settings (noting each change in the diff); return its id."""
     plan = session.scalar(select(Plan).where(Plan.code == d.code))
     if plan is None:
-        plan = Plan(code=d.code, **{attr: getattr(d, attr) for attr, _label in PLAN_SETTINGS}, channels=d.channels, source=source,
-                    created_at=now, updated_at=now)
+        plan = Plan(
+            code=d.code,
+            **{attr: getattr(d, attr) for attr, _label in PLAN_SETTINGS},
+            channels=d.channels,
+            source=source,
+            created_at=now,
+            updated_at=now,
+        )
         session.add(plan)
         session.flush()
         diff.plan_created = True
@@ -120,7 +129,6 @@ def _summary(diff: PlanDiff) -> dict[str, Any]:
     }
 
 
-
 def _sync_departments_names(session: Session, pid: int, d: PlanDefinition, diff: PlanDiff) -> dict[str, int]:
     existing = {name: id_ for id_, name in session.execute(select(Department.id, Department.name).where(Department.plan_id == pid))}
     new = [{"plan_id": pid, "name": dep.name} for dep in d.departments if dep.name not in existing]
@@ -133,7 +141,17 @@ def _sync_departments_names(session: Session, pid: int, d: PlanDefinition, diff:
 
 def _sync_people(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[str, int], diff: PlanDiff) -> dict[str, int]:
     rows = session.execute(
-        select(Person.id, Person.name, Person.department_id, Person.title, Person.email, Person.mobile, Person.notify_urls, Person.manager_id, Person.active).where(Person.plan_id == pid)
+        select(
+            Person.id,
+            Person.name,
+            Person.department_id,
+            Person.title,
+            Person.email,
+            Person.mobile,
+            Person.notify_urls,
+            Person.manager_id,
+            Person.active,
+        ).where(Person.plan_id == pid)
     ).all()
     existing = {r.name: r for r in rows}
     new = [
@@ -184,9 +202,17 @@ def _sync_people(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[s
     return ids
 
 
-
-def _sync_department_roles(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[str, int], person_ids: dict[str, int], diff: PlanDiff) -> None:
-    rows = {r.name: r for r in session.execute(select(Department.id, Department.name, Department.head_id, Department.supervisor_id, Department.notify_urls).where(Department.plan_id == pid))}
+def _sync_department_roles(
+    session: Session, pid: int, d: PlanDefinition, dept_ids: dict[str, int], person_ids: dict[str, int], diff: PlanDiff
+) -> None:
+    rows = {
+        r.name: r
+        for r in session.execute(
+            select(Department.id, Department.name, Department.head_id, Department.supervisor_id, Department.notify_urls).where(
+                Department.plan_id == pid
+            )
+        )
+    }
     updates = []
     for dep in d.departments:
         head = person_ids.get(dep.head) if dep.head else None
@@ -203,7 +229,9 @@ def _sync_plan_roles(session: Session, pid: int, d: PlanDefinition, person_ids: 
     """Replace the leading group and office when they changed; return the old membership then."""
     want = [(person_ids[n], "leading_group", i) for i, n in enumerate(d.leading_group)]
     want += [(person_ids[n], "office", i) for i, n in enumerate(d.office)]
-    have = sorted(tuple(r) for r in session.execute(select(PlanRole.person_id, PlanRole.role, PlanRole.position).where(PlanRole.plan_id == pid)))
+    have = sorted(
+        tuple(r) for r in session.execute(select(PlanRole.person_id, PlanRole.role, PlanRole.position).where(PlanRole.plan_id == pid))
+    )
     if sorted(want) == have:
         return None
     session.execute(delete(PlanRole).where(PlanRole.plan_id == pid))
@@ -213,7 +241,12 @@ def _sync_plan_roles(session: Session, pid: int, d: PlanDefinition, person_ids: 
 
 
 def _sync_groups(session: Session, pid: int, d: PlanDefinition, diff: PlanDiff, now: dt.datetime) -> dict[tuple[str, str], int]:
-    systems = {r.name: r for r in session.execute(select(System.id, System.name, System.code, System.position, System.archived_at).where(System.plan_id == pid))}
+    systems = {
+        r.name: r
+        for r in session.execute(
+            select(System.id, System.name, System.code, System.position, System.archived_at).where(System.plan_id == pid)
+        )
+    }
     new = [{"plan_id": pid, "code": s.code, "name": s.name, "position": s.position} for s in d.systems if s.name not in systems]
     if new:
         session.execute(insert(System), new)
@@ -231,7 +264,14 @@ def _sync_groups(session: Session, pid: int, d: PlanDefinition, diff: PlanDiff, 
     bulk_update(session, System, updates)
     system_ids = {name: id_ for id_, name in session.execute(select(System.id, System.name).where(System.plan_id == pid))}
 
-    projects = {(r.system_id, r.name): r for r in session.execute(select(Project.id, Project.system_id, Project.name, Project.code, Project.position, Project.archived_at).where(Project.plan_id == pid))}
+    projects = {
+        (r.system_id, r.name): r
+        for r in session.execute(
+            select(Project.id, Project.system_id, Project.name, Project.code, Project.position, Project.archived_at).where(
+                Project.plan_id == pid
+            )
+        )
+    }
     new = []
     for pr in d.projects:
         key = (system_ids[pr.system], pr.name)
@@ -258,4 +298,3 @@ def _sync_groups(session: Session, pid: int, d: PlanDefinition, diff: PlanDiff, 
         (names[sid], name): id_
         for id_, sid, name in session.execute(select(Project.id, Project.system_id, Project.name).where(Project.plan_id == pid))
     }
-

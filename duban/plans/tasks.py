@@ -47,9 +47,18 @@ _LABEL_FIELD = {"owner_id": "owner", "lead_department_id": "lead_department", "s
 # changed columns that are not part of an event's data
 _NOT_IN_EVENT = ("updated_at", "position", "archived_at", "owner_id", "acknowledged_at", "assigned_at")
 _MILESTONE_COLUMNS = (
-    Milestone.id, Milestone.task_id, Milestone.seq, Milestone.title, Milestone.due_date, Milestone.due_text,
-    Milestone.due_version, Milestone.is_final, Milestone.status, Milestone.completed_at,
-    Milestone.submitted_at, Milestone.acknowledged_at,
+    Milestone.id,
+    Milestone.task_id,
+    Milestone.seq,
+    Milestone.title,
+    Milestone.due_date,
+    Milestone.due_text,
+    Milestone.due_version,
+    Milestone.is_final,
+    Milestone.status,
+    Milestone.completed_at,
+    Milestone.submitted_at,
+    Milestone.acknowledged_at,
 )
 
 
@@ -189,8 +198,10 @@ class TaskSync:
     def _insert(self, new_defs: list[TaskDef]) -> None:
         """New tasks, then their milestones."""
         now, session = self.now, self.session
-        rows = [{"plan_id": self.pid, "code": t.code, "created_at": now, "updated_at": now, "assigned_at": now, **task_row(t, self.ids)}
-                for t in new_defs]
+        rows = [
+            {"plan_id": self.pid, "code": t.code, "created_at": now, "updated_at": now, "assigned_at": now, **task_row(t, self.ids)}
+            for t in new_defs
+        ]
         # Core executemany (no RETURNING): far faster than the ORM bulk path for tens of thousands
         for chunk in chunks(rows, 10000):
             session.execute(Task.__table__.insert(), chunk)

@@ -10,8 +10,17 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 
-def event_row(plan_id: int, task_id: int | None, kind: str, data: dict[str, Any], *, actor: str, at: dt.datetime,
-              milestone_id: int | None = None, channel: str = "import") -> dict[str, Any]:
+def event_row(
+    plan_id: int,
+    task_id: int | None,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    actor: str,
+    at: dt.datetime,
+    milestone_id: int | None = None,
+    channel: str = "import",
+) -> dict[str, Any]:
     """One ``events`` row, for a bulk insert."""
     return {
         "plan_id": plan_id,

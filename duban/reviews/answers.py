@@ -18,16 +18,25 @@ from duban.vocabulary import EventKind, ItemState, MessageKind, ReviewState
 def send_requests(session: Session, review: Review, *, today: dt.date, now: dt.datetime) -> set[int]:
     """One request per item to the owner asked (idempotent: the ledger keeps each key once)."""
     told: set[int] = set()
-    rows = session.execute(select(ReviewItem, Task).join(Task, Task.id == ReviewItem.task_id)
-                           .where(ReviewItem.review_id == review.id).order_by(ReviewItem.id)).all()
+    rows = session.execute(
+        select(ReviewItem, Task).join(Task, Task.id == ReviewItem.task_id).where(ReviewItem.review_id == review.id).order_by(ReviewItem.id)
+    ).all()
     for item, task in rows:
-        if _ledger(session, key=f"{MessageKind.REVIEW_REQUEST}:rv{review.id}:i{item.id}:p{item.owner_id}", review=review, recipient=item.owner_id,
-                   kind=MessageKind.REVIEW_REQUEST, today=today, now=now, task=task, data={"item": item.id, "ask": review.ask}):
+        if _ledger(
+            session,
+            key=f"{MessageKind.REVIEW_REQUEST}:rv{review.id}:i{item.id}:p{item.owner_id}",
+            review=review,
+            recipient=item.owner_id,
+            kind=MessageKind.REVIEW_REQUEST,
+            today=today,
+            now=now,
+            task=task,
+            data={"item": item.id, "ask": review.ask},
+        ):
             told.add(item.owner_id)
     if review.requests_sent_at is None:
         review.requests_sent_at = now
     return told
-
 
 
 def _close_answers(session: Session, review: Review, *, today: dt.date, now: dt.datetime) -> set[int]:
@@ -37,16 +46,35 @@ def _close_answers(session: Session, review: Review, *, today: dt.date, now: dt.
     told = set()
     counts = _counts(session, review.id)
     for member in office_members(session, review.plan_id):
-        if _ledger(session, key=f"{MessageKind.REVIEW_VERDICTS}:rv{review.id}:p{member}", review=review, recipient=member, kind=MessageKind.REVIEW_VERDICTS,
-                   today=today, now=now, data={"items": counts["items"], "answered": counts["answered"]}):
+        if _ledger(
+            session,
+            key=f"{MessageKind.REVIEW_VERDICTS}:rv{review.id}:p{member}",
+            review=review,
+            recipient=member,
+            kind=MessageKind.REVIEW_VERDICTS,
+            today=today,
+            now=now,
+            data={"items": counts["items"], "answered": counts["answered"]},
+        ):
             told.add(member)
     return told
 
 
-
-def record_answer(session: Session, item: ReviewItem, *, person: Person, done: str, problems: str, next_steps: str,
-                  urls: list[str], files: list[Any], now: dt.datetime, today: dt.date, channel: str = "link",
-                  origin: dict[str, Any] | None = None) -> Outcome:
+def record_answer(
+    session: Session,
+    item: ReviewItem,
+    *,
+    person: Person,
+    done: str,
+    problems: str,
+    next_steps: str,
+    urls: list[str],
+    files: list[Any],
+    now: dt.datetime,
+    today: dt.date,
+    channel: str = "link",
+    origin: dict[str, Any] | None = None,
+) -> Outcome:
     """The owner's answer for one task (again, to amend it, until the task is judged)."""
     review = session.get(Review, item.review_id, with_for_update=True)
     if review.status in (ReviewState.CLOSED, ReviewState.CANCELLED):
@@ -64,13 +92,38 @@ def record_answer(session: Session, item: ReviewItem, *, person: Person, done: s
     task = session.get(Task, item.task_id)
     if task.owner_id == person.id:
         _acknowledge(session, task, now)  # answering counts as 签收, like any first action on the task
-    ev = Event(plan_id=review.plan_id, task_id=task.id, at=now, actor=person.name, channel=channel, kind=EventKind.REVIEW_ANSWERED,
-               data={"review": review.id, "item": item.id, "review_title": review.title, "amended": amended, "late": today > review.reply_by,
-                     "done": done[:500], "problems": problems[:500], "next_steps": next_steps[:500], **(origin or {})})
+    ev = Event(
+        plan_id=review.plan_id,
+        task_id=task.id,
+        at=now,
+        actor=person.name,
+        channel=channel,
+        kind=EventKind.REVIEW_ANSWERED,
+        data={
+            "review": review.id,
+            "item": item.id,
+            "review_title": review.title,
+            "amended": amended,
+            "late": today > review.reply_by,
+            "done": done[:500],
+            "problems": problems[:500],
+            "next_steps": next_steps[:500],
+            **(origin or {}),
+        },
+    )
     session.add(ev)
     session.flush()
-    add_evidence(session, urls, files, plan_id=review.plan_id, task_id=task.id, event_id=ev.id, review_item_id=item.id,
-                 person_id=person.id, created_at=now)
+    add_evidence(
+        session,
+        urls,
+        files,
+        plan_id=review.plan_id,
+        task_id=task.id,
+        event_id=ev.id,
+        review_item_id=item.id,
+        person_id=person.id,
+        created_at=now,
+    )
     session.flush()
     notify: set[int] = set()
     wake = False
@@ -81,4 +134,3 @@ def record_answer(session: Session, item: ReviewItem, *, person: Person, done: s
     if today > review.reply_by:
         msg += f"（填报截止日期为 {review.reply_by.isoformat()}，本次为逾期填报。）"
     return Outcome(msg + "评定前如需补充，可再次打开此链接修改。", notify, wake)
-

@@ -22,10 +22,8 @@ class ReviewError(ValueError):
     """A review action that cannot be done; the message (Chinese) says why and what to do."""
 
 
-
 def _text(value: str | None, *, what: str, required: bool = False, limit: int = MAX_TEXT) -> str:
     return clean_text(value, what=what, required=required, limit=limit, error=ReviewError)
-
 
 
 @dataclass
@@ -35,10 +33,12 @@ class Outcome:
     wake: bool = False  # the review moved on: wake its flow run (or advance it in-process)
 
 
-
 def _counts(session: Session, review_id: int) -> dict[str, int]:
-    rows = session.execute(select(ReviewItem.status, ReviewItem.answered_at.is_not(None), func.count())
-                           .where(ReviewItem.review_id == review_id).group_by(ReviewItem.status, ReviewItem.answered_at.is_not(None))).all()
+    rows = session.execute(
+        select(ReviewItem.status, ReviewItem.answered_at.is_not(None), func.count())
+        .where(ReviewItem.review_id == review_id)
+        .group_by(ReviewItem.status, ReviewItem.answered_at.is_not(None))
+    ).all()
     out = {"items": 0, "answered": 0, "judged": 0}
     for status, answered, n in rows:
         out["items"] += n
@@ -47,19 +47,47 @@ def _counts(session: Session, review_id: int) -> dict[str, int]:
     return out
 
 
-
-def _ledger(session: Session, *, key: str, review: Review, recipient: int, kind: str, today: dt.date, now: dt.datetime,
-            task: Task | None = None, milestone_id: int | None = None, due: dt.date | None = None, data: dict[str, Any] | None = None) -> bool:
+def _ledger(
+    session: Session,
+    *,
+    key: str,
+    review: Review,
+    recipient: int,
+    kind: str,
+    today: dt.date,
+    now: dt.datetime,
+    task: Task | None = None,
+    milestone_id: int | None = None,
+    due: dt.date | None = None,
+    data: dict[str, Any] | None = None,
+) -> bool:
     if session.scalar(select(Notification.id).where(Notification.key == key)) is not None:
         return False
-    session.add(Notification(
-        key=key, plan_id=review.plan_id, task_id=task.id if task else None, milestone_id=milestone_id, recipient_id=recipient,
-        kind=kind, level=0, due_date=due if due is not None else review.reply_by, days=0, decided_on=today, created_at=now, status=LedgerStatus.PENDING,
-        data={"code": task.code if task else "", "title": task.title if task else review.title, "review": review.id,
-              "review_title": review.title, "reply_by": review.reply_by.isoformat(), **(data or {})},
-    ))
+    session.add(
+        Notification(
+            key=key,
+            plan_id=review.plan_id,
+            task_id=task.id if task else None,
+            milestone_id=milestone_id,
+            recipient_id=recipient,
+            kind=kind,
+            level=0,
+            due_date=due if due is not None else review.reply_by,
+            days=0,
+            decided_on=today,
+            created_at=now,
+            status=LedgerStatus.PENDING,
+            data={
+                "code": task.code if task else "",
+                "title": task.title if task else review.title,
+                "review": review.id,
+                "review_title": review.title,
+                "reply_by": review.reply_by.isoformat(),
+                **(data or {}),
+            },
+        )
+    )
     return True
-
 
 
 def office_members(session: Session, plan_id: int) -> list[int]:
@@ -67,13 +95,12 @@ def office_members(session: Session, plan_id: int) -> list[int]:
     return reviewers(session, plan_id)
 
 
-
 def report_readers(session: Session, plan_id: int) -> list[int]:
     """Who receives the report: the leading group and the office (active people)."""
     rows = session.execute(
-        select(PlanRole.person_id).join(Person, Person.id == PlanRole.person_id)
+        select(PlanRole.person_id)
+        .join(Person, Person.id == PlanRole.person_id)
         .where(PlanRole.plan_id == plan_id, PlanRole.role.in_(("leading_group", "office")), Person.active.is_(True))
         .order_by(PlanRole.role, PlanRole.position)
     ).scalars()
     return list(dict.fromkeys(rows))
-

@@ -42,10 +42,20 @@ class Started:
     recipients: set[int] = field(default_factory=set)  # who has new ledger items (the caller delivers them)
 
 
-
-def start(engine: Engine, *, plan_code: str | None, scope_kind: str, scope_values: list[str], reply_by: dt.date, ask: str,
-          today: dt.date, started_by: str, reports_dir: Path, title: str | None = None,
-          launch: Callable[[dict[str, Any]], str | None] | None = None) -> Started:
+def start(
+    engine: Engine,
+    *,
+    plan_code: str | None,
+    scope_kind: str,
+    scope_values: list[str],
+    reply_by: dt.date,
+    ask: str,
+    today: dt.date,
+    started_by: str,
+    reports_dir: Path,
+    title: str | None = None,
+    launch: Callable[[dict[str, Any]], str | None] | None = None,
+) -> Started:
     """Start a review: check and create it (a ReviewError and nothing is written when the plan, the
     scope or the date is wrong), send the owners' requests to the ledger at once, and hand it to a
     flow run: ``launch(parameters)`` starts one of the ``review`` flow and returns its id, or None
@@ -56,27 +66,46 @@ def start(engine: Engine, *, plan_code: str | None, scope_kind: str, scope_value
     and suspends until the review moves on.  Without a flow run the daily sweep, the web answers
     and the verdicts advance the review in-process (docs/reviews.md)."""
     with session_scope(engine) as s:
-        review = create(s, plan_code=plan_code, scope_kind=scope_kind, scope_values=list(scope_values), reply_by=reply_by, ask=ask,
-                        today=today, started_by=started_by, title=title)
+        review = create(
+            s,
+            plan_code=plan_code,
+            scope_kind=scope_kind,
+            scope_values=list(scope_values),
+            reply_by=reply_by,
+            ask=ask,
+            today=today,
+            started_by=started_by,
+            title=title,
+        )
         plan_code = s.get(Plan, review.plan_id).code
         started = Started(review.id, review.title, _counts(s, review.id)["items"], review.reply_by, "inline")
     started.recipients = advance(engine, started.review_id, today=today, reports_dir=reports_dir).recipients
     if launch is None:
         return started
-    request = {"plan": plan_code, "scope": scope_kind, "values": list(scope_values), "reply_by": reply_by.isoformat(), "ask": ask,
-               "title": started.title, "started_by": started_by}
+    request = {
+        "plan": plan_code,
+        "scope": scope_kind,
+        "values": list(scope_values),
+        "reply_by": reply_by.isoformat(),
+        "ask": ask,
+        "title": started.title,
+        "started_by": started_by,
+    }
     try:
         run_id = launch({"request": request, "today": today.isoformat(), "review_id": started.review_id})
     except Exception as err:  # noqa: BLE001 - the review is in the store and its requests are out: it goes on in-process
-        log.warning("review %s: the review deployment could not be run (%s: %s); advancing in-process",
-                    started.review_id, err.__class__.__name__, err)
+        log.warning(
+            "review %s: the review deployment could not be run (%s: %s); advancing in-process",
+            started.review_id,
+            err.__class__.__name__,
+            err,
+        )
         return started
     if run_id is None:
         return started
     attach_flow_run(engine, started.review_id, run_id)
     started.how, started.flow_run_id = "deployment", run_id
     return started
-
 
 
 @dataclass
@@ -87,14 +116,26 @@ class TickResult:
     recipients: set[int] = field(default_factory=set)
 
 
-
 def item_views(session: Session, *, tz, plan_code: str | None = None, review_id: int | None = None):
     """(ReviewItemView, policy) of every unanswered item of the open or waiting reviews."""
 
-    q = (select(ReviewItem.id, ReviewItem.review_id, ReviewItem.task_id, ReviewItem.owner_id, ReviewItem.answered_at,
-                Review.title, Review.reply_by, Review.started_on, Review.plan_id, Plan.code)
-         .join(Review, Review.id == ReviewItem.review_id).join(Plan, Plan.id == Review.plan_id)
-         .where(Review.status.in_((ReviewState.OPEN, ReviewState.WAITING)), ReviewItem.answered_at.is_(None)))
+    q = (
+        select(
+            ReviewItem.id,
+            ReviewItem.review_id,
+            ReviewItem.task_id,
+            ReviewItem.owner_id,
+            ReviewItem.answered_at,
+            Review.title,
+            Review.reply_by,
+            Review.started_on,
+            Review.plan_id,
+            Plan.code,
+        )
+        .join(Review, Review.id == ReviewItem.review_id)
+        .join(Plan, Plan.id == Review.plan_id)
+        .where(Review.status.in_((ReviewState.OPEN, ReviewState.WAITING)), ReviewItem.answered_at.is_(None))
+    )
     if plan_code is not None:
         q = q.where(Plan.code == plan_code)
     if review_id is not None:
@@ -110,10 +151,20 @@ def item_views(session: Session, *, tz, plan_code: str | None = None, review_id:
                 continue
             view, policy = tasks[r.task_id]
             task_view = dataclasses.replace(view, owner_id=r.owner_id, owner_manager_id=people.get(r.owner_id), milestones=())
-            out.append((ReviewItemView(item_id=r.id, review_id=r.review_id, review_title=r.title, task=task_view,
-                                       requested_on=r.started_on, reply_by=r.reply_by), policy))
+            out.append(
+                (
+                    ReviewItemView(
+                        item_id=r.id,
+                        review_id=r.review_id,
+                        review_title=r.title,
+                        task=task_view,
+                        requested_on=r.started_on,
+                        reply_by=r.reply_by,
+                    ),
+                    policy,
+                )
+            )
     return out
-
 
 
 def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = None, now: dt.datetime | None = None) -> TickResult:
@@ -129,10 +180,24 @@ def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = Non
         owners = {v.item_id: v.task.owner_id for v, _ in views}
         existing = existing_keys(session, [d.key for d in decisions])
         rows = [
-            {"key": d.key, "plan_id": view_plan, "task_id": d.task_id, "milestone_id": None, "recipient_id": d.recipient_id,
-             "kind": d.kind, "level": d.level, "due_date": d.due, "days": d.days, "decided_on": today, "status": LedgerStatus.PENDING,
-             "data": {**d.data, "owner": people.get(owners.get(d.data["item"]), "")}, "created_at": now, "digest_id": None}
-            for d in decisions if d.key not in existing
+            {
+                "key": d.key,
+                "plan_id": view_plan,
+                "task_id": d.task_id,
+                "milestone_id": None,
+                "recipient_id": d.recipient_id,
+                "kind": d.kind,
+                "level": d.level,
+                "due_date": d.due,
+                "days": d.days,
+                "decided_on": today,
+                "status": LedgerStatus.PENDING,
+                "data": {**d.data, "owner": people.get(owners.get(d.data["item"]), "")},
+                "created_at": now,
+                "digest_id": None,
+            }
+            for d in decisions
+            if d.key not in existing
             for view_plan in [_plan_of(views, d.data["item"])]
         ]
         result.decided = len(decisions)
@@ -149,7 +214,6 @@ def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = Non
     return result
 
 
-
 def _plan_of(views, item_id: int) -> int:
     for v, _ in views:
         if v.item_id == item_id:
@@ -157,13 +221,11 @@ def _plan_of(views, item_id: int) -> int:
     raise KeyError(item_id)
 
 
-
 @dataclass
 class Advance:
     status: str
     recipients: set[int] = field(default_factory=set)
     report: dict[str, str] = field(default_factory=dict)
-
 
 
 def advance(engine: Engine, review_id: int, *, today: dt.date, reports_dir: Path, now: dt.datetime | None = None) -> Advance:
@@ -180,15 +242,15 @@ def advance(engine: Engine, review_id: int, *, today: dt.date, reports_dir: Path
             return result
         result.recipients |= send_requests(session, review, today=today, now=now)
         counts = _counts(session, review.id)
-        if review.status == ReviewState.OPEN and answers_closed(today=today, reply_by=review.reply_by,
-                                                           unanswered=counts["items"] - counts["answered"]):
+        if review.status == ReviewState.OPEN and answers_closed(
+            today=today, reply_by=review.reply_by, unanswered=counts["items"] - counts["answered"]
+        ):
             result.recipients |= _close_answers(session, review, today=today, now=now)
         if review.status == ReviewState.WAITING and counts["judged"] == counts["items"]:
             result.report = _finish(session, review, today=today, now=now, reports_dir=reports_dir)
             result.recipients |= set(report_readers(session, review.plan_id))
         result.status = review.status
         return result
-
 
 
 def _finish(session: Session, review: Review, *, today: dt.date, now: dt.datetime, reports_dir: Path) -> dict[str, str]:
@@ -199,18 +261,39 @@ def _finish(session: Session, review: Review, *, today: dt.date, now: dt.datetim
     review.report_html, review.report_xlsx = str(files.html), str(files.xlsx)
     review.status, review.closed_at = ReviewState.CLOSED, now
     for person in report_readers(session, review.plan_id):
-        _ledger(session, key=f"{MessageKind.REVIEW_REPORT}:rv{review.id}:p{person}", review=review, recipient=person, kind=MessageKind.REVIEW_REPORT,
-                today=today, now=now, due=today,
-                data={"items": data["counts"]["items"], "answered": data["counts"]["answered"],
-                      "verdicts": data["counts"]["verdicts"], "follow_ups": len(data["follow_ups"]),
-                      "non_responders": len(data["non_responders"])})
+        _ledger(
+            session,
+            key=f"{MessageKind.REVIEW_REPORT}:rv{review.id}:p{person}",
+            review=review,
+            recipient=person,
+            kind=MessageKind.REVIEW_REPORT,
+            today=today,
+            now=now,
+            due=today,
+            data={
+                "items": data["counts"]["items"],
+                "answered": data["counts"]["answered"],
+                "verdicts": data["counts"]["verdicts"],
+                "follow_ups": len(data["follow_ups"]),
+                "non_responders": len(data["non_responders"]),
+            },
+        )
     # a link that asked for an answer has nothing left to do
-    session.execute(update(Link).where(Link.review_id == review.id, Link.void_at.is_(None), Link.action == "review_answer")
-                    .values(void_at=now, void_reason="督查已完成"))
-    session.execute(update(Link).where(Link.review_item_id.in_(select(ReviewItem.id).where(ReviewItem.review_id == review.id)),
-                                       Link.void_at.is_(None), Link.action == "review_answer").values(void_at=now, void_reason="督查已完成"))
+    session.execute(
+        update(Link)
+        .where(Link.review_id == review.id, Link.void_at.is_(None), Link.action == "review_answer")
+        .values(void_at=now, void_reason="督查已完成")
+    )
+    session.execute(
+        update(Link)
+        .where(
+            Link.review_item_id.in_(select(ReviewItem.id).where(ReviewItem.review_id == review.id)),
+            Link.void_at.is_(None),
+            Link.action == "review_answer",
+        )
+        .values(void_at=now, void_reason="督查已完成")
+    )
     return {"html": str(files.html), "xlsx": str(files.xlsx)}
-
 
 
 def next_wake_round(engine: Engine, review_id: int) -> str | None:
@@ -223,12 +306,16 @@ def next_wake_round(engine: Engine, review_id: int) -> str | None:
         return review.flow_run_id
 
 
-
 def deliver(rt, recipients: set[int], today: dt.date) -> None:
     """Assemble and send what a step wrote to the ledger, for just those people."""
     if not recipients:
         return
-    assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir,
-             recipients=sorted(recipients))
+    assemble(
+        rt.engine,
+        today=today,
+        links=rt.links(today),
+        channel=rt.channel.name,
+        template_dir=rt.settings.template_dir,
+        recipients=sorted(recipients),
+    )
     deliver_digests(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=sorted(recipients), **rt.deliver_options(today))
-

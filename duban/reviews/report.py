@@ -18,14 +18,37 @@ from openpyxl.styles import Alignment, Font, PatternFill
 
 from duban.report import FONT_STACK, environment
 
-ITEM_COLUMNS = [("code", "任务编号", 10), ("title", "任务", 36), ("system", "育人体系", 12), ("department", "牵头单位", 16),
-                ("owner", "责任人", 14), ("answered_at", "填报时间", 17), ("late", "逾期填报", 9), ("done", "已完成工作", 40),
-                ("evidence", "佐证材料", 36), ("problems", "存在问题", 30), ("next_steps", "下一步计划", 30), ("verdict", "评定结果", 10),
-                ("verdict_note", "评定意见", 30)]
+ITEM_COLUMNS = [
+    ("code", "任务编号", 10),
+    ("title", "任务", 36),
+    ("system", "育人体系", 12),
+    ("department", "牵头单位", 16),
+    ("owner", "责任人", 14),
+    ("answered_at", "填报时间", 17),
+    ("late", "逾期填报", 9),
+    ("done", "已完成工作", 40),
+    ("evidence", "佐证材料", 36),
+    ("problems", "存在问题", 30),
+    ("next_steps", "下一步计划", 30),
+    ("verdict", "评定结果", 10),
+    ("verdict_note", "评定意见", 30),
+]
 NON_RESPONDER_COLUMNS = [("code", "任务编号", 10), ("title", "任务", 40), ("department", "牵头单位", 16), ("owner", "责任人", 14)]
-FOLLOW_UP_COLUMNS = [("code", "任务编号", 10), ("title", "任务", 36), ("milestone", "整改事项", 36), ("owner", "整改责任人", 14),
-                     ("due", "整改完成时间", 13), ("note", "评定意见", 36)]
-ESCALATION_COLUMNS = [("on", "日期", 12), ("code", "任务编号", 10), ("owner", "未填报责任人", 16), ("level", "督办层级", 16), ("to", "督办对象", 16)]
+FOLLOW_UP_COLUMNS = [
+    ("code", "任务编号", 10),
+    ("title", "任务", 36),
+    ("milestone", "整改事项", 36),
+    ("owner", "整改责任人", 14),
+    ("due", "整改完成时间", 13),
+    ("note", "评定意见", 36),
+]
+ESCALATION_COLUMNS = [
+    ("on", "日期", 12),
+    ("code", "任务编号", 10),
+    ("owner", "未填报责任人", 16),
+    ("level", "督办层级", 16),
+    ("to", "督办对象", 16),
+]
 
 
 @dataclass
@@ -57,9 +80,19 @@ def write_workbook(data: dict[str, Any], path: Path) -> Path:
     ws = wb.active
     ws.title = "概况"
     c = data["counts"]
-    rows = [("督查名称", data["title"]), ("方案", data["plan"]), ("督查范围", data["scope"]), ("督查要求", data["ask"]),
-            ("发起日期", data["started_on"]), ("填报截止", data["reply_by"]), ("发起人", data["started_by"]),
-            ("督查任务数", c["items"]), ("已填报", c["answered"]), ("逾期填报", c["late"]), ("未填报", c["items"] - c["answered"])]
+    rows = [
+        ("督查名称", data["title"]),
+        ("方案", data["plan"]),
+        ("督查范围", data["scope"]),
+        ("督查要求", data["ask"]),
+        ("发起日期", data["started_on"]),
+        ("填报截止", data["reply_by"]),
+        ("发起人", data["started_by"]),
+        ("督查任务数", c["items"]),
+        ("已填报", c["answered"]),
+        ("逾期填报", c["late"]),
+        ("未填报", c["items"] - c["answered"]),
+    ]
     rows += [(f"评定为“{k}”", v) for k, v in c["verdicts"].items()]
     rows += [("整改事项", len(data["follow_ups"])), ("生成时间", data["generated_at"])]
     bold = Font(bold=True)

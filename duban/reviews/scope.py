@@ -21,14 +21,21 @@ def scope_tasks(session: Session, plan: Plan, kind: str, values: list[str]) -> l
     values = [v.strip() for v in values if v and v.strip()]
     if kind != "plan" and not values:
         raise ReviewError(f"请指定{ScopeKind(kind).label}。")
-    q = (select(Task).join(Project, Project.id == Task.project_id).join(System, System.id == Project.system_id)
-         .where(Task.plan_id == plan.id, Task.archived_at.is_(None)).order_by(System.position, Project.position, Task.position, Task.code))
+    q = (
+        select(Task)
+        .join(Project, Project.id == Task.project_id)
+        .join(System, System.id == Project.system_id)
+        .where(Task.plan_id == plan.id, Task.archived_at.is_(None))
+        .order_by(System.position, Project.position, Task.position, Task.code)
+    )
 
     def known(names) -> str:
         return "、".join(names) or "（暂无）"
 
     if kind == "system":
-        systems = session.execute(select(System.id, System.code, System.name).where(System.plan_id == plan.id, System.archived_at.is_(None))).all()
+        systems = session.execute(
+            select(System.id, System.code, System.name).where(System.plan_id == plan.id, System.archived_at.is_(None))
+        ).all()
         ids = []
         for v in values:
             match = [s.id for s in systems if v in (s.name, s.code)]
@@ -68,12 +75,10 @@ def scope_tasks(session: Session, plan: Plan, kind: str, values: list[str]) -> l
     return tasks
 
 
-
 def default_title(kind: str, values: list[str]) -> str:
     if kind == "plan":
         return "全面督查"
     return f"{'、'.join(values)}专项督查" if kind != "tasks" else f"任务 {'、'.join(values)} 专项督查"
-
 
 
 def plan_by_code(session: Session, code: str | None) -> Plan:
@@ -89,30 +94,59 @@ def plan_by_code(session: Session, code: str | None) -> Plan:
     return plan
 
 
-
 def scope_choices(session: Session, plan: Plan) -> dict[str, list[str]]:
     """What a scope may name in ``plan`` (the dashboard's form): systems, lead departments,
     supervising leaders (of a department or of a task), and live task codes, in plan order."""
-    systems = list(session.scalars(select(System.name).where(System.plan_id == plan.id, System.archived_at.is_(None))
-                                   .order_by(System.position, System.code)))
+    systems = list(
+        session.scalars(
+            select(System.name).where(System.plan_id == plan.id, System.archived_at.is_(None)).order_by(System.position, System.code)
+        )
+    )
     departments = list(session.scalars(select(Department.name).where(Department.plan_id == plan.id).order_by(Department.id)))
     # the leaders in the order of the departments they supervise, then those named only on a task
-    sup_ids = list(session.scalars(select(Department.supervisor_id).where(Department.plan_id == plan.id, Department.supervisor_id.is_not(None))
-                                   .order_by(Department.id)))
-    sup_ids += list(session.scalars(select(Task.supervisor_id).where(Task.plan_id == plan.id, Task.archived_at.is_(None),
-                                                                     Task.supervisor_id.is_not(None)).order_by(Task.id)))
+    sup_ids = list(
+        session.scalars(
+            select(Department.supervisor_id)
+            .where(Department.plan_id == plan.id, Department.supervisor_id.is_not(None))
+            .order_by(Department.id)
+        )
+    )
+    sup_ids += list(
+        session.scalars(
+            select(Task.supervisor_id)
+            .where(Task.plan_id == plan.id, Task.archived_at.is_(None), Task.supervisor_id.is_not(None))
+            .order_by(Task.id)
+        )
+    )
     names = dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(sup_ids or [-1]))).all())
     supervisors = [names[i] for i in dict.fromkeys(sup_ids) if i in names]
-    tasks = [t.code for t in session.scalars(
-        select(Task).join(Project, Project.id == Task.project_id).join(System, System.id == Project.system_id)
-        .where(Task.plan_id == plan.id, Task.archived_at.is_(None)).order_by(System.position, Project.position, Task.position, Task.code))]
+    tasks = [
+        t.code
+        for t in session.scalars(
+            select(Task)
+            .join(Project, Project.id == Task.project_id)
+            .join(System, System.id == Project.system_id)
+            .where(Task.plan_id == plan.id, Task.archived_at.is_(None))
+            .order_by(System.position, Project.position, Task.position, Task.code)
+        )
+    ]
     return {"system": systems, "department": departments, "supervisor": supervisors, "tasks": tasks}
 
 
-
-def create(session: Session, *, plan_code: str | None, scope_kind: str, scope_values: list[str], reply_by: dt.date, ask: str,
-           today: dt.date, started_by: str, title: str | None = None, flow_run_id: str | None = None,
-           now: dt.datetime | None = None) -> Review:
+def create(
+    session: Session,
+    *,
+    plan_code: str | None,
+    scope_kind: str,
+    scope_values: list[str],
+    reply_by: dt.date,
+    ask: str,
+    today: dt.date,
+    started_by: str,
+    title: str | None = None,
+    flow_run_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> Review:
     """A new review over the tasks of a scope (one item per task, owner = the task's owner now).
 
     With ``flow_run_id``, an existing review of that flow run is returned instead (a flow run
@@ -126,20 +160,42 @@ def create(session: Session, *, plan_code: str | None, scope_kind: str, scope_va
         raise ReviewError(f"填报截止日期 {reply_by.isoformat()} 应晚于今天（{today.isoformat()}）。")
     ask = _text(ask, what="督查要求", limit=2000)
     tasks = scope_tasks(session, plan, scope_kind, list(scope_values))
-    review = Review(plan_id=plan.id, title=_text(title or default_title(scope_kind, list(scope_values)), what="督查名称", limit=300),
-                    ask=ask, scope_kind=scope_kind, scope_values=list(scope_values), reply_by=reply_by, started_on=today,
-                    status=ReviewState.OPEN, started_by=started_by[:200], created_at=now or utcnow(), flow_run_id=flow_run_id,
-                    cancel_reason="", wake_round=0)
+    review = Review(
+        plan_id=plan.id,
+        title=_text(title or default_title(scope_kind, list(scope_values)), what="督查名称", limit=300),
+        ask=ask,
+        scope_kind=scope_kind,
+        scope_values=list(scope_values),
+        reply_by=reply_by,
+        started_on=today,
+        status=ReviewState.OPEN,
+        started_by=started_by[:200],
+        created_at=now or utcnow(),
+        flow_run_id=flow_run_id,
+        cancel_reason="",
+        wake_round=0,
+    )
     session.add(review)
     session.flush()
-    session.add_all([ReviewItem(review_id=review.id, task_id=t.id, owner_id=t.owner_id, status=ItemState.REQUESTED, done="", problems="",
-                                next_steps="", verdict_note="") for t in tasks])
+    session.add_all(
+        [
+            ReviewItem(
+                review_id=review.id,
+                task_id=t.id,
+                owner_id=t.owner_id,
+                status=ItemState.REQUESTED,
+                done="",
+                problems="",
+                next_steps="",
+                verdict_note="",
+            )
+            for t in tasks
+        ]
+    )
     session.flush()
     return review
-
 
 
 def attach_flow_run(engine: Engine, review_id: int, flow_run_id: str) -> None:
     with session_scope(engine) as s:
         s.execute(update(Review).where(Review.id == review_id).values(flow_run_id=flow_run_id))
-

@@ -23,16 +23,19 @@ class TaskVerdict:
     follow_up_owner: str = ""  # a person's name; the task's owner when empty
 
 
-
-def give_verdict(session: Session, review: Review, v: TaskVerdict, *, actor: str, now: dt.datetime, today: dt.date,
-                 channel: str = "cli") -> Outcome:
+def give_verdict(
+    session: Session, review: Review, v: TaskVerdict, *, actor: str, now: dt.datetime, today: dt.date, channel: str = "cli"
+) -> Outcome:
     """Judge one task of ``review`` (again, to change it, until the review is closed)."""
     if review.status == ReviewState.CANCELLED:
         raise ReviewError("本次督查已撤销，不能评定。")
     if review.status == ReviewState.CLOSED:
         raise ReviewError("本次督查已完成并已生成报告，评定不能再修改。")
-    row = session.execute(select(ReviewItem, Task).join(Task, Task.id == ReviewItem.task_id)
-                          .where(ReviewItem.review_id == review.id, Task.code == v.task_code)).first()
+    row = session.execute(
+        select(ReviewItem, Task)
+        .join(Task, Task.id == ReviewItem.task_id)
+        .where(ReviewItem.review_id == review.id, Task.code == v.task_code)
+    ).first()
     if row is None:
         raise ReviewError(f"本次督查中没有编号为 {v.task_code} 的任务。")
     item, task = row
@@ -60,26 +63,60 @@ def give_verdict(session: Session, review: Review, v: TaskVerdict, *, actor: str
             ms = old_ms
         else:
             seq = (session.scalar(select(func.max(Milestone.seq)).where(Milestone.task_id == task.id)) or 0) + 1
-            ms = Milestone(task_id=task.id, seq=seq, title=full_title, due_date=v.follow_up_due, baseline_due_date=v.follow_up_due,
-                           due_text=f"督查整改（{review.title}）", due_version=1, is_final=False,
-                           status=MilestoneState.IN_PROGRESS if task.acknowledged_at is not None else MilestoneState.ASSIGNED, assigned_at=now,
-                           acknowledged_at=now if task.acknowledged_at is not None else None)
+            ms = Milestone(
+                task_id=task.id,
+                seq=seq,
+                title=full_title,
+                due_date=v.follow_up_due,
+                baseline_due_date=v.follow_up_due,
+                due_text=f"督查整改（{review.title}）",
+                due_version=1,
+                is_final=False,
+                status=MilestoneState.IN_PROGRESS if task.acknowledged_at is not None else MilestoneState.ASSIGNED,
+                assigned_at=now,
+                acknowledged_at=now if task.acknowledged_at is not None else None,
+            )
             session.add(ms)
             session.flush()
         item.follow_up_milestone_id, item.follow_up_owner_id = ms.id, owner_id
-        if _ledger(session, key=f"{MessageKind.REVIEW_FOLLOW_UP}:rv{review.id}:i{item.id}:m{ms.id}v{ms.due_version}:p{owner_id}", review=review,
-                   recipient=owner_id, kind=MessageKind.REVIEW_FOLLOW_UP, today=today, now=now, task=task, milestone_id=ms.id, due=ms.due_date,
-                   data={"item": item.id, "milestone": ms.title, "note": note, "task_owner": owner_id == task.owner_id}):
+        if _ledger(
+            session,
+            key=f"{MessageKind.REVIEW_FOLLOW_UP}:rv{review.id}:i{item.id}:m{ms.id}v{ms.due_version}:p{owner_id}",
+            review=review,
+            recipient=owner_id,
+            kind=MessageKind.REVIEW_FOLLOW_UP,
+            today=today,
+            now=now,
+            task=task,
+            milestone_id=ms.id,
+            due=ms.due_date,
+            data={"item": item.id, "milestone": ms.title, "note": note, "task_owner": owner_id == task.owner_id},
+        ):
             notify.add(owner_id)
     else:
         if old_ms is not None and old_ms.status in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS):
             old_ms.status, old_ms.archived_at = MilestoneState.ARCHIVED, now  # the verdict changed: no 整改 any more
         item.follow_up_milestone_id, item.follow_up_owner_id = None, None
     item.verdict, item.verdict_note, item.verdict_by, item.verdict_at, item.status = v.verdict, note, actor[:200], now, ItemState.JUDGED
-    session.add(Event(plan_id=review.plan_id, task_id=task.id, milestone_id=item.follow_up_milestone_id, at=now, actor=actor[:200],
-                      channel=channel, kind=EventKind.REVIEW_JUDGED,
-                      data={"review": review.id, "item": item.id, "review_title": review.title, "verdict": v.verdict, "note": note,
-                            "follow_up": item.follow_up_milestone_id}))
+    session.add(
+        Event(
+            plan_id=review.plan_id,
+            task_id=task.id,
+            milestone_id=item.follow_up_milestone_id,
+            at=now,
+            actor=actor[:200],
+            channel=channel,
+            kind=EventKind.REVIEW_JUDGED,
+            data={
+                "review": review.id,
+                "item": item.id,
+                "review_title": review.title,
+                "verdict": v.verdict,
+                "note": note,
+                "follow_up": item.follow_up_milestone_id,
+            },
+        )
+    )
     session.flush()
     counts = _counts(session, review.id)
     all_judged = counts["judged"] == counts["items"]
@@ -87,7 +124,6 @@ def give_verdict(session: Session, review: Review, v: TaskVerdict, *, actor: str
     if all_judged:
         msg += "本次督查的全部任务均已评定，将生成督查报告并报送领导小组。"
     return Outcome(msg, notify, wake=all_judged and review.status == ReviewState.WAITING)
-
 
 
 def cancel(session: Session, review_id: int, *, actor: str, reason: str, now: dt.datetime, today: dt.date) -> Outcome:
@@ -98,18 +134,38 @@ def cancel(session: Session, review_id: int, *, actor: str, reason: str, now: dt
         raise ReviewError(f"督查 {review_id} 已{'完成' if review.status == ReviewState.CLOSED else '撤销'}，不能撤销。")
     review.status, review.cancelled_by, review.cancel_reason, review.closed_at = ReviewState.CANCELLED, actor[:200], reason.strip(), now
     notify = set()
-    for item, task in session.execute(select(ReviewItem, Task).join(Task, Task.id == ReviewItem.task_id)
-                                      .where(ReviewItem.review_id == review.id, ReviewItem.answered_at.is_(None))).all():
-        if _ledger(session, key=f"{MessageKind.REVIEW_CANCELLED}:rv{review.id}:i{item.id}", review=review, recipient=item.owner_id,
-                   kind=MessageKind.REVIEW_CANCELLED, today=today, now=now, task=task, data={"item": item.id, "reason": review.cancel_reason}):
+    for item, task in session.execute(
+        select(ReviewItem, Task)
+        .join(Task, Task.id == ReviewItem.task_id)
+        .where(ReviewItem.review_id == review.id, ReviewItem.answered_at.is_(None))
+    ).all():
+        if _ledger(
+            session,
+            key=f"{MessageKind.REVIEW_CANCELLED}:rv{review.id}:i{item.id}",
+            review=review,
+            recipient=item.owner_id,
+            kind=MessageKind.REVIEW_CANCELLED,
+            today=today,
+            now=now,
+            task=task,
+            data={"item": item.id, "reason": review.cancel_reason},
+        ):
             notify.add(item.owner_id)
     item_ids = select(ReviewItem.id).where(ReviewItem.review_id == review.id)
-    session.execute(update(Link).where(Link.void_at.is_(None), (Link.review_id == review.id) | Link.review_item_id.in_(item_ids))
-                    .values(void_at=now, void_reason="督查已撤销"))
+    session.execute(
+        update(Link)
+        .where(Link.void_at.is_(None), (Link.review_id == review.id) | Link.review_item_id.in_(item_ids))
+        .values(void_at=now, void_reason="督查已撤销")
+    )
     # pending reminders that were not sent yet are dropped
-    session.execute(update(Notification).where(Notification.status == LedgerStatus.PENDING, Notification.digest_id.is_(None),
-                                               Notification.kind.in_(("review_reminder", "review_overdue", "review_escalation", MessageKind.REVIEW_REQUEST)),
-                                               Notification.task_id.in_(select(ReviewItem.task_id).where(ReviewItem.review_id == review.id)))
-                    .values(status="cancelled"))
+    session.execute(
+        update(Notification)
+        .where(
+            Notification.status == LedgerStatus.PENDING,
+            Notification.digest_id.is_(None),
+            Notification.kind.in_(("review_reminder", "review_overdue", "review_escalation", MessageKind.REVIEW_REQUEST)),
+            Notification.task_id.in_(select(ReviewItem.task_id).where(ReviewItem.review_id == review.id)),
+        )
+        .values(status="cancelled")
+    )
     return Outcome(f"督查 {review.id}（{review.title}）已撤销。", notify, wake=True)
-

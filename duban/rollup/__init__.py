@@ -63,36 +63,127 @@ REQUEST_LABELS = {RequestKind.COMPLETION: "办结审核", RequestKind.EXTENSION:
 
 # the summable counts of a group (snapshot columns are a subset)
 COUNT_COLUMNS = (
-    "tasks", *TASK_STATES, "done_tasks", "on_time_tasks", "overdue_tasks", "due_soon_tasks", "milestones", "done_milestones",
-    "due_milestones", "on_time_milestones", "on_time_baseline_milestones", "overdue_milestones", "late_days",
-    "red", "yellow", "green", "no_light",
+    "tasks",
+    *TASK_STATES,
+    "done_tasks",
+    "on_time_tasks",
+    "overdue_tasks",
+    "due_soon_tasks",
+    "milestones",
+    "done_milestones",
+    "due_milestones",
+    "on_time_milestones",
+    "on_time_baseline_milestones",
+    "overdue_milestones",
+    "late_days",
+    "red",
+    "yellow",
+    "green",
+    "no_light",
 )
-RATE_COLUMNS = frozenset({
-    "completion_rate", "on_time_rate", "on_time_baseline_rate", "s_on_time", "s_overdue", "s_escalations", "s_returns",
-    "escalations_per_task", "return_rate",
-})
-SNAPSHOT_COUNTS = ("tasks", "done_tasks", "overdue_tasks", "due_soon_tasks", "red", "yellow", "green", "milestones",
-                   "done_milestones", "due_milestones", "on_time_milestones", "overdue_milestones")
+RATE_COLUMNS = frozenset(
+    {
+        "completion_rate",
+        "on_time_rate",
+        "on_time_baseline_rate",
+        "s_on_time",
+        "s_overdue",
+        "s_escalations",
+        "s_returns",
+        "escalations_per_task",
+        "return_rate",
+    }
+)
+SNAPSHOT_COUNTS = (
+    "tasks",
+    "done_tasks",
+    "overdue_tasks",
+    "due_soon_tasks",
+    "red",
+    "yellow",
+    "green",
+    "milestones",
+    "done_milestones",
+    "due_milestones",
+    "on_time_milestones",
+    "overdue_milestones",
+)
 
 COLUMNS: dict[str, str] = {
-    "plan": "方案编号", "plan_name": "方案名称", "organization": "单位", "system_code": "体系编号", "system": "育人体系",
-    "project_code": "项目编号", "project": "重点项目", "department": "牵头单位", "supervisor": "分管校领导",
-    "tasks": "在办任务", "assigned": "待签收", "in_progress": "办理中", "submitted": "待审核", "done": "已办结",
-    "done_tasks": "已办结任务", "on_time_tasks": "按期办结任务", "overdue_tasks": "逾期任务", "due_soon_tasks": "近期到期任务",
-    "milestones": "节点总数", "done_milestones": "已完成节点", "due_milestones": "应完成节点", "on_time_milestones": "按期完成节点",
-    "on_time_baseline_milestones": "按原定时间完成节点", "overdue_milestones": "逾期节点", "late_days": "累计逾期工作日",
-    "red": "红灯", "yellow": "黄灯", "green": "绿灯", "no_light": "无灯（已办结）",
-    "completion_rate": "节点完成率", "on_time_rate": "按期完成率", "on_time_baseline_rate": "按原定时间完成率",
-    "code": "任务编号", "title": "任务名称", "milestone": "节点", "owner": "责任人", "due": "完成时间", "baseline": "原定时间",
-    "days_late": "逾期工作日", "level": "督办层级", "level_label": "督办情况", "days_left": "剩余工作日", "colour": "灯",
-    "colour_label": "状态灯", "status": "任务状态", "kind": "类别", "requester": "申请人", "submitted_on": "提交日期",
-    "waiting_days": "已等待工作日", "new_due": "申请延至", "extensions": "批准延期次数", "slipped_days": "推迟天数",
-    "slipped_workdays": "推迟工作日", "reason": "调整原因", "last_approved": "最近批准日期",
-    "day": "日期", "escalations": "被督办次数", "escalations_per_task": "每项任务督办次数", "completion_requests": "办结申请",
-    "returns": "被退回", "return_rate": "退回率", "avg_late_days": "每节点平均逾期工作日",
-    "s_on_time": "按期完成得分率", "s_overdue": "逾期得分率", "s_escalations": "督办得分率", "s_returns": "退回得分率",
-    "p_on_time": "按期完成得分", "p_overdue": "逾期得分", "p_escalations": "督办得分", "p_returns": "退回得分",
-    "score": "考核得分", "rank": "排名", "schedule": "类型", "overdue": "是否逾期",
+    "plan": "方案编号",
+    "plan_name": "方案名称",
+    "organization": "单位",
+    "system_code": "体系编号",
+    "system": "育人体系",
+    "project_code": "项目编号",
+    "project": "重点项目",
+    "department": "牵头单位",
+    "supervisor": "分管校领导",
+    "tasks": "在办任务",
+    "assigned": "待签收",
+    "in_progress": "办理中",
+    "submitted": "待审核",
+    "done": "已办结",
+    "done_tasks": "已办结任务",
+    "on_time_tasks": "按期办结任务",
+    "overdue_tasks": "逾期任务",
+    "due_soon_tasks": "近期到期任务",
+    "milestones": "节点总数",
+    "done_milestones": "已完成节点",
+    "due_milestones": "应完成节点",
+    "on_time_milestones": "按期完成节点",
+    "on_time_baseline_milestones": "按原定时间完成节点",
+    "overdue_milestones": "逾期节点",
+    "late_days": "累计逾期工作日",
+    "red": "红灯",
+    "yellow": "黄灯",
+    "green": "绿灯",
+    "no_light": "无灯（已办结）",
+    "completion_rate": "节点完成率",
+    "on_time_rate": "按期完成率",
+    "on_time_baseline_rate": "按原定时间完成率",
+    "code": "任务编号",
+    "title": "任务名称",
+    "milestone": "节点",
+    "owner": "责任人",
+    "due": "完成时间",
+    "baseline": "原定时间",
+    "days_late": "逾期工作日",
+    "level": "督办层级",
+    "level_label": "督办情况",
+    "days_left": "剩余工作日",
+    "colour": "灯",
+    "colour_label": "状态灯",
+    "status": "任务状态",
+    "kind": "类别",
+    "requester": "申请人",
+    "submitted_on": "提交日期",
+    "waiting_days": "已等待工作日",
+    "new_due": "申请延至",
+    "extensions": "批准延期次数",
+    "slipped_days": "推迟天数",
+    "slipped_workdays": "推迟工作日",
+    "reason": "调整原因",
+    "last_approved": "最近批准日期",
+    "day": "日期",
+    "escalations": "被督办次数",
+    "escalations_per_task": "每项任务督办次数",
+    "completion_requests": "办结申请",
+    "returns": "被退回",
+    "return_rate": "退回率",
+    "avg_late_days": "每节点平均逾期工作日",
+    "s_on_time": "按期完成得分率",
+    "s_overdue": "逾期得分率",
+    "s_escalations": "督办得分率",
+    "s_returns": "退回得分率",
+    "p_on_time": "按期完成得分",
+    "p_overdue": "逾期得分",
+    "p_escalations": "督办得分",
+    "p_returns": "退回得分",
+    "score": "考核得分",
+    "rank": "排名",
+    "schedule": "类型",
+    "overdue": "是否逾期",
 }
 
 
@@ -153,7 +244,10 @@ class Rollup:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (``schema: duban.rollup/1``): dates as ISO text, NaN as null."""
         return {
-            "schema": SCHEMA, "as_of": self.as_of.isoformat(), "plan": self.plan_code, "due_soon_days": self.due_soon_days,
+            "schema": SCHEMA,
+            "as_of": self.as_of.isoformat(),
+            "plan": self.plan_code,
+            "due_soon_days": self.due_soon_days,
             "totals": jsonable(self.totals),
             **{key: records(frame) for key, _title, frame in self.views()},
         }
@@ -167,9 +261,11 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def headline(r: Rollup) -> str:
     """One Chinese sentence with the headline figures (CLI, artifacts, the 通报)."""
     t = r.totals
-    return (f"截至 {r.as_of.isoformat()}，在办任务 {t['tasks']} 项，已办结 {t['done_tasks']} 项；节点完成率 {pct(t['completion_rate'])}，"
-            f"按期完成率 {pct(t['on_time_rate'])}；红灯 {t['red']} 项、黄灯 {t['yellow']} 项、绿灯 {t['green']} 项；"
-            f"逾期任务 {t['overdue_tasks']} 项，待审核 {t['awaiting_approval']} 项。")
+    return (
+        f"截至 {r.as_of.isoformat()}，在办任务 {t['tasks']} 项，已办结 {t['done_tasks']} 项；节点完成率 {pct(t['completion_rate'])}，"
+        f"按期完成率 {pct(t['on_time_rate'])}；红灯 {t['red']} 项、黄灯 {t['yellow']} 项、绿灯 {t['green']} 项；"
+        f"逾期任务 {t['overdue_tasks']} 项，待审核 {t['awaiting_approval']} 项。"
+    )
 
 
 def pct(value: Any, digits: int = 1) -> str:

@@ -24,10 +24,31 @@ def rates(g) -> None:
 def assessment(live: pd.DataFrame, plans: pd.DataFrame) -> pd.DataFrame:
     """考核: one row per (plan, lead department); formula in docs/rollup.md."""
     cols = ["tasks", "due_milestones", "on_time_milestones", "late_days", "escalations", "completion_requests", "returns"]
-    out_cols = ["plan", "department", "tasks", "due_milestones", "on_time_milestones", "on_time_rate", "late_days",
-                "avg_late_days", "escalations", "escalations_per_task", "completion_requests", "returns", "return_rate",
-                "s_on_time", "s_overdue", "s_escalations", "s_returns", "p_on_time", "p_overdue", "p_escalations", "p_returns",
-                "score", "rank"]
+    out_cols = [
+        "plan",
+        "department",
+        "tasks",
+        "due_milestones",
+        "on_time_milestones",
+        "on_time_rate",
+        "late_days",
+        "avg_late_days",
+        "escalations",
+        "escalations_per_task",
+        "completion_requests",
+        "returns",
+        "return_rate",
+        "s_on_time",
+        "s_overdue",
+        "s_escalations",
+        "s_returns",
+        "p_on_time",
+        "p_overdue",
+        "p_escalations",
+        "p_returns",
+        "score",
+        "rank",
+    ]
     if live.empty:
         return pd.DataFrame(columns=out_cols)
     g = live.groupby(["plan", "department"], sort=False)[cols].sum().reset_index()
@@ -52,13 +73,19 @@ def score_frame(g: pd.DataFrame, policy: AssessmentPolicy) -> pd.DataFrame:
 
 
 _PARAMS = {
-    "w_on_time": lambda p: p.weights.on_time, "w_overdue": lambda p: p.weights.overdue, "w_escalations": lambda p: p.weights.escalations,
-    "w_returns": lambda p: p.weights.returns, "overdue_limit": lambda p: p.overdue_days_limit,
-    "escalations_limit": lambda p: p.escalations_limit, "returns_limit": lambda p: p.returns_limit,
+    "w_on_time": lambda p: p.weights.on_time,
+    "w_overdue": lambda p: p.weights.overdue,
+    "w_escalations": lambda p: p.weights.escalations,
+    "w_returns": lambda p: p.weights.returns,
+    "overdue_limit": lambda p: p.overdue_days_limit,
+    "escalations_limit": lambda p: p.escalations_limit,
+    "returns_limit": lambda p: p.returns_limit,
 }
 
 
-def _score(g: pd.DataFrame, *, w_on_time, w_overdue, w_escalations, w_returns, overdue_limit, escalations_limit, returns_limit) -> pd.DataFrame:
+def _score(
+    g: pd.DataFrame, *, w_on_time, w_overdue, w_escalations, w_returns, overdue_limit, escalations_limit, returns_limit
+) -> pd.DataFrame:
     """The arithmetic of :func:`score_frame`; each parameter a number or a per-row Series."""
     due = g["due_milestones"]
     g["on_time_rate"] = ratio(g["on_time_milestones"], due)
@@ -78,4 +105,3 @@ def _score(g: pd.DataFrame, *, w_on_time, w_overdue, w_escalations, w_returns, o
     for c in ("p_on_time", "p_overdue", "p_escalations", "p_returns"):
         g[c] = g[c].round(1)
     return g
-

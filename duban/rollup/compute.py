@@ -19,15 +19,40 @@ from duban.rules.policy import assessment_policy
 from duban.status import TASK_STATES
 from duban.vocabulary import Light, MilestoneState, OPEN_STATES, RequestKind, RequestStatus, SnapshotScope
 
-_MILESTONE_COUNTS = ("milestones", "done_milestones", "due_milestones", "on_time_milestones", "on_time_baseline_milestones",
-                     "overdue_milestones", "due_soon_milestones", "late_days")
-_TASK_VIEW = ["plan", "code", "title", "system", "project", "department", "owner", "supervisor", "schedule", "status", "colour",
-              "milestones", "done_milestones", "due_milestones", "on_time_milestones", "overdue_milestones", "late_days",
-              "escalations", "returns"]
+_MILESTONE_COUNTS = (
+    "milestones",
+    "done_milestones",
+    "due_milestones",
+    "on_time_milestones",
+    "on_time_baseline_milestones",
+    "overdue_milestones",
+    "due_soon_milestones",
+    "late_days",
+)
+_TASK_VIEW = [
+    "plan",
+    "code",
+    "title",
+    "system",
+    "project",
+    "department",
+    "owner",
+    "supervisor",
+    "schedule",
+    "status",
+    "colour",
+    "milestones",
+    "done_milestones",
+    "due_milestones",
+    "on_time_milestones",
+    "overdue_milestones",
+    "late_days",
+    "escalations",
+    "returns",
+]
 
 
-def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz, cal,
-            due_soon_days: int = DUE_SOON_DAYS) -> Rollup:
+def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz, cal, due_soon_days: int = DUE_SOON_DAYS) -> Rollup:
     """The roll-up of one plan (``plan_code``) or of every plan, as of ``as_of`` (docs/rollup.md)."""
     with session_scope(engine, readonly=True) as session:
         plans = plans_frame(session, plan_code)
@@ -40,8 +65,9 @@ def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz,
     t = _tasks(data["tasks"], data["depts"], plans, people)
     t = _with_milestone_counts(t, m)
     found = colours(t, m, plans, data["reports"], tz, cal, as_of)
-    t["colour"] = pd.Series([found.get(int(i)) if not a else None for i, a in zip(t["task_id"].tolist(), t["archived"].tolist())],
-                            index=t.index, dtype=object)
+    t["colour"] = pd.Series(
+        [found.get(int(i)) if not a else None for i, a in zip(t["task_id"].tolist(), t["archived"].tolist())], index=t.index, dtype=object
+    )
     esc, req = data["escalations"], data["requests"]
     t = _with_assessment_inputs(t, esc, req)
     live = _live(t)
@@ -52,24 +78,45 @@ def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz,
     extensions, granted = _extensions(mt, req, tz=tz, workdays=workdays)
 
     totals: dict[str, Any] = {c: int(by_plan[c].sum()) for c in COUNT_COLUMNS}
-    totals.update(plans=len(plans), awaiting_approval=len(awaiting), extensions_granted=granted,
-                  slipped_milestones=len(extensions), escalations=int(live["escalations"].sum()))
+    totals.update(
+        plans=len(plans),
+        awaiting_approval=len(awaiting),
+        extensions_granted=granted,
+        slipped_milestones=len(extensions),
+        escalations=int(live["escalations"].sum()),
+    )
     rates(totals)
 
-    tasks_view = live.sort_values(["plan", "system_position", "project_position", "position"], kind="stable")[_TASK_VIEW].reset_index(drop=True)
-    return Rollup(as_of=as_of, plan_code=plan_code, due_soon_days=due_soon_days, totals=totals, by_plan=by_plan,
-                  by_system=_group(live, ["plan", "system_code", "system", "system_position"], ["plan", "system_position", "system_code"])
-                  .drop(columns=["system_position"]),
-                  by_project=_group(live, ["plan", "system_code", "system", "system_position", "project_code", "project", "project_position"],
-                                    ["plan", "system_position", "project_position", "project_code"])
-                  .drop(columns=["system_position", "project_position"]),
-                  by_department=_group(live, ["plan", "department"], ["plan", "tasks", "department"], [True, False, True]),
-                  by_supervisor=_group(live, ["plan", "supervisor"], ["plan", "tasks", "supervisor"], [True, False, True]),
-                  overdue=_overdue(mt, esc), due_soon=_due_soon(mt, as_of=as_of, workdays=workdays), awaiting_approval=awaiting,
-                  extensions=extensions, trend=trend_with_today(snaps, totals, as_of),
-                  assessment=assessment(live, plans), tasks=tasks_view, plans=plans.drop(columns=["policy"]),
-                  warnings=list(getattr(cal, "warnings", []) or []),
-                  assessment_policies={row.plan: assessment_policy(row.policy) for row in plans.itertuples()})
+    tasks_view = live.sort_values(["plan", "system_position", "project_position", "position"], kind="stable")[_TASK_VIEW].reset_index(
+        drop=True
+    )
+    return Rollup(
+        as_of=as_of,
+        plan_code=plan_code,
+        due_soon_days=due_soon_days,
+        totals=totals,
+        by_plan=by_plan,
+        by_system=_group(live, ["plan", "system_code", "system", "system_position"], ["plan", "system_position", "system_code"]).drop(
+            columns=["system_position"]
+        ),
+        by_project=_group(
+            live,
+            ["plan", "system_code", "system", "system_position", "project_code", "project", "project_position"],
+            ["plan", "system_position", "project_position", "project_code"],
+        ).drop(columns=["system_position", "project_position"]),
+        by_department=_group(live, ["plan", "department"], ["plan", "tasks", "department"], [True, False, True]),
+        by_supervisor=_group(live, ["plan", "supervisor"], ["plan", "tasks", "supervisor"], [True, False, True]),
+        overdue=_overdue(mt, esc),
+        due_soon=_due_soon(mt, as_of=as_of, workdays=workdays),
+        awaiting_approval=awaiting,
+        extensions=extensions,
+        trend=trend_with_today(snaps, totals, as_of),
+        assessment=assessment(live, plans),
+        tasks=tasks_view,
+        plans=plans.drop(columns=["policy"]),
+        warnings=list(getattr(cal, "warnings", []) or []),
+        assessment_policies={row.plan: assessment_policy(row.policy) for row in plans.itertuples()},
+    )
 
 
 def _tasks(tasks: pd.DataFrame, depts: pd.DataFrame, plans: pd.DataFrame, people: dict[int, str]) -> pd.DataFrame:
@@ -105,18 +152,28 @@ def _milestones(m: pd.DataFrame, *, as_of: dt.date, due_soon_days: int, tz, work
     soon_end = as_of + dt.timedelta(days=due_soon_days)
     m["is_due_soon"] = m["is_open"] & (due >= as_of) & (due <= soon_end)
     # working days late: open and past due → until as_of; done late → until it was finished
-    late_end = pd.Series([as_of if o else (f if (d and f is not None and f > x) else None)
-                          for o, d, f, x in zip(m["is_overdue"].tolist(), m["is_done"].tolist(), finished.tolist(), due.tolist())],
-                         index=m.index, dtype=object)
+    late_end = pd.Series(
+        [
+            as_of if o else (f if (d and f is not None and f > x) else None)
+            for o, d, f, x in zip(m["is_overdue"].tolist(), m["is_done"].tolist(), finished.tolist(), due.tolist())
+        ],
+        index=m.index,
+        dtype=object,
+    )
     m["days_late"] = workdays(due, late_end).clip(lower=0) if len(m) else pd.Series([], dtype="int64")
     return m
 
 
 def _with_milestone_counts(t: pd.DataFrame, m: pd.DataFrame) -> pd.DataFrame:
     per_task = m.groupby("task_id").agg(
-        milestones=("milestone_id", "size"), done_milestones=("is_done", "sum"), due_milestones=("is_due", "sum"),
-        on_time_milestones=("is_on_time", "sum"), on_time_baseline_milestones=("is_on_time_baseline", "sum"),
-        overdue_milestones=("is_overdue", "sum"), due_soon_milestones=("is_due_soon", "sum"), late_days=("days_late", "sum"),
+        milestones=("milestone_id", "size"),
+        done_milestones=("is_done", "sum"),
+        due_milestones=("is_due", "sum"),
+        on_time_milestones=("is_on_time", "sum"),
+        on_time_baseline_milestones=("is_on_time_baseline", "sum"),
+        overdue_milestones=("is_overdue", "sum"),
+        due_soon_milestones=("is_due_soon", "sum"),
+        late_days=("days_late", "sum"),
     )
     t = t.merge(per_task, left_on="task_id", right_index=True, how="left")
     for c in _MILESTONE_COUNTS:
@@ -128,9 +185,11 @@ def _with_assessment_inputs(t: pd.DataFrame, esc: pd.DataFrame, req: pd.DataFram
     """Per task: escalations (督办), decided completion requests and returns."""
     comp = req[req["kind"] == RequestKind.COMPLETION]
     decided = comp[comp["status"].isin((RequestStatus.APPROVED, RequestStatus.RETURNED))]
-    for counted in (esc.groupby("task_id").size().rename("escalations"),
-                    decided.groupby("task_id").size().rename("completion_requests"),
-                    comp[comp["status"] == RequestStatus.RETURNED].groupby("task_id").size().rename("returns")):
+    for counted in (
+        esc.groupby("task_id").size().rename("escalations"),
+        decided.groupby("task_id").size().rename("completion_requests"),
+        comp[comp["status"] == RequestStatus.RETURNED].groupby("task_id").size().rename("returns"),
+    ):
         t = t.merge(counted, left_on="task_id", right_index=True, how="left")
     for c in ("escalations", "completion_requests", "returns"):
         t[c] = t[c].fillna(0).astype("int64")
@@ -193,8 +252,9 @@ def _overdue(mt: pd.DataFrame, esc: pd.DataFrame) -> pd.DataFrame:
     od["level_label"] = od["level"].map(LEVEL_LABELS)
     od["milestone"] = _step_titles(od["is_final"], od["milestone"])
     overdue = od.sort_values(["level", "days_late", "plan", "position", "seq"], ascending=[False, False, True, True, True], kind="stable")
-    return overdue[["plan", "code", "title", "milestone", "owner", "department", "supervisor", "due", "baseline", "days_late",
-                    "level", "level_label"]].reset_index(drop=True)
+    return overdue[
+        ["plan", "code", "title", "milestone", "owner", "department", "supervisor", "due", "baseline", "days_late", "level", "level_label"]
+    ].reset_index(drop=True)
 
 
 def _due_soon(mt: pd.DataFrame, *, as_of: dt.date, workdays: Workdays) -> pd.DataFrame:
@@ -203,11 +263,13 @@ def _due_soon(mt: pd.DataFrame, *, as_of: dt.date, workdays: Workdays) -> pd.Dat
     ds["milestone"] = _step_titles(ds["is_final"], ds["milestone"])
     ds["colour_label"] = ds["colour"].map(lambda c: COLOUR_LABELS.get(c, ""))
     return ds.sort_values(["due", "plan", "position", "seq"], kind="stable")[
-        ["plan", "code", "title", "milestone", "owner", "department", "due", "days_left", "colour_label"]].reset_index(drop=True)
+        ["plan", "code", "title", "milestone", "owner", "department", "due", "days_left", "colour_label"]
+    ].reset_index(drop=True)
 
 
-def _awaiting_approval(t: pd.DataFrame, m: pd.DataFrame, req: pd.DataFrame, people: dict[int, str], *, tz, as_of: dt.date,
-                       workdays: Workdays) -> pd.DataFrame:
+def _awaiting_approval(
+    t: pd.DataFrame, m: pd.DataFrame, req: pd.DataFrame, people: dict[int, str], *, tz, as_of: dt.date, workdays: Workdays
+) -> pd.DataFrame:
     """Requests waiting for the office, oldest first."""
     tinfo = t[["task_id", "plan", "code", "title", "department", "position"]].copy()
     tinfo["department"] = tinfo["department"].fillna(UNSPECIFIED)
@@ -218,7 +280,9 @@ def _awaiting_approval(t: pd.DataFrame, m: pd.DataFrame, req: pd.DataFrame, peop
     pend["requester"] = [people.get(int(p), "") for p in pend["person_id"].tolist()]
     pend["submitted_on"] = local_dates(pend["created_at"], tz)
     pend["waiting_days"] = workdays(pend["submitted_on"], as_of).clip(lower=0) if len(pend) else 0
-    pend["milestone"] = [("" if f is True else (s if isinstance(s, str) else "")) for f, s in zip(pend["is_final"].tolist(), pend["milestone"].tolist())]
+    pend["milestone"] = [
+        ("" if f is True else (s if isinstance(s, str) else "")) for f, s in zip(pend["is_final"].tolist(), pend["milestone"].tolist())
+    ]
     return pend.sort_values(["submitted_on", "plan", "position"], kind="stable")[
         ["plan", "kind", "code", "title", "milestone", "department", "requester", "submitted_on", "waiting_days", "due", "new_due"]
     ].reset_index(drop=True)
@@ -237,6 +301,20 @@ def _extensions(mt: pd.DataFrame, req: pd.DataFrame, *, tz, workdays: Workdays) 
     moved["milestone"] = _step_titles(moved["is_final"], moved["milestone"])
     moved["last_approved"] = moved["last_approved"].where(moved["last_approved"].notna(), None)
     extensions = moved.sort_values(["slipped_days", "plan", "position"], ascending=[False, True, True], kind="stable")[
-        ["plan", "code", "title", "milestone", "owner", "department", "baseline", "due", "slipped_days", "slipped_workdays",
-         "extensions", "reason", "last_approved"]].reset_index(drop=True)
+        [
+            "plan",
+            "code",
+            "title",
+            "milestone",
+            "owner",
+            "department",
+            "baseline",
+            "due",
+            "slipped_days",
+            "slipped_workdays",
+            "extensions",
+            "reason",
+            "last_approved",
+        ]
+    ].reset_index(drop=True)
     return extensions, int(ext.shape[0])

@@ -72,47 +72,150 @@ def load(session, plan_ids: list[int], tz) -> dict[str, pd.DataFrame]:
     """The database as frames: one query per table, filtered by plan."""
     in_plans = Task.plan_id.in_(plan_ids)
     per_task = milestone_summary(tasks=in_plans)
-    tasks = frame(session.execute(
-        select(Task.id, Task.plan_id, Task.code, Task.title, Task.owner_id, Task.lead_department_id, Task.supervisor_id,
-               Task.schedule, Task.archived_at.is_not(None), Task.acknowledged_at.is_not(None), Task.position,
-               Task.period, Task.period_month, Task.assigned_at, Task.policy, task_status(per_task),
-               Project.code, Project.name, Project.position, System.code, System.name, System.position)
-        .join(Project, Project.id == Task.project_id).join(System, System.id == Project.system_id)
-        .outerjoin(per_task, per_task.c.task_id == Task.id)
-        .where(in_plans)
-    ), ["task_id", "plan_id", "code", "title", "owner_id", "department_id", "task_supervisor_id", "schedule", "archived",
-        "acknowledged", "position", "period", "period_month", "assigned_at", "task_policy", "status", "project_code", "project",
-        "project_position", "system_code", "system", "system_position"])
-    depts = frame(session.execute(select(Department.id, Department.name, Department.supervisor_id).where(Department.plan_id.in_(plan_ids))),
-                   ["department_id", "department", "dept_supervisor_id"])
+    tasks = frame(
+        session.execute(
+            select(
+                Task.id,
+                Task.plan_id,
+                Task.code,
+                Task.title,
+                Task.owner_id,
+                Task.lead_department_id,
+                Task.supervisor_id,
+                Task.schedule,
+                Task.archived_at.is_not(None),
+                Task.acknowledged_at.is_not(None),
+                Task.position,
+                Task.period,
+                Task.period_month,
+                Task.assigned_at,
+                Task.policy,
+                task_status(per_task),
+                Project.code,
+                Project.name,
+                Project.position,
+                System.code,
+                System.name,
+                System.position,
+            )
+            .join(Project, Project.id == Task.project_id)
+            .join(System, System.id == Project.system_id)
+            .outerjoin(per_task, per_task.c.task_id == Task.id)
+            .where(in_plans)
+        ),
+        [
+            "task_id",
+            "plan_id",
+            "code",
+            "title",
+            "owner_id",
+            "department_id",
+            "task_supervisor_id",
+            "schedule",
+            "archived",
+            "acknowledged",
+            "position",
+            "period",
+            "period_month",
+            "assigned_at",
+            "task_policy",
+            "status",
+            "project_code",
+            "project",
+            "project_position",
+            "system_code",
+            "system",
+            "system_position",
+        ],
+    )
+    depts = frame(
+        session.execute(select(Department.id, Department.name, Department.supervisor_id).where(Department.plan_id.in_(plan_ids))),
+        ["department_id", "department", "dept_supervisor_id"],
+    )
     people = dict(session.execute(select(Person.id, Person.name).where(Person.plan_id.in_(plan_ids))).all())
-    milestones = frame(session.execute(
-        select(Milestone.id, Milestone.task_id, Milestone.seq, Milestone.title, Milestone.due_date, Milestone.baseline_due_date,
-               Milestone.status, Milestone.is_final, Milestone.submitted_at, Milestone.completed_at, Milestone.due_version)
-        .join(Task, Task.id == Milestone.task_id).where(in_plans, Milestone.status != MilestoneState.ARCHIVED)
-    ), ["milestone_id", "task_id", "seq", "milestone", "due", "baseline", "state", "is_final", "submitted_at", "completed_at", "due_version"])
+    milestones = frame(
+        session.execute(
+            select(
+                Milestone.id,
+                Milestone.task_id,
+                Milestone.seq,
+                Milestone.title,
+                Milestone.due_date,
+                Milestone.baseline_due_date,
+                Milestone.status,
+                Milestone.is_final,
+                Milestone.submitted_at,
+                Milestone.completed_at,
+                Milestone.due_version,
+            )
+            .join(Task, Task.id == Milestone.task_id)
+            .where(in_plans, Milestone.status != MilestoneState.ARCHIVED)
+        ),
+        [
+            "milestone_id",
+            "task_id",
+            "seq",
+            "milestone",
+            "due",
+            "baseline",
+            "state",
+            "is_final",
+            "submitted_at",
+            "completed_at",
+            "due_version",
+        ],
+    )
     # one 督办 per (task, milestone or acknowledgement, due date, level), however many people got it
-    escalations = frame(session.execute(
-        select(Notification.task_id, Notification.milestone_id, Notification.due_date, Notification.level)
-        .where(Notification.plan_id.in_(plan_ids), Notification.kind == MessageKind.ESCALATION, Notification.level >= 1,
-               Notification.task_id.is_not(None))
-        .distinct()
-    ), ["task_id", "milestone_id", "due", "level"])
-    requests = frame(session.execute(
-        select(Request.id, Request.task_id, Request.milestone_id, Request.person_id, Request.kind, Request.status,
-               Request.new_due_date, Request.created_at, Request.decided_at)
-        .where(Request.plan_id.in_(plan_ids))
-    ), ["request_id", "task_id", "milestone_id", "person_id", "kind", "status", "new_due", "created_at", "decided_at"])
-    reports = dict(session.execute(
-        select(Event.task_id, func.max(Event.at)).where(Event.plan_id.in_(plan_ids), Event.kind.in_(REPORT_EVENTS),
-                                                        Event.task_id.is_not(None)).group_by(Event.task_id)
-    ).all())
-    return {"tasks": tasks, "depts": depts, "people": people, "milestones": milestones, "escalations": escalations,
-            "requests": requests, "reports": reports}
+    escalations = frame(
+        session.execute(
+            select(Notification.task_id, Notification.milestone_id, Notification.due_date, Notification.level)
+            .where(
+                Notification.plan_id.in_(plan_ids),
+                Notification.kind == MessageKind.ESCALATION,
+                Notification.level >= 1,
+                Notification.task_id.is_not(None),
+            )
+            .distinct()
+        ),
+        ["task_id", "milestone_id", "due", "level"],
+    )
+    requests = frame(
+        session.execute(
+            select(
+                Request.id,
+                Request.task_id,
+                Request.milestone_id,
+                Request.person_id,
+                Request.kind,
+                Request.status,
+                Request.new_due_date,
+                Request.created_at,
+                Request.decided_at,
+            ).where(Request.plan_id.in_(plan_ids))
+        ),
+        ["request_id", "task_id", "milestone_id", "person_id", "kind", "status", "new_due", "created_at", "decided_at"],
+    )
+    reports = dict(
+        session.execute(
+            select(Event.task_id, func.max(Event.at))
+            .where(Event.plan_id.in_(plan_ids), Event.kind.in_(REPORT_EVENTS), Event.task_id.is_not(None))
+            .group_by(Event.task_id)
+        ).all()
+    )
+    return {
+        "tasks": tasks,
+        "depts": depts,
+        "people": people,
+        "milestones": milestones,
+        "escalations": escalations,
+        "requests": requests,
+        "reports": reports,
+    }
 
 
-def colours(t: pd.DataFrame, m: pd.DataFrame, plans: pd.DataFrame, reports: dict[int, Any], tz, cal,
-             as_of: dt.date) -> dict[int, str | None]:
+def colours(
+    t: pd.DataFrame, m: pd.DataFrame, plans: pd.DataFrame, reports: dict[int, Any], tz, cal, as_of: dt.date
+) -> dict[int, str | None]:
     """Each live task's light, by the rules themselves (``duban.rules.deadlines.colour``), on the
     same views ``duban.sweep.load`` builds (tests/rollup/test_rollup.py checks they agree), made from the
     frames already loaded rather than a second read of every milestone."""
@@ -120,8 +223,16 @@ def colours(t: pd.DataFrame, m: pd.DataFrame, plans: pd.DataFrame, reports: dict
     base = {pid: effective_policy(pol) for pid, pol in plan_policy.items()}
     ms = m.sort_values(["task_id", "seq"], kind="stable")
     views: dict[int, tuple[MilestoneView, ...]] = {}
-    cols = zip(ms["task_id"].tolist(), ms["milestone_id"].tolist(), ms["seq"].tolist(), ms["milestone"].tolist(), ms["due"].tolist(),
-               ms["due_version"].tolist(), ms["state"].tolist(), ms["is_final"].tolist())
+    cols = zip(
+        ms["task_id"].tolist(),
+        ms["milestone_id"].tolist(),
+        ms["seq"].tolist(),
+        ms["milestone"].tolist(),
+        ms["due"].tolist(),
+        ms["due_version"].tolist(),
+        ms["state"].tolist(),
+        ms["is_final"].tolist(),
+    )
     for task_id, rows in groupby(cols, key=lambda r: r[0]):
         views[task_id] = tuple(MilestoneView(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows)
     last_report = {tid: local_date(at, tz) for tid, at in reports.items()}
@@ -129,18 +240,26 @@ def colours(t: pd.DataFrame, m: pd.DataFrame, plans: pd.DataFrame, reports: dict
     out: dict[int, str | None] = {}
     live = t[~t["archived"]]
     idx = [t.index.get_loc(i) for i in live.index]
-    for k, row in enumerate(live[["task_id", "plan_id", "code", "title", "owner_id", "schedule", "period", "period_month", "acknowledged",
-                                  "task_policy"]].itertuples(index=False)):
+    for k, row in enumerate(
+        live[
+            ["task_id", "plan_id", "code", "title", "owner_id", "schedule", "period", "period_month", "acknowledged", "task_policy"]
+        ].itertuples(index=False)
+    ):
         milestones = views.get(row.task_id, ())
         view = TaskView(
-            id=row.task_id, plan_id=row.plan_id, code=row.code, title=row.title, owner_id=row.owner_id, schedule=row.schedule,
+            id=row.task_id,
+            plan_id=row.plan_id,
+            code=row.code,
+            title=row.title,
+            owner_id=row.owner_id,
+            schedule=row.schedule,
             period=row.period if isinstance(row.period, str) else None,
             period_month=int(row.period_month) if row.period_month == row.period_month and row.period_month is not None else None,
             assigned_on=assigned[idx[k]],
             acknowledged=bool(row.acknowledged) or any(mv.status != MilestoneState.ASSIGNED for mv in milestones),
-            last_report_on=last_report.get(row.task_id), milestones=milestones,
+            last_report_on=last_report.get(row.task_id),
+            milestones=milestones,
         )
         policy = effective_policy(plan_policy[row.plan_id], row.task_policy) if row.task_policy else base[row.plan_id]
         out[row.task_id] = colour(view, policy, cal, as_of)
     return out
-

@@ -22,11 +22,22 @@ def snapshot_rows(r: Rollup, now: dt.datetime | None = None) -> list[dict[str, A
     now = now or utcnow()
     ids = dict(zip(r.plans["plan"], r.plans["plan_id"]))
     out = []
-    for scope, frame, key in ((SnapshotScope.PLAN, r.by_plan, None), (SnapshotScope.SYSTEM, r.by_system, "system"),
-                             (SnapshotScope.DEPARTMENT, r.by_department, "department")):
+    for scope, frame, key in (
+        (SnapshotScope.PLAN, r.by_plan, None),
+        (SnapshotScope.SYSTEM, r.by_system, "system"),
+        (SnapshotScope.DEPARTMENT, r.by_department, "department"),
+    ):
         for row in frame.to_dict(orient="records"):
-            out.append({"plan_id": int(ids[row["plan"]]), "day": r.as_of, "scope": scope, "key": "" if key is None else str(row[key])[:300],
-                        **{c: int(row[c]) for c in SNAPSHOT_COUNTS}, "computed_at": now})
+            out.append(
+                {
+                    "plan_id": int(ids[row["plan"]]),
+                    "day": r.as_of,
+                    "scope": scope,
+                    "key": "" if key is None else str(row[key])[:300],
+                    **{c: int(row[c]) for c in SNAPSHOT_COUNTS},
+                    "computed_at": now,
+                }
+            )
     return out
 
 
@@ -51,9 +62,13 @@ def snapshot(engine: Engine, r: Rollup, *, now: dt.datetime | None = None) -> in
                 session.execute(stmt, chunk)
         # drop keys of that day that this run did not write
         keep = {(x["plan_id"], x["scope"], x["key"]) for x in rows}
-        stale = [i for i, p, sc, k in session.execute(
-            select(table.c.id, table.c.plan_id, table.c.scope, table.c.key).where(table.c.day == r.as_of, table.c.plan_id.in_(plan_ids))
-        ) if (p, sc, k) not in keep]
+        stale = [
+            i
+            for i, p, sc, k in session.execute(
+                select(table.c.id, table.c.plan_id, table.c.scope, table.c.key).where(table.c.day == r.as_of, table.c.plan_id.in_(plan_ids))
+            )
+            if (p, sc, k) not in keep
+        ]
         for chunk in chunks(stale, 5000):
             session.execute(table.delete().where(table.c.id.in_(chunk)))
     return len(rows)

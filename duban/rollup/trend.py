@@ -16,8 +16,9 @@ from duban.rollup.frames import frame, plans_frame
 from duban.vocabulary import SnapshotScope
 
 
-def snapshot_frame(session, plan_ids: list[int], *, scope: str, key: str | None, until: dt.date | None,
-                    days: int | None = None) -> pd.DataFrame:
+def snapshot_frame(
+    session, plan_ids: list[int], *, scope: str, key: str | None, until: dt.date | None, days: int | None = None
+) -> pd.DataFrame:
     s = RollupSnapshot
     q = select(s.plan_id, s.day, s.scope, s.key, *(getattr(s, c) for c in SNAPSHOT_COUNTS)).where(s.plan_id.in_(plan_ids), s.scope == scope)
     if key is not None:
@@ -57,8 +58,15 @@ def trend_with_today(snaps: pd.DataFrame, totals: dict[str, Any], as_of: dt.date
     return out.sort_values("day").reset_index(drop=True)
 
 
-def trend(engine: Engine, *, plan_code: str | None = None, scope: str = SnapshotScope.PLAN, key: str | None = None,
-          until: dt.date | None = None, days: int | None = None) -> pd.DataFrame:
+def trend(
+    engine: Engine,
+    *,
+    plan_code: str | None = None,
+    scope: str = SnapshotScope.PLAN,
+    key: str | None = None,
+    until: dt.date | None = None,
+    days: int | None = None,
+) -> pd.DataFrame:
     """Stored snapshots as a daily series (``day`` + the snapshot counts + rates), summed over the
     selected plans; ``scope`` system/department gives one series per ``key`` unless ``key`` is set."""
     with session_scope(engine, readonly=True) as session:

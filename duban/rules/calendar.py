@@ -142,9 +142,7 @@ class InstitutionCalendar(BaseModel):
         ordered = sorted(semesters, key=lambda s: s.start)
         for a, b in zip(ordered, ordered[1:]):
             if b.start <= a.end:
-                raise ValueError(
-                    f"学期“{a.name}”（{a.start} 至 {a.end}）与“{b.name}”（{b.start} 至 {b.end}）时间重叠"
-                )
+                raise ValueError(f"学期“{a.name}”（{a.start} 至 {a.end}）与“{b.name}”（{b.start} 至 {b.end}）时间重叠")
         return semesters
 
     @classmethod
@@ -169,16 +167,13 @@ class InstitutionCalendar(BaseModel):
             return cls()
         if not isinstance(data, dict):
             raise CalendarFileError(
-                f"单位日历文件 {path} 的内容应为“字段: 值”的形式（可用字段：{_TOP_FIELDS}），"
-                f"实际是 {type(data).__name__}"
+                f"单位日历文件 {path} 的内容应为“字段: 值”的形式（可用字段：{_TOP_FIELDS}），实际是 {type(data).__name__}"
             )
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             lines = [f"  - {_field_name(e['loc'])}：{_error_text(e)}" for e in exc.errors()]
-            raise CalendarFileError(
-                f"单位日历文件 {path} 有 {len(lines)} 处错误：\n" + "\n".join(lines)
-            ) from None
+            raise CalendarFileError(f"单位日历文件 {path} 有 {len(lines)} 处错误：\n" + "\n".join(lines)) from None
 
 
 class _DatesAsTextLoader(yaml.SafeLoader):
@@ -284,10 +279,7 @@ def _unknown_year_text(year: int, has_statutory: bool) -> str:
     else:
         known = f"chinese-calendar 仅支持 {CC_FIRST_YEAR} 年及以后"
     if has_statutory:
-        return (
-            f"{year} 年的法定节假日调休安排尚未收录（{known}），"
-            f"已按周一至周五并扣除法定节假日计算工作日；{_FALLBACK_HINT}"
-        )
+        return f"{year} 年的法定节假日调休安排尚未收录（{known}），已按周一至周五并扣除法定节假日计算工作日；{_FALLBACK_HINT}"
     return (
         f"{year} 年的法定节假日调休安排尚未收录（{known}），且没有该年的法定节假日数据，"
         f"已按周一至周五计算工作日；如有节假日或调休上班日，请在单位日历文件中补充。"

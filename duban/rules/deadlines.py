@@ -81,9 +81,21 @@ def escalation_recipients(task: TaskView, level: int) -> tuple[int, ...]:
     return tuple(p for p in task.office_ids if p != task.owner_id)
 
 
-def _ladder(task: TaskView, tag: str, due: dt.date, policy: DeadlinePolicy, cal: Calendar, today: dt.date,
-            *, before: tuple[int, ...], soon_kind: MessageKind, late_kind: MessageKind, grace: int = 0,
-            milestone_id: int | None = None, data: dict[str, Any]) -> list[Decision]:
+def _ladder(
+    task: TaskView,
+    tag: str,
+    due: dt.date,
+    policy: DeadlinePolicy,
+    cal: Calendar,
+    today: dt.date,
+    *,
+    before: tuple[int, ...],
+    soon_kind: MessageKind,
+    late_kind: MessageKind,
+    grace: int = 0,
+    milestone_id: int | None = None,
+    data: dict[str, Any],
+) -> list[Decision]:
     """Reminders before ``due``; after it (plus ``grace`` working days) nags and escalations."""
     out: list[Decision] = []
     common: dict[str, Any] = {"task_id": task.id, "milestone_id": milestone_id, "due": due, "data": data}
@@ -92,15 +104,15 @@ def _ladder(task: TaskView, tag: str, due: dt.date, policy: DeadlinePolicy, cal:
         steps = [step for step in before if left <= step]
         if steps:
             step = min(steps)
-            out.append(Decision(key=f"{soon_kind}:{tag}:p{task.owner_id}:d{step}", kind=soon_kind,
-                                recipient_id=task.owner_id, days=left, **common))
+            out.append(
+                Decision(key=f"{soon_kind}:{tag}:p{task.owner_id}:d{step}", kind=soon_kind, recipient_id=task.owner_id, days=left, **common)
+            )
         return out
     late = cal.workdays_between(due, today) - grace
     if late < 1:
         return out
     nag = min((late - 1) // policy.overdue_every + 1, policy.overdue_cap)
-    out.append(Decision(key=f"{late_kind}:{tag}:p{task.owner_id}:n{nag}", kind=late_kind,
-                        recipient_id=task.owner_id, days=-late, **common))
+    out.append(Decision(key=f"{late_kind}:{tag}:p{task.owner_id}:n{nag}", kind=late_kind, recipient_id=task.owner_id, days=-late, **common))
     # each recipient is escalated to at the highest level reached (a head who is also the
     # supervising leader gets one message, at the higher level)
     reached: dict[int, int] = {}
@@ -109,8 +121,16 @@ def _ladder(task: TaskView, tag: str, due: dt.date, policy: DeadlinePolicy, cal:
             for r in escalation_recipients(task, level):
                 reached[r] = level
     for r, level in reached.items():
-        out.append(Decision(key=f"{MessageKind.ESCALATION}:{tag}:L{level}:p{r}", kind=MessageKind.ESCALATION, recipient_id=r,
-                            level=level, days=-late, **common))
+        out.append(
+            Decision(
+                key=f"{MessageKind.ESCALATION}:{tag}:L{level}:p{r}",
+                kind=MessageKind.ESCALATION,
+                recipient_id=r,
+                level=level,
+                days=-late,
+                **common,
+            )
+        )
     return out
 
 
@@ -170,17 +190,45 @@ def decide(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date
         tag = f"t{task.id}:{task.assigned_on.isoformat()}"
         ack_data = {**base, "assigned_on": task.assigned_on.isoformat(), "waited": waited}
         if waited >= policy.ack_within:
-            out.append(Decision(key=f"{MessageKind.ACK}:{tag}:p{task.owner_id}", kind=MessageKind.ACK, recipient_id=task.owner_id,
-                                task_id=task.id, days=-waited, data=ack_data))
+            out.append(
+                Decision(
+                    key=f"{MessageKind.ACK}:{tag}:p{task.owner_id}",
+                    kind=MessageKind.ACK,
+                    recipient_id=task.owner_id,
+                    task_id=task.id,
+                    days=-waited,
+                    data=ack_data,
+                )
+            )
         if waited >= policy.ack_escalate_after:
             for r in escalation_recipients(task, 1):
-                out.append(Decision(key=f"{MessageKind.ESCALATION}:ack:{tag}:p{r}", kind=MessageKind.ESCALATION, recipient_id=r, task_id=task.id,
-                                    level=1, days=-waited, data={**ack_data, "ack": True}))
+                out.append(
+                    Decision(
+                        key=f"{MessageKind.ESCALATION}:ack:{tag}:p{r}",
+                        kind=MessageKind.ESCALATION,
+                        recipient_id=r,
+                        task_id=task.id,
+                        level=1,
+                        days=-waited,
+                        data={**ack_data, "ack": True},
+                    )
+                )
 
     for m in open_ms:
         data = {**base, "milestone": m.title, "seq": m.seq, "final": m.is_final}
-        out += _ladder(task, f"m{m.id}v{m.due_version}", m.due, policy, cal, today, before=policy.remind_before,
-                       soon_kind=MessageKind.DUE, late_kind=MessageKind.OVERDUE, milestone_id=m.id, data=data)
+        out += _ladder(
+            task,
+            f"m{m.id}v{m.due_version}",
+            m.due,
+            policy,
+            cal,
+            today,
+            before=policy.remind_before,
+            soon_kind=MessageKind.DUE,
+            late_kind=MessageKind.OVERDUE,
+            milestone_id=m.id,
+            data=data,
+        )
 
     if ongoing and task.period:
         out += _report_decisions(task, policy, cal, today, base)
@@ -210,13 +258,33 @@ def _report_decisions(task, policy, cal, today, base) -> list[Decision]:
     (start, end), missing, current_done = _report_state(task, cal, today)
     out: list[Decision] = []
     for pstart, pend in missing:
-        out += _ladder(task, f"r{task.id}:{pend.isoformat()}", pend, policy, cal, today, before=(), soon_kind=MessageKind.REPORT_DUE,
-                       late_kind=MessageKind.REPORT_OVERDUE, grace=policy.report_grace,
-                       data={**base, "period_start": pstart.isoformat(), "period_end": pend.isoformat(), "report": True})
+        out += _ladder(
+            task,
+            f"r{task.id}:{pend.isoformat()}",
+            pend,
+            policy,
+            cal,
+            today,
+            before=(),
+            soon_kind=MessageKind.REPORT_DUE,
+            late_kind=MessageKind.REPORT_OVERDUE,
+            grace=policy.report_grace,
+            data={**base, "period_start": pstart.isoformat(), "period_end": pend.isoformat(), "report": True},
+        )
     if not current_done and task.assigned_on <= end:
-        out += _ladder(task, f"r{task.id}:{end.isoformat()}", end, policy, cal, today, before=policy.report_remind_before,
-                       soon_kind=MessageKind.REPORT_DUE, late_kind=MessageKind.REPORT_OVERDUE, grace=policy.report_grace,
-                       data={**base, "period_start": start.isoformat(), "period_end": end.isoformat(), "report": True})
+        out += _ladder(
+            task,
+            f"r{task.id}:{end.isoformat()}",
+            end,
+            policy,
+            cal,
+            today,
+            before=policy.report_remind_before,
+            soon_kind=MessageKind.REPORT_DUE,
+            late_kind=MessageKind.REPORT_OVERDUE,
+            grace=policy.report_grace,
+            data={**base, "period_start": start.isoformat(), "period_end": end.isoformat(), "report": True},
+        )
     return out
 
 

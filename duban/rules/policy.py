@@ -25,7 +25,8 @@ class DeadlinePolicy(BaseModel):
     report_remind_before: tuple[int, ...] = Field((3, 0), description="长期/周期任务每期反馈截止前第几个工作日提醒")
     report_grace: int = Field(3, ge=0, description="反馈截止后几个工作日仍未反馈即催报并按逾期督办")
     approval_remind_after: int = Field(
-        3, ge=1, description="提交办结或延期申请后几个工作日仍未审核，提醒领导小组办公室（此后按逾期提醒的间隔和次数再提醒）")
+        3, ge=1, description="提交办结或延期申请后几个工作日仍未审核，提醒领导小组办公室（此后按逾期提醒的间隔和次数再提醒）"
+    )
     send_hours: str = Field("", description="通知发送时段（当地时间，工作日），如 08:00-18:00；always 为全天不限；缺省按 DUBAN_SEND_HOURS")
 
     @field_validator("send_hours")

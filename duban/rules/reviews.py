@@ -18,6 +18,7 @@ from duban.rules.deadlines import Calendar, Decision, TaskView, _ladder
 from duban.rules.policy import DeadlinePolicy
 from duban.vocabulary import MessageKind
 
+
 @dataclass(frozen=True)
 class ReviewItemView:
     """What the rule needs of one review item: the task (its owner replaced by the owner asked)."""
@@ -38,12 +39,30 @@ def decide_item(view: ReviewItemView, policy: DeadlinePolicy, cal: Calendar, tod
         return []
     window = cal.workdays_between(view.requested_on, view.reply_by)
     before = tuple(step for step in policy.remind_before if step < window)  # the request itself covers the rest
-    data = {"code": view.task.code, "title": view.task.title, "review": view.review_id, "item": view.item_id,
-            "review_title": view.review_title, "reply_by": view.reply_by.isoformat()}
-    decided = _ladder(view.task, f"rv{view.review_id}i{view.item_id}", view.reply_by, policy, cal, today, before=before,
-                      soon_kind=MessageKind.REVIEW_REMINDER, late_kind=MessageKind.REVIEW_OVERDUE, data=data)
-    return [dataclasses.replace(d, kind=MessageKind.REVIEW_ESCALATION, key="review_" + d.key) if d.kind == MessageKind.ESCALATION else d
-            for d in decided]
+    data = {
+        "code": view.task.code,
+        "title": view.task.title,
+        "review": view.review_id,
+        "item": view.item_id,
+        "review_title": view.review_title,
+        "reply_by": view.reply_by.isoformat(),
+    }
+    decided = _ladder(
+        view.task,
+        f"rv{view.review_id}i{view.item_id}",
+        view.reply_by,
+        policy,
+        cal,
+        today,
+        before=before,
+        soon_kind=MessageKind.REVIEW_REMINDER,
+        late_kind=MessageKind.REVIEW_OVERDUE,
+        data=data,
+    )
+    return [
+        dataclasses.replace(d, kind=MessageKind.REVIEW_ESCALATION, key="review_" + d.key) if d.kind == MessageKind.ESCALATION else d
+        for d in decided
+    ]
 
 
 def answers_closed(*, today: dt.date, reply_by: dt.date, unanswered: int) -> bool:

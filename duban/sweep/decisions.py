@@ -41,30 +41,48 @@ class Loaded:
     people: dict[int, tuple[str, str | None]]  # id -> (name, department name)
 
 
-
 def load(session: Session, *, tz, plan_code: str | None = None, task_code: str | None = None) -> Loaded:
     plans = {p.id: p for p in session.execute(select(Plan.id, Plan.code, Plan.name, Plan.policy))}
     if plan_code is not None:
         plans = {k: v for k, v in plans.items() if v.code == plan_code}
     plan_ids = list(plans)
-    task_q = (
-        select(
-            Task.id, Task.plan_id, Task.code, Task.title, Task.owner_id, Task.schedule, Task.period, Task.period_month,
-            Task.supervisor_id, Task.lead_department_id, Task.assigned_at, Task.acknowledged_at, Task.policy,
-        )
-        .where(Task.archived_at.is_(None), Task.plan_id.in_(plan_ids))
-    )
+    task_q = select(
+        Task.id,
+        Task.plan_id,
+        Task.code,
+        Task.title,
+        Task.owner_id,
+        Task.schedule,
+        Task.period,
+        Task.period_month,
+        Task.supervisor_id,
+        Task.lead_department_id,
+        Task.assigned_at,
+        Task.acknowledged_at,
+        Task.policy,
+    ).where(Task.archived_at.is_(None), Task.plan_id.in_(plan_ids))
     if task_code is not None:
         task_q = task_q.where(Task.code == task_code)
     task_rows = session.execute(task_q).all()
     task_ids = [t.id for t in task_rows]
 
-    depts = {d.id: d for d in session.execute(select(Department.id, Department.name, Department.head_id, Department.supervisor_id).where(Department.plan_id.in_(plan_ids)))}
-    people_rows = session.execute(select(Person.id, Person.name, Person.manager_id, Person.department_id).where(Person.plan_id.in_(plan_ids))).all()
+    depts = {
+        d.id: d
+        for d in session.execute(
+            select(Department.id, Department.name, Department.head_id, Department.supervisor_id).where(Department.plan_id.in_(plan_ids))
+        )
+    }
+    people_rows = session.execute(
+        select(Person.id, Person.name, Person.manager_id, Person.department_id).where(Person.plan_id.in_(plan_ids))
+    ).all()
     people = {p.id: (p.name, depts[p.department_id].name if p.department_id in depts else None) for p in people_rows}
     managers = {p.id: p.manager_id for p in people_rows}
     office: dict[int, list[int]] = defaultdict(list)
-    for r in session.execute(select(PlanRole.plan_id, PlanRole.person_id).where(PlanRole.role == "office", PlanRole.plan_id.in_(plan_ids)).order_by(PlanRole.position)):
+    for r in session.execute(
+        select(PlanRole.plan_id, PlanRole.person_id)
+        .where(PlanRole.role == "office", PlanRole.plan_id.in_(plan_ids))
+        .order_by(PlanRole.position)
+    ):
         office[r.plan_id].append(r.person_id)
 
     ms: dict[int, list[MilestoneView]] = defaultdict(list)
@@ -72,8 +90,16 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
     last_report: dict[int, dt.date] = {}
     for chunk in chunks(task_ids, 20000):
         for m in session.execute(
-            select(Milestone.id, Milestone.task_id, Milestone.seq, Milestone.title, Milestone.due_date, Milestone.due_version, Milestone.status, Milestone.is_final)
-            .where(Milestone.task_id.in_(chunk), Milestone.status != MilestoneState.ARCHIVED)
+            select(
+                Milestone.id,
+                Milestone.task_id,
+                Milestone.seq,
+                Milestone.title,
+                Milestone.due_date,
+                Milestone.due_version,
+                Milestone.status,
+                Milestone.is_final,
+            ).where(Milestone.task_id.in_(chunk), Milestone.status != MilestoneState.ARCHIVED)
         ):
             ms[m.task_id].append(MilestoneView(m.id, m.seq, m.title, m.due_date, m.due_version, m.status, m.is_final))
             if m.status != MilestoneState.ASSIGNED:
@@ -89,16 +115,26 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
         dept = depts.get(t.lead_department_id)
         supervisor = t.supervisor_id or (dept.supervisor_id if dept else None)
         view = TaskView(
-            id=t.id, plan_id=t.plan_id, code=t.code, title=t.title, owner_id=t.owner_id, schedule=t.schedule,
-            period=t.period, period_month=t.period_month, head_id=dept.head_id if dept else None,
-            owner_manager_id=managers.get(t.owner_id), supervisor_id=supervisor, office_ids=tuple(office.get(t.plan_id, ())),
-            assigned_on=local_date(t.assigned_at, tz), acknowledged=t.acknowledged_at is not None or t.id in started,
-            last_report_on=last_report.get(t.id), milestones=tuple(sorted(ms.get(t.id, ()), key=lambda m: m.seq)),
+            id=t.id,
+            plan_id=t.plan_id,
+            code=t.code,
+            title=t.title,
+            owner_id=t.owner_id,
+            schedule=t.schedule,
+            period=t.period,
+            period_month=t.period_month,
+            head_id=dept.head_id if dept else None,
+            owner_manager_id=managers.get(t.owner_id),
+            supervisor_id=supervisor,
+            office_ids=tuple(office.get(t.plan_id, ())),
+            assigned_on=local_date(t.assigned_at, tz),
+            acknowledged=t.acknowledged_at is not None or t.id in started,
+            last_report_on=last_report.get(t.id),
+            milestones=tuple(sorted(ms.get(t.id, ()), key=lambda m: m.seq)),
         )
         policy = effective_policy(plans[t.plan_id].policy, t.policy) if t.policy else plan_policy[t.plan_id]
         out.append((view, policy))
     return Loaded(out, people)
-
 
 
 class Planned(NamedTuple):
@@ -117,15 +153,28 @@ def decisions_for(loaded: Loaded, cal: WorkCalendar, today: dt.date) -> list[Pla
     return out
 
 
-def approval_decisions(session: Session, cal: WorkCalendar, today: dt.date, *, tz, plan_code: str | None = None,
-                       task_code: str | None = None) -> list[Planned]:
+def approval_decisions(
+    session: Session, cal: WorkCalendar, today: dt.date, *, tz, plan_code: str | None = None, task_code: str | None = None
+) -> list[Planned]:
     """Completions and extensions waiting too long for the office: a reminder to each reviewer
     (rules: ``approval_reminder``), carrying what the original request said and its links."""
     q = (
-        select(Request.id, Request.plan_id, Request.task_id, Request.milestone_id, Request.person_id, Request.kind,
-               Request.created_at, Task.code, Task.title, Task.policy.label("task_policy"), Plan.policy.label("plan_policy"),
-               Milestone.due_date)
-        .join(Task, Task.id == Request.task_id).join(Plan, Plan.id == Request.plan_id)
+        select(
+            Request.id,
+            Request.plan_id,
+            Request.task_id,
+            Request.milestone_id,
+            Request.person_id,
+            Request.kind,
+            Request.created_at,
+            Task.code,
+            Task.title,
+            Task.policy.label("task_policy"),
+            Plan.policy.label("plan_policy"),
+            Milestone.due_date,
+        )
+        .join(Task, Task.id == Request.task_id)
+        .join(Plan, Plan.id == Request.plan_id)
         .outerjoin(Milestone, Milestone.id == Request.milestone_id)
         .where(Request.status == RequestStatus.PENDING, Task.archived_at.is_(None))
     )
@@ -141,17 +190,35 @@ def approval_decisions(session: Session, cal: WorkCalendar, today: dt.date, *, t
     if not waiting:
         return []
     asked = {r.id: reviewers(session, r.plan_id, exclude=r.person_id) for r, _, _ in waiting}
-    originals = dict(session.execute(select(Notification.key, Notification.data).where(
-        Notification.key.in_([f"approval:r{rid}:p{pid}" for rid, pids in asked.items() for pid in pids]))).all())
+    originals = dict(
+        session.execute(
+            select(Notification.key, Notification.data).where(
+                Notification.key.in_([f"approval:r{rid}:p{pid}" for rid, pids in asked.items() for pid in pids])
+            )
+        ).all()
+    )
     out = []
     for r, step, waited in waiting:
         for pid in asked[r.id]:
-            data = dict(originals.get(f"approval:r{r.id}:p{pid}") or {"code": r.code, "title": r.title, "request": r.id,
-                                                                         "request_kind": r.kind})
+            data = dict(
+                originals.get(f"approval:r{r.id}:p{pid}") or {"code": r.code, "title": r.title, "request": r.id, "request_kind": r.kind}
+            )
             data.update(waited=waited, submitted_on=local_date(r.created_at, tz).isoformat())
-            out.append(Planned(r.plan_id, Decision(
-                key=f"{MessageKind.APPROVAL_WAITING}:r{r.id}:p{pid}:n{step}", kind=MessageKind.APPROVAL_WAITING, recipient_id=pid,
-                task_id=r.task_id, milestone_id=r.milestone_id, due=r.due_date, days=-waited, data=data)))
+            out.append(
+                Planned(
+                    r.plan_id,
+                    Decision(
+                        key=f"{MessageKind.APPROVAL_WAITING}:r{r.id}:p{pid}:n{step}",
+                        kind=MessageKind.APPROVAL_WAITING,
+                        recipient_id=pid,
+                        task_id=r.task_id,
+                        milestone_id=r.milestone_id,
+                        due=r.due_date,
+                        days=-waited,
+                        data=data,
+                    ),
+                )
+            )
     return out
 
 
@@ -162,15 +229,18 @@ class DecideResult:
     warnings: list[str]
 
 
-def _new_today(session: Session, loaded: Loaded, cal: WorkCalendar, today: dt.date, *, tz, plan_code: str | None,
-               task_code: str | None) -> tuple[int, list[Planned]]:
+def _new_today(
+    session: Session, loaded: Loaded, cal: WorkCalendar, today: dt.date, *, tz, plan_code: str | None, task_code: str | None
+) -> tuple[int, list[Planned]]:
     """How many decisions the rules make today, and those not in the ledger yet."""
     decisions = decisions_for(loaded, cal, today) + approval_decisions(session, cal, today, tz=tz, plan_code=plan_code, task_code=task_code)
     existing = existing_keys(session, [p.decision.key for p in decisions])
     return len(decisions), [p for p in decisions if p.decision.key not in existing]
 
 
-def decide(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: str | None = None, task_code: str | None = None) -> DecideResult:
+def decide(
+    engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: str | None = None, task_code: str | None = None
+) -> DecideResult:
     """Apply the rules and write new decisions to the ledger (one transaction)."""
     now = utcnow()
     with session_scope(engine) as session:
@@ -178,9 +248,20 @@ def decide(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: 
         decided, fresh = _new_today(session, loaded, cal, today, tz=tz, plan_code=plan_code, task_code=task_code)
         rows = [
             {
-                "key": d.key, "plan_id": plan_id, "task_id": d.task_id, "milestone_id": d.milestone_id,
-                "recipient_id": d.recipient_id, "kind": d.kind, "level": d.level, "due_date": d.due, "days": d.days,
-                "decided_on": today, "status": LedgerStatus.PENDING, "data": d.data, "created_at": now, "digest_id": None,
+                "key": d.key,
+                "plan_id": plan_id,
+                "task_id": d.task_id,
+                "milestone_id": d.milestone_id,
+                "recipient_id": d.recipient_id,
+                "kind": d.kind,
+                "level": d.level,
+                "due_date": d.due,
+                "days": d.days,
+                "decided_on": today,
+                "status": LedgerStatus.PENDING,
+                "data": d.data,
+                "created_at": now,
+                "digest_id": None,
             }
             for plan_id, d in fresh
         ]
@@ -197,7 +278,9 @@ class PreviewItem:
     line: str
 
 
-def preview(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: str | None = None, task_code: str | None = None) -> list[PreviewItem]:
+def preview(
+    engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: str | None = None, task_code: str | None = None
+) -> list[PreviewItem]:
     """Who would receive what today (decisions not yet in the ledger), writing nothing."""
     factory_session = Session(engine.execution_options(duban_readonly=True))
     try:
@@ -207,8 +290,13 @@ def preview(engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code:
         factory_session.rollback()
         factory_session.close()
     items = [
-        PreviewItem(loaded.people.get(d.recipient_id, ("?", None))[0], d.kind, d.data["code"], d.data["title"],
-                    describe(d.kind, d.level, d.due, d.days, d.data))
+        PreviewItem(
+            loaded.people.get(d.recipient_id, ("?", None))[0],
+            d.kind,
+            d.data["code"],
+            d.data["title"],
+            describe(d.kind, d.level, d.due, d.days, d.data),
+        )
         for _, d in fresh
     ]
     return sorted(items, key=lambda i: (i.recipient, facts(i.kind).order, i.code))

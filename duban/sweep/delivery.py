@@ -44,9 +44,15 @@ def backoff(attempts: int) -> dt.timedelta:
     return min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
 
 
-
-def claim(engine: Engine, *, now: dt.datetime, links: LinkMaker, limit: int = 500, recipients: Iterable[int] | None = None,
-          template_dir: Path | None = None) -> list[Outgoing]:
+def claim(
+    engine: Engine,
+    *,
+    now: dt.datetime,
+    links: LinkMaker,
+    limit: int = 500,
+    recipients: Iterable[int] | None = None,
+    template_dir: Path | None = None,
+) -> list[Outgoing]:
     """Take up to ``limit`` digests that are due for (re)delivery, marking them as being sent."""
     with session_scope(engine) as session:
         due = or_(
@@ -63,13 +69,33 @@ def claim(engine: Engine, *, now: dt.datetime, links: LinkMaker, limit: int = 50
             update(Digest).where(Digest.id.in_(ids), due).values(status=LedgerStatus.SENDING, claimed_at=now, attempts=Digest.attempts + 1)
         )
         rows = session.execute(
-            select(Digest.id, Digest.recipient_id, Person.name, Person.email, Digest.run_on, Digest.subject, Digest.payload, Digest.attempts,
-                   Digest.plan_id, Digest.audience, Digest.department_id, Person.notify_urls, Person.mobile)
+            select(
+                Digest.id,
+                Digest.recipient_id,
+                Person.name,
+                Person.email,
+                Digest.run_on,
+                Digest.subject,
+                Digest.payload,
+                Digest.attempts,
+                Digest.plan_id,
+                Digest.audience,
+                Digest.department_id,
+                Person.notify_urls,
+                Person.mobile,
+            )
             .outerjoin(Person, Person.id == Digest.recipient_id)
             .where(Digest.id.in_(ids), Digest.status == LedgerStatus.SENDING, Digest.claimed_at == now)
         ).all()
         dept_ids = sorted({r.department_id for r in rows if r.department_id is not None})
-        depts = {d.id: d for d in session.execute(select(Department.id, Department.name, Department.notify_urls).where(Department.id.in_(dept_ids)))} if dept_ids else {}
+        depts = (
+            {
+                d.id: d
+                for d in session.execute(select(Department.id, Department.name, Department.notify_urls).where(Department.id.in_(dept_ids)))
+            }
+            if dept_ids
+            else {}
+        )
         plan_ids = sorted({r.plan_id for r in rows if r.audience in AUDIENCE_NAMES})
         plan_channels = dict(session.execute(select(Plan.id, Plan.channels).where(Plan.id.in_(plan_ids))).all()) if plan_ids else {}
         urls = links.urls(session, [lid for r in rows for item in r.payload.get("items", ()) for _, lid in item.get("links", ())])
@@ -81,27 +107,62 @@ def claim(engine: Engine, *, now: dt.datetime, links: LinkMaker, limit: int = 50
             d = depts.get(r.department_id)
             name, channels = (f"{d.name}（群）", list(d.notify_urls or ())) if d else ("（部门已删除）", [])
         else:
-            name, channels = f"{AUDIENCE_NAMES.get(r.audience, r.audience)}（群）", list((plan_channels.get(r.plan_id) or {}).get(r.audience, ()))
-        out.append(Outgoing(r.id, r.recipient_id, name, r.email, r.run_on, r.subject, r.payload, r.attempts, urls=urls,
-                            template_dir=template_dir, plan_id=r.plan_id, audience=r.audience, channels=channels, mobile=r.mobile))
+            name, channels = (
+                f"{AUDIENCE_NAMES.get(r.audience, r.audience)}（群）",
+                list((plan_channels.get(r.plan_id) or {}).get(r.audience, ())),
+            )
+        out.append(
+            Outgoing(
+                r.id,
+                r.recipient_id,
+                name,
+                r.email,
+                r.run_on,
+                r.subject,
+                r.payload,
+                r.attempts,
+                urls=urls,
+                template_dir=template_dir,
+                plan_id=r.plan_id,
+                audience=r.audience,
+                channels=channels,
+                mobile=r.mobile,
+            )
+        )
     return out
 
 
-_MARK_DIGEST = Digest.__table__.update().where(Digest.__table__.c.id == bindparam("did")).values(
-    status=LedgerStatus.SENT, sent_at=bindparam("at"), last_error=None, delivered_via=bindparam("via"))
+_MARK_DIGEST = (
+    Digest.__table__.update()
+    .where(Digest.__table__.c.id == bindparam("did"))
+    .values(status=LedgerStatus.SENT, sent_at=bindparam("at"), last_error=None, delivered_via=bindparam("via"))
+)
 _MARK_ITEMS = Notification.__table__.update().where(Notification.__table__.c.digest_id == bindparam("did")).values(status=LedgerStatus.SENT)
 
 
-def _delivery_rows(out: Outgoing, report: DeliveryReport | None, error: str | None, channel_name: str,
-                   now: dt.datetime) -> list[dict[str, Any]]:
+def _delivery_rows(
+    out: Outgoing, report: DeliveryReport | None, error: str | None, channel_name: str, now: dt.datetime
+) -> list[dict[str, Any]]:
     if report is not None and report.attempts:
-        return [{"digest_id": out.id, "channel": a.channel[:30], "target": (a.target or "")[:500], "at": a.at, "ok": a.ok,
-                 "error": (a.error or None) and a.error[:2000]} for a in report.attempts]
-    return [{"digest_id": out.id, "channel": channel_name[:30], "target": "", "at": now, "ok": error is None, "error": error and error[:2000]}]
+        return [
+            {
+                "digest_id": out.id,
+                "channel": a.channel[:30],
+                "target": (a.target or "")[:500],
+                "at": a.at,
+                "ok": a.ok,
+                "error": (a.error or None) and a.error[:2000],
+            }
+            for a in report.attempts
+        ]
+    return [
+        {"digest_id": out.id, "channel": channel_name[:30], "target": "", "at": now, "ok": error is None, "error": error and error[:2000]}
+    ]
 
 
-def mark_sent(engine: Engine, ids: list[int], *, now: dt.datetime, via: dict[int, str] | None = None,
-              deliveries: list[dict[str, Any]] | None = None) -> None:
+def mark_sent(
+    engine: Engine, ids: list[int], *, now: dt.datetime, via: dict[int, str] | None = None, deliveries: list[dict[str, Any]] | None = None
+) -> None:
     """Mark digests and their items sent, in one short transaction (Core: called per message)."""
     if not ids:
         return
@@ -113,14 +174,17 @@ def mark_sent(engine: Engine, ids: list[int], *, now: dt.datetime, via: dict[int
             conn.execute(Delivery.__table__.insert(), deliveries)
 
 
-def mark_failed(engine: Engine, failures: list[tuple[Outgoing, str]], *, now: dt.datetime,
-                deliveries: list[dict[str, Any]] | None = None) -> None:
+def mark_failed(
+    engine: Engine, failures: list[tuple[Outgoing, str]], *, now: dt.datetime, deliveries: list[dict[str, Any]] | None = None
+) -> None:
     if not failures:
         return
     with session_scope(engine) as session:
         for out, reason in failures:
             session.execute(
-                update(Digest).where(Digest.id == out.id).values(status=LedgerStatus.FAILED, last_error=reason[:2000], next_attempt_at=now + backoff(out.attempts))
+                update(Digest)
+                .where(Digest.id == out.id)
+                .values(status=LedgerStatus.FAILED, last_error=reason[:2000], next_attempt_at=now + backoff(out.attempts))
             )
         if deliveries:
             session.execute(Delivery.__table__.insert(), deliveries)
@@ -153,18 +217,43 @@ def notify_unreachable(engine: Engine, outs: list[tuple[Outgoing, str]], *, toda
     with session_scope(engine) as session:
         office: dict[int, list[int]] = defaultdict(list)
         plan_ids = sorted({o.plan_id for o, _ in people})
-        for r in session.execute(select(PlanRole.plan_id, PlanRole.person_id).where(PlanRole.role == "office", PlanRole.plan_id.in_(plan_ids)).order_by(PlanRole.position)):
+        for r in session.execute(
+            select(PlanRole.plan_id, PlanRole.person_id)
+            .where(PlanRole.role == "office", PlanRole.plan_id.in_(plan_ids))
+            .order_by(PlanRole.position)
+        ):
             office[r.plan_id].append(r.person_id)
-        depts = dict(session.execute(
-            select(Person.id, Department.name).join(Department, Department.id == Person.department_id)
-            .where(Person.id.in_([o.recipient_id for o, _ in people]))
-        ).all())
+        depts = dict(
+            session.execute(
+                select(Person.id, Department.name)
+                .join(Department, Department.id == Person.department_id)
+                .where(Person.id.in_([o.recipient_id for o, _ in people]))
+            ).all()
+        )
         rows = [
-            {"key": f"unreachable:p{o.recipient_id}:to{member}:{today.isoformat()}", "plan_id": o.plan_id, "task_id": None,
-             "milestone_id": None, "recipient_id": member, "kind": MessageKind.UNREACHABLE, "level": 0, "due_date": None, "days": 0,
-             "decided_on": today, "status": LedgerStatus.PENDING, "created_at": now, "digest_id": None,
-             "data": {"person": o.recipient, "department": depts.get(o.recipient_id), "attempts": o.attempts, "reason": reason[:500],
-                      "code": "", "title": f"{o.recipient}的通知无法送达"}}
+            {
+                "key": f"unreachable:p{o.recipient_id}:to{member}:{today.isoformat()}",
+                "plan_id": o.plan_id,
+                "task_id": None,
+                "milestone_id": None,
+                "recipient_id": member,
+                "kind": MessageKind.UNREACHABLE,
+                "level": 0,
+                "due_date": None,
+                "days": 0,
+                "decided_on": today,
+                "status": LedgerStatus.PENDING,
+                "created_at": now,
+                "digest_id": None,
+                "data": {
+                    "person": o.recipient,
+                    "department": depts.get(o.recipient_id),
+                    "attempts": o.attempts,
+                    "reason": reason[:500],
+                    "code": "",
+                    "title": f"{o.recipient}的通知无法送达",
+                },
+            }
             for o, reason in people
             for member in office.get(o.plan_id, ())
             if member != o.recipient_id
@@ -188,9 +277,20 @@ def _attempt(channel: Channel, out: Outgoing) -> tuple[Outgoing, DeliveryReport 
     return out, report, None
 
 
-def deliver(engine: Engine, send: Channel | Callable[[Outgoing], Any], *, now: dt.datetime, links: LinkMaker, batch: int = 500,
-            recipients: Iterable[int] | None = None, template_dir: Path | None = None, workers: int = 1, quiet: QuietHours | None = None,
-            unreachable_after: int | None = None, today: dt.date | None = None) -> DeliverResult:
+def deliver(
+    engine: Engine,
+    send: Channel | Callable[[Outgoing], Any],
+    *,
+    now: dt.datetime,
+    links: LinkMaker,
+    batch: int = 500,
+    recipients: Iterable[int] | None = None,
+    template_dir: Path | None = None,
+    workers: int = 1,
+    quiet: QuietHours | None = None,
+    unreachable_after: int | None = None,
+    today: dt.date | None = None,
+) -> DeliverResult:
     """Send every digest that is due through ``send`` (a :class:`Channel`, or a plain function); a
     failure never stops the others.
 
@@ -230,8 +330,14 @@ def deliver(engine: Engine, send: Channel | Callable[[Outgoing], Any], *, now: d
     return result
 
 
-def _record(engine: Engine, channel: Channel, outcomes: Iterable[tuple[Outgoing, DeliveryReport | None, str | None]], *,
-            now: dt.datetime, result: DeliverResult) -> list[tuple[Outgoing, str]]:
+def _record(
+    engine: Engine,
+    channel: Channel,
+    outcomes: Iterable[tuple[Outgoing, DeliveryReport | None, str | None]],
+    *,
+    now: dt.datetime,
+    result: DeliverResult,
+) -> list[tuple[Outgoing, str]]:
     """Mark what went out as sent and what failed as failed (with backoff); return the failures.
 
     A channel whose repeat is harmless (the outbox rewrites the same file) is marked per batch;
@@ -252,8 +358,13 @@ def _record(engine: Engine, channel: Channel, outcomes: Iterable[tuple[Outgoing,
             via[out.id] = report.via if report is not None else channel.name
             rows += _delivery_rows(out, report, None, channel.name, now)
         else:
-            mark_sent(engine, [out.id], now=now, via={out.id: report.via if report is not None else channel.name},
-                      deliveries=_delivery_rows(out, report, None, channel.name, now))
+            mark_sent(
+                engine,
+                [out.id],
+                now=now,
+                via={out.id: report.via if report is not None else channel.name},
+                deliveries=_delivery_rows(out, report, None, channel.name, now),
+            )
         result.sent += 1
     mark_sent(engine, sent, now=now, via=via, deliveries=rows)
     mark_failed(engine, failures, now=now, deliveries=fail_rows)

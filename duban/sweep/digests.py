@@ -44,25 +44,67 @@ class _Run:
 
     def _entry(self, n: Any, links: list[list[Any]]) -> dict[str, Any]:
         data, kind = n.data, facts(n.kind)
-        return {"kind": n.kind, "level": n.level, "code": data.get("code", ""), "title": data.get("title", ""),
-                "milestone": data.get("milestone", "") if n.milestone_id else "", "task_id": n.task_id,
-                "due": n.due_date.isoformat() if n.due_date else None, "days": n.days,
-                "line": notice_line(n.kind, data) if kind.notice else describe(n.kind, n.level, n.due_date, n.days, data),
-                "links": links, "sort": [kind.order, n.days, data.get("code", ""), n.id],
-                **({"history": self.history[n.id]} if self.history.get(n.id) else {})}
+        return {
+            "kind": n.kind,
+            "level": n.level,
+            "code": data.get("code", ""),
+            "title": data.get("title", ""),
+            "milestone": data.get("milestone", "") if n.milestone_id else "",
+            "task_id": n.task_id,
+            "due": n.due_date.isoformat() if n.due_date else None,
+            "days": n.days,
+            "line": notice_line(n.kind, data) if kind.notice else describe(n.kind, n.level, n.due_date, n.days, data),
+            "links": links,
+            "sort": [kind.order, n.days, data.get("code", ""), n.id],
+            **({"history": self.history[n.id]} if self.history.get(n.id) else {}),
+        }
 
-    def digest(self, *, plan_id: int, audience: Audience, recipient: str, entries: list[dict[str, Any]], recipient_id: int | None = None,
-               department_id: int | None = None) -> dict[str, Any]:
+    def digest(
+        self,
+        *,
+        plan_id: int,
+        audience: Audience,
+        recipient: str,
+        entries: list[dict[str, Any]],
+        recipient_id: int | None = None,
+        department_id: int | None = None,
+    ) -> dict[str, Any]:
         """A digest row (Core insert) for ``entries``."""
-        payload = {"recipient": recipient, "today": self.today.isoformat(), "plan_name": self.plan_names.get(plan_id, ""),
-                   "office": "、".join(self.office_names.get(plan_id, [])), "items": entries}
-        return {"plan_id": plan_id, "audience": audience, "recipient_id": recipient_id, "department_id": department_id,
-                "channel": self.channel, "run_on": self.today, "subject": render_subject(payload), "body": "", "payload": payload, "items": len(entries),
-                "status": LedgerStatus.PENDING, "attempts": 0, "next_attempt_at": self.now or utcnow(), "created_at": utcnow()}
+        payload = {
+            "recipient": recipient,
+            "today": self.today.isoformat(),
+            "plan_name": self.plan_names.get(plan_id, ""),
+            "office": "、".join(self.office_names.get(plan_id, [])),
+            "items": entries,
+        }
+        return {
+            "plan_id": plan_id,
+            "audience": audience,
+            "recipient_id": recipient_id,
+            "department_id": department_id,
+            "channel": self.channel,
+            "run_on": self.today,
+            "subject": render_subject(payload),
+            "body": "",
+            "payload": payload,
+            "items": len(entries),
+            "status": LedgerStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": self.now or utcnow(),
+            "created_at": utcnow(),
+        }
 
 
-def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str = "outbox", template_dir: Path | None = None,
-             recipients: Iterable[int] | None = None, now: dt.datetime | None = None) -> int:
+def assemble(
+    engine: Engine,
+    *,
+    today: dt.date,
+    links: LinkMaker,
+    channel: str = "outbox",
+    template_dir: Path | None = None,
+    recipients: Iterable[int] | None = None,
+    now: dt.datetime | None = None,
+) -> int:
     """One digest per recipient for their pending ledger items; returns digests created.
 
     Core statements throughout (no ORM objects): a province run assembles ~15,000 digests, and
@@ -71,8 +113,15 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
     n_tab = Notification.__table__
     with session_scope(engine) as session:
         q = select(
-            n_tab.c.id, n_tab.c.recipient_id, n_tab.c.task_id, n_tab.c.milestone_id, n_tab.c.kind, n_tab.c.level,
-            n_tab.c.due_date, n_tab.c.days, n_tab.c.data,
+            n_tab.c.id,
+            n_tab.c.recipient_id,
+            n_tab.c.task_id,
+            n_tab.c.milestone_id,
+            n_tab.c.kind,
+            n_tab.c.level,
+            n_tab.c.due_date,
+            n_tab.c.days,
+            n_tab.c.data,
         ).where(n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None))
         if recipients is not None:
             q = q.where(n_tab.c.recipient_id.in_(list(recipients)))
@@ -84,16 +133,34 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
             by_recipient[n.recipient_id].append(n)
         people = {p.id: p for p in session.execute(select(Person.id, Person.name, Person.plan_id).where(Person.id.in_(list(by_recipient))))}
         office_names = defaultdict(list)
-        for plan_id, name in session.execute(select(PlanRole.plan_id, Person.name).join(Person, Person.id == PlanRole.person_id).where(PlanRole.role == "office").order_by(PlanRole.position)):
+        for plan_id, name in session.execute(
+            select(PlanRole.plan_id, Person.name)
+            .join(Person, Person.id == PlanRole.person_id)
+            .where(PlanRole.role == "office")
+            .order_by(PlanRole.position)
+        ):
             office_names[plan_id].append(name)
-        run = _Run(today, channel, now, dict(session.execute(select(Plan.id, Plan.name)).all()), office_names,
-                   _history(session, [n for n in pending if n.kind == MessageKind.ESCALATION]))
+        run = _Run(
+            today,
+            channel,
+            now,
+            dict(session.execute(select(Plan.id, Plan.name)).all()),
+            office_names,
+            _history(session, [n for n in pending if n.kind == MessageKind.ESCALATION]),
+        )
         link_pairs = _issue_links(session, pending, people, links, today=today, now=now)
         digests, members = [], []
         for rid, items in by_recipient.items():
             person = people[rid]
-            digests.append(run.digest(plan_id=person.plan_id, audience=Audience.PERSON, recipient=person.name, recipient_id=rid,
-                                      entries=run.entries(items, lambda n: link_pairs[n.id])))
+            digests.append(
+                run.digest(
+                    plan_id=person.plan_id,
+                    audience=Audience.PERSON,
+                    recipient=person.name,
+                    recipient_id=rid,
+                    entries=run.entries(items, lambda n: link_pairs[n.id]),
+                )
+            )
             members.append([n.id for n in items])
         for group in _department_digests(session, pending, run):
             digests.append(group)
@@ -102,8 +169,9 @@ def assemble(engine: Engine, *, today: dt.date, links: LinkMaker, channel: str =
     return len(digests)
 
 
-def _issue_links(session: Session, pending: Sequence[Any], people: dict[int, Any], links: LinkMaker, *, today: dt.date,
-                 now: dt.datetime | None) -> dict[int, list[list[Any]]]:
+def _issue_links(
+    session: Session, pending: Sequence[Any], people: dict[int, Any], links: LinkMaker, *, today: dt.date, now: dt.datetime | None
+) -> dict[int, list[list[Any]]]:
     """Each ledger item's action links as ``[label, link id]`` pairs (issued in one batch)."""
     specs: list[LinkSpec] = []
     spans: dict[int, tuple[int, int]] = {}
@@ -132,8 +200,10 @@ def notice_line(kind: str, data: dict[str, Any]) -> str:
     who = data.get("person", "")
     if data.get("department"):
         who += f"（{data['department']}）"
-    return (f"{who}的督办通知已连续 {data.get('attempts', 0)} 次发送失败，目前无法送达：{data.get('reason', '')}。"
-            "请核实其邮箱和通知地址（在人员表中改正后重新导入），并电话告知待办事项")
+    return (
+        f"{who}的督办通知已连续 {data.get('attempts', 0)} 次发送失败，目前无法送达：{data.get('reason', '')}。"
+        "请核实其邮箱和通知地址（在人员表中改正后重新导入），并电话告知待办事项"
+    )
 
 
 def _history(session: Session, escalations: list[Any]) -> dict[int, list[str]]:
@@ -173,12 +243,17 @@ def _department_digests(session: Session, pending: Sequence[Any], run: _Run) -> 
     escalations = [n for n in pending if n.kind == MessageKind.ESCALATION and n.task_id is not None]
     if not escalations:
         return []
-    tasks = dict(session.execute(select(Task.id, Task.lead_department_id).where(Task.id.in_(sorted({n.task_id for n in escalations})))).all())
+    tasks = dict(
+        session.execute(select(Task.id, Task.lead_department_id).where(Task.id.in_(sorted({n.task_id for n in escalations})))).all()
+    )
     depts = {
-        d.id: d for d in session.execute(
-            select(Department.id, Department.name, Department.plan_id, Department.notify_urls)
-            .where(Department.id.in_(sorted({v for v in tasks.values() if v is not None})))
-        ) if d.notify_urls
+        d.id: d
+        for d in session.execute(
+            select(Department.id, Department.name, Department.plan_id, Department.notify_urls).where(
+                Department.id.in_(sorted({v for v in tasks.values() if v is not None}))
+            )
+        )
+        if d.notify_urls
     }
     by_dept: dict[int, dict[tuple, Any]] = defaultdict(dict)
     for n in escalations:
@@ -186,7 +261,12 @@ def _department_digests(session: Session, pending: Sequence[Any], run: _Run) -> 
         if did in depts:
             by_dept[did].setdefault((n.task_id, n.milestone_id, n.level, bool(n.data.get("ack")), bool(n.data.get("report"))), n)
     return [
-        run.digest(plan_id=depts[did].plan_id, audience=Audience.DEPARTMENT, recipient=f"{depts[did].name}各位同事", department_id=did,
-                   entries=run.entries(chosen.values(), lambda n: []))
+        run.digest(
+            plan_id=depts[did].plan_id,
+            audience=Audience.DEPARTMENT,
+            recipient=f"{depts[did].name}各位同事",
+            department_id=did,
+            entries=run.entries(chosen.values(), lambda n: []),
+        )
         for did, chosen in by_dept.items()
     ]

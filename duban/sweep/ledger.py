@@ -36,9 +36,19 @@ def insert_ignore(session: Session, rows: list[dict[str, Any]]) -> int:
 
 
 _LEDGER_COLUMNS = (
-    ("key", "text"), ("plan_id", "int"), ("task_id", "int"), ("milestone_id", "int"), ("recipient_id", "int"),
-    ("kind", "text"), ("level", "int"), ("due_date", "date"), ("days", "int"), ("decided_on", "date"),
-    ("created_at", "timestamptz"), ("status", "text"), ("data", "json"),
+    ("key", "text"),
+    ("plan_id", "int"),
+    ("task_id", "int"),
+    ("milestone_id", "int"),
+    ("recipient_id", "int"),
+    ("kind", "text"),
+    ("level", "int"),
+    ("due_date", "date"),
+    ("days", "int"),
+    ("decided_on", "date"),
+    ("created_at", "timestamptz"),
+    ("status", "text"),
+    ("data", "json"),
 )
 _LEDGER_UNNEST = text(
     f"INSERT INTO notifications ({', '.join(c for c, _ in _LEDGER_COLUMNS)}) "

@@ -49,8 +49,14 @@ def create_app() -> FastAPI:
 
     # FastAPI's native OpenTelemetry off: it would trace every request as soon as some library in
     # the process (Prefect, in `duban run`) installs a tracer provider, and checks for one per request
-    app = FastAPI(title="督办", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
+    app = FastAPI(
+        title="督办",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.state.rt = rt
     app.state.dispatcher = dispatcher
     app.state.limiters = Limiters.of(settings, login_per_minute=dashboard.LOGIN_ATTEMPTS_PER_MINUTE)

@@ -56,11 +56,24 @@ router = APIRouter()
 # -- sign-in ------------------------------------------------------------------------------------------
 
 
-def _login_page(request: Request, *, error: str = "", notice: str = "", login: str = "", next_url: str = "/dashboard",
-                status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _login_page(
+    request: Request,
+    *,
+    error: str = "",
+    notice: str = "",
+    login: str = "",
+    next_url: str = "/dashboard",
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
     cookie = FORM_COOKIE.of(request)
-    ctx = {"csrf": form_token(runtime(request).settings.secret_key, cookie.value, "login"), "error": error, "notice": notice,
-           "login_name": login, "next": safe_next(next_url)}
+    ctx = {
+        "csrf": form_token(runtime(request).settings.secret_key, cookie.value, "login"),
+        "error": error,
+        "notice": notice,
+        "login_name": login,
+        "next": safe_next(next_url),
+    }
     return cookie.keep(render("login.html", ctx, status, {**PRIVATE, **(headers or {})}))
 
 
@@ -82,8 +95,14 @@ async def login_submit(request: Request):
     if not form_ok(request, form, "login"):
         return _login_page(request, error="页面已过期，请重新输入登录名和密码后登录。", login=login, next_url=next_url, status=403)
     if wait := limiters(request).login.hit("login:" + client_ip(request)):
-        return _login_page(request, error=f"登录尝试过于频繁，请约 {wait} 秒后再试。", login=login, next_url=next_url, status=429,
-                           headers={"Retry-After": str(wait)})
+        return _login_page(
+            request,
+            error=f"登录尝试过于频繁，请约 {wait} 秒后再试。",
+            login=login,
+            next_url=next_url,
+            status=429,
+            headers={"Retry-After": str(wait)},
+        )
     return await run_in_threadpool(_login, request, login.strip(), password, next_url)
 
 
@@ -92,8 +111,9 @@ def _login(request: Request, login: str, password: str, next_url: str) -> Respon
     settings = rt.settings
     now = utcnow()
     with session_scope(rt.engine) as s:
-        result = accounts.authenticate(s, login, password[:1024], now=now, max_failures=settings.login_max_failures,
-                                       lock_minutes=settings.login_lock_minutes)
+        result = accounts.authenticate(
+            s, login, password[:1024], now=now, max_failures=settings.login_max_failures, lock_minutes=settings.login_lock_minutes
+        )
     if not result.ok:
         log.info("dashboard sign-in refused for %r from %s", login[:100], client_ip(request))
         status = 429 if "锁定" in result.message else 401

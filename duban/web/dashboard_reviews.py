@@ -47,8 +47,13 @@ router = APIRouter()
 
 DEFAULT_ASK = "请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。"
 SCOPE_ORDER = tuple(ScopeKind)
-SCOPE_FORM_LABELS = {ScopeKind.PLAN: "整个方案", ScopeKind.SYSTEM: "育人体系", ScopeKind.DEPARTMENT: "牵头单位",
-                     ScopeKind.SUPERVISOR: "分管校领导", ScopeKind.TASKS: "指定任务"}
+SCOPE_FORM_LABELS = {
+    ScopeKind.PLAN: "整个方案",
+    ScopeKind.SYSTEM: "育人体系",
+    ScopeKind.DEPARTMENT: "牵头单位",
+    ScopeKind.SUPERVISOR: "分管校领导",
+    ScopeKind.TASKS: "指定任务",
+}
 NOTICES = {
     "started": "督查已发起，已向范围内各任务责任人发出填报通知。逾期未报将按督办规则逐级提醒。",
     "started-flow": "督查已发起，已向范围内各任务责任人发出填报通知；督查流程已交由 Prefect 运行，可在 Prefect 界面查看进度。",
@@ -95,21 +100,37 @@ def review_list(request: Request, plan: str | None = None):
         found = s.scalars(select(Review).where(Review.plan_id.in_(ids or [-1])).order_by(Review.id.desc())).all()
         counts: dict[int, dict[str, int]] = {r.id: {"items": 0, "answered": 0, "judged": 0} for r in found}
         for rid, answered, status, n in s.execute(
-                select(ReviewItem.review_id, ReviewItem.answered_at.is_not(None), ReviewItem.status, func.count())
-                .where(ReviewItem.review_id.in_(list(counts) or [-1]))
-                .group_by(ReviewItem.review_id, ReviewItem.answered_at.is_not(None), ReviewItem.status)).all():
+            select(ReviewItem.review_id, ReviewItem.answered_at.is_not(None), ReviewItem.status, func.count())
+            .where(ReviewItem.review_id.in_(list(counts) or [-1]))
+            .group_by(ReviewItem.review_id, ReviewItem.answered_at.is_not(None), ReviewItem.status)
+        ).all():
             c = counts[rid]
             c["items"] += n
             c["answered"] += n if answered else 0
             c["judged"] += n if status == ItemState.JUDGED else 0
-        rows = [{"id": r.id, "href": f"/dashboard/reviews/{r.id}", "plan": allowed[r.plan_id].name, "title": r.title,
-                 "scope": _scope_text(r.scope_kind, list(r.scope_values or [])), "status": ReviewState(r.status).label,
-                 "status_key": r.status, "started_on": r.started_on.isoformat(), "reply_by": r.reply_by.isoformat(),
-                 "answered": f"{counts[r.id]['answered']}/{counts[r.id]['items']}", "judged": f"{counts[r.id]['judged']}/{counts[r.id]['items']}"}
-                for r in found]
+        rows = [
+            {
+                "id": r.id,
+                "href": f"/dashboard/reviews/{r.id}",
+                "plan": allowed[r.plan_id].name,
+                "title": r.title,
+                "scope": _scope_text(r.scope_kind, list(r.scope_values or [])),
+                "status": ReviewState(r.status).label,
+                "status_key": r.status,
+                "started_on": r.started_on.isoformat(),
+                "reply_by": r.reply_by.isoformat(),
+                "answered": f"{counts[r.id]['answered']}/{counts[r.id]['items']}",
+                "judged": f"{counts[r.id]['judged']}/{counts[r.id]['items']}",
+            }
+            for r in found
+        ]
     new_href = "/dashboard/reviews/new" + (f"?{urlencode({'plan': plan_code})}" if plan_code else "")
-    return _page(request, "dashboard_reviews.html", viewer, {"plans": plans, "plan_code": plan_code, "rows": rows, "new_href": new_href,
-                                                             "provincial": plan_code is None})
+    return _page(
+        request,
+        "dashboard_reviews.html",
+        viewer,
+        {"plans": plans, "plan_code": plan_code, "rows": rows, "new_href": new_href, "provincial": plan_code is None},
+    )
 
 
 # -- starting a review (office) -----------------------------------------------------------------------------
@@ -130,20 +151,46 @@ def _form_plan(request: Request, viewer, code: str | None):
     return allowed[0], allowed
 
 
-def _new_page(request: Request, viewer, plan, allowed, *, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-              error: str = "", status: int = 200) -> Response:
+def _new_page(
+    request: Request,
+    viewer,
+    plan,
+    allowed,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    error: str = "",
+    status: int = 200,
+) -> Response:
     rt = runtime(request)
     today = rt.today()
     with session_scope(rt.engine, readonly=True) as s:
         p = s.get(Plan, plan.id)
         choices = reviews.scope_choices(s, p)
         titles = dict(s.execute(select(Task.code, Task.title).where(Task.plan_id == p.id, Task.archived_at.is_(None))).all())
-    v = {"scope": ScopeKind.SYSTEM.value, "system": [], "department": [], "supervisor": [], "tasks": "", "reply_by": "", "ask": DEFAULT_ASK,
-         "title": "", **(values or {})}
+    v = {
+        "scope": ScopeKind.SYSTEM.value,
+        "system": [],
+        "department": [],
+        "supervisor": [],
+        "tasks": "",
+        "reply_by": "",
+        "ask": DEFAULT_ASK,
+        "title": "",
+        **(values or {}),
+    }
     kinds = [{"key": k, "label": SCOPE_FORM_LABELS[k], "choices": choices.get(k, [])} for k in SCOPE_ORDER]
-    ctx = {"plan": {"code": plan.code, "name": plan.name}, "plans": [{"code": r.code, "name": r.name} for r in allowed], "kinds": kinds,
-           "task_list": [(c, titles.get(c, "")) for c in choices["tasks"]], "v": v, "errors": errors or {}, "error": error,
-           "min_date": (today + dt.timedelta(days=1)).isoformat(), "today": today.isoformat()}
+    ctx = {
+        "plan": {"code": plan.code, "name": plan.name},
+        "plans": [{"code": r.code, "name": r.name} for r in allowed],
+        "kinds": kinds,
+        "task_list": [(c, titles.get(c, "")) for c in choices["tasks"]],
+        "v": v,
+        "errors": errors or {},
+        "error": error,
+        "min_date": (today + dt.timedelta(days=1)).isoformat(),
+        "today": today.isoformat(),
+    }
     return _page(request, "dashboard_review_new.html", viewer, ctx, status, forms=("review-new",))
 
 
@@ -173,9 +220,15 @@ def _values(form) -> dict[str, Any]:
         value = form.get(key)
         return value if isinstance(value, str) else ""
 
-    return {"plan": one("plan").strip(), "scope": one("scope").strip(), "tasks": one("tasks").strip(), "reply_by": one("reply_by").strip(),
-            "ask": one("ask"), "title": one("title").strip(),
-            **{k: [x.strip() for x in form.getlist(k) if isinstance(x, str) and x.strip()] for k in ("system", "department", "supervisor")}}
+    return {
+        "plan": one("plan").strip(),
+        "scope": one("scope").strip(),
+        "tasks": one("tasks").strip(),
+        "reply_by": one("reply_by").strip(),
+        "ask": one("ask"),
+        "title": one("title").strip(),
+        **{k: [x.strip() for x in form.getlist(k) if isinstance(x, str) and x.strip()] for k in ("system", "department", "supervisor")},
+    }
 
 
 def _start(request: Request, viewer, form) -> Response:
@@ -183,8 +236,15 @@ def _start(request: Request, viewer, form) -> Response:
     v = _values(form)
     p, allowed = _form_plan(request, viewer, v["plan"] or None)
     if not form_ok(request, form, "review-new"):
-        return _new_page(request, viewer, p, allowed, values=v, status=403,
-                         error="页面已过期，为保护您的账户安全，本次提交未被受理。请核对以下内容后重新提交。")
+        return _new_page(
+            request,
+            viewer,
+            p,
+            allowed,
+            values=v,
+            status=403,
+            error="页面已过期，为保护您的账户安全，本次提交未被受理。请核对以下内容后重新提交。",
+        )
     today = rt.today()
     errors: dict[str, str] = {}
     kind = v["scope"]
@@ -219,8 +279,18 @@ def _start(request: Request, viewer, form) -> Response:
     if errors:
         return _new_page(request, viewer, p, allowed, values=v, errors=errors, status=400, error="提交的内容有误，请按提示修改后重新提交。")
     try:
-        started = orchestration.start_review(rt.engine, plan_code=p.code, scope_kind=kind, scope_values=values, reply_by=reply_by, ask=v["ask"],
-                                title=v["title"] or None, started_by=viewer.name, today=today, reports_dir=rt.settings.data_dir / "reports")
+        started = orchestration.start_review(
+            rt.engine,
+            plan_code=p.code,
+            scope_kind=kind,
+            scope_values=values,
+            reply_by=reply_by,
+            ask=v["ask"],
+            title=v["title"] or None,
+            started_by=viewer.name,
+            today=today,
+            reports_dir=rt.settings.data_dir / "reports",
+        )
     except reviews.ReviewError as err:  # e.g. a name the plan does not have: nothing was written
         return _new_page(request, viewer, p, allowed, values=v, status=400, error=str(err))
     request.app.state.dispatcher.notify(started.recipients)
@@ -231,27 +301,55 @@ def _start(request: Request, viewer, form) -> Response:
 # -- one review --------------------------------------------------------------------------------------------
 
 
-def _show_page(request: Request, viewer, review: Review, *, notice: str = "", error: str = "", reason: str = "",
-               status: int = 200) -> Response:
+def _show_page(
+    request: Request, viewer, review: Review, *, notice: str = "", error: str = "", reason: str = "", status: int = 200
+) -> Response:
     rt = runtime(request)
     with session_scope(rt.engine, readonly=True) as s:
         r = s.get(Review, review.id)
         data = reviews.report_data(s, r, tz=rt.tz)
         plan = s.get(Plan, r.plan_id)
-        reports = {ext: f"/dashboard/reviews/{r.id}/report.{ext}" for ext, path in (("html", r.report_html), ("xlsx", r.report_xlsx))
-                   if path and Path(path).is_file()}
-        facts = {"status": ReviewState(r.status).label, "status_key": r.status, "cancel_reason": r.cancel_reason,
-                 "cancelled_by": r.cancelled_by or "", "answers_closed_on": r.answers_closed_on.isoformat() if r.answers_closed_on else ""}
+        reports = {
+            ext: f"/dashboard/reviews/{r.id}/report.{ext}"
+            for ext, path in (("html", r.report_html), ("xlsx", r.report_xlsx))
+            if path and Path(path).is_file()
+        }
+        facts = {
+            "status": ReviewState(r.status).label,
+            "status_key": r.status,
+            "cancel_reason": r.cancel_reason,
+            "cancelled_by": r.cancelled_by or "",
+            "answers_closed_on": r.answers_closed_on.isoformat() if r.answers_closed_on else "",
+        }
     c = data["counts"]
-    summary = {"total": c["items"], "answered": c["answered"], "unanswered": c["items"] - c["answered"], "late": c["late"],
-               "judged": sum(c["verdicts"].values()), "verdicts": [(k, c["verdicts"].get(k, 0)) for k in (v.value for v in Verdict)],
-               "follow_ups": len(data["follow_ups"]), "non_responders": len(data["non_responders"])}
+    summary = {
+        "total": c["items"],
+        "answered": c["answered"],
+        "unanswered": c["items"] - c["answered"],
+        "late": c["late"],
+        "judged": sum(c["verdicts"].values()),
+        "verdicts": [(k, c["verdicts"].get(k, 0)) for k in (v.value for v in Verdict)],
+        "follow_ups": len(data["follow_ups"]),
+        "non_responders": len(data["non_responders"]),
+    }
     sees = viewer.sees_items
-    ctx = {"r": data, "plan": {"code": plan.code, "name": plan.name}, "facts": facts, "summary": summary, "sees": sees,
-           "items": data["items"] if sees else [], "non_responders": data["non_responders"] if sees else [],
-           "follow_ups": data["follow_ups"] if sees else [], "reports": reports if sees else {},
-           "may_cancel": viewer.kind == "account" and viewer.role == AccountRole.OFFICE and facts["status_key"] in (ReviewState.OPEN, ReviewState.WAITING),
-           "notice": notice, "error": error, "reason": reason}
+    ctx = {
+        "r": data,
+        "plan": {"code": plan.code, "name": plan.name},
+        "facts": facts,
+        "summary": summary,
+        "sees": sees,
+        "items": data["items"] if sees else [],
+        "non_responders": data["non_responders"] if sees else [],
+        "follow_ups": data["follow_ups"] if sees else [],
+        "reports": reports if sees else {},
+        "may_cancel": viewer.kind == "account"
+        and viewer.role == AccountRole.OFFICE
+        and facts["status_key"] in (ReviewState.OPEN, ReviewState.WAITING),
+        "notice": notice,
+        "error": error,
+        "reason": reason,
+    }
     return _page(request, "dashboard_review.html", viewer, ctx, status, forms=(f"review-cancel:{review.id}",))
 
 
@@ -298,12 +396,20 @@ def _cancel(request: Request, viewer, review_id: int, form) -> Response:
     reason = form.get("reason")
     reason = reason.strip() if isinstance(reason, str) else ""
     if not form_ok(request, form, f"review-cancel:{review_id}"):
-        return _show_page(request, viewer, review, reason=reason, status=403,
-                          error="页面已过期，为保护您的账户安全，本次撤销未被受理。请核对后重新点击“撤销督查”。")
+        return _show_page(
+            request,
+            viewer,
+            review,
+            reason=reason,
+            status=403,
+            error="页面已过期，为保护您的账户安全，本次撤销未被受理。请核对后重新点击“撤销督查”。",
+        )
     if not reason:
         return _show_page(request, viewer, review, status=400, error="撤销原因：请填写撤销原因（将告知尚未填报的责任人）。")
     if len(reason) > 500:
-        return _show_page(request, viewer, review, reason=reason, status=400, error=f"撤销原因：不能超过 500 个字（现有 {len(reason)} 个字）。")
+        return _show_page(
+            request, viewer, review, reason=reason, status=400, error=f"撤销原因：不能超过 500 个字（现有 {len(reason)} 个字）。"
+        )
     today = rt.today()
     try:
         with session_scope(rt.engine) as s:
@@ -313,4 +419,3 @@ def _cancel(request: Request, viewer, review_id: int, form) -> Response:
     orchestration.wake(rt.engine, review_id)  # a suspended flow run ends itself (it finds the review cancelled)
     request.app.state.dispatcher.notify(out.notify)
     return RedirectResponse(f"/dashboard/reviews/{review_id}?done=cancelled", status_code=303, headers=PRIVATE)
-

@@ -40,9 +40,19 @@ ITEM_VIEWS = ("tasks", "overdue", "due_soon", "extensions")  # lists of tasks wi
 FILTER_LABELS = {"system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导"}
 DRILL = {"system": "system", "department": "department", "supervisor": "supervisor"}  # column -> filter
 COLOUR_CLASS = {"red": "red", "yellow": "yellow", "green": "green"}
-KPI = [("tasks", "在办任务", ""), ("done_tasks", "已办结任务", ""), ("completion_rate", "节点完成率", ""), ("on_time_rate", "按期完成率", ""),
-       ("red", "红灯", "red"), ("yellow", "黄灯", "yellow"), ("green", "绿灯", "green"), ("overdue_tasks", "逾期任务", "red"),
-       ("due_soon_tasks", "两周内到期", "yellow"), ("awaiting_approval", "待审核", ""), ("extensions_granted", "批准延期", "")]
+KPI = [
+    ("tasks", "在办任务", ""),
+    ("done_tasks", "已办结任务", ""),
+    ("completion_rate", "节点完成率", ""),
+    ("on_time_rate", "按期完成率", ""),
+    ("red", "红灯", "red"),
+    ("yellow", "黄灯", "yellow"),
+    ("green", "绿灯", "green"),
+    ("overdue_tasks", "逾期任务", "red"),
+    ("due_soon_tasks", "两周内到期", "yellow"),
+    ("awaiting_approval", "待审核", ""),
+    ("extensions_granted", "批准延期", ""),
+]
 
 
 @dataclass
@@ -213,9 +223,17 @@ def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str],
     charts = _charts(r, frames, totals, filters)
     filter_text = "、".join(f"{FILTER_LABELS[k]}「{v}」" for k, v in filters.items())
     return Dashboard(
-        title=r.title, as_of=r.as_of.isoformat(), plan_code=plan_code, filters=filters, filter_text=filter_text,
-        clear_href="/dashboard" + (f"?{urlencode({'plan': plan_code})}" if plan_code else ""), kpis=kpis, tables=tables,
-        charts=charts, frames=frames, totals=totals,
+        title=r.title,
+        as_of=r.as_of.isoformat(),
+        plan_code=plan_code,
+        filters=filters,
+        filter_text=filter_text,
+        clear_href="/dashboard" + (f"?{urlencode({'plan': plan_code})}" if plan_code else ""),
+        kpis=kpis,
+        tables=tables,
+        charts=charts,
+        frames=frames,
+        totals=totals,
         queue_href=_queue_href(rt, viewer, r) if viewer.sees_approvals and len(r.awaiting_approval) else None,
         warnings=list(r.warnings),
     )
@@ -240,18 +258,26 @@ def _charts(r: rollup.Rollup, frames: dict[str, pd.DataFrame], totals: dict[str,
     else:
         groups, name, what = r.by_system, "system", "各育人体系"
     charts: dict[str, Any] = {
-        "lights": report.chart_rag(f"{what}任务状态灯", [(str(row[name]), {k: int(row.get(k, 0)) for k in lights})
-                                                    for row in groups.to_dict(orient="records")]),
+        "lights": report.chart_rag(
+            f"{what}任务状态灯", [(str(row[name]), {k: int(row.get(k, 0)) for k in lights}) for row in groups.to_dict(orient="records")]
+        ),
         "trend": report.chart_trend("趋势（每日汇总，最后一点为今日实时数据）", r.trend),
     }
     if what:
-        charts["rates"] = report.chart_rates(f"{what}完成情况", [(str(row[name]), rate(row["completion_rate"]), rate(row["on_time_rate"]))
-                                                              for row in groups.to_dict(orient="records")])
+        charts["rates"] = report.chart_rates(
+            f"{what}完成情况",
+            [(str(row[name]), rate(row["completion_rate"]), rate(row["on_time_rate"])) for row in groups.to_dict(orient="records")],
+        )
     a = frames.get("assessment")
     if a is not None and len(a):
         multi = a["plan"].nunique() > 1
-        charts["assessment"] = report.chart_scores("单位考核得分", [((f"{row['department']}（{row['plan']}）" if multi else str(row["department"])),
-                                                                float(row["score"])) for row in a.to_dict(orient="records")])
+        charts["assessment"] = report.chart_scores(
+            "单位考核得分",
+            [
+                ((f"{row['department']}（{row['plan']}）" if multi else str(row["department"])), float(row["score"]))
+                for row in a.to_dict(orient="records")
+            ],
+        )
     return {k: Markup(v) for k, v in charts.items() if v}
 
 
@@ -272,8 +298,7 @@ def _queue_href(rt, viewer: Viewer, r: rollup.Rollup) -> str | None:
             return None
         today = rt.today()
         expires = today + dt.timedelta(days=rt.settings.link_days_after_due)
-        [lid] = issue(s, [LinkSpec(person.plan_id, person.id, "queue", None, None, expires)], secret=rt.settings.secret_key,
-                      today=today)
+        [lid] = issue(s, [LinkSpec(person.plan_id, person.id, "queue", None, None, expires)], secret=rt.settings.secret_key, today=today)
         link = s.get(Link, lid)
         return f"/l/{link_token(rt.settings.secret_key, lid, 'queue', link.expires_on)}"
 
@@ -281,8 +306,13 @@ def _queue_href(rt, viewer: Viewer, r: rollup.Rollup) -> str | None:
 def as_json(d: Dashboard, viewer: Viewer) -> dict[str, Any]:
     """The same numbers as the page, JSON-ready (``schema: duban.dashboard/1``)."""
     return {
-        "ok": True, "schema": "duban.dashboard/1", "rollup_schema": rollup.SCHEMA, "as_of": d.as_of, "plan": d.plan_code,
-        "role": viewer.role if viewer.kind == "account" else "link", "filters": d.filters,
+        "ok": True,
+        "schema": "duban.dashboard/1",
+        "rollup_schema": rollup.SCHEMA,
+        "as_of": d.as_of,
+        "plan": d.plan_code,
+        "role": viewer.role if viewer.kind == "account" else "link",
+        "filters": d.filters,
         "totals": jsonable(d.totals),
         "views": {k: rollup.records(f) for k, f in d.frames.items()},
     }

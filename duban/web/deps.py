@@ -77,8 +77,17 @@ class Refusal(Exception):
     :func:`refusal_page`: ``page`` with ``title``, ``message`` and ``ctx``, the ``headers``, and
     the CSRF ``cookie`` when the page carries a form bound to it."""
 
-    def __init__(self, title: str, message: str, status: int, *, page: str = "error.html", headers: Mapping[str, str] | None = None,
-                 cookie: Cookie | None = None, **ctx: Any):
+    def __init__(
+        self,
+        title: str,
+        message: str,
+        status: int,
+        *,
+        page: str = "error.html",
+        headers: Mapping[str, str] | None = None,
+        cookie: Cookie | None = None,
+        **ctx: Any,
+    ):
         super().__init__(message)
         self.title, self.message, self.status = title, message, status
         self.page, self.headers, self.cookie, self.ctx = page, dict(headers or {}), cookie, ctx
@@ -138,8 +147,12 @@ class Limiters:
 
     @classmethod
     def of(cls, settings, *, login_per_minute: int) -> Limiters:
-        return cls(ip=RateLimiter(settings.rate_limit_per_minute, 60), link=RateLimiter(settings.rate_limit_link_per_minute, 60),
-                   renew=RateLimiter(settings.relink_per_hour, 3600), login=RateLimiter(login_per_minute, 60))
+        return cls(
+            ip=RateLimiter(settings.rate_limit_per_minute, 60),
+            link=RateLimiter(settings.rate_limit_link_per_minute, 60),
+            renew=RateLimiter(settings.relink_per_hour, 3600),
+            login=RateLimiter(login_per_minute, 60),
+        )
 
 
 def limiters(request: Request) -> Limiters:

@@ -73,11 +73,20 @@ class BackgroundDelivery:
     def send(self, recipients: list[int]) -> None:
         rt = self.rt
         today = rt.today()
-        assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name,
-                 template_dir=rt.settings.template_dir, recipients=recipients)
+        assemble(
+            rt.engine,
+            today=today,
+            links=rt.links(today),
+            channel=rt.channel.name,
+            template_dir=rt.settings.template_dir,
+            recipients=recipients,
+        )
         # the same options as the flows (quiet hours, workers …) where the runtime offers them
-        options = (rt.deliver_options(today) if hasattr(rt, "deliver_options")
-                   else dict(links=rt.links(today), template_dir=rt.settings.template_dir))
+        options = (
+            rt.deliver_options(today)
+            if hasattr(rt, "deliver_options")
+            else dict(links=rt.links(today), template_dir=rt.settings.template_dir)
+        )
         deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients, **options)
 
     def flush(self, timeout: float = 30.0) -> bool:

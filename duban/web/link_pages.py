@@ -55,8 +55,11 @@ from duban.web.security import CSRF_FIELD, attachment, csrf_ok, csrf_token
 
 router = APIRouter()
 PAGES = {LinkAction.QUEUE: "queue.html", LinkAction.REVIEW: "review.html"}  # the GET page of an action; others: link.html
-EXPIRED_FORM = ("页面已过期，请重新打开链接",
-                "为保护您的账户安全，本次提交未被受理（页面校验信息缺失或不匹配）。请重新打开通知中的链接后再提交。", 403)
+EXPIRED_FORM = (
+    "页面已过期，请重新打开链接",
+    "为保护您的账户安全，本次提交未被受理（页面校验信息缺失或不匹配）。请重新打开通知中的链接后再提交。",
+    403,
+)
 
 
 @dataclass
@@ -120,8 +123,11 @@ def blocked_reason(session: Session, r: Resolved, tz) -> str | None:
     if r.action in (LinkAction.DONE, LinkAction.EXTEND) and m is not None and m.status == MilestoneState.SUBMITTED:
         return f"里程碑「{actions.label(m)}」已于 {local_time(m.submitted_at, tz)} 提交办结，正在等待审核。审核结果将通过消息通知您。"
     if r.action == LinkAction.EXTEND and m is not None:
-        pending = session.scalar(select(RequestRow).where(RequestRow.milestone_id == m.id, RequestRow.kind == RequestKind.EXTENSION,
-                                                          RequestRow.status == RequestStatus.PENDING))
+        pending = session.scalar(
+            select(RequestRow).where(
+                RequestRow.milestone_id == m.id, RequestRow.kind == RequestKind.EXTENSION, RequestRow.status == RequestStatus.PENDING
+            )
+        )
         if pending is not None:
             return f"您已申请延期至 {pending.new_due_date.isoformat()}，正在等待审批，审批结果将通过消息通知您。"
     return None
@@ -130,9 +136,17 @@ def blocked_reason(session: Session, r: Resolved, tz) -> str | None:
 def link_context(session: Session, page: LinkPage, r: Resolved, *, request_row: RequestRow | None = None) -> dict[str, Any]:
     rt, settings = page.rt, page.rt.settings
     ctx: dict[str, Any] = {
-        "r": r, "action": r.action, "plan": r.plan, "person": r.person, "label": ACTIONS.get(r.action, r.action), "token": page.token,
-        "csrf": csrf_token(settings.secret_key, page.cookie.value, r.link.id), "approval_required": r.plan.approval_required,
-        "max_mb": settings.upload_max_mb, "max_files": settings.upload_max_files, "formats": FORMATS_TEXT,
+        "r": r,
+        "action": r.action,
+        "plan": r.plan,
+        "person": r.person,
+        "label": ACTIONS.get(r.action, r.action),
+        "token": page.token,
+        "csrf": csrf_token(settings.secret_key, page.cookie.value, r.link.id),
+        "approval_required": r.plan.approval_required,
+        "max_mb": settings.upload_max_mb,
+        "max_files": settings.upload_max_files,
+        "formats": FORMATS_TEXT,
         "expires": r.link.expires_on.isoformat(),
     }
     if r.action == LinkAction.QUEUE and request_row is None:
@@ -226,18 +240,22 @@ class Posted:
 
 
 def _decide(s: Session, r: Resolved, o: actions.Origin, p: Posted) -> actions.Outcome:
-    return actions.decide(s, r, o, now=p.now, today=p.today, request_id=p.request_id, decision=p.values.get("decision", ""),
-                          note=p.values.get("note", ""))
+    return actions.decide(
+        s, r, o, now=p.now, today=p.today, request_id=p.request_id, decision=p.values.get("decision", ""), note=p.values.get("note", "")
+    )
 
 
 APPLY: dict[str, Callable[[Session, Resolved, actions.Origin, Posted], actions.Outcome]] = {
     LinkAction.ACK: lambda s, r, o, p: actions.acknowledge(s, r, o, now=p.now),
-    LinkAction.PROGRESS: lambda s, r, o, p: actions.report_progress(s, r, o, now=p.now, text=p.values.get("text", ""), urls=p.urls,
-                                                                     files=p.files),
-    LinkAction.DONE: lambda s, r, o, p: actions.submit_done(s, r, o, now=p.now, today=p.today, note=p.values.get("note", ""), urls=p.urls,
-                                                             files=p.files),
-    LinkAction.EXTEND: lambda s, r, o, p: actions.request_extension(s, r, o, now=p.now, today=p.today, new_due=p.new_due,
-                                                                     reason=p.values.get("reason", "")),
+    LinkAction.PROGRESS: lambda s, r, o, p: actions.report_progress(
+        s, r, o, now=p.now, text=p.values.get("text", ""), urls=p.urls, files=p.files
+    ),
+    LinkAction.DONE: lambda s, r, o, p: actions.submit_done(
+        s, r, o, now=p.now, today=p.today, note=p.values.get("note", ""), urls=p.urls, files=p.files
+    ),
+    LinkAction.EXTEND: lambda s, r, o, p: actions.request_extension(
+        s, r, o, now=p.now, today=p.today, new_due=p.new_due, reason=p.values.get("reason", "")
+    ),
     LinkAction.REVIEW: _decide,
     LinkAction.QUEUE: _decide,
 }
@@ -259,8 +277,12 @@ def _read_inputs(page: LinkPage, action: str, form, p: Posted) -> None:
     settings = page.rt.settings
     if action in (LinkAction.PROGRESS, LinkAction.DONE):
         p.urls = clean_urls(p.values.get("urls", ""))
-        p.files = store_form_files(settings.evidence_path, form.getlist("files"), max_files=settings.upload_max_files,
-                                   max_bytes=settings.upload_max_mb * 1024 * 1024)
+        p.files = store_form_files(
+            settings.evidence_path,
+            form.getlist("files"),
+            max_files=settings.upload_max_files,
+            max_bytes=settings.upload_max_mb * 1024 * 1024,
+        )
     elif action == LinkAction.EXTEND:
         raw = p.values.get("new_due", "").strip()
         try:
@@ -270,8 +292,12 @@ def _read_inputs(page: LinkPage, action: str, form, p: Posted) -> None:
 
 
 def _submit(page: LinkPage, form, request_id: int | None) -> Response:
-    p = Posted(now=utcnow(), today=page.rt.today(), request_id=request_id,
-               values={k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD})
+    p = Posted(
+        now=utcnow(),
+        today=page.rt.today(),
+        request_id=request_id,
+        values={k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD},
+    )
     _, action = _posted_link(page, form, p.today)
     if action == LinkAction.VIEW or (action == LinkAction.QUEUE and request_id is None):
         raise Refusal("此链接仅供查看", "此链接只能查看任务情况，不能提交办理。", 405)
@@ -299,10 +325,15 @@ def _result(page: LinkPage, r: Resolved, outcome: actions.Outcome, day: dt.date)
         if task is None:
             task_id = s.get(RequestRow, outcome.request_id).task_id if outcome.request_id else None
             task, owner, dept = s.get(Task, task_id), None, None
-        ctx = {"message": outcome.message, "task": pages.task_page(s, task, today=day, tz=page.rt.tz, owner=owner, department=dept,
-                                                                   current_milestone=r.link.milestone_id),
-               "token": page.token, "action": r.action, "plan": r.plan, "person": r.person,
-               "queue_back": f"/l/{page.token}" if r.action == LinkAction.QUEUE else None}
+        ctx = {
+            "message": outcome.message,
+            "task": pages.task_page(s, task, today=day, tz=page.rt.tz, owner=owner, department=dept, current_milestone=r.link.milestone_id),
+            "token": page.token,
+            "action": r.action,
+            "plan": r.plan,
+            "person": r.person,
+            "queue_back": f"/l/{page.token}" if r.action == LinkAction.QUEUE else None,
+        }
     return page.render("result.html", ctx)
 
 
@@ -332,8 +363,9 @@ def _renew(page: LinkPage, form) -> Response:
     except Exception:  # noqa: BLE001 - only a link we signed may ask for a fresh one
         raise Refusal("链接无效", "链接无效或已被修改，无法申请新链接。请使用通知中的完整链接。", 404) from None
     if form is None or not csrf_ok(secret, page.request.cookies.get(LINK_COOKIE.name), form.get(CSRF_FIELD), link_id):
-        raise Refusal("页面已过期，请重新打开链接",
-                      "为保护您的账户安全，本次申请未被受理（页面校验信息缺失或不匹配）。请重新打开链接后再申请。", 403)
+        raise Refusal(
+            "页面已过期，请重新打开链接", "为保护您的账户安全，本次申请未被受理（页面校验信息缺失或不匹配）。请重新打开链接后再申请。", 403
+        )
     renew_limiter = limiters(page.request).renew
     if wait := renew_limiter.hit(f"renew:{link_id}") or renew_limiter.hit("renew-ip:" + client_ip(page.request)):
         raise too_many(wait, "申请过于频繁", f"已为此链接申请过多次新链接，请约 {max(1, wait // 60)} 分钟后再试，或联系领导小组办公室。")
@@ -359,8 +391,10 @@ def download(evidence_id: int, page: Page):
     with session_scope(page.rt.engine, readonly=True) as s:
         r = page.resolve(s, allow_used=True)
         ev = s.get(Evidence, evidence_id)
-        allowed = ev is not None and ev.kind == EvidenceKind.FILE and (
-            (r.task is not None and ev.task_id == r.task.id) or (r.action == LinkAction.QUEUE and ev.plan_id == r.link.plan_id)
+        allowed = (
+            ev is not None
+            and ev.kind == EvidenceKind.FILE
+            and ((r.task is not None and ev.task_id == r.task.id) or (r.action == LinkAction.QUEUE and ev.plan_id == r.link.plan_id))
         )
         if not allowed:
             raise Refusal("没有找到该附件", "该附件不存在，或不属于此链接对应的任务。", 404)

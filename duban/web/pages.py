@@ -48,8 +48,13 @@ EVENT_LABELS = {
     "review_judged": "督查评定",
 }
 HIDDEN_EVENTS = {EventKind.LINK_RENEWAL}
-STATE_CLASS = {MilestoneState.ASSIGNED: "s-assigned", MilestoneState.IN_PROGRESS: "s-progress", MilestoneState.SUBMITTED: "s-submitted",
-               MilestoneState.DONE: "s-done", MilestoneState.ARCHIVED: "s-archived"}
+STATE_CLASS = {
+    MilestoneState.ASSIGNED: "s-assigned",
+    MilestoneState.IN_PROGRESS: "s-progress",
+    MilestoneState.SUBMITTED: "s-submitted",
+    MilestoneState.DONE: "s-done",
+    MilestoneState.ARCHIVED: "s-archived",
+}
 
 
 @dataclass
@@ -135,13 +140,17 @@ def _detail(kind: str, data: dict[str, Any]) -> str:
     if kind == "extension_requested":
         return f"申请将完成时间由 {data.get('from', '')} 延至 {data.get('to', '')}。理由：{data.get('reason', '')}"
     if kind == "extension_approved":
-        return f"完成时间由 {data.get('from', '')} 调整为 {data.get('to', '')}" + (f"。审核意见：{data['note']}" if data.get("note") else "")
+        return f"完成时间由 {data.get('from', '')} 调整为 {data.get('to', '')}" + (
+            f"。审核意见：{data['note']}" if data.get("note") else ""
+        )
     if kind == "extension_refused":
         return f"申请延至 {data.get('to', '')}，不予批准。理由：{data.get('reason', '')}"
     if kind == "review_answered":
         return f"「{data.get('review_title', '督查')}」已完成工作：{data.get('done', '')}"
     if kind == "review_judged":
-        return f"「{data.get('review_title', '督查')}」评定为“{data.get('verdict', '')}”" + (f"：{data['note']}" if data.get("note") else "")
+        return f"「{data.get('review_title', '督查')}」评定为“{data.get('verdict', '')}”" + (
+            f"：{data['note']}" if data.get("note") else ""
+        )
     if kind == "owner_changed":
         return f"{data.get('from') or ''} → {data.get('to') or ''}"
     if kind == "milestone_due_changed":
@@ -164,70 +173,118 @@ def _statements() -> dict[str, Any]:
         tid = bindparam("task_id")
         built["milestones"] = (
             select(ms.c.id, ms.c.seq, ms.c.title, ms.c.is_final, ms.c.status, ms.c.due_date, ms.c.baseline_due_date)
-            .where(ms.c.task_id == tid).order_by(ms.c.seq, ms.c.id)
+            .where(ms.c.task_id == tid)
+            .order_by(ms.c.seq, ms.c.id)
         )
         # the newest events, each with its evidence, in one query
         recent = (
             select(ev.c.id, ev.c.at, ev.c.actor, ev.c.kind, ev.c.milestone_id, ev.c.data)
             .where(ev.c.task_id == tid, ev.c.kind.not_in(sorted(HIDDEN_EVENTS)))
-            .order_by(ev.c.at.desc(), ev.c.id.desc()).limit(bindparam("history_limit")).subquery("recent")
+            .order_by(ev.c.at.desc(), ev.c.id.desc())
+            .limit(bindparam("history_limit"))
+            .subquery("recent")
         )
         built["history"] = (
-            select(recent, evd.c.id.label("f_id"), evd.c.kind.label("f_kind"), evd.c.filename.label("f_name"),
-                   evd.c.url.label("f_url"), evd.c.size.label("f_size"))
+            select(
+                recent,
+                evd.c.id.label("f_id"),
+                evd.c.kind.label("f_kind"),
+                evd.c.filename.label("f_name"),
+                evd.c.url.label("f_url"),
+                evd.c.size.label("f_size"),
+            )
             .outerjoin(evd, and_(evd.c.event_id == recent.c.id, evd.c.task_id == tid))
             .order_by(recent.c.at.desc(), recent.c.id.desc(), evd.c.id)
         )
-        built["pending"] = (
-            select(Request).where(Request.task_id == tid, Request.status == RequestStatus.PENDING).order_by(Request.id)
-        )
+        built["pending"] = select(Request).where(Request.task_id == tid, Request.status == RequestStatus.PENDING).order_by(Request.id)
         _STATEMENTS.update(built)  # one call under the GIL: all keys at once
     return _STATEMENTS
 
 
-def task_page(session: Session, task: Task, *, today: dt.date, tz, current_milestone: int | None = None,
-              history_limit: int = 100, owner: Person | None = None, department: Department | None = None) -> TaskPage:
+def task_page(
+    session: Session,
+    task: Task,
+    *,
+    today: dt.date,
+    tz,
+    current_milestone: int | None = None,
+    history_limit: int = 100,
+    owner: Person | None = None,
+    department: Department | None = None,
+) -> TaskPage:
     """``owner`` and ``department``, when the caller has them (duban.links.resolve loads them with
     the link), save their queries."""
     q = _statements()
     if owner is None or owner.id != task.owner_id:
         owner = session.get(Person, task.owner_id)
-    dept = department if department is not None and department.id == task.lead_department_id else (
-        session.get(Department, task.lead_department_id) if task.lead_department_id else None)
+    dept = (
+        department
+        if department is not None and department.id == task.lead_department_id
+        else (session.get(Department, task.lead_department_id) if task.lead_department_id else None)
+    )
     ms = session.execute(q["milestones"], {"task_id": task.id}).all()
     labels = {m.id: label(m) for m in ms}
     milestones = [
         MilestoneView(
-            id=m.id, label=labels[m.id], due=m.due_date.isoformat(),
+            id=m.id,
+            label=labels[m.id],
+            due=m.due_date.isoformat(),
             baseline=m.baseline_due_date.isoformat() if m.baseline_due_date != m.due_date else None,
-            state=MilestoneState(m.status).label, state_class=STATE_CLASS.get(m.status, ""),
-            overdue=m.status in OPEN_STATES and m.due_date < today, current=m.id == current_milestone,
+            state=MilestoneState(m.status).label,
+            state_class=STATE_CLASS.get(m.status, ""),
+            overdue=m.status in OPEN_STATES and m.due_date < today,
+            current=m.id == current_milestone,
         )
-        for m in ms if m.status != MilestoneState.ARCHIVED or m.id == current_milestone
+        for m in ms
+        if m.status != MilestoneState.ARCHIVED or m.id == current_milestone
     ]
     history: list[HistoryEntry] = []
     last = None
     for row in session.execute(q["history"], {"task_id": task.id, "history_limit": history_limit}):
         if row.id != last:
             last = row.id
-            history.append(HistoryEntry(
-                at=local_time(row.at, tz), actor=row.actor, label=EVENT_LABELS.get(row.kind, row.kind),
-                milestone=labels.get(row.milestone_id, "") if row.milestone_id else "", detail=_detail(row.kind, row.data or {}),
-            ))
+            history.append(
+                HistoryEntry(
+                    at=local_time(row.at, tz),
+                    actor=row.actor,
+                    label=EVENT_LABELS.get(row.kind, row.kind),
+                    milestone=labels.get(row.milestone_id, "") if row.milestone_id else "",
+                    detail=_detail(row.kind, row.data or {}),
+                )
+            )
         if row.f_id is not None:
             history[-1].evidence.append(FileView(row.f_id, row.f_kind, row.f_name or row.f_url or "", row.f_url, human_size(row.f_size)))
-    pending = [request_view(session, r, task=task, milestones=ms, tz=tz, with_evidence=False, people={owner.id: owner} if owner else None)
-               for r in session.scalars(q["pending"], {"task_id": task.id})]
+    pending = [
+        request_view(session, r, task=task, milestones=ms, tz=tz, with_evidence=False, people={owner.id: owner} if owner else None)
+        for r in session.scalars(q["pending"], {"task_id": task.id})
+    ]
     return TaskPage(
-        code=task.code, title=task.title, statement=task.statement, done_criteria=task.done_criteria, deadline_text=task.deadline_text,
-        owner=owner.name if owner else "", department=dept.name if dept else "", partners="、".join(task.partners or []),
-        acknowledged=local_time(task.acknowledged_at, tz), milestones=milestones, pending=pending, history=history,
+        code=task.code,
+        title=task.title,
+        statement=task.statement,
+        done_criteria=task.done_criteria,
+        deadline_text=task.deadline_text,
+        owner=owner.name if owner else "",
+        department=dept.name if dept else "",
+        partners="、".join(task.partners or []),
+        acknowledged=local_time(task.acknowledged_at, tz),
+        milestones=milestones,
+        pending=pending,
+        history=history,
         reviews=task_history(session, task.id),
     )
 
 
-def request_view(session: Session, r: Request, *, tz, task: Task | None = None, milestones: list[Milestone] | None = None,
-                 with_evidence: bool = True, people: dict[int, Person] | None = None) -> RequestView:
+def request_view(
+    session: Session,
+    r: Request,
+    *,
+    tz,
+    task: Task | None = None,
+    milestones: list[Milestone] | None = None,
+    with_evidence: bool = True,
+    people: dict[int, Person] | None = None,
+) -> RequestView:
     task = task or session.get(Task, r.task_id)
     m = next((x for x in milestones or () if x.id == r.milestone_id), None) if milestones else None
     if m is None and r.milestone_id:
@@ -243,9 +300,19 @@ def request_view(session: Session, r: Request, *, tz, task: Task | None = None, 
     if with_evidence:
         files = _file_views(list(session.scalars(select(Evidence).where(Evidence.request_id == r.id).order_by(Evidence.id))))
     return RequestView(
-        id=r.id, kind=r.kind, kind_label=RequestKind(r.kind).label, status=r.status,
-        status_label=REQUEST_STATUS.get(r.status, r.status), who=who.name if who else "", at=local_time(r.created_at, tz),
-        note=r.note, milestone=label(m), due=m.due_date.isoformat() if m else "",
-        new_due=r.new_due_date.isoformat() if r.new_due_date else None, task_code=task.code, task_title=task.title,
-        decided=decided, evidence=files,
+        id=r.id,
+        kind=r.kind,
+        kind_label=RequestKind(r.kind).label,
+        status=r.status,
+        status_label=REQUEST_STATUS.get(r.status, r.status),
+        who=who.name if who else "",
+        at=local_time(r.created_at, tz),
+        note=r.note,
+        milestone=label(m),
+        due=m.due_date.isoformat() if m else "",
+        new_due=r.new_due_date.isoformat() if r.new_due_date else None,
+        task_code=task.code,
+        task_title=task.title,
+        decided=decided,
+        evidence=files,
     )

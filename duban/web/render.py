@@ -35,9 +35,13 @@ def file_url(token: str, evidence_id: int) -> str:
     return f"/l/{token}/files/{evidence_id}"
 
 
-ENV = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(default=True, default_for_string=True),
-                  auto_reload=False,  # compiled once per process (no stat of each template per page)
-                  trim_blocks=True, lstrip_blocks=True)
+ENV = Environment(
+    loader=FileSystemLoader(str(HERE / "templates")),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    auto_reload=False,  # compiled once per process (no stat of each template per page)
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 ENV.globals.update(titles=ACTION_TITLES, file_url=file_url)
 _TEMPLATE_CACHE: dict[str, Template] = {}
 

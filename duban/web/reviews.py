@@ -83,9 +83,13 @@ def _origin(request: Request) -> dict[str, Any]:
 def _known(session, task: Task, tz) -> str:
     """A first draft of 已完成工作 from what the store knows: steps done, and the last progress report."""
     lines = []
-    for m in session.scalars(select(Milestone).where(Milestone.task_id == task.id, Milestone.status == MilestoneState.DONE).order_by(Milestone.seq)):
+    for m in session.scalars(
+        select(Milestone).where(Milestone.task_id == task.id, Milestone.status == MilestoneState.DONE).order_by(Milestone.seq)
+    ):
         lines.append(f"已办结：{m.title or '第 %d 步' % m.seq}（{local_time(m.completed_at, tz)[:10]}）")
-    last = session.scalar(select(Event).where(Event.task_id == task.id, Event.kind == EventKind.PROGRESS_REPORTED).order_by(Event.at.desc()).limit(1))
+    last = session.scalar(
+        select(Event).where(Event.task_id == task.id, Event.kind == EventKind.PROGRESS_REPORTED).order_by(Event.at.desc()).limit(1)
+    )
     if last is not None and (last.data or {}).get("text"):
         lines.append(f"最近一次反馈（{local_time(last.at, tz)[:10]}）：{last.data['text']}")
     return "\n".join(lines)
@@ -94,8 +98,9 @@ def _known(session, task: Task, tz) -> str:
 def _item_evidence(session, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     for e in session.scalars(select(Evidence).where(Evidence.review_item_id.in_(item_ids or [-1])).order_by(Evidence.id)):
-        out.setdefault(e.review_item_id, []).append({"id": e.id, "kind": e.kind, "name": e.filename or e.url or "", "url": e.url,
-                                                     "size": human_size(e.size)})
+        out.setdefault(e.review_item_id, []).append(
+            {"id": e.id, "kind": e.kind, "name": e.filename or e.url or "", "url": e.url, "size": human_size(e.size)}
+        )
     return out
 
 
@@ -111,14 +116,23 @@ def _answer_context(session, request: Request, r: Resolved, cookie: Cookie) -> d
         blocked = f"该任务的督查已评定为“{item.verdict}”，填报内容不能再修改。" if item.verdict else "本次督查已结束。"
     elif item.owner_id != r.person.id:
         blocked = "该督查事项不由您填报。"
-    values = {"done": item.done or _known(session, task, rt.tz), "problems": item.problems, "next_steps": item.next_steps,
-              "urls": ""}
+    values = {"done": item.done or _known(session, task, rt.tz), "problems": item.problems, "next_steps": item.next_steps, "urls": ""}
     return {
-        "plan": r.plan, "person": r.person, "review": review, "item": item, "token": f"{request.path_params['token']}",
-        "task": pages.task_page(session, task, today=rt.today(), tz=rt.tz), "csrf": csrf_token(rt.settings.secret_key, cookie.value, r.link.id),
-        "values": values, "evidence": _item_evidence(session, [item.id]).get(item.id, []), "blocked": blocked,
-        "late": rt.today() > review.reply_by, "answered_at": local_time(item.answered_at, rt.tz),
-        "max_mb": rt.settings.upload_max_mb, "max_files": rt.settings.upload_max_files, "formats": FORMATS_TEXT,
+        "plan": r.plan,
+        "person": r.person,
+        "review": review,
+        "item": item,
+        "token": f"{request.path_params['token']}",
+        "task": pages.task_page(session, task, today=rt.today(), tz=rt.tz),
+        "csrf": csrf_token(rt.settings.secret_key, cookie.value, r.link.id),
+        "values": values,
+        "evidence": _item_evidence(session, [item.id]).get(item.id, []),
+        "blocked": blocked,
+        "late": rt.today() > review.reply_by,
+        "answered_at": local_time(item.answered_at, rt.tz),
+        "max_mb": rt.settings.upload_max_mb,
+        "max_files": rt.settings.upload_max_files,
+        "formats": FORMATS_TEXT,
     }
 
 
@@ -126,8 +140,12 @@ def _verdict_context(session, request: Request, r: Resolved, cookie: Cookie) -> 
     rt = _rt(request)
     review = session.get(Review, r.link.review_id)
     data = reviews.report_data(session, review, tz=rt.tz)
-    rows = session.execute(select(ReviewItem, Task.code, Person.name).join(Task, Task.id == ReviewItem.task_id)
-                           .join(Person, Person.id == Task.owner_id).where(ReviewItem.review_id == review.id)).all()
+    rows = session.execute(
+        select(ReviewItem, Task.code, Person.name)
+        .join(Task, Task.id == ReviewItem.task_id)
+        .join(Person, Person.id == Task.owner_id)
+        .where(ReviewItem.review_id == review.id)
+    ).all()
     by_code = {code: (item, owner) for item, code, owner in rows}
     evidence = _item_evidence(session, [item.id for item, _, _ in rows])
     follow = {f["code"]: f for f in data["follow_ups"]}
@@ -135,13 +153,31 @@ def _verdict_context(session, request: Request, r: Resolved, cookie: Cookie) -> 
     for i in data["items"]:
         item, owner = by_code[i["code"]]
         f = follow.get(i["code"], {})
-        items.append({**i, "id": item.id, "state": ItemState(item.status).label, "files": evidence.get(item.id, []),
-                      "task_owner": owner, "follow_title": (f.get("milestone") or "").removeprefix("督查整改："),
-                      "follow_owner": f.get("owner", ""), "follow_due": f.get("due", "")})
-    return {"plan": r.plan, "person": r.person, "review": review, "d": data, "items": items, "verdicts": [v.value for v in Verdict],
-            "status": ReviewState(review.status).label, "token": request.path_params["token"],
-            "csrf": csrf_token(rt.settings.secret_key, cookie.value, r.link.id), "open": review.status not in (ReviewState.CLOSED, ReviewState.CANCELLED),
-            "min_due": (rt.today() + dt.timedelta(days=1)).isoformat()}
+        items.append(
+            {
+                **i,
+                "id": item.id,
+                "state": ItemState(item.status).label,
+                "files": evidence.get(item.id, []),
+                "task_owner": owner,
+                "follow_title": (f.get("milestone") or "").removeprefix("督查整改："),
+                "follow_owner": f.get("owner", ""),
+                "follow_due": f.get("due", ""),
+            }
+        )
+    return {
+        "plan": r.plan,
+        "person": r.person,
+        "review": review,
+        "d": data,
+        "items": items,
+        "verdicts": [v.value for v in Verdict],
+        "status": ReviewState(review.status).label,
+        "token": request.path_params["token"],
+        "csrf": csrf_token(rt.settings.secret_key, cookie.value, r.link.id),
+        "open": review.status not in (ReviewState.CLOSED, ReviewState.CANCELLED),
+        "min_due": (rt.today() + dt.timedelta(days=1)).isoformat(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,8 +196,10 @@ def open_review_link(request: Request, token: str):
             ctx, name = _verdict_context(s, request, r, cookie), "review_verdict.html"
         else:
             review = s.get(Review, r.link.review_id)
-            ctx, name = {"plan": r.plan, "person": r.person, "review": review, "token": token,
-                         "status": ReviewState(review.status).label}, "review_report.html"
+            ctx, name = (
+                {"plan": r.plan, "person": r.person, "review": review, "token": token, "status": ReviewState(review.status).label},
+                "review_report.html",
+            )
     return cookie.keep(render(name, ctx))
 
 
@@ -181,8 +219,12 @@ def _posted_link(request: Request, token: str, form, cookie: Cookie) -> tuple[in
         r = _resolve(s, request, token)
         link_id, action = r.link.id, r.action
     if not csrf_ok(rt.settings.secret_key, request.cookies.get(REVIEW_COOKIE.name), form.get(CSRF_FIELD), link_id):
-        raise Refusal("页面已过期，请重新打开链接",
-                      "为保护您的账户安全，本次提交未被受理（页面校验信息缺失或不匹配）。请重新打开通知中的链接后再提交。", 403, cookie=cookie)
+        raise Refusal(
+            "页面已过期，请重新打开链接",
+            "为保护您的账户安全，本次提交未被受理（页面校验信息缺失或不匹配）。请重新打开通知中的链接后再提交。",
+            403,
+            cookie=cookie,
+        )
     return link_id, action
 
 
@@ -205,15 +247,29 @@ def _answer(request: Request, token: str, form) -> Response:
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
     try:
         urls = clean_urls(values.get("urls", ""))
-        stored = store_form_files(rt.settings.evidence_path, form.getlist("files"), max_files=rt.settings.upload_max_files,
-                                  max_bytes=rt.settings.upload_max_mb * 1024 * 1024)
+        stored = store_form_files(
+            rt.settings.evidence_path,
+            form.getlist("files"),
+            max_files=rt.settings.upload_max_files,
+            max_bytes=rt.settings.upload_max_mb * 1024 * 1024,
+        )
         now, day = utcnow(), rt.today()
         with session_scope(rt.engine) as s:
             r = _resolve(s, request, token, for_update=True)
             item = s.get(ReviewItem, r.link.review_item_id, with_for_update=True)
-            out = reviews.record_answer(s, item, person=r.person, done=values.get("done", ""), problems=values.get("problems", ""),
-                                        next_steps=values.get("next_steps", ""), urls=urls, files=stored, now=now, today=day,
-                                        origin={**_origin(request), "link": link_id})
+            out = reviews.record_answer(
+                s,
+                item,
+                person=r.person,
+                done=values.get("done", ""),
+                problems=values.get("problems", ""),
+                next_steps=values.get("next_steps", ""),
+                urls=urls,
+                files=stored,
+                now=now,
+                today=day,
+                origin={**_origin(request), "link": link_id},
+            )
             if r.link.used_at is None:
                 r.link.used_at = now
             review_id = item.review_id
@@ -259,9 +315,22 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
             if item is None or item.review_id != review.id:
                 raise reviews.ReviewError("本次督查中没有该任务。")
             code = s.get(Task, item.task_id).code
-            out = reviews.give_verdict(s, review, reviews.TaskVerdict(code, v["verdict"], v["note"], v["follow_up_title"] if v["verdict"] == Verdict.FIX else "",
-                                                                  due, v["follow_up_owner"] if v["verdict"] == Verdict.FIX else ""),
-                                       actor=r.person.name, now=utcnow(), today=day, channel="link")
+            out = reviews.give_verdict(
+                s,
+                review,
+                reviews.TaskVerdict(
+                    code,
+                    v["verdict"],
+                    v["note"],
+                    v["follow_up_title"] if v["verdict"] == Verdict.FIX else "",
+                    due,
+                    v["follow_up_owner"] if v["verdict"] == Verdict.FIX else "",
+                ),
+                actor=r.person.name,
+                now=utcnow(),
+                today=day,
+                channel="link",
+            )
             review_id = review.id
     except reviews.ReviewError as err:
         with session_scope(rt.engine, readonly=True) as s:
@@ -283,9 +352,14 @@ def download_evidence(request: Request, token: str, evidence_id: int):
         r = _resolve(s, request, token)
         ev = s.get(Evidence, evidence_id)
         item = s.get(ReviewItem, ev.review_item_id) if ev is not None and ev.review_item_id else None
-        allowed = item is not None and ev.kind == EvidenceKind.FILE and (
-            (r.action == LinkAction.REVIEW_ANSWER and item.id == r.link.review_item_id)
-            or (r.action in (LinkAction.REVIEW_VERDICT, LinkAction.REVIEW_REPORT) and item.review_id == r.link.review_id))
+        allowed = (
+            item is not None
+            and ev.kind == EvidenceKind.FILE
+            and (
+                (r.action == LinkAction.REVIEW_ANSWER and item.id == r.link.review_item_id)
+                or (r.action in (LinkAction.REVIEW_VERDICT, LinkAction.REVIEW_REPORT) and item.review_id == r.link.review_id)
+            )
+        )
         if not allowed:
             raise Refusal("没有找到该附件", "该附件不存在，或不属于此链接对应的督查。", 404)
         name, ctype, stored_name = ev.filename or "附件", ev.content_type or "application/octet-stream", ev.stored_name
@@ -307,4 +381,3 @@ def download_report(request: Request, token: str, ext: str):
         raise Refusal("督查报告尚未生成", "全部任务评定后将生成督查报告，届时会通知您。", 404)
     ctype = "text/html; charset=utf-8" if ext == "html" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     return attachment(Path(path), f"督查报告-{title}.{ext}", ctype)
-

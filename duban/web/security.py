@@ -21,8 +21,11 @@ from fastapi.responses import FileResponse
 CSRF_FIELD = "csrf"
 
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                                 b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),  # a token in the address never leaks to another site
@@ -174,6 +177,9 @@ def attachment(path, name: str, ctype: str):
     """A stored file as a download: never shown in the browser (no sniffing), never cached, and
     named as uploaded (RFC 6266: an ASCII fallback and the UTF-8 name)."""
     ascii_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name) or "file"
-    headers = {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
-               "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
+    headers = {
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    }
     return FileResponse(path, media_type=ctype, headers=headers)

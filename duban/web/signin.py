@@ -36,11 +36,13 @@ def form_ok(request: Request, form, purpose: str) -> bool:
     return hmac.compare_digest(form_token(runtime(request).settings.secret_key, cookie, purpose), field)
 
 
-def message_page(title: str, message: str, status: int, *, viewer: accounts.Viewer | None = None, login: bool = False,
-                 csrf: str = "") -> HTMLResponse:
+def message_page(
+    title: str, message: str, status: int, *, viewer: accounts.Viewer | None = None, login: bool = False, csrf: str = ""
+) -> HTMLResponse:
     """A page that explains, and shows no data."""
-    return render("dashboard_message.html", {"title": title, "message": message, "viewer": viewer, "login": login, "csrf": csrf}, status,
-                  PRIVATE)
+    return render(
+        "dashboard_message.html", {"title": title, "message": message, "viewer": viewer, "login": login, "csrf": csrf}, status, PRIVATE
+    )
 
 
 def viewer_page(request: Request, name: str, viewer, ctx: dict[str, Any], status: int = 200, *, forms: tuple[str, ...] = ()) -> Response:
@@ -56,18 +58,25 @@ def refusal(request: Request, viewer, title: str, message: str, status: int) -> 
     """The page that refuses a signed-in viewer (with the sign-out form): raise it."""
     cookie = FORM_COOKIE.of(request)
     csrf = form_token(runtime(request).settings.secret_key, cookie.value, "logout")
-    return Refusal(title, message, status, page="dashboard_message.html", headers=PRIVATE, cookie=cookie, viewer=viewer, login=False,
-                   csrf=csrf)
+    return Refusal(
+        title, message, status, page="dashboard_message.html", headers=PRIVATE, cookie=cookie, viewer=viewer, login=False, csrf=csrf
+    )
 
 
-def set_session(request: Request, resp: Response, *, kind: str, ident: int, version: int, now: dt.datetime,
-                until: dt.datetime) -> Response:
+def set_session(request: Request, resp: Response, *, kind: str, ident: int, version: int, now: dt.datetime, until: dt.datetime) -> Response:
     """The sign-in cookie, valid from ``now`` (the time the sign-in was checked) until ``until``."""
     settings = runtime(request).settings
     value = accounts.session_cookie(settings.secret_key, kind=kind, ident=ident, version=version, expires=until)
     max_age = max(1, int((until - now).total_seconds() + 0.999))
-    resp.set_cookie(accounts.SESSION_COOKIE, value, max_age=max_age, httponly=True, samesite="lax",
-                    secure=settings.base_url.startswith("https://"), path="/")
+    resp.set_cookie(
+        accounts.SESSION_COOKIE,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=settings.base_url.startswith("https://"),
+        path="/",
+    )
     return resp
 
 

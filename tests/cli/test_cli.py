@@ -79,7 +79,10 @@ def test_invalid_file_exit_status_and_message(use_database, tmp_path):
     lines = result.stderr.splitlines()
     assert lines[0] == "文件 bad.yaml 有 2 处问题，未导入任何内容，请修改后重新导入："
     assert lines[1].startswith("  1. bad.yaml · systems[0].projects[0].tasks[0].deadline（任务 1）：完成时限“尽快”无法识别")
-    assert lines[2] == "  2. bad.yaml · systems[0].projects[0].tasks[1].owner（任务 2）：责任人“无名氏”不在人员表中：请先在人员表中登记，或改为人员表中已有的姓名"
+    assert (
+        lines[2]
+        == "  2. bad.yaml · systems[0].projects[0].tasks[1].owner（任务 2）：责任人“无名氏”不在人员表中：请先在人员表中登记，或改为人员表中已有的姓名"
+    )
     data = json.loads(run("import", path, "--json").stdout)
     assert data["ok"] is False and len(data["problems"]) == 2
     assert json.loads(run("status", "--json").stdout)["by_plan"] == []
@@ -127,9 +130,16 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
     from duban.db import make_engine, session_scope
 
     netlog = tmp_path / "net.log"  # tests/sitehook/sitecustomize.py records any address off this machine
-    env = {**os.environ, "DUBAN_DEMO": "1", "DUBAN_DATABASE_URL": use_database, "PREFECT_API_URL": PREFECT_API_URL.value(),
-           "COLUMNS": "200", "PYTHONPATH": os.pathsep.join([str(SITEHOOK), os.environ.get("PYTHONPATH", "")]),
-           "NETGUARD_LOG": str(netlog), "DUBAN_OUTBOX_DIR": str(tmp_path / "outbox")}
+    env = {
+        **os.environ,
+        "DUBAN_DEMO": "1",
+        "DUBAN_DATABASE_URL": use_database,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "COLUMNS": "200",
+        "PYTHONPATH": os.pathsep.join([str(SITEHOOK), os.environ.get("PYTHONPATH", "")]),
+        "NETGUARD_LOG": str(netlog),
+        "DUBAN_OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
     duban = [sys.executable, "-m", "duban.cli", "demo", "--today", "2026-11-23"]
     first = subprocess.run(duban, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr

@@ -18,7 +18,16 @@ def test_example_plan_has_the_real_size_and_shape():
     d = load_plan(EXAMPLE_YAML)
     assert (len(d.systems), len(d.projects), len(d.tasks)) == (13, 44, 176)
     assert [s.name for s in d.systems][:10] == [
-        "课程育人", "文化育人", "网络育人", "实践育人", "心理育人", "科研育人", "管理育人", "服务育人", "资助育人", "组织育人",
+        "课程育人",
+        "文化育人",
+        "网络育人",
+        "实践育人",
+        "心理育人",
+        "科研育人",
+        "管理育人",
+        "服务育人",
+        "资助育人",
+        "组织育人",
     ]
     assert Counter(t.schedule for t in d.tasks) == {"once": 142, "recurring": 21, "ongoing": 13}
     leads = {t.lead_department for t in d.tasks}

@@ -39,11 +39,15 @@ CASES = {
     ),
     "unknown-department": (
         lambda p: xlsx(p, ["1", "课程育人", "思政课", "集体备课", "教务部", "教务处处长", "2026年底", ""]),
-        ["plan.xlsx · 工作表「任务清单」 · 第 2 行 · 「牵头单位」列：牵头单位“教务部”不在部门表中：请先在部门表中登记，或改为部门表中已有的名称"],
+        [
+            "plan.xlsx · 工作表「任务清单」 · 第 2 行 · 「牵头单位」列：牵头单位“教务部”不在部门表中：请先在部门表中登记，或改为部门表中已有的名称"
+        ],
     ),
     "duplicate-code": (
         lambda p: xlsx(p, GOOD, ["1", "课程育人", "思政课", "资源库", "教务处", "教务处处长", "2027年底", ""]),
-        ["plan.xlsx · 工作表「任务清单」 · 第 3 行 · 「序号」列：任务编号“1”重复（工作表「任务清单」 · 第 2 行 · 「序号」列已使用）；编号在方案内须唯一"],
+        [
+            "plan.xlsx · 工作表「任务清单」 · 第 3 行 · 「序号」列：任务编号“1”重复（工作表「任务清单」 · 第 2 行 · 「序号」列已使用）；编号在方案内须唯一"
+        ],
     ),
     "unparseable-deadline": (
         lambda p: xlsx(p, ["1", "课程育人", "思政课", "集体备课", "教务处", "教务处处长", "尽快完成", ""]),
@@ -58,8 +62,12 @@ CASES = {
         ],
     ),
     "milestone-after-deadline": (
-        lambda p: xlsx(p, ["1", "课程育人", "思政课", "集体备课", "教务处", "教务处处长", "2026年12月底前", "2026年11月 调研；2027年3月 验收"]),
-        ["plan.xlsx · 工作表「任务清单」 · 第 2 行 · 「路线图」列：路线图第 2 步的时间 2027-03-31（“2027年3月”）晚于完成时限 2026-12-31（“2026年12月底前”）"],
+        lambda p: xlsx(
+            p, ["1", "课程育人", "思政课", "集体备课", "教务处", "教务处处长", "2026年12月底前", "2026年11月 调研；2027年3月 验收"]
+        ),
+        [
+            "plan.xlsx · 工作表「任务清单」 · 第 2 行 · 「路线图」列：路线图第 2 步的时间 2027-03-31（“2027年3月”）晚于完成时限 2026-12-31（“2026年12月底前”）"
+        ],
     ),
     "no-deadline": (
         lambda p: xlsx(p, ["1", "课程育人", "思政课", "集体备课", "教务处", "教务处处长", "", ""]),
@@ -93,7 +101,9 @@ CASES = {
     ),
     "yaml-unknown-field": (
         lambda p: yaml_with(p, lambda d: task_of(d, "1").update(deadlne="2026年底")),
-        ["plan.yaml · systems[0].projects[0].tasks[0].deadlne：不认识的字段“deadlne”，可用的字段有：code、title、statement、done_criteria、owner、lead_department、partners、supervisor、deadline、roadmap、report_every、policy"],
+        [
+            "plan.yaml · systems[0].projects[0].tasks[0].deadlne：不认识的字段“deadlne”，可用的字段有：code、title、statement、done_criteria、owner、lead_department、partners、supervisor、deadline、roadmap、report_every、policy"
+        ],
     ),
     "yaml-missing-field": (
         lambda p: yaml_with(p, lambda d: d["plan"].pop("name")),
@@ -119,7 +129,9 @@ CASES = {
     ),
     "no-task-sheet": (
         lambda p: write_xlsx(p / "plan.xlsx", {"Sheet1": [["姓名", "电话"], ["张三", "1"]]}),
-        ["plan.xlsx：没有找到任务清单：请在工作表「任务清单」的第一行（或标题行下一行）写明表头，至少包括 序号、育人体系、重点项目、具体任务、牵头单位或责任人、完成时限或路线图"],
+        [
+            "plan.xlsx：没有找到任务清单：请在工作表「任务清单」的第一行（或标题行下一行）写明表头，至少包括 序号、育人体系、重点项目、具体任务、牵头单位或责任人、完成时限或路线图"
+        ],
     ),
 }
 

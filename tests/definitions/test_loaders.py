@@ -47,7 +47,12 @@ def test_header_variants(tmp_path, header):
     path = write_xlsx(tmp_path / "p.xlsx", {"任务清单": rows, "人员": PEOPLE_ROWS, "部门": DEPARTMENT_ROWS})
     (task,) = load_plan(path).tasks
     assert (task.code, task.system, task.project, task.title, task.lead_department, task.owner) == (
-        "1", "课程育人", "思政课", "集体备课", "教务处", "教务处处长",
+        "1",
+        "课程育人",
+        "思政课",
+        "集体备课",
+        "教务处",
+        "教务处处长",
     )
     assert [(m.title, m.due) for m in task.milestones] == [
         ("制定方案", dt.date(2026, 11, 30)),
@@ -79,7 +84,11 @@ def test_title_row_merged_cells_and_blank_fill_down(tmp_path):
         ("5", "文化育人", "核心价值观"),
     ]
     assert [t.milestones[-1].due if t.milestones else None for t in d.tasks] == [
-        dt.date(2026, 12, 31), dt.date(2027, 3, 31), dt.date(2027, 6, 30), None, dt.date(2027, 1, 31),
+        dt.date(2026, 12, 31),
+        dt.date(2027, 3, 31),
+        dt.date(2027, 6, 30),
+        None,
+        dt.date(2027, 1, 31),
     ]
     assert d.tasks[4].owner == "宣传部部长"  # blank owner: the lead department's head
     assert [g.name for g in d.systems] == ["课程育人", "文化育人"]
@@ -98,8 +107,15 @@ def test_section_heading_rows_are_not_tasks(tmp_path):
 
 
 def test_plan_sheet_settings(tmp_path):
-    plan_rows = [["方案编号", "xy-2026"], ["方案名称", "示例方案"], ["单位", "示例学院"], ["办结需审核", "否"],
-                 ["长期任务反馈周期", "每月"], ["领导小组", "党委书记、分管教学副校长"], ["领导小组办公室", "宣传部部长"]]
+    plan_rows = [
+        ["方案编号", "xy-2026"],
+        ["方案名称", "示例方案"],
+        ["单位", "示例学院"],
+        ["办结需审核", "否"],
+        ["长期任务反馈周期", "每月"],
+        ["领导小组", "党委书记、分管教学副校长"],
+        ["领导小组办公室", "宣传部部长"],
+    ]
     rows = _rows([1, "课程育人", "思政课", "集体备课", "教务处", "", "长期坚持", ""])
     path = write_xlsx(tmp_path / "p.xlsx", {"方案": plan_rows, "任务清单": rows, "人员": PEOPLE_ROWS, "部门": DEPARTMENT_ROWS})
     d = load_plan(path)
@@ -109,7 +125,9 @@ def test_plan_sheet_settings(tmp_path):
 
 
 def test_without_people_sheet_people_are_created_with_a_warning(tmp_path):
-    path = write_xlsx(tmp_path / "任务.xlsx", {"任务清单": _rows([1, "课程育人", "思政课", "集体备课", "教务处", "王老师", "2026年底", ""])})
+    path = write_xlsx(
+        tmp_path / "任务.xlsx", {"任务清单": _rows([1, "课程育人", "思政课", "集体备课", "教务处", "王老师", "2026年底", ""])}
+    )
     d = load_plan(path, plan_code="p1")
     assert d.code == "p1"
     assert [p.name for p in d.people] == ["王老师"] and [x.name for x in d.departments] == ["教务处"]
@@ -220,13 +238,22 @@ def test_problems_in_a_sibling_csv_name_that_file(tmp_path):
     write("部门.csv", DEPARTMENT_ROWS)
     with pytest.raises(PlanProblems) as err:
         load_plan(tmp_path / "清单.csv")
-    assert [str(p) for p in err.value.problems] == ["人员.csv · 第 6 行 · 「邮箱」列：邮箱“lisi-at-example.org”格式不正确，应形如 name@example.org"]
+    assert [str(p) for p in err.value.problems] == [
+        "人员.csv · 第 6 行 · 「邮箱」列：邮箱“lisi-at-example.org”格式不正确，应形如 name@example.org"
+    ]
 
 
 def test_a_number_that_looks_like_a_year_is_explained(tmp_path):
     from definitions.problems import PlanProblems
 
-    path = write_xlsx(tmp_path / "p.xlsx", {"任务清单": _rows([1, "课程育人", "思政课", "集体备课", "教务处", "教务处处长", 2026.10, None]), "人员": PEOPLE_ROWS, "部门": DEPARTMENT_ROWS})
+    path = write_xlsx(
+        tmp_path / "p.xlsx",
+        {
+            "任务清单": _rows([1, "课程育人", "思政课", "集体备课", "教务处", "教务处处长", 2026.10, None]),
+            "人员": PEOPLE_ROWS,
+            "部门": DEPARTMENT_ROWS,
+        },
+    )
     with pytest.raises(PlanProblems) as err:
         load_plan(path)
     (problem,) = err.value.problems
@@ -251,8 +278,14 @@ def test_policy_overrides_from_yaml_and_the_plan_sheet(tmp_path):
 @pytest.mark.parametrize(
     ("policy", "message"),
     [
-        ({"remind": [1]}, "不认识的督办规则“remind”，可用的有：remind_before、overdue_every、overdue_cap、escalate_head_after、escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace、approval_remind_after、send_hours、assessment"),
-        ({"overdue_every": 0}, "督办规则“overdue_every”取值不正确（Input should be greater than or equal to 1）：天数应为不小于 1 的整数，提醒天数为整数列表"),
+        (
+            {"remind": [1]},
+            "不认识的督办规则“remind”，可用的有：remind_before、overdue_every、overdue_cap、escalate_head_after、escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace、approval_remind_after、send_hours、assessment",
+        ),
+        (
+            {"overdue_every": 0},
+            "督办规则“overdue_every”取值不正确（Input should be greater than or equal to 1）：天数应为不小于 1 的整数，提醒天数为整数列表",
+        ),
     ],
 )
 def test_bad_policy_is_reported(tmp_path, policy, message):

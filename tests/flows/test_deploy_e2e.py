@@ -31,23 +31,42 @@ def test_prefect_deploy_all_and_a_worker_run_the_sweep(tmp_path):
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUBAN_", "PREFECT_"))}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               DUBAN_DEMO="1", DUBAN_DATABASE_URL=f"sqlite:///{db}", DUBAN_HOME=str(ROOT))
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_API_URL=api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DUBAN_DEMO="1",
+        DUBAN_DATABASE_URL=f"sqlite:///{db}",
+        DUBAN_HOME=str(ROOT),
+    )
     procs = []
 
     def start(*args, log):
-        p = subprocess.Popen([str(BIN / "prefect"), *args], env=env, cwd=ROOT, stdout=open(tmp_path / log, "wb"),
-                             stderr=subprocess.STDOUT, start_new_session=True)
+        p = subprocess.Popen(
+            [str(BIN / "prefect"), *args],
+            env=env,
+            cwd=ROOT,
+            stdout=open(tmp_path / log, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.append(p)
         return p
 
     try:
         start("server", "start", "--host", "127.0.0.1", "--port", str(port), log="server.log")
         wait_for(lambda: get(f"{api}/health") is True, 120, "the Prefect server")
-        subprocess.run([str(BIN / "prefect"), "work-pool", "create", "duban", "--type", "process"], env=env, cwd=ROOT,
-                       check=True, capture_output=True, timeout=120)
-        deployed = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT,
-                                  capture_output=True, text=True, timeout=300)
+        subprocess.run(
+            [str(BIN / "prefect"), "work-pool", "create", "duban", "--type", "process"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        deployed = subprocess.run(
+            [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         deployments = {d["name"]: d for d in get(f"{api}/deployments/filter", {})}
         assert set(deployments) == {"daily-sweep", "task-check", "import-plan", "rollup", "weekly-bulletin", "review"}

@@ -60,16 +60,23 @@ def setup(monkeypatch, use_database, engine, tmp_path, clock):
 
 def answer_url(engine, base_url: str, code: str) -> str:
     with session_scope(engine) as s:
-        link = s.scalar(select(Link).join(ReviewItem, ReviewItem.id == Link.review_item_id).join(Task, Task.id == ReviewItem.task_id)
-                        .where(Task.code == code, Link.action == "review_answer"))
+        link = s.scalar(
+            select(Link)
+            .join(ReviewItem, ReviewItem.id == Link.review_item_id)
+            .join(Task, Task.id == ReviewItem.task_id)
+            .where(Task.code == code, Link.action == "review_answer")
+        )
         return link_url(base_url, SECRET, link.id, link.action, link.expires_on)
 
 
 def ledger(engine, kind: str, **where) -> list[tuple[str, str, int]]:
     """(recipient, task code, level) of the ledger items of a kind, sorted."""
     with session_scope(engine) as s:
-        q = select(Person.name, Notification.data, Notification.level, Notification.decided_on).join(Person, Person.id == Notification.recipient_id) \
+        q = (
+            select(Person.name, Notification.data, Notification.level, Notification.decided_on)
+            .join(Person, Person.id == Notification.recipient_id)
             .where(Notification.kind == kind)
+        )
         if "on" in where:
             q = q.where(Notification.decided_on == where["on"])
         return sorted((name, (data or {}).get("code", ""), level) for name, data, level, _ in s.execute(q))
@@ -89,17 +96,36 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
     from flows.sweep import daily_sweep
 
     # -- the office starts a review of 课程育人 -------------------------------------------------
-    result = review_flow(request=ReviewRequest(plan=PLAN, scope="system", values=["课程育人"], reply_by=REPLY_BY,
-                                               ask="请对照任务书报告本学期推进情况。", started_by="领导小组办公室主任"), today=START)
+    result = review_flow(
+        request=ReviewRequest(
+            plan=PLAN,
+            scope="system",
+            values=["课程育人"],
+            reply_by=REPLY_BY,
+            ask="请对照任务书报告本学期推进情况。",
+            started_by="领导小组办公室主任",
+        ),
+        today=START,
+    )
     assert result["status"] == "open"
     review_id = result["review"]
     with session_scope(engine) as s:
         review = s.get(Review, review_id)
-        assert (review.title, review.scope_kind, review.scope_values, review.flow_run_id is not None) == ("课程育人专项督查", "system", ["课程育人"], True)
+        assert (review.title, review.scope_kind, review.scope_values, review.flow_run_id is not None) == (
+            "课程育人专项督查",
+            "system",
+            ["课程育人"],
+            True,
+        )
     requests = ledger(engine, "review_request")
     assert Counter(name for name, _, _ in requests) == {
-        "教务处处长": 4, "马克思主义学院院长": 2, "教务处教学科科长": 2, "马克思主义学院副院长": 1,
-        "马克思主义学院思政课教研室主任": 1, "教务处质量管理科科长": 1, "教务处副处长": 1,
+        "教务处处长": 4,
+        "马克思主义学院院长": 2,
+        "教务处教学科科长": 2,
+        "马克思主义学院副院长": 1,
+        "马克思主义学院思政课教研室主任": 1,
+        "教务处质量管理科科长": 1,
+        "教务处副处长": 1,
     }
     # each owner's digest of the day carries the request and a signed link to the answer page
     text = outbox_text(START, "马克思主义学院院长")
@@ -114,18 +140,28 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
             assert page.status_code == 200 and f"{owner}，您好" in page.text and "填报督查情况" in page.text
             assert page.url.path.startswith("/rv/")
             files = {"files": ("推进情况.pdf", PDF, "application/pdf")} if code == "01.1.3" else None
-            resp = client.post(str(page.url), data={
-                "csrf": csrf_of(page.text), "done": f"{code} 已完成集体备课 4 次，形成教案集。", "problems": "青年教师参与度不高",
-                "next_steps": "下学期开展示范课评比", "urls": f"https://example.org/evidence/{code}",
-            }, files=files)
+            resp = client.post(
+                str(page.url),
+                data={
+                    "csrf": csrf_of(page.text),
+                    "done": f"{code} 已完成集体备课 4 次，形成教案集。",
+                    "problems": "青年教师参与度不高",
+                    "next_steps": "下学期开展示范课评比",
+                    "urls": f"https://example.org/evidence/{code}",
+                },
+                files=files,
+            )
             assert resp.status_code == 200, resp.text
             assert "已收到您的督查填报，感谢您的配合" in resp.text
         # a forged form (no CSRF field) changes nothing
         forged = client.post(str(page.url), data={"done": "x", "next_steps": "y"})
         assert forged.status_code == 403
     with session_scope(engine) as s:
-        answered = dict(s.execute(select(Task.code, ReviewItem.status).join(Task, Task.id == ReviewItem.task_id)
-                                  .where(ReviewItem.answered_at.is_not(None))).all())
+        answered = dict(
+            s.execute(
+                select(Task.code, ReviewItem.status).join(Task, Task.id == ReviewItem.task_id).where(ReviewItem.answered_at.is_not(None))
+            ).all()
+        )
     assert answered == {code: "answered" for code in ANSWERED}
 
     # -- days pass: reminders, the reply-by date, nags and escalations of the non-responders ----
@@ -135,10 +171,19 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
     reminders = ledger(engine, "review_reminder", on=dt.date(2026, 12, 1))
     assert {code for _, code, _ in reminders} == {"01.1.2", "01.1.4", "01.2.1", "01.2.3", "01.2.4", "01.3.1", "01.3.2", "01.3.3", "01.3.4"}
     assert ledger(engine, "review_overdue", on=dt.date(2026, 12, 7)) == sorted(
-        (owner, code, 0) for code, owner in [("01.1.2", "马克思主义学院思政课教研室主任"), ("01.1.4", "马克思主义学院院长"),
-                                             ("01.2.1", "教务处教学科科长"), ("01.2.3", "教务处质量管理科科长"), ("01.2.4", "教务处处长"),
-                                             ("01.3.1", "教务处副处长"), ("01.3.2", "教务处处长"), ("01.3.3", "教务处教学科科长"),
-                                             ("01.3.4", "教务处处长")])
+        (owner, code, 0)
+        for code, owner in [
+            ("01.1.2", "马克思主义学院思政课教研室主任"),
+            ("01.1.4", "马克思主义学院院长"),
+            ("01.2.1", "教务处教学科科长"),
+            ("01.2.3", "教务处质量管理科科长"),
+            ("01.2.4", "教务处处长"),
+            ("01.3.1", "教务处副处长"),
+            ("01.3.2", "教务处处长"),
+            ("01.3.3", "教务处教学科科长"),
+            ("01.3.4", "教务处处长"),
+        ]
+    )
     escalations = ledger(engine, "review_escalation")
     assert ("教务处处长", "01.2.1", 1) in escalations and ("马克思主义学院院长", "01.1.2", 1) in escalations
     assert ("分管教学副校长", "01.2.1", 2) in escalations and ("分管教学副校长", "01.1.2", 2) in escalations
@@ -149,8 +194,11 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
 
     # -- verdicts: two on the review page (HTTP), the rest with the CLI ---------------------------
     with session_scope(engine) as s:
-        link = s.scalar(select(Link).join(Person, Person.id == Link.person_id)
-                        .where(Link.action == "review_verdict", Person.name == "领导小组办公室主任"))
+        link = s.scalar(
+            select(Link)
+            .join(Person, Person.id == Link.person_id)
+            .where(Link.action == "review_verdict", Person.name == "领导小组办公室主任")
+        )
         verdict_url = link_url(live_server, SECRET, link.id, link.action, link.expires_on)
         items = dict(s.execute(select(Task.code, ReviewItem.id).join(Task, Task.id == ReviewItem.task_id)).all())
     with httpx.Client(follow_redirects=True, timeout=30) as client:
@@ -161,9 +209,17 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
         assert r1.status_code == 200 and "任务 01.1.1 评定为「达标」" in r1.text
         missing = client.post(f"{rv}/items/{items['01.1.3']}", data={"csrf": csrf_of(page.text), "verdict": "需整改", "note": "示范课不足"})
         assert missing.status_code == 400 and "请填写整改事项" in missing.text
-        r2 = client.post(f"{rv}/items/{items['01.1.3']}", data={
-            "csrf": csrf_of(page.text), "verdict": "需整改", "note": "示范课不足 4 节", "follow_up_title": "补充组织示范课 2 节",
-            "follow_up_due": "2027-01-15", "follow_up_owner": ""})
+        r2 = client.post(
+            f"{rv}/items/{items['01.1.3']}",
+            data={
+                "csrf": csrf_of(page.text),
+                "verdict": "需整改",
+                "note": "示范课不足 4 节",
+                "follow_up_title": "补充组织示范课 2 节",
+                "follow_up_due": "2027-01-15",
+                "follow_up_owner": "",
+            },
+        )
         assert r2.status_code == 200 and "任务 01.1.3 评定为「需整改」" in r2.text
 
     from duban.cli import app
@@ -175,9 +231,30 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
         assert out.exit_code == 0, out.output
     with session_scope(engine) as s:
         assert s.get(Review, review_id).status == "waiting_verdicts"
-    out = runner.invoke(app, ["review", "verdict", str(review_id), "--task", "01.1.2", "--verdict", "需整改", "--note", "逾期未报",
-                              "--follow-up-title", "补报集体备课记录", "--follow-up-due", "2027-01-08",
-                              "--follow-up-owner", "马克思主义学院院长", "--today", "2026-12-16", "--by", "督办员（教学线）"])
+    out = runner.invoke(
+        app,
+        [
+            "review",
+            "verdict",
+            str(review_id),
+            "--task",
+            "01.1.2",
+            "--verdict",
+            "需整改",
+            "--note",
+            "逾期未报",
+            "--follow-up-title",
+            "补报集体备课记录",
+            "--follow-up-due",
+            "2027-01-08",
+            "--follow-up-owner",
+            "马克思主义学院院长",
+            "--today",
+            "2026-12-16",
+            "--by",
+            "督办员（教学线）",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "督查报告已生成并报送领导小组" in out.output
 
@@ -186,9 +263,13 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
         review = s.get(Review, review_id)
         assert review.status == "closed"
         html_path, xlsx_path = Path(review.report_html), Path(review.report_xlsx)
-        follow = s.execute(select(Task.code, Milestone.title, Milestone.due_date, Milestone.status, Person.name)
-                           .join(ReviewItem, ReviewItem.follow_up_milestone_id == Milestone.id).join(Task, Task.id == Milestone.task_id)
-                           .join(Person, Person.id == ReviewItem.follow_up_owner_id).order_by(Task.code)).all()
+        follow = s.execute(
+            select(Task.code, Milestone.title, Milestone.due_date, Milestone.status, Person.name)
+            .join(ReviewItem, ReviewItem.follow_up_milestone_id == Milestone.id)
+            .join(Task, Task.id == Milestone.task_id)
+            .join(Person, Person.id == ReviewItem.follow_up_owner_id)
+            .order_by(Task.code)
+        ).all()
     assert html_path.parent == get_settings().data_dir / "reports" / "reviews" / str(review_id)
     assert [tuple(r) for r in follow] == [
         ("01.1.2", "督查整改：补报集体备课记录", dt.date(2027, 1, 8), "assigned", "马克思主义学院院长"),
@@ -197,20 +278,49 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
     wb = openpyxl.load_workbook(xlsx_path)
     assert wb.sheetnames == ["概况", "填报与评定", "未填报", "整改事项", "督办记录"]
     overview = {r[0]: r[1] for r in wb["概况"].iter_rows(values_only=True)}
-    assert (overview["督查任务数"], overview["已填报"], overview["未填报"], overview["评定为“达标”"], overview["评定为“基本达标”"],
-            overview["评定为“需整改”"], overview["整改事项"]) == (12, 3, 9, 1, 9, 2, 2)
+    assert (
+        overview["督查任务数"],
+        overview["已填报"],
+        overview["未填报"],
+        overview["评定为“达标”"],
+        overview["评定为“基本达标”"],
+        overview["评定为“需整改”"],
+        overview["整改事项"],
+    ) == (12, 3, 9, 1, 9, 2, 2)
     rows = list(wb["填报与评定"].iter_rows(values_only=True))
     assert rows[0][:8] == ("任务编号", "任务", "育人体系", "牵头单位", "责任人", "填报时间", "逾期填报", "已完成工作")
     by_code = {r[0]: r for r in rows[1:]}
     assert len(by_code) == 12
-    assert by_code["01.1.3"][7:] == ("01.1.3 已完成集体备课 4 次，形成教案集。", "https://example.org/evidence/01.1.3\n附件：推进情况.pdf",
-                                     "青年教师参与度不高", "下学期开展示范课评比", "需整改", "示范课不足 4 节")
+    assert by_code["01.1.3"][7:] == (
+        "01.1.3 已完成集体备课 4 次，形成教案集。",
+        "https://example.org/evidence/01.1.3\n附件：推进情况.pdf",
+        "青年教师参与度不高",
+        "下学期开展示范课评比",
+        "需整改",
+        "示范课不足 4 节",
+    )
     assert by_code["01.1.2"][5:8] == ("未填报", None, None) and by_code["01.1.2"][11] == "需整改"
-    assert [r[0] for r in wb["未填报"].iter_rows(min_row=2, values_only=True)] == ["01.1.2", "01.1.4", "01.2.1", "01.2.3", "01.2.4", "01.3.1",
-                                                                                "01.3.2", "01.3.3", "01.3.4"]
+    assert [r[0] for r in wb["未填报"].iter_rows(min_row=2, values_only=True)] == [
+        "01.1.2",
+        "01.1.4",
+        "01.2.1",
+        "01.2.3",
+        "01.2.4",
+        "01.3.1",
+        "01.3.2",
+        "01.3.3",
+        "01.3.4",
+    ]
     assert list(wb["整改事项"].iter_rows(min_row=2, values_only=True)) == [
         ("01.1.2", "开展集体备课和教学骨干传帮带", "督查整改：补报集体备课记录", "马克思主义学院院长", "2027-01-08", "逾期未报"),
-        ("01.1.3", "加强“四史”教育并建设思政课精彩课程资源库", "督查整改：补充组织示范课 2 节", "马克思主义学院院长", "2027-01-15", "示范课不足 4 节"),
+        (
+            "01.1.3",
+            "加强“四史”教育并建设思政课精彩课程资源库",
+            "督查整改：补充组织示范课 2 节",
+            "马克思主义学院院长",
+            "2027-01-15",
+            "示范课不足 4 节",
+        ),
     ]
     esc = list(wb["督办记录"].iter_rows(min_row=2, values_only=True))
     assert ("2026-12-09", "01.2.1", "教务处教学科科长", "部门负责人", "教务处处长") in esc
@@ -229,7 +339,8 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
 
         page = task_page(s, s.scalar(select(Task).where(Task.code == "01.1.3")), today=dt.date(2026, 12, 16), tz=TZ)
     assert [(r["review"], r["verdict"], r["follow_up"]) for r in page.reviews] == [
-        ("课程育人专项督查", "需整改", "督查整改：补充组织示范课 2 节（2027-01-15）")]
+        ("课程育人专项督查", "需整改", "督查整改：补充组织示范课 2 节（2027-01-15）")
+    ]
     # the answer links are void now
     with httpx.Client(follow_redirects=True, timeout=30) as client:
         gone = client.get(answer_url(engine, live_server, "01.1.4"))
@@ -247,8 +358,14 @@ def _serve(env: dict, log: Path):
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    return subprocess.Popen([str(Path(sys.executable).parent / "duban"), "run", "--no-web"], env=env, cwd=root,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "duban"), "run", "--no-web"],
+        env=env,
+        cwd=root,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _kill(proc) -> None:
@@ -279,16 +396,38 @@ def test_a_waiting_review_survives_a_restart_of_the_serving_process(setup, prefe
     api = PREFECT_API_URL.value()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUBAN_", "PREFECT_"))}
     settings = get_settings()
-    env.update(DUBAN_DEMO="1", DUBAN_DATABASE_URL=settings.database_url, DUBAN_SECRET_KEY=SECRET, DUBAN_DATA_DIR=str(settings.data_dir),
-               PREFECT_API_URL=api, PREFECT_HOME=str(tmp_path / "prefect-serve"), PREFECT_RUNNER_POLL_FREQUENCY="1",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.update(
+        DUBAN_DEMO="1",
+        DUBAN_DATABASE_URL=settings.database_url,
+        DUBAN_SECRET_KEY=SECRET,
+        DUBAN_DATA_DIR=str(settings.data_dir),
+        PREFECT_API_URL=api,
+        PREFECT_HOME=str(tmp_path / "prefect-serve"),
+        PREFECT_RUNNER_POLL_FREQUENCY="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
     log = tmp_path / "serve.log"
     procs = [_serve(env, log)]
     try:
         with SyncPrefectClient(api) as client:
             wait_for(lambda: _deployment(client), 120, "the served review deployment")
-            out = CliRunner().invoke(app, ["review", "start", "--plan", PLAN, "--tasks", "01.1.1,01.1.2", "--reply-by", "2026-12-04",
-                                           "--ask", "请报告推进情况。", "--today", "2026-11-23"])
+            out = CliRunner().invoke(
+                app,
+                [
+                    "review",
+                    "start",
+                    "--plan",
+                    PLAN,
+                    "--tasks",
+                    "01.1.1,01.1.2",
+                    "--reply-by",
+                    "2026-12-04",
+                    "--ask",
+                    "请报告推进情况。",
+                    "--today",
+                    "2026-11-23",
+                ],
+            )
             assert out.exit_code == 0, out.output
             assert "已通过 Prefect 部署发起督查（2 项任务）" in out.output
             run_id = uuid.UUID(re.search(r"运行编号 ([0-9a-f-]{36})", out.output).group(1))
@@ -309,8 +448,18 @@ def test_a_waiting_review_survives_a_restart_of_the_serving_process(setup, prefe
             # … the owners answer in the meantime (the last answer closes the answers and wakes the run)
             with session_scope(engine) as s:
                 for item in s.scalars(select(ReviewItem).where(ReviewItem.review_id == review_id).order_by(ReviewItem.id)):
-                    out_ = reviews.record_answer(s, item, person=s.get(Person, item.owner_id), done="已完成", problems="", next_steps="继续推进",
-                                                 urls=[], files=[], now=utcnow(), today=dt.date(2026, 11, 24))
+                    out_ = reviews.record_answer(
+                        s,
+                        item,
+                        person=s.get(Person, item.owner_id),
+                        done="已完成",
+                        problems="",
+                        next_steps="继续推进",
+                        urls=[],
+                        files=[],
+                        now=utcnow(),
+                        today=dt.date(2026, 11, 24),
+                    )
             assert out_.wake
             assert wake(engine, review_id) == "resumed"
             assert state().is_scheduled()  # nobody runs it yet: no serving process
@@ -319,24 +468,48 @@ def test_a_waiting_review_survives_a_restart_of_the_serving_process(setup, prefe
 
             # a new serving process picks the resumed run up; it runs again from the store and waits for verdicts
             procs.append(_serve(env, log))
-            wait_for(lambda: state().is_paused() and state().state_details.run_input_keyset, 120,
-                     "the run to wait for verdicts" + log.read_text()[-3000:])
-            assert ledger(engine, "review_verdicts") == [("督办员（学工线）", "", 0), ("督办员（教学线）", "", 0), ("领导小组办公室主任", "", 0)]
+            wait_for(
+                lambda: state().is_paused() and state().state_details.run_input_keyset,
+                120,
+                "the run to wait for verdicts" + log.read_text()[-3000:],
+            )
+            assert ledger(engine, "review_verdicts") == [
+                ("督办员（学工线）", "", 0),
+                ("督办员（教学线）", "", 0),
+                ("领导小组办公室主任", "", 0),
+            ]
             assert len(ledger(engine, "review_request")) == 2  # nothing repeated
 
             # verdicts as Prefect flow input (what the Prefect UI's resume form sends)
-            resumed = client.resume_flow_run(run_id, run_input={"by": "督办员（教学线）", "verdicts": [
-                {"task": "01.1.1", "verdict": "达标", "note": ""},
-                {"task": "01.1.2", "verdict": "需整改", "note": "备课记录不全", "follow_up_title": "补齐备课记录",
-                 "follow_up_due": "2027-01-15"}]})
+            resumed = client.resume_flow_run(
+                run_id,
+                run_input={
+                    "by": "督办员（教学线）",
+                    "verdicts": [
+                        {"task": "01.1.1", "verdict": "达标", "note": ""},
+                        {
+                            "task": "01.1.2",
+                            "verdict": "需整改",
+                            "note": "备课记录不全",
+                            "follow_up_title": "补齐备课记录",
+                            "follow_up_due": "2027-01-15",
+                        },
+                    ],
+                },
+            )
             assert resumed.status.value == "ACCEPT", resumed.details
             wait_for(lambda: state().is_completed(), 120, "the review run to complete" + log.read_text()[-3000:])
         with session_scope(engine) as s:
             review = s.get(Review, review_id)
             assert review.status == "closed" and Path(review.report_xlsx).is_file()
-            verdicts = dict(s.execute(select(Task.code, ReviewItem.verdict).join(Task, Task.id == ReviewItem.task_id)
-                                      .where(ReviewItem.review_id == review_id)).all())
-            follow = s.execute(select(Milestone.title, Milestone.due_date).join(ReviewItem, ReviewItem.follow_up_milestone_id == Milestone.id)).all()
+            verdicts = dict(
+                s.execute(
+                    select(Task.code, ReviewItem.verdict).join(Task, Task.id == ReviewItem.task_id).where(ReviewItem.review_id == review_id)
+                ).all()
+            )
+            follow = s.execute(
+                select(Milestone.title, Milestone.due_date).join(ReviewItem, ReviewItem.follow_up_milestone_id == Milestone.id)
+            ).all()
         assert verdicts == {"01.1.1": "达标", "01.1.2": "需整改"}
         assert [tuple(f) for f in follow] == [("督查整改：补齐备课记录", dt.date(2027, 1, 15))]
         assert len(ledger(engine, "review_report")) == 10

@@ -42,7 +42,11 @@ def test_rollup_and_weekly_bulletin_flows(prefect_server, engine, tmp_path, use_
     assert result["skipped"] is False and result["bulletins"] == 2  # 党委书记 (leading group) and 督办员 (office)
     days = list(trend(engine)["day"])
     assert days == [AS_OF, dt.date(2026, 11, 24), friday]
-    outbox = tmp_path / ".duban" / "outbox" / friday.isoformat() if "postgresql" in str(engine.url) else Path(str(engine.url.database)).parent / "outbox" / friday.isoformat()
+    outbox = (
+        tmp_path / ".duban" / "outbox" / friday.isoformat()
+        if "postgresql" in str(engine.url)
+        else Path(str(engine.url.database)).parent / "outbox" / friday.isoformat()
+    )
     texts = [p.read_text(encoding="utf-8") for p in outbox.glob("*.txt")]
     bulletins = [t for t in texts if "督办通报" in t and "单位考核得分" in t]
     assert len(bulletins) == 2, texts

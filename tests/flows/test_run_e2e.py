@@ -78,31 +78,52 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path, page):
     engine.dispose()
     web, api = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUBAN_", "PREFECT_"))}
-    env.update(DUBAN_DEMO="1", DUBAN_DATABASE_URL=f"sqlite:///{db}", PREFECT_HOME=str(tmp_path / "prefect"),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               # the server's scheduler looks for deployments every 2 s instead of every minute
-               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")
+    env.update(
+        DUBAN_DEMO="1",
+        DUBAN_DATABASE_URL=f"sqlite:///{db}",
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        # the server's scheduler looks for deployments every 2 s instead of every minute
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
+    )
     duban = Path(sys.executable).parent / "duban"
     log = open(tmp_path / "run.log", "wb")
-    proc = subprocess.Popen([str(duban), "run", "--port", str(web), "--prefect-port", str(api)], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(duban), "run", "--port", str(web), "--prefect-port", str(api)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     api_url = f"http://127.0.0.1:{api}/api"
     try:
         wait_for(lambda: get(f"http://127.0.0.1:{web}/healthz") == {"ok": True}, 150, "the web app")
         home = urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=5).read().decode()  # noqa: S310
         assert "<h1>督办系统</h1>" in home
 
-        served = wait_for(lambda: (lambda ds: ds if {"daily-sweep", "task-check", "import-plan"} <= set(ds) else None)(
-            {d["name"]: d for d in get(f"{api_url}/deployments/filter", {})}), 60, "the deployments")
+        served = wait_for(
+            lambda: (lambda ds: ds if {"daily-sweep", "task-check", "import-plan"} <= set(ds) else None)(
+                {d["name"]: d for d in get(f"{api_url}/deployments/filter", {})}
+            ),
+            60,
+            "the deployments",
+        )
         sweep = served["daily-sweep"]
         (schedule,) = sweep["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("30 8 * * *", "Asia/Shanghai")
         # the server's scheduler creates the coming runs (SQLAlchemy 2.1 broke this in Prefect 3.8.8 and 3.9.0)
-        scheduled = wait_for(lambda: get(f"{api_url}/flow_runs/filter", {
-            "deployments": {"id": {"any_": [sweep["id"]]}}, "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}), 60,
-            "the scheduler to create runs of the daily sweep")
-        starts = {dt.datetime.fromisoformat(r["expected_start_time"]).astimezone(dt.timezone(dt.timedelta(hours=8))).time()
-                  for r in scheduled}
+        scheduled = wait_for(
+            lambda: get(
+                f"{api_url}/flow_runs/filter",
+                {"deployments": {"id": {"any_": [sweep["id"]]}}, "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}},
+            ),
+            60,
+            "the scheduler to create runs of the daily sweep",
+        )
+        starts = {
+            dt.datetime.fromisoformat(r["expected_start_time"]).astimezone(dt.timezone(dt.timedelta(hours=8))).time() for r in scheduled
+        }
         assert starts == {dt.time(8, 30)}
 
         # the Prefect UI on a port of our choosing talks to its own API (not to port 4200)
@@ -118,18 +139,24 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path, page):
 
         # start a run of the deployment the way the schedule does; the served runner executes it
         # (a busy Prefect server may answer 503 for a moment: ask again, as a scheduler would)
-        wait_for(lambda: get(f"{api_url}/deployments/{sweep['id']}/create_flow_run", {"parameters": {"today": "2026-11-23", "force": True}}),
-                 60, "a flow run of the deployment")
+        wait_for(
+            lambda: get(f"{api_url}/deployments/{sweep['id']}/create_flow_run", {"parameters": {"today": "2026-11-23", "force": True}}),
+            60,
+            "a flow run of the deployment",
+        )
         outbox = tmp_path / "outbox" / "2026-11-23"  # the outbox sits beside the SQLite database
-        files = wait_for(lambda: sorted(outbox.glob("*.txt")) if outbox.exists() and len(list(outbox.glob("*.txt"))) == 5 else None, 120, "the outbox")
+        files = wait_for(
+            lambda: sorted(outbox.glob("*.txt")) if outbox.exists() and len(list(outbox.glob("*.txt"))) == 5 else None, 120, "the outbox"
+        )
         names = sorted(f.name.split("-", 1)[1] for f in files)
         assert names == sorted(f"{n}.txt" for n in ["党委书记", "分管教学副校长", "宣传部部长", "教务处副处长", "教务处处长"])
         assert files[0].read_text(encoding="utf-8").startswith("收件人：")
 
         # `duban check` beside it runs its flow on this server (found through the address `duban run`
         # records in the data folder), not on a temporary one of its own
-        check = subprocess.run([str(duban), "check", "--today", "2026-11-24"], cwd=tmp_path, env=env, capture_output=True,
-                               text=True, timeout=120)
+        check = subprocess.run(
+            [str(duban), "check", "--today", "2026-11-24"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
         assert check.returncode == 0, check.stdout + check.stderr
         assert "2026-11-24 检查完成" in check.stdout
         runs = get(f"{api_url}/flow_runs/filter", {"flow_runs": {"name": {"any_": ["sweep 2026-11-24"]}}})

@@ -35,9 +35,16 @@ def outbox_files(rt, day):
 def test_sweep_runs_on_a_working_day_and_is_idempotent(imported):
     first = daily_sweep(today=dt.date(2026, 11, 23))
     assert {k: first[k] for k in ("skipped", "decided", "new", "digests", "sent", "failed")} == {
-        "skipped": False, "decided": 9, "new": 9, "digests": 5, "sent": 5, "failed": 0,
+        "skipped": False,
+        "decided": 9,
+        "new": 9,
+        "digests": 5,
+        "sent": 5,
+        "failed": 0,
     }
-    assert outbox_files(imported, "2026-11-23") == sorted(f"{n}.txt" for n in ["党委书记", "分管教学副校长", "宣传部部长", "教务处副处长", "教务处处长"])
+    assert outbox_files(imported, "2026-11-23") == sorted(
+        f"{n}.txt" for n in ["党委书记", "分管教学副校长", "宣传部部长", "教务处副处长", "教务处处长"]
+    )
     again = daily_sweep(today=dt.date(2026, 11, 23))
     assert (again["new"], again["digests"], again["sent"]) == (0, 0, 0)
 
@@ -64,7 +71,9 @@ def test_task_check_is_named_and_tagged(imported):
         from prefect.client.schemas.sorting import FlowRunSort
 
         async with get_client() as client:
-            runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["check 1"])), sort=FlowRunSort.START_TIME_DESC, limit=1)
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["check 1"])), sort=FlowRunSort.START_TIME_DESC, limit=1
+            )
             return runs[0]
 
     run = asyncio.run(latest())

@@ -52,8 +52,10 @@ def test_bad_channel_urls_are_named_with_secrets_hidden(tmp_path):
 
 
 def test_spreadsheet_channels_are_read_and_checked(tmp_path):
-    tasks = [["序号", "育人体系", "重点项目", "具体任务", "牵头单位", "责任人", "完成时限"],
-             ["1", "课程育人", "思政课", "集体备课", "教务处", "教务处处长", "2026-12-31"]]
+    tasks = [
+        ["序号", "育人体系", "重点项目", "具体任务", "牵头单位", "责任人", "完成时限"],
+        ["1", "课程育人", "思政课", "集体备课", "教务处", "教务处处长", "2026-12-31"],
+    ]
     depts = [[*DEPARTMENT_ROWS[0], "通知地址"], [*DEPARTMENT_ROWS[1], "wecombot://jwc-key"], [*DEPARTMENT_ROWS[2], ""]]
     people = [list(r) for r in PEOPLE_ROWS]
     people[3][5] = "always=feishu://fs-token email"
@@ -73,8 +75,11 @@ def test_spreadsheet_channels_are_read_and_checked(tmp_path):
 
 def test_routing_order_fallback_and_redaction():
     relay = "mailtos://duban:pa55word@smtp.example.edu.cn?from=duban@example.edu.cn"
-    targets = targets_for(["dingtalk://sec123@tok456/13800000001", "always=wecombot://key789", "email", "feishu://fs1"],
-                          email="zs@example.edu.cn", relay_url=relay)
+    targets = targets_for(
+        ["dingtalk://sec123@tok456/13800000001", "always=wecombot://key789", "email", "feishu://fs1"],
+        email="zs@example.edu.cn",
+        relay_url=relay,
+    )
     assert [(t.kind, t.always, t.redacted) for t in targets] == [
         ("dingtalk", False, "dingtalk://****@t...6/13800000001"),
         ("wecom", True, "wecombot://k...9"),
@@ -87,12 +92,18 @@ def test_routing_order_fallback_and_redaction():
     assert "pa55word" not in redact(relay) and redact(relay) == "mailtos://duban:****@smtp.example.edu.cn"
 
 
-@pytest.mark.parametrize(("url", "problem"), [
-    ("smtp.example.edu.cn", "不是邮件服务器地址：应形如 mailtos://用户名:密码@smtp.example.edu.cn?from=duban@example.edu.cn"),
-    ("wecombot://key123", "（wecombot://k...3）不是邮件地址：单位邮件服务器应写作 mailto:// 或 mailtos://"),
-    ("mailtos://u:secretpw@smtp.x.org/a@x.org?from=d@x.org", "（mailtos://u:****@smtp.x.org/a@x.org）不应包含收件人：收件人按人员表中的邮箱逐人填写"),
-    ("mailtos://u:secretpw@smtp.x.org?from=d@x.org", None),
-])
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("smtp.example.edu.cn", "不是邮件服务器地址：应形如 mailtos://用户名:密码@smtp.example.edu.cn?from=duban@example.edu.cn"),
+        ("wecombot://key123", "（wecombot://k...3）不是邮件地址：单位邮件服务器应写作 mailto:// 或 mailtos://"),
+        (
+            "mailtos://u:secretpw@smtp.x.org/a@x.org?from=d@x.org",
+            "（mailtos://u:****@smtp.x.org/a@x.org）不应包含收件人：收件人按人员表中的邮箱逐人填写",
+        ),
+        ("mailtos://u:secretpw@smtp.x.org?from=d@x.org", None),
+    ],
+)
 def test_relay_url_is_checked_at_start_up(monkeypatch, url, problem):
     assert relay_problem(url) == problem
     monkeypatch.setenv("DUBAN_SMTP_URL", url)
@@ -131,18 +142,21 @@ def test_send_hours():
     assert q.next_allowed(at(2026, 9, 30, 20, 0)) == at(2026, 10, 8, 8, 0)
 
 
-@pytest.mark.parametrize(("utc", "opens_beijing"), [
-    # each side of the window, and each side of UTC midnight (08:00 in Beijing)
-    ("2026-11-23T23:59:00+00:00", "2026-11-24T08:00"),  # Tue 07:59 Beijing, still Monday in UTC
-    ("2026-11-24T00:00:00+00:00", None),                 # Tue 08:00 Beijing: the window opens
-    ("2026-11-24T09:59:00+00:00", None),                 # Tue 17:59
-    ("2026-11-24T10:00:00+00:00", "2026-11-25T08:00"),  # Tue 18:00: closed until Wednesday
-    ("2026-11-24T15:59:00+00:00", "2026-11-25T08:00"),  # Tue 23:59
-    ("2026-11-24T16:00:00+00:00", "2026-11-25T08:00"),  # Wed 00:00 Beijing, still Tuesday in UTC
-    ("2026-11-24T19:30:00+00:00", "2026-11-25T08:00"),  # Wed 03:30
-    ("2026-11-27T10:00:00+00:00", "2026-11-30T08:00"),  # Friday 18:00: Monday
-    ("2026-11-28T02:00:00+00:00", "2026-11-30T08:00"),  # Saturday 10:00: Monday
-])
+@pytest.mark.parametrize(
+    ("utc", "opens_beijing"),
+    [
+        # each side of the window, and each side of UTC midnight (08:00 in Beijing)
+        ("2026-11-23T23:59:00+00:00", "2026-11-24T08:00"),  # Tue 07:59 Beijing, still Monday in UTC
+        ("2026-11-24T00:00:00+00:00", None),  # Tue 08:00 Beijing: the window opens
+        ("2026-11-24T09:59:00+00:00", None),  # Tue 17:59
+        ("2026-11-24T10:00:00+00:00", "2026-11-25T08:00"),  # Tue 18:00: closed until Wednesday
+        ("2026-11-24T15:59:00+00:00", "2026-11-25T08:00"),  # Tue 23:59
+        ("2026-11-24T16:00:00+00:00", "2026-11-25T08:00"),  # Wed 00:00 Beijing, still Tuesday in UTC
+        ("2026-11-24T19:30:00+00:00", "2026-11-25T08:00"),  # Wed 03:30
+        ("2026-11-27T10:00:00+00:00", "2026-11-30T08:00"),  # Friday 18:00: Monday
+        ("2026-11-28T02:00:00+00:00", "2026-11-30T08:00"),  # Saturday 10:00: Monday
+    ],
+)
 def test_quiet_hours_at_every_side_of_the_window_and_of_utc_midnight(utc, opens_beijing):
     q = QuietHours(WorkCalendar(), TZ)
     opens = q.next_allowed(dt.datetime.fromisoformat(utc))
@@ -215,12 +229,17 @@ def test_notify_bulletin(use_database, tmp_path, monkeypatch, smtp_server):
     assert preview.exit_code == 0, preview.output
     assert "测试方案督办通报（截至 2026-12-17）" in preview.output
     assert "在办任务 4 项，逾期未完成 2 项，其中逾期超过 15 个工作日、列入通报 1 项。" in preview.output
-    assert "三、其他逾期事项\n1. [1] 集体备课——中期检查\n   牵头单位 教务处，责任人 教务处处长；完成时间 2026-12-15，已逾期 2 个工作日" in preview.output
+    assert (
+        "三、其他逾期事项\n1. [1] 集体备课——中期检查\n   牵头单位 教务处，责任人 教务处处长；完成时间 2026-12-15，已逾期 2 个工作日"
+        in preview.output
+    )
     assert "1. [1] 集体备课——制定方案\n   牵头单位 教务处，责任人 教务处处长；完成时间 2026-11-20，已逾期 19 个工作日" in preview.output
     assert "收件对象：党委书记、督办员" in preview.output and smtp_server.received == []
     sent = runner.invoke(app, ["notify", "bulletin", "--today", "2026-12-17"])
     assert sent.exit_code == 0, sent.output
-    assert "党委书记：已发送（邮件、本地发件箱）" in sent.output  # DUBAN_OUTBOX_COPY keeps an outbox copy and "通报已生成 2 份。" in sent.output
+    assert (
+        "党委书记：已发送（邮件、本地发件箱）" in sent.output
+    )  # DUBAN_OUTBOX_COPY keeps an outbox copy and "通报已生成 2 份。" in sent.output
     mails = {m.rcpt_tos[0]: m for m in smtp_server.wait_for(2)}
     assert mails["sj@example.org"].subject == "【督办通报】2026-12-17 测试方案：逾期 2 项，其中列入通报 1 项"
     assert mails["sj@example.org"].text().startswith("党委书记同志：")

@@ -137,7 +137,12 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
     assert deliver(engine, send, now=NOW + dt.timedelta(minutes=2), links=links()).sent == 0
     assert deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 5
     assert sorted(m.rcpt_tos[0] for m in smtp_server.wait_for(5)) == [
-        "fx@example.org", "jwc2@example.org", "jwc@example.org", "sj@example.org", "xcb@example.org"]
+        "fx@example.org",
+        "jwc2@example.org",
+        "jwc@example.org",
+        "sj@example.org",
+        "xcb@example.org",
+    ]
     with session_scope(engine) as s:
         assert set(s.scalars(select(Notification.status))) == {"sent"}
 
@@ -195,7 +200,9 @@ def test_chat_payloads_arrive_as_each_service_documents(engine, tmp_path, chat_s
     # DingTalk: signed (timestamp + HMAC-SHA256 of "timestamp\nsecret", base64), @ the owner by mobile
     (ding,) = by_target["dtoken123"]
     assert ding.path == "/robot/send" and ding.method == "POST"
-    expected = base64.b64encode(hmac.new(DING_SECRET.encode(), f"{ding.query['timestamp']}\n{DING_SECRET}".encode(), hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(DING_SECRET.encode(), f"{ding.query['timestamp']}\n{DING_SECRET}".encode(), hashlib.sha256).digest()
+    ).decode()
     assert ding.query["sign"] == expected
     assert 0 <= int(ding.query["timestamp"]) / 1000 - NOW.timestamp() < 60  # milliseconds, at the time of sending
     assert ding.json["msgtype"] == "text" and ding.json["at"] == {"atMobiles": ["13800000001"], "isAtAll": False}
@@ -206,7 +213,10 @@ def test_chat_payloads_arrive_as_each_service_documents(engine, tmp_path, chat_s
     (wecom,) = by_target["wkey-456"]
     assert wecom.path == "/cgi-bin/webhook/send" and wecom.json["msgtype"] == "text"
     assert len(wecom.json["text"]["content"].encode()) <= 2048
-    assert "[2] 建设课程资源库\n该任务于 2026-11-02 下达给您，已 15 个工作日仍未签收，请及时签收\n签收：https://" in wecom.json["text"]["content"]
+    assert (
+        "[2] 建设课程资源库\n该任务于 2026-11-02 下达给您，已 15 个工作日仍未签收，请及时签收\n签收：https://"
+        in wecom.json["text"]["content"]
+    )
     # Feishu: msg_type text
     (feishu,) = by_target["fstoken789"]
     assert feishu.path == "/open-apis/bot/v2/hook/fstoken789" and feishu.json["msg_type"] == "text"
@@ -230,8 +240,15 @@ def test_long_chat_message_is_split_between_items(engine, tmp_path, chat_service
         with_chat(plan)
         tasks = plan["systems"][0]["projects"][0]["tasks"]
         for n in range(5, 17):
-            tasks.append({"code": str(n), "title": f"第 {n} 项工作：" + "落实立德树人根本任务" * 3, "owner": "教务处副处长",
-                          "lead_department": "教务处", "deadline": "2026-11-20"})
+            tasks.append(
+                {
+                    "code": str(n),
+                    "title": f"第 {n} 项工作：" + "落实立德树人根本任务" * 3,
+                    "owner": "教务处副处长",
+                    "lead_department": "教务处",
+                    "deadline": "2026-11-20",
+                }
+            )
 
     import_small(engine, tmp_path, many)
     sweep_day(engine, AppriseChannel(None, tz=TZ))
@@ -272,7 +289,10 @@ def test_webhook_500_without_fallback_is_retried_and_nothing_lost(engine, tmp_pa
     failed = digest_rows(engine, status="failed")
     assert (result.sent, result.failed) == (5, 1)
     assert [(r["收件人"], r["尝试次数"]) for r in failed] == [("教务处（群）", 1)]
-    assert failed[0]["失败原因"] == "企业微信 wecombot://w...p：企业微信发送失败：Failed to send WeCom Bot notification: Internal server error., error=500."
+    assert (
+        failed[0]["失败原因"]
+        == "企业微信 wecombot://w...p：企业微信发送失败：Failed to send WeCom Bot notification: Internal server error., error=500."
+    )
     assert deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
     assert digest_rows(engine, status="failed") == []
     group = [r for r in chat_services.requests if r.path == "/wecom/wkey-jwc-group"]
@@ -295,7 +315,9 @@ def test_office_is_told_once_a_day_when_someone_stays_unreachable(engine, tmp_pa
         told.append(deliver(engine, send, now=now, links=links(), unreachable_after=3, today=MON).unreachable)
     with session_scope(engine) as s:
         office_id = s.scalar(select(Notification.recipient_id).where(Notification.kind == "unreachable"))
-        notices = s.execute(select(Notification.key, Notification.data).where(Notification.kind == "unreachable").order_by(Notification.key)).all()
+        notices = s.execute(
+            select(Notification.key, Notification.data).where(Notification.kind == "unreachable").order_by(Notification.key)
+        ).all()
     assert told == [[], [office_id]]
     assert len(notices) == 5 and {n.key.split(":")[2] for n in notices} == {f"to{office_id}"}
     assert notices[0].data["attempts"] == 3

@@ -39,7 +39,13 @@ def test_first_import_creates_everything(engine, tmp_path):
     assert diff.plan_created and [c.code for c in diff.added] == ["1", "2", "3", "4"]
     with session_scope(engine) as s:
         plan = s.scalar(select(Plan))
-        assert (plan.code, plan.name, plan.organization, plan.approval_required, plan.report_every) == ("demo", "测试方案", "测试学院", True, "semester")
+        assert (plan.code, plan.name, plan.organization, plan.approval_required, plan.report_every) == (
+            "demo",
+            "测试方案",
+            "测试学院",
+            True,
+            "semester",
+        )
         assert [x.name for x in s.scalars(select(System).order_by(System.position))] == ["课程育人", "文化育人"]
         assert [x.code for x in s.scalars(select(Project).order_by(Project.position))] == ["01.1", "02.1"]
         roles = s.execute(select(PlanRole.role, Person.name).join(Person, Person.id == PlanRole.person_id).order_by(PlanRole.role)).all()
@@ -51,7 +57,9 @@ def test_first_import_creates_everything(engine, tmp_path):
         (2, "中期检查", dt.date(2026, 12, 15), dt.date(2026, 12, 15), 1, "assigned"),
         (3, "全部完成（达到完成标志）", dt.date(2026, 12, 31), dt.date(2026, 12, 31), 1, "assigned"),
     ]
-    assert _events(engine, "1") == [("task_created", "测试", "import", {"owner": "教务处处长", "deadline": "2026年12月底前", "milestones": 3})]
+    assert _events(engine, "1") == [
+        ("task_created", "测试", "import", {"owner": "教务处处长", "deadline": "2026年12月底前", "milestones": 3})
+    ]
 
 
 def test_same_file_twice_changes_nothing(engine, tmp_path):
@@ -68,7 +76,11 @@ def test_changed_list_updates_in_place_and_keeps_progress(engine, tmp_path):
     # progress recorded since the first import: task 1's first step done, the second acknowledged
     with session_scope(engine) as s:
         t1 = s.scalar(select(Task).where(Task.code == "1"))
-        s.execute(update(Milestone).where(Milestone.task_id == t1.id, Milestone.seq == 1).values(status="done", completed_at=dt.datetime(2026, 11, 19, tzinfo=dt.timezone.utc)))
+        s.execute(
+            update(Milestone)
+            .where(Milestone.task_id == t1.id, Milestone.seq == 1)
+            .values(status="done", completed_at=dt.datetime(2026, 11, 19, tzinfo=dt.timezone.utc))
+        )
         s.execute(update(Milestone).where(Milestone.task_id == t1.id, Milestone.seq > 1).values(status="in_progress"))
 
     plan = small_plan()
@@ -84,7 +96,14 @@ def test_changed_list_updates_in_place_and_keeps_progress(engine, tmp_path):
 
     assert [c.code for c in diff.added] == ["5"]
     assert [(c.code, c.details) for c in diff.changed] == [
-        ("1", ["完成时限：2026年12月底前 → 2027年1月15日", "里程碑「中期检查」时间：2026-12-15 → 2027-01-05", "里程碑「全部完成（达到完成标志）」时间：2026-12-31 → 2027-01-15"]),
+        (
+            "1",
+            [
+                "完成时限：2026年12月底前 → 2027年1月15日",
+                "里程碑「中期检查」时间：2026-12-15 → 2027-01-05",
+                "里程碑「全部完成（达到完成标志）」时间：2026-12-31 → 2027-01-15",
+            ],
+        ),
         ("2", ["责任人：教务处副处长 → 教务处处长"]),
     ]
     assert [c.code for c in diff.archived] == ["3"]
@@ -142,7 +161,10 @@ def test_dry_run_reports_the_same_diff_and_writes_nothing(engine, tmp_path):
     assert (_events(engine), _milestones(engine, "2")) == before
     real = _import(engine, tmp_path, plan)
     assert preview.to_dict() == real.to_dict()
-    assert real.changed[0].details == ["完成时限：2027年上半年 → 2027年下半年", "里程碑「全部完成（达到完成标志）」时间：2027-06-30 → 2027-12-31"]
+    assert real.changed[0].details == [
+        "完成时限：2027年上半年 → 2027年下半年",
+        "里程碑「全部完成（达到完成标志）」时间：2027-06-30 → 2027-12-31",
+    ]
 
 
 def test_people_and_departments_changes(engine, tmp_path):
@@ -210,7 +232,11 @@ def test_archived_then_restored_task_keeps_its_submission(engine, tmp_path):
     _import(engine, tmp_path, small_plan())
     with session_scope(engine) as s:
         tid = s.scalar(select(Task.id).where(Task.code == "2"))
-        s.execute(update(Milestone).where(Milestone.task_id == tid).values(status="submitted", submitted_at=dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)))
+        s.execute(
+            update(Milestone)
+            .where(Milestone.task_id == tid)
+            .values(status="submitted", submitted_at=dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc))
+        )
     smaller = small_plan()
     smaller["systems"][0]["projects"][0]["tasks"].pop(1)
     _import(engine, tmp_path, smaller)

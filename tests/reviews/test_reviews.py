@@ -29,22 +29,38 @@ NOW = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.timezone.utc)
 # ---------------------------------------------------------------------------------------------
 # the rule (pure)
 
-VIEW = ReviewItemView(item_id=7, review_id=3, review_title="课程育人专项督查", requested_on=START, reply_by=REPLY_BY,
-                      task=TaskView(id=11, plan_id=1, code="01.1.2", title="集体备课", owner_id=100, head_id=200, supervisor_id=300,
-                                    office_ids=(400, 401)))
+VIEW = ReviewItemView(
+    item_id=7,
+    review_id=3,
+    review_title="课程育人专项督查",
+    requested_on=START,
+    reply_by=REPLY_BY,
+    task=TaskView(id=11, plan_id=1, code="01.1.2", title="集体备课", owner_id=100, head_id=200, supervisor_id=300, office_ids=(400, 401)),
+)
 
 
-@pytest.mark.parametrize(("today", "expected"), [
-    (dt.date(2026, 11, 23), []),  # the request itself went out today
-    (dt.date(2026, 11, 25), [("review_reminder", 100, 0, 7)]),  # 7 working days left
-    (dt.date(2026, 12, 1), [("review_reminder", 100, 0, 3)]),
-    (dt.date(2026, 12, 4), [("review_reminder", 100, 0, 0)]),
-    (dt.date(2026, 12, 7), [("review_overdue", 100, 0, -1)]),
-    (dt.date(2026, 12, 9), [("review_overdue", 100, 0, -3), ("review_escalation", 200, 1, -3)]),
-    (dt.date(2026, 12, 15), [("review_overdue", 100, 0, -7), ("review_escalation", 200, 1, -7), ("review_escalation", 300, 2, -7)]),
-    (dt.date(2026, 12, 25), [("review_overdue", 100, 0, -15), ("review_escalation", 200, 1, -15), ("review_escalation", 300, 2, -15),
-                             ("review_escalation", 400, 3, -15), ("review_escalation", 401, 3, -15)]),
-])
+@pytest.mark.parametrize(
+    ("today", "expected"),
+    [
+        (dt.date(2026, 11, 23), []),  # the request itself went out today
+        (dt.date(2026, 11, 25), [("review_reminder", 100, 0, 7)]),  # 7 working days left
+        (dt.date(2026, 12, 1), [("review_reminder", 100, 0, 3)]),
+        (dt.date(2026, 12, 4), [("review_reminder", 100, 0, 0)]),
+        (dt.date(2026, 12, 7), [("review_overdue", 100, 0, -1)]),
+        (dt.date(2026, 12, 9), [("review_overdue", 100, 0, -3), ("review_escalation", 200, 1, -3)]),
+        (dt.date(2026, 12, 15), [("review_overdue", 100, 0, -7), ("review_escalation", 200, 1, -7), ("review_escalation", 300, 2, -7)]),
+        (
+            dt.date(2026, 12, 25),
+            [
+                ("review_overdue", 100, 0, -15),
+                ("review_escalation", 200, 1, -15),
+                ("review_escalation", 300, 2, -15),
+                ("review_escalation", 400, 3, -15),
+                ("review_escalation", 401, 3, -15),
+            ],
+        ),
+    ],
+)
 def test_missing_answers_follow_the_deadline_ladder(today, expected):
     got = decide_item(VIEW, DEFAULT_POLICY, CAL, today)
     assert [(d.kind, d.recipient_id, d.level, d.days) for d in got] == expected
@@ -64,15 +80,34 @@ def test_no_message_once_answered_or_closed_and_reminders_only_after_the_request
     assert answers_closed(today=START, reply_by=REPLY_BY, unanswered=0) is True
 
 
-@pytest.mark.parametrize(("kind", "level", "days", "data", "line"), [
-    ("review_request", 0, 0, {"ask": "请报告推进情况。"},
-     "「课程育人专项督查」请您于 2026-12-04 前填报该任务的已完成工作、佐证材料、存在问题和下一步计划（督查要求：请报告推进情况）"),
-    ("review_reminder", 0, 3, {}, "「课程育人专项督查」填报截止 2026-12-04，还有 3 个工作日，请按时填报"),
-    ("review_overdue", 0, -2, {}, "「课程育人专项督查」填报截止 2026-12-04，已逾期 2 个工作日仍未填报，请尽快填报"),
-    ("review_escalation", 2, -7, {"owner": "教务处教学科科长"},
-     "分管校领导督办：「课程育人专项督查」责任人 教务处教学科科长 未按期填报（截止 2026-12-04），已逾期 7 个工作日，请督促填报"),
-    ("review_verdicts", 0, 0, {"items": 12, "answered": 3}, "「课程育人专项督查」填报已结束（3/12 项已填报），请逐项评定（达标 / 基本达标 / 需整改）"),
-])
+@pytest.mark.parametrize(
+    ("kind", "level", "days", "data", "line"),
+    [
+        (
+            "review_request",
+            0,
+            0,
+            {"ask": "请报告推进情况。"},
+            "「课程育人专项督查」请您于 2026-12-04 前填报该任务的已完成工作、佐证材料、存在问题和下一步计划（督查要求：请报告推进情况）",
+        ),
+        ("review_reminder", 0, 3, {}, "「课程育人专项督查」填报截止 2026-12-04，还有 3 个工作日，请按时填报"),
+        ("review_overdue", 0, -2, {}, "「课程育人专项督查」填报截止 2026-12-04，已逾期 2 个工作日仍未填报，请尽快填报"),
+        (
+            "review_escalation",
+            2,
+            -7,
+            {"owner": "教务处教学科科长"},
+            "分管校领导督办：「课程育人专项督查」责任人 教务处教学科科长 未按期填报（截止 2026-12-04），已逾期 7 个工作日，请督促填报",
+        ),
+        (
+            "review_verdicts",
+            0,
+            0,
+            {"items": 12, "answered": 3},
+            "「课程育人专项督查」填报已结束（3/12 项已填报），请逐项评定（达标 / 基本达标 / 需整改）",
+        ),
+    ],
+)
 def test_digest_lines_of_review_items(kind, level, days, data, line):
     assert describe(kind, level, REPLY_BY, days, {"review_title": "课程育人专项督查", "reply_by": "2026-12-04", **data}) == line
 
@@ -89,29 +124,43 @@ def plan(engine):
 
 def start(engine, kind="system", values=("课程育人",), **kw) -> int:
     with session_scope(engine) as s:
-        return reviews.create(s, plan_code=None, scope_kind=kind, scope_values=list(values), reply_by=kw.get("reply_by", REPLY_BY),
-                              ask="请报告推进情况。", today=START, started_by="督办员（教学线）").id
+        return reviews.create(
+            s,
+            plan_code=None,
+            scope_kind=kind,
+            scope_values=list(values),
+            reply_by=kw.get("reply_by", REPLY_BY),
+            ask="请报告推进情况。",
+            today=START,
+            started_by="督办员（教学线）",
+        ).id
 
 
-@pytest.mark.parametrize(("kind", "values", "count", "first"), [
-    ("system", ["课程育人"], 12, "01.1.1"),
-    ("system", ["01"], 12, "01.1.1"),
-    ("department", ["马克思主义学院"], 8, "01.1.1"),
-    ("supervisor", ["分管教学副校长"], 32, "01.1.1"),
-    ("tasks", ["01.2.2", "01.1.1"], 2, "01.1.1"),
-])
+@pytest.mark.parametrize(
+    ("kind", "values", "count", "first"),
+    [
+        ("system", ["课程育人"], 12, "01.1.1"),
+        ("system", ["01"], 12, "01.1.1"),
+        ("department", ["马克思主义学院"], 8, "01.1.1"),
+        ("supervisor", ["分管教学副校长"], 32, "01.1.1"),
+        ("tasks", ["01.2.2", "01.1.1"], 2, "01.1.1"),
+    ],
+)
 def test_scopes(plan, kind, values, count, first):
     with session_scope(plan) as s:
         tasks = reviews.scope_tasks(s, reviews.plan_by_code(s, None), kind, values)
     assert (len(tasks), tasks[0].code) == (count, first)
 
 
-@pytest.mark.parametrize(("kind", "values", "message"), [
-    ("system", ["体育育人"], "方案中没有名为“体育育人”的育人体系。已有：课程育人、"),
-    ("department", ["财务部"], "方案中没有名为“财务部”的牵头单位。"),
-    ("tasks", ["99.9.9"], "方案中没有编号为 99.9.9 的任务（或已归档）。"),
-    ("region", ["x"], "督查范围“region”不正确"),
-])
+@pytest.mark.parametrize(
+    ("kind", "values", "message"),
+    [
+        ("system", ["体育育人"], "方案中没有名为“体育育人”的育人体系。已有：课程育人、"),
+        ("department", ["财务部"], "方案中没有名为“财务部”的牵头单位。"),
+        ("tasks", ["99.9.9"], "方案中没有编号为 99.9.9 的任务（或已归档）。"),
+        ("region", ["x"], "督查范围“region”不正确"),
+    ],
+)
 def test_unknown_scope_names_are_one_clear_message(plan, kind, values, message):
     with session_scope(plan) as s, pytest.raises(reviews.ReviewError) as err:
         reviews.scope_tasks(s, reviews.plan_by_code(s, None), kind, values)
@@ -125,16 +174,29 @@ def test_reply_by_must_be_later_than_today(plan):
 
 def items(engine, review_id):
     with session_scope(engine) as s:
-        return {code: (item.id, item.owner_id) for item, code in s.execute(
-            select(ReviewItem, Task.code).join(Task, Task.id == ReviewItem.task_id).where(ReviewItem.review_id == review_id))}
+        return {
+            code: (item.id, item.owner_id)
+            for item, code in s.execute(
+                select(ReviewItem, Task.code).join(Task, Task.id == ReviewItem.task_id).where(ReviewItem.review_id == review_id)
+            )
+        }
 
 
 def answer(engine, item_id, today=dt.date(2026, 11, 24), **kw):
     with session_scope(engine) as s:
         item = s.get(ReviewItem, item_id)
-        return reviews.record_answer(s, item, person=s.get(Person, kw.pop("person", item.owner_id)), done=kw.get("done", "已完成"),
-                                     problems="", next_steps=kw.get("next_steps", "继续推进"), urls=["https://example.org/a"], files=[],
-                                     now=NOW, today=today)
+        return reviews.record_answer(
+            s,
+            item,
+            person=s.get(Person, kw.pop("person", item.owner_id)),
+            done=kw.get("done", "已完成"),
+            problems="",
+            next_steps=kw.get("next_steps", "继续推进"),
+            urls=["https://example.org/a"],
+            files=[],
+            now=NOW,
+            today=today,
+        )
 
 
 def test_requests_once_answers_and_the_last_answer_closes_the_answers(plan, tmp_path):
@@ -173,7 +235,9 @@ def test_verdicts_follow_ups_and_changing_a_verdict(plan, tmp_path):
 
     def judge(code, verdict, **kw):
         with session_scope(plan) as s:
-            return reviews.give_verdict(s, s.get(Review, rid), reviews.TaskVerdict(code, verdict, **kw), actor="督办员（教学线）", now=NOW, today=today)
+            return reviews.give_verdict(
+                s, s.get(Review, rid), reviews.TaskVerdict(code, verdict, **kw), actor="督办员（教学线）", now=NOW, today=today
+            )
 
     with pytest.raises(reviews.ReviewError, match="尚未填报"):
         judge("01.1.2", "达标")  # the review is still open and this owner has not answered
@@ -198,7 +262,9 @@ def test_verdicts_follow_ups_and_changing_a_verdict(plan, tmp_path):
     # the reply-by date passes: the non-responder can be judged, and the last verdict closes the review
     tick = reviews.tick(plan, today=dt.date(2026, 12, 7), cal=CAL, tz=TZ)
     assert tick.changed == [rid]
-    out = judge("01.1.2", "需整改", note="未报", follow_up_title="补报", follow_up_due=dt.date(2027, 1, 8), follow_up_owner="马克思主义学院院长")
+    out = judge(
+        "01.1.2", "需整改", note="未报", follow_up_title="补报", follow_up_due=dt.date(2027, 1, 8), follow_up_owner="马克思主义学院院长"
+    )
     assert out.wake
     done = reviews.advance(plan, rid, today=dt.date(2026, 12, 8), reports_dir=tmp_path)
     assert done.status == "closed" and done.report["xlsx"].endswith("督查报告-%d.xlsx" % rid)
@@ -212,8 +278,12 @@ def test_cancel_voids_the_links_and_tells_who_was_still_asked(plan):
     answer(plan, its["01.1.1"][0])
     with session_scope(plan) as s:
         plan_id = s.get(Review, rid).plan_id
-        [lid] = issue(s, [LinkSpec(plan_id, its["01.1.2"][1], "review_answer", None, None, dt.date(2027, 1, 1),
-                                   review_item_id=its["01.1.2"][0])], secret="s" * 40, today=START)
+        [lid] = issue(
+            s,
+            [LinkSpec(plan_id, its["01.1.2"][1], "review_answer", None, None, dt.date(2027, 1, 1), review_item_id=its["01.1.2"][0])],
+            secret="s" * 40,
+            today=START,
+        )
         out = reviews.cancel(s, rid, actor="督办员（教学线）", reason="并入全面督查", now=NOW, today=START)
     assert out.notify == {its["01.1.2"][1]}
     with session_scope(plan) as s:

@@ -54,9 +54,22 @@ def build_scenario(engine, tmp_path, plan: dict | None = None) -> None:
         office = s.scalar(select(Person.id).where(Person.plan_id == plan_id, Person.name == "督办员"))
 
         def req(code, m, kind, status, created, decided=None, new_due=None):
-            s.add(Request(plan_id=plan_id, task_id=tasks[code].id, milestone_id=m.id, person_id=owner[code], kind=kind, status=status,
-                          note="", new_due_date=new_due, created_at=at(created), decided_by_id=office if decided else None,
-                          decided_at=at(decided) if decided else None, decision_note=""))
+            s.add(
+                Request(
+                    plan_id=plan_id,
+                    task_id=tasks[code].id,
+                    milestone_id=m.id,
+                    person_id=owner[code],
+                    kind=kind,
+                    status=status,
+                    note="",
+                    new_due_date=new_due,
+                    created_at=at(created),
+                    decided_by_id=office if decided else None,
+                    decided_at=at(decided) if decided else None,
+                    decision_note="",
+                )
+            )
 
         m = ms[("1", 1)]
         m.status, m.submitted_at, m.completed_at = MilestoneState.DONE, at("2026-11-09"), at("2026-11-10")
@@ -96,9 +109,28 @@ def row(frame, **where):
     return sel.iloc[0]
 
 
-COUNTS = ["tasks", "done_tasks", "on_time_tasks", "overdue_tasks", "due_soon_tasks", "milestones", "done_milestones",
-          "due_milestones", "on_time_milestones", "on_time_baseline_milestones", "overdue_milestones", "late_days",
-          "red", "yellow", "green", "no_light", "assigned", "in_progress", "submitted", "done"]
+COUNTS = [
+    "tasks",
+    "done_tasks",
+    "on_time_tasks",
+    "overdue_tasks",
+    "due_soon_tasks",
+    "milestones",
+    "done_milestones",
+    "due_milestones",
+    "on_time_milestones",
+    "on_time_baseline_milestones",
+    "overdue_milestones",
+    "late_days",
+    "red",
+    "yellow",
+    "green",
+    "no_light",
+    "assigned",
+    "in_progress",
+    "submitted",
+    "done",
+]
 
 
 def counts(r) -> dict:
@@ -107,9 +139,28 @@ def counts(r) -> dict:
 
 def test_totals_and_by_plan(scenario):
     r = compute(scenario)
-    expected = dict(tasks=5, done_tasks=1, on_time_tasks=0, overdue_tasks=2, due_soon_tasks=1, milestones=7, done_milestones=2,
-                    due_milestones=4, on_time_milestones=1, on_time_baseline_milestones=1, overdue_milestones=2, late_days=19,
-                    red=2, yellow=0, green=2, no_light=1, assigned=0, in_progress=3, submitted=1, done=1)
+    expected = dict(
+        tasks=5,
+        done_tasks=1,
+        on_time_tasks=0,
+        overdue_tasks=2,
+        due_soon_tasks=1,
+        milestones=7,
+        done_milestones=2,
+        due_milestones=4,
+        on_time_milestones=1,
+        on_time_baseline_milestones=1,
+        overdue_milestones=2,
+        late_days=19,
+        red=2,
+        yellow=0,
+        green=2,
+        no_light=1,
+        assigned=0,
+        in_progress=3,
+        submitted=1,
+        done=1,
+    )
     assert {c: r.totals[c] for c in COUNTS} == expected
     assert counts(row(r.by_plan, plan="rollup")) == expected
     assert r.totals["completion_rate"] == pytest.approx(2 / 7)
@@ -121,18 +172,58 @@ def test_totals_and_by_plan(scenario):
 
 def test_by_department_system_project_supervisor(scenario):
     r = compute(scenario, plan_code="rollup")
-    jwc = dict(tasks=3, done_tasks=1, on_time_tasks=0, overdue_tasks=2, due_soon_tasks=0, milestones=5, done_milestones=2,
-               due_milestones=4, on_time_milestones=1, on_time_baseline_milestones=1, overdue_milestones=2, late_days=19,
-               red=2, yellow=0, green=0, no_light=1, assigned=0, in_progress=2, submitted=0, done=1)
-    xcb = dict(tasks=2, done_tasks=0, on_time_tasks=0, overdue_tasks=0, due_soon_tasks=1, milestones=2, done_milestones=0,
-               due_milestones=0, on_time_milestones=0, on_time_baseline_milestones=0, overdue_milestones=0, late_days=0,
-               red=0, yellow=0, green=2, no_light=0, assigned=0, in_progress=1, submitted=1, done=0)
+    jwc = dict(
+        tasks=3,
+        done_tasks=1,
+        on_time_tasks=0,
+        overdue_tasks=2,
+        due_soon_tasks=0,
+        milestones=5,
+        done_milestones=2,
+        due_milestones=4,
+        on_time_milestones=1,
+        on_time_baseline_milestones=1,
+        overdue_milestones=2,
+        late_days=19,
+        red=2,
+        yellow=0,
+        green=0,
+        no_light=1,
+        assigned=0,
+        in_progress=2,
+        submitted=0,
+        done=1,
+    )
+    xcb = dict(
+        tasks=2,
+        done_tasks=0,
+        on_time_tasks=0,
+        overdue_tasks=0,
+        due_soon_tasks=1,
+        milestones=2,
+        done_milestones=0,
+        due_milestones=0,
+        on_time_milestones=0,
+        on_time_baseline_milestones=0,
+        overdue_milestones=0,
+        late_days=0,
+        red=0,
+        yellow=0,
+        green=2,
+        no_light=0,
+        assigned=0,
+        in_progress=1,
+        submitted=1,
+        done=0,
+    )
     assert list(r.by_department["department"]) == ["教务处", "宣传部"]  # most tasks first
     assert counts(row(r.by_department, department="教务处")) == jwc
     assert counts(row(r.by_department, department="宣传部")) == xcb
     assert row(r.by_department, department="教务处")["completion_rate"] == pytest.approx(0.4)
     assert row(r.by_department, department="教务处")["on_time_rate"] == pytest.approx(0.25)
-    assert row(r.by_department, department="宣传部")["on_time_rate"] != row(r.by_department, department="宣传部")["on_time_rate"]  # NaN: nothing due
+    assert (
+        row(r.by_department, department="宣传部")["on_time_rate"] != row(r.by_department, department="宣传部")["on_time_rate"]
+    )  # NaN: nothing due
 
     assert list(r.by_system["system"]) == ["课程育人", "文化育人"]
     assert counts(row(r.by_system, system="课程育人")) == jwc
@@ -140,8 +231,17 @@ def test_by_department_system_project_supervisor(scenario):
 
     assert list(r.by_project["project"]) == ["思政课创优", "课程资源", "核心价值观"]
     p1 = row(r.by_project, project="思政课创优")
-    assert (p1["tasks"], p1["milestones"], p1["done_milestones"], p1["due_milestones"], p1["on_time_milestones"], p1["late_days"],
-            p1["overdue_tasks"], p1["red"], p1["no_light"]) == (2, 4, 2, 3, 1, 3, 1, 1, 1)
+    assert (
+        p1["tasks"],
+        p1["milestones"],
+        p1["done_milestones"],
+        p1["due_milestones"],
+        p1["on_time_milestones"],
+        p1["late_days"],
+        p1["overdue_tasks"],
+        p1["red"],
+        p1["no_light"],
+    ) == (2, 4, 2, 3, 1, 3, 1, 1, 1)
     p2 = row(r.by_project, project="课程资源")
     assert (p2["tasks"], p2["due_milestones"], p2["late_days"], p2["red"]) == (1, 1, 16, 1)
 
@@ -153,20 +253,45 @@ def test_overdue_due_soon_awaiting_and_extensions(scenario):
     r = compute(scenario)
     assert list(r.overdue["code"]) == ["5", "1"]  # highest 督办 level first
     first, second = r.overdue.iloc[0], r.overdue.iloc[1]
-    assert (first["days_late"], first["level"], first["level_label"], first["due"], first["owner"], first["department"],
-            first["supervisor"]) == (16, 3, "已报领导小组办公室", dt.date(2026, 10, 30), "教务处处长", "教务处", "分管教学副校长")
+    assert (
+        first["days_late"],
+        first["level"],
+        first["level_label"],
+        first["due"],
+        first["owner"],
+        first["department"],
+        first["supervisor"],
+    ) == (16, 3, "已报领导小组办公室", dt.date(2026, 10, 30), "教务处处长", "教务处", "分管教学副校长")
     assert (second["milestone"], second["days_late"], second["level"], second["level_label"]) == ("中期检查", 1, 0, "未督办")
 
     assert list(r.due_soon["code"]) == ["3"]
-    assert (r.due_soon.iloc[0]["due"], r.due_soon.iloc[0]["days_left"], r.due_soon.iloc[0]["colour_label"]) == (dt.date(2026, 12, 4), 9, "绿灯")
+    assert (r.due_soon.iloc[0]["due"], r.due_soon.iloc[0]["days_left"], r.due_soon.iloc[0]["colour_label"]) == (
+        dt.date(2026, 12, 4),
+        9,
+        "绿灯",
+    )
 
     (a,) = r.awaiting_approval.itertuples()
     assert (a.code, a.kind, a.requester, a.submitted_on, a.waiting_days, a.department) == (
-        "4", "办结审核", "宣传部部长", dt.date(2026, 11, 20), 1, "宣传部")
+        "4",
+        "办结审核",
+        "宣传部部长",
+        dt.date(2026, 11, 20),
+        1,
+        "宣传部",
+    )
 
     (e,) = r.extensions.itertuples()
     assert (e.code, e.baseline, e.due, e.slipped_days, e.slipped_workdays, e.extensions, e.reason, e.last_approved) == (
-        "3", dt.date(2026, 11, 13), dt.date(2026, 12, 4), 21, 15, 1, "批准延期", dt.date(2026, 11, 12))
+        "3",
+        dt.date(2026, 11, 13),
+        dt.date(2026, 12, 4),
+        21,
+        15,
+        1,
+        "批准延期",
+        dt.date(2026, 11, 12),
+    )
 
 
 def test_assessment_arithmetic(scenario):
@@ -174,19 +299,33 @@ def test_assessment_arithmetic(scenario):
     jwc = row(r.assessment, department="教务处")
     # on time 1 of 4 due → 0.25 × 50 = 12.5; 19 working days late over 4 due → 4.75 per step, 1 − 4.75/10 = 0.525 × 20 = 10.5;
     # 2 督办 over 3 tasks → 1 − 0.667 = 0.333 × 15 = 5.0; 1 of 3 decided completions returned → 1 − 0.333/0.5 = 0.333 × 15 = 5.0
-    assert (jwc["due_milestones"], jwc["on_time_milestones"], jwc["late_days"], jwc["escalations"], jwc["completion_requests"],
-            jwc["returns"]) == (4, 1, 19, 2, 3, 1)
+    assert (
+        jwc["due_milestones"],
+        jwc["on_time_milestones"],
+        jwc["late_days"],
+        jwc["escalations"],
+        jwc["completion_requests"],
+        jwc["returns"],
+    ) == (4, 1, 19, 2, 3, 1)
     assert (jwc["p_on_time"], jwc["p_overdue"], jwc["p_escalations"], jwc["p_returns"]) == (12.5, 10.5, 5.0, 5.0)
     assert jwc["score"] == 33.0 and jwc["rank"] == 2
     xcb = row(r.assessment, department="宣传部")
-    assert (xcb["p_on_time"], xcb["p_overdue"], xcb["p_escalations"], xcb["p_returns"], xcb["score"], xcb["rank"]) == (50, 20, 15, 15, 100.0, 1)
+    assert (xcb["p_on_time"], xcb["p_overdue"], xcb["p_escalations"], xcb["p_returns"], xcb["score"], xcb["rank"]) == (
+        50,
+        20,
+        15,
+        15,
+        100.0,
+        1,
+    )
 
 
 def test_assessment_weights_come_from_the_plan_policy(engine, tmp_path):
     plan = rollup_plan()
-    plan["plan"]["policy"] = {"escalate_head_after": 3,
-                              "assessment": {"weights": {"on_time": 40, "overdue": 40, "escalations": 10, "returns": 10},
-                                             "overdue_days_limit": 20}}
+    plan["plan"]["policy"] = {
+        "escalate_head_after": 3,
+        "assessment": {"weights": {"on_time": 40, "overdue": 40, "escalations": 10, "returns": 10}, "overdue_days_limit": 20},
+    }
     build_scenario(engine, tmp_path, plan)
     jwc = row(compute(engine).assessment, department="教务处")
     # 0.25 × 40 = 10; (1 − 4.75/20) × 40 = 30.5; 0.333 × 10 = 3.33; 0.333 × 10 = 3.33 → 47.17 of 100
@@ -234,9 +373,14 @@ def test_counts_agree_with_status_json(scenario, as_of):
             if not entry["tasks"]:
                 continue
             mine = row(frame, **{name: entry[name] or rollup.UNSPECIFIED})
-            assert (mine["tasks"], mine["overdue_tasks"], mine["due_soon_tasks"]) == (entry["tasks"], entry["overdue_tasks"], entry["due_soon_tasks"])
+            assert (mine["tasks"], mine["overdue_tasks"], mine["due_soon_tasks"]) == (
+                entry["tasks"],
+                entry["overdue_tasks"],
+                entry["due_soon_tasks"],
+            )
             assert {st: int(mine[st]) for st in ("assigned", "in_progress", "submitted", "done")} == {
-                st: entry["tasks_by_status"][st] for st in ("assigned", "in_progress", "submitted", "done")}
+                st: entry["tasks_by_status"][st] for st in ("assigned", "in_progress", "submitted", "done")
+            }
 
 
 def test_archived_tasks_are_left_out(scenario, tmp_path):
@@ -270,7 +414,13 @@ def test_snapshots_are_idempotent_and_make_a_trend(scenario):
     with session_scope(scenario, readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(RollupSnapshot)) == 10
         plan_row = s.execute(select(RollupSnapshot).where(RollupSnapshot.day == AS_OF, RollupSnapshot.scope == "plan")).scalar_one()
-        assert (plan_row.tasks, plan_row.red, plan_row.done_milestones, plan_row.due_milestones, plan_row.on_time_milestones) == (5, 2, 2, 4, 1)
+        assert (plan_row.tasks, plan_row.red, plan_row.done_milestones, plan_row.due_milestones, plan_row.on_time_milestones) == (
+            5,
+            2,
+            2,
+            4,
+            1,
+        )
 
     # the trend: 11-20 from its snapshot, 11-23 from today's numbers
     t = compute(scenario).trend
@@ -285,7 +435,11 @@ def test_snapshots_are_idempotent_and_make_a_trend(scenario):
 
     # a change the same day replaces that day's numbers
     with session_scope(scenario) as s:
-        s.execute(update(Milestone).where(Milestone.status == MilestoneState.SUBMITTED).values(status=MilestoneState.DONE, completed_at=at("2026-11-23")))
+        s.execute(
+            update(Milestone)
+            .where(Milestone.status == MilestoneState.SUBMITTED)
+            .values(status=MilestoneState.DONE, completed_at=at("2026-11-23"))
+        )
     snapshot(scenario, compute(scenario))
     with session_scope(scenario, readonly=True) as s:
         plan_row = s.execute(select(RollupSnapshot).where(RollupSnapshot.day == AS_OF, RollupSnapshot.scope == "plan")).scalar_one()

@@ -395,9 +395,7 @@ def test_empty_institution_file(tmp_path, text):
         ("holiday:\n  - 2027-05-20\n", ["holiday", "不认识的字段", "holidays、workdays、semesters"]),
         ("holidays: [2027-05-20]\nworkdays: [2027-05-20]\n", ["workdays", "2027-05-20 同时列在 holidays 和 workdays 中"]),
         (
-            "semesters:\n"
-            "  - {name: 秋季, start: 2026-09-01, end: 2027-01-20}\n"
-            "  - {name: 春季, start: 2027-01-15, end: 2027-07-10}\n",
+            "semesters:\n  - {name: 秋季, start: 2026-09-01, end: 2027-01-20}\n  - {name: 春季, start: 2027-01-15, end: 2027-07-10}\n",
             ["semesters", "时间重叠", "秋季", "春季"],
         ),
     ],

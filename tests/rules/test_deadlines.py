@@ -34,16 +34,27 @@ def day(value: str | dt.date | None) -> dt.date | None:
     return D.fromisoformat(value) if isinstance(value, str) else value
 
 
-def ms(id: int, due: str, *, status: str = "in_progress", version: int = 1, seq: int | None = None,
-       final: bool = False) -> MilestoneView:
-    return MilestoneView(id=id, seq=id if seq is None else seq, title=f"步骤{id}", due=day(due),
-                         due_version=version, status=status, is_final=final)
+def ms(id: int, due: str, *, status: str = "in_progress", version: int = 1, seq: int | None = None, final: bool = False) -> MilestoneView:
+    return MilestoneView(
+        id=id, seq=id if seq is None else seq, title=f"步骤{id}", due=day(due), due_version=version, status=status, is_final=final
+    )
 
 
 def task(*milestones: MilestoneView, **kw) -> TaskView:
-    fields = dict(id=1, plan_id=1, code="1.1", title="推进某项工作", owner_id=OWNER, head_id=HEAD,
-                  owner_manager_id=MANAGER, supervisor_id=SUPERVISOR, office_ids=(OFFICE1, OFFICE2),
-                  assigned_on=D(2026, 1, 5), acknowledged=True, milestones=milestones)
+    fields = dict(
+        id=1,
+        plan_id=1,
+        code="1.1",
+        title="推进某项工作",
+        owner_id=OWNER,
+        head_id=HEAD,
+        owner_manager_id=MANAGER,
+        supervisor_id=SUPERVISOR,
+        office_ids=(OFFICE1, OFFICE2),
+        assigned_on=D(2026, 1, 5),
+        acknowledged=True,
+        milestones=milestones,
+    )
     fields.update(kw)
     for name in ("assigned_on", "last_report_on"):
         fields[name] = day(fields.get(name))
@@ -391,14 +402,33 @@ SEVERAL = task(
         ("2026-12-01", [("due:m2v1:p10:d3", 3), ("due:m4v1:p10:d7", 7)]),
         ("2026-12-04", [("due:m2v1:p10:d0", 0), ("due:m4v1:p10:d7", 4)]),
         ("2026-12-09", [("overdue:m2v1:p10:n1", -3), ("escalation:m2v1:L1:p20", -3), ("due:m4v1:p10:d1", 1)]),
-        ("2026-12-16", [("overdue:m2v1:p10:n3", -8), ("escalation:m2v1:L1:p20", -8), ("escalation:m2v1:L2:p40", -8),
-                        ("overdue:m4v1:p10:n2", -4), ("escalation:m4v1:L1:p20", -4)]),
+        (
+            "2026-12-16",
+            [
+                ("overdue:m2v1:p10:n3", -8),
+                ("escalation:m2v1:L1:p20", -8),
+                ("escalation:m2v1:L2:p40", -8),
+                ("overdue:m4v1:p10:n2", -4),
+                ("escalation:m4v1:L1:p20", -4),
+            ],
+        ),
         # 71 / 67 working days late: 19 in Dec 2026, 20 in Jan 2027 (01-01 off), 16 in Feb (02-05, 08-10 off), 16 in Mar
-        ("2027-03-22", [("overdue:m2v1:p10:n5", -71), ("escalation:m2v1:L1:p20", -71), ("escalation:m2v1:L2:p40", -71),
-                        ("escalation:m2v1:L3:p50", -71), ("escalation:m2v1:L3:p51", -71),
-                        ("overdue:m4v1:p10:n5", -67), ("escalation:m4v1:L1:p20", -67), ("escalation:m4v1:L2:p40", -67),
-                        ("escalation:m4v1:L3:p50", -67), ("escalation:m4v1:L3:p51", -67),
-                        ("due:m5v1:p10:d7", 7)]),
+        (
+            "2027-03-22",
+            [
+                ("overdue:m2v1:p10:n5", -71),
+                ("escalation:m2v1:L1:p20", -71),
+                ("escalation:m2v1:L2:p40", -71),
+                ("escalation:m2v1:L3:p50", -71),
+                ("escalation:m2v1:L3:p51", -71),
+                ("overdue:m4v1:p10:n5", -67),
+                ("escalation:m4v1:L1:p20", -67),
+                ("escalation:m4v1:L2:p40", -67),
+                ("escalation:m4v1:L3:p50", -67),
+                ("escalation:m4v1:L3:p51", -67),
+                ("due:m5v1:p10:d7", 7),
+            ],
+        ),
     ],
 )
 def test_several_milestones_only_open_ones(today, expected):
@@ -442,21 +472,47 @@ ACK_ESC = "escalation:ack:t1:2026-11-02:p{}"
         ({}, "2026-11-02", "2026-11-05", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -3)]),
         ({}, "2026-11-02", "2026-11-06", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -4)]),
         ({}, "2026-11-02", "2026-11-08", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -4)]),  # Sunday
-        ({}, "2026-11-02", "2026-11-09", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -5), (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -5)]),
-        ({}, "2026-11-02", "2026-11-20", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -14), (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -14)]),
+        (
+            {},
+            "2026-11-02",
+            "2026-11-09",
+            [(ACK_KEY, MessageKind.ACK, OWNER, 0, -5), (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -5)],
+        ),
+        (
+            {},
+            "2026-11-02",
+            "2026-11-20",
+            [(ACK_KEY, MessageKind.ACK, OWNER, 0, -14), (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -14)],
+        ),
         # the owner is the head: their manager; no manager: nobody
-        (dict(owner_id=HEAD), "2026-11-02", "2026-11-09",
-         [("ack:t1:2026-11-02:p20", MessageKind.ACK, HEAD, 0, -5), (ACK_ESC.format(MANAGER), MessageKind.ESCALATION, MANAGER, 1, -5)]),
+        (
+            dict(owner_id=HEAD),
+            "2026-11-02",
+            "2026-11-09",
+            [("ack:t1:2026-11-02:p20", MessageKind.ACK, HEAD, 0, -5), (ACK_ESC.format(MANAGER), MessageKind.ESCALATION, MANAGER, 1, -5)],
+        ),
         (dict(owner_id=HEAD, owner_manager_id=None), "2026-11-02", "2026-11-09", [("ack:t1:2026-11-02:p20", MessageKind.ACK, HEAD, 0, -5)]),
         # only level 1, even long after (no supervisor, no office)
-        ({}, "2026-11-02", "2026-12-01", [(ACK_KEY, MessageKind.ACK, OWNER, 0, -21), (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -21)]),
+        (
+            {},
+            "2026-11-02",
+            "2026-12-01",
+            [(ACK_KEY, MessageKind.ACK, OWNER, 0, -21), (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -21)],
+        ),
         # assigned just before National Day: the holiday does not count, 调休 10-10 does
         ({}, "2026-09-29", "2026-10-07", []),
         ({}, "2026-09-29", "2026-10-08", []),
         ({}, "2026-09-29", "2026-10-09", [("ack:t1:2026-09-29:p10", MessageKind.ACK, OWNER, 0, -3)]),
         ({}, "2026-09-29", "2026-10-10", [("ack:t1:2026-09-29:p10", MessageKind.ACK, OWNER, 0, -4)]),
-        ({}, "2026-09-29", "2026-10-12",
-         [("ack:t1:2026-09-29:p10", MessageKind.ACK, OWNER, 0, -5), ("escalation:ack:t1:2026-09-29:p20", MessageKind.ESCALATION, HEAD, 1, -5)]),
+        (
+            {},
+            "2026-09-29",
+            "2026-10-12",
+            [
+                ("ack:t1:2026-09-29:p10", MessageKind.ACK, OWNER, 0, -5),
+                ("escalation:ack:t1:2026-09-29:p20", MessageKind.ESCALATION, HEAD, 1, -5),
+            ],
+        ),
         # acknowledged: nothing
         (dict(acknowledged=True), "2026-11-02", "2026-11-20", []),
         # assigned in the future (clock skew): nothing
@@ -475,12 +531,14 @@ def test_acknowledgement(people, assigned_on, today, expected):
 
 def test_acknowledgement_with_overdue_milestone():
     t = task(ms(7, "2026-11-04"), acknowledged=False, assigned_on="2026-11-02")
-    assert full(run(t, "2026-11-09")) == sorted([
-        (ACK_KEY, MessageKind.ACK, OWNER, 0, -5),
-        (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -5),
-        ("overdue:m7v1:p10:n1", MessageKind.OVERDUE, OWNER, 0, -3),
-        ("escalation:m7v1:L1:p20", MessageKind.ESCALATION, HEAD, 1, -3),
-    ])
+    assert full(run(t, "2026-11-09")) == sorted(
+        [
+            (ACK_KEY, MessageKind.ACK, OWNER, 0, -5),
+            (ACK_ESC.format(HEAD), MessageKind.ESCALATION, HEAD, 1, -5),
+            ("overdue:m7v1:p10:n1", MessageKind.OVERDUE, OWNER, 0, -3),
+            ("escalation:m7v1:L1:p20", MessageKind.ESCALATION, HEAD, 1, -3),
+        ]
+    )
 
 
 def test_acknowledgement_of_an_ongoing_task_without_milestones():
@@ -505,18 +563,52 @@ REPORT_CASES = [
     ("month", None, "2026-01-05", "2026-09-15", "2026-11-04", []),
     ("month", None, "2026-01-05", "2026-09-15", "2026-11-05", [("report_overdue:r1:2026-10-31:p10:n1", -1)]),
     # two months missing: September's report keeps escalating while October's is chased
-    ("month", None, "2026-01-05", None, "2026-11-05", [
-        ("report_overdue:r1:2026-09-30:p10:n5", -19), ("escalation:r1:2026-09-30:L1:p20", -19),
-        ("escalation:r1:2026-09-30:L2:p40", -19), ("escalation:r1:2026-09-30:L3:p50", -19),
-        ("escalation:r1:2026-09-30:L3:p51", -19), ("report_overdue:r1:2026-10-31:p10:n1", -1)]),
-    ("month", None, "2026-01-05", "2026-09-15", "2026-11-09",
-     [("report_overdue:r1:2026-10-31:p10:n1", -3), ("escalation:r1:2026-10-31:L1:p20", -3)]),
-    ("month", None, "2026-01-05", "2026-09-15", "2026-11-10",
-     [("report_overdue:r1:2026-10-31:p10:n2", -4), ("escalation:r1:2026-10-31:L1:p20", -4)]),
-    ("month", None, "2026-01-05", "2026-09-15", "2026-11-25",
-     [("report_overdue:r1:2026-10-31:p10:n5", -15), ("escalation:r1:2026-10-31:L1:p20", -15),
-      ("escalation:r1:2026-10-31:L2:p40", -15), ("escalation:r1:2026-10-31:L3:p50", -15),
-      ("escalation:r1:2026-10-31:L3:p51", -15), ("report_due:r1:2026-11-30:p10:d3", 3)]),
+    (
+        "month",
+        None,
+        "2026-01-05",
+        None,
+        "2026-11-05",
+        [
+            ("report_overdue:r1:2026-09-30:p10:n5", -19),
+            ("escalation:r1:2026-09-30:L1:p20", -19),
+            ("escalation:r1:2026-09-30:L2:p40", -19),
+            ("escalation:r1:2026-09-30:L3:p50", -19),
+            ("escalation:r1:2026-09-30:L3:p51", -19),
+            ("report_overdue:r1:2026-10-31:p10:n1", -1),
+        ],
+    ),
+    (
+        "month",
+        None,
+        "2026-01-05",
+        "2026-09-15",
+        "2026-11-09",
+        [("report_overdue:r1:2026-10-31:p10:n1", -3), ("escalation:r1:2026-10-31:L1:p20", -3)],
+    ),
+    (
+        "month",
+        None,
+        "2026-01-05",
+        "2026-09-15",
+        "2026-11-10",
+        [("report_overdue:r1:2026-10-31:p10:n2", -4), ("escalation:r1:2026-10-31:L1:p20", -4)],
+    ),
+    (
+        "month",
+        None,
+        "2026-01-05",
+        "2026-09-15",
+        "2026-11-25",
+        [
+            ("report_overdue:r1:2026-10-31:p10:n5", -15),
+            ("escalation:r1:2026-10-31:L1:p20", -15),
+            ("escalation:r1:2026-10-31:L2:p40", -15),
+            ("escalation:r1:2026-10-31:L3:p50", -15),
+            ("escalation:r1:2026-10-31:L3:p51", -15),
+            ("report_due:r1:2026-11-30:p10:d3", 3),
+        ],
+    ),
     # only the date of the last report is known: a late October report filed on 11-02 also counts
     # for November (current behaviour, see the report)
     ("month", None, "2026-01-05", "2026-11-02", "2026-11-25", []),
@@ -532,8 +624,14 @@ REPORT_CASES = [
     ("quarter", None, "2026-01-05", "2026-10-15", "2026-12-28", []),
     ("quarter", None, "2026-01-05", "2026-06-30", "2026-10-10", []),
     ("quarter", None, "2026-01-05", "2026-06-30", "2026-10-12", [("report_overdue:r1:2026-09-30:p10:n1", -1)]),
-    ("quarter", None, "2026-01-05", "2026-06-30", "2026-10-14",
-     [("report_overdue:r1:2026-09-30:p10:n1", -3), ("escalation:r1:2026-09-30:L1:p20", -3)]),
+    (
+        "quarter",
+        None,
+        "2026-01-05",
+        "2026-06-30",
+        "2026-10-14",
+        [("report_overdue:r1:2026-09-30:p10:n1", -3), ("escalation:r1:2026-09-30:L1:p20", -3)],
+    ),
     # semester (default: spring 01-16..07-15, autumn 07-16..01-15)
     ("semester", None, "2026-01-05", "2026-05-01", "2027-01-11", []),
     ("semester", None, "2026-01-05", "2026-05-01", "2027-01-12", [("report_due:r1:2027-01-15:p10:d3", 3)]),
@@ -554,8 +652,14 @@ REPORT_CASES = [
     ("year", None, "2025-01-01", "2025-05-01", "2027-01-07", [("report_overdue:r1:2026-12-31:p10:n1", -1)]),
     # week (Monday..Friday)
     ("week", None, "2026-01-05", "2026-11-27", "2026-12-01", [("report_due:r1:2026-12-04:p10:d3", 3)]),
-    ("week", None, "2026-01-05", "2026-11-20", "2026-12-03",
-     [("report_overdue:r1:2026-11-27:p10:n1", -1), ("report_due:r1:2026-12-04:p10:d3", 1)]),
+    (
+        "week",
+        None,
+        "2026-01-05",
+        "2026-11-20",
+        "2026-12-03",
+        [("report_overdue:r1:2026-11-27:p10:n1", -1), ("report_due:r1:2026-12-04:p10:d3", 1)],
+    ),
 ]
 
 
@@ -624,10 +728,12 @@ def test_period_bounds(period, month, when, bounds):
     assert prev[1] == got[0] - dt.timedelta(days=3 if period == "week" else 1)
 
 
-SEMESTERS = InstitutionCalendar(semesters=[
-    {"name": "2026-2027 学年第一学期", "start": "2026-09-07", "end": "2027-01-22"},
-    {"name": "2026-2027 学年第二学期", "start": "2027-02-22", "end": "2027-07-09"},
-])
+SEMESTERS = InstitutionCalendar(
+    semesters=[
+        {"name": "2026-2027 学年第一学期", "start": "2026-09-07", "end": "2027-01-22"},
+        {"name": "2026-2027 学年第二学期", "start": "2027-02-22", "end": "2027-07-09"},
+    ]
+)
 
 
 @pytest.mark.parametrize(
@@ -703,9 +809,17 @@ def test_policy_override_changes_keys(today, expected):
         (DeadlinePolicy(remind_before=(10,)), "2026-11-20", [("due:m7v1:p10:d10", 10)]),
         (DeadlinePolicy(remind_before=(10,)), "2026-12-04", [("due:m7v1:p10:d10", 0)]),
         (DeadlinePolicy(escalate_supervisor_after=2), "2026-12-08", [("overdue:m7v1:p10:n1", -2), ("escalation:m7v1:L2:p40", -2)]),
-        (DeadlinePolicy(overdue_cap=1), "2026-12-25", [("overdue:m7v1:p10:n1", -15), ("escalation:m7v1:L1:p20", -15),
-                                                       ("escalation:m7v1:L2:p40", -15), ("escalation:m7v1:L3:p50", -15),
-                                                       ("escalation:m7v1:L3:p51", -15)]),
+        (
+            DeadlinePolicy(overdue_cap=1),
+            "2026-12-25",
+            [
+                ("overdue:m7v1:p10:n1", -15),
+                ("escalation:m7v1:L1:p20", -15),
+                ("escalation:m7v1:L2:p40", -15),
+                ("escalation:m7v1:L3:p50", -15),
+                ("escalation:m7v1:L3:p51", -15),
+            ],
+        ),
         (DeadlinePolicy(ack_within=1, ack_escalate_after=2), "2026-12-04", [("due:m7v1:p10:d0", 0)]),
     ],
 )
@@ -717,10 +831,16 @@ def test_other_policy_overrides(policy, today, expected):
     ("policy", "today", "expected"),
     [
         (DeadlinePolicy(ack_within=1, ack_escalate_after=2), "2026-11-03", [("ack:t1:2026-11-02:p10", -1)]),
-        (DeadlinePolicy(ack_within=1, ack_escalate_after=2), "2026-11-04",
-         [("ack:t1:2026-11-02:p10", -2), ("escalation:ack:t1:2026-11-02:p20", -2)]),
-        (DeadlinePolicy(report_remind_before=(5,), report_grace=0), "2026-11-23",
-         [("ack:t1:2026-11-02:p10", -15), ("escalation:ack:t1:2026-11-02:p20", -15), ("report_due:r1:2026-11-30:p10:d5", 5)]),
+        (
+            DeadlinePolicy(ack_within=1, ack_escalate_after=2),
+            "2026-11-04",
+            [("ack:t1:2026-11-02:p10", -2), ("escalation:ack:t1:2026-11-02:p20", -2)],
+        ),
+        (
+            DeadlinePolicy(report_remind_before=(5,), report_grace=0),
+            "2026-11-23",
+            [("ack:t1:2026-11-02:p10", -15), ("escalation:ack:t1:2026-11-02:p20", -15), ("report_due:r1:2026-11-30:p10:d5", 5)],
+        ),
     ],
 )
 def test_ack_and_report_policy_overrides(policy, today, expected):
@@ -756,9 +876,18 @@ def test_effective_policy(plan, task_policy, expected):
 def test_default_policy():
     assert effective_policy(None) is DEFAULT_POLICY
     assert DEFAULT_POLICY.model_dump() == {
-        "remind_before": (7, 3, 1, 0), "overdue_every": 3, "overdue_cap": 5, "escalate_head_after": 3,
-        "escalate_supervisor_after": 7, "escalate_office_after": 15, "ack_within": 3, "ack_escalate_after": 5,
-        "report_remind_before": (3, 0), "report_grace": 3, "approval_remind_after": 3, "send_hours": "",
+        "remind_before": (7, 3, 1, 0),
+        "overdue_every": 3,
+        "overdue_cap": 5,
+        "escalate_head_after": 3,
+        "escalate_supervisor_after": 7,
+        "escalate_office_after": 15,
+        "ack_within": 3,
+        "ack_escalate_after": 5,
+        "report_remind_before": (3, 0),
+        "report_grace": 3,
+        "approval_remind_after": 3,
+        "send_hours": "",
     }
     assert DEFAULT_POLICY.window == 7
     assert SHORT.window == 5

@@ -63,7 +63,12 @@ def test_office_is_reminded_of_a_waiting_completion_until_it_is_decided(engine, 
         (f"approval_waiting:r{req.id}:p{office}:n2", office, dt.date(2026, 12, 8), -6),
     ]
     first = waiting[0]
-    assert (first.milestone_id, first.data["owner"], first.data["submitted_on"], first.data["waited"]) == (mid, "教务处处长", "2026-11-30", 3)
+    assert (first.milestone_id, first.data["owner"], first.data["submitted_on"], first.data["waited"]) == (
+        mid,
+        "教务处处长",
+        "2026-11-30",
+        3,
+    )
     line = describe(first.kind, first.level, first.due_date, first.days, first.data)
     assert line.startswith("办结申请已于 2026-11-30 提交，已等待审核 3 个工作日，请尽快办理。责任人 教务处处长")
     # the reviewer's links: this request's review page and the queue of all that wait
@@ -75,9 +80,21 @@ def test_office_is_reminded_of_a_waiting_completion_until_it_is_decided(engine, 
 
     # decided: no more reminders
     with session_scope(engine) as s:
-        r = resolve(s, make_link(engine, "督办员", "review", "1", milestone=mid, request=req.id), secret=SECRET,
-                    today=dt.date(2026, 12, 9), for_update=True)
-        actions.decide(s, r, ORIGIN, now=dt.datetime(2026, 12, 9, 2, 0, tzinfo=dt.timezone.utc), today=dt.date(2026, 12, 9),
-                       request_id=None, decision="approve")
+        r = resolve(
+            s,
+            make_link(engine, "督办员", "review", "1", milestone=mid, request=req.id),
+            secret=SECRET,
+            today=dt.date(2026, 12, 9),
+            for_update=True,
+        )
+        actions.decide(
+            s,
+            r,
+            ORIGIN,
+            now=dt.datetime(2026, 12, 9, 2, 0, tzinfo=dt.timezone.utc),
+            today=dt.date(2026, 12, 9),
+            request_id=None,
+            decision="approve",
+        )
     decide(engine, today=dt.date(2026, 12, 11), cal=CAL, tz=TZ)
     assert len(ledger(engine, "approval_waiting")) == 2

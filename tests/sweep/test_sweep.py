@@ -81,8 +81,13 @@ def test_first_day_who_gets_what(plan_engine):
     assert head.subject == "【督办提醒】2026-11-23 教务处处长：已逾期 1 项，请督促落实 1 项，待签收、待反馈 1 项"
     body = head.body
     assert body.startswith("教务处处长，您好：\n\n截至 2026-11-23，请您关注以下 3 项督办事项（测试方案）。")
-    assert "【已逾期，请尽快办理】1 项\n1. [1] 集体备课——制定方案\n   完成时间 2026-11-20，已逾期 1 个工作日，请尽快办理或申请延期\n" in body
-    assert "【请督促落实】1 项\n1. [2] 建设课程资源库\n   部门负责人督办：责任人 教务处副处长（教务处） 于 2026-11-02 收到任务，已 15 个工作日未签收，请督促签收\n" in body
+    assert (
+        "【已逾期，请尽快办理】1 项\n1. [1] 集体备课——制定方案\n   完成时间 2026-11-20，已逾期 1 个工作日，请尽快办理或申请延期\n" in body
+    )
+    assert (
+        "【请督促落实】1 项\n1. [2] 建设课程资源库\n   部门负责人督办：责任人 教务处副处长（教务处） 于 2026-11-02 收到任务，已 15 个工作日未签收，请督促签收\n"
+        in body
+    )
     assert "【待签收、待反馈】1 项\n1. [1] 集体备课\n   该任务于 2026-11-02 下达给您，已 15 个工作日仍未签收，请及时签收\n" in body
     assert body.count("https://duban.example.edu.cn/l/") == 1 + 1 + 4  # view; ack + progress; progress, done, extend
     assert "如有疑问，请联系督办员。" in body
@@ -155,7 +160,9 @@ def test_failed_delivery_is_kept_and_retried_with_backoff(plan_engine):
     channel = Recorder(fail_for={"党委书记"})
     assert run_day(plan_engine, MON, channel) == (9, 5, 4)
     rows = digest_rows(plan_engine, status="failed")
-    assert [(r["收件人"], r["尝试次数"], r["失败原因"], r["状态"]) for r in rows] == [("党委书记", 1, "ConnectionError: connection refused", "发送失败（将重试）")]
+    assert [(r["收件人"], r["尝试次数"], r["失败原因"], r["状态"]) for r in rows] == [
+        ("党委书记", 1, "ConnectionError: connection refused", "发送失败（将重试）")
+    ]
     channel.fail_for.clear()
     assert deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=2), links=LINKS).sent == 0  # backing off
     assert deliver(plan_engine, channel, now=NOW + dt.timedelta(minutes=6), links=LINKS).sent == 1
@@ -199,7 +206,10 @@ def test_moved_due_date_restarts_reminders_and_reassignment_moves_them(plan_engi
     assert "[2] 建设课程资源库\n   该任务于 2026-11-23 下达给您" not in mine["教务处处长"]
     channel.sent.clear()
     run_day(plan_engine, dt.date(2026, 11, 26), channel)
-    assert "[2] 建设课程资源库\n   该任务于 2026-11-23 下达给您，已 3 个工作日仍未签收" in {o.recipient: o.body for o in channel.sent}["教务处处长"]
+    assert (
+        "[2] 建设课程资源库\n   该任务于 2026-11-23 下达给您，已 3 个工作日仍未签收"
+        in {o.recipient: o.body for o in channel.sent}["教务处处长"]
+    )
 
 
 def test_nothing_for_done_submitted_or_archived(plan_engine, tmp_path):

@@ -46,7 +46,7 @@ def outbox_message(name: str, *, after: set | None = None, timeout: float = 20) 
 
 def link_in(message: str, label: str, *, item: str | None = None) -> str:
     """The URL labelled ``label`` in a plain-text message (within the item mentioning ``item``)."""
-    text = message if item is None else message[message.index(item):]
+    text = message if item is None else message[message.index(item) :]
     m = re.search(rf"^\s*{label}：(http\S+)$", text, re.M)
     assert m, f"no {label} link in:\n{message}"
     return m.group(1)

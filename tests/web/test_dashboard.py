@@ -29,8 +29,25 @@ pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pi
 
 PASSWORD = "Dubanban-2026!"
 # what nobody without access may see: people, tasks, systems, departments of the plans
-PRIVATE_WORDS = ["教务处处长", "教务处副处长", "宣传部部长", "分管教学副校长", "党委书记", "督办员", "集体备课", "建设课程资源库", "开设选修课",
-                 "文明校园创建", "课程育人", "文化育人", "教务处", "宣传部", "测试方案", "另一方案", "外省任务"]
+PRIVATE_WORDS = [
+    "教务处处长",
+    "教务处副处长",
+    "宣传部部长",
+    "分管教学副校长",
+    "党委书记",
+    "督办员",
+    "集体备课",
+    "建设课程资源库",
+    "开设选修课",
+    "文明校园创建",
+    "课程育人",
+    "文化育人",
+    "教务处",
+    "宣传部",
+    "测试方案",
+    "另一方案",
+    "外省任务",
+]
 OTHER_WORDS = ["另一方案", "外省任务", "外省处长"]
 
 
@@ -38,8 +55,19 @@ def other_plan() -> dict:
     d = small_plan()
     d["plan"].update(code="other", name="另一方案")
     d["people"].append({"name": "外省处长", "department": "教务处", "email": "ws@example.org"})
-    d["systems"] = [{"name": "实践育人", "projects": [{"name": "社会实践", "tasks": [
-        {"code": "9", "title": "外省任务", "owner": "外省处长", "lead_department": "教务处", "deadline": "2026年11月10日"}]}]}]
+    d["systems"] = [
+        {
+            "name": "实践育人",
+            "projects": [
+                {
+                    "name": "社会实践",
+                    "tasks": [
+                        {"code": "9", "title": "外省任务", "owner": "外省处长", "lead_department": "教务处", "deadline": "2026年11月10日"}
+                    ],
+                }
+            ],
+        }
+    ]
     return d
 
 
@@ -189,7 +217,9 @@ def test_login_form_needs_its_csrf_field(web, engine):
     # a field made for another browser's cookie does not pass either
     from duban.web.dashboard import form_token
 
-    resp = web.post("/login", data={"login": "dby", "password": PASSWORD, "csrf": form_token(SECRET, "someone-elses-cookie-value", "login")})
+    resp = web.post(
+        "/login", data={"login": "dby", "password": PASSWORD, "csrf": form_token(SECRET, "someone-elses-cookie-value", "login")}
+    )
     assert resp.status_code == 403
 
 
@@ -238,9 +268,20 @@ def test_disabling_or_a_new_password_ends_sessions(web, engine):
 
 def test_anonymous_sees_no_names_and_no_numbers(web, engine):
     add_account(engine, "dby", "office")
-    paths = ["/dashboard", "/dashboard?plan=demo", "/dashboard?plan=other&system=课程育人", "/dashboard?department=教务处",
-             "/dashboard.json", "/dashboard.json?plan=demo", "/d/garbage", "/d/abc.def", "/login", "/login?next=/dashboard",
-             "/dashboard/anything", "/logout"]
+    paths = [
+        "/dashboard",
+        "/dashboard?plan=demo",
+        "/dashboard?plan=other&system=课程育人",
+        "/dashboard?department=教务处",
+        "/dashboard.json",
+        "/dashboard.json?plan=demo",
+        "/d/garbage",
+        "/d/abc.def",
+        "/login",
+        "/login?next=/dashboard",
+        "/dashboard/anything",
+        "/logout",
+    ]
     for path in paths:
         for resp in (web.get(path), web.post(path, data={"login": "dby"})):
             assert resp.status_code in ((200, 403) if path.startswith("/login") else (303, 401, 403, 404, 405)), (path, resp.status_code)
@@ -264,7 +305,10 @@ def test_plan_scoped_account_cannot_see_another_plan(web, engine):
         assert resp.status_code == 403, path
         assert_private(resp.text, OTHER_WORDS + ["测试方案", "教务处处长", "集体备课"])
     assert "您的账户无权查看该方案" in web.get("/dashboard?plan=other").text
-    assert web.get("/dashboard.json?plan=other").json() == {"ok": False, "error": "您的账户无权查看该方案。如需查看，请联系领导小组办公室。"}
+    assert web.get("/dashboard.json?plan=other").json() == {
+        "ok": False,
+        "error": "您的账户无权查看该方案。如需查看，请联系领导小组办公室。",
+    }
 
 
 def test_provincial_account_sees_every_plan(web, engine):
@@ -339,7 +383,9 @@ def test_account_commands(use_database, engine, tmp_path, monkeypatch):
         result = cli(*cmd, "--help")
         assert result.exit_code == 0 and any("\u4e00" <= ch <= "\u9fff" for ch in result.output), cmd
     assert "还没有看板账户" in cli("account", "list").output
-    result = cli("account", "add", "dby", "--role", "office", "--plan", "demo", "--person", "督办员", "--password-stdin", input=PASSWORD + "\n")
+    result = cli(
+        "account", "add", "dby", "--role", "office", "--plan", "demo", "--person", "督办员", "--password-stdin", input=PASSWORD + "\n"
+    )
     assert result.exit_code == 0, result.output
     assert "已新建账户 dby（领导小组办公室，方案 demo）。登录地址：https://duban.example.edu.cn/login" in result.output
     # prompted twice
@@ -411,7 +457,8 @@ def scenario_plan() -> dict:
     d = small_plan()
     task_of(d, "2")["deadline"] = "2026年11月30日"
     d["systems"][1]["projects"][0]["tasks"].append(
-        {"code": "5", "title": "校园文化节", "owner": "宣传部部长", "lead_department": "宣传部", "deadline": "2026年11月25日"})
+        {"code": "5", "title": "校园文化节", "owner": "宣传部部长", "lead_department": "宣传部", "deadline": "2026年11月25日"}
+    )
     return d
 
 
@@ -424,29 +471,92 @@ def build_scenario(engine, folder) -> None:
         plan_id = s.scalar(select(Plan.id).where(Plan.code == "demo"))
         tid = dict(s.execute(select(Task.code, Task.id).where(Task.plan_id == plan_id)).all())
         pid = dict(s.execute(select(Person.name, Person.id).where(Person.plan_id == plan_id)).all())
-        ms = {(code, m.seq): m for code, m in s.execute(select(Task.code, Milestone).join(Task, Task.id == Milestone.task_id)
-                                                          .where(Task.plan_id == plan_id))}
-        s.execute(update(Task).where(Task.id.in_([tid["1"], tid["2"], tid["4"]])).values(acknowledged_at=dt.datetime(2026, 11, 3, 1, tzinfo=UTC)))
+        ms = {
+            (code, m.seq): m
+            for code, m in s.execute(select(Task.code, Milestone).join(Task, Task.id == Milestone.task_id).where(Task.plan_id == plan_id))
+        }
+        s.execute(
+            update(Task).where(Task.id.in_([tid["1"], tid["2"], tid["4"]])).values(acknowledged_at=dt.datetime(2026, 11, 3, 1, tzinfo=UTC))
+        )
         m1, m2, m3 = ms[("1", 1)], ms[("1", 2)], ms[("1", 3)]
-        m1.status, m1.submitted_at, m1.completed_at = "done", dt.datetime(2026, 11, 18, 2, tzinfo=UTC), dt.datetime(2026, 11, 19, 2, tzinfo=UTC)
+        m1.status, m1.submitted_at, m1.completed_at = (
+            "done",
+            dt.datetime(2026, 11, 18, 2, tzinfo=UTC),
+            dt.datetime(2026, 11, 19, 2, tzinfo=UTC),
+        )
         m2.status = m3.status = "in_progress"
         m3.due_date, m3.due_version = dt.date(2027, 1, 15), 2
-        s.add(Request(plan_id=plan_id, task_id=tid["1"], milestone_id=m3.id, person_id=pid["教务处处长"], kind="extension", status="approved",
-                      note="寒假顺延", new_due_date=dt.date(2027, 1, 15), created_at=dt.datetime(2026, 11, 28, 2, tzinfo=UTC),
-                      decided_by_id=pid["督办员"], decided_at=dt.datetime(2026, 12, 1, 2, tzinfo=UTC)))
+        s.add(
+            Request(
+                plan_id=plan_id,
+                task_id=tid["1"],
+                milestone_id=m3.id,
+                person_id=pid["教务处处长"],
+                kind="extension",
+                status="approved",
+                note="寒假顺延",
+                new_due_date=dt.date(2027, 1, 15),
+                created_at=dt.datetime(2026, 11, 28, 2, tzinfo=UTC),
+                decided_by_id=pid["督办员"],
+                decided_at=dt.datetime(2026, 12, 1, 2, tzinfo=UTC),
+            )
+        )
         t2 = ms[("2", 1)]
         t2.status, t2.submitted_at = "submitted", dt.datetime(2026, 12, 1, 3, tzinfo=UTC)
-        s.add(Request(plan_id=plan_id, task_id=tid["2"], milestone_id=t2.id, person_id=pid["教务处副处长"], kind="completion",
-                      status="pending", note="资源库已上线", created_at=dt.datetime(2026, 12, 1, 3, tzinfo=UTC)))
-        s.add(Notification(key="test:escalation:5", plan_id=plan_id, task_id=tid["5"], milestone_id=ms[("5", 1)].id,
-                           recipient_id=pid["宣传部部长"], kind="escalation", level=1, due_date=dt.date(2026, 11, 25), days=-3,
-                           decided_on=dt.date(2026, 11, 30), status="sent"))
+        s.add(
+            Request(
+                plan_id=plan_id,
+                task_id=tid["2"],
+                milestone_id=t2.id,
+                person_id=pid["教务处副处长"],
+                kind="completion",
+                status="pending",
+                note="资源库已上线",
+                created_at=dt.datetime(2026, 12, 1, 3, tzinfo=UTC),
+            )
+        )
+        s.add(
+            Notification(
+                key="test:escalation:5",
+                plan_id=plan_id,
+                task_id=tid["5"],
+                milestone_id=ms[("5", 1)].id,
+                recipient_id=pid["宣传部部长"],
+                kind="escalation",
+                level=1,
+                due_date=dt.date(2026, 11, 25),
+                days=-3,
+                decided_on=dt.date(2026, 11, 30),
+                status="sent",
+            )
+        )
 
 
-HAND = {"tasks": 5, "assigned": 2, "in_progress": 2, "submitted": 1, "done": 0, "done_tasks": 0, "overdue_tasks": 1, "due_soon_tasks": 1,
-        "milestones": 5, "done_milestones": 1, "due_milestones": 3, "on_time_milestones": 1, "overdue_milestones": 1, "late_days": 11,
-        "red": 1, "yellow": 2, "green": 2, "no_light": 0, "awaiting_approval": 1, "extensions_granted": 1, "escalations": 1,
-        "completion_rate": 0.2, "on_time_rate": pytest.approx(1 / 3)}
+HAND = {
+    "tasks": 5,
+    "assigned": 2,
+    "in_progress": 2,
+    "submitted": 1,
+    "done": 0,
+    "done_tasks": 0,
+    "overdue_tasks": 1,
+    "due_soon_tasks": 1,
+    "milestones": 5,
+    "done_milestones": 1,
+    "due_milestones": 3,
+    "on_time_milestones": 1,
+    "overdue_milestones": 1,
+    "late_days": 11,
+    "red": 1,
+    "yellow": 2,
+    "green": 2,
+    "no_light": 0,
+    "awaiting_approval": 1,
+    "extensions_granted": 1,
+    "escalations": 1,
+    "completion_rate": 0.2,
+    "on_time_rate": pytest.approx(1 / 3),
+}
 
 
 @pytest.fixture
@@ -481,8 +591,11 @@ def rows_of(html: str, section: str) -> list[list[str]]:
     """The cells (text) of a dashboard section's table."""
     m = re.search(rf'<section class="card" id="{section}">(.*?)</section>', html, re.S)
     assert m, section
-    return [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
-            for row in re.findall(r"<tr>(.*?)</tr>", m.group(1), re.S) if "<td" in row]
+    return [
+        [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", m.group(1), re.S)
+        if "<td" in row
+    ]
 
 
 def test_numbers_agree_with_rollup_status_and_hand_counts(scenario, client):
@@ -496,7 +609,12 @@ def test_numbers_agree_with_rollup_status_and_hand_counts(scenario, client):
     assert {k: r.totals[k] for k in HAND} == HAND
     # duban status --json
     status = json.loads(cli("status", "--json", "--today", AS_OF.isoformat(), "--plan", "demo").stdout)
-    assert (status["totals"]["tasks"], status["totals"]["overdue_tasks"], status["totals"]["due_soon_tasks"], status["totals"]["milestones"]) == (5, 1, 1, 5)
+    assert (
+        status["totals"]["tasks"],
+        status["totals"]["overdue_tasks"],
+        status["totals"]["due_soon_tasks"],
+        status["totals"]["milestones"],
+    ) == (5, 1, 1, 5)
     assert {k: v for k, v in status["tasks_by_status"].items() if v} == {"assigned": 2, "in_progress": 2, "submitted": 1}
     assert [(b["system"], b["tasks"], b["overdue_tasks"]) for b in status["by_system"]] == [("课程育人", 2, 0), ("文化育人", 3, 1)]
     assert [(b["department"], b["tasks"], b["overdue_tasks"]) for b in status["by_department"]] == [("宣传部", 3, 1), ("教务处", 2, 0)]
@@ -506,24 +624,47 @@ def test_numbers_agree_with_rollup_status_and_hand_counts(scenario, client):
     assert data["ok"] and data["schema"] == "duban.dashboard/1" and data["as_of"] == "2026-12-10" and data["plan"] == "demo"
     assert {k: data["totals"][k] for k in HAND} == HAND
     assert data["totals"] == jsonable(r.totals)
-    for key in ("by_system", "by_project", "by_department", "by_supervisor", "overdue", "due_soon", "awaiting_approval", "extensions",
-                "assessment", "trend"):
+    for key in (
+        "by_system",
+        "by_project",
+        "by_department",
+        "by_supervisor",
+        "overdue",
+        "due_soon",
+        "awaiting_approval",
+        "extensions",
+        "assessment",
+        "trend",
+    ):
         assert data["views"][key] == rollup.records(getattr(r, key)), key
     v = data["views"]
-    assert [(x["system"], x["tasks"], x["completion_rate"], x["on_time_rate"], x["red"], x["yellow"], x["green"]) for x in v["by_system"]] == [
-        ("课程育人", 2, 0.25, 0.5, 0, 1, 1), ("文化育人", 3, 0.0, 0.0, 1, 1, 1)]
+    assert [
+        (x["system"], x["tasks"], x["completion_rate"], x["on_time_rate"], x["red"], x["yellow"], x["green"]) for x in v["by_system"]
+    ] == [("课程育人", 2, 0.25, 0.5, 0, 1, 1), ("文化育人", 3, 0.0, 0.0, 1, 1, 1)]
     assert [(x["supervisor"], x["tasks"]) for x in v["by_supervisor"]] == [("党委书记", 3), ("分管教学副校长", 2)]
-    assert [(x["code"], x["title"], x["owner"], x["days_late"], x["level_label"]) for x in v["overdue"]] == [("5", "校园文化节", "宣传部部长", 11, "已督办部门负责人")]
-    assert [(x["code"], x["milestone"], x["due"], x["days_left"], x["colour_label"]) for x in v["due_soon"]] == [("1", "中期检查", "2026-12-15", 3, "黄灯")]
-    assert [(x["kind"], x["code"], x["requester"], x["submitted_on"]) for x in v["awaiting_approval"]] == [("办结审核", "2", "教务处副处长", "2026-12-01")]
-    assert [(x["code"], x["baseline"], x["due"], x["slipped_days"], x["reason"]) for x in v["extensions"]] == [("1", "2026-12-31", "2027-01-15", 15, "批准延期")]
+    assert [(x["code"], x["title"], x["owner"], x["days_late"], x["level_label"]) for x in v["overdue"]] == [
+        ("5", "校园文化节", "宣传部部长", 11, "已督办部门负责人")
+    ]
+    assert [(x["code"], x["milestone"], x["due"], x["days_left"], x["colour_label"]) for x in v["due_soon"]] == [
+        ("1", "中期检查", "2026-12-15", 3, "黄灯")
+    ]
+    assert [(x["kind"], x["code"], x["requester"], x["submitted_on"]) for x in v["awaiting_approval"]] == [
+        ("办结审核", "2", "教务处副处长", "2026-12-01")
+    ]
+    assert [(x["code"], x["baseline"], x["due"], x["slipped_days"], x["reason"]) for x in v["extensions"]] == [
+        ("1", "2026-12-31", "2027-01-15", 15, "批准延期")
+    ]
     assert [(x["department"], x["score"], x["rank"]) for x in v["assessment"]] == [("教务处", 75.0, 1), ("宣传部", 25.0, 2)]
 
     html = client.get("/dashboard").text
-    assert [kpi(html, label) for label in ("在办任务", "节点完成率", "按期完成率", "红灯", "黄灯", "绿灯", "逾期任务", "两周内到期", "待审核", "批准延期")] == [
-        "5", "20.0%", "33.3%", "1", "2", "2", "1", "1", "1", "1"]
-    assert rows_of(html, "by_system") == [["课程育人", "2", "0", "25.0%", "50.0%", "0", "1", "1", "0", "1"],
-                                          ["文化育人", "3", "0", "0.0%", "0.0%", "1", "1", "1", "1", "0"]]
+    assert [
+        kpi(html, label)
+        for label in ("在办任务", "节点完成率", "按期完成率", "红灯", "黄灯", "绿灯", "逾期任务", "两周内到期", "待审核", "批准延期")
+    ] == ["5", "20.0%", "33.3%", "1", "2", "2", "1", "1", "1", "1"]
+    assert rows_of(html, "by_system") == [
+        ["课程育人", "2", "0", "25.0%", "50.0%", "0", "1", "1", "0", "1"],
+        ["文化育人", "3", "0", "0.0%", "0.0%", "1", "1", "1", "1", "0"],
+    ]
     assert rows_of(html, "overdue") == [["5", "校园文化节", "", "宣传部部长", "宣传部", "2026-11-25", "11", "已督办部门负责人"]]
     assert rows_of(html, "due_soon") == [["1", "集体备课", "中期检查", "教务处处长", "教务处", "2026-12-15", "3", "黄灯"]]
     assert rows_of(html, "awaiting_approval") == [["办结审核", "2", "建设课程资源库", "", "教务处", "教务处副处长", "2026-12-01", "7", ""]]

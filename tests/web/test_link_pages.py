@@ -97,9 +97,11 @@ def test_owner_submits_done_with_evidence_and_coordinator_approves_from_the_mess
     mid = milestone_id(engine, "1", 1)
     tok = make_link(engine, "教务处处长", "done", "1", milestone=mid)
     page = web.get(f"/l/{tok}")
-    resp = web.post(f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "实施方案已印发，见附件。",
-                                        "urls": "https://jwc.example.edu.cn/notice/1\n"},
-                    files=[("files", ("实施方案.pdf", PDF, "application/pdf")), ("files", ("照片.png", PNG, "image/png"))])
+    resp = web.post(
+        f"/l/{tok}",
+        data={"csrf": csrf_of(page.text), "note": "实施方案已印发，见附件。", "urls": "https://jwc.example.edu.cn/notice/1\n"},
+        files=[("files", ("实施方案.pdf", PDF, "application/pdf")), ("files", ("照片.png", PNG, "image/png"))],
+    )
     assert resp.status_code == 200
     assert "办理成功。" in resp.text and "已提交办结，等待领导小组办公室审核。" in resp.text
     assert '<span class="state s-submitted">待审核</span>' in resp.text
@@ -109,8 +111,10 @@ def test_owner_submits_done_with_evidence_and_coordinator_approves_from_the_mess
     with session_scope(engine) as s:
         files = s.scalars(select(Evidence).order_by(Evidence.id)).all()
     assert [(e.kind, e.filename or e.url, e.size, e.request_id) for e in files] == [
-        ("url", "https://jwc.example.edu.cn/notice/1", None, req.id), ("file", "实施方案.pdf", len(PDF), req.id),
-        ("file", "照片.png", len(PNG), req.id)]
+        ("url", "https://jwc.example.edu.cn/notice/1", None, req.id),
+        ("file", "实施方案.pdf", len(PDF), req.id),
+        ("file", "照片.png", len(PNG), req.id),
+    ]
     sha = hashlib.sha256(PDF).hexdigest()
     stored = get_settings().evidence_path / sha[:2] / sha
     assert files[1].stored_name == f"{sha[:2]}/{sha}" and stored.read_bytes() == PDF
@@ -133,7 +137,9 @@ def test_owner_submits_done_with_evidence_and_coordinator_approves_from_the_mess
     got = web.get(href)
     assert got.status_code == 200 and got.content == PDF
     assert got.headers["content-type"] == "application/pdf"
-    assert got.headers["content-disposition"] == "attachment; filename=\"____.pdf\"; filename*=UTF-8''%E5%AE%9E%E6%96%BD%E6%96%B9%E6%A1%88.pdf"
+    assert (
+        got.headers["content-disposition"] == "attachment; filename=\"____.pdf\"; filename*=UTF-8''%E5%AE%9E%E6%96%BD%E6%96%B9%E6%A1%88.pdf"
+    )
     assert got.headers["x-content-type-options"] == "nosniff"
     done = web.post(links["审核"], data={"csrf": csrf_of(review.text), "decision": "approve", "note": ""})
     assert done.status_code == 200 and "已审核通过，里程碑「制定方案」办结。" in done.text

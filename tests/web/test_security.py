@@ -112,8 +112,7 @@ def test_evidence_only_through_a_link_of_that_task(web, setup):
 
 def test_expired_link_changes_nothing(web, setup):
     engine = setup[0]
-    tok = make_link(engine, "教务处处长", "done", "1", milestone=milestone_id(engine, "1", 1),
-                    expires=PINNED_DAY - dt.timedelta(days=1))
+    tok = make_link(engine, "教务处处长", "done", "1", milestone=milestone_id(engine, "1", 1), expires=PINNED_DAY - dt.timedelta(days=1))
     before = snapshot(engine)
     page = web.get(f"/l/{tok}")
     assert page.status_code == 410 and "现已过期" in page.text
@@ -156,8 +155,10 @@ def test_get_only_fetches_change_nothing(web, setup):
     """What a mail scanner or a chat preview does: GET (and HEAD) every link, with no cookie."""
     engine = setup[0]
     m1 = milestone_id(engine, "1", 1)
-    tokens = [make_link(engine, "教务处处长", a, "1", milestone=m1 if a in ("done", "extend") else None)
-              for a in ("ack", "progress", "done", "extend", "view")]
+    tokens = [
+        make_link(engine, "教务处处长", a, "1", milestone=m1 if a in ("done", "extend") else None)
+        for a in ("ack", "progress", "done", "extend", "view")
+    ]
     page = web.get(f"/l/{tokens[2]}")
     web.post(f"/l/{tokens[2]}", data={"csrf": csrf_of(page.text), "note": "完成"})
     [req] = requests(engine)
@@ -198,14 +199,16 @@ def test_oversized_upload_is_refused_with_a_message(setup):
         page = web.get(f"/l/{tok}")
         before = snapshot(engine)
         big = PDF + b"0" * (1024 * 1024 + 10)
-        resp = web.post(f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "完成"},
-                        files=[("files", ("大文件.pdf", big, "application/pdf"))])
+        resp = web.post(
+            f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "完成"}, files=[("files", ("大文件.pdf", big, "application/pdf"))]
+        )
         assert resp.status_code == 413 and "文件「大文件.pdf」超过 1 MB 的大小限制" in resp.text
         assert 'name="note"' in resp.text and ">完成</textarea>" in resp.text  # the form again, input kept
         # a body larger than all files together is refused before it is read
         huge = b"0" * (3 * 1024 * 1024 + 10)
-        resp = web.post(f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "完成"},
-                        files=[("files", ("a.pdf", huge, "application/pdf"))])
+        resp = web.post(
+            f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "完成"}, files=[("files", ("a.pdf", huge, "application/pdf"))]
+        )
         assert resp.status_code == 413 and "上传内容过大" in resp.text
         three = [("files", (f"{i}.pdf", PDF, "application/pdf")) for i in range(3)]
         resp = web.post(f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "完成"}, files=three)
@@ -214,15 +217,18 @@ def test_oversized_upload_is_refused_with_a_message(setup):
     assert not list((get_settings().evidence_path).rglob("*")) or all(p.is_dir() for p in get_settings().evidence_path.rglob("*"))
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("setup.exe", b"MZ\x90\x00", "不接收 .exe 类型的文件"),
-    ("page.html", b"<html><script>alert(1)</script></html>", "不接收 .html 类型的文件"),
-    ("logo.svg", b"<svg onload=alert(1)>", "不接收 .svg 类型的文件"),
-    ("report.pdf", b"MZ\x90\x00 renamed program", "文件内容与扩展名 .pdf 不符"),
-    ("notes.txt", b"<script>alert(1)</script>", "文本文件中含有网页或脚本内容"),
-    ("archive.rar", b"Rar!\x1a\x07\x00", "不支持 .rar 文件"),
-    ("noext", b"hello", "不支持无扩展名的文件"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("setup.exe", b"MZ\x90\x00", "不接收 .exe 类型的文件"),
+        ("page.html", b"<html><script>alert(1)</script></html>", "不接收 .html 类型的文件"),
+        ("logo.svg", b"<svg onload=alert(1)>", "不接收 .svg 类型的文件"),
+        ("report.pdf", b"MZ\x90\x00 renamed program", "文件内容与扩展名 .pdf 不符"),
+        ("notes.txt", b"<script>alert(1)</script>", "文本文件中含有网页或脚本内容"),
+        ("archive.rar", b"Rar!\x1a\x07\x00", "不支持 .rar 文件"),
+        ("noext", b"hello", "不支持无扩展名的文件"),
+    ],
+)
 def test_dangerous_file_types_are_refused(web, setup, name, content, message):
     engine = setup[0]
     tok = done_link(engine)
@@ -241,7 +247,9 @@ def test_zip_with_a_program_inside_is_refused(web, setup):
         zf.writestr("材料/run.bat", "del *")
     tok = done_link(engine)
     page = web.get(f"/l/{tok}")
-    resp = web.post(f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "完成"}, files=[("files", ("材料.zip", buf.getvalue(), "application/zip"))])
+    resp = web.post(
+        f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "完成"}, files=[("files", ("材料.zip", buf.getvalue(), "application/zip"))]
+    )
     assert resp.status_code == 400 and "压缩包中含有不予接收的文件（run.bat）" in resp.text
 
 
@@ -270,14 +278,19 @@ def test_html_in_evidence_text_is_escaped_on_every_page_and_message(web, setup):
     resp = web.post(f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": evil, "urls": "javascript:alert(1)"})
     assert resp.status_code == 400 and "不是有效的网址" in resp.text  # a javascript: URL is refused
     assert "<script>alert" not in resp.text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in resp.text
-    resp = web.post(f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": evil},
-                    files=[("files", ('<img src=x onerror=alert(2)>.pdf', PDF, "application/pdf"))])
+    resp = web.post(
+        f"/l/{tok}",
+        data={"csrf": csrf_of(page.text), "note": evil},
+        files=[("files", ("<img src=x onerror=alert(2)>.pdf", PDF, "application/pdf"))],
+    )
     assert resp.status_code == 200
     [req] = requests(engine)
-    pages = [resp.text,
-             web.get(f"/l/{make_link(engine, '督办员', 'review', '1', milestone=req.milestone_id, request=req.id)}").text,
-             web.get(f"/l/{make_link(engine, '督办员', 'queue', None)}/r/{req.id}").text,
-             web.get(f"/l/{make_link(engine, '教务处处长', 'view', '1')}").text]
+    pages = [
+        resp.text,
+        web.get(f"/l/{make_link(engine, '督办员', 'review', '1', milestone=req.milestone_id, request=req.id)}").text,
+        web.get(f"/l/{make_link(engine, '督办员', 'queue', None)}/r/{req.id}").text,
+        web.get(f"/l/{make_link(engine, '教务处处长', 'view', '1')}").text,
+    ]
     for html in pages:
         assert "<script>alert" not in html and "<img src=x" not in html
         assert "&lt;script&gt;" in html
