@@ -47,8 +47,8 @@ def main() -> None:
 
     from benchmarks.common import load_average
     from duban.db import make_engine, upgrade
-    from duban.plans.importer import import_plan
     from duban.links import LinkMaker
+    from duban.plans.importer import import_plan
     from duban.rules.calendar import WorkCalendar
     from duban.sweep.decisions import decide
     from duban.sweep.delivery import deliver

@@ -90,8 +90,8 @@ def _child_phases(spec: dict[str, Any]) -> dict[str, Any]:
     from definitions.resolve import resolve
     from duban.db import make_engine, upgrade
     from duban.models import Event, Milestone, Task
-    from duban.status import collect_status, render_status
     from duban.plans.sync import apply_plan
+    from duban.status import collect_status, render_status
 
     mark("import modules (sqlalchemy, pydantic, duban …)")
     engine = make_engine(spec["database_url"])

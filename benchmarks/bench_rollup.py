@@ -51,8 +51,8 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.bench_sweep import IMPORTED, _ack_update, province_plans
     from duban.db import make_engine, session_scope, upgrade
     from duban.models import Milestone, Request, Task
-    from duban.rules.calendar import WorkCalendar
     from duban.plans.sync import apply_plan
+    from duban.rules.calendar import WorkCalendar
     from duban.sweep.decisions import decide
 
     t0 = time.perf_counter()
@@ -64,7 +64,7 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
             apply_plan(session, d, actor="bench", source="bench_rollup", now=now)
     _ack_update(engine)
     as_of = dt.date.fromisoformat(AS_OF)
-    utc = dt.timezone.utc
+    utc = dt.UTC
     with session_scope(engine) as s:
         rows = s.execute(
             select(Milestone.id, Milestone.task_id, Milestone.due_date, Task.plan_id, Task.owner_id).join(

@@ -309,7 +309,7 @@ def _sweep_once(today, ph: Phases, label: str) -> dict[str, Any]:
     d = ph.mark(f"{label}decide", decided=decided.decided, new=decided.new, warnings=len(decided.warnings))
     digests = assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, template_dir=rt.settings.template_dir)
     a = ph.mark(f"{label}assemble", digests=digests)
-    delivered = deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(today))
+    delivered = deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.UTC), links=rt.links(today))
     s = ph.mark(f"{label}deliver (outbox files)", sent=delivered.sent, failed=delivered.failed)
     steps = (setup, d, a, s)
     return {
@@ -411,7 +411,7 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
                 template_dir=rt.settings.template_dir,
                 recipients=recipients,
             )
-            sent = deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), links=rt.links(day), recipients=recipients).sent
+            sent = deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.UTC), links=rt.links(day), recipients=recipients).sent
         return {"decided": decided.decided, "new": decided.new, "digests": digests, "sent": sent}
 
     @flow(name="bench-sweep-subflow-per-task", flow_run_name="per-task sweep {day}")

@@ -72,12 +72,11 @@ def prepare(url: str, folder: Path, tasks: int) -> tuple[list[str], list[str]]:
     from sqlalchemy import select
 
     from benchmarks.generate import build_plan, write_generated
+    from duban import db
     from duban.db import get_engine, session_scope
-    from duban.plans.importer import import_plan
     from duban.links import LinkSpec, issue, link_token
     from duban.models import Milestone, Plan, Task
-
-    from duban import db
+    from duban.plans.importer import import_plan
 
     book = write_generated(build_plan(tasks, seed=7), folder / "plan.xlsx")
     db._engines.pop(url, None)  # a PostgreSQL schema dropped and made again: migrate it again

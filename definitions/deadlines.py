@@ -18,8 +18,8 @@ day of the previous month.  “YYYY年前” is ambiguous (end of YYYY-1 or of Y
 from __future__ import annotations
 
 import calendar
-import functools
 import datetime as dt
+import functools
 import math
 import numbers
 import re

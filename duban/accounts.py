@@ -244,7 +244,7 @@ def authenticate(session: Session, login: str, password: str, *, now: dt.datetim
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is not None and value.tzinfo is None:  # SQLite returns naive UTC
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
     return value
 
 

@@ -110,9 +110,8 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
     if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT):
         lock = None  # still busy: fall back to SQLite's own busy timeout
     try:
-        with _factory(engine, readonly)() as session:
-            with session.begin():
-                yield session
+        with _factory(engine, readonly)() as session, session.begin():
+            yield session
     finally:
         if lock is not None:
             lock.release()

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from duban.vocabulary import LinkAction, MessageKind, MilestoneState, REVIEW_MESSAGE_KINDS
+from duban.vocabulary import REVIEW_MESSAGE_KINDS, LinkAction, MessageKind, MilestoneState
 
 ACTIONS = {
     "ack": "签收",
@@ -368,7 +368,7 @@ def local_time(value: dt.datetime | None, tz: Any = None) -> str:
 
         tz = ZoneInfo("Asia/Shanghai")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, or_, s
 from sqlalchemy.orm import Session
 
 from duban.models import Department, Milestone, Plan, Project, System, Task
-from duban.vocabulary import MilestoneState, OPEN_STATES
+from duban.vocabulary import OPEN_STATES, MilestoneState
 
 SCHEMA = "duban.status/1"
 # the states a task's milestones move through, least advanced first (archived ones have no rank)

@@ -26,6 +26,7 @@ the web answers and the verdicts advance the review in-process.
 from __future__ import annotations
 
 import datetime as dt
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext

@@ -72,7 +72,7 @@ def deliver_now(rt, recipients: list[int] | None = None) -> DeliverResult:
     """Deliver what is due through the configured channel (quiet hours apply to real channels only:
     the local outbox disturbs nobody)."""
     options = rt.deliver_options()
-    return deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients, **options)
+    return deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.UTC), recipients=recipients, **options)
 
 
 def report(today: dt.date, summary: dict, key: str) -> None:

@@ -24,7 +24,7 @@ from duban.db import session_scope
 from duban.models import Department, Digest, Milestone, Person, Plan, PlanRole, Task, utcnow
 from duban.rules.calendar import WorkCalendar
 from duban.rules.policy import effective_policy
-from duban.vocabulary import LedgerStatus, OPEN_STATES
+from duban.vocabulary import OPEN_STATES, LedgerStatus
 
 
 class BulletinError(ValueError):

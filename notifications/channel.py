@@ -95,7 +95,7 @@ class Attempt:
     target: str
     ok: bool
     error: str | None = None
-    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     parts: int = 1
 
 

@@ -161,7 +161,7 @@ def build_email(
     msg["Subject"] = Header(subject, "utf-8") if not subject.isascii() else subject
     msg["From"] = formataddr((_decode(name) if name else False, addr), charset="utf-8")
     msg["To"] = formataddr((to_name or False, to), charset="utf-8")
-    msg["Date"] = format_datetime(dt.datetime.now(tz or dt.timezone.utc))
+    msg["Date"] = format_datetime(dt.datetime.now(tz or dt.UTC))
     msg["Message-ID"] = make_msgid(domain=smtp_host or addr.split("@")[-1])
     msg["X-Application"] = "duban"
     msg["Auto-Submitted"] = "auto-generated"

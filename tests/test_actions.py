@@ -30,7 +30,7 @@ from tests.web_helpers import (
     requests,
 )
 
-NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 11, 30)
 ORIGIN = actions.Origin(ip="10.1.2.3", user_agent="Mozilla/5.0 wxwork/4.1")
 

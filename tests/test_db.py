@@ -30,8 +30,8 @@ def test_upgrade_from_0001_keeps_data(database_url, tmp_path):
     from sqlalchemy import func, select
 
     from duban.db import make_engine, session_scope
-    from duban.plans.importer import import_plan
     from duban.models import Event, Milestone, Task
+    from duban.plans.importer import import_plan
     from tests.factories import small_plan, write_yaml
 
     eng = make_engine(database_url)

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select, update
 
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.models import Milestone, Task
+from duban.plans.importer import import_plan
 from duban.status import collect_status
 from tests.factories import small_plan, write_yaml
 
@@ -76,7 +76,7 @@ def test_progress_changes_the_counts(imported, tmp_path):
         s.execute(update(Milestone).where(Milestone.task_id == ids["1"], Milestone.seq == 1).values(status="done"))
         s.execute(update(Milestone).where(Milestone.task_id == ids["1"], Milestone.seq > 1).values(status="in_progress"))
         s.execute(update(Milestone).where(Milestone.task_id == ids["2"]).values(status="submitted"))
-        s.execute(update(Task).where(Task.id == ids["4"]).values(acknowledged_at=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)))
+        s.execute(update(Task).where(Task.id == ids["4"]).values(acknowledged_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
     # on 2026-12-10 task 1's step due 12-15 is due soon; on 12-20 it is overdue
     data = status(imported, "2026-12-10")
     assert data["tasks_by_status"] == states(assigned=1, in_progress=2, submitted=1)

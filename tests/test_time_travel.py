@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.links import LinkMaker
 from duban.models import Notification, Person
+from duban.plans.importer import import_plan
 from duban.rules.calendar import WorkCalendar
 from duban.sweep.decisions import decide
 from duban.sweep.delivery import deliver

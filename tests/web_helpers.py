@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.links import LinkSpec, issue, link_token
 from duban.models import Event, Link, Milestone, Notification, Person, Plan, Request, Task
+from duban.plans.importer import import_plan
 from tests.conftest import PINNED_DAY
 from tests.factories import small_plan, task_of, write_yaml
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,9 +28,9 @@ def _read_password(from_stdin: bool) -> str:
 def account_add(
     login: Annotated[str, typer.Argument(help="登录名（不含空格）")],
     role: Annotated[str, typer.Option("--role", help="角色：office（领导小组办公室）、leader（领导）或 viewer（只读，仅统计数字）")],
-    plan: Annotated[Optional[str], typer.Option("--plan", help="只能查看这个方案（方案编号）；缺省为全部方案")] = None,
-    person: Annotated[Optional[str], typer.Option("--person", help="对应人员表中的姓名（办公室账户据此打开审核页面）")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="显示名称（缺省为人员姓名或登录名）")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="只能查看这个方案（方案编号）；缺省为全部方案")] = None,
+    person: Annotated[str | None, typer.Option("--person", help="对应人员表中的姓名（办公室账户据此打开审核页面）")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="显示名称（缺省为人员姓名或登录名）")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="从标准输入读取密码（供脚本使用）")] = False,
 ) -> None:
     """新建看板账户（密码输入两次，或用 --password-stdin）。"""
@@ -129,11 +129,11 @@ def account_passwd(
 
 @app.command("dashboard-link")
 def dashboard_link_command(
-    plan: Annotated[Optional[str], typer.Option("--plan", help="只读链接可查看的方案（方案编号）；缺省为全部方案")] = None,
-    days: Annotated[Optional[int], typer.Option("--days", help="有效天数（缺省 DUBAN_DASHBOARD_LINK_DAYS，30 天）")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="只读链接可查看的方案（方案编号）；缺省为全部方案")] = None,
+    days: Annotated[int | None, typer.Option("--days", help="有效天数（缺省 DUBAN_DASHBOARD_LINK_DAYS，30 天）")] = None,
     note: Annotated[str, typer.Option("--note", help="备注：发给谁（列表中显示）")] = "",
     list_links: Annotated[bool, typer.Option("--list", help="列出已发出的只读链接")] = False,
-    revoke: Annotated[Optional[int], typer.Option("--revoke", help="撤销这个编号的只读链接")] = None,
+    revoke: Annotated[int | None, typer.Option("--revoke", help="撤销这个编号的只读链接")] = None,
 ) -> None:
     """生成看板只读链接（供不使用账户的领导查看，到期失效，可撤销）。"""
     from duban.accounts import AccountError, dashboard_url, issue_dashboard_link, list_dashboard_links, revoke_dashboard_link

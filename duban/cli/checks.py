@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 import sys
 from collections.abc import Callable, Iterator
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,10 +32,10 @@ from duban.settings import Settings
 
 @app.command("check")
 def check_command(
-    today: Annotated[Optional[str], typer.Option("--today", help="按这一天检查（YYYY-MM-DD，缺省为今天）")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="按这一天检查（YYYY-MM-DD，缺省为今天）")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只列出今天谁会收到什么，不记录、不发送")] = False,
-    task: Annotated[Optional[str], typer.Option("--task", help="只检查这一项任务（任务编号）")] = None,
-    plan: Annotated[Optional[str], typer.Option("--plan", help="只检查这个方案（方案编号）")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="只检查这一项任务（任务编号）")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="只检查这个方案（方案编号）")] = None,
     force: Annotated[bool, typer.Option("--force", help="非工作日也检查")] = False,
 ) -> None:
     """督办检查：按期提醒责任人，逾期逐级督办，每人汇总成一份通知发出（通过 Prefect 运行）。"""
@@ -121,10 +121,10 @@ def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> N
 
 @app.command("outbox")
 def outbox_command(
-    day: Annotated[Optional[str], typer.Option("--date", help="只看这一天的通知（YYYY-MM-DD）")] = None,
-    person: Annotated[Optional[str], typer.Option("--person", help="只看这位收件人（姓名）")] = None,
+    day: Annotated[str | None, typer.Option("--date", help="只看这一天的通知（YYYY-MM-DD）")] = None,
+    person: Annotated[str | None, typer.Option("--person", help="只看这位收件人（姓名）")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="只看发送失败、等待重试的通知")] = False,
-    show: Annotated[Optional[int], typer.Option("--show", help="显示这份通知的全文（编号）")] = None,
+    show: Annotated[int | None, typer.Option("--show", help="显示这份通知的全文（编号）")] = None,
     limit: Annotated[int, typer.Option("--limit", help="最多列出几份")] = 50,
 ) -> None:
     """发件箱：查看已生成的通知、发送状态和失败原因。"""
@@ -280,7 +280,7 @@ def db_current() -> None:
 
 @app.command("demo")
 def demo_command(
-    today: Annotated[Optional[str], typer.Option("--today", help="演示用的“今天”（YYYY-MM-DD，缺省为今天）")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="演示用的“今天”（YYYY-MM-DD，缺省为今天）")] = None,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="演示后持续运行（每日检查 + 网页服务，Ctrl+C 停止）")] = False,
 ) -> None:
     """演示：导入示例“三全育人”方案，运行今天的督办检查，查看发出的通知和进展统计（可重复运行）。"""
@@ -305,8 +305,8 @@ def demo_command(
 def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
     from duban.accounts import ensure_demo_account
     from duban.db import session_scope
-    from duban.plans.importer import import_plan
     from duban.orchestration import run_daily_sweep
+    from duban.plans.importer import import_plan
     from duban.runtime import runtime
     from duban.sweep.rows import digest_rows
 

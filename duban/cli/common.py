@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -93,7 +93,7 @@ def _prefect_api(settings: Settings) -> Iterator[Callable[[], None]]:
         yield ready
 
 
-def _parse_day(value: Optional[str]) -> dt.date:
+def _parse_day(value: str | None) -> dt.date:
     if not value:
         from zoneinfo import ZoneInfo
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ app.add_typer(notify_app, name="notify")
 @notify_app.command("test")
 def notify_test_command(
     person: Annotated[str, typer.Argument(help="人员姓名（人员表中的姓名）")],
-    plan: Annotated[Optional[str], typer.Option("--plan", help="方案编号（同名人员在多个方案中时必填）")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="方案编号（同名人员在多个方案中时必填）")] = None,
 ) -> None:
     """向一位人员的每个通知渠道发送一条测试消息，并逐一报告结果（地址中的密钥不显示）。"""
     from rich.table import Table
@@ -85,8 +85,8 @@ def notify_test_command(
 
 @notify_app.command("bulletin")
 def notify_bulletin_command(
-    plan: Annotated[Optional[str], typer.Option("--plan", help="只发这个方案的通报（方案编号）；缺省为全部方案")] = None,
-    today: Annotated[Optional[str], typer.Option("--today", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="只发这个方案的通报（方案编号）；缺省为全部方案")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示通报内容和收件对象，不记录、不发送")] = False,
     force: Annotated[bool, typer.Option("--force", help="今天已发过通报时再发一次")] = False,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,17 +15,15 @@ from duban.cli.common import _engine, _fail, _parse_day, _require_plan, _runtime
 def import_command(
     path: Annotated[Path, typer.Argument(help="方案文件：YAML（.yaml）、Excel（.xlsx）或 CSV（.csv）")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示将要发生的变更，不写入数据库")] = False,
-    plan: Annotated[
-        Optional[str], typer.Option("--plan", help="方案编号：覆盖文件中的编号（Excel/CSV 没有“方案”表时缺省为文件名）")
-    ] = None,
-    actor: Annotated[Optional[str], typer.Option("--actor", help="记入操作记录的操作人（缺省为当前系统用户）")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="方案编号：覆盖文件中的编号（Excel/CSV 没有“方案”表时缺省为文件名）")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="记入操作记录的操作人（缺省为当前系统用户）")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出变更")] = False,
 ) -> None:
     """导入或更新一个方案：新增任务、变更时间和责任人、归档删除的任务，已有进展不丢失。"""
+    from sqlalchemy.exc import DBAPIError
+
     from definitions.problems import PlanProblems
     from duban.plans.importer import import_plan
-
-    from sqlalchemy.exc import DBAPIError
 
     engine = _engine()
     try:
@@ -55,8 +53,8 @@ def import_command(
 
 @app.command("status")
 def status_command(
-    plan: Annotated[Optional[str], typer.Option("--plan", help="只看这个方案（方案编号）")] = None,
-    today: Annotated[Optional[str], typer.Option("--today", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="只看这个方案（方案编号）")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="输出 JSON（格式见 docs/status-json.md）")] = False,
 ) -> None:
     """任务进展统计：按状态、按育人体系、按牵头单位。"""
@@ -107,16 +105,16 @@ def plans_command() -> None:
 
 @app.command("report")
 def report_command(
-    out: Annotated[Optional[Path], typer.Option("--out", help="报告保存到这个文件夹（缺省为数据目录下的 reports）")] = None,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
-    plan: Annotated[Optional[str], typer.Option("--plan", help="只统计这个方案（方案编号）；缺省为全部方案")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="报告保存到这个文件夹（缺省为数据目录下的 reports）")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="只统计这个方案（方案编号）；缺省为全部方案")] = None,
     snapshot: Annotated[bool, typer.Option("--snapshot/--no-snapshot", help="同时记录当日快照（趋势图的数据），缺省记录")] = True,
 ) -> None:
     """督办汇总报告：完成率、按期率、红黄绿灯、逾期和待审核事项、延期、趋势和单位考核，生成 HTML 报告和 Excel 工作簿。"""
+    from duban.report import write_report
     from duban.rollup import RollupError, headline
     from duban.rollup.compute import compute
     from duban.rollup.snapshots import snapshot as store_snapshot
-    from duban.report import write_report
 
     day = _parse_day(as_of)
     engine = _engine()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,15 +26,15 @@ def start_command(
     ask: Annotated[
         str, typer.Option("--ask", help="督查要求（随通知发给责任人）")
     ] = "请报告各项任务的已完成工作、佐证材料、存在问题和下一步计划。",
-    plan: Annotated[Optional[str], typer.Option("--plan", help="方案编号（只有一个方案时可省略）")] = None,
-    system: Annotated[Optional[list[str]], typer.Option("--system", help="育人体系名称（可多次）")] = None,
-    department: Annotated[Optional[list[str]], typer.Option("--department", help="牵头单位名称（可多次）")] = None,
-    supervisor: Annotated[Optional[list[str]], typer.Option("--supervisor", help="分管校领导姓名（可多次）")] = None,
-    tasks: Annotated[Optional[str], typer.Option("--tasks", help="任务编号，逗号分隔，如 01.1.1,01.1.2")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="方案编号（只有一个方案时可省略）")] = None,
+    system: Annotated[list[str] | None, typer.Option("--system", help="育人体系名称（可多次）")] = None,
+    department: Annotated[list[str] | None, typer.Option("--department", help="牵头单位名称（可多次）")] = None,
+    supervisor: Annotated[list[str] | None, typer.Option("--supervisor", help="分管校领导姓名（可多次）")] = None,
+    tasks: Annotated[str | None, typer.Option("--tasks", help="任务编号，逗号分隔，如 01.1.1,01.1.2")] = None,
     all_tasks: Annotated[bool, typer.Option("--all", help="方案的全部任务")] = False,
-    title: Annotated[Optional[str], typer.Option("--title", help="督查名称（缺省按范围生成）")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="督查名称（缺省按范围生成）")] = None,
     by: Annotated[str, typer.Option("--by", help="发起人")] = "领导小组办公室",
-    today: Annotated[Optional[str], typer.Option("--today", help="按这一天发起（YYYY-MM-DD，缺省为今天）")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="按这一天发起（YYYY-MM-DD，缺省为今天）")] = None,
     local: Annotated[bool, typer.Option("--local", help="不经 Prefect 部署，在本进程中运行")] = False,
 ) -> None:
     """发起督查：通知范围内各任务责任人按期填报（有 Prefect 服务和 review 部署时通过部署运行）。"""
@@ -93,8 +93,8 @@ def start_command(
 
 @review_app.command("list")
 def list_command(
-    plan: Annotated[Optional[str], typer.Option("--plan", help="只看这个方案")] = None,
-    status: Annotated[Optional[str], typer.Option("--status", help="open / waiting_verdicts / closed / cancelled")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="只看这个方案")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="open / waiting_verdicts / closed / cancelled")] = None,
 ) -> None:
     """列出督查及其进度。"""
     from rich.table import Table
@@ -192,7 +192,7 @@ def cancel_command(
     review_id: Annotated[int, typer.Argument(help="督查编号")],
     reason: Annotated[str, typer.Option("--reason", help="撤销原因（告知尚未填报的责任人）")] = "",
     by: Annotated[str, typer.Option("--by", help="操作人")] = "领导小组办公室",
-    today: Annotated[Optional[str], typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
 ) -> None:
     """撤销督查：尚未填报的责任人收到撤销通知，链接失效。"""
     from duban import orchestration, reviews
@@ -212,10 +212,10 @@ def verdict_command(
     verdict: Annotated[str, typer.Option("--verdict", help="达标 / 基本达标 / 需整改")],
     note: Annotated[str, typer.Option("--note", help="评定意见（需整改时必填）")] = "",
     follow_up_title: Annotated[str, typer.Option("--follow-up-title", help="整改事项（需整改时必填）")] = "",
-    follow_up_due: Annotated[Optional[str], typer.Option("--follow-up-due", help="整改完成日期 YYYY-MM-DD（需整改时必填）")] = None,
+    follow_up_due: Annotated[str | None, typer.Option("--follow-up-due", help="整改完成日期 YYYY-MM-DD（需整改时必填）")] = None,
     follow_up_owner: Annotated[str, typer.Option("--follow-up-owner", help="整改责任人姓名（缺省为任务责任人）")] = "",
     by: Annotated[str, typer.Option("--by", help="评定人")] = "领导小组办公室",
-    today: Annotated[Optional[str], typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
 ) -> None:
     """评定督查中的一项任务；全部评定后生成督查报告并报送领导小组。"""
     from duban import orchestration, reviews

@@ -15,10 +15,6 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from duban.sweep.decisions import load
-from duban.sweep.delivery import deliver as deliver_digests
-from duban.sweep.digests import assemble
-from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.db import session_scope
 from duban.models import Link, Person, Plan, Review, ReviewItem, utcnow
 from duban.reviews.answers import _close_answers, send_requests
@@ -26,6 +22,10 @@ from duban.reviews.common import ReviewError, _counts, _ledger, report_readers
 from duban.reviews.queries import report_data
 from duban.reviews.scope import attach_flow_run, create
 from duban.rules.reviews import ReviewItemView, answers_closed, decide_item
+from duban.sweep.decisions import load
+from duban.sweep.delivery import deliver as deliver_digests
+from duban.sweep.digests import assemble
+from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.vocabulary import LedgerStatus, MessageKind, ReviewState
 
 log = logging.getLogger("duban.reviews")
@@ -318,4 +318,4 @@ def deliver(rt, recipients: set[int], today: dt.date) -> None:
         template_dir=rt.settings.template_dir,
         recipients=sorted(recipients),
     )
-    deliver_digests(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=sorted(recipients), **rt.deliver_options(today))
+    deliver_digests(rt.engine, rt.channel, now=dt.datetime.now(dt.UTC), recipients=sorted(recipients), **rt.deliver_options(today))

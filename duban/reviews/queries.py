@@ -142,7 +142,7 @@ def _escalations(session: Session, review: Review) -> list[dict[str, Any]]:
 
 def _local_day(value: dt.datetime, tz) -> dt.date:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(tz or ZoneInfo("Asia/Shanghai")).date()
 
 

@@ -17,7 +17,7 @@ from duban.rollup.frames import Workdays, colours, load, local_dates, plans_fram
 from duban.rollup.trend import snapshot_frame, trend_with_today
 from duban.rules.policy import assessment_policy
 from duban.status import TASK_STATES
-from duban.vocabulary import Light, MilestoneState, OPEN_STATES, RequestKind, RequestStatus, SnapshotScope
+from duban.vocabulary import OPEN_STATES, Light, MilestoneState, RequestKind, RequestStatus, SnapshotScope
 
 _MILESTONE_COUNTS = (
     "milestones",

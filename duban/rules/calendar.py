@@ -22,7 +22,7 @@ import calendar as _stdlib_calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -250,7 +250,7 @@ def _days_of(year: int) -> list[dt.date]:
     return [first + dt.timedelta(i) for i in range(366 if _stdlib_calendar.isleap(year) else 365)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _national_year(year: int) -> tuple[tuple[bool, ...], str | None]:
     """National working-day flags of ``year`` (index = day of year - 1) and the fallback warning.
 

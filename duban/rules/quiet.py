@@ -69,4 +69,4 @@ class QuietHours:
             return None
         if not (self.calendar.is_workday(day) and local.time() < start):
             day = self.calendar.next_workday(day + dt.timedelta(days=1))
-        return dt.datetime.combine(day, start, self.tz).astimezone(dt.timezone.utc)
+        return dt.datetime.combine(day, start, self.tz).astimezone(dt.UTC)

@@ -87,7 +87,7 @@ class BackgroundDelivery:
             if hasattr(rt, "deliver_options")
             else dict(links=rt.links(today), template_dir=rt.settings.template_dir)
         )
-        deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.timezone.utc), recipients=recipients, **options)
+        deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.UTC), recipients=recipients, **options)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything notified so far has been handed to the channel (tests, shutdown)."""

@@ -9,8 +9,8 @@ from definitions.deadlines import ACCEPTED_FORMS
 from definitions.loaders import load_plan
 from definitions.problems import PlanProblems
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.models import Event, Milestone, Person, Task
+from duban.plans.importer import import_plan
 from tests.factories import DEPARTMENT_ROWS, PEOPLE_ROWS, small_plan, task_of, write_xlsx, write_yaml
 
 HEADER = ["序号", "育人体系", "重点项目", "具体任务", "牵头单位", "责任人", "完成时限", "路线图"]

@@ -26,7 +26,7 @@ def test_prefect_deploy_all_and_a_worker_run_the_sweep(tmp_path):
     db = tmp_path / "duban.db"
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
-    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=dt.datetime(2026, 11, 2, 9, tzinfo=dt.timezone.utc))
+    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))
     engine.dispose()
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"

@@ -21,9 +21,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.links import link_url
 from duban.models import Link, Milestone, Notification, Person, Review, ReviewItem, Task
+from duban.plans.importer import import_plan
 from duban.settings import get_settings
 from tests.conftest import EXAMPLE_YAML
 from tests.web_helpers import PDF, SECRET, TZ, csrf_of
@@ -388,8 +388,8 @@ def test_a_waiting_review_survives_a_restart_of_the_serving_process(setup, prefe
 
     from duban import reviews
     from duban.cli import app
-    from duban.orchestration import wake
     from duban.models import utcnow
+    from duban.orchestration import wake
     from tests.flows.test_run_e2e import wait_for
 
     engine = setup

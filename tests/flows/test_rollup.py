@@ -19,7 +19,8 @@ def test_rollup_and_weekly_bulletin_flows(prefect_server, engine, tmp_path, use_
 
     from prefect.client.orchestration import get_client
 
-    from flows.rollup import rollup as rollup_flow, weekly_bulletin
+    from flows.rollup import rollup as rollup_flow
+    from flows.rollup import weekly_bulletin
     from flows.sweep import daily_sweep
 
     build_scenario(engine, tmp_path)

@@ -74,7 +74,7 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path, page):
     db = tmp_path / "duban.db"
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
-    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=dt.datetime(2026, 11, 2, 9, tzinfo=dt.timezone.utc))
+    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))
     engine.dispose()
     web, api = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUBAN_", "PREFECT_"))}

@@ -15,9 +15,9 @@ import time_machine
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.links import LinkMaker
 from duban.models import Delivery, Digest, Notification
+from duban.plans.importer import import_plan
 from duban.rules.calendar import WorkCalendar
 from duban.rules.quiet import QuietHours
 from duban.sweep.decisions import decide

@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import select, update
 
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.models import Event, Milestone, Person, Plan, PlanRole, Project, System, Task
+from duban.plans.importer import import_plan
 from tests.factories import small_plan, task_of, write_yaml
 
 
@@ -79,7 +79,7 @@ def test_changed_list_updates_in_place_and_keeps_progress(engine, tmp_path):
         s.execute(
             update(Milestone)
             .where(Milestone.task_id == t1.id, Milestone.seq == 1)
-            .values(status="done", completed_at=dt.datetime(2026, 11, 19, tzinfo=dt.timezone.utc))
+            .values(status="done", completed_at=dt.datetime(2026, 11, 19, tzinfo=dt.UTC))
         )
         s.execute(update(Milestone).where(Milestone.task_id == t1.id, Milestone.seq > 1).values(status="in_progress"))
 
@@ -235,7 +235,7 @@ def test_archived_then_restored_task_keeps_its_submission(engine, tmp_path):
         s.execute(
             update(Milestone)
             .where(Milestone.task_id == tid)
-            .values(status="submitted", submitted_at=dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc))
+            .values(status="submitted", submitted_at=dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
         )
     smaller = small_plan()
     smaller["systems"][0]["projects"][0]["tasks"].pop(1)

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from duban import reviews
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.links import LinkSpec, issue
 from duban.models import Link, Milestone, Notification, Person, Review, ReviewItem, Task
+from duban.plans.importer import import_plan
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import TaskView
 from duban.rules.policy import DEFAULT_POLICY
@@ -24,7 +24,7 @@ from tests.conftest import EXAMPLE_YAML
 TZ = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()
 START, REPLY_BY = dt.date(2026, 11, 23), dt.date(2026, 12, 4)
-NOW = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
 
 # ---------------------------------------------------------------------------------------------
 # the rule (pure)

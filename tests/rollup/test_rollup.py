@@ -22,16 +22,16 @@ from sqlalchemy import func, select, update
 
 from duban import rollup
 from duban.db import session_scope
+from duban.models import Milestone, Person, Plan, Request, RollupSnapshot, Task
 from duban.plans.importer import import_plan
 from duban.rollup.compute import compute as compute_rollup
 from duban.rollup.snapshots import snapshot
 from duban.rollup.trend import trend
-from duban.models import Milestone, Person, Plan, Request, RollupSnapshot, Task
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import colour
 from duban.status import collect_status
-from tests.factories import rollup_plan, write_yaml
 from duban.vocabulary import MilestoneState, RequestKind, RequestStatus
+from tests.factories import rollup_plan, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
 AS_OF = dt.date(2026, 11, 23)

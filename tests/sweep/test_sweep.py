@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.links import LinkMaker
 from duban.models import Digest, Notification
+from duban.plans.importer import import_plan
 from duban.rules.calendar import WorkCalendar
 from duban.sweep import decisions
 from duban.sweep.decisions import decide

@@ -61,7 +61,7 @@ def daily_sweep_messages(engine) -> None:
     today = rt.today()
     decide(engine, today=today, cal=rt.calendar, tz=rt.tz)
     assemble(engine, today=today, links=rt.links(today))
-    deliver(engine, OutboxChannel(rt.settings.outbox_path), now=dt.datetime.now(dt.timezone.utc), links=rt.links(today))
+    deliver(engine, OutboxChannel(rt.settings.outbox_path), now=dt.datetime.now(dt.UTC), links=rt.links(today))
 
 
 def test_owner_submits_done_and_coordinator_approves(app_env, live_server, page, tmp_path):

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from duban import accounts
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.models import Account, DashboardLink, utcnow
+from duban.plans.importer import import_plan
 from duban.settings import get_settings
 from tests.conftest import PINNED_DAY
 from tests.factories import small_plan, write_yaml
@@ -448,7 +448,7 @@ def test_demo_account(engine):
 # returns → 15: 25.0.
 
 AS_OF = dt.date(2026, 12, 10)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def scenario_plan() -> dict:

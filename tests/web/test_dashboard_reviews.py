@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from duban import orchestration, reviews
 from duban.db import session_scope
-from duban.plans.importer import import_plan
 from duban.models import Notification, Person, Review, ReviewItem, Task, utcnow
+from duban.plans.importer import import_plan
 from duban.settings import get_settings
 from tests.factories import write_yaml
 from tests.web.test_dashboard import add_account, assert_private, login, other_plan

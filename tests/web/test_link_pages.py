@@ -67,7 +67,7 @@ def deliver_now(engine) -> list[Outgoing]:
     links = LinkMaker("http://testserver", SECRET, today)
     assemble(engine, today=today, links=links)
     rec = Recorder()
-    deliver(engine, rec, now=dt.datetime.now(dt.timezone.utc), links=links)
+    deliver(engine, rec, now=dt.datetime.now(dt.UTC), links=links)
     return rec.sent
 
 
