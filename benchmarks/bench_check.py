@@ -102,7 +102,8 @@ def _sweep_work(template: Path, work: Path, day: str) -> float:
     db = _fresh(template, work / "work-only")
     code = (
         "import datetime as dt, time\n"
-        "from duban.runtime import runtime\nfrom duban.sweep.decisions import decide\nfrom duban.sweep.digests import assemble\nfrom duban.sweep.delivery import deliver\n"
+        "from duban.runtime import runtime\nfrom duban.sweep.decisions import decide\n"
+        "from duban.sweep.digests import assemble\nfrom duban.sweep.delivery import deliver\n"
         "rt = runtime(); rt.engine; rt.calendar.is_workday(dt.date.today())\n"
         f"day = dt.date.fromisoformat('{day}')\n"
         "t = time.perf_counter()\n"

@@ -156,8 +156,11 @@ def _env(database_url: str) -> dict[str, str]:
 def _child(spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_import", "--child", json.dumps(spec)],
-        cwd=ROOT, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"child {spec['kind']} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -357,8 +360,11 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, "-m", "benchmarks.generate", "--tasks", str(tasks), "--seed", str(args.seed), "--out", str(xlsx)],
-                cwd=ROOT, env=_env("sqlite://"), capture_output=True, text=True,
-            )  # fmt: skip
+                cwd=ROOT,
+                env=_env("sqlite://"),
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return 2

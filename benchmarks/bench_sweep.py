@@ -70,8 +70,20 @@ def province_plans(n_plans: int, *, seed: int = 1, tasks_per_plan: int = 173, pe
 
     rng = random.Random(seed)
     leader_titles = ("党委书记", "校长", "党委副书记", "纪委书记", "常务副校长", "副校长（教学）", "副校长（学工）", "副校长（后勤）")
-    dept_names = ("学校办公室", "党委组织部", "党委宣传部", "人事处", "财务处", "教务处", "学生工作处", "校团委",
-                  "后勤处", "信息化办公室", "马克思主义学院", "招生就业处")  # fmt: skip
+    dept_names = (
+        "学校办公室",
+        "党委组织部",
+        "党委宣传部",
+        "人事处",
+        "财务处",
+        "教务处",
+        "学生工作处",
+        "校团委",
+        "后勤处",
+        "信息化办公室",
+        "马克思主义学院",
+        "招生就业处",
+    )
     first_step = dt.date(2026, 10, 20)  # first roadmap steps fall between here and ~8 months later
     plans = []
     for p in range(n_plans):
@@ -171,23 +183,48 @@ def province_plans(n_plans: int, *, seed: int = 1, tasks_per_plan: int = 173, pe
                     MilestoneDef(seq=k + 1, title=title, due=due, due_text=f"{due.year}年{due.month}月{due.day}日", is_final=is_final)
                 )
                 due = due + dt.timedelta(days=rng.randrange(30, 120))
-            deadline_text = {"once": ms[-1].due_text, "recurring": {"month": "每月", "quarter": "每季度", "semester": "每学期末", "year": "每年12月底"}.get(period, ""),
-                             "ongoing": "长期坚持"}[schedule]  # fmt: skip
+            deadline_text = {
+                "once": ms[-1].due_text,
+                "recurring": {"month": "每月", "quarter": "每季度", "semester": "每学期末", "year": "每年12月底"}.get(period, ""),
+                "ongoing": "长期坚持",
+            }[schedule]
             others = [d for d in dept_names if d != dep]
-            tasks.append(TaskDef(
-                code=f"{project.code}.{t + 1}", system=project.system, project=project.name,
-                title=f"{rng.choice(TITLE_VERBS)}{rng.choice(TITLE_OBJECTS)}（{t + 1}）",
-                statement="".join(rng.sample(STATEMENT_PARTS, 3)), done_criteria=rng.choice(CRITERIA),
-                owner=owner, lead_department=dep, partners=tuple(rng.sample(others, rng.randrange(3))), supervisor=None,
-                schedule=schedule, period=period, period_month=month, deadline_text=deadline_text,
-                milestones=tuple(ms), position=t,
-            ))  # fmt: skip
-        plans.append(PlanDefinition(
-            code=f"province-{p + 1:03d}", name=f"{org}“三全育人”综合改革实施方案", organization=org,
-            approval_required=True, report_every="semester", leading_group=tuple(leaders[:5]), office=tuple(office),
-            departments=tuple(departments), people=tuple(people), systems=tuple(systems), projects=tuple(projects),
-            tasks=tuple(tasks),
-        ))  # fmt: skip
+            tasks.append(
+                TaskDef(
+                    code=f"{project.code}.{t + 1}",
+                    system=project.system,
+                    project=project.name,
+                    title=f"{rng.choice(TITLE_VERBS)}{rng.choice(TITLE_OBJECTS)}（{t + 1}）",
+                    statement="".join(rng.sample(STATEMENT_PARTS, 3)),
+                    done_criteria=rng.choice(CRITERIA),
+                    owner=owner,
+                    lead_department=dep,
+                    partners=tuple(rng.sample(others, rng.randrange(3))),
+                    supervisor=None,
+                    schedule=schedule,
+                    period=period,
+                    period_month=month,
+                    deadline_text=deadline_text,
+                    milestones=tuple(ms),
+                    position=t,
+                )
+            )
+        plans.append(
+            PlanDefinition(
+                code=f"province-{p + 1:03d}",
+                name=f"{org}“三全育人”综合改革实施方案",
+                organization=org,
+                approval_required=True,
+                report_every="semester",
+                leading_group=tuple(leaders[:5]),
+                office=tuple(office),
+                departments=tuple(departments),
+                people=tuple(people),
+                systems=tuple(systems),
+                projects=tuple(projects),
+                tasks=tuple(tasks),
+            )
+        )
     return plans
 
 
@@ -245,9 +282,18 @@ def _counts(engine) -> dict[str, int]:
     from duban.models import Digest, Event, Milestone, Notification, Person, Plan, Task
 
     with session_scope(engine) as s:
-        return {name: s.scalar(select(func.count()).select_from(model)) for name, model in (
-            ("plans", Plan), ("tasks", Task), ("milestones", Milestone), ("people", Person), ("events", Event),
-            ("notifications", Notification), ("digests", Digest))}  # fmt: skip
+        return {
+            name: s.scalar(select(func.count()).select_from(model))
+            for name, model in (
+                ("plans", Plan),
+                ("tasks", Task),
+                ("milestones", Milestone),
+                ("people", Person),
+                ("events", Event),
+                ("notifications", Notification),
+                ("digests", Digest),
+            )
+        }
 
 
 def _child_load_province(spec: dict[str, Any]) -> dict[str, Any]:
@@ -313,10 +359,16 @@ def _sweep_once(today, ph: Phases, label: str) -> dict[str, Any]:
     s = ph.mark(f"{label}deliver (outbox files)", sent=delivered.sent, failed=delivered.failed)
     steps = (setup, d, a, s)
     return {
-        "decided": decided.decided, "new": decided.new, "digests": digests, "sent": delivered.sent, "failed": delivered.failed,
-        "warnings": decided.warnings, "seconds": sum(x["seconds"] for x in steps), "cpu_seconds": sum(x["cpu_seconds"] for x in steps),
+        "decided": decided.decided,
+        "new": decided.new,
+        "digests": digests,
+        "sent": delivered.sent,
+        "failed": delivered.failed,
+        "warnings": decided.warnings,
+        "seconds": sum(x["seconds"] for x in steps),
+        "cpu_seconds": sum(x["cpu_seconds"] for x in steps),
         "peak_mib": _peak_mib(),
-    }  # fmt: skip
+    }
 
 
 def _child_sweep(spec: dict[str, Any]) -> dict[str, Any]:
@@ -347,8 +399,15 @@ def _child_sweep(spec: dict[str, Any]) -> dict[str, Any]:
     ph.reset()
     again = _sweep_once(today, ph, "same day again: ")
     counts_after = _counts(runtime().engine)
-    return {"phases": ph.rows, "first": first, "again": again, "files": files, "counts": counts, "counts_after": counts_after,
-            "peak_mib": _peak_mib()}  # fmt: skip
+    return {
+        "phases": ph.rows,
+        "first": first,
+        "again": again,
+        "files": files,
+        "counts": counts,
+        "counts_after": counts_after,
+        "peak_mib": _peak_mib(),
+    }
 
 
 def _write_profile_text(path: str) -> None:
@@ -397,10 +456,15 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
         rt = runtime()
         decided = decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, task_code=task_code)
         with session_scope(rt.engine) as s:
-            recipients = sorted(set(s.scalars(
-                select(Notification.recipient_id).join(Task, Task.id == Notification.task_id)
-                .where(Task.code == task_code, Notification.status == "pending")
-            )))  # fmt: skip
+            recipients = sorted(
+                set(
+                    s.scalars(
+                        select(Notification.recipient_id)
+                        .join(Task, Task.id == Notification.task_id)
+                        .where(Task.code == task_code, Notification.status == "pending")
+                    )
+                )
+            )
         digests = sent = 0
         if recipients:
             digests = assemble(
@@ -456,8 +520,15 @@ def _child_prefect(spec: dict[str, Any]) -> dict[str, Any]:
         r = per_task_sweep(codes[:n], today)
         row = ph.mark(f"one subflow per task: {n} of {len(codes)} tasks", result={k: v for k, v in r.items() if k != "subflow_seconds"})
         each = r["subflow_seconds"]
-        row.update(tasks_run=n, tasks_all=len(codes), subflow_mean=sum(each) / len(each), subflow_min=min(each), subflow_max=max(each),
-                   parent_overhead=row["seconds"] - sum(each), files=_outbox_files(outbox))  # fmt: skip
+        row.update(
+            tasks_run=n,
+            tasks_all=len(codes),
+            subflow_mean=sum(each) / len(each),
+            subflow_min=min(each),
+            subflow_max=max(each),
+            parent_overhead=row["seconds"] - sum(each),
+            files=_outbox_files(outbox),
+        )
         row["extrapolated"] = row["parent_overhead"] + row["subflow_mean"] * len(codes)
         out["subflows"] = row
     return {"phases": ph.rows, **out, "peak_mib": _peak_mib()}
@@ -489,7 +560,7 @@ def _env(database_url: str, outbox: Path | None = None, prefect_home: Path | Non
     return env
 
 
-class ChildTimeout(RuntimeError):
+class ChildTimeoutError(RuntimeError):
     def __init__(self, kind: str, seconds: float, done: list[dict[str, Any]]):
         super().__init__(f"child {kind} killed at its time limit of {seconds:g} s")
         self.seconds = seconds
@@ -504,11 +575,17 @@ def _child(spec: dict[str, Any], env: dict[str, str], workdir: Path, timeout: fl
     spec = {**spec, "result": str(result), "progress": str(progress)}
     with open(log, "wb") as out:
         try:
-            proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_sweep", "--child", json.dumps(spec)],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)  # fmt: skip
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.bench_sweep", "--child", json.dumps(spec)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired:  # run() has killed the child
             done = [json.loads(line) for line in progress.read_text("utf-8").splitlines()] if progress.exists() else []
-            raise ChildTimeout(spec["kind"], timeout or 0, done) from None
+            raise ChildTimeoutError(spec["kind"], timeout or 0, done) from None
     if proc.returncode != 0 or not result.exists():
         tail = "\n".join(log.read_text("utf-8", "replace").splitlines()[-30:])
         raise RuntimeError(f"child {spec['kind']} failed ({proc.returncode}):\n{tail}")
@@ -573,15 +650,17 @@ def _province(name: str, url: str, args, workdir: Path, summary: Summary, figure
     loaded = load(args.plans)
     c = loaded["counts"]
     _print_phases(f"[{name}] Province data (not part of a target)", loaded["phases"])
-    print(f"  stored: {c['plans']} plans, {c['tasks']} tasks ({loaded['acked']} acknowledged), {c['milestones']} milestones, "
-          f"{c['people']} people, {c['events']} events")  # fmt: skip
+    print(
+        f"  stored: {c['plans']} plans, {c['tasks']} tasks ({loaded['acked']} acknowledged), {c['milestones']} milestones, "
+        f"{c['people']} people, {c['events']} events"
+    )
     load_s = sum(p["seconds"] for p in loaded["phases"][1:])
     print(f"[{name}] sweeping (fresh process, time limit {args.sweep_timeout:g} s) …", flush=True)
     scale = f"{c['tasks']} tasks, {c['milestones']} ms, {c['people']} people"
     summary.add(f"[{name}] province load ({c['plans']} plans; not a target)", f"{load_s:.1f} s", note=scale)
     try:
         r = _child({"kind": "sweep", "today": TODAY}, _env(url, outbox), workdir, timeout=args.sweep_timeout)
-    except ChildTimeout as err:
+    except ChildTimeoutError as err:
         steps = ["import modules", "set-up", "decide", "assemble", "deliver"]
         running = steps[len(err.done)] if len(err.done) < len(steps) else "?"
         if err.done:
@@ -592,8 +671,13 @@ def _province(name: str, url: str, args, workdir: Path, summary: Summary, figure
             )
         print(f"  files written before the kill: {_outbox_files(outbox)}")
         peak = max((p["peak_mib"] for p in err.done), default=0)
-        summary.add(f"[{name}] province sweep (set-up+decide+assemble+deliver)", f"> {err.seconds:g} s", f"≤ {PROVINCE_TARGET_S:g} s", False,
-                    f"killed at the time limit while in {running}")  # fmt: skip
+        summary.add(
+            f"[{name}] province sweep (set-up+decide+assemble+deliver)",
+            f"> {err.seconds:g} s",
+            f"≤ {PROVINCE_TARGET_S:g} s",
+            False,
+            f"killed at the time limit while in {running}",
+        )
         summary.add(f"[{name}] province sweep peak RSS", f"≥ {peak:.0f} MiB", f"≤ {PEAK_TARGET_MIB:g} MiB", None, "unknown: killed")
         figures[name] = {"load": loaded, "sweep_killed": err.done}
         _profile(name, url, args, workdir, load, outbox)
@@ -601,26 +685,38 @@ def _province(name: str, url: str, args, workdir: Path, summary: Summary, figure
     first, again = r["first"], r["again"]
     _print_phases(f"[{name}] Province sweep on {TODAY} (fresh process; wall s, cpu s, peak RSS so far)", r["phases"], _step_note)
     after = r["counts"]
-    print(f"  first run: {first['decided']} decisions, {first['new']} ledger rows written (ledger now {after['notifications']}), "
-          f"{first['digests']} digests (outbox table {after['digests']}), {first['sent']} sent, {first['failed']} failed, {r['files']} files written")  # fmt: skip
+    print(
+        f"  first run: {first['decided']} decisions, {first['new']} ledger rows written (ledger now {after['notifications']}), "
+        f"{first['digests']} digests (outbox table {after['digests']}), {first['sent']} sent, {first['failed']} failed, "
+        f"{r['files']} files written"
+    )
     if first["warnings"]:
         print("  calendar warnings: " + " / ".join(first["warnings"]))
     ok_time = first["seconds"] <= PROVINCE_TARGET_S
     ok_peak = first["peak_mib"] <= PEAK_TARGET_MIB
     print(
-        f"  sweep total {first['seconds']:.2f} s (cpu {first['cpu_seconds']:.2f} s) — target ≤ {PROVINCE_TARGET_S:g} s: {'PASS' if ok_time else 'FAIL'}"
+        f"  sweep total {first['seconds']:.2f} s (cpu {first['cpu_seconds']:.2f} s) — target ≤ {PROVINCE_TARGET_S:g} s: "
+        f"{'PASS' if ok_time else 'FAIL'}"
     )
     print(
-        f"  peak RSS {first['peak_mib']:.0f} MiB (whole process, after the first sweep) — target ≤ {PEAK_TARGET_MIB:g} MiB: {'PASS' if ok_peak else 'FAIL'}"
+        f"  peak RSS {first['peak_mib']:.0f} MiB (whole process, after the first sweep) — target ≤ {PEAK_TARGET_MIB:g} MiB: "
+        f"{'PASS' if ok_peak else 'FAIL'}"
     )
     idem = (
         again["new"] == 0 and again["digests"] == 0 and again["sent"] == 0 and r["counts_after"]["notifications"] == after["notifications"]
     )
-    print(f"  same day again: {again['seconds']:.2f} s, {again['decided']} decisions, {again['new']} new, {again['digests']} digests, "
-          f"{again['sent']} sent — {'idempotent' if idem else 'NOT IDEMPOTENT'}")  # fmt: skip
+    print(
+        f"  same day again: {again['seconds']:.2f} s, {again['decided']} decisions, {again['new']} new, {again['digests']} digests, "
+        f"{again['sent']} sent — {'idempotent' if idem else 'NOT IDEMPOTENT'}"
+    )
     consistent = first["failed"] == 0 and first["sent"] == first["digests"] == r["files"] and first["new"] == after["notifications"]
-    summary.add(f"[{name}] province sweep (set-up+decide+assemble+deliver)", f"{first['seconds']:.2f} s", f"≤ {PROVINCE_TARGET_S:g} s", ok_time,
-                f"{first['decided']} decisions, {first['new']} ledger rows, {first['digests']} digests, {r['files']} files")  # fmt: skip
+    summary.add(
+        f"[{name}] province sweep (set-up+decide+assemble+deliver)",
+        f"{first['seconds']:.2f} s",
+        f"≤ {PROVINCE_TARGET_S:g} s",
+        ok_time,
+        f"{first['decided']} decisions, {first['new']} ledger rows, {first['digests']} digests, {r['files']} files",
+    )
     summary.add(f"[{name}] province sweep peak RSS", f"{first['peak_mib']:.0f} MiB", f"≤ {PEAK_TARGET_MIB:g} MiB", ok_peak)
     summary.add(
         f"[{name}] province sweep, same day again",
@@ -643,7 +739,7 @@ def _profile(name: str, url: str, args, workdir: Path, load, outbox: Path) -> No
     shutil.rmtree(outbox, ignore_errors=True)
     try:
         p = _child({"kind": "sweep", "today": TODAY, "profile": str(prof)}, _env(url, outbox), workdir, timeout=args.sweep_timeout * 3)
-    except ChildTimeout as err:
+    except ChildTimeoutError as err:
         print(f"  the profiled run was killed at {err.seconds:g} s: use --profile-plans with fewer plans")
         return
     c = loaded["counts"]
@@ -659,8 +755,10 @@ def _school(args, workdir: Path, summary: Summary, figures: dict) -> None:
     print("\n[school] importing the example plan …", flush=True)
     loaded = _child({"kind": "load-school", "database_url": url}, _env(url), workdir)
     c = loaded["counts"]
-    print(f"  stored: {c['tasks']} tasks ({loaded['acked']} acknowledged), {c['milestones']} milestones, {c['people']} people "
-          f"(imported {IMPORTED[:10]}, {loaded['phases'][0]['seconds']:.2f} s)")  # fmt: skip
+    print(
+        f"  stored: {c['tasks']} tasks ({loaded['acked']} acknowledged), {c['milestones']} milestones, {c['people']} people "
+        f"(imported {IMPORTED[:10]}, {loaded['phases'][0]['seconds']:.2f} s)"
+    )
 
     own_db = workdir / "school-own.db"
     shutil.copyfile(template, own_db)
@@ -669,18 +767,29 @@ def _school(args, workdir: Path, summary: Summary, figures: dict) -> None:
     first = r["first"]
     _print_phases(f"[school] Own work: the flow's library steps without Prefect (fresh process) on {TODAY}", r["phases"], _step_note)
     ok = first["seconds"] <= SCHOOL_TARGET_S
-    print(f"  own work {first['seconds']:.2f} s (cpu {first['cpu_seconds']:.2f} s; module imports not counted) — target ≤ {SCHOOL_TARGET_S:g} s: "
-          f"{'PASS' if ok else 'FAIL'}; {r['files']} files written")  # fmt: skip
-    summary.add("[school] own work (set-up+decide+assemble+deliver, no Prefect)", f"{first['seconds']:.2f} s", f"≤ {SCHOOL_TARGET_S:g} s", ok,
-                f"{first['decided']} decisions, {first['digests']} digests")  # fmt: skip
+    print(
+        f"  own work {first['seconds']:.2f} s (cpu {first['cpu_seconds']:.2f} s; module imports not counted) — "
+        f"target ≤ {SCHOOL_TARGET_S:g} s: "
+        f"{'PASS' if ok else 'FAIL'}; {r['files']} files written"
+    )
+    summary.add(
+        "[school] own work (set-up+decide+assemble+deliver, no Prefect)",
+        f"{first['seconds']:.2f} s",
+        f"≤ {SCHOOL_TARGET_S:g} s",
+        ok,
+        f"{first['decided']} decisions, {first['digests']} digests",
+    )
     figures["school_own"] = r
     if args.skip_prefect:
         return
 
     print("\n[school] through Prefect (embedded server, started once) …", flush=True)
     try:
-        p = _child({"kind": "prefect", "template": str(template), "workdir": str(workdir), "today": TODAY,
-                    "subflow_tasks": args.subflow_tasks}, _env(url, prefect_home=workdir / "prefect-home"), workdir)  # fmt: skip
+        p = _child(
+            {"kind": "prefect", "template": str(template), "workdir": str(workdir), "today": TODAY, "subflow_tasks": args.subflow_tasks},
+            _env(url, prefect_home=workdir / "prefect-home"),
+            workdir,
+        )
     except RuntimeError as err:
         print(f"\n--- the Prefect part failed ---\n{err}", file=sys.stderr)
         summary.add("[school] daily_sweep through Prefect", "failed", ok=False)
@@ -701,26 +810,47 @@ def _school(args, workdir: Path, summary: Summary, figures: dict) -> None:
         f"  daily_sweep: cold {cold['seconds']:.2f} s, warm {warm['seconds']:.2f} s (own work in a fresh process {first['seconds']:.2f} s; "
         f"the same steps in this process, no Prefect, {inproc['seconds']:.2f} s)"
     )
-    print(f"  Prefect's fixed cost per flow run ≈ {fixed:.2f} s (same day again: flow {p['again']['seconds']:.2f} s − the same steps without "
-          f"Prefect {own_again:.2f} s; cpu {p['again']['cpu_seconds']:.2f} s: mostly waiting)")  # fmt: skip
+    print(
+        f"  Prefect's fixed cost per flow run ≈ {fixed:.2f} s (same day again: flow {p['again']['seconds']:.2f} s − the same steps without "
+        f"Prefect {own_again:.2f} s; cpu {p['again']['cpu_seconds']:.2f} s: mostly waiting)"
+    )
     extrap = sub["tasks_run"] < sub["tasks_all"]
-    how = (f"{sub['tasks_run']} subflows run, extrapolated linearly to {sub['tasks_all']} tasks "
-           f"(parent {sub['parent_overhead']:.2f} s + {sub['tasks_all']} × mean {sub['subflow_mean']:.2f} s)") if extrap else f"all {sub['tasks_all']} subflows run"  # fmt: skip
+    how = (
+        (
+            f"{sub['tasks_run']} subflows run, extrapolated linearly to {sub['tasks_all']} tasks "
+            f"(parent {sub['parent_overhead']:.2f} s + {sub['tasks_all']} × mean {sub['subflow_mean']:.2f} s)"
+        )
+        if extrap
+        else f"all {sub['tasks_all']} subflows run"
+    )
     per_task_s = sub["extrapolated"] if extrap else sub["seconds"]
     ratio = per_task_s / warm["seconds"]
-    print(f"  one subflow per task: {sub['seconds']:.2f} s for {sub['tasks_run']} tasks (each: mean {sub['subflow_mean']:.2f} s, "
-          f"min {sub['subflow_min']:.2f}, max {sub['subflow_max']:.2f}); {how}: {per_task_s:.1f} s "
-          f"= {ratio:.0f}× the single-flow sweep (warm {warm['seconds']:.2f} s; {per_task_s / cold['seconds']:.0f}× the cold one)")  # fmt: skip
-    print(f"  (the per-task design also sends more messages: {sub['result']['digests']} digests for {sub['tasks_run']} tasks, one per task and "
-          f"recipient, where the single flow sends one per recipient)")  # fmt: skip
+    print(
+        f"  one subflow per task: {sub['seconds']:.2f} s for {sub['tasks_run']} tasks (each: mean {sub['subflow_mean']:.2f} s, "
+        f"min {sub['subflow_min']:.2f}, max {sub['subflow_max']:.2f}); {how}: {per_task_s:.1f} s "
+        f"= {ratio:.0f}× the single-flow sweep (warm {warm['seconds']:.2f} s; {per_task_s / cold['seconds']:.0f}× the cold one)"
+    )
+    print(
+        f"  (the per-task design also sends more messages: {sub['result']['digests']} digests for {sub['tasks_run']} tasks, "
+        "one per task and "
+        f"recipient, where the single flow sends one per recipient)"
+    )
     summary.add("[school] Prefect server start-up (once; not a target)", f"{start_s:.1f} s")
-    summary.add("[school] daily_sweep flow run, cold / warm", f"{cold['seconds']:.2f} / {warm['seconds']:.2f} s", ok=flow_ok or None,
-                note=f"own work {first['seconds']:.2f} s; Prefect's fixed cost per run ≈ {fixed:.2f} s" + ("" if flow_ok else "; results differ from the own-work run!"))  # fmt: skip
+    summary.add(
+        "[school] daily_sweep flow run, cold / warm",
+        f"{cold['seconds']:.2f} / {warm['seconds']:.2f} s",
+        ok=flow_ok or None,
+        note=f"own work {first['seconds']:.2f} s; Prefect's fixed cost per run ≈ {fixed:.2f} s"
+        + ("" if flow_ok else "; results differ from the own-work run!"),
+    )
     if not flow_ok:
         summary.failed = True
     summary.add("[school] daily_sweep same day again", f"{p['again']['seconds']:.2f} s", "0 new", p["again"]["result"]["new"] == 0)
-    summary.add(f"[school] one subflow per task ({'extrapolated' if extrap else 'measured'})", f"{per_task_s:.1f} s",
-                note=f"{ratio:.0f}× the warm single flow; {sub['subflow_mean']:.2f} s per subflow")  # fmt: skip
+    summary.add(
+        f"[school] one subflow per task ({'extrapolated' if extrap else 'measured'})",
+        f"{per_task_s:.1f} s",
+        note=f"{ratio:.0f}× the warm single flow; {sub['subflow_mean']:.2f} s per subflow",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -773,8 +903,10 @@ def main(argv: list[str] | None = None) -> int:
             args.json_out.write_text(
                 json.dumps({"summary": summary.rows, "figures": figures}, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
             )
-        print(f"\nload average at the end: {_load()} (other work on the machine inflates wall seconds; cpu seconds less so); "
-              f"benchmark took {time.perf_counter() - started:.0f} s")  # fmt: skip
+        print(
+            f"\nload average at the end: {_load()} (other work on the machine inflates wall seconds; cpu seconds less so); "
+            f"benchmark took {time.perf_counter() - started:.0f} s"
+        )
         print("\nRESULT:", "FAIL (a target was missed or a check failed)" if summary.failed else "PASS (all targets met)")
         if args.keep:
             print(f"kept {workdir}")

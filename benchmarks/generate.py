@@ -28,36 +28,137 @@ from typing import Any
 from definitions.export import DEPARTMENT_HEADERS, PEOPLE_HEADERS, TASK_HEADERS
 
 SYSTEMS = (
-    "课程育人", "科研育人", "实践育人", "文化育人", "网络育人", "心理育人", "管理育人",
-    "服务育人", "资助育人", "组织育人", "全员育人", "全过程育人", "组织保障",
-)  # fmt: skip
+    "课程育人",
+    "科研育人",
+    "实践育人",
+    "文化育人",
+    "网络育人",
+    "心理育人",
+    "管理育人",
+    "服务育人",
+    "资助育人",
+    "组织育人",
+    "全员育人",
+    "全过程育人",
+    "组织保障",
+)
 PROJECT_STEMS = (
-    "课程思政示范建设", "思政课教学改革", "专业课程育人元素挖掘", "科研诚信教育", "学生科研训练计划",
-    "社会实践基地建设", "志愿服务品牌培育", "劳动教育实施", "校园文化品牌建设", "优秀传统文化传承",
-    "网络文明素养提升", "网络思政阵地建设", "心理健康教育课程", "心理危机预防干预", "管理制度育人梳理",
-    "后勤服务育人", "图书馆服务育人", "精准资助体系建设", "资助育人成效评价", "基层党组织建设",
-    "团学组织育人", "辅导员队伍建设", "班主任工作提升", "新生入学教育", "毕业生离校教育",
-    "考核评价机制完善", "经费保障机制", "信息化督办平台建设",
-)  # fmt: skip
+    "课程思政示范建设",
+    "思政课教学改革",
+    "专业课程育人元素挖掘",
+    "科研诚信教育",
+    "学生科研训练计划",
+    "社会实践基地建设",
+    "志愿服务品牌培育",
+    "劳动教育实施",
+    "校园文化品牌建设",
+    "优秀传统文化传承",
+    "网络文明素养提升",
+    "网络思政阵地建设",
+    "心理健康教育课程",
+    "心理危机预防干预",
+    "管理制度育人梳理",
+    "后勤服务育人",
+    "图书馆服务育人",
+    "精准资助体系建设",
+    "资助育人成效评价",
+    "基层党组织建设",
+    "团学组织育人",
+    "辅导员队伍建设",
+    "班主任工作提升",
+    "新生入学教育",
+    "毕业生离校教育",
+    "考核评价机制完善",
+    "经费保障机制",
+    "信息化督办平台建设",
+)
 CORE_DEPARTMENTS = (
-    "党委工作部", "党委组织部", "党委宣传部", "工会", "纪检监察室", "学校办公室", "人事处", "财务处",
-    "教务处", "马克思主义学院", "图书馆", "科研处", "信息化办公室", "学生工作处", "心理健康教育中心",
-    "校团委", "招生就业处", "后勤处", "保卫处", "校医院", "国际交流处", "发展规划处", "审计处",
-    "资产管理处", "继续教育学院", "档案馆",
-)  # fmt: skip
+    "党委工作部",
+    "党委组织部",
+    "党委宣传部",
+    "工会",
+    "纪检监察室",
+    "学校办公室",
+    "人事处",
+    "财务处",
+    "教务处",
+    "马克思主义学院",
+    "图书馆",
+    "科研处",
+    "信息化办公室",
+    "学生工作处",
+    "心理健康教育中心",
+    "校团委",
+    "招生就业处",
+    "后勤处",
+    "保卫处",
+    "校医院",
+    "国际交流处",
+    "发展规划处",
+    "审计处",
+    "资产管理处",
+    "继续教育学院",
+    "档案馆",
+)
 SCHOOL_STEMS = (
-    "机电工程", "信息工程", "经济管理", "艺术设计", "建筑工程", "汽车工程", "护理", "食品工程",
-    "电子商务", "智能制造", "外国语", "旅游管理", "化工", "医药", "交通运输", "物流管理", "数字媒体",
-    "财会金融", "体育", "音乐舞蹈", "学前教育", "园林园艺", "环境工程", "新能源", "航空", "软件",
-    "通信", "大数据", "人工智能", "公共管理", "法律事务", "文化传媒", "现代农业", "畜牧兽医",
-)  # fmt: skip
+    "机电工程",
+    "信息工程",
+    "经济管理",
+    "艺术设计",
+    "建筑工程",
+    "汽车工程",
+    "护理",
+    "食品工程",
+    "电子商务",
+    "智能制造",
+    "外国语",
+    "旅游管理",
+    "化工",
+    "医药",
+    "交通运输",
+    "物流管理",
+    "数字媒体",
+    "财会金融",
+    "体育",
+    "音乐舞蹈",
+    "学前教育",
+    "园林园艺",
+    "环境工程",
+    "新能源",
+    "航空",
+    "软件",
+    "通信",
+    "大数据",
+    "人工智能",
+    "公共管理",
+    "法律事务",
+    "文化传媒",
+    "现代农业",
+    "畜牧兽医",
+)
 TITLE_VERBS = ("完善", "推进", "建立", "实施", "开展", "修订", "建设", "优化", "组织", "落实", "深化", "健全")
 TITLE_OBJECTS = (
-    "课程思政教学设计", "专业人才培养方案", "实践教学体系", "学生评价制度", "教师育人能力培训",
-    "学生社团指导机制", "校园文化活动", "网络舆情研判机制", "心理健康普查", "困难学生帮扶台账",
-    "育人成效评价指标", "辅导员工作考核办法", "劳动教育课程", "志愿服务记录制度", "校企合作育人项目",
-    "党员先锋岗设置", "宿舍育人阵地", "就业指导课程", "创新创业训练", "安全教育活动",
-)  # fmt: skip
+    "课程思政教学设计",
+    "专业人才培养方案",
+    "实践教学体系",
+    "学生评价制度",
+    "教师育人能力培训",
+    "学生社团指导机制",
+    "校园文化活动",
+    "网络舆情研判机制",
+    "心理健康普查",
+    "困难学生帮扶台账",
+    "育人成效评价指标",
+    "辅导员工作考核办法",
+    "劳动教育课程",
+    "志愿服务记录制度",
+    "校企合作育人项目",
+    "党员先锋岗设置",
+    "宿舍育人阵地",
+    "就业指导课程",
+    "创新创业训练",
+    "安全教育活动",
+)
 STATEMENT_PARTS = (
     "对照学校“三全育人”综合改革实施方案，梳理现有工作基础和薄弱环节，明确年度目标。",
     "组织专题调研，召开师生座谈会，形成问题清单、任务清单和责任清单。",
@@ -75,9 +176,19 @@ CRITERIA = (
     "建立工作台账，按期报送进展，通过领导小组办公室验收。",
 )
 STEP_ACTIONS = (
-    "制定实施方案", "完成调研摸底", "召开启动会议", "印发工作制度", "开展中期检查", "组织专题培训",
-    "形成阶段成果", "完善工作台账", "开展试点工作", "总结推广经验", "组织自查评估", "提交总结报告",
-)  # fmt: skip
+    "制定实施方案",
+    "完成调研摸底",
+    "召开启动会议",
+    "印发工作制度",
+    "开展中期检查",
+    "组织专题培训",
+    "形成阶段成果",
+    "完善工作台账",
+    "开展试点工作",
+    "总结推广经验",
+    "组织自查评估",
+    "提交总结报告",
+)
 RECURRING = ("每学期末", "每学期", "每年9月", "每季度", "每月", "每年12月底", "每半年")
 ONGOING = ("长期坚持", "持续推进", "常态化开展")
 REPORT_PERIODS = ("每月", "每季度", "每学期")
@@ -163,7 +274,7 @@ def _roadmap(rng: random.Random, before: int | None) -> str:
     actions = rng.sample(STEP_ACTIONS, n)
     steps = []
     numbered = rng.random() < 0.2
-    for k, (mi, action) in enumerate(zip(months, actions), 1):
+    for k, (mi, action) in enumerate(zip(months, actions, strict=True), 1):
         y, m = _year_month(mi)
         form = rng.random()
         if form < 0.5:
@@ -199,7 +310,7 @@ def build_plan(tasks: int = 30000, *, seed: int = 1, repeat_groups: bool = False
         dep = departments[k % n_departments]
         members[dep].append(name)
         department_of[name] = dep
-    head_of = dict(zip(departments, heads))
+    head_of = dict(zip(departments, heads, strict=True))
 
     people_rows: list[list[Any]] = []
     for i, name in enumerate(names, 1):
@@ -225,8 +336,18 @@ def build_plan(tasks: int = 30000, *, seed: int = 1, repeat_groups: bool = False
     n_projects = max(n_systems, round(tasks * 45 / 175))
     n_projects = min(n_projects, tasks)
     task_rows: list[list[Any]] = []
-    stats = {"tasks": tasks, "systems": n_systems, "projects": n_projects, "people": n_people, "departments": n_departments,
-             "once": 0, "recurring": 0, "ongoing": 0, "with_roadmap": 0, "roadmap_steps": 0}  # fmt: skip
+    stats = {
+        "tasks": tasks,
+        "systems": n_systems,
+        "projects": n_projects,
+        "people": n_people,
+        "departments": n_departments,
+        "once": 0,
+        "recurring": 0,
+        "ongoing": 0,
+        "with_roadmap": 0,
+        "roadmap_steps": 0,
+    }
     project_of_task = [t * n_projects // tasks for t in range(tasks)]
     system_of_project = [p * n_systems // n_projects for p in range(n_projects)]
     project_names: dict[int, str] = {}
@@ -275,8 +396,23 @@ def build_plan(tasks: int = 30000, *, seed: int = 1, repeat_groups: bool = False
         if roadmap:
             stats["with_roadmap"] += 1
             stats["roadmap_steps"] += roadmap.count("；") + 1
-        task_rows.append([task_code, system_cell, project_cell, title, statement, criteria, lead, owner,
-                          partners, supervisor, deadline, roadmap, report_every])  # fmt: skip
+        task_rows.append(
+            [
+                task_code,
+                system_cell,
+                project_cell,
+                title,
+                statement,
+                criteria,
+                lead,
+                owner,
+                partners,
+                supervisor,
+                deadline,
+                roadmap,
+                report_every,
+            ]
+        )
 
     office = [heads[0]] + [m for m in members[departments[0]][1:3]]
     plan_rows = [
@@ -317,7 +453,7 @@ def write_generated(plan: GeneratedPlan, out: str | Path) -> Path:
         ws.append(row)
 
     ws = wb.create_sheet("任务清单")
-    for letter, width in zip("ABCDEFGHIJKLM", (9, 12, 22, 36, 40, 30, 14, 16, 20, 16, 16, 44, 10)):
+    for letter, width in zip("ABCDEFGHIJKLM", (9, 12, 22, 36, 40, 30, 14, 16, 20, 16, 16, 44, 10), strict=True):
         ws.column_dimensions[letter].width = width
     header(ws, TASK_HEADERS)
     for row in plan.task_rows:

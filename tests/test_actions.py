@@ -239,7 +239,7 @@ def test_reassignment_and_removal_void_links(db, tmp_path):
             resolve(s, other, secret=SECRET, today=TODAY)
         assert err.value.reason in ("void", "closed")
         assert resolve(s, head_view, secret=SECRET, today=TODAY).action == "view"
-        voided = {(l.action, l.void_reason) for l in s.scalars(select(Link).where(Link.void_at.is_not(None)))}
+        voided = {(link.action, link.void_reason) for link in s.scalars(select(Link).where(Link.void_at.is_not(None)))}
     assert voided == {("ack", "任务已改由他人负责"), ("progress", "任务已从清单中删除")}
 
 

@@ -73,9 +73,11 @@ def test_timeout_mode_makes_a_short_timeout_client_give_up(smtp_server: SMTPServ
     assert send(smtp_server.url("someone@example.org", cto=1)) is False
     assert time.monotonic() - started < 2.5
 
-    with pytest.raises((TimeoutError, socket.timeout, smtplib.SMTPServerDisconnected)):
-        with smtplib.SMTP("127.0.0.1", smtp_server.port, timeout=0.5) as client:
-            client.sendmail("duban@example.org", ["someone@example.org"], b"Subject: x\r\n\r\nbody\r\n")
+    with (
+        pytest.raises((TimeoutError, socket.timeout, smtplib.SMTPServerDisconnected)),
+        smtplib.SMTP("127.0.0.1", smtp_server.port, timeout=0.5) as client,
+    ):
+        client.sendmail("duban@example.org", ["someone@example.org"], b"Subject: x\r\n\r\nbody\r\n")
     assert smtp_server.received == []
 
 

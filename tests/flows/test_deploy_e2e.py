@@ -46,7 +46,7 @@ def test_prefect_deploy_all_and_a_worker_run_the_sweep(tmp_path):
             [str(BIN / "prefect"), *args],
             env=env,
             cwd=ROOT,
-            stdout=open(tmp_path / log, "wb"),
+            stdout=open(tmp_path / log, "wb"),  # noqa: SIM115 - the child's log, open while it runs
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -369,13 +369,12 @@ def _serve(env: dict, log: Path):
 
 
 def _kill(proc) -> None:
+    import contextlib
     import os
     import signal
 
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # no clean shutdown: as if the machine went down
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=30)
 
 

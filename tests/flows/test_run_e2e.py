@@ -87,7 +87,7 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path, page):
         PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
     )
     duban = Path(sys.executable).parent / "duban"
-    log = open(tmp_path / "run.log", "wb")
+    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - the child's log, open while it runs
     proc = subprocess.Popen(
         [str(duban), "run", "--port", str(web), "--prefect-port", str(api)],
         cwd=tmp_path,

@@ -267,7 +267,7 @@ def test_verdicts_follow_ups_and_changing_a_verdict(plan, tmp_path):
     )
     assert out.wake
     done = reviews.advance(plan, rid, today=dt.date(2026, 12, 8), reports_dir=tmp_path)
-    assert done.status == "closed" and done.report["xlsx"].endswith("督查报告-%d.xlsx" % rid)
+    assert done.status == "closed" and done.report["xlsx"].endswith(f"督查报告-{rid}.xlsx")
     with pytest.raises(reviews.ReviewError, match="已完成并已生成报告"):
         judge("01.1.1", "达标")
 

@@ -347,11 +347,11 @@ def test_colours_agree_with_the_rules(scenario):
     from duban.sweep.decisions import load
 
     r = compute(scenario)
-    assert dict(zip(r.tasks["code"], r.tasks["colour"])) == {"1": "red", "2": None, "3": "green", "4": "green", "5": "red"}
+    assert dict(zip(r.tasks["code"], r.tasks["colour"], strict=True)) == {"1": "red", "2": None, "3": "green", "4": "green", "5": "red"}
     with session_scope(scenario, readonly=True) as s:
         loaded = load(s, tz=TZ)
     cal = WorkCalendar()
-    by_code = dict(zip(r.tasks["code"], r.tasks["colour"]))
+    by_code = dict(zip(r.tasks["code"], r.tasks["colour"], strict=True))
     for view, policy in loaded.tasks:
         assert by_code[view.code] == colour(view, policy, cal, AS_OF)
 

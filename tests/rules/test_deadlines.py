@@ -34,9 +34,9 @@ def day(value: str | dt.date | None) -> dt.date | None:
     return D.fromisoformat(value) if isinstance(value, str) else value
 
 
-def ms(id: int, due: str, *, status: str = "in_progress", version: int = 1, seq: int | None = None, final: bool = False) -> MilestoneView:
+def ms(mid: int, due: str, *, status: str = "in_progress", version: int = 1, seq: int | None = None, final: bool = False) -> MilestoneView:
     return MilestoneView(
-        id=id, seq=id if seq is None else seq, title=f"步骤{id}", due=day(due), due_version=version, status=status, is_final=final
+        id=mid, seq=mid if seq is None else seq, title=f"步骤{mid}", due=day(due), due_version=version, status=status, is_final=final
     )
 
 

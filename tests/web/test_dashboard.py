@@ -367,7 +367,7 @@ def test_read_only_link_works_expires_and_is_revoked(web, engine):
 # -- the CLI ----------------------------------------------------------------------------------------------------
 
 
-def cli(*args, input: str | None = None):
+def cli(*args, input: str | None = None):  # noqa: A002 - named like CliRunner.invoke's input
     from duban.cli import app
 
     return CliRunner().invoke(app, [str(a) for a in args], input=input)

@@ -178,7 +178,7 @@ def test_office_starts_a_review_from_the_form(client, engine_web):
     assert "<h1>课程育人专项督查</h1>" in page.text and "<dd>育人体系：课程育人</dd>" in page.text and "<dd>填报中</dd>" in page.text
     assert "<h3>1 集体备课</h3>" in page.text and "责任人 教务处处长" in page.text and "<h3>2 建设课程资源库</h3>" in page.text
     assert '<span class="n">0/2</span><span class="l">已填报</span>' in page.text
-    assert 'action="/dashboard/reviews/%s/cancel"' % review_id in page.text
+    assert f'action="/dashboard/reviews/{review_id}/cancel"' in page.text
     rows = re.findall(
         r"<tr><td>(\d+)</td><td class=\"t\"><a href=\"([^\"]+)\">([^<]+)</a></td><td class=\"t\">([^<]+)</td>"
         r"<td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>",
