@@ -86,7 +86,7 @@ def _known(session, task: Task, tz) -> str:
     for m in session.scalars(
         select(Milestone).where(Milestone.task_id == task.id, Milestone.status == MilestoneState.DONE).order_by(Milestone.seq)
     ):
-        lines.append(f"已办结：{m.title or '第 %d 步' % m.seq}（{local_time(m.completed_at, tz)[:10]}）")
+        lines.append(f"已办结：{m.title or f'第 {m.seq} 步'}（{local_time(m.completed_at, tz)[:10]}）")
     last = session.scalar(
         select(Event).where(Event.task_id == task.id, Event.kind == EventKind.PROGRESS_REPORTED).order_by(Event.at.desc()).limit(1)
     )
@@ -352,15 +352,15 @@ def download_evidence(request: Request, token: str, evidence_id: int):
         r = _resolve(s, request, token)
         ev = s.get(Evidence, evidence_id)
         item = s.get(ReviewItem, ev.review_item_id) if ev is not None and ev.review_item_id else None
-        allowed = (
-            item is not None
-            and ev.kind == EvidenceKind.FILE
-            and (
+        if (
+            ev is None
+            or item is None
+            or ev.kind != EvidenceKind.FILE
+            or not (
                 (r.action == LinkAction.REVIEW_ANSWER and item.id == r.link.review_item_id)
                 or (r.action in (LinkAction.REVIEW_VERDICT, LinkAction.REVIEW_REPORT) and item.review_id == r.link.review_id)
             )
-        )
-        if not allowed:
+        ):
             raise Refusal("没有找到该附件", "该附件不存在，或不属于此链接对应的督查。", 404)
         name, ctype, stored_name = ev.filename or "附件", ev.content_type or "application/octet-stream", ev.stored_name
     return attachment(stored_file(rt.settings.evidence_path, stored_name), name, ctype)
