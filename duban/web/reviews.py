@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from duban import orchestration, reviews
 from duban.db import session_scope
@@ -70,6 +71,22 @@ def _resolve(session, request: Request, token: str, *, for_update: bool = False)
     if r.action not in REVIEW_LINK_ACTIONS:
         raise link_refusal(LinkRefused("invalid", "链接无效或已被修改。请使用通知中的完整链接。"), renewable=False, token="", csrf="")
     return r
+
+
+def _review(session: Session, r: Resolved, *, for_update: bool = False) -> Review:
+    """The review a verdict or report link names, or the page that says it is not there."""
+    review = session.get(Review, r.link.review_id, with_for_update=for_update) if r.link.review_id is not None else None
+    if review is None:
+        raise Refusal("没有找到该督查", "此链接对应的督查不存在。", 404)
+    return review
+
+
+def _item(session: Session, r: Resolved, *, for_update: bool = False) -> ReviewItem:
+    """The task of a review an answer link names, or the page that says it is not there."""
+    item = session.get(ReviewItem, r.link.review_item_id, with_for_update=for_update) if r.link.review_item_id is not None else None
+    if item is None:
+        raise Refusal("没有找到该督查事项", "此链接对应的督查事项不存在。", 404)
+    return item
 
 
 def _origin(request: Request) -> dict[str, Any]:
@@ -195,7 +212,7 @@ def open_review_link(request: Request, token: str):
         elif r.action == LinkAction.REVIEW_VERDICT:
             ctx, name = _verdict_context(s, request, r, cookie), "review_verdict.html"
         else:
-            review = s.get(Review, r.link.review_id)
+            review = _review(s, r)
             ctx, name = (
                 {"plan": r.plan, "person": r.person, "review": review, "token": token, "status": ReviewState(review.status).label},
                 "review_report.html",
@@ -256,7 +273,7 @@ def _answer(request: Request, token: str, form) -> Response:
         now, day = utcnow(), rt.today()
         with session_scope(rt.engine) as s:
             r = _resolve(s, request, token, for_update=True)
-            item = s.get(ReviewItem, r.link.review_item_id, with_for_update=True)
+            item = _item(s, r, for_update=True)
             out = reviews.record_answer(
                 s,
                 item,
@@ -310,11 +327,12 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
     try:
         with session_scope(rt.engine) as s:
             r = _resolve(s, request, token, for_update=True)
-            review = s.get(Review, r.link.review_id, with_for_update=True)
+            review = _review(s, r, for_update=True)
             item = s.get(ReviewItem, item_id)
-            if item is None or item.review_id != review.id:
+            task = s.get(Task, item.task_id) if item is not None and item.review_id == review.id else None
+            if task is None:
                 raise reviews.ReviewError("本次督查中没有该任务。")
-            code = s.get(Task, item.task_id).code
+            code = task.code
             out = reviews.give_verdict(
                 s,
                 review,
@@ -374,7 +392,7 @@ def download_report(request: Request, token: str, ext: str):
         r = _resolve(s, request, token)
         if r.action not in (LinkAction.REVIEW_REPORT, LinkAction.REVIEW_VERDICT):
             raise Refusal("没有找到督查报告", "此链接不能查看督查报告。", 404)
-        review = s.get(Review, r.link.review_id)
+        review = _review(s, r)
         path = {"html": review.report_html, "xlsx": review.report_xlsx}.get(ext)
         title = review.title
     if not path or not Path(path).is_file():
