@@ -15,10 +15,11 @@ stays) once approved.  A plan with approval switched off goes from submit straig
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -27,7 +28,7 @@ from duban.evidence import StoredFile, add_evidence
 from duban.links import Resolved
 from duban.models import Department, Event, Link, Milestone, Notification, Person, Request, Task
 from duban.values import clean_text
-from duban.vocabulary import OPEN_STATES, EventKind, LedgerStatus, MessageKind, MilestoneState, RequestKind, RequestStatus
+from duban.vocabulary import OPEN_STATES, EventKind, LedgerStatus, LinkAction, MessageKind, MilestoneState, RequestKind, RequestStatus
 
 MAX_TEXT = 5000
 MAX_REASON = 1000
@@ -90,9 +91,14 @@ def _use(session: Session, r: Resolved, now: dt.datetime) -> None:
     """Mark the link used (once: a second submission of the same link finds it used)."""
     if r.link.action in links_mod.REUSABLE_ACTIONS:
         return
-    done = session.execute(
-        update(Link).where(Link.id == r.link.id, Link.used_at.is_(None)).values(used_at=now).execution_options(synchronize_session=False)
-    ).rowcount
+    done = links_mod.rowcount(
+        session.execute(
+            update(Link)
+            .where(Link.id == r.link.id, Link.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if done != 1:
         raise ActionError("该链接刚刚已被使用，请勿重复提交。")
     set_committed_value(r.link, "used_at", now)  # already written: no second UPDATE at flush
@@ -102,8 +108,8 @@ def _evidence(
     session: Session,
     r: Resolved,
     ev: Event,
-    urls: list[str],
-    files: list[StoredFile],
+    urls: Sequence[str],
+    files: Sequence[StoredFile],
     *,
     milestone_id: int | None,
     request_id: int | None,
@@ -111,10 +117,10 @@ def _evidence(
 ) -> None:
     add_evidence(
         session,
-        urls,
-        files,
+        list(urls),
+        list(files),
         plan_id=r.link.plan_id,
-        task_id=r.task.id,
+        task_id=_task(r).id,
         milestone_id=milestone_id,
         request_id=request_id,
         event_id=ev.id,
@@ -136,6 +142,20 @@ def _acknowledge(session: Session, task: Task, now: dt.datetime) -> bool:
     return changed
 
 
+def _task(r: Resolved) -> Task:
+    """The task a link names (every link but a queue or review link names one)."""
+    if r.task is None:
+        raise ActionError("此链接没有对应的任务。")
+    return r.task
+
+
+def _new_due(req: Request) -> dt.date:
+    """The date an extension request asks for (every extension request has one)."""
+    if req.new_due_date is None:
+        raise ActionError("该延期申请没有申请延至的日期。")
+    return req.new_due_date
+
+
 def _require(r: Resolved, *actions: str) -> None:
     if r.link.action not in actions:
         raise ActionError("此链接不能办理该事项。")
@@ -152,7 +172,8 @@ def _open_milestone(r: Resolved) -> Milestone:
     return m
 
 
-def label(m: Milestone | None) -> str:
+def label(m: Milestone | Row[Any] | None) -> str:
+    """A milestone's name (``m``: a ``Milestone`` or a Core row with its title, is_final and seq)."""
     if m is None:
         return ""
     return m.title or ("完成全部任务" if m.is_final else f"第 {m.seq} 步")
@@ -209,26 +230,34 @@ def _ledger(
 
 def acknowledge(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime) -> Outcome:
     """签收: the owner confirms they have the task."""
-    _require(r, "ack")
-    if r.task.acknowledged_at is not None:
-        raise ActionError(f"该任务已于 {links_mod.local_time(r.task.acknowledged_at)} 签收，无需重复签收。")
-    _acknowledge(session, r.task, now)
+    _require(r, LinkAction.ACK)
+    task = _task(r)
+    if task.acknowledged_at is not None:
+        raise ActionError(f"该任务已于 {links_mod.local_time(task.acknowledged_at)} 签收，无需重复签收。")
+    _acknowledge(session, task, now)
     ev = _event(session, r, EventKind.ACKNOWLEDGED, {}, origin, now)
     _use(session, r, now)
     return Outcome("已签收。请按任务书和时间表推进，按期反馈进展；完成后可通过通知中的链接提交办结。", event_id=ev.id)
 
 
 def report_progress(
-    session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, text: str, urls: list[str] = (), files: list[StoredFile] = ()
+    session: Session,
+    r: Resolved,
+    origin: Origin,
+    *,
+    now: dt.datetime,
+    text: str,
+    urls: Sequence[str] = (),
+    files: Sequence[StoredFile] = (),
 ) -> Outcome:
     """反馈: a progress report (text, optional evidence); also counts as 签收."""
-    _require(r, "progress")
+    _require(r, LinkAction.PROGRESS)
     text = _text(text, what="工作进展")
-    acked = _acknowledge(session, r.task, now)
+    acked = _acknowledge(session, _task(r), now)
     ev = _event(
         session, r, EventKind.PROGRESS_REPORTED, {"text": text, "acknowledged": acked, "urls": len(urls), "files": len(files)}, origin, now
     )
-    _evidence(session, r, ev, list(urls), list(files), milestone_id=r.link.milestone_id, request_id=None, now=now)
+    _evidence(session, r, ev, urls, files, milestone_id=r.link.milestone_id, request_id=None, now=now)
     _use(session, r, now)
     return Outcome("进展已反馈，感谢您的及时报送。", event_id=ev.id)
 
@@ -241,15 +270,15 @@ def submit_done(
     now: dt.datetime,
     today: dt.date,
     note: str,
-    urls: list[str] = (),
-    files: list[StoredFile] = (),
+    urls: Sequence[str] = (),
+    files: Sequence[StoredFile] = (),
 ) -> Outcome:
     """提交办结 with 佐证材料: waits for a reviewer (审核), or is done at once where the plan
     switched approval off."""
-    _require(r, "done")
+    _require(r, LinkAction.DONE)
+    task = _task(r)
     m = _open_milestone(r)
     note = _text(note, what="办结说明（完成情况及佐证材料说明）")
-    urls, files = list(urls), list(files)
     with session.no_autoflush:  # reads first; the changes then go out together at the next flush
         # a pending extension of this step is moot once it is submitted
         moot = list(
@@ -260,7 +289,7 @@ def submit_done(
             )
         )
         reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
-        _acknowledge(session, r.task, now)
+        _acknowledge(session, task, now)
     for req in moot:
         req.status, req.decided_at, req.decision_note = RequestStatus.WITHDRAWN, now, "已提交办结，延期申请自动撤回"
     evidence_count = {"urls": len(urls), "files": len(files)}
@@ -275,7 +304,7 @@ def submit_done(
     m.status, m.submitted_at = MilestoneState.SUBMITTED, now
     req = Request(
         plan_id=r.link.plan_id,
-        task_id=r.task.id,
+        task_id=task.id,
         milestone_id=m.id,
         person_id=r.person.id,
         kind=RequestKind.COMPLETION,
@@ -297,7 +326,8 @@ def request_extension(
     session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date, new_due: dt.date | None, reason: str
 ) -> Outcome:
     """延期申请: a new date and a reason, for a reviewer to approve or refuse."""
-    _require(r, "extend")
+    _require(r, LinkAction.EXTEND)
+    task = _task(r)
     m = _open_milestone(r)
     if new_due is None:
         raise ActionError("请选择申请延期到的日期。")
@@ -312,14 +342,14 @@ def request_extension(
         select(Request).where(Request.milestone_id == m.id, Request.kind == RequestKind.EXTENSION, Request.status == RequestStatus.PENDING)
     )
     if pending is not None:
-        raise ActionError(f"该里程碑已有一项延期申请（延至 {pending.new_due_date.isoformat()}）正在审批中，请等待审批结果。")
+        raise ActionError(f"该里程碑已有一项延期申请（延至 {_new_due(pending).isoformat()}）正在审批中，请等待审批结果。")
     reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
     if not reviewers:
         raise ActionError("本方案尚未设置领导小组办公室人员，无法在线审批延期，请直接与牵头部门或领导小组联系。")
-    _acknowledge(session, r.task, now)
+    _acknowledge(session, task, now)
     req = Request(
         plan_id=r.link.plan_id,
-        task_id=r.task.id,
+        task_id=task.id,
         milestone_id=m.id,
         person_id=r.person.id,
         kind=RequestKind.EXTENSION,
@@ -370,7 +400,8 @@ def _ask_reviewers(
     now: dt.datetime,
     extra: dict[str, Any],
 ) -> set[int]:
-    data = {**_owner_info(session, r.task), "request": req.id, "request_kind": req.kind, **extra}
+    task = _task(r)
+    data = {**_owner_info(session, task), "request": req.id, "request_kind": req.kind, **extra}
     keys = {pid: f"{MessageKind.APPROVAL}:r{req.id}:p{pid}" for pid in reviewers}
     present = set(session.scalars(select(Notification.key).where(Notification.key.in_(sorted(set(keys.values())))))) if keys else set()
     for pid, key in keys.items():  # one query for all reviewers' keys, then the items (one INSERT at the flush)
@@ -379,7 +410,7 @@ def _ask_reviewers(
                 session,
                 key=key,
                 r_plan=r.link.plan_id,
-                task=r.task,
+                task=task,
                 milestone=m,
                 recipient=pid,
                 kind=MessageKind.APPROVAL,
@@ -407,14 +438,14 @@ def pending_requests(session: Session, plan_id: int) -> list[Request]:
 
 def request_for(session: Session, r: Resolved, request_id: int | None = None, *, for_update: bool = False) -> Request:
     """The request a review link (its own) or a queue link (any of its plan's) names."""
-    if r.link.action == "review":
+    if r.link.action == LinkAction.REVIEW:
         req = r.request
         if req is None or (request_id is not None and request_id != req.id):
             raise ActionError("此链接不能办理该申请。")
         if for_update:
             session.refresh(req, with_for_update=True)
         return req
-    if r.link.action != "queue" or request_id is None:
+    if r.link.action != LinkAction.QUEUE or request_id is None:
         raise ActionError("此链接不能办理该申请。")
     q = select(Request).where(Request.id == request_id, Request.plan_id == r.link.plan_id)
     req = session.scalars(q.with_for_update() if for_update else q).first()
@@ -423,7 +454,7 @@ def request_for(session: Session, r: Resolved, request_id: int | None = None, *,
     return req
 
 
-DECISIONS = {RequestKind.COMPLETION: ("approve", "return"), RequestKind.EXTENSION: ("approve", "refuse")}
+DECISIONS: dict[str, tuple[str, str]] = {RequestKind.COMPLETION: ("approve", "return"), RequestKind.EXTENSION: ("approve", "refuse")}
 
 
 def decide(
@@ -439,7 +470,7 @@ def decide(
 ) -> Outcome:
     """审核: approve (办结 / 批准延期), return a completion (退回, with a reason that reaches the
     owner, whose reminders resume) or refuse an extension (不予批准, with a reason)."""
-    _require(r, "review", "queue")
+    _require(r, LinkAction.REVIEW, LinkAction.QUEUE)
     req = request_for(session, r, request_id, for_update=True)
     if decision not in DECISIONS.get(req.kind, ()):
         raise ActionError("请选择审核结果。")
@@ -458,14 +489,18 @@ def decide(
         limit=MAX_REASON,
     )
     task = session.get(Task, req.task_id)
+    if task is None:
+        raise ActionError("没有找到该申请对应的任务。")
     m = session.get(Milestone, req.milestone_id) if req.milestone_id else None
     status = {"approve": RequestStatus.APPROVED, "return": RequestStatus.RETURNED, "refuse": RequestStatus.REFUSED}[decision]
-    done = session.execute(
-        update(Request)
-        .where(Request.id == req.id, Request.status == RequestStatus.PENDING)
-        .values(status=status, decided_by_id=r.person.id, decided_at=now, decision_note=note)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    done = links_mod.rowcount(
+        session.execute(
+            update(Request)
+            .where(Request.id == req.id, Request.status == RequestStatus.PENDING)
+            .values(status=status, decided_by_id=r.person.id, decided_at=now, decision_note=note)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if done != 1:
         raise ActionError("该申请刚刚已被处理，无需重复审核。")
     req.status, req.decided_by_id, req.decided_at, req.decision_note = status, r.person.id, now, note
@@ -531,13 +566,13 @@ def decide(
         if decision == "approve":
             if m.status not in OPEN_STATES:
                 raise ActionError("该里程碑已办结或已提交，无需再调整完成时间。")
-            old = m.due_date
-            m.due_date, m.due_version = req.new_due_date, m.due_version + 1
+            old, new = m.due_date, _new_due(req)
+            m.due_date, m.due_version = new, m.due_version + 1
             ev = _event(
                 session,
                 r,
                 EventKind.EXTENSION_APPROVED,
-                {"request": req.id, "from": old.isoformat(), "to": req.new_due_date.isoformat(), "version": m.due_version, "note": note},
+                {"request": req.id, "from": old.isoformat(), "to": new.isoformat(), "version": m.due_version, "note": note},
                 origin,
                 now,
                 task_id=task.id,
@@ -568,7 +603,7 @@ def decide(
                 session,
                 r,
                 EventKind.EXTENSION_REFUSED,
-                {"request": req.id, "reason": note, "to": req.new_due_date.isoformat()},
+                {"request": req.id, "reason": note, "to": _new_due(req).isoformat()},
                 origin,
                 now,
                 task_id=task.id,
@@ -584,14 +619,14 @@ def decide(
                 kind=MessageKind.EXTENSION_DECIDED,
                 today=today,
                 now=now,
-                data={**base, "approved": False, "new_due": req.new_due_date.isoformat()},
+                data={**base, "approved": False, "new_due": _new_due(req).isoformat()},
             )
             message = f"已不予批准，理由已通知责任人；完成时间仍为 {m.due_date.isoformat()}。"
     _use(session, r, now)
     return Outcome(message, notify={owner}, request_id=req.id, event_id=ev.id)
 
 
-REQUEST_STATUS = {
+REQUEST_STATUS: dict[str, str] = {
     RequestStatus.PENDING: "待审核",
     RequestStatus.APPROVED: "已通过",
     RequestStatus.RETURNED: "已退回",
@@ -613,16 +648,16 @@ def renewal_action(session: Session, link: Link) -> str | None:
         if link.person_id not in links_mod.reviewers(session, link.plan_id):
             return None
         req = session.get(Request, link.request_id) if link.request_id else None
-        return "review" if req is not None and req.status == RequestStatus.PENDING else "queue"
+        return LinkAction.REVIEW if req is not None and req.status == RequestStatus.PENDING else LinkAction.QUEUE
     if task is None or task.archived_at is not None:
         return None
     if link.action in links_mod.OWNER_ACTIONS and task.owner_id != link.person_id:
         return None
     m = session.get(Milestone, link.milestone_id) if link.milestone_id else None
-    if link.action == "ack" and task.acknowledged_at is not None:
-        return "view"
-    if link.action in ("done", "extend") and (m is None or m.status not in OPEN_STATES):
-        return "view"
+    if link.action == LinkAction.ACK and task.acknowledged_at is not None:
+        return LinkAction.VIEW
+    if link.action in (LinkAction.DONE, LinkAction.EXTEND) and (m is None or m.status not in OPEN_STATES):
+        return LinkAction.VIEW
     return link.action
 
 
@@ -639,8 +674,12 @@ def request_new_link(session: Session, link: Link, origin: Origin, *, now: dt.da
         if not waiting:
             return Outcome("目前没有等待您审核的事项。有新的申请时，您会收到新的通知和审核链接。")
         task = session.get(Task, waiting[0].task_id)
+        if task is None:
+            raise ActionError("没有找到等待审核的申请对应的任务。")
     m = session.get(Milestone, link.milestone_id) if link.milestone_id else None
     person = session.get(Person, link.person_id)
+    if person is None:
+        raise ActionError("没有找到该链接的接收人。")
     data = {"action": action, "old_action": link.action, "request": link.request_id}
     fresh = _ledger(
         session,
@@ -669,5 +708,6 @@ def request_new_link(session: Session, link: Link, origin: Origin, *, now: dt.da
     if not fresh:
         return Outcome("今天已经为您发送过新链接，请查看您的邮箱或工作消息。")
     return Outcome(
-        f"新的「{links_mod.ACTIONS[action]}」链接将通过消息发送给{person.name}（您的邮箱或工作消息），请稍候查收。", notify={link.person_id}
+        f"新的「{LinkAction.label_of(action)}」链接将通过消息发送给{person.name}（您的邮箱或工作消息），请稍候查收。",
+        notify={link.person_id},
     )

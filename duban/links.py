@@ -16,28 +16,39 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, CursorResult, Result, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from duban.vocabulary import REVIEW_MESSAGE_KINDS, LinkAction, MessageKind, MilestoneState
+from duban.vocabulary import OWNER_ACTIONS, REVIEW_MESSAGE_KINDS, LinkAction, MessageKind, MilestoneState, PlanRoleKind
+from duban.vocabulary import REUSABLE_ACTIONS as REUSABLE_ACTIONS  # re-exported (duban.actions)
+from duban.vocabulary import REVIEWER_ACTIONS as REVIEW_ACTIONS
 
-ACTIONS = {
-    "ack": "签收",
-    "progress": "反馈进展",
-    "done": "提交办结",
-    "extend": "申请延期",
-    "view": "查看任务",
-    "review": "审核",  # a coordinator: one request (completion or extension)
-    "queue": "待审核事项",  # a coordinator: the list of everything pending in the plan (task_id None)
-    "review_answer": "填报督查情况",  # an owner: answer one task of a review (督查); editable until judged
-    "review_verdict": "督查评定",  # a coordinator: the review's answers and the verdict form (task_id None)
-    "review_report": "查看督查报告",  # the leading group and the office: the review's report
-}
-OWNER_ACTIONS = frozenset({"ack", "progress", "done", "extend"})  # only the task's current owner
-REVIEW_ACTIONS = frozenset({"review", "queue", "review_verdict"})  # only the plan's reviewers (the office)
-REUSABLE_ACTIONS = frozenset({"view", "queue", "review_verdict", "review_report"})  # never "used up"
+if TYPE_CHECKING:
+    from duban.models import Department, Link, Milestone, Person, Plan, Request, Task
+
+# OWNER_ACTIONS: only the task's current owner; REVIEW_ACTIONS: only the plan's reviewers (the
+# office); REUSABLE_ACTIONS: never "used up".  An action's label is ``LinkAction.label``; ACTIONS
+# maps the actions a message carries to their labels (a digest's link lines).
+ACTIONS: dict[str, str] = {a: a.label for a in LinkAction if a is not LinkAction.DASHBOARD}
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run by ``Session.execute`` changed."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("rowcount: not the result of an UPDATE or DELETE")
+    return result.rowcount or 0
+
+
+def _links_table() -> Table:
+    """The ``links`` table (Core statements: bulk inserts and updates without the ORM)."""
+    from duban.models import Link
+
+    table = Link.__table__
+    if not isinstance(table, Table):
+        raise TypeError("Link is not mapped to a table")
+    return table
 
 
 class LinkError(ValueError):
@@ -123,12 +134,12 @@ class LinkSpec:
 def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.date, now: dt.datetime | None = None) -> list[int]:
     """Link ids for ``specs`` (in order): an unused, valid link for the same action, person, task
     and milestone is reused when it lasts at least as long; otherwise a new one is stored (hash only)."""
-    from duban.models import Link, utcnow
+    from duban.models import utcnow
 
     if not specs:
         return []
     now = now or utcnow()
-    table = Link.__table__
+    table = _links_table()
     existing: dict[tuple, tuple[int, dt.date]] = {}
     people = sorted({s.person_id for s in specs})
     for start in range(0, len(people), 5000):
@@ -166,8 +177,9 @@ def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.dat
                 new[spec.reuse_key] = len(fresh)
                 fresh.append(spec)
             ids.append(None)
+    fresh_ids: list[int] = []
     if fresh:
-        rows = [
+        values = [
             {
                 "plan_id": s.plan_id,
                 "person_id": s.person_id,
@@ -183,26 +195,23 @@ def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.dat
             }
             for s in fresh
         ]
-        fresh_ids = []
-        for start in range(0, len(rows), 2000):
+        for start in range(0, len(values), 2000):
             fresh_ids += (
-                session.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows[start : start + 2000])
+                session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values[start : start + 2000])
                 .scalars()
                 .all()
             )
         session.execute(
-            table.update().where(table.c.id == bindparam("lid")).values(token_hash=bindparam("h")),
-            [{"lid": lid, "h": token_hash(link_token(secret, lid, s.action, s.expires))} for lid, s in zip(fresh_ids, fresh)],
+            update(table).where(table.c.id == bindparam("lid")).values(token_hash=bindparam("h")),
+            [{"lid": lid, "h": token_hash(link_token(secret, lid, s.action, s.expires))} for lid, s in zip(fresh_ids, fresh, strict=True)],
         )
-        ids = [i if i is not None else fresh_ids[new[spec.reuse_key]] for i, spec in zip(ids, specs)]
-    return ids  # type: ignore[return-value]
+    # a spec without a reusable link has a fresh one (ids[i] is None only then)
+    return [i if i is not None else fresh_ids[new[spec.reuse_key]] for i, spec in zip(ids, specs, strict=True)]
 
 
 def urls(session: Session, ids: list[int], *, base_url: str, secret: str) -> dict[int, str]:
     """The URLs of issued links, by id (for rendering a message)."""
-    from duban.models import Link
-
-    table = Link.__table__
+    table = _links_table()
     out: dict[int, str] = {}
     ids = sorted(set(ids))
     for start in range(0, len(ids), 5000):
@@ -305,7 +314,7 @@ REFUSALS = {
 }
 
 
-class LinkRefused(Exception):
+class LinkRefused(Exception):  # noqa: N818  a refusal shown to the link's holder, not an error
     """An opened link that cannot be used now; ``message`` is the Chinese explanation.
 
     ``link_id`` is set when the signature was valid (the link is ours), and ``renewable`` when the
@@ -328,14 +337,14 @@ class LinkRefused(Exception):
 class Resolved:
     """A valid link and what it names, loaded from the store."""
 
-    link: Any  # models.Link
-    person: Any  # models.Person
-    plan: Any  # models.Plan
-    task: Any | None  # models.Task (None for a queue link)
-    milestone: Any | None  # models.Milestone
-    request: Any | None  # models.Request (review links)
-    owner: Any | None = None  # models.Person: the task's owner (kept here so the session keeps it)
-    department: Any | None = None  # models.Department: the task's lead department
+    link: Link
+    person: Person
+    plan: Plan
+    task: Task | None  # None for a queue link
+    milestone: Milestone | None
+    request: Request | None  # review links
+    owner: Person | None = None  # the task's owner (kept here so the session keeps it)
+    department: Department | None = None  # the task's lead department
 
     @property
     def action(self) -> str:
@@ -352,7 +361,7 @@ def reviewers(session: Session, plan_id: int, *, exclude: int | None = None) -> 
     from duban.models import PlanRole
 
     rows = session.execute(select(PlanRole.person_id, PlanRole.role).where(PlanRole.plan_id == plan_id).order_by(PlanRole.position)).all()
-    for role in ("office", "leading_group"):
+    for role in (PlanRoleKind.OFFICE, PlanRoleKind.LEADING_GROUP):
         people = [r.person_id for r in rows if r.role == role and r.person_id != exclude]
         if people:
             return list(dict.fromkeys(people))
@@ -436,10 +445,10 @@ def resolve(
     # lead department (loaded into the session, so the page finds them without a query)
     row = session.execute(_resolve_statement(), {"link_id": link_id}).first()
     link = row[0] if row is not None else None
-    if link is None or not hmac.compare_digest(link.token_hash, token_hash(token)) or link.action != action:
+    if row is None or link is None or not hmac.compare_digest(link.token_hash, token_hash(token)) or link.action != action:
         raise LinkRefused("invalid", "链接无效或已被修改。请使用通知中的完整链接（复制时请勿遗漏字符）。")
     person, plan, task, milestone, request, owner, department = row[1:8]
-    label = ACTIONS.get(link.action, link.action)
+    label = LinkAction.label_of(link.action)
 
     # who may use it: checked first, so a link of a task handed over never offers a fresh one
     if link.action in OWNER_ACTIONS and task is not None and task.owner_id != link.person_id:
@@ -481,10 +490,8 @@ def void(
 ) -> int:
     """Void the unused links of some tasks or milestones (optionally only one person's, or all but
     one person's, or only some actions); returns how many."""
-    from duban.models import Link
-
-    table = Link.__table__
-    conds = [table.c.void_at.is_(None), table.c.used_at.is_(None)]
+    table = _links_table()
+    conds: list[ColumnElement[bool]] = [table.c.void_at.is_(None), table.c.used_at.is_(None)]
     if task_ids is not None:
         conds.append(table.c.task_id.in_(task_ids))
     if milestone_ids is not None:
@@ -497,5 +504,4 @@ def void(
         conds.append(table.c.action.in_(sorted(actions)))
     if task_ids == [] or milestone_ids == []:
         return 0
-    result = session.execute(table.update().where(*conds).values(void_at=now, void_reason=reason[:200]))
-    return result.rowcount or 0
+    return rowcount(session.execute(update(table).where(*conds).values(void_at=now, void_reason=reason[:200])))

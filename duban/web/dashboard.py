@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -78,10 +79,10 @@ def _login_page(
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str | None = None, out: int = 0):
+def login_form(request: Request, next_url: Annotated[str | None, Query(alias="next")] = None, out: int = 0):
     if current_viewer(request) is not None:
-        return RedirectResponse(safe_next(next), status_code=303, headers=PRIVATE)
-    return _login_page(request, next_url=next or "/dashboard", notice="您已安全退出。" if out else "")
+        return RedirectResponse(safe_next(next_url), status_code=303, headers=PRIVATE)
+    return _login_page(request, next_url=next_url or "/dashboard", notice="您已安全退出。" if out else "")
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -118,6 +119,8 @@ def _login(request: Request, login: str, password: str, next_url: str) -> Respon
         log.info("dashboard sign-in refused for %r from %s", login[:100], client_ip(request))
         status = 429 if "锁定" in result.message else 401
         return _login_page(request, error=result.message, login=login, next_url=next_url, status=status)
+    if result.account_id is None:
+        raise RuntimeError("a successful sign-in names its account")
     until = now + dt.timedelta(hours=settings.session_hours)
     resp = RedirectResponse(safe_next(next_url), status_code=303, headers=PRIVATE)
     return set_session(request, resp, kind="a", ident=result.account_id, version=result.session_version, now=now, until=until)

@@ -166,6 +166,8 @@ def _new_page(
     today = rt.today()
     with session_scope(rt.engine, readonly=True) as s:
         p = s.get(Plan, plan.id)
+        if p is None:
+            raise refusal(request, viewer, "方案不存在", "您的账户对应的方案已不存在。请联系领导小组办公室。", 404)
         choices = reviews.scope_choices(s, p)
         titles = dict(s.execute(select(Task.code, Task.title).where(Task.plan_id == p.id, Task.archived_at.is_(None))).all())
     v = {
@@ -307,8 +309,10 @@ def _show_page(
     rt = runtime(request)
     with session_scope(rt.engine, readonly=True) as s:
         r = s.get(Review, review.id)
+        plan = s.get(Plan, r.plan_id) if r is not None else None
+        if r is None or plan is None:
+            raise refusal(request, viewer, "没有找到该督查", "没有找到该督查，或您的账户无权查看。请从督查列表中选择。", 404)
         data = reviews.report_data(s, r, tz=rt.tz)
-        plan = s.get(Plan, r.plan_id)
         reports = {
             ext: f"/dashboard/reviews/{r.id}/report.{ext}"
             for ext, path in (("html", r.report_html), ("xlsx", r.report_xlsx))

@@ -20,7 +20,7 @@ from duban.accounts import Viewer
 from duban.rollup.assessment import rates
 from duban.rollup.compute import compute
 from duban.values import jsonable
-from duban.vocabulary import MilestoneState
+from duban.vocabulary import LinkAction, MilestoneState
 
 GROUP_COLUMNS = ["tasks", "done_tasks", "completion_rate", "on_time_rate", "red", "yellow", "green", "overdue_tasks", "due_soon_tasks"]
 VIEW_COLUMNS: dict[str, list[str]] = {
@@ -278,7 +278,7 @@ def _charts(r: rollup.Rollup, frames: dict[str, pd.DataFrame], totals: dict[str,
                 for row in a.to_dict(orient="records")
             ],
         )
-    return {k: Markup(v) for k, v in charts.items() if v}
+    return {k: Markup(v) for k, v in charts.items() if v}  # noqa: S704  SVG built by duban.report, every text in it escaped
 
 
 def _queue_href(rt, viewer: Viewer, r: rollup.Rollup) -> str | None:
@@ -298,9 +298,13 @@ def _queue_href(rt, viewer: Viewer, r: rollup.Rollup) -> str | None:
             return None
         today = rt.today()
         expires = today + dt.timedelta(days=rt.settings.link_days_after_due)
-        [lid] = issue(s, [LinkSpec(person.plan_id, person.id, "queue", None, None, expires)], secret=rt.settings.secret_key, today=today)
+        [lid] = issue(
+            s, [LinkSpec(person.plan_id, person.id, LinkAction.QUEUE, None, None, expires)], secret=rt.settings.secret_key, today=today
+        )
         link = s.get(Link, lid)
-        return f"/l/{link_token(rt.settings.secret_key, lid, 'queue', link.expires_on)}"
+        if link is None:
+            raise RuntimeError(f"link {lid} was issued but is not in the store")
+        return f"/l/{link_token(rt.settings.secret_key, lid, LinkAction.QUEUE, link.expires_on)}"
 
 
 def as_json(d: Dashboard, viewer: Viewer) -> dict[str, Any]:

@@ -72,7 +72,7 @@ FORM_COOKIE = CsrfCookie("duban_form", "/")
 # -- refusals -------------------------------------------------------------------------------------------
 
 
-class Refusal(Exception):
+class Refusal(Exception):  # noqa: N818  a page that says why not, not an error
     """A page that says why not, raised anywhere in a route (or a dependency) and rendered by
     :func:`refusal_page`: ``page`` with ``title``, ``message`` and ``ctx``, the ``headers``, and
     the CSRF ``cookie`` when the page carries a form bound to it."""
@@ -109,8 +109,10 @@ def link_refusal(err: LinkRefused, **ctx: Any) -> Refusal:
     return Refusal(err.title, err.message, status, page="refused.html", **ctx)
 
 
-def stored_file(evidence_path: Path, stored_name: str) -> Path:
+def stored_file(evidence_path: Path, stored_name: str | None) -> Path:
     """The file of an evidence record, or the page that says it cannot be opened."""
+    if stored_name is None:  # a URL, not a file
+        raise Refusal("附件无法打开", "附件记录无效，请联系领导小组办公室。", 404)
     try:
         path = stored_path(evidence_path, stored_name)
     except EvidenceError:

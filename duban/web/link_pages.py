@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from duban import actions
 from duban.db import session_scope
 from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, clean_urls, store_form_files
-from duban.links import ACTIONS, LinkRefused, Resolved, local_time, resolve, verify
+from duban.links import LinkRefused, Resolved, local_time, resolve, verify
 from duban.models import Evidence, Link, Task, utcnow
 from duban.models import Request as RequestRow
 from duban.vocabulary import EvidenceKind, LinkAction, MilestoneState, RequestKind, RequestStatus
@@ -54,7 +54,7 @@ from duban.web.render import render
 from duban.web.security import CSRF_FIELD, attachment, csrf_ok, csrf_token
 
 router = APIRouter()
-PAGES = {LinkAction.QUEUE: "queue.html", LinkAction.REVIEW: "review.html"}  # the GET page of an action; others: link.html
+PAGES: dict[str, str] = {LinkAction.QUEUE: "queue.html", LinkAction.REVIEW: "review.html"}  # the GET page of an action; others: link.html
 EXPIRED_FORM = (
     "页面已过期，请重新打开链接",
     "为保护您的账户安全，本次提交未被受理（页面校验信息缺失或不匹配）。请重新打开通知中的链接后再提交。",
@@ -118,7 +118,7 @@ Page = Annotated[LinkPage, Depends(link_page)]
 def blocked_reason(session: Session, r: Resolved, tz) -> str | None:
     """Why the link's action cannot be done now although the link is valid (shown, no form)."""
     m = r.milestone
-    if r.action == LinkAction.ACK and r.task.acknowledged_at is not None:
+    if r.action == LinkAction.ACK and r.task is not None and r.task.acknowledged_at is not None:
         return f"您已于 {local_time(r.task.acknowledged_at, tz)} 签收此任务，无需重复签收。"
     if r.action in (LinkAction.DONE, LinkAction.EXTEND) and m is not None and m.status == MilestoneState.SUBMITTED:
         return f"里程碑「{actions.label(m)}」已于 {local_time(m.submitted_at, tz)} 提交办结，正在等待审核。审核结果将通过消息通知您。"
@@ -128,7 +128,7 @@ def blocked_reason(session: Session, r: Resolved, tz) -> str | None:
                 RequestRow.milestone_id == m.id, RequestRow.kind == RequestKind.EXTENSION, RequestRow.status == RequestStatus.PENDING
             )
         )
-        if pending is not None:
+        if pending is not None and pending.new_due_date is not None:
             return f"您已申请延期至 {pending.new_due_date.isoformat()}，正在等待审批，审批结果将通过消息通知您。"
     return None
 
@@ -140,7 +140,7 @@ def link_context(session: Session, page: LinkPage, r: Resolved, *, request_row: 
         "action": r.action,
         "plan": r.plan,
         "person": r.person,
-        "label": ACTIONS.get(r.action, r.action),
+        "label": LinkAction.label_of(r.action),
         "token": page.token,
         "csrf": csrf_token(settings.secret_key, page.cookie.value, r.link.id),
         "approval_required": r.plan.approval_required,
@@ -155,13 +155,19 @@ def link_context(session: Session, page: LinkPage, r: Resolved, *, request_row: 
         return ctx
     if r.action in (LinkAction.REVIEW, LinkAction.QUEUE):
         req = request_row or r.request
+        if req is None:
+            raise Refusal("没有找到该申请", "此链接没有对应的申请。", 404)
         ctx["req"] = pages.request_view(session, req, tz=rt.tz)
         ctx["req_pending"] = req.status == RequestStatus.PENDING and req.person_id != r.person.id
         if req.person_id == r.person.id:
             ctx["blocked"] = "这是您本人提交的申请，请由其他审核人员审核。"
         task = session.get(Task, req.task_id)
+        if task is None:
+            raise Refusal("没有找到该任务", "该申请对应的任务不存在。", 404)
         ctx["task"] = pages.task_page(session, task, today=rt.today(), tz=rt.tz, current_milestone=req.milestone_id)
         return ctx
+    if r.task is None:
+        raise Refusal("没有找到该任务", "此链接没有对应的任务。", 404)
     ctx["task"] = pages.task_page(session, r.task, today=rt.today(), tz=rt.tz, current_milestone=r.link.milestone_id)
     ctx["milestone"] = r.milestone
     ctx["milestone_label"] = actions.label(r.milestone) if r.milestone else ""
@@ -323,8 +329,10 @@ def _result(page: LinkPage, r: Resolved, outcome: actions.Outcome, day: dt.date)
         # the link's task as the action left it (loaded and committed above); a queue link's task is read again
         task, owner, dept = r.task, r.owner, r.department
         if task is None:
-            task_id = s.get(RequestRow, outcome.request_id).task_id if outcome.request_id else None
-            task, owner, dept = s.get(Task, task_id), None, None
+            req = s.get(RequestRow, outcome.request_id) if outcome.request_id else None
+            task, owner, dept = (s.get(Task, req.task_id) if req is not None else None), None, None
+        if task is None:
+            raise Refusal("没有找到该任务", "该申请对应的任务不存在。", 404)
         ctx = {
             "message": outcome.message,
             "task": pages.task_page(s, task, today=day, tz=page.rt.tz, owner=owner, department=dept, current_milestone=r.link.milestone_id),
@@ -379,7 +387,10 @@ def _renew(page: LinkPage, form) -> Response:
                     raise page.refused(err) from None
             else:
                 return RedirectResponse(f"/l/{page.token}", status_code=303)  # still valid: nothing to renew
-            outcome = actions.request_new_link(s, s.get(Link, link_id), page.origin(), now=utcnow(), today=day)
+            link = s.get(Link, link_id)
+            if link is None:  # resolve() refused it as invalid already
+                raise Refusal("链接无效", "链接无效或已被修改，无法申请新链接。请使用通知中的完整链接。", 404)
+            outcome = actions.request_new_link(s, link, page.origin(), now=utcnow(), today=day)
     except actions.ActionError as err:
         raise Refusal("无法发送新链接", str(err), 409) from None
     page.request.app.state.dispatcher.notify(outcome.notify)
@@ -391,12 +402,11 @@ def download(evidence_id: int, page: Page):
     with session_scope(page.rt.engine, readonly=True) as s:
         r = page.resolve(s, allow_used=True)
         ev = s.get(Evidence, evidence_id)
-        allowed = (
-            ev is not None
-            and ev.kind == EvidenceKind.FILE
-            and ((r.task is not None and ev.task_id == r.task.id) or (r.action == LinkAction.QUEUE and ev.plan_id == r.link.plan_id))
-        )
-        if not allowed:
+        if (
+            ev is None
+            or ev.kind != EvidenceKind.FILE
+            or not ((r.task is not None and ev.task_id == r.task.id) or (r.action == LinkAction.QUEUE and ev.plan_id == r.link.plan_id))
+        ):
             raise Refusal("没有找到该附件", "该附件不存在，或不属于此链接对应的任务。", 404)
         name, ctype, stored = ev.filename or "附件", ev.content_type or "application/octet-stream", ev.stored_name
     return attachment(stored_file(page.rt.settings.evidence_path, stored), name, ctype)

@@ -4,10 +4,11 @@ milestones with states and dates, requests waiting, and its history with evidenc
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import BindParameter, Row, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from duban.actions import REQUEST_STATUS, label
@@ -25,27 +26,27 @@ from duban.models import (
 from duban.reviews import task_history
 from duban.vocabulary import OPEN_STATES, EventKind, MilestoneState, RequestKind, RequestStatus
 
-EVENT_LABELS = {
-    "task_created": "下达任务",
-    "task_updated": "任务内容调整",
-    "task_restored": "任务恢复",
-    "task_archived": "任务归档",
-    "owner_changed": "更换责任人",
-    "milestone_added": "新增里程碑",
-    "milestone_due_changed": "调整完成时间",
-    "milestone_archived": "里程碑归档",
-    "milestone_restored": "里程碑恢复",
-    "acknowledged": "签收",
-    "progress_reported": "反馈进展",
-    "completion_submitted": "提交办结",
-    "milestone_done": "办结",
-    "completion_approved": "审核通过（办结）",
-    "completion_returned": "退回",
-    "extension_requested": "申请延期",
-    "extension_approved": "批准延期",
-    "extension_refused": "不予批准延期",
-    "review_answered": "督查填报",
-    "review_judged": "督查评定",
+EVENT_LABELS: dict[str, str] = {
+    EventKind.TASK_CREATED: "下达任务",
+    EventKind.TASK_UPDATED: "任务内容调整",
+    EventKind.TASK_RESTORED: "任务恢复",
+    EventKind.TASK_ARCHIVED: "任务归档",
+    EventKind.OWNER_CHANGED: "更换责任人",
+    EventKind.MILESTONE_ADDED: "新增里程碑",
+    EventKind.MILESTONE_DUE_CHANGED: "调整完成时间",
+    EventKind.MILESTONE_ARCHIVED: "里程碑归档",
+    EventKind.MILESTONE_RESTORED: "里程碑恢复",
+    EventKind.ACKNOWLEDGED: "签收",
+    EventKind.PROGRESS_REPORTED: "反馈进展",
+    EventKind.COMPLETION_SUBMITTED: "提交办结",
+    EventKind.MILESTONE_DONE: "办结",
+    EventKind.COMPLETION_APPROVED: "审核通过（办结）",
+    EventKind.COMPLETION_RETURNED: "退回",
+    EventKind.EXTENSION_REQUESTED: "申请延期",
+    EventKind.EXTENSION_APPROVED: "批准延期",
+    EventKind.EXTENSION_REFUSED: "不予批准延期",
+    EventKind.REVIEW_ANSWERED: "督查填报",
+    EventKind.REVIEW_JUDGED: "督查评定",
 }
 HIDDEN_EVENTS = {EventKind.LINK_RENEWAL}
 STATE_CLASS = {
@@ -129,33 +130,33 @@ def _file_views(rows: list[Evidence]) -> list[FileView]:
 
 
 def _detail(kind: str, data: dict[str, Any]) -> str:
-    if kind == "progress_reported":
+    if kind == EventKind.PROGRESS_REPORTED:
         return data.get("text", "")
-    if kind in ("completion_submitted", "milestone_done"):
+    if kind in (EventKind.COMPLETION_SUBMITTED, EventKind.MILESTONE_DONE):
         return data.get("note", "")
-    if kind == "completion_returned":
+    if kind == EventKind.COMPLETION_RETURNED:
         return f"退回原因：{data.get('reason', '')}"
-    if kind == "completion_approved":
+    if kind == EventKind.COMPLETION_APPROVED:
         return f"审核意见：{data['note']}" if data.get("note") else ""
-    if kind == "extension_requested":
+    if kind == EventKind.EXTENSION_REQUESTED:
         return f"申请将完成时间由 {data.get('from', '')} 延至 {data.get('to', '')}。理由：{data.get('reason', '')}"
-    if kind == "extension_approved":
+    if kind == EventKind.EXTENSION_APPROVED:
         return f"完成时间由 {data.get('from', '')} 调整为 {data.get('to', '')}" + (
             f"。审核意见：{data['note']}" if data.get("note") else ""
         )
-    if kind == "extension_refused":
+    if kind == EventKind.EXTENSION_REFUSED:
         return f"申请延至 {data.get('to', '')}，不予批准。理由：{data.get('reason', '')}"
-    if kind == "review_answered":
+    if kind == EventKind.REVIEW_ANSWERED:
         return f"「{data.get('review_title', '督查')}」已完成工作：{data.get('done', '')}"
-    if kind == "review_judged":
+    if kind == EventKind.REVIEW_JUDGED:
         return f"「{data.get('review_title', '督查')}」评定为“{data.get('verdict', '')}”" + (
             f"：{data['note']}" if data.get("note") else ""
         )
-    if kind == "owner_changed":
+    if kind == EventKind.OWNER_CHANGED:
         return f"{data.get('from') or ''} → {data.get('to') or ''}"
-    if kind == "milestone_due_changed":
+    if kind == EventKind.MILESTONE_DUE_CHANGED:
         return f"{data.get('from', '')} → {data.get('to', '')}"
-    if kind == "milestone_done" and data.get("approval") == "not_required":
+    if kind == EventKind.MILESTONE_DONE and data.get("approval") == "not_required":
         return data.get("note", "")
     return ""
 
@@ -170,7 +171,7 @@ def _statements() -> dict[str, Any]:
     if not _STATEMENTS:
         built: dict[str, Any] = {}
         ms, ev, evd = Milestone.__table__, Event.__table__, Evidence.__table__
-        tid = bindparam("task_id")
+        tid: BindParameter[int] = bindparam("task_id")
         built["milestones"] = (
             select(ms.c.id, ms.c.seq, ms.c.title, ms.c.is_final, ms.c.status, ms.c.due_date, ms.c.baseline_due_date)
             .where(ms.c.task_id == tid)
@@ -196,7 +197,7 @@ def _statements() -> dict[str, Any]:
             .outerjoin(evd, and_(evd.c.event_id == recent.c.id, evd.c.task_id == tid))
             .order_by(recent.c.at.desc(), recent.c.id.desc(), evd.c.id)
         )
-        built["pending"] = select(Request).where(Request.task_id == tid, Request.status == RequestStatus.PENDING).order_by(Request.id)
+        built["requests"] = select(Request).where(Request.task_id == tid, Request.status == RequestStatus.PENDING).order_by(Request.id)
         _STATEMENTS.update(built)  # one call under the GIL: all keys at once
     return _STATEMENTS
 
@@ -256,7 +257,7 @@ def task_page(
             history[-1].evidence.append(FileView(row.f_id, row.f_kind, row.f_name or row.f_url or "", row.f_url, human_size(row.f_size)))
     pending = [
         request_view(session, r, task=task, milestones=ms, tz=tz, with_evidence=False, people={owner.id: owner} if owner else None)
-        for r in session.scalars(q["pending"], {"task_id": task.id})
+        for r in session.scalars(q["requests"], {"task_id": task.id})
     ]
     return TaskPage(
         code=task.code,
@@ -281,12 +282,15 @@ def request_view(
     *,
     tz,
     task: Task | None = None,
-    milestones: list[Milestone] | None = None,
+    milestones: Sequence[Row[Any]] | None = None,
     with_evidence: bool = True,
     people: dict[int, Person] | None = None,
 ) -> RequestView:
+    """``milestones``: the task's milestones as Core rows (``task_page`` has them already)."""
     task = task or session.get(Task, r.task_id)
-    m = next((x for x in milestones or () if x.id == r.milestone_id), None) if milestones else None
+    if task is None:
+        raise LookupError(f"request {r.id}: task {r.task_id} is not in the store")
+    m: Row[Any] | Milestone | None = next((x for x in milestones or () if x.id == r.milestone_id), None) if milestones else None
     if m is None and r.milestone_id:
         m = session.get(Milestone, r.milestone_id)
     who = (people or {}).get(r.person_id) or session.get(Person, r.person_id)

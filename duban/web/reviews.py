@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from duban import orchestration, reviews
 from duban.db import session_scope
@@ -72,6 +73,22 @@ def _resolve(session, request: Request, token: str, *, for_update: bool = False)
     return r
 
 
+def _review(session: Session, r: Resolved, *, for_update: bool = False) -> Review:
+    """The review a verdict or report link names, or the page that says it is not there."""
+    review = session.get(Review, r.link.review_id, with_for_update=for_update) if r.link.review_id is not None else None
+    if review is None:
+        raise Refusal("没有找到该督查", "此链接对应的督查不存在。", 404)
+    return review
+
+
+def _item(session: Session, r: Resolved, *, for_update: bool = False) -> ReviewItem:
+    """The task of a review an answer link names, or the page that says it is not there."""
+    item = session.get(ReviewItem, r.link.review_item_id, with_for_update=for_update) if r.link.review_item_id is not None else None
+    if item is None:
+        raise Refusal("没有找到该督查事项", "此链接对应的督查事项不存在。", 404)
+    return item
+
+
 def _origin(request: Request) -> dict[str, Any]:
     return {"ip": client_ip(request), "agent": request.headers.get("user-agent", "")[:300]}
 
@@ -86,7 +103,7 @@ def _known(session, task: Task, tz) -> str:
     for m in session.scalars(
         select(Milestone).where(Milestone.task_id == task.id, Milestone.status == MilestoneState.DONE).order_by(Milestone.seq)
     ):
-        lines.append(f"已办结：{m.title or '第 %d 步' % m.seq}（{local_time(m.completed_at, tz)[:10]}）")
+        lines.append(f"已办结：{m.title or f'第 {m.seq} 步'}（{local_time(m.completed_at, tz)[:10]}）")
     last = session.scalar(
         select(Event).where(Event.task_id == task.id, Event.kind == EventKind.PROGRESS_REPORTED).order_by(Event.at.desc()).limit(1)
     )
@@ -195,7 +212,7 @@ def open_review_link(request: Request, token: str):
         elif r.action == LinkAction.REVIEW_VERDICT:
             ctx, name = _verdict_context(s, request, r, cookie), "review_verdict.html"
         else:
-            review = s.get(Review, r.link.review_id)
+            review = _review(s, r)
             ctx, name = (
                 {"plan": r.plan, "person": r.person, "review": review, "token": token, "status": ReviewState(review.status).label},
                 "review_report.html",
@@ -256,7 +273,7 @@ def _answer(request: Request, token: str, form) -> Response:
         now, day = utcnow(), rt.today()
         with session_scope(rt.engine) as s:
             r = _resolve(s, request, token, for_update=True)
-            item = s.get(ReviewItem, r.link.review_item_id, with_for_update=True)
+            item = _item(s, r, for_update=True)
             out = reviews.record_answer(
                 s,
                 item,
@@ -310,11 +327,12 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
     try:
         with session_scope(rt.engine) as s:
             r = _resolve(s, request, token, for_update=True)
-            review = s.get(Review, r.link.review_id, with_for_update=True)
+            review = _review(s, r, for_update=True)
             item = s.get(ReviewItem, item_id)
-            if item is None or item.review_id != review.id:
+            task = s.get(Task, item.task_id) if item is not None and item.review_id == review.id else None
+            if task is None:
                 raise reviews.ReviewError("本次督查中没有该任务。")
-            code = s.get(Task, item.task_id).code
+            code = task.code
             out = reviews.give_verdict(
                 s,
                 review,
@@ -352,15 +370,15 @@ def download_evidence(request: Request, token: str, evidence_id: int):
         r = _resolve(s, request, token)
         ev = s.get(Evidence, evidence_id)
         item = s.get(ReviewItem, ev.review_item_id) if ev is not None and ev.review_item_id else None
-        allowed = (
-            item is not None
-            and ev.kind == EvidenceKind.FILE
-            and (
+        if (
+            ev is None
+            or item is None
+            or ev.kind != EvidenceKind.FILE
+            or not (
                 (r.action == LinkAction.REVIEW_ANSWER and item.id == r.link.review_item_id)
                 or (r.action in (LinkAction.REVIEW_VERDICT, LinkAction.REVIEW_REPORT) and item.review_id == r.link.review_id)
             )
-        )
-        if not allowed:
+        ):
             raise Refusal("没有找到该附件", "该附件不存在，或不属于此链接对应的督查。", 404)
         name, ctype, stored_name = ev.filename or "附件", ev.content_type or "application/octet-stream", ev.stored_name
     return attachment(stored_file(rt.settings.evidence_path, stored_name), name, ctype)
@@ -374,7 +392,7 @@ def download_report(request: Request, token: str, ext: str):
         r = _resolve(s, request, token)
         if r.action not in (LinkAction.REVIEW_REPORT, LinkAction.REVIEW_VERDICT):
             raise Refusal("没有找到督查报告", "此链接不能查看督查报告。", 404)
-        review = s.get(Review, r.link.review_id)
+        review = _review(s, r)
         path = {"html": review.report_html, "xlsx": review.report_xlsx}.get(ext)
         title = review.title
     if not path or not Path(path).is_file():

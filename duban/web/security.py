@@ -17,6 +17,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from fastapi.responses import FileResponse
+from starlette.types import ASGIApp, Scope
 
 CSRF_FIELD = "csrf"
 
@@ -60,7 +61,7 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(Exception):  # noqa: N818  a signal to BodyLimit (answered 413), not an error
     pass
 
 
@@ -68,7 +69,7 @@ class BodyLimit:
     """Refuses a request body larger than ``limit()`` bytes: at once from its Content-Length,
     or while it streams in (chunked uploads), before anything is parsed or stored."""
 
-    def __init__(self, app, limit: Callable[[], int], too_large: Callable[[dict], object]):
+    def __init__(self, app, limit: Callable[[], int], too_large: Callable[[Scope], ASGIApp]):
         self.app = app
         self.limit = limit
         self.too_large = too_large  # scope -> an ASGI app that answers 413
