@@ -57,11 +57,11 @@ class Outcome:
     event_id: int | None = None
 
 
-def _text(value: str | None, *, what: str, required: bool = True, limit: int = MAX_TEXT) -> str:
+def text_field(value: str | None, *, what: str, required: bool = True, limit: int = MAX_TEXT) -> str:
     return clean_text(value, what=what, required=required, limit=limit, error=ActionError)
 
 
-def _event(
+def record_event(
     session: Session,
     r: Resolved,
     kind: str,
@@ -87,7 +87,7 @@ def _event(
     return ev
 
 
-def _use(session: Session, r: Resolved, now: dt.datetime) -> None:
+def use_link(session: Session, r: Resolved, now: dt.datetime) -> None:
     """Mark the link used (once: a second submission of the same link finds it used)."""
     if r.link.action in links_mod.REUSABLE_ACTIONS:
         return
@@ -149,14 +149,14 @@ def _task(r: Resolved) -> Task:
     return r.task
 
 
-def _new_due(req: Request) -> dt.date:
+def requested_due(req: Request) -> dt.date:
     """The date an extension request asks for (every extension request has one)."""
     if req.new_due_date is None:
         raise ActionError("该延期申请没有申请延至的日期。")
     return req.new_due_date
 
 
-def _require(r: Resolved, *actions: str) -> None:
+def require_action(r: Resolved, *actions: str) -> None:
     if r.link.action not in actions:
         raise ActionError("此链接不能办理该事项。")
 
@@ -179,13 +179,13 @@ def label(m: Milestone | Row[Any] | None) -> str:
     return m.title or ("完成全部任务" if m.is_final else f"第 {m.seq} 步")
 
 
-def _owner_info(session: Session, task: Task) -> dict[str, Any]:
+def owner_info(session: Session, task: Task) -> dict[str, Any]:
     owner = session.get(Person, task.owner_id)
     dept = session.get(Department, task.lead_department_id) if task.lead_department_id else None
     return {"owner": owner.name if owner else "", "department": dept.name if dept else None}
 
 
-def _ledger(
+def ledger_item(
     session: Session,
     *,
     key: str,
@@ -230,13 +230,13 @@ def _ledger(
 
 def acknowledge(session: Session, r: Resolved, origin: Origin, *, now: dt.datetime) -> Outcome:
     """签收: the owner confirms they have the task."""
-    _require(r, LinkAction.ACK)
+    require_action(r, LinkAction.ACK)
     task = _task(r)
     if task.acknowledged_at is not None:
         raise ActionError(f"该任务已于 {links_mod.local_time(task.acknowledged_at)} 签收，无需重复签收。")
     _acknowledge(session, task, now)
-    ev = _event(session, r, EventKind.ACKNOWLEDGED, {}, origin, now)
-    _use(session, r, now)
+    ev = record_event(session, r, EventKind.ACKNOWLEDGED, {}, origin, now)
+    use_link(session, r, now)
     return Outcome("已签收。请按任务书和时间表推进，按期反馈进展；完成后可通过通知中的链接提交办结。", event_id=ev.id)
 
 
@@ -251,14 +251,14 @@ def report_progress(
     files: Sequence[StoredFile] = (),
 ) -> Outcome:
     """反馈: a progress report (text, optional evidence); also counts as 签收."""
-    _require(r, LinkAction.PROGRESS)
-    text = _text(text, what="工作进展")
+    require_action(r, LinkAction.PROGRESS)
+    text = text_field(text, what="工作进展")
     acked = _acknowledge(session, _task(r), now)
-    ev = _event(
+    ev = record_event(
         session, r, EventKind.PROGRESS_REPORTED, {"text": text, "acknowledged": acked, "urls": len(urls), "files": len(files)}, origin, now
     )
     _evidence(session, r, ev, urls, files, milestone_id=r.link.milestone_id, request_id=None, now=now)
-    _use(session, r, now)
+    use_link(session, r, now)
     return Outcome("进展已反馈，感谢您的及时报送。", event_id=ev.id)
 
 
@@ -275,10 +275,10 @@ def submit_done(
 ) -> Outcome:
     """提交办结 with 佐证材料: waits for a reviewer (审核), or is done at once where the plan
     switched approval off."""
-    _require(r, LinkAction.DONE)
+    require_action(r, LinkAction.DONE)
     task = _task(r)
     m = _open_milestone(r)
-    note = _text(note, what="办结说明（完成情况及佐证材料说明）")
+    note = text_field(note, what="办结说明（完成情况及佐证材料说明）")
     with session.no_autoflush:  # reads first; the changes then go out together at the next flush
         # a pending extension of this step is moot once it is submitted
         moot = list(
@@ -296,9 +296,9 @@ def submit_done(
     if not r.plan.approval_required or not reviewers:
         m.status, m.submitted_at, m.completed_at = MilestoneState.DONE, now, now
         why = "not_required" if not r.plan.approval_required else "no_reviewer"
-        ev = _event(session, r, EventKind.MILESTONE_DONE, {"note": note, "approval": why, **evidence_count}, origin, now)
+        ev = record_event(session, r, EventKind.MILESTONE_DONE, {"note": note, "approval": why, **evidence_count}, origin, now)
         _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=None, now=now)
-        _use(session, r, now)
+        use_link(session, r, now)
         links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id])
         return Outcome(f"里程碑「{label(m)}」已办结。感谢您的辛勤工作！", event_id=ev.id)
     m.status, m.submitted_at = MilestoneState.SUBMITTED, now
@@ -315,9 +315,9 @@ def submit_done(
     )
     session.add(req)
     session.flush()
-    ev = _event(session, r, EventKind.COMPLETION_SUBMITTED, {"note": note, "request": req.id, **evidence_count}, origin, now)
+    ev = record_event(session, r, EventKind.COMPLETION_SUBMITTED, {"note": note, "request": req.id, **evidence_count}, origin, now)
     _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=req.id, now=now)
-    _use(session, r, now)
+    use_link(session, r, now)
     notify = _ask_reviewers(session, r, req, m, reviewers, today=today, now=now, extra={"note": note[:200]})
     return Outcome("已提交办结，等待领导小组办公室审核。审核结果将通过消息通知您。", notify=notify, request_id=req.id, event_id=ev.id)
 
@@ -326,7 +326,7 @@ def request_extension(
     session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date, new_due: dt.date | None, reason: str
 ) -> Outcome:
     """延期申请: a new date and a reason, for a reviewer to approve or refuse."""
-    _require(r, LinkAction.EXTEND)
+    require_action(r, LinkAction.EXTEND)
     task = _task(r)
     m = _open_milestone(r)
     if new_due is None:
@@ -337,12 +337,12 @@ def request_extension(
         raise ActionError("申请的新完成时间不能早于今天。")
     if new_due > m.due_date + dt.timedelta(days=3 * 366):
         raise ActionError("申请延期的时间过长，请与领导小组办公室沟通后调整任务时间表。")
-    reason = _text(reason, what="延期理由", limit=MAX_REASON)
+    reason = text_field(reason, what="延期理由", limit=MAX_REASON)
     pending = session.scalar(
         select(Request).where(Request.milestone_id == m.id, Request.kind == RequestKind.EXTENSION, Request.status == RequestStatus.PENDING)
     )
     if pending is not None:
-        raise ActionError(f"该里程碑已有一项延期申请（延至 {_new_due(pending).isoformat()}）正在审批中，请等待审批结果。")
+        raise ActionError(f"该里程碑已有一项延期申请（延至 {requested_due(pending).isoformat()}）正在审批中，请等待审批结果。")
     reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
     if not reviewers:
         raise ActionError("本方案尚未设置领导小组办公室人员，无法在线审批延期，请直接与牵头部门或领导小组联系。")
@@ -361,7 +361,7 @@ def request_extension(
     )
     session.add(req)
     session.flush()
-    ev = _event(
+    ev = record_event(
         session,
         r,
         EventKind.EXTENSION_REQUESTED,
@@ -369,7 +369,7 @@ def request_extension(
         origin,
         now,
     )
-    _use(session, r, now)
+    use_link(session, r, now)
     notify = _ask_reviewers(
         session,
         r,
@@ -401,12 +401,12 @@ def _ask_reviewers(
     extra: dict[str, Any],
 ) -> set[int]:
     task = _task(r)
-    data = {**_owner_info(session, task), "request": req.id, "request_kind": req.kind, **extra}
+    data = {**owner_info(session, task), "request": req.id, "request_kind": req.kind, **extra}
     keys = {pid: f"{MessageKind.APPROVAL}:r{req.id}:p{pid}" for pid in reviewers}
     present = set(session.scalars(select(Notification.key).where(Notification.key.in_(sorted(set(keys.values())))))) if keys else set()
     for pid, key in keys.items():  # one query for all reviewers' keys, then the items (one INSERT at the flush)
         if key not in present:
-            _ledger(
+            ledger_item(
                 session,
                 key=key,
                 r_plan=r.link.plan_id,
@@ -422,10 +422,6 @@ def _ask_reviewers(
     return set(reviewers)
 
 
-# ---------------------------------------------------------------------------------------------
-# Coordinator review
-
-
 def pending_requests(session: Session, plan_id: int) -> list[Request]:
     return list(
         session.scalars(
@@ -434,205 +430,6 @@ def pending_requests(session: Session, plan_id: int) -> list[Request]:
             .order_by(Request.created_at, Request.id)
         )
     )
-
-
-def request_for(session: Session, r: Resolved, request_id: int | None = None, *, for_update: bool = False) -> Request:
-    """The request a review link (its own) or a queue link (any of its plan's) names."""
-    if r.link.action == LinkAction.REVIEW:
-        req = r.request
-        if req is None or (request_id is not None and request_id != req.id):
-            raise ActionError("此链接不能办理该申请。")
-        if for_update:
-            session.refresh(req, with_for_update=True)
-        return req
-    if r.link.action != LinkAction.QUEUE or request_id is None:
-        raise ActionError("此链接不能办理该申请。")
-    q = select(Request).where(Request.id == request_id, Request.plan_id == r.link.plan_id)
-    req = session.scalars(q.with_for_update() if for_update else q).first()
-    if req is None:
-        raise ActionError("没有找到该申请，它可能不属于您审核的方案。")
-    return req
-
-
-DECISIONS: dict[str, tuple[str, str]] = {RequestKind.COMPLETION: ("approve", "return"), RequestKind.EXTENSION: ("approve", "refuse")}
-
-
-def decide(
-    session: Session,
-    r: Resolved,
-    origin: Origin,
-    *,
-    now: dt.datetime,
-    today: dt.date,
-    request_id: int | None,
-    decision: str,
-    note: str = "",
-) -> Outcome:
-    """审核: approve (办结 / 批准延期), return a completion (退回, with a reason that reaches the
-    owner, whose reminders resume) or refuse an extension (不予批准, with a reason)."""
-    _require(r, LinkAction.REVIEW, LinkAction.QUEUE)
-    req = request_for(session, r, request_id, for_update=True)
-    if decision not in DECISIONS.get(req.kind, ()):
-        raise ActionError("请选择审核结果。")
-    if req.status != RequestStatus.PENDING:
-        who = session.get(Person, req.decided_by_id) if req.decided_by_id else None
-        by = f"由{who.name}" if who else ""
-        raise ActionError(
-            f"该申请已于 {links_mod.local_time(req.decided_at)} {by}处理（{REQUEST_STATUS.get(req.status, req.status)}），无需重复审核。"
-        )
-    if req.person_id == r.person.id:
-        raise ActionError("不能审核自己提交的申请。")
-    note = _text(
-        note,
-        what="退回原因" if decision == "return" else "不予批准的理由" if decision == "refuse" else "审核意见",
-        required=decision != "approve",
-        limit=MAX_REASON,
-    )
-    task = session.get(Task, req.task_id)
-    if task is None:
-        raise ActionError("没有找到该申请对应的任务。")
-    m = session.get(Milestone, req.milestone_id) if req.milestone_id else None
-    status = {"approve": RequestStatus.APPROVED, "return": RequestStatus.RETURNED, "refuse": RequestStatus.REFUSED}[decision]
-    done = links_mod.rowcount(
-        session.execute(
-            update(Request)
-            .where(Request.id == req.id, Request.status == RequestStatus.PENDING)
-            .values(status=status, decided_by_id=r.person.id, decided_at=now, decision_note=note)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    if done != 1:
-        raise ActionError("该申请刚刚已被处理，无需重复审核。")
-    req.status, req.decided_by_id, req.decided_at, req.decision_note = status, r.person.id, now, note
-    owner = task.owner_id
-    base = {"request": req.id, "reviewer": r.person.name, "reason": note[:500]}
-    if req.kind == RequestKind.COMPLETION:
-        if m is None or m.status != MilestoneState.SUBMITTED:
-            raise ActionError("该里程碑目前不在待审核状态，无法审核。")
-        if decision == "approve":
-            m.status, m.completed_at = MilestoneState.DONE, now
-            ev = _event(
-                session,
-                r,
-                EventKind.COMPLETION_APPROVED,
-                {"request": req.id, "note": note, "owner": _owner_info(session, task)["owner"]},
-                origin,
-                now,
-                task_id=task.id,
-                milestone_id=m.id,
-            )
-            links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id], actions=links_mod.OWNER_ACTIONS)
-            _ledger(
-                session,
-                key=f"{MessageKind.APPROVED}:r{req.id}",
-                r_plan=req.plan_id,
-                task=task,
-                milestone=m,
-                recipient=owner,
-                kind=MessageKind.APPROVED,
-                today=today,
-                now=now,
-                data=base,
-            )
-            message = f"已审核通过，里程碑「{label(m)}」办结。"
-        else:
-            m.status, m.submitted_at = MilestoneState.IN_PROGRESS, None
-            ev = _event(
-                session,
-                r,
-                EventKind.COMPLETION_RETURNED,
-                {"request": req.id, "reason": note},
-                origin,
-                now,
-                task_id=task.id,
-                milestone_id=m.id,
-            )
-            _ledger(
-                session,
-                key=f"{MessageKind.RETURNED}:r{req.id}",
-                r_plan=req.plan_id,
-                task=task,
-                milestone=m,
-                recipient=owner,
-                kind=MessageKind.RETURNED,
-                today=today,
-                now=now,
-                data=base,
-            )
-            message = f"已退回，退回原因已通知责任人；里程碑「{label(m)}」恢复为办理中，提醒将继续。"
-    else:
-        if m is None:
-            raise ActionError("没有找到该申请对应的里程碑。")
-        if decision == "approve":
-            if m.status not in OPEN_STATES:
-                raise ActionError("该里程碑已办结或已提交，无需再调整完成时间。")
-            old, new = m.due_date, _new_due(req)
-            m.due_date, m.due_version = new, m.due_version + 1
-            ev = _event(
-                session,
-                r,
-                EventKind.EXTENSION_APPROVED,
-                {"request": req.id, "from": old.isoformat(), "to": new.isoformat(), "version": m.due_version, "note": note},
-                origin,
-                now,
-                task_id=task.id,
-                milestone_id=m.id,
-            )
-            _ledger(
-                session,
-                key=f"{MessageKind.EXTENSION_DECIDED}:r{req.id}",
-                r_plan=req.plan_id,
-                task=task,
-                milestone=m,
-                recipient=owner,
-                kind=MessageKind.EXTENSION_DECIDED,
-                today=today,
-                now=now,
-                due=m.due_date,
-                data={
-                    **base,
-                    "approved": True,
-                    "old_due": old.isoformat(),
-                    "new_due": m.due_date.isoformat(),
-                    "baseline": m.baseline_due_date.isoformat(),
-                },
-            )
-            message = f"已批准延期：里程碑「{label(m)}」的完成时间调整为 {m.due_date.isoformat()}（原定 {old.isoformat()}）。"
-        else:
-            ev = _event(
-                session,
-                r,
-                EventKind.EXTENSION_REFUSED,
-                {"request": req.id, "reason": note, "to": _new_due(req).isoformat()},
-                origin,
-                now,
-                task_id=task.id,
-                milestone_id=m.id,
-            )
-            _ledger(
-                session,
-                key=f"{MessageKind.EXTENSION_DECIDED}:r{req.id}",
-                r_plan=req.plan_id,
-                task=task,
-                milestone=m,
-                recipient=owner,
-                kind=MessageKind.EXTENSION_DECIDED,
-                today=today,
-                now=now,
-                data={**base, "approved": False, "new_due": _new_due(req).isoformat()},
-            )
-            message = f"已不予批准，理由已通知责任人；完成时间仍为 {m.due_date.isoformat()}。"
-    _use(session, r, now)
-    return Outcome(message, notify={owner}, request_id=req.id, event_id=ev.id)
-
-
-REQUEST_STATUS: dict[str, str] = {
-    RequestStatus.PENDING: "待审核",
-    RequestStatus.APPROVED: "已通过",
-    RequestStatus.RETURNED: "已退回",
-    RequestStatus.REFUSED: "不予批准",
-    RequestStatus.WITHDRAWN: "已撤回",
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -681,7 +478,7 @@ def request_new_link(session: Session, link: Link, origin: Origin, *, now: dt.da
     if person is None:
         raise ActionError("没有找到该链接的接收人。")
     data = {"action": action, "old_action": link.action, "request": link.request_id}
-    fresh = _ledger(
+    fresh = ledger_item(
         session,
         key=f"{MessageKind.RELINK}:l{link.id}:{today.isoformat()}",
         r_plan=link.plan_id,

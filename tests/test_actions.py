@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from duban import actions
+from duban import actions, approvals
 from duban.db import session_scope
 from duban.evidence import StoredFile
 from duban.links import LinkMaker, LinkRefused, resolve
@@ -103,7 +103,7 @@ def test_submit_waits_for_the_office_then_approval_closes_it(db):
     assert decided.decided >= 1
 
     review = make_link(db, "督办员", "review", "1", milestone=mid, request=req.id)
-    out = act(db, review, actions.decide, today=TODAY, request_id=None, decision="approve")
+    out = act(db, review, approvals.decide, today=TODAY, request_id=None, decision="approve")
     assert out.message == "已审核通过，里程碑「制定方案」办结。"
     m = milestone(db, mid)
     assert m.status == "done" and m.completed_at is not None
@@ -126,8 +126,8 @@ def test_return_reaches_the_owner_and_reminders_resume(db):
     [req] = requests(db)
     queue = make_link(db, "督办员", "queue", None)
     with pytest.raises(actions.ActionError, match="请填写退回原因"):
-        act(db, queue, actions.decide, today=TODAY, request_id=req.id, decision="return", note="")
-    act(db, queue, actions.decide, today=TODAY, request_id=req.id, decision="return", note="缺少印发文件")
+        act(db, queue, approvals.decide, today=TODAY, request_id=req.id, decision="return", note="")
+    act(db, queue, approvals.decide, today=TODAY, request_id=req.id, decision="return", note="缺少印发文件")
     m = milestone(db, mid)
     assert (m.status, m.submitted_at) == ("in_progress", None)
     [notice] = ledger(db, "returned")
@@ -142,7 +142,7 @@ def test_return_reaches_the_owner_and_reminders_resume(db):
     assert [n.milestone_id for n in ledger(db, "overdue")].count(mid) == 1
     # the queue link is not used up; the decided request cannot be decided again
     with pytest.raises(actions.ActionError, match="无需重复审核"):
-        act(db, queue, actions.decide, today=TODAY, request_id=req.id, decision="approve")
+        act(db, queue, approvals.decide, today=TODAY, request_id=req.id, decision="approve")
 
 
 def test_extension_approved_moves_the_date_and_keeps_the_baseline(db):
@@ -170,7 +170,7 @@ def test_extension_approved_moves_the_date_and_keeps_the_baseline(db):
             reason="再延",
         )
     review = make_link(db, "督办员", "review", "1", milestone=mid, request=req.id)
-    act(db, review, actions.decide, today=TODAY, request_id=None, decision="approve")
+    act(db, review, approvals.decide, today=TODAY, request_id=None, decision="approve")
     m = milestone(db, mid)
     assert (m.due_date, m.baseline_due_date, m.due_version, m.status) == (dt.date(2027, 1, 15), dt.date(2026, 12, 15), 2, "in_progress")
     [notice] = ledger(db, "extension_decided")
@@ -195,7 +195,7 @@ def test_extension_refused_keeps_the_date(db):
     act(
         db,
         make_link(db, "督办员", "review", "1", milestone=mid, request=req.id),
-        actions.decide,
+        approvals.decide,
         today=TODAY,
         request_id=None,
         decision="refuse",

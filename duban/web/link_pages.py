@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from duban import actions
+from duban import actions, approvals
 from duban.db import session_scope
 from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, clean_urls, store_form_files
 from duban.links import LinkRefused, Resolved, local_time, resolve, verify
@@ -88,7 +88,7 @@ class LinkPage:
     def request_for(self, session: Session, r: Resolved, request_id: int | None) -> RequestRow | None:
         """The request a coordinator's link opens from its queue (None: none asked for)."""
         try:
-            return actions.request_for(session, r, request_id) if request_id is not None else None
+            return approvals.request_for(session, r, request_id) if request_id is not None else None
         except actions.ActionError as err:
             raise Refusal("无法打开该申请", str(err), 404) from None
 
@@ -246,7 +246,7 @@ class Posted:
 
 
 def _decide(s: Session, r: Resolved, o: actions.Origin, p: Posted) -> actions.Outcome:
-    return actions.decide(
+    return approvals.decide(
         s, r, o, now=p.now, today=p.today, request_id=p.request_id, decision=p.values.get("decision", ""), note=p.values.get("note", "")
     )
 

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import BindParameter, Row, and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from duban.actions import REQUEST_STATUS, label
+from duban.actions import label
+from duban.approvals import REQUEST_STATUS
 from duban.evidence import human_size
 from duban.links import local_time
 from duban.models import (

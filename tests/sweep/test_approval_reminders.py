@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from duban import actions
+from duban import actions, approvals
 from duban.db import session_scope
 from duban.links import LinkMaker, resolve
 from duban.rules.calendar import WorkCalendar
@@ -87,7 +87,7 @@ def test_office_is_reminded_of_a_waiting_completion_until_it_is_decided(engine, 
             today=dt.date(2026, 12, 9),
             for_update=True,
         )
-        actions.decide(
+        approvals.decide(
             s,
             r,
             ORIGIN,

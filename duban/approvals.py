@@ -1,0 +1,211 @@
+"""What a coordinator (领导小组办公室) decides from a link: the requests waiting for review, and the
+decision on one — approve a completion (办结) or return it (退回), approve an extension or refuse it
+(不予批准) — with the same audit trail and ledger items as the owner's actions (:mod:`duban.actions`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from duban import links as links_mod
+from duban.actions import (
+    MAX_REASON,
+    ActionError,
+    Origin,
+    Outcome,
+    label,
+    ledger_item,
+    owner_info,
+    record_event,
+    requested_due,
+    require_action,
+    text_field,
+    use_link,
+)
+from duban.links import Resolved
+from duban.models import Event, Milestone, Person, Request, Task
+from duban.vocabulary import OPEN_STATES, EventKind, LinkAction, MessageKind, MilestoneState, RequestKind, RequestStatus
+
+
+def request_for(session: Session, r: Resolved, request_id: int | None = None, *, for_update: bool = False) -> Request:
+    """The request a review link (its own) or a queue link (any of its plan's) names."""
+    if r.link.action == LinkAction.REVIEW:
+        req = r.request
+        if req is None or (request_id is not None and request_id != req.id):
+            raise ActionError("此链接不能办理该申请。")
+        if for_update:
+            session.refresh(req, with_for_update=True)
+        return req
+    if r.link.action != LinkAction.QUEUE or request_id is None:
+        raise ActionError("此链接不能办理该申请。")
+    q = select(Request).where(Request.id == request_id, Request.plan_id == r.link.plan_id)
+    req = session.scalars(q.with_for_update() if for_update else q).first()
+    if req is None:
+        raise ActionError("没有找到该申请，它可能不属于您审核的方案。")
+    return req
+
+
+@dataclass(frozen=True)
+class _Deciding:
+    """A request being decided: what each outcome below needs to record and tell."""
+
+    session: Session
+    r: Resolved
+    origin: Origin
+    now: dt.datetime
+    today: dt.date
+    req: Request
+    task: Task
+    milestone: Milestone
+    note: str
+
+    def record(self, kind: EventKind, data: dict[str, Any]) -> Event:
+        return record_event(
+            self.session,
+            self.r,
+            kind,
+            {"request": self.req.id, **data},
+            self.origin,
+            self.now,
+            task_id=self.task.id,
+            milestone_id=self.milestone.id,
+        )
+
+    def tell_owner(self, kind: MessageKind, data: dict[str, Any] | None = None, *, due: dt.date | None = None) -> None:
+        base = {"request": self.req.id, "reviewer": self.r.person.name, "reason": self.note[:500]}
+        ledger_item(
+            self.session,
+            key=f"{kind}:r{self.req.id}",
+            r_plan=self.req.plan_id,
+            task=self.task,
+            milestone=self.milestone,
+            recipient=self.task.owner_id,
+            kind=kind,
+            today=self.today,
+            now=self.now,
+            due=due,
+            data={**base, **(data or {})},
+        )
+
+
+def _approve_completion(d: _Deciding) -> tuple[Event, str]:
+    m = d.milestone
+    m.status, m.completed_at = MilestoneState.DONE, d.now
+    ev = d.record(EventKind.COMPLETION_APPROVED, {"note": d.note, "owner": owner_info(d.session, d.task)["owner"]})
+    links_mod.void(d.session, reason="里程碑已办结", now=d.now, milestone_ids=[m.id], actions=links_mod.OWNER_ACTIONS)
+    d.tell_owner(MessageKind.APPROVED)
+    return ev, f"已审核通过，里程碑「{label(m)}」办结。"
+
+
+def _return_completion(d: _Deciding) -> tuple[Event, str]:
+    m = d.milestone
+    m.status, m.submitted_at = MilestoneState.IN_PROGRESS, None
+    ev = d.record(EventKind.COMPLETION_RETURNED, {"reason": d.note})
+    d.tell_owner(MessageKind.RETURNED)
+    return ev, f"已退回，退回原因已通知责任人；里程碑「{label(m)}」恢复为办理中，提醒将继续。"
+
+
+def _approve_extension(d: _Deciding) -> tuple[Event, str]:
+    m = d.milestone
+    if m.status not in OPEN_STATES:
+        raise ActionError("该里程碑已办结或已提交，无需再调整完成时间。")
+    old, new = m.due_date, requested_due(d.req)
+    m.due_date, m.due_version = new, m.due_version + 1
+    ev = d.record(EventKind.EXTENSION_APPROVED, {"from": old.isoformat(), "to": new.isoformat(), "version": m.due_version, "note": d.note})
+    d.tell_owner(
+        MessageKind.EXTENSION_DECIDED,
+        due=m.due_date,
+        data={"approved": True, "old_due": old.isoformat(), "new_due": m.due_date.isoformat(), "baseline": m.baseline_due_date.isoformat()},
+    )
+    return ev, f"已批准延期：里程碑「{label(m)}」的完成时间调整为 {m.due_date.isoformat()}（原定 {old.isoformat()}）。"
+
+
+def _refuse_extension(d: _Deciding) -> tuple[Event, str]:
+    asked = requested_due(d.req).isoformat()
+    ev = d.record(EventKind.EXTENSION_REFUSED, {"reason": d.note, "to": asked})
+    d.tell_owner(MessageKind.EXTENSION_DECIDED, data={"approved": False, "new_due": asked})
+    return ev, f"已不予批准，理由已通知责任人；完成时间仍为 {d.milestone.due_date.isoformat()}。"
+
+
+# (request kind, decision) → what deciding it does, the request's new status, and the name of the note
+_OUTCOMES: dict[tuple[str, str], tuple[Callable[[_Deciding], tuple[Event, str]], RequestStatus, str]] = {
+    (RequestKind.COMPLETION, "approve"): (_approve_completion, RequestStatus.APPROVED, "审核意见"),
+    (RequestKind.COMPLETION, "return"): (_return_completion, RequestStatus.RETURNED, "退回原因"),
+    (RequestKind.EXTENSION, "approve"): (_approve_extension, RequestStatus.APPROVED, "审核意见"),
+    (RequestKind.EXTENSION, "refuse"): (_refuse_extension, RequestStatus.REFUSED, "不予批准的理由"),
+}
+
+
+def decide(
+    session: Session,
+    r: Resolved,
+    origin: Origin,
+    *,
+    now: dt.datetime,
+    today: dt.date,
+    request_id: int | None,
+    decision: str,
+    note: str = "",
+) -> Outcome:
+    """审核: approve (办结 / 批准延期), return a completion (退回, with a reason that reaches the
+    owner, whose reminders resume) or refuse an extension (不予批准, with a reason)."""
+    require_action(r, LinkAction.REVIEW, LinkAction.QUEUE)
+    req = request_for(session, r, request_id, for_update=True)
+    outcome = _OUTCOMES.get((req.kind, decision))
+    if outcome is None:
+        raise ActionError("请选择审核结果。")
+    apply, status, what = outcome
+    _check_undecided(session, r, req)
+    note = text_field(note, what=what, required=decision != "approve", limit=MAX_REASON)
+    task = session.get(Task, req.task_id)
+    if task is None:
+        raise ActionError("没有找到该申请对应的任务。")
+    m = session.get(Milestone, req.milestone_id) if req.milestone_id else None
+    _mark_decided(session, r, req, status=status, note=note, now=now)
+    if req.kind == RequestKind.COMPLETION and (m is None or m.status != MilestoneState.SUBMITTED):
+        raise ActionError("该里程碑目前不在待审核状态，无法审核。")
+    if m is None:
+        raise ActionError("没有找到该申请对应的里程碑。")
+    ev, message = apply(_Deciding(session, r, origin, now, today, req, task, m, note))
+    use_link(session, r, now)
+    return Outcome(message, notify={task.owner_id}, request_id=req.id, event_id=ev.id)
+
+
+def _check_undecided(session: Session, r: Resolved, req: Request) -> None:
+    if req.status != RequestStatus.PENDING:
+        who = session.get(Person, req.decided_by_id) if req.decided_by_id else None
+        by = f"由{who.name}" if who else ""
+        raise ActionError(
+            f"该申请已于 {links_mod.local_time(req.decided_at)} {by}处理（{REQUEST_STATUS.get(req.status, req.status)}），无需重复审核。"
+        )
+    if req.person_id == r.person.id:
+        raise ActionError("不能审核自己提交的申请。")
+
+
+def _mark_decided(session: Session, r: Resolved, req: Request, *, status: RequestStatus, note: str, now: dt.datetime) -> None:
+    """The request's new status, written only if nobody decided it meanwhile."""
+    done = links_mod.rowcount(
+        session.execute(
+            update(Request)
+            .where(Request.id == req.id, Request.status == RequestStatus.PENDING)
+            .values(status=status, decided_by_id=r.person.id, decided_at=now, decision_note=note)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if done != 1:
+        raise ActionError("该申请刚刚已被处理，无需重复审核。")
+    req.status, req.decided_by_id, req.decided_at, req.decision_note = status, r.person.id, now, note
+
+
+REQUEST_STATUS: dict[str, str] = {
+    RequestStatus.PENDING: "待审核",
+    RequestStatus.APPROVED: "已通过",
+    RequestStatus.RETURNED: "已退回",
+    RequestStatus.REFUSED: "不予批准",
+    RequestStatus.WITHDRAWN: "已撤回",
+}
