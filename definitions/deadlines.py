@@ -169,18 +169,16 @@ _DATES: list[tuple[re.Pattern[str], Callable[[dict, str], dt.date]]] = [
     ]
 ]
 
-_RECURRING: list[tuple[re.Pattern[str], Period]] = [
-    (re.compile(p + _B), period)
-    for p, period in [
-        (r"每(?:周|星期)末?", "week"),
-        (r"每月(?:底|末|初)?", "month"),
-        (r"每季度?(?:底|末|初)?", "quarter"),
-        (r"每学期(?:末|初)?", "semester"),
-        (r"每半年(?:底|末)?", "semester"),
-        (r"每年(?:年?[底末])?", "year"),
-        (rf"每年{_M}月份?(?:底|末)?", "year"),
-    ]
+_RECURRING_FORMS: list[tuple[str, Period]] = [
+    (r"每(?:周|星期)末?", "week"),
+    (r"每月(?:底|末|初)?", "month"),
+    (r"每季度?(?:底|末|初)?", "quarter"),
+    (r"每学期(?:末|初)?", "semester"),
+    (r"每半年(?:底|末)?", "semester"),
+    (r"每年(?:年?[底末])?", "year"),
+    (rf"每年{_M}月份?(?:底|末)?", "year"),
 ]
+_RECURRING: list[tuple[re.Pattern[str], Period]] = [(re.compile(p + _B), period) for p, period in _RECURRING_FORMS]
 
 _ONGOING = re.compile(r"(?:长期|持续|常态化)(?:坚持|推进|开展|有效|实施|进行)?")
 
@@ -302,8 +300,8 @@ def _parse_step(n: int, step: str) -> tuple[Deadline, str]:
     if m := _PARENS.match(nb):
         if _PARENS_YEAR.match(m[1]):
             return result(1, m.end(1), m.end(), len(nb))
-    elif _YEAR.match(nb):
-        chunk = _CHUNK.match(nb)[0]
+    elif _YEAR.match(nb) and (head := _CHUNK.match(nb)):
+        chunk = head[0]
         for end in range(len(chunk), 3, -1):
             if end < len(chunk) and _DATE_GOES_ON.match(nb, end):
                 continue

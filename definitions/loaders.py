@@ -650,9 +650,8 @@ def _plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Prob
                 if key in {_norm_header(a) for a in aliases} and field not in values:
                     values[field] = _text(row[1])
                     loc.plan_rows[field] = (sheet.name, r + 1)
-            if key in policy_keys and _text(row[1]) is not None:
+            if key in policy_keys and (raw := _text(row[1])) is not None:
                 label, field = policy_keys[key]
-                raw = _text(row[1])
                 if field in TEXT_POLICY_FIELDS:
                     policy[field] = raw
                     continue

@@ -144,6 +144,13 @@ class Deadline:
     month: int | None = None
     text: str = ""
 
+    @property
+    def due_date(self) -> dt.date:
+        """The due date of a ``date`` deadline (the parser sets ``due`` for every one)."""
+        if self.due is None:
+            raise ValueError(f"deadline {self.text!r} ({self.kind}) has no due date")
+        return self.due
+
 
 @dataclass(frozen=True)
 class MilestoneDef:

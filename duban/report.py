@@ -240,11 +240,11 @@ def chart_rag(title: str, rows: list[tuple[str, dict[str, int]]], *, width: int 
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
         _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
     ]
-    x = label_w
+    legend_x = label_w
     for key in ("red", "yellow", "green", "no_light"):
-        parts.append(f'<rect x="{x}" y="24" width="10" height="10" fill="{RAG_COLOURS[key]}"/>')
-        parts.append(_svg_text(x + 14, 33, RAG_LABELS[key], size=11))
-        x += 64
+        parts.append(f'<rect x="{legend_x}" y="24" width="10" height="10" fill="{RAG_COLOURS[key]}"/>')
+        parts.append(_svg_text(legend_x + 14, 33, RAG_LABELS[key], size=11))
+        legend_x += 64
     for i, (label, counts) in enumerate(rows):
         y = top + i * (bar_h + gap)
         parts.append(_svg_text(label_w - 6, y + bar_h - 4, _clip(label, 11), anchor="end"))

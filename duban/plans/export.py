@@ -13,6 +13,11 @@ from duban.plans.diff import PERIOD_LABELS
 from duban.vocabulary import MilestoneState
 
 
+def _name(names: dict[int, str], id_: int | None) -> str | None:
+    """The name for an optional id (None when there is none)."""
+    return names.get(id_) if id_ is not None else None
+
+
 def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
     plan = session.scalar(select(Plan).where(Plan.code == code))
     if plan is None:
@@ -59,9 +64,9 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
                         statement=t.statement,
                         done_criteria=t.done_criteria,
                         owner=all_people.get(t.owner_id),
-                        lead_department=dept_names.get(t.lead_department_id),
+                        lead_department=_name(dept_names, t.lead_department_id),
                         partners=list(t.partners),
-                        supervisor=all_people.get(t.supervisor_id),
+                        supervisor=_name(all_people, t.supervisor_id),
                         deadline=deadline,
                         roadmap=roadmap,
                         report_every=PERIOD_LABELS.get(t.period) if t.schedule != "recurring" and t.period else None,
@@ -85,19 +90,22 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
         ),
         departments=[
             DepartmentIn(
-                name=d.name, head=all_people.get(d.head_id), supervisor=all_people.get(d.supervisor_id), notify=list(d.notify_urls or ())
+                name=d.name,
+                head=_name(all_people, d.head_id),
+                supervisor=_name(all_people, d.supervisor_id),
+                notify=list(d.notify_urls or ()),
             )
             for d in depts
         ],
         people=[
             PersonIn(
                 name=p.name,
-                department=dept_names.get(p.department_id),
+                department=_name(dept_names, p.department_id),
                 title=p.title,
                 email=p.email,
                 mobile=p.mobile,
                 notify=list(p.notify_urls),
-                manager=all_people.get(p.manager_id),
+                manager=_name(all_people, p.manager_id),
             )
             for p in people
         ],

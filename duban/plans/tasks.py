@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from definitions.schema import MilestoneDef, PlanDefinition, TaskDef
 from duban.links import OWNER_ACTIONS
 from duban.links import void as void_links
-from duban.models import Milestone, Task
+from duban.models import Milestone, Task, table_of
 from duban.plans.diff import FIELD_LABELS, PERIOD_LABELS, SCHEDULE_LABELS, PlanDiff, TaskChange, show
 from duban.plans.writes import bulk_update, event_row
 from duban.values import chunks, jsonable
@@ -204,11 +204,11 @@ class TaskSync:
         ]
         # Core executemany (no RETURNING): far faster than the ORM bulk path for tens of thousands
         for chunk in chunks(rows, 10000):
-            session.execute(Task.__table__.insert(), chunk)
+            session.execute(table_of(Task).insert(), chunk)
         ids = dict(session.execute(select(Task.code, Task.id).where(Task.plan_id == self.pid)).all())
         ms_rows = [milestone_row(m, ids[t.code], now) for t in new_defs for m in t.milestones]
         for chunk in chunks(ms_rows, 20000):
-            session.execute(Milestone.__table__.insert(), chunk)
+            session.execute(table_of(Milestone).insert(), chunk)
         for t in new_defs:
             summary = f"责任人：{t.owner}；完成时限：{t.deadline_text}；里程碑 {len(t.milestones)} 个"
             self.diff.added.append(TaskChange(t.code, t.title, [summary]))
@@ -327,14 +327,14 @@ class TaskSync:
         bulk_update(session, Task, self.task_updates)
         bulk_update(session, Milestone, self.ms_updates)
         for chunk in chunks(self.ms_inserts, 20000):
-            session.execute(Milestone.__table__.insert(), chunk)
+            session.execute(table_of(Milestone).insert(), chunk)
         # links stop working for a task handed to someone else, a task or step removed from the list
-        reassigned = [u["id"] for u in self.task_updates if "owner_id" in u]
-        archived_tasks = [u["id"] for u in self.task_updates if u.get("archived_at") is not None]
-        archived_ms = [u["id"] for u in self.ms_updates if u.get("status") == MilestoneState.ARCHIVED]
-        for chunk in chunks(reassigned, 5000):
-            void_links(session, reason="任务已改由他人负责", now=now, task_ids=chunk, actions=OWNER_ACTIONS)
-        for chunk in chunks(archived_tasks, 5000):
-            void_links(session, reason="任务已从清单中删除", now=now, task_ids=chunk)
-        for chunk in chunks(archived_ms, 5000):
-            void_links(session, reason="里程碑已从路线图中删除", now=now, milestone_ids=chunk)
+        reassigned: list[int] = [u["id"] for u in self.task_updates if "owner_id" in u]
+        archived_tasks: list[int] = [u["id"] for u in self.task_updates if u.get("archived_at") is not None]
+        archived_ms: list[int] = [u["id"] for u in self.ms_updates if u.get("status") == MilestoneState.ARCHIVED]
+        for ids in chunks(reassigned, 5000):
+            void_links(session, reason="任务已改由他人负责", now=now, task_ids=list(ids), actions=OWNER_ACTIONS)
+        for ids in chunks(archived_tasks, 5000):
+            void_links(session, reason="任务已从清单中删除", now=now, task_ids=list(ids))
+        for ids in chunks(archived_ms, 5000):
+            void_links(session, reason="里程碑已从路线图中删除", now=now, milestone_ids=list(ids))

@@ -12,10 +12,9 @@ from sqlalchemy import Engine
 
 from duban.db import session_scope
 from duban.rollup import COLOUR_LABELS, COUNT_COLUMNS, DUE_SOON_DAYS, LEVEL_LABELS, REQUEST_LABELS, UNSPECIFIED, Rollup
-from duban.rollup.assessment import assessment, rates
+from duban.rollup.assessment import assessment, plan_assessment_policies, rates
 from duban.rollup.frames import Workdays, colours, load, local_dates, plans_frame
 from duban.rollup.trend import snapshot_frame, trend_with_today
-from duban.rules.policy import assessment_policy
 from duban.status import TASK_STATES
 from duban.vocabulary import OPEN_STATES, Light, MilestoneState, RequestKind, RequestStatus, SnapshotScope
 
@@ -115,7 +114,7 @@ def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz,
         tasks=tasks_view,
         plans=plans.drop(columns=["policy"]),
         warnings=list(getattr(cal, "warnings", []) or []),
-        assessment_policies={row.plan: assessment_policy(row.policy) for row in plans.itertuples()},
+        assessment_policies=plan_assessment_policies(plans),
     )
 
 
