@@ -344,7 +344,7 @@ def chart_trend(title: str, frame: pd.DataFrame, *, width: int = 760, height: in
         return left + (inner_w * i / (n - 1) if n > 1 else inner_w / 2)
 
     reds = [int(v) for v in frame["red"]]
-    red_max = max(max(reds), 1)
+    red_max = max(*reds, 1)
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
         _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
@@ -430,7 +430,7 @@ def environment() -> Environment:
 def table(r: Rollup, key: str, frame: pd.DataFrame, limit: int | None = HTML_ROWS) -> dict[str, Any]:
     cols = columns_of(r, key)
     shown = frame if limit is None else frame.head(limit)
-    rows = [[(c, cell_text(c, v)) for c, v in zip(cols, values)] for values in shown[cols].itertuples(index=False, name=None)]
+    rows = [[(c, cell_text(c, v)) for c, v in zip(cols, values, strict=True)] for values in shown[cols].itertuples(index=False, name=None)]
     return {
         "key": key,
         "columns": [(c, header(c)) for c in cols],
@@ -563,7 +563,7 @@ def _sheet(wb: Workbook, page_header: str, name: str, cols: list[str], frame: pd
     formatted = [(i, _FORMATS[c]) for i, c in enumerate(cols) if c in _FORMATS]
     formatted += [(i, "yyyy-mm-dd") for i, c in enumerate(cols) if c in _DATE_COLUMNS]
     for values in frame[cols].itertuples(index=False, name=None):
-        row = [_value(c, v) for c, v in zip(cols, values)]
+        row = [_value(c, v) for c, v in zip(cols, values, strict=True)]
         for i, fmt in formatted:
             if row[i] is not None:
                 cell = WriteOnlyCell(ws, value=row[i])

@@ -20,7 +20,7 @@ from duban.vocabulary import SnapshotScope
 def snapshot_rows(r: Rollup, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """The snapshot rows of a roll-up: each plan, and each of its systems and lead departments."""
     now = now or utcnow()
-    ids = dict(zip(r.plans["plan"], r.plans["plan_id"]))
+    ids = dict(zip(r.plans["plan"], r.plans["plan_id"], strict=True))
     out = []
     for scope, frame, key in (
         (SnapshotScope.PLAN, r.by_plan, None),

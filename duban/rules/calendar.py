@@ -49,7 +49,7 @@ def _chinese_calendar_years() -> tuple[int, int]:
         from chinese_calendar.constants import holidays as known
 
         return min(known).year, max(known).year
-    except Exception:  # pragma: no cover - layout of a future chinese_calendar
+    except (ImportError, AttributeError, TypeError, ValueError):  # pragma: no cover - layout of a future chinese_calendar
         return 2004, 2026
 
 
@@ -140,7 +140,7 @@ class InstitutionCalendar(BaseModel):
     @classmethod
     def _no_overlap(cls, semesters: list[SemesterSpec]) -> list[SemesterSpec]:
         ordered = sorted(semesters, key=lambda s: s.start)
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in zip(ordered, ordered[1:], strict=False):
             if b.start <= a.end:
                 raise ValueError(f"学期“{a.name}”（{a.start} 至 {a.end}）与“{b.name}”（{b.start} 至 {b.end}）时间重叠")
         return semesters
@@ -269,15 +269,12 @@ def _national_year(year: int) -> tuple[tuple[bool, ...], str | None]:
 def _statutory(year: int) -> set[dt.date]:
     try:
         return set(_holidays_lib.China(years=year))
-    except Exception:  # an unknown year must never stop a run
+    except Exception:  # noqa: BLE001  third-party holiday data: an unknown year must never stop a run
         return set()
 
 
 def _unknown_year_text(year: int, has_statutory: bool) -> str:
-    if year > CC_LAST_YEAR:
-        known = f"chinese-calendar 仅支持到 {CC_LAST_YEAR} 年"
-    else:
-        known = f"chinese-calendar 仅支持 {CC_FIRST_YEAR} 年及以后"
+    known = f"chinese-calendar 仅支持到 {CC_LAST_YEAR} 年" if year > CC_LAST_YEAR else f"chinese-calendar 仅支持 {CC_FIRST_YEAR} 年及以后"
     if has_statutory:
         return f"{year} 年的法定节假日调休安排尚未收录（{known}），已按周一至周五并扣除法定节假日计算工作日；{_FALLBACK_HINT}"
     return (
@@ -333,7 +330,7 @@ class WorkCalendar:
             flags[d.toordinal() - first] = True
         for d in self._extra_off.get(year, ()):
             flags[d.toordinal() - first] = False
-        self._day.update(zip(_days_of(year), flags))
+        self._day.update(zip(_days_of(year), flags, strict=True))
         table = self._years[year] = _Year(first, flags)
         return table
 

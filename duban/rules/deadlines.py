@@ -241,7 +241,8 @@ def _report_state(task: TaskView, cal: Any, today: dt.date):
     Two completed periods, not one: while the last one is still within its grace days, the one
     before it may still be missing and must stay red and keep escalating.
     """
-    assert task.period is not None  # only ongoing and recurring tasks have periods
+    if task.period is None:  # only ongoing and recurring tasks have periods
+        raise ValueError(f"task {task.code} ({task.schedule}) has no report period")
     start, end = period_bounds(cal, today, task.period, task.period_month)
     prev = period_bounds(cal, start - dt.timedelta(days=1), task.period, task.period_month)
     older = period_bounds(cal, prev[0] - dt.timedelta(days=1), task.period, task.period_month)
