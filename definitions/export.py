@@ -16,7 +16,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from definitions.loaders import POLICY_KEYS, read_plan_file
+from definitions.loaders import read_plan_file
+from definitions.plan_sheets import POLICY_KEYS
 from definitions.schema import PlanFile
 
 TASK_HEADERS = (
