@@ -22,6 +22,7 @@ from definitions.schema import (
     TaskDef,
 )
 from duban.rules.policy import DeadlinePolicy, assessment_policy, effective_policy
+from duban.vocabulary import Schedule
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MOBILE_RE = re.compile(r"^\+?[0-9][0-9\- ]{4,19}$")
@@ -178,7 +179,7 @@ class _Resolver:
             return parse_period(p.report_every)
         except DeadlineError as err:
             self.bad(loc.plan("report_every"), str(err))
-            return "semester"
+            return Period.SEMESTER
 
     def _register_names(self) -> None:
         """Departments and people: unique names; references resolve against them."""
@@ -324,9 +325,9 @@ class _Resolver:
         if schedule is None:
             return
         kind, period, month, text = schedule
-        if kind == "ongoing":
+        if kind == Schedule.ONGOING:
             period = report_period or report_every
-        elif kind == "once" and report_period:
+        elif kind == Schedule.ONCE and report_period:
             period = report_period
         self.tasks.append(
             TaskDef(
@@ -429,7 +430,7 @@ def _milestones(t, at, bad):
             last = milestones[-1]
             milestones[-1] = MilestoneDef(last.seq, last.title or FINAL_STEP_TITLE, last.due, last.due_text, True)
         text = final.text if final is not None else milestones[-1].due_text
-        return milestones, ("once", None, None, text)
+        return milestones, (Schedule.ONCE, None, None, text)
     if final.kind == "recurring":
-        return milestones, ("recurring", final.period, final.month, final.text)
-    return milestones, ("ongoing", None, None, final.text)
+        return milestones, (Schedule.RECURRING, final.period, final.month, final.text)
+    return milestones, (Schedule.ONGOING, None, None, final.text)

@@ -18,6 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from duban import vocabulary
+from duban.vocabulary import Schedule
+
 DeadlineValue = str | dt.date | dt.datetime | int | float
 
 
@@ -126,8 +129,7 @@ class PlanFile(_In):
 # ---------------------------------------------------------------------------------------------
 # Resolved definitions (what the store receives)
 
-Period = Literal["week", "month", "quarter", "semester", "year"]
-ScheduleKind = Literal["once", "recurring", "ongoing"]
+Period = vocabulary.Period
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class TaskDef:
     lead_department: str | None
     partners: tuple[str, ...]
     supervisor: str | None
-    schedule: ScheduleKind
+    schedule: Schedule
     period: Period | None
     period_month: int | None
     deadline_text: str

@@ -24,6 +24,7 @@ from duban.plans.diff import PlanDiff, show
 from duban.plans.tasks import Ids, TaskSync
 from duban.plans.writes import bulk_update, event_row
 from duban.values import chunks
+from duban.vocabulary import EventKind, PlanRoleKind
 
 # plan settings copied as they are from the definition, with their label in the diff
 PLAN_SETTINGS = (
@@ -33,7 +34,7 @@ PLAN_SETTINGS = (
     ("report_every", "长期任务反馈周期"),
     ("policy", "督办规则"),
 )
-PLAN_ROLES = (("leading_group", "领导小组"), ("office", "领导小组办公室"))
+PLAN_ROLES = ((PlanRoleKind.LEADING_GROUP, "领导小组"), (PlanRoleKind.OFFICE, "领导小组办公室"))
 
 
 def default_actor() -> str:
@@ -66,7 +67,7 @@ def apply_plan(
     if roles_before is not None and not diff.plan_created:
         diff.plan_details += _role_changes(d, roles_before, person_ids)
     if diff.plan_details:
-        events.append(event_row(pid, None, "plan_updated", {"changes": diff.plan_details}, actor=actor, at=now))
+        events.append(event_row(pid, None, EventKind.PLAN_UPDATED, {"changes": diff.plan_details}, actor=actor, at=now))
     project_ids = _sync_groups(session, pid, d, diff, now)
     TaskSync(session, pid, Ids(dept_ids, person_ids, project_ids), diff, events, actor=actor, now=now).run(d)
 
@@ -234,8 +235,8 @@ def _sync_department_roles(
 
 def _sync_plan_roles(session: Session, pid: int, d: PlanDefinition, person_ids: dict[str, int]) -> list[tuple] | None:
     """Replace the leading group and office when they changed; return the old membership then."""
-    want = [(person_ids[n], "leading_group", i) for i, n in enumerate(d.leading_group)]
-    want += [(person_ids[n], "office", i) for i, n in enumerate(d.office)]
+    want = [(person_ids[n], PlanRoleKind.LEADING_GROUP, i) for i, n in enumerate(d.leading_group)]
+    want += [(person_ids[n], PlanRoleKind.OFFICE, i) for i, n in enumerate(d.office)]
     have = sorted(
         tuple(r) for r in session.execute(select(PlanRole.person_id, PlanRole.role, PlanRole.position).where(PlanRole.plan_id == pid))
     )

@@ -32,6 +32,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 
+from duban.vocabulary import Period
+
 __all__ = [
     "PERIODS",
     "CalendarFileError",
@@ -41,7 +43,7 @@ __all__ = [
     "WorkCalendar",
 ]
 
-PERIODS = ("week", "month", "quarter", "semester", "year")
+PERIODS = tuple(Period)
 
 
 def _chinese_calendar_years() -> tuple[int, int]:
@@ -466,17 +468,17 @@ class WorkCalendar:
         """
         if isinstance(d, dt.datetime):
             d = d.date()
-        if month is not None and period != "year":
+        if month is not None and period != Period.YEAR:
             raise ValueError(f"month 只用于 year 周期，不能用于 {period!r}")
-        if period == "week":
+        if period == Period.WEEK:
             return d + dt.timedelta(days=4 - d.weekday())
-        if period == "month":
+        if period == Period.MONTH:
             return _last_day(d.year, d.month)
-        if period == "quarter":
+        if period == Period.QUARTER:
             return _last_day(d.year, (d.month - 1) // 3 * 3 + 3)
-        if period == "semester":
+        if period == Period.SEMESTER:
             return self.semester_end(d)
-        if period == "year":
+        if period == Period.YEAR:
             if month is None:
                 return dt.date(d.year, 12, 31)
             if not 1 <= month <= 12:
