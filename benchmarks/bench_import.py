@@ -86,8 +86,9 @@ def _child_phases(spec: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy import func, select
     from sqlalchemy.orm import sessionmaker
 
-    from definitions.loaders import _read_excel_sheets, read_plan_file
+    from definitions.loaders import read_plan_file
     from definitions.resolve import resolve
+    from definitions.spreadsheet import read_excel_sheets as _read_excel_sheets
     from duban.db import make_engine, upgrade
     from duban.models import Event, Milestone, Task
     from duban.plans.sync import apply_plan

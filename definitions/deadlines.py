@@ -169,18 +169,16 @@ _DATES: list[tuple[re.Pattern[str], Callable[[dict, str], dt.date]]] = [
     ]
 ]
 
-_RECURRING: list[tuple[re.Pattern[str], Period]] = [
-    (re.compile(p + _B), period)
-    for p, period in [
-        (r"每(?:周|星期)末?", "week"),
-        (r"每月(?:底|末|初)?", "month"),
-        (r"每季度?(?:底|末|初)?", "quarter"),
-        (r"每学期(?:末|初)?", "semester"),
-        (r"每半年(?:底|末)?", "semester"),
-        (r"每年(?:年?[底末])?", "year"),
-        (rf"每年{_M}月份?(?:底|末)?", "year"),
-    ]
+_RECURRING_FORMS: list[tuple[str, Period]] = [
+    (r"每(?:周|星期)末?", Period.WEEK),
+    (r"每月(?:底|末|初)?", Period.MONTH),
+    (r"每季度?(?:底|末|初)?", Period.QUARTER),
+    (r"每学期(?:末|初)?", Period.SEMESTER),
+    (r"每半年(?:底|末)?", Period.SEMESTER),
+    (r"每年(?:年?[底末])?", Period.YEAR),
+    (rf"每年{_M}月份?(?:底|末)?", Period.YEAR),
 ]
+_RECURRING: list[tuple[re.Pattern[str], Period]] = [(re.compile(p + _B), period) for p, period in _RECURRING_FORMS]
 
 _ONGOING = re.compile(r"(?:长期|持续|常态化)(?:坚持|推进|开展|有效|实施|进行)?")
 
@@ -227,7 +225,7 @@ def _parse_deadline(value: DeadlineValue) -> Deadline:
     for pattern, period in _RECURRING:
         if m := pattern.fullmatch(s):
             month = None
-            if period == "year":
+            if period == Period.YEAR:
                 month = _month(m["m"], text) if m.groupdict().get("m") else 12
             return Deadline("recurring", period=period, month=month, text=text)
     if _ONGOING.fullmatch(s):
@@ -302,8 +300,8 @@ def _parse_step(n: int, step: str) -> tuple[Deadline, str]:
     if m := _PARENS.match(nb):
         if _PARENS_YEAR.match(m[1]):
             return result(1, m.end(1), m.end(), len(nb))
-    elif _YEAR.match(nb):
-        chunk = _CHUNK.match(nb)[0]
+    elif _YEAR.match(nb) and (head := _CHUNK.match(nb)):
+        chunk = head[0]
         for end in range(len(chunk), 3, -1):
             if end < len(chunk) and _DATE_GOES_ON.match(nb, end):
                 continue
@@ -350,11 +348,11 @@ def _parse_roadmap(text: str) -> list[tuple[Deadline, str]]:
 # 反馈周期
 
 _PERIOD_WORDS: dict[str, Period] = {
-    "week": "week", "weekly": "week", "month": "month", "monthly": "month",
-    "quarter": "quarter", "quarterly": "quarter", "semester": "semester", "term": "semester",
-    "year": "year", "yearly": "year", "annually": "year", "annual": "year",
-    "周": "week", "星期": "week", "月": "month", "季": "quarter", "季度": "quarter",
-    "学期": "semester", "半年": "semester", "年": "year",
+    "week": Period.WEEK, "weekly": Period.WEEK, "month": Period.MONTH, "monthly": Period.MONTH,
+    "quarter": Period.QUARTER, "quarterly": Period.QUARTER, "semester": Period.SEMESTER, "term": Period.SEMESTER,
+    "year": Period.YEAR, "yearly": Period.YEAR, "annually": Period.YEAR, "annual": Period.YEAR,
+    "周": Period.WEEK, "星期": Period.WEEK, "月": Period.MONTH, "季": Period.QUARTER, "季度": Period.QUARTER,
+    "学期": Period.SEMESTER, "半年": Period.SEMESTER, "年": Period.YEAR,
 }  # fmt: skip
 
 

@@ -16,7 +16,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from definitions.loaders import POLICY_KEYS, read_plan_file
+from definitions.loaders import read_plan_file
+from definitions.plan_sheets import POLICY_KEYS
 from definitions.schema import PlanFile
 
 TASK_HEADERS = (
@@ -42,7 +43,8 @@ INSTRUCTIONS = [
     "2. 育人体系、重点项目可合并单元格，也可只在第一行填写，下方留空表示同上。",
     "3. 完成时限可写：2026-12-31、2026/12/31、2026年12月31日、2026年12月底（前）、2026年12月、2026年底、2027年上半年/下半年、"
     "每学期（末）、每年3月、每季度、每月、长期坚持/持续推进（长期任务按“反馈周期”定期反馈进展）。",
-    "4. 路线图写若干带时间的步骤，用分号隔开，如：2026年12月底前 制定方案；2027年6月 中期检查；2027年12月 总结验收。每一步的时间不能晚于完成时限。",
+    "4. 路线图写若干带时间的步骤，用分号隔开，如：2026年12月底前 制定方案；2027年6月 中期检查；2027年12月 总结验收。"
+    "每一步的时间不能晚于完成时限。",
     "5. 责任人须在「人员」表中登记；牵头单位、配合单位须在「部门」表中登记。责任人留空时，由牵头单位负责人负责。",
     "6. 「人员」表的通知地址可填写 apprise 通知地址（mailto://、wecombot://、dingtalk://、feishu:// 等），多个用空格分隔，"
     "按优先顺序排列：前一个发送失败时改用下一个；写 email 表示经单位邮件服务器发到本人邮箱（不写时，有邮箱者最后用邮件）；"

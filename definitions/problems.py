@@ -14,7 +14,7 @@ class Problem:
         return f"{self.where}：{self.message}"
 
 
-class PlanProblems(Exception):
+class PlanProblems(Exception):  # noqa: N818  public name (cli, flows, the importer and tests catch it); renaming is out of scope
     """Every problem found in one definition file; nothing has been written."""
 
     def __init__(self, source: str, problems: list[Problem]):

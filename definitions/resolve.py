@@ -15,12 +15,14 @@ from definitions.schema import (
     DepartmentDef,
     GroupDef,
     MilestoneDef,
+    Period,
     PersonDef,
     PlanDefinition,
     PlanFile,
     TaskDef,
 )
 from duban.rules.policy import DeadlinePolicy, assessment_policy, effective_policy
+from duban.vocabulary import Schedule
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MOBILE_RE = re.compile(r"^\+?[0-9][0-9\- ]{4,19}$")
@@ -38,6 +40,7 @@ def _notify_problems(urls: list[str], *, has_email: bool = True, group: bool = F
 
     out = []
     for n, url in enumerate(urls, 1):
+        why: str | None
         if group and is_email_word(url):
             why = "群通知地址应为群机器人等 apprise 地址，不能写 email"
         else:
@@ -165,7 +168,7 @@ class _Resolver:
             warnings=tuple(warnings),
         )
 
-    def _plan_settings(self) -> str:
+    def _plan_settings(self) -> Period:
         """The plan's code and policy checked; its report period parsed (semester when it cannot be)."""
         p, loc = self.file.plan, self.loc
         if not p.code or not CODE_RE.match(p.code):
@@ -176,7 +179,7 @@ class _Resolver:
             return parse_period(p.report_every)
         except DeadlineError as err:
             self.bad(loc.plan("report_every"), str(err))
-            return "semester"
+            return Period.SEMESTER
 
     def _register_names(self) -> None:
         """Departments and people: unique names; references resolve against them."""
@@ -254,7 +257,7 @@ class _Resolver:
                     self.bad(self.loc.plan(f"channels.{key}"), why)
         return channels
 
-    def _systems(self, report_every: str) -> None:
+    def _systems(self, report_every: Period) -> None:
         """Systems, their projects and the projects' tasks, in file order."""
         system_seen: set[str] = set()
         for si, s in enumerate(self.file.systems):
@@ -292,7 +295,7 @@ class _Resolver:
         else:
             self.task_seen[t.code] = lambda _at=at: _at("code")  # where, worked out only if needed
 
-    def _task(self, t: Any, at, *, system: str, project: str, report_every: str) -> None:
+    def _task(self, t: Any, at, *, system: str, project: str, report_every: Period) -> None:
         """One task checked; appended unless its deadline cannot be read.  ``at(field)`` locates a field."""
         department_ref, person_ref, bad = self.depts.ref, self.people_names.ref, self.bad
         self._task_code(t, at)
@@ -322,9 +325,9 @@ class _Resolver:
         if schedule is None:
             return
         kind, period, month, text = schedule
-        if kind == "ongoing":
+        if kind == Schedule.ONGOING:
             period = report_period or report_every
-        elif kind == "once" and report_period:
+        elif kind == Schedule.ONCE and report_period:
             period = report_period
         self.tasks.append(
             TaskDef(
@@ -405,24 +408,29 @@ def _milestones(t, at, bad):
         return [], None
 
     if final is not None and final.kind == "date":
-        late = [(n, d) for n, (d, _title) in enumerate(steps, 1) if d.due > final.due]
+        late = [(n, d) for n, (d, _title) in enumerate(steps, 1) if d.due_date > final.due_date]
         for n, d in late:
-            bad(at("roadmap"), f"路线图第 {n} 步的时间 {_fmt(d.due)}（“{d.text}”）晚于完成时限 {_fmt(final.due)}（“{final.text}”）")
+            bad(
+                at("roadmap"),
+                f"路线图第 {n} 步的时间 {_fmt(d.due_date)}（“{d.text}”）晚于完成时限 {_fmt(final.due_date)}（“{final.text}”）",
+            )
         if late:
             return [], None
 
-    ordered = sorted(steps, key=lambda s: s[0].due)  # stable: same-day steps keep their order
-    milestones = [MilestoneDef(seq=i + 1, title=title, due=d.due, due_text=d.text, is_final=False) for i, (d, title) in enumerate(ordered)]
+    ordered = sorted(steps, key=lambda s: s[0].due_date)  # stable: same-day steps keep their order
+    milestones = [
+        MilestoneDef(seq=i + 1, title=title, due=d.due_date, due_text=d.text, is_final=False) for i, (d, title) in enumerate(ordered)
+    ]
     if final is None or final.kind == "date":
-        if final is not None and (not milestones or milestones[-1].due != final.due):
+        if final is not None and (not milestones or milestones[-1].due != final.due_date):
             milestones.append(
-                MilestoneDef(seq=len(milestones) + 1, title=FINAL_STEP_TITLE, due=final.due, due_text=final.text, is_final=True)
+                MilestoneDef(seq=len(milestones) + 1, title=FINAL_STEP_TITLE, due=final.due_date, due_text=final.text, is_final=True)
             )
         else:
             last = milestones[-1]
             milestones[-1] = MilestoneDef(last.seq, last.title or FINAL_STEP_TITLE, last.due, last.due_text, True)
         text = final.text if final is not None else milestones[-1].due_text
-        return milestones, ("once", None, None, text)
+        return milestones, (Schedule.ONCE, None, None, text)
     if final.kind == "recurring":
-        return milestones, ("recurring", final.period, final.month, final.text)
-    return milestones, ("ongoing", None, None, final.text)
+        return milestones, (Schedule.RECURRING, final.period, final.month, final.text)
+    return milestones, (Schedule.ONGOING, None, None, final.text)

@@ -18,6 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from duban import vocabulary
+from duban.vocabulary import Schedule
+
 DeadlineValue = str | dt.date | dt.datetime | int | float
 
 
@@ -126,8 +129,7 @@ class PlanFile(_In):
 # ---------------------------------------------------------------------------------------------
 # Resolved definitions (what the store receives)
 
-Period = Literal["week", "month", "quarter", "semester", "year"]
-ScheduleKind = Literal["once", "recurring", "ongoing"]
+Period = vocabulary.Period
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,13 @@ class Deadline:
     period: Period | None = None
     month: int | None = None
     text: str = ""
+
+    @property
+    def due_date(self) -> dt.date:
+        """The due date of a ``date`` deadline (the parser sets ``due`` for every one)."""
+        if self.due is None:
+            raise ValueError(f"deadline {self.text!r} ({self.kind}) has no due date")
+        return self.due
 
 
 @dataclass(frozen=True)
@@ -166,7 +175,7 @@ class TaskDef:
     lead_department: str | None
     partners: tuple[str, ...]
     supervisor: str | None
-    schedule: ScheduleKind
+    schedule: Schedule
     period: Period | None
     period_month: int | None
     deadline_text: str

@@ -21,12 +21,13 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from duban.vocabulary import Audience, ItemState, LedgerStatus, MilestoneState, RequestStatus, ReviewState
+from duban.vocabulary import Audience, ItemState, LedgerStatus, MilestoneState, Period, RequestStatus, ReviewState, Schedule
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -46,6 +47,14 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
 
 
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's Core ``Table``, for Core bulk statements (``__table__`` is typed as any ``FromClause``)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a single table")
+    return table
+
+
 class Plan(Base):
     __tablename__ = "plans"
 
@@ -54,7 +63,7 @@ class Plan(Base):
     name: Mapped[str] = mapped_column(String(300))
     organization: Mapped[str] = mapped_column(String(300), default="")
     approval_required: Mapped[bool] = mapped_column(Boolean, default=True)
-    report_every: Mapped[str] = mapped_column(String(20), default="semester")
+    report_every: Mapped[str] = mapped_column(String(20), default=Period.SEMESTER)
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # group channels of the plan: {"leading_group": [urls], "office": [urls]} (bulletins, unreachable notices)
     channels: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -145,7 +154,7 @@ class Task(Base):
     lead_department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True, default=None)
     supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
     partners: Mapped[list[str]] = mapped_column(default=list)  # 配合单位 (department names)
-    schedule: Mapped[str] = mapped_column(String(20), default="once")  # once|recurring|ongoing
+    schedule: Mapped[str] = mapped_column(String(20), default=Schedule.ONCE)
     period: Mapped[str | None] = mapped_column(String(20), default=None)
     period_month: Mapped[int | None] = mapped_column(Integer, default=None)
     deadline_text: Mapped[str] = mapped_column(String(200), default="")

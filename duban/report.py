@@ -31,6 +31,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 
 from duban.rollup import RATE_COLUMNS, Rollup, header, pct
 from duban.rules.policy import assessment_policy
+from duban.vocabulary import Light, MilestoneState, Schedule
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 HTML_ROWS = 300  # rows of one table in the HTML report (the workbook has them all)
@@ -38,8 +39,9 @@ FONT_STACK = (
     '"Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "Microsoft YaHei", "PingFang SC", '
     '"Hiragino Sans GB", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", sans-serif'
 )
-RAG_COLOURS = {"red": "#dc2626", "yellow": "#f59e0b", "green": "#16a34a", "no_light": "#9ca3af"}
-RAG_LABELS = {"red": "红灯", "yellow": "黄灯", "green": "绿灯", "no_light": "已办结"}
+COLOUR_WORDS: dict[str, str] = {light: light.label for light in Light}  # 红灯 黄灯 绿灯
+RAG_COLOURS: dict[str, str] = {Light.RED: "#dc2626", Light.YELLOW: "#f59e0b", Light.GREEN: "#16a34a", "no_light": "#9ca3af"}
+RAG_LABELS: dict[str, str] = {**COLOUR_WORDS, "no_light": "已办结"}
 
 # the columns each view shows, in order (the frames carry more: the dashboard may use them)
 GROUP_COLUMNS = [
@@ -168,9 +170,11 @@ TEXT_WIDTH = {
     "requester": 12,
 }
 DECIMAL_COLUMNS = {"avg_late_days", "escalations_per_task", "p_on_time", "p_overdue", "p_escalations", "p_returns", "score"}
-STATUS_LABELS = {"assigned": "待签收", "in_progress": "办理中", "submitted": "待审核", "done": "已办结"}
-COLOUR_WORDS = {"red": "红灯", "yellow": "黄灯", "green": "绿灯"}
-SCHEDULE_LABELS = {"once": "限时", "recurring": "周期", "ongoing": "长期"}
+# the states a live task's milestones can be in (an archived one is not reported)
+STATUS_LABELS: dict[str, str] = {
+    state: state.label for state in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS, MilestoneState.SUBMITTED, MilestoneState.DONE)
+}
+SCHEDULE_LABELS: dict[str, str] = {Schedule.ONCE: "限时", Schedule.RECURRING: "周期", Schedule.ONGOING: "长期"}
 
 
 def columns_of(r: Rollup, key: str) -> list[str]:
@@ -240,11 +244,11 @@ def chart_rag(title: str, rows: list[tuple[str, dict[str, int]]], *, width: int 
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
         _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
     ]
-    x = label_w
+    legend_x = label_w
     for key in ("red", "yellow", "green", "no_light"):
-        parts.append(f'<rect x="{x}" y="24" width="10" height="10" fill="{RAG_COLOURS[key]}"/>')
-        parts.append(_svg_text(x + 14, 33, RAG_LABELS[key], size=11))
-        x += 64
+        parts.append(f'<rect x="{legend_x}" y="24" width="10" height="10" fill="{RAG_COLOURS[key]}"/>')
+        parts.append(_svg_text(legend_x + 14, 33, RAG_LABELS[key], size=11))
+        legend_x += 64
     for i, (label, counts) in enumerate(rows):
         y = top + i * (bar_h + gap)
         parts.append(_svg_text(label_w - 6, y + bar_h - 4, _clip(label, 11), anchor="end"))
@@ -344,7 +348,7 @@ def chart_trend(title: str, frame: pd.DataFrame, *, width: int = 760, height: in
         return left + (inner_w * i / (n - 1) if n > 1 else inner_w / 2)
 
     reds = [int(v) for v in frame["red"]]
-    red_max = max(max(reds), 1)
+    red_max = max(*reds, 1)
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
         _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
@@ -430,7 +434,7 @@ def environment() -> Environment:
 def table(r: Rollup, key: str, frame: pd.DataFrame, limit: int | None = HTML_ROWS) -> dict[str, Any]:
     cols = columns_of(r, key)
     shown = frame if limit is None else frame.head(limit)
-    rows = [[(c, cell_text(c, v)) for c, v in zip(cols, values)] for values in shown[cols].itertuples(index=False, name=None)]
+    rows = [[(c, cell_text(c, v)) for c, v in zip(cols, values, strict=True)] for values in shown[cols].itertuples(index=False, name=None)]
     return {
         "key": key,
         "columns": [(c, header(c)) for c in cols],
@@ -449,10 +453,10 @@ def figures(r: Rollup) -> list[tuple[str, str, str, str]]:
         ("done_tasks", "已办结任务", str(t["done_tasks"]), ""),
         ("completion_rate", "节点完成率", pct(t["completion_rate"]), ""),
         ("on_time_rate", "按期完成率", pct(t["on_time_rate"]), ""),
-        ("red", "红灯", str(t["red"]), "red"),
-        ("yellow", "黄灯", str(t["yellow"]), "yellow"),
-        ("green", "绿灯", str(t["green"]), "green"),
-        ("overdue_tasks", "逾期任务", str(t["overdue_tasks"]), "red"),
+        ("red", Light.RED.label, str(t["red"]), Light.RED),
+        ("yellow", Light.YELLOW.label, str(t["yellow"]), Light.YELLOW),
+        ("green", Light.GREEN.label, str(t["green"]), Light.GREEN),
+        ("overdue_tasks", "逾期任务", str(t["overdue_tasks"]), Light.RED),
         ("due_soon_tasks", f"{r.due_soon_days}天内到期", str(t["due_soon_tasks"]), ""),
         ("awaiting_approval", "待审核", str(t["awaiting_approval"]), ""),
         ("slipped_milestones", "调整过时间的节点", str(t["slipped_milestones"]), ""),
@@ -563,7 +567,7 @@ def _sheet(wb: Workbook, page_header: str, name: str, cols: list[str], frame: pd
     formatted = [(i, _FORMATS[c]) for i, c in enumerate(cols) if c in _FORMATS]
     formatted += [(i, "yyyy-mm-dd") for i, c in enumerate(cols) if c in _DATE_COLUMNS]
     for values in frame[cols].itertuples(index=False, name=None):
-        row = [_value(c, v) for c, v in zip(cols, values)]
+        row = [_value(c, v) for c, v in zip(cols, values, strict=True)]
         for i, fmt in formatted:
             if row[i] is not None:
                 cell = WriteOnlyCell(ws, value=row[i])

@@ -24,13 +24,13 @@ from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, or_, s
 from sqlalchemy.orm import Session
 
 from duban.models import Department, Milestone, Plan, Project, System, Task
-from duban.vocabulary import OPEN_STATES, MilestoneState
+from duban.vocabulary import OPEN_STATES, MilestoneState, Schedule
 
 SCHEMA = "duban.status/1"
 # the states a task's milestones move through, least advanced first (archived ones have no rank)
 RANKS = {MilestoneState.ASSIGNED: 0, MilestoneState.IN_PROGRESS: 1, MilestoneState.SUBMITTED: 2, MilestoneState.DONE: 3}
 TASK_STATES = tuple(RANKS)  # the states a live task can have
-ONGOING = ("recurring", "ongoing")  # schedules that are never done
+ONGOING = (Schedule.RECURRING, Schedule.ONGOING)  # schedules that are never done
 DUE_SOON_DAYS = 14
 
 

@@ -211,7 +211,7 @@ class ItemState(_Labelled):
 class Verdict(StrEnum):
     """A review's verdict on one task (the value is what the office writes and reads)."""
 
-    PASS = "达标"
+    PASS = "达标"  # noqa: S105  a verdict, not a password
     MOSTLY = "基本达标"
     FIX = "需整改"
 

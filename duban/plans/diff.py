@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEDULE_LABELS = {"once": "一次性", "recurring": "周期性", "ongoing": "长期"}
+from duban.vocabulary import Period, Schedule
+
+SCHEDULE_LABELS: dict[str, str] = {Schedule.ONCE: "一次性", Schedule.RECURRING: "周期性", Schedule.ONGOING: "长期"}
 FIELD_LABELS = {
     "title": "具体任务",
     "statement": "任务书",
@@ -21,7 +23,13 @@ FIELD_LABELS = {
     "period_month": "每年月份",
     "policy": "督办规则",
 }
-PERIOD_LABELS = {"week": "每周", "month": "每月", "quarter": "每季度", "semester": "每学期", "year": "每年"}
+PERIOD_LABELS: dict[str, str] = {
+    Period.WEEK: "每周",
+    Period.MONTH: "每月",
+    Period.QUARTER: "每季度",
+    Period.SEMESTER: "每学期",
+    Period.YEAR: "每年",
+}
 
 
 @dataclass

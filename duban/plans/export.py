@@ -10,7 +10,12 @@ from sqlalchemy.orm import Session
 from definitions.schema import DepartmentIn, MilestoneIn, PersonIn, PlanChannelsIn, PlanFile, PlanIn, ProjectIn, SystemIn, TaskIn
 from duban.models import Department, Milestone, Person, Plan, PlanRole, Project, System, Task
 from duban.plans.diff import PERIOD_LABELS
-from duban.vocabulary import MilestoneState
+from duban.vocabulary import MilestoneState, PlanRoleKind, Schedule
+
+
+def _name(names: dict[int, str], id_: int | None) -> str | None:
+    """The name for an optional id (None when there is none)."""
+    return names.get(id_) if id_ is not None else None
 
 
 def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
@@ -44,7 +49,7 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
                 ms = milestones.get(t.id, [])
                 final = next((m for m in ms if m.is_final), None)
                 steps = [m for m in ms if not m.is_final]
-                if t.schedule == "once" and final is not None:
+                if t.schedule == Schedule.ONCE and final is not None:
                     deadline = final.due_text if final.due_version == 1 and final.due_text else final.due_date.isoformat()
                 else:
                     deadline = t.deadline_text
@@ -59,12 +64,12 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
                         statement=t.statement,
                         done_criteria=t.done_criteria,
                         owner=all_people.get(t.owner_id),
-                        lead_department=dept_names.get(t.lead_department_id),
+                        lead_department=_name(dept_names, t.lead_department_id),
                         partners=list(t.partners),
-                        supervisor=all_people.get(t.supervisor_id),
+                        supervisor=_name(all_people, t.supervisor_id),
                         deadline=deadline,
                         roadmap=roadmap,
-                        report_every=PERIOD_LABELS.get(t.period) if t.schedule != "recurring" and t.period else None,
+                        report_every=PERIOD_LABELS.get(t.period) if t.schedule != Schedule.RECURRING and t.period else None,
                         policy=dict(t.policy or {}),
                     )
                 )
@@ -79,25 +84,30 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
             approval_required=plan.approval_required,
             report_every=PERIOD_LABELS.get(plan.report_every, "每学期"),
             policy=dict(plan.policy or {}),
-            leading_group=[all_people[pid] for role, pid in roles if role == "leading_group"],
-            office=[all_people[pid] for role, pid in roles if role == "office"],
-            channels=PlanChannelsIn(**{k: list(v) for k, v in (plan.channels or {}).items() if k in ("leading_group", "office")}),
+            leading_group=[all_people[pid] for role, pid in roles if role == PlanRoleKind.LEADING_GROUP],
+            office=[all_people[pid] for role, pid in roles if role == PlanRoleKind.OFFICE],
+            channels=PlanChannelsIn(
+                **{k: list(v) for k, v in (plan.channels or {}).items() if k in (PlanRoleKind.LEADING_GROUP, PlanRoleKind.OFFICE)}
+            ),
         ),
         departments=[
             DepartmentIn(
-                name=d.name, head=all_people.get(d.head_id), supervisor=all_people.get(d.supervisor_id), notify=list(d.notify_urls or ())
+                name=d.name,
+                head=_name(all_people, d.head_id),
+                supervisor=_name(all_people, d.supervisor_id),
+                notify=list(d.notify_urls or ()),
             )
             for d in depts
         ],
         people=[
             PersonIn(
                 name=p.name,
-                department=dept_names.get(p.department_id),
+                department=_name(dept_names, p.department_id),
                 title=p.title,
                 email=p.email,
                 mobile=p.mobile,
                 notify=list(p.notify_urls),
-                manager=all_people.get(p.manager_id),
+                manager=_name(all_people, p.manager_id),
             )
             for p in people
         ],

@@ -14,7 +14,7 @@ from duban.plans.diff import PlanDiff
 from duban.plans.sync import apply_plan
 
 
-class _DryRun(Exception):
+class _DryRun(Exception):  # noqa: N818  a control-flow signal that rolls the transaction back, not an error
     """Raised inside the transaction to roll a dry run back."""
 
 
@@ -51,5 +51,6 @@ def import_plan(
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
                     "ANALYZE tasks, milestones, projects, systems, departments, people"
                 )
-    assert diff is not None
+    if diff is None:  # apply_plan returns a diff before a dry run is rolled back
+        raise RuntimeError(f"importing {path.name} produced no diff")
     return diff

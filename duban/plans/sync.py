@@ -18,12 +18,13 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from definitions.schema import PlanDefinition
-from duban.models import Department, Event, ImportRun, Person, Plan, PlanRole, Project, System, utcnow
+from definitions.schema import GroupDef, PlanDefinition
+from duban.models import Department, Event, ImportRun, Person, Plan, PlanRole, Project, System, table_of, utcnow
 from duban.plans.diff import PlanDiff, show
 from duban.plans.tasks import Ids, TaskSync
 from duban.plans.writes import bulk_update, event_row
 from duban.values import chunks
+from duban.vocabulary import EventKind, PlanRoleKind
 
 # plan settings copied as they are from the definition, with their label in the diff
 PLAN_SETTINGS = (
@@ -33,7 +34,7 @@ PLAN_SETTINGS = (
     ("report_every", "长期任务反馈周期"),
     ("policy", "督办规则"),
 )
-PLAN_ROLES = (("leading_group", "领导小组"), ("office", "领导小组办公室"))
+PLAN_ROLES = ((PlanRoleKind.LEADING_GROUP, "领导小组"), (PlanRoleKind.OFFICE, "领导小组办公室"))
 
 
 def default_actor() -> str:
@@ -66,12 +67,12 @@ def apply_plan(
     if roles_before is not None and not diff.plan_created:
         diff.plan_details += _role_changes(d, roles_before, person_ids)
     if diff.plan_details:
-        events.append(event_row(pid, None, "plan_updated", {"changes": diff.plan_details}, actor=actor, at=now))
+        events.append(event_row(pid, None, EventKind.PLAN_UPDATED, {"changes": diff.plan_details}, actor=actor, at=now))
     project_ids = _sync_groups(session, pid, d, diff, now)
     TaskSync(session, pid, Ids(dept_ids, person_ids, project_ids), diff, events, actor=actor, now=now).run(d)
 
     for chunk in chunks(events, 20000):
-        session.execute(Event.__table__.insert(), chunk)
+        session.execute(table_of(Event).insert(), chunk)
     if diff.has_changes or diff.plan_created:
         session.add(ImportRun(plan_id=pid, at=now, actor=actor, source=source, sha256=sha256, summary=_summary(diff)))
     session.flush()
@@ -119,6 +120,13 @@ def _role_changes(d: PlanDefinition, roles_before: list[tuple], person_ids: dict
     return out
 
 
+def _system_of(project: GroupDef) -> str:
+    """A project's system (resolve sets it for every project)."""
+    if project.system is None:
+        raise ValueError(f"project {project.name!r} has no system")
+    return project.system
+
+
 def _summary(diff: PlanDiff) -> dict[str, Any]:
     return {
         "added": len(diff.added),
@@ -131,10 +139,10 @@ def _summary(diff: PlanDiff) -> dict[str, Any]:
 
 def _sync_departments_names(session: Session, pid: int, d: PlanDefinition, diff: PlanDiff) -> dict[str, int]:
     existing = {name: id_ for id_, name in session.execute(select(Department.id, Department.name).where(Department.plan_id == pid))}
-    new = [{"plan_id": pid, "name": dep.name} for dep in d.departments if dep.name not in existing]
-    if new:
-        session.execute(insert(Department), new)
-        diff.departments_added += [n["name"] for n in new]
+    new_names = [dep.name for dep in d.departments if dep.name not in existing]
+    if new_names:
+        session.execute(insert(Department), [{"plan_id": pid, "name": name} for name in new_names])
+        diff.departments_added += new_names
         existing = {name: id_ for id_, name in session.execute(select(Department.id, Department.name).where(Department.plan_id == pid))}
     return existing
 
@@ -154,6 +162,7 @@ def _sync_people(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[s
         ).where(Person.plan_id == pid)
     ).all()
     existing = {r.name: r for r in rows}
+    new_people = [p for p in d.people if p.name not in existing]
     new = [
         {
             "plan_id": pid,
@@ -165,15 +174,14 @@ def _sync_people(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[s
             "notify_urls": list(p.notify),
             "active": True,
         }
-        for p in d.people
-        if p.name not in existing
+        for p in new_people
     ]
     if new:
         session.execute(insert(Person), new)
-        diff.people_added += [n["name"] for n in new]
+        diff.people_added += [p.name for p in new_people]
     ids = {name: id_ for id_, name in session.execute(select(Person.id, Person.name).where(Person.plan_id == pid))}
-    added = {n["name"] for n in new}
-    updates = []
+    added = {p.name for p in new_people}
+    updates: list[dict[str, Any]] = []
     for p in d.people:
         want = {
             "department_id": dept_ids.get(p.department) if p.department else None,
@@ -227,8 +235,8 @@ def _sync_department_roles(
 
 def _sync_plan_roles(session: Session, pid: int, d: PlanDefinition, person_ids: dict[str, int]) -> list[tuple] | None:
     """Replace the leading group and office when they changed; return the old membership then."""
-    want = [(person_ids[n], "leading_group", i) for i, n in enumerate(d.leading_group)]
-    want += [(person_ids[n], "office", i) for i, n in enumerate(d.office)]
+    want = [(person_ids[n], PlanRoleKind.LEADING_GROUP, i) for i, n in enumerate(d.leading_group)]
+    want += [(person_ids[n], PlanRoleKind.OFFICE, i) for i, n in enumerate(d.office)]
     have = sorted(
         tuple(r) for r in session.execute(select(PlanRole.person_id, PlanRole.role, PlanRole.position).where(PlanRole.plan_id == pid))
     )
@@ -274,7 +282,7 @@ def _sync_groups(session: Session, pid: int, d: PlanDefinition, diff: PlanDiff, 
     }
     new = []
     for pr in d.projects:
-        key = (system_ids[pr.system], pr.name)
+        key = (system_ids[_system_of(pr)], pr.name)
         if key not in projects:
             new.append({"plan_id": pid, "system_id": key[0], "code": pr.code, "name": pr.name, "position": pr.position})
     if new:
@@ -283,15 +291,15 @@ def _sync_groups(session: Session, pid: int, d: PlanDefinition, diff: PlanDiff, 
     updates = []
     wanted = set()
     for pr in d.projects:
-        key = (system_ids[pr.system], pr.name)
+        key = (system_ids[_system_of(pr)], pr.name)
         wanted.add(key)
-        old = projects.get(key)
-        if old is not None and (old.code, old.position, old.archived_at) != (pr.code, pr.position, None):
-            updates.append({"id": old.id, "code": pr.code, "position": pr.position, "archived_at": None})
-    for key, old in projects.items():
-        if key not in wanted and old.archived_at is None:
-            updates.append({"id": old.id, "code": old.code, "position": old.position, "archived_at": now})
-            diff.groups_archived.append(f"项目「{old.name}」")
+        old_project = projects.get(key)
+        if old_project is not None and (old_project.code, old_project.position, old_project.archived_at) != (pr.code, pr.position, None):
+            updates.append({"id": old_project.id, "code": pr.code, "position": pr.position, "archived_at": None})
+    for key, old_project in projects.items():
+        if key not in wanted and old_project.archived_at is None:
+            updates.append({"id": old_project.id, "code": old_project.code, "position": old_project.position, "archived_at": now})
+            diff.groups_archived.append(f"项目「{old_project.name}」")
     bulk_update(session, Project, updates)
     names = {id_: name for name, id_ in system_ids.items()}
     return {

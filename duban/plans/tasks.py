@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 from definitions.schema import MilestoneDef, PlanDefinition, TaskDef
 from duban.links import OWNER_ACTIONS
 from duban.links import void as void_links
-from duban.models import Milestone, Task
+from duban.models import Milestone, Task, table_of
 from duban.plans.diff import FIELD_LABELS, PERIOD_LABELS, SCHEDULE_LABELS, PlanDiff, TaskChange, show
 from duban.plans.writes import bulk_update, event_row
 from duban.values import chunks, jsonable
-from duban.vocabulary import MilestoneState
+from duban.vocabulary import EventKind, MilestoneState
 
 TASK_FIELDS = (
     "title",
@@ -162,7 +162,7 @@ class TaskSync:
         self.dept_names = {v: k for k, v in self.ids.departments.items()}
         self.project_names = {v: f"{k[0]} / {k[1]}" for k, v in self.ids.projects.items()}
 
-    def event(self, task_id: int | None, kind: str, data: dict[str, Any], milestone_id: int | None = None) -> None:
+    def event(self, task_id: int | None, kind: EventKind, data: dict[str, Any], milestone_id: int | None = None) -> None:
         self.events.append(event_row(self.pid, task_id, kind, data, actor=self.actor, at=self.now, milestone_id=milestone_id))
 
     def run(self, d: PlanDefinition) -> None:
@@ -204,15 +204,17 @@ class TaskSync:
         ]
         # Core executemany (no RETURNING): far faster than the ORM bulk path for tens of thousands
         for chunk in chunks(rows, 10000):
-            session.execute(Task.__table__.insert(), chunk)
+            session.execute(table_of(Task).insert(), chunk)
         ids = dict(session.execute(select(Task.code, Task.id).where(Task.plan_id == self.pid)).all())
         ms_rows = [milestone_row(m, ids[t.code], now) for t in new_defs for m in t.milestones]
         for chunk in chunks(ms_rows, 20000):
-            session.execute(Milestone.__table__.insert(), chunk)
+            session.execute(table_of(Milestone).insert(), chunk)
         for t in new_defs:
             summary = f"责任人：{t.owner}；完成时限：{t.deadline_text}；里程碑 {len(t.milestones)} 个"
             self.diff.added.append(TaskChange(t.code, t.title, [summary]))
-            self.event(ids[t.code], "task_created", {"owner": t.owner, "deadline": t.deadline_text, "milestones": len(t.milestones)})
+            self.event(
+                ids[t.code], EventKind.TASK_CREATED, {"owner": t.owner, "deadline": t.deadline_text, "milestones": len(t.milestones)}
+            )
 
     def _field_detail(self, f: str, o: Any, n: Any) -> str | None:
         """The diff line of one changed task field (None: a field the diff does not show)."""
@@ -252,15 +254,15 @@ class TaskSync:
             changes["updated_at"] = self.now
             self.task_updates.append({"id": old.id, **changes})
         if reassigned:
-            self.event(old.id, "owner_changed", {"from": self.person_names.get(old.owner_id), "to": t.owner})
+            self.event(old.id, EventKind.OWNER_CHANGED, {"from": self.person_names.get(old.owner_id), "to": t.owner})
         data = {k: jsonable(v) for k, v in changes.items() if k not in _NOT_IN_EVENT}
         if restored:
             self.diff.restored.append(TaskChange(t.code, t.title, details))
-            self.event(old.id, "task_restored", data)
+            self.event(old.id, EventKind.TASK_RESTORED, data)
         elif details:
             self.diff.changed.append(TaskChange(t.code, t.title, details))
             if data:
-                self.event(old.id, "task_updated", data)
+                self.event(old.id, EventKind.TASK_UPDATED, data)
         else:
             self.diff.unchanged += 1
 
@@ -271,7 +273,7 @@ class TaskSync:
             if m.status not in (MilestoneState.DONE, MilestoneState.ARCHIVED):
                 self.ms_updates.append({"id": m.id, "status": MilestoneState.ARCHIVED, "archived_at": self.now})
         self.diff.archived.append(TaskChange(code, old.title))
-        self.event(old.id, "task_archived", {})
+        self.event(old.id, EventKind.TASK_ARCHIVED, {})
 
     def _sync_milestones(self, task_id: int, t: TaskDef, old_ms: list[Any], *, reassigned: bool) -> list[str]:
         """Match the task's milestones to the definition; move dates (keeping the baseline)."""
@@ -282,7 +284,7 @@ class TaskSync:
                 label = m.title or f"第 {m.seq} 步"
                 self.ms_inserts.append(milestone_row(m, task_id, self.now))
                 details.append(f"新增里程碑「{label}」：{m.due.isoformat()}")
-                self.event(task_id, "milestone_added", {"title": m.title, "due": m.due.isoformat()})
+                self.event(task_id, EventKind.MILESTONE_ADDED, {"title": m.title, "due": m.due.isoformat()})
             else:
                 self._update_milestone(task_id, m, o, details, reassigned=reassigned)
         for o in remaining:
@@ -290,7 +292,7 @@ class TaskSync:
                 continue
             self.ms_updates.append({"id": o.id, "status": MilestoneState.ARCHIVED, "archived_at": self.now})
             details.append(f"里程碑「{o.title or f'第 {o.seq} 步'}」已从路线图中删除（归档）")
-            self.event(task_id, "milestone_archived", {"title": o.title, "status_before": o.status}, milestone_id=o.id)
+            self.event(task_id, EventKind.MILESTONE_ARCHIVED, {"title": o.title, "status_before": o.status}, milestone_id=o.id)
         return details
 
     def _update_milestone(self, task_id: int, m: MilestoneDef, o: Any, details: list[str], *, reassigned: bool) -> None:
@@ -302,7 +304,7 @@ class TaskSync:
             upd["due_version"] = o.due_version + 1
             details.append(f"里程碑「{label}」时间：{o.due_date.isoformat()} → {m.due.isoformat()}")
             moved = {"from": o.due_date.isoformat(), "to": m.due.isoformat(), "version": o.due_version + 1}
-            self.event(task_id, "milestone_due_changed", moved, milestone_id=o.id)
+            self.event(task_id, EventKind.MILESTONE_DUE_CHANGED, moved, milestone_id=o.id)
         if o.title != m.title and o.title:
             details.append(f"里程碑名称：{o.title} → {m.title or '（空）'}")
         for attr, val in (("seq", m.seq), ("title", m.title), ("due_text", m.due_text), ("is_final", m.is_final)):
@@ -312,7 +314,7 @@ class TaskSync:
             upd["status"] = _state_before_archiving(o)
             upd["archived_at"] = None
             details.append(f"里程碑「{label}」恢复")
-            self.event(task_id, "milestone_restored", {"title": m.title, "status": upd["status"]}, milestone_id=o.id)
+            self.event(task_id, EventKind.MILESTONE_RESTORED, {"title": m.title, "status": upd["status"]}, milestone_id=o.id)
         elif reassigned and o.status in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS):
             # a new owner acknowledges afresh; progress reports stay in the audit trail
             upd["status"] = MilestoneState.ASSIGNED
@@ -327,14 +329,14 @@ class TaskSync:
         bulk_update(session, Task, self.task_updates)
         bulk_update(session, Milestone, self.ms_updates)
         for chunk in chunks(self.ms_inserts, 20000):
-            session.execute(Milestone.__table__.insert(), chunk)
+            session.execute(table_of(Milestone).insert(), chunk)
         # links stop working for a task handed to someone else, a task or step removed from the list
-        reassigned = [u["id"] for u in self.task_updates if "owner_id" in u]
-        archived_tasks = [u["id"] for u in self.task_updates if u.get("archived_at") is not None]
-        archived_ms = [u["id"] for u in self.ms_updates if u.get("status") == MilestoneState.ARCHIVED]
-        for chunk in chunks(reassigned, 5000):
-            void_links(session, reason="任务已改由他人负责", now=now, task_ids=chunk, actions=OWNER_ACTIONS)
-        for chunk in chunks(archived_tasks, 5000):
-            void_links(session, reason="任务已从清单中删除", now=now, task_ids=chunk)
-        for chunk in chunks(archived_ms, 5000):
-            void_links(session, reason="里程碑已从路线图中删除", now=now, milestone_ids=chunk)
+        reassigned: list[int] = [u["id"] for u in self.task_updates if "owner_id" in u]
+        archived_tasks: list[int] = [u["id"] for u in self.task_updates if u.get("archived_at") is not None]
+        archived_ms: list[int] = [u["id"] for u in self.ms_updates if u.get("status") == MilestoneState.ARCHIVED]
+        for ids in chunks(reassigned, 5000):
+            void_links(session, reason="任务已改由他人负责", now=now, task_ids=list(ids), actions=OWNER_ACTIONS)
+        for ids in chunks(archived_tasks, 5000):
+            void_links(session, reason="任务已从清单中删除", now=now, task_ids=list(ids))
+        for ids in chunks(archived_ms, 5000):
+            void_links(session, reason="里程碑已从路线图中删除", now=now, milestone_ids=list(ids))

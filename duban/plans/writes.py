@@ -9,11 +9,13 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from duban.vocabulary import EventKind
+
 
 def event_row(
     plan_id: int,
     task_id: int | None,
-    kind: str,
+    kind: EventKind,
     data: dict[str, Any],
     *,
     actor: str,

@@ -8,6 +8,11 @@ import pandas as pd
 from duban.rules.policy import AssessmentPolicy, assessment_policy
 
 
+def plan_assessment_policies(plans: pd.DataFrame) -> dict[str, AssessmentPolicy]:
+    """Each plan's (code's) assessment settings, from the ``plan`` and ``policy`` columns of the plans frame."""
+    return {plan: assessment_policy(policy) for plan, policy in zip(plans["plan"].tolist(), plans["policy"].tolist(), strict=True)}
+
+
 def ratio(num, den):
     """num / den, NaN where den is 0 (frames) or None (scalars)."""
     if isinstance(den, pd.Series):
@@ -52,7 +57,7 @@ def assessment(live: pd.DataFrame, plans: pd.DataFrame) -> pd.DataFrame:
     if live.empty:
         return pd.DataFrame(columns=out_cols)
     g = live.groupby(["plan", "department"], sort=False)[cols].sum().reset_index()
-    policies = {row.plan: assessment_policy(row.policy) for row in plans.itertuples()}
+    policies = plan_assessment_policies(plans)
     if len({p.model_dump_json() for p in policies.values()}) <= 1:
         a = score_frame(g, next(iter(policies.values())))
     else:  # plans with their own settings: each row scored with its plan's (vectorised, not per plan)

@@ -12,10 +12,9 @@ from sqlalchemy import Engine
 
 from duban.db import session_scope
 from duban.rollup import COLOUR_LABELS, COUNT_COLUMNS, DUE_SOON_DAYS, LEVEL_LABELS, REQUEST_LABELS, UNSPECIFIED, Rollup
-from duban.rollup.assessment import assessment, rates
+from duban.rollup.assessment import assessment, plan_assessment_policies, rates
 from duban.rollup.frames import Workdays, colours, load, local_dates, plans_frame
 from duban.rollup.trend import snapshot_frame, trend_with_today
-from duban.rules.policy import assessment_policy
 from duban.status import TASK_STATES
 from duban.vocabulary import OPEN_STATES, Light, MilestoneState, RequestKind, RequestStatus, SnapshotScope
 
@@ -66,7 +65,9 @@ def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz,
     t = _with_milestone_counts(t, m)
     found = colours(t, m, plans, data["reports"], tz, cal, as_of)
     t["colour"] = pd.Series(
-        [found.get(int(i)) if not a else None for i, a in zip(t["task_id"].tolist(), t["archived"].tolist())], index=t.index, dtype=object
+        [found.get(int(i)) if not a else None for i, a in zip(t["task_id"].tolist(), t["archived"].tolist(), strict=True)],
+        index=t.index,
+        dtype=object,
     )
     esc, req = data["escalations"], data["requests"]
     t = _with_assessment_inputs(t, esc, req)
@@ -115,7 +116,7 @@ def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz,
         tasks=tasks_view,
         plans=plans.drop(columns=["policy"]),
         warnings=list(getattr(cal, "warnings", []) or []),
-        assessment_policies={row.plan: assessment_policy(row.policy) for row in plans.itertuples()},
+        assessment_policies=plan_assessment_policies(plans),
     )
 
 
@@ -133,7 +134,7 @@ def _tasks(tasks: pd.DataFrame, depts: pd.DataFrame, plans: pd.DataFrame, people
 
 def _finished_by(done: pd.Series, finished: pd.Series, limit: pd.Series) -> pd.Series:
     """Done, and finished on or before ``limit`` (per row)."""
-    flags = [d and f is not None and f <= x for d, f, x in zip(done.tolist(), finished.tolist(), limit.tolist())]
+    flags = [d and f is not None and f <= x for d, f, x in zip(done.tolist(), finished.tolist(), limit.tolist(), strict=True)]
     return pd.Series(flags, index=done.index, dtype=bool)
 
 
@@ -155,7 +156,7 @@ def _milestones(m: pd.DataFrame, *, as_of: dt.date, due_soon_days: int, tz, work
     late_end = pd.Series(
         [
             as_of if o else (f if (d and f is not None and f > x) else None)
-            for o, d, f, x in zip(m["is_overdue"].tolist(), m["is_done"].tolist(), finished.tolist(), due.tolist())
+            for o, d, f, x in zip(m["is_overdue"].tolist(), m["is_done"].tolist(), finished.tolist(), due.tolist(), strict=True)
         ],
         index=m.index,
         dtype=object,
@@ -240,7 +241,7 @@ def _by_plan(live: pd.DataFrame, plans: pd.DataFrame) -> pd.DataFrame:
 
 def _step_titles(is_final: pd.Series, titles: pd.Series) -> list[str]:
     """A milestone's title as the lists show it: none for the final deadline."""
-    return [("" if f else (s or "")) for f, s in zip(is_final.tolist(), titles.tolist())]
+    return [("" if f else (s or "")) for f, s in zip(is_final.tolist(), titles.tolist(), strict=True)]
 
 
 def _overdue(mt: pd.DataFrame, esc: pd.DataFrame) -> pd.DataFrame:
@@ -281,7 +282,8 @@ def _awaiting_approval(
     pend["submitted_on"] = local_dates(pend["created_at"], tz)
     pend["waiting_days"] = workdays(pend["submitted_on"], as_of).clip(lower=0) if len(pend) else 0
     pend["milestone"] = [
-        ("" if f is True else (s if isinstance(s, str) else "")) for f, s in zip(pend["is_final"].tolist(), pend["milestone"].tolist())
+        ("" if f is True else (s if isinstance(s, str) else ""))
+        for f, s in zip(pend["is_final"].tolist(), pend["milestone"].tolist(), strict=True)
     ]
     return pend.sort_values(["submitted_on", "plan", "position"], kind="stable")[
         ["plan", "kind", "code", "title", "milestone", "department", "requester", "submitted_on", "waiting_days", "due", "new_due"]
@@ -295,7 +297,7 @@ def _extensions(mt: pd.DataFrame, req: pd.DataFrame, *, tz, workdays: Workdays) 
     ext_by_m = ext.groupby("milestone_id").agg(extensions=("request_id", "size"), last_approved=("decided_on", "max"))
     moved = mt[mt["due"] != mt["baseline"]].merge(ext_by_m, left_on="milestone_id", right_index=True, how="left")
     moved["extensions"] = moved["extensions"].fillna(0).astype("int64")
-    moved["slipped_days"] = [(d - b).days for d, b in zip(moved["due"].tolist(), moved["baseline"].tolist())]
+    moved["slipped_days"] = [(d - b).days for d, b in zip(moved["due"].tolist(), moved["baseline"].tolist(), strict=True)]
     moved["slipped_workdays"] = workdays(moved["baseline"], moved["due"]) if len(moved) else 0
     moved["reason"] = ["批准延期" if n else "方案调整" for n in moved["extensions"].tolist()]
     moved["milestone"] = _step_titles(moved["is_final"], moved["milestone"])

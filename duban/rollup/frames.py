@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from itertools import groupby
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -38,14 +38,15 @@ class Workdays:
     """``cal.workdays_between`` over columns of dates, each distinct pair computed once."""
 
     def __init__(self, cal) -> None:
-        self.cal, self.memo = cal, {}
+        self.cal = cal
+        self.memo: dict[tuple[dt.date, dt.date], int] = {}
 
     def __call__(self, start: pd.Series, end: pd.Series | dt.date) -> pd.Series:
         if not isinstance(end, pd.Series):
             end = pd.Series([end] * len(start), index=start.index, dtype=object)
         out = []
         memo, cal = self.memo, self.cal
-        for s, e in zip(start.tolist(), end.tolist()):
+        for s, e in zip(start.tolist(), end.tolist(), strict=True):
             if s is None or e is None or (isinstance(s, float)) or (isinstance(e, float)):
                 out.append(0)
                 continue
@@ -68,7 +69,19 @@ def plans_frame(session, plan_code: str | None) -> pd.DataFrame:
     return plans
 
 
-def load(session, plan_ids: list[int], tz) -> dict[str, pd.DataFrame]:
+class Frames(TypedDict):
+    """What ``load`` reads: a frame per table; people's names and each task's last report as dicts."""
+
+    tasks: pd.DataFrame
+    depts: pd.DataFrame
+    people: dict[int, str]
+    milestones: pd.DataFrame
+    escalations: pd.DataFrame
+    requests: pd.DataFrame
+    reports: dict[int, dt.datetime]
+
+
+def load(session, plan_ids: list[int], tz) -> Frames:
     """The database as frames: one query per table, filtered by plan."""
     in_plans = Task.plan_id.in_(plan_ids)
     per_task = milestone_summary(tasks=in_plans)
@@ -219,7 +232,7 @@ def colours(
     """Each live task's light, by the rules themselves (``duban.rules.deadlines.colour``), on the
     same views ``duban.sweep.load`` builds (tests/rollup/test_rollup.py checks they agree), made from the
     frames already loaded rather than a second read of every milestone."""
-    plan_policy = {row.plan_id: row.policy for row in plans.itertuples()}
+    plan_policy: dict[int, dict[str, Any] | None] = dict(zip(plans["plan_id"].tolist(), plans["policy"].tolist(), strict=True))
     base = {pid: effective_policy(pol) for pid, pol in plan_policy.items()}
     ms = m.sort_values(["task_id", "seq"], kind="stable")
     views: dict[int, tuple[MilestoneView, ...]] = {}
@@ -232,34 +245,32 @@ def colours(
         ms["due_version"].tolist(),
         ms["state"].tolist(),
         ms["is_final"].tolist(),
+        strict=True,
     )
     for task_id, rows in groupby(cols, key=lambda r: r[0]):
         views[task_id] = tuple(MilestoneView(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows)
     last_report = {tid: local_date(at, tz) for tid, at in reports.items()}
-    assigned = local_dates(t["assigned_at"], tz).tolist()
     out: dict[int, str | None] = {}
     live = t[~t["archived"]]
-    idx = [t.index.get_loc(i) for i in live.index]
-    for k, row in enumerate(
-        live[
-            ["task_id", "plan_id", "code", "title", "owner_id", "schedule", "period", "period_month", "acknowledged", "task_policy"]
-        ].itertuples(index=False)
-    ):
-        milestones = views.get(row.task_id, ())
+    assigned = local_dates(t["assigned_at"], tz).loc[live.index]
+    columns = ["task_id", "plan_id", "code", "title", "owner_id", "schedule", "period", "period_month", "acknowledged", "task_policy"]
+    rows = zip(*(live[c].tolist() for c in columns), assigned.tolist(), strict=True)
+    for task_id, plan_id, code, title, owner_id, schedule, period, period_month, acknowledged, task_policy, assigned_on in rows:
+        milestones = views.get(task_id, ())
         view = TaskView(
-            id=row.task_id,
-            plan_id=row.plan_id,
-            code=row.code,
-            title=row.title,
-            owner_id=row.owner_id,
-            schedule=row.schedule,
-            period=row.period if isinstance(row.period, str) else None,
-            period_month=int(row.period_month) if row.period_month == row.period_month and row.period_month is not None else None,
-            assigned_on=assigned[idx[k]],
-            acknowledged=bool(row.acknowledged) or any(mv.status != MilestoneState.ASSIGNED for mv in milestones),
-            last_report_on=last_report.get(row.task_id),
+            id=task_id,
+            plan_id=plan_id,
+            code=code,
+            title=title,
+            owner_id=owner_id,
+            schedule=schedule,
+            period=period if isinstance(period, str) else None,
+            period_month=int(period_month) if period_month == period_month and period_month is not None else None,
+            assigned_on=assigned_on,
+            acknowledged=bool(acknowledged) or any(mv.status != MilestoneState.ASSIGNED for mv in milestones),
+            last_report_on=last_report.get(task_id),
             milestones=milestones,
         )
-        policy = effective_policy(plan_policy[row.plan_id], row.task_policy) if row.task_policy else base[row.plan_id]
-        out[row.task_id] = colour(view, policy, cal, as_of)
+        policy = effective_policy(plan_policy[plan_id], task_policy) if task_policy else base[plan_id]
+        out[task_id] = colour(view, policy, cal, as_of)
     return out

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from duban.db import session_scope
-from duban.models import RollupSnapshot, utcnow
+from duban.models import RollupSnapshot, table_of, utcnow
 from duban.rollup import SNAPSHOT_COUNTS, Rollup
 from duban.rollup.compute import compute
 from duban.values import chunks
@@ -20,7 +20,7 @@ from duban.vocabulary import SnapshotScope
 def snapshot_rows(r: Rollup, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """The snapshot rows of a roll-up: each plan, and each of its systems and lead departments."""
     now = now or utcnow()
-    ids = dict(zip(r.plans["plan"], r.plans["plan_id"]))
+    ids = dict(zip(r.plans["plan"], r.plans["plan_id"], strict=True))
     out = []
     for scope, frame, key in (
         (SnapshotScope.PLAN, r.by_plan, None),
@@ -48,10 +48,10 @@ def snapshot(engine: Engine, r: Rollup, *, now: dt.datetime | None = None) -> in
     are removed, so a re-run the same day leaves exactly what a first run would have written.
     """
     rows = snapshot_rows(r, now)
-    table = RollupSnapshot.__table__
+    table = table_of(RollupSnapshot)
     plan_ids = [int(x) for x in r.plans["plan_id"]]
     with session_scope(engine) as session:
-        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         if rows:
             stmt = insert(table)
             stmt = stmt.on_conflict_do_update(

@@ -32,6 +32,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 
+from duban.vocabulary import Period
+
 __all__ = [
     "PERIODS",
     "CalendarFileError",
@@ -41,7 +43,7 @@ __all__ = [
     "WorkCalendar",
 ]
 
-PERIODS = ("week", "month", "quarter", "semester", "year")
+PERIODS = tuple(Period)
 
 
 def _chinese_calendar_years() -> tuple[int, int]:
@@ -49,7 +51,7 @@ def _chinese_calendar_years() -> tuple[int, int]:
         from chinese_calendar.constants import holidays as known
 
         return min(known).year, max(known).year
-    except Exception:  # pragma: no cover - layout of a future chinese_calendar
+    except (ImportError, AttributeError, TypeError, ValueError):  # pragma: no cover - layout of a future chinese_calendar
         return 2004, 2026
 
 
@@ -140,7 +142,7 @@ class InstitutionCalendar(BaseModel):
     @classmethod
     def _no_overlap(cls, semesters: list[SemesterSpec]) -> list[SemesterSpec]:
         ordered = sorted(semesters, key=lambda s: s.start)
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in zip(ordered, ordered[1:], strict=False):
             if b.start <= a.end:
                 raise ValueError(f"学期“{a.name}”（{a.start} 至 {a.end}）与“{b.name}”（{b.start} 至 {b.end}）时间重叠")
         return semesters
@@ -269,15 +271,12 @@ def _national_year(year: int) -> tuple[tuple[bool, ...], str | None]:
 def _statutory(year: int) -> set[dt.date]:
     try:
         return set(_holidays_lib.China(years=year))
-    except Exception:  # an unknown year must never stop a run
+    except Exception:  # noqa: BLE001  third-party holiday data: an unknown year must never stop a run
         return set()
 
 
 def _unknown_year_text(year: int, has_statutory: bool) -> str:
-    if year > CC_LAST_YEAR:
-        known = f"chinese-calendar 仅支持到 {CC_LAST_YEAR} 年"
-    else:
-        known = f"chinese-calendar 仅支持 {CC_FIRST_YEAR} 年及以后"
+    known = f"chinese-calendar 仅支持到 {CC_LAST_YEAR} 年" if year > CC_LAST_YEAR else f"chinese-calendar 仅支持 {CC_FIRST_YEAR} 年及以后"
     if has_statutory:
         return f"{year} 年的法定节假日调休安排尚未收录（{known}），已按周一至周五并扣除法定节假日计算工作日；{_FALLBACK_HINT}"
     return (
@@ -333,7 +332,7 @@ class WorkCalendar:
             flags[d.toordinal() - first] = True
         for d in self._extra_off.get(year, ()):
             flags[d.toordinal() - first] = False
-        self._day.update(zip(_days_of(year), flags))
+        self._day.update(zip(_days_of(year), flags, strict=True))
         table = self._years[year] = _Year(first, flags)
         return table
 
@@ -469,17 +468,17 @@ class WorkCalendar:
         """
         if isinstance(d, dt.datetime):
             d = d.date()
-        if month is not None and period != "year":
+        if month is not None and period != Period.YEAR:
             raise ValueError(f"month 只用于 year 周期，不能用于 {period!r}")
-        if period == "week":
+        if period == Period.WEEK:
             return d + dt.timedelta(days=4 - d.weekday())
-        if period == "month":
+        if period == Period.MONTH:
             return _last_day(d.year, d.month)
-        if period == "quarter":
+        if period == Period.QUARTER:
             return _last_day(d.year, (d.month - 1) // 3 * 3 + 3)
-        if period == "semester":
+        if period == Period.SEMESTER:
             return self.semester_end(d)
-        if period == "year":
+        if period == Period.YEAR:
             if month is None:
                 return dt.date(d.year, 12, 31)
             if not 1 <= month <= 12:

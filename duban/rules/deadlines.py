@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from duban.rules.policy import DeadlinePolicy
-from duban.vocabulary import OPEN_STATES, Light, MessageKind, MilestoneState
+from duban.vocabulary import OPEN_STATES, Light, MessageKind, MilestoneState, Period, Schedule
 
 
 class Calendar(Protocol):
@@ -43,7 +43,7 @@ class TaskView:
     code: str
     title: str
     owner_id: int
-    schedule: str = "once"  # once | recurring | ongoing
+    schedule: str = Schedule.ONCE
     period: str | None = None
     period_month: int | None = None
     head_id: int | None = None  # head of the lead department
@@ -148,17 +148,17 @@ def approval_reminder(submitted_on: dt.date, policy: DeadlinePolicy, cal: Calend
 
 def period_bounds(cal: Any, day: dt.date, period: str, month: int | None = None) -> tuple[dt.date, dt.date]:
     """The reporting period containing ``day``: (first day, due day)."""
-    if period == "week":
+    if period == Period.WEEK:
         start = day - dt.timedelta(days=day.weekday())
         return start, start + dt.timedelta(days=4)
-    if period == "month":
+    if period == Period.MONTH:
         start = day.replace(day=1)
         return start, (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
-    if period == "quarter":
+    if period == Period.QUARTER:
         q0 = (day.month - 1) // 3 * 3 + 1
         start = day.replace(month=q0, day=1)
         return start, (start + dt.timedelta(days=95)).replace(day=1) - dt.timedelta(days=1)
-    if period == "year":
+    if period == Period.YEAR:
         m = month or 12
         end = _month_end(day.year, m)
         if day > end:
@@ -179,7 +179,7 @@ def decide(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date
     if task.archived:
         return []
     open_ms = [m for m in task.milestones if m.status in OPEN_STATES]
-    ongoing = task.schedule in ("recurring", "ongoing")
+    ongoing = task.schedule in (Schedule.RECURRING, Schedule.ONGOING)
     if not open_ms and not ongoing:
         return []  # done, submitted for review or nothing dated
     out: list[Decision] = []
@@ -241,7 +241,8 @@ def _report_state(task: TaskView, cal: Any, today: dt.date):
     Two completed periods, not one: while the last one is still within its grace days, the one
     before it may still be missing and must stay red and keep escalating.
     """
-    assert task.period is not None  # only ongoing and recurring tasks have periods
+    if task.period is None:  # only ongoing and recurring tasks have periods
+        raise ValueError(f"task {task.code} ({task.schedule}) has no report period")
     start, end = period_bounds(cal, today, task.period, task.period_month)
     prev = period_bounds(cal, start - dt.timedelta(days=1), task.period, task.period_month)
     older = period_bounds(cal, prev[0] - dt.timedelta(days=1), task.period, task.period_month)
@@ -296,7 +297,7 @@ def colour(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date
         return None
     live = [m for m in task.milestones if m.status != MilestoneState.ARCHIVED]
     open_ms = [m for m in live if m.status in OPEN_STATES]
-    ongoing = task.schedule in ("recurring", "ongoing")
+    ongoing = task.schedule in (Schedule.RECURRING, Schedule.ONGOING)
     if not ongoing and live and all(m.status == MilestoneState.DONE for m in live):
         return None
     if not ongoing and not live:
