@@ -31,7 +31,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 
 from duban.rollup import RATE_COLUMNS, Rollup, header, pct
 from duban.rules.policy import assessment_policy
-from duban.vocabulary import Light, MilestoneState, Schedule
+from duban.vocabulary import Light, MilestoneState
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 HTML_ROWS = 300  # rows of one table in the HTML report (the workbook has them all)
@@ -174,7 +174,6 @@ DECIMAL_COLUMNS = {"avg_late_days", "escalations_per_task", "p_on_time", "p_over
 STATUS_LABELS: dict[str, str] = {
     state: state.label for state in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS, MilestoneState.SUBMITTED, MilestoneState.DONE)
 }
-SCHEDULE_LABELS: dict[str, str] = {Schedule.ONCE: "限时", Schedule.RECURRING: "周期", Schedule.ONGOING: "长期"}
 
 
 def columns_of(r: Rollup, key: str) -> list[str]:
