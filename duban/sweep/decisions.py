@@ -26,7 +26,7 @@ from duban.rules.policy import DeadlinePolicy, effective_policy
 from duban.sweep.kinds import facts
 from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.values import chunks, local_date
-from duban.vocabulary import EventKind, LedgerStatus, MessageKind, MilestoneState, RequestStatus
+from duban.vocabulary import EventKind, LedgerStatus, MessageKind, MilestoneState, PlanRoleKind, RequestStatus
 from notifications.digest import describe
 
 # events that count as the period's report (反馈): a progress report, and an answer to a 督查
@@ -88,7 +88,7 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
     office: dict[int, list[int]] = defaultdict(list)
     for r in session.execute(
         select(PlanRole.plan_id, PlanRole.person_id)
-        .where(PlanRole.role == "office", PlanRole.plan_id.in_(plan_ids))
+        .where(PlanRole.role == PlanRoleKind.OFFICE, PlanRole.plan_id.in_(plan_ids))
         .order_by(PlanRole.position)
     ):
         office[r.plan_id].append(r.person_id)

@@ -22,7 +22,7 @@ from duban.models import Department, Digest, Notification, Person, Plan, PlanRol
 from duban.sweep.kinds import facts
 from duban.sweep.ledger import table_of
 from duban.values import chunks
-from duban.vocabulary import Audience, LedgerStatus, MessageKind
+from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from notifications.digest import describe, render_subject
 
 ESCALATION_SHORT = {1: "部门负责人督办", 2: "分管校领导督办", 3: "领导小组办公室督办"}
@@ -137,7 +137,7 @@ def assemble(
         for plan_id, name in session.execute(
             select(PlanRole.plan_id, Person.name)
             .join(Person, Person.id == PlanRole.person_id)
-            .where(PlanRole.role == "office")
+            .where(PlanRole.role == PlanRoleKind.OFFICE)
             .order_by(PlanRole.position)
         ):
             office_names[plan_id].append(name)
