@@ -132,7 +132,7 @@ class _Child:
         self.log_path, self.label = log_path, label
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         # S603: the arguments are ours (this Python or the installed prefect, fixed options and a port);
-        # PLW1509: preexec_fn only sets the parent-death signal, and the server is started before any threads of ours
+        # PLW1509: preexec_fn is resolved in the parent and only calls prctl(PR_SET_PDEATHSIG) in the child (no imports, no locks)
         self.proc = subprocess.Popen(  # noqa: S603
             args,
             env=env,
