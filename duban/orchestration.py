@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +99,12 @@ def run_review_deployment(parameters: dict[str, Any]) -> str | None:
     Prefect server has the deployment."""
     if not deployment_available():
         return None
-    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
     flow_run = run_deployment(REVIEW_DEPLOYMENT, parameters=parameters, timeout=0)
     # run_deployment dispatches on the caller: a coroutine only in an async context, never ours
-    if not isinstance(flow_run, FlowRun):
+    if isinstance(flow_run, Coroutine):
+        flow_run.close()
         raise RuntimeError("run_deployment returned a coroutine: run_review_deployment must be called from synchronous code")
     return str(flow_run.id)
 
