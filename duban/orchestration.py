@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def wake(engine: Engine, review_id: int) -> str:
                 return "none"
             if not state.is_paused():
                 return "running"
-            run_input = {"verdicts": []} if state.state_details.run_input_keyset else None
+            run_input: dict[str, Any] | None = {"verdicts": []} if state.state_details.run_input_keyset else None
             response = client.resume_flow_run(uuid.UUID(run_id), run_input=run_input)
             if getattr(response, "status", None) is not None and str(response.status.value).upper() != "ACCEPT":
                 log.warning("review %s: flow run %s not resumed: %s", review_id, run_id, getattr(response.details, "reason", ""))
@@ -101,7 +101,12 @@ def run_review_deployment(parameters: dict[str, Any]) -> str | None:
         return None
     from prefect.deployments import run_deployment
 
-    return str(run_deployment(REVIEW_DEPLOYMENT, parameters=parameters, timeout=0).id)
+    flow_run = run_deployment(REVIEW_DEPLOYMENT, parameters=parameters, timeout=0)
+    # run_deployment dispatches on the caller: a coroutine only in an async context, never ours
+    if isinstance(flow_run, Coroutine):
+        flow_run.close()
+        raise RuntimeError("run_deployment returned a coroutine: run_review_deployment must be called from synchronous code")
+    return str(flow_run.id)
 
 
 def start_review(engine: Engine, *, local: bool = False, **request: Any) -> reviews.Started:
@@ -114,7 +119,7 @@ def start_review(engine: Engine, *, local: bool = False, **request: Any) -> revi
 # Flows run in-process for the CLI, and the deployments `duban run` serves
 
 
-class TaskNotFound(LookupError):
+class TaskNotFound(LookupError):  # noqa: N818  public name (flows.task_check re-exports it; the CLI and tests catch it)
     pass
 
 

@@ -131,7 +131,15 @@ class _Child:
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path, label: str):
         self.log_path, self.label = log_path, label
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent())  # noqa: PLW1509
+        # S603: the arguments are ours (this Python or the installed prefect, fixed options and a port);
+        # PLW1509: preexec_fn is resolved in the parent and only calls prctl(PR_SET_PDEATHSIG) in the child (no imports, no locks)
+        self.proc = subprocess.Popen(  # noqa: S603
+            args,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509
+        )
 
     def wait_healthy(self, api_url: str, *, timeout: float, poll: float) -> None:
         deadline = time.monotonic() + timeout

@@ -33,6 +33,7 @@ from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from duban import reviews
 from duban.db import session_scope
@@ -108,7 +109,7 @@ def verdicts_step(review_id: int, given: VerdictsInput, today: dt.date) -> list[
     for v in given.verdicts:
         try:
             with session_scope(rt.engine) as s:
-                review = s.get(Review, review_id, with_for_update=True)
+                review = _review(s, review_id, for_update=True)
                 out = reviews.give_verdict(
                     s,
                     review,
@@ -126,10 +127,17 @@ def verdicts_step(review_id: int, given: VerdictsInput, today: dt.date) -> list[
     return problems
 
 
+def _review(s: Session, review_id: int, *, for_update: bool = False) -> Review:
+    review = s.get(Review, review_id, with_for_update=for_update)
+    if review is None:
+        raise reviews.ReviewError(f"没有编号为 {review_id} 的督查。")
+    return review
+
+
 def _round(review_id: int, bump: bool = False) -> int:
     rt = runtime()
     with session_scope(rt.engine) as s:
-        review = s.get(Review, review_id, with_for_update=True)
+        review = _review(s, review_id, for_update=True)
         if bump:
             review.wake_round += 1
         return review.wake_round
@@ -150,7 +158,7 @@ def review_flow(request: ReviewRequest, today: dt.date | None = None, review_id:
         reviews.attach_flow_run(rt.engine, review_id, run_id)
     deployed = run is not None and run.deployment_id is not None
     with session_scope(rt.engine) as s:
-        reply_by = s.get(Review, review_id).reply_by
+        reply_by = _review(s, review_id).reply_by
     timeout = (
         int((dt.datetime.combine(reply_by, dt.time()) - dt.datetime.combine(rt.today(), dt.time())).total_seconds())
         + SUSPEND_DAYS_AFTER_REPLY_BY * 86400

@@ -7,6 +7,7 @@ coordinator finds a task's history in the Prefect UI.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -16,6 +17,7 @@ from duban.db import session_scope
 from duban.models import Notification, Plan, Task
 from duban.orchestration import TaskNotFound, task_tags  # noqa: F401 - TaskNotFound: what task_check raises
 from duban.runtime import runtime
+from duban.vocabulary import LedgerStatus
 from flows.sweep import assemble_step, decide_step, deliver_step, report
 
 
@@ -25,9 +27,10 @@ def _tag_this_run(tags: list[str]) -> None:
     run_id = flow_run.get_id()
     if not run_id:
         return
+    run_uuid = uuid.UUID(run_id)
     with get_client(sync_client=True) as client:
-        current = client.read_flow_run(run_id)
-        client.update_flow_run(run_id, tags=sorted(set(current.tags) | set(tags)))
+        current = client.read_flow_run(run_uuid)
+        client.update_flow_run(run_uuid, tags=sorted(set(current.tags) | set(tags)))
 
 
 @flow(name="task-check", flow_run_name="check {task_code}")
@@ -45,7 +48,7 @@ def task_check(task_code: str, plan: str | None = None, today: dt.date | None = 
                     select(Notification.recipient_id)
                     .join(Task, Task.id == Notification.task_id)
                     .join(Plan, Plan.id == Task.plan_id)
-                    .where(Task.code == task_code, Plan.code == plan_code, Notification.status == "pending")
+                    .where(Task.code == task_code, Plan.code == plan_code, Notification.status == LedgerStatus.PENDING)
                 )
             )
         )

@@ -19,6 +19,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -66,9 +67,12 @@ def _signed_dingtalk_class():
     from apprise.plugins.dingtalk import NotifyDingTalk
 
     class SignedDingTalk(NotifyDingTalk):
-        def get_signature(self):
+        def get_signature(self) -> tuple[str, str]:
+            secret = self.secret
+            if secret is None:  # apprise signs only when a secret is configured
+                raise ValueError("DingTalk signature requested without a secret")
             timestamp = str(round(time.time() * 1000))
-            digest = hmac.new(self.secret.encode("utf-8"), f"{timestamp}\n{self.secret}".encode(), hashlib.sha256).digest()
+            digest = hmac.new(secret.encode("utf-8"), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
             return timestamp, base64.b64encode(digest).decode()
 
     SignedDingTalk.__name__ = "NotifyDingTalk"
@@ -213,7 +217,7 @@ def _install_capture() -> None:
 
 
 @contextlib.contextmanager
-def quiet_apprise():
+def quiet_apprise() -> Iterator[list[str]]:
     _install_capture()
     prev = getattr(_capture.local, "buf", None)
     _capture.local.buf = []

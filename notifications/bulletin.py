@@ -24,7 +24,7 @@ from duban.db import session_scope
 from duban.models import Department, Digest, Milestone, Person, Plan, PlanRole, Task, utcnow
 from duban.rules.calendar import WorkCalendar
 from duban.rules.policy import effective_policy
-from duban.vocabulary import OPEN_STATES, LedgerStatus
+from duban.vocabulary import OPEN_STATES, Audience, LedgerStatus, MessageKind, PlanRoleKind
 
 
 class BulletinError(ValueError):
@@ -77,12 +77,12 @@ def collect(session, plan: Any, *, today: dt.date, cal: WorkCalendar) -> dict[st
         for (n,) in session.execute(
             select(Person.name)
             .join(PlanRole, PlanRole.person_id == Person.id)
-            .where(PlanRole.plan_id == plan.id, PlanRole.role == "office")
+            .where(PlanRole.plan_id == plan.id, PlanRole.role == PlanRoleKind.OFFICE)
             .order_by(PlanRole.position)
         )
     ]
     return {
-        "kind": "bulletin",
+        "kind": MessageKind.BULLETIN,
         "today": today.isoformat(),
         "plan_name": plan.name,
         "organization": plan.organization,
@@ -210,22 +210,26 @@ def queue_bulletins(
             payloads.append(payload)
             title = subject(payload)
             targets: list[tuple[str, int | None, str]] = []  # (audience, person id, display name)
-            for key, name in (("leading_group", "领导小组（群）"), ("office", "领导小组办公室（群）")):
+            for key, name in ((Audience.LEADING_GROUP, "领导小组（群）"), (Audience.OFFICE, "领导小组办公室（群）")):
                 if (plan.channels or {}).get(key):
                     targets.append((key, None, name))
             members = session.execute(
                 select(Person.id, Person.name, PlanRole.role)
                 .join(PlanRole, PlanRole.person_id == Person.id)
-                .where(PlanRole.plan_id == plan.id, PlanRole.role.in_(("leading_group", "office")), Person.active.is_(True))
+                .where(
+                    PlanRole.plan_id == plan.id,
+                    PlanRole.role.in_((PlanRoleKind.LEADING_GROUP, PlanRoleKind.OFFICE)),
+                    Person.active.is_(True),
+                )
                 .order_by(PlanRole.role, PlanRole.position)
             ).all()
             seen: set[int] = set()
             for m in members:
                 if m.id not in seen:
                     seen.add(m.id)
-                    targets.append(("person", m.id, m.name))
+                    targets.append((Audience.PERSON, m.id, m.name))
             for audience, person_id, name in targets:
-                greeting = f"{name}同志" if person_id else ("领导小组各位领导" if audience == "leading_group" else "办公室各位同事")
+                greeting = f"{name}同志" if person_id else ("领导小组各位领导" if audience == Audience.LEADING_GROUP else "办公室各位同事")
                 body = {**payload, "audience_name": greeting, "recipient": name}
                 digest_id = None
                 if not dry_run:

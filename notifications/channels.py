@@ -166,7 +166,8 @@ class AppriseChannel:
                 try:
                     ok = t.plugin.notify(body=part + mention, title="", body_format=NotifyFormat.TEXT)
                 except Exception as err:  # noqa: BLE001 - a plugin should not raise; if it does, it failed
-                    ok, said = False, [*said, f"{err.__class__.__name__}: {err}"]
+                    ok = False
+                    said.append(f"{err.__class__.__name__}: {err}")
             if not ok:
                 reason = "；".join(dict.fromkeys(s for s in said if s)) or "服务未接受该消息"
                 prefix = f"第 {n}/{len(parts)} 段" if len(parts) > 1 else ""

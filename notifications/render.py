@@ -24,6 +24,7 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
+from duban.vocabulary import MessageKind
 from notifications.digest import TEMPLATES, digest_context, environment
 
 CUT = "\x1f"  # where a chat message may be split (ASCII unit separator: never in user text)
@@ -68,9 +69,9 @@ def bulletin_context(payload: dict[str, Any]) -> dict[str, Any]:
 
 def context(payload: dict[str, Any], urls: dict[int, str]) -> dict[str, Any]:
     kind = payload.get("kind", "digest")
-    if kind == "bulletin":
+    if kind == MessageKind.BULLETIN:
         return bulletin_context(payload)
-    if kind == "test":
+    if kind == MessageKind.TEST:
         return dict(recipient=payload["recipient"], now=payload.get("now", ""), office=payload.get("office", ""))
     return digest_context(payload, urls)
 

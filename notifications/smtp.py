@@ -49,6 +49,7 @@ class SMTPPool:
         if not p.verify_certificate:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+        conn: smtplib.SMTP
         if p.secure_mode == SecureMailMode.SSL:
             conn = smtplib.SMTP_SSL(p.smtp_host, p.port, None, timeout=timeout, context=context)
         else:
@@ -137,6 +138,11 @@ def _decode(value: str) -> str:
         return value
 
 
+def _text_part(body: str, subtype: str, charset: Charset) -> MIMEText:
+    """A text part in ``charset`` (a ``Charset``, so that its body encoding is the one we set)."""
+    return MIMEText(body, subtype, charset)  # type: ignore[arg-type]  # MIMEText hands _charset to set_payload, which takes a Charset (typeshed: str only)
+
+
 def build_email(
     *,
     subject: str,
@@ -151,16 +157,20 @@ def build_email(
     """A multipart/alternative message: our plain-text part first, then the HTML part."""
     utf8 = Charset("utf-8")
     utf8.body_encoding = BASE64  # explicit: apprise registers quoted-printable for utf-8 process-wide
+    msg: MIMEMultipart | MIMEText
     if html is not None:
         msg = MIMEMultipart("alternative")
-        msg.attach(MIMEText(text, "plain", utf8))
-        msg.attach(MIMEText(html, "html", utf8))
+        msg.attach(_text_part(text, "plain", utf8))
+        msg.attach(_text_part(html, "html", utf8))
     else:
-        msg = MIMEText(text, "plain", utf8)
+        msg = _text_part(text, "plain", utf8)
     name, addr = from_addr
-    msg["Subject"] = Header(subject, "utf-8") if not subject.isascii() else subject
-    msg["From"] = formataddr((_decode(name) if name else False, addr), charset="utf-8")
-    msg["To"] = formataddr((to_name or False, to), charset="utf-8")
+    if subject.isascii():
+        msg["Subject"] = subject
+    else:
+        msg["Subject"] = Header(subject, "utf-8")  # type: ignore[assignment]  # compat32 takes a Header (typeshed: str only)
+    msg["From"] = formataddr((_decode(name) if name else None, addr), charset="utf-8")
+    msg["To"] = formataddr((to_name or None, to), charset="utf-8")
     msg["Date"] = format_datetime(dt.datetime.now(tz or dt.UTC))
     msg["Message-ID"] = make_msgid(domain=smtp_host or addr.split("@")[-1])
     msg["X-Application"] = "duban"

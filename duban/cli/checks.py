@@ -28,6 +28,7 @@ from duban.cli.common import (
 )
 from duban.cli.plans import report_command, status_command
 from duban.settings import Settings
+from duban.vocabulary import LedgerStatus
 
 
 @app.command("check")
@@ -158,7 +159,9 @@ def outbox_command(
         console.print(f"收件人：{name}\n主题：{digest.subject}\n", markup=False)
         console.print(render_text(out, template_dir=rt.settings.template_dir), markup=False)
         return
-    rows = digest_rows(engine, run_on=_parse_day(day) if day else None, status="failed" if failed else None, person=person, limit=limit)
+    rows = digest_rows(
+        engine, run_on=_parse_day(day) if day else None, status=LedgerStatus.FAILED if failed else None, person=person, limit=limit
+    )
     if not rows:
         console.print("发件箱中没有符合条件的通知。", markup=False)
         return

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from duban.cli.common import _engine, _fail, _parse_day, _runtime, _settings, app, console
+from duban.vocabulary import MessageKind, PlanRoleKind
 
 notify_app = typer.Typer(help="通知：测试个人的通知渠道、发送督办通报。", no_args_is_help=True)
 app.add_typer(notify_app, name="notify")
@@ -44,7 +45,7 @@ def notify_test_command(
             s.scalars(
                 select(Person.name)
                 .join(PlanRole, PlanRole.person_id == Person.id)
-                .where(PlanRole.plan_id == p.plan_id, PlanRole.role == "office")
+                .where(PlanRole.plan_id == p.plan_id, PlanRole.role == PlanRoleKind.OFFICE)
                 .order_by(PlanRole.position)
             )
         )
@@ -55,7 +56,7 @@ def notify_test_command(
         p.email,
         rt.today(),
         "【督办系统】通知渠道测试",
-        {"kind": "test", "recipient": p.name, "now": now_text(rt.tz), "office": office, "items": []},
+        {"kind": MessageKind.TEST, "recipient": p.name, "now": now_text(rt.tz), "office": office, "items": []},
         0,
         plan_id=p.plan_id,
         channels=list(p.notify_urls or ()),
@@ -73,8 +74,9 @@ def notify_test_command(
     table = Table(title=f"{p.name}（方案 {code}）的通知渠道测试")
     for col in ("顺序", "渠道", "地址（已隐藏密钥）", "结果", "说明"):
         table.add_column(col)
-    for i, (t, a) in enumerate(zip(targets, report.attempts), 1):
-        note = a.error or ("每次都发" if t.always else ("分 %d 段发出" % a.parts if a.parts > 1 else ""))
+    # strict=False: an outbox copy, when kept, is one attempt more than the targets (not a channel to test)
+    for i, (t, a) in enumerate(zip(targets, report.attempts, strict=False), 1):
+        note = a.error or ("每次都发" if t.always else (f"分 {a.parts} 段发出" if a.parts > 1 else ""))
         table.add_row(str(i), LABELS.get(a.channel, a.channel), a.target, "成功" if a.ok else "失败", note)
     console.print(table)
     failed = sum(1 for a in report.attempts if not a.ok)

@@ -39,7 +39,7 @@ def import_command(
                     indent=2,
                 )
             )
-            raise typer.Exit(1)
+            raise typer.Exit(1) from err
         _fail(err.render(), 1)
     if as_json:
         print(json.dumps({"ok": True, "dry_run": dry_run, **diff.to_dict()}, ensure_ascii=False, indent=2))
@@ -138,7 +138,7 @@ def report_command(
         console.print(
             "考核得分较低的单位："
             + "；".join(
-                (f"{a.department}（{a.plan}）" if plan is None and len(r.plans) > 1 else a.department) + f" {a.score:.1f} 分"
+                (f"{a.department}（{a.plan}）" if plan is None and len(r.plans) > 1 else f"{a.department}") + f" {a.score:.1f} 分"
                 for a in worst.itertuples()
             ),
             markup=False,

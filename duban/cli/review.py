@@ -248,6 +248,8 @@ def verdict_command(
         if how == "inline":
             with session_scope(rt.engine, readonly=True) as s:
                 r = s.get(Review, review_id)
+                if r is None:
+                    _fail(f"没有编号为 {review_id} 的督查。", 1)
                 console.print(f"督查报告已生成并报送领导小组：{r.report_html}", markup=False)
         else:
             console.print("已通知督查流程生成报告（见 Prefect 界面）。", markup=False)

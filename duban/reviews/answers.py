@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from duban.actions import _acknowledge
 from duban.evidence import add_evidence
 from duban.models import Event, Person, Review, ReviewItem, Task
-from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _text, office_members
+from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _review, _task, _text, office_members
 from duban.vocabulary import EventKind, ItemState, MessageKind, ReviewState
 
 
@@ -76,7 +76,7 @@ def record_answer(
     origin: dict[str, Any] | None = None,
 ) -> Outcome:
     """The owner's answer for one task (again, to amend it, until the task is judged)."""
-    review = session.get(Review, item.review_id, with_for_update=True)
+    review = _review(session, item.review_id, for_update=True)
     if review.status in (ReviewState.CLOSED, ReviewState.CANCELLED):
         raise ReviewError("本次督查已结束（已完成或已撤销），无需再填报。")
     if item.status == ItemState.JUDGED:
@@ -89,7 +89,7 @@ def record_answer(
     amended = item.answered_at is not None
     item.done, item.problems, item.next_steps = done, problems, next_steps
     item.answered_at, item.answered_by, item.status = now, person.name, ItemState.ANSWERED
-    task = session.get(Task, item.task_id)
+    task = _task(session, item.task_id)
     if task.owner_id == person.id:
         _acknowledge(session, task, now)  # answering counts as 签收, like any first action on the task
     ev = Event(

@@ -11,15 +11,36 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from duban.links import reviewers
-from duban.models import Notification, Person, PlanRole, Review, ReviewItem, Task
+from duban.models import Notification, Person, Plan, PlanRole, Review, ReviewItem, Task
 from duban.values import clean_text
-from duban.vocabulary import ItemState, LedgerStatus
+from duban.vocabulary import ItemState, LedgerStatus, PlanRoleKind
 
 MAX_TEXT = 5000
 
 
 class ReviewError(ValueError):
     """A review action that cannot be done; the message (Chinese) says why and what to do."""
+
+
+def _review(session: Session, review_id: int, *, for_update: bool = False) -> Review:
+    review = session.get(Review, review_id, with_for_update=for_update)
+    if review is None:
+        raise ReviewError(f"没有编号为 {review_id} 的督查。")
+    return review
+
+
+def _task(session: Session, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise ReviewError(f"没有编号为 {task_id} 的任务。")
+    return task
+
+
+def _plan(session: Session, plan_id: int) -> Plan:
+    plan = session.get(Plan, plan_id)
+    if plan is None:
+        raise ReviewError(f"没有编号为 {plan_id} 的方案。")
+    return plan
 
 
 def _text(value: str | None, *, what: str, required: bool = False, limit: int = MAX_TEXT) -> str:
@@ -100,7 +121,7 @@ def report_readers(session: Session, plan_id: int) -> list[int]:
     rows = session.execute(
         select(PlanRole.person_id)
         .join(Person, Person.id == PlanRole.person_id)
-        .where(PlanRole.plan_id == plan_id, PlanRole.role.in_(("leading_group", "office")), Person.active.is_(True))
+        .where(PlanRole.plan_id == plan_id, PlanRole.role.in_((PlanRoleKind.LEADING_GROUP, PlanRoleKind.OFFICE)), Person.active.is_(True))
         .order_by(PlanRole.role, PlanRole.position)
     ).scalars()
     return list(dict.fromkeys(rows))

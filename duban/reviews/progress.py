@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from duban.db import session_scope
 from duban.models import Link, Person, Plan, Review, ReviewItem, utcnow
 from duban.reviews.answers import _close_answers, send_requests
-from duban.reviews.common import ReviewError, _counts, _ledger, report_readers
+from duban.reviews.common import ReviewError, _counts, _ledger, _plan, report_readers
 from duban.reviews.queries import report_data
 from duban.reviews.scope import attach_flow_run, create
 from duban.rules.reviews import ReviewItemView, answers_closed, decide_item
@@ -26,7 +26,7 @@ from duban.sweep.decisions import load
 from duban.sweep.delivery import deliver as deliver_digests
 from duban.sweep.digests import assemble
 from duban.sweep.ledger import existing_keys, insert_ignore
-from duban.vocabulary import LedgerStatus, MessageKind, ReviewState
+from duban.vocabulary import LedgerStatus, LinkAction, MessageKind, ReviewState
 
 log = logging.getLogger("duban.reviews")
 
@@ -77,7 +77,7 @@ def start(
             started_by=started_by,
             title=title,
         )
-        plan_code = s.get(Plan, review.plan_id).code
+        plan_code = _plan(s, review.plan_id).code
         started = Started(review.id, review.title, _counts(s, review.id)["items"], review.reply_by, "inline")
     started.recipients = advance(engine, started.review_id, today=today, reports_dir=reports_dir).recipients
     if launch is None:
@@ -177,9 +177,9 @@ def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = Non
         views = item_views(session, tz=tz, plan_code=plan_code)
         people = dict(session.execute(select(Person.id, Person.name)).all())
         decisions = [d for view, policy in views for d in decide_item(view, policy, cal, today)]
-        owners = {v.item_id: v.task.owner_id for v, _ in views}
+        owner_names = {v.item_id: people.get(v.task.owner_id, "") for v, _ in views}
         existing = existing_keys(session, [d.key for d in decisions])
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "key": d.key,
                 "plan_id": view_plan,
@@ -192,7 +192,7 @@ def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = Non
                 "days": d.days,
                 "decided_on": today,
                 "status": LedgerStatus.PENDING,
-                "data": {**d.data, "owner": people.get(owners.get(d.data["item"]), "")},
+                "data": {**d.data, "owner": owner_names.get(d.data["item"], "")},
                 "created_at": now,
                 "digest_id": None,
             }
@@ -281,7 +281,7 @@ def _finish(session: Session, review: Review, *, today: dt.date, now: dt.datetim
     # a link that asked for an answer has nothing left to do
     session.execute(
         update(Link)
-        .where(Link.review_id == review.id, Link.void_at.is_(None), Link.action == "review_answer")
+        .where(Link.review_id == review.id, Link.void_at.is_(None), Link.action == LinkAction.REVIEW_ANSWER)
         .values(void_at=now, void_reason="督查已完成")
     )
     session.execute(
@@ -289,7 +289,7 @@ def _finish(session: Session, review: Review, *, today: dt.date, now: dt.datetim
         .where(
             Link.review_item_id.in_(select(ReviewItem.id).where(ReviewItem.review_id == review.id)),
             Link.void_at.is_(None),
-            Link.action == "review_answer",
+            Link.action == LinkAction.REVIEW_ANSWER,
         )
         .values(void_at=now, void_reason="督查已完成")
     )

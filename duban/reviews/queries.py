@@ -24,14 +24,14 @@ from duban.models import (
     System,
     Task,
 )
-from duban.reviews.common import _counts
-from duban.vocabulary import ReviewState, ScopeKind, Verdict
+from duban.reviews.common import _counts, _plan
+from duban.vocabulary import EvidenceKind, MessageKind, ReviewState, ScopeKind, Verdict
 
 
 def report_data(session: Session, review: Review, *, generated_at: dt.datetime | None = None, tz=None) -> dict[str, Any]:
     """Everything the report shows, as plain data (duban.review_report renders it)."""
 
-    plan = session.get(Plan, review.plan_id)
+    plan = _plan(session, review.plan_id)
     rows = session.execute(
         select(ReviewItem, Task, Person.name.label("owner"), Department.name.label("dept"), System.name.label("system"))
         .join(Task, Task.id == ReviewItem.task_id)
@@ -44,7 +44,9 @@ def report_data(session: Session, review: Review, *, generated_at: dt.datetime |
     ).all()
     evidence: dict[int, list[str]] = defaultdict(list)
     for e in session.scalars(select(Evidence).where(Evidence.review_item_id.in_([r[0].id for r in rows] or [-1])).order_by(Evidence.id)):
-        evidence[e.review_item_id].append(e.url if e.kind == "url" else f"附件：{e.filename}")
+        if e.review_item_id is None:  # selected by review_item_id: never
+            continue
+        evidence[e.review_item_id].append(e.url if e.kind == EvidenceKind.URL and e.url is not None else f"附件：{e.filename}")
     names = dict(session.execute(select(Person.id, Person.name).where(Person.plan_id == review.plan_id)).all())
     milestones = {
         m.id: m
@@ -53,7 +55,7 @@ def report_data(session: Session, review: Review, *, generated_at: dt.datetime |
         )
     }
     items, non_responders, follow_ups = [], [], []
-    verdict_counts = {v: 0 for v in tuple(Verdict)}
+    verdict_counts: dict[str, int] = {v: 0 for v in tuple(Verdict)}  # keyed by the stored verdict
     for item, task, owner, dept, system in rows:
         late = item.answered_at is not None and _local_day(item.answered_at, tz) > review.reply_by
         entry = {
@@ -85,7 +87,7 @@ def report_data(session: Session, review: Review, *, generated_at: dt.datetime |
                     "code": task.code,
                     "title": task.title,
                     "milestone": m.title,
-                    "owner": names.get(item.follow_up_owner_id, ""),
+                    "owner": names.get(item.follow_up_owner_id, "") if item.follow_up_owner_id is not None else "",
                     "due": m.due_date.isoformat(),
                     "note": item.verdict_note,
                 }
@@ -124,7 +126,7 @@ def _escalations(session: Session, review: Review) -> list[dict[str, Any]]:
     for n, name in session.execute(
         select(Notification, Person.name)
         .join(Person, Person.id == Notification.recipient_id)
-        .where(Notification.kind == "review_escalation", Notification.plan_id == review.plan_id)
+        .where(Notification.kind == MessageKind.REVIEW_ESCALATION, Notification.plan_id == review.plan_id)
         .order_by(Notification.decided_on, Notification.level, Notification.id)
     ):
         if (n.data or {}).get("review") == review.id:

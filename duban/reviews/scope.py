@@ -32,7 +32,7 @@ def scope_tasks(session: Session, plan: Plan, kind: str, values: list[str]) -> l
     def known(names) -> str:
         return "、".join(names) or "（暂无）"
 
-    if kind == "system":
+    if kind == ScopeKind.SYSTEM:
         systems = session.execute(
             select(System.id, System.code, System.name).where(System.plan_id == plan.id, System.archived_at.is_(None))
         ).all()
@@ -43,7 +43,7 @@ def scope_tasks(session: Session, plan: Plan, kind: str, values: list[str]) -> l
                 raise ReviewError(f"方案中没有名为“{v}”的育人体系。已有：{known(s.name for s in systems)}")
             ids += match
         q = q.where(System.id.in_(ids))
-    elif kind == "department":
+    elif kind == ScopeKind.DEPARTMENT:
         depts = session.execute(select(Department.id, Department.name).where(Department.plan_id == plan.id)).all()
         ids = []
         for v in values:
@@ -52,7 +52,7 @@ def scope_tasks(session: Session, plan: Plan, kind: str, values: list[str]) -> l
                 raise ReviewError(f"方案中没有名为“{v}”的牵头单位。已有：{known(d.name for d in depts)}")
             ids += match
         q = q.where(Task.lead_department_id.in_(ids))
-    elif kind == "supervisor":
+    elif kind == ScopeKind.SUPERVISOR:
         people = dict(session.execute(select(Person.name, Person.id).where(Person.plan_id == plan.id)).all())
         ids = []
         for v in values:
@@ -62,7 +62,7 @@ def scope_tasks(session: Session, plan: Plan, kind: str, values: list[str]) -> l
         # the task's own supervising leader, else its lead department's
         dept_ids = list(session.scalars(select(Department.id).where(Department.plan_id == plan.id, Department.supervisor_id.in_(ids))))
         q = q.where(or_(Task.supervisor_id.in_(ids), and_(Task.supervisor_id.is_(None), Task.lead_department_id.in_(dept_ids or [-1]))))
-    elif kind == "tasks":
+    elif kind == ScopeKind.TASKS:
         codes = list(dict.fromkeys(values))
         found = set(session.scalars(select(Task.code).where(Task.plan_id == plan.id, Task.code.in_(codes), Task.archived_at.is_(None))))
         missing = [c for c in codes if c not in found]
@@ -76,7 +76,7 @@ def scope_tasks(session: Session, plan: Plan, kind: str, values: list[str]) -> l
 
 
 def default_title(kind: str, values: list[str]) -> str:
-    if kind == "plan":
+    if kind == ScopeKind.PLAN:
         return "全面督查"
     return f"{'、'.join(values)}专项督查" if kind != "tasks" else f"任务 {'、'.join(values)} 专项督查"
 

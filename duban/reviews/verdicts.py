@@ -52,9 +52,10 @@ def give_verdict(
             raise ReviewError(f"请填写晚于今天（{today.isoformat()}）的整改完成日期。")
         owner_id = task.owner_id
         if v.follow_up_owner.strip():
-            owner_id = session.scalar(select(Person.id).where(Person.plan_id == review.plan_id, Person.name == v.follow_up_owner.strip()))
-            if owner_id is None:
+            named = session.scalar(select(Person.id).where(Person.plan_id == review.plan_id, Person.name == v.follow_up_owner.strip()))
+            if named is None:
                 raise ReviewError(f"方案中没有名为“{v.follow_up_owner.strip()}”的人员，无法指定为整改责任人。")
+            owner_id = named
         full_title = f"督查整改：{title}"
         if old_ms is not None and old_ms.status in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS):
             if old_ms.due_date != v.follow_up_due:
@@ -163,7 +164,9 @@ def cancel(session: Session, review_id: int, *, actor: str, reason: str, now: dt
         .where(
             Notification.status == LedgerStatus.PENDING,
             Notification.digest_id.is_(None),
-            Notification.kind.in_(("review_reminder", "review_overdue", "review_escalation", MessageKind.REVIEW_REQUEST)),
+            Notification.kind.in_(
+                (MessageKind.REVIEW_REMINDER, MessageKind.REVIEW_OVERDUE, MessageKind.REVIEW_ESCALATION, MessageKind.REVIEW_REQUEST)
+            ),
             Notification.task_id.in_(select(ReviewItem.task_id).where(ReviewItem.review_id == review.id)),
         )
         .values(status="cancelled")

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -26,7 +26,7 @@ from duban.rules.policy import DeadlinePolicy, effective_policy
 from duban.sweep.kinds import facts
 from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.values import chunks, local_date
-from duban.vocabulary import EventKind, LedgerStatus, MessageKind, MilestoneState, RequestStatus
+from duban.vocabulary import EventKind, LedgerStatus, MessageKind, MilestoneState, PlanRoleKind, RequestStatus
 from notifications.digest import describe
 
 # events that count as the period's report (反馈): a progress report, and an answer to a 督查
@@ -39,6 +39,14 @@ class Loaded:
 
     tasks: list[tuple[TaskView, DeadlinePolicy]]
     people: dict[int, tuple[str, str | None]]  # id -> (name, department name)
+
+
+def _day(value: dt.datetime, tz: dt.tzinfo) -> dt.date:
+    """The local date of a timestamp that is never NULL (``local_date`` also takes None)."""
+    day = local_date(value, tz)
+    if day is None:
+        raise ValueError("a NOT NULL timestamp was NULL")
+    return day
 
 
 def load(session: Session, *, tz, plan_code: str | None = None, task_code: str | None = None) -> Loaded:
@@ -80,7 +88,7 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
     office: dict[int, list[int]] = defaultdict(list)
     for r in session.execute(
         select(PlanRole.plan_id, PlanRole.person_id)
-        .where(PlanRole.role == "office", PlanRole.plan_id.in_(plan_ids))
+        .where(PlanRole.role == PlanRoleKind.OFFICE, PlanRole.plan_id.in_(plan_ids))
         .order_by(PlanRole.position)
     ):
         office[r.plan_id].append(r.person_id)
@@ -107,7 +115,9 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
         for tid, at in session.execute(
             select(Event.task_id, func.max(Event.at)).where(Event.task_id.in_(chunk), Event.kind.in_(REPORT_EVENTS)).group_by(Event.task_id)
         ):
-            last_report[tid] = local_date(at, tz)
+            day = local_date(at, tz)
+            if tid is not None and day is not None:  # task_id IN (…) and max() over reports: never NULL
+                last_report[tid] = day
 
     plan_policy = {pid: effective_policy(p.policy) for pid, p in plans.items()}
     out = []
@@ -127,7 +137,7 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
             owner_manager_id=managers.get(t.owner_id),
             supervisor_id=supervisor,
             office_ids=tuple(office.get(t.plan_id, ())),
-            assigned_on=local_date(t.assigned_at, tz),
+            assigned_on=_day(t.assigned_at, tz),
             acknowledged=t.acknowledged_at is not None or t.id in started,
             last_report_on=last_report.get(t.id),
             milestones=tuple(sorted(ms.get(t.id, ()), key=lambda m: m.seq)),
@@ -184,13 +194,13 @@ def approval_decisions(
         q = q.where(Task.code == task_code)
     waiting = []
     for r in session.execute(q):
-        reached = approval_reminder(local_date(r.created_at, tz), effective_policy(r.plan_policy, r.task_policy), cal, today)
+        reached = approval_reminder(_day(r.created_at, tz), effective_policy(r.plan_policy, r.task_policy), cal, today)
         if reached is not None:
             waiting.append((r, *reached))
     if not waiting:
         return []
     asked = {r.id: reviewers(session, r.plan_id, exclude=r.person_id) for r, _, _ in waiting}
-    originals = dict(
+    originals: dict[str, dict[str, Any]] = dict(
         session.execute(
             select(Notification.key, Notification.data).where(
                 Notification.key.in_([f"approval:r{rid}:p{pid}" for rid, pids in asked.items() for pid in pids])
@@ -203,7 +213,7 @@ def approval_decisions(
             data = dict(
                 originals.get(f"approval:r{r.id}:p{pid}") or {"code": r.code, "title": r.title, "request": r.id, "request_kind": r.kind}
             )
-            data.update(waited=waited, submitted_on=local_date(r.created_at, tz).isoformat())
+            data.update(waited=waited, submitted_on=_day(r.created_at, tz).isoformat())
             out.append(
                 Planned(
                     r.plan_id,

@@ -15,20 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, or_, select, update
+from sqlalchemy import CursorResult, Engine, and_, bindparam, or_, select, update
 
 from duban.db import session_scope
 from duban.links import LinkMaker
 from duban.models import Delivery, Department, Digest, Notification, Person, Plan, PlanRole, utcnow
 from duban.rules.quiet import QuietHours
-from duban.sweep.ledger import existing_keys, insert_ignore
-from duban.vocabulary import Audience, LedgerStatus, MessageKind
+from duban.sweep.ledger import existing_keys, insert_ignore, table_of
+from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from notifications.channel import Channel, DeliveryReport, Outgoing, as_channel
 
 LEASE = dt.timedelta(minutes=10)
 MAX_BACKOFF = dt.timedelta(hours=6)
 FIRST_BACKOFF = dt.timedelta(minutes=5)
-AUDIENCE_NAMES = {Audience.LEADING_GROUP: "领导小组", Audience.OFFICE: "领导小组办公室"}
+# keyed by the stored audience (a plain string; the keys are Audience members, which equal their values)
+AUDIENCE_NAMES: dict[str, str] = {Audience.LEADING_GROUP: "领导小组", Audience.OFFICE: "领导小组办公室"}
 
 
 @dataclass
@@ -97,7 +98,9 @@ def claim(
             else {}
         )
         plan_ids = sorted({r.plan_id for r in rows if r.audience in AUDIENCE_NAMES})
-        plan_channels = dict(session.execute(select(Plan.id, Plan.channels).where(Plan.id.in_(plan_ids))).all()) if plan_ids else {}
+        plan_channels: dict[int, dict[str, Any]] = (
+            dict(session.execute(select(Plan.id, Plan.channels).where(Plan.id.in_(plan_ids))).all()) if plan_ids else {}
+        )
         urls = links.urls(session, [lid for r in rows for item in r.payload.get("items", ()) for _, lid in item.get("links", ())])
     out = []
     for r in rows:
@@ -133,11 +136,12 @@ def claim(
 
 
 _MARK_DIGEST = (
-    Digest.__table__.update()
-    .where(Digest.__table__.c.id == bindparam("did"))
+    table_of(Digest)
+    .update()
+    .where(table_of(Digest).c.id == bindparam("did"))
     .values(status=LedgerStatus.SENT, sent_at=bindparam("at"), last_error=None, delivered_via=bindparam("via"))
 )
-_MARK_ITEMS = Notification.__table__.update().where(Notification.__table__.c.digest_id == bindparam("did")).values(status=LedgerStatus.SENT)
+_MARK_ITEMS = table_of(Notification).update().where(table_of(Notification).c.digest_id == bindparam("did")).values(status=LedgerStatus.SENT)
 
 
 def _delivery_rows(
@@ -171,7 +175,7 @@ def mark_sent(
         conn.execute(_MARK_DIGEST, [{"did": i, "at": now, "via": (via.get(i) or None) and via[i][:200]} for i in ids])
         conn.execute(_MARK_ITEMS, [{"did": i} for i in ids])
         if deliveries:
-            conn.execute(Delivery.__table__.insert(), deliveries)
+            conn.execute(table_of(Delivery).insert(), deliveries)
 
 
 def mark_failed(
@@ -187,7 +191,7 @@ def mark_failed(
                 .values(status=LedgerStatus.FAILED, last_error=reason[:2000], next_attempt_at=now + backoff(out.attempts))
             )
         if deliveries:
-            session.execute(Delivery.__table__.insert(), deliveries)
+            session.execute(table_of(Delivery).insert(), deliveries)
 
 
 def defer_quiet(engine: Engine, quiet: QuietHours, *, now: dt.datetime, recipients: list[int] | None = None) -> int:
@@ -203,23 +207,31 @@ def defer_quiet(engine: Engine, quiet: QuietHours, *, now: dt.datetime, recipien
         for plan_id in list(session.scalars(select(Digest.plan_id).where(due).distinct())):
             later = quiet.next_allowed(now, plan_id)
             if later is not None:
-                moved += session.execute(update(Digest).where(due, Digest.plan_id == plan_id).values(next_attempt_at=later)).rowcount or 0
+                result = session.execute(update(Digest).where(due, Digest.plan_id == plan_id).values(next_attempt_at=later))
+                if not isinstance(result, CursorResult):  # an UPDATE always answers with a cursor result
+                    raise TypeError(f"UPDATE returned {type(result).__name__}")
+                moved += result.rowcount or 0
     return moved
 
 
 def notify_unreachable(engine: Engine, outs: list[tuple[Outgoing, str]], *, today: dt.date) -> list[int]:
     """Tell the plan's office that a person cannot be reached: a ledger item for each office member
     (once per person and day), delivered like any other item in their next digest."""
-    people = [(o, r) for o, r in outs if o.audience == Audience.PERSON and o.recipient_id is not None]
+    # (digest, person, plan, reason): a person's digest always belongs to a plan (none: no office to tell)
+    people = [
+        (o, o.recipient_id, o.plan_id, r)
+        for o, r in outs
+        if o.audience == Audience.PERSON and o.recipient_id is not None and o.plan_id is not None
+    ]
     if not people:
         return []
     now = utcnow()
     with session_scope(engine) as session:
         office: dict[int, list[int]] = defaultdict(list)
-        plan_ids = sorted({o.plan_id for o, _ in people})
+        plan_ids = sorted({plan_id for _, _, plan_id, _ in people})
         for r in session.execute(
             select(PlanRole.plan_id, PlanRole.person_id)
-            .where(PlanRole.role == "office", PlanRole.plan_id.in_(plan_ids))
+            .where(PlanRole.role == PlanRoleKind.OFFICE, PlanRole.plan_id.in_(plan_ids))
             .order_by(PlanRole.position)
         ):
             office[r.plan_id].append(r.person_id)
@@ -227,13 +239,13 @@ def notify_unreachable(engine: Engine, outs: list[tuple[Outgoing, str]], *, toda
             session.execute(
                 select(Person.id, Department.name)
                 .join(Department, Department.id == Person.department_id)
-                .where(Person.id.in_([o.recipient_id for o, _ in people]))
+                .where(Person.id.in_([person_id for _, person_id, _, _ in people]))
             ).all()
         )
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
-                "key": f"unreachable:p{o.recipient_id}:to{member}:{today.isoformat()}",
-                "plan_id": o.plan_id,
+                "key": f"unreachable:p{person_id}:to{member}:{today.isoformat()}",
+                "plan_id": plan_id,
                 "task_id": None,
                 "milestone_id": None,
                 "recipient_id": member,
@@ -247,16 +259,16 @@ def notify_unreachable(engine: Engine, outs: list[tuple[Outgoing, str]], *, toda
                 "digest_id": None,
                 "data": {
                     "person": o.recipient,
-                    "department": depts.get(o.recipient_id),
+                    "department": depts.get(person_id),
                     "attempts": o.attempts,
                     "reason": reason[:500],
                     "code": "",
                     "title": f"{o.recipient}的通知无法送达",
                 },
             }
-            for o, reason in people
-            for member in office.get(o.plan_id, ())
-            if member != o.recipient_id
+            for o, person_id, plan_id, reason in people
+            for member in office.get(plan_id, ())
+            if member != person_id
         ]
         if not rows:
             return []

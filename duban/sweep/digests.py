@@ -20,8 +20,9 @@ from duban.links import ACTIONS, LinkMaker, LinkSpec
 from duban.links import issue as issue_links
 from duban.models import Department, Digest, Notification, Person, Plan, PlanRole, Task, utcnow
 from duban.sweep.kinds import facts
+from duban.sweep.ledger import table_of
 from duban.values import chunks
-from duban.vocabulary import Audience, LedgerStatus, MessageKind
+from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from notifications.digest import describe, render_subject
 
 ESCALATION_SHORT = {1: "部门负责人督办", 2: "分管校领导督办", 3: "领导小组办公室督办"}
@@ -110,7 +111,7 @@ def assemble(
     Core statements throughout (no ORM objects): a province run assembles ~15,000 digests, and
     an ORM session holding every item would re-check them all on each flush.
     """
-    n_tab = Notification.__table__
+    n_tab = table_of(Notification)
     with session_scope(engine) as session:
         q = select(
             n_tab.c.id,
@@ -136,7 +137,7 @@ def assemble(
         for plan_id, name in session.execute(
             select(PlanRole.plan_id, Person.name)
             .join(Person, Person.id == PlanRole.person_id)
-            .where(PlanRole.role == "office")
+            .where(PlanRole.role == PlanRoleKind.OFFICE)
             .order_by(PlanRole.position)
         ):
             office_names[plan_id].append(name)
@@ -185,13 +186,13 @@ def _issue_links(
 
 def _insert_digests(session: Session, digests: list[dict[str, Any]], members: list[list[int]]) -> None:
     """Write the digests and mark each one's ledger items as queued in it."""
-    n_tab, d_tab = Notification.__table__, Digest.__table__
+    n_tab, d_tab = table_of(Notification), table_of(Digest)
     for start in range(0, len(digests), 2000):
         chunk = digests[start : start + 2000]
         ids = session.execute(d_tab.insert().returning(d_tab.c.id, sort_by_parameter_order=True), chunk).scalars().all()
         session.execute(
             n_tab.update().where(n_tab.c.id == bindparam("nid")).values(digest_id=bindparam("did"), status=LedgerStatus.QUEUED),
-            [{"nid": nid, "did": did} for did, group in zip(ids, members[start : start + 2000]) for nid in group],
+            [{"nid": nid, "did": did} for did, group in zip(ids, members[start : start + 2000], strict=True) for nid in group],
         )
 
 
@@ -210,7 +211,7 @@ def _history(session: Session, escalations: list[Any]) -> dict[int, list[str]]:
     """For each escalation item, what was already sent about the same task and step (oldest first)."""
     if not escalations:
         return {}
-    n_tab = Notification.__table__
+    n_tab = table_of(Notification)
     task_ids = sorted({n.task_id for n in escalations if n.task_id is not None})
     rows: dict[int, list[Any]] = defaultdict(list)
     for chunk in chunks(task_ids, 5000):
@@ -258,7 +259,7 @@ def _department_digests(session: Session, pending: Sequence[Any], run: _Run) -> 
     by_dept: dict[int, dict[tuple, Any]] = defaultdict(dict)
     for n in escalations:
         did = tasks.get(n.task_id)
-        if did in depts:
+        if did is not None and did in depts:
             by_dept[did].setdefault((n.task_id, n.milestone_id, n.level, bool(n.data.get("ack")), bool(n.data.get("report"))), n)
     return [
         run.digest(

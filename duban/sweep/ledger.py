@@ -8,12 +8,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from duban.models import Notification
+from duban.models import Base, Notification
 from duban.values import chunks
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, as the Core ``Table`` it is (SQLAlchemy types ``__table__`` as any
+    ``FromClause``, which has no ``insert``/``update``)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a single table")
+    return table
 
 
 def insert_ignore(session: Session, rows: list[dict[str, Any]]) -> int:
@@ -25,8 +34,8 @@ def insert_ignore(session: Session, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
-    table = Notification.__table__
-    if session.bind.dialect.name == "postgresql":
+    table = table_of(Notification)
+    if session.get_bind().dialect.name == "postgresql":
         return _insert_ignore_postgresql(session, rows)
     stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
     inserted = 0
@@ -50,8 +59,9 @@ _LEDGER_COLUMNS = (
     ("status", "text"),
     ("data", "json"),
 )
+# built from the constant column list above, never from input (the values are bound parameters)
 _LEDGER_UNNEST = text(
-    f"INSERT INTO notifications ({', '.join(c for c, _ in _LEDGER_COLUMNS)}) "
+    f"INSERT INTO notifications ({', '.join(c for c, _ in _LEDGER_COLUMNS)}) "  # noqa: S608  constant columns
     f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _LEDGER_COLUMNS)}) "
     "ON CONFLICT (key) DO NOTHING RETURNING id"
 )
