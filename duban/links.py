@@ -16,17 +16,16 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, CursorResult, Result, Table, bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, CursorResult, Result, bindparam, insert, select, update
+from sqlalchemy.orm import Session, aliased
 
+from duban.models import Department, Link, Milestone, Person, Plan, PlanRole, Request, Task, table_of, utcnow
 from duban.vocabulary import OWNER_ACTIONS, REVIEW_MESSAGE_KINDS, LinkAction, MessageKind, MilestoneState, PlanRoleKind
 from duban.vocabulary import REUSABLE_ACTIONS as REUSABLE_ACTIONS  # re-exported (duban.actions)
 from duban.vocabulary import REVIEWER_ACTIONS as REVIEW_ACTIONS
-
-if TYPE_CHECKING:
-    from duban.models import Department, Link, Milestone, Person, Plan, Request, Task
 
 # OWNER_ACTIONS: only the task's current owner; REVIEW_ACTIONS: only the plan's reviewers (the
 # office); REUSABLE_ACTIONS: never "used up".  An action's label is ``LinkAction.label``; ACTIONS
@@ -39,16 +38,6 @@ def rowcount(result: Result[Any]) -> int:
     if not isinstance(result, CursorResult):
         raise TypeError("rowcount: not the result of an UPDATE or DELETE")
     return result.rowcount or 0
-
-
-def _links_table() -> Table:
-    """The ``links`` table (Core statements: bulk inserts and updates without the ORM)."""
-    from duban.models import Link
-
-    table = Link.__table__
-    if not isinstance(table, Table):
-        raise TypeError("Link is not mapped to a table")
-    return table
 
 
 class LinkError(ValueError):
@@ -134,12 +123,11 @@ class LinkSpec:
 def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.date, now: dt.datetime | None = None) -> list[int]:
     """Link ids for ``specs`` (in order): an unused, valid link for the same action, person, task
     and milestone is reused when it lasts at least as long; otherwise a new one is stored (hash only)."""
-    from duban.models import utcnow
 
     if not specs:
         return []
     now = now or utcnow()
-    table = _links_table()
+    table = table_of(Link)
     existing: dict[tuple, tuple[int, dt.date]] = {}
     people = sorted({s.person_id for s in specs})
     for start in range(0, len(people), 5000):
@@ -211,7 +199,7 @@ def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.dat
 
 def urls(session: Session, ids: list[int], *, base_url: str, secret: str) -> dict[int, str]:
     """The URLs of issued links, by id (for rendering a message)."""
-    table = _links_table()
+    table = table_of(Link)
     out: dict[int, str] = {}
     ids = sorted(set(ids))
     for start in range(0, len(ids), 5000):
@@ -358,8 +346,6 @@ class Resolved:
 def reviewers(session: Session, plan_id: int, *, exclude: int | None = None) -> list[int]:
     """Who approves completions and extensions of a plan: the office (领导小组办公室), or the
     leading group when the plan has no office; never the person who asked."""
-    from duban.models import PlanRole
-
     rows = session.execute(select(PlanRole.person_id, PlanRole.role).where(PlanRole.plan_id == plan_id).order_by(PlanRole.position)).all()
     for role in (PlanRoleKind.OFFICE, PlanRoleKind.LEADING_GROUP):
         people = [r.person_id for r in rows if r.role == role and r.person_id != exclude]
@@ -373,8 +359,6 @@ def local_time(value: dt.datetime | None, tz: Any = None) -> str:
     if value is None:
         return ""
     if tz is None:
-        from zoneinfo import ZoneInfo
-
         tz = ZoneInfo("Asia/Shanghai")
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
@@ -387,8 +371,6 @@ _STATEMENTS: dict[str, Any] = {}
 def _lock_statement():
     stmt = _STATEMENTS.get("lock")
     if stmt is None:
-        from duban.models import Link
-
         stmt = _STATEMENTS["lock"] = select(Link).where(Link.id == bindparam("link_id")).with_for_update()
     return stmt
 
@@ -397,10 +379,6 @@ def _resolve_statement():
     """Built once (saves building and hashing the statement on every request)."""
     stmt = _STATEMENTS.get("resolve")
     if stmt is None:
-        from sqlalchemy.orm import aliased
-
-        from duban.models import Department, Link, Milestone, Person, Plan, Request, Task
-
         owner = aliased(Person, name="owner")
         stmt = _STATEMENTS["resolve"] = (
             select(Link, Person, Plan, Task, Milestone, Request, owner, Department)
@@ -490,7 +468,7 @@ def void(
 ) -> int:
     """Void the unused links of some tasks or milestones (optionally only one person's, or all but
     one person's, or only some actions); returns how many."""
-    table = _links_table()
+    table = table_of(Link)
     conds: list[ColumnElement[bool]] = [table.c.void_at.is_(None), table.c.used_at.is_(None)]
     if task_ids is not None:
         conds.append(table.c.task_id.in_(task_ids))

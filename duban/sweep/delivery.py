@@ -19,9 +19,9 @@ from sqlalchemy import CursorResult, Engine, and_, bindparam, or_, select, updat
 
 from duban.db import session_scope
 from duban.links import LinkMaker
-from duban.models import Delivery, Department, Digest, Notification, Person, Plan, PlanRole, utcnow
+from duban.models import Delivery, Department, Digest, Notification, Person, Plan, PlanRole, table_of, utcnow
 from duban.rules.quiet import QuietHours
-from duban.sweep.ledger import existing_keys, insert_ignore, table_of
+from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from notifications.channel import Channel, DeliveryReport, Outgoing, as_channel
 

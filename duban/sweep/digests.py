@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 from duban.db import session_scope
 from duban.links import ACTIONS, LinkMaker, LinkSpec
 from duban.links import issue as issue_links
-from duban.models import Department, Digest, Notification, Person, Plan, PlanRole, Task, utcnow
+from duban.models import Department, Digest, Notification, Person, Plan, PlanRole, Task, table_of, utcnow
 from duban.sweep.kinds import facts
-from duban.sweep.ledger import table_of
 from duban.values import chunks
 from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from notifications.digest import describe, render_subject

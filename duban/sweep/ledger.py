@@ -8,21 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Table, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from duban.models import Base, Notification
+from duban.models import Notification, table_of
 from duban.values import chunks
-
-
-def table_of(model: type[Base]) -> Table:
-    """A mapped class's table, as the Core ``Table`` it is (SQLAlchemy types ``__table__`` as any
-    ``FromClause``, which has no ``insert``/``update``)."""
-    table = model.__table__
-    if not isinstance(table, Table):
-        raise TypeError(f"{model.__name__} is not mapped to a single table")
-    return table
 
 
 def insert_ignore(session: Session, rows: list[dict[str, Any]]) -> int:
