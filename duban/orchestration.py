@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from duban import reviews
 from duban.db import session_scope
 from duban.models import Department, Plan, Project, System, Task
 from duban.prefect_server import configured_api_url, healthy, running_api_url, temporary_prefect_server
+from duban.reviews import api as reviews
 from duban.runtime import runtime
 from duban.settings import Settings
 

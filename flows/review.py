@@ -35,9 +35,9 @@ from prefect.input import RunInput
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from duban import reviews
 from duban.db import session_scope
 from duban.models import Review, utcnow
+from duban.reviews import api as reviews
 from duban.runtime import runtime
 from duban.vocabulary import ReviewState, ScopeKind, Verdict
 

@@ -33,7 +33,8 @@ def decide_step(today: dt.date, plan: str | None, task_code: str | None = None) 
 def review_tick_step(today: dt.date, plan: str | None) -> dict:
     """Reviews (督查): today's reminders and escalations of missing answers; a review whose reply-by
     date passed stops waiting for answers, and its flow run is woken (or it advances here)."""
-    from duban import orchestration, reviews
+    from duban import orchestration
+    from duban.reviews import api as reviews
 
     rt = runtime()
     result = reviews.tick(rt.engine, today=today, cal=rt.calendar, tz=rt.tz, plan_code=plan)

@@ -137,7 +137,7 @@ def test_html_workbook_status_and_rollup_agree(report, use_database):
     assert html_depts["宣传部"]["on_time_rate"] == "—" and xlsx_depts["宣传部"].get("按期完成率") is None  # an empty cell
 
     # and `duban status --json` (the shared numbers)
-    from duban.cli import app
+    from duban.cli.main import app
 
     out = runner.invoke(app, ["status", "--json", "--today", AS_OF.isoformat(), "--plan", "rollup"])
     status = json.loads(out.output)
@@ -220,7 +220,7 @@ def test_workbook_is_formatted_for_print(report):
 
 
 def test_cli_report_writes_both_and_prints_the_headline(engine, tmp_path, use_database):
-    from duban.cli import app
+    from duban.cli.main import app
 
     build_scenario(engine, tmp_path)
     out = runner.invoke(app, ["report", "--out", str(tmp_path / "r"), "--as-of", "2026-11-23"])

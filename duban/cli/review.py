@@ -14,7 +14,7 @@ from duban.vocabulary import ReviewState
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from duban import reviews
+    from duban.reviews import api as reviews
     from duban.runtime import Runtime
 
 review_app = typer.Typer(help="督查：按范围发起督查、查看进度、评定、撤销。", no_args_is_help=True)
@@ -56,7 +56,8 @@ def start_command(
     due = _date(reply_by, "填报截止日期")
     _engine()
     rt = _runtime()
-    from duban import orchestration, reviews
+    from duban import orchestration
+    from duban.reviews import api as reviews
 
     if due <= day:
         _fail(f"填报截止日期 {due.isoformat()} 应晚于今天（{day.isoformat()}）。", 2)
@@ -99,8 +100,8 @@ def list_command(
     """列出督查及其进度。"""
     from rich.table import Table
 
-    from duban import reviews
     from duban.db import session_scope
+    from duban.reviews import api as reviews
 
     with session_scope(_engine(), readonly=True) as s:
         rows = reviews.summaries(s, plan_code=plan, status=status)
@@ -127,9 +128,9 @@ def list_command(
 @review_app.command("show")
 def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")]) -> None:
     """查看一次督查：各任务的填报、评定、未填报和整改事项。"""
-    from duban import reviews
     from duban.db import session_scope
     from duban.models import Review
+    from duban.reviews import api as reviews
 
     rt = _runtime()
     with session_scope(_engine(), readonly=True) as s:
@@ -167,15 +168,15 @@ def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")])
 
 
 def _deliver(rt, recipients: set[int], day: dt.date) -> None:
-    from duban import reviews
+    from duban.reviews import api as reviews
 
     reviews.deliver(rt, recipients, day)
 
 
 def _in_review(change: Callable[[Session], reviews.Outcome]) -> tuple[Runtime, reviews.Outcome]:
     """The run's runtime, and ``change`` done in one transaction; a ReviewError is one message."""
-    from duban import reviews
     from duban.db import session_scope
+    from duban.reviews import api as reviews
 
     _engine()
     rt = _runtime()
@@ -195,8 +196,9 @@ def cancel_command(
     today: Annotated[str | None, typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
 ) -> None:
     """撤销督查：尚未填报的责任人收到撤销通知，链接失效。"""
-    from duban import orchestration, reviews
+    from duban import orchestration
     from duban.models import utcnow
+    from duban.reviews import api as reviews
 
     day = _parse_day(today)
     rt, out = _in_review(lambda s: reviews.cancel(s, review_id, actor=by, reason=reason, now=utcnow(), today=day))
@@ -218,9 +220,10 @@ def verdict_command(
     today: Annotated[str | None, typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
 ) -> None:
     """评定督查中的一项任务；全部评定后生成督查报告并报送领导小组。"""
-    from duban import orchestration, reviews
+    from duban import orchestration
     from duban.db import session_scope
     from duban.models import Review, utcnow
+    from duban.reviews import api as reviews
 
     day = _parse_day(today)
     due = _date(follow_up_due, "整改完成日期") if follow_up_due else None

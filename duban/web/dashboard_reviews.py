@@ -29,7 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
-from duban import orchestration, reviews
+from duban import orchestration
 from duban.db import session_scope
 from duban.models import (
     Plan,
@@ -38,6 +38,7 @@ from duban.models import (
     Task,
     utcnow,
 )
+from duban.reviews import api as reviews
 from duban.vocabulary import AccountRole, ItemState, ReviewState, ScopeKind, Verdict
 from duban.web.deps import UNREADABLE_FORM, read_form, runtime
 from duban.web.security import attachment

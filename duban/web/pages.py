@@ -24,7 +24,7 @@ from duban.models import (
     Request,
     Task,
 )
-from duban.reviews import task_history
+from duban.reviews.queries import task_history
 from duban.vocabulary import OPEN_STATES, EventKind, MilestoneState, RequestKind, RequestStatus
 
 EVENT_LABELS: dict[str, str] = {

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from duban import orchestration, reviews
+from duban import orchestration
 from duban.db import session_scope
 from duban.evidence import FORMATS_TEXT, EvidenceError, clean_urls, human_size, store_form_files
 from duban.links import LinkRefused, Resolved, local_time, resolve
@@ -38,6 +38,7 @@ from duban.models import (
     Task,
     utcnow,
 )
+from duban.reviews import api as reviews
 from duban.vocabulary import EventKind, EvidenceKind, ItemState, LinkAction, MilestoneState, ReviewState, Verdict
 from duban.web import pages
 from duban.web.deps import (

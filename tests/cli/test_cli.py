@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from duban.cli import app
+from duban.cli.main import app
 from duban.settings import get_settings
 from tests.conftest import EXAMPLE_XLSX, EXAMPLE_YAML
 from tests.factories import small_plan, task_of, write_yaml

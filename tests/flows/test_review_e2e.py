@@ -222,7 +222,7 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
         )
         assert r2.status_code == 200 and "任务 01.1.3 评定为「需整改」" in r2.text
 
-    from duban.cli import app
+    from duban.cli.main import app
 
     runner = CliRunner()
     rest = {code: "基本达标" for code in items if code not in ("01.1.1", "01.1.3", "01.1.2")}
@@ -385,10 +385,10 @@ def test_a_waiting_review_survives_a_restart_of_the_serving_process(setup, prefe
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.settings import PREFECT_API_URL
 
-    from duban import reviews
-    from duban.cli import app
+    from duban.cli.main import app
     from duban.models import utcnow
     from duban.orchestration import wake
+    from duban.reviews import api as reviews
     from tests.flows.test_run_e2e import wait_for
 
     engine = setup

@@ -9,7 +9,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
-from duban.cli import app
+from duban.cli.main import app
 from duban.plans.importer import import_plan
 from duban.runtime import runtime
 from flows.sweep import daily_sweep

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from definitions.loaders import load_plan
 from definitions.problems import PlanProblems
-from duban.cli import app
+from duban.cli.main import app
 from duban.rules.calendar import WorkCalendar
 from duban.rules.quiet import QuietHours, SendHoursError, parse_send_hours
 from notifications.addresses import redact, relay_problem, targets_for

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from duban import reviews
 from duban.db import session_scope
 from duban.links import LinkSpec, issue
 from duban.models import Link, Milestone, Notification, Person, Review, ReviewItem, Task
 from duban.plans.importer import import_plan
+from duban.reviews import api as reviews
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import TaskView
 from duban.rules.policy import DEFAULT_POLICY

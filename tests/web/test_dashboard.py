@@ -368,7 +368,7 @@ def test_read_only_link_works_expires_and_is_revoked(web, engine):
 
 
 def cli(*args, input: str | None = None):  # noqa: A002 - named like CliRunner.invoke's input
-    from duban.cli import app
+    from duban.cli.main import app
 
     return CliRunner().invoke(app, [str(a) for a in args], input=input)
 

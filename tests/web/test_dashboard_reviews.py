@@ -1,6 +1,6 @@
 """The dashboard's 督查 section (/dashboard/reviews): list, show, start (office), cancel (office),
 report downloads, and who sees what — on SQLite and PostgreSQL (TestClient).  Also the CLI's
-``duban review start``, which now goes through the same library function (duban.reviews.start)."""
+``duban review start``, which now goes through the same library function (duban.orchestration.start_review)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from duban import orchestration, reviews
+from duban import orchestration
 from duban.db import session_scope
 from duban.models import Notification, Person, Review, ReviewItem, Task, utcnow
 from duban.plans.importer import import_plan
+from duban.reviews import api as reviews
 from duban.settings import get_settings
 from tests.factories import write_yaml
 from tests.web.test_dashboard import add_account, assert_private, login, other_plan
@@ -518,7 +519,7 @@ def test_with_a_review_deployment_the_flow_run_gets_the_review(client, engine_we
 
 
 def test_cli_review_start_uses_the_same_path(engine_web):
-    from duban.cli import app
+    from duban.cli.main import app
 
     out = CliRunner().invoke(
         app,

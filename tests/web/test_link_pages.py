@@ -262,7 +262,7 @@ def test_dispatcher_sends_at_once(use_database, engine, tmp_path, monkeypatch):
 def test_serve_command_has_chinese_help():
     from typer.testing import CliRunner
 
-    from duban.cli import app
+    from duban.cli.main import app
 
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
