@@ -46,7 +46,7 @@ def school(tmp_path) -> dict[str, str]:
 )
 def test_a_non_working_day_is_answered_without_prefect(school, tmp_path, day, says):
     code = (
-        "import sys\nfrom duban.cli import main\nsys.argv = ['duban', 'check', '--today', sys.argv[1]]\n"
+        "import sys\nfrom duban.cli.main import main\nsys.argv = ['duban', 'check', '--today', sys.argv[1]]\n"
         "try:\n    main()\nfinally:\n    print('prefect loaded' if 'prefect' in sys.modules else 'prefect not loaded')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, day], cwd=tmp_path, env=school, capture_output=True, text=True, timeout=60)

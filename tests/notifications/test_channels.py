@@ -191,9 +191,9 @@ def test_notify_test_reports_each_channel(use_database, tmp_path, monkeypatch, s
     monkeypatch.setenv("DUBAN_SMTP_URL", smtp_server.relay_url)
     webhook.respond("/wecom/badkey", 500, "no")
     import_with_channels(tmp_path, ["wecombot://goodkey", "wecombot://badkey"])
-    from duban import cli
+    from duban.cli.common import console
 
-    monkeypatch.setattr(cli.console, "width", 200)
+    monkeypatch.setattr(console, "width", 200)
     result = runner.invoke(app, ["notify", "test", "教务处处长"])
     assert result.exit_code == 1
     out = result.output
