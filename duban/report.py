@@ -29,7 +29,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
-from duban.rollup import RATE_COLUMNS, Rollup, header, pct
+from duban.rollup import LIST_COLUMNS, RATE_COLUMNS, Rollup, header, pct
 from duban.rules.policy import assessment_policy
 from duban.vocabulary import Light, MilestoneState
 
@@ -88,35 +88,9 @@ VIEW_COLUMNS: dict[str, list[str]] = {
         "score",
     ],
     "overdue": ["plan", "code", "title", "milestone", "owner", "department", "supervisor", "due", "baseline", "days_late", "level_label"],
-    "due_soon": ["plan", "code", "title", "milestone", "owner", "department", "due", "days_left", "colour_label"],
-    "awaiting_approval": [
-        "plan",
-        "kind",
-        "code",
-        "title",
-        "milestone",
-        "department",
-        "requester",
-        "submitted_on",
-        "waiting_days",
-        "due",
-        "new_due",
-    ],
-    "extensions": [
-        "plan",
-        "code",
-        "title",
-        "milestone",
-        "owner",
-        "department",
-        "baseline",
-        "due",
-        "slipped_days",
-        "slipped_workdays",
-        "extensions",
-        "reason",
-        "last_approved",
-    ],
+    "due_soon": LIST_COLUMNS["due_soon"],
+    "awaiting_approval": LIST_COLUMNS["awaiting_approval"],
+    "extensions": LIST_COLUMNS["extensions"],
     "trend": [
         "day",
         "tasks",

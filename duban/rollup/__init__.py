@@ -94,6 +94,38 @@ RATE_COLUMNS = frozenset(
         "return_rate",
     }
 )
+# the columns of the task lists, in order: the frames compute builds and the report's views share them
+LIST_COLUMNS: dict[str, list[str]] = {
+    "due_soon": ["plan", "code", "title", "milestone", "owner", "department", "due", "days_left", "colour_label"],
+    "awaiting_approval": [
+        "plan",
+        "kind",
+        "code",
+        "title",
+        "milestone",
+        "department",
+        "requester",
+        "submitted_on",
+        "waiting_days",
+        "due",
+        "new_due",
+    ],
+    "extensions": [
+        "plan",
+        "code",
+        "title",
+        "milestone",
+        "owner",
+        "department",
+        "baseline",
+        "due",
+        "slipped_days",
+        "slipped_workdays",
+        "extensions",
+        "reason",
+        "last_approved",
+    ],
+}
 SNAPSHOT_COUNTS = (
     "tasks",
     "done_tasks",

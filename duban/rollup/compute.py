@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from duban.db import session_scope
-from duban.rollup import COLOUR_LABELS, COUNT_COLUMNS, DUE_SOON_DAYS, LEVEL_LABELS, REQUEST_LABELS, UNSPECIFIED, Rollup
+from duban.rollup import COLOUR_LABELS, COUNT_COLUMNS, DUE_SOON_DAYS, LEVEL_LABELS, LIST_COLUMNS, REQUEST_LABELS, UNSPECIFIED, Rollup
 from duban.rollup.assessment import assessment, plan_assessment_policies, rates
 from duban.rollup.frames import Workdays, colours, load, local_dates, plans_frame
 from duban.rollup.trend import snapshot_frame, trend_with_today
@@ -263,9 +263,7 @@ def _due_soon(mt: pd.DataFrame, *, as_of: dt.date, workdays: Workdays) -> pd.Dat
     ds["days_left"] = workdays(pd.Series([as_of] * len(ds), index=ds.index, dtype=object), ds["due"]) if len(ds) else 0
     ds["milestone"] = _step_titles(ds["is_final"], ds["milestone"])
     ds["colour_label"] = ds["colour"].map(lambda c: COLOUR_LABELS.get(c, ""))
-    return ds.sort_values(["due", "plan", "position", "seq"], kind="stable")[
-        ["plan", "code", "title", "milestone", "owner", "department", "due", "days_left", "colour_label"]
-    ].reset_index(drop=True)
+    return ds.sort_values(["due", "plan", "position", "seq"], kind="stable")[LIST_COLUMNS["due_soon"]].reset_index(drop=True)
 
 
 def _awaiting_approval(
@@ -285,9 +283,7 @@ def _awaiting_approval(
         ("" if f is True else (s if isinstance(s, str) else ""))
         for f, s in zip(pend["is_final"].tolist(), pend["milestone"].tolist(), strict=True)
     ]
-    return pend.sort_values(["submitted_on", "plan", "position"], kind="stable")[
-        ["plan", "kind", "code", "title", "milestone", "department", "requester", "submitted_on", "waiting_days", "due", "new_due"]
-    ].reset_index(drop=True)
+    return pend.sort_values(["submitted_on", "plan", "position"], kind="stable")[LIST_COLUMNS["awaiting_approval"]].reset_index(drop=True)
 
 
 def _extensions(mt: pd.DataFrame, req: pd.DataFrame, *, tz, workdays: Workdays) -> tuple[pd.DataFrame, int]:
@@ -303,20 +299,6 @@ def _extensions(mt: pd.DataFrame, req: pd.DataFrame, *, tz, workdays: Workdays) 
     moved["milestone"] = _step_titles(moved["is_final"], moved["milestone"])
     moved["last_approved"] = moved["last_approved"].where(moved["last_approved"].notna(), None)
     extensions = moved.sort_values(["slipped_days", "plan", "position"], ascending=[False, True, True], kind="stable")[
-        [
-            "plan",
-            "code",
-            "title",
-            "milestone",
-            "owner",
-            "department",
-            "baseline",
-            "due",
-            "slipped_days",
-            "slipped_workdays",
-            "extensions",
-            "reason",
-            "last_approved",
-        ]
+        LIST_COLUMNS["extensions"]
     ].reset_index(drop=True)
     return extensions, int(ext.shape[0])
