@@ -7,11 +7,14 @@ transaction (``session_scope``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, exc, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -115,6 +118,46 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
     finally:
         if lock is not None:
             lock.release()
+
+
+# PostgreSQL SQLSTATEs of a transaction that may well succeed when simply run again: serialization
+# failure, deadlock, lock timeout, the server shutting down or cancelling, and lost connections
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "08000", "08001", "08003", "08006"})
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+T = TypeVar("T")
+log = logging.getLogger("duban.db")
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether ``err`` says "the store is busy or briefly gone" (a SQLite write lock, a PostgreSQL
+    deadlock, lock timeout or lost connection): the same transaction, run again, may succeed."""
+    if not isinstance(err, exc.DBAPIError):
+        return False
+    if err.connection_invalidated:
+        return True
+    orig = err.orig
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    return isinstance(err, exc.OperationalError) and any(m in str(orig).lower() for m in _SQLITE_BUSY)
+
+
+def retry_transient(work: Callable[[], T], *, patience: float = 60.0, first_wait: float = 0.05, max_wait: float = 2.0) -> T:
+    """Run ``work`` (one whole transaction) until it succeeds, again after a transient store error
+    (``is_transient``) for up to ``patience`` seconds; any other error, or the last one, is raised.
+
+    ``work`` must be safe to run again: its transaction was rolled back, and it must not have done
+    anything outside the store (sending a message, writing a file) before the error."""
+    deadline = time.monotonic() + patience
+    wait = first_wait
+    while True:
+        try:
+            return work()
+        except exc.DBAPIError as err:
+            if not is_transient(err) or time.monotonic() + wait > deadline:
+                raise
+            log.info("store busy (%s); trying again in %.2f s", err.orig.__class__.__name__, wait)
+        time.sleep(wait)
+        wait = min(wait * 2, max_wait)
 
 
 _engines: dict[str, Engine] = {}

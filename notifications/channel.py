@@ -97,6 +97,7 @@ class Attempt:
     error: str | None = None
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     parts: int = 1
+    skipped: bool = False  # not tried: the channel is paused (its server stopped answering); not the recipient's failure
 
 
 @dataclass
@@ -108,6 +109,12 @@ class DeliveryReport:
     @property
     def ok(self) -> bool:
         return any(a.ok for a in self.attempts)
+
+    @property
+    def paused(self) -> bool:
+        """Nothing was tried: every channel of the message is paused. The message waits for a later
+        round; it is not a failed attempt (it never counts towards "unreachable")."""
+        return bool(self.attempts) and all(a.skipped for a in self.attempts)
 
     @property
     def via(self) -> str:
