@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration. Commands compare the database with it and only load Alembic when they
 # differ (loading Alembic costs a CLI call about 0.3 s); tests check it is the head.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 SQLITE_BUSY_TIMEOUT = 30  # seconds a SQLite writer waits for another one
 
 

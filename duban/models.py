@@ -277,7 +277,8 @@ class Digest(Base):
     status: Mapped[str] = mapped_column(String(20), default=LedgerStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)  # renewed while it is being sent
+    claim_token: Mapped[str | None] = mapped_column(String(64), default=None)  # the delivery run that holds it (host:pid:random)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)

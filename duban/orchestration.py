@@ -183,13 +183,6 @@ def run_daily_sweep(ready: Callable[[], None], *, today: dt.date, plan: str | No
     return daily_sweep(today=today, plan=plan, force=force)
 
 
-def deliver_now(rt) -> None:
-    """Deliver what is due through the configured channel (flows.sweep.deliver_now)."""
-    from flows.sweep import deliver_now
-
-    deliver_now(rt)
-
-
 def serve(api_url: str, timezone: str) -> None:
     """Serve the deployments of flows/deployments.py on ``api_url`` until stopped."""
     from prefect import serve as prefect_serve

@@ -92,6 +92,8 @@ class Runtime:
             quiet=self.quiet() if real else None,
             unreachable_after=self.settings.unreachable_after,
             today=today or self.today(),
+            lease=dt.timedelta(seconds=self.settings.deliver_lease),
+            journal_dir=self.settings.data_dir / "delivery",
         )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from prefect.schedules import Cron
 
 SWEEP_CRON = "30 8 * * *"  # every day; the flow skips days that are not working days
+DELIVER_CRON = "*/5 * * * *"  # retries, the send window opening, what a crash left: sent within 5 minutes
 WEEKLY_BULLETIN_CRON = "0 16 * * 5"  # Friday afternoon: the week's 通报 to the leading group and the office
 
 
 def deployments(timezone: str = "Asia/Shanghai") -> list:
+    from flows.deliver import deliver_due_flow
     from flows.import_plan import import_plan_flow
     from flows.review import review_flow
     from flows.rollup import rollup, weekly_bulletin
@@ -21,6 +23,12 @@ def deployments(timezone: str = "Asia/Shanghai") -> list:
             schedule=Cron(SWEEP_CRON, timezone=timezone),
             description="每日督办检查：到期提醒、逾期催办、逐级督办（非工作日自动跳过）。",
             tags=["duban", "sweep"],
+        ),
+        deliver_due_flow.to_deployment(
+            name="deliver-due",
+            schedule=Cron(DELIVER_CRON, timezone=timezone),
+            description="发送到期的通知（每 5 分钟）：到了重试时间的、延后到发送时段的、上次发送中断的；只发送台账中已有的通知。",
+            tags=["duban", "deliver"],
         ),
         task_check.to_deployment(
             name="task-check",

@@ -130,7 +130,7 @@ def rollup(as_of: dt.date | None = None, plan: str | None = None, out_dir: str |
 @flow(name="weekly-bulletin", flow_run_name="weekly bulletin {today}")
 def weekly_bulletin(today: dt.date | None = None, plan: str | None = None, out_dir: str | None = None, force: bool = False) -> dict:
     """每周督办通报：汇总本周情况（完成率、红黄绿灯、重点逾期事项、单位考核得分），发给领导小组和领导小组办公室。"""
-    from flows.sweep import deliver_now
+    from duban.sweep.sending import deliver_due
     from notifications.bulletin import queue_bulletins
 
     rt = runtime()
@@ -146,7 +146,7 @@ def weekly_bulletin(today: dt.date | None = None, plan: str | None = None, out_d
         get_run_logger().warning("通报没有收件对象：请在方案中填写领导小组、领导小组办公室成员或其群通知地址")
     elif not queued:
         get_run_logger().info("%s 的通报已发过，本次不再发送（可设 force 再发一次）", day)
-    delivered = deliver_now(rt)
+    delivered = deliver_due(rt)
     for e in delivered.errors[:20]:
         get_run_logger().error("发送失败（将稍后重试）：%s", e)
     return {**_summary(r, files), "skipped": False, "bulletins": len(queued), "sent": delivered.sent, "failed": delivered.failed}

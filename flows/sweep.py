@@ -15,9 +15,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from duban.runtime import runtime
 from duban.sweep.decisions import decide
-from duban.sweep.delivery import DeliverResult, deliver
+from duban.sweep.delivery import DeliverResult
 from duban.sweep.digests import assemble
 from duban.sweep.rows import digest_rows
+from duban.sweep.sending import day_outcome, deliver_due, outcome_lines
 
 
 @task(name="decide", retries=2, retry_delay_seconds=5)
@@ -54,26 +55,31 @@ def assemble_step(today: dt.date, recipients: list[int] | None = None) -> int:
 
 @task(name="deliver", retries=2, retry_delay_seconds=5)
 def deliver_step(recipients: list[int] | None = None) -> dict:
+    """Send what is due; the counts of the day come from the store (``day_outcome``), so a retry
+    of this task after a crash still reports every message of the day."""
     rt = runtime()
-    result = deliver_now(rt, recipients)
+    result = deliver_due(rt, recipients)
+    log_delivery(result)
+    return {"sent_now": result.sent, "failed_now": result.failed}
+
+
+def log_delivery(result: DeliverResult) -> None:
+    logger = get_run_logger()
+    if result.recovered or result.interrupted:
+        logger.warning("上次发送中断：%s 份已确认发出（不再重发），%s 份重新排队发送", result.recovered, result.interrupted)
     for e in result.errors[:20]:
-        get_run_logger().error("发送失败（将稍后重试）：%s", e)
+        logger.error("发送失败（将稍后重试）：%s", e)
     if result.deferred:
-        get_run_logger().info("%s 份通知不在发送时段内，将于下一个工作时段发出", result.deferred)
-    if result.unreachable:
-        # tell the office now (the notices are ledger items: assembled and sent like any other)
-        assemble(rt.engine, today=rt.today(), links=rt.links(), channel=rt.channel.name, recipients=result.unreachable)
-        extra = deliver_now(rt, result.unreachable)
-        result.sent += extra.sent
-        result.failed += extra.failed
-    return {"sent": result.sent, "failed": result.failed, "deferred": result.deferred}
+        logger.info("%s 份通知不在发送时段内，将于发送时段开始后由每 5 分钟一次的发送流程发出", result.deferred)
+    if result.paused:
+        logger.warning("%s 份通知的渠道暂时无响应，已暂停发送，稍后自动重试", result.paused)
 
 
-def deliver_now(rt, recipients: list[int] | None = None) -> DeliverResult:
-    """Deliver what is due through the configured channel (quiet hours apply to real channels only:
-    the local outbox disturbs nobody)."""
-    options = rt.deliver_options()
-    return deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.UTC), recipients=recipients, **options)
+def outcome(today: dt.date, since: dt.datetime) -> dict:
+    """What the run sent and where today's digests are, as the store has them now."""
+    o = day_outcome(runtime().engine, run_on=today, since=since, now=dt.datetime.now(dt.UTC))
+    counts = {"sent": o.sent, "failed": o.failed, "deferred": o.deferred, "sending": o.sending, "older_failed": o.older_failed}
+    return {**counts, "notes": outcome_lines(o)}
 
 
 def report(today: dt.date, summary: dict, key: str) -> None:
@@ -84,8 +90,9 @@ def report(today: dt.date, summary: dict, key: str) -> None:
         f"## 督办检查 {today.isoformat()}",
         "",
         f"- 今日应发事项 {summary['decided']} 项，其中新增 {summary['new']} 项（其余此前已发或已在发送队列中）",
-        f"- 生成通知 {summary['digests']} 份；发送成功 {summary['sent']} 份，失败 {summary['failed']} 份（失败的将稍后重试）",
+        f"- 生成通知 {summary['digests']} 份；发送成功 {summary['sent']} 份，失败 {summary['failed']} 份",
     ]
+    lines += [f"- {n}" for n in summary.get("notes", [])]
     lines += [f"- 提示：{w}" for w in summary.get("warnings", [])]
     create_markdown_artifact(key=key, markdown="\n".join(lines), description=f"督办检查 {today.isoformat()}")
     if rows:
@@ -100,11 +107,12 @@ def daily_sweep(today: dt.date | None = None, plan: str | None = None, force: bo
     if not force and not rt.calendar.is_workday(day):
         get_run_logger().info("%s 不是工作日，今天不检查", day)
         return {"today": day.isoformat(), "skipped": True}
+    started = dt.datetime.now(dt.UTC)
     decided = decide_step(day, plan)
     review_tick_step(day, plan)  # 督查: reminders and escalations of missing answers (duban.reviews)
     digests = assemble_step(day)
-    delivered = deliver_step()
-    summary = {"today": day.isoformat(), "skipped": False, **decided, "digests": digests, **delivered}
+    deliver_step()
+    summary = {"today": day.isoformat(), "skipped": False, **decided, "digests": digests, **outcome(day, started)}
     summary["snapshot"] = snapshot_step(day)
     report(day, summary, key="daily-sweep")
     return summary

@@ -79,15 +79,49 @@ def check_command(
         f"生成通知 {summary['digests']} 份，发送成功 {summary['sent']} 份，失败 {summary['failed']} 份。",
         markup=False,
     )
-    if summary.get("deferred"):
-        console.print(f"其中 {summary['deferred']} 份不在发送时段（DUBAN_SEND_HOURS）内，将于下一个工作时段发出。", markup=False)
-    if summary["sent"]:
-        from notifications.outbox import OutboxChannel
+    for line in summary["notes"]:
+        console.print(line, markup=False)
+    _where_it_went(rt, summary["sent"])
+    if summary["failed"] or summary["sending"]:
+        raise typer.Exit(DELIVERY_PROBLEMS)
 
-        if isinstance(rt.channel, OutboxChannel):
-            console.print(f"通知已写入本地发件箱：{rt.settings.outbox_path}（也可用 duban outbox 查看）", markup=False)
-        else:
-            console.print("通知已按各人的通知渠道发出（发送记录见 duban outbox）。", markup=False)
+
+DELIVERY_PROBLEMS = 3  # exit status: the check ran, but some messages did not go out (yet)
+
+
+def _where_it_went(rt, sent: int) -> None:
+    if not sent:
+        return
+    from notifications.outbox import OutboxChannel
+
+    if isinstance(rt.channel, OutboxChannel):
+        console.print(f"通知已写入本地发件箱：{rt.settings.outbox_path}（也可用 duban outbox 查看）", markup=False)
+    else:
+        console.print("通知已按各人的通知渠道发出（发送记录见 duban outbox）。", markup=False)
+
+
+@app.command("deliver")
+def deliver_command() -> None:
+    """发送到期的通知：失败后到了重试时间的、因不在发送时段而延后的，以及上次发送中断的（duban run 每 5 分钟自动执行）。"""
+    import datetime as dt
+
+    from duban.sweep.sending import day_outcome, deliver_due, outcome_lines
+
+    _engine()
+    rt = _runtime()
+    now = dt.datetime.now(dt.UTC)
+    result = deliver_due(rt, now=now)
+    if result.recovered or result.interrupted:
+        console.print(f"上次发送中断：{result.recovered} 份已确认发出（不再重发），{result.interrupted} 份已重新发送或排队。", markup=False)
+    for e in result.errors[:20]:
+        err_console.print(f"发送失败（将自动重试）：{e}", markup=False)
+    outcome = day_outcome(rt.engine, run_on=now.astimezone(rt.tz).date(), since=now, now=now)
+    console.print(f"发送成功 {result.sent} 份，失败 {result.failed} 份。", markup=False)
+    for line in outcome_lines(outcome):
+        console.print(line, markup=False)
+    _where_it_went(rt, result.sent)
+    if result.failed or outcome.sending:
+        raise typer.Exit(DELIVERY_PROBLEMS)
 
 
 def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> None:

@@ -122,10 +122,10 @@ def notify_bulletin_command(
         console.print("收件对象：" + "、".join(q.audience for q in queued), markup=False)
         console.print("（预览：以上通报尚未记录、未发送。去掉 --dry-run 即可发送。）", markup=False)
         return
-    from duban.orchestration import deliver_now
+    from duban.sweep.sending import deliver_due
 
     ids = {q.digest_id for q in queued}
-    deliver_now(rt)
+    deliver_due(rt)
     rows = [r for r in digest_rows(engine, run_on=day) if r["编号"] in ids]
     for r in rows:
         console.print(

@@ -23,9 +23,8 @@ from duban.reviews.queries import report_data
 from duban.reviews.scope import attach_flow_run, create
 from duban.rules.reviews import ReviewItemView, answers_closed, decide_item
 from duban.sweep.decisions import load
-from duban.sweep.delivery import deliver as deliver_digests
-from duban.sweep.digests import assemble
 from duban.sweep.ledger import existing_keys, insert_ignore
+from duban.sweep.sending import send_to
 from duban.vocabulary import LedgerStatus, LinkAction, MessageKind, ReviewState
 
 log = logging.getLogger("duban.reviews")
@@ -308,14 +307,4 @@ def next_wake_round(engine: Engine, review_id: int) -> str | None:
 
 def deliver(rt, recipients: set[int], today: dt.date) -> None:
     """Assemble and send what a step wrote to the ledger, for just those people."""
-    if not recipients:
-        return
-    assemble(
-        rt.engine,
-        today=today,
-        links=rt.links(today),
-        channel=rt.channel.name,
-        template_dir=rt.settings.template_dir,
-        recipients=sorted(recipients),
-    )
-    deliver_digests(rt.engine, rt.channel, now=dt.datetime.now(dt.UTC), recipients=sorted(recipients), **rt.deliver_options(today))
+    send_to(rt, recipients, today=today)

@@ -1,33 +1,70 @@
-"""Delivery: claim pending digests (a lease protects against two senders), send them through a
-:class:`~notifications.channel.Channel`, mark them sent; failures are kept with their reason and
-retried with backoff.  A crash between sending and marking re-sends at most that one digest when
-its lease expires.  Quiet hours hold digests back; a person who cannot be reached is reported to
-the plan's office.
+"""Delivery: send every due digest through a :class:`~notifications.channel.Channel`, so that a
+message is never lost and never sent twice — at most the one in flight when the process dies
+may repeat (docs/notifications.md, "The delivery promise").
+
+How (``duban.sweep.claims`` holds the store side):
+
+- each worker claims a few digests at a time, and marks each one sent, failed or released in a
+  short transaction of its own right after the channel answered; a store that is busy (a SQLite
+  write lock, a PostgreSQL deadlock or lost connection) is waited for and the same transaction
+  run again — nothing new is sent meanwhile;
+- before the store is told, the run's journal (``duban.sweep.journal``) gets a line for the
+  message on local disk: a crash while the store is locked repeats nothing;
+- a heartbeat renews the run's claims every quarter of the lease; a worker sends only while its
+  claim is fresh, so a run that lost its store never sends what another run may have taken;
+- every run first recovers what dead runs left (``claims.recover``), and leaves nothing 发送中
+  when it ends;
+- quiet hours hold digests back (not an attempt), a paused channel (its server stopped
+  answering) gives the message back for later (not an attempt), and a person whose digest failed
+  ``unreachable_after`` times is reported to the plan's office.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Engine, select, update
 
-from duban.db import session_scope
+from duban.db import retry_transient, session_scope
 from duban.links import LinkMaker
-from duban.models import Delivery, Department, Digest, Notification, Person, Plan, PlanRole, table_of, utcnow
+from duban.models import Department, Digest, Person, Plan, PlanRole, utcnow
 from duban.rules.quiet import QuietHours
+from duban.sweep.claims import (
+    backoff,
+    claim_ids,
+    due_condition,
+    mark_failed,
+    mark_sent,
+    new_token,
+    recover,
+    release,
+    release_all,
+    renew,
+    rowcount,
+)
+from duban.sweep.journal import Journal
 from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from notifications.channel import Channel, DeliveryReport, Outgoing, as_channel
 
-LEASE = dt.timedelta(minutes=10)
-MAX_BACKOFF = dt.timedelta(hours=6)
-FIRST_BACKOFF = dt.timedelta(minutes=5)
+__all__ = ["LEASE", "DeliverResult", "backoff", "deliver", "defer_quiet", "notify_unreachable"]
+
+log = logging.getLogger("duban.delivery")
+
+LEASE = dt.timedelta(minutes=2)  # a claim not renewed for this long is taken back by the next run
+CLAIM = 4  # digests a worker takes at a time from a real channel (each marked on its own)
+BATCH = 200  # digests taken at a time for an idempotent channel (the outbox: marked together)
+PAUSE = dt.timedelta(minutes=5)  # a message whose every channel is paused waits this long (not an attempt)
+STORE_PATIENCE = 300.0  # seconds a worker waits for a busy store before the run gives up (the journal keeps what went out)
 # keyed by the stored audience (a plain string; the keys are Audience members, which equal their values)
 AUDIENCE_NAMES: dict[str, str] = {Audience.LEADING_GROUP: "领导小组", Audience.OFFICE: "领导小组办公室"}
 
@@ -39,36 +76,17 @@ class DeliverResult:
     errors: list[str] = field(default_factory=list)
     deferred: int = 0  # waiting for working hours (not an attempt)
     unreachable: list[int] = field(default_factory=list)  # office members who were told someone is unreachable
+    paused: int = 0  # every channel of the message paused (its server stopped answering): given back for later
+    recovered: int = 0  # a dead run's messages its journal says went out: marked sent, not sent again
+    interrupted: int = 0  # a dead run's other messages: due again now
+    failures: list[tuple[Outgoing, str]] = field(default_factory=list, repr=False)
 
 
-def backoff(attempts: int) -> dt.timedelta:
-    return min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
-
-
-def claim(
-    engine: Engine,
-    *,
-    now: dt.datetime,
-    links: LinkMaker,
-    limit: int = 500,
-    recipients: Iterable[int] | None = None,
-    template_dir: Path | None = None,
-) -> list[Outgoing]:
-    """Take up to ``limit`` digests that are due for (re)delivery, marking them as being sent."""
-    with session_scope(engine) as session:
-        due = or_(
-            and_(Digest.status.in_((LedgerStatus.PENDING, LedgerStatus.FAILED)), Digest.next_attempt_at <= now),
-            and_(Digest.status == LedgerStatus.SENDING, Digest.claimed_at < now - LEASE),  # a sender died mid-way
-        )
-        q = select(Digest.id).where(due)
-        if recipients is not None:
-            q = q.where(Digest.recipient_id.in_(list(recipients)))
-        ids = list(session.scalars(q.order_by(Digest.id).limit(limit).with_for_update(skip_locked=True)))
-        if not ids:
-            return []
-        session.execute(
-            update(Digest).where(Digest.id.in_(ids), due).values(status=LedgerStatus.SENDING, claimed_at=now, attempts=Digest.attempts + 1)
-        )
+def load_outgoing(engine: Engine, ids: list[int], *, links: LinkMaker, template_dir: Path | None = None) -> list[Outgoing]:
+    """The claimed digests ``ids`` as messages for a channel: recipient, channels, link URLs."""
+    if not ids:
+        return []
+    with session_scope(engine, readonly=True) as session:
         rows = session.execute(
             select(
                 Digest.id,
@@ -86,7 +104,8 @@ def claim(
                 Person.mobile,
             )
             .outerjoin(Person, Person.id == Digest.recipient_id)
-            .where(Digest.id.in_(ids), Digest.status == LedgerStatus.SENDING, Digest.claimed_at == now)
+            .where(Digest.id.in_(ids))
+            .order_by(Digest.id)
         ).all()
         dept_ids = sorted({r.department_id for r in rows if r.department_id is not None})
         depts = (
@@ -110,38 +129,15 @@ def claim(
             d = depts.get(r.department_id)
             name, channels = (f"{d.name}（群）", list(d.notify_urls or ())) if d else ("（部门已删除）", [])
         else:
-            name, channels = (
-                f"{AUDIENCE_NAMES.get(r.audience, r.audience)}（群）",
-                list((plan_channels.get(r.plan_id) or {}).get(r.audience, ())),
-            )
+            name = f"{AUDIENCE_NAMES.get(r.audience, r.audience)}（群）"
+            channels = list((plan_channels.get(r.plan_id) or {}).get(r.audience, ()))
         out.append(
             Outgoing(
-                r.id,
-                r.recipient_id,
-                name,
-                r.email,
-                r.run_on,
-                r.subject,
-                r.payload,
-                r.attempts,
-                urls=urls,
-                template_dir=template_dir,
-                plan_id=r.plan_id,
-                audience=r.audience,
-                channels=channels,
-                mobile=r.mobile,
+                r.id, r.recipient_id, name, r.email, r.run_on, r.subject, r.payload, r.attempts,
+                urls=urls, template_dir=template_dir, plan_id=r.plan_id, audience=r.audience, channels=channels, mobile=r.mobile,
             )
-        )
+        )  # fmt: skip
     return out
-
-
-_MARK_DIGEST = (
-    table_of(Digest)
-    .update()
-    .where(table_of(Digest).c.id == bindparam("did"))
-    .values(status=LedgerStatus.SENT, sent_at=bindparam("at"), last_error=None, delivered_via=bindparam("via"))
-)
-_MARK_ITEMS = table_of(Notification).update().where(table_of(Notification).c.digest_id == bindparam("did")).values(status=LedgerStatus.SENT)
 
 
 def _delivery_rows(
@@ -164,53 +160,18 @@ def _delivery_rows(
     ]
 
 
-def mark_sent(
-    engine: Engine, ids: list[int], *, now: dt.datetime, via: dict[int, str] | None = None, deliveries: list[dict[str, Any]] | None = None
-) -> None:
-    """Mark digests and their items sent, in one short transaction (Core: called per message)."""
-    if not ids:
-        return
-    via = via or {}
-    with engine.begin() as conn:
-        conn.execute(_MARK_DIGEST, [{"did": i, "at": now, "via": (via.get(i) or None) and via[i][:200]} for i in ids])
-        conn.execute(_MARK_ITEMS, [{"did": i} for i in ids])
-        if deliveries:
-            conn.execute(table_of(Delivery).insert(), deliveries)
-
-
-def mark_failed(
-    engine: Engine, failures: list[tuple[Outgoing, str]], *, now: dt.datetime, deliveries: list[dict[str, Any]] | None = None
-) -> None:
-    if not failures:
-        return
-    with session_scope(engine) as session:
-        for out, reason in failures:
-            session.execute(
-                update(Digest)
-                .where(Digest.id == out.id)
-                .values(status=LedgerStatus.FAILED, last_error=reason[:2000], next_attempt_at=now + backoff(out.attempts))
-            )
-        if deliveries:
-            session.execute(table_of(Delivery).insert(), deliveries)
-
-
 def defer_quiet(engine: Engine, quiet: QuietHours, *, now: dt.datetime, recipients: list[int] | None = None) -> int:
     """Push digests that come due outside the allowed hours to the next allowed moment (per plan).
 
     Not an attempt: ``attempts`` and the backoff are untouched.
     """
-    due = and_(Digest.status.in_((LedgerStatus.PENDING, LedgerStatus.FAILED)), Digest.next_attempt_at <= now)
-    if recipients is not None:
-        due = and_(due, Digest.recipient_id.in_(recipients))
+    due = due_condition(now, recipients)
     moved = 0
     with session_scope(engine) as session:
         for plan_id in list(session.scalars(select(Digest.plan_id).where(due).distinct())):
             later = quiet.next_allowed(now, plan_id)
             if later is not None:
-                result = session.execute(update(Digest).where(due, Digest.plan_id == plan_id).values(next_attempt_at=later))
-                if not isinstance(result, CursorResult):  # an UPDATE always answers with a cursor result
-                    raise TypeError(f"UPDATE returned {type(result).__name__}")
-                moved += result.rowcount or 0
+                moved += rowcount(session.execute(update(Digest).where(due, Digest.plan_id == plan_id).values(next_attempt_at=later)))
     return moved
 
 
@@ -278,15 +239,143 @@ def notify_unreachable(engine: Engine, outs: list[tuple[Outgoing, str]], *, toda
     return sorted({r["recipient_id"] for r in fresh})
 
 
-def _attempt(channel: Channel, out: Outgoing) -> tuple[Outgoing, DeliveryReport | None, str | None]:
-    """Send one message: (out, report or None, reason of failure or None)."""
+def _attempt(channel: Channel, out: Outgoing) -> tuple[DeliveryReport | None, str | None]:
+    """Send one message: (report or None, reason of failure or None)."""
     try:
         report = channel.send(out)
     except Exception as err:  # noqa: BLE001 - a channel failure is data, not a crash
-        return out, None, f"{err.__class__.__name__}: {err}"
+        return None, f"{err.__class__.__name__}: {err}"
     if report is not None and not report.ok:
-        return out, report, report.reason
-    return out, report, None
+        return report, report.reason
+    return report, None
+
+
+class _Run:
+    """One call of :func:`deliver`: its token, clock, lease, journal and counts (shared by its workers)."""
+
+    def __init__(
+        self, engine: Engine, channel: Channel, *, now: dt.datetime, lease: dt.timedelta, journal_dir: Path | None, patience: float
+    ):
+        self.engine, self.channel, self.lease, self.patience = engine, channel, lease, patience
+        self.token = new_token()
+        self.journal = Journal(journal_dir, self.token)
+        self._start, self._t0 = now, time.monotonic()
+        self.renewed = self._t0
+        self.result = DeliverResult()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.unmarked = False  # something went out that the store could not be told (the journal keeps it)
+        self.crashes: list[BaseException] = []
+
+    def now(self) -> dt.datetime:
+        """The run's clock: the ``now`` it was given, moved on by the time it has taken since."""
+        return self._start + dt.timedelta(seconds=time.monotonic() - self._t0)
+
+    def store(self, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``work(*args, **kwargs)``: one transaction, run again while the store is busy."""
+        return retry_transient(functools.partial(work, *args, **kwargs), patience=self.patience)
+
+    def fresh(self, claimed: float) -> bool:
+        """Whether a claim made at ``claimed`` (monotonic) is surely still ours: no other run may
+        take it before the lease lapses; a quarter of it is kept for clocks that differ and for
+        the send that is about to start."""
+        return time.monotonic() - max(claimed, self.renewed) < self.lease.total_seconds() * 0.75
+
+    def heartbeat(self) -> None:
+        """Renew the run's claims every quarter of the lease until the run stops."""
+        while not self.stop.wait(self.lease.total_seconds() / 4):
+            started = time.monotonic()
+            try:
+                renew(self.engine, self.token, now=self.now())
+            except Exception as err:  # noqa: BLE001 - the workers see the claims go stale and stop sending
+                log.warning("could not renew delivery claims (%s: %s)", err.__class__.__name__, err)
+                continue
+            self.renewed = started
+
+    def count(self, **deltas: int) -> None:
+        with self.lock:
+            for name, delta in deltas.items():
+                setattr(self.result, name, getattr(self.result, name) + delta)
+
+
+def _send_one(run: _Run, out: Outgoing) -> None:
+    """Send one claimed message and tell the store at once (the journal first)."""
+    engine, name = run.engine, run.channel.name
+    report, error = _attempt(run.channel, out)
+    at = run.now()
+    if error is None:
+        via = report.via if report is not None else name
+        try:
+            run.journal.record(out.id, via, at)
+        except OSError as err:  # the store is still told; only a crash in the next moment would repeat it
+            log.warning("delivery journal not written (%s): %s", run.journal.path, err)
+        rows = _delivery_rows(out, report, None, name, at)
+        try:
+            run.store(mark_sent, engine, [out.id], now=at, via={out.id: via}, deliveries=rows)
+        except Exception:
+            run.unmarked = True
+            raise
+        run.count(sent=1)
+    elif report is not None and report.paused:
+        run.store(release, engine, run.token, [out.id], until=at + PAUSE, reason=error)
+        run.count(paused=1)
+    else:
+        rows = _delivery_rows(out, report, error, name, at)
+        run.store(mark_failed, engine, [(out.id, out.attempts, error)], now=at, deliveries=rows)
+        with run.lock:
+            run.result.failed += 1
+            run.result.failures.append((out, error))
+
+
+def _worker(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipients: list[int] | None) -> None:
+    """Claim a few, send each, mark each; until nothing is due or the run stops."""
+    engine, token = run.engine, run.token
+    try:
+        while not run.stop.is_set():
+            ids = run.store(claim_ids, engine, token, now=run.now(), limit=CLAIM, recipients=recipients)
+            claimed = time.monotonic()
+            if not ids:
+                return
+            batch = run.store(load_outgoing, engine, ids, links=links, template_dir=template_dir)
+            for i, out in enumerate(batch):
+                if run.stop.is_set() or not run.fresh(claimed):
+                    rest = [o.id for o in batch[i:]]
+                    run.store(release, engine, token, rest, until=run.now())
+                    if not run.fresh(claimed):
+                        log.warning("delivery claims went stale (the store did not answer); stopping this run")
+                        run.stop.set()
+                    return
+                _send_one(run, out)
+    except BaseException as err:  # noqa: BLE001 - re-raised by deliver() in the calling thread
+        run.crashes.append(err)
+        run.stop.set()
+
+
+def _batches(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipients: list[int] | None) -> None:
+    """An idempotent channel (the outbox): take many at a time and mark them together (a repeat
+    rewrites the same file)."""
+    engine, token, name = run.engine, run.token, run.channel.name
+    while True:
+        ids = run.store(claim_ids, engine, token, now=run.now(), limit=BATCH, recipients=recipients)
+        if not ids:
+            return
+        sent: dict[int, str] = {}
+        rows: list[dict[str, Any]] = []
+        failures: list[tuple[int, int, str]] = []
+        fail_rows: list[dict[str, Any]] = []
+        for out in run.store(load_outgoing, engine, ids, links=links, template_dir=template_dir):
+            report, error = _attempt(run.channel, out)
+            if error is None:
+                sent[out.id] = report.via if report is not None else name
+                rows += _delivery_rows(out, report, None, name, run.now())
+            else:
+                failures.append((out.id, out.attempts, error))
+                fail_rows += _delivery_rows(out, report, error, name, run.now())
+                run.result.failures.append((out, error))
+        at = run.now()
+        run.store(mark_sent, engine, list(sent), now=at, via=sent, deliveries=rows)
+        run.store(mark_failed, engine, failures, now=at, deliveries=fail_rows)
+        run.count(sent=len(sent), failed=len(failures))
 
 
 def deliver(
@@ -295,91 +384,71 @@ def deliver(
     *,
     now: dt.datetime,
     links: LinkMaker,
-    batch: int = 500,
     recipients: Iterable[int] | None = None,
     template_dir: Path | None = None,
     workers: int = 1,
     quiet: QuietHours | None = None,
     unreachable_after: int | None = None,
     today: dt.date | None = None,
+    lease: dt.timedelta = LEASE,
+    journal_dir: Path | None = None,
+    store_patience: float = STORE_PATIENCE,
 ) -> DeliverResult:
     """Send every digest that is due through ``send`` (a :class:`Channel`, or a plain function); a
-    failure never stops the others.
+    failure never stops the others.  ``workers`` threads send at once (a real channel); ``quiet``
+    holds back what comes due outside working hours; after ``unreachable_after`` failed attempts
+    of a person's digest the plan's office is told; ``journal_dir`` keeps the run's journal.
 
-    Each digest is marked sent right after it went out, so a crash repeats at most the messages
-    in flight (their lease expires and a later run sends them again): one with ``workers=1``,
-    at most ``workers`` with a thread pool.  ``quiet`` holds back what comes due outside working
-    hours; ``unreachable_after``: after that many failed attempts of a person's digest, the
-    plan's office is told (a ledger item; see ``notify_unreachable``).
-    """
+    Raises when the store stays unavailable for ``store_patience`` seconds (what went out is in
+    the journal, what was claimed is recovered by the next run)."""
     channel = as_channel(send)
-    result = DeliverResult()
     recipients = list(recipients) if recipients is not None else None
+    run = _Run(engine, channel, now=now, lease=lease, journal_dir=journal_dir, patience=store_patience)
+    result = run.result
+    result.recovered, result.interrupted = run.store(recover, engine, now=now, lease=lease, journal_dir=journal_dir)
     if quiet is not None:
-        result.deferred = defer_quiet(engine, quiet, now=now, recipients=recipients)
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="deliver") if workers > 1 else None
+        result.deferred = run.store(defer_quiet, engine, quiet, now=now, recipients=recipients)
+    heartbeat = threading.Thread(target=run.heartbeat, name="deliver-heartbeat", daemon=True)
+    heartbeat.start()
     try:
-        while True:
-            claimed = claim(engine, now=now, links=links, limit=batch, recipients=recipients, template_dir=template_dir)
-            if not claimed:
-                break
-            if pool is None:
-                outcomes: Iterable[tuple[Outgoing, DeliveryReport | None, str | None]] = (_attempt(channel, out) for out in claimed)
-            else:
-                outcomes = (f.result() for f in as_completed([pool.submit(_attempt, channel, out) for out in claimed]))
-            failures = _record(engine, channel, outcomes, now=now, result=result)
-            if unreachable_after:
-                hopeless = [(o, r) for o, r in failures if o.attempts >= unreachable_after]
-                if hopeless:
-                    told = notify_unreachable(engine, hopeless, today=today or now.date())
-                    result.unreachable = sorted(set(result.unreachable) | set(told))
-            if len(claimed) < batch:
-                break
+        _run_workers(run, workers, links=links, template_dir=template_dir, recipients=recipients)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
+        run.stop.set()
+        heartbeat.join()
+        _finish(run)
         channel.close()
+    if run.crashes:
+        raise run.crashes[0]
+    result.errors = [f"{o.recipient}：{r}" for o, r in result.failures]
+    hopeless = [(o, r) for o, r in result.failures if unreachable_after and o.attempts >= unreachable_after]
+    if hopeless:
+        result.unreachable = notify_unreachable(engine, hopeless, today=today or now.date())
     return result
 
 
-def _record(
-    engine: Engine,
-    channel: Channel,
-    outcomes: Iterable[tuple[Outgoing, DeliveryReport | None, str | None]],
-    *,
-    now: dt.datetime,
-    result: DeliverResult,
-) -> list[tuple[Outgoing, str]]:
-    """Mark what went out as sent and what failed as failed (with backoff); return the failures.
+def _run_workers(run: _Run, workers: int, **options: Any) -> None:
+    if run.channel.idempotent:
+        try:
+            _batches(run, **options)
+        except BaseException as err:  # noqa: BLE001 - re-raised by deliver() after the run is wound up
+            run.crashes.append(err)
+        return
+    if workers <= 1:
+        _worker(run, **options)
+        return
+    threads = [threading.Thread(target=_worker, args=(run,), kwargs=options, name=f"deliver-{n}") for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
-    A channel whose repeat is harmless (the outbox rewrites the same file) is marked per batch;
-    any other is marked right after each message, so a crash repeats at most the one in flight.
-    """
-    failures: list[tuple[Outgoing, str]] = []
-    sent: list[int] = []
-    via: dict[int, str] = {}
-    rows: list[dict[str, Any]] = []
-    fail_rows: list[dict[str, Any]] = []
-    for out, report, error in outcomes:
-        if error is not None:
-            failures.append((out, error))
-            fail_rows += _delivery_rows(out, report, error, channel.name, now)
-            continue
-        if channel.idempotent:
-            sent.append(out.id)
-            via[out.id] = report.via if report is not None else channel.name
-            rows += _delivery_rows(out, report, None, channel.name, now)
-        else:
-            mark_sent(
-                engine,
-                [out.id],
-                now=now,
-                via={out.id: report.via if report is not None else channel.name},
-                deliveries=_delivery_rows(out, report, None, channel.name, now),
-            )
-        result.sent += 1
-    mark_sent(engine, sent, now=now, via=via, deliveries=rows)
-    mark_failed(engine, failures, now=now, deliveries=fail_rows)
-    result.failed += len(failures)
-    result.errors += [f"{o.recipient}：{r}" for o, r in failures]
-    return failures
+
+def _finish(run: _Run) -> None:
+    """Leave nothing 发送中 (what the run still holds is due again) and drop the journal when the
+    store has everything it lists."""
+    try:
+        retry_transient(lambda: release_all(run.engine, run.token, until=run.now()), patience=min(run.patience, 30.0))
+    except Exception as err:  # noqa: BLE001 - the next run recovers them after the lease
+        log.warning("could not give back this run's claims (%s: %s); the next run takes them back", err.__class__.__name__, err)
+        run.unmarked = True
+    run.journal.close(all_marked=not run.unmarked)

@@ -9,12 +9,10 @@ the daily sweep (duban.sweep.digests, duban.sweep.delivery).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 
-from duban.sweep.delivery import deliver
-from duban.sweep.digests import assemble
+from duban.sweep.sending import send_to
 
 log = logging.getLogger("duban.web")
 
@@ -71,23 +69,7 @@ class BackgroundDelivery:
                     self._cond.notify_all()
 
     def send(self, recipients: list[int]) -> None:
-        rt = self.rt
-        today = rt.today()
-        assemble(
-            rt.engine,
-            today=today,
-            links=rt.links(today),
-            channel=rt.channel.name,
-            template_dir=rt.settings.template_dir,
-            recipients=recipients,
-        )
-        # the same options as the flows (quiet hours, workers …) where the runtime offers them
-        options = (
-            rt.deliver_options(today)
-            if hasattr(rt, "deliver_options")
-            else dict(links=rt.links(today), template_dir=rt.settings.template_dir)
-        )
-        deliver(rt.engine, rt.channel, now=dt.datetime.now(dt.UTC), recipients=recipients, **options)
+        send_to(self.rt, recipients, today=self.rt.today())
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything notified so far has been handed to the channel (tests, shutdown)."""

@@ -69,9 +69,11 @@ def test_prefect_deploy_all_and_a_worker_run_the_sweep(tmp_path):
         )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         deployments = {d["name"]: d for d in get(f"{api}/deployments/filter", {})}
-        assert set(deployments) == {"daily-sweep", "task-check", "import-plan", "rollup", "weekly-bulletin", "review"}
+        assert set(deployments) == {"daily-sweep", "deliver-due", "task-check", "import-plan", "rollup", "weekly-bulletin", "review"}
         (schedule,) = deployments["daily-sweep"]["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("30 8 * * *", "Asia/Shanghai")
+        (every5,) = deployments["deliver-due"]["schedules"]
+        assert (every5["schedule"]["cron"], every5["schedule"]["timezone"]) == ("*/5 * * * *", "Asia/Shanghai")
         (weekly,) = deployments["weekly-bulletin"]["schedules"]
         assert (weekly["schedule"]["cron"], weekly["schedule"]["timezone"]) == ("0 16 * * 5", "Asia/Shanghai")
 

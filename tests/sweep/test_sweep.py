@@ -132,25 +132,29 @@ def test_two_sweeps_at_once_send_each_item_once(plan_engine):
         assert s.scalar(select(func.count()).select_from(Notification).where(Notification.status == "sent")) == 9
 
 
-def test_killed_run_resumes_and_repeats_at_most_the_message_in_flight(plan_engine):
-    class DiesAfterSending(Recorder):
+def test_interrupted_run_gives_back_its_claims_and_repeats_at_most_the_message_in_flight(plan_engine):
+    """Ctrl+C (or any exception the channel cannot catch) in the middle of a send: the run gives
+    back what it still holds, at once, so nothing stays 发送中; the message whose send was
+    interrupted may have gone out and is the only repeat.  (kill -9: tests/sweep/test_delivery_faults.py.)"""
+
+    class InterruptedWhileSending(Recorder):
         def __call__(self, out):
             self.sent.append(out)
             if len(self.sent) == 3 and not getattr(self, "died", False):
                 self.died = True
-                raise SystemExit("killed after sending, before marking it sent")
+                raise KeyboardInterrupt("interrupted after sending, before marking it sent")
 
-    channel = DiesAfterSending()
-    with pytest.raises(SystemExit):
+    channel = InterruptedWhileSending()
+    with pytest.raises(KeyboardInterrupt):
         run_day(plan_engine, MON, channel)
     assert len(channel.sent) == 3
     with session_scope(plan_engine) as s:
         states = Counter(s.scalars(select(Digest.status)))
-    assert states == Counter({"sent": 2, "sending": 3})  # one in flight, two claimed but not sent
-    # a run a minute later: nothing decided twice, the claimed digests are still leased
-    assert run_day(plan_engine, MON, channel, now=NOW + dt.timedelta(minutes=1)) == (0, 0, 0)
-    # after the lease they go out; only the one in flight when the process died is a repeat
-    assert run_day(plan_engine, MON, channel, now=NOW + dt.timedelta(minutes=15)) == (0, 0, 3)
+        attempts = sorted(s.scalars(select(Digest.attempts).where(Digest.status == "pending")))
+    assert states == Counter({"sent": 2, "pending": 3})  # the one in flight and two claimed but not tried
+    assert attempts == [0, 0, 0]  # given back: not an attempt
+    # a run a minute later sends them; only the one in flight when the run was interrupted is a repeat
+    assert run_day(plan_engine, MON, channel, now=NOW + dt.timedelta(minutes=1)) == (0, 0, 3)
     counts = channel.by_recipient()
     assert sorted(counts.values()) == [1, 1, 1, 1, 2]
     assert counts[channel.sent[2].recipient] == 2
