@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event, exc, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -22,10 +23,15 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # differ (loading Alembic costs a CLI call about 0.3 s); tests check it is the head.
 HEAD_REVISION = "0007"
 SQLITE_BUSY_TIMEOUT = 30  # seconds a SQLite writer waits for another one
+DEFAULT_CONNECT_TIMEOUT = 10  # seconds to wait for PostgreSQL to answer a new connection (DUBAN_DB_CONNECT_TIMEOUT)
+# the execution option of a transaction that waits at most this many seconds for a lock (see session_scope)
+LOCK_WAIT = "duban_lock_wait"
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; for SQLite, create the folder, enforce foreign keys and use WAL."""
+def make_engine(url: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> Engine:
+    """Create an engine; for SQLite, create the folder, enforce foreign keys and use WAL; for
+    PostgreSQL, give up on a server that does not answer a new connection within
+    ``connect_timeout`` seconds (unless the URL says otherwise)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1] if "///" in url else ""
         if path and path != ":memory:" and not path.startswith("file:"):
@@ -52,19 +58,38 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):  # pragma: no cover - trivial
+        def _sqlite_begin(conn: Connection) -> None:
             # Writers take the write lock up front: two sweeps or imports at once then queue (busy
             # timeout) instead of failing when a reader tries to become a writer after the other
             # committed. Read-only work (status, previews) reads a snapshot and waits for no one.
-            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("duban_readonly") else "BEGIN IMMEDIATE")
+            options = conn.get_execution_options()
+            if options.get("duban_readonly"):
+                conn.exec_driver_sql("BEGIN")
+                return
+            # the busy timeout belongs to the connection, which goes back to the pool: set it for
+            # every transaction whose wait differs from the connection's last one
+            wait_ms = round(1000 * (options.get(LOCK_WAIT) or SQLITE_BUSY_TIMEOUT))
+            if conn.info.get("duban_busy_ms", SQLITE_BUSY_TIMEOUT * 1000) != wait_ms:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms:d}")
+                conn.info["duban_busy_ms"] = wait_ms
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": max(2, int(connect_timeout))}
     # pool_size ≥ the web app's worker threads (8): with SQLAlchemy's default of 5, every request
     # beyond the fifth opened and closed an overflow connection (bench_web: PostgreSQL page-view
     # p99 from seconds to ~150 ms at 200 views/s)
-    return create_engine(url, pool_pre_ping=True, pool_size=10)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, connect_args=connect_args)
+
+    @event.listens_for(engine, "begin")
+    def _postgres_begin(conn: Connection) -> None:
+        wait = conn.get_execution_options().get(LOCK_WAIT)
+        if wait:  # this transaction waits at most so long for a row or table lock (SQLSTATE 55P03 after)
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(1000 * wait)):d}")
+
+    return engine
 
 
 def alembic_config(engine: Engine):
@@ -84,7 +109,10 @@ def upgrade(engine: Engine) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's schema version (None: not initialised); read only, so on SQLite it never
+    waits for a writer (every command asks this first)."""
     with engine.connect() as conn:
+        conn.execution_options(duban_readonly=True)
         if not inspect(conn).has_table("alembic_version"):
             return None
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
@@ -104,16 +132,21 @@ def _factory(engine: Engine, readonly: bool) -> sessionmaker:
 
 
 @contextlib.contextmanager
-def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
+def session_scope(engine: Engine, *, readonly: bool = False, wait: float | None = None) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error.
 
     ``readonly`` work on SQLite does not take the write lock, so it never waits for a writer.
+    ``wait``: seconds a writing transaction waits for a lock held by another one before it fails
+    with a transient error (:func:`is_transient`): SQLite's busy timeout (default
+    ``SQLITE_BUSY_TIMEOUT``), PostgreSQL's ``lock_timeout`` (default: no limit).
     """
     lock = None if readonly else engine.__dict__.get("_duban_write_lock")
-    if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT):
+    if lock is not None and not lock.acquire(timeout=wait or SQLITE_BUSY_TIMEOUT):
         lock = None  # still busy: fall back to SQLite's own busy timeout
     try:
         with _factory(engine, readonly)() as session, session.begin():
+            if wait and not readonly:
+                session.connection(execution_options={LOCK_WAIT: wait})  # begins the transaction with it
             yield session
     finally:
         if lock is not None:
@@ -163,6 +196,15 @@ def retry_transient(work: Callable[[], T], *, patience: float = 60.0, first_wait
 _engines: dict[str, Engine] = {}
 
 
+def _connect_timeout() -> int:
+    from duban.settings import ConfigurationError, get_settings
+
+    try:
+        return get_settings().db_connect_timeout
+    except ConfigurationError:  # the command says what is wrong with the settings itself
+        return DEFAULT_CONNECT_TIMEOUT
+
+
 def get_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
     """The process-wide engine for ``url`` (default: the configured database), migrated to head."""
     if url is None:
@@ -171,7 +213,7 @@ def get_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
         url = get_settings().database_url
     engine = _engines.get(url)
     if engine is None:
-        engine = make_engine(url)
+        engine = make_engine(url, connect_timeout=_connect_timeout())
         if migrate and current_revision(engine) != HEAD_REVISION:
             upgrade(engine)
         _engines[url] = engine

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import time
+
+import psycopg
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import exc, inspect, text
 
 from duban.db import alembic_config, current_revision, upgrade
 from duban.models import Base
@@ -84,3 +90,36 @@ def test_sqlite_reader_does_not_wait_for_a_writer(tmp_path):
     with session_scope(eng, readonly=True) as reader:
         assert reader.execute(text("SELECT count(*) FROM plans")).scalar() == 1
     eng.dispose()
+
+
+@contextlib.contextmanager
+def other_writer(database_url: str):
+    """Another process's long write: SQLite's write lock, or a PostgreSQL table lock on plans that
+    lets readers through and holds writers."""
+    if database_url.startswith("sqlite"):
+        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        conn = psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"))
+        conn.execute("LOCK TABLE plans IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def test_a_transaction_waits_for_a_lock_no_longer_than_it_was_told(engine, database_url):
+    from duban.db import is_transient, session_scope
+
+    with other_writer(database_url):
+        assert current_revision(engine) == "0007"  # read-only: does not queue behind the writer
+        started = time.monotonic()
+        with pytest.raises(exc.OperationalError) as caught, session_scope(engine, wait=0.5) as s:
+            s.execute(text("UPDATE plans SET name = 'x'"))
+        waited = time.monotonic() - started
+    assert is_transient(caught.value)
+    assert 0.4 < waited < 3
+    with session_scope(engine) as s:  # the pooled connection is back to the usual wait
+        setting = "PRAGMA busy_timeout" if database_url.startswith("sqlite") else "SHOW lock_timeout"
+        assert str(s.execute(text(setting)).scalar()) == ("30000" if database_url.startswith("sqlite") else "0")
