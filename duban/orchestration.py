@@ -126,7 +126,7 @@ class TaskNotFound(LookupError):  # noqa: N818  public name (flows.task_check re
 def task_tags(task_code: str, plan: str | None) -> tuple[str, list[str]]:
     """(plan code, tags) of the task; raises TaskNotFound with a clear message."""
     rt = runtime()
-    with session_scope(rt.engine) as s:
+    with session_scope(rt.engine, readonly=True) as s:
         q = (
             select(Plan.code, System.name, Department.name)
             .select_from(Task)

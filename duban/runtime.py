@@ -72,7 +72,7 @@ class Runtime:
         from duban.rules.quiet import QuietHours, parse_send_hours
 
         per_plan = {}
-        with session_scope(self.engine) as session:
+        with session_scope(self.engine, readonly=True) as session:
             for pid, policy in session.execute(select(Plan.id, Plan.policy)):
                 if (policy or {}).get("send_hours"):
                     per_plan[pid] = parse_send_hours(policy["send_hours"])
@@ -104,7 +104,7 @@ def channels_configured(engine: Engine) -> bool:
     from duban.db import session_scope
     from duban.models import Department, Person, Plan
 
-    with session_scope(engine) as session:
+    with session_scope(engine, readonly=True) as session:
         for column in (Person.notify_urls, Department.notify_urls):  # "[]" when empty
             if session.scalar(select(literal(1)).where(func.length(cast(column, String)) > 2).limit(1)):
                 return True

@@ -172,7 +172,7 @@ def outbox_command(
 
     engine = _engine()
     if show is not None:
-        with session_scope(engine) as s:
+        with session_scope(engine, readonly=True) as s:
             row = s.execute(
                 select(Digest, Person.name).outerjoin(Person, Person.id == Digest.recipient_id).where(Digest.id == show)
             ).first()
@@ -184,7 +184,7 @@ def outbox_command(
         from notifications.render import render_text
 
         rt = _runtime()
-        with session_scope(engine) as s:
+        with session_scope(engine, readonly=True) as s:
             urls = rt.links().urls(s, [lid for item in digest.payload.get("items", ()) for _, lid in item.get("links", ())])
         name = name or AUDIENCE_NAMES.get(digest.audience, digest.payload.get("recipient", ""))
         out = Outgoing(

@@ -5,16 +5,35 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from duban.settings import ConfigurationError, Settings, get_settings
 
+
+class _Commands(TyperGroup):
+    """The ``duban`` group: a store that stays busy (another task holding SQLite's write lock past
+    the busy timeout, a PostgreSQL lock or a lost connection) ends any command with one message,
+    not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as err:
+            message = _store_busy_message(err)
+            if message is None:
+                raise
+            _fail(message, 1)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="督办（duban）：把改革任务清单（任务书·路线图·时间表·责任人）变成按期提醒、逐级督办、汇总通报的流程。",
     no_args_is_help=True,
     add_completion=False,
@@ -48,7 +67,49 @@ def _engine():
     try:
         return get_engine(settings.database_url)
     except Exception as err:  # noqa: BLE001 - any driver error becomes one clear message
-        _fail(f"无法连接数据库 {_safe_url(settings.database_url)}：{err.__class__.__name__}: {err}", 2)
+        _fail(_store_busy_message(err) or _connect_problem(settings, err), 2)
+
+
+def _connect_problem(settings: Settings, err: BaseException) -> str:
+    """Why the database cannot be reached, in one line: where (host:port, no password) and what
+    to check."""
+    from sqlalchemy.engine import make_url
+
+    url = settings.database_url
+    orig = getattr(err, "orig", None) or err
+    detail = str(orig).strip().splitlines()[0] if str(orig).strip() else err.__class__.__name__
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001
+        return f"无法连接数据库（DUBAN_DATABASE_URL 无法解析）：{detail}"
+    if parsed.get_backend_name() == "sqlite":
+        return f"无法打开数据库 {parsed.database or '（内存）'}：{detail}。请检查 DUBAN_DATABASE_URL 和该文件夹的读写权限。"
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    low = detail.lower()
+    if "timeout" in low:
+        why = f"等待 {settings.db_connect_timeout} 秒仍无响应。请检查数据库服务是否正常运行、地址和端口是否正确、网络和防火墙是否放行"
+        why += "（等待时间可用 DUBAN_DB_CONNECT_TIMEOUT 调整）"
+    elif "refused" in low:
+        why = "连接被拒绝。请检查数据库服务是否已启动、端口是否正确"
+    elif "resolve" in low or "name or service" in low:
+        why = f"找不到主机“{parsed.host}”。请检查 DUBAN_DATABASE_URL 中的主机名"
+    else:
+        why = f"{detail.rpartition(' failed: ')[2].removeprefix('FATAL:').strip()}。请检查 DUBAN_DATABASE_URL 中的用户名、密码和数据库名"
+    return f"无法连接数据库 {where}：{why}。（DUBAN_DATABASE_URL：{_safe_url(url)}）"
+
+
+def _store_busy_message(err: BaseException) -> str | None:
+    """The message for a store that stayed busy (:func:`duban.db.is_transient`), else None."""
+    if "sqlalchemy" not in sys.modules:  # no store was used: not a store error (and no import for --help)
+        return None
+    from duban.db import SQLITE_BUSY_TIMEOUT, is_transient
+
+    if not is_transient(err):
+        return None
+    if getattr(err, "connection_invalidated", False):
+        return "与数据库的连接中断，本次操作未能完成。请检查数据库服务后重试。"
+    waited = f"等待 {SQLITE_BUSY_TIMEOUT} 秒后仍未结束" if type(getattr(err, "orig", None)).__module__.startswith("sqlite3") else "与之冲突"
+    return f"数据库正忙：另一项任务（如每日督办检查、导入或网页上的办理）正在写入，{waited}，本次操作未能完成。请稍后重试。"
 
 
 def _safe_url(url: str) -> str:

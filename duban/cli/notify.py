@@ -31,7 +31,7 @@ def notify_test_command(
     settings = _settings()
     engine = _engine()
     rt = _runtime()
-    with session_scope(engine) as s:
+    with session_scope(engine, readonly=True) as s:
         q = select(Person, Plan.code).join(Plan, Plan.id == Person.plan_id).where(Person.name == person)
         if plan is not None:
             q = q.where(Plan.code == plan)

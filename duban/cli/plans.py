@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from duban.cli.common import _engine, _fail, _parse_day, _require_plan, _runtime, _settings, app, console
+from duban.cli.common import _engine, _fail, _parse_day, _require_plan, _runtime, _settings, app, console, err_console
 
 
 @app.command("import")
@@ -85,7 +85,7 @@ def plans_command() -> None:
     from duban.db import session_scope
     from duban.models import Plan, Task
 
-    with session_scope(_engine()) as session:
+    with session_scope(_engine(), readonly=True) as session:
         rows = session.execute(
             select(Plan.code, Plan.name, Plan.organization, Plan.updated_at, func.count(Task.id))
             .outerjoin(Task, (Task.plan_id == Plan.id) & Task.archived_at.is_(None))
@@ -114,7 +114,6 @@ def report_command(
     from duban.report import write_report
     from duban.rollup import RollupError, headline
     from duban.rollup.compute import compute
-    from duban.rollup.snapshots import snapshot as store_snapshot
 
     day = _parse_day(as_of)
     engine = _engine()
@@ -126,7 +125,7 @@ def report_command(
     if r.plans.empty:
         _fail("库中还没有方案。请先导入：duban import 方案文件.xlsx", 1)
     if snapshot:
-        store_snapshot(engine, r)
+        _snapshot(engine, r)
     folder = out or _settings().data_dir / "reports"
     try:
         files = write_report(r, folder)
@@ -150,6 +149,29 @@ def report_command(
     console.print(f"Excel 工作簿：{files.xlsx}", markup=False, highlight=False)
 
 
+SNAPSHOT_WAIT = 2.0  # seconds `duban report` waits for another writer before it goes without its snapshot
+
+
+def _snapshot(engine, r) -> None:
+    """The day's snapshot (the trend's data points). The report does not need it, so while
+    another task writes (a sweep, an import) it is left to the daily check rather than waited for."""
+    from sqlalchemy.exc import DBAPIError
+
+    from duban.db import is_transient
+    from duban.rollup.snapshots import snapshot
+
+    try:
+        snapshot(engine, r, wait=SNAPSHOT_WAIT)
+    except DBAPIError as err:
+        if not is_transient(err):
+            raise
+        err_console.print(
+            "提示：数据库正忙（另一项任务正在写入），本次未记录当日快照（趋势图的数据），报告不受影响；每日督办检查会记录当日快照。",
+            markup=False,
+            highlight=False,
+        )
+
+
 @app.command("export")
 def export_command(
     plan: Annotated[str, typer.Argument(help="方案编号")],
@@ -160,7 +182,7 @@ def export_command(
     from duban.db import session_scope
     from duban.plans.export import plan_file_from_store
 
-    with session_scope(_engine()) as session:
+    with session_scope(_engine(), readonly=True) as session:
         plan_file = plan_file_from_store(session, plan)
     if plan_file is None:
         _fail(f"没有编号为“{plan}”的方案。", 1)

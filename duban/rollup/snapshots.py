@@ -41,16 +41,17 @@ def snapshot_rows(r: Rollup, now: dt.datetime | None = None) -> list[dict[str, A
     return out
 
 
-def snapshot(engine: Engine, r: Rollup, *, now: dt.datetime | None = None) -> int:
+def snapshot(engine: Engine, r: Rollup, *, now: dt.datetime | None = None, wait: float | None = None) -> int:
     """Upsert the day's snapshot rows (plan, day, scope, key); returns rows written.
 
     Rows of that day and plan that no longer exist (a department that leads nothing any more)
     are removed, so a re-run the same day leaves exactly what a first run would have written.
+    ``wait``: seconds to wait for another writer (``duban.db.session_scope``).
     """
     rows = snapshot_rows(r, now)
     table = table_of(RollupSnapshot)
     plan_ids = [int(x) for x in r.plans["plan_id"]]
-    with session_scope(engine) as session:
+    with session_scope(engine, wait=wait) as session:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         if rows:
             stmt = insert(table)

@@ -19,7 +19,7 @@ def digest_rows(
     engine: Engine, *, run_on: dt.date | None = None, status: str | None = None, person: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Digests as table rows (Chinese column names), newest first: what `duban outbox` lists."""
-    with session_scope(engine) as session:
+    with session_scope(engine, readonly=True) as session:
         q = (
             select(
                 Digest.id,
