@@ -133,6 +133,7 @@ class StoredFile:
     content_type: str
     size: int
     sha256: str
+    created: bool = False  # this upload put the file there (it was not stored before)
 
 
 def display_name(raw: str | None) -> str:
@@ -270,14 +271,25 @@ def store_upload(folder: Path, raw_name: str | None, stream: BinaryIO, *, max_by
         stored = f"{sha[:2]}/{sha}"
         target = folder / stored
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            tmp.unlink()
-        else:
+        created = not target.exists()
+        if created:
             os.replace(tmp, target)
+        else:
+            tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return StoredFile(filename=name, stored_name=stored, content_type=ALLOWED[ext][0], size=size, sha256=sha)
+    return StoredFile(filename=name, stored_name=stored, content_type=ALLOWED[ext][0], size=size, sha256=sha, created=created)
+
+
+def discard_new_files(folder: Path, files: Iterable[StoredFile]) -> None:
+    """Remove the files a submission stored when the store did not record it (it stayed busy):
+    only those this submission created, so a file an earlier record refers to stays. (A second
+    submission of the very same file, recorded while this one waited, would lose it: both would
+    have to arrive within the same busy spell.)"""
+    for f in files:
+        if f.created:
+            stored_path(folder, f.stored_name).unlink(missing_ok=True)
 
 
 _STORED = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}$")

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     relink_per_hour: int = 3  # "send me a fresh link" per link
     web_send_now: bool = True  # deliver what an action caused (approval requests, decisions) at once
     web_send_delay: float = 3.0  # seconds to gather such messages into one digest per person
+    web_busy_patience: float = Field(30.0, gt=0)  # seconds an action waits for the store while another task writes, then "系统正忙" (503)
     trusted_proxies: str = "127.0.0.1"  # addresses whose X-Forwarded-For is believed (duban serve)
     # dashboard sign-in (docs/web.md, "Dashboard")
     session_hours: float = Field(12.0, gt=0)  # a dashboard session lasts this long, then sign in again

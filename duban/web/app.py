@@ -19,11 +19,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from duban.runtime import runtime
 from duban.web import dashboard, dashboard_reviews, link_pages, reviews
-from duban.web.deps import Limiters, Refusal, refusal_page
+from duban.web.deps import Limiters, Refusal, StoreBusy, busy_page, refusal_page
 from duban.web.dispatch import BackgroundDelivery
 from duban.web.render import STATIC, error_page
 from duban.web.security import BodyLimit, SecurityHeaders
@@ -83,6 +84,9 @@ def create_app() -> FastAPI:
 def _add_error_pages(app: FastAPI) -> None:
     """Chinese pages, never a stack trace."""
     app.add_exception_handler(Refusal, refusal_page)
+    # the store busy (another task writing for long): 503 "系统正忙" with Retry-After, never the 500 page
+    app.add_exception_handler(StoreBusy, busy_page)
+    app.add_exception_handler(DBAPIError, busy_page)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -28,10 +28,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from duban import accounts
-from duban.db import session_scope
 from duban.models import utcnow
 from duban.web import dashboard_views
-from duban.web.deps import FORM_COOKIE, Refusal, client_ip, limiters, read_form, runtime, too_many
+from duban.web.deps import FORM_COOKIE, Refusal, client_ip, limiters, read_form, runtime, store_write, too_many
 from duban.web.render import render
 from duban.web.signin import (
     PRIVATE,
@@ -111,10 +110,13 @@ def _login(request: Request, login: str, password: str, next_url: str) -> Respon
     rt = runtime(request)
     settings = rt.settings
     now = utcnow()
-    with session_scope(rt.engine) as s:
-        result = accounts.authenticate(
+    result = store_write(
+        rt,
+        "sign-in",
+        lambda s: accounts.authenticate(
             s, login, password[:1024], now=now, max_failures=settings.login_max_failures, lock_minutes=settings.login_lock_minutes
-        )
+        ),
+    )
     if not result.ok:
         log.info("dashboard sign-in refused for %r from %s", login[:100], client_ip(request))
         status = 429 if "锁定" in result.message else 401
@@ -134,8 +136,9 @@ async def logout(request: Request):
     rt = runtime(request)
     cookie = accounts.read_session_cookie(rt.settings.secret_key, request.cookies.get(accounts.SESSION_COOKIE), now=utcnow())
     if cookie is not None and cookie[0] == "a":
-        with session_scope(rt.engine) as s:
-            accounts.end_sessions(s, cookie[1])  # a copied cookie stops working too
+        account_id = cookie[1]
+        # a copied cookie stops working too
+        await run_in_threadpool(store_write, rt, "sign-out", lambda s: accounts.end_sessions(s, account_id))
     return clear_session(RedirectResponse("/login?out=1", status_code=303, headers=PRIVATE))
 
 
@@ -145,11 +148,14 @@ def open_read_only_link(request: Request, token: str):
         raise too_many(wait, page="dashboard_message.html", headers=PRIVATE, viewer=None, login=False, csrf="")
     rt = runtime(request)
     now = utcnow()
+
+    def use(s):
+        link = accounts.open_dashboard_link(s, token, secret=rt.settings.secret_key, today=rt.today())
+        link.last_used_at = now
+        return link.id, link.expires_on
+
     try:
-        with session_scope(rt.engine) as s:
-            link = accounts.open_dashboard_link(s, token, secret=rt.settings.secret_key, today=rt.today())
-            link.last_used_at = now
-            ident, expires_on = link.id, link.expires_on
+        ident, expires_on = store_write(rt, "read-only dashboard link", use)
     except accounts.AccountError as err:
         return message_page("链接无法使用", str(err), 410 if "过期" in str(err) or "撤销" in str(err) else 404)
     end_of_link = dt.datetime.combine(expires_on + dt.timedelta(days=1), dt.time(), tzinfo=rt.tz)

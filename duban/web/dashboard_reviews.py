@@ -28,9 +28,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from duban import orchestration
-from duban.db import session_scope
+from duban.db import is_transient, session_scope
 from duban.models import (
     Plan,
     Review,
@@ -40,7 +41,7 @@ from duban.models import (
 )
 from duban.reviews import api as reviews
 from duban.vocabulary import AccountRole, ItemState, ReviewState, ScopeKind, Verdict
-from duban.web.deps import UNREADABLE_FORM, read_form, runtime
+from duban.web.deps import UNREADABLE_FORM, read_form, runtime, store_write
 from duban.web.security import attachment
 from duban.web.signin import PRIVATE, form_ok, office_only, plan_scope, plans_of, refusal, signed_in, viewer_page
 
@@ -415,12 +416,17 @@ def _cancel(request: Request, viewer, review_id: int, form) -> Response:
         return _show_page(
             request, viewer, review, reason=reason, status=400, error=f"撤销原因：不能超过 500 个字（现有 {len(reason)} 个字）。"
         )
-    today = rt.today()
+    today, now = rt.today(), utcnow()
     try:
-        with session_scope(rt.engine) as s:
-            out = reviews.cancel(s, review_id, actor=viewer.name, reason=reason, now=utcnow(), today=today)
+        out = store_write(
+            rt, f"cancel review {review_id}", lambda s: reviews.cancel(s, review_id, actor=viewer.name, reason=reason, now=now, today=today)
+        )
     except reviews.ReviewError as err:
         return _show_page(request, viewer, review, status=409, error=str(err))
-    orchestration.wake(rt.engine, review_id)  # a suspended flow run ends itself (it finds the review cancelled)
+    try:
+        orchestration.wake(rt.engine, review_id)  # a suspended flow run ends itself (it finds the review cancelled)
+    except DBAPIError as err:  # cancelled already; the flow run finds out at its next round
+        if not is_transient(err):
+            raise
     request.app.state.dispatcher.notify(out.notify)
     return RedirectResponse(f"/dashboard/reviews/{review_id}?done=cancelled", status_code=303, headers=PRIVATE)

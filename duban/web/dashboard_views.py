@@ -9,6 +9,7 @@ columns, formats them, and draws them.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -36,6 +37,7 @@ VIEW_COLUMNS: dict[str, list[str]] = {
     "extensions": ["code", "title", "milestone", "owner", "department", "baseline", "due", "slipped_days", "extensions", "reason"],
     "assessment": ["rank", "department", "tasks", "on_time_rate", "avg_late_days", "escalations", "returns", "score"],
 }
+log = logging.getLogger("duban.web.dashboard")
 ITEM_VIEWS = ("tasks", "overdue", "due_soon", "extensions")  # lists of tasks with their owners
 FILTER_LABELS = {"system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导"}
 DRILL = {"system": "system", "department": "department", "supervisor": "supervisor"}  # column -> filter
@@ -283,28 +285,43 @@ def _charts(r: rollup.Rollup, frames: dict[str, pd.DataFrame], totals: dict[str,
 
 def _queue_href(rt, viewer: Viewer, r: rollup.Rollup) -> str | None:
     """An office account tied to a reviewer of the plan opens the existing review queue (its own
-    signed queue link, issued once and reused)."""
+    signed queue link, issued once and reused). Looked up read-only; only a new link is written
+    (once a day at most), and when the store is busy the page goes without it rather than wait."""
     if viewer.person_id is None:
         return None
-    from duban.db import session_scope
+    from sqlalchemy import select
+
+    from duban.db import is_transient, session_scope
     from duban.links import LinkSpec, issue, link_token, reviewers
     from duban.models import Link, Person
 
-    with session_scope(rt.engine) as s:
+    today = rt.today()
+    expires = today + dt.timedelta(days=rt.settings.link_days_after_due)
+    with session_scope(rt.engine, readonly=True) as s:
         person = s.get(Person, viewer.person_id)
         if person is None or person.plan_id not in {int(x) for x in r.plans["plan_id"]}:
             return None
         if person.id not in reviewers(s, person.plan_id):
             return None
-        today = rt.today()
-        expires = today + dt.timedelta(days=rt.settings.link_days_after_due)
-        [lid] = issue(
-            s, [LinkSpec(person.plan_id, person.id, LinkAction.QUEUE, None, None, expires)], secret=rt.settings.secret_key, today=today
-        )
-        link = s.get(Link, lid)
-        if link is None:
-            raise RuntimeError(f"link {lid} was issued but is not in the store")
-        return f"/l/{link_token(rt.settings.secret_key, lid, LinkAction.QUEUE, link.expires_on)}"
+        spec = LinkSpec(person.plan_id, person.id, LinkAction.QUEUE, None, None, expires)
+        found = s.execute(
+            select(Link.id, Link.expires_on)
+            .where(Link.person_id == person.id, Link.action == LinkAction.QUEUE, Link.task_id.is_(None))
+            .where(Link.used_at.is_(None), Link.void_at.is_(None), Link.expires_on >= expires)
+            .order_by(Link.expires_on.desc())
+            .limit(1)
+        ).first()
+    if found is None:
+        try:
+            with session_scope(rt.engine, wait=2.0) as s:
+                [lid] = issue(s, [spec], secret=rt.settings.secret_key, today=today)
+                found = s.execute(select(Link.id, Link.expires_on).where(Link.id == lid)).one()
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            log.info("review queue link not issued (the store is busy): %s", err.__class__.__name__)
+            return None
+    return f"/l/{link_token(rt.settings.secret_key, found.id, LinkAction.QUEUE, found.expires_on)}"
 
 
 def as_json(d: Dashboard, viewer: Viewer) -> dict[str, Any]:

@@ -1,19 +1,25 @@
 """What the routers share: the runtime, the client's address, the CSRF cookie of a group of pages,
-rate limits, reading a form, and the one exception a route raises to refuse (rendered by
-:func:`refusal_page`, the handler :func:`duban.web.app.create_app` registers).
+rate limits, reading a form, writing to the store (:func:`store_write`), and the exceptions a
+route raises to refuse (rendered by :func:`refusal_page`) or to say the store is busy (rendered by
+:func:`busy_page`), the handlers :func:`duban.web.app.create_app` registers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
+from duban.db import is_transient, retry_transient, session_scope
 from duban.evidence import EvidenceError, stored_path
 from duban.links import LinkRefused, token_hash, verify
 from duban.vocabulary import LinkAction
@@ -120,6 +126,65 @@ def stored_file(evidence_path: Path, stored_name: str | None) -> Path:
     if not path.is_file():
         raise Refusal("附件无法打开", "附件文件已不存在，请联系领导小组办公室。", 404)
     return path
+
+
+# -- writing to the store -------------------------------------------------------------------------------
+
+T = TypeVar("T")
+log = logging.getLogger("duban.web")
+ATTEMPT_WAIT = 5.0  # seconds one attempt waits for a lock (SQLite busy timeout, PostgreSQL lock_timeout)
+BUSY_RETRY_AFTER = 30  # seconds the busy page asks a browser (or a script) to wait
+
+
+class StoreBusy(Exception):  # noqa: N818  a page that says "not now", not an error
+    """The store stayed busy (another task writing) for longer than the web waits: nothing of the
+    request was saved. Rendered by :func:`busy_page` (503, ``Retry-After``)."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
+def store_write(rt, what: str, work: Callable[[Session], T]) -> T:
+    """``work`` in one writing transaction, committed; while another process holds the store's
+    lock (a sweep's long write on SQLite, a row or table lock on PostgreSQL), run again for up to
+    ``DUBAN_WEB_BUSY_PATIENCE`` seconds, then raise :class:`StoreBusy` (``what``: for the log).
+
+    ``work`` must touch nothing but the store (files are stored before, messages sent after):
+    a failed run is rolled back and only the last run is committed."""
+    patience = rt.settings.web_busy_patience
+    deadline = time.monotonic() + patience
+
+    def attempt() -> T:
+        with session_scope(rt.engine, wait=min(ATTEMPT_WAIT, max(0.1, deadline - time.monotonic()))) as s:
+            return work(s)
+
+    try:
+        return retry_transient(attempt, patience=patience)
+    except DBAPIError as err:
+        if not is_transient(err):
+            raise
+        log.warning("store busy for %.0f s: %s not saved (%s: %s)", patience, what, err.__class__.__name__, err.orig)
+        raise StoreBusy(what) from err
+
+
+BUSY_TITLE = "系统正忙"
+NOT_SAVED = f"系统正忙（另一项任务正在处理数据），您填写的内容尚未保存。请约 {BUSY_RETRY_AFTER} 秒后返回上一页，重新提交。"
+TRY_AGAIN = f"系统正忙（另一项任务正在处理数据），请约 {BUSY_RETRY_AFTER} 秒后再试。如您刚才提交过内容，请重新打开页面查看是否已保存。"
+
+
+async def busy_page(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After``: the store stayed busy (:class:`StoreBusy`: nothing saved), or any
+    other transient store error (:func:`duban.db.is_transient`); other store errors go on to the 500 page."""
+    if not isinstance(exc, StoreBusy) and not is_transient(exc):
+        raise exc
+    if not isinstance(exc, StoreBusy):
+        log.warning("store busy on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    parts = request.url.path.split("/")
+    back = "/".join(parts[:3]) if len(parts) > 2 and parts[1] in ("l", "rv") else None
+    message = NOT_SAVED if isinstance(exc, StoreBusy) else TRY_AGAIN
+    headers = {"Retry-After": str(BUSY_RETRY_AFTER), "Cache-Control": "no-store"}
+    return render("error.html", {"title": BUSY_TITLE, "message": message, "back": back}, 503, headers)
 
 
 # -- links ----------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from duban import actions, approvals
 from duban.db import session_scope
-from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, clean_urls, store_form_files
+from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, clean_urls, discard_new_files, store_form_files
 from duban.links import LinkRefused, Resolved, local_time, resolve, verify
 from duban.models import Evidence, Link, Task, utcnow
 from duban.models import Request as RequestRow
@@ -40,6 +40,7 @@ from duban.web.deps import (
     UNREADABLE_FORM,
     Cookie,
     Refusal,
+    StoreBusy,
     client_ip,
     is_review_token,
     limit_link,
@@ -47,6 +48,7 @@ from duban.web.deps import (
     link_refusal,
     read_form,
     runtime,
+    store_write,
     stored_file,
     too_many,
 )
@@ -189,6 +191,7 @@ def index():
 def healthz(request: Request):
     try:
         with runtime(request).engine.connect() as conn:
+            conn.execution_options(duban_readonly=True)  # a health check never waits for a writer
             conn.execute(text("SELECT 1"))
     except Exception as err:  # noqa: BLE001
         return JSONResponse({"ok": False, "database": f"{err.__class__.__name__}"}, status_code=503)
@@ -304,17 +307,24 @@ def _submit(page: LinkPage, form, request_id: int | None) -> Response:
         request_id=request_id,
         values={k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD},
     )
-    _, action = _posted_link(page, form, p.today)
+    link_id, action = _posted_link(page, form, p.today)
     if action == LinkAction.VIEW or (action == LinkAction.QUEUE and request_id is None):
         raise Refusal("此链接仅供查看", "此链接只能查看任务情况，不能提交办理。", 405)
     try:
         _read_inputs(page, action, form, p)
     except (EvidenceError, actions.ActionError) as err:
         return _form_again(page, str(err), p.values, err.status if isinstance(err, EvidenceError) else 400, request_id)
-    try:  # the action, in one transaction with the link locked
-        with session_scope(page.rt.engine) as s:
-            r = page.resolve(s, today=p.today, for_update=True)
-            outcome = APPLY.get(action, _decide)(s, r, page.origin(), p)
+    origin = page.origin()
+
+    def apply(s: Session) -> tuple[Resolved, actions.Outcome]:  # the action, in one transaction with the link locked
+        r = page.resolve(s, today=p.today, for_update=True)
+        return r, APPLY.get(action, _decide)(s, r, origin, p)
+
+    try:
+        r, outcome = store_write(page.rt, f"{action} on link {link_id}", apply)
+    except StoreBusy:
+        discard_new_files(page.rt.settings.evidence_path, p.files)  # nothing refers to them: not saved
+        raise
     except LinkRefused as err:
         raise page.refused(err) from None
     except actions.ActionError as err:
@@ -377,22 +387,27 @@ def _renew(page: LinkPage, form) -> Response:
     renew_limiter = limiters(page.request).renew
     if wait := renew_limiter.hit(f"renew:{link_id}") or renew_limiter.hit("renew-ip:" + client_ip(page.request)):
         raise too_many(wait, "申请过于频繁", f"已为此链接申请过多次新链接，请约 {max(1, wait // 60)} 分钟后再试，或联系领导小组办公室。")
-    day = rt.today()
+    day, now, origin = rt.today(), utcnow(), page.origin()
+
+    def ask(s: Session) -> actions.Outcome | None:
+        try:
+            resolve(s, page.token, secret=secret, today=day, tz=rt.tz)
+        except LinkRefused as err:
+            if not err.renewable:
+                raise page.refused(err) from None
+        else:
+            return None  # still valid: nothing to renew
+        link = s.get(Link, link_id)
+        if link is None:  # resolve() refused it as invalid already
+            raise Refusal("链接无效", "链接无效或已被修改，无法申请新链接。请使用通知中的完整链接。", 404)
+        return actions.request_new_link(s, link, origin, now=now, today=day)
+
     try:
-        with session_scope(rt.engine) as s:
-            try:
-                resolve(s, page.token, secret=secret, today=day, tz=rt.tz)
-            except LinkRefused as err:
-                if not err.renewable:
-                    raise page.refused(err) from None
-            else:
-                return RedirectResponse(f"/l/{page.token}", status_code=303)  # still valid: nothing to renew
-            link = s.get(Link, link_id)
-            if link is None:  # resolve() refused it as invalid already
-                raise Refusal("链接无效", "链接无效或已被修改，无法申请新链接。请使用通知中的完整链接。", 404)
-            outcome = actions.request_new_link(s, link, page.origin(), now=utcnow(), today=day)
+        outcome = store_write(rt, f"fresh link for link {link_id}", ask)
     except actions.ActionError as err:
         raise Refusal("无法发送新链接", str(err), 409) from None
+    if outcome is None:
+        return RedirectResponse(f"/l/{page.token}", status_code=303)
     page.request.app.state.dispatcher.notify(outcome.notify)
     return render("renewed.html", {"message": outcome.message})
 

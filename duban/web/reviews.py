@@ -15,6 +15,7 @@ the review on wakes its flow run (duban.orchestration.wake_or_advance).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,12 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from duban import orchestration
-from duban.db import session_scope
-from duban.evidence import FORMATS_TEXT, EvidenceError, clean_urls, human_size, store_form_files
+from duban.db import is_transient, session_scope
+from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, clean_urls, discard_new_files, human_size, store_form_files
 from duban.links import LinkRefused, Resolved, local_time, resolve
 from duban.models import (
     Event,
@@ -47,10 +49,12 @@ from duban.web.deps import (
     UNREADABLE_FORM,
     Cookie,
     Refusal,
+    StoreBusy,
     client_ip,
     limit_link,
     link_refusal,
     read_form,
+    store_write,
     stored_file,
 )
 from duban.web.deps import (
@@ -60,6 +64,7 @@ from duban.web.render import render
 from duban.web.security import CSRF_FIELD, attachment, csrf_ok, csrf_token
 
 router = APIRouter()
+log = logging.getLogger("duban.web")
 
 
 def _resolve(session, request: Request, token: str, *, for_update: bool = False) -> Resolved:
@@ -247,11 +252,19 @@ def _posted_link(request: Request, token: str, form, cookie: Cookie) -> tuple[in
 
 
 def _notify(request: Request, out, review_id: int, day: dt.date) -> None:
-    """Send what a change wrote at once; a change that moves the review on wakes its flow run."""
+    """Send what a change wrote at once; a change that moves the review on wakes its flow run.
+    The change is saved already: a store too busy to move the review on now leaves that to the
+    review's daily tick, and the page still says what was saved."""
     rt = _rt(request)
     notify = set(out.notify)
     if out.wake:
-        _, more = orchestration.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
+        try:
+            _, more = orchestration.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
+        except DBAPIError as err:
+            if not is_transient(err):
+                raise
+            log.warning("review %s saved, not moved on now (the store is busy): %s", review_id, err.__class__.__name__)
+            more = set()
         notify |= more
     request.app.state.dispatcher.notify(notify)
 
@@ -263,6 +276,29 @@ def _answer(request: Request, token: str, form) -> Response:
     if action != LinkAction.REVIEW_ANSWER:
         raise Refusal("此链接不能提交填报", "此链接用于督查评定或查看报告，不能提交填报。", 405)
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
+    now, day, origin = utcnow(), rt.today(), {**_origin(request), "link": link_id}
+    stored: list[StoredFile] = []
+
+    def record(s: Session):
+        r = _resolve(s, request, token, for_update=True)
+        item = _item(s, r, for_update=True)
+        out = reviews.record_answer(
+            s,
+            item,
+            person=r.person,
+            done=values.get("done", ""),
+            problems=values.get("problems", ""),
+            next_steps=values.get("next_steps", ""),
+            urls=urls,
+            files=stored,
+            now=now,
+            today=day,
+            origin=origin,
+        )
+        if r.link.used_at is None:
+            r.link.used_at = now
+        return out, item.review_id
+
     try:
         urls = clean_urls(values.get("urls", ""))
         stored = store_form_files(
@@ -271,26 +307,10 @@ def _answer(request: Request, token: str, form) -> Response:
             max_files=rt.settings.upload_max_files,
             max_bytes=rt.settings.upload_max_mb * 1024 * 1024,
         )
-        now, day = utcnow(), rt.today()
-        with session_scope(rt.engine) as s:
-            r = _resolve(s, request, token, for_update=True)
-            item = _item(s, r, for_update=True)
-            out = reviews.record_answer(
-                s,
-                item,
-                person=r.person,
-                done=values.get("done", ""),
-                problems=values.get("problems", ""),
-                next_steps=values.get("next_steps", ""),
-                urls=urls,
-                files=stored,
-                now=now,
-                today=day,
-                origin={**_origin(request), "link": link_id},
-            )
-            if r.link.used_at is None:
-                r.link.used_at = now
-            review_id = item.review_id
+        out, review_id = store_write(rt, f"review answer on link {link_id}", record)
+    except StoreBusy:
+        discard_new_files(rt.settings.evidence_path, stored)  # nothing refers to them: not saved
+        raise
     except (EvidenceError, reviews.ReviewError) as err:
         with session_scope(rt.engine, readonly=True) as s:
             r = _resolve(s, request, token)
@@ -325,32 +345,23 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
         due = dt.date.fromisoformat(v["follow_up_due"]) if v["follow_up_due"].strip() and v["verdict"] == Verdict.FIX else None
     except ValueError:
         due = None
+    fix = v["verdict"] == Verdict.FIX
+    now = utcnow()
+
+    def judge(s: Session):
+        r = _resolve(s, request, token, for_update=True)
+        review = _review(s, r, for_update=True)
+        item = s.get(ReviewItem, item_id)
+        task = s.get(Task, item.task_id) if item is not None and item.review_id == review.id else None
+        if task is None:
+            raise reviews.ReviewError("本次督查中没有该任务。")
+        verdict = reviews.TaskVerdict(
+            task.code, v["verdict"], v["note"], v["follow_up_title"] if fix else "", due, v["follow_up_owner"] if fix else ""
+        )
+        return reviews.give_verdict(s, review, verdict, actor=r.person.name, now=now, today=day, channel="link"), review.id
+
     try:
-        with session_scope(rt.engine) as s:
-            r = _resolve(s, request, token, for_update=True)
-            review = _review(s, r, for_update=True)
-            item = s.get(ReviewItem, item_id)
-            task = s.get(Task, item.task_id) if item is not None and item.review_id == review.id else None
-            if task is None:
-                raise reviews.ReviewError("本次督查中没有该任务。")
-            code = task.code
-            out = reviews.give_verdict(
-                s,
-                review,
-                reviews.TaskVerdict(
-                    code,
-                    v["verdict"],
-                    v["note"],
-                    v["follow_up_title"] if v["verdict"] == Verdict.FIX else "",
-                    due,
-                    v["follow_up_owner"] if v["verdict"] == Verdict.FIX else "",
-                ),
-                actor=r.person.name,
-                now=utcnow(),
-                today=day,
-                channel="link",
-            )
-            review_id = review.id
+        out, review_id = store_write(rt, f"review verdict on link {link_id}", judge)
     except reviews.ReviewError as err:
         with session_scope(rt.engine, readonly=True) as s:
             ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
