@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import os
 import shutil
 import subprocess
@@ -38,7 +39,7 @@ def healthy(api_url: str, timeout: float = 2) -> bool:
     try:
         with _LOCAL.open(f"{api_url}/health", timeout=timeout) as resp:
             return resp.status == 200
-    except OSError:
+    except (OSError, http.client.HTTPException):  # nothing there, or something that does not speak HTTP
         return False
 
 

@@ -218,8 +218,51 @@ def run_command(
     settings = _settings()
     _engine()
     _runtime()
+    _check_ports("duban run", web=(host, port) if web else None, prefect_port=prefect_port)
     with _local_prefect(settings, prefect_port) as api_url:
         _serve_forever(settings, api_url, host=host, port=port, web=web)
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Whether another program listens on ``host:port`` (tried by binding it, as uvicorn and
+    Prefect will: SO_REUSEADDR, so a port that only lingers after a stopped server is free)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except OSError:
+        return False  # an address that does not resolve: the server says so itself
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError:
+            return True
+    return False
+
+
+def _check_ports(command: str, *, web: tuple[str, int] | None, prefect_port: int | None = None) -> None:
+    """Before anything starts: a web port or a Prefect port another program holds is one message
+    (which port, and the option that picks another). A Prefect server already on the Prefect port
+    is used, not refused; with PREFECT_API_URL set, no Prefect server is started here."""
+    if web is not None and _port_taken(*web):
+        _fail(
+            f"无法启动网页服务：端口 {web[1]}（{web[0]}）已被占用，可能已有 duban run、duban serve 或其他程序在使用。"
+            f"请先停止占用该端口的程序，或用 --port 指定其他端口，如 {command} --port {web[1] + 1}。",
+            1,
+        )
+    if prefect_port is None:
+        return
+    from duban.prefect_server import configured_api_url, healthy
+
+    if configured_api_url() or healthy(f"http://127.0.0.1:{prefect_port}/api"):
+        return
+    if _port_taken("127.0.0.1", prefect_port):
+        _fail(
+            f"无法启动本机 Prefect 服务：端口 {prefect_port} 已被其他程序占用（不是 Prefect 服务）。"
+            f"请先停止占用该端口的程序，或用 --prefect-port 指定其他端口，如 {command} --prefect-port {prefect_port + 1}。",
+            1,
+        )
 
 
 @contextlib.contextmanager
@@ -273,6 +316,7 @@ def serve_command(
 
     settings = _settings()
     _engine()
+    _check_ports("duban serve", web=(host, port))
     console.print(
         f"网页服务：http://{host}:{port}/（通知中的链接以 {settings.base_url} 开头，请确认二者指向同一服务）。按 Ctrl+C 停止。",
         markup=False,
@@ -319,6 +363,8 @@ def db_current() -> None:
 def demo_command(
     today: Annotated[str | None, typer.Option("--today", help="演示用的“今天”（YYYY-MM-DD，缺省为今天）")] = None,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="演示后持续运行（每日检查 + 网页服务，Ctrl+C 停止）")] = False,
+    port: Annotated[int, typer.Option("--port", help="持续运行时的网页服务端口")] = 8000,
+    prefect_port: Annotated[int, typer.Option("--prefect-port", help="持续运行时本机 Prefect 服务端口")] = 4200,
 ) -> None:
     """演示：导入示例“三全育人”方案，运行今天的督办检查，查看发出的通知和进展统计（可重复运行）。"""
     settings = _settings()
@@ -326,13 +372,14 @@ def demo_command(
     _runtime()
     day = _parse_day(today)
     if serve_after:
+        _check_ports("duban demo --serve", web=("127.0.0.1", port), prefect_port=prefect_port)
         # the demo's own sweep runs on the Prefect server that `duban run` then serves with: one
         # server, not a temporary one left running beside it
-        with _local_prefect(settings, 4200) as api_url:
+        with _local_prefect(settings, prefect_port) as api_url:
             with _prefect_api(settings) as ready:  # finds the server just started (its recorded address)
                 _demo_steps(engine, day, ready)
             console.rule("6. 持续运行（duban run）")
-            _serve_forever(settings, api_url, host="127.0.0.1", port=8000, web=True)
+            _serve_forever(settings, api_url, host="127.0.0.1", port=port, web=True)
         return
     with _prefect_api(settings) as ready:
         _demo_steps(engine, day, ready)
