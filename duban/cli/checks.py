@@ -28,7 +28,6 @@ from duban.cli.common import (
 )
 from duban.cli.plans import report_command, status_command
 from duban.settings import Settings
-from duban.vocabulary import LedgerStatus
 
 
 @app.command("check")
@@ -158,44 +157,24 @@ def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> N
 def outbox_command(
     day: Annotated[str | None, typer.Option("--date", help="只看这一天的通知（YYYY-MM-DD）")] = None,
     person: Annotated[str | None, typer.Option("--person", help="只看这位收件人（姓名）")] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="只看发送失败、等待重试的通知")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="只看发送失败（等待重试）和发送中断（将自动重发）的通知")] = False,
     show: Annotated[int | None, typer.Option("--show", help="显示这份通知的全文（编号）")] = None,
     limit: Annotated[int, typer.Option("--limit", help="最多列出几份")] = 50,
 ) -> None:
     """发件箱：查看已生成的通知、发送状态和失败原因。"""
     from rich.table import Table
-    from sqlalchemy import select
 
-    from duban.db import session_scope
-    from duban.models import Digest, Person
     from duban.sweep.rows import digest_rows
 
     engine = _engine()
     if show is not None:
-        with session_scope(engine, readonly=True) as s:
-            row = s.execute(
-                select(Digest, Person.name).outerjoin(Person, Person.id == Digest.recipient_id).where(Digest.id == show)
-            ).first()
-        if row is None:
-            _fail(f"没有编号为 {show} 的通知。", 1)
-        digest, name = row
-        from duban.sweep.delivery import AUDIENCE_NAMES
-        from notifications.channel import Outgoing
-        from notifications.render import render_text
-
-        rt = _runtime()
-        with session_scope(engine, readonly=True) as s:
-            urls = rt.links().urls(s, [lid for item in digest.payload.get("items", ()) for _, lid in item.get("links", ())])
-        name = name or AUDIENCE_NAMES.get(digest.audience, digest.payload.get("recipient", ""))
-        out = Outgoing(
-            digest.id, digest.recipient_id, name, None, digest.run_on, digest.subject, digest.payload, digest.attempts, urls=urls
-        )
-        console.print(f"收件人：{name}\n主题：{digest.subject}\n", markup=False)
-        console.print(render_text(out, template_dir=rt.settings.template_dir), markup=False)
+        _show_digest(engine, show)
         return
-    rows = digest_rows(
-        engine, run_on=_parse_day(day) if day else None, status=LedgerStatus.FAILED if failed else None, person=person, limit=limit
-    )
+    run_on = _parse_day(day) if day else None
+    if failed:
+        _list_problems(engine, run_on=run_on, person=person, limit=limit)
+        return
+    rows = digest_rows(engine, run_on=run_on, person=person, limit=limit)
     if not rows:
         console.print("发件箱中没有符合条件的通知。", markup=False)
         return
@@ -204,6 +183,53 @@ def outbox_command(
         table.add_column(col)
     for r in rows:
         table.add_row(*(str(r[c]) for c in ("编号", "日期", "收件人", "事项", "状态", "尝试次数", "失败原因")))
+    console.print(table)
+
+
+def _show_digest(engine, digest_id: int) -> None:
+    """`duban outbox --show`: one message in full, as its recipient reads it."""
+    from sqlalchemy import select
+
+    from duban.db import session_scope
+    from duban.models import Digest, Person
+
+    with session_scope(engine, readonly=True) as s:
+        q = select(Digest, Person.name).outerjoin(Person, Person.id == Digest.recipient_id).where(Digest.id == digest_id)
+        row = s.execute(q).first()
+    if row is None:
+        _fail(f"没有编号为 {digest_id} 的通知。", 1)
+    digest, name = row
+    from duban.sweep.delivery import AUDIENCE_NAMES
+    from notifications.channel import Outgoing
+    from notifications.render import render_text
+
+    rt = _runtime()
+    with session_scope(engine, readonly=True) as s:
+        urls = rt.links().urls(s, [lid for item in digest.payload.get("items", ()) for _, lid in item.get("links", ())])
+    name = name or AUDIENCE_NAMES.get(digest.audience, digest.payload.get("recipient", ""))
+    out = Outgoing(digest.id, digest.recipient_id, name, None, digest.run_on, digest.subject, digest.payload, digest.attempts, urls=urls)
+    console.print(f"收件人：{name}\n主题：{digest.subject}\n", markup=False)
+    console.print(render_text(out, template_dir=rt.settings.template_dir), markup=False)
+
+
+def _list_problems(engine, *, run_on: dt.date | None, person: str | None, limit: int) -> None:
+    """`duban outbox --failed`: messages that failed (waiting for a retry) or were interrupted."""
+    from rich.table import Table
+
+    from duban.sweep.rows import delivery_problems
+
+    rt = _runtime()
+    problems = delivery_problems(
+        engine, now=dt.datetime.now(dt.UTC), lease_seconds=rt.settings.deliver_lease, run_on=run_on, person=person, tz=rt.tz, limit=limit
+    )
+    if not problems:
+        console.print("没有发送失败或中断的通知。", markup=False)
+        return
+    table = Table()
+    for col in ("编号", "日期", "收件人", "状态", "尝试次数", "原因", "下次重试"):
+        table.add_column(col)
+    for p in problems:
+        table.add_row(str(p.digest_id), p.run_on.isoformat(), p.recipient, p.state, str(p.attempts), p.reason, p.next_text)
     console.print(table)
 
 

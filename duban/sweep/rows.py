@@ -1,18 +1,25 @@
 """Digests as table rows with Chinese column names: what ``duban outbox`` lists and what the sweep
-flow's artifact shows (shared by the CLI and flows/sweep.py, so it lives with the ledger)."""
+flow's artifact shows (shared by the CLI and flows/sweep.py, so it lives with the ledger); and the
+messages that did not go out (:func:`delivery_problems`: ``duban outbox --failed``, the office's
+dashboard)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 
 from duban.db import session_scope
+from duban.links import local_time
 from duban.models import Department, Digest, Person
 from duban.sweep.delivery import AUDIENCE_NAMES
 from duban.vocabulary import LedgerStatus
 from notifications.channel import LABELS
+
+INTERRUPTED = "发送中断，将自动重发"
 
 
 def digest_rows(
@@ -70,3 +77,78 @@ STATUS_LABELS = {
     LedgerStatus.SENT: "已发送",
     LedgerStatus.FAILED: "发送失败（将重试）",
 }
+
+
+@dataclass(frozen=True)
+class DeliveryProblem:
+    """A message that did not go out: it failed (waiting for its retry), or its sender stopped
+    while sending it (its claim older than the lease; the next delivery run sends it again)."""
+
+    digest_id: int
+    run_on: dt.date
+    recipient: str
+    status: LedgerStatus  # FAILED, or SENDING for an interrupted one
+    attempts: int
+    reason: str
+    next_attempt: str  # local time of the retry ("" for an interrupted one: the next delivery run)
+
+    @property
+    def state(self) -> str:
+        return "发送失败" if self.status == LedgerStatus.FAILED else "发送中断"
+
+    @property
+    def next_text(self) -> str:
+        return self.next_attempt or "下次发送时"
+
+
+def delivery_problems(
+    engine: Engine,
+    *,
+    now: dt.datetime,
+    lease_seconds: float,
+    plan_ids: Iterable[int] | None = None,
+    run_on: dt.date | None = None,
+    person: str | None = None,
+    tz: Any = None,
+    limit: int = 200,
+) -> list[DeliveryProblem]:
+    """Failed digests, and digests stuck "sending" for longer than the lease (``DUBAN_DELIVER_LEASE``;
+    one being sent now is not a problem), newest day first; times in ``tz``. Read only."""
+    utc = now.astimezone(dt.UTC)
+    stuck = and_(Digest.status == LedgerStatus.SENDING, Digest.claimed_at < utc - dt.timedelta(seconds=lease_seconds))
+    q = (
+        select(
+            Digest.id,
+            Digest.run_on,
+            func.coalesce(Person.name, Department.name + "（群）", Digest.audience).label("name"),
+            Digest.status,
+            Digest.attempts,
+            Digest.last_error,
+            Digest.next_attempt_at,
+        )
+        .outerjoin(Person, Person.id == Digest.recipient_id)
+        .outerjoin(Department, Department.id == Digest.department_id)
+        .where(or_(Digest.status == LedgerStatus.FAILED, stuck))
+        .order_by(Digest.run_on.desc(), Digest.id.desc())
+        .limit(limit)
+    )
+    if plan_ids is not None:
+        q = q.where(Digest.plan_id.in_(list(plan_ids) or [-1]))
+    if run_on is not None:
+        q = q.where(Digest.run_on == run_on)
+    if person is not None:
+        q = q.where(Person.name == person)
+    with session_scope(engine, readonly=True) as session:
+        rows = session.execute(q).all()
+    return [
+        DeliveryProblem(
+            r.id,
+            r.run_on,
+            AUDIENCE_NAMES.get(r.name, r.name),
+            LedgerStatus(r.status),
+            r.attempts,
+            (r.last_error or "（未记录原因）") if r.status == LedgerStatus.FAILED else INTERRUPTED,
+            local_time(r.next_attempt_at, tz) if r.status == LedgerStatus.FAILED else "",
+        )
+        for r in rows
+    ]

@@ -21,7 +21,7 @@ from duban.accounts import Viewer
 from duban.rollup.assessment import rates
 from duban.rollup.compute import compute
 from duban.values import jsonable
-from duban.vocabulary import LinkAction, MilestoneState
+from duban.vocabulary import AccountRole, LinkAction, MilestoneState
 
 GROUP_COLUMNS = ["tasks", "done_tasks", "completion_rate", "on_time_rate", "red", "yellow", "green", "overdue_tasks", "due_soon_tasks"]
 VIEW_COLUMNS: dict[str, list[str]] = {
@@ -221,6 +221,8 @@ def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str],
     for key, frame in frames.items():
         if key in VIEW_COLUMNS and not (key == "by_plan" and not provincial):
             tables[key] = table(key, titles.get(key, key), frame, provincial=provincial)
+    if viewer.kind == "account" and viewer.role == AccountRole.OFFICE:
+        tables["delivery_problems"] = _problems_table(rt, [int(x) for x in r.plans["plan_id"]])
     kpis = [{"label": label, "value": fmt(k, totals.get(k)), "cls": cls} for k, label, cls in KPI if k in totals]
     charts = _charts(r, frames, totals, filters)
     filter_text = "、".join(f"{FILTER_LABELS[k]}「{v}」" for k, v in filters.items())
@@ -239,6 +241,28 @@ def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str],
         queue_href=_queue_href(rt, viewer, r) if viewer.sees_approvals and len(r.awaiting_approval) else None,
         warnings=list(r.warnings),
     )
+
+
+PROBLEM_ROWS = 100  # messages listed under 通知发送异常 (all of them: duban outbox --failed)
+
+
+def _problems_table(rt, plan_ids: list[int]) -> Table:
+    """The office's list of messages that did not go out: failed (with the reason and the next
+    retry) or interrupted while being sent (sent again by the next delivery run)."""
+    from duban.models import utcnow
+    from duban.sweep.rows import delivery_problems
+
+    problems = delivery_problems(
+        rt.engine, now=utcnow(), lease_seconds=rt.settings.deliver_lease, plan_ids=plan_ids, tz=rt.tz, limit=PROBLEM_ROWS
+    )
+    rows = [
+        [Cell(p.recipient, cls="t"), Cell(p.run_on.isoformat()), Cell(p.state, cls="late")]
+        + [Cell(str(p.attempts)), Cell(p.reason, cls="t"), Cell(p.next_text)]
+        for p in problems
+    ]
+    note = f"仅列出最近 {PROBLEM_ROWS} 份，全部可用 duban outbox --failed 查看。" if len(problems) == PROBLEM_ROWS else ""
+    headers = ["收件人", "日期", "状态", "尝试次数", "原因", "下次重试"]
+    return Table("delivery_problems", "通知发送异常", headers, rows, long=len(rows) > 12, note=note)
 
 
 def _charts(r: rollup.Rollup, frames: dict[str, pd.DataFrame], totals: dict[str, Any], filters: dict[str, str]) -> dict[str, Any]:
