@@ -33,48 +33,7 @@ def make_engine(url: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> 
     PostgreSQL, give up on a server that does not answer a new connection within
     ``connect_timeout`` seconds (unless the URL says otherwise)."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1] if "///" in url else ""
-        if path and path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # pool_size ≥ the web app's worker threads (8), as for PostgreSQL below: with the default
-        # of 5, a burst of requests opened and closed overflow connections (each with its PRAGMAs)
-        engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **({} if not path or path == ":memory:" else {"pool_size": 10})
-        )
-        if path and path != ":memory:":
-            # writers of this process queue here rather than in SQLite's busy handler, which polls
-            # with sleeps of up to 100 ms (a long tail when many threads write at once)
-            engine.__dict__["_duban_write_lock"] = threading.RLock()
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
-            # let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see below)
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            if path and path != ":memory:":
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Connection) -> None:
-            # Writers take the write lock up front: two sweeps or imports at once then queue (busy
-            # timeout) instead of failing when a reader tries to become a writer after the other
-            # committed. Read-only work (status, previews) reads a snapshot and waits for no one.
-            options = conn.get_execution_options()
-            if options.get("duban_readonly"):
-                conn.exec_driver_sql("BEGIN")
-                return
-            # the busy timeout belongs to the connection, which goes back to the pool: set it for
-            # every transaction whose wait differs from the connection's last one
-            wait_ms = round(1000 * (options.get(LOCK_WAIT) or SQLITE_BUSY_TIMEOUT))
-            if conn.info.get("duban_busy_ms", SQLITE_BUSY_TIMEOUT * 1000) != wait_ms:
-                conn.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms:d}")
-                conn.info["duban_busy_ms"] = wait_ms
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
+        return _sqlite_engine(url)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": max(2, int(connect_timeout))}
@@ -82,14 +41,59 @@ def make_engine(url: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> 
     # beyond the fifth opened and closed an overflow connection (bench_web: PostgreSQL page-view
     # p99 from seconds to ~150 ms at 200 views/s)
     engine = create_engine(url, pool_pre_ping=True, pool_size=10, connect_args=connect_args)
-
-    @event.listens_for(engine, "begin")
-    def _postgres_begin(conn: Connection) -> None:
-        wait = conn.get_execution_options().get(LOCK_WAIT)
-        if wait:  # this transaction waits at most so long for a row or table lock (SQLSTATE 55P03 after)
-            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(1000 * wait)):d}")
-
+    event.listen(engine, "begin", _postgres_begin)
     return engine
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[-1] if "///" in url else ""
+    if path and path != ":memory:" and not path.startswith("file:"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # pool_size ≥ the web app's worker threads (8), as for PostgreSQL: with the default of 5, a
+    # burst of requests opened and closed overflow connections (each with its PRAGMAs)
+    pool = {} if not path or path == ":memory:" else {"pool_size": 10}
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **pool)
+    if path and path != ":memory:":
+        # writers of this process queue here rather than in SQLite's busy handler, which polls
+        # with sleeps of up to 100 ms (a long tail when many threads write at once)
+        engine.__dict__["_duban_write_lock"] = threading.RLock()
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+        # let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see below)
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        if path and path != ":memory:":
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Writers take the write lock up front: two sweeps or imports at once then queue (busy
+    timeout) instead of failing when a reader tries to become a writer after the other committed.
+    Read-only work (status, previews) reads a snapshot and waits for no one."""
+    options = conn.get_execution_options()
+    if options.get("duban_readonly"):
+        conn.exec_driver_sql("BEGIN")
+        return
+    # the busy timeout belongs to the connection, which goes back to the pool: set it for every
+    # transaction whose wait differs from the connection's last one
+    wait_ms = round(1000 * (options.get(LOCK_WAIT) or SQLITE_BUSY_TIMEOUT))
+    if conn.info.get("duban_busy_ms", SQLITE_BUSY_TIMEOUT * 1000) != wait_ms:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms:d}")
+        conn.info["duban_busy_ms"] = wait_ms
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _postgres_begin(conn: Connection) -> None:
+    wait = conn.get_execution_options().get(LOCK_WAIT)
+    if wait:  # this transaction waits at most so long for a row or table lock (SQLSTATE 55P03 after)
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(1000 * wait)):d}")
 
 
 def alembic_config(engine: Engine):
