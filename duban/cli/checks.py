@@ -223,7 +223,7 @@ def _list_problems(engine, *, run_on: dt.date | None, person: str | None, limit:
         engine, now=dt.datetime.now(dt.UTC), lease_seconds=rt.settings.deliver_lease, run_on=run_on, person=person, tz=rt.tz, limit=limit
     )
     if not problems:
-        console.print("没有发送失败或中断的通知。", markup=False)
+        console.print("发件箱中没有符合条件的通知。", markup=False)
         return
     table = Table()
     for col in ("编号", "日期", "收件人", "状态", "尝试次数", "原因", "下次重试"):

@@ -203,7 +203,10 @@ def test_unreachable_database_is_one_clear_message(monkeypatch):
     get_settings.cache_clear()
     result = run("status")
     assert result.exit_code == 2
-    assert result.stderr.startswith("无法连接数据库 postgresql+psycopg://nobody:***@127.0.0.1:1/none：")
+    assert result.stderr == (
+        "无法连接数据库 127.0.0.1:1：连接被拒绝。请检查数据库服务是否已启动、端口是否正确。"
+        "（DUBAN_DATABASE_URL：postgresql+psycopg://nobody:***@127.0.0.1:1/none）\n"
+    )
     assert "secret-pw" not in result.stderr
 
 
