@@ -24,17 +24,16 @@ HEAD_REVISION = "0007"
 SQLITE_BUSY_TIMEOUT = 30  # seconds a SQLite writer waits for another one
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; for SQLite, create the folder, enforce foreign keys and use WAL."""
+def make_engine(url: str, *, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
+    """Create an engine; for SQLite, create the folder, enforce foreign keys and use WAL
+    (``busy_timeout``: seconds a SQLite writer waits for another one before "database is locked")."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1] if "///" in url else ""
         if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # pool_size ≥ the web app's worker threads (8), as for PostgreSQL below: with the default
         # of 5, a burst of requests opened and closed overflow connections (each with its PRAGMAs)
-        engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **({} if not path or path == ":memory:" else {"pool_size": 10})
-        )
+        engine = create_engine(url, connect_args={"timeout": busy_timeout}, **({} if not path or path == ":memory:" else {"pool_size": 10}))
         if path and path != ":memory:":
             # writers of this process queue here rather than in SQLite's busy handler, which polls
             # with sleeps of up to 100 ms (a long tail when many threads write at once)
