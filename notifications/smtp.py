@@ -2,6 +2,11 @@
 HTML parts, not apprise's conversion), and a failure as the office reads it.
 
 A new connection per message caps a relay at ~26 messages/s (see DESIGN.md).
+
+Two waits: connecting and each command use the short ``timeout`` (``DUBAN_SMTP_TIMEOUT``); the
+answer to the end of a message (the final ".") gets ``final_timeout`` (``DUBAN_SMTP_FINAL_TIMEOUT``,
+RFC 5321 4.5.3.2.6 recommends 10 minutes), since a relay that takes its time there has usually
+already taken the message.
 """
 
 from __future__ import annotations
@@ -19,6 +24,62 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr, make_msgid
+
+
+class FinalReplyTimeout(smtplib.SMTPServerDisconnected):
+    """The relay took the whole message but did not answer the final "." in time: it may have
+    delivered it (and sending it again may duplicate it)."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"no answer to the end of the message within {seconds:g} s")
+        self.seconds = seconds
+
+
+class _LongFinalReply(smtplib.SMTP):
+    """``smtplib.SMTP`` that waits ``final_timeout`` (not the command timeout) for the answer to
+    the end of DATA; every other reply keeps the socket's timeout."""
+
+    final_timeout: float | None = None
+
+    def data(self, msg):
+        # CPython 3.11's smtplib.SMTP.data, but for the wait in _final_reply
+        self.putcmd("data")
+        (code, repl) = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, repl)
+        if isinstance(msg, str):
+            msg = smtplib._fix_eols(msg).encode("ascii")  # type: ignore[attr-defined]  # private helper, not in typeshed
+        q = smtplib._quote_periods(msg)  # type: ignore[attr-defined]  # private helper, not in typeshed
+        if q[-2:] != smtplib.bCRLF:
+            q = q + smtplib.bCRLF
+        q = q + b"." + smtplib.bCRLF
+        self.send(q)
+        return self._final_reply()
+
+    def _final_reply(self) -> tuple[int, bytes]:
+        sock = self.sock
+        command_timeout = sock.gettimeout() if sock is not None else None
+        wait = self.final_timeout if self.final_timeout is not None else command_timeout
+        if sock is not None:
+            sock.settimeout(wait)
+        try:
+            return self.getreply()
+        except smtplib.SMTPServerDisconnected as err:
+            # getreply turns the socket's timeout into "Connection unexpectedly closed: timed out"
+            if isinstance(err.__context__, TimeoutError):
+                raise FinalReplyTimeout(wait or 0.0) from err
+            raise
+        finally:
+            if self.sock is not None:  # getreply closes the connection when it fails
+                self.sock.settimeout(command_timeout)
+
+
+class _SMTP(_LongFinalReply):
+    """Plain SMTP, or STARTTLS (the wrapped socket keeps the timeout that ``data`` changes)."""
+
+
+class _SMTPSSL(_LongFinalReply, smtplib.SMTP_SSL):
+    """SMTPS (implicit TLS)."""
 
 
 class SMTPPool:
@@ -42,27 +103,37 @@ class SMTPPool:
             conns = self._local.conns = {}
         return conns
 
-    def _connect(self, p, timeout: float) -> smtplib.SMTP:
+    def _connect(self, p, timeout: float) -> _LongFinalReply:
         from apprise.plugins.email.common import SecureMailMode
 
         context = ssl.create_default_context()
         if not p.verify_certificate:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        conn: smtplib.SMTP
+        conn: _LongFinalReply
         if p.secure_mode == SecureMailMode.SSL:
-            conn = smtplib.SMTP_SSL(p.smtp_host, p.port, None, timeout=timeout, context=context)
+            conn = _SMTPSSL(p.smtp_host, p.port, None, timeout=timeout, context=context)
         else:
-            conn = smtplib.SMTP(p.smtp_host, p.port, None, timeout=timeout)
+            conn = _SMTP(p.smtp_host, p.port, None, timeout=timeout)
+        try:
             if p.secure_mode == SecureMailMode.STARTTLS:
                 conn.starttls(context=context)
-        if p.user and p.password:
-            conn.login(p.user, p.password)
+            if p.user and p.password:
+                conn.login(p.user, p.password)
+        except BaseException:
+            conn.close()
+            raise
         with self._lock:
             self._all.append(conn)
         return conn
 
-    def send(self, p, from_addr: str, to_addrs: list[str], message: bytes, timeout: float) -> None:
+    def send(self, p, from_addr: str, to_addrs: list[str], message: bytes, timeout: float, final_timeout: float | None = None) -> None:
+        """Send one message through the relay of the apprise email plugin ``p``.
+
+        ``timeout``: connecting and each command; ``final_timeout``: the answer to the end of the
+        message (default: ``timeout``).  Raises :class:`FinalReplyTimeout` when the relay took the
+        message but did not confirm it in time, and smtplib's or the socket's errors otherwise.
+        """
         key = (p.smtp_host, p.port, str(p.secure_mode), p.user)
         conns = self._conns()
         entry = conns.get(key)
@@ -80,6 +151,7 @@ class SMTPPool:
                 conns.pop(key, None)
                 raise
         conn = entry[0]
+        conn.final_timeout = final_timeout
         try:
             conn.sendmail(from_addr, to_addrs, message)
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError):
@@ -114,6 +186,8 @@ def smtp_reason(err: BaseException, host: str, port: int, timeout: float) -> str
         text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
         return f"{code} {text}".strip()
 
+    if isinstance(err, FinalReplyTimeout):
+        return f"邮件服务器 {host}:{port} 收到全文后 {err.seconds:g} 秒内未确认（可能已送达）"
     if isinstance(err, smtplib.SMTPRecipientsRefused):
         return "；".join(f"邮件服务器拒绝收件人 {addr}（{said(*r)}）" for addr, r in err.recipients.items())
     if isinstance(err, smtplib.SMTPAuthenticationError):
