@@ -21,7 +21,7 @@ from notifications.addresses import Target, quiet_apprise, targets_for
 from notifications.channel import Attempt, ChannelKind, DeliveryReport, Outgoing
 from notifications.outbox import OutboxChannel
 from notifications.render import CUT, Message, render_message
-from notifications.smtp import SMTPPool, build_email, smtp_reason
+from notifications.smtp import RelayPaused, SMTPPool, build_email, smtp_reason
 
 OTHER_CHAT_LIMIT = 4000
 
@@ -77,7 +77,9 @@ class AppriseChannel:
     channel at all (the embedded demo), and ``outbox_copy`` writes every message there too.
 
     Mail: ``smtp_timeout`` bounds connecting and each command (a ``cto=`` in the URL wins),
-    ``smtp_final_timeout`` the wait for the relay to confirm a whole message.
+    ``smtp_final_timeout`` the wait for the relay to confirm a whole message.  ``pool`` holds the
+    connections and the relay's circuit breaker (a paused relay gives a skipped attempt, see
+    :class:`~notifications.smtp.SMTPPool`); tests pass one with a short cool-down or own clock.
     """
 
     name = "dispatch"
@@ -93,6 +95,7 @@ class AppriseChannel:
         smtp_timeout: float = 15.0,
         smtp_final_timeout: float = 600.0,
         tz: dt.tzinfo | None = None,
+        pool: SMTPPool | None = None,
     ):
         self.relay_url = relay_url or None
         self.template_dir = template_dir
@@ -101,7 +104,7 @@ class AppriseChannel:
         self.smtp_timeout = smtp_timeout
         self.smtp_final_timeout = smtp_final_timeout
         self.tz = tz
-        self.pool = SMTPPool()
+        self.pool = pool if pool is not None else SMTPPool()
 
     # -- targets ---------------------------------------------------------------------------
     def targets(self, out: Outgoing) -> list[Target]:
@@ -154,6 +157,8 @@ class AppriseChannel:
                     tz=self.tz,
                 )
                 self.pool.send(p, p.from_addr[1], [to], data, timeout, final_timeout)
+        except RelayPaused as err:  # nothing tried: not the recipient's failure, the message waits
+            return Attempt(ChannelKind.EMAIL, t.redacted, False, smtp_reason(err, p.smtp_host, p.port, timeout), skipped=True)
         except Exception as err:  # noqa: BLE001 - any failure is a reason on the attempt
             return Attempt(ChannelKind.EMAIL, t.redacted, False, smtp_reason(err, p.smtp_host, p.port, timeout))
         return Attempt(ChannelKind.EMAIL, t.redacted, True)

@@ -25,6 +25,7 @@ from duban.sweep.delivery import deliver
 from duban.sweep.digests import assemble
 from duban.sweep.rows import digest_rows
 from notifications.channels import AppriseChannel
+from notifications.smtp import SMTPPool
 from tests.factories import small_plan, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -115,8 +116,9 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
         smtp_server.refuse(at="rcpt")
     else:
         smtp_server.timeout(5)
-    # the timeout case: no answer to the end of the message within the final timeout
-    send = AppriseChannel(relay, tz=TZ, smtp_final_timeout=1)
+    # the timeout case: no answer to the end of the message within the final timeout; the
+    # breaker (tests/notifications/test_relay.py) is out of the way, this is about the retry
+    send = AppriseChannel(relay, tz=TZ, smtp_final_timeout=1, pool=SMTPPool(trip_after=10))
     result = sweep_day(engine, send, workers=2)
     assert (result.sent, result.failed) == (0, 5)
     assert smtp_server.received == []
