@@ -8,8 +8,9 @@ the test suite's aiosmtpd (``tests/servers.py``); it parses every message it acc
 ``deliver`` is timed: claiming, rendering text and HTML, SMTP, the delivery journal (one
 fsync'd line per message), marking each digest sent with its delivery record.  ``--relay-delay``:
 the relay answers the end of each message that much later (a real relay scans it first); the
-line also counts duplicates at the relay (messages beyond one per recipient), which must be 0.  For comparison the same messages through apprise's own email plugin
-(a new SMTP connection per message) are timed on a sample.
+line also counts duplicates at the relay (messages beyond one per recipient), which must be 0.
+For comparison the same messages through apprise's own email plugin (a new SMTP connection per
+message) are timed on a sample.
 """
 
 from __future__ import annotations
