@@ -77,6 +77,7 @@ class DeliverResult:
     deferred: int = 0  # waiting for working hours (not an attempt)
     unreachable: list[int] = field(default_factory=list)  # office members who were told someone is unreachable
     paused: int = 0  # every channel of the message paused (its server stopped answering): given back for later
+    paused_reason: str | None = None  # why (the first such message's reason)
     recovered: int = 0  # a dead run's messages its journal says went out: marked sent, not sent again
     interrupted: int = 0  # a dead run's other messages: due again now
     failures: list[tuple[Outgoing, str]] = field(default_factory=list, repr=False)
@@ -319,6 +320,7 @@ def _send_one(run: _Run, out: Outgoing) -> None:
     elif report is not None and report.paused:
         run.store(release, engine, run.token, [out.id], until=at + PAUSE, reason=error)
         run.count(paused=1)
+        run.result.paused_reason = run.result.paused_reason or error
     else:
         rows = _delivery_rows(out, report, error, name, at)
         run.store(mark_failed, engine, [(out.id, out.attempts, error)], now=at, deliveries=rows)

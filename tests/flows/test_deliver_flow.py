@@ -85,3 +85,21 @@ def test_check_and_deliver_say_what_did_not_go_out_and_exit_non_zero(office):
     with at(9, 40):
         again = runner.invoke(app, ["deliver"])
     assert (again.exit_code, again.stdout.splitlines()[0]) == (0, "发送成功 0 份，失败 0 份。")
+
+
+def test_a_relay_that_stopped_answering_is_paused_and_said_so(office, monkeypatch):
+    monkeypatch.setenv("DUBAN_SMTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("DUBAN_DELIVER_WORKERS", "1")
+    office.stall()  # the relay accepts the connection and never greets
+    with at(9, 30):
+        checked = runner.invoke(app, ["check", "--today", "2026-11-23"])
+    assert checked.exit_code == 3, checked.output
+    assert "生成通知 5 份，发送成功 0 份，失败 3 份。" in checked.stdout
+    pause = f"邮件服务器 127.0.0.1:{office.port} 连续 3 次无响应，暂停发送，稍后自动重试"
+    assert f"2 份因通知渠道暂时无响应而暂停发送，将于 5 分钟后自动重试（邮件 mailto://127.0.0.1:{office.port}" in checked.stdout
+    assert pause in checked.stdout
+    office.ok()
+    with at(9, 36):
+        delivered = runner.invoke(app, ["deliver"])
+    assert delivered.exit_code == 0, delivered.output
+    assert Counter(m.rcpt_tos[0] for m in office.received) == Counter(dict.fromkeys(PEOPLE, 1))
