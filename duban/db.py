@@ -28,12 +28,14 @@ DEFAULT_CONNECT_TIMEOUT = 10  # seconds to wait for PostgreSQL to answer a new c
 LOCK_WAIT = "duban_lock_wait"
 
 
-def make_engine(url: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> Engine:
-    """Create an engine; for SQLite, create the folder, enforce foreign keys and use WAL; for
-    PostgreSQL, give up on a server that does not answer a new connection within
+def make_engine(url: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT, busy_timeout: float | None = None) -> Engine:
+    """Create an engine; for SQLite, create the folder, enforce foreign keys and use WAL
+    (``busy_timeout``: seconds a SQLite writer waits for another one before "database is locked",
+    default ``SQLITE_BUSY_TIMEOUT``);
+    for PostgreSQL, give up on a server that does not answer a new connection within
     ``connect_timeout`` seconds (unless the URL says otherwise)."""
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, SQLITE_BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": max(2, int(connect_timeout))}
@@ -45,14 +47,14 @@ def make_engine(url: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> 
     return engine
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, busy_timeout: float) -> Engine:
     path = url.split("///", 1)[-1] if "///" in url else ""
     if path and path != ":memory:" and not path.startswith("file:"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # pool_size ≥ the web app's worker threads (8), as for PostgreSQL: with the default of 5, a
     # burst of requests opened and closed overflow connections (each with its PRAGMAs)
     pool = {} if not path or path == ":memory:" else {"pool_size": 10}
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **pool)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout}, **pool)
     if path and path != ":memory:":
         # writers of this process queue here rather than in SQLite's busy handler, which polls
         # with sleeps of up to 100 ms (a long tail when many threads write at once)
@@ -69,11 +71,12 @@ def _sqlite_engine(url: str) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
-    event.listen(engine, "begin", _sqlite_begin)
+    usual_ms = round(1000 * busy_timeout)
+    event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, usual_ms))
     return engine
 
 
-def _sqlite_begin(conn: Connection) -> None:
+def _sqlite_begin(conn: Connection, usual_ms: int) -> None:
     """Writers take the write lock up front: two sweeps or imports at once then queue (busy
     timeout) instead of failing when a reader tries to become a writer after the other committed.
     Read-only work (status, previews) reads a snapshot and waits for no one."""
@@ -82,9 +85,9 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
         return
     # the busy timeout belongs to the connection, which goes back to the pool: set it for every
-    # transaction whose wait differs from the connection's last one
-    wait_ms = round(1000 * (options.get(LOCK_WAIT) or SQLITE_BUSY_TIMEOUT))
-    if conn.info.get("duban_busy_ms", SQLITE_BUSY_TIMEOUT * 1000) != wait_ms:
+    # transaction whose wait differs from the connection's last one (``usual_ms``: the engine's)
+    wait_ms = round(1000 * options[LOCK_WAIT]) if options.get(LOCK_WAIT) else usual_ms
+    if conn.info.get("duban_busy_ms", usual_ms) != wait_ms:
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms:d}")
         conn.info["duban_busy_ms"] = wait_ms
     conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -60,6 +60,7 @@ class Runtime:
             outbox=outbox,
             outbox_copy=bool(self.settings.outbox_copy),
             smtp_timeout=self.settings.smtp_timeout,
+            smtp_final_timeout=self.settings.smtp_final_timeout,
             tz=self.tz,
         )
 

@@ -18,7 +18,7 @@ from duban.sweep.decisions import decide
 from duban.sweep.delivery import DeliverResult
 from duban.sweep.digests import assemble
 from duban.sweep.rows import digest_rows
-from duban.sweep.sending import day_outcome, deliver_due, outcome_lines
+from duban.sweep.sending import day_outcome, deliver_due, outcome_lines, paused_line
 
 
 @task(name="decide", retries=2, retry_delay_seconds=5)
@@ -60,7 +60,7 @@ def deliver_step(recipients: list[int] | None = None) -> dict:
     rt = runtime()
     result = deliver_due(rt, recipients)
     log_delivery(result)
-    return {"sent_now": result.sent, "failed_now": result.failed}
+    return {"sent_now": result.sent, "failed_now": result.failed, "paused_now": result.paused, "paused": paused_line(result)}
 
 
 def log_delivery(result: DeliverResult) -> None:
@@ -111,8 +111,11 @@ def daily_sweep(today: dt.date | None = None, plan: str | None = None, force: bo
     decided = decide_step(day, plan)
     review_tick_step(day, plan)  # 督查: reminders and escalations of missing answers (duban.reviews)
     digests = assemble_step(day)
-    deliver_step()
+    delivered = deliver_step()
     summary = {"today": day.isoformat(), "skipped": False, **decided, "digests": digests, **outcome(day, started)}
+    summary["paused"] = delivered["paused_now"]
+    if delivered["paused"]:
+        summary["notes"].append(delivered["paused"])
     summary["snapshot"] = snapshot_step(day)
     report(day, summary, key="daily-sweep")
     return summary

@@ -53,10 +53,11 @@ def task_check(task_code: str, plan: str | None = None, today: dt.date | None = 
             )
         )
     digests = assemble_step(day, recipients) if recipients else 0
-    delivered = deliver_step(recipients) if recipients else {"sent_now": 0, "failed_now": 0}
+    delivered = deliver_step(recipients) if recipients else {"sent_now": 0, "failed_now": 0, "paused_now": 0, "paused": None}
     sent, failed = delivered["sent_now"], delivered["failed_now"]
     summary = {"today": day.isoformat(), "task": task_code, "plan": plan_code, **decided, "digests": digests}
-    summary |= {"sent": sent, "failed": failed, "deferred": 0, "sending": 0, "older_failed": 0, "notes": []}
+    summary |= {"sent": sent, "failed": failed, "deferred": 0, "sending": 0, "older_failed": 0}
+    summary |= {"paused": delivered["paused_now"], "notes": [delivered["paused"]] if delivered["paused"] else []}
     get_run_logger().info(
         "任务 %s 检查完成：应发事项 %d 项（新增 %d 项），发送成功 %d 份，失败 %d 份",
         task_code,

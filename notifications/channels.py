@@ -21,7 +21,7 @@ from notifications.addresses import Target, quiet_apprise, targets_for
 from notifications.channel import Attempt, ChannelKind, DeliveryReport, Outgoing
 from notifications.outbox import OutboxChannel
 from notifications.render import CUT, Message, render_message
-from notifications.smtp import SMTPPool, build_email, smtp_reason
+from notifications.smtp import RelayPaused, SMTPPool, build_email, smtp_reason
 
 OTHER_CHAT_LIMIT = 4000
 
@@ -75,6 +75,11 @@ class AppriseChannel:
     Returns a :class:`DeliveryReport`; never raises for a channel failure (each is an attempt with its
     reason).  ``outbox``: a local outbox that takes the message when the recipient has no
     channel at all (the embedded demo), and ``outbox_copy`` writes every message there too.
+
+    Mail: ``smtp_timeout`` bounds connecting and each command (a ``cto=`` in the URL wins),
+    ``smtp_final_timeout`` the wait for the relay to confirm a whole message.  ``pool`` holds the
+    connections and the relay's circuit breaker (a paused relay gives a skipped attempt, see
+    :class:`~notifications.smtp.SMTPPool`); tests pass one with a short cool-down or own clock.
     """
 
     name = "dispatch"
@@ -88,15 +93,18 @@ class AppriseChannel:
         outbox: OutboxChannel | None = None,
         outbox_copy: bool = False,
         smtp_timeout: float = 15.0,
+        smtp_final_timeout: float = 600.0,
         tz: dt.tzinfo | None = None,
+        pool: SMTPPool | None = None,
     ):
         self.relay_url = relay_url or None
         self.template_dir = template_dir
         self.outbox = outbox
         self.outbox_copy = outbox_copy and outbox is not None
         self.smtp_timeout = smtp_timeout
+        self.smtp_final_timeout = smtp_final_timeout
         self.tz = tz
-        self.pool = SMTPPool()
+        self.pool = pool if pool is not None else SMTPPool()
 
     # -- targets ---------------------------------------------------------------------------
     def targets(self, out: Outgoing) -> list[Target]:
@@ -134,6 +142,7 @@ class AppriseChannel:
         p = t.plugin
         recipients = [t.to] if t.to else [addr for _name, addr in p.targets]
         timeout = float(getattr(p, "socket_connect_timeout", 0) or 0) if "cto=" in t.url else self.smtp_timeout
+        final_timeout = max(self.smtp_final_timeout, timeout)
         name = out.recipient if t.to else None
         try:
             for to in recipients:
@@ -147,7 +156,9 @@ class AppriseChannel:
                     smtp_host=p.smtp_host,
                     tz=self.tz,
                 )
-                self.pool.send(p, p.from_addr[1], [to], data, timeout)
+                self.pool.send(p, p.from_addr[1], [to], data, timeout, final_timeout)
+        except RelayPaused as err:  # nothing tried: not the recipient's failure, the message waits
+            return Attempt(ChannelKind.EMAIL, t.redacted, False, smtp_reason(err, p.smtp_host, p.port, timeout), skipped=True)
         except Exception as err:  # noqa: BLE001 - any failure is a reason on the attempt
             return Attempt(ChannelKind.EMAIL, t.redacted, False, smtp_reason(err, p.smtp_host, p.port, timeout))
         return Attempt(ChannelKind.EMAIL, t.redacted, True)

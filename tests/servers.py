@@ -5,8 +5,10 @@ so every test can ask for the fixtures ``smtp_server``, ``webhook``, ``chromium`
 ``live_server``; the helpers (``smtp_url``, ``screenshot``…) are imported from ``tests.servers``.
 
 SMTP (``smtp_server`` → :class:`SMTPServer`)
-    An aiosmtpd server on 127.0.0.1 and a free port, no TLS and no AUTH.  The apprise URL that
-    sends to it (apprise 1.13, ``apprise/plugins/email/base.py``)::
+    An aiosmtpd server on 127.0.0.1 and a free port, no AUTH, plain SMTP unless built with
+    ``SMTPServer(tls="starttls")`` or ``SMTPServer(tls="ssl")`` (a self-signed certificate made
+    for the run; :attr:`SMTPServer.relay_url` then says ``mailtos://…&verify=no``).  The apprise
+    URL that sends to it (apprise 1.13, ``apprise/plugins/email/base.py``)::
 
         mailto://127.0.0.1:{port}?from=duban@example.org&mode=insecure&to=someone@example.org
 
@@ -18,21 +20,35 @@ SMTP (``smtp_server`` → :class:`SMTPServer`)
     - ``from=`` is needed: with neither a user nor ``from=`` apprise has no sender address.
     - recipients: ``&to=a@x.org`` (repeat, or comma-separate: ``to=a@x.org,b@x.org``), or as path
       segments ``mailto://127.0.0.1:{port}/a@x.org/b@x.org?from=…``; also ``cc=`` and ``bcc=``.
-    - ``cto=<seconds>`` sets apprise's socket timeout (smtplib uses it for connect *and* every
-      reply; default 15 s): use e.g. ``cto=1`` together with :meth:`SMTPServer.timeout`.
+    - ``cto=<seconds>`` sets apprise's socket timeout (apprise's own sender, smtplib, uses it for
+      connect *and* every reply; default 15 s): use e.g. ``cto=1`` together with
+      :meth:`SMTPServer.timeout`.  duban's ``AppriseChannel`` reads it as the connect and command
+      timeout only; the answer to the end of a message has its own ``smtp_final_timeout``.
 
     :func:`smtp_url` gives the relay URL without recipients (the form for ``DUBAN_SMTP_URL``);
     the sender appends ``&to=<address>`` per message.
 
-    Failure modes, switchable at run time (they apply to the next SMTP command that checks them):
-    ``server.ok()`` accept everything; ``server.refuse()`` answer ``554`` to DATA (the message
-    is rejected after the envelope), ``server.refuse(at="rcpt")`` answer ``550`` to each RCPT
-    TO (the recipient is rejected); ``server.fail_next(n)`` refuse the next *n* messages with
-    554, then accept; ``server.slow(s)`` record the message, then wait *s* seconds before
-    answering 250 to DATA (so a client that gives up earlier has still delivered it — the
-    real-world case where a naive retry duplicates a message); ``server.timeout(s)`` wait *s*
-    seconds before answering DATA, then answer 451 and record nothing.  ``server.received`` lists :class:`ReceivedMail` (envelope + parsed
-    ``email.message.EmailMessage`` with ``policy=email.policy.default``); ``server.wait_for(n)``.
+    Modes, switchable at run time (each applies to the next SMTP step that checks it, also on a
+    connection already open):
+
+    - ``server.ok()`` accept everything (and release a stall).
+    - ``server.refuse()`` answer ``554`` to DATA (the message is rejected after the envelope);
+      ``server.refuse(at="rcpt")`` answer ``550`` to each RCPT TO (the recipient is rejected).
+    - ``server.fail_next(n)`` refuse the next *n* messages with 554, then accept.
+    - ``server.slow(s)``, or its alias ``server.late(s)``: record the message, then wait *s*
+      seconds before answering 250 to the final "." (so a client that gives up earlier has
+      still delivered it — the real-world case where a naive retry duplicates a message).
+    - ``server.timeout(s)`` wait *s* seconds before answering the final ".", then answer 451 and
+      record nothing.
+    - ``server.stall()`` accept TCP connections but never answer: no greeting on a new
+      connection, no reply to the next command on an open one (a hung relay), until ``ok()``.
+    - ``server.drop()`` close the connection in the middle of DATA (after 354 and the first
+      line of the message): nothing recorded; ``server.dropped`` lists the envelopes' recipients.
+
+    What arrived: ``server.received`` lists :class:`ReceivedMail` (envelope + parsed
+    ``email.message.EmailMessage`` with ``policy=email.policy.default``); ``server.wait_for(n)``;
+    ``server.count_by_recipient()`` → ``{address: number of messages}`` (envelope recipients,
+    to spot a duplicate).
 
 Webhooks (``webhook`` → :class:`WebhookReceiver`)
     A ``ThreadingHTTPServer`` on 127.0.0.1 and a free port; ``webhook.url("/robot/send")``.  It
@@ -63,6 +79,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -105,17 +122,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: fl
 # ---------------------------------------------------------------------------------------------
 
 
-def smtp_url(port: int, sender: str = "duban@example.org", host: str = LOCALHOST) -> str:
+def smtp_url(port: int, sender: str = "duban@example.org", host: str = LOCALHOST, tls: str | None = None) -> str:
     """The apprise relay URL for the local test server, without recipients.
 
     Add recipients with ``&to=<address>`` (or ``/<address>`` path segments before the ``?``).
+    ``tls``: ``"starttls"`` or ``"ssl"`` for a server built with that ``tls`` (its certificate is
+    self-signed, hence ``verify=no``).
     """
+    if tls:
+        return f"mailtos://{host}:{port}?from={sender}&mode={tls}&verify=no"
     return f"mailto://{host}:{port}?from={sender}&mode=insecure"
 
 
-def smtp_mailto(port: int, *recipients: str, sender: str = "duban@example.org", **params: Any) -> str:
+def smtp_mailto(port: int, *recipients: str, sender: str = "duban@example.org", tls: str | None = None, **params: Any) -> str:
     """A complete apprise URL to the local server: ``smtp_mailto(port, "a@x.org", cto=1)``."""
-    url = smtp_url(port, sender)
+    url = smtp_url(port, sender, tls=tls)
     if recipients:
         url += "&to=" + ",".join(recipients)
     for key, value in params.items():
@@ -154,6 +175,12 @@ class _SMTPHandler:
     def __init__(self, server: SMTPServer):
         self.server = server
 
+    async def hold_while_stalled(self) -> None:
+        """In stall mode, wait (without answering) until the mode changes or the client hangs up
+        (aiosmtpd then cancels the session's coroutine)."""
+        while self.server.mode == "stall":
+            await asyncio.sleep(0.02)
+
     async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):  # noqa: N802
         if self.server.mode == "refuse" and self.server.refuse_at == "rcpt":
             self.server._note_refused(address)
@@ -184,31 +211,104 @@ class _SMTPHandler:
         return "250 2.0.0 OK: queued"
 
 
+def _faulty_smtp(handler: _SMTPHandler, **kwargs: Any):
+    """An aiosmtpd ``SMTP`` session that can stall (no reply at all) and drop (hang up in DATA)."""
+    from aiosmtpd.smtp import SMTP, syntax
+
+    class FaultySMTP(SMTP):
+        async def push(self, status):
+            # every reply goes through here, the greeting included: a stall holds them all
+            await handler.hold_while_stalled()
+            await super().push(status)
+
+        @syntax("DATA")
+        async def smtp_DATA(self, arg):  # noqa: N802 - aiosmtpd's name for the DATA command
+            if handler.server.mode != "drop" or self.envelope is None or not self.envelope.rcpt_tos:
+                return await super().smtp_DATA(arg)
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            await self._reader.readuntil(b"\r\n")  # the first line of the message, then hang up
+            handler.server._note_dropped(list(self.envelope.rcpt_tos))
+            self.transport.close()
+            return None
+
+    return FaultySMTP(handler, **kwargs)
+
+
+def _self_signed_context(host: str) -> ssl.SSLContext:
+    """A server TLS context with a throw-away self-signed certificate for ``host`` (fixed validity
+    dates: nothing here reads the clock; clients connect with ``verify=no``)."""
+    import datetime as dt
+    import ipaddress
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2099, 12, 31, tzinfo=dt.UTC))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        cert_file, key_file = Path(folder, "cert.pem"), Path(folder, "key.pem")
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
 class SMTPServer:
     """A local SMTP server (aiosmtpd) that records what it accepts; see the module docstring."""
 
-    MODES = ("ok", "refuse", "slow", "timeout")
+    MODES = ("ok", "refuse", "slow", "timeout", "stall", "drop")
 
-    def __init__(self, host: str = LOCALHOST):
+    def __init__(self, host: str = LOCALHOST, tls: str | None = None):
+        if tls not in (None, "starttls", "ssl"):
+            raise ValueError("SMTPServer(tls=...) takes None, 'starttls' or 'ssl'")
         self.host = host
+        self.tls = tls
         self.port = 0
         self.mode = "ok"
         self.refuse_at = "data"  # "data" → 554 after DATA; "rcpt" → 550 on each RCPT TO
         self.delay = 0.0
         self.refused: list[Any] = []  # recipients of refused attempts, in order
+        self.dropped: list[list[str]] = []  # recipients of the messages cut off in drop mode
         self._fail_next = 0
         self._received: list[ReceivedMail] = []
         self._cond = threading.Condition()
         self._controller = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> SMTPServer:
+    def _build_controller(self, port: int):
         from aiosmtpd.controller import Controller
 
+        class FaultyController(Controller):
+            def factory(self):
+                return _faulty_smtp(self.handler, **self.SMTP_kwargs)
+
+        tls: dict[str, Any] = {}
+        if self.tls == "starttls":
+            tls["tls_context"] = _self_signed_context(self.host)
+        elif self.tls == "ssl":
+            tls["ssl_context"] = _self_signed_context(self.host)
+        return FaultyController(_SMTPHandler(self), hostname=self.host, port=port, ready_timeout=10, **tls)
+
+    def start(self) -> SMTPServer:
         last_error: Exception | None = None
         for _ in range(5):  # the free port can be taken between probing and binding
             port = free_port(self.host)
-            controller = Controller(_SMTPHandler(self), hostname=self.host, port=port, ready_timeout=10)
+            controller = self._build_controller(port)
             try:
                 controller.start()
             except Exception as err:  # noqa: BLE001
@@ -231,7 +331,7 @@ class SMTPServer:
 
     # -- modes ---------------------------------------------------------------------------------
     def ok(self) -> None:
-        """Accept everything again (also clears ``fail_next``)."""
+        """Accept everything again (also clears ``fail_next`` and releases a stall)."""
         with self._cond:
             self.mode, self.delay, self._fail_next = "ok", 0.0, 0
 
@@ -245,9 +345,21 @@ class SMTPServer:
         """Record each message, then wait ``seconds`` before answering 250 to DATA."""
         self.mode, self.delay = "slow", float(seconds)
 
+    def late(self, seconds: float) -> None:
+        """The same as :meth:`slow`: record each message, answer the final "." after ``seconds``."""
+        self.slow(seconds)
+
     def timeout(self, seconds: float = 10.0) -> None:
         """Wait ``seconds`` before answering DATA, then answer 451 and record nothing."""
         self.mode, self.delay = "timeout", float(seconds)
+
+    def stall(self) -> None:
+        """Answer nothing (no greeting, no reply to any command) until :meth:`ok`."""
+        self.mode = "stall"
+
+    def drop(self) -> None:
+        """Hang up in the middle of DATA (after 354 and one line of the message): nothing recorded."""
+        self.mode = "drop"
 
     def fail_next(self, n: int = 1) -> None:
         """Refuse (554) the next ``n`` messages, then accept again."""
@@ -271,6 +383,10 @@ class SMTPServer:
         with self._cond:
             self.refused.append(recipients)
 
+    def _note_dropped(self, recipients: list[str]) -> None:
+        with self._cond:
+            self.dropped.append(recipients)
+
     @property
     def received(self) -> list[ReceivedMail]:
         with self._cond:
@@ -280,10 +396,19 @@ class SMTPServer:
     def messages(self) -> list[EmailMessage]:
         return [mail.message for mail in self.received]
 
+    def count_by_recipient(self) -> dict[str, int]:
+        """How many messages each envelope recipient got (more than 1: a duplicate, or a resend)."""
+        counts: dict[str, int] = {}
+        for mail in self.received:
+            for address in mail.rcpt_tos:
+                counts[address] = counts.get(address, 0) + 1
+        return counts
+
     def clear(self) -> None:
         with self._cond:
             self._received.clear()
             self.refused.clear()
+            self.dropped.clear()
 
     def wait_for(self, n: int = 1, timeout: float = 5.0) -> list[ReceivedMail]:
         """Wait until at least ``n`` messages arrived; return them (AssertionError on timeout)."""
@@ -294,12 +419,12 @@ class SMTPServer:
 
     def url(self, *recipients: str, **params: Any) -> str:
         """A complete apprise URL to this server (see :func:`smtp_mailto`)."""
-        return smtp_mailto(self.port, *recipients, **params)
+        return smtp_mailto(self.port, *recipients, tls=self.tls, **params)
 
     @property
     def relay_url(self) -> str:
         """The relay URL without recipients (for ``DUBAN_SMTP_URL``)."""
-        return smtp_url(self.port, host=self.host)
+        return smtp_url(self.port, host=self.host, tls=self.tls)
 
 
 @pytest.fixture

@@ -90,6 +90,41 @@ def test_slow_mode_delivers_late_even_when_the_client_gave_up(smtp_server: SMTPS
     assert len(smtp_server.received) == 2
 
 
+def test_stall_mode_answers_nothing_until_ok(smtp_server: SMTPServer):
+    # an open session stops answering at its next command
+    with smtplib.SMTP("127.0.0.1", smtp_server.port, timeout=0.5) as client:
+        assert client.noop()[0] == 250
+        smtp_server.stall()
+        with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+            client.noop()
+    # a new connection is accepted but never greeted
+    with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+        smtplib.SMTP("127.0.0.1", smtp_server.port, timeout=0.5)
+    smtp_server.ok()
+    with smtplib.SMTP("127.0.0.1", smtp_server.port, timeout=5) as client:
+        assert client.sendmail("duban@example.org", ["someone@example.org"], b"Subject: x\r\n\r\nbody\r\n") == {}
+    assert smtp_server.count_by_recipient() == {"someone@example.org": 1}
+
+
+def test_drop_mode_hangs_up_in_the_middle_of_data(smtp_server: SMTPServer):
+    smtp_server.drop()
+    assert send(smtp_server.url("someone@example.org")) is False
+    with pytest.raises(smtplib.SMTPServerDisconnected), smtplib.SMTP("127.0.0.1", smtp_server.port, timeout=5) as client:
+        client.sendmail("duban@example.org", ["other@example.org"], b"Subject: x\r\n\r\nline 1\r\nline 2\r\n")
+    assert smtp_server.received == []
+    assert smtp_server.dropped == [["someone@example.org"], ["other@example.org"]]
+
+
+def test_late_is_slow_and_count_by_recipient_shows_the_duplicate(smtp_server: SMTPServer):
+    smtp_server.late(1.5)
+    assert (smtp_server.mode, smtp_server.delay) == ("slow", 1.5)
+    assert send(smtp_server.url("someone@example.org", cto=0.5)) is False  # apprise gave up…
+    smtp_server.ok()
+    assert send(smtp_server.url("someone@example.org", "other@example.org")) is True  # …and sent again
+    smtp_server.wait_for(3)
+    assert smtp_server.count_by_recipient() == {"someone@example.org": 2, "other@example.org": 1}
+
+
 # -- webhooks ---------------------------------------------------------------------------------
 
 

@@ -81,11 +81,11 @@ def check_command(
     for line in summary["notes"]:
         console.print(line, markup=False)
     _where_it_went(rt, summary["sent"])
-    if summary["failed"] or summary["sending"]:
+    if summary["failed"] or summary["sending"] or summary["paused"]:
         raise typer.Exit(DELIVERY_PROBLEMS)
 
 
-DELIVERY_PROBLEMS = 3  # exit status: the check ran, but some messages did not go out (yet)
+DELIVERY_PROBLEMS = 3  # exit status: the check ran, but some messages did not go out (failed, paused, or held by a run)
 
 
 def _where_it_went(rt, sent: int) -> None:
@@ -104,7 +104,7 @@ def deliver_command() -> None:
     """发送到期的通知：失败后到了重试时间的、因不在发送时段而延后的，以及上次发送中断的（duban run 每 5 分钟自动执行）。"""
     import datetime as dt
 
-    from duban.sweep.sending import day_outcome, deliver_due, outcome_lines
+    from duban.sweep.sending import day_outcome, deliver_due, outcome_lines, paused_line
 
     _engine()
     rt = _runtime()
@@ -116,10 +116,11 @@ def deliver_command() -> None:
         err_console.print(f"发送失败（将自动重试）：{e}", markup=False)
     outcome = day_outcome(rt.engine, run_on=now.astimezone(rt.tz).date(), since=now, now=now)
     console.print(f"发送成功 {result.sent} 份，失败 {result.failed} 份。", markup=False)
-    for line in outcome_lines(outcome):
-        console.print(line, markup=False)
+    for line in [paused_line(result), *outcome_lines(outcome)]:
+        if line:
+            console.print(line, markup=False)
     _where_it_went(rt, result.sent)
-    if result.failed or outcome.sending:
+    if result.failed or result.paused or outcome.sending:
         raise typer.Exit(DELIVERY_PROBLEMS)
 
 

@@ -62,7 +62,13 @@ def notify_test_command(
         channels=list(p.notify_urls or ()),
         mobile=p.mobile,
     )
-    dispatcher = AppriseChannel(settings.smtp_url, template_dir=settings.template_dir, smtp_timeout=settings.smtp_timeout, tz=rt.tz)
+    dispatcher = AppriseChannel(
+        settings.smtp_url,
+        template_dir=settings.template_dir,
+        smtp_timeout=settings.smtp_timeout,
+        smtp_final_timeout=settings.smtp_final_timeout,
+        tz=rt.tz,
+    )
     try:
         targets = dispatcher.targets(out)
         if not targets:

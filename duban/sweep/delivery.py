@@ -77,6 +77,7 @@ class DeliverResult:
     deferred: int = 0  # waiting for working hours (not an attempt)
     unreachable: list[int] = field(default_factory=list)  # office members who were told someone is unreachable
     paused: int = 0  # every channel of the message paused (its server stopped answering): given back for later
+    paused_reason: str | None = None  # why (the first such message's reason)
     recovered: int = 0  # a dead run's messages its journal says went out: marked sent, not sent again
     interrupted: int = 0  # a dead run's other messages: due again now
     failures: list[tuple[Outgoing, str]] = field(default_factory=list, repr=False)
@@ -267,9 +268,21 @@ class _Run:
         self.unmarked = False  # something went out that the store could not be told (the journal keeps it)
         self.crashes: list[BaseException] = []
 
-    def now(self) -> dt.datetime:
-        """The run's clock: the ``now`` it was given, moved on by the time it has taken since."""
-        return self._start + dt.timedelta(seconds=time.monotonic() - self._t0)
+    def now(self, at: float | None = None) -> dt.datetime:
+        """The run's clock: the ``now`` it was given, moved on by the time it has taken since
+        (until the monotonic moment ``at``, default: this moment)."""
+        return self._start + dt.timedelta(seconds=(time.monotonic() if at is None else at) - self._t0)
+
+    def claim(self, limit: int, recipients: list[int] | None) -> tuple[list[int], float]:
+        """Claim up to ``limit`` due digests: their ids and the monotonic moment the claim is dated
+        (taken before each try, so a claim that waited for the store is never thought younger
+        than the store has it)."""
+
+        def attempt() -> tuple[list[int], float]:
+            t = time.monotonic()
+            return claim_ids(self.engine, self.token, now=self.now(t), limit=limit, recipients=recipients), t
+
+        return retry_transient(attempt, patience=self.patience)
 
     def store(self, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``work(*args, **kwargs)``: one transaction, run again while the store is busy."""
@@ -319,6 +332,7 @@ def _send_one(run: _Run, out: Outgoing) -> None:
     elif report is not None and report.paused:
         run.store(release, engine, run.token, [out.id], until=at + PAUSE, reason=error)
         run.count(paused=1)
+        run.result.paused_reason = run.result.paused_reason or error
     else:
         rows = _delivery_rows(out, report, error, name, at)
         run.store(mark_failed, engine, [(out.id, out.attempts, error)], now=at, deliveries=rows)
@@ -332,8 +346,7 @@ def _worker(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipient
     engine, token = run.engine, run.token
     try:
         while not run.stop.is_set():
-            ids = run.store(claim_ids, engine, token, now=run.now(), limit=CLAIM, recipients=recipients)
-            claimed = time.monotonic()
+            ids, claimed = run.claim(CLAIM, recipients)
             if not ids:
                 return
             batch = run.store(load_outgoing, engine, ids, links=links, template_dir=template_dir)
@@ -354,9 +367,9 @@ def _worker(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipient
 def _batches(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipients: list[int] | None) -> None:
     """An idempotent channel (the outbox): take many at a time and mark them together (a repeat
     rewrites the same file)."""
-    engine, token, name = run.engine, run.token, run.channel.name
+    engine, name = run.engine, run.channel.name
     while True:
-        ids = run.store(claim_ids, engine, token, now=run.now(), limit=BATCH, recipients=recipients)
+        ids, _ = run.claim(BATCH, recipients)
         if not ids:
             return
         sent: dict[int, str] = {}
@@ -405,9 +418,13 @@ def deliver(
     recipients = list(recipients) if recipients is not None else None
     run = _Run(engine, channel, now=now, lease=lease, journal_dir=journal_dir, patience=store_patience)
     result = run.result
-    result.recovered, result.interrupted = run.store(recover, engine, now=now, lease=lease, journal_dir=journal_dir)
-    if quiet is not None:
-        result.deferred = run.store(defer_quiet, engine, quiet, now=now, recipients=recipients)
+    try:
+        result.recovered, result.interrupted = run.store(recover, engine, now=now, lease=lease, journal_dir=journal_dir)
+        if quiet is not None:
+            result.deferred = run.store(defer_quiet, engine, quiet, now=now, recipients=recipients)
+    except BaseException:
+        channel.close()
+        raise
     heartbeat = threading.Thread(target=run.heartbeat, name="deliver-heartbeat", daemon=True)
     heartbeat.start()
     try:

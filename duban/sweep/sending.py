@@ -95,6 +95,13 @@ def day_outcome(engine: Engine, *, run_on: dt.date, since: dt.datetime, now: dt.
     return DayOutcome(*(int(v or 0) for v in row))
 
 
+def paused_line(result: DeliverResult) -> str | None:
+    """A relay or chat service that stopped answering, as the office reads it (None: none)."""
+    if not result.paused:
+        return None
+    return f"{result.paused} 份因通知渠道暂时无响应而暂停发送，将于 5 分钟后自动重试（{result.paused_reason}）。"
+
+
 def outcome_lines(o: DayOutcome) -> list[str]:
     """What the office should know beyond "发送成功 n 份，失败 m 份" (the CLI and the flows' artifact)."""
     lines = []

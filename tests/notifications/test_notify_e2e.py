@@ -25,6 +25,7 @@ from duban.sweep.delivery import deliver
 from duban.sweep.digests import assemble
 from duban.sweep.rows import digest_rows
 from notifications.channels import AppriseChannel
+from notifications.smtp import SMTPPool
 from tests.factories import small_plan, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -115,7 +116,9 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
         smtp_server.refuse(at="rcpt")
     else:
         smtp_server.timeout(5)
-    send = AppriseChannel(relay, tz=TZ)
+    # the timeout case: no answer to the end of the message within the final timeout; the
+    # breaker (tests/notifications/test_relay.py) is out of the way, this is about the retry
+    send = AppriseChannel(relay, tz=TZ, smtp_final_timeout=1, pool=SMTPPool(trip_after=10))
     result = sweep_day(engine, send, workers=2)
     assert (result.sent, result.failed) == (0, 5)
     assert smtp_server.received == []
@@ -126,7 +129,7 @@ def test_smtp_failure_is_kept_and_retried_later(engine, tmp_path, smtp_server, m
     expected = {
         "refuse": "邮件服务器拒收（554 5.7.1 message refused (test server in refuse mode)）",
         "refuse_rcpt": "邮件服务器拒绝收件人 jwc@example.org（550 5.1.1 <jwc@example.org>: recipient refused (test server in refuse mode)）",
-        "timeout": f"邮件服务器 127.0.0.1:{smtp_server.port} 无响应（等待超过 1 秒）",
+        "timeout": f"邮件服务器 127.0.0.1:{smtp_server.port} 收到全文后 1 秒内未确认（可能已送达）",
     }[mode]
     errors = [e for _c, _t, ok, e in deliveries(engine) if not ok]
     assert len(errors) == 5 and (expected in errors if mode != "refuse_rcpt" else any(expected == e for e in errors))
