@@ -379,10 +379,14 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """显示数据库结构版本。"""
+    from duban.cli.common import _connect_problem
     from duban.db import current_revision, make_engine
 
     settings = _settings()
-    rev = current_revision(make_engine(settings.database_url))
+    try:
+        rev = current_revision(make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout))
+    except Exception as err:  # noqa: BLE001 - any driver error becomes one clear message
+        _fail(_connect_problem(settings, err), 2)
     console.print(f"{_safe_url(settings.database_url)}：{rev or '尚未初始化'}", markup=False)
 
 

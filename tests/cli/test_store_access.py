@@ -128,7 +128,8 @@ def silent_server() -> Iterator[int]:
             conn.close()
 
 
-def test_a_database_that_does_not_answer_is_one_clear_message(tmp_path):
+@pytest.mark.parametrize("command", [["status"], ["db", "current"]])
+def test_a_database_that_does_not_answer_is_one_clear_message(tmp_path, command):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUBAN_")}
     with silent_server() as port:
         env.update(
@@ -138,7 +139,7 @@ def test_a_database_that_does_not_answer_is_one_clear_message(tmp_path):
         )
         started = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "duban.cli", "status"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "duban.cli", *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
         )
         took = time.monotonic() - started
     assert proc.returncode == 2
