@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,6 +41,24 @@ def plan_definition(*, approval: bool = True) -> dict:
 
 def import_small(engine, folder: Path, *, approval: bool = True, data: dict | None = None):
     return import_plan(engine, write_yaml(folder / "plan.yaml", data or plan_definition(approval=approval)), now=IMPORTED)
+
+
+@contextlib.contextmanager
+def small_plan_app(engine, folder: Path, monkeypatch, **client_options) -> Iterator:
+    """The web app on the test database (``use_database``) with the small plan imported, links to
+    http://testserver and nothing sent at once: a TestClient."""
+    from fastapi.testclient import TestClient
+
+    from duban.settings import get_settings
+    from duban.web.app import create_app
+
+    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
+    monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
+    monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
+    get_settings.cache_clear()
+    import_small(engine, folder)
+    with TestClient(create_app(), raise_server_exceptions=True, **client_options) as client:
+        yield client
 
 
 def person_id(engine, name: str) -> int:

@@ -163,7 +163,6 @@ def outbox_command(
     limit: Annotated[int, typer.Option("--limit", help="最多列出几份")] = 50,
 ) -> None:
     """发件箱：查看已生成的通知、发送状态和失败原因。"""
-    from rich.table import Table
 
     from duban.sweep.rows import digest_rows
 
@@ -179,11 +178,18 @@ def outbox_command(
     if not rows:
         console.print("发件箱中没有符合条件的通知。", markup=False)
         return
+    columns = ("编号", "日期", "收件人", "事项", "状态", "尝试次数", "失败原因")
+    _print_table(columns, [[str(r[c]) for c in columns] for r in rows])
+
+
+def _print_table(columns: tuple[str, ...], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
     table = Table()
-    for col in ("编号", "日期", "收件人", "事项", "状态", "尝试次数", "失败原因"):
+    for col in columns:
         table.add_column(col)
-    for r in rows:
-        table.add_row(*(str(r[c]) for c in ("编号", "日期", "收件人", "事项", "状态", "尝试次数", "失败原因")))
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -215,7 +221,6 @@ def _show_digest(engine, digest_id: int) -> None:
 
 def _list_problems(engine, *, run_on: dt.date | None, person: str | None, limit: int) -> None:
     """`duban outbox --failed`: messages that failed (waiting for a retry) or were interrupted."""
-    from rich.table import Table
 
     from duban.sweep.rows import delivery_problems
 
@@ -226,12 +231,10 @@ def _list_problems(engine, *, run_on: dt.date | None, person: str | None, limit:
     if not problems:
         console.print("发件箱中没有符合条件的通知。", markup=False)
         return
-    table = Table()
-    for col in ("编号", "日期", "收件人", "状态", "尝试次数", "原因", "下次重试"):
-        table.add_column(col)
-    for p in problems:
-        table.add_row(str(p.digest_id), p.run_on.isoformat(), p.recipient, p.state, str(p.attempts), p.reason, p.next_text)
-    console.print(table)
+    _print_table(
+        ("编号", "日期", "收件人", "状态", "尝试次数", "原因", "下次重试"),
+        [[str(p.digest_id), p.run_on.isoformat(), p.recipient, p.state, str(p.attempts), p.reason, p.next_text] for p in problems],
+    )
 
 
 @app.command("run")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, Select, and_, func, or_, select
 
 from duban.db import session_scope
 from duban.links import local_time
@@ -22,26 +22,35 @@ from notifications.channel import LABELS
 INTERRUPTED = "发送中断，将自动重发"
 
 
+# who a digest is for: the person, the department's group, or the audience (leading group, office)
+RECIPIENT = func.coalesce(Person.name, Department.name + "（群）", Digest.audience).label("name")
+
+
+_Q = TypeVar("_Q", bound=Select)  # any row shape
+
+
+def with_recipient(q: _Q) -> _Q:
+    """``q`` joined to the digest's person and department (for ``RECIPIENT``)."""
+    return q.outerjoin(Person, Person.id == Digest.recipient_id).outerjoin(Department, Department.id == Digest.department_id)
+
+
 def digest_rows(
     engine: Engine, *, run_on: dt.date | None = None, status: str | None = None, person: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Digests as table rows (Chinese column names), newest first: what `duban outbox` lists."""
     with session_scope(engine, readonly=True) as session:
-        q = (
+        q = with_recipient(
             select(
                 Digest.id,
                 Digest.run_on,
-                func.coalesce(Person.name, Department.name + "（群）", Digest.audience).label("name"),
+                RECIPIENT,
                 Digest.items,
                 Digest.status,
                 Digest.attempts,
                 Digest.last_error,
                 Digest.subject,
                 Digest.delivered_via,
-            )
-            .outerjoin(Person, Person.id == Digest.recipient_id)
-            .outerjoin(Department, Department.id == Digest.department_id)
-            .order_by(Digest.id.desc())
+            ).order_by(Digest.id.desc())
         )
         if run_on is not None:
             q = q.where(Digest.run_on == run_on)
@@ -117,17 +126,9 @@ def delivery_problems(
     utc = now.astimezone(dt.UTC)
     stuck = and_(Digest.status == LedgerStatus.SENDING, Digest.claimed_at < utc - dt.timedelta(seconds=lease_seconds))
     q = (
-        select(
-            Digest.id,
-            Digest.run_on,
-            func.coalesce(Person.name, Department.name + "（群）", Digest.audience).label("name"),
-            Digest.status,
-            Digest.attempts,
-            Digest.last_error,
-            Digest.next_attempt_at,
+        with_recipient(
+            select(Digest.id, Digest.run_on, RECIPIENT, Digest.status, Digest.attempts, Digest.last_error, Digest.next_attempt_at)
         )
-        .outerjoin(Person, Person.id == Digest.recipient_id)
-        .outerjoin(Department, Department.id == Digest.department_id)
         .where(or_(Digest.status == LedgerStatus.FAILED, stuck))
         .order_by(Digest.run_on.desc(), Digest.id.desc())
         .limit(limit)

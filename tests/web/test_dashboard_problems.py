@@ -6,27 +6,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
-from duban.settings import get_settings
 from tests.conftest import PINNED
 from tests.sweep.test_delivery_problems import REASON, add_digests
 from tests.web.test_dashboard import add_account, login
-from tests.web_helpers import SECRET, import_small
+from tests.web_helpers import small_plan_app
 
 pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
 
 
 @pytest.fixture
 def web(use_database, engine, tmp_path, monkeypatch):
-    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
-    monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
-    monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
-    get_settings.cache_clear()
-    import_small(engine, tmp_path)
-    from duban.web.app import create_app
-
-    with TestClient(create_app(), raise_server_exceptions=True, follow_redirects=False) as client:
+    with small_plan_app(engine, tmp_path, monkeypatch, follow_redirects=False) as client:
         yield client
 
 

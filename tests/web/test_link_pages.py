@@ -33,6 +33,7 @@ from tests.web_helpers import (
     milestone,
     milestone_id,
     requests,
+    small_plan_app,
     snapshot,
 )
 
@@ -49,14 +50,7 @@ class Recorder:
 
 @pytest.fixture
 def web(use_database, engine, tmp_path, monkeypatch):
-    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
-    monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
-    monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
-    get_settings.cache_clear()
-    import_small(engine, tmp_path)
-    from duban.web.app import create_app
-
-    with TestClient(create_app(), raise_server_exceptions=True) as client:
+    with small_plan_app(engine, tmp_path, monkeypatch) as client:
         yield client
 
 

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import exc
 
 from duban.settings import get_settings
 from tests.web.test_dashboard import add_account, login
-from tests.web_helpers import PDF, SECRET, csrf_of, events, import_small, make_link, snapshot
+from tests.web_helpers import PDF, csrf_of, events, make_link, small_plan_app, snapshot
 
 pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
 
@@ -50,14 +49,7 @@ def other_writer(database_url: str, *, seconds: float | None = None) -> Iterator
 
 @pytest.fixture
 def web(use_database, engine, tmp_path, monkeypatch):
-    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
-    monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
-    monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
-    get_settings.cache_clear()
-    import_small(engine, tmp_path)
-    from duban.web.app import create_app
-
-    with TestClient(create_app(), raise_server_exceptions=True, follow_redirects=False) as client:
+    with small_plan_app(engine, tmp_path, monkeypatch, follow_redirects=False) as client:
         yield client
 
 
