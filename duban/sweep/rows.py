@@ -90,20 +90,21 @@ STATUS_LABELS = {
 
 @dataclass(frozen=True)
 class DeliveryProblem:
-    """A message that did not go out: it failed (waiting for its retry), or its sender stopped
-    while sending it (its claim older than the lease; the next delivery run sends it again)."""
+    """A message that did not go out: it failed (waiting for its retry), it was held back because
+    its channel stopped answering (paused: waiting, with the reason), or its sender stopped while
+    sending it (its claim older than the lease; the next delivery run sends it again)."""
 
     digest_id: int
     run_on: dt.date
     recipient: str
-    status: LedgerStatus  # FAILED, or SENDING for an interrupted one
+    status: LedgerStatus  # FAILED; PENDING with a reason (held back: a paused channel); SENDING (interrupted)
     attempts: int
     reason: str
     next_attempt: str  # local time of the retry ("" for an interrupted one: the next delivery run)
 
     @property
     def state(self) -> str:
-        return "发送失败" if self.status == LedgerStatus.FAILED else "发送中断"
+        return {LedgerStatus.FAILED: "发送失败", LedgerStatus.PENDING: "暂缓发送"}.get(self.status, "发送中断")
 
     @property
     def next_text(self) -> str:
@@ -121,15 +122,17 @@ def delivery_problems(
     tz: Any = None,
     limit: int = 200,
 ) -> list[DeliveryProblem]:
-    """Failed digests, and digests stuck "sending" for longer than the lease (``DUBAN_DELIVER_LEASE``;
-    one being sent now is not a problem), newest day first; times in ``tz``. Read only."""
+    """Failed digests, digests held back with a reason (their channel paused: the mail relay stopped
+    answering), and digests stuck "sending" for longer than the lease (``DUBAN_DELIVER_LEASE``; one
+    being sent now is not a problem), newest day first; times in ``tz``. Read only."""
     utc = now.astimezone(dt.UTC)
     stuck = and_(Digest.status == LedgerStatus.SENDING, Digest.claimed_at < utc - dt.timedelta(seconds=lease_seconds))
+    held_back = and_(Digest.status == LedgerStatus.PENDING, Digest.last_error.is_not(None))
     q = (
         with_recipient(
             select(Digest.id, Digest.run_on, RECIPIENT, Digest.status, Digest.attempts, Digest.last_error, Digest.next_attempt_at)
         )
-        .where(or_(Digest.status == LedgerStatus.FAILED, stuck))
+        .where(or_(Digest.status == LedgerStatus.FAILED, stuck, held_back))
         .order_by(Digest.run_on.desc(), Digest.id.desc())
         .limit(limit)
     )
@@ -148,8 +151,8 @@ def delivery_problems(
             AUDIENCE_NAMES.get(r.name, r.name),
             LedgerStatus(r.status),
             r.attempts,
-            (r.last_error or "（未记录原因）") if r.status == LedgerStatus.FAILED else INTERRUPTED,
-            local_time(r.next_attempt_at, tz) if r.status == LedgerStatus.FAILED else "",
+            INTERRUPTED if r.status == LedgerStatus.SENDING else (r.last_error or "（未记录原因）"),
+            "" if r.status == LedgerStatus.SENDING else local_time(r.next_attempt_at, tz),
         )
         for r in rows
     ]

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from duban.cli.main import app, console
 from tests.conftest import PINNED
-from tests.sweep.test_delivery_problems import REASON, add_digests
+from tests.sweep.test_delivery_problems import PAUSED, REASON, add_digests
 from tests.web_helpers import import_small
 
 runner = CliRunner()
@@ -28,6 +28,7 @@ def test_failed_lists_failed_and_interrupted_messages_only(use_database, engine,
     assert result.exit_code == 0, result.output
     assert table_rows(result.stdout) == [
         ["编号", "日期", "收件人", "状态", "尝试次数", "原因", "下次重试"],
+        ["5", "2026-11-30", "分管教学副校长", "暂缓发送", "0", PAUSED, "2026-11-30 10:05"],
         ["2", "2026-11-30", "宣传部部长", "发送中断", "1", "发送中断，将自动重发", "下次发送时"],
         ["1", "2026-11-30", "教务处处长", "发送失败", "2", REASON, "2026-11-30 11:00"],
     ]

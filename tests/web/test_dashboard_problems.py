@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import PINNED
-from tests.sweep.test_delivery_problems import REASON, add_digests
+from tests.sweep.test_delivery_problems import PAUSED, REASON, add_digests
 from tests.web.test_dashboard import add_account, login
 from tests.web_helpers import small_plan_app
 
@@ -36,9 +36,10 @@ def test_the_office_sees_failed_and_interrupted_messages(web, engine):
     assert login(web, "bangong").status_code == 303
     part = section(web.get("/dashboard").text)
     assert part is not None
-    assert "<h2>通知发送异常（2）</h2>" in part
+    assert "<h2>通知发送异常（3）</h2>" in part
     assert "<th>收件人</th><th>日期</th><th>状态</th><th>尝试次数</th><th>原因</th><th>下次重试</th>" in part
     assert rows(part) == [
+        ["分管教学副校长", "2026-11-30", "暂缓发送", "0", PAUSED, "2026-11-30 10:05"],
         ["宣传部部长", "2026-11-30", "发送中断", "1", "发送中断，将自动重发", "下次发送时"],
         ["教务处处长", "2026-11-30", "发送失败", "2", REASON, "2026-11-30 11:00"],
     ]
