@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from duban import links as links_mod
+from duban.db import rowcount
 from duban.evidence import StoredFile, add_evidence
 from duban.links import Resolved
 from duban.models import Department, Event, Link, Milestone, Notification, Person, Request, Task
@@ -91,7 +92,7 @@ def use_link(session: Session, r: Resolved, now: dt.datetime) -> None:
     """Mark the link used (once: a second submission of the same link finds it used)."""
     if r.link.action in links_mod.REUSABLE_ACTIONS:
         return
-    done = links_mod.rowcount(
+    done = rowcount(
         session.execute(
             update(Link)
             .where(Link.id == r.link.id, Link.used_at.is_(None))

@@ -27,6 +27,7 @@ from duban.actions import (
     text_field,
     use_link,
 )
+from duban.db import rowcount
 from duban.links import Resolved
 from duban.models import Event, Milestone, Person, Request, Task
 from duban.vocabulary import OPEN_STATES, EventKind, LinkAction, MessageKind, MilestoneState, RequestKind, RequestStatus
@@ -189,7 +190,7 @@ def _check_undecided(session: Session, r: Resolved, req: Request) -> None:
 
 def _mark_decided(session: Session, r: Resolved, req: Request, *, status: RequestStatus, note: str, now: dt.datetime) -> None:
     """The request's new status, written only if nobody decided it meanwhile."""
-    done = links_mod.rowcount(
+    done = rowcount(
         session.execute(
             update(Request)
             .where(Request.id == req.id, Request.status == RequestStatus.PENDING)

@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, exc, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -158,6 +158,13 @@ def session_scope(engine: Engine, *, readonly: bool = False, wait: float | None 
     finally:
         if lock is not None:
             lock.release()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run by ``Session.execute`` changed."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("rowcount: not the result of an UPDATE or DELETE")
+    return result.rowcount or 0
 
 
 # PostgreSQL SQLSTATEs of a transaction that may well succeed when simply run again: serialization

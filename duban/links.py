@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, CursorResult, Result, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from duban.db import rowcount
 from duban.models import Department, Link, Milestone, Person, Plan, PlanRole, Request, Task, table_of, utcnow
 from duban.vocabulary import OWNER_ACTIONS, REVIEW_MESSAGE_KINDS, LinkAction, MessageKind, MilestoneState, PlanRoleKind
 from duban.vocabulary import REUSABLE_ACTIONS as REUSABLE_ACTIONS  # re-exported (duban.actions)
@@ -31,13 +32,6 @@ from duban.vocabulary import REVIEWER_ACTIONS as REVIEW_ACTIONS
 # office); REUSABLE_ACTIONS: never "used up".  An action's label is ``LinkAction.label``; ACTIONS
 # maps the actions a message carries to their labels (a digest's link lines).
 ACTIONS: dict[str, str] = {a: a.label for a in LinkAction if a is not LinkAction.DASHBOARD}
-
-
-def rowcount(result: Result[Any]) -> int:
-    """How many rows an UPDATE or DELETE run by ``Session.execute`` changed."""
-    if not isinstance(result, CursorResult):
-        raise TypeError("rowcount: not the result of an UPDATE or DELETE")
-    return result.rowcount or 0
 
 
 class LinkError(ValueError):

@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, and_, bindparam, func, select, update
+from sqlalchemy import Engine, and_, bindparam, case, func, select, update
 
-from duban.db import session_scope
+from duban.db import rowcount, session_scope
 from duban.models import Delivery, Digest, Notification, table_of
 from duban.sweep import journal
 from duban.vocabulary import LedgerStatus
@@ -41,12 +41,6 @@ def new_token() -> str:
     """This run's claim token: the machine, the process and a random part."""
     host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:40] or "host"
     return f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def rowcount(result: Any) -> int:
-    if not isinstance(result, CursorResult):  # an UPDATE always answers with a cursor result
-        raise TypeError(f"UPDATE returned {type(result).__name__}")
-    return result.rowcount or 0
 
 
 def due_condition(now: dt.datetime, recipients: list[int] | None = None):
@@ -120,34 +114,25 @@ def mark_failed(
             session.execute(table_of(Delivery).insert(), deliveries)
 
 
-def release(engine: Engine, token: str, ids: Iterable[int], *, until: dt.datetime, reason: str | None = None) -> int:
-    """Give back claims that were not tried (not an attempt): due again at ``until``."""
-    ids = list(ids)
-    if not ids:
-        return 0
+def release(engine: Engine, token: str, ids: Iterable[int] | None, *, until: dt.datetime, reason: str | None = None) -> int:
+    """Give back claims that were not tried (not an attempt): due again at ``until``.  ``ids``
+    None: everything ``token`` still holds (a finished run leaves nothing 发送中)."""
+    held = and_(Digest.claim_token == token, Digest.status == LedgerStatus.SENDING)
+    if ids is not None:
+        ids = list(ids)
+        if not ids:
+            return 0
+        held = and_(held, Digest.id.in_(ids))
     values: dict[str, Any] = {
         "status": LedgerStatus.PENDING,
         "claim_token": None,
-        "attempts": func.max(Digest.attempts - 1, 0) if engine.dialect.name == "sqlite" else func.greatest(Digest.attempts - 1, 0),
+        "attempts": case((Digest.attempts > 0, Digest.attempts - 1), else_=0),
         "next_attempt_at": until,
     }
     if reason is not None:
         values["last_error"] = reason[:2000]
     with session_scope(engine) as session:
-        return rowcount(
-            session.execute(
-                update(Digest)
-                .where(Digest.id.in_(ids), Digest.claim_token == token, Digest.status == LedgerStatus.SENDING)
-                .values(**values)
-            )
-        )
-
-
-def release_all(engine: Engine, token: str, *, until: dt.datetime) -> int:
-    """A finished run leaves nothing 发送中: whatever it still holds is due again (not an attempt)."""
-    with session_scope(engine) as session:
-        ids = list(session.scalars(select(Digest.id).where(Digest.claim_token == token, Digest.status == LedgerStatus.SENDING)))
-    return release(engine, token, ids, until=until)
+        return rowcount(session.execute(update(Digest).where(held).values(**values)))
 
 
 def _local_and_dead(token: str) -> bool:

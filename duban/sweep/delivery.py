@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from duban.db import retry_transient, session_scope
+from duban.db import retry_transient, rowcount, session_scope
 from duban.links import LinkMaker
 from duban.models import Department, Digest, Person, Plan, PlanRole, utcnow
 from duban.rules.quiet import QuietHours
@@ -47,9 +47,7 @@ from duban.sweep.claims import (
     new_token,
     recover,
     release,
-    release_all,
     renew,
-    rowcount,
 )
 from duban.sweep.journal import Journal
 from duban.sweep.ledger import existing_keys, insert_ignore
@@ -351,10 +349,10 @@ def _worker(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipient
                 return
             batch = run.store(load_outgoing, engine, ids, links=links, template_dir=template_dir)
             for i, out in enumerate(batch):
-                if run.stop.is_set() or not run.fresh(claimed):
-                    rest = [o.id for o in batch[i:]]
-                    run.store(release, engine, token, rest, until=run.now())
-                    if not run.fresh(claimed):
+                stale = not run.fresh(claimed)
+                if run.stop.is_set() or stale:
+                    run.store(release, engine, token, [o.id for o in batch[i:]], until=run.now())
+                    if stale:
                         log.warning("delivery claims went stale (the store did not answer); stopping this run")
                         run.stop.set()
                     return
@@ -422,17 +420,15 @@ def deliver(
         result.recovered, result.interrupted = run.store(recover, engine, now=now, lease=lease, journal_dir=journal_dir)
         if quiet is not None:
             result.deferred = run.store(defer_quiet, engine, quiet, now=now, recipients=recipients)
-    except BaseException:
-        channel.close()
-        raise
-    heartbeat = threading.Thread(target=run.heartbeat, name="deliver-heartbeat", daemon=True)
-    heartbeat.start()
-    try:
-        _run_workers(run, workers, links=links, template_dir=template_dir, recipients=recipients)
+        heartbeat = threading.Thread(target=run.heartbeat, name="deliver-heartbeat", daemon=True)
+        heartbeat.start()
+        try:
+            _run_workers(run, workers, links=links, template_dir=template_dir, recipients=recipients)
+        finally:
+            run.stop.set()
+            heartbeat.join()
+            _finish(run)
     finally:
-        run.stop.set()
-        heartbeat.join()
-        _finish(run)
         channel.close()
     if run.crashes:
         raise run.crashes[0]
@@ -464,7 +460,7 @@ def _finish(run: _Run) -> None:
     """Leave nothing 发送中 (what the run still holds is due again) and drop the journal when the
     store has everything it lists."""
     try:
-        retry_transient(lambda: release_all(run.engine, run.token, until=run.now()), patience=min(run.patience, 30.0))
+        retry_transient(lambda: release(run.engine, run.token, None, until=run.now()), patience=min(run.patience, 30.0))
     except Exception as err:  # noqa: BLE001 - the next run recovers them after the lease
         log.warning("could not give back this run's claims (%s: %s); the next run takes them back", err.__class__.__name__, err)
         run.unmarked = True

@@ -32,10 +32,10 @@ def deliver_due(rt: Any, recipients: list[int] | None = None, *, now: dt.datetim
     options = rt.deliver_options(today)
     if not anything_due(rt.engine, now=now, lease=options["lease"], journal_dir=options["journal_dir"]):
         return DeliverResult()
-    result = deliver(rt.engine, rt.channel, now=now, recipients=recipients, **rt.deliver_options(today))
+    result = deliver(rt.engine, rt.channel, now=now, recipients=recipients, **options)
     if result.unreachable:
-        assemble(rt.engine, today=today, links=rt.links(today), channel=rt.channel.name, recipients=result.unreachable)
-        extra = deliver(rt.engine, rt.channel, now=now, recipients=result.unreachable, **rt.deliver_options(today))
+        assemble(rt.engine, today=today, links=options["links"], channel=rt.channel.name, recipients=result.unreachable)
+        extra = deliver(rt.engine, rt.channel, now=now, recipients=result.unreachable, **options)
         result.sent += extra.sent
         result.failed += extra.failed
         result.errors += extra.errors
