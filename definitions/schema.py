@@ -182,6 +182,7 @@ class TaskDef:
     milestones: tuple[MilestoneDef, ...]
     position: int
     policy: dict[str, Any] = field(default_factory=dict)
+    ends_on: dt.date | None = None  # a recurring or ongoing task's last day (None: the plan's end)
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,11 @@ class PlanDefinition:
     policy: dict[str, Any] = field(default_factory=dict)
     channels: dict[str, list[str]] = field(default_factory=dict)  # {"leading_group": [...], "office": [...]}
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    ends_on: dt.date | None = None  # the end of the reform period (None: the latest roadmap date)
+    announce_on_import: bool = False  # announce (任务下达) what an import adds at once
+    bulletin_every: str = "week"  # BulletinEvery: week | month | both
+    # each office member's line (督办条线), by name: {"systems": [...], "departments": [...]}
+    office_scopes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 def json_schema() -> dict:

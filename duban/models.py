@@ -27,7 +27,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from duban.vocabulary import Audience, ItemState, LedgerStatus, MilestoneState, Period, RequestStatus, ReviewState, Schedule
+from duban.vocabulary import (
+    Audience,
+    BulletinEvery,
+    ItemState,
+    LedgerStatus,
+    MilestoneOrigin,
+    MilestoneState,
+    Period,
+    RequestStatus,
+    ReviewState,
+    Schedule,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -68,6 +79,13 @@ class Plan(Base):
     # group channels of the plan: {"leading_group": [urls], "office": [urls]} (bulletins, unreachable notices)
     channels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     source: Mapped[str] = mapped_column(String(1000), default="")
+    # the end of the reform period (实施期限): recurring and ongoing tasks ask for nothing after it
+    # (None: the latest date of the plan's roadmap)
+    ends_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    # announce (任务下达) what an import adds right away, instead of waiting for `duban announce`
+    announce_on_import: Mapped[bool] = mapped_column(Boolean, default=False)
+    # which 督办通报 the plan issues: week | month | both (BulletinEvery)
+    bulletin_every: Mapped[str] = mapped_column(String(20), default=BulletinEvery.WEEK)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -112,6 +130,8 @@ class PlanRole(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     role: Mapped[str] = mapped_column(String(20))  # leading_group | office
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # an office member's line (督办条线): {"systems": [names], "departments": [names]}; empty: everything
+    scope: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class System(Base):
@@ -162,6 +182,10 @@ class Task(Base):
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-task overrides
     # when the current owner was given the task (creation or reassignment): the 签收 clock starts here
     assigned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # when the task was announced (任务下达) to its owner: nothing is sent about a task before it
+    announced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # the last day a recurring or ongoing task reports (its own end; None: the plan's end)
+    ends_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
     # acknowledgement (签收) by the current owner
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
@@ -184,6 +208,11 @@ class Milestone(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     due_date: Mapped[dt.date] = mapped_column(Date)
     baseline_due_date: Mapped[dt.date] = mapped_column(Date)  # the first due date, never moved
+    # the date the plan file gave at the last import (a re-import compares the file with it, so a
+    # date decided in duban — an approved extension — is not undone by an unchanged sheet)
+    sheet_due_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    # where the step comes from: plan (the 路线图) | review (a 需整改 follow-up) | office (added in duban)
+    origin: Mapped[str] = mapped_column(String(20), default=MilestoneOrigin.PLAN)
     due_text: Mapped[str] = mapped_column(String(200), default="")
     due_version: Mapped[int] = mapped_column(Integer, default=1)  # bumped when due_date moves
     is_final: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -507,3 +536,21 @@ class ReviewItem(Base):
     verdict_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     follow_up_milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
     follow_up_owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+
+
+class Bulletin(Base):
+    """One issued 督办通报 of a plan: its kind (weekly or monthly), its issue number (期号) and
+    the ranking it published (the next one shows the change since this one)."""
+
+    __tablename__ = "bulletins"
+    __table_args__ = (UniqueConstraint("plan_id", "kind", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # BulletinKind: week | month
+    number: Mapped[int] = mapped_column(Integer)  # 期号, 1, 2, … per plan and kind
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    issued_on: Mapped[dt.date] = mapped_column(Date)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the figures and ranking it published
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

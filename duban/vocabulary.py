@@ -41,6 +41,14 @@ class MilestoneState(_Labelled):
 OPEN_STATES = (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS)
 
 
+class MilestoneOrigin(StrEnum):
+    """Where a milestone comes from (a re-import keeps what was decided in duban)."""
+
+    PLAN = "plan"  # the plan file's 路线图 / 时间表
+    REVIEW = "review"  # a 需整改 follow-up step opened by a review verdict
+    OFFICE = "office"  # added by the office in duban
+
+
 class Light(_Labelled):
     """A task's red/yellow/green light (红黄绿灯): derived, never stored."""
 
@@ -77,6 +85,8 @@ class RequestStatus(StrEnum):
 class MessageKind(StrEnum):
     """What a ledger item (one line of a digest) is about."""
 
+    # announcement (duban.announce)
+    ASSIGNMENT = "assignment"  # 任务下达 → owner: the task book, its timetable and links
     # deadline rules (duban.rules.deadlines)
     ACK = "ack"  # 签收提醒 → owner
     DUE = "due"  # 到期提醒 → owner
@@ -124,6 +134,7 @@ class EventKind(StrEnum):
     LINK_RENEWAL = "link_renewal_requested"
     REVIEW_ANSWERED = "review_answered"
     REVIEW_JUDGED = "review_judged"
+    TASK_ANNOUNCED = "task_announced"  # 任务下达 (duban.announce)
     # written by plan synchronisation (duban.plans): what an import changed
     PLAN_CREATED = "plan_created"
     PLAN_UPDATED = "plan_updated"
@@ -182,6 +193,21 @@ class Period(StrEnum):
     QUARTER = "quarter"
     SEMESTER = "semester"
     YEAR = "year"
+
+
+class BulletinKind(_Labelled):
+    """A 督办通报's rhythm."""
+
+    WEEK = "week"
+    MONTH = "month"
+
+
+class BulletinEvery(StrEnum):
+    """Which 督办通报 a plan issues (``plans.bulletin_every``)."""
+
+    WEEK = "week"
+    MONTH = "month"
+    BOTH = "both"
 
 
 class Audience(StrEnum):
@@ -270,6 +296,8 @@ _LABEL_LIST: tuple[tuple[StrEnum, str], ...] = (
     (LinkAction.REVIEW_VERDICT, "督查评定"),
     (LinkAction.REVIEW_REPORT, "查看督查报告"),
     (LinkAction.DASHBOARD, "看板"),
+    (BulletinKind.WEEK, "周通报"),
+    (BulletinKind.MONTH, "月通报"),
     (ReviewState.OPEN, "填报中"),
     (ReviewState.WAITING, "待评定"),
     (ReviewState.CLOSED, "已完成"),

@@ -27,6 +27,8 @@ class DeadlinePolicy(BaseModel):
     approval_remind_after: int = Field(
         3, ge=1, description="提交办结或延期申请后几个工作日仍未审核，提醒领导小组办公室（此后按逾期提醒的间隔和次数再提醒）"
     )
+    announce_grace: int = Field(5, ge=0, description="下达时已逾期或即将到期的事项，下达后给责任人几个工作日再开始逾期督办")
+    renotice_every: int = Field(10, ge=1, description="督办到最后一级（领导小组办公室）后，每隔几个工作日再次督办，直至办结")
     send_hours: str = Field("", description="通知发送时段（当地时间，工作日），如 08:00-18:00；always 为全天不限；缺省按 DUBAN_SEND_HOURS")
 
     @field_validator("send_hours")
