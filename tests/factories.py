@@ -197,3 +197,18 @@ def rollup_plan() -> dict[str, Any]:
         },
     ]
     return plan
+
+
+def import_announced(engine, path: Path, **options: Any):
+    """Import a plan and record its tasks as announced (任务下达) at the import's time, as an office
+    that handed the 任务书 out at the launch meeting would (``duban announce --no-notice``)."""
+    from sqlalchemy import update
+
+    from duban.db import session_scope
+    from duban.models import Task
+    from duban.plans.importer import import_plan
+
+    diff = import_plan(engine, path, **options)
+    with session_scope(engine) as session:
+        session.execute(update(Task).where(Task.announced_at.is_(None)).values(announced_at=Task.assigned_at))
+    return diff

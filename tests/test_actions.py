@@ -17,6 +17,7 @@ from duban.models import Evidence, Link, Milestone, Task
 from duban.rules.calendar import WorkCalendar
 from duban.sweep.decisions import decide
 from duban.vocabulary import EventKind
+from tests.factories import import_announced
 from tests.web_helpers import (
     SECRET,
     TZ,
@@ -219,7 +220,6 @@ def test_plan_without_approval_closes_on_submit(engine, tmp_path):
 
 
 def test_reassignment_and_removal_void_links(db, tmp_path):
-    from duban.plans.importer import import_plan
     from tests.factories import task_of, write_yaml
 
     ack = make_link(db, "教务处处长", "ack", "1")
@@ -230,7 +230,7 @@ def test_reassignment_and_removal_void_links(db, tmp_path):
     for s in data["systems"]:
         for p in s["projects"]:
             p["tasks"] = [t for t in p["tasks"] if t["code"] != "3"]
-    import_plan(db, write_yaml(tmp_path / "p2.yaml", data))
+    import_announced(db, write_yaml(tmp_path / "p2.yaml", data))
     with session_scope(db) as s:
         with pytest.raises(LinkRefused) as err:
             resolve(s, ack, secret=SECRET, today=TODAY)

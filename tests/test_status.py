@@ -9,9 +9,8 @@ from sqlalchemy import select, update
 
 from duban.db import session_scope
 from duban.models import Milestone, Task
-from duban.plans.importer import import_plan
 from duban.status import collect_status
-from tests.factories import small_plan, write_yaml
+from tests.factories import import_announced, small_plan, write_yaml
 
 ZERO = {"assigned": 0, "in_progress": 0, "submitted": 0, "done": 0, "archived": 0}
 
@@ -22,7 +21,7 @@ def states(**kw):
 
 @pytest.fixture
 def imported(engine, tmp_path):
-    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()))
+    import_announced(engine, write_yaml(tmp_path / "p.yaml", small_plan()))
     return engine
 
 
@@ -89,7 +88,7 @@ def test_progress_changes_the_counts(imported, tmp_path):
     # removing task 3 from the list archives it: counted apart, not in the active totals
     plan = small_plan()
     plan["systems"][1]["projects"][0]["tasks"].pop(0)
-    import_plan(imported, write_yaml(tmp_path / "p2.yaml", plan))
+    import_announced(imported, write_yaml(tmp_path / "p2.yaml", plan))
     data = status(imported, "2026-12-20")
     assert data["tasks_by_status"] == states(in_progress=2, submitted=1, archived=1)
     assert (data["totals"]["tasks"], data["totals"]["archived_tasks"]) == (3, 1)
@@ -99,7 +98,7 @@ def test_several_plans_and_filter(imported, tmp_path):
     other = small_plan()
     other["plan"]["code"] = "other"
     other["systems"].pop(1)
-    import_plan(imported, write_yaml(tmp_path / "o.yaml", other))
+    import_announced(imported, write_yaml(tmp_path / "o.yaml", other))
     data = status(imported)
     assert [(p["plan"], p["tasks"]) for p in data["by_plan"]] == [("demo", 4), ("other", 2)]
     assert data["totals"]["tasks"] == 6

@@ -17,12 +17,12 @@ from sqlalchemy import select
 from duban.db import session_scope
 from duban.links import LinkMaker
 from duban.models import Notification, Person
-from duban.plans.importer import import_plan
 from duban.rules.calendar import WorkCalendar
 from duban.sweep.decisions import decide
 from duban.sweep.delivery import deliver
 from duban.sweep.digests import assemble
 from tests.conftest import EXAMPLE_YAML
+from tests.factories import import_announced
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = dt.date(2026, 11, 23)
@@ -47,7 +47,7 @@ def month():
     folder = Path(tempfile.mkdtemp())
     engine = make_engine(f"sqlite:///{folder / 'duban.db'}")
     upgrade(engine)
-    import_plan(engine, EXAMPLE_YAML, now=dt.datetime(2026, 11, 20, 17, 0, tzinfo=TZ))
+    import_announced(engine, EXAMPLE_YAML, now=dt.datetime(2026, 11, 20, 17, 0, tzinfo=TZ))
     cal = WorkCalendar()
     outbox = Outbox()
     days: dict[dt.date, list[tuple[str, str, str]]] = {}

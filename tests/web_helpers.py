@@ -14,9 +14,8 @@ from sqlalchemy import select
 from duban.db import session_scope
 from duban.links import LinkSpec, issue, link_token
 from duban.models import Event, Link, Milestone, Notification, Person, Plan, Request, Task
-from duban.plans.importer import import_plan
 from tests.conftest import PINNED_DAY
-from tests.factories import small_plan, task_of, write_yaml
+from tests.factories import import_announced, small_plan, task_of, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
 SECRET = "w" * 8 + "0123456789abcdefghijklmnopqrstuv-web"
@@ -40,7 +39,7 @@ def plan_definition(*, approval: bool = True) -> dict:
 
 
 def import_small(engine, folder: Path, *, approval: bool = True, data: dict | None = None):
-    return import_plan(engine, write_yaml(folder / "plan.yaml", data or plan_definition(approval=approval)), now=IMPORTED)
+    return import_announced(engine, write_yaml(folder / "plan.yaml", data or plan_definition(approval=approval)), now=IMPORTED)
 
 
 @contextlib.contextmanager

@@ -48,7 +48,7 @@ def check_command(
     with session_scope(rt.engine, readonly=True) as session:
         _require_plan(session, plan)
     # decided before Prefect is imported or any server started: a holiday costs about a second
-    if not force and not task and not rt.calendar.is_workday(day):
+    if not force and not rt.calendar.is_workday(day):  # one task too: the sweep would send nothing today
         for w in rt.calendar.warnings:
             err_console.print(f"提示：{w}", markup=False)
         if dry_run:

@@ -55,6 +55,20 @@ class TaskView:
     last_report_on: dt.date | None = None
     milestones: tuple[MilestoneView, ...] = ()
     archived: bool = False
+    # the day the task was announced (任务下达) to its owner; None: not yet, nothing is sent about it
+    announced_on: dt.date | None = dt.date.min
+    # the last day a recurring or ongoing task reports (its own end, else the plan's); None: no end
+    ends_on: dt.date | None = None
+
+    @property
+    def started_on(self) -> dt.date:
+        """When the owner's clock started: the announcement, or a later reassignment."""
+        return max(self.assigned_on, self.announced_on or dt.date.min)
+
+    @property
+    def done(self) -> bool:
+        """The final step is done or submitted for approval: the task asks nothing more of its steps."""
+        return any(m.is_final and m.status in (MilestoneState.DONE, MilestoneState.SUBMITTED) for m in self.milestones)
 
 
 @dataclass(frozen=True)
@@ -96,42 +110,87 @@ def _ladder(
     milestone_id: int | None = None,
     data: dict[str, Any],
 ) -> list[Decision]:
-    """Reminders before ``due``; after it (plus ``grace`` working days) nags and escalations."""
-    out: list[Decision] = []
+    """Reminders before ``due``; after it (plus ``grace`` working days) nags and escalations.
+
+    A due date on a day off is met on the last working day before it: the reminders count down to
+    that day (its date is in the data as ``due_workday``), and lateness counts from the due date.
+    An item already late (or nearly) when the task was announced starts its ladder only after the
+    announcement's grace (``announce_grace`` working days), so nothing climbs on announcement day.
+    """
+    last = due if cal.is_workday(due) else _last_workday_before(cal, due)
+    if last != due:
+        data = {**data, "due_workday": last.isoformat()}
     common: dict[str, Any] = {"task_id": task.id, "milestone_id": milestone_id, "due": due, "data": data}
     if today <= due:
-        left = cal.workdays_between(today, due)
+        left = max(cal.workdays_between(today, last), 0)  # 0 on the weekend before a Sunday deadline
         steps = [step for step in before if left <= step]
-        if steps:
-            step = min(steps)
-            out.append(
-                Decision(key=f"{soon_kind}:{tag}:p{task.owner_id}:d{step}", kind=soon_kind, recipient_id=task.owner_id, days=left, **common)
-            )
-        return out
+        if not steps:
+            return []
+        step = min(steps)
+        return [
+            Decision(key=f"{soon_kind}:{tag}:p{task.owner_id}:d{step}", kind=soon_kind, recipient_id=task.owner_id, days=left, **common)
+        ]
     late = cal.workdays_between(due, today) - grace
-    if late < 1:
-        return out
-    nag = min((late - 1) // policy.overdue_every + 1, policy.overdue_cap)
-    out.append(Decision(key=f"{late_kind}:{tag}:p{task.owner_id}:n{nag}", kind=late_kind, recipient_id=task.owner_id, days=-late, **common))
+    climbed = late - _announcement_grace(task, due, grace, policy, cal)
+    if climbed < 1:
+        return []
+    nag = min((climbed - 1) // policy.overdue_every + 1, policy.overdue_cap)
+    out = [Decision(key=f"{late_kind}:{tag}:p{task.owner_id}:n{nag}", kind=late_kind, recipient_id=task.owner_id, days=-late, **common)]
     # each recipient is escalated to at the highest level reached (a head who is also the
     # supervising leader gets one message, at the higher level)
     reached: dict[int, int] = {}
     for level, after in ((1, policy.escalate_head_after), (2, policy.escalate_supervisor_after), (3, policy.escalate_office_after)):
-        if late >= after:
+        if climbed >= after:
             for r in escalation_recipients(task, level):
                 reached[r] = level
     for r, level in reached.items():
-        out.append(
-            Decision(
-                key=f"{MessageKind.ESCALATION}:{tag}:L{level}:p{r}",
-                kind=MessageKind.ESCALATION,
-                recipient_id=r,
-                level=level,
-                days=-late,
-                **common,
-            )
-        )
+        key = f"{MessageKind.ESCALATION}:{tag}:L{level}:p{r}"
+        out.append(Decision(key=key, kind=MessageKind.ESCALATION, recipient_id=r, level=level, days=-late, **common))
+    return out + _renotices(task, tag, climbed, reached, policy, late=late, common=common, late_kind=late_kind)
+
+
+def _renotices(
+    task: TaskView,
+    tag: str,
+    climbed: int,
+    reached: dict[int, int],
+    policy: DeadlinePolicy,
+    *,
+    late: int,
+    common: dict[str, Any],
+    late_kind: MessageKind,
+) -> list[Decision]:
+    """After the last level: every ``renotice_every`` working days, the owner and everyone on the
+    ladder hear again (持续督办, the k-th time) until the item is resolved."""
+    k = (climbed - policy.escalate_office_after) // policy.renotice_every
+    if k < 1:
+        return []
+    data = {**common["data"], "renotice": k}
+    common = {**common, "data": data}
+    out = [Decision(key=f"{late_kind}:{tag}:p{task.owner_id}:R{k}", kind=late_kind, recipient_id=task.owner_id, days=-late, **common)]
+    for r, level in reached.items():
+        key = f"{MessageKind.ESCALATION}:{tag}:L{level}:p{r}:R{k}"
+        out.append(Decision(key=key, kind=MessageKind.ESCALATION, recipient_id=r, level=level, days=-late, **common))
     return out
+
+
+def _last_workday_before(cal: Calendar, d: dt.date) -> dt.date:
+    day = d - dt.timedelta(days=1)
+    while not cal.is_workday(day):
+        day -= dt.timedelta(days=1)
+    return day
+
+
+def _announcement_grace(task: TaskView, due: dt.date, grace: int, policy: DeadlinePolicy, cal: Calendar) -> int:
+    """Working days of lateness that do not count because the owner learned of the task late:
+    an item due before the announcement's grace ends climbs only from the end of that grace (and
+    never on announcement day itself)."""
+    start = task.announced_on
+    if start is None or start == dt.date.min:
+        return 0
+    late_at_start = cal.workdays_between(due, start) - grace  # may be negative: due after the announcement
+    allowance = late_at_start + policy.announce_grace
+    return max(allowance, 0)
 
 
 def approval_reminder(submitted_on: dt.date, policy: DeadlinePolicy, cal: Calendar, today: dt.date) -> tuple[int, int] | None:
@@ -175,45 +234,21 @@ def _month_end(year: int, month: int) -> dt.date:
 
 
 def decide(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date) -> list[Decision]:
-    """Every message this task calls for today (the ledger drops the ones already decided)."""
-    if task.archived:
+    """Every message this task calls for today (the ledger drops the ones already decided).
+
+    Nothing before the task is announced, nor on the day it is (the announcement was the message);
+    nothing about its steps once the final step is done or submitted; nothing for a recurring or
+    ongoing task after its end."""
+    if task.archived or task.announced_on is None or today <= task.announced_on:
         return []
-    open_ms = [m for m in task.milestones if m.status in OPEN_STATES]
     ongoing = task.schedule in (Schedule.RECURRING, Schedule.ONGOING)
+    if ongoing and task.ends_on is not None and today > task.ends_on:
+        return []
+    open_ms = [] if task.done else [m for m in task.milestones if m.status in OPEN_STATES]
     if not open_ms and not ongoing:
         return []  # done, submitted for review or nothing dated
-    out: list[Decision] = []
     base = {"code": task.code, "title": task.title}
-
-    if not task.acknowledged:
-        waited = cal.workdays_between(task.assigned_on, today)
-        tag = f"t{task.id}:{task.assigned_on.isoformat()}"
-        ack_data = {**base, "assigned_on": task.assigned_on.isoformat(), "waited": waited}
-        if waited >= policy.ack_within:
-            out.append(
-                Decision(
-                    key=f"{MessageKind.ACK}:{tag}:p{task.owner_id}",
-                    kind=MessageKind.ACK,
-                    recipient_id=task.owner_id,
-                    task_id=task.id,
-                    days=-waited,
-                    data=ack_data,
-                )
-            )
-        if waited >= policy.ack_escalate_after:
-            for r in escalation_recipients(task, 1):
-                out.append(
-                    Decision(
-                        key=f"{MessageKind.ESCALATION}:ack:{tag}:p{r}",
-                        kind=MessageKind.ESCALATION,
-                        recipient_id=r,
-                        task_id=task.id,
-                        level=1,
-                        days=-waited,
-                        data={**ack_data, "ack": True},
-                    )
-                )
-
+    out = _ack_decisions(task, policy, cal, today, base) if not task.acknowledged else []
     for m in open_ms:
         data = {**base, "milestone": m.title, "seq": m.seq, "final": m.is_final}
         out += _ladder(
@@ -229,9 +264,43 @@ def decide(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date
             milestone_id=m.id,
             data=data,
         )
-
     if ongoing and task.period:
         out += _report_decisions(task, policy, cal, today, base)
+    return out
+
+
+def _ack_decisions(task: TaskView, policy: DeadlinePolicy, cal: Calendar, today: dt.date, base: dict[str, Any]) -> list[Decision]:
+    """Not yet acknowledged (签收): a reminder to the owner, then the head (the clock starts at the
+    announcement, or at a later reassignment)."""
+    start = task.started_on
+    waited = cal.workdays_between(start, today)
+    tag = f"t{task.id}:{start.isoformat()}"
+    ack_data = {**base, "assigned_on": start.isoformat(), "waited": waited}
+    out: list[Decision] = []
+    if waited >= policy.ack_within:
+        out.append(
+            Decision(
+                key=f"{MessageKind.ACK}:{tag}:p{task.owner_id}",
+                kind=MessageKind.ACK,
+                recipient_id=task.owner_id,
+                task_id=task.id,
+                days=-waited,
+                data=ack_data,
+            )
+        )
+    if waited >= policy.ack_escalate_after:
+        for r in escalation_recipients(task, 1):
+            out.append(
+                Decision(
+                    key=f"{MessageKind.ESCALATION}:ack:{tag}:p{r}",
+                    kind=MessageKind.ESCALATION,
+                    recipient_id=r,
+                    task_id=task.id,
+                    level=1,
+                    days=-waited,
+                    data={**ack_data, "ack": True},
+                )
+            )
     return out
 
 
@@ -246,10 +315,12 @@ def _report_state(task: TaskView, cal: Any, today: dt.date):
     start, end = period_bounds(cal, today, task.period, task.period_month)
     prev = period_bounds(cal, start - dt.timedelta(days=1), task.period, task.period_month)
     older = period_bounds(cal, prev[0] - dt.timedelta(days=1), task.period, task.period_month)
+    if task.ends_on is not None and end > task.ends_on:
+        end = max(task.ends_on, start)  # the last period is due at the task's (or plan's) end
     last = task.last_report_on
 
     def done(period: tuple[dt.date, dt.date]) -> bool:
-        return (last is not None and last >= period[0]) or task.assigned_on > period[1]
+        return (last is not None and last >= period[0]) or task.started_on > period[1]
 
     current_done = last is not None and last >= start
     return (start, end), [p for p in (older, prev) if not done(p)], current_done
@@ -272,7 +343,7 @@ def _report_decisions(task, policy, cal, today, base) -> list[Decision]:
             grace=policy.report_grace,
             data={**base, "period_start": pstart.isoformat(), "period_end": pend.isoformat(), "report": True},
         )
-    if not current_done and task.assigned_on <= end:
+    if not current_done and task.started_on <= end:
         out += _ladder(
             task,
             f"r{task.id}:{end.isoformat()}",

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from duban.db import session_scope
 from duban.links import reviewers
-from duban.models import Department, Event, Milestone, Notification, Person, Plan, PlanRole, Request, Task, utcnow
+from duban.models import Department, Event, Milestone, Notification, Person, Plan, PlanRole, Project, Request, System, Task, utcnow
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import Decision, MilestoneView, TaskView, approval_reminder
 from duban.rules.deadlines import decide as decide_task
@@ -26,7 +26,7 @@ from duban.rules.policy import DeadlinePolicy, effective_policy
 from duban.sweep.kinds import facts
 from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.values import chunks, local_date
-from duban.vocabulary import EventKind, LedgerStatus, MessageKind, MilestoneState, PlanRoleKind, RequestStatus
+from duban.vocabulary import EventKind, LedgerStatus, MessageKind, MilestoneOrigin, MilestoneState, PlanRoleKind, RequestStatus
 from notifications.digest import describe
 
 # events that count as the period's report (反馈): a progress report, and an answer to a 督查
@@ -50,25 +50,33 @@ def _day(value: dt.datetime, tz: dt.tzinfo) -> dt.date:
 
 
 def load(session: Session, *, tz, plan_code: str | None = None, task_code: str | None = None) -> Loaded:
-    plans = {p.id: p for p in session.execute(select(Plan.id, Plan.code, Plan.name, Plan.policy))}
+    plans = {p.id: p for p in session.execute(select(Plan.id, Plan.code, Plan.name, Plan.policy, Plan.ends_on))}
     if plan_code is not None:
         plans = {k: v for k, v in plans.items() if v.code == plan_code}
     plan_ids = list(plans)
-    task_q = select(
-        Task.id,
-        Task.plan_id,
-        Task.code,
-        Task.title,
-        Task.owner_id,
-        Task.schedule,
-        Task.period,
-        Task.period_month,
-        Task.supervisor_id,
-        Task.lead_department_id,
-        Task.assigned_at,
-        Task.acknowledged_at,
-        Task.policy,
-    ).where(Task.archived_at.is_(None), Task.plan_id.in_(plan_ids))
+    task_q = (
+        select(
+            Task.id,
+            Task.plan_id,
+            Task.code,
+            Task.title,
+            Task.owner_id,
+            Task.schedule,
+            Task.period,
+            Task.period_month,
+            Task.supervisor_id,
+            Task.lead_department_id,
+            Task.assigned_at,
+            Task.announced_at,
+            Task.acknowledged_at,
+            Task.policy,
+            Task.ends_on,
+            System.name.label("system"),
+        )
+        .join(Project, Project.id == Task.project_id)
+        .join(System, System.id == Project.system_id)
+        .where(Task.archived_at.is_(None), Task.plan_id.in_(plan_ids))
+    )
     if task_code is not None:
         task_q = task_q.where(Task.code == task_code)
     task_rows = session.execute(task_q).all()
@@ -85,13 +93,14 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
     ).all()
     people = {p.id: (p.name, depts[p.department_id].name if p.department_id in depts else None) for p in people_rows}
     managers = {p.id: p.manager_id for p in people_rows}
-    office: dict[int, list[int]] = defaultdict(list)
-    for r in session.execute(
-        select(PlanRole.plan_id, PlanRole.person_id)
-        .where(PlanRole.role == PlanRoleKind.OFFICE, PlanRole.plan_id.in_(plan_ids))
-        .order_by(PlanRole.position)
-    ):
-        office[r.plan_id].append(r.person_id)
+    office = OfficeLines(
+        session.execute(
+            select(PlanRole.plan_id, PlanRole.person_id, PlanRole.scope)
+            .where(PlanRole.role == PlanRoleKind.OFFICE, PlanRole.plan_id.in_(plan_ids))
+            .order_by(PlanRole.position)
+        ).all()
+    )
+    plan_ends = _plan_ends(session, plans)
 
     ms: dict[int, list[MilestoneView]] = defaultdict(list)
     started: set[int] = set()
@@ -136,8 +145,10 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
             head_id=dept.head_id if dept else None,
             owner_manager_id=managers.get(t.owner_id),
             supervisor_id=supervisor,
-            office_ids=tuple(office.get(t.plan_id, ())),
+            office_ids=office.covering(t.plan_id, t.system, dept.name if dept else None),
             assigned_on=_day(t.assigned_at, tz),
+            announced_on=local_date(t.announced_at, tz),
+            ends_on=t.ends_on or plan_ends.get(t.plan_id),
             acknowledged=t.acknowledged_at is not None or t.id in started,
             last_report_on=last_report.get(t.id),
             milestones=tuple(sorted(ms.get(t.id, ()), key=lambda m: m.seq)),
@@ -145,6 +156,40 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
         policy = effective_policy(plans[t.plan_id].policy, t.policy) if t.policy else plan_policy[t.plan_id]
         out.append((view, policy))
     return Loaded(out, people)
+
+
+class OfficeLines:
+    """Who in each plan's office hears of a task at the last level of the ladder: the members whose
+    line (督办条线: systems, departments) covers it; all of them only when no line covers it."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.members: dict[int, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+        for r in rows:
+            self.members[r.plan_id].append((r.person_id, r.scope or {}))
+
+    def covering(self, plan_id: int, system: str | None, department: str | None) -> tuple[int, ...]:
+        members = self.members.get(plan_id, [])
+        covered = tuple(
+            pid
+            for pid, scope in members
+            if system in scope.get("systems", ()) or (department and department in scope.get("departments", ()))
+        )
+        return covered or tuple(pid for pid, _ in members)
+
+
+def _plan_ends(session: Session, plans: dict[int, Any]) -> dict[int, dt.date]:
+    """Each plan's end: its 实施截止日期, else the latest date of its roadmap."""
+    ends = {pid: p.ends_on for pid, p in plans.items() if p.ends_on is not None}
+    rest = [pid for pid in plans if pid not in ends]
+    if rest:
+        q = (
+            select(Task.plan_id, func.max(Milestone.due_date))
+            .join(Milestone, Milestone.task_id == Task.id)
+            .where(Task.plan_id.in_(rest), Milestone.origin == MilestoneOrigin.PLAN)
+            .group_by(Task.plan_id)
+        )
+        ends.update({pid: day for pid, day in session.execute(q) if day is not None})
+    return ends
 
 
 class Planned(NamedTuple):

@@ -167,8 +167,8 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
 
 
 def test_db_commands(use_database):
-    assert "已是最新结构（版本 0007）" in run("db", "upgrade").stdout
-    assert run("db", "current").stdout.strip().endswith("：0007")
+    assert "已是最新结构（版本 0008）" in run("db", "upgrade").stdout
+    assert run("db", "current").stdout.strip().endswith("：0008")
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,10 @@ import time_machine
 from typer.testing import CliRunner
 
 from duban.cli.main import app
-from duban.plans.importer import import_plan
 from duban.runtime import runtime
 from flows.deliver import deliver_due_flow
 from flows.sweep import daily_sweep
-from tests.factories import small_plan, write_yaml
+from tests.factories import import_announced, small_plan, write_yaml
 
 pytestmark = pytest.mark.slow
 TZ = ZoneInfo("Asia/Shanghai")
@@ -34,7 +33,7 @@ def office(prefect_server, use_database, monkeypatch, tmp_path, smtp_server):
     monkeypatch.setenv("DUBAN_SECRET_KEY", "k" * 8 + "0123456789abcdefghijklmnopqrstuv")
     monkeypatch.setenv("DUBAN_SMTP_URL", smtp_server.relay_url)
     monkeypatch.setenv("DUBAN_SEND_HOURS", "09:00-17:00")
-    import_plan(runtime().engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=IMPORTED)
+    import_announced(runtime().engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=IMPORTED)
     return smtp_server
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from duban.db import make_engine, upgrade
-from duban.plans.importer import import_plan
-from tests.factories import small_plan, write_yaml
+from tests.factories import import_announced, small_plan, write_yaml
 from tests.flows.test_run_e2e import free_port, get, wait_for
 
 pytestmark = pytest.mark.slow
@@ -26,7 +25,7 @@ def test_prefect_deploy_all_and_a_worker_run_the_sweep(tmp_path):
     db = tmp_path / "duban.db"
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
-    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))
+    import_announced(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))
     engine.dispose()
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"

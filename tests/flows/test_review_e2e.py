@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from duban.db import session_scope
 from duban.links import link_url
 from duban.models import Link, Milestone, Notification, Person, Review, ReviewItem, Task
-from duban.plans.importer import import_plan
 from duban.settings import get_settings
 from tests.conftest import EXAMPLE_YAML
+from tests.factories import import_announced
 from tests.web_helpers import PDF, SECRET, TZ, csrf_of
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def setup(monkeypatch, use_database, engine, tmp_path, clock):
     monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
     monkeypatch.setenv("DUBAN_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
-    import_plan(engine, EXAMPLE_YAML, now=dt.datetime(2026, 11, 20, 17, 0, tzinfo=TZ))
+    import_announced(engine, EXAMPLE_YAML, now=dt.datetime(2026, 11, 20, 17, 0, tzinfo=TZ))
     return engine
 
 

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 
 from duban.db import make_engine, upgrade
-from duban.plans.importer import import_plan
-from tests.factories import small_plan, write_yaml
+from tests.factories import import_announced, small_plan, write_yaml
 from tests.servers import screenshot
 
 pytestmark = pytest.mark.slow
@@ -74,7 +73,7 @@ def test_duban_run_serves_the_schedule_and_the_web(tmp_path, page):
     db = tmp_path / "duban.db"
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
-    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))
+    import_announced(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))
     engine.dispose()
     web, api = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUBAN_", "PREFECT_"))}

@@ -10,11 +10,10 @@ from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
 from duban.cli.main import app
-from duban.plans.importer import import_plan
 from duban.runtime import runtime
 from flows.sweep import daily_sweep
 from flows.task_check import TaskNotFound, task_check
-from tests.factories import small_plan, write_yaml
+from tests.factories import import_announced, small_plan, write_yaml
 
 pytestmark = pytest.mark.slow
 IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
@@ -23,7 +22,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def imported(prefect_server, use_database, tmp_path):
-    import_plan(runtime().engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=IMPORTED)
+    import_announced(runtime().engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=IMPORTED)
     return runtime()
 
 

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from duban.db import session_scope
 from duban.links import LinkMaker
 from duban.models import Delivery, Digest, Notification
-from duban.plans.importer import import_plan
 from duban.rules.calendar import WorkCalendar
 from duban.rules.quiet import QuietHours
 from duban.sweep.decisions import decide
@@ -26,7 +25,7 @@ from duban.sweep.digests import assemble
 from duban.sweep.rows import digest_rows
 from notifications.channels import AppriseChannel
 from notifications.smtp import SMTPPool
-from tests.factories import small_plan, write_yaml
+from tests.factories import import_announced, small_plan, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
 IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)
@@ -46,7 +45,7 @@ def import_small(engine, tmp_path, change=None):
     plan = small_plan()
     if change:
         change(plan)
-    import_plan(engine, write_yaml(tmp_path / "p.yaml", plan), now=IMPORTED)
+    import_announced(engine, write_yaml(tmp_path / "p.yaml", plan), now=IMPORTED)
 
 
 def sweep_day(engine, send, *, day=MON, now=NOW, **options):

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from duban.db import session_scope
 from duban.links import LinkSpec, issue
 from duban.models import Link, Milestone, Notification, Person, Review, ReviewItem, Task
-from duban.plans.importer import import_plan
 from duban.reviews import api as reviews
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import TaskView
@@ -20,6 +19,7 @@ from duban.rules.reviews import ReviewItemView, answers_closed, decide_item
 from duban.sweep import decisions
 from notifications.digest import describe
 from tests.conftest import EXAMPLE_YAML
+from tests.factories import import_announced
 
 TZ = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()
@@ -118,7 +118,7 @@ def test_digest_lines_of_review_items(kind, level, days, data, line):
 
 @pytest.fixture
 def plan(engine):
-    import_plan(engine, EXAMPLE_YAML, now=dt.datetime(2026, 11, 20, 17, 0, tzinfo=TZ))
+    import_announced(engine, EXAMPLE_YAML, now=dt.datetime(2026, 11, 20, 17, 0, tzinfo=TZ))
     return engine
 
 

@@ -23,7 +23,6 @@ from sqlalchemy import func, select, update
 from duban import rollup
 from duban.db import session_scope
 from duban.models import Milestone, Person, Plan, Request, RollupSnapshot, Task
-from duban.plans.importer import import_plan
 from duban.rollup.compute import compute as compute_rollup
 from duban.rollup.snapshots import snapshot
 from duban.rollup.trend import trend
@@ -31,7 +30,7 @@ from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import colour
 from duban.status import collect_status
 from duban.vocabulary import MilestoneState, RequestKind, RequestStatus
-from tests.factories import rollup_plan, write_yaml
+from tests.factories import import_announced, rollup_plan, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
 AS_OF = dt.date(2026, 11, 23)
@@ -44,7 +43,7 @@ def at(day: str) -> dt.datetime:
 
 def build_scenario(engine, tmp_path, plan: dict | None = None) -> None:
     """Import the plan and give it the history in the module docstring."""
-    import_plan(engine, write_yaml(tmp_path / "rollup.yaml", plan or rollup_plan()), now=at("2026-10-01"))
+    import_announced(engine, write_yaml(tmp_path / "rollup.yaml", plan or rollup_plan()), now=at("2026-10-01"))
     with session_scope(engine) as s:
         plan_id = s.scalar(select(Plan.id).where(Plan.code == "rollup"))
         tasks = {t.code: t for t in s.scalars(select(Task).where(Task.plan_id == plan_id))}
@@ -339,7 +338,7 @@ def test_bad_assessment_policy_is_refused_at_import(engine, tmp_path):
     plan = rollup_plan()
     plan["plan"]["policy"] = {"assessment": {"weights": {"on_time": -5}}}
     with pytest.raises(PlanProblems) as err:
-        import_plan(engine, write_yaml(tmp_path / "bad.yaml", plan))
+        import_announced(engine, write_yaml(tmp_path / "bad.yaml", plan))
     assert "考核设置“assessment.weights.on_time”不正确" in err.value.render()
 
 
@@ -386,7 +385,7 @@ def test_counts_agree_with_status_json(scenario, as_of):
 def test_archived_tasks_are_left_out(scenario, tmp_path):
     plan = rollup_plan()
     plan["systems"][1]["projects"][0]["tasks"].pop()  # task 4 removed from the list: archived
-    import_plan(scenario, write_yaml(tmp_path / "again.yaml", plan))
+    import_announced(scenario, write_yaml(tmp_path / "again.yaml", plan))
     r = compute(scenario)
     assert r.totals["tasks"] == 4 and "4" not in set(r.tasks["code"])
     assert r.totals["awaiting_approval"] == 1  # its request still waits: the office sees it

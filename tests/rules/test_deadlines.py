@@ -272,6 +272,9 @@ def test_overdue_ladder(late, today, nag, escalated):
     out = run(DUE_FRI, today)
     expected = [(f"overdue:m7v1:p10:n{nag}", MessageKind.OVERDUE, OWNER, 0, -late)]
     expected += [(f"escalation:m7v1:L{lvl}:p{who}", MessageKind.ESCALATION, who, lvl, -late) for who, lvl in escalated]
+    if late >= 25:  # 10 working days after the last level: everyone on the ladder hears again (持续督办)
+        expected += [("overdue:m7v1:p10:R1", MessageKind.OVERDUE, OWNER, 0, -late)]
+        expected += [(f"escalation:m7v1:L{lvl}:p{who}:R1", MessageKind.ESCALATION, who, lvl, -late) for who, lvl in escalated]
     assert full(out) == sorted(expected)
     assert all(d.due == D(2026, 12, 4) and d.milestone_id == 7 for d in out)
 
@@ -283,7 +286,7 @@ def test_overdue_ladder(late, today, nag, escalated):
 def test_overdue_nag_index(late, nag):
     today = CAL.add_workdays(D(2026, 3, 2), late)  # due Monday 2026-03-02
     out = decide(task(ms(7, "2026-03-02")), DEFAULT_POLICY, CAL, today)
-    assert [d.key for d in out if d.kind == MessageKind.OVERDUE] == [f"overdue:m7v1:p10:n{nag}"]
+    assert [d.key for d in out if d.kind == MessageKind.OVERDUE and "renotice" not in d.data] == [f"overdue:m7v1:p10:n{nag}"]
 
 
 @pytest.mark.parametrize(
@@ -421,11 +424,22 @@ SEVERAL = task(
                 ("escalation:m2v1:L2:p40", -71),
                 ("escalation:m2v1:L3:p50", -71),
                 ("escalation:m2v1:L3:p51", -71),
+                # the 5th re-notice: (71 - 15) // 10
+                ("overdue:m2v1:p10:R5", -71),
+                ("escalation:m2v1:L1:p20:R5", -71),
+                ("escalation:m2v1:L2:p40:R5", -71),
+                ("escalation:m2v1:L3:p50:R5", -71),
+                ("escalation:m2v1:L3:p51:R5", -71),
                 ("overdue:m4v1:p10:n5", -67),
                 ("escalation:m4v1:L1:p20", -67),
                 ("escalation:m4v1:L2:p40", -67),
                 ("escalation:m4v1:L3:p50", -67),
                 ("escalation:m4v1:L3:p51", -67),
+                ("overdue:m4v1:p10:R5", -67),
+                ("escalation:m4v1:L1:p20:R5", -67),
+                ("escalation:m4v1:L2:p40:R5", -67),
+                ("escalation:m4v1:L3:p50:R5", -67),
+                ("escalation:m4v1:L3:p51:R5", -67),
                 ("due:m5v1:p10:d7", 7),
             ],
         ),
@@ -887,6 +901,8 @@ def test_default_policy():
         "report_remind_before": (3, 0),
         "report_grace": 3,
         "approval_remind_after": 3,
+        "announce_grace": 5,
+        "renotice_every": 10,
         "send_hours": "",
     }
     assert DEFAULT_POLICY.window == 7

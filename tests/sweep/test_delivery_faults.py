@@ -31,13 +31,12 @@ from sqlalchemy.engine import make_url
 from duban.db import make_engine, session_scope
 from duban.links import LinkMaker
 from duban.models import Digest
-from duban.plans.importer import import_plan
 from duban.rules.calendar import WorkCalendar
 from duban.sweep.decisions import decide
 from duban.sweep.delivery import DeliverResult, deliver
 from duban.sweep.digests import assemble
 from notifications.channels import AppriseChannel
-from tests.factories import small_plan, write_yaml
+from tests.factories import import_announced, small_plan, write_yaml
 from tests.servers import REPO, wait_until
 from tests.sweep.deliver_child import BASE, SECRET
 
@@ -54,7 +53,7 @@ LINKS = LinkMaker(BASE, SECRET, MON)
 
 def queue_digests(engine, tmp_path: Path, n: int) -> list[str]:
     """The small plan's Monday digests (five people), copied until there are ``n``, numbered."""
-    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=IMPORTED)
+    import_announced(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=IMPORTED)
     decide(engine, today=MON, cal=WorkCalendar(), tz=TZ)
     assemble(engine, today=MON, links=LINKS, channel="dispatch", now=NOW - dt.timedelta(minutes=30))
     subject = lambda i: f"【督办提醒】测试通知 {i + 1:03d}"  # noqa: E731

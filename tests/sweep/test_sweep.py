@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from duban.db import session_scope
 from duban.links import LinkMaker
 from duban.models import Digest, Notification
-from duban.plans.importer import import_plan
 from duban.rules.calendar import WorkCalendar
 from duban.sweep import decisions
 from duban.sweep.decisions import decide
@@ -22,7 +21,7 @@ from duban.sweep.delivery import backoff, deliver
 from duban.sweep.digests import assemble
 from duban.sweep.rows import digest_rows
 from notifications.channel import Outgoing
-from tests.factories import small_plan, task_of, write_yaml
+from tests.factories import import_announced, small_plan, task_of, write_yaml
 
 TZ = ZoneInfo("Asia/Shanghai")
 IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)  # a Monday: the 签收 clock starts here
@@ -54,7 +53,7 @@ class Recorder:
 
 @pytest.fixture
 def plan_engine(engine, tmp_path):
-    import_plan(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=IMPORTED)
+    import_announced(engine, write_yaml(tmp_path / "p.yaml", small_plan()), now=IMPORTED)
     return engine
 
 
@@ -199,7 +198,7 @@ def test_moved_due_date_restarts_reminders_and_reassignment_moves_them(plan_engi
     plan = small_plan()
     task_of(plan, "1")["roadmap"] = "2026年11月27日 制定方案；2026年12月15日 中期检查"  # extension of step 1
     task_of(plan, "2")["owner"] = "教务处处长"  # reassigned
-    import_plan(plan_engine, write_yaml(tmp_path / "p2.yaml", plan), now=dt.datetime(2026, 11, 23, 10, 0, tzinfo=TZ))
+    import_announced(plan_engine, write_yaml(tmp_path / "p2.yaml", plan), now=dt.datetime(2026, 11, 23, 10, 0, tzinfo=TZ))
     channel.sent.clear()
     # Tuesday: step 1 now due Friday → a fresh "due in 3 days" reminder (version 2)
     run_day(plan_engine, dt.date(2026, 11, 24), channel)
@@ -227,7 +226,7 @@ def test_nothing_for_done_submitted_or_archived(plan_engine, tmp_path):
         s.execute(update(Milestone).where(Milestone.task_id == t1, Milestone.seq == 1).values(status="submitted"))
     smaller = small_plan()
     smaller["systems"].pop(1)  # tasks 3 and 4 removed → archived
-    import_plan(plan_engine, write_yaml(tmp_path / "p2.yaml", smaller), now=IMPORTED)
+    import_announced(plan_engine, write_yaml(tmp_path / "p2.yaml", smaller), now=IMPORTED)
     assert decisions.preview(plan_engine, today=MON, cal=WorkCalendar(), tz=TZ) == []
 
 
@@ -235,7 +234,7 @@ def test_plan_and_task_policy_change_the_ladder(engine, tmp_path):
     plan = small_plan()
     plan["plan"]["policy"] = {"escalate_head_after": 1}  # tell the head on the first day late
     task_of(plan, "2")["policy"] = {"ack_within": 20, "ack_escalate_after": 25}  # a patient task
-    import_plan(engine, write_yaml(tmp_path / "p.yaml", plan), now=IMPORTED)
+    import_announced(engine, write_yaml(tmp_path / "p.yaml", plan), now=IMPORTED)
     previewed = decisions.preview(engine, today=MON, cal=WorkCalendar(), tz=TZ)
     items = {(i.recipient, i.kind, i.code) for i in previewed}
     # task 1 is one working day late: with the plan's policy its head (here: the owner's manager) is told

@@ -19,10 +19,9 @@ from typer.testing import CliRunner
 from duban import accounts
 from duban.db import session_scope
 from duban.models import Account, DashboardLink, utcnow
-from duban.plans.importer import import_plan
 from duban.settings import get_settings
 from tests.conftest import PINNED_DAY
-from tests.factories import small_plan, write_yaml
+from tests.factories import import_announced, small_plan, write_yaml
 from tests.web_helpers import SECRET, import_small
 
 pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
@@ -83,7 +82,7 @@ def web(use_database, engine, tmp_path, monkeypatch):
     monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
     get_settings.cache_clear()
     import_small(engine, tmp_path)
-    import_plan(engine, write_yaml(tmp_path / "other.yaml", other_plan()))
+    import_announced(engine, write_yaml(tmp_path / "other.yaml", other_plan()))
     from duban.web.app import create_app
 
     with TestClient(create_app(), raise_server_exceptions=True, follow_redirects=False) as client:
@@ -466,7 +465,7 @@ def build_scenario(engine, folder) -> None:
     from duban.models import Milestone, Notification, Person, Plan, Request, Task
     from tests.web_helpers import IMPORTED
 
-    import_plan(engine, write_yaml(folder / "scenario.yaml", scenario_plan()), now=IMPORTED)
+    import_announced(engine, write_yaml(folder / "scenario.yaml", scenario_plan()), now=IMPORTED)
     with session_scope(engine) as s:
         plan_id = s.scalar(select(Plan.id).where(Plan.code == "demo"))
         tid = dict(s.execute(select(Task.code, Task.id).where(Task.plan_id == plan_id)).all())
@@ -722,7 +721,7 @@ def test_roles_see_what_they_may(client):
 
 
 def test_provincial_view_adds_plans(scenario, tmp_path):
-    import_plan(scenario, write_yaml(tmp_path / "other.yaml", other_plan()))
+    import_announced(scenario, write_yaml(tmp_path / "other.yaml", other_plan()))
     add_account(scenario, "province", "leader")
     from duban import rollup
     from duban.rollup.compute import compute

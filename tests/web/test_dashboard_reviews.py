@@ -15,10 +15,9 @@ from typer.testing import CliRunner
 from duban import orchestration
 from duban.db import session_scope
 from duban.models import Notification, Person, Review, ReviewItem, Task, utcnow
-from duban.plans.importer import import_plan
 from duban.reviews import api as reviews
 from duban.settings import get_settings
-from tests.factories import write_yaml
+from tests.factories import import_announced, write_yaml
 from tests.web.test_dashboard import add_account, assert_private, login, other_plan
 from tests.web_helpers import SECRET, import_small
 
@@ -51,7 +50,7 @@ def engine_web(use_database, engine, tmp_path, monkeypatch):
     monkeypatch.setattr(orchestration, "deployment_available", lambda: False)  # no Prefect server: in-process
     get_settings.cache_clear()
     import_small(engine, tmp_path)
-    import_plan(engine, write_yaml(tmp_path / "other.yaml", other_plan()))
+    import_announced(engine, write_yaml(tmp_path / "other.yaml", other_plan()))
     add_account(engine, "dby", "office", "demo", person="督办员")
     add_account(engine, "leader", "leader", "demo")
     add_account(engine, "viewer", "viewer", "demo")
