@@ -23,8 +23,8 @@ from rich.table import Table
 from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from duban.models import Department, Milestone, Plan, Project, System, Task
-from duban.vocabulary import OPEN_STATES, MilestoneState, Schedule
+from duban.models import Department, Milestone, Notification, Plan, Project, System, Task
+from duban.vocabulary import OPEN_STATES, LedgerStatus, MessageKind, MilestoneState, Schedule
 
 SCHEMA = "duban.status/1"
 # the states a task's milestones move through, least advanced first (archived ones have no rank)
@@ -32,6 +32,7 @@ RANKS = {MilestoneState.ASSIGNED: 0, MilestoneState.IN_PROGRESS: 1, MilestoneSta
 TASK_STATES = tuple(RANKS)  # the states a live task can have
 ONGOING = (Schedule.RECURRING, Schedule.ONGOING)  # schedules that are never done
 DUE_SOON_DAYS = 14
+LAST_LEVEL = 3  # the office (领导小组办公室): the last level of the deadline ladder
 
 
 def _zero() -> dict[str, int]:
@@ -74,7 +75,37 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
     if plan_code is not None:
         plans = [p for p in plans if p.code == plan_code]
     rows = session.execute(_grouped_counts(today, [p.id for p in plans] if plan_code is not None else None)).all()
-    return _tally(plans, rows, today=today, plan_code=plan_code)
+    data = _tally(plans, rows, today=today, plan_code=plan_code)
+    marked = supervised(session, [p.id for p in plans])
+    data["totals"]["supervised_tasks"] = sum(len(v) for v in marked.values())
+    for p, bucket in zip(plans, data["by_plan"], strict=True):
+        bucket["supervised"] = marked.get(p.id, [])
+    return data
+
+
+def supervised(session: Session, plan_ids: list[int]) -> dict[int, list[str]]:
+    """The 督办 mark: per plan, the codes of the tasks whose lateness reached the last level of the
+    ladder (领导小组办公室) and is not resolved — the step is still open at the date escalated."""
+    rows = session.execute(
+        select(Task.plan_id, Task.code)
+        .distinct()
+        .join(Notification, Notification.task_id == Task.id)
+        .join(Milestone, Milestone.id == Notification.milestone_id)
+        .where(
+            Task.plan_id.in_(plan_ids),
+            Task.archived_at.is_(None),
+            Notification.kind == MessageKind.ESCALATION,
+            Notification.level == LAST_LEVEL,
+            Notification.status == LedgerStatus.SENT,
+            Milestone.status.in_(OPEN_STATES),
+            Milestone.due_date == Notification.due_date,
+        )
+        .order_by(Task.plan_id, Task.code)
+    )
+    out: dict[int, list[str]] = {}
+    for plan_id, code in rows:
+        out.setdefault(plan_id, []).append(code)
+    return out
 
 
 def _grouped_counts(today: dt.date, plan_ids: list[int] | None) -> Select:
@@ -186,6 +217,10 @@ def render_status(data: dict[str, Any]):
         + "，".join(f"{k.label} {s[k]}" for k in MilestoneState)
     )
     out: list[Any] = [head]
+    for p in data["by_plan"]:
+        if p.get("supervised"):
+            shown = "、".join(p["supervised"][:20]) + ("等" if len(p["supervised"]) > 20 else "")
+            out.append(f"列入重点督办（已报领导小组办公室，尚未解决）{len(p['supervised'])} 项：{shown}")
 
     def table(title: str, first: str, rows: list[dict[str, Any]], key: str) -> Table:
         tb = Table(title=title, title_justify="left")

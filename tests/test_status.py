@@ -40,11 +40,20 @@ def test_fresh_plan(imported):
         "overdue_tasks": 1,
         "overdue_milestones": 1,
         "due_soon_tasks": 0,
+        "supervised_tasks": 0,
     }
     assert data["tasks_by_status"] == states(assigned=4)
     assert data["milestones_by_status"] == states(assigned=4)
     assert data["by_plan"] == [
-        {"plan": "demo", "name": "测试方案", "tasks": 4, "tasks_by_status": states(assigned=4), "overdue_tasks": 1, "due_soon_tasks": 0}
+        {
+            "plan": "demo",
+            "name": "测试方案",
+            "tasks": 4,
+            "tasks_by_status": states(assigned=4),
+            "overdue_tasks": 1,
+            "due_soon_tasks": 0,
+            "supervised": [],
+        }
     ]
     assert data["by_system"] == [
         {

@@ -49,12 +49,9 @@ def _day(value: dt.datetime, tz: dt.tzinfo) -> dt.date:
     return day
 
 
-def load(session: Session, *, tz, plan_code: str | None = None, task_code: str | None = None) -> Loaded:
-    plans = {p.id: p for p in session.execute(select(Plan.id, Plan.code, Plan.name, Plan.policy, Plan.ends_on))}
-    if plan_code is not None:
-        plans = {k: v for k, v in plans.items() if v.code == plan_code}
-    plan_ids = list(plans)
-    task_q = (
+def _tasks_query(plan_ids: list[int]):
+    """The live tasks of the plans, with what the rules read of each (and its system's name)."""
+    return (
         select(
             Task.id,
             Task.plan_id,
@@ -77,10 +74,17 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
         .join(System, System.id == Project.system_id)
         .where(Task.archived_at.is_(None), Task.plan_id.in_(plan_ids))
     )
+
+
+def load(session: Session, *, tz, plan_code: str | None = None, task_code: str | None = None) -> Loaded:
+    plans = {p.id: p for p in session.execute(select(Plan.id, Plan.code, Plan.name, Plan.policy, Plan.ends_on))}
+    if plan_code is not None:
+        plans = {k: v for k, v in plans.items() if v.code == plan_code}
+    plan_ids = list(plans)
+    task_q = _tasks_query(plan_ids)
     if task_code is not None:
         task_q = task_q.where(Task.code == task_code)
     task_rows = session.execute(task_q).all()
-    task_ids = [t.id for t in task_rows]
 
     depts = {
         d.id: d
@@ -102,32 +106,7 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
     )
     plan_ends = _plan_ends(session, plans)
 
-    ms: dict[int, list[MilestoneView]] = defaultdict(list)
-    started: set[int] = set()
-    last_report: dict[int, dt.date] = {}
-    for chunk in chunks(task_ids, 20000):
-        for m in session.execute(
-            select(
-                Milestone.id,
-                Milestone.task_id,
-                Milestone.seq,
-                Milestone.title,
-                Milestone.due_date,
-                Milestone.due_version,
-                Milestone.status,
-                Milestone.is_final,
-            ).where(Milestone.task_id.in_(chunk), Milestone.status != MilestoneState.ARCHIVED)
-        ):
-            ms[m.task_id].append(MilestoneView(m.id, m.seq, m.title, m.due_date, m.due_version, m.status, m.is_final))
-            if m.status != MilestoneState.ASSIGNED:
-                started.add(m.task_id)
-        for tid, at in session.execute(
-            select(Event.task_id, func.max(Event.at)).where(Event.task_id.in_(chunk), Event.kind.in_(REPORT_EVENTS)).group_by(Event.task_id)
-        ):
-            day = local_date(at, tz)
-            if tid is not None and day is not None:  # task_id IN (…) and max() over reports: never NULL
-                last_report[tid] = day
-
+    ms, started, last_report = _steps_and_reports(session, [t.id for t in task_rows], tz)
     plan_policy = {pid: effective_policy(p.policy) for pid, p in plans.items()}
     out = []
     for t in task_rows:
@@ -190,6 +169,38 @@ def _plan_ends(session: Session, plans: dict[int, Any]) -> dict[int, dt.date]:
         )
         ends.update({pid: day for pid, day in session.execute(q) if day is not None})
     return ends
+
+
+def _steps_and_reports(session: Session, task_ids: list[int], tz) -> tuple[dict[int, list[MilestoneView]], set[int], dict[int, dt.date]]:
+    """The tasks' live milestones, which tasks have started (a step past 待签收), and each task's
+    last report day."""
+    ms: dict[int, list[MilestoneView]] = defaultdict(list)
+    started: set[int] = set()
+    last_report: dict[int, dt.date] = {}
+    for chunk in chunks(task_ids, 20000):
+        for m in session.execute(
+            select(
+                Milestone.id,
+                Milestone.task_id,
+                Milestone.seq,
+                Milestone.title,
+                Milestone.due_date,
+                Milestone.due_version,
+                Milestone.status,
+                Milestone.is_final,
+            ).where(Milestone.task_id.in_(chunk), Milestone.status != MilestoneState.ARCHIVED)
+        ):
+            ms[m.task_id].append(MilestoneView(m.id, m.seq, m.title, m.due_date, m.due_version, m.status, m.is_final))
+            if m.status != MilestoneState.ASSIGNED:
+                started.add(m.task_id)
+        for tid, at in session.execute(
+            select(Event.task_id, func.max(Event.at)).where(Event.task_id.in_(chunk), Event.kind.in_(REPORT_EVENTS)).group_by(Event.task_id)
+        ):
+            day = local_date(at, tz)
+            if tid is not None and day is not None:  # task_id IN (…) and max() over reports: never NULL
+                last_report[tid] = day
+
+    return ms, started, last_report
 
 
 class Planned(NamedTuple):
