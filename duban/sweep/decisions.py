@@ -139,7 +139,8 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
 
 class OfficeLines:
     """Who in each plan's office hears of a task at the last level of the ladder: the members whose
-    line (督办条线: systems, departments) covers it; all of them only when no line covers it."""
+    line (督办条线: systems, departments) covers it; when no line covers it, the members without a
+    line (the office's director), and all of them only when every member has a line."""
 
     def __init__(self, rows: list[Any]) -> None:
         self.members: dict[int, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
@@ -153,7 +154,8 @@ class OfficeLines:
             for pid, scope in members
             if system in scope.get("systems", ()) or (department and department in scope.get("departments", ()))
         )
-        return covered or tuple(pid for pid, _ in members)
+        general = tuple(pid for pid, scope in members if not scope.get("systems") and not scope.get("departments"))
+        return covered or general or tuple(pid for pid, _ in members)
 
 
 def _plan_ends(session: Session, plans: dict[int, Any]) -> dict[int, dt.date]:
