@@ -100,6 +100,11 @@ def complete_first_step(engine, urls=()) -> None:
     approve(engine, "1", mid, submitted.request_id)
 
 
+def submit_first_step(engine) -> None:
+    """Task 1's step 制定方案 submitted on 2026-11-30, waiting for the office's review."""
+    act(engine, "教务处处长", "done", "1", actions.submit_done, mid=milestone_id(engine, "1", 1), today=TODAY, note="方案已印发")
+
+
 def report_on_second_step(engine) -> None:
     """Task 1's step 中期检查: a progress report with one evidence link."""
     mid = milestone_id(engine, "1", 2)
@@ -246,6 +251,23 @@ KINDS = {
         (
             "milestone_archived",
             {"title": "制定方案", "status_before": "done", "sheet_over_decision": "该里程碑已于 2026-11-30 办结，已有佐证材料 1 份"},
+        ),
+    ),
+    "submitted-step-removed": Kind(
+        submit_first_step,
+        _drop_first_step,
+        "里程碑「制定方案」：表格中已删除，该里程碑已于 2026-11-30 提交办结，等待审核",
+        "1",
+        "集体备课",
+        ["里程碑「制定方案」已从路线图中删除（归档）"],
+        [
+            ("制定方案", "2026-11-20", "2026-11-20", 1, "archived", "plan"),
+            ("中期检查", "2026-12-15", "2026-12-15", 1, "in_progress", "plan"),
+            (FINAL, "2026-12-31", "2026-12-31", 1, "in_progress", "plan"),
+        ],
+        (
+            "milestone_archived",
+            {"title": "制定方案", "status_before": "submitted", "sheet_over_decision": "该里程碑已于 2026-11-30 提交办结，等待审核"},
         ),
     ),
     "step-with-evidence-removed": Kind(
