@@ -18,16 +18,28 @@ def import_command(
     plan: Annotated[str | None, typer.Option("--plan", help="方案编号：覆盖文件中的编号（Excel/CSV 没有“方案”表时缺省为文件名）")] = None,
     actor: Annotated[str | None, typer.Option("--actor", help="记入操作记录的操作人（缺省为当前系统用户）")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出变更")] = False,
+    accept: Annotated[
+        list[str] | None,
+        typer.Option("--accept", help="任务编号：该任务与系统中已有决定（如已批准的延期）冲突的变更以表格为准（可重复，或用逗号分隔）"),
+    ] = None,
+    accept_sheet: Annotated[
+        bool, typer.Option("--accept-sheet", help="所有与系统中已有决定冲突的变更都以表格为准（慎用：会覆盖已批准的延期等决定）")
+    ] = False,
 ) -> None:
-    """导入或更新一个方案：新增任务、变更时间和责任人、归档删除的任务，已有进展不丢失。"""
+    """导入或更新一个方案：新增任务、变更时间和责任人、归档删除的任务，已有进展不丢失；
+    与系统中已有决定（已批准的延期、已办结或有佐证材料的里程碑）冲突的变更须确认后才应用。"""
+    from zoneinfo import ZoneInfo
+
     from sqlalchemy.exc import DBAPIError
 
     from definitions.problems import PlanProblems
     from duban.plans.importer import import_plan
 
+    codes = [c.strip() for item in accept or () for c in item.replace("，", ",").split(",") if c.strip()]
     engine = _engine()
+    tz = ZoneInfo(_settings().timezone)
     try:
-        diff = import_plan(engine, path, dry_run=dry_run, actor=actor, plan_code=plan)
+        diff = import_plan(engine, path, dry_run=dry_run, actor=actor, plan_code=plan, accept=codes, accept_sheet=accept_sheet, tz=tz)
     except DBAPIError as err:
         _fail(f"写入数据库时出错，本次导入未写入任何内容（{err.__class__.__name__}：{err.orig}）。如有其他导入正在进行，请稍后重试。", 1)
     except PlanProblems as err:
@@ -47,6 +59,8 @@ def import_command(
     console.print(diff.render(), markup=False, highlight=False)
     if dry_run:
         console.print("（预览：以上变更尚未写入。去掉 --dry-run 即可导入。）", markup=False)
+    elif diff.conflicts:
+        console.print(f"导入完成；{len(diff.conflicts)} 项任务与系统中已有决定冲突的变更未应用（见上）。", markup=False)
     else:
         console.print("导入完成。", markup=False)
 

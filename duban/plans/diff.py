@@ -31,6 +31,12 @@ PERIOD_LABELS: dict[str, str] = {
     Period.YEAR: "每年",
 }
 
+CONFLICTS_TITLE = "与系统中已有决定冲突的变更"
+ACCEPT_HINT = (
+    "如确认以表格为准，请重新导入并加上 --accept 任务编号（可重复，或用逗号分隔多个编号），"
+    "或加上 --accept-sheet 全部以表格为准；确认后原决定记入操作记录。"
+)
+
 
 @dataclass
 class TaskChange:
@@ -60,6 +66,11 @@ class PlanDiff:
     groups_added: list[str] = field(default_factory=list)
     groups_archived: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # changes the sheet asks for against a decision taken in duban (an approved extension, a done
+    # or submitted step, a step with evidence): held back unless the office accepted them
+    conflicts: list[TaskChange] = field(default_factory=list)
+    # conflicts the office accepted (--accept CODE / --accept-sheet): applied, the sheet won
+    accepted: list[TaskChange] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -101,6 +112,7 @@ class PlanDiff:
             },
             "departments": {"added": self.departments_added, "changed": self.departments_changed},
             "groups": {"added": self.groups_added, "archived": self.groups_archived},
+            "conflicts": {"not_applied": tc(self.conflicts), "accepted": tc(self.accepted)},
             "warnings": self.warnings,
         }
 
@@ -110,10 +122,10 @@ class PlanDiff:
         lines.append(f"{head}「{self.plan_name}」（{self.plan_code}）")
         lines += [f"  方案设置：{d}" for d in self.plan_details]
 
-        def block(title: str, items: list[TaskChange]) -> None:
+        def block(title: str, items: list[TaskChange], note: str = "") -> None:
             if not items:
                 return
-            lines.append(f"{title} {len(items)} 项：")
+            lines.append(f"{title} {len(items)} 项{note}：")
             for c in items[:limit]:
                 lines.append(f"  {c.code} {c.title}")
                 lines.extend(f"      {d}" for d in c.details)
@@ -124,6 +136,10 @@ class PlanDiff:
         block("变更任务", self.changed)
         block("归档任务（已从清单中删除，历史记录保留）", self.archived)
         block("恢复任务（重新出现在清单中）", self.restored)
+        block(CONFLICTS_TITLE, self.conflicts, "（未应用，保留系统中的决定）")
+        if self.conflicts:
+            lines.append(f"  {ACCEPT_HINT}")
+        block(CONFLICTS_TITLE, self.accepted, "（已确认以表格为准并应用）")
 
         def names(title: str, items: list[str]) -> None:
             if not items:
@@ -140,7 +156,9 @@ class PlanDiff:
         names("新增人员", self.people_added)
         names("人员信息变更", self.people_changed)
         names("不再出现在人员表中（保留历史，不再接收提醒）", self.people_deactivated)
-        if not self.has_changes:
+        if not self.has_changes and self.conflicts:
+            lines.append("除上述冲突外，与库中现有内容相同，没有需要更新的内容。")
+        elif not self.has_changes:
             lines.append("与库中现有内容相同，没有需要更新的内容。")
         else:
             lines.append(f"未变更任务 {self.unchanged} 项。")

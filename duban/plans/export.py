@@ -1,4 +1,9 @@
-"""Read a plan back out of the store as a ``PlanFile`` (to export it and re-import it later)."""
+"""Read a plan back out of the store as a ``PlanFile`` (to export it and re-import it later).
+
+The file carries duban's current dates (an approved extension included) and only the steps that
+come from the plan file (``origin`` plan): a review's follow-up step stays in duban and is neither
+duplicated nor archived when the file comes back.  Re-importing an export changes nothing: a date
+decided in duban reads as the sheet agreeing with it (``duban.plans.tasks``)."""
 
 from __future__ import annotations
 
@@ -10,12 +15,19 @@ from sqlalchemy.orm import Session
 from definitions.schema import DepartmentIn, MilestoneIn, PersonIn, PlanChannelsIn, PlanFile, PlanIn, ProjectIn, SystemIn, TaskIn
 from duban.models import Department, Milestone, Person, Plan, PlanRole, Project, System, Task
 from duban.plans.diff import PERIOD_LABELS
-from duban.vocabulary import MilestoneState, PlanRoleKind, Schedule
+from duban.vocabulary import MilestoneOrigin, MilestoneState, PlanRoleKind, Schedule
 
 
 def _name(names: dict[int, str], id_: int | None) -> str | None:
     """The name for an optional id (None when there is none)."""
     return names.get(id_) if id_ is not None else None
+
+
+def _due(m: Milestone) -> str:
+    """A milestone's date as the file writes it: the sheet's own words while the date is still the
+    sheet's, else duban's current date."""
+    sheet = m.sheet_due_date or m.due_date
+    return m.due_text if m.due_text and m.due_date == sheet else m.due_date.isoformat()
 
 
 def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
@@ -33,7 +45,7 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
     for m in session.scalars(
         select(Milestone)
         .join(Task, Task.id == Milestone.task_id)
-        .where(Task.plan_id == plan.id, Milestone.status != MilestoneState.ARCHIVED)
+        .where(Task.plan_id == plan.id, Milestone.status != MilestoneState.ARCHIVED, Milestone.origin == MilestoneOrigin.PLAN)
         .order_by(Milestone.task_id, Milestone.seq)
     ):
         milestones[m.task_id].append(m)
@@ -49,14 +61,8 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
                 ms = milestones.get(t.id, [])
                 final = next((m for m in ms if m.is_final), None)
                 steps = [m for m in ms if not m.is_final]
-                if t.schedule == Schedule.ONCE and final is not None:
-                    deadline = final.due_text if final.due_version == 1 and final.due_text else final.due_date.isoformat()
-                else:
-                    deadline = t.deadline_text
-                roadmap = [
-                    MilestoneIn(due=m.due_text if m.due_version == 1 and m.due_text else m.due_date.isoformat(), title=m.title)
-                    for m in steps
-                ] or None
+                deadline = _due(final) if t.schedule == Schedule.ONCE and final is not None else t.deadline_text
+                roadmap = [MilestoneIn(due=_due(m), title=m.title) for m in steps] or None
                 tasks.append(
                     TaskIn(
                         code=t.code,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Collection
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -26,11 +27,15 @@ def import_plan(
     actor: str | None = None,
     plan_code: str | None = None,
     now: dt.datetime | None = None,
+    accept: Collection[str] = (),
+    accept_sheet: bool = False,
+    tz: dt.tzinfo = dt.UTC,
 ) -> PlanDiff:
     """Validate ``path`` and apply it; raise ``PlanProblems`` (nothing written) when it is invalid.
 
     A dry run performs the very same changes inside the transaction and rolls them back, so the
-    diff it returns is exactly what the real import would do.
+    diff it returns is exactly what the real import would do.  ``accept`` (task codes) and
+    ``accept_sheet`` apply changes that conflict with decisions taken in duban (``apply_plan``).
     """
     path = Path(path)
     definition = load_plan(path, plan_code=plan_code)
@@ -38,7 +43,17 @@ def import_plan(
     diff: PlanDiff | None = None
     try:
         with session_scope(engine) as session:
-            diff = apply_plan(session, definition, actor=actor, source=path.name, sha256=digest, now=now)
+            diff = apply_plan(
+                session,
+                definition,
+                actor=actor,
+                source=path.name,
+                sha256=digest,
+                now=now,
+                accept=accept,
+                accept_sheet=accept_sheet,
+                tz=tz,
+            )
             if dry_run:
                 raise _DryRun
     except _DryRun:

@@ -4,7 +4,9 @@
 is the same call followed by a rollback, and the diff it prints is exactly what a real import
 would do.  Nothing a user entered is deleted: removed tasks, milestones, systems and projects are
 archived; recorded progress (milestone states, acknowledgements, completions) is kept; moved due
-dates keep their baseline; every change becomes an event in the audit trail.
+dates keep their baseline; every change becomes an event in the audit trail.  What was decided in
+duban (an approved extension, a done or submitted step, evidence, a review's follow-up step) is
+not undone by the sheet unless the office accepts it (``accept`` / ``accept_sheet``).
 
 Large plans (tens of thousands of tasks) are written with bulk statements, not object by object.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -52,8 +55,16 @@ def apply_plan(
     source: str = "",
     sha256: str = "",
     now: dt.datetime | None = None,
+    accept: Collection[str] = (),
+    accept_sheet: bool = False,
+    tz: dt.tzinfo = dt.UTC,
 ) -> PlanDiff:
-    """Create or update plan ``d.code`` in place; return the diff.  Does not commit."""
+    """Create or update plan ``d.code`` in place; return the diff.  Does not commit.
+
+    A change the sheet asks for against a decision taken in duban is a conflict: held back and
+    listed in ``diff.conflicts``, unless its task code is in ``accept`` or ``accept_sheet`` is set;
+    then it is applied (``diff.accepted``) and its event names the decision it overrode.  ``tz``
+    is the time zone the diff gives decision dates in."""
     actor = actor or default_actor()
     now = now or utcnow()
     diff = PlanDiff(plan_code=d.code, plan_name=d.name, warnings=list(d.warnings))
@@ -69,7 +80,8 @@ def apply_plan(
     if diff.plan_details:
         events.append(event_row(pid, None, EventKind.PLAN_UPDATED, {"changes": diff.plan_details}, actor=actor, at=now))
     project_ids = _sync_groups(session, pid, d, diff, now)
-    TaskSync(session, pid, Ids(dept_ids, person_ids, project_ids), diff, events, actor=actor, now=now).run(d)
+    ids = Ids(dept_ids, person_ids, project_ids)
+    TaskSync(session, pid, ids, diff, events, actor=actor, now=now, accept=frozenset(accept), accept_all=accept_sheet, tz=tz).run(d)
 
     for chunk in chunks(events, 20000):
         session.execute(table_of(Event).insert(), chunk)
@@ -134,6 +146,8 @@ def _summary(diff: PlanDiff) -> dict[str, Any]:
         "archived": len(diff.archived),
         "restored": len(diff.restored),
         "unchanged": diff.unchanged,
+        "conflicts_not_applied": len(diff.conflicts),
+        "conflicts_accepted": len(diff.accepted),
     }
 
 

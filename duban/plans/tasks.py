@@ -3,14 +3,18 @@
 New tasks are inserted in bulk; existing ones are compared field by field and updated in place;
 tasks no longer in the list are archived (history kept).  Milestones are matched to the
 definition (same title, then the final one, then the same position) so a moved date keeps its
-baseline and recorded progress stays.  Links stop working where their task or step went away or
-changed hands.
+baseline and recorded progress stays.  Only steps that come from the plan file take part: a review's
+follow-up step (or one the office added) is never matched to a sheet step and never archived
+because the sheet lacks it.  A change against a decision taken in duban is held back as a conflict
+unless the office accepted it (``duban.plans.decided``).  Links stop working where their task or
+step went away or changed hands.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +25,11 @@ from definitions.schema import MilestoneDef, PlanDefinition, TaskDef
 from duban.links import OWNER_ACTIONS
 from duban.links import void as void_links
 from duban.models import Milestone, Task, table_of
+from duban.plans.decided import Decided
 from duban.plans.diff import FIELD_LABELS, PERIOD_LABELS, SCHEDULE_LABELS, PlanDiff, TaskChange, show
 from duban.plans.writes import bulk_update, event_row
 from duban.values import chunks, jsonable
-from duban.vocabulary import EventKind, MilestoneState
+from duban.vocabulary import OPEN_STATES, EventKind, MilestoneOrigin, MilestoneState
 
 TASK_FIELDS = (
     "title",
@@ -45,13 +50,18 @@ TASK_FIELDS = (
 # the diff names a reference by what it refers to
 _LABEL_FIELD = {"owner_id": "owner", "lead_department_id": "lead_department", "supervisor_id": "supervisor", "project_id": "project"}
 # changed columns that are not part of an event's data
-_NOT_IN_EVENT = ("updated_at", "position", "archived_at", "owner_id", "acknowledged_at", "assigned_at")
+_NOT_IN_EVENT = ("updated_at", "position", "archived_at", "owner_id", "acknowledged_at", "assigned_at", "announced_at")
+# what a matched milestone's date did to the task's 完成时限 text (the final milestone's date)
+_HELD = "held"  # a conflict not accepted: the text stays with the date
+_AGREED = "agreed"  # the sheet now says duban's date: the text is recorded silently
 _MILESTONE_COLUMNS = (
     Milestone.id,
     Milestone.task_id,
     Milestone.seq,
     Milestone.title,
     Milestone.due_date,
+    Milestone.sheet_due_date,
+    Milestone.origin,
     Milestone.due_text,
     Milestone.due_version,
     Milestone.is_final,
@@ -97,6 +107,8 @@ def milestone_row(m: MilestoneDef, task_id: int, now: dt.datetime) -> dict[str, 
         "title": m.title,
         "due_date": m.due,
         "baseline_due_date": m.due,
+        "sheet_due_date": m.due,
+        "origin": MilestoneOrigin.PLAN,
         "due_text": m.due_text,
         "due_version": 1,
         "is_final": m.is_final,
@@ -144,7 +156,9 @@ def _match_milestones(defs: tuple[MilestoneDef, ...], old_ms: list[Any]) -> tupl
 
 @dataclass
 class TaskSync:
-    """One plan's task step: collects the writes, the diff lines and the events, then writes them."""
+    """One plan's task step: collects the writes, the diff lines and the events, then writes them.
+
+    ``accept`` names the tasks whose conflicts the office accepted (``accept_all``: every one)."""
 
     session: Session
     pid: int
@@ -153,20 +167,28 @@ class TaskSync:
     events: list[dict[str, Any]]
     actor: str
     now: dt.datetime
+    accept: Collection[str] = ()
+    accept_all: bool = False
+    tz: dt.tzinfo = dt.UTC
     task_updates: list[dict[str, Any]] = field(default_factory=list)
     ms_updates: list[dict[str, Any]] = field(default_factory=list)
     ms_inserts: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: dict[str, TaskChange] = field(default_factory=dict)
+    accepted: dict[str, TaskChange] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.person_names = {v: k for k, v in self.ids.people.items()}
         self.dept_names = {v: k for k, v in self.ids.departments.items()}
         self.project_names = {v: f"{k[0]} / {k[1]}" for k, v in self.ids.projects.items()}
+        self.decided = Decided({}, {}, {}, self.tz)
 
     def event(self, task_id: int | None, kind: EventKind, data: dict[str, Any], milestone_id: int | None = None) -> None:
         self.events.append(event_row(self.pid, task_id, kind, data, actor=self.actor, at=self.now, milestone_id=milestone_id))
 
     def run(self, d: PlanDefinition) -> None:
         existing, ms_by_task = self._existing()
+        if existing:
+            self.decided = Decided.load(self.session, self.pid, self.tz)
         new_defs = [t for t in d.tasks if t.code not in existing]
         if new_defs:
             self._insert(new_defs)
@@ -178,7 +200,20 @@ class TaskSync:
         for code, old in existing.items():
             if code not in wanted and old.archived_at is None:
                 self._archive(code, old, ms_by_task.get(old.id, []))
+        self.diff.conflicts += self.conflicts.values()
+        self.diff.accepted += self.accepted.values()
+        if not self.accept_all:
+            idle = [code for code in dict.fromkeys(self.accept) if code not in self.accepted]
+            if idle:
+                self.diff.warnings.append(f"--accept 指定的任务 {'、'.join(idle)} 没有与系统中已有决定冲突的变更，已忽略。")
         self._write()
+
+    def _conflict(self, t: TaskDef, line: str) -> bool:
+        """Note a change against a decision taken in duban; True when the office accepted it (apply it)."""
+        taken = self.accept_all or t.code in self.accept
+        into = self.accepted if taken else self.conflicts
+        into.setdefault(t.code, TaskChange(t.code, t.title)).details.append(line)
+        return taken
 
     def _existing(self) -> tuple[dict[str, Any], dict[int, list[Any]]]:
         """The plan's stored tasks by code, and their milestones by task id (in order)."""
@@ -223,7 +258,9 @@ class TaskSync:
             return None
         if f in ("statement", "done_criteria"):
             return f"{label}已修改"
-        if f in ("owner_id", "supervisor_id"):
+        if f == "owner_id":
+            return f"{label}：{show(self.person_names.get(o))} → {show(self.person_names.get(n))}（将向新责任人重新下达）"
+        if f == "supervisor_id":
             shown = (self.person_names.get(o), self.person_names.get(n))
         elif f == "lead_department_id":
             shown = (self.dept_names.get(o), self.dept_names.get(n))
@@ -241,21 +278,27 @@ class TaskSync:
         """An existing task: changed fields, its milestones, restored if it was archived."""
         want = task_row(t, self.ids)
         changes = {f: want[f] for f in TASK_FIELDS if getattr(old, f) != want[f]}
-        details = [line for f in changes if (line := self._field_detail(f, getattr(old, f), want[f])) is not None]
+        reassigned = "owner_id" in changes
+        ms_details, final = self._sync_milestones(old.id, t, old_ms, reassigned=reassigned)
+        # the 完成时限 text goes with the final date: held back with it, or recorded silently when
+        # the sheet now says duban's date
+        silent = {"deadline_text"} if final == _AGREED else set()
+        if final == _HELD:
+            changes.pop("deadline_text", None)
+        fields = [f for f in changes if f not in silent]
+        details = [line for f in fields if (line := self._field_detail(f, getattr(old, f), want[f])) is not None] + ms_details
         restored = old.archived_at is not None
         if restored:
             changes["archived_at"] = None
-        reassigned = "owner_id" in changes
-        details += self._sync_milestones(old.id, t, old_ms, reassigned=reassigned)
         if reassigned:
-            changes["acknowledged_at"] = None  # the new owner acknowledges afresh
-            changes["assigned_at"] = self.now
+            # the new owner is announced the task (任务下达) afresh and acknowledges afresh
+            changes.update(acknowledged_at=None, assigned_at=self.now, announced_at=None)
         if changes:
             changes["updated_at"] = self.now
             self.task_updates.append({"id": old.id, **changes})
         if reassigned:
             self.event(old.id, EventKind.OWNER_CHANGED, {"from": self.person_names.get(old.owner_id), "to": t.owner})
-        data = {k: jsonable(v) for k, v in changes.items() if k not in _NOT_IN_EVENT}
+        data = {k: jsonable(v) for k, v in changes.items() if k not in _NOT_IN_EVENT and k not in silent}
         if restored:
             self.diff.restored.append(TaskChange(t.code, t.title, details))
             self.event(old.id, EventKind.TASK_RESTORED, data)
@@ -267,18 +310,29 @@ class TaskSync:
             self.diff.unchanged += 1
 
     def _archive(self, code: str, old: Any, old_ms: list[Any]) -> None:
-        """A task no longer in the list: archived, its open milestones too; history kept."""
+        """A task no longer in the list: archived, its open milestones too; history (done steps,
+        evidence) kept."""
         self.task_updates.append({"id": old.id, "archived_at": self.now, "updated_at": self.now})
         for m in old_ms:
             if m.status not in (MilestoneState.DONE, MilestoneState.ARCHIVED):
                 self.ms_updates.append({"id": m.id, "status": MilestoneState.ARCHIVED, "archived_at": self.now})
-        self.diff.archived.append(TaskChange(code, old.title))
+        kept = []
+        if done := sum(1 for m in old_ms if m.status == MilestoneState.DONE):
+            kept.append(f"已办结的里程碑 {done} 个仍为已办结")
+        if evidence := self.decided.task_evidence.get(old.id, 0):
+            kept.append(f"佐证材料 {evidence} 份保留")
+        self.diff.archived.append(TaskChange(code, old.title, ["；".join(kept)] if kept else []))
         self.event(old.id, EventKind.TASK_ARCHIVED, {})
 
-    def _sync_milestones(self, task_id: int, t: TaskDef, old_ms: list[Any], *, reassigned: bool) -> list[str]:
-        """Match the task's milestones to the definition; move dates (keeping the baseline)."""
+    def _sync_milestones(self, task_id: int, t: TaskDef, old_ms: list[Any], *, reassigned: bool) -> tuple[list[str], str | None]:
+        """Match the task's plan steps to the definition; move dates (keeping the baseline).
+
+        Returns the diff lines and what became of the final milestone's date (``_HELD``,
+        ``_AGREED`` or None)."""
         details: list[str] = []
-        pairs, remaining = _match_milestones(t.milestones, old_ms)
+        final: str | None = None
+        plan_ms = [o for o in old_ms if o.origin == MilestoneOrigin.PLAN]
+        pairs, remaining = _match_milestones(t.milestones, plan_ms)
         for m, o in pairs:
             if o is None:
                 label = m.title or f"第 {m.seq} 步"
@@ -286,42 +340,80 @@ class TaskSync:
                 details.append(f"新增里程碑「{label}」：{m.due.isoformat()}")
                 self.event(task_id, EventKind.MILESTONE_ADDED, {"title": m.title, "due": m.due.isoformat()})
             else:
-                self._update_milestone(task_id, m, o, details, reassigned=reassigned)
+                outcome = self._update_milestone(task_id, t, m, o, details, reassigned=reassigned)
+                final = outcome if m.is_final else final
         for o in remaining:
-            if o.status == MilestoneState.ARCHIVED:
-                continue
-            self.ms_updates.append({"id": o.id, "status": MilestoneState.ARCHIVED, "archived_at": self.now})
-            details.append(f"里程碑「{o.title or f'第 {o.seq} 步'}」已从路线图中删除（归档）")
-            self.event(task_id, EventKind.MILESTONE_ARCHIVED, {"title": o.title, "status_before": o.status}, milestone_id=o.id)
-        return details
+            self._remove_milestone(task_id, t, o, details)
+        if reassigned:  # a review's follow-up step is acknowledged afresh by the new owner too
+            for o in old_ms:
+                if o.origin != MilestoneOrigin.PLAN and o.status in OPEN_STATES:
+                    self.ms_updates.append(
+                        {"id": o.id, "status": MilestoneState.ASSIGNED, "assigned_at": self.now, "acknowledged_at": None}
+                    )
+        return details, final
 
-    def _update_milestone(self, task_id: int, m: MilestoneDef, o: Any, details: list[str], *, reassigned: bool) -> None:
+    def _remove_milestone(self, task_id: int, t: TaskDef, o: Any, details: list[str]) -> None:
+        """A plan step the sheet no longer lists: archived, unless it is done, submitted or has
+        evidence and the office did not accept the sheet over that."""
+        if o.status == MilestoneState.ARCHIVED:
+            return
+        label = o.title or f"第 {o.seq} 步"
+        data = {"title": o.title, "status_before": o.status}
+        decision = self.decided.removal_decision(o)
+        if decision is not None:
+            if not self._conflict(t, f"里程碑「{label}」：表格中已删除，{decision}"):
+                return
+            data["sheet_over_decision"] = decision
+        self.ms_updates.append({"id": o.id, "status": MilestoneState.ARCHIVED, "archived_at": self.now})
+        details.append(f"里程碑「{label}」已从路线图中删除（归档）")
+        self.event(task_id, EventKind.MILESTONE_ARCHIVED, data, milestone_id=o.id)
+
+    def _update_milestone(self, task_id: int, t: TaskDef, m: MilestoneDef, o: Any, details: list[str], *, reassigned: bool) -> str | None:
         """A stored milestone matched to a defined one: its new date, title and position; restored or reset."""
         label = m.title or f"第 {m.seq} 步"
         upd: dict[str, Any] = {}
-        if o.due_date != m.due:
-            upd["due_date"] = m.due
-            upd["due_version"] = o.due_version + 1
-            details.append(f"里程碑「{label}」时间：{o.due_date.isoformat()} → {m.due.isoformat()}")
-            moved = {"from": o.due_date.isoformat(), "to": m.due.isoformat(), "version": o.due_version + 1}
-            self.event(task_id, EventKind.MILESTONE_DUE_CHANGED, moved, milestone_id=o.id)
+        outcome = self._milestone_date(task_id, t, m, o, upd, details)
         if o.title != m.title and o.title:
             details.append(f"里程碑名称：{o.title} → {m.title or '（空）'}")
         for attr, val in (("seq", m.seq), ("title", m.title), ("due_text", m.due_text), ("is_final", m.is_final)):
-            if getattr(o, attr) != val:
+            if getattr(o, attr) != val and not (attr == "due_text" and outcome == _HELD):
                 upd[attr] = val
         if o.status == MilestoneState.ARCHIVED:
             upd["status"] = _state_before_archiving(o)
             upd["archived_at"] = None
             details.append(f"里程碑「{label}」恢复")
             self.event(task_id, EventKind.MILESTONE_RESTORED, {"title": m.title, "status": upd["status"]}, milestone_id=o.id)
-        elif reassigned and o.status in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS):
+        elif reassigned and o.status in OPEN_STATES:
             # a new owner acknowledges afresh; progress reports stay in the audit trail
             upd["status"] = MilestoneState.ASSIGNED
             upd["assigned_at"] = self.now
             upd["acknowledged_at"] = None
         if upd:
             self.ms_updates.append({"id": o.id, **upd})
+        return outcome
+
+    def _milestone_date(self, task_id: int, t: TaskDef, m: MilestoneDef, o: Any, upd: dict[str, Any], details: list[str]) -> str | None:
+        """The sheet's date against duban's: unchanged sheet → duban's date stays; changed sheet →
+        applied when nothing was decided in duban, agreed when it says duban's date, else a conflict."""
+        sheet_old = o.sheet_due_date or o.due_date
+        if m.due == sheet_old:
+            if o.sheet_due_date is None:
+                upd["sheet_due_date"] = m.due
+            return None
+        if m.due == o.due_date:
+            upd["sheet_due_date"] = m.due
+            return _AGREED
+        moved: dict[str, Any] = {"from": o.due_date.isoformat(), "to": m.due.isoformat(), "version": o.due_version + 1}
+        decision = self.decided.date_decision(o, sheet_old)
+        if decision is not None:
+            what = "完成时间" if m.is_final else f"里程碑「{m.title or f'第 {m.seq} 步'}」时间"
+            if not self._conflict(t, f"{what}：表格为 {m.due.isoformat()}，{decision}"):
+                return _HELD
+            moved["sheet_over_decision"] = decision
+        upd.update(due_date=m.due, sheet_due_date=m.due, due_version=o.due_version + 1)
+        details.append(f"里程碑「{m.title or f'第 {m.seq} 步'}」时间：{o.due_date.isoformat()} → {m.due.isoformat()}")
+        self.event(task_id, EventKind.MILESTONE_DUE_CHANGED, moved, milestone_id=o.id)
+        return None
 
     def _write(self) -> None:
         """The collected updates and inserts; then the links that must stop working."""

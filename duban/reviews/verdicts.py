@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from duban.models import Event, Link, Milestone, Notification, Person, Review, ReviewItem, Task
 from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _text
-from duban.vocabulary import EventKind, ItemState, LedgerStatus, MessageKind, MilestoneState, ReviewState, Verdict
+from duban.vocabulary import EventKind, ItemState, LedgerStatus, MessageKind, MilestoneOrigin, MilestoneState, ReviewState, Verdict
 
 
 @dataclass
@@ -73,6 +73,7 @@ def give_verdict(
                 due_text=f"督查整改（{review.title}）",
                 due_version=1,
                 is_final=False,
+                origin=MilestoneOrigin.REVIEW,
                 status=MilestoneState.IN_PROGRESS if task.acknowledged_at is not None else MilestoneState.ASSIGNED,
                 assigned_at=now,
                 acknowledged_at=now if task.acknowledged_at is not None else None,

@@ -66,7 +66,9 @@ def test_import_json_reports_diff(use_database, tmp_path):
     result = run("import", write_yaml(tmp_path / "p.yaml", plan), "--json", "--dry-run")
     data = json.loads(result.stdout)
     assert data["ok"] and data["dry_run"]
-    assert data["tasks"]["changed"] == [{"code": "1", "title": "集体备课", "details": ["责任人：教务处处长 → 教务处副处长"]}]
+    assert data["tasks"]["changed"] == [
+        {"code": "1", "title": "集体备课", "details": ["责任人：教务处处长 → 教务处副处长（将向新责任人重新下达）"]}
+    ]
 
 
 def test_invalid_file_exit_status_and_message(use_database, tmp_path):

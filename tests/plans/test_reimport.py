@@ -73,8 +73,9 @@ def test_same_file_twice_changes_nothing(engine, tmp_path):
 
 def test_changed_list_updates_in_place_and_keeps_progress(engine, tmp_path):
     _import(engine, tmp_path, small_plan())
-    # progress recorded since the first import: task 1's first step done, the second acknowledged
+    # progress recorded since the first import: every task announced, task 1's first step done, the second acknowledged
     with session_scope(engine) as s:
+        s.execute(update(Task).values(announced_at=dt.datetime(2026, 11, 3, 1, 0, tzinfo=dt.UTC)))
         t1 = s.scalar(select(Task).where(Task.code == "1"))
         s.execute(
             update(Milestone)
@@ -104,7 +105,7 @@ def test_changed_list_updates_in_place_and_keeps_progress(engine, tmp_path):
                 "里程碑「全部完成（达到完成标志）」时间：2026-12-31 → 2027-01-15",
             ],
         ),
-        ("2", ["责任人：教务处副处长 → 教务处处长"]),
+        ("2", ["责任人：教务处副处长 → 教务处处长（将向新责任人重新下达）"]),
     ]
     assert [c.code for c in diff.archived] == ["3"]
     # progress kept, dates moved, baseline kept, versions bumped
@@ -113,8 +114,11 @@ def test_changed_list_updates_in_place_and_keeps_progress(engine, tmp_path):
         (2, "中期检查", dt.date(2027, 1, 5), dt.date(2026, 12, 15), 2, "in_progress"),
         (3, "全部完成（达到完成标志）", dt.date(2027, 1, 15), dt.date(2026, 12, 31), 2, "in_progress"),
     ]
-    # the new owner acknowledges afresh
+    # the new owner is announced the task afresh (任务下达) and acknowledges afresh
     assert [m[-1] for m in _milestones(engine, "2")] == ["assigned"]
+    with session_scope(engine) as s:
+        announced = dict(s.execute(select(Task.code, Task.announced_at).where(Task.code.in_(["1", "2"]))).all())
+        assert announced["2"] is None and announced["1"] is not None  # only the reassigned task
     with session_scope(engine) as s:
         archived = s.scalar(select(Task).where(Task.code == "3"))
         assert archived.archived_at is not None  # archived, not deleted
