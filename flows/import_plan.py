@@ -7,18 +7,26 @@ The flow only orchestrates: validation and the store live in ``definitions`` and
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from definitions.problems import PlanProblems
 from duban.db import get_engine
 from duban.plans.importer import import_plan
+from duban.settings import get_settings
 
 
 @task(name="apply-plan-file")
-def apply_plan_file(path: str, dry_run: bool, actor: str, plan_code: str | None) -> dict:
+def apply_plan_file(
+    path: str, dry_run: bool, actor: str, plan_code: str | None, accept: list[str] | None = None, accept_sheet: bool = False
+) -> dict:
+    tz = ZoneInfo(get_settings().timezone)
     try:
-        diff = import_plan(get_engine(), path, dry_run=dry_run, actor=actor, plan_code=plan_code)
+        diff = import_plan(
+            get_engine(), path, dry_run=dry_run, actor=actor, plan_code=plan_code, accept=accept or (), accept_sheet=accept_sheet, tz=tz
+        )
     except PlanProblems as err:
         create_markdown_artifact(
             key="import-problems",
@@ -36,9 +44,16 @@ def apply_plan_file(path: str, dry_run: bool, actor: str, plan_code: str | None)
 
 
 @flow(name="import-plan", flow_run_name="import {path}")
-def import_plan_flow(path: str, dry_run: bool = False, actor: str = "prefect", plan_code: str | None = None) -> dict:
-    """导入或预览一个方案文件（YAML / XLSX / CSV）。"""
-    result = apply_plan_file(path, dry_run, actor, plan_code)
+def import_plan_flow(
+    path: str,
+    dry_run: bool = False,
+    actor: str = "prefect",
+    plan_code: str | None = None,
+    accept: list[str] | None = None,
+    accept_sheet: bool = False,
+) -> dict:
+    """导入或预览一个方案文件（YAML / XLSX / CSV）；accept（任务编号）或 accept_sheet 确认以表格为准、覆盖系统中已有的决定。"""
+    result = apply_plan_file(path, dry_run, actor, plan_code, accept, accept_sheet)
     get_run_logger().info(
         "方案 %s：新增 %d 项，变更 %d 项，归档 %d 项",
         result["plan"],
