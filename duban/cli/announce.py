@@ -29,12 +29,12 @@ def announce_command(
     rt = _runtime()
     now = dt.datetime.now(dt.UTC)
     who = actor or default_actor()
-    options = {"plan_code": plan, "task_codes": list(task or ()) or None}
+    codes = list(task or ()) or None
     try:
         if dry_run:
-            result = announce(rt.engine, today=day, now=now, actor=who, dry_run=True, **options)
+            result = announce(rt.engine, today=day, now=now, actor=who, dry_run=True, plan_code=plan, task_codes=codes)
         else:
-            result = announce_now(rt, today=day, now=now, actor=who, notify=not no_notice, **options)
+            result = announce_now(rt, today=day, now=now, actor=who, notify=not no_notice, plan_code=plan, task_codes=codes)
     except AnnounceError as err:
         _fail(str(err), 1)
     if not result.announced:
