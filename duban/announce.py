@@ -187,7 +187,7 @@ def _names(session: Session, model: Any, ids: set[int]) -> dict[int, str]:
     """Names of people or departments by id."""
     out: dict[int, str] = {}
     for chunk in chunks(sorted(ids), 5000):
-        out.update(session.execute(select(model.id, model.name).where(model.id.in_(chunk))).tuples().all())
+        out.update(session.execute(select(model.id, model.name).where(model.id.in_(chunk))).all())
     return out
 
 
@@ -316,6 +316,13 @@ def _ledger_row(n: _Notice, *, today: dt.date, now: dt.datetime) -> dict[str, An
         "created_at": now,
         "digest_id": None,
     }
+
+
+def moment(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+    """``announced_at`` for an announcement dated ``day``: now, or this time of day on ``day`` when
+    the office dates it otherwise (``--today``, the demo's simulated day)."""
+    now = dt.datetime.now(tz)
+    return now if now.date() == day else dt.datetime.combine(day, now.time(), tzinfo=tz)
 
 
 def send(rt: Any, result: AnnounceResult, *, today: dt.date) -> None:

@@ -19,15 +19,13 @@ def announce_command(
     actor: Annotated[str | None, typer.Option("--actor", help="记入操作记录的操作人（缺省为当前系统用户）")] = None,
 ) -> None:
     """任务下达：向尚未下达的任务（首次下达、再次导入新增的、更换责任人的）的责任人发出任务书和时间表，每人一份通知。"""
-    import datetime as dt
-
-    from duban.announce import AnnounceError, announce, announce_now
+    from duban.announce import AnnounceError, announce, announce_now, moment
     from duban.plans.sync import default_actor
 
     day = _parse_day(today)
     _engine()
     rt = _runtime()
-    now = dt.datetime.now(dt.UTC)
+    now = moment(day, rt.tz)
     who = actor or default_actor()
     codes = list(task or ()) or None
     try:
