@@ -34,8 +34,9 @@ TASK_HEADERS = (
     "完成时限",
     "路线图",
     "反馈周期",
+    "截止日期",
 )
-PEOPLE_HEADERS = ("姓名", "部门", "职务", "邮箱", "手机", "通知地址", "直接上级")
+PEOPLE_HEADERS = ("姓名", "部门", "职务", "邮箱", "手机", "通知地址", "直接上级", "督办条线")
 DEPARTMENT_HEADERS = ("部门名称", "负责人", "分管校领导", "通知地址")
 INSTRUCTIONS = [
     "填写说明",
@@ -52,6 +53,12 @@ INSTRUCTIONS = [
     "7. 导入前可先预览：duban import 文件.xlsx --dry-run；有问题时会逐条指出工作表、行号和列名，全部无误才会写入。",
     "8. 「部门」表的通知地址填部门群机器人，本部门牵头任务的督办会同时发到群里；「方案」表的领导小组/办公室通知地址接收督办通报。"
     "通知发送时段如 08:00-18:00（工作日），不填按系统设置。通知地址含密钥，请妥善保管本文件。",
+    "9. 「方案」表的实施截止日期是改革实施期限的最后一天，周期性、长期任务到此为止（不填为路线图中最晚的日期）；"
+    "「任务清单」的截止日期只给周期性或长期任务填写（到哪一天为止），有明确完成时限的任务不填。",
+    "10. 下达方式：“另行下达”（缺省）表示导入后由领导小组办公室在系统中下达（duban announce 或看板“任务下达”），"
+    "“导入即下达”表示导入后立即向责任人发出任务书。督办通报填“每周”“每月”或“每周和每月”。",
+    "11. 「人员」表的督办条线只给领导小组办公室成员填写：其负责督办的育人体系或部门，用顿号隔开；"
+    "逾期督办到办公室时只发给负责该条线的督办员，不填表示负责全部。",
 ]
 
 
@@ -96,7 +103,7 @@ _BOLD = Font(bold=True)
 _FILL = PatternFill("solid", fgColor="DDEBF7")
 _WRAP = Alignment(wrap_text=True, vertical="top")
 _CENTER = Alignment(vertical="center", horizontal="center", wrap_text=True)
-_TASK_WIDTHS = (9, 12, 22, 36, 40, 30, 14, 16, 20, 16, 16, 44, 10)
+_TASK_WIDTHS = (9, 12, 22, 36, 40, 30, 14, 16, 20, 16, 16, 44, 10, 14)
 
 
 def write_workbook(plan_file: PlanFile, out: Path) -> None:
@@ -105,6 +112,7 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
     _plan_sheet(wb.active, plan_file.plan)
     _task_sheet(wb.create_sheet("任务清单"), plan_file)
     ws = wb.create_sheet("人员")
+    lines = {m.name: "、".join([*m.systems, *m.departments, *m.lines]) for m in plan_file.plan.office if not isinstance(m, str)}
     _table(
         ws,
         PEOPLE_HEADERS,
@@ -118,6 +126,7 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
                 person.mobile or "",
                 " ".join(person.notify),
                 person.manager or "",
+                lines.get(person.name, ""),
             ]
             for person in plan_file.people
         ),
@@ -149,9 +158,12 @@ def _plan_sheet(ws: Any, p: Any) -> None:
         ("办结需审核", "是" if p.approval_required else "否"),
         ("长期任务反馈周期", p.report_every),
         ("领导小组", "、".join(p.leading_group)),
-        ("领导小组办公室", "、".join(p.office)),
+        ("领导小组办公室", "、".join(m if isinstance(m, str) else m.name for m in p.office)),
         ("领导小组通知地址", " ".join(p.channels.leading_group)),
         ("领导小组办公室通知地址", " ".join(p.channels.office)),
+        ("实施截止日期", _due(p.ends_on) if p.ends_on is not None else ""),
+        ("下达方式", "导入即下达" if p.announce_on_import else "另行下达"),
+        ("督办通报", p.bulletin_every),
     ]
     for label, field in POLICY_KEYS.items():
         if field in p.policy:
@@ -200,10 +212,13 @@ def _task_sheet(ws: Any, plan_file: PlanFile) -> None:
                         deadline if deadline is not None else "",
                         roadmap_text(t.roadmap),
                         t.report_every or "",
+                        _due(t.until) if t.until is not None else "",
                     ]
                 )
                 if isinstance(deadline, dt.date):
                     ws.cell(row, 11).number_format = "yyyy-mm-dd"
+                if isinstance(_due(t.until), dt.date):
+                    ws.cell(row, 14).number_format = "yyyy-mm-dd"
                 for c in range(1, len(TASK_HEADERS) + 1):
                     ws.cell(row, c).alignment = _WRAP
                 row += 1

@@ -15,6 +15,7 @@ from definitions.plan_sheets import (
     TASK_COLUMNS,
     TASK_HEADER_FIELDS,
     SheetLocator,
+    attach_office_lines,
     departments_from,
     no_task_sheet_message,
     people_from,
@@ -95,6 +96,7 @@ def read_workbook(path: Path, *, plan_code: str | None = None) -> tuple[PlanFile
     people = people_from(people_pick, loc, problems) if people_pick else []
     departments = departments_from(dept_pick, loc, problems) if dept_pick else []
     systems = tasks_from(task_sheet, task_header, loc, problems)
+    attach_office_lines(plan_in, loc, problems)
     if problems:
         raise PlanProblems(path.name, problems)
     return PlanFile(plan=plan_in, departments=departments, people=people, systems=systems), loc
@@ -131,6 +133,7 @@ def read_csv(path: Path, *, plan_code: str | None = None) -> tuple[PlanFile, Loc
     departments: list[DepartmentIn] = table("部门", DEPARTMENT_COLUMNS, departments_from, "部门名称、负责人、分管校领导")
     plan_in = PlanIn(code=plan_code or path.stem, name=path.stem)
     systems = tasks_from(task_sheet, header, loc, problems)
+    attach_office_lines(plan_in, loc, problems)
     if problems:
         raise PlanProblems(path.name, problems)
     return PlanFile(plan=plan_in, departments=departments, people=people, systems=systems), loc

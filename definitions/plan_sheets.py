@@ -10,6 +10,7 @@ from typing import Any
 from definitions.problems import Locator, Problem
 from definitions.schema import (
     DepartmentIn,
+    OfficeMemberIn,
     PersonIn,
     PlanChannelsIn,
     PlanIn,
@@ -34,6 +35,7 @@ TASK_COLUMNS: dict[str, tuple[str, ...]] = {
     "deadline": ("完成时限", "完成时间", "时间节点", "完成期限", "截止时间"),
     "roadmap": ("路线图", "阶段安排", "里程碑", "实施步骤", "进度安排"),
     "report_every": ("反馈周期", "进展反馈周期", "报告周期"),
+    "until": ("截止日期", "持续至", "执行至"),  # a recurring or ongoing task's last day
 }
 TASK_HEADER_FIELDS = 3  # a task list's header names at least this many known columns (the other sheets: 2)
 PEOPLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -44,6 +46,7 @@ PEOPLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mobile": ("手机", "手机号", "手机号码", "联系电话", "电话"),
     "notify": ("通知地址", "通知方式", "通知渠道"),
     "manager": ("直接上级", "上级", "直属领导"),
+    "lines": ("督办条线", "条线", "负责条线"),  # an office member's systems or departments
 }
 DEPARTMENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("部门", "部门名称", "单位", "单位名称"),
@@ -61,7 +64,13 @@ PLAN_KEYS: dict[str, tuple[str, ...]] = {
     "office": ("领导小组办公室", "督办员", "办公室"),
     "channels.leading_group": ("领导小组通知地址", "领导小组群", "领导小组群通知地址"),
     "channels.office": ("领导小组办公室通知地址", "领导小组办公室群", "办公室通知地址", "办公室群"),
+    "ends_on": ("实施截止日期", "实施期限", "截止日期"),
+    "announce_on_import": ("下达方式",),
+    "bulletin_every": ("督办通报", "通报周期"),
 }
+# 下达方式: announce on import, or later (duban announce / the dashboard)
+ANNOUNCE_ON_IMPORT = {"导入即下达", "导入后下达", "自动下达"}
+ANNOUNCE_LATER = {"另行下达", "手动下达", "由办公室下达"}
 # 方案 sheet rows that override the deadline policy (working days); lists like "7、3、1、0"
 POLICY_KEYS: dict[str, str] = {
     "到期前提醒（工作日）": "remind_before",
@@ -99,6 +108,7 @@ class SheetLocator(Locator):
         self.department_rows: list[tuple[str, int]] = []
         self.department_columns: dict[str, str] = {}
         self.plan_rows: dict[str, tuple[str, int]] = {}
+        self.office_lines: dict[str, tuple[str, int, list[str]]] = {}  # name -> (sheet, row, 督办条线)
         self.group_rows: dict[tuple, int] = {}
         self.is_csv = False
 
@@ -128,6 +138,12 @@ class SheetLocator(Locator):
     def department(self, index, field):
         sheet, row = self.department_rows[index] if index < len(self.department_rows) else ("部门", None)
         return self._at(sheet, row, self.department_columns.get(field, DEPARTMENT_COLUMNS.get(field, (field,))[0]))
+
+    def office(self, index, field, name=None):
+        if name in self.office_lines:
+            sheet, row, _ = self.office_lines[name]
+            return self._at(sheet, row, self.people_columns.get("lines", PEOPLE_COLUMNS["lines"][0]))
+        return self.plan("office")
 
     def plan(self, field):
         if field in self.plan_rows:
@@ -236,6 +252,7 @@ def _task_in(get) -> TaskIn:
         deadline=deadline_cell(get("deadline")),
         roadmap=cell_text(get("roadmap")),
         report_every=cell_text(get("report_every")),
+        until=deadline_cell(get("until")),
         policy={},
     )
 
@@ -267,6 +284,8 @@ def people_from(picked, loc: SheetLocator, problems: list[Problem]) -> list[Pers
             )
         )
         loc.people_rows.append((picked[0].name, rownum))
+        if lines := [x.strip() for x in LIST_SPLIT.split(get("lines") or "") if x.strip()]:
+            loc.office_lines[get("name") or ""] = (picked[0].name, rownum, lines)
 
     _records(picked, add)
     return out
@@ -330,6 +349,9 @@ def plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Probl
         else:
             problems.append(Problem(loc.plan("approval_required"), f"“{values['approval_required']}”无法识别：请填写“是”或“否”"))
     return PlanIn(
+        ends_on=values.get("ends_on"),
+        announce_on_import=_announce_on_import(values.get("announce_on_import"), loc, problems),
+        bulletin_every=values.get("bulletin_every") or "每周",
         code=values.get("code") or default_code,
         name=values.get("name") or default_name,
         organization=values.get("organization") or "",
@@ -343,3 +365,31 @@ def plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Probl
             office=[u for u in URL_SPLIT.split(values.get("channels.office") or "") if u],
         ),
     )
+
+
+def _announce_on_import(value: str | None, loc: SheetLocator, problems: list[Problem]) -> bool:
+    """下达方式: 导入即下达 (or 是) announces on import; 另行下达 (or 否, or nothing) waits for the office."""
+    if value is None:
+        return False
+    word = value.strip()
+    if word in ANNOUNCE_ON_IMPORT or word.lower() in YES:
+        return True
+    if word in ANNOUNCE_LATER or word.lower() in NO:
+        return False
+    problems.append(
+        Problem(loc.plan("announce_on_import"), f"下达方式“{word}”无法识别：请填写“导入即下达”或“另行下达”（导入后由领导小组办公室下达）")
+    )
+    return False
+
+
+def attach_office_lines(plan_in: PlanIn, loc: SheetLocator, problems: list[Problem]) -> None:
+    """The 人员 sheet's 督办条线 column onto the office members (方案 sheet, 领导小组办公室); a line
+    written for someone outside the office is a problem at that row."""
+    office = [x if isinstance(x, str) else x.name for x in plan_in.office]
+    for name, (sheet, row, _lines) in loc.office_lines.items():
+        if name not in office:
+            where = loc._at(sheet, row, loc.people_columns.get("lines", PEOPLE_COLUMNS["lines"][0]))
+            problems.append(
+                Problem(where, f"“{name}”不是领导小组办公室成员，不需要填写督办条线：请先在「方案」表的“领导小组办公室”一行中填写其姓名")
+            )
+    plan_in.office = [OfficeMemberIn(name=n, lines=loc.office_lines[n][2]) if n in loc.office_lines else n for n in office]

@@ -43,6 +43,10 @@ class Locator:
     def department(self, index: int, field: str) -> str:
         return f"{self.source} · departments[{index}].{field}"
 
+    def office(self, index: int, field: str, name: str | None = None) -> str:
+        """An office member's line (督办条线); ``name`` lets a spreadsheet find the member's row."""
+        return f"{self.source} · plan.office[{index}].{field}"
+
     def person(self, index: int, field: str) -> str:
         return f"{self.source} · people[{index}].{field}"
 

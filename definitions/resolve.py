@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from definitions import plan_settings
 from definitions.deadlines import DeadlineError, parse_deadline, parse_period, parse_roadmap
 from definitions.problems import Locator, PlanProblems, Problem
 from definitions.schema import (
@@ -145,8 +146,14 @@ class _Resolver:
         self.dept_by_name = {d.name: d for d in departments}
         person_ref = self.people_names.ref
         leading_group = tuple(n for n in (person_ref(x, loc.plan("leading_group"), "领导小组成员") for x in p.leading_group) if n)
-        office = tuple(n for n in (person_ref(x, loc.plan("office"), "领导小组办公室成员") for x in p.office) if n)
+        office = tuple(
+            n for n in (person_ref(x if isinstance(x, str) else x.name, loc.plan("office"), "领导小组办公室成员") for x in p.office) if n
+        )
         self._systems(report_every)
+        ends_on = plan_settings.plan_ends_on(p, loc, self.bad)
+        bulletin_every = plan_settings.bulletin_every(p, loc, self.bad)
+        known_departments = set(self.depts.index) | set(self.depts.implied)
+        scopes = plan_settings.office_scopes(p, loc, self.bad, systems=[s.name for s in self.systems], departments=known_departments)
         if self.problems:
             raise PlanProblems(loc.source, self.problems)
         warnings = self._register_implied(departments, people)
@@ -166,6 +173,10 @@ class _Resolver:
             policy=dict(p.policy),
             channels=channels,
             warnings=tuple(warnings),
+            ends_on=ends_on,
+            announce_on_import=p.announce_on_import,
+            bulletin_every=bulletin_every,
+            office_scopes=scopes,
         )
 
     def _plan_settings(self) -> Period:
@@ -348,6 +359,7 @@ class _Resolver:
                 milestones=tuple(milestones),
                 position=len(self.tasks),
                 policy=dict(t.policy),
+                ends_on=plan_settings.task_ends_on(t, kind, text, at, bad),
             )
         )
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from duban import vocabulary
-from duban.vocabulary import Schedule
+from duban.vocabulary import BulletinEvery, Schedule
 
 DeadlineValue = str | dt.date | dt.datetime | int | float
 
@@ -51,6 +51,9 @@ class TaskIn(_In):
         None, description="路线图：若干带日期的步骤，或一段文字（“2026年12月底前 制定方案；2027年6月 中期检查”）"
     )
     report_every: str | None = Field(None, description="长期任务的进展反馈周期（每月、每季度、每学期、每年）；缺省按方案设置")
+    until: DeadlineValue | None = Field(
+        None, description="截止日期：周期性或长期任务到哪一天为止（如 2027-12-31）；缺省为方案的实施截止日期。有明确完成时限的任务不填"
+    )
     policy: dict[str, Any] = Field(default_factory=dict, description="本任务的督办规则（覆盖方案设置，字段同 plan.policy）")
 
 
@@ -100,6 +103,33 @@ class PlanChannelsIn(_In):
     office: list[str] = Field(default_factory=list, description="领导小组办公室群：接收督办通报")
 
 
+class OfficeMemberIn(_In):
+    """A member of the 领导小组办公室 with a line (督办条线): the 督办 of these systems and departments is theirs."""
+
+    name: str = Field(description="姓名（人员表中的姓名）")
+    systems: list[str] = Field(default_factory=list, description="负责督办的育人体系（体系名称）")
+    departments: list[str] = Field(default_factory=list, description="负责督办的牵头单位（部门表中的名称）")
+    lines: list[str] = Field(default_factory=list, description="育人体系或部门名称，不必区分（表格中“督办条线”一列即按此读取）")
+
+
+# 督办通报 (plan.bulletin_every): the words an office writes, and the label the diff and export show
+BULLETIN_EVERY_WORDS: dict[str, BulletinEvery] = {
+    "每周": BulletinEvery.WEEK,
+    "周": BulletinEvery.WEEK,
+    "周通报": BulletinEvery.WEEK,
+    "week": BulletinEvery.WEEK,
+    "每月": BulletinEvery.MONTH,
+    "月": BulletinEvery.MONTH,
+    "月通报": BulletinEvery.MONTH,
+    "month": BulletinEvery.MONTH,
+    "每周和每月": BulletinEvery.BOTH,
+    "每周、每月": BulletinEvery.BOTH,
+    "周通报和月通报": BulletinEvery.BOTH,
+    "both": BulletinEvery.BOTH,
+}
+BULLETIN_EVERY_LABELS: dict[str, str] = {BulletinEvery.WEEK: "每周", BulletinEvery.MONTH: "每月", BulletinEvery.BOTH: "每周和每月"}
+
+
 class PlanIn(_In):
     code: str = Field(description="方案编号，唯一；再次导入同一编号即更新该方案")
     name: str = Field(description="方案名称")
@@ -112,8 +142,19 @@ class PlanIn(_In):
         "escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace",
     )
     leading_group: list[str] = Field(default_factory=list, description="领导小组成员")
-    office: list[str] = Field(default_factory=list, description="领导小组办公室（督办员）")
+    office: list[str | OfficeMemberIn] = Field(
+        default_factory=list,
+        description="领导小组办公室（督办员）：姓名，或带督办条线的 {name, systems, departments}"
+        "（逾期督办到办公室时只发给负责该条线的督办员）",
+    )
     channels: PlanChannelsIn = Field(default_factory=PlanChannelsIn, description="领导小组、领导小组办公室的群通知地址")
+    ends_on: DeadlineValue | None = Field(
+        None, description="实施截止日期（改革实施期限的最后一天，如 2028-07-31）：周期性、长期任务到此为止；缺省为路线图中最晚的日期"
+    )
+    announce_on_import: bool = Field(
+        False, description="下达方式：true 为导入即下达（导入后立即向责任人发出任务书）；缺省 false，由 duban announce 下达"
+    )
+    bulletin_every: str = Field("每周", description="督办通报：每周、每月或每周和每月")
 
 
 class PlanFile(_In):

@@ -30,7 +30,9 @@ def _yaml_path(loc: Iterable[Any]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"str", "date", "datetime", "int", "float", "list[MilestoneIn]"} or "[" in str(part):
+        elif part in {"str", "date", "datetime", "int", "float", "list[MilestoneIn]", "OfficeMemberIn", "constrained-str"} or "[" in str(
+            part
+        ):
             continue  # union branch names that pydantic adds to the location
         else:
             out += f".{part}" if out else str(part)
@@ -47,9 +49,13 @@ def _fields_of(model: type, loc: tuple) -> list[str]:
         if field is None:
             break
         ann = field.annotation
-        for arg in getattr(ann, "__args__", ()) or ():
+        args = list(getattr(ann, "__args__", ()) or ())
+        while args:  # list[str | OfficeMemberIn]: the model inside a list of a union
+            arg = args.pop(0)
             if hasattr(arg, "model_fields"):
                 ann = arg
+            else:
+                args += list(getattr(arg, "__args__", ()) or ())
         if hasattr(ann, "model_fields"):
             current = ann
     return list(getattr(current, "model_fields", {}))
@@ -74,7 +80,12 @@ def read_yaml(path: Path) -> tuple[PlanFile, Locator]:
     except ValidationError as err:
         problems = []
         seen: set[str] = set()
-        for e in err.errors():
+        errors = err.errors()
+        # an office member written as a mapping: its errors are the mapping's, not "should be text"
+        as_model = {tuple(e["loc"][: e["loc"].index("OfficeMemberIn")]) for e in errors if "OfficeMemberIn" in e["loc"]}
+        for e in errors:
+            if e["loc"][-1] == "constrained-str" and tuple(e["loc"][:-1]) in as_model:
+                continue
             where = f"{source} · {_yaml_path(e['loc'])}"
             if e["type"] == "extra_forbidden":
                 allowed = "、".join(_fields_of(PlanFile, tuple(e["loc"])))

@@ -229,6 +229,8 @@ KIND_LINKS: dict[str, tuple[tuple[LinkAction, str], ...]] = {
     MessageKind.APPROVAL: _REVIEWER,  # to a reviewer: this request, and the list of all that wait
     MessageKind.APPROVAL_WAITING: _REVIEWER,
     MessageKind.ACK: ((LinkAction.ACK, "task"), *_OWNER_STEPS),
+    # 任务下达: what an owner does on day one (the item names the task's next open step)
+    MessageKind.ASSIGNMENT: ((LinkAction.ACK, "task"), (LinkAction.PROGRESS, "task"), (LinkAction.EXTEND, "milestone?"), *_VIEW),
 }
 RELINK_LINKS = {LinkAction.QUEUE: ((LinkAction.QUEUE, "plan"),), LinkAction.REVIEW: _REVIEWER}
 

@@ -38,6 +38,7 @@ GROUP_OF: dict[str, str] = {
     MessageKind.DUE: "due",
     MessageKind.REPORT_DUE: "todo",
     MessageKind.ACK: "todo",
+    MessageKind.ASSIGNMENT: "todo",
     # from the web app (duban.actions): review requests to the office, decisions to the owner, fresh links
     MessageKind.APPROVAL: "review",
     MessageKind.APPROVAL_WAITING: "review",
@@ -110,6 +111,8 @@ def describe(kind: str, level: int, due: dt.date | None, days: int, data: dict[s
         return f"完成时间 {due_s}，今天到期" if days == 0 else f"完成时间 {due_s}，还有 {_days(days)}"
     if kind == MessageKind.OVERDUE:
         return f"完成时间 {due_s}，已逾期 {_days(-days)}，请尽快办理或申请延期"
+    if kind == MessageKind.ASSIGNMENT:
+        return f"新下达任务，请于 {_days(data.get('ack_within', 3))}内签收"
     if kind == MessageKind.ACK:
         return f"该任务于 {data.get('assigned_on', '')} 下达给您，已 {_days(-days)}仍未签收，请及时签收"
     if kind == MessageKind.REPORT_DUE:

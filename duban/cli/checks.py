@@ -422,6 +422,7 @@ def demo_command(
 
 def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
     from duban.accounts import ensure_demo_account
+    from duban.announce import announce, moment
     from duban.db import session_scope
     from duban.orchestration import run_daily_sweep
     from duban.plans.importer import import_plan
@@ -431,6 +432,10 @@ def _demo_steps(engine, day: dt.date, ready: Callable[[], None]) -> None:
     console.rule("1. 导入示例方案 definitions/plans/sanquan-yuren.yaml")
     diff = import_plan(engine, EXAMPLE_PLAN, actor="demo")
     console.print(diff.render(limit=5), markup=False, highlight=False)
+    # 任务下达: the notices go out with the sweep below, in each owner's one message of the day
+    rt = runtime()
+    announced = announce(engine, today=day, now=moment(day, rt.tz), actor="demo", plan_code=diff.plan_code, cal=rt.calendar)
+    console.print(f"任务下达（duban announce）：新下达 {announced.announced} 项任务，涉及责任人 {announced.owners} 位。", markup=False)
 
     console.rule(f"2. 今天（{day.isoformat()}）的督办检查：Prefect 流程 daily-sweep")
     summary = run_daily_sweep(ready, today=day, force=True)

@@ -9,6 +9,7 @@ import sys
 
 # each module registers its commands on app when imported: this order is the order of `duban --help`
 from duban.cli import plans  # noqa: F401  # isort: skip
+from duban.cli import announce  # noqa: F401  # isort: skip
 from duban.cli import checks  # noqa: F401  # isort: skip
 from duban.cli import notify  # noqa: F401  # isort: skip
 from duban.cli import accounts  # noqa: F401  # isort: skip

@@ -53,8 +53,10 @@ def import_command(
             )
             raise typer.Exit(1) from err
         _fail(err.render(), 1)
+    announced = None if dry_run else _announce_imported(diff.plan_code, actor)
     if as_json:
-        print(json.dumps({"ok": True, "dry_run": dry_run, **diff.to_dict()}, ensure_ascii=False, indent=2))
+        extra = {"announced": announced} if announced is not None else {}
+        print(json.dumps({"ok": True, "dry_run": dry_run, **diff.to_dict(), **extra}, ensure_ascii=False, indent=2))
         return
     console.print(diff.render(), markup=False, highlight=False)
     if dry_run:
@@ -63,6 +65,21 @@ def import_command(
         console.print(f"导入完成；{len(diff.conflicts)} 项任务与系统中已有决定冲突的变更未应用（见上）。", markup=False)
     else:
         console.print("导入完成。", markup=False)
+        if announced:
+            console.print(f"已按方案设置（导入即下达）下达 {announced} 项任务，并向责任人发出下达通知。", markup=False)
+
+
+def _announce_imported(plan_code: str, actor: str | None) -> int | None:
+    """A plan that announces on import (下达方式：导入即下达): announce what the import added or
+    reassigned; how many tasks (None: the plan does not announce on import)."""
+    import datetime as dt
+
+    from duban.announce import announce_imported
+    from duban.plans.sync import default_actor
+
+    rt = _runtime()
+    result = announce_imported(rt, plan_code, today=rt.today(), now=dt.datetime.now(dt.UTC), actor=actor or default_actor())
+    return None if result is None else result.announced
 
 
 @app.command("status")

@@ -22,6 +22,7 @@ FIELD_LABELS = {
     "period": "反馈周期",
     "period_month": "每年月份",
     "policy": "督办规则",
+    "ends_on": "截止日期",
 }
 PERIOD_LABELS: dict[str, str] = {
     Period.WEEK: "每周",

@@ -12,7 +12,19 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from definitions.schema import DepartmentIn, MilestoneIn, PersonIn, PlanChannelsIn, PlanFile, PlanIn, ProjectIn, SystemIn, TaskIn
+from definitions.schema import (
+    BULLETIN_EVERY_LABELS,
+    DepartmentIn,
+    MilestoneIn,
+    OfficeMemberIn,
+    PersonIn,
+    PlanChannelsIn,
+    PlanFile,
+    PlanIn,
+    ProjectIn,
+    SystemIn,
+    TaskIn,
+)
 from duban.models import Department, Milestone, Person, Plan, PlanRole, Project, System, Task
 from duban.plans.diff import PERIOD_LABELS
 from duban.vocabulary import MilestoneOrigin, MilestoneState, PlanRoleKind, Schedule
@@ -30,6 +42,13 @@ def _due(m: Milestone) -> str:
     return m.due_text if m.due_text and m.due_date == sheet else m.due_date.isoformat()
 
 
+def _office_member(name: str, scope: dict | None) -> str | OfficeMemberIn:
+    """An office member as written: the name, or the name with the member's line (督办条线)."""
+    if not scope:
+        return name
+    return OfficeMemberIn(name=name, systems=list(scope.get("systems", ())), departments=list(scope.get("departments", ())))
+
+
 def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
     plan = session.scalar(select(Plan).where(Plan.code == code))
     if plan is None:
@@ -39,7 +58,9 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
     depts = session.scalars(select(Department).where(Department.plan_id == plan.id).order_by(Department.id)).all()
     dept_names = {d.id: d.name for d in depts}
     roles = session.execute(
-        select(PlanRole.role, PlanRole.person_id).where(PlanRole.plan_id == plan.id).order_by(PlanRole.role, PlanRole.position)
+        select(PlanRole.role, PlanRole.person_id, PlanRole.scope)
+        .where(PlanRole.plan_id == plan.id)
+        .order_by(PlanRole.role, PlanRole.position)
     ).all()
     milestones = defaultdict(list)
     for m in session.scalars(
@@ -76,6 +97,7 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
                         deadline=deadline,
                         roadmap=roadmap,
                         report_every=PERIOD_LABELS.get(t.period) if t.schedule != Schedule.RECURRING and t.period else None,
+                        until=t.ends_on,
                         policy=dict(t.policy or {}),
                     )
                 )
@@ -90,8 +112,11 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
             approval_required=plan.approval_required,
             report_every=PERIOD_LABELS.get(plan.report_every, "每学期"),
             policy=dict(plan.policy or {}),
-            leading_group=[all_people[pid] for role, pid in roles if role == PlanRoleKind.LEADING_GROUP],
-            office=[all_people[pid] for role, pid in roles if role == PlanRoleKind.OFFICE],
+            leading_group=[all_people[pid] for role, pid, _ in roles if role == PlanRoleKind.LEADING_GROUP],
+            office=[_office_member(all_people[pid], scope) for role, pid, scope in roles if role == PlanRoleKind.OFFICE],
+            ends_on=plan.ends_on,
+            announce_on_import=plan.announce_on_import,
+            bulletin_every=BULLETIN_EVERY_LABELS.get(plan.bulletin_every, "每周"),
             channels=PlanChannelsIn(
                 **{k: list(v) for k, v in (plan.channels or {}).items() if k in (PlanRoleKind.LEADING_GROUP, PlanRoleKind.OFFICE)}
             ),

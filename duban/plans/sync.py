@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from definitions.schema import GroupDef, PlanDefinition
+from definitions.schema import BULLETIN_EVERY_LABELS, GroupDef, PlanDefinition
 from duban.models import Department, Event, ImportRun, Person, Plan, PlanRole, Project, System, table_of, utcnow
 from duban.plans.diff import PlanDiff, show
 from duban.plans.tasks import Ids, TaskSync
@@ -36,6 +37,9 @@ PLAN_SETTINGS = (
     ("approval_required", "办结需审核"),
     ("report_every", "长期任务反馈周期"),
     ("policy", "督办规则"),
+    ("ends_on", "实施截止日期"),
+    ("announce_on_import", "导入即下达"),
+    ("bulletin_every", "督办通报"),
 )
 PLAN_ROLES = ((PlanRoleKind.LEADING_GROUP, "领导小组"), (PlanRoleKind.OFFICE, "领导小组办公室"))
 
@@ -110,7 +114,7 @@ def _sync_plan(session: Session, d: PlanDefinition, diff: PlanDiff, *, source: s
     for attr, label in PLAN_SETTINGS:
         old, new = getattr(plan, attr), getattr(d, attr)
         if old != new:
-            diff.plan_details.append(f"{label}：{show(old)} → {show(new)}")
+            diff.plan_details.append(f"{label}：{_shown(attr, old)} → {_shown(attr, new)}")
             setattr(plan, attr, new)
     if (plan.channels or {}) != d.channels:  # URLs hold secrets: say what changed, never the values
         diff.plan_details.append("领导小组/办公室群通知地址：已更新")
@@ -120,15 +124,30 @@ def _sync_plan(session: Session, d: PlanDefinition, diff: PlanDiff, *, source: s
     return plan.id
 
 
+def _shown(attr: str, value: Any) -> str:
+    """A plan setting as the diff prints it (督办通报 by its Chinese name)."""
+    return BULLETIN_EVERY_LABELS.get(value, value) if attr == "bulletin_every" else show(value)
+
+
+def _scope_text(scope: dict[str, Any]) -> str:
+    """An office member's line as the diff prints it: its systems and departments, or 全部."""
+    return show([*scope.get("systems", ()), *scope.get("departments", ())]) if scope else "全部"
+
+
 def _role_changes(d: PlanDefinition, roles_before: list[tuple], person_ids: dict[str, int]) -> list[str]:
-    """Diff lines for the leading group and the office, where their members changed."""
+    """Diff lines for the leading group and the office, where their members or lines changed."""
     names = {v: k for k, v in person_ids.items()}
     out = []
     for role, label in PLAN_ROLES:
-        old_names = [names.get(p) for p, r, _ in roles_before if r == role]
+        old_names = [names.get(p) for p, r, _, _ in roles_before if r == role]
         new_names = list(getattr(d, role))
         if old_names != new_names:
             out.append(f"{label}：{show(old_names)} → {show(new_names)}")
+    old_scopes = {names.get(p): json.loads(scope) for p, r, _, scope in roles_before if r == PlanRoleKind.OFFICE}
+    for name in d.office:
+        old, new = old_scopes.get(name), d.office_scopes.get(name, {})
+        if old is not None and old != new:
+            out.append(f"督办条线（{name}）：{_scope_text(old)} → {_scope_text(new)}")
     return out
 
 
@@ -248,18 +267,28 @@ def _sync_department_roles(
 
 
 def _sync_plan_roles(session: Session, pid: int, d: PlanDefinition, person_ids: dict[str, int]) -> list[tuple] | None:
-    """Replace the leading group and office when they changed; return the old membership then."""
-    want = [(person_ids[n], PlanRoleKind.LEADING_GROUP, i) for i, n in enumerate(d.leading_group)]
-    want += [(person_ids[n], PlanRoleKind.OFFICE, i) for i, n in enumerate(d.office)]
+    """Replace the leading group and office (with each member's line) when they changed; return
+    the old membership then, as (person, role, position, line as JSON)."""
+    want = [(person_ids[n], PlanRoleKind.LEADING_GROUP, i, _key({})) for i, n in enumerate(d.leading_group)]
+    want += [(person_ids[n], PlanRoleKind.OFFICE, i, _key(d.office_scopes.get(n, {}))) for i, n in enumerate(d.office)]
     have = sorted(
-        tuple(r) for r in session.execute(select(PlanRole.person_id, PlanRole.role, PlanRole.position).where(PlanRole.plan_id == pid))
+        (r.person_id, r.role, r.position, _key(r.scope or {}))
+        for r in session.execute(
+            select(PlanRole.person_id, PlanRole.role, PlanRole.position, PlanRole.scope).where(PlanRole.plan_id == pid)
+        )
     )
     if sorted(want) == have:
         return None
     session.execute(delete(PlanRole).where(PlanRole.plan_id == pid))
     if want:
-        session.execute(insert(PlanRole), [{"plan_id": pid, "person_id": p, "role": r, "position": i} for p, r, i in want])
+        rows = [{"plan_id": pid, "person_id": p, "role": r, "position": i, "scope": json.loads(k)} for p, r, i, k in want]
+        session.execute(insert(PlanRole), rows)
     return sorted(have, key=lambda x: (x[1], x[2]))
+
+
+def _key(scope: dict[str, Any]) -> str:
+    """A line, comparable and sortable (JSON with sorted keys)."""
+    return json.dumps(scope, ensure_ascii=False, sort_keys=True)
 
 
 def _sync_groups(session: Session, pid: int, d: PlanDefinition, diff: PlanDiff, now: dt.datetime) -> dict[tuple[str, str], int]:

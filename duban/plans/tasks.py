@@ -46,6 +46,7 @@ TASK_FIELDS = (
     "project_id",
     "position",
     "policy",
+    "ends_on",
 )
 # the diff names a reference by what it refers to
 _LABEL_FIELD = {"owner_id": "owner", "lead_department_id": "lead_department", "supervisor_id": "supervisor", "project_id": "project"}
@@ -97,6 +98,7 @@ def task_row(t: TaskDef, ids: Ids) -> dict[str, Any]:
         "project_id": ids.projects[(t.system, t.project)],
         "position": t.position,
         "policy": dict(t.policy),
+        "ends_on": t.ends_on,
     }
 
 

@@ -22,7 +22,8 @@ KINDS: dict[str, KindFacts] = {
     MessageKind.ESCALATION: KindFacts(2, "督办"),
     MessageKind.DUE: KindFacts(3, "到期提醒"),
     MessageKind.REPORT_DUE: KindFacts(4, "反馈提醒"),
-    MessageKind.ACK: KindFacts(5, "签收提醒"),
+    MessageKind.ASSIGNMENT: KindFacts(5, "任务下达"),
+    MessageKind.ACK: KindFacts(6, "签收提醒"),
     MessageKind.UNREACHABLE: KindFacts(notice=True),
 }
 _OTHER = KindFacts()

@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from duban import accounts
 from duban.models import utcnow
-from duban.web import dashboard_views
+from duban.web import dashboard_announce, dashboard_views
 from duban.web.deps import FORM_COOKIE, Refusal, client_ip, limiters, read_form, runtime, store_write, too_many
 from duban.web.render import render
 from duban.web.signin import (
@@ -182,7 +182,9 @@ def dashboard(request: Request, plan: str | None = None):
     if viewer is None:
         return to_login(request)
     plans, plan_code = plan_scope(request, viewer, plan)
-    return viewer_page(request, "dashboard.html", viewer, {"plans": plans, "plan_code": plan_code, "d": _data(request, viewer, plan_code)})
+    announce = [a for a in dashboard_announce.waiting_plans(request, viewer) if plan_code is None or a["code"] == plan_code]
+    ctx = {"plans": plans, "plan_code": plan_code, "d": _data(request, viewer, plan_code), "announce": announce}
+    return viewer_page(request, "dashboard.html", viewer, ctx)
 
 
 @router.get("/dashboard.json")

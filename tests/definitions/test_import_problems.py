@@ -102,7 +102,7 @@ CASES = {
     "yaml-unknown-field": (
         lambda p: yaml_with(p, lambda d: task_of(d, "1").update(deadlne="2026年底")),
         [
-            "plan.yaml · systems[0].projects[0].tasks[0].deadlne：不认识的字段“deadlne”，可用的字段有：code、title、statement、done_criteria、owner、lead_department、partners、supervisor、deadline、roadmap、report_every、policy"
+            "plan.yaml · systems[0].projects[0].tasks[0].deadlne：不认识的字段“deadlne”，可用的字段有：code、title、statement、done_criteria、owner、lead_department、partners、supervisor、deadline、roadmap、report_every、until、policy"
         ],
     ),
     "yaml-missing-field": (
