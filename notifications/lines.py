@@ -239,7 +239,7 @@ def assignment_notice(data: dict[str, Any], today: dt.date | None) -> dict[str, 
         ("配合单位", _names(data.get("partners"))),
         ("分管校领导", _names(data.get("supervisor"))),
     ]
-    timetable = []
+    timetable: list[dict[str, Any]] = []
     for m in data.get("milestones") or ():
         due = _date(m.get("due"))
         title = str(m.get("title") or "") or ("完成全部任务" if m.get("final") else "")

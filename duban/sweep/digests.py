@@ -33,7 +33,7 @@ LinkRef = tuple[str, int, int | None]  # a ledger item's link: action, link id, 
 FACT_KEYS = ("due_workday", "renotice", "waited", "submitted_on", "reply_by", "assigned_on", "ack", "report")
 # what a 任务下达 notice keeps (notifications.lines.assignment_notice lays it out)
 NOTICE_KEYS = ("statement", "done_criteria", "deadline", "milestones", "owner", "department", "supervisor", "partners", "grace_until")
-_ACTION_ORDER = {a: i for i, a in enumerate(LinkAction)}
+_ACTION_ORDER: dict[str, int] = {a: i for i, a in enumerate(LinkAction)}
 
 
 def _rank(n: Any) -> tuple:
