@@ -1,6 +1,7 @@
 """Digests: gather each recipient's pending ledger items into one digest (the outbox), in the
 same transaction that marks the items as queued; a copy of today's escalations for each lead
-department's group bot.  Personal and department digests share one entry builder.
+department's group bot.  Personal and department digests share one entry builder: one entry
+per task, its items as asks under it, its links once each (``notifications.digest`` renders them).
 """
 
 from __future__ import annotations
