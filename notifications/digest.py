@@ -1,9 +1,16 @@
 """Build one digest message per recipient from the ledger items of a run (zh-CN, Jinja2).
 
-Items are grouped the way a 督办 office reads them: overdue first, then what the recipient is
-asked to supervise (督办), then what is due soon, then acknowledgements and reports to file.
-Templates live in ``notifications/templates``; an institution may put its own copies in a
-folder named by ``template_dir`` to override them without touching code.
+A digest has one entry per task: its headline (code and title), each thing asked about the task
+(an *ask*: one ledger item, its line from ``notifications.lines``), and the task's action links
+once each.  Entries are grouped the way a 督办 office reads them (by their most urgent ask):
+new tasks, overdue, reviews, what the reader is asked to supervise (督办), what is due soon,
+then acknowledgements and reports to file.  The reader's role (owner, head, leader, office,
+reviewer) follows from the kinds of their asks and sets the subject and the footer, which names
+only the actions actually linked.
+
+Payloads written before entries were grouped have one ask per entry (the entry itself, its
+milestone in the headline); they render as they did.  Templates live in ``notifications/templates``;
+an institution may put its own copies in ``template_dir`` to override them without touching code.
 """
 
 from __future__ import annotations
@@ -11,16 +18,21 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
-from duban.vocabulary import REVIEW_MESSAGE_KINDS, LinkAction, MessageKind, RequestKind
+from duban.vocabulary import Audience, LinkAction, MessageKind
+from notifications.lines import LEVELS as LEVELS  # re-exported
+from notifications.lines import RELINK_ACTIONS as RELINK_ACTIONS  # re-exported
+from notifications.lines import assignment_notice, due_soon, due_text
+from notifications.lines import describe as describe  # re-exported (duban.sweep, duban.cli previews)
 
 TEMPLATES = Path(__file__).parent / "templates"
-LEVELS = {1: "部门负责人督办", 2: "分管校领导督办", 3: "领导小组办公室督办（列入通报）"}
 GROUPS = (
+    ("assignment", "新下达任务，请及时签收"),
     ("overdue", "已逾期，请尽快办理"),
     ("inspection", "督查填报，请按时报送"),
     ("review", "待您审核，请及时处理"),
@@ -32,13 +44,13 @@ GROUPS = (
 )
 # keyed by the stored kind (plain text; the keys are MessageKind members, equal to their values)
 GROUP_OF: dict[str, str] = {
+    MessageKind.ASSIGNMENT: "assignment",
     MessageKind.OVERDUE: "overdue",
     MessageKind.REPORT_OVERDUE: "overdue",
     MessageKind.ESCALATION: "escalation",
     MessageKind.DUE: "due",
     MessageKind.REPORT_DUE: "todo",
     MessageKind.ACK: "todo",
-    MessageKind.ASSIGNMENT: "todo",
     # from the web app (duban.actions): review requests to the office, decisions to the owner, fresh links
     MessageKind.APPROVAL: "review",
     MessageKind.APPROVAL_WAITING: "review",
@@ -56,154 +68,135 @@ GROUP_OF: dict[str, str] = {
     MessageKind.REVIEW_REPORT: "result",
     MessageKind.REVIEW_CANCELLED: "result",
 }
-# keyed by the stored action (plain text; the keys are LinkAction members, equal to their values)
-RELINK_ACTIONS: dict[str, str] = {
-    LinkAction.ACK: "签收",
-    LinkAction.PROGRESS: "反馈进展",
-    LinkAction.DONE: "提交办结",
-    LinkAction.EXTEND: "申请延期",
-    LinkAction.VIEW: "查看任务",
-    LinkAction.REVIEW: "审核",
-    LinkAction.QUEUE: "查看待审核事项",
-    LinkAction.REVIEW_ANSWER: "填报督查情况",
-    LinkAction.REVIEW_VERDICT: "督查评定",
-    LinkAction.REVIEW_REPORT: "查看督查报告",
-}
+# Kinds that are not in GROUPS (notices about the system itself, e.g. an unreachable person)
+# are listed last under this title.
+NOTICE_GROUP = ("notice", "系统提示，请处理")
+_RANK = {key: i for i, (key, _) in enumerate((*GROUPS, NOTICE_GROUP))}
+DEADLINE_KINDS = frozenset({MessageKind.DUE, MessageKind.OVERDUE, MessageKind.REPORT_DUE, MessageKind.REPORT_OVERDUE})
+_ANSWER_KINDS = frozenset({MessageKind.REVIEW_REQUEST, MessageKind.REVIEW_REMINDER, MessageKind.REVIEW_OVERDUE})
+
+
+def urgency(kind: str) -> int:
+    """How urgent a kind is within one task (lower first): the rank of its group."""
+    return _RANK[GROUP_OF.get(kind, NOTICE_GROUP[0])]
+
+
+class Reader(StrEnum):
+    """Who reads a digest, as its items show: what they are asked to do."""
+
+    OWNER = "owner"  # 责任人: deadlines, acknowledgements, reports, decisions about their requests
+    REVIEWER = "reviewer"  # 审核: completions and extensions, review verdicts
+    HEAD = "head"  # 部门负责人: escalation level 1
+    LEADER = "leader"  # 分管校领导 / 领导小组: escalation level 2
+    OFFICE = "office"  # 领导小组办公室: escalation level 3 and its re-notices
+
+
+_ESCALATED = {1: Reader.HEAD, 2: Reader.LEADER, 3: Reader.OFFICE}
+_REVIEWER_KINDS = frozenset({MessageKind.APPROVAL, MessageKind.APPROVAL_WAITING, MessageKind.REVIEW_VERDICTS})
+_NEUTRAL_KINDS = frozenset({MessageKind.UNREACHABLE, MessageKind.RELINK, MessageKind.REVIEW_REPORT})
+
+
+def reader_of(kind: str, level: int) -> Reader | None:
+    """The role an item speaks to (None: a notice or a fresh link, anyone may get it)."""
+    if kind in (MessageKind.ESCALATION, MessageKind.REVIEW_ESCALATION):
+        return _ESCALATED.get(level, Reader.OFFICE)
+    if kind in _REVIEWER_KINDS:
+        return Reader.REVIEWER
+    return None if kind in _NEUTRAL_KINDS else Reader.OWNER
+
+
+@dataclass
+class Ask:
+    """One thing asked about a task (one ledger item) and its facts."""
+
+    kind: str
+    line: str
+    level: int = 0
+    due: str | None = None  # ISO date
+    days: int = 0  # working days left (>0) or late (<0); approvals: -(days waited)
+    history: list[str] = field(default_factory=list)  # what was sent before about the same task (escalations)
+    facts: dict[str, Any] = field(default_factory=dict)  # due_workday, renotice, waited, submitted_on, reply_by, …
+    today: str | None = None  # the digest's day (ISO)
+    notice: dict[str, Any] | None = None  # a 任务下达 notice laid out (``lines.assignment_notice``)
+
+    @property
+    def deadline(self) -> bool:
+        """A deadline ask: how close or late its due date is means something."""
+        if self.kind == MessageKind.ESCALATION:
+            return not self.facts.get("ack")
+        return self.kind in DEADLINE_KINDS
+
+    @property
+    def when(self) -> str:
+        """How close or late a deadline is ("还有 3 个工作日", "已逾期 5 个工作日", "今天到期");
+        empty for every other kind (an approval has no due date of its own)."""
+        if self.due is None or not self.deadline:
+            return ""
+        if self.days < 0:
+            return f"已逾期 {-self.days} 个工作日"
+        due, today = dt.date.fromisoformat(self.due), dt.date.fromisoformat(self.today) if self.today else None
+        soon = due_soon(due, self.days, self.facts, today)
+        return soon.replace("，请抓紧办理", "") if self.days == 0 else soon
+
+    @property
+    def fact(self) -> str:
+        """The ask's key fact in a few words (the HTML mail's grey line)."""
+        f = self.facts
+        if self.deadline and self.due:
+            report = self.kind in (MessageKind.REPORT_DUE, MessageKind.REPORT_OVERDUE) or f.get("report")
+            due = self.due if report else due_text(dt.date.fromisoformat(self.due), f)
+            return f"{'反馈截止' if report else '完成时间'} {due} · {self.when}"
+        if self.kind == MessageKind.APPROVAL_WAITING:
+            return f"{f.get('submitted_on', '')} 提交 · 已等待审核 {f.get('waited', -self.days)} 个工作日".strip()
+        if self.kind == MessageKind.APPROVAL and f.get("submitted_on"):
+            return "今天提交，等待审核" if f["submitted_on"] == self.today else f"{f['submitted_on']} 提交，等待审核"
+        if self.kind in _ANSWER_KINDS and f.get("reply_by"):
+            return f"填报截止 {f['reply_by']}"
+        if (self.kind == MessageKind.ACK or f.get("ack")) and f.get("assigned_on"):
+            return f"{f['assigned_on']} 下达 · 已 {-self.days} 个工作日未签收"
+        return ""
 
 
 @dataclass
 class Item:
-    kind: str
+    """One entry of a digest: a task (or a notice) with its asks and its links."""
+
     code: str
     title: str
-    milestone: str
-    line: str
+    milestone: str  # only in payloads written before entries were grouped (the headline names it)
+    asks: list[Ask]
     links: list[tuple[str, str]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)  # the actions of ``links``
     sort_key: tuple = ()
-    due: str | None = None  # ISO date
-    days: int = 0  # working days left (>0) or late (<0)
-    level: int = 0
-    history: list[str] = field(default_factory=list)  # what was sent before about the same task (escalations)
+
+    # the most urgent ask's facts (templates written for one ask per entry read these)
+    @property
+    def kind(self) -> str:
+        return self.asks[0].kind
+
+    @property
+    def line(self) -> str:
+        return self.asks[0].line
+
+    @property
+    def level(self) -> int:
+        return self.asks[0].level
+
+    @property
+    def due(self) -> str | None:
+        return self.asks[0].due
+
+    @property
+    def days(self) -> int:
+        return self.asks[0].days
 
     @property
     def when(self) -> str:
-        """How close or late, in words ("还有 3 个工作日", "已逾期 5 个工作日", "今天到期")."""
-        if self.due is None:
-            return ""
-        if self.days > 0:
-            return f"还有 {self.days} 个工作日"
-        return "今天到期" if self.days == 0 else f"已逾期 {-self.days} 个工作日"
+        return self.asks[0].when
 
-
-# Kinds that are not in GROUPS (notices about the system itself, e.g. an unreachable person)
-# are listed last under this title.
-NOTICE_GROUP = ("notice", "系统提示，请处理")
-
-
-def _days(n: int) -> str:
-    return f"{n} 个工作日"
-
-
-def describe(kind: str, level: int, due: dt.date | None, days: int, data: dict[str, Any]) -> str:
-    """The one line that says what is asked and how late or close it is."""
-    due_s = due.isoformat() if due else ""
-    if kind == MessageKind.DUE:
-        return f"完成时间 {due_s}，今天到期" if days == 0 else f"完成时间 {due_s}，还有 {_days(days)}"
-    if kind == MessageKind.OVERDUE:
-        return f"完成时间 {due_s}，已逾期 {_days(-days)}，请尽快办理或申请延期"
-    if kind == MessageKind.ASSIGNMENT:
-        return f"新下达任务，请于 {_days(data.get('ack_within', 3))}内签收"
-    if kind == MessageKind.ACK:
-        return f"该任务于 {data.get('assigned_on', '')} 下达给您，已 {_days(-days)}仍未签收，请及时签收"
-    if kind == MessageKind.REPORT_DUE:
-        period = f"{data.get('period_start', '')} 至 {data.get('period_end', '')}"
-        return f"请于 {due_s} 前反馈本期（{period}）工作进展" + ("，今天截止" if days == 0 else "")
-    if kind == MessageKind.REPORT_OVERDUE:
-        period = f"{data.get('period_start', '')} 至 {data.get('period_end', '')}"
-        return f"本期（{period}）工作进展尚未反馈，已超过截止日期 {due_s}，请尽快反馈"
-    if kind in (MessageKind.APPROVAL, MessageKind.APPROVED, MessageKind.RETURNED, MessageKind.EXTENSION_DECIDED, MessageKind.RELINK):
-        return _describe_review(kind, due_s, data)
-    if kind == MessageKind.APPROVAL_WAITING:
-        what = "延期申请" if data.get("request_kind") == RequestKind.EXTENSION else "办结申请"
-        return (
-            f"{what}已于 {data.get('submitted_on', '')} 提交，已等待审核 {_days(data.get('waited', -days))}，请尽快办理。"
-            + _describe_review(MessageKind.APPROVAL, due_s, data)
-        )
-    if kind in REVIEW_MESSAGE_KINDS:
-        return _describe_inspection(kind, level, due_s, days, data)
-    # escalation
-    who = data.get("owner", "")
-    if data.get("department"):
-        who += f"（{data['department']}）"
-    step = LEVELS.get(level, "督办")
-    if data.get("ack"):
-        return f"{step}：责任人 {who} 于 {data.get('assigned_on', '')} 收到任务，已 {_days(-days)}未签收，请督促签收"
-    if data.get("report"):
-        return (
-            f"{step}：责任人 {who} 未按期反馈 {data.get('period_start', '')} 至 {data.get('period_end', '')} 的工作进展，"
-            f"已逾期 {_days(-days)}"
-        )
-    return f"{step}：责任人 {who}，完成时间 {due_s}，已逾期 {_days(-days)}，请督促落实"
-
-
-def _describe_review(kind: str, due_s: str, data: dict[str, Any]) -> str:
-    """Lines of the items the web app writes (completions, extensions, their decisions, fresh links)."""
-    who = data.get("owner", "")
-    if data.get("department"):
-        who += f"（{data['department']}）"
-    data = {**data, **{k: str(data[k]).strip().rstrip("。；;，,. ") for k in ("note", "reason") if data.get(k)}}
-    if kind == MessageKind.APPROVAL:
-        if data.get("request_kind") == RequestKind.EXTENSION:
-            return (
-                f"责任人 {who} 申请将完成时间由 {data.get('old_due', due_s)} 延至 {data.get('new_due', '')}，"
-                f"理由：{data.get('note', '')}。请审批（批准或不予批准）"
-            )
-        return f"责任人 {who} 已提交办结，办结说明：{data.get('note', '')}。请审核佐证材料后办结或退回"
-    if kind == MessageKind.APPROVED:
-        return f"您提交的办结已由{data.get('reviewer', '领导小组办公室')}审核通过，该事项已办结。感谢您的辛勤工作"
-    if kind == MessageKind.RETURNED:
-        return (
-            f"您提交的办结已被{data.get('reviewer', '领导小组办公室')}退回，退回原因：{data.get('reason', '')}。"
-            f"请补充完善后重新提交（完成时间 {due_s}）"
-        )
-    if kind == MessageKind.EXTENSION_DECIDED:
-        if data.get("approved"):
-            return f"您的延期申请已获批准，完成时间调整为 {data.get('new_due', due_s)}（原定 {data.get('old_due', '')}），请按新的时间完成"
-        return f"您申请延期至 {data.get('new_due', '')} 未获批准，理由：{data.get('reason', '')}。请仍按原定时间 {due_s} 完成"
-    # relink
-    return f"您申请的新链接（{RELINK_ACTIONS.get(data.get('action', ''), '办理')}）如下，原链接已过期或已使用"
-
-
-def _describe_inspection(kind: str, level: int, due_s: str, days: int, data: dict[str, Any]) -> str:
-    """Lines of review (督查) items (duban.reviews, duban.rules.reviews)."""
-    name = f"「{data.get('review_title', '督查')}」"
-    reply_by = data.get("reply_by", due_s)
-    if kind == MessageKind.REVIEW_REQUEST:
-        ask = str(data.get("ask") or "").strip().rstrip("。")
-        return f"{name}请您于 {reply_by} 前填报该任务的已完成工作、佐证材料、存在问题和下一步计划" + (f"（督查要求：{ask}）" if ask else "")
-    if kind == MessageKind.REVIEW_REMINDER:
-        return f"{name}填报截止 {reply_by}，" + ("今天截止，请尽快填报" if days == 0 else f"还有 {_days(days)}，请按时填报")
-    if kind == MessageKind.REVIEW_OVERDUE:
-        return f"{name}填报截止 {reply_by}，已逾期 {_days(-days)}仍未填报，请尽快填报"
-    if kind == MessageKind.REVIEW_ESCALATION:
-        step = LEVELS.get(level, "督办")
-        return f"{step}：{name}责任人 {data.get('owner', '')} 未按期填报（截止 {reply_by}），已逾期 {_days(-days)}，请督促填报"
-    if kind == MessageKind.REVIEW_VERDICTS:
-        return f"{name}填报已结束（{data.get('answered', 0)}/{data.get('items', 0)} 项已填报），请逐项评定（达标 / 基本达标 / 需整改）"
-    if kind == MessageKind.REVIEW_FOLLOW_UP:
-        note = str(data.get("note") or "").strip().rstrip("。")
-        return f"{name}评定为“需整改”：{note}。请于 {due_s} 前完成「{data.get('milestone', '')}」" + (
-            "" if data.get("task_owner", True) else "（您被指定为整改责任人，请与任务责任人协同办理）"
-        )
-    if kind == MessageKind.REVIEW_REPORT:
-        return (
-            f"{name}督查报告已生成：{data.get('items', 0)} 项任务，已填报 {data.get('answered', 0)} 项，"
-            f"未填报 {data.get('non_responders', 0)} 项，需整改 {data.get('follow_ups', 0)} 项"
-        )
-    if kind == MessageKind.REVIEW_CANCELLED:
-        reason = str(data.get("reason") or "").strip().rstrip("。")
-        return f"{name}已撤销" + (f"（{reason}）" if reason else "") + "，无需再填报"
-    return name
+    @property
+    def history(self) -> list[str]:
+        return self.asks[0].history
 
 
 @functools.lru_cache(maxsize=8)
@@ -221,23 +214,42 @@ def environment(template_dir: Path | None = None) -> Environment:
     )
 
 
+_LABEL_ACTION = {a.label: str(a) for a in LinkAction}
+
+
+def _ask(a: dict[str, Any], today: str | None) -> Ask:
+    notice = a.get("notice")
+    return Ask(
+        kind=a["kind"],
+        line=a["line"],
+        level=a.get("level", 0),
+        due=a.get("due"),
+        days=a.get("days", 0),
+        history=list(a.get("history", ())),
+        facts=dict(a.get("facts", {})),
+        today=today,
+        notice=assignment_notice(notice, dt.date.fromisoformat(today) if today else None) if notice is not None else None,
+    )
+
+
 def _items(payload: dict[str, Any], urls: dict[int, str]) -> list[Item]:
-    return [
-        Item(
-            kind=e["kind"],
-            code=e["code"],
-            title=e["title"],
-            milestone=e["milestone"],
-            line=e["line"],
-            links=[(label, urls[lid]) for label, lid in e["links"] if lid in urls],
-            sort_key=tuple(e["sort"]),
-            due=e.get("due"),
-            days=e.get("days", 0),
-            level=e.get("level", 0),
-            history=list(e.get("history", ())),
+    out = []
+    today = payload.get("today")
+    for e in payload["items"]:
+        links = [(label, urls[lid], i) for i, (label, lid) in enumerate(e["links"]) if lid in urls]
+        actions = e.get("actions") or [_LABEL_ACTION.get(label, "") for label, _ in e["links"]]
+        out.append(
+            Item(
+                code=e["code"],
+                title=e["title"],
+                milestone=e.get("milestone", ""),
+                asks=[_ask(a, today) for a in e["asks"]] if e.get("asks") else [_ask(e, today)],
+                links=[(label, url) for label, url, _ in links],
+                actions=[actions[i] for _, _, i in links],
+                sort_key=tuple(e["sort"]),
+            )
         )
-        for e in payload["items"]
-    ]
+    return out
 
 
 def _groups(items: list[Item]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -250,20 +262,122 @@ def _groups(items: list[Item]) -> tuple[list[dict[str, Any]], list[str]]:
     return groups, counts
 
 
+def readers(items: list[Item]) -> list[Reader]:
+    """The roles a digest speaks to, in the order its footer names them."""
+    found = {r for item in items for a in item.asks if (r := reader_of(a.kind, a.level)) is not None}
+    return [r for r in Reader if r in found]
+
+
+def tag(items: list[Item]) -> str:
+    """The subject's tag: 【任务下达】 when a task is announced, 【待审核】 for a reviewer only,
+    【请督促落实】 for a head or leader only, 【督办提醒】 otherwise."""
+    if any(a.kind == MessageKind.ASSIGNMENT for item in items for a in item.asks):
+        return "【任务下达】"
+    roles = set(readers(items))
+    if roles == {Reader.REVIEWER}:
+        return "【待审核】"
+    if roles and roles <= {Reader.HEAD, Reader.LEADER}:
+        return "【请督促落实】"
+    return "【督办提醒】"
+
+
 def render_subject(payload: dict[str, Any]) -> str:
-    _, counts = _groups(_items(payload, {}))
-    return f"【督办提醒】{payload['today']} {payload['recipient']}：" + "，".join(counts)
+    items = _items(payload, {})
+    _, counts = _groups(items)
+    return f"{tag(items)}{payload['today']} {payload['recipient']}：" + "，".join(counts)
 
 
 def digest_context(payload: dict[str, Any], urls: dict[int, str]) -> dict[str, Any]:
     """What every digest template (text, HTML, chat) receives."""
-    groups, counts = _groups(_items(payload, urls))
+    items = _items(payload, urls)
+    groups, counts = _groups(items)
     return dict(
         recipient=payload["recipient"],
         today=payload["today"],
-        total=len(payload["items"]),
+        total=len(items),
         groups=groups,
         counts=counts,
         plan_name=payload.get("plan_name", ""),
         office=payload.get("office", ""),
+        tag=tag(items),
+        intro=intro(payload, items),
+        footer=footer(payload, items),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The opening line and the footer, by who reads the digest
+
+_PART_NAMES = {
+    Reader.OWNER: "您负责办理的任务",
+    Reader.REVIEWER: "待您审核的申请",
+    Reader.HEAD: "本部门的督办任务",
+    Reader.LEADER: "您分管部门的督办任务",
+    Reader.OFFICE: "列入办公室督办的任务",
+}
+_OWNER_ACTIONS = (LinkAction.ACK, LinkAction.PROGRESS, LinkAction.DONE, LinkAction.EXTEND, LinkAction.REVIEW_ANSWER)
+_VIEW_CLAUSE = "，点击“查看任务”可了解任务详情和办理情况"
+
+
+def _part(reader: Reader, actions: set[str]) -> str:
+    """What a reader is asked to do, naming only the actions linked for them."""
+    if reader == Reader.OWNER:
+        labels = [a.label for a in _OWNER_ACTIONS if a in actions]
+        if labels:
+            return f"请点击链接直接办理（{'、'.join(labels)}）"
+        return "请点击“查看任务”了解详情" if LinkAction.VIEW in actions else "请知悉"
+    if reader == Reader.REVIEWER:
+        ways = [
+            text
+            for action, text in (
+                (LinkAction.REVIEW, "点击“审核”逐项办理"),
+                (LinkAction.QUEUE, "点击“查看待审核事项”集中办理"),
+                (LinkAction.REVIEW_VERDICT, "点击“督查评定”逐项评定"),
+            )
+            if action in actions
+        ]
+        return "请及时审核" + (f"：{'，或'.join(ways)}" if ways else "")
+    view = _VIEW_CLAUSE if LinkAction.VIEW in actions else ""
+    return {Reader.HEAD: "请督促责任人按时落实", Reader.LEADER: "请督促分管部门按时落实"}.get(reader, "请跟踪督办、协调推进") + view
+
+
+def _asked(payload: dict[str, Any], items: list[Item]) -> str:
+    """The footer's first sentence: what the reader is asked to do, part by part."""
+    if payload.get("audience") == Audience.DEPARTMENT:
+        return "以上为今日督办事项的抄送，请协助责任人按时落实；办理请使用责任人本人收到的链接。"
+    roles = readers(items)
+    actions = {r: {a for i in items if any(reader_of(x.kind, x.level) == r for x in i.asks) for a in i.actions} for r in roles}
+    linked = "链接无需登录。" if any(i.links for i in items) else ""
+    if not roles:
+        return "以上事项请按提示处理。" + linked
+    if len(roles) == 1:
+        return f"以上事项{_part(roles[0], actions[roles[0]])}。" + linked
+    return "以上事项中，" + "；".join(f"{_PART_NAMES[r]}，{_part(r, actions[r])}" for r in roles) + "。" + linked
+
+
+def contact_line(payload: dict[str, Any]) -> str:
+    """Whom to call: the office members and their mobiles (payloads from before: the office's names)."""
+    contacts = payload.get("office_contacts")
+    if contacts:
+        people = "、".join(f"{name} {mobile}" if mobile else str(name) for name, mobile in contacts)
+        return f"如有疑问，请联系领导小组办公室：{people}。"
+    return f"如有疑问，请联系{payload.get('office') or '领导小组办公室'}。"
+
+
+def footer(payload: dict[str, Any], items: list[Item]) -> list[str]:
+    """The footer's lines: what to do (only what is linked), whom to ask, and where it comes from."""
+    return [_asked(payload, items), contact_line(payload), "本通知由督办系统自动发送，同一事项同一阶段只提醒一次。"]
+
+
+def intro(payload: dict[str, Any], items: list[Item]) -> str:
+    """The opening sentence, by what the digest holds."""
+    plan = f"（{payload['plan_name']}）" if payload.get("plan_name") else ""
+    n, today = len(items), payload["today"]
+    if items and all(i.kind == MessageKind.ASSIGNMENT for i in items):
+        return f"现将以下 {n} 项任务下达给您{plan}，任务书和时间表如下。"
+    roles = set(readers(items))
+    if roles == {Reader.REVIEWER}:
+        return f"截至 {today}，以下 {n} 项事项待您审核{plan}。"
+    if roles and roles <= {Reader.HEAD, Reader.LEADER}:
+        return f"截至 {today}，以下 {n} 项任务需要您督促落实{plan}。"
+    return f"截至 {today}，请您关注以下 {n} 项督办事项{plan}。"

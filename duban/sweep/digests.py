@@ -1,12 +1,13 @@
 """Digests: gather each recipient's pending ledger items into one digest (the outbox), in the
 same transaction that marks the items as queued; a copy of today's escalations for each lead
-department's group bot.  Personal and department digests share one entry builder.
+department's group bot.  Personal and department digests share one entry builder: one entry
+per task, its items as asks under it, its links once each (``notifications.digest`` renders them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,24 @@ from duban.links import issue as issue_links
 from duban.models import Department, Digest, Notification, Person, Plan, PlanRole, Task, table_of, utcnow
 from duban.sweep.kinds import facts
 from duban.values import chunks
-from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
-from notifications.digest import describe, render_subject
+from duban.vocabulary import Audience, LedgerStatus, LinkAction, MessageKind, PlanRoleKind
+from notifications.digest import describe, render_subject, urgency
+from notifications.lines import step_of
 
 ESCALATION_SHORT = {1: "部门负责人督办", 2: "分管校领导督办", 3: "领导小组办公室督办"}
+
+
+LinkRef = tuple[str, int, int | None]  # a ledger item's link: action, link id, milestone id
+# what an ask keeps of its item's data besides its line (the facts the templates show)
+FACT_KEYS = ("due_workday", "renotice", "waited", "submitted_on", "reply_by", "assigned_on", "ack", "report")
+# what a 任务下达 notice keeps (notifications.lines.assignment_notice lays it out)
+NOTICE_KEYS = ("statement", "done_criteria", "deadline", "milestones", "owner", "department", "supervisor", "partners", "grace_until")
+_ACTION_ORDER: dict[str, int] = {a: i for i, a in enumerate(LinkAction)}
+
+
+def _rank(n: Any) -> tuple:
+    """Most urgent first: the group of the kind, its place in the group, the nearest date."""
+    return (urgency(n.kind), facts(n.kind).order, n.days, n.id)
 
 
 @dataclass
@@ -35,28 +50,57 @@ class _Run:
     channel: str
     now: dt.datetime | None
     plan_names: dict[int, str]
-    office_names: dict[int, list[str]]
+    office_contacts: dict[int, list[list[str]]]
     history: dict[int, list[str]]
 
-    def entries(self, items: Iterable[Any], links: Callable[[Any], list[list[Any]]]) -> list[dict[str, Any]]:
-        """The digest's entries (one per ledger item), in reading order: the one builder of both digests."""
-        return sorted((self._entry(n, links(n)) for n in items), key=lambda e: e["sort"])
+    def entries(self, items: Iterable[Any], links: Callable[[Any], list[LinkRef]]) -> list[dict[str, Any]]:
+        """The digest's entries, one per task (a notice without a task is its own entry), in
+        reading order: the one builder of both digests."""
+        by_task: dict[tuple, list[Any]] = defaultdict(list)
+        for n in items:
+            by_task[("task", n.task_id) if n.task_id is not None and not facts(n.kind).notice else ("item", n.id)].append(n)
+        return sorted((self._entry(sorted(group, key=_rank), links) for group in by_task.values()), key=lambda e: e["sort"])
 
-    def _entry(self, n: Any, links: list[list[Any]]) -> dict[str, Any]:
-        data, kind = n.data, facts(n.kind)
+    def _entry(self, items: list[Any], links: Callable[[Any], list[LinkRef]]) -> dict[str, Any]:
+        """One task's entry: the most urgent item heads it, each item is an ask, each link comes once."""
+        head, asks = items[0], [self._ask(n) for n in items]
+        code = head.data.get("code", "")
+        pairs, actions = _entry_links(items, links)
+        return {
+            "kind": head.kind,
+            "level": head.level,
+            "code": code,
+            "title": head.data.get("title", ""),
+            "milestone": "",  # the asks name their milestones
+            "task_id": head.task_id,
+            "due": asks[0]["due"],
+            "days": head.days,
+            "line": asks[0]["line"],
+            "links": pairs,
+            "actions": actions,
+            "sort": [facts(head.kind).order, head.days, code, head.id],
+            "asks": asks,
+        }
+
+    def _ask(self, n: Any) -> dict[str, Any]:
+        data = n.data
+        line = (
+            notice_line(n.kind, data)
+            if facts(n.kind).notice
+            else describe(n.kind, n.level, n.due_date, n.days, data, today=self.today, step=True)
+        )
+        fact = {k: data[k] for k in FACT_KEYS if data.get(k) is not None}
+        if n.kind == MessageKind.APPROVAL:
+            fact.setdefault("submitted_on", n.decided_on.isoformat())
         return {
             "kind": n.kind,
             "level": n.level,
-            "code": data.get("code", ""),
-            "title": data.get("title", ""),
-            "milestone": data.get("milestone", "") if n.milestone_id else "",
-            "task_id": n.task_id,
             "due": n.due_date.isoformat() if n.due_date else None,
             "days": n.days,
-            "line": notice_line(n.kind, data) if kind.notice else describe(n.kind, n.level, n.due_date, n.days, data),
-            "links": links,
-            "sort": [kind.order, n.days, data.get("code", ""), n.id],
+            "line": line,
+            "facts": fact,
             **({"history": self.history[n.id]} if self.history.get(n.id) else {}),
+            **({"notice": {k: data[k] for k in NOTICE_KEYS if k in data}} if n.kind == MessageKind.ASSIGNMENT else {}),
         }
 
     def digest(
@@ -74,7 +118,9 @@ class _Run:
             "recipient": recipient,
             "today": self.today.isoformat(),
             "plan_name": self.plan_names.get(plan_id, ""),
-            "office": "、".join(self.office_names.get(plan_id, [])),
+            "office": "、".join(name for name, _ in self.office_contacts.get(plan_id, [])),
+            "office_contacts": self.office_contacts.get(plan_id, []),
+            "audience": audience,
             "items": entries,
         }
         return {
@@ -122,6 +168,7 @@ def assemble(
             n_tab.c.due_date,
             n_tab.c.days,
             n_tab.c.data,
+            n_tab.c.decided_on,
         ).where(n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None))
         if recipients is not None:
             q = q.where(n_tab.c.recipient_id.in_(list(recipients)))
@@ -132,20 +179,12 @@ def assemble(
         for n in pending:
             by_recipient[n.recipient_id].append(n)
         people = {p.id: p for p in session.execute(select(Person.id, Person.name, Person.plan_id).where(Person.id.in_(list(by_recipient))))}
-        office_names = defaultdict(list)
-        for plan_id, name in session.execute(
-            select(PlanRole.plan_id, Person.name)
-            .join(Person, Person.id == PlanRole.person_id)
-            .where(PlanRole.role == PlanRoleKind.OFFICE)
-            .order_by(PlanRole.position)
-        ):
-            office_names[plan_id].append(name)
         run = _Run(
             today,
             channel,
             now,
             dict(session.execute(select(Plan.id, Plan.name)).all()),
-            office_names,
+            _office_contacts(session),
             _history(session, [n for n in pending if n.kind == MessageKind.ESCALATION]),
         )
         link_pairs = _issue_links(session, pending, people, links, today=today, now=now)
@@ -171,16 +210,49 @@ def assemble(
 
 def _issue_links(
     session: Session, pending: Sequence[Any], people: dict[int, Any], links: LinkMaker, *, today: dt.date, now: dt.datetime | None
-) -> dict[int, list[list[Any]]]:
-    """Each ledger item's action links as ``[label, link id]`` pairs (issued in one batch)."""
-    specs: list[LinkSpec] = []
-    spans: dict[int, tuple[int, int]] = {}
-    for n in pending:
-        start = len(specs)
-        specs += links.specs(n, people[n.recipient_id].plan_id)
-        spans[n.id] = (start, len(specs))
-    link_ids = issue_links(session, specs, secret=links.secret, today=today, now=now)
-    return {nid: [[ACTIONS[specs[i].action], link_ids[i]] for i in range(*span)] for nid, span in spans.items()}
+) -> dict[int, list[LinkRef]]:
+    """Each ledger item's action links (issued in one batch, each distinct link once: the same
+    action on the same task and milestone for the same person is one link, lasting as long as the
+    latest item needs it)."""
+    per_item = {n.id: links.specs(n, people[n.recipient_id].plan_id) for n in pending}
+    distinct: dict[tuple, LinkSpec] = {}
+    for specs in per_item.values():
+        for spec in specs:
+            if spec.reuse_key not in distinct or distinct[spec.reuse_key].expires < spec.expires:
+                distinct[spec.reuse_key] = spec
+    issued = issue_links(session, list(distinct.values()), secret=links.secret, today=today, now=now)
+    ids = dict(zip(distinct, issued, strict=True))
+    return {nid: [(spec.action, ids[spec.reuse_key], spec.milestone_id) for spec in specs] for nid, specs in per_item.items()}
+
+
+def _entry_links(items: list[Any], links: Callable[[Any], list[LinkRef]]) -> tuple[list[list[Any]], list[str]]:
+    """A task's links as ``[label, link id]`` pairs, each once, in the order of the actions; an
+    action linked for more than one milestone names its milestone.  Also the actions, in order."""
+    seen: dict[int, tuple[str, int | None]] = {}
+    for n in items:
+        for action, lid, mid in links(n):
+            seen.setdefault(lid, (action, mid))
+    steps = {n.milestone_id: n.data.get("milestone") or step_of(n.data) for n in items if n.milestone_id is not None}
+    ordered = sorted(seen.items(), key=lambda kv: _ACTION_ORDER.get(kv[1][0], len(_ACTION_ORDER)))
+    count = Counter(action for action, _ in seen.values())
+    pairs = [
+        [ACTIONS[action] + (f"（{steps[mid]}）" if count[action] > 1 and steps.get(mid) else ""), lid] for lid, (action, mid) in ordered
+    ]
+    return pairs, [action for _, (action, _) in ordered]
+
+
+def _office_contacts(session: Session) -> dict[int, list[list[str]]]:
+    """Each plan's office members as ``[name, mobile]`` (mobile empty when unknown), in order."""
+    out: dict[int, list[list[str]]] = defaultdict(list)
+    for plan_id, name, mobile in session.execute(
+        select(PlanRole.plan_id, Person.name, Person.mobile)
+        .join(Person, Person.id == PlanRole.person_id)
+        .where(PlanRole.role == PlanRoleKind.OFFICE)
+        .order_by(PlanRole.position)
+    ):
+        if [name, mobile or ""] not in out[plan_id]:
+            out[plan_id].append([name, mobile or ""])
+    return out
 
 
 def _insert_digests(session: Session, digests: list[dict[str, Any]], members: list[list[int]]) -> None:

@@ -71,16 +71,16 @@ def test_sweep_sends_real_emails_per_person(engine, tmp_path, smtp_server):
     mails = {m.rcpt_tos[0]: m for m in smtp_server.wait_for(5)}
     assert sorted(mails) == ["fx@example.org", "jwc2@example.org", "jwc@example.org", "sj@example.org", "xcb@example.org"]
     head = mails["jwc@example.org"]
-    assert head.subject == "【督办提醒】2026-11-23 教务处处长：已逾期 1 项，请督促落实 1 项，待签收、待反馈 1 项"
+    assert head.subject == "【督办提醒】2026-11-23 教务处处长：已逾期 1 项，请督促落实 1 项"
     assert head.to == "教务处处长 <jwc@example.org>"
     assert head.mail_from == "duban@example.org"
     assert head.message.get_content_type() == "multipart/alternative"
     text, html = head.text(), head.html()
-    assert text.startswith("教务处处长，您好：\n\n截至 2026-11-23，请您关注以下 3 项督办事项（测试方案）。")
-    assert "[1] 集体备课——制定方案\n   完成时间 2026-11-20，已逾期 1 个工作日，请尽快办理或申请延期\n" in text
-    # the same links in both parts, whole: ack + progress (task 1), progress/done/extend (step 1), view (task 2)
+    assert text.startswith("教务处处长，您好：\n\n截至 2026-11-23，请您关注以下 2 项督办事项（测试方案）。")
+    assert "[1] 集体备课\n   · 第 1 步「制定方案」完成时间 2026-11-20，已逾期 1 个工作日，请尽快办理或申请延期\n" in text
+    # the same links in both parts, whole, each once: ack, progress, done, extend (task 1), view (task 2)
     text_links = LINK.findall(text)
-    assert len(text_links) == 6 and sorted(set(LINK.findall(html))) == sorted(set(text_links))
+    assert len(text_links) == 5 and len(set(text_links)) == 5 and sorted(set(LINK.findall(html))) == sorted(set(text_links))
     assert "<h2" in html and "已逾期，请尽快办理（1 项）" in html and "完成时间 2026-11-20 · " in html
     assert 'href="https://' in html and "http://" not in html.replace('href="https://', "")  # no external resources
     assert ">签收</a>" in html and ">提交办结</a>" in html
@@ -209,8 +209,8 @@ def test_chat_payloads_arrive_as_each_service_documents(engine, tmp_path, chat_s
     assert 0 <= int(ding.query["timestamp"]) / 1000 - NOW.timestamp() < 60  # milliseconds, at the time of sending
     assert ding.json["msgtype"] == "text" and ding.json["at"] == {"atMobiles": ["13800000001"], "isAtAll": False}
     content = ding.json["text"]["content"]
-    assert content.startswith("【督办提醒】教务处处长，您好：截至 2026-11-23，请您关注以下 3 项督办事项（测试方案）。")
-    assert content.endswith("@13800000001") and len(LINK.findall(content)) == 6
+    assert content.startswith("【督办提醒】教务处处长，您好：截至 2026-11-23，请您关注以下 2 项督办事项（测试方案）。")
+    assert content.endswith("@13800000001") and len(LINK.findall(content)) == 5
     # WeCom: text message, within 2048 bytes, links whole
     (wecom,) = by_target["wkey-456"]
     assert wecom.path == "/cgi-bin/webhook/send" and wecom.json["msgtype"] == "text"
@@ -228,13 +228,14 @@ def test_chat_payloads_arrive_as_each_service_documents(engine, tmp_path, chat_s
     # the department's group bot: today's escalations about its tasks, without personal links
     group = by_target["wkey-jwc-group"][0].json["text"]["content"]
     assert "教务处各位同事" in group and "部门负责人督办：责任人 教务处副处长（教务处）" in group and "https://duban" not in group
+    assert "以上为今日督办事项的抄送，请协助责任人按时落实；办理请使用责任人本人收到的链接。" in group
     # fallback: DingTalk took 教务处处长's digest, so no email for him; the others by email
     smtp_server.wait_for(2)
     mailed = sorted(m.rcpt_tos[0] for m in smtp_server.received)
     assert mailed == ["fx@example.org", "xcb@example.org"]
     with session_scope(engine) as s:
         via = dict(s.execute(select(Digest.subject, Digest.delivered_via)).all())
-    assert via["【督办提醒】2026-11-23 党委书记：请督促落实 2 项"] == "feishu,wecom"
+    assert via["【请督促落实】2026-11-23 党委书记：请督促落实 2 项"] == "feishu,wecom"
 
 
 def test_long_chat_message_is_split_between_items(engine, tmp_path, chat_services, smtp_server):
@@ -260,10 +261,10 @@ def test_long_chat_message_is_split_between_items(engine, tmp_path, chat_service
     assert parts[0].startswith(f"（1/{len(parts)}）\n【督办提醒】教务处副处长") and parts[1].startswith(f"（续 2/{len(parts)}）\n")
     # every item, and every one of its links, is whole in exactly one part
     joined = "\n".join(parts)
-    for n in range(5, 17):  # each new task is overdue and not acknowledged: two items
-        assert joined.count(f"[{n}] 第 {n} 项工作") == 2
+    for n in range(5, 17):  # each new task is overdue and not acknowledged: two asks, one entry
+        assert joined.count(f"[{n}] 第 {n} 项工作") == 1
     assert all(len(LINK.findall(p)) == p.count("https://duban") for p in parts)
-    assert len(LINK.findall(joined)) == 12 * (3 + 2) + 2  # progress, done, extend; ack, progress; task 2: ack, progress
+    assert len(LINK.findall(joined)) == 12 * 4 + 2  # ack, progress, done, extend; task 2: ack, progress
 
 
 def test_webhook_500_falls_back_and_is_recorded(engine, tmp_path, chat_services, smtp_server):

@@ -77,19 +77,33 @@ def test_first_day_who_gets_what(plan_engine):
     got = {o.recipient: o for o in channel.sent}
     assert sorted(got) == sorted(["分管教学副校长", "宣传部部长", "教务处副处长", "教务处处长", "党委书记"])
     head = got["教务处处长"]
-    assert head.subject == "【督办提醒】2026-11-23 教务处处长：已逾期 1 项，请督促落实 1 项，待签收、待反馈 1 项"
+    assert head.subject == "【督办提醒】2026-11-23 教务处处长：已逾期 1 项，请督促落实 1 项"
     body = head.body
-    assert body.startswith("教务处处长，您好：\n\n截至 2026-11-23，请您关注以下 3 项督办事项（测试方案）。")
+    assert body.startswith("教务处处长，您好：\n\n截至 2026-11-23，请您关注以下 2 项督办事项（测试方案）。")
+    # task 1: the overdue step and the missing 签收 are one entry, with each of its links once
     assert (
-        "【已逾期，请尽快办理】1 项\n1. [1] 集体备课——制定方案\n   完成时间 2026-11-20，已逾期 1 个工作日，请尽快办理或申请延期\n" in body
+        "【已逾期，请尽快办理】1 项\n1. [1] 集体备课\n"
+        "   · 第 1 步「制定方案」完成时间 2026-11-20，已逾期 1 个工作日，请尽快办理或申请延期\n"
+        "   · 该任务于 2026-11-02 下达给您，已 15 个工作日仍未签收，请及时签收\n"
+        "   签收：https://" in body
     )
+    assert [line.split("：")[0].strip() for line in body.splitlines() if "https://" in line] == [
+        "签收",
+        "反馈进展",
+        "提交办结",
+        "申请延期",
+        "查看任务",
+    ]
     assert (
         "【请督促落实】1 项\n1. [2] 建设课程资源库\n   部门负责人督办：责任人 教务处副处长（教务处） 于 2026-11-02 收到任务，已 15 个工作日未签收，请督促签收\n"
         in body
     )
-    assert "【待签收、待反馈】1 项\n1. [1] 集体备课\n   该任务于 2026-11-02 下达给您，已 15 个工作日仍未签收，请及时签收\n" in body
-    assert body.count("https://duban.example.edu.cn/l/") == 1 + 1 + 4  # view; ack + progress; progress, done, extend
-    assert "如有疑问，请联系督办员。" in body
+    assert "待签收、待反馈" not in body
+    assert body.endswith(
+        "\n以上事项中，您负责办理的任务，请点击链接直接办理（签收、反馈进展、提交办结、申请延期）；"
+        "本部门的督办任务，请督促责任人按时落实，点击“查看任务”可了解任务详情和办理情况。链接无需登录。\n"
+        "如有疑问，请联系领导小组办公室：督办员。\n本通知由督办系统自动发送，同一事项同一阶段只提醒一次。\n"
+    )
     # the owner who is also the head is escalated to their manager, not to themselves
     assert "[1] 集体备课" in got["分管教学副校长"].body and "部门负责人督办" in got["分管教学副校长"].body
     # ack escalations for 宣传部's tasks go to the manager of its head (the head owns them)
@@ -113,7 +127,7 @@ def test_next_day_only_what_is_new(plan_engine):
     run_day(plan_engine, MON + dt.timedelta(days=2), channel)
     wed = [o for o in channel.sent[5:]]
     assert [(o.recipient, o.subject.split("：", 1)[1]) for o in wed] == [("分管教学副校长", "请督促落实 1 项")]
-    assert "部门负责人督办：责任人 教务处处长（教务处），完成时间 2026-11-20，已逾期 3 个工作日" in wed[0].body
+    assert "部门负责人督办：责任人 教务处处长（教务处），第 1 步「制定方案」完成时间 2026-11-20，已逾期 3 个工作日" in wed[0].body
 
 
 def test_two_sweeps_at_once_send_each_item_once(plan_engine):
@@ -203,7 +217,7 @@ def test_moved_due_date_restarts_reminders_and_reassignment_moves_them(plan_engi
     # Tuesday: step 1 now due Friday → a fresh "due in 3 days" reminder (version 2)
     run_day(plan_engine, dt.date(2026, 11, 24), channel)
     mine = {o.recipient: o.body for o in channel.sent}
-    assert "[1] 集体备课——制定方案\n   完成时间 2026-11-27，还有 3 个工作日" in mine["教务处处长"]
+    assert "[1] 集体备课\n   第 1 步「制定方案」完成时间 2026-11-27，还有 3 个工作日" in mine["教务处处长"]
     assert "教务处副处长" not in mine  # the previous owner is no longer reminded
     # the new owner must acknowledge afresh: reminder 3 working days after the reassignment
     assert "[2] 建设课程资源库\n   该任务于 2026-11-23 下达给您" not in mine["教务处处长"]

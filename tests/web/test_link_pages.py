@@ -171,10 +171,11 @@ def test_queue_lists_requests_and_decides_them(web, engine):
     assert [r.status for r in requests(engine)] == ["returned", "refused"]
     assert "目前没有等待审核的事项。" in web.get(f"/l/{queue}").text
     [owner_msg] = [m for m in deliver_now(engine) if m.recipient == "教务处处长"]
-    assert "【审核结果】2 项" in owner_msg.body
+    assert "【审核结果】1 项\n1. [1] 集体备课\n" in owner_msg.body  # both decisions, one entry for the task
     assert "退回原因：缺少印发文件" in owner_msg.body and "您申请延期至 2027-01-15 未获批准，理由：请按期完成" in owner_msg.body
     # the returned item carries fresh links to submit again
-    assert {"反馈进展", "提交办结", "申请延期"} <= set(urls_in(owner_msg.body))
+    # (the two decisions are about two steps: each step's links name it)
+    assert {"反馈进展", "提交办结（制定方案）", "申请延期（制定方案）"} <= set(urls_in(owner_msg.body))
 
 
 def test_ack_and_progress(web, engine):
