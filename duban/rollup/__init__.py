@@ -214,6 +214,7 @@ COLUMNS: dict[str, str] = {
     "p_returns": "退回得分",
     "score": "考核得分",
     "rank": "排名",
+    "change": "名次变化",
     "schedule": "类型",
     "overdue": "是否逾期",
 }
@@ -249,6 +250,7 @@ class Rollup:
     plans: pd.DataFrame  # plan_id, plan, plan_name, organization
     warnings: list[str] = field(default_factory=list)
     assessment_policies: dict[str, AssessmentPolicy] = field(default_factory=dict)  # plan code -> its 考核 settings
+    compared_with: dict[str, str] = field(default_factory=dict)  # plan code -> the 通报 the rank changes are since
 
     @property
     def title(self) -> str:
