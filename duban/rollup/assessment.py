@@ -166,6 +166,6 @@ def explanation(policy: AssessmentPolicy) -> list[str]:
         f"督办 {_n(w.escalations)} 分：平均每项任务被督办 {_n(policy.escalations_limit)} 次及以上得 0 分，未被督办得满分，其间按比例计分。",
         f"退回 {_n(w.returns)} 分：办结申请被退回的比例达到 {_n(policy.returns_limit * 100)}% 及以上得 0 分，"
         "没有退回得满分，其间按比例计分。",
-        f"考核得分 = 四项得分之和 ÷ {_n(w.total)} × 100，保留一位小数；得分相同的名次并列。"
+        f"考核得分 = 四项得分之和 ÷ 权重合计（{_n(w.total)}）× 100，保留一位小数；得分相同的名次并列。"
         f"尚无应完成节点的单位暂不计分、不排名，列于最后并注明“{NOTHING_DUE}”。",
     ]
