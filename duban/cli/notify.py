@@ -153,7 +153,7 @@ def _report_sent(run, engine, rt, day) -> None:
     deliver_due(rt)
     rows = {r["编号"]: r for r in digest_rows(engine, run_on=day)}
     for issued in run.issued:
-        console.print(f"已印发 {issued.plan} {issued.title}（{issued.period}）：", markup=False)
+        console.print(f"已印发方案 {issued.plan} 的{issued.title}，{issued.period}：", markup=False)
         for q in issued.queued:
             r = rows.get(q.digest_id)
             if r is not None:
