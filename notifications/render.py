@@ -77,6 +77,8 @@ def bulletin_context(payload: dict[str, Any]) -> dict[str, Any]:
         period_word=PERIOD_WORDS.get(issue.get("kind", ""), "本期"),
         compared_with=issue.get("compared_with", ""),
         figures=payload.get("figures") or old or None,
+        # the figures' name before issue 14, with the ranking (an institution's own template may use them)
+        weekly={**(payload.get("figures") or old), "departments": ranking} if payload.get("figures") or old else None,
         ranking=ranking,
         unranked=payload.get("unranked", []),
         nothing_due=payload.get("nothing_due", "暂无到期事项"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 from sqlalchemy import Engine, select
@@ -69,7 +69,14 @@ def plans_due(engine: Engine, *, today: dt.date, cal: WorkCalendar, plan_code: s
     """The plans (codes) with a bulletin due ``today`` by their setting and the calendar."""
     with session_scope(engine, readonly=True) as session:
         rows = session.execute(_plans_query(plan_code).with_only_columns(Plan.code, Plan.bulletin_every)).all()
+        if plan_code is not None and not rows:
+            _unknown(session, plan_code)
     return [code for code, every in rows if kinds_due(every, today, cal)]
+
+
+def _unknown(session, plan_code: str) -> NoReturn:
+    known = "、".join(session.scalars(select(Plan.code).order_by(Plan.code))) or "（暂无）"
+    raise BulletinError(f"没有编号为“{plan_code}”的方案。已有方案：{known}")
 
 
 def issue_bulletins(
@@ -99,8 +106,7 @@ def issue_bulletins(
     with session_scope(engine, readonly=True) as session:
         plans = session.scalars(_plans_query(plan_code)).all()
         if plan_code is not None and not plans:
-            known = "、".join(session.scalars(select(Plan.code).order_by(Plan.code))) or "（暂无）"
-            raise BulletinError(f"没有编号为“{plan_code}”的方案。已有方案：{known}")
+            _unknown(session, plan_code)
         wanted = {p.code: _kinds(p.bulletin_every, today, cal, kinds=kinds, scheduled=scheduled) for p in plans}
     if not any(wanted.values()):
         return run

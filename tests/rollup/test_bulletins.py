@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from duban.db import session_scope
 from duban.models import Bulletin, Digest, Milestone, Plan, Task
 from duban.plans.importer import import_plan
-from duban.rollup.bulletins import issue_bulletins
+from duban.rollup.bulletins import issue_bulletins, plans_due
 from duban.rollup.compute import compute
 from duban.rules.calendar import WorkCalendar
 from duban.vocabulary import MilestoneState
@@ -285,5 +285,9 @@ def test_no_recipients_and_unknown_plan(engine, tmp_path):
     assert (run.issued, run.no_recipients) == ([], ["bul"]) and stored(engine) == []
     with pytest.raises(BulletinError, match="没有编号为“nope”的方案。已有方案：bul"):
         issue(engine, "2026-11-20", plan_code="nope")
+    with pytest.raises(BulletinError, match="没有编号为“nope”的方案"):
+        plans_due(engine, today=D("2026-11-20"), cal=CAL, plan_code="nope")
+    assert plans_due(engine, today=D("2026-11-20"), cal=CAL) == ["bul"]
+    assert plans_due(engine, today=D("2026-11-19"), cal=CAL) == []
     with session_scope(engine, readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(Bulletin)) == 0
