@@ -30,7 +30,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
 from duban.rollup import LIST_COLUMNS, RATE_COLUMNS, Rollup, header, pct
-from duban.rules.policy import assessment_policy
+from duban.rollup.assessment import NOTHING_DUE, explanation
+from duban.rules.policy import AssessmentPolicy, assessment_policy
 from duban.vocabulary import Light, MilestoneState
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
@@ -68,6 +69,7 @@ VIEW_COLUMNS: dict[str, list[str]] = {
     "by_supervisor": ["plan", "supervisor", *GROUP_COLUMNS],
     "assessment": [
         "rank",
+        "change",
         "plan",
         "department",
         "tasks",
@@ -161,7 +163,7 @@ def columns_of(r: Rollup, key: str) -> list[str]:
 def cell_text(column: str, value: Any) -> str:
     """How the HTML report writes one value (the workbook keeps numbers as numbers)."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return "—" if column in RATE_COLUMNS else ""
+        return NOTHING_DUE if column == "score" else "—" if column in RATE_COLUMNS else ""
     if column in RATE_COLUMNS and column not in ("escalations_per_task",):
         return pct(float(value))
     if column in DECIMAL_COLUMNS:
@@ -180,7 +182,7 @@ def cell_text(column: str, value: Any) -> str:
 def _value(column: str, value: Any) -> Any:
     """A workbook cell value: numbers stay numbers, dates dates, missing empty."""
     if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return None
+        return NOTHING_DUE if column == "score" else None
     if hasattr(value, "item"):
         value = value.item()
     if column == "status":
@@ -383,8 +385,9 @@ def charts(r: Rollup, limit: int = 30) -> list[str]:
             [(dep_label(row), _num(row["completion_rate"]), _num(row["on_time_rate"])) for _, row in depts.iterrows()],
         )
     )
-    scores = r.assessment.sort_values("score", ascending=True).head(limit) if len(r.assessment) > limit else r.assessment
-    note = f"（得分最低的 {limit} 个）" if len(r.assessment) > limit else ""
+    ranked = r.assessment[r.assessment["score"].notna()]
+    scores = ranked.sort_values("score", ascending=True).head(limit) if len(ranked) > limit else ranked
+    note = f"（得分最低的 {limit} 个）" if len(ranked) > limit else ""
     out.append(chart_scores(f"单位考核得分{note}", [(dep_label(row), float(row["score"])) for _, row in scores.iterrows()]))
     out.append(chart_trend("趋势（每日快照）", r.trend))
     return [c for c in out if c]
@@ -436,14 +439,27 @@ def figures(r: Rollup) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def shown_policy(r: Rollup) -> AssessmentPolicy:
+    """The 考核 settings the report explains: the plans' own, or the defaults when plans differ."""
+    distinct = {p.model_dump_json(): p for p in r.assessment_policies.values()}
+    return next(iter(distinct.values())) if len(distinct) == 1 else assessment_policy(None)
+
+
+def comparisons(r: Rollup) -> str:
+    """What the 名次变化 column compares with, as one Chinese sentence."""
+    if not r.compared_with:
+        return "名次变化：尚未印发过督办通报，暂无比较。"
+    if r.plan_code is not None or len(r.plans) == 1:
+        return f"名次变化：与{next(iter(r.compared_with.values()))}相比。"
+    return "名次变化：与各方案最近一期督办通报相比（" + "；".join(f"{k}：{v}" for k, v in sorted(r.compared_with.items())) + "）。"
+
+
 def render_html(r: Rollup, *, generated_at: dt.datetime | None = None, organization: str | None = None) -> str:
     generated_at = generated_at or dt.datetime.now()
     tables = [(key, title, table(r, key, frame)) for key, title, frame in r.views()]
     if organization is None and len(r.plans) == 1:
         organization = str(r.plans.iloc[0]["organization"] or "")
-    # the settings the formula box explains: the plan's own, or the defaults when plans differ
-    distinct = {p.model_dump_json(): p for p in r.assessment_policies.values()}
-    policy = next(iter(distinct.values())) if len(distinct) == 1 else assessment_policy(None)
+    policy = shown_policy(r)
     return (
         environment()
         .get_template("report.html.j2")
@@ -457,8 +473,9 @@ def render_html(r: Rollup, *, generated_at: dt.datetime | None = None, organizat
             charts=charts(r),
             tables=tables,
             font_stack=FONT_STACK,
-            weights=policy.weights,
-            policy=policy,
+            explanation=explanation(policy),
+            own_settings=len({p.model_dump_json() for p in r.assessment_policies.values()}) > 1,
+            compared=comparisons(r),
             warnings=r.warnings,
             html_rows=HTML_ROWS,
         )
@@ -515,6 +532,9 @@ def _notes_sheet(wb: Workbook, r: Rollup) -> None:
     ws.append([])
     for line in NOTES:
         ws.append(["", line])
+    ws.append(["单位考核", "考核得分由以下四项加权计算："])
+    for line in [*explanation(shown_policy(r)), comparisons(r)]:
+        ws.append(["", line])
 
 
 def _sheet(wb: Workbook, page_header: str, name: str, cols: list[str], frame: pd.DataFrame) -> None:
@@ -552,14 +572,13 @@ def _sheet(wb: Workbook, page_header: str, name: str, cols: list[str], frame: pd
 
 
 NOTES = (
-    "统计口径（详见 docs/rollup.md）：",
+    "统计口径：",
     "在办任务：未归档的任务；任务状态、逾期、近期到期与 duban status 的口径一致。",
     "节点完成率 = 已完成节点 ÷ 节点总数（节点即路线图、时间表中的各个步骤）。",
     "应完成节点 = 已完成的节点 + 完成时间早于统计日仍未完成的节点。",
     "按期完成率 = 按期完成节点 ÷ 应完成节点；按期指提交办结的日期不晚于当前完成时间（批准延期后按新时间计）。",
     "按原定时间完成率：同上，但按最初下达的完成时间（基准时间）计算，反映延期的影响。",
     "红灯：已逾期未完成；黄灯：临近完成时间、未按时签收、路线图前序步骤未完成或待反馈；绿灯：正常推进。",
-    "单位考核得分 = （按期完成得分 + 逾期得分 + 督办得分 + 退回得分）÷ 权重合计 × 100，各项算法见 docs/rollup.md。",
 )
 
 

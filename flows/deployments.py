@@ -6,14 +6,20 @@ from prefect.schedules import Cron
 
 SWEEP_CRON = "30 8 * * *"  # every day; the flow skips days that are not working days
 DELIVER_CRON = "*/5 * * * *"  # retries, the send window opening, what a crash left: sent within 5 minutes
-WEEKLY_BULLETIN_CRON = "0 16 * * 5"  # Friday afternoon: the week's 通报 to the leading group and the office
+BULLETIN_CRON = "30 16 * * *"  # every afternoon; the flow issues only on a plan's weekly or monthly bulletin day
+
+
+BULLETIN_DESCRIPTION = (
+    "督办通报（每天 16:30 检查）：周通报于每周最后一个工作日、月通报于每月最后一个工作日印发（按方案设置），"
+    "附本期汇总、重点逾期事项和单位考核排名，发给领导小组和领导小组办公室。"
+)
 
 
 def deployments(timezone: str = "Asia/Shanghai") -> list:
     from flows.deliver import deliver_due_flow
     from flows.import_plan import import_plan_flow
     from flows.review import review_flow
-    from flows.rollup import rollup, weekly_bulletin
+    from flows.rollup import bulletin, rollup
     from flows.sweep import daily_sweep
     from flows.task_check import task_check
 
@@ -52,10 +58,10 @@ def deployments(timezone: str = "Asia/Shanghai") -> list:
             "逾期未报逐级督办；评定（达标 / 基本达标 / 需整改）后生成督查报告报送领导小组。",
             tags=["duban", "review"],
         ),
-        weekly_bulletin.to_deployment(
-            name="weekly-bulletin",
-            schedule=Cron(WEEKLY_BULLETIN_CRON, timezone=timezone),
-            description="每周督办通报（周五 16:00）：本周汇总、重点逾期事项和单位考核得分，发给领导小组和领导小组办公室。",
+        bulletin.to_deployment(
+            name="bulletin",
+            schedule=Cron(BULLETIN_CRON, timezone=timezone),
+            description=BULLETIN_DESCRIPTION,
             tags=["duban", "rollup", "bulletin"],
         ),
     ]

@@ -1,9 +1,11 @@
-"""The roll-up for the leading group, and the weekly 通报 (Fridays 16:00 Asia/Shanghai, prefect.yaml).
+"""The roll-up for the leading group, and the 督办通报 (daily 16:30 Asia/Shanghai, prefect.yaml).
 
 ``rollup``: compute (``duban.rollup``) → store the day's snapshot (the trend) → write the HTML
 report and the Excel workbook (``duban.report``) → a markdown and a table artifact on the run.
-``weekly_bulletin``: the same, then the 通报 with the roll-up's figures to the leading group and
-the office of each plan (``notifications.bulletin``), through the outbox like every message.
+``bulletin``: on a day that is some plan's weekly or monthly bulletin day (``duban.rollup.schedule``),
+the same, then each due bulletin issued with its 期号 (``duban.rollup.bulletins``) to the leading
+group and the office of the plan, through the outbox like every message; any other day it stops
+at once.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def publish(r: rollup_lib.Rollup, files: dict, key: str) -> None:
     cols = ["plan", "department", "tasks", "done_tasks", "overdue_tasks", "red", "yellow", "green", "completion_rate", "on_time_rate"]
     if r.plan_code is not None:
         cols.remove("plan")
-    scores = r.assessment.set_index(["plan", "department"])["score"].to_dict()
+    scores = {k: (None if v != v else v) for k, v in r.assessment.set_index(["plan", "department"])["score"].to_dict().items()}
     rows = []
     for rec in r.by_department.head(ARTIFACT_ROWS).to_dict(orient="records"):
         row = {header(c): (pct(rec[c]) if c.endswith("_rate") else rec[c]) for c in cols}
@@ -127,26 +129,49 @@ def rollup(as_of: dt.date | None = None, plan: str | None = None, out_dir: str |
     return _summary(r, files)
 
 
-@flow(name="weekly-bulletin", flow_run_name="weekly bulletin {today}")
-def weekly_bulletin(today: dt.date | None = None, plan: str | None = None, out_dir: str | None = None, force: bool = False) -> dict:
-    """每周督办通报：汇总本周情况（完成率、红黄绿灯、重点逾期事项、单位考核得分），发给领导小组和领导小组办公室。"""
+@flow(name="bulletin", flow_run_name="bulletin {today}")
+def bulletin(
+    today: dt.date | None = None, plan: str | None = None, out_dir: str | None = None, force: bool = False, kind: str | None = None
+) -> dict:
+    """督办通报：每天下午查看各方案今天是否为周通报（本周最后一个工作日）或月通报（本月最后一个工作日）的印发日，
+    按方案的设置印发（期号顺延，附完成率、红黄绿灯、重点逾期事项和单位考核排名），发给领导小组和领导小组办公室。
+    force：不论今天是否为印发日、本期是否已印发，按方案设置（或 kind：week / month）再印发一期。"""
+    from duban.rollup.bulletins import issue_bulletins, plans_due
     from duban.sweep.sending import deliver_due
-    from notifications.bulletin import queue_bulletins
 
     rt = runtime()
     day = today or rt.today()
-    if not force and not rt.calendar.is_workday(day):
-        get_run_logger().info("%s 不是工作日，本周通报不发送（可设 force 补发）", day)
-        return {"today": day.isoformat(), "skipped": True}
-    r, files = _run(day, plan, out_dir, key="weekly-bulletin")
-    queued, payloads = queue_bulletins(
-        rt.engine, today=day, cal=rt.calendar, plan_code=plan, channel=rt.channel.name, force=force, rollup=r
+    log = get_run_logger()
+    if not force and not plans_due(rt.engine, today=day, cal=rt.calendar, plan_code=plan):
+        log.info("%s 不是任何方案的通报印发日（周通报为每周最后一个工作日，月通报为每月最后一个工作日）", day)
+        return {"today": day.isoformat(), "skipped": True, "issued": [], "bulletins": 0}
+    r, files = _run(day, plan, out_dir, key="bulletin")
+    run = issue_bulletins(
+        rt.engine,
+        today=day,
+        cal=rt.calendar,
+        tz=rt.tz,
+        plan_code=plan,
+        kinds=[kind] if kind else None,
+        scheduled=not force,
+        channel=rt.channel.name,
+        force=force,
+        rollup=r,
     )
-    if not queued and payloads:
-        get_run_logger().warning("通报没有收件对象：请在方案中填写领导小组、领导小组办公室成员或其群通知地址")
-    elif not queued:
-        get_run_logger().info("%s 的通报已发过，本次不再发送（可设 force 再发一次）", day)
+    for i in run.issued:
+        log.info("已印发 %s %s（%s），%s 份", i.plan, i.title, i.period, len(i.queued))
+    for text in run.already:
+        log.info("%s 已印发，本次不再印发（可设 force 再印发一期）", text)
+    for code in run.no_recipients:
+        log.warning("方案 %s 的通报没有收件对象：请在方案中填写领导小组、领导小组办公室成员或其群通知地址", code)
     delivered = deliver_due(rt)
     for e in delivered.errors[:20]:
-        get_run_logger().error("发送失败（将稍后重试）：%s", e)
-    return {**_summary(r, files), "skipped": False, "bulletins": len(queued), "sent": delivered.sent, "failed": delivered.failed}
+        log.error("发送失败（将稍后重试）：%s", e)
+    return {
+        **_summary(r, files),
+        "skipped": False,
+        "issued": [f"{i.plan} {i.title}" for i in run.issued],
+        "bulletins": len(run.queued),
+        "sent": delivered.sent,
+        "failed": delivered.failed,
+    }

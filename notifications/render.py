@@ -47,10 +47,19 @@ def html_environment(template_dir: Path | None = None) -> Environment:
     return Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
+PERIOD_WORDS = {"week": "本周", "month": "本月"}
+
+
 def bulletin_context(payload: dict[str, Any]) -> dict[str, Any]:
+    """A bulletin's template variables (a payload queued before bulletins had 期号 still renders)."""
     items = payload.get("items", [])
     serious = [i for i in items if i.get("serious")]
     others = [i for i in items if not i.get("serious")]
+    issue = payload.get("bulletin") or {}
+    old = payload.get("weekly") or {}
+    ranking = [
+        {**d, "change": d.get("change", ""), "score": float(d["score"])} for d in payload.get("ranking") or old.get("departments", [])
+    ]
     return dict(
         plan_name=payload.get("plan_name", ""),
         today=payload["today"],
@@ -63,7 +72,19 @@ def bulletin_context(payload: dict[str, Any]) -> dict[str, Any]:
         sections=[("列入通报的事项", serious), ("其他逾期事项", others)],
         audience_name=payload.get("audience_name", "各位领导"),
         office_name=payload.get("office_name") or "领导小组办公室",
-        weekly=payload.get("weekly"),
+        title=issue.get("title", "督办通报"),
+        period=issue.get("period", ""),
+        period_word=PERIOD_WORDS.get(issue.get("kind", ""), "本期"),
+        compared_with=issue.get("compared_with", ""),
+        figures=payload.get("figures") or old or None,
+        # the figures' name before issue 14, with the ranking (an institution's own template may use them)
+        weekly={**(payload.get("figures") or old), "departments": ranking} if payload.get("figures") or old else None,
+        ranking=ranking,
+        unranked=payload.get("unranked", []),
+        nothing_due=payload.get("nothing_due", "暂无到期事项"),
+        completed=payload.get("completed", []),
+        completed_total=payload.get("completed_total", 0),
+        explanation=payload.get("explanation", []),
     )
 
 

@@ -170,7 +170,21 @@ def test_html_workbook_status_and_rollup_agree(report, use_database):
         xlsx_a["教务处"]["退回得分"],
         xlsx_a["教务处"]["考核得分"],
     ) == (12.5, 10.5, 5.0, 5.0, 33.0)
-    assert xlsx_a["宣传部"]["考核得分"] == 100 and xlsx_a["宣传部"]["排名"] == 1
+    assert (xlsx_a["教务处"]["排名"], html_a["教务处"]["rank"]) == (1, "1")
+    # 宣传部 has nothing due yet: not scored, not ranked, listed last
+    assert (xlsx_a["宣传部"]["考核得分"], xlsx_a["宣传部"]["排名"], xlsx_a["宣传部"]["名次变化"]) == ("暂无到期事项", None, None)
+    assert (html_a["宣传部"]["score"], html_a["宣传部"]["rank"], html_a["宣传部"]["p_on_time"]) == ("暂无到期事项", "", "")
+    assert [row["department"] for row in html.tables["assessment"]] == ["教务处", "宣传部"]
+    # how the score is made, from the plan's settings, in both (no file paths in what the office reads)
+    text = files.html.read_text(encoding="utf-8")
+    notes = [str(row[1] or "") for row in load_workbook(files.xlsx, read_only=True)["说明"].iter_rows(values_only=True) if len(row) > 1]
+    for line in (
+        "按期完成 50 分：按期完成节点 ÷ 应完成节点 × 50；批准延期的，按延期后的完成时间计。",
+        "逾期 20 分：应完成节点平均逾期 10 个工作日及以上得 0 分",
+        "名次变化：尚未印发过督办通报，暂无比较。",
+    ):
+        assert line in text and any(line in n for n in notes), line
+    assert "docs/" not in text and not any("docs/" in n for n in notes)
 
     # lists: overdue (with the 督办 level), awaiting approval, extensions
     assert [(o["code"], o["days_late"], o["level_label"]) for o in html.tables["overdue"]] == [
@@ -241,26 +255,31 @@ def test_cli_report_writes_both_and_prints_the_headline(engine, tmp_path, use_da
     assert helped.exit_code == 0 and "督办汇总报告" in helped.output
 
 
-def test_weekly_bulletin_carries_the_rollup_figures(engine, tmp_path):
+def test_a_bulletin_carries_the_rollup_figures(engine, tmp_path):
+    from duban.rollup.bulletins import issue_bulletins
     from duban.rules.calendar import WorkCalendar
-    from notifications.bulletin import queue_bulletins
     from notifications.channel import Outgoing
     from notifications.render import render_message
+    from tests.rollup.test_rollup import TZ
 
     build_scenario(engine, tmp_path)
     r = compute(engine)
-    queued, payloads = queue_bulletins(engine, today=AS_OF, cal=WorkCalendar(), rollup=r, dry_run=True)
-    (payload,) = payloads
-    weekly = payload["weekly"]
-    assert (weekly["completion_rate"], weekly["on_time_rate"], weekly["red"], weekly["awaiting"]) == ("28.6%", "25.0%", 2, 1)
-    assert [d["department"] for d in weekly["departments"]] == ["宣传部", "教务处"]
-    assert weekly["top_overdue"][0]["level"] == "已报领导小组办公室"
-    assert "（周报）" in queued[0].subject and "按期完成率 25.0%" in queued[0].subject
-    out = Outgoing(0, None, "领导小组（群）", None, AS_OF, queued[0].subject, {**payload, "audience_name": "领导小组各位领导"}, 0)
+    run = issue_bulletins(engine, today=AS_OF, cal=WorkCalendar(), tz=TZ, rollup=r, scheduled=False, dry_run=True)
+    (issued,) = run.issued
+    payload = issued.payload
+    figures = payload["figures"]
+    assert (figures["completion_rate"], figures["on_time_rate"], figures["red"], figures["awaiting"]) == ("28.6%", "25.0%", 2, 1)
+    assert [(d["rank"], d["department"], d["score"], d["change"]) for d in payload["ranking"]] == [(1, "教务处", 33.0, "")]
+    assert payload["unranked"] == ["宣传部"]
+    assert figures["top_overdue"][0]["level"] == "已报领导小组办公室"
+    subject = issued.queued[0].subject
+    assert subject == "【督办通报】汇总测试方案（周通报·第 1 期，2026年11月23日至29日）：按期完成率 25.0%，逾期 2 项"
+    out = Outgoing(0, None, "领导小组（群）", None, AS_OF, subject, {**payload, "audience_name": "领导小组各位领导"}, 0)
     msg = render_message(out)
     for text in (msg.text, msg.html, msg.chat):
-        assert "25.0%" in text and "单位考核得分" in text and "教务处" in text and "33.0" in text
+        assert "25.0%" in text and "单位考核排名" in text and "教务处" in text and "33.0" in text and "暂无到期事项" in text
     assert "重点督办事项" in msg.text and "已报领导小组办公室" in msg.text
+    assert "【单位考核排名】（满分 100；本期为首期，暂无名次变化）\n1. 教务处 33.0 分（按期完成率 25.0%" in msg.text
 
 
 # -- the report in a real browser -------------------------------------------------------------

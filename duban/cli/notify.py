@@ -91,55 +91,77 @@ def notify_test_command(
     console.print(f"全部 {len(report.attempts)} 个渠道发送成功。请向 {p.name} 确认已收到测试消息。", markup=False)
 
 
+KIND_WORDS = {"week": "week", "周": "week", "周通报": "week", "month": "month", "月": "month", "月通报": "month"}
+
+
 @notify_app.command("bulletin")
 def notify_bulletin_command(
-    plan: Annotated[str | None, typer.Option("--plan", help="只发这个方案的通报（方案编号）；缺省为全部方案")] = None,
-    today: Annotated[str | None, typer.Option("--today", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示通报内容和收件对象，不记录、不发送")] = False,
-    force: Annotated[bool, typer.Option("--force", help="今天已发过通报时再发一次")] = False,
+    plan: Annotated[str | None, typer.Option("--plan", help="只印发这个方案的通报（方案编号）；缺省为全部方案")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="按这一天统计和印发（YYYY-MM-DD，缺省为今天）")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="周通报（week / 周）或月通报（month / 月）；缺省按方案设置")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示通报内容和收件对象，不印发、不发送")] = False,
+    force: Annotated[bool, typer.Option("--force", help="本期（本周或本月）已印发时再印发一期")] = False,
 ) -> None:
-    """督办通报：把逾期事项（逾期较久的列入通报）发给领导小组、领导小组办公室（群和个人）。"""
-    from duban.sweep.rows import digest_rows
-    from notifications.bulletin import BulletinError, queue_bulletins
-    from notifications.digest import environment
-    from notifications.render import bulletin_context
+    """督办通报：印发本期周通报或月通报（期号顺延，附汇总、逾期事项和单位考核排名），发给领导小组和领导小组办公室（群和个人）。"""
+    from duban.rollup import RollupError
+    from duban.rollup.bulletins import issue_bulletins
+    from notifications.bulletin import BulletinError
 
     day = _parse_day(today)
+    kinds = None
+    if kind is not None:
+        if kind.strip() not in KIND_WORDS:
+            _fail(f"通报类别“{kind}”不正确，可填 week（周通报）或 month（月通报）。", 2)
+        kinds = [KIND_WORDS[kind.strip()]]
     engine = _engine()
     rt = _runtime()
     try:
-        queued, payloads = queue_bulletins(
-            engine, today=day, cal=rt.calendar, plan_code=plan, channel=rt.channel.name, dry_run=dry_run, force=force
-        )
-    except BulletinError as err:
+        run = issue_bulletins(
+            engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=plan, kinds=kinds, scheduled=False,
+            channel=rt.channel.name, dry_run=dry_run, force=force,
+        )  # fmt: skip
+    except (BulletinError, RollupError) as err:
         _fail(str(err), 1)
-    if not queued:
-        if payloads:
-            console.print("通报没有收件对象：请在方案表中填写领导小组、领导小组办公室成员或其群通知地址。", markup=False)
-        else:
-            console.print(f"{day.isoformat()} 的通报已发过（可加 --force 再发一次）。", markup=False)
+    for text in run.already:
+        console.print(f"{text}已印发，本期不再印发（可加 --force 再印发一期）。", markup=False)
+    for code in run.no_recipients:
+        console.print(f"方案 {code} 的通报没有收件对象：请在方案表中填写领导小组、领导小组办公室成员或其群通知地址。", markup=False)
+    if not run.issued:
         return
     if dry_run:
-        for payload in payloads:
-            ctx = bulletin_context({**payload, "audience_name": "各位领导"})
-            console.print(
-                environment(rt.settings.template_dir).get_template("bulletin.txt.j2").render(**ctx, subject="", cut=""), markup=False
-            )
-        console.print("收件对象：" + "、".join(q.audience for q in queued), markup=False)
-        console.print("（预览：以上通报尚未记录、未发送。去掉 --dry-run 即可发送。）", markup=False)
+        _preview(run, rt)
         return
+    _report_sent(run, engine, rt, day)
+
+
+def _preview(run, rt) -> None:
+    from notifications.digest import environment
+    from notifications.render import bulletin_context
+
+    for issued in run.issued:
+        ctx = bulletin_context({**issued.payload, "audience_name": "各位领导"})
+        text = environment(rt.settings.template_dir).get_template("bulletin.txt.j2").render(**ctx, subject="", cut="")
+        console.print(text, markup=False)
+        console.print(f"收件对象：{'、'.join(q.audience for q in issued.queued)}", markup=False)
+    console.print("（预览：以上通报尚未印发、未发送，期号未占用。去掉 --dry-run 即可印发。）", markup=False)
+
+
+def _report_sent(run, engine, rt, day) -> None:
+    from duban.sweep.rows import digest_rows
     from duban.sweep.sending import deliver_due
 
-    ids = {q.digest_id for q in queued}
     deliver_due(rt)
-    rows = [r for r in digest_rows(engine, run_on=day) if r["编号"] in ids]
-    for r in rows:
-        console.print(
-            f"  {r['收件人']}：{r['状态']}" + (f"（{r['渠道']}）" if r["渠道"] else "") + (f"，{r['失败原因']}" if r["失败原因"] else ""),
-            markup=False,
-        )
-    waiting = sum(1 for r in rows if r["状态"] == "待发送")
+    rows = {r["编号"]: r for r in digest_rows(engine, run_on=day)}
+    for issued in run.issued:
+        console.print(f"已印发方案 {issued.plan} 的{issued.title}，{issued.period}：", markup=False)
+        for q in issued.queued:
+            r = rows.get(q.digest_id)
+            if r is not None:
+                line = f"  {r['收件人']}：{r['状态']}" + (f"（{r['渠道']}）" if r["渠道"] else "")
+                console.print(line + (f"，{r['失败原因']}" if r["失败原因"] else ""), markup=False)
+    ids = {q.digest_id for q in run.queued}
+    waiting = sum(1 for i, r in rows.items() if i in ids and r["状态"] == "待发送")
     console.print(
-        f"通报已生成 {len(queued)} 份" + (f"，其中 {waiting} 份不在发送时段内，将于下一个工作时段发出" if waiting else "") + "。",
+        f"通报已生成 {len(ids)} 份" + (f"，其中 {waiting} 份不在发送时段内，将于下一个工作时段发出" if waiting else "") + "。",
         markup=False,
     )

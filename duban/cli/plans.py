@@ -163,7 +163,7 @@ def report_command(
     except OSError as err:
         _fail(f"无法写入报告文件夹 {folder}：{err.strerror or err}", 1)
     console.print(headline(r), markup=False, highlight=False)
-    worst = r.assessment.sort_values("score").head(3)
+    worst = r.assessment.dropna(subset=["score"]).sort_values("score").head(3)  # departments with nothing due are not scored
     if len(worst):
         console.print(
             "考核得分较低的单位："

@@ -19,7 +19,8 @@ stores the day's counts and :mod:`duban.rollup.trend` reads them back.
     ``as_of``, ``plan_code``, ``due_soon_days``, ``totals`` (dict of headline numbers), and the
     DataFrames ``by_plan``, ``by_system``, ``by_project``, ``by_department``, ``by_supervisor``,
     ``overdue``, ``due_soon``, ``awaiting_approval``, ``extensions``, ``trend``, ``assessment``,
-    ``tasks`` (one row per task, with its colour: for drill-down); ``views()`` lists
+    ``tasks`` (one row per task, with its colour: for drill-down), ``compared_with`` (plan code →
+    the 通报 the ranks are compared with, ``第 3 期周通报（2026-11-20）``); ``views()`` lists
     ``(key, Chinese title, DataFrame)`` in report order; ``to_dict()`` is JSON-ready
     (``schema: duban.rollup/1``).  Column names are English identifiers; :data:`COLUMNS` maps
     each to its Chinese header (``header(name)``), :data:`RATE_COLUMNS` are fractions 0–1.
@@ -30,6 +31,12 @@ stores the day's counts and :mod:`duban.rollup.trend` reads them back.
     ``compute`` over all plans + ``snapshot`` (what the daily sweep calls).
 ``trend.trend(engine, *, plan_code=None, scope="plan", key=None, until=None, days=None) -> DataFrame``
     The stored snapshots as a time series (summed over plans for the provincial view).
+``assessment``
+    One row per (plan, lead department): the record, the parts ``s_*`` / ``p_*``, ``score``,
+    ``rank`` (int) and ``change`` (``↑2`` / ``↓1`` / ``—`` / ``新上榜`` / empty); a department with
+    nothing due has NaN parts and score and ``rank`` None, after the ranked ones.
+``bulletins.issue_bulletins(engine, *, today, cal, tz, ...) -> BulletinRun``
+    Issue the numbered 督办通报 due today (``schedule``: which day, which period, the title).
 
 Group metrics (every ``by_*`` frame and the snapshot): ``tasks`` (non-archived), ``done_tasks``,
 ``on_time_tasks``, ``overdue_tasks``, ``due_soon_tasks``, ``milestones``, ``done_milestones``,
@@ -214,6 +221,7 @@ COLUMNS: dict[str, str] = {
     "p_returns": "退回得分",
     "score": "考核得分",
     "rank": "排名",
+    "change": "名次变化",
     "schedule": "类型",
     "overdue": "是否逾期",
 }
@@ -249,6 +257,7 @@ class Rollup:
     plans: pd.DataFrame  # plan_id, plan, plan_name, organization
     warnings: list[str] = field(default_factory=list)
     assessment_policies: dict[str, AssessmentPolicy] = field(default_factory=dict)  # plan code -> its 考核 settings
+    compared_with: dict[str, str] = field(default_factory=dict)  # plan code -> the 通报 the rank changes are since
 
     @property
     def title(self) -> str:

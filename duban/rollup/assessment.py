@@ -1,5 +1,8 @@
-"""考核: each lead department's score from its record (formula in docs/rollup.md), and the
-rates every group of the roll-up carries."""
+"""考核: each lead department's score from its record (formula in docs/rollup.md), its rank and the
+change of rank since the last issued 通报, and the rates every group of the roll-up carries.
+
+A department with nothing due yet (no due milestone) has no score and no rank: it is listed after
+the ranked ones as 暂无到期事项 (a department that has not been tested is not a leader)."""
 
 from __future__ import annotations
 
@@ -26,8 +29,31 @@ def rates(g) -> None:
     g["on_time_baseline_rate"] = ratio(g["on_time_baseline_milestones"], g["due_milestones"])
 
 
-def assessment(live: pd.DataFrame, plans: pd.DataFrame) -> pd.DataFrame:
-    """考核: one row per (plan, lead department); formula in docs/rollup.md."""
+NOTHING_DUE = "暂无到期事项"  # shown instead of a score for a department with nothing due yet
+NEW_ENTRY = "新上榜"  # ranked now, not ranked in the bulletin compared with
+SAME_RANK = "—"
+
+
+def rank_change(previous: int | None, now: int | None, *, compared: bool) -> str:
+    """A rank's change since the bulletin compared with: ``↑2`` (up two places), ``↓1``, ``—``
+    (same place), ``新上榜`` (not ranked then); empty when not ranked now or nothing to compare with."""
+    if now is None or not compared:
+        return ""
+    if previous is None:
+        return NEW_ENTRY
+    if previous > now:
+        return f"↑{previous - now}"
+    if previous < now:
+        return f"↓{now - previous}"
+    return SAME_RANK
+
+
+def assessment(live: pd.DataFrame, plans: pd.DataFrame, previous: dict[str, dict[str, int]] | None = None) -> pd.DataFrame:
+    """考核: one row per (plan, lead department); formula in docs/rollup.md.
+
+    ``previous``: per plan code, each department's rank in the bulletin compared with (a plan
+    without one gets no ``change``).  Ranked departments come first (score, then name); those
+    with nothing due follow by name, with no score (NaN) and no rank (None)."""
     cols = ["tasks", "due_milestones", "on_time_milestones", "late_days", "escalations", "completion_requests", "returns"]
     out_cols = [
         "plan",
@@ -53,6 +79,7 @@ def assessment(live: pd.DataFrame, plans: pd.DataFrame) -> pd.DataFrame:
         "p_returns",
         "score",
         "rank",
+        "change",
     ]
     if live.empty:
         return pd.DataFrame(columns=out_cols)
@@ -63,8 +90,19 @@ def assessment(live: pd.DataFrame, plans: pd.DataFrame) -> pd.DataFrame:
     else:  # plans with their own settings: each row scored with its plan's (vectorised, not per plan)
         per = {name: g["plan"].map({code: value(p) for code, p in policies.items()}) for name, value in _PARAMS.items()}
         a = _score(g, **per)
-    a = a.sort_values(["plan", "score", "department"], ascending=[True, False, True], kind="stable").reset_index(drop=True)
-    a["rank"] = a.groupby("plan")["score"].rank(method="min", ascending=False).astype("int64")
+    a["unranked"] = a["due_milestones"] == 0
+    for c in ("s_on_time", "s_overdue", "s_escalations", "s_returns", "p_on_time", "p_overdue", "p_escalations", "p_returns", "score"):
+        a[c] = a[c].where(~a["unranked"])
+    a = a.sort_values(["plan", "unranked", "score", "department"], ascending=[True, True, False, True], kind="stable").reset_index(
+        drop=True
+    )
+    ranks = a.groupby("plan")["score"].rank(method="min", ascending=False)
+    a["rank"] = pd.Series([None if r != r else int(r) for r in ranks.tolist()], index=a.index, dtype=object)
+    previous = previous or {}
+    a["change"] = [
+        rank_change(previous.get(p, {}).get(d), r, compared=p in previous)
+        for p, d, r in zip(a["plan"].tolist(), a["department"].tolist(), a["rank"].tolist(), strict=True)
+    ]
     return a[out_cols]
 
 
@@ -72,7 +110,8 @@ def score_frame(g: pd.DataFrame, policy: AssessmentPolicy) -> pd.DataFrame:
     """Add the component scores and the total to a frame with the record columns (docs/rollup.md).
 
     Each component is a rate from 0 to 1 (``s_*``), its points are rate × weight (``p_*``), and the
-    score is the points' sum over the weights' sum × 100.  Nothing due yet counts as full marks.
+    score is the points' sum over the weights' sum × 100.  (:func:`assessment` leaves a department
+    with nothing due unscored; here nothing due counts as full on-time marks.)
     """
     return _score(g, **{name: value(policy) for name, value in _PARAMS.items()})
 
@@ -110,3 +149,23 @@ def _score(
     for c in ("p_on_time", "p_overdue", "p_escalations", "p_returns"):
         g[c] = g[c].round(1)
     return g
+
+
+def _n(x: float) -> str:
+    """A setting as an office writes it: 50, 0.5, 12.5 (no trailing zeros)."""
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def explanation(policy: AssessmentPolicy) -> list[str]:
+    """How the score is made, in short Chinese lines (report, workbook, dashboard, 通报)."""
+    w = policy.weights
+    return [
+        f"按期完成 {_n(w.on_time)} 分：按期完成节点 ÷ 应完成节点 × {_n(w.on_time)}；批准延期的，按延期后的完成时间计。",
+        f"逾期 {_n(w.overdue)} 分：应完成节点平均逾期 {_n(policy.overdue_days_limit)} 个工作日及以上得 0 分，"
+        f"不逾期得满分，其间按比例计分（已完成的按提交日计，未完成的计至统计日）。",
+        f"督办 {_n(w.escalations)} 分：平均每项任务被督办 {_n(policy.escalations_limit)} 次及以上得 0 分，未被督办得满分，其间按比例计分。",
+        f"退回 {_n(w.returns)} 分：办结申请被退回的比例达到 {_n(policy.returns_limit * 100)}% 及以上得 0 分，"
+        "没有退回得满分，其间按比例计分。",
+        f"考核得分 = 四项得分之和 ÷ 权重合计（{_n(w.total)}）× 100，保留一位小数；得分相同的名次并列。"
+        f"尚无应完成节点的单位暂不计分、不排名，列于最后并注明“{NOTHING_DUE}”。",
+    ]

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from duban.db import session_scope
 from duban.rollup import COLOUR_LABELS, COUNT_COLUMNS, DUE_SOON_DAYS, LEVEL_LABELS, LIST_COLUMNS, REQUEST_LABELS, UNSPECIFIED, Rollup
 from duban.rollup.assessment import assessment, plan_assessment_policies, rates
-from duban.rollup.frames import Workdays, colours, load, local_dates, plans_frame
+from duban.rollup.frames import Workdays, colours, last_rankings, load, local_dates, plans_frame
 from duban.rollup.trend import snapshot_frame, trend_with_today
 from duban.status import TASK_STATES
 from duban.vocabulary import OPEN_STATES, Light, MilestoneState, RequestKind, RequestStatus, SnapshotScope
@@ -58,6 +58,9 @@ def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz,
         plan_ids = [int(x) for x in plans["plan_id"]]
         data = load(session, plan_ids, tz)
         snaps = snapshot_frame(session, plan_ids, scope=SnapshotScope.PLAN, key=None, until=as_of)
+        published = last_rankings(session, plan_ids, before=as_of)
+    code_of = dict(zip(plans["plan_id"].tolist(), plans["plan"].tolist(), strict=True))
+    previous = {code_of[pid]: ranks for pid, (_name, ranks) in published.items()}
     workdays = Workdays(cal)
     people = data["people"]
     m = _milestones(data["milestones"], as_of=as_of, due_soon_days=due_soon_days, tz=tz, workdays=workdays)
@@ -112,11 +115,12 @@ def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz,
         awaiting_approval=awaiting,
         extensions=extensions,
         trend=trend_with_today(snaps, totals, as_of),
-        assessment=assessment(live, plans),
+        assessment=assessment(live, plans, previous),
         tasks=tasks_view,
         plans=plans.drop(columns=["policy"]),
         warnings=list(getattr(cal, "warnings", []) or []),
         assessment_policies=plan_assessment_policies(plans),
+        compared_with={code_of[pid]: name for pid, (name, _ranks) in published.items()},
     )
 
 

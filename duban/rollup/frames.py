@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 import pandas as pd
 from sqlalchemy import func, select
 
-from duban.models import Department, Event, Milestone, Notification, Person, Plan, Project, Request, System, Task
+from duban.models import Bulletin, Department, Event, Milestone, Notification, Person, Plan, Project, Request, System, Task
 from duban.rollup import RollupError
 from duban.rules.deadlines import MilestoneView, TaskView, colour
 from duban.rules.policy import effective_policy
@@ -274,3 +274,23 @@ def colours(
         policy = effective_policy(plan_policy[plan_id], task_policy) if task_policy else base[plan_id]
         out[task_id] = colour(view, policy, cal, as_of)
     return out
+
+
+def last_rankings(session, plan_ids: list[int], *, before: dt.date) -> dict[int, tuple[str, dict[str, int]]]:
+    """Each plan's last 通报 issued before ``before`` (any kind): its name (``第 3 期周通报（…）``)
+    and the rank it published for each department (those it ranked)."""
+    from duban.rollup.schedule import issue_name
+
+    order = func.row_number().over(partition_by=Bulletin.plan_id, order_by=(Bulletin.issued_on.desc(), Bulletin.id.desc()))
+    latest = select(Bulletin.id, order.label("n")).where(Bulletin.plan_id.in_(plan_ids), Bulletin.issued_on < before).subquery()
+    rows = session.execute(
+        select(Bulletin.plan_id, Bulletin.kind, Bulletin.number, Bulletin.issued_on, Bulletin.data)
+        .join(latest, latest.c.id == Bulletin.id)
+        .where(latest.c.n == 1)
+    ).all()
+    return {r.plan_id: (issue_name(r.kind, r.number, r.issued_on), published_ranks(r.data)) for r in rows}
+
+
+def published_ranks(data: dict[str, Any] | None) -> dict[str, int]:
+    """The ranks a bulletin published (``data["ranking"]``), by department."""
+    return {str(e["department"]): int(e["rank"]) for e in (data or {}).get("ranking", []) if e.get("rank") is not None}

@@ -18,7 +18,7 @@ import pandas as pd
 
 from duban import rollup
 from duban.accounts import Viewer
-from duban.rollup.assessment import rates
+from duban.rollup.assessment import NOTHING_DUE, explanation, rates
 from duban.rollup.compute import compute
 from duban.values import jsonable
 from duban.vocabulary import AccountRole, LinkAction, MilestoneState
@@ -35,7 +35,7 @@ VIEW_COLUMNS: dict[str, list[str]] = {
     "due_soon": ["code", "title", "milestone", "owner", "department", "due", "days_left", "colour_label"],
     "awaiting_approval": ["kind", "code", "title", "milestone", "department", "requester", "submitted_on", "waiting_days", "new_due"],
     "extensions": ["code", "title", "milestone", "owner", "department", "baseline", "due", "slipped_days", "extensions", "reason"],
-    "assessment": ["rank", "department", "tasks", "on_time_rate", "avg_late_days", "escalations", "returns", "score"],
+    "assessment": ["rank", "change", "department", "tasks", "on_time_rate", "avg_late_days", "escalations", "returns", "score"],
 }
 log = logging.getLogger("duban.web.dashboard")
 ITEM_VIEWS = ("tasks", "overdue", "due_soon", "extensions")  # lists of tasks with their owners
@@ -90,6 +90,7 @@ class Dashboard:
     queue_href: str | None = None
     warnings: list[str] = field(default_factory=list)
     notice: str = ""
+    assessment_notes: list[str] = field(default_factory=list)  # how the score is made, what the rank change compares with
 
 
 # -- formatting ------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ def _missing(v: Any) -> bool:
 
 def fmt(name: str, v: Any) -> str:
     if _missing(v):
-        return "—" if name in rollup.RATE_COLUMNS else ""
+        return NOTHING_DUE if name == "score" else "—" if name in rollup.RATE_COLUMNS else ""
     if name in rollup.RATE_COLUMNS:
         return rollup.pct(float(v))
     if isinstance(v, (dt.date, pd.Timestamp)):
@@ -240,7 +241,14 @@ def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str],
         totals=totals,
         queue_href=_queue_href(rt, viewer, r) if viewer.sees_approvals and len(r.awaiting_approval) else None,
         warnings=list(r.warnings),
+        assessment_notes=_assessment_notes(r),
     )
+
+
+def _assessment_notes(r: rollup.Rollup) -> list[str]:
+    from duban.report import comparisons, shown_policy
+
+    return [*explanation(shown_policy(r)), comparisons(r)]
 
 
 PROBLEM_ROWS = 100  # messages listed under 通知发送异常 (all of them: duban outbox --failed)
@@ -295,6 +303,7 @@ def _charts(r: rollup.Rollup, frames: dict[str, pd.DataFrame], totals: dict[str,
             [(str(row[name]), rate(row["completion_rate"]), rate(row["on_time_rate"])) for row in groups.to_dict(orient="records")],
         )
     a = frames.get("assessment")
+    a = a[a["score"].notna()] if a is not None else None
     if a is not None and len(a):
         multi = a["plan"].nunique() > 1
         charts["assessment"] = report.chart_scores(

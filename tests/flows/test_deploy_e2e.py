@@ -68,13 +68,13 @@ def test_prefect_deploy_all_and_a_worker_run_the_sweep(tmp_path):
         )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         deployments = {d["name"]: d for d in get(f"{api}/deployments/filter", {})}
-        assert set(deployments) == {"daily-sweep", "deliver-due", "task-check", "import-plan", "rollup", "weekly-bulletin", "review"}
+        assert set(deployments) == {"daily-sweep", "deliver-due", "task-check", "import-plan", "rollup", "bulletin", "review"}
         (schedule,) = deployments["daily-sweep"]["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("30 8 * * *", "Asia/Shanghai")
         (every5,) = deployments["deliver-due"]["schedules"]
         assert (every5["schedule"]["cron"], every5["schedule"]["timezone"]) == ("*/5 * * * *", "Asia/Shanghai")
-        (weekly,) = deployments["weekly-bulletin"]["schedules"]
-        assert (weekly["schedule"]["cron"], weekly["schedule"]["timezone"]) == ("0 16 * * 5", "Asia/Shanghai")
+        (daily,) = deployments["bulletin"]["schedules"]
+        assert (daily["schedule"]["cron"], daily["schedule"]["timezone"]) == ("30 16 * * *", "Asia/Shanghai")
 
         start("worker", "start", "--pool", "duban", log="worker.log")
         get(f"{api}/deployments/{deployments['daily-sweep']['id']}/create_flow_run", {"parameters": {"today": "2026-11-23", "force": True}})

@@ -227,25 +227,39 @@ def test_notify_bulletin(use_database, tmp_path, monkeypatch, smtp_server):
     import_with_channels(tmp_path, [])
     preview = runner.invoke(app, ["notify", "bulletin", "--today", "2026-12-17", "--dry-run"])
     assert preview.exit_code == 0, preview.output
-    assert "测试方案督办通报（截至 2026-12-17）" in preview.output
+    # by hand on a Thursday: the plan's weekly 通报 (its setting), the first issue
+    assert "测试方案督办通报（周通报·第 1 期）\n2026年12月14日至20日（截至 2026-12-17）" in preview.output
     assert "在办任务 4 项，逾期未完成 2 项，其中逾期超过 15 个工作日、列入通报 1 项。" in preview.output
     assert (
         "三、其他逾期事项\n1. [1] 集体备课——中期检查\n   牵头单位 教务处，责任人 教务处处长；完成时间 2026-12-15，已逾期 2 个工作日"
         in preview.output
     )
     assert "1. [1] 集体备课——制定方案\n   牵头单位 教务处，责任人 教务处处长；完成时间 2026-11-20，已逾期 19 个工作日" in preview.output
+    assert (
+        "1. 教务处 30.0 分（按期完成率 0.0%，累计逾期 21 个工作日，被督办 0 次，被退回 0 次）\n暂无到期事项，暂不计分、不排名：宣传部"
+        in preview.output
+    )
     assert "收件对象：党委书记、督办员" in preview.output and smtp_server.received == []
+    assert "（预览：以上通报尚未印发、未发送，期号未占用。去掉 --dry-run 即可印发。）" in preview.output
     sent = runner.invoke(app, ["notify", "bulletin", "--today", "2026-12-17"])
     assert sent.exit_code == 0, sent.output
-    assert (
-        "党委书记：已发送（邮件、本地发件箱）" in sent.output
-    )  # DUBAN_OUTBOX_COPY keeps an outbox copy and "通报已生成 2 份。" in sent.output
+    assert "已印发方案 demo 的督办通报（周通报·第 1 期），2026年12月14日至20日：" in sent.output
+    assert "党委书记：已发送（邮件、本地发件箱）" in sent.output  # DUBAN_OUTBOX_COPY keeps an outbox copy
+    assert "通报已生成 2 份。" in sent.output
     mails = {m.rcpt_tos[0]: m for m in smtp_server.wait_for(2)}
-    assert mails["sj@example.org"].subject == "【督办通报】2026-12-17 测试方案：逾期 2 项，其中列入通报 1 项"
+    assert mails["sj@example.org"].subject == "【督办通报】测试方案（周通报·第 1 期，2026年12月14日至20日）：按期完成率 0.0%，逾期 2 项"
     assert mails["sj@example.org"].text().startswith("党委书记同志：")
     assert "<table" in mails["db@example.org"].html()
     again = runner.invoke(app, ["notify", "bulletin", "--today", "2026-12-17"])
-    assert "2026-12-17 的通报已发过（可加 --force 再发一次）。" in again.output
+    assert again.exit_code == 0 and "demo 第 1 期周通报（2026-12-17）已印发，本期不再印发（可加 --force 再印发一期）。" in again.output
+    monthly = runner.invoke(app, ["notify", "bulletin", "--today", "2026-12-18", "--kind", "月"])
+    assert "已印发方案 demo 的督办通报（月通报·第 1 期），2026年12月：" in monthly.output
+    forced = runner.invoke(app, ["notify", "bulletin", "--today", "2026-12-18", "--force"])
+    assert "已印发方案 demo 的督办通报（周通报·第 2 期），2026年12月14日至20日：" in forced.output
+    bad = runner.invoke(app, ["notify", "bulletin", "--kind", "季"])
+    assert bad.exit_code == 2 and "通报类别“季”不正确，可填 week（周通报）或 month（月通报）。" in bad.output
+    unknown = runner.invoke(app, ["notify", "bulletin", "--plan", "nope", "--today", "2026-12-17"])
+    assert unknown.exit_code == 1 and "没有编号为“nope”的方案。已有方案：demo" in unknown.output
 
 
 @pytest.mark.parametrize("demo", ["1", "0"])

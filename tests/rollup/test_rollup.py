@@ -307,16 +307,12 @@ def test_assessment_arithmetic(scenario):
         jwc["returns"],
     ) == (4, 1, 19, 2, 3, 1)
     assert (jwc["p_on_time"], jwc["p_overdue"], jwc["p_escalations"], jwc["p_returns"]) == (12.5, 10.5, 5.0, 5.0)
-    assert jwc["score"] == 33.0 and jwc["rank"] == 2
+    assert jwc["score"] == 33.0 and jwc["rank"] == 1 and jwc["change"] == ""  # no 通报 issued yet: nothing to compare with
+    # 宣传部 has nothing due yet: no score, no rank (not ahead of a department that is delivering)
     xcb = row(r.assessment, department="宣传部")
-    assert (xcb["p_on_time"], xcb["p_overdue"], xcb["p_escalations"], xcb["p_returns"], xcb["score"], xcb["rank"]) == (
-        50,
-        20,
-        15,
-        15,
-        100.0,
-        1,
-    )
+    assert (xcb["due_milestones"], xcb["tasks"], xcb["rank"], xcb["change"]) == (0, 2, None, "")
+    assert xcb[["p_on_time", "p_overdue", "p_escalations", "p_returns", "score"]].isna().all()
+    assert list(r.assessment["department"]) == ["教务处", "宣传部"]
 
 
 def test_assessment_weights_come_from_the_plan_policy(engine, tmp_path):

@@ -668,7 +668,12 @@ def test_numbers_agree_with_rollup_status_and_hand_counts(scenario, client):
     assert rows_of(html, "due_soon") == [["1", "集体备课", "中期检查", "教务处处长", "教务处", "2026-12-15", "3", "黄灯"]]
     assert rows_of(html, "awaiting_approval") == [["办结审核", "2", "建设课程资源库", "", "教务处", "教务处副处长", "2026-12-01", "7", ""]]
     assert rows_of(html, "extensions") == [["1", "集体备课", "", "教务处处长", "教务处", "2026-12-31", "2027-01-15", "15", "1", "批准延期"]]
-    assert [(row[1], row[-1]) for row in rows_of(html, "assessment")] == [("教务处", "75.0"), ("宣传部", "25.0")]
+    assert [(row[0], row[1], row[2], row[-1]) for row in rows_of(html, "assessment")] == [
+        ("1", "", "教务处", "75.0"),
+        ("2", "", "宣传部", "25.0"),
+    ]
+    assert "按期完成 50 分：按期完成节点 ÷ 应完成节点 × 50" in html and "名次变化：尚未印发过督办通报，暂无比较。" in html
+    assert "docs/" not in html
     assert html.count("<svg") == 4  # lights, rates by system, trend, assessment
 
 
@@ -679,7 +684,7 @@ def test_drill_down_by_department_system_and_supervisor(client):
     assert [kpi(html, label) for label in ("在办任务", "红灯", "黄灯", "绿灯", "逾期任务", "待审核")] == ["3", "1", "1", "1", "1", "0"]
     assert [row[1] for row in rows_of(html, "tasks")] == ["开设选修课", "文明校园创建", "校园文化节"]
     assert [row[1] for row in rows_of(html, "overdue")] == ["校园文化节"] and rows_of(html, "due_soon") == []
-    assert [row[1] for row in rows_of(html, "assessment")] == ["宣传部"]
+    assert [row[2] for row in rows_of(html, "assessment")] == ["宣传部"]
     data = client.get("/dashboard.json?plan=demo&department=宣传部").json()
     assert data["filters"] == {"department": "宣传部"} and data["totals"]["tasks"] == 3
 
@@ -776,3 +781,34 @@ def test_dashboard_in_chromium_shows_chinese_and_charts(scenario, live_server, p
     page.wait_for_url(live_server + "/login?out=1")
     page.goto(live_server + "/dashboard")
     assert page.url.startswith(live_server + "/login")
+
+
+def test_assessment_table_lists_departments_with_nothing_due_unranked():
+    import pandas as pd
+
+    from duban.web.dashboard_views import table
+
+    frame = pd.DataFrame(
+        [
+            ("demo", "教务处", 1, "↑1", 3, 0.25, 4.75, 2, 1, 33.0),
+            ("demo", "宣传部", None, "", 2, float("nan"), 0.0, 0, 0, float("nan")),
+        ],
+        columns=["plan", "department", "rank", "change", "tasks", "on_time_rate", "avg_late_days", "escalations", "returns", "score"],
+    )
+    frame["rank"] = pd.Series([1, None], dtype=object)  # as duban.rollup.assessment makes it
+    t = table("assessment", "单位考核", frame, provincial=False)
+    assert t.headers == [
+        "排名",
+        "名次变化",
+        "牵头单位",
+        "在办任务",
+        "按期完成率",
+        "每节点平均逾期工作日",
+        "被督办次数",
+        "被退回",
+        "考核得分",
+    ]
+    assert [[c.text for c in row] for row in t.rows] == [
+        ["1", "↑1", "教务处", "3", "25.0%", "4.8", "2", "1", "33.0"],
+        ["", "", "宣传部", "2", "—", "0.0", "0", "0", "暂无到期事项"],
+    ]
