@@ -149,8 +149,10 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
     # whatever the hour: every digest is in the local outbox at once, and nothing left the machine
     # the demo announces its plan (任务下达): each owner's notice goes out in their one message of the day
     assert "任务下达（duban announce）：新下达 176 项任务，涉及责任人 44 位。" in first.stdout
-    assert "应发事项 40 项（新增 40 项，其余此前已发），生成通知 49 份，发送成功 49 份。" in first.stdout
-    assert len(list((tmp_path / "outbox" / "2026-11-23").glob("*.txt"))) == 49
+    assert (
+        "应发事项 0 项（新增 0 项，其余此前已发），生成通知 44 份，发送成功 44 份。" in first.stdout
+    )  # announcement day: the notices only
+    assert len(list((tmp_path / "outbox" / "2026-11-23").glob("*.txt"))) == 44
     assert "演示模式下所有通知只写入本地发件箱，不会发给任何人。" in first.stdout
     assert not netlog.exists(), netlog.read_text(encoding="utf-8")
     assert "截至 2026-11-23：在办任务 176 项" in first.stdout
@@ -166,8 +168,8 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
     second = subprocess.run(duban, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "与库中现有内容相同，没有需要更新的内容。" in second.stdout
     assert "任务下达（duban announce）：新下达 0 项任务，涉及责任人 0 位。" in second.stdout
-    assert "应发事项 40 项（新增 0 项，其余此前已发），生成通知 0 份，发送成功 0 份。" in second.stdout
-    assert second.stdout.count("，已发送") == 10  # today's notices, sent by the first run, listed (10 of 49)
+    assert "应发事项 0 项（新增 0 项，其余此前已发），生成通知 0 份，发送成功 0 份。" in second.stdout
+    assert second.stdout.count("，已发送") == 10  # today's notices, sent by the first run, listed (10 of 44)
     assert not netlog.exists(), netlog.read_text(encoding="utf-8")
 
 

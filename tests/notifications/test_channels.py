@@ -182,6 +182,9 @@ def import_with_channels(tmp_path, chat_urls):
     path = write_yaml(tmp_path / "p.yaml", plan)
     result = runner.invoke(app, ["import", str(path)])
     assert result.exit_code == 0, result.output
+    # handed out at the launch meeting: the 签收 clock starts
+    result = runner.invoke(app, ["announce", "--no-notice"])
+    assert result.exit_code == 0, result.output
 
 
 def test_notify_test_reports_each_channel(use_database, tmp_path, monkeypatch, smtp_server, webhook):
@@ -278,8 +281,9 @@ def test_demo_mode_delivers_everything_to_the_local_outbox_at_any_hour(use_datab
     monkeypatch.setenv("DUBAN_SECRET_KEY", "k" * 8 + "0123456789abcdefghijklmnopqrstuv")
     monkeypatch.setenv("DUBAN_SMTP_URL", smtp_server.relay_url)
     night = dt.datetime(2026, 11, 30, 23, 50, tzinfo=ZoneInfo("Asia/Shanghai"))
-    with time_machine.travel(night, tick=False):
+    with time_machine.travel(night - dt.timedelta(days=7), tick=False):  # imported and announced the week before
         import_with_channels(tmp_path, [f"json://127.0.0.1:{webhook.port}/hook"])
+    with time_machine.travel(night, tick=False):
         rt = runtime()
         day = night.date()
         decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz)
@@ -288,9 +292,9 @@ def test_demo_mode_delivers_everything_to_the_local_outbox_at_any_hour(use_datab
     outbox = sorted(p.name for p in (rt.settings.outbox_path / "2026-11-30").glob("*.txt")) if demo == "1" else []
     if demo == "1":
         assert isinstance(rt.channel, OutboxChannel)
-        assert (assembled, result.sent, result.deferred) == (2, 2, 0)
-        assert [name.split("-", 1)[1] for name in outbox] == ["分管教学副校长.txt", "教务处处长.txt"]
+        assert (assembled, result.sent, result.deferred) == (3, 3, 0)
+        assert [name.split("-", 1)[1] for name in outbox] == ["教务处处长.txt", "教务处副处长.txt", "宣传部部长.txt"]
     else:
         assert not isinstance(rt.channel, OutboxChannel)
-        assert (assembled, result.sent, result.deferred) == (2, 0, 2)
+        assert (assembled, result.sent, result.deferred) == (3, 0, 3)
     assert smtp_server.received == [] and webhook.requests == []

@@ -6,14 +6,23 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from duban.db import session_scope
 from duban.models import Event, Notification, Task
 from duban.vocabulary import EventKind, MessageKind
 from tests.web.test_dashboard import add_account, assert_private, login, web  # noqa: F401  (the fixture)
 
-pytestmark = pytest.mark.usefixtures("clock")
+pytestmark = pytest.mark.usefixtures("clock", "not_yet_announced")
+
+
+@pytest.fixture
+def not_yet_announced(web, engine):  # noqa: F811
+    """The small plan (plan 1) as imported, before anyone announced it (the shared ``web`` fixture
+    imports both plans announced, as the other dashboard tests need)."""
+    with session_scope(engine) as s:
+        s.execute(update(Task).where(Task.plan_id == 1).values(announced_at=None))
+
 
 TOKEN_RE = re.compile(r'name="csrf" value="([0-9a-f]+)">\s*<input type="hidden" name="plan"')
 
