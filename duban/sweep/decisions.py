@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -142,7 +143,7 @@ class OfficeLines:
     line (督办条线: systems, departments) covers it; when no line covers it, the members without a
     line (the office's director), and all of them only when every member has a line."""
 
-    def __init__(self, rows: list[Any]) -> None:
+    def __init__(self, rows: Sequence[Any]) -> None:
         self.members: dict[int, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
         for r in rows:
             self.members[r.plan_id].append((r.person_id, r.scope or {}))
