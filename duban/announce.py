@@ -161,6 +161,7 @@ def announce_in(
     channel: str = "cli",
 ) -> AnnounceResult:
     """``announce`` inside the caller's transaction (the web app's ``store_write``)."""
+    now = now.astimezone(dt.UTC)  # stored in UTC: SQLite keeps the wall time and drops the offset
     plans, rows = _selection(session, plan_code, task_codes)
     fresh = [r for r in rows if r.announced_at is None]
     result = AnnounceResult(already=len(rows) - len(fresh), notify=notify)

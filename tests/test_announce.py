@@ -64,7 +64,8 @@ def test_one_message_per_owner_listing_all_their_tasks_then_nothing_more(rt, eng
     assert sorted(got) == ["宣传部部长", "教务处副处长", "教务处处长"]
     assert "开设选修课" in got["宣传部部长"] and "文明校园创建" in got["宣传部部长"]
     assert "集体备课" in got["教务处处长"] and "开设选修课" not in got["教务处处长"]
-    assert "新下达任务，请于 3 个工作日内签收" in got["教务处副处长"]
+    assert "主题：【任务下达】2026-11-30 教务处副处长：新下达任务 1 项" in got["教务处副处长"]
+    assert "现将以下 1 项任务下达给您（测试方案），任务书和时间表如下。" in got["教务处副处长"]
     assert all(v is not None for v in announced(engine).values())
     events = rows(engine, Event, EventKind.TASK_ANNOUNCED)
     assert [(e.actor, e.channel, e.data) for e in events][:1] == [("督办员", "cli", {"owner": "教务处处长", "notice": True})]
@@ -78,7 +79,7 @@ def test_one_message_per_owner_listing_all_their_tasks_then_nothing_more(rt, eng
 def test_the_notice_carries_the_task_book_its_timetable_and_the_grace(rt, engine):
     announce(engine, today=PINNED_DAY, now=NOW, actor="督办员", task_codes=["1"])
     [n] = rows(engine, Notification, MessageKind.ASSIGNMENT)
-    assert n.key == "assignment:t1:2026-11-30T10:00:00+08:00"
+    assert n.key == "assignment:t1:2026-11-30T02:00:00+00:00"  # announced_at, in UTC
     assert (n.due_date, n.decided_on, n.level) == (dt.date(2026, 12, 31), PINNED_DAY, 0)
     assert n.data == {
         "code": "1",

@@ -292,9 +292,15 @@ def test_demo_mode_delivers_everything_to_the_local_outbox_at_any_hour(use_datab
     outbox = sorted(p.name for p in (rt.settings.outbox_path / "2026-11-30").glob("*.txt")) if demo == "1" else []
     if demo == "1":
         assert isinstance(rt.channel, OutboxChannel)
-        assert (assembled, result.sent, result.deferred) == (3, 3, 0)
-        assert [name.split("-", 1)[1] for name in outbox] == ["教务处处长.txt", "教务处副处长.txt", "宣传部部长.txt"]
+        assert (assembled, result.sent, result.deferred) == (5, 5, 0)
+        assert [name.split("-", 1)[1] for name in outbox] == [
+            "党委书记.txt",
+            "分管教学副校长.txt",
+            "教务处处长.txt",
+            "教务处副处长.txt",
+            "宣传部部长.txt",
+        ]
     else:
         assert not isinstance(rt.channel, OutboxChannel)
-        assert (assembled, result.sent, result.deferred) == (3, 0, 3)
+        assert (assembled, result.sent, result.deferred) == (5, 0, 5)
     assert smtp_server.received == [] and webhook.requests == []
