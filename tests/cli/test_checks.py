@@ -38,18 +38,21 @@ def school(tmp_path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("day", "says"),
+    ("day", "options", "says"),
     [
-        ("2026-11-29", "2026-11-29 不是工作日，未检查（可加 --force 强制检查）。"),  # a Sunday
-        ("2026-10-05", "2026-10-05 不是工作日，未检查（可加 --force 强制检查）。"),  # National Day holiday
+        ("2026-11-29", [], "2026-11-29 不是工作日，未检查（可加 --force 强制检查）。"),  # a Sunday
+        ("2026-10-05", [], "2026-10-05 不是工作日，未检查（可加 --force 强制检查）。"),  # National Day holiday
+        # one task, checked or previewed, obeys the working-day rule like the daily sweep
+        ("2026-11-29", ["--task", "1"], "2026-11-29 不是工作日，未检查（可加 --force 强制检查）。"),
+        ("2026-11-29", ["--dry-run", "--task", "1"], "2026-11-29 不是工作日，每日检查不会发送任何通知（可加 --force 强制检查）。"),
     ],
 )
-def test_a_non_working_day_is_answered_without_prefect(school, tmp_path, day, says):
+def test_a_non_working_day_is_answered_without_prefect(school, tmp_path, day, options, says):
     code = (
-        "import sys\nfrom duban.cli.main import main\nsys.argv = ['duban', 'check', '--today', sys.argv[1]]\n"
+        "import sys\nfrom duban.cli.main import main\nsys.argv = ['duban', 'check', '--today', *sys.argv[1:]]\n"
         "try:\n    main()\nfinally:\n    print('prefect loaded' if 'prefect' in sys.modules else 'prefect not loaded')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, day], cwd=tmp_path, env=school, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code, day, *options], cwd=tmp_path, env=school, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [says, "prefect not loaded"]
     assert not (tmp_path / "prefect").exists()  # no server of any kind was started
