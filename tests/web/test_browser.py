@@ -68,8 +68,9 @@ def test_owner_submits_done_and_coordinator_approves(app_env, live_server, page,
     engine = app_env
     daily_sweep_messages(engine)
     message = outbox_message("教务处处长")
-    assert "[1] 集体备课——制定方案" in message
-    done_url = link_in(message, "提交办结", item="集体备课——制定方案")
+    # one entry per task: its asks under it, each link once
+    assert "1. [1] 集体备课\n   · 第 1 步「制定方案」完成时间 2026-11-20，已逾期 6 个工作日" in message, message
+    done_url = link_in(message, "提交办结", item="[1] 集体备课")
     assert done_url.startswith(live_server + "/l/")
 
     # 1. the owner opens the link from the message: the page shows the task, nothing changes
