@@ -1,116 +1,39 @@
-"""佐证材料: checking and storing uploaded evidence files and URLs.
+"""佐证材料: checking, staging and storing uploaded evidence files and URLs.
 
-A file is accepted when both its extension and its content (the first bytes, and for Office
-files and zips the archive's table of contents) belong to one allowed type; executables, web
-pages, scripts and SVG are refused whatever they are called.  Files are stored under
-``<data dir>/evidence/<first two hex digits>/<sha256>``: never under the uploaded name, which is
-kept (cleaned) only as the name shown to readers.  The same file uploaded twice is stored once.
+What a file may be is :mod:`duban.filecheck` (an allow-list of types, each file's content checked,
+archives unpacked with caps).  A submission's files are *staged*: streamed to a temporary file,
+hashed and checked while the form is read; they go into the store only after the action that
+refers to them is saved (:func:`keep_files`), and every other ending removes them
+(:func:`discard_files`): a refused or failed submission leaves nothing on disk.
+
+Stored files live under ``<data dir>/evidence/<first two hex digits>/<sha256>``: never under the
+uploaded name, which is kept (cleaned) only as the name shown to readers.  The same file uploaded
+twice is stored once.  :func:`check_quota` caps what one link and one plan in one day may store.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
 import secrets
-import unicodedata
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from duban.models import Evidence
+from duban.filecheck import ALLOWED, FileCheckError, check_file, clean_name, extension, type_reason
+from duban.filecheck import FORMATS_TEXT as FORMATS_TEXT  # re-exported (the upload forms)
+from duban.models import Event, Evidence, Link
 from duban.vocabulary import EvidenceKind
 
 CHUNK = 1 << 16
-
-# extension -> (content type, kind of content it must have)
-ALLOWED: dict[str, tuple[str, str]] = {
-    "pdf": ("application/pdf", "pdf"),
-    "doc": ("application/msword", "ole"),
-    "xls": ("application/vnd.ms-excel", "ole"),
-    "ppt": ("application/vnd.ms-powerpoint", "ole"),
-    "wps": ("application/vnd.ms-works", "ole"),  # WPS 文字
-    "et": ("application/vnd.ms-excel", "ole"),  # WPS 表格
-    "dps": ("application/vnd.ms-powerpoint", "ole"),  # WPS 演示
-    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
-    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
-    "pptx": ("application/vnd.openxmlformats-officedocument.presentationml.presentation", "pptx"),
-    "jpg": ("image/jpeg", "jpeg"),
-    "jpeg": ("image/jpeg", "jpeg"),
-    "png": ("image/png", "png"),
-    "gif": ("image/gif", "gif"),
-    "webp": ("image/webp", "webp"),
-    "txt": ("text/plain; charset=utf-8", "text"),
-    "csv": ("text/csv; charset=utf-8", "text"),
-    "zip": ("application/zip", "zip"),
-}
-# refused with a specific message (whatever the content): programs, scripts, web pages
-DANGEROUS = frozenset(
-    [
-        "exe",
-        "com",
-        "bat",
-        "cmd",
-        "msi",
-        "msp",
-        "scr",
-        "pif",
-        "cpl",
-        "dll",
-        "sys",
-        "ps1",
-        "psm1",
-        "vbs",
-        "vbe",
-        "js",
-        "jse",
-        "mjs",
-        "wsf",
-        "wsh",
-        "hta",
-        "jar",
-        "apk",
-        "sh",
-        "bash",
-        "py",
-        "pl",
-        "rb",
-        "php",
-        "asp",
-        "aspx",
-        "jsp",
-        "html",
-        "htm",
-        "xhtml",
-        "shtml",
-        "mht",
-        "mhtml",
-        "svg",
-        "svgz",
-        "xml",
-        "xsl",
-        "swf",
-        "lnk",
-        "reg",
-        "iso",
-        "dmg",
-        "app",
-        "docm",
-        "xlsm",
-        "pptm",
-        "dotm",
-        "xltm",
-        "potm",
-    ]
-)
-FORMATS_TEXT = "PDF、Word、Excel、PowerPoint、WPS、图片（JPG/PNG/GIF/WEBP）、文本（TXT/CSV）或 ZIP 压缩包"
-OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
-HTML_MARKERS = (b"<!doctype", b"<html", b"<script", b"<svg", b"<iframe", b"<body", b"<head", b"<?xml", b"<object", b"<embed")
+MB = 1024 * 1024
 MAX_URLS = 10
 MAX_URL_LENGTH = 2000
 
@@ -126,170 +49,145 @@ class EvidenceError(ValueError):
 
 @dataclass(frozen=True)
 class StoredFile:
-    """An accepted file: where it is kept and what is shown."""
+    """An accepted file: what is shown, and where it is kept (``staged``: the checked temporary
+    file that :func:`keep_files` moves there once the submission is saved)."""
 
     filename: str  # display name (cleaned)
     stored_name: str  # "ab/<sha256>", relative to the evidence folder
     content_type: str
     size: int
     sha256: str
-    created: bool = False  # this upload put the file there (it was not stored before)
+    staged: Path | None = None
 
 
 def display_name(raw: str | None) -> str:
     """The uploaded name as safe display text: the last path part (``/`` or ``\\``), no control
-    characters, at most 120 characters; never used to name anything on disk."""
-    name = (raw or "").replace("\\", "/").split("/")[-1]
-    name = unicodedata.normalize("NFC", name)
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
+    or format characters, no ``::$DATA`` stream or trailing dots and spaces, no leading dots, at
+    most 120 characters; never used to name anything on disk."""
+    name = clean_name((raw or "").replace("\\", "/").split("/")[-1]).lstrip(".").strip()
     if len(name) > 120:
         stem, dot, ext = name.rpartition(".")
         name = (stem[:110] + dot + ext[:9]) if dot and len(ext) <= 9 else name[:120]
     return name or "附件"
 
 
-def extension(name: str) -> str:
-    return name.rpartition(".")[2].lower() if "." in name else ""
-
-
-def _is_text(head: bytes) -> bool:
-    if b"\x00" in head:
-        return False
-    for enc in ("utf-8", "gb18030"):
-        try:
-            head.decode(enc)
-            return True
-        except UnicodeDecodeError as err:
-            if enc == "utf-8" and err.start >= len(head) - 3:  # a character cut by the sniff window
-                return True
-    return False
-
-
-def _looks_like_html(head: bytes) -> bool:
-    low = head.lower()
-    return any(m in low for m in HTML_MARKERS)
-
-
-def _zip_names(path: Path) -> list[str] | None:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return None
-
-
-def check_content(path: Path, ext: str, head: bytes) -> None:
-    """Refuse a file whose content is not what its extension says (or is dangerous inside)."""
-    kind = ALLOWED[ext][1]
-    wrong = EvidenceError(f"文件内容与扩展名 .{ext} 不符，可能已损坏或被改名，请检查后重新上传。")
-    if kind == "pdf":
-        if not head.startswith(b"%PDF-"):
-            raise wrong
-    elif kind == "ole":
-        if not head.startswith(OLE_MAGIC):
-            raise wrong
-    elif kind == "jpeg":
-        if not head.startswith(b"\xff\xd8\xff"):
-            raise wrong
-    elif kind == "png":
-        if not head.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise wrong
-    elif kind == "gif":
-        if not head.startswith((b"GIF87a", b"GIF89a")):
-            raise wrong
-    elif kind == "webp":
-        if not (head.startswith(b"RIFF") and head[8:12] == b"WEBP"):
-            raise wrong
-    elif kind == "text":
-        if not _is_text(head):
-            raise wrong
-        if _looks_like_html(head):
-            raise EvidenceError("文本文件中含有网页或脚本内容，出于安全考虑不予接收。")
-    elif kind in ("docx", "xlsx", "pptx", "zip"):
-        if not head.startswith(b"PK\x03\x04"):
-            raise wrong
-        names = _zip_names(path)
-        if names is None:
-            raise wrong
-        if kind != "zip":
-            part = {"docx": "word/", "xlsx": "xl/", "pptx": "ppt/"}[kind]
-            if "[Content_Types].xml" not in names or not any(n.startswith(part) for n in names):
-                raise wrong
-            if any(n.lower().endswith("vbaproject.bin") for n in names):
-                raise EvidenceError("文件中含有宏，出于安全考虑不予接收。请另存为不含宏的格式后重新上传。")
-        else:
-            bad = [n for n in names if extension(n.rstrip("/")) in DANGEROUS or n.startswith("/") or ".." in n.split("/")]
-            if bad:
-                raise EvidenceError(f"压缩包中含有不予接收的文件（{display_name(bad[0])}），请移除可执行文件、脚本或网页后重新上传。")
-
-
-def store_form_files(folder: Path, files: list, *, max_files: int, max_bytes: int) -> list[StoredFile]:
-    """The files of a form's ``files`` field (empty file inputs skipped), each checked and stored;
-    more than ``max_files`` is refused before anything is stored."""
+def check_form_files(folder: Path, files: list, *, max_files: int, max_bytes: int) -> list[StoredFile]:
+    """The files of a form's ``files`` field (empty file inputs skipped), each checked and staged;
+    more than ``max_files`` is refused before anything is read.  On a refusal nothing stays staged.
+    The caller keeps them with :func:`keep_files` after saving, and discards them otherwise."""
     uploads = [f for f in files if not isinstance(f, str) and (f.filename or f.size)]
     if len(uploads) > max_files:
         raise EvidenceError(f"每次最多上传 {max_files} 个文件，请分次上传或打包为 ZIP。")
-    return [store_upload(folder, f.filename, f.file, max_bytes=max_bytes) for f in uploads]
+    staged: list[StoredFile] = []
+    try:
+        for f in uploads:
+            staged.append(stage_upload(folder, f.filename, f.file, max_bytes=max_bytes))
+    except BaseException:
+        discard_files(staged)
+        raise
+    return staged
 
 
-def store_upload(folder: Path, raw_name: str | None, stream: BinaryIO, *, max_bytes: int) -> StoredFile:
-    """Check and store one uploaded file; raises :class:`EvidenceError` with the reason.
+def stage_upload(folder: Path, raw_name: str | None, stream: BinaryIO, *, max_bytes: int) -> StoredFile:
+    """Check one uploaded file and stage it; raises :class:`EvidenceError` with the reason.
 
-    The stream is read in chunks into a temporary file beside its destination, hashed on the
-    way, and given up as soon as it passes ``max_bytes``.
+    The stream is read in chunks into a temporary file in ``<folder>/tmp``, hashed on the way,
+    and given up as soon as it passes ``max_bytes``; then its content is checked.
     """
     name = display_name(raw_name)
     ext = extension(name)
-    if ext in DANGEROUS:
-        raise EvidenceError(f"不接收 .{ext} 类型的文件（可执行文件、脚本或网页）。请上传{FORMATS_TEXT}。")
-    if ext not in ALLOWED:
-        shown = f" .{ext} " if ext else "无扩展名的"
-        raise EvidenceError(f"不支持{shown}文件。请上传{FORMATS_TEXT}。")
+    if reason := type_reason(ext):
+        raise EvidenceError(f"「{name}」：{reason}")
     tmp_dir = folder / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f"upload-{secrets.token_hex(8)}"
     digest = hashlib.sha256()
     size = 0
-    head = b""
     try:
         with open(tmp, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
+            while chunk := stream.read(CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise EvidenceError(f"文件「{name}」超过 {max_bytes // (1024 * 1024)} MB 的大小限制，请压缩或拆分后重新上传。", 413)
-                if len(head) < 4096:
-                    head += chunk[: 4096 - len(head)]
+                    raise EvidenceError(f"文件「{name}」超过 {max_bytes // MB} MB 的大小限制，请压缩或拆分后重新上传。", 413)
                 digest.update(chunk)
                 out.write(chunk)
         if size == 0:
             raise EvidenceError(f"文件「{name}」是空文件，请检查后重新上传。")
-        check_content(tmp, ext, head)
-        sha = digest.hexdigest()
-        stored = f"{sha[:2]}/{sha}"
-        target = folder / stored
-        target.parent.mkdir(parents=True, exist_ok=True)
-        created = not target.exists()
-        if created:
-            os.replace(tmp, target)
-        else:
-            tmp.unlink()
+        try:
+            check_file(tmp, name)
+        except FileCheckError as err:
+            raise EvidenceError(str(err)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return StoredFile(filename=name, stored_name=stored, content_type=ALLOWED[ext][0], size=size, sha256=sha, created=created)
+    sha = digest.hexdigest()
+    return StoredFile(filename=name, stored_name=f"{sha[:2]}/{sha}", content_type=ALLOWED[ext][0], size=size, sha256=sha, staged=tmp)
 
 
-def discard_new_files(folder: Path, files: Iterable[StoredFile]) -> None:
-    """Remove the files a submission stored when the store did not record it (it stayed busy):
-    only those this submission created, so a file an earlier record refers to stays. (A second
-    submission of the very same file, recorded while this one waited, would lose it: both would
-    have to arrive within the same busy spell.)"""
+def keep_files(folder: Path, files: Iterable[StoredFile]) -> None:
+    """Move staged files into the store, once the submission that refers to them is saved (a
+    file stored already, by an earlier submission, is left as it is)."""
     for f in files:
-        if f.created:
-            stored_path(folder, f.stored_name).unlink(missing_ok=True)
+        if f.staged is None or not f.staged.exists():
+            continue
+        target = stored_path(folder, f.stored_name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            f.staged.unlink(missing_ok=True)
+        else:
+            os.replace(f.staged, target)
+
+
+def discard_files(files: Iterable[StoredFile]) -> None:
+    """Remove what a submission staged and did not keep (it was refused, or failed): nothing of
+    it stays on disk, and files stored before are never touched."""
+    for f in files:
+        if f.staged is not None:
+            f.staged.unlink(missing_ok=True)
+
+
+def check_quota(
+    session: Session,
+    files: Iterable[StoredFile],
+    *,
+    link: Link,
+    task_id: int,
+    today: dt.date,
+    tz: dt.tzinfo,
+    link_max_mb: int,
+    plan_day_max_mb: int,
+) -> None:
+    """Refuse (413) files that would take one link past ``link_max_mb`` (all files ever recorded
+    through it, to the files of ``task_id``: a 督查 answer link can be posted again and again) or its plan past
+    ``plan_day_max_mb`` on the local day ``today``.  Call it in the action's transaction, with the
+    link locked."""
+    new = sum(f.size for f in files)
+    if not new:
+        return
+    plan_id, link_id = link.plan_id, link.id
+    since = dt.datetime.combine(today, dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    rows = session.execute(
+        select(Evidence.size, Event.data)
+        .join(Event, Event.id == Evidence.event_id)
+        .where(Evidence.task_id == task_id, Evidence.kind == EvidenceKind.FILE)
+    ).all()
+    by_link = sum(size or 0 for size, data in rows if isinstance(data, dict) and data.get("link") == link_id)
+    if by_link + new > link_max_mb * MB:
+        raise EvidenceError(
+            f"此链接已上传附件 {by_link / MB:.1f} MB，加上本次的 {new / MB:.1f} MB 将超过每个链接 {link_max_mb} MB 的上限，"
+            "本次提交未保存。请精简或压缩材料后重新提交，或联系领导小组办公室。",
+            413,
+        )
+    used_today = session.scalar(
+        select(func.coalesce(func.sum(Evidence.size), 0)).where(
+            Evidence.plan_id == plan_id, Evidence.kind == EvidenceKind.FILE, Evidence.created_at >= since
+        )
+    )
+    if int(used_today or 0) + new > plan_day_max_mb * MB:
+        raise EvidenceError(
+            f"今日本计划收到的附件已接近 {plan_day_max_mb} MB 的每日上限，本次提交未保存。请明天再提交，或联系领导小组办公室。",
+            413,
+        )
 
 
 _STORED = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}$")

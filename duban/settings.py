@@ -108,6 +108,10 @@ class Settings(BaseSettings):
             return Path(self.database_url.removeprefix("sqlite:///")).parent
         return Path.cwd() / DEFAULT_DATA_DIR
 
+    # evidence caps (docs/web.md, "Evidence"): what one link, and one plan in one local day, may store
+    upload_link_max_mb: int = Field(100, ge=1)  # all files recorded through one link (a 督查 answer link can be posted again)
+    upload_plan_day_max_mb: int = Field(1000, ge=1)  # all files of one plan recorded in one day
+
 
 def secret_problem(secret: str | None) -> str | None:
     """Why a secret is unsafe (in Chinese, for the operator), or None when it is fine."""

@@ -9,7 +9,8 @@ inside WeCom or DingTalk.
 - A link that cannot be used (tampered, expired, used, void, reassigned) shows a clear page
   that offers a fresh link by message when the holder may have one; never a stack trace.
 - Rate limits per client address and per link (:func:`link_page`, the dependency of every route);
-  uploads limited in size, count and type.
+  uploads limited in size, count and type (duban.filecheck), and in total per link and per plan a
+  day; a submission's files are kept only when its action is saved.
 
 See docs/web.md.
 """
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from duban import actions, approvals
 from duban.db import session_scope
-from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, clean_urls, discard_new_files, store_form_files
+from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, check_form_files, check_quota, clean_urls, discard_files, keep_files
 from duban.links import LinkRefused, Resolved, local_time, resolve, verify
 from duban.models import Evidence, Link, Task, utcnow
 from duban.models import Request as RequestRow
@@ -40,7 +41,6 @@ from duban.web.deps import (
     UNREADABLE_FORM,
     Cookie,
     Refusal,
-    StoreBusy,
     client_ip,
     is_review_token,
     limit_link,
@@ -282,11 +282,11 @@ def _posted_link(page: LinkPage, form, day: dt.date) -> tuple[int, str]:
 
 
 def _read_inputs(page: LinkPage, action: str, form, p: Posted) -> None:
-    """URLs and files (stored by content hash; refused types never touch the store), or the date."""
+    """URLs and files (checked and staged: stored only once the action is saved), or the date."""
     settings = page.rt.settings
     if action in (LinkAction.PROGRESS, LinkAction.DONE):
         p.urls = clean_urls(p.values.get("urls", ""))
-        p.files = store_form_files(
+        p.files = check_form_files(
             settings.evidence_path,
             form.getlist("files"),
             max_files=settings.upload_max_files,
@@ -314,21 +314,39 @@ def _submit(page: LinkPage, form, request_id: int | None) -> Response:
         _read_inputs(page, action, form, p)
     except (EvidenceError, actions.ActionError) as err:
         return _form_again(page, str(err), p.values, err.status if isinstance(err, EvidenceError) else 400, request_id)
-    origin = page.origin()
+    try:
+        return _apply(page, action, link_id, p)
+    finally:
+        discard_files(p.files)  # unless kept with the saved action: a refused or failed one leaves no file
 
-    def apply(s: Session) -> tuple[Resolved, actions.Outcome]:  # the action, in one transaction with the link locked
+
+def _apply(page: LinkPage, action: str, link_id: int, p: Posted) -> Response:
+    """The action in one transaction (the link locked; the upload caps checked there), then the
+    staged files kept, the messages it wrote sent, and the result shown."""
+    origin, settings = page.origin(), page.rt.settings
+
+    def apply(s: Session) -> tuple[Resolved, actions.Outcome]:
         r = page.resolve(s, today=p.today, for_update=True)
+        if p.files and r.link.task_id is not None:
+            check_quota(
+                s,
+                p.files,
+                link=r.link,
+                task_id=r.link.task_id,
+                today=p.today,
+                tz=page.rt.tz,
+                link_max_mb=settings.upload_link_max_mb,
+                plan_day_max_mb=settings.upload_plan_day_max_mb,
+            )
         return r, APPLY.get(action, _decide)(s, r, origin, p)
 
     try:
         r, outcome = store_write(page.rt, f"{action} on link {link_id}", apply)
-    except StoreBusy:
-        discard_new_files(page.rt.settings.evidence_path, p.files)  # nothing refers to them: not saved
-        raise
     except LinkRefused as err:
         raise page.refused(err) from None
-    except actions.ActionError as err:
-        return _form_again(page, str(err), p.values, 400, request_id)
+    except (EvidenceError, actions.ActionError) as err:
+        return _form_again(page, str(err), p.values, err.status if isinstance(err, EvidenceError) else 400, p.request_id)
+    keep_files(settings.evidence_path, p.files)
     page.request.app.state.dispatcher.notify(outcome.notify)
     return _result(page, r, outcome, p.today)
 

@@ -28,7 +28,17 @@ from sqlalchemy.orm import Session
 
 from duban import orchestration
 from duban.db import is_transient, session_scope
-from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, clean_urls, discard_new_files, human_size, store_form_files
+from duban.evidence import (
+    FORMATS_TEXT,
+    EvidenceError,
+    StoredFile,
+    check_form_files,
+    check_quota,
+    clean_urls,
+    discard_files,
+    human_size,
+    keep_files,
+)
 from duban.links import LinkRefused, Resolved, local_time, resolve
 from duban.models import (
     Event,
@@ -49,7 +59,6 @@ from duban.web.deps import (
     UNREADABLE_FORM,
     Cookie,
     Refusal,
-    StoreBusy,
     client_ip,
     limit_link,
     link_refusal,
@@ -282,6 +291,17 @@ def _answer(request: Request, token: str, form) -> Response:
     def record(s: Session):
         r = _resolve(s, request, token, for_update=True)
         item = _item(s, r, for_update=True)
+        if stored:
+            check_quota(
+                s,
+                stored,
+                link=r.link,
+                task_id=item.task_id,
+                today=day,
+                tz=rt.tz,
+                link_max_mb=rt.settings.upload_link_max_mb,
+                plan_day_max_mb=rt.settings.upload_plan_day_max_mb,
+            )
         out = reviews.record_answer(
             s,
             item,
@@ -301,22 +321,22 @@ def _answer(request: Request, token: str, form) -> Response:
 
     try:
         urls = clean_urls(values.get("urls", ""))
-        stored = store_form_files(
+        stored = check_form_files(
             rt.settings.evidence_path,
             form.getlist("files"),
             max_files=rt.settings.upload_max_files,
             max_bytes=rt.settings.upload_max_mb * 1024 * 1024,
         )
         out, review_id = store_write(rt, f"review answer on link {link_id}", record)
-    except StoreBusy:
-        discard_new_files(rt.settings.evidence_path, stored)  # nothing refers to them: not saved
-        raise
+        keep_files(rt.settings.evidence_path, stored)  # saved: the files go into the store
     except (EvidenceError, reviews.ReviewError) as err:
         with session_scope(rt.engine, readonly=True) as s:
             r = _resolve(s, request, token)
             ctx = _answer_context(s, request, r, cookie)
         ctx.update(error=str(err), values={**ctx["values"], **values})
         return cookie.keep(render("review_answer.html", ctx, err.status if isinstance(err, EvidenceError) else 400))
+    finally:
+        discard_files(stored)  # unless kept: a refused or failed answer leaves no file
     _notify(request, out, review_id, day)
     with session_scope(rt.engine, readonly=True) as s:
         r = _resolve(s, request, token)
