@@ -136,7 +136,7 @@ def type_reason(ext: str, *, inside: bool = False) -> str | None:
         return None
     todo = "请从压缩包中移除后重新上传。" if inside else f"请上传{FORMATS_TEXT}。"
     if ext in MACRO_ENABLED:
-        return f"不接收启用宏的 .{ext} 文件，出于安全考虑请另存为不含宏的格式（如 .docx、.xlsx、.pptx）后{todo.removeprefix('请')}"
+        return f"出于安全考虑，不接收启用宏的 .{ext} 文件。请另存为不含宏的格式（如 .docx、.xlsx、.pptx）后重新上传。"
     if ext in DANGEROUS:
         return f"不接收 .{ext} 类型的文件（可执行文件、脚本、快捷方式或网页）。{todo}"
     return f"不支持 .{ext} 文件。{todo}" if ext else f"不支持无扩展名的文件。{todo}"

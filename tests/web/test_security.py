@@ -251,7 +251,10 @@ def test_zip_with_a_program_inside_is_refused(web, setup):
         f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "完成"}, files=[("files", ("材料.zip", buf.getvalue(), "application/zip"))]
     )
     assert resp.status_code == 400
-    assert "压缩包「材料.zip」中的「材料/run.bat」：不接收 .bat 类型的文件（可执行文件、脚本、快捷方式或网页）。请从压缩包中移除后重新上传。" in resp.text
+    assert (
+        "压缩包「材料.zip」中的「材料/run.bat」：不接收 .bat 类型的文件（可执行文件、脚本、快捷方式或网页）。请从压缩包中移除后重新上传。"
+        in resp.text
+    )
 
 
 @pytest.mark.parametrize("name", ["../../../../etc/passwd.pdf", "..\\..\\windows\\win.ini.pdf", "/abs/path/证明.pdf"])
