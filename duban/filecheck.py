@@ -250,15 +250,11 @@ _END = 0xFFFFFFFA  # sector numbers from here on are markers (end of chain, free
 
 def ole_names(path: Path) -> list[str] | None:
     """The names in an OLE compound file's directory (storages and streams), read by following
-    the FAT; None when the file is not a readable compound file."""
+    the FAT sector by sector; None when the file is not a readable compound file."""
     try:
         with open(path, "rb") as f:
-            data = f.read()  # bounded by the upload limit
-    except OSError:
-        return None
-    try:
-        return _ole_directory(data)
-    except (IndexError, ValueError):
+            return _ole_directory(f, path.stat().st_size)
+    except (OSError, IndexError, ValueError):
         return None
 
 
@@ -266,22 +262,24 @@ def _u32s(block: bytes) -> list[int]:
     return [int.from_bytes(block[i : i + 4], "little") for i in range(0, len(block) - 3, 4)]
 
 
-def _ole_directory(data: bytes) -> list[str] | None:
-    if len(data) < 512 or not data.startswith(OLE_MAGIC):
+def _ole_directory(f: BinaryIO, file_size: int) -> list[str] | None:
+    header = f.read(512)
+    if len(header) < 512 or not header.startswith(OLE_MAGIC):
         return None
-    shift = int.from_bytes(data[0x1E:0x20], "little")
+    shift = int.from_bytes(header[0x1E:0x20], "little")
     if shift not in (9, 12):
         return None
     size = 1 << shift
-    sectors = (len(data) - 512 + size - 1) // size
+    sectors = (file_size + size - 1) // size - 1  # the header takes the first sector
 
     def sector(n: int) -> bytes:
         if n >= sectors:
             raise ValueError("sector out of range")
-        return data[512 + n * size : 512 + (n + 1) * size].ljust(size, b"\x00")
+        f.seek((n + 1) * size)
+        return f.read(size).ljust(size, b"\x00")
 
-    n_fat, dir_start, difat_next = (int.from_bytes(data[o : o + 4], "little") for o in (0x2C, 0x30, 0x44))
-    fat_sectors = [s for s in _u32s(data[0x4C:0x200]) if s < _END]
+    n_fat, dir_start, difat_next = (int.from_bytes(header[o : o + 4], "little") for o in (0x2C, 0x30, 0x44))
+    fat_sectors = [s for s in _u32s(header[0x4C:0x200]) if s < _END]
     for _ in range(sectors):  # the DIFAT chain (files over 6.8 MB)
         if difat_next >= _END or len(fat_sectors) >= n_fat:
             break

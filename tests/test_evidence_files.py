@@ -24,18 +24,20 @@ BOMB = "压缩包解压后超过 200 MB 或压缩比异常，可能是恶意文�
 END, FREE, FAT_SECTOR = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD
 
 
-def ole(*names: str, storages: tuple[str, ...] = ()) -> bytes:
-    """A minimal OLE compound file (512-byte sectors): sector 0 the FAT, then the directory
-    (4 entries a sector): the root, then ``storages`` (type 1) and ``names`` (streams, type 2)."""
+def ole(*names: str, storages: tuple[str, ...] = (), shift: int = 9) -> bytes:
+    """A minimal OLE compound file (``1 << shift``-byte sectors: 512, or 4096 in version 4):
+    the header's sector, sector 0 the FAT, then the directory (128-byte entries): the root, then
+    ``storages`` (type 1) and ``names`` (streams, type 2)."""
+    size = 1 << shift
     entries = [("Root Entry", 5)] + [(n, 1) for n in storages] + [(n, 2) for n in names]
-    dir_sectors = (len(entries) + 3) // 4
+    dir_sectors = (len(entries) * 128 + size - 1) // size
     fat = [FAT_SECTOR] + [i + 2 for i in range(dir_sectors - 1)] + [END]
     header = bytearray(512)
     header[0:8] = filecheck.OLE_MAGIC
-    struct.pack_into("<HHHHH", header, 0x18, 0x3E, 3, 0xFFFE, 9, 6)
+    struct.pack_into("<HHHHH", header, 0x18, 0x3E, 3 if shift == 9 else 4, 0xFFFE, shift, 6)
     struct.pack_into("<IIIIIIII", header, 0x2C, 1, 1, 0, 4096, END, 0, END, 0)
     struct.pack_into("<109I", header, 0x4C, 0, *([FREE] * 108))
-    fat_sector = struct.pack(f"<{len(fat)}I", *fat).ljust(512, b"\xff")
+    fat_sector = struct.pack(f"<{len(fat)}I", *fat).ljust(size, b"\xff")
     directory = bytearray()
     for name, kind in entries:
         raw = name.encode("utf-16-le") + b"\x00\x00"
@@ -44,8 +46,7 @@ def ole(*names: str, storages: tuple[str, ...] = ()) -> bytes:
         struct.pack_into("<HBB", entry, 64, len(raw), kind, 1)
         struct.pack_into("<III", entry, 68, FREE, FREE, FREE)
         directory += entry
-    directory = directory.ljust(dir_sectors * 512, b"\x00")
-    return bytes(header) + fat_sector + bytes(directory)
+    return bytes(header).ljust(size, b"\x00") + fat_sector + bytes(directory).ljust(dir_sectors * size, b"\x00")
 
 
 def zipped(entries: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -92,6 +93,7 @@ REFUSED = [
     ("宏.xls", ole("Workbook", "_VBA_PROJECT", storages=("_VBA_PROJECT_CUR", "VBA")), f"「宏.xls」：{MACRO}"),
     ("宏.doc", ole("WordDocument", "1Table", storages=("Macros", "VBA")), f"「宏.doc」：{MACRO}"),
     ("宏.et", ole("Workbook", storages=("_VBA_PROJECT_CUR",)), f"「宏.et」：{MACRO}"),
+    ("宏v4.doc", ole(*[f"ObjectPool{i}" for i in range(40)], "Macros", shift=12), f"「宏v4.doc」：{MACRO}"),  # in the 2nd sector
     ("坏.doc", filecheck.OLE_MAGIC + b"\x00" * 600, "「坏.doc」：文件内容与扩展名 .doc 不符，可能已损坏或被改名，请检查后重新上传。"),
     # OOXML with macros
     ("宏.docx", ooxml("word/document.xml", "word/vbaProject.bin"), f"「宏.docx」：{MACRO}"),
@@ -194,6 +196,7 @@ def test_refused_files_name_the_file_and_the_entry_and_store_nothing(tmp_path, n
 ACCEPTED = [
     ("报告.doc", ole("WordDocument", "1Table", "\x05SummaryInformation"), "application/msword"),
     ("表.xls", ole("Workbook", "\x05DocumentSummaryInformation"), "application/vnd.ms-excel"),
+    ("大.ppt", ole("PowerPoint Document", "Current User", shift=12), "application/vnd.ms-powerpoint"),
     ("报告.docx", ooxml(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
     ("发票.ofd", zipped({"OFD.xml": b"<ofd:OFD/>", "Doc_0/Document.xml": b"<x/>"}), "application/ofd"),
     ("图.bmp", b"BM" + b"\x00" * 60, "image/bmp"),
