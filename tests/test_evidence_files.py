@@ -65,6 +65,13 @@ def declared_size(data: bytes, size: int) -> bytes:
     return data[: at + 24] + struct.pack("<I", size) + data[at + 28 :]
 
 
+def encrypted(data: bytes) -> bytes:
+    """The zip with its (one) entry flagged as encrypted, in the central directory and the local header."""
+    at = data.rindex(b"PK\x01\x02")
+    data = data[: at + 8] + bytes([data[at + 8] | 1]) + data[at + 9 :]
+    return data[:6] + bytes([data[6] | 1]) + data[7:]
+
+
 def ooxml(part: str = "word/document.xml", *more: str, types: bytes = b"<Types/>") -> bytes:
     return zipped({"[Content_Types].xml": types, part: b"<w:document/>", **{m: b"x" for m in more}})
 
@@ -179,6 +186,11 @@ REFUSED = [
         "lie.zip",
         declared_size(zipped({"zeros.txt": b"0" * (3 * MB)}), 1000),  # claims 1000 bytes: read no further than that
         "压缩包「lie.zip」中的「zeros.txt」：压缩包中的文件无法读取（BadZipFile），可能已损坏，请重新打包后上传。",
+    ),
+    (
+        "密.zip",
+        encrypted(zipped({"a.pdf": PDF})),
+        "压缩包「密.zip」中的「a.pdf」：压缩包已加密，无法检查其中的内容，请去除密码后重新上传。",
     ),
     ("many.zip", zipped({f"{i}.txt": b"x" for i in range(1001)}), "「many.zip」：压缩包中的文件超过 1000 个，请分批上传。"),
     ("坏.zip", b"PK\x03\x04broken", "「坏.zip」：文件内容与扩展名 .zip 不符，可能已损坏或被改名，请检查后重新上传。"),
