@@ -21,7 +21,7 @@ from importlib import resources
 MIN_PASSWORD_LENGTH = 10
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**15, 8, 1, 32
 PASSWORD_RULE = (
-    f"可接受的密码：至少 {MIN_PASSWORD_LENGTH} 个字符，至少包含小写字母、大写字母、数字、符号中的两类，"
+    f"可接受的密码：至少 {MIN_PASSWORD_LENGTH} 个字符，至少包含小写字母、大写字母、数字、符号（或汉字）中的两类，"
     "不含登录名，且不是常见密码（如 password、12345678、woaini1314）。"
 )
 
@@ -72,10 +72,10 @@ def common_passwords() -> frozenset[str]:
 def _kinds(password: str) -> int:
     return sum(
         (
-            any(c.islower() for c in password),
-            any(c.isupper() for c in password),
-            any(c.isdigit() for c in password),
-            any(not c.isalnum() for c in password),
+            any("a" <= c <= "z" for c in password),
+            any("A" <= c <= "Z" for c in password),
+            any("0" <= c <= "9" for c in password),
+            any(not (c.isascii() and c.isalnum()) for c in password),  # signs, and Chinese characters
         )
     )
 

@@ -126,7 +126,7 @@ def test_account_wide_ceiling_spares_addresses_the_owner_used(engine):
     assert _try(engine, PASSWORD, address=OWNER, now=NOW - dt.timedelta(days=3)).ok  # the owner's office
     # distributed guessing: 4 tries from each of many addresses never locks a pair
     for n in range(3):
-        for i in range(4):
+        for _ in range(4):
             assert not _try(engine, "wrong", address=f"192.0.2.{n}", account_max_failures=12).ok
     with session_scope(engine, readonly=True) as s:
         locked_until = accounts._aware(s.scalar(select(Account.locked_until)))
