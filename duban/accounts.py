@@ -1,92 +1,56 @@
 """Dashboard access: accounts (office, leader, viewer), sign-in sessions and read-only links.
 
-- Passwords: ``hashlib.scrypt`` with a per-account random salt, compared in constant time; the
-  stored form carries its parameters (``scrypt$n$r$p$salt$hash``) so they can be raised later.
-- Throttling: ``DUBAN_LOGIN_MAX_FAILURES`` wrong passwords in a row lock the account for
-  ``DUBAN_LOGIN_LOCK_MINUTES`` (the web app also limits attempts per client address).  An
-  unknown name costs the same scrypt as a known one and gets the same answer.
+- Passwords: duban/passwords.py (scrypt; the strength rule and the common-password list).
+- Throttling (:func:`authenticate`, under a row lock on the account): ``DUBAN_LOGIN_MAX_FAILURES``
+  (5) wrong passwords in a row from one client address lock that (account, address) pair for
+  ``DUBAN_LOGIN_LOCK_MINUTES`` (15); ``DUBAN_LOGIN_ACCOUNT_MAX_FAILURES`` (50) failures from all
+  addresses since the last success lock the account for new addresses (not for an address it
+  signed in from in the last 30 days).  The web app also limits attempts per client address.
+  Every refusal, unknown name included, costs one scrypt and gets the same answer.
 - Sessions: a cookie signed with HMAC-SHA256 (a key derived from ``DUBAN_SECRET_KEY``, so a
   session can never pass for an action link or the other way round) naming the account, its
   ``session_version`` and an expiry.  Logout, a new password or disabling the account bumps the
   version, which ends every session of the account at once.
 - Read-only links (``/d/<token>``): a ``dashboard_links`` row holding only the token's SHA-256;
-  the token is signed like the action links (:func:`duban.links.sign`) and expires; revoking the
-  row stops it.
+  the token is signed like the action links (:func:`duban.links.sign`) and expires.  Each browser
+  that opens it gets a ``dashboard_sessions`` row (the cookie's version): logout ends that row,
+  revoking the link ends all of them.
 
 Library functions take a session and never commit (the caller owns the transaction).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from duban.links import LinkError, sign, token_hash, verify
-from duban.models import Account, DashboardLink, Person, Plan, utcnow
+from duban.models import Account, DashboardLink, DashboardSession, LoginThrottle, Person, Plan, utcnow
+from duban.passwords import (  # noqa: F401 - re-exported: the accounts' password functions
+    MIN_PASSWORD_LENGTH,
+    PASSWORD_RULE,
+    check_password,
+    dummy_check,
+    hash_password,
+    new_random_password,
+    password_problem,
+)
 from duban.vocabulary import AccountRole, LinkAction
 
 LINK_LABEL = "只读链接"  # what a read-only link's viewer is called where an account shows its role
-MIN_PASSWORD_LENGTH = 8
-SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**15, 8, 1, 32
 SESSION_COOKIE = "duban_session"
+ACCOUNT_MAX_FAILURES = 50  # failures from all addresses since the last success before the account-wide lock
+KNOWN_ADDRESS_DAYS = 30  # an address the owner signed in from this recently passes the account-wide lock
 
 
 class AccountError(ValueError):
     """A domain error with a Chinese message for the operator or the sign-in page."""
-
-
-# -- passwords ----------------------------------------------------------------------------------
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
-    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=length, maxmem=256 * r * n + (1 << 20))
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        got = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p), len(expected))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got, expected)
-
-
-_DUMMY_HASH: list[str] = []
-
-
-def _dummy_check(password: str) -> None:
-    """Spend the same time as a real check (an unknown name must not answer faster)."""
-    if not _DUMMY_HASH:
-        _DUMMY_HASH.append(hash_password(secrets.token_urlsafe(12)))
-    check_password(password, _DUMMY_HASH[0])
-
-
-def password_problem(password: str) -> str | None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"密码太短，至少需要 {MIN_PASSWORD_LENGTH} 个字符"
-    if len(set(password)) < 4:
-        return "密码过于简单，请使用字母、数字和符号的组合"
-    return None
 
 
 # -- accounts -----------------------------------------------------------------------------------
@@ -121,7 +85,7 @@ def create_account(
         raise AccountError(f"角色“{role}”无效，应为 office（领导小组办公室）、leader（领导）或 viewer（只读）")
     if get_account(session, login) is not None:
         raise AccountError(f"登录名“{login}”已存在")
-    if problem := password_problem(password):
+    if problem := password_problem(password, login):
         raise AccountError(problem)
     plan = _plan_by_code(session, plan_code) if plan_code else None
     person_id = None
@@ -155,12 +119,13 @@ def create_account(
 
 def set_password(session: Session, login: str, password: str) -> Account:
     account = _existing(session, login)
-    if problem := password_problem(password):
+    if problem := password_problem(password, account.login):
         raise AccountError(problem)
     account.password_hash = hash_password(password)
     account.failed_logins = 0
     account.locked_until = None
     account.session_version += 1  # signed-in devices sign in again
+    clear_throttles(session, account.id)
     return account
 
 
@@ -170,6 +135,7 @@ def set_active(session: Session, login: str, active: bool) -> Account:
     account.session_version += 1
     if active:
         account.failed_logins, account.locked_until = 0, None
+        clear_throttles(session, account.id)
     return account
 
 
@@ -213,33 +179,89 @@ class SignIn:
     session_version: int = 0
 
 
-WRONG = "登录名或密码不正确。"
+# one answer for every refusal (unknown name, wrong password, throttled, disabled): nothing tells
+# whether a name exists or is locked
+WRONG = "用户名或密码不正确，或尝试次数过多，请稍后再试。"
 
 
-def authenticate(session: Session, login: str, password: str, *, now: dt.datetime, max_failures: int, lock_minutes: int) -> SignIn:
-    """Check a sign-in and record it (failures count towards a temporary lock)."""
-    account = get_account(session, login) if login and len(login) <= 100 else None
+def authenticate(
+    session: Session,
+    login: str,
+    password: str,
+    *,
+    now: dt.datetime,
+    max_failures: int,
+    lock_minutes: int,
+    address: str = "",
+    account_max_failures: int = ACCOUNT_MAX_FAILURES,
+) -> SignIn:
+    """Check a sign-in from client ``address`` and record it.
+
+    The account's row is locked (``SELECT … FOR UPDATE``) for the check and the count, so
+    parallel attempts are counted one after the other.  ``max_failures`` wrong passwords in a
+    row from one address lock that (account, address) pair for ``lock_minutes``; the owner
+    still signs in from another address.  ``account_max_failures`` failures from all addresses
+    since the last success lock the account for ``lock_minutes`` for every address except
+    those it signed in from in the last ``KNOWN_ADDRESS_DAYS`` days.  Every refusal answers
+    :data:`WRONG` after one password check's worth of work."""
+    account = None
+    if login and len(login) <= 100:
+        account = session.scalar(select(Account).where(Account.login == login.strip()).with_for_update())
     if account is None:
-        _dummy_check(password)
+        dummy_check(password)
         return SignIn(False, WRONG)
-    locked_until = _aware(account.locked_until)
-    if locked_until is not None and locked_until > now:
-        minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
-        return SignIn(False, f"密码错误次数过多，账户已暂时锁定，请约 {minutes} 分钟后再试，或联系领导小组办公室重置密码。")
-    good = check_password(password, account.password_hash)
-    if not good:
-        account.failed_logins = (account.failed_logins or 0) + 1
-        if account.failed_logins >= max_failures:
-            account.locked_until = now + dt.timedelta(minutes=lock_minutes)
-            account.failed_logins = 0
-            return SignIn(False, f"密码错误次数过多，账户已暂时锁定，请约 {lock_minutes} 分钟后再试，或联系领导小组办公室重置密码。")
+    pair = _pair(session, account.id, address[:64])
+    if _throttled(account, pair, now):
+        dummy_check(password)
+        return SignIn(False, WRONG)
+    if not check_password(password, account.password_hash):
+        _count_failure(account, pair, now, max_failures, lock_minutes, account_max_failures)
         return SignIn(False, WRONG)
     if not account.active:
-        return SignIn(False, "该账户已停用。如需使用，请联系领导小组办公室。")
-    account.failed_logins = 0
-    account.locked_until = None
-    account.last_login_at = now
+        return SignIn(False, WRONG)
+    account.failed_logins, account.locked_until, account.last_login_at = 0, None, now
+    pair.failures, pair.locked_until, pair.last_success_at = 0, None, now
     return SignIn(True, account_id=account.id, session_version=account.session_version)
+
+
+def _pair(session: Session, account_id: int, address: str) -> LoginThrottle:
+    """The (account, address) row (created under the account's row lock, so never twice)."""
+    pair = session.scalar(select(LoginThrottle).where(LoginThrottle.account_id == account_id, LoginThrottle.address == address))
+    if pair is None:
+        pair = LoginThrottle(account_id=account_id, address=address, failures=0)
+        session.add(pair)
+        session.flush()
+    return pair
+
+
+def _throttled(account: Account, pair: LoginThrottle, now: dt.datetime) -> bool:
+    pair_lock, account_lock = _aware(pair.locked_until), _aware(account.locked_until)
+    if pair_lock is not None and pair_lock > now:
+        return True
+    if account_lock is None or account_lock <= now:
+        return False
+    known = _aware(pair.last_success_at)
+    return known is None or known < now - dt.timedelta(days=KNOWN_ADDRESS_DAYS)
+
+
+def _count_failure(
+    account: Account, pair: LoginThrottle, now: dt.datetime, max_failures: int, lock_minutes: int, account_max_failures: int
+) -> None:
+    lock = now + dt.timedelta(minutes=lock_minutes)
+    if pair.locked_until is not None:  # an expired lock: a fresh count
+        pair.failures, pair.locked_until = 0, None
+    pair.failures += 1
+    pair.last_failure_at = now
+    if pair.failures >= max_failures:
+        pair.locked_until = lock
+    account.failed_logins = (account.failed_logins or 0) + 1
+    if account.failed_logins >= account_max_failures:
+        account.locked_until, account.failed_logins = lock, 0
+
+
+def clear_throttles(session: Session, account_id: int) -> None:
+    """A new password or re-enabling: every address may try again."""
+    session.execute(update(LoginThrottle).where(LoginThrottle.account_id == account_id).values(failures=0, locked_until=None))
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -285,6 +307,7 @@ class Viewer:
     plan_id: int | None  # None: every plan
     person_id: int | None = None
     expires_on: dt.date | None = None  # a link's last day
+    session_id: int | None = None  # a link's: the browser's session (logout ends it)
 
     @property
     def role_label(self) -> str:
@@ -317,13 +340,34 @@ def viewer_of(session: Session, cookie: tuple[str, int, int] | None, *, today: d
     link = session.get(DashboardLink, ident)
     if link is None or link.revoked_at is not None or link.expires_on < today:
         return None
-    return Viewer("link", link.id, link.note or LINK_LABEL, AccountRole.LEADER, link.plan_id, expires_on=link.expires_on)
+    opened = session.get(DashboardSession, version)
+    if opened is None or opened.link_id != link.id or opened.ended_at is not None:
+        return None
+    name = link.note or LINK_LABEL
+    return Viewer("link", link.id, name, AccountRole.LEADER, link.plan_id, expires_on=link.expires_on, session_id=opened.id)
 
 
 def end_sessions(session: Session, account_id: int) -> None:
     account = session.get(Account, account_id)
     if account is not None:
         account.session_version += 1
+
+
+def start_link_session(session: Session, link_id: int, *, now: dt.datetime, until: dt.datetime) -> int:
+    """A browser's session opened by a read-only link; its id is the cookie's version."""
+    row = DashboardSession(link_id=link_id, created_at=now, expires_at=until)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def end_link_session(session: Session, link_id: int, session_id: int, *, now: dt.datetime) -> None:
+    """Logout of a read-only link's session (a copied cookie stops working too)."""
+    session.execute(
+        update(DashboardSession)
+        .where(DashboardSession.id == session_id, DashboardSession.link_id == link_id, DashboardSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
 
 
 # -- read-only dashboard links ------------------------------------------------------------------
@@ -383,6 +427,9 @@ def revoke_dashboard_link(session: Session, link_id: int, *, now: dt.datetime) -
         raise AccountError(f"没有编号为 {link_id} 的只读链接（可用 duban dashboard-link --list 查看）")
     if row.revoked_at is None:
         row.revoked_at = now
+    session.execute(
+        update(DashboardSession).where(DashboardSession.link_id == row.id, DashboardSession.ended_at.is_(None)).values(ended_at=now)
+    )
     return row
 
 
@@ -408,7 +455,7 @@ def list_dashboard_links(session: Session) -> list[dict]:
 def ensure_demo_account(session: Session, *, login: str = "demo") -> tuple[str, str]:
     """For ``duban demo``: an office account over every plan with a fresh random password
     (created, or its password reset); returns (login, password) to print."""
-    password = secrets.token_urlsafe(9)
+    password = new_random_password()
     account = get_account(session, login)
     if account is None:
         create_account(session, login, password, role=AccountRole.OFFICE, display_name="演示账户（领导小组办公室）")
@@ -416,4 +463,5 @@ def ensure_demo_account(session: Session, *, login: str = "demo") -> tuple[str, 
         account.password_hash = hash_password(password)
         account.active, account.failed_logins, account.locked_until = True, 0, None
         account.session_version += 1
+        clear_throttles(session, account.id)
     return login, password

@@ -480,6 +480,36 @@ class DashboardLink(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
+class LoginThrottle(Base):
+    """Sign-in failures of one account from one client address (duban.accounts.authenticate):
+    the pair is locked after ``DUBAN_LOGIN_MAX_FAILURES`` in a row, so an attacker cannot lock
+    the owner out from another address; ``last_success_at`` marks an address the owner used."""
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (UniqueConstraint("account_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row, since the last success or lock
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class DashboardSession(Base):
+    """One browser's session opened by a read-only link (``/d/<token>``): logout ends it, and
+    revoking the link ends all of them."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("dashboard_links.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
 # ---------------------------------------------------------------------------------------------
 # Reviews (督查): a coordinator asks every owner in a scope to report, then gives a verdict per task
 # (duban.reviews, flows/review.py, docs/reviews.md)

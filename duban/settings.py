@@ -57,9 +57,11 @@ class Settings(BaseSettings):
     trusted_proxies: str = "127.0.0.1"  # addresses whose X-Forwarded-For is believed (duban serve)
     # dashboard sign-in (docs/web.md, "Dashboard")
     session_hours: float = Field(12.0, gt=0)  # a dashboard session lasts this long, then sign in again
-    login_max_failures: int = Field(5, ge=1)  # wrong passwords in a row before an account is locked for a while
+    login_max_failures: int = Field(5, ge=1)  # wrong passwords in a row from one address before that address is locked out of the account
     login_lock_minutes: int = Field(15, ge=1)  # how long
     dashboard_link_days: int = Field(30, ge=1)  # default lifetime of a read-only dashboard link
+    # failures from all addresses since the last success before the account is locked for addresses it was not used from
+    login_account_max_failures: int = Field(50, ge=1)
 
     @model_validator(mode="after")
     def _check_channels(self) -> Settings:

@@ -4,10 +4,13 @@ Routes (an ``APIRouter`` included by :func:`duban.web.app.create_app`):
 
 - ``GET/POST /login``, ``POST /logout``: accounts (``duban account add``); a signed session
   cookie (HttpOnly, SameSite=Lax, Secure on https) that expires after ``DUBAN_SESSION_HOURS``;
-  CSRF on both forms; wrong passwords lock an account for a while, attempts are limited per
-  client address too.
+  CSRF on both forms; wrong passwords lock the (account, client address) pair for a while
+  (:func:`duban.accounts.authenticate`), attempts are limited per client address too; every
+  refusal gets the same answer.  Logout ends an account's sessions, or a link's session.
 - ``GET /d/<token>``: a signed read-only link (``duban dashboard-link``) becomes a session of
   its own (the token is not carried through the pages); revoked or expired, it stops at once.
+  Someone already signed in keeps their session: the page asks, and only a same-site POST with
+  its CSRF field (``POST /d/<token>``) replaces it.
 - ``GET /dashboard/reviews…``: the 督查 section (list, show, start, cancel): duban/web/dashboard_reviews.py.
 - ``GET /dashboard`` (and ``/dashboard.json``): the numbers of :func:`duban.rollup.compute` for
   the plans the viewer may see; filters ``plan``, ``system``, ``department``, ``supervisor``.
@@ -28,6 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from duban import accounts
+from duban.db import session_scope
 from duban.models import utcnow
 from duban.web import dashboard_announce, dashboard_views
 from duban.web.deps import FORM_COOKIE, Refusal, client_ip, limiters, read_form, runtime, store_write, too_many
@@ -35,12 +39,14 @@ from duban.web.render import render
 from duban.web.signin import (
     PRIVATE,
     clear_session,
+    confirm_link_page,
     current_viewer,
     form_ok,
     form_token,
     message_page,
     plan_scope,
     safe_next,
+    same_origin,
     set_session,
     to_login,
     viewer_page,
@@ -114,13 +120,19 @@ def _login(request: Request, login: str, password: str, next_url: str) -> Respon
         rt,
         "sign-in",
         lambda s: accounts.authenticate(
-            s, login, password[:1024], now=now, max_failures=settings.login_max_failures, lock_minutes=settings.login_lock_minutes
+            s,
+            login,
+            password[:1024],
+            now=now,
+            address=client_ip(request),
+            max_failures=settings.login_max_failures,
+            lock_minutes=settings.login_lock_minutes,
+            account_max_failures=settings.login_account_max_failures,
         ),
     )
     if not result.ok:
         log.info("dashboard sign-in refused for %r from %s", login[:100], client_ip(request))
-        status = 429 if "锁定" in result.message else 401
-        return _login_page(request, error=result.message, login=login, next_url=next_url, status=status)
+        return _login_page(request, error=result.message, login=login, next_url=next_url, status=401)
     if result.account_id is None:
         raise RuntimeError("a successful sign-in names its account")
     until = now + dt.timedelta(hours=settings.session_hours)
@@ -135,33 +147,77 @@ async def logout(request: Request):
         return message_page("页面已过期", "为保护您的账户安全，本次退出未被受理。请返回看板后重新点击“退出登录”。", 403)
     rt = runtime(request)
     cookie = accounts.read_session_cookie(rt.settings.secret_key, request.cookies.get(accounts.SESSION_COOKIE), now=utcnow())
-    if cookie is not None and cookie[0] == "a":
-        account_id = cookie[1]
-        # a copied cookie stops working too
-        await run_in_threadpool(store_write, rt, "sign-out", lambda s: accounts.end_sessions(s, account_id))
+    if cookie is not None:
+        kind, ident, version = cookie
+        now = utcnow()
+
+        def end(s) -> None:  # a copied cookie stops working too
+            if kind == "a":
+                accounts.end_sessions(s, ident)
+            else:
+                accounts.end_link_session(s, ident, version, now=now)
+
+        await run_in_threadpool(store_write, rt, "sign-out", end)
     return clear_session(RedirectResponse("/login?out=1", status_code=303, headers=PRIVATE))
 
 
 @router.get("/d/{token}")
 def open_read_only_link(request: Request, token: str):
+    """Nobody signed in: the link's session at once.  Signed in (an account, or another link):
+    the page that asks, so that no page of another site can change who is signed in here."""
     if wait := limiters(request).login.hit("link:" + client_ip(request)):
         raise too_many(wait, page="dashboard_message.html", headers=PRIVATE, viewer=None, login=False, csrf="")
+    viewer = current_viewer(request)
+    if viewer is None:
+        return _use_link(request, token)
+    rt = runtime(request)
+    try:
+        with session_scope(rt.engine, readonly=True) as s:
+            link = accounts.open_dashboard_link(s, token, secret=rt.settings.secret_key, today=rt.today())
+            link_id, link_name = link.id, link.note or accounts.LINK_LABEL
+    except accounts.AccountError as err:
+        return _link_refused(err)
+    if viewer.kind == "link" and viewer.ident == link_id:
+        return RedirectResponse("/dashboard", status_code=303, headers=PRIVATE)
+    return confirm_link_page(request, viewer, token=token, link_name=link_name)
+
+
+@router.post("/d/{token}")
+async def confirm_read_only_link(request: Request, token: str):
+    """The signed-in viewer chose to view through the link instead (same site, CSRF field)."""
+    form = await read_form(request, max_files=0, max_fields=5)
+    if not form_ok(request, form, "open-link") or not same_origin(request):
+        return message_page("页面已过期", "为保护您的账户安全，本次操作未被受理。请重新打开只读链接。", 403)
+    if wait := limiters(request).login.hit("link:" + client_ip(request)):
+        raise too_many(wait, page="dashboard_message.html", headers=PRIVATE, viewer=None, login=False, csrf="")
+    return await run_in_threadpool(_use_link, request, token)
+
+
+def _link_refused(err: accounts.AccountError) -> Response:
+    return message_page("链接无法使用", str(err), 410 if "过期" in str(err) or "撤销" in str(err) else 404)
+
+
+def _use_link(request: Request, token: str) -> Response:
+    """The link's own session for this browser (a link session it replaces is ended)."""
     rt = runtime(request)
     now = utcnow()
+    old = accounts.read_session_cookie(rt.settings.secret_key, request.cookies.get(accounts.SESSION_COOKIE), now=now)
 
     def use(s):
         link = accounts.open_dashboard_link(s, token, secret=rt.settings.secret_key, today=rt.today())
         link.last_used_at = now
-        return link.id, link.expires_on
+        end_of_link = dt.datetime.combine(link.expires_on + dt.timedelta(days=1), dt.time(), tzinfo=rt.tz)
+        until = min(now + dt.timedelta(hours=rt.settings.session_hours), end_of_link)
+        if old is not None and old[0] == "d":
+            accounts.end_link_session(s, old[1], old[2], now=now)
+        return link.id, accounts.start_link_session(s, link.id, now=now, until=until), until
 
     try:
-        ident, expires_on = store_write(rt, "read-only dashboard link", use)
+        ident, session_id, until = store_write(rt, "read-only dashboard link", use)
     except accounts.AccountError as err:
-        return message_page("链接无法使用", str(err), 410 if "过期" in str(err) or "撤销" in str(err) else 404)
-    end_of_link = dt.datetime.combine(expires_on + dt.timedelta(days=1), dt.time(), tzinfo=rt.tz)
-    until = min(now + dt.timedelta(hours=rt.settings.session_hours), end_of_link)
+        return _link_refused(err)
     resp = RedirectResponse("/dashboard", status_code=303, headers=PRIVATE)
-    return set_session(request, resp, kind="d", ident=ident, version=0, now=now, until=until)
+    return set_session(request, resp, kind="d", ident=ident, version=session_id, now=now, until=until)
 
 
 # -- the dashboard --------------------------------------------------------------------------------------

@@ -80,6 +80,36 @@ def set_session(request: Request, resp: Response, *, kind: str, ident: int, vers
     return resp
 
 
+def same_origin(request: Request) -> bool:
+    """Whether a request comes from a page of this site: ``Sec-Fetch-Site`` when the browser
+    sends it, else an ``Origin`` or ``Referer`` of this site (neither: refused)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    ours = {_origin(runtime(request).settings.base_url), _origin(str(request.base_url))}
+    source = request.headers.get("origin") or request.headers.get("referer") or ""
+    return _origin(source) in ours - {""}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def confirm_link_page(request: Request, viewer: accounts.Viewer, *, token: str, link_name: str) -> Response:
+    """Someone signed in opened a read-only link: ask before the link's session replaces theirs."""
+    cookie = FORM_COOKIE.of(request)
+    secret = runtime(request).settings.secret_key
+    ctx = {
+        "viewer": viewer,
+        "csrf": form_token(secret, cookie.value, "logout"),
+        "link_csrf": form_token(secret, cookie.value, "open-link"),
+        "token": token,
+        "link_name": link_name,
+    }
+    return cookie.keep(render("dashboard_link_confirm.html", ctx, 200, PRIVATE))
+
+
 def clear_session(resp: Response) -> Response:
     resp.delete_cookie(accounts.SESSION_COOKIE, path="/")
     return resp

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from duban import accounts
 from duban.db import session_scope
-from duban.models import Account, DashboardLink, utcnow
+from duban.models import Account, DashboardLink, LoginThrottle, utcnow
 from duban.settings import get_settings
 from tests.conftest import PINNED_DAY
 from tests.factories import import_announced, small_plan, write_yaml
@@ -189,15 +189,15 @@ def test_wrong_password_unknown_name_and_lockout(web, engine):
     add_account(engine, "dby", "office")
     for name in ("dby", "nobody"):
         resp = login(web, name, "wrong-password")
-        assert resp.status_code == 401 and "登录名或密码不正确。" in resp.text and "duban_session" not in resp.headers.get("set-cookie", "")
+        assert resp.status_code == 401 and accounts.WRONG in resp.text and "duban_session" not in resp.headers.get("set-cookie", "")
     for _ in range(3):
         assert login(web, "dby", "wrong-password").status_code == 401
-    locked = login(web, "dby", "wrong-password")  # the 5th in a row
-    assert locked.status_code == 429 and "账户已暂时锁定，请约 15 分钟后再试" in locked.text
-    still = login(web, "dby")  # even the right password, while locked
-    assert still.status_code == 429 and "duban_session" not in still.headers.get("set-cookie", "")
+    locked = login(web, "dby", "wrong-password")  # the 5th in a row: this address is locked out of dby
+    assert locked.status_code == 401 and accounts.WRONG in locked.text  # the same answer (issue 17)
+    still = login(web, "dby")  # even the right password, from this address, while locked
+    assert still.status_code == 401 and "duban_session" not in still.headers.get("set-cookie", "")
     with session_scope(engine) as s:
-        s.execute(update(Account).values(locked_until=utcnow() - dt.timedelta(seconds=1)))
+        s.execute(update(LoginThrottle).values(locked_until=utcnow() - dt.timedelta(seconds=1)))
     assert login(web, "dby").status_code == 303
 
 
@@ -259,7 +259,7 @@ def test_disabling_or_a_new_password_ends_sessions(web, engine):
         accounts.set_active(s, "dby", False)
     assert web.get("/dashboard").status_code == 303
     resp = login(web, "dby", "Another-pass-2026")
-    assert resp.status_code == 401 and "该账户已停用" in resp.text
+    assert resp.status_code == 401 and accounts.WRONG in resp.text  # the answer of any refusal (issue 17)
 
 
 # -- nobody without access sees anything -----------------------------------------------------------
