@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from duban.files import open_private, private_dir
 from duban.models import Evidence
 from duban.vocabulary import EvidenceKind
 
@@ -246,13 +247,13 @@ def store_upload(folder: Path, raw_name: str | None, stream: BinaryIO, *, max_by
         shown = f" .{ext} " if ext else "无扩展名的"
         raise EvidenceError(f"不支持{shown}文件。请上传{FORMATS_TEXT}。")
     tmp_dir = folder / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(tmp_dir)  # evidence files and folders: 0600/0700 (duban/files.py)
     tmp = tmp_dir / f"upload-{secrets.token_hex(8)}"
     digest = hashlib.sha256()
     size = 0
     head = b""
     try:
-        with open(tmp, "wb") as out:
+        with open_private(tmp) as out:
             while True:
                 chunk = stream.read(CHUNK)
                 if not chunk:
@@ -270,7 +271,7 @@ def store_upload(folder: Path, raw_name: str | None, stream: BinaryIO, *, max_by
         sha = digest.hexdigest()
         stored = f"{sha[:2]}/{sha}"
         target = folder / stored
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         created = not target.exists()
         if created:
             os.replace(tmp, target)

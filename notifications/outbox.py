@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from duban.files import open_private, private_dir
 from notifications.channel import DeliveryReport, Outgoing
 
 UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
@@ -30,10 +31,11 @@ class OutboxChannel:
     def send(self, out: Outgoing) -> DeliveryReport | None:
         """Write the message's file; nothing to report (``deliver`` records the attempt)."""
         path = self.path_for(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # live links inside: readable by duban's user only
         header = f"收件人：{out.recipient}" + (f" <{out.email}>" if out.email else "") + f"\n主题：{out.subject}\n\n"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(header + out.body, encoding="utf-8")
+        with open_private(tmp, "w", encoding="utf-8") as f:
+            f.write(header + out.body)
         tmp.replace(path)
         return None
 
