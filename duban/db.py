@@ -18,6 +18,8 @@ from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, 
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from duban.files import private_dir, touch_private
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration. Commands compare the database with it and only load Alembic when they
 # differ (loading Alembic costs a CLI call about 0.3 s); tests check it is the head.
@@ -49,8 +51,9 @@ def make_engine(url: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT, bus
 
 def _sqlite_engine(url: str, busy_timeout: float) -> Engine:
     path = url.split("///", 1)[-1] if "///" in url else ""
-    if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    on_disk = bool(path) and path != ":memory:" and not path.startswith("file:")
+    if on_disk:
+        private_dir(Path(path).parent)
     # pool_size ≥ the web app's worker threads (8), as for PostgreSQL: with the default of 5, a
     # burst of requests opened and closed overflow connections (each with its PRAGMAs)
     pool = {} if not path or path == ":memory:" else {"pool_size": 10}
@@ -59,6 +62,15 @@ def _sqlite_engine(url: str, busy_timeout: float) -> Engine:
         # writers of this process queue here rather than in SQLite's busy handler, which polls
         # with sleeps of up to 100 ms (a long tail when many threads write at once)
         engine.__dict__["_duban_write_lock"] = threading.RLock()
+
+    if on_disk:
+
+        @event.listens_for(engine, "do_connect")
+        def _private_file(*_args):  # pragma: no cover - trivial
+            # the first connection creates the database: 0600, and SQLite gives its -wal and -shm
+            # files the database file's mode (duban/files.py)
+            if not Path(path).exists():
+                touch_private(path)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from duban.filecheck import ALLOWED, FileCheckError, check_file, clean_name, extension, type_reason
 from duban.filecheck import FORMATS_TEXT as FORMATS_TEXT  # re-exported (the upload forms)
+from duban.files import open_private, private_dir
 from duban.models import Event, Evidence, Link
 from duban.vocabulary import EvidenceKind
 
@@ -99,12 +100,12 @@ def stage_upload(folder: Path, raw_name: str | None, stream: BinaryIO, *, max_by
     if reason := type_reason(ext):
         raise EvidenceError(f"「{name}」：{reason}")
     tmp_dir = folder / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(tmp_dir)  # evidence files and folders: 0600/0700 (duban/files.py)
     tmp = tmp_dir / f"upload-{secrets.token_hex(8)}"
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(tmp, "wb") as out:
+        with open_private(tmp) as out:
             while chunk := stream.read(CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
@@ -131,7 +132,7 @@ def keep_files(folder: Path, files: Iterable[StoredFile]) -> None:
         if f.staged is None or not f.staged.exists():
             continue
         target = stored_path(folder, f.stored_name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)  # 0700, like the staging folder (duban/files.py)
         if target.exists():
             f.staged.unlink(missing_ok=True)
         else:

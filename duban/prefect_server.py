@@ -31,6 +31,7 @@ class PrefectServerError(RuntimeError):
     pass
 
 
+LOOPBACK = "127.0.0.1"  # every Prefect server duban starts listens here only (no authentication: docs/web.md)
 # the servers we ask are our own, on this machine: never through an office's HTTP proxy (http_proxy)
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -191,7 +192,7 @@ def temporary_prefect_server(settings: Settings, *, timeout: float = 120) -> Cal
             "--factory",
             "prefect.server.api.server:create_app",
             "--host",
-            "127.0.0.1",
+            LOOPBACK,
             "--port",
             str(port),
             "--log-level",
@@ -212,6 +213,28 @@ def temporary_prefect_server(settings: Settings, *, timeout: float = 120) -> Cal
     return ready
 
 
+def server_command(prefect: str, port: int) -> list[str]:
+    """The command line of the Prefect server `duban run` starts: on the loopback address only.
+    Its UI and API have no authentication (anyone who reaches them can run and cancel flows):
+    reach them from another machine through a reverse proxy with authentication (docs/web.md, "Behind a reverse proxy")."""
+    return [prefect, "server", "start", "--host", LOOPBACK, "--port", str(port)]
+
+
+def server_env(home: Path, port: int) -> dict[str, str]:
+    """The environment of that server (the caller's, with the address and port set here: a
+    PREFECT_SERVER_API_HOST of the caller never opens it to the network)."""
+    # the UI asks /ui-settings where the API is; without these it answers port 4200 whatever port
+    # the server listens on (and the UI shows another server's runs, or nothing)
+    return {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": LOOPBACK,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": f"http://{LOOPBACK}:{port}/api",
+    }
+
+
 @contextlib.contextmanager
 def local_prefect_server(settings: Settings, *, port: int = 4200, timeout: float = 120) -> Iterator[str]:
     configured = configured_api_url()
@@ -226,17 +249,7 @@ def local_prefect_server(settings: Settings, *, port: int = 4200, timeout: float
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or shutil.which("prefect")
     if prefect is None:
         raise PrefectServerError("找不到 prefect 命令：请确认 duban 安装完整（pip install duban）")
-    # the UI asks /ui-settings where the API is; without these it answers port 4200 whatever port
-    # the server listens on (and the UI shows another server's runs, or nothing)
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_UI_API_URL": api_url,
-    }
-    child = _Child([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log", "Prefect 服务")
+    child = _Child(server_command(prefect, port), server_env(home, port), home / "server.log", "Prefect 服务")
     try:
         child.wait_healthy(api_url, timeout=timeout, poll=0.5)
         yield api_url

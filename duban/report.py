@@ -29,6 +29,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
+from duban.files import private_file, write_private_text
 from duban.rollup import LIST_COLUMNS, RATE_COLUMNS, Rollup, header, pct
 from duban.rollup.assessment import NOTHING_DUE, explanation
 from duban.rules.policy import AssessmentPolicy, assessment_policy
@@ -509,8 +510,7 @@ def write_workbook(r: Rollup, path: str | Path) -> Path:
     for key, title, frame in r.views():
         _sheet(wb, f"{r.title} {title}", title, columns_of(r, key), frame)
     _sheet(wb, f"{r.title} 任务明细", "任务明细", columns_of(r, "tasks"), r.tasks)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    wb.save(private_file(path))
     return path
 
 
@@ -595,9 +595,7 @@ def report_name(r: Rollup) -> str:
 def write_report(r: Rollup, out_dir: str | Path, *, generated_at: dt.datetime | None = None) -> ReportFiles:
     """Write ``<name>.html`` and ``<name>.xlsx`` into ``out_dir`` (created if needed)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     name = report_name(r)
-    html = out / f"{name}.html"
-    html.write_text(render_html(r, generated_at=generated_at), encoding="utf-8")
+    html = write_private_text(out / f"{name}.html", render_html(r, generated_at=generated_at))
     xlsx = write_workbook(r, out / f"{name}.xlsx")
     return ReportFiles(html, xlsx)

@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     web_send_now: bool = True  # deliver what an action caused (approval requests, decisions) at once
     web_send_delay: float = 3.0  # seconds to gather such messages into one digest per person
     web_busy_patience: float = Field(30.0, gt=0)  # seconds an action waits for the store while another task writes, then "系统正忙" (503)
-    trusted_proxies: str = "127.0.0.1"  # addresses whose X-Forwarded-For is believed (duban serve)
+    # the reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed by
+    # `duban serve`/`run`; empty: none, every client is the address it connects from (docs/deploy.md)
+    trusted_proxies: str = ""
     # dashboard sign-in (docs/web.md, "Dashboard")
     session_hours: float = Field(12.0, gt=0)  # a dashboard session lasts this long, then sign in again
     login_max_failures: int = Field(5, ge=1)  # wrong passwords in a row from one address before that address is locked out of the account
@@ -62,6 +64,8 @@ class Settings(BaseSettings):
     dashboard_link_days: int = Field(30, ge=1)  # default lifetime of a read-only dashboard link
     # failures from all addresses since the last success before the account is locked for addresses it was not used from
     login_account_max_failures: int = Field(50, ge=1)
+    # issue 17
+    relink_per_address_per_hour: int = Field(60, ge=1)  # "send me a fresh link" per client address, over all links (a campus NAT)
 
     @model_validator(mode="after")
     def _check_channels(self) -> Settings:

@@ -17,10 +17,14 @@ import functools
 import hashlib
 import hmac
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.utils import formataddr
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,6 +33,37 @@ from notifications.channel import KIND_FACTS, ChannelKind
 EMAIL_WORDS = {"email", "mail", "邮件", "邮箱", "电子邮件"}
 ALWAYS_TAGS = {"always", "总是", "始终", "全部"}
 _KIND_OF_PLUGIN = {facts.plugin: kind for kind, facts in KIND_FACTS.items() if facts.plugin}
+
+
+# ---------------------------------------------------------------------------------------------
+# Header text: a name or subject never starts another header line
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+class AddressError(ValueError):
+    """An e-mail address that cannot be written in a header (the message is not sent)."""
+
+
+def header_text(value: str | None) -> str:
+    """``value`` on one line: control characters (CR, LF, tab, …) become a space, runs of spaces
+    one. A name imported with a line break in it stays a name, never a second header."""
+    return " ".join(CONTROL.sub(" ", value or "").split())
+
+
+def mailbox(name: str | None, addr: str) -> str:
+    """The ``To``/``From`` value ``name <addr>``: the name on one line and encoded (RFC 2047 when
+    not ASCII, quoted when it holds specials) by :func:`email.utils.formataddr`; the address
+    checked by :class:`email.headerregistry.Address` (one plain address, nothing after it)."""
+    try:
+        if CONTROL.search(addr):
+            raise HeaderParseError(addr)
+        parsed = Address(addr_spec=addr.strip())
+    except (HeaderParseError, ValueError, IndexError):
+        raise AddressError(
+            f"邮箱地址「{header_text(addr)}」格式不正确（含有换行等控制字符或多余内容），未发送。请在人员表中改正后重新导入。"
+        ) from None
+    return formataddr((header_text(name) or None, parsed.addr_spec), charset="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from duban.files import open_private, private_dir
+from notifications.addresses import header_text
 from notifications.channel import DeliveryReport, Outgoing
 
 UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
@@ -30,10 +32,12 @@ class OutboxChannel:
     def send(self, out: Outgoing) -> DeliveryReport | None:
         """Write the message's file; nothing to report (``deliver`` records the attempt)."""
         path = self.path_for(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        header = f"收件人：{out.recipient}" + (f" <{out.email}>" if out.email else "") + f"\n主题：{out.subject}\n\n"
+        private_dir(path.parent)  # live links inside: readable by duban's user only
+        who = header_text(out.recipient) + (f" <{header_text(out.email)}>" if out.email else "")
+        header = f"收件人：{who}\n主题：{header_text(out.subject)}\n\n"  # one line each, whatever a name holds
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(header + out.body, encoding="utf-8")
+        with open_private(tmp, "w", encoding="utf-8") as f:
+            f.write(header + out.body)
         tmp.replace(path)
         return None
 

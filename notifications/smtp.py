@@ -26,7 +26,9 @@ from email.header import Header, decode_header, make_header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid
+
+from notifications.addresses import AddressError, header_text, mailbox
 
 
 class FinalReplyTimeout(smtplib.SMTPServerDisconnected):
@@ -315,6 +317,8 @@ def smtp_reason(err: BaseException, host: str, port: int, timeout: float) -> str
         return f"无法连接邮件服务器 {host}:{port}（连接被拒绝）"
     if isinstance(err, OSError):
         return f"无法连接邮件服务器 {host}:{port}（{err.__class__.__name__}: {err}）"
+    if isinstance(err, AddressError):  # said in Chinese already
+        return str(err)
     return f"{err.__class__.__name__}: {err}"
 
 
@@ -352,12 +356,14 @@ def build_email(
     else:
         msg = _text_part(text, "plain", utf8)
     name, addr = from_addr
+    subject = header_text(subject)
     if subject.isascii():
         msg["Subject"] = subject
     else:
         msg["Subject"] = Header(subject, "utf-8")  # type: ignore[assignment]  # compat32 takes a Header (typeshed: str only)
-    msg["From"] = formataddr((_decode(name) if name else None, addr), charset="utf-8")
-    msg["To"] = formataddr((to_name or None, to), charset="utf-8")
+    # names and addresses through mailbox(): a CR/LF in a person's name never starts a header
+    msg["From"] = mailbox(_decode(name) if name else None, addr)
+    msg["To"] = mailbox(to_name, to)
     msg["Date"] = format_datetime(dt.datetime.now(tz or dt.UTC))
     msg["Message-ID"] = make_msgid(domain=smtp_host or addr.split("@")[-1])
     msg["X-Application"] = "duban"

@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 import sys
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -324,11 +324,7 @@ def _serve_forever(settings: Settings, api_url: str, *, host: str, port: int, we
 
         from duban.web.app import create_app
 
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(), host=host, port=port, log_level="warning", proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies
-            )
-        )
+        server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning", **web_server_options(settings)))
         threading.Thread(target=server.run, name="duban-web", daemon=True).start()
         console.print(f"网页服务：http://{host}:{port}/", markup=False)
     console.print(f"每日督办检查：每天 08:30（{settings.timezone}），非工作日自动跳过。按 Ctrl+C 停止。", markup=False)
@@ -358,10 +354,20 @@ def serve_command(
         port=port,
         workers=workers,
         log_level="warning",
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies,
         access_log=False,
+        **web_server_options(settings),
     )
+
+
+def web_server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options for ``duban serve`` and ``duban run``: ``X-Forwarded-For`` is
+    believed only from the reverse proxies of ``DUBAN_TRUSTED_PROXIES``; with none (the default)
+    it is ignored, and every client is the address it connects from (rate limits, the audit
+    trail). uvicorn's own default would believe any local client (127.0.0.1)."""
+    proxies = settings.trusted_proxies.strip()
+    if not proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": proxies}
 
 
 @app.command("secret")

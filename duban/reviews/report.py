@@ -16,6 +16,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
+from duban.files import private_file, write_private_text
 from duban.report import FONT_STACK, environment
 
 ITEM_COLUMNS = [
@@ -104,7 +105,7 @@ def write_workbook(data: dict[str, Any], path: Path) -> Path:
     _sheet(wb, "未填报", NON_RESPONDER_COLUMNS, data["non_responders"])
     _sheet(wb, "整改事项", FOLLOW_UP_COLUMNS, data["follow_ups"])
     _sheet(wb, "督办记录", ESCALATION_COLUMNS, data["escalations"])
-    wb.save(path)
+    wb.save(private_file(path))
     return path
 
 
@@ -126,8 +127,6 @@ def _sheet(wb: Workbook, title: str, columns: list[tuple[str, str, int]], rows: 
 
 def write_report(data: dict[str, Any], out_dir: Path) -> ReviewFiles:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     name = report_name(data)
-    html = out / f"{name}.html"
-    html.write_text(render_html(data), encoding="utf-8")
+    html = write_private_text(out / f"{name}.html", render_html(data))
     return ReviewFiles(html, write_workbook(data, out / f"{name}.xlsx"))

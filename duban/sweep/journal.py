@@ -23,6 +23,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from duban.files import private_dir
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -50,7 +52,7 @@ class Journal:
         line = json.dumps({"id": digest_id, "via": via, "at": at.isoformat()}, ensure_ascii=False) + "\n"
         with self._lock:
             if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(self.path.parent)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             os.write(self._fd, line.encode("utf-8"))
             os.fsync(self._fd)

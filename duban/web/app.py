@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from duban.runtime import runtime
-from duban.web import dashboard, dashboard_announce, dashboard_reviews, link_pages, reviews
+from duban.web import dashboard, dashboard_announce, dashboard_reviews, link_pages, logs, reviews
 from duban.web.deps import Limiters, Refusal, StoreBusy, busy_page, refusal_page
 from duban.web.dispatch import BackgroundDelivery
 from duban.web.render import STATIC, error_page
@@ -36,6 +36,7 @@ log = logging.getLogger("duban.web")
 def create_app() -> FastAPI:
     rt = runtime()
     settings = rt.settings
+    logs.install()  # link tokens never reach a log (duban/web/logs.py)
     dispatcher = BackgroundDelivery(rt, delay=settings.web_send_delay, enabled=settings.web_send_now)
 
     @contextlib.asynccontextmanager

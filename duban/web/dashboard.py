@@ -34,7 +34,7 @@ from duban import accounts
 from duban.db import session_scope
 from duban.models import utcnow
 from duban.web import dashboard_announce, dashboard_views
-from duban.web.deps import FORM_COOKIE, Refusal, client_ip, limiters, read_form, runtime, store_write, too_many
+from duban.web.deps import FORM_COOKIE, Count, Refusal, client_ip, limiters, read_form, runtime, store_write, too_many
 from duban.web.render import render
 from duban.web.signin import (
     PRIVATE,
@@ -84,7 +84,7 @@ def _login_page(
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next_url: Annotated[str | None, Query(alias="next")] = None, out: int = 0):
+def login_form(request: Request, next_url: Annotated[str | None, Query(alias="next")] = None, out: Count = 0):
     if current_viewer(request) is not None:
         return RedirectResponse(safe_next(next_url), status_code=303, headers=PRIVATE)
     return _login_page(request, next_url=next_url or "/dashboard", notice="您已安全退出。" if out else "")

@@ -24,7 +24,7 @@ from duban.announce import AnnounceError, announce_in, preview, waiting
 from duban.db import session_scope
 from duban.models import utcnow
 from duban.vocabulary import AccountRole
-from duban.web.deps import UNREADABLE_FORM, read_form, runtime, store_write
+from duban.web.deps import UNREADABLE_FORM, Count, OptCount, read_form, runtime, store_write
 from duban.web.signin import PRIVATE, form_ok, plans_of, refusal, signed_in, viewer_page
 
 router = APIRouter()
@@ -75,7 +75,7 @@ def _page(request: Request, viewer: Any, plan: Any, *, done: dict[str, Any] | No
 
 
 @router.get("/dashboard/announce", response_class=HTMLResponse)
-def announce_page(request: Request, plan: str | None = None, n: int | None = None, owners: int = 0, offline: int = 0):
+def announce_page(request: Request, plan: str | None = None, n: OptCount = None, owners: Count = 0, offline: Count = 0):
     viewer, resp = signed_in(request)
     if resp is not None:
         return resp

@@ -41,7 +41,7 @@ from duban.models import (
 )
 from duban.reviews import api as reviews
 from duban.vocabulary import AccountRole, ItemState, ReviewState, ScopeKind, Verdict
-from duban.web.deps import UNREADABLE_FORM, read_form, runtime, store_write
+from duban.web.deps import UNREADABLE_FORM, RowId, read_form, runtime, store_write
 from duban.web.security import attachment
 from duban.web.signin import PRIVATE, form_ok, office_only, plan_scope, plans_of, refusal, signed_in, viewer_page
 
@@ -360,7 +360,7 @@ def _show_page(
 
 
 @router.get("/dashboard/reviews/{review_id:int}", response_class=HTMLResponse)
-def review_show(request: Request, review_id: int, done: str | None = None):
+def review_show(request: Request, review_id: RowId, done: str | None = None):
     viewer, resp = signed_in(request)
     if resp is not None:
         return resp
@@ -369,7 +369,7 @@ def review_show(request: Request, review_id: int, done: str | None = None):
 
 
 @router.get("/dashboard/reviews/{review_id:int}/report.{ext}")
-def review_report(request: Request, review_id: int, ext: str):
+def review_report(request: Request, review_id: RowId, ext: str):
     viewer, resp = signed_in(request)
     if resp is not None:
         return resp
@@ -386,7 +386,7 @@ def review_report(request: Request, review_id: int, ext: str):
 
 
 @router.post("/dashboard/reviews/{review_id:int}/cancel", response_class=HTMLResponse)
-async def review_cancel(request: Request, review_id: int):
+async def review_cancel(request: Request, review_id: RowId):
     viewer, resp = signed_in(request)
     if resp is not None:
         return resp

@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Path as PathParam
+from fastapi import Query, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -25,6 +26,15 @@ from duban.links import LinkRefused, token_hash, verify
 from duban.vocabulary import LinkAction
 from duban.web.render import render
 from duban.web.security import BodyTooLarge, RateLimiter, new_csrf_cookie
+
+# Every integer a route reads from the address is bounded: an id beyond the store's integer (a
+# PostgreSQL integer is 32-bit, SQLite's 64-bit) would fail in the driver (500), so it is answered
+# as a page that does not exist (404, app.py) before the route runs. tests/web/test_hardening.py
+# checks that no route takes a bare int.
+MAX_ID = 2**31 - 1
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ID)]  # a row's id in the path
+Count = Annotated[int, Query(ge=0, le=MAX_ID)]  # a number in the query string
+OptCount = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 
 def runtime(request: Request):
@@ -209,7 +219,8 @@ class Limiters:
 
     ip: RateLimiter  # per client address, every link page
     link: RateLimiter  # per link
-    renew: RateLimiter  # fresh links asked for, per link and per address
+    renew: RateLimiter  # fresh links asked for, per link
+    renew_ip: RateLimiter  # fresh links asked for, per client address over all links (much higher: many people share a NAT)
     login: RateLimiter  # dashboard sign-in attempts and read-only links, per address
 
     @classmethod
@@ -218,6 +229,7 @@ class Limiters:
             ip=RateLimiter(settings.rate_limit_per_minute, 60),
             link=RateLimiter(settings.rate_limit_link_per_minute, 60),
             renew=RateLimiter(settings.relink_per_hour, 3600),
+            renew_ip=RateLimiter(settings.relink_per_address_per_hour, 3600),
             login=RateLimiter(login_per_minute, 60),
         )
 

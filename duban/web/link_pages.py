@@ -41,6 +41,7 @@ from duban.web.deps import (
     UNREADABLE_FORM,
     Cookie,
     Refusal,
+    RowId,
     client_ip,
     is_review_token,
     limit_link,
@@ -209,7 +210,7 @@ def open_link(page: Page):
 
 
 @router.get("/l/{token}/r/{request_id}", response_class=HTMLResponse)
-def open_request(request_id: int, page: Page):
+def open_request(request_id: RowId, page: Page):
     """A request reached from a coordinator's queue page."""
     with session_scope(page.rt.engine, readonly=True) as s:
         r = page.resolve(s)
@@ -226,7 +227,7 @@ async def submit(page: Page):
 
 
 @router.post("/l/{token}/r/{request_id}", response_class=HTMLResponse)
-async def submit_request(request_id: int, page: Page):
+async def submit_request(request_id: RowId, page: Page):
     if (form := await page.form()) is None:
         raise Refusal(*UNREADABLE_FORM)
     return await run_in_threadpool(_submit, page, form, request_id)
@@ -402,9 +403,11 @@ def _renew(page: LinkPage, form) -> Response:
         raise Refusal(
             "页面已过期，请重新打开链接", "为保护您的账户安全，本次申请未被受理（页面校验信息缺失或不匹配）。请重新打开链接后再申请。", 403
         )
-    renew_limiter = limiters(page.request).renew
-    if wait := renew_limiter.hit(f"renew:{link_id}") or renew_limiter.hit("renew-ip:" + client_ip(page.request)):
+    lim = limiters(page.request)
+    if wait := lim.renew.hit(f"renew:{link_id}"):
         raise too_many(wait, "申请过于频繁", f"已为此链接申请过多次新链接，请约 {max(1, wait // 60)} 分钟后再试，或联系领导小组办公室。")
+    if wait := lim.renew_ip.hit("renew-ip:" + client_ip(page.request)):  # one address, many links (a campus NAT): a higher ceiling
+        raise too_many(wait, "申请过于频繁", f"您所在网络申请新链接过于频繁，请约 {max(1, wait // 60)} 分钟后再试，或联系领导小组办公室。")
     day, now, origin = rt.today(), utcnow(), page.origin()
 
     def ask(s: Session) -> actions.Outcome | None:
@@ -431,7 +434,7 @@ def _renew(page: LinkPage, form) -> Response:
 
 
 @router.get("/l/{token}/files/{evidence_id}")
-def download(evidence_id: int, page: Page):
+def download(evidence_id: RowId, page: Page):
     with session_scope(page.rt.engine, readonly=True) as s:
         r = page.resolve(s, allow_used=True)
         ev = s.get(Evidence, evidence_id)

@@ -59,6 +59,7 @@ from duban.web.deps import (
     UNREADABLE_FORM,
     Cookie,
     Refusal,
+    RowId,
     client_ip,
     limit_link,
     link_refusal,
@@ -346,7 +347,7 @@ def _answer(request: Request, token: str, form) -> Response:
 
 
 @router.post("/rv/{token}/items/{item_id}", response_class=HTMLResponse)
-async def submit_verdict(request: Request, token: str, item_id: int):
+async def submit_verdict(request: Request, token: str, item_id: RowId):
     limit_link(request, token, prefix="rv-")
     if (form := await read_form(request, max_fields=30)) is None:
         raise Refusal(*UNREADABLE_FORM)
@@ -395,7 +396,7 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
 
 
 @router.get("/rv/{token}/files/{evidence_id}")
-def download_evidence(request: Request, token: str, evidence_id: int):
+def download_evidence(request: Request, token: str, evidence_id: RowId):
     limit_link(request, token, prefix="rv-")
     rt = _rt(request)
     with session_scope(rt.engine, readonly=True) as s:

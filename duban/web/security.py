@@ -33,12 +33,15 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-NO_STORE = (b"cache-control", b"no-store")
+NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+CACHEABLE = ("/static/",)  # the only paths a browser or proxy may keep (style sheets, icons)
 
 
 class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every response, and ``Cache-Control: no-store`` to the
-    link pages (a shared phone or proxy keeps no copy of a page reached by a token)."""
+    """Adds :data:`SECURITY_HEADERS` to every response, and ``Cache-Control: no-store`` (with
+    ``Pragma: no-cache`` for old proxies) to every page but the static files: the link pages
+    (/l/, /rv/), read-only links (/d/), the dashboard and sign-in carry a token or the
+    institution's data, and a shared phone, browser or proxy must keep no copy of them."""
 
     def __init__(self, app):
         self.app = app
@@ -46,15 +49,15 @@ class SecurityHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        private = scope.get("path", "").startswith("/l/")
+        private = not scope.get("path", "").startswith(CACHEABLE)
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 headers += [h for h in SECURITY_HEADERS if h[0] not in present]
-                if private and b"cache-control" not in present:
-                    headers.append(NO_STORE)
+                if private:
+                    headers += [h for h in NO_STORE if h[0] not in present]
                 message = {**message, "headers": headers}
             await send(message)
 
