@@ -189,17 +189,23 @@ def _check_undecided(session: Session, r: Resolved, req: Request) -> None:
 
 
 def _check_decider(session: Session, r: Resolved, req: Request) -> None:
-    """Nobody decides what they asked for or a request about a task they own; the rest are
-    decided by the request's reviewers (the office, else the leading group: ``links.reviewers``)."""
-    if req.person_id == r.person.id:
-        raise ActionError("不能审核自己提交的申请。")
+    if (why := decider_refusal(session, r.person.id, req)) is not None:
+        raise ActionError(why)
+
+
+def decider_refusal(session: Session, person_id: int, req: Request) -> str | None:
+    """Why ``person_id`` may not decide ``req`` (Chinese), or None.  Nobody decides what they
+    asked for or a request about a task they own; the rest are decided by the request's
+    reviewers (the office, else the leading group: ``links.reviewers``)."""
+    if req.person_id == person_id:
+        return "不能审核自己提交的申请。"
     task = session.get(Task, req.task_id)
     excluded = {req.person_id} | ({task.owner_id} if task is not None else set())
-    if r.person.id in excluded:
-        raise ActionError("不能审核自己负责的任务的申请。")
-    if r.person.id not in links_mod.reviewers(session, req.plan_id, exclude=excluded):
-        decider = who_decides(session, req.plan_id, excluded) or "领导小组办公室"
-        raise ActionError(f"该申请由{decider}审核，您不能审核。")
+    if person_id in excluded:
+        return "不能审核自己负责的任务的申请。"
+    if person_id not in links_mod.reviewers(session, req.plan_id, exclude=excluded):
+        return f"该申请由{who_decides(session, req.plan_id, excluded) or '领导小组办公室'}审核，您不能审核。"
+    return None
 
 
 def _mark_decided(session: Session, r: Resolved, req: Request, *, status: RequestStatus, note: str, now: dt.datetime) -> None:
