@@ -260,6 +260,7 @@ def test_the_leading_group_is_asked_for_verdicts_and_judges_only_the_office_memb
         ("领导小组办公室", None, "任务 1 评定为「达标」。"),  # the CLI's default: not a person of the plan
         ("党委书记", "党委书记", "任务 1 评定为「达标」。"),
     ],
+    ids=["cli-names-the-owner", "link-of-the-owner", "link-of-no-judge", "cli-default", "link-of-the-leading-group"],
 )
 def test_give_verdict_refuses_the_tasks_owner(use_database, engine, tmp_path, actor, judge, outcome):
     import_small(engine, tmp_path, data=roles_plan(office=["督办员"], leading_group=["党委书记"]))
@@ -314,6 +315,18 @@ BASE = {"office": ["督办员"], "leading_group": ["党委书记"], "owner_of_1"
         ("教务处处长", "view", "2", "supervisor", None),
         ("党委书记", "review_report", None, "office", None),
         ("督办员", "review_verdict", None, "leading_group", None),
+    ],
+    ids=[
+        "view-supervisor-changed",
+        "view-head-changed",
+        "report-leading-group-changed",
+        "report-office-changed",
+        "queue-office-changed",
+        "verdict-office-changed",
+        "view-kept",
+        "view-kept-by-the-head",
+        "report-kept",
+        "verdict-kept",
     ],
 )
 def test_links_end_when_the_holder_no_longer_holds_the_role(app_for, engine, tmp_path, holder, action, code, change, refusal):
