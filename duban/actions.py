@@ -28,11 +28,17 @@ from duban.db import rowcount
 from duban.evidence import StoredFile, add_evidence
 from duban.links import Resolved
 from duban.models import Department, Event, Link, Milestone, Notification, Person, Request, Task
+from duban.roles import holder_refusal
 from duban.values import clean_text
 from duban.vocabulary import OPEN_STATES, EventKind, LedgerStatus, LinkAction, MessageKind, MilestoneState, RequestKind, RequestStatus
 
 MAX_TEXT = 5000
 MAX_REASON = 1000
+# approval is required and nobody but the one who asks could approve (duban.roles.reviewers)
+NO_REVIEWER = (
+    "本方案要求办结审核，但目前没有可以审核您申请的人员（领导小组办公室、领导小组均无其他成员）。"
+    "本次提交未被受理，请联系领导小组办公室在方案中增补审核人员后再提交。"
+)
 
 
 class ActionError(ValueError):
@@ -275,11 +281,15 @@ def submit_done(
     files: Sequence[StoredFile] = (),
 ) -> Outcome:
     """提交办结 with 佐证材料: waits for a reviewer (审核), or is done at once where the plan
-    switched approval off."""
+    switched approval off.  Nobody approves their own: the office, or the leading group when the
+    office has nobody else, decides; with nobody to decide, the submission is refused."""
     require_action(r, LinkAction.DONE)
     task = _task(r)
     m = _open_milestone(r)
     note = text_field(note, what="办结说明（完成情况及佐证材料说明）")
+    reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
+    if r.plan.approval_required and not reviewers:
+        raise ActionError(NO_REVIEWER)
     with session.no_autoflush:  # reads first; the changes then go out together at the next flush
         # a pending extension of this step is moot once it is submitted
         moot = list(
@@ -289,15 +299,13 @@ def submit_done(
                 )
             )
         )
-        reviewers = links_mod.reviewers(session, r.link.plan_id, exclude=r.person.id)
         _acknowledge(session, task, now)
     for req in moot:
         req.status, req.decided_at, req.decision_note = RequestStatus.WITHDRAWN, now, "已提交办结，延期申请自动撤回"
     evidence_count = {"urls": len(urls), "files": len(files)}
-    if not r.plan.approval_required or not reviewers:
+    if not r.plan.approval_required:
         m.status, m.submitted_at, m.completed_at = MilestoneState.DONE, now, now
-        why = "not_required" if not r.plan.approval_required else "no_reviewer"
-        ev = record_event(session, r, EventKind.MILESTONE_DONE, {"note": note, "approval": why, **evidence_count}, origin, now)
+        ev = record_event(session, r, EventKind.MILESTONE_DONE, {"note": note, "approval": "not_required", **evidence_count}, origin, now)
         _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=None, now=now)
         use_link(session, r, now)
         links_mod.void(session, reason="里程碑已办结", now=now, milestone_ids=[m.id])
@@ -442,9 +450,11 @@ def renewal_action(session: Session, link: Link) -> str | None:
     applies, else a read-only one (owners: view; reviewers: their queue); None when the holder
     has nothing to do with the task any more."""
     task = session.get(Task, link.task_id) if link.task_id else None
+    dept = session.get(Department, task.lead_department_id) if task is not None and task.lead_department_id else None
+    owner = session.get(Person, task.owner_id) if task is not None else None
+    if holder_refusal(session, link, task, dept, owner) is not None:  # no longer holds the role that earned it
+        return None
     if link.action in links_mod.REVIEW_ACTIONS:
-        if link.person_id not in links_mod.reviewers(session, link.plan_id):
-            return None
         req = session.get(Request, link.request_id) if link.request_id else None
         return LinkAction.REVIEW if req is not None and req.status == RequestStatus.PENDING else LinkAction.QUEUE
     if task is None or task.archived_at is not None:

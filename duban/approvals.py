@@ -30,6 +30,7 @@ from duban.actions import (
 from duban.db import rowcount
 from duban.links import Resolved
 from duban.models import Event, Milestone, Person, Request, Task
+from duban.roles import who_decides
 from duban.vocabulary import OPEN_STATES, EventKind, LinkAction, MessageKind, MilestoneState, RequestKind, RequestStatus
 
 
@@ -184,8 +185,27 @@ def _check_undecided(session: Session, r: Resolved, req: Request) -> None:
         raise ActionError(
             f"该申请已于 {links_mod.local_time(req.decided_at)} {by}处理（{REQUEST_STATUS.get(req.status, req.status)}），无需重复审核。"
         )
-    if req.person_id == r.person.id:
-        raise ActionError("不能审核自己提交的申请。")
+    _check_decider(session, r, req)
+
+
+def _check_decider(session: Session, r: Resolved, req: Request) -> None:
+    if (why := decider_refusal(session, r.person.id, req)) is not None:
+        raise ActionError(why)
+
+
+def decider_refusal(session: Session, person_id: int, req: Request) -> str | None:
+    """Why ``person_id`` may not decide ``req`` (Chinese), or None.  Nobody decides what they
+    asked for or a request about a task they own; the rest are decided by the request's
+    reviewers (the office, else the leading group: ``links.reviewers``)."""
+    if req.person_id == person_id:
+        return "不能审核自己提交的申请。"
+    task = session.get(Task, req.task_id)
+    excluded = {req.person_id} | ({task.owner_id} if task is not None else set())
+    if person_id in excluded:
+        return "不能审核自己负责的任务的申请。"
+    if person_id not in links_mod.reviewers(session, req.plan_id, exclude=excluded):
+        return f"该申请由{who_decides(session, req.plan_id, excluded) or '领导小组办公室'}审核，您不能审核。"
+    return None
 
 
 def _mark_decided(session: Session, r: Resolved, req: Request, *, status: RequestStatus, note: str, now: dt.datetime) -> None:

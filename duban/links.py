@@ -23,10 +23,12 @@ from sqlalchemy import ColumnElement, bindparam, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from duban.db import rowcount
-from duban.models import Department, Link, Milestone, Person, Plan, PlanRole, Request, Task, table_of, utcnow
-from duban.vocabulary import OWNER_ACTIONS, REVIEW_MESSAGE_KINDS, LinkAction, MessageKind, MilestoneState, PlanRoleKind
+from duban.models import Department, Link, Milestone, Person, Plan, Request, Task, table_of, utcnow
+from duban.roles import holder_refusal
+from duban.roles import reviewers as reviewers  # re-exported (who approves: duban.actions, the sweep)
+from duban.vocabulary import OWNER_ACTIONS, REVIEW_MESSAGE_KINDS, LinkAction, MessageKind, MilestoneState
 from duban.vocabulary import REUSABLE_ACTIONS as REUSABLE_ACTIONS  # re-exported (duban.actions)
-from duban.vocabulary import REVIEWER_ACTIONS as REVIEW_ACTIONS
+from duban.vocabulary import REVIEWER_ACTIONS as REVIEW_ACTIONS  # noqa: F401  re-exported (duban.actions)
 
 # OWNER_ACTIONS: only the task's current owner; REVIEW_ACTIONS: only the plan's reviewers (the
 # office); REUSABLE_ACTIONS: never "used up".  An action's label is ``LinkAction.label``; ACTIONS
@@ -295,6 +297,7 @@ REFUSALS = {
     "reassigned": "任务不由您负责",
     "closed": "任务已办结或已归档",
     "not_reviewer": "您不是本方案的审核人员",
+    "role": "链接已失效",
 }
 
 
@@ -337,17 +340,6 @@ class Resolved:
     @property
     def used(self) -> bool:
         return self.link.used_at is not None
-
-
-def reviewers(session: Session, plan_id: int, *, exclude: int | None = None) -> list[int]:
-    """Who approves completions and extensions of a plan: the office (领导小组办公室), or the
-    leading group when the plan has no office; never the person who asked."""
-    rows = session.execute(select(PlanRole.person_id, PlanRole.role).where(PlanRole.plan_id == plan_id).order_by(PlanRole.position)).all()
-    for role in (PlanRoleKind.OFFICE, PlanRoleKind.LEADING_GROUP):
-        people = [r.person_id for r in rows if r.role == role and r.person_id != exclude]
-        if people:
-            return list(dict.fromkeys(people))
-    return []
 
 
 def local_time(value: dt.datetime | None, tz: Any = None) -> str:
@@ -431,10 +423,9 @@ def resolve(
             "该任务目前不由您负责（可能已改由其他责任人办理），此办理链接已失效。如有疑问，请联系领导小组办公室。",
             link_id=link.id,
         )
-    if link.action in REVIEW_ACTIONS and link.person_id not in reviewers(session, link.plan_id):
-        raise LinkRefused(
-            "not_reviewer", "您目前不在本方案的审核人员名单中，此链接已不能使用。如有疑问，请联系领导小组办公室。", link_id=link.id
-        )
+    # a reviewer's, reader's or viewer's link lasts while its holder holds the role that earned it
+    if (refused := holder_refusal(session, link, task, department, owner)) is not None:
+        raise LinkRefused(*refused, link_id=link.id)
     if link.void_at is not None:
         raise LinkRefused("void", f"该链接已失效（{link.void_reason or '已被撤销'}）。如有疑问，请联系领导小组办公室。", link_id=link.id)
     if task is not None and task.archived_at is not None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from duban.actions import _acknowledge
 from duban.evidence import add_evidence
 from duban.models import Event, Person, Review, ReviewItem, Task
-from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _review, _task, _text, office_members
+from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _review, _task, _text, judges
 from duban.vocabulary import EventKind, ItemState, MessageKind, ReviewState
 
 
@@ -45,7 +45,7 @@ def _close_answers(session: Session, review: Review, *, today: dt.date, now: dt.
     review.answers_closed_on = today
     told = set()
     counts = _counts(session, review.id)
-    for member in office_members(session, review.plan_id):
+    for member in judges(session, review):
         if _ledger(
             session,
             key=f"{MessageKind.REVIEW_VERDICTS}:rv{review.id}:p{member}",

@@ -5,7 +5,7 @@ import each other without a cycle through it."""
 from __future__ import annotations
 
 from duban.reviews.answers import record_answer, send_requests
-from duban.reviews.common import Outcome, ReviewError, office_members, report_readers
+from duban.reviews.common import Outcome, ReviewError, judge_refusal, judges, office_members, report_readers
 from duban.reviews.progress import Advance, Started, TickResult, advance, deliver, item_views, next_wake_round, start, tick
 from duban.reviews.queries import report_data, summaries, task_history
 from duban.reviews.scope import attach_flow_run, create, default_title, plan_by_code, scope_choices, scope_tasks
@@ -26,6 +26,8 @@ __all__ = [
     "deliver",
     "give_verdict",
     "item_views",
+    "judge_refusal",
+    "judges",
     "next_wake_round",
     "office_members",
     "plan_by_code",

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from duban.links import reviewers
 from duban.models import Notification, Person, Plan, PlanRole, Review, ReviewItem, Task
+from duban.roles import reviewers, who_decides
 from duban.values import clean_text
 from duban.vocabulary import ItemState, LedgerStatus, PlanRoleKind
 
@@ -114,6 +114,31 @@ def _ledger(
 def office_members(session: Session, plan_id: int) -> list[int]:
     """Who judges a review: the office (the leading group when the plan has no office)."""
     return reviewers(session, plan_id)
+
+
+def judges(session: Session, review: Review) -> list[int]:
+    """Who is asked for a review's verdicts: the office, and whoever judges the tasks that office
+    members own (the office's other members, else the leading group: nobody judges their own)."""
+    out = list(office_members(session, review.plan_id))
+    owner_sets = session.execute(
+        select(ReviewItem.owner_id, Task.owner_id).join(Task, Task.id == ReviewItem.task_id).where(ReviewItem.review_id == review.id)
+    ).all()
+    for owners in {frozenset(row) for row in owner_sets}:
+        out += reviewers(session, review.plan_id, exclude=owners)
+    return list(dict.fromkeys(out))
+
+
+def judge_refusal(session: Session, plan_id: int, judge: int, owners: set[int], *, code: str, strict: bool = True) -> str | None:
+    """Why ``judge`` may not judge a task owned by ``owners`` (Chinese), or None.  Nobody judges a
+    task they own; ``strict``: only its judges (``duban.roles.reviewers``) judge it."""
+    who = who_decides(session, plan_id, owners)
+    if judge in owners:
+        if who:
+            return f"不能评定自己负责的任务（任务 {code}），请由{who}评定。"
+        return f"不能评定自己负责的任务（任务 {code}）；本方案没有其他可以评定的人员，请在方案中增补领导小组办公室成员后再评定。"
+    if strict and judge not in reviewers(session, plan_id, exclude=owners):
+        return f"任务 {code} 由{who or '领导小组办公室'}评定，您不能评定。"
+    return None
 
 
 def report_readers(session: Session, plan_id: int) -> list[int]:

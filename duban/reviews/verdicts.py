@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from duban.models import Event, Link, Milestone, Notification, Person, Review, ReviewItem, Task
-from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _text
+from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _text, judge_refusal
 from duban.vocabulary import EventKind, ItemState, LedgerStatus, MessageKind, MilestoneOrigin, MilestoneState, ReviewState, Verdict
 
 
@@ -24,9 +24,21 @@ class TaskVerdict:
 
 
 def give_verdict(
-    session: Session, review: Review, v: TaskVerdict, *, actor: str, now: dt.datetime, today: dt.date, channel: str = "cli"
+    session: Session,
+    review: Review,
+    v: TaskVerdict,
+    *,
+    actor: str,
+    now: dt.datetime,
+    today: dt.date,
+    channel: str = "cli",
+    judge_id: int | None = None,
 ) -> Outcome:
-    """Judge one task of ``review`` (again, to change it, until the review is closed)."""
+    """Judge one task of ``review`` (again, to change it, until the review is closed).
+
+    Nobody judges a task they own (answered for the review, or own now): ``judge_id`` (a link's
+    holder) must be one of the task's judges; a judge known only by name (``actor``: the CLI, the
+    flow's input) is refused when the name is the owner's."""
     if review.status == ReviewState.CANCELLED:
         raise ReviewError("本次督查已撤销，不能评定。")
     if review.status == ReviewState.CLOSED:
@@ -39,6 +51,7 @@ def give_verdict(
     if row is None:
         raise ReviewError(f"本次督查中没有编号为 {v.task_code} 的任务。")
     item, task = row
+    _check_judge(session, review, item, task, actor=actor, judge_id=judge_id)
     if v.verdict not in tuple(Verdict):
         raise ReviewError(f"评定结果“{v.verdict}”不正确，应为：{'、'.join(tuple(Verdict))}。")
     if review.status == ReviewState.OPEN and item.answered_at is None:
@@ -126,6 +139,17 @@ def give_verdict(
     if all_judged:
         msg += "本次督查的全部任务均已评定，将生成督查报告并报送领导小组。"
     return Outcome(msg, notify, wake=all_judged and review.status == ReviewState.WAITING)
+
+
+def _check_judge(session: Session, review: Review, item: ReviewItem, task: Task, *, actor: str, judge_id: int | None) -> None:
+    judge = judge_id
+    if judge is None:  # named only: refused when the name is one of the task's owners
+        judge = session.scalar(select(Person.id).where(Person.plan_id == review.plan_id, Person.name == actor.strip()))
+    if judge is None:
+        return
+    why = judge_refusal(session, review.plan_id, judge, {item.owner_id, task.owner_id}, code=task.code, strict=judge_id is not None)
+    if why is not None:
+        raise ReviewError(why)
 
 
 def cancel(session: Session, review_id: int, *, actor: str, reason: str, now: dt.datetime, today: dt.date) -> Outcome:

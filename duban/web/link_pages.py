@@ -161,9 +161,12 @@ def link_context(session: Session, page: LinkPage, r: Resolved, *, request_row: 
         if req is None:
             raise Refusal("没有找到该申请", "此链接没有对应的申请。", 404)
         ctx["req"] = pages.request_view(session, req, tz=rt.tz)
-        ctx["req_pending"] = req.status == RequestStatus.PENDING and req.person_id != r.person.id
+        not_yours = approvals.decider_refusal(session, r.person.id, req)  # nobody decides their own
+        ctx["req_pending"] = req.status == RequestStatus.PENDING and not_yours is None
         if req.person_id == r.person.id:
             ctx["blocked"] = "这是您本人提交的申请，请由其他审核人员审核。"
+        elif not_yours is not None and req.status == RequestStatus.PENDING:
+            ctx["blocked"] = not_yours
         task = session.get(Task, req.task_id)
         if task is None:
             raise Refusal("没有找到该任务", "该申请对应的任务不存在。", 404)

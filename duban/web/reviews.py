@@ -174,22 +174,24 @@ def _verdict_context(session, request: Request, r: Resolved, cookie: Cookie) -> 
     review = session.get(Review, r.link.review_id)
     data = reviews.report_data(session, review, tz=rt.tz)
     rows = session.execute(
-        select(ReviewItem, Task.code, Person.name)
+        select(ReviewItem, Task.code, Person.name, Task.owner_id)
         .join(Task, Task.id == ReviewItem.task_id)
         .join(Person, Person.id == Task.owner_id)
         .where(ReviewItem.review_id == review.id)
     ).all()
-    by_code = {code: (item, owner) for item, code, owner in rows}
-    evidence = _item_evidence(session, [item.id for item, _, _ in rows])
+    by_code = {code: (item, owner, owner_id) for item, code, owner, owner_id in rows}
+    evidence = _item_evidence(session, [item.id for item, _, _, _ in rows])
     follow = {f["code"]: f for f in data["follow_ups"]}
     items = []
     for i in data["items"]:
-        item, owner = by_code[i["code"]]
+        item, owner, owner_id = by_code[i["code"]]
         f = follow.get(i["code"], {})
         items.append(
             {
                 **i,
                 "id": item.id,
+                # nobody judges a task they own: the page says who judges it instead of a form
+                "not_yours": reviews.judge_refusal(session, review.plan_id, r.person.id, {item.owner_id, owner_id}, code=i["code"]),
                 "state": ItemState(item.status).label,
                 "files": evidence.get(item.id, []),
                 "task_owner": owner,
@@ -379,7 +381,8 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
         verdict = reviews.TaskVerdict(
             task.code, v["verdict"], v["note"], v["follow_up_title"] if fix else "", due, v["follow_up_owner"] if fix else ""
         )
-        return reviews.give_verdict(s, review, verdict, actor=r.person.name, now=now, today=day, channel="link"), review.id
+        out = reviews.give_verdict(s, review, verdict, actor=r.person.name, now=now, today=day, channel="link", judge_id=r.person.id)
+        return out, review.id
 
     try:
         out, review_id = store_write(rt, f"review verdict on link {link_id}", judge)
