@@ -36,7 +36,7 @@ def import_command(
     from duban.plans.importer import import_plan
 
     codes = [c.strip() for item in accept or () for c in item.replace("，", ",").split(",") if c.strip()]
-    engine = _engine()
+    engine = _engine(create=True)  # the first import creates the tables
     tz = ZoneInfo(_settings().timezone)
     try:
         diff = import_plan(engine, path, dry_run=dry_run, actor=actor, plan_code=plan, accept=codes, accept_sheet=accept_sheet, tz=tz)

@@ -198,7 +198,7 @@ def test_unsafe_secret_refuses_to_start(monkeypatch, secret, message):
     assert "duban secret" in result.stderr and "DUBAN_DEMO=1" in result.stderr
 
 
-def test_good_secret_starts(monkeypatch):
+def test_good_secret_starts(monkeypatch, use_database):  # a store with duban's tables: a missing one is refused
     monkeypatch.delenv("DUBAN_DEMO")
     monkeypatch.setenv("DUBAN_SECRET_KEY", run("secret").stdout.strip())
     get_settings.cache_clear()
