@@ -221,4 +221,6 @@ def export_command(
         write_plan_file(plan_file, out)
     except ValueError as err:
         _fail(str(err), 2)
+    except OSError as err:
+        _fail(f"无法写入 {out}：{err.strerror or err}。请检查文件夹是否存在、是否有写入权限，以及该文件是否正在 Excel 中打开。", 1)
     console.print(f"已导出到 {out}", markup=False)
