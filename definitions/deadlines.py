@@ -187,6 +187,11 @@ _NO_YEAR = re.compile(
     r"(?:今|本|明|当)年|(?:\d{1,2}|十[一二]?|[一二三四五六七八九])月|年[底末]|[上下]半年|第?[1-4一二三四]季度|[Qq][1-4]|\d{1,2}[-/.]\d{1,2}"
 )
 _SEMESTER = re.compile(r"学期|[春秋]季")
+_YEAR_LAST_WHY = (
+    "把年份写在了最后，无法确定哪个数字是月份（月/日/年与日/月/年两种写法都有人用）；"
+    "请把年份写在前面，如 2026-12-31、2026/12/31 或 2026年12月31日"
+)
+_YEAR_LAST = re.compile(r"\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})")  # 12/31/2026, 31.12.2026
 
 
 def _from_serial(original: numbers.Real) -> Deadline:
@@ -233,6 +238,8 @@ def _parse_deadline(value: DeadlineValue) -> Deadline:
 
     if _YEAR4.match(s) and _SEMESTER.search(s):
         raise _error(text, "按学期计算，各学期的起止日期不一，请写成具体日期或月份（如 2027年7月15日、2027年7月）")
+    if _YEAR_LAST.fullmatch(s):
+        raise _error(text, _YEAR_LAST_WHY)
     if _NO_YEAR.match(s):
         raise _error(text, "没有写明年份，请补上年份（如 2026年12月底）")
     raise _error(text, _UNRECOGNISED)

@@ -19,6 +19,7 @@ from openpyxl.utils import get_column_letter
 from definitions.loaders import read_plan_file
 from definitions.plan_sheets import POLICY_KEYS
 from definitions.schema import PlanFile
+from duban.values import cells_as_text
 
 TASK_HEADERS = (
     "序号",
@@ -145,6 +146,8 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
     ws.cell(1, 1).font = Font(bold=True, size=13)
     ws.column_dimensions["A"].width = 120
     wb.active = 1
+    for sheet in wb.worksheets:  # names, tasks and notes are people's text, never formulas
+        cells_as_text(sheet.iter_rows())
     wb.save(out)
 
 

@@ -31,6 +31,7 @@ from definitions.schema import (
     PlanFile,
     PlanIn,
 )
+from definitions.sheet_checks import duplicate_headers, formula_cells
 from definitions.spreadsheet import Sheet, find_header, pick_sheet, read_csv_rows, read_excel_sheets
 from definitions.yaml_file import read_yaml
 
@@ -53,6 +54,8 @@ def read_plan_file(path: str | Path, *, plan_code: str | None = None) -> tuple[P
     path = Path(path)
     if not path.exists():
         raise PlanProblems(str(path), [Problem(str(path), "文件不存在，请检查路径")])
+    if not path.is_file():
+        raise PlanProblems(path.name, [Problem(str(path), "这是一个文件夹，不是方案文件：请指定文件夹中的 .xlsx、.yaml 或 .csv 文件")])
     suffix = path.suffix.lower()
     if suffix in YAML_SUFFIXES:
         plan_file, locator = read_yaml(path)
@@ -69,26 +72,57 @@ def read_plan_file(path: str | Path, *, plan_code: str | None = None) -> tuple[P
     )
 
 
+def _task_sheet(sheets: list[Sheet]) -> tuple[Sheet, tuple] | None:
+    """The task list: a sheet named as one, else any sheet whose header names the task columns."""
+    picked = pick_sheet(sheets, TASK_SHEETS, TASK_COLUMNS, "title", enough=TASK_HEADER_FIELDS)
+    if picked is None:
+        for s in sheets:
+            header = find_header(s.rows, TASK_COLUMNS, "title", enough=TASK_HEADER_FIELDS)
+            if header:
+                return s, header
+    return picked
+
+
+def _hidden_notes(hidden: list[Sheet], loc: SheetLocator) -> None:
+    """Hidden sheets are not read (an office hides a stale copy, not the list it means): say so."""
+    for s in hidden:
+        if find_header(s.rows, TASK_COLUMNS, "title", enough=TASK_HEADER_FIELDS) or s.name.strip() in (
+            *TASK_SHEETS,
+            *PEOPLE_SHEETS,
+            *DEPARTMENT_SHEETS,
+            *PLAN_SHEETS,
+        ):
+            loc.notes.append(f"工作表「{s.name}」是隐藏的，未读取；如需导入其中的内容，请在 Excel 中取消隐藏后重新导入")
+
+
 def read_workbook(path: Path, *, plan_code: str | None = None) -> tuple[PlanFile, Locator]:
-    sheets = read_excel_sheets(path)
+    all_sheets = read_excel_sheets(path)
+    sheets = [s for s in all_sheets if not s.hidden]
+    hidden = [s for s in all_sheets if s.hidden]
     loc = SheetLocator(path.name)
     problems: list[Problem] = []
 
-    picked = pick_sheet(sheets, TASK_SHEETS, TASK_COLUMNS, "title", enough=TASK_HEADER_FIELDS)
+    picked = _task_sheet(sheets)
     if picked is None:
-        for s in sheets:  # any sheet whose header names the task columns
-            header = find_header(s.rows, TASK_COLUMNS, "title", enough=TASK_HEADER_FIELDS)
-            if header:
-                picked = (s, header)
-                break
-    if picked is None:
-        raise PlanProblems(path.name, [Problem(path.name, no_task_sheet_message())])
+        stale = _task_sheet(hidden)
+        message = (
+            f"任务清单在隐藏的工作表「{stale[0].name}」中，未读取：请确认这是要导入的清单，在 Excel 中取消隐藏该工作表后重新导入"
+            if stale
+            else no_task_sheet_message()
+        )
+        raise PlanProblems(path.name, [Problem(path.name, message)])
+    _hidden_notes(hidden, loc)
     task_sheet, task_header = picked
     used = {task_sheet.name}
 
     people_pick = pick_sheet([s for s in sheets if s.name not in used], PEOPLE_SHEETS, PEOPLE_COLUMNS, "name")
     dept_pick = pick_sheet([s for s in sheets if s.name not in used], DEPARTMENT_SHEETS, DEPARTMENT_COLUMNS, "name")
     plan_sheet = next((s for s in sheets if s.name.strip() in PLAN_SHEETS), None)
+    for table, pick in ((TASK_COLUMNS, picked), (PEOPLE_COLUMNS, people_pick), (DEPARTMENT_COLUMNS, dept_pick)):
+        if pick is not None:
+            problems += duplicate_headers(pick[0], pick[1], table, loc) + formula_cells(pick[0], pick[1], loc)
+    if problems:  # which column counts, or what a formula says, is unknown: the rows cannot be read
+        raise PlanProblems(path.name, problems)
 
     plan_in = plan_from_sheet(plan_sheet, loc, problems, default_code=plan_code or path.stem, default_name=path.stem)
     if plan_code:
@@ -111,6 +145,8 @@ def read_csv(path: Path, *, plan_code: str | None = None) -> tuple[PlanFile, Loc
     header = find_header(task_sheet.rows, TASK_COLUMNS, "title", enough=TASK_HEADER_FIELDS)
     if header is None:
         raise PlanProblems(path.name, [Problem(path.name, no_task_sheet_message(csv_file=True))])
+    if duplicated := duplicate_headers(task_sheet, header, TASK_COLUMNS, loc):
+        raise PlanProblems(path.name, duplicated)
 
     def sibling(kind: str) -> Path | None:
         for candidate in (path.with_name(f"{path.stem}.{kind}.csv"), path.with_name(f"{kind}.csv")):
@@ -126,6 +162,9 @@ def read_csv(path: Path, *, plan_code: str | None = None) -> tuple[PlanFile, Loc
         header = find_header(sheet.rows, columns, "name")
         if header is None:
             problems.append(Problem(path.name, f"{kind}表缺少表头：第一行应为 {expected}"))
+            return []
+        if duplicated := duplicate_headers(sheet, header, columns, loc):
+            problems.extend(duplicated)
             return []
         return read((sheet, header), loc, problems)
 

@@ -36,6 +36,7 @@ class Locator:
 
     def __init__(self, source: str):
         self.source = source
+        self.notes: list[str] = []  # what the reader left out on purpose, shown as warnings (a hidden sheet)
 
     def plan(self, field: str) -> str:
         return f"{self.source} · plan.{field}"

@@ -22,12 +22,13 @@ from definitions.schema import (
     PlanFile,
     TaskDef,
 )
+from definitions.single_line import single_line_problems
 from duban.rules.policy import DeadlinePolicy, assessment_policy, effective_policy
 from duban.vocabulary import Schedule
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MOBILE_RE = re.compile(r"^\+?[0-9][0-9\- ]{4,19}$")
-CODE_RE = re.compile(r"^[^\s/\\?#%]{1,50}$")
+CODE_RE = re.compile(r"^[^\s/\\?#%\x00-\x1f\x7f-\x9f]{1,50}$")
 FINAL_STEP_TITLE = "全部完成（达到完成标志）"
 
 
@@ -137,6 +138,7 @@ class _Resolver:
 
     def run(self) -> PlanDefinition:
         p, loc = self.file.plan, self.loc
+        self.problems += single_line_problems(self.file, loc)
         report_every = self._plan_settings()
         self._register_names()
         people = self._people()
@@ -156,7 +158,7 @@ class _Resolver:
         scopes = plan_settings.office_scopes(p, loc, self.bad, systems=[s.name for s in self.systems], departments=known_departments)
         if self.problems:
             raise PlanProblems(loc.source, self.problems)
-        warnings = self._register_implied(departments, people)
+        warnings = [*self.loc.notes, *self._register_implied(departments, people)]
         return PlanDefinition(
             code=p.code,
             name=p.name,

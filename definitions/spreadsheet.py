@@ -87,9 +87,11 @@ def deadline_cell(value: Any) -> Any:
 
 
 class Sheet:
-    def __init__(self, name: str, rows: list[list[Any]]):
+    def __init__(self, name: str, rows: list[list[Any]], *, hidden: bool = False, empty_formulas: set[tuple[int, int]] | None = None):
         self.name = name
         self.rows = rows
+        self.hidden = hidden  # hidden or "very hidden" in the workbook: not what the office sees
+        self.empty_formulas = empty_formulas or set()  # (row, column), 0-based: formulas without a computed value
 
 
 def find_header(rows: list[list[Any]], table: dict[str, tuple[str, ...]], key_field: str, limit: int = 10, *, enough: int = 2):
@@ -118,23 +120,28 @@ def _fill_merged(rows: list[list[Any]], merged: list[tuple[tuple[int, int], tupl
 
 
 def read_excel_sheets(path: Path) -> list[Sheet]:
+    """Every sheet of a workbook, looked inside first (:mod:`definitions.workbook_guard`)."""
     import python_calamine
 
+    from definitions.workbook_guard import inspect_workbook
+
+    parts = inspect_workbook(path)
     try:
         wb = python_calamine.CalamineWorkbook.from_path(str(path))
+        sheets = []
+        for meta in wb.sheets_metadata:
+            if meta.typ != python_calamine.SheetTypeEnum.WorkSheet:
+                continue  # chart sheets hold no cells
+            ws = wb.get_sheet_by_name(meta.name)
+            rows = [list(r) for r in ws.to_python(skip_empty_area=False)]
+            _fill_merged(rows, ws.merged_cell_ranges or [])
+            hidden = meta.visible != python_calamine.SheetVisibleEnum.Visible
+            sheets.append(Sheet(meta.name, rows, hidden=hidden, empty_formulas=parts.empty_formulas.get(meta.name)))
+        wb.close()
     except Exception as err:  # noqa: BLE001 - calamine raises its own error types
         raise PlanProblems(
             path.name, [Problem(path.name, f"无法读取 Excel 文件（{err}）：请确认文件未损坏、未加密，并另存为 .xlsx 后重试")]
         ) from None
-    sheets = []
-    for name in wb.sheet_names:
-        ws = wb.get_sheet_by_name(name)
-        rows = ws.to_python(skip_empty_area=False)
-        rows = [list(r) for r in rows]
-        merged = ws.merged_cell_ranges or []
-        _fill_merged(rows, merged)
-        sheets.append(Sheet(name, rows))
-    wb.close()
     return sheets
 
 
@@ -148,7 +155,19 @@ def read_csv_rows(path: Path) -> list[list[Any]]:
             continue
     else:  # pragma: no cover - gb18030 decodes nearly anything
         raise PlanProblems(path.name, [Problem(path.name, "无法识别文件编码：请另存为 UTF-8 编码的 CSV")])
-    return [list(r) for r in csv.reader(io.StringIO(text))]
+    # newline="": a line may end in CR, LF or CR LF (files pieced together from several programs mix them)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return [list(r) for r in reader]
+    except csv.Error as err:
+        if "field larger than field limit" in str(err):
+            why = (
+                f"有一个单元格超过 {csv.field_size_limit():,} 个字符，无法导入："
+                "请检查该行（可能缺少一个右引号，使后面的内容都并入了一个单元格）"
+            )
+        else:
+            why = f"无法按 CSV 格式读取（{err}）：请用 Excel 打开后另存为“CSV UTF-8（逗号分隔）”再导入"
+        raise PlanProblems(path.name, [Problem(f"{path.name} · 第 {reader.line_num} 行", why)]) from None
 
 
 def pick_sheet(sheets: list[Sheet], names: tuple[str, ...], table, key_field, *, enough: int = 2) -> tuple[Sheet, tuple] | None:

@@ -61,16 +61,61 @@ def _fields_of(model: type, loc: tuple) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def read_yaml(path: Path) -> tuple[PlanFile, Locator]:
+class _Refused(yaml.constructor.ConstructorError):
+    """A value the plan loader refuses, with its own message (not a YAML syntax error)."""
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key written twice in one mapping is refused (the second ``code``
+    would silently win and make another plan), and a date that does not exist is named."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    why = f"键“{key}”重复（第 {seen[key]} 行已写过）：同一层中每个键只能写一次，请删除或合并其中一处"
+                    raise _Refused(None, None, why, key_node.start_mark)
+                if isinstance(key, (str, int, float, bool)):
+                    seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            raise _Refused(None, None, f"日期“{node.value}”不存在：请检查年、月、日（如 2 月没有 30 日）", node.start_mark) from None
+
+
+_PlanLoader.add_constructor("tag:yaml.org,2002:timestamp", _PlanLoader.construct_yaml_timestamp)
+
+
+def _load(path: Path) -> Any:
+    """The file's data; each way it cannot be read is one ``PlanProblems``."""
     source = path.name
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_PlanLoader)  # noqa: S506 - a SafeLoader
     except UnicodeDecodeError:
         raise PlanProblems(source, [Problem(source, "文件不是 UTF-8 编码，请另存为 UTF-8 后再导入")]) from None
+    except RecursionError:
+        raise PlanProblems(source, [Problem(source, "文件的嵌套层次过深，无法读取：方案文件只有几层缩进，请检查文件内容")]) from None
+    except OSError as err:
+        raise PlanProblems(source, [Problem(source, f"无法读取文件（{err.strerror or err}）")]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{source} · 第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else source
+        if isinstance(err, _Refused):
+            raise PlanProblems(source, [Problem(where, str(err.problem))]) from None
         raise PlanProblems(source, [Problem(where, f"YAML 格式错误（{getattr(err, 'problem', err)}），请检查缩进、冒号和引号")]) from None
+
+
+def read_yaml(path: Path) -> tuple[PlanFile, Locator]:
+    source = path.name
+    data = _load(path)
     if not isinstance(data, dict):
         raise PlanProblems(
             source, [Problem(source, "文件内容应为一个方案（含 plan、departments、people、systems 等字段），请参照 docs/plan-format.md")]

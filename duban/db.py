@@ -222,6 +222,25 @@ def retry_transient(work: Callable[[], T], *, patience: float = 60.0, first_wait
 _engines: dict[str, Engine] = {}
 
 
+class NoDubanTables(Exception):  # noqa: N818 - reads as what it says: the database has no duban tables
+    """The database has none of duban's tables (a mistyped path or database name would otherwise
+    become a new, empty store); ``missing_file``: a SQLite file that does not exist (not created)."""
+
+    def __init__(self, url: str, *, missing_file: str | None = None):
+        self.url, self.missing_file = url, missing_file
+        super().__init__(f"no duban tables in {missing_file or make_url(url).render_as_string(hide_password=True)}")
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a file-backed SQLite URL whose file does not exist, else None."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return None if Path(database).exists() else database
+
+
 def _connect_timeout() -> int:
     from duban.settings import ConfigurationError, get_settings
 
@@ -231,16 +250,26 @@ def _connect_timeout() -> int:
         return DEFAULT_CONNECT_TIMEOUT
 
 
-def get_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
-    """The process-wide engine for ``url`` (default: the configured database), migrated to head."""
+def get_engine(url: str | None = None, *, migrate: bool = True, create: bool = True) -> Engine:
+    """The process-wide engine for ``url`` (default: the configured database), migrated to head.
+
+    ``create=False``: a database without duban's tables (a SQLite file that does not exist, or an
+    empty database) raises ``NoDubanTables`` instead of becoming a new store; nothing is created.
+    """
     if url is None:
         from duban.settings import get_settings
 
         url = get_settings().database_url
     engine = _engines.get(url)
     if engine is None:
+        if not create and (missing := _missing_sqlite_file(url)):
+            raise NoDubanTables(url, missing_file=missing)
         engine = make_engine(url, connect_timeout=_connect_timeout())
-        if migrate and current_revision(engine) != HEAD_REVISION:
+        revision = current_revision(engine) if migrate or not create else HEAD_REVISION
+        if revision is None and not create:
+            engine.dispose()
+            raise NoDubanTables(url)
+        if migrate and revision != HEAD_REVISION:
             upgrade(engine)
         _engines[url] = engine
     return engine

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
@@ -33,6 +33,7 @@ from duban.files import private_file, write_private_text
 from duban.rollup import LIST_COLUMNS, RATE_COLUMNS, Rollup, header, pct
 from duban.rollup.assessment import NOTHING_DUE, explanation
 from duban.rules.policy import AssessmentPolicy, assessment_policy
+from duban.values import as_text, formula_like
 from duban.vocabulary import Light, MilestoneState
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
@@ -520,7 +521,7 @@ def _notes_sheet(wb: Workbook, r: Rollup) -> None:
     ws.column_dimensions["A"].width = 24
     ws.column_dimensions["B"].width = 90
     ws.page_setup.orientation = "portrait"
-    title = WriteOnlyCell(ws, value=f"{r.title} 督办汇总（截至 {r.as_of.isoformat()}）")
+    title = as_text(WriteOnlyCell(ws, value=f"{r.title} 督办汇总（截至 {r.as_of.isoformat()}）"))
     title.font = Font(bold=True, size=14)
     ws.append([title])
     for key, label, _value_text, _tone in figures(r):
@@ -534,7 +535,7 @@ def _notes_sheet(wb: Workbook, r: Rollup) -> None:
         ws.append(["", line])
     ws.append(["单位考核", "考核得分由以下四项加权计算："])
     for line in [*explanation(shown_policy(r)), comparisons(r)]:
-        ws.append(["", line])
+        ws.append(_text_safe(ws, ["", line]))
 
 
 def _sheet(wb: Workbook, page_header: str, name: str, cols: list[str], frame: pd.DataFrame) -> None:
@@ -560,15 +561,21 @@ def _sheet(wb: Workbook, page_header: str, name: str, cols: list[str], frame: pd
     formatted = [(i, _FORMATS[c]) for i, c in enumerate(cols) if c in _FORMATS]
     formatted += [(i, "yyyy-mm-dd") for i, c in enumerate(cols) if c in _DATE_COLUMNS]
     for values in frame[cols].itertuples(index=False, name=None):
-        row = [_value(c, v) for c, v in zip(cols, values, strict=True)]
+        row = _text_safe(ws, [_value(c, v) for c, v in zip(cols, values, strict=True)])
         for i, fmt in formatted:
             if row[i] is not None:
-                cell = WriteOnlyCell(ws, value=row[i])
+                cell = row[i] if isinstance(row[i], Cell) else WriteOnlyCell(ws, value=row[i])
                 cell.number_format = fmt
                 row[i] = cell
         ws.append(row)
     if len(frame):
         ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(frame) + 1}"
+
+
+def _text_safe(ws: Any, row: list[Any]) -> list[Any]:
+    """A row whose text (task titles, names, plans: people's words) stays text: a value that a
+    spreadsheet would read as a formula goes in as a cell marked as text."""
+    return [as_text(WriteOnlyCell(ws, value=v)) if formula_like(v) else v for v in row]
 
 
 NOTES = (

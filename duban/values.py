@@ -6,7 +6,7 @@ has ``item()``)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -54,3 +54,36 @@ def chunks(rows: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """``rows`` in slices of at most ``size`` (bulk statements and IN lists stay bounded)."""
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
+
+
+# A spreadsheet program reads text that starts with one of these as a formula (OWASP "CSV injection"):
+# a cell holding someone's text must never become one.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_like(value: Any) -> bool:
+    """Whether ``value`` is text a spreadsheet program would take for a formula."""
+    return isinstance(value, str) and value.startswith(FORMULA_STARTS)
+
+
+def as_text(cell: T) -> T:
+    """An openpyxl cell (or write-only cell) whose text could read as a formula, kept as text:
+    stored as a string (openpyxl makes any ``=…`` a live formula) and marked quote-prefixed, so
+    the reader sees exactly the text written and editing it in Excel does not turn it into one."""
+    if formula_like(getattr(cell, "value", None)):
+        cell.data_type = "s"  # type: ignore[attr-defined]
+        cell.quotePrefix = True  # type: ignore[attr-defined]
+    return cell
+
+
+def cells_as_text(rows: Iterable[Iterable[Any]]) -> None:
+    """:func:`as_text` on every cell of ``rows`` (a worksheet's ``iter_rows()``)."""
+    for row in rows:
+        for cell in row:
+            as_text(cell)
+
+
+def csv_text(value: Any) -> Any:
+    """A value for a CSV file: text that could read as a formula gets a leading single quote
+    (OWASP's advice); everything else unchanged."""
+    return f"'{value}" if formula_like(value) else value

@@ -311,3 +311,97 @@ def test_report_in_chromium_shows_chinese_and_charts(report, page):
     path = screenshot(page, "report")
     assert path.exists() and path.stat().st_size > 30_000
     page.locator("#charts").screenshot(path=str(path.with_name(path.stem + "-charts.png")))
+
+
+# Text that a spreadsheet program takes for a formula (OWASP "CSV injection"): each starts differently.
+FORMULA_TEXTS = ['=HYPERLINK("http://evil.example","click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)", "\t=1+1", "\r=1+1"]
+
+
+STORED_TEXTS = [*FORMULA_TEXTS[:4], "=1+2"]  # an import trims leading tabs and line ends
+
+
+def all_cells(path: Path) -> list:
+    wb = load_workbook(path)
+    return [cell for ws in wb.worksheets for row in ws.iter_rows() for cell in row]
+
+
+def formula_plan() -> dict:
+    from tests.factories import rollup_plan
+
+    plan = rollup_plan()
+    tasks = [t for s in plan["systems"] for p in s["projects"] for t in p["tasks"]]
+    for task, text in zip(tasks, STORED_TEXTS, strict=True):
+        task["title"] = text
+    plan["systems"][1]["name"] = "@文化育人"
+    return plan
+
+
+def test_report_workbook_writes_formula_like_text_as_text(engine, tmp_path):
+    build_scenario(engine, tmp_path, formula_plan())
+    files = write_report(compute(engine, plan_code="rollup"), tmp_path / "out", generated_at=dt.datetime(2026, 11, 23, 17, 0))
+    cells = all_cells(files.xlsx)
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    titles = [r["任务名称"] for r in sheet_rows(files.xlsx, "任务明细")]
+    assert sorted(titles) == sorted(STORED_TEXTS)
+    assert {c.value for c in cells if c.quotePrefix} >= {*STORED_TEXTS, "@文化育人"}
+
+
+def review_data(answer: str) -> dict:
+    """What :func:`duban.reviews.report_data` gives, with one owner's answer in every text field."""
+    item = {
+        "code": "1",
+        "title": answer,
+        "system": "课程育人",
+        "department": "教务处",
+        "owner": answer,
+        "answered_at": "2026-11-20 10:00",
+        "late": False,
+        "done": answer,
+        "evidence": [answer],
+        "problems": answer,
+        "next_steps": answer,
+        "verdict": "达标",
+        "verdict_note": answer,
+    }
+    return {
+        "id": 7,
+        "title": answer,
+        "plan": "测试方案",
+        "scope": "全部任务",
+        "ask": answer,
+        "started_on": "2026-11-16",
+        "reply_by": "2026-11-23",
+        "started_by": "督办员",
+        "counts": {"items": 1, "answered": 1, "late": 0, "verdicts": {"达标": 1}},
+        "items": [item],
+        "non_responders": [{"code": "1", "title": answer, "department": "教务处", "owner": answer}],
+        "follow_ups": [{"code": "1", "title": answer, "milestone": answer, "owner": answer, "due": "2026-12-31", "note": answer}],
+        "escalations": [{"on": "2026-11-24", "code": "1", "owner": answer, "level": "部门负责人", "to": answer}],
+        "generated_at": "2026-11-24 09:00",
+    }
+
+
+@pytest.mark.parametrize("answer", FORMULA_TEXTS)
+def test_review_report_workbook_keeps_an_answer_as_the_text_written(tmp_path, answer):
+    from duban.reviews.report import write_workbook
+
+    path = write_workbook(review_data(answer), tmp_path / "review.xlsx")
+    cells = all_cells(path)
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    wb = load_workbook(path)
+    shown = answer.replace("\r", "\n")  # XML reads a bare CR as a line end
+    assert wb["填报与评定"]["H2"].value == shown  # 已完成工作, as the owner wrote it
+    assert wb["概况"]["B1"].value == shown
+    # 概况 2 (title, ask), 填报与评定 7, 未填报 2, 整改事项 4, 督办记录 2
+    assert sum(1 for c in cells if c.value == shown) == 17
+    assert all(c.quotePrefix for c in cells if c.value == shown)  # marked as text: editing it in Excel keeps it text
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [*((t, "'" + t) for t in FORMULA_TEXTS), ("教务处", "教务处"), ("2026-12-31", "2026-12-31"), (5, 5), (None, None)],
+)
+def test_csv_text_prefixes_formula_like_text_with_a_quote(value, written):
+    from duban.values import csv_text
+
+    assert csv_text(value) == written

@@ -381,7 +381,7 @@ def db_upgrade() -> None:
     """把数据库结构升级到最新版本（其他命令也会自动执行）。"""
     from duban.db import current_revision
 
-    engine = _engine()
+    engine = _engine(create=True)
     console.print(f"数据库 {_safe_url(_settings().database_url)} 已是最新结构（版本 {current_revision(engine)}）。", markup=False)
 
 
@@ -408,7 +408,7 @@ def demo_command(
 ) -> None:
     """演示：导入示例“三全育人”方案，运行今天的督办检查，查看发出的通知和进展统计（可重复运行）。"""
     settings = _settings()
-    engine = _engine()
+    engine = _engine(create=True)
     _runtime()
     day = _parse_day(today)
     if serve_after:

@@ -60,14 +60,32 @@ def _settings() -> Settings:
         _fail(f"无法启动：{err}", 2)
 
 
-def _engine():
-    from duban.db import get_engine
+def _engine(*, create: bool = False):
+    """The store, migrated; a database without duban's tables is refused (a mistyped path would
+    otherwise become a new, empty store) unless ``create`` (duban db upgrade, import, demo)."""
+    from duban.db import NoDubanTables, get_engine
 
     settings = _settings()
     try:
-        return get_engine(settings.database_url)
+        return get_engine(settings.database_url, create=create)
+    except NoDubanTables as err:
+        _fail(_no_tables_message(err), 2)
     except Exception as err:  # noqa: BLE001 - any driver error becomes one clear message
         _fail(_store_busy_message(err) or _connect_problem(settings, err), 2)
+
+
+def _no_tables_message(err) -> str:
+    """A database without duban's tables: which one, and what to do."""
+    import os
+
+    what = f"数据库文件 {err.missing_file} 不存在" if err.missing_file else f"数据库 {_safe_url(err.url)} 中没有 duban 的数据表"
+    configured = "DUBAN_DATABASE_URL" in os.environ
+    check = (
+        "请检查 DUBAN_DATABASE_URL 是否写错"
+        if configured
+        else "未设置 DUBAN_DATABASE_URL，使用的是当前文件夹下的数据库；请确认在正确的文件夹中运行，或设置 DUBAN_DATABASE_URL"
+    )
+    return f"{what}，未创建新数据库。{check}。如确是新建的数据库，请先运行 duban db upgrade 建立数据表，或用 duban import 导入第一个方案。"
 
 
 def _connect_problem(settings: Settings, err: BaseException) -> str:

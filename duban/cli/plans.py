@@ -36,7 +36,7 @@ def import_command(
     from duban.plans.importer import import_plan
 
     codes = [c.strip() for item in accept or () for c in item.replace("，", ",").split(",") if c.strip()]
-    engine = _engine()
+    engine = _engine(create=True)  # the first import creates the tables
     tz = ZoneInfo(_settings().timezone)
     try:
         diff = import_plan(engine, path, dry_run=dry_run, actor=actor, plan_code=plan, accept=codes, accept_sheet=accept_sheet, tz=tz)
@@ -221,4 +221,6 @@ def export_command(
         write_plan_file(plan_file, out)
     except ValueError as err:
         _fail(str(err), 2)
+    except OSError as err:
+        _fail(f"无法写入 {out}：{err.strerror or err}。请检查文件夹是否存在、是否有写入权限，以及该文件是否正在 Excel 中打开。", 1)
     console.print(f"已导出到 {out}", markup=False)

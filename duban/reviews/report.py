@@ -18,6 +18,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 
 from duban.files import private_file, write_private_text
 from duban.report import FONT_STACK, environment
+from duban.values import cells_as_text
 
 ITEM_COLUMNS = [
     ("code", "任务编号", 10),
@@ -105,6 +106,8 @@ def write_workbook(data: dict[str, Any], path: Path) -> Path:
     _sheet(wb, "未填报", NON_RESPONDER_COLUMNS, data["non_responders"])
     _sheet(wb, "整改事项", FOLLOW_UP_COLUMNS, data["follow_ups"])
     _sheet(wb, "督办记录", ESCALATION_COLUMNS, data["escalations"])
+    for sheet in wb.worksheets:  # answers, titles and names are people's text, never formulas
+        cells_as_text(sheet.iter_rows())
     wb.save(private_file(path))
     return path
 

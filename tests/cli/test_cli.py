@@ -114,6 +114,28 @@ def test_export_errors(use_database, tmp_path):
     run("import", EXAMPLE_YAML)
     result = run("export", "sanquan-yuren-2026", "--out", tmp_path / "x.pdf")
     assert result.exit_code == 2 and result.stderr.strip() == "无法导出为“.pdf”：请使用 .xlsx 或 .yaml 文件名"
+    nowhere = tmp_path / "no-such-folder" / "x.xlsx"
+    result = run("export", "sanquan-yuren-2026", "--out", nowhere)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"无法写入 {nowhere}：No such file or directory。请检查文件夹是否存在、是否有写入权限，以及该文件是否正在 Excel 中打开。\n"
+    )
+
+
+def test_import_of_a_hostile_file_is_one_message(use_database, tmp_path):
+    (tmp_path / "x.yaml").mkdir()
+    result = run("import", tmp_path / "x.yaml")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "文件 x.yaml 有 1 处问题，未导入任何内容，请修改后重新导入：\n"
+        f"  1. {tmp_path / 'x.yaml'}：这是一个文件夹，不是方案文件：请指定文件夹中的 .xlsx、.yaml 或 .csv 文件\n"
+    )
+    (tmp_path / "p.yaml").write_text("plan:\n  code: a\n  name: b\n  code: c\n", encoding="utf-8")
+    result = run("import", tmp_path / "p.yaml", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["problems"] == [
+        {"where": "p.yaml · 第 4 行第 3 列", "message": "键“code”重复（第 2 行已写过）：同一层中每个键只能写一次，请删除或合并其中一处"}
+    ]
 
 
 def test_xlsx_template_imports(use_database):
@@ -198,7 +220,7 @@ def test_unsafe_secret_refuses_to_start(monkeypatch, secret, message):
     assert "duban secret" in result.stderr and "DUBAN_DEMO=1" in result.stderr
 
 
-def test_good_secret_starts(monkeypatch):
+def test_good_secret_starts(monkeypatch, use_database):  # a store with duban's tables: a missing one is refused
     monkeypatch.delenv("DUBAN_DEMO")
     monkeypatch.setenv("DUBAN_SECRET_KEY", run("secret").stdout.strip())
     get_settings.cache_clear()

@@ -59,3 +59,25 @@ def test_example_yaml_validates_against_the_json_schema():
 
     data = json.loads(json.dumps(yaml.safe_load(EXAMPLE_YAML.read_text(encoding="utf-8")), default=str))
     jsonschema.validate(data, json.loads((ROOT / "definitions" / "plan.schema.json").read_text(encoding="utf-8")))
+
+
+def test_export_writes_people_text_as_text_never_as_formulas(tmp_path):
+    from openpyxl import load_workbook
+
+    from definitions.export import write_plan_file
+    from tests.factories import small_plan, write_yaml
+
+    texts = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-1+1", "@SUM(1)", "\t=1", "\r=1"]
+    plan = small_plan()
+    tasks = [t for s in plan["systems"] for p in s["projects"] for t in p["tasks"]]
+    for task, text in zip(tasks, texts, strict=False):
+        task["statement"] = text
+    plan["plan"]["organization"] = "=1+1"  # (leading tabs and line ends are trimmed at import)
+    plan["people"][0]["title"] = "@职务"
+    out = write_plan_file(read_plan_file(write_yaml(tmp_path / "p.yaml", plan))[0], tmp_path / "p.xlsx")
+    wb = load_workbook(out)
+    cells = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row]
+    assert [f"{c.parent.title}!{c.coordinate}" for c in cells if c.data_type == "f"] == []
+    assert [wb["任务清单"].cell(r, 5).value for r in range(3, 7)] == texts[:4]
+    assert wb["方案"]["B3"].value == "=1+1"
+    assert wb["人员"]["C2"].value == "@职务"
