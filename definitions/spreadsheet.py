@@ -122,19 +122,19 @@ def read_excel_sheets(path: Path) -> list[Sheet]:
 
     try:
         wb = python_calamine.CalamineWorkbook.from_path(str(path))
+        sheets = []
+        for name in wb.sheet_names:  # a sheet's cells are read (and may be found corrupt) only here
+            ws = wb.get_sheet_by_name(name)
+            rows = ws.to_python(skip_empty_area=False)
+            rows = [list(r) for r in rows]
+            merged = ws.merged_cell_ranges or []
+            _fill_merged(rows, merged)
+            sheets.append(Sheet(name, rows))
+        wb.close()
     except Exception as err:  # noqa: BLE001 - calamine raises its own error types
         raise PlanProblems(
             path.name, [Problem(path.name, f"无法读取 Excel 文件（{err}）：请确认文件未损坏、未加密，并另存为 .xlsx 后重试")]
         ) from None
-    sheets = []
-    for name in wb.sheet_names:
-        ws = wb.get_sheet_by_name(name)
-        rows = ws.to_python(skip_empty_area=False)
-        rows = [list(r) for r in rows]
-        merged = ws.merged_cell_ranges or []
-        _fill_merged(rows, merged)
-        sheets.append(Sheet(name, rows))
-    wb.close()
     return sheets
 
 
