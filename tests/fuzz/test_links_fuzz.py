@@ -101,7 +101,7 @@ def issued(engine, tmp_path) -> str:
     return make_link(engine, "教务处处长", "progress", "1")
 
 
-@fuzz(150, deadline_ms=5000)
+@fuzz(80, deadline_ms=5000)
 @given(data=st.data())
 def test_resolve_refuses_what_it_did_not_issue(engine, issued, data):
     """Against the store (SQLite and PostgreSQL): the issued token resolves, every other refused."""
