@@ -16,7 +16,8 @@ from pathlib import Path
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from duban.evidence import ALLOWED, DANGEROUS, EvidenceError, extension, store_upload
+from duban import evidence
+from duban.evidence import ALLOWED, DANGEROUS, EvidenceError, extension
 from tests.fuzz.counts import COUNTS, fuzz
 from tests.web_helpers import PDF, PNG
 
@@ -64,6 +65,16 @@ contents = st.one_of(
 )
 
 
+def store(folder: Path, name: str | None, data: bytes) -> evidence.StoredFile:
+    """Check and keep one upload as a saved submission does: ``store_upload``, or, once the uploads
+    slice of issue 17 is merged, ``stage_upload`` then ``keep_files``."""
+    if hasattr(evidence, "stage_upload"):
+        staged = evidence.stage_upload(folder, name, io.BytesIO(data), max_bytes=MAX_BYTES)
+        evidence.keep_files(folder, [staged])
+        return staged
+    return evidence.store_upload(folder, name, io.BytesIO(data), max_bytes=MAX_BYTES)
+
+
 def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
@@ -82,7 +93,7 @@ def test_an_upload_is_stored_as_sent_or_refused_with_a_message(name, data):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         try:
-            stored = store_upload(folder, name, io.BytesIO(data), max_bytes=MAX_BYTES)
+            stored = store(folder, name, data)
         except EvidenceError as err:
             COUNTS["evidence: uploads refused"] += 1
             assert CJK.search(str(err)) and err.status in (400, 413), repr(err)
