@@ -65,6 +65,7 @@ def _error(text: str, reason: str) -> DeadlineError:
 
 
 _UNRECOGNISED = "无法识别，请按下列写法之一修改"
+MAX_DEADLINE_CHARS = 60  # the longest form written in full is about 20 characters
 
 # ---------------------------------------------------------------------------------------------
 # Normalisation
@@ -195,7 +196,10 @@ _YEAR_LAST = re.compile(r"\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})")  # 12/31/202
 
 
 def _from_serial(original: numbers.Real) -> Deadline:
-    value = float(original)
+    try:
+        value = float(original)
+    except OverflowError:  # an integer past any float (a YAML number of hundreds of digits)
+        raise _error("（位数过多的数字）", "是一个数字，不是日期；请在单元格中填写日期，或写成文字，如“2026年12月底”") from None
     if math.isnan(value):
         raise DeadlineError(f"完成时限为空，请填写。{ACCEPTED_FORMS}", text="", reason="为空")
     if 1900 <= value < 2101:  # YAML reads 2026 or 2026.12 as a number, not as an Excel serial
@@ -222,6 +226,8 @@ def _parse_deadline(value: DeadlineValue) -> Deadline:
     text = value.strip()
     if not text:
         raise DeadlineError(f"完成时限为空，请填写。{ACCEPTED_FORMS}", text="", reason="为空")
+    if len(text) > MAX_DEADLINE_CHARS:  # no deadline is this long (and a 路线图 step tries many prefixes)
+        raise _error(f"{text[:40]}…", f"过长（超过 {MAX_DEADLINE_CHARS} 个字），不是一个完成时限；请只写时间，说明另写在其他列")
     s = _clean(text)
 
     for pattern, on_match in _DATES:

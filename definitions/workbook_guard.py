@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
@@ -57,7 +58,7 @@ def inspect_workbook(path: Path) -> WorkbookParts:
                 total += _check_part(path, zf, info, found, budget=MAX_TOTAL - total)
             if found.formula_parts:
                 found.empty_formulas = _empty_formulas(zf, found.formula_parts)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, zlib.error) as err:
         raise _refuse(path, f"无法读取 Excel 文件（{err}）：请确认文件未损坏、未加密，并另存为 .xlsx 后重试") from None
     return found
 

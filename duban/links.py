@@ -71,7 +71,10 @@ def _checked_payload(secret: str, token: str) -> tuple[tuple[str, Any], ...]:
         raise LinkError("链接无效或已被修改") from None
     if not isinstance(payload, dict) or not {"l", "a", "e"} <= payload.keys():
         raise LinkError("链接无效或已被修改")
-    dt.date.fromisoformat(payload["e"])  # a malformed date is a malformed token (ValueError)
+    try:
+        dt.date.fromisoformat(payload["e"])
+    except (TypeError, ValueError):  # a malformed date is a malformed token
+        raise LinkError("链接无效或已被修改") from None
     return tuple(payload.items())
 
 
