@@ -17,10 +17,17 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from duban import evidence
-from duban.evidence import ALLOWED, DANGEROUS, EvidenceError, extension
+from duban.evidence import ALLOWED, EvidenceError, extension
+from duban.filecheck import MACRO_ENABLED
 from tests.fuzz.counts import COUNTS, fuzz
 from tests.web_helpers import PDF, PNG
 
+# what must never be stored, whatever the allow-list says (programs, scripts, pages, shortcuts, macros)
+DANGEROUS = MACRO_ENABLED | {
+    *("exe", "com", "bat", "cmd", "scr", "pif", "msi", "msc", "cpl", "dll", "js", "jse", "vbs", "vbe", "wsf", "wsc", "wsh", "ps1"),
+    *("hta", "html", "htm", "xhtml", "svg", "shtml", "jar", "jnlp", "lnk", "url", "scf", "chm", "iqy", "slk", "xll", "one"),
+    *("vhd", "vhdx", "img", "iso", "inf", "reg", "appref-ms", "settingcontent-ms"),
+}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 MAX_BYTES = 64 * 1024
 MAGIC = [
