@@ -388,10 +388,12 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """显示数据库结构版本。"""
-    from duban.cli.common import _connect_problem
-    from duban.db import current_revision, make_engine
+    from duban.cli.common import _connect_problem, _no_tables_message
+    from duban.db import NoDubanTables, _missing_sqlite_file, current_revision, make_engine
 
     settings = _settings()
+    if missing := _missing_sqlite_file(settings.database_url):  # never create a file only to say it is empty
+        _fail(_no_tables_message(NoDubanTables(settings.database_url, missing_file=missing)), 2)
     try:
         rev = current_revision(make_engine(settings.database_url, connect_timeout=settings.db_connect_timeout))
     except Exception as err:  # noqa: BLE001 - any driver error becomes one clear message

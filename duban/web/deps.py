@@ -160,7 +160,7 @@ def store_write(rt, what: str, work: Callable[[Session], T]) -> T:
     lock (a sweep's long write on SQLite, a row or table lock on PostgreSQL), run again for up to
     ``DUBAN_WEB_BUSY_PATIENCE`` seconds, then raise :class:`StoreBusy` (``what``: for the log).
 
-    ``work`` must touch nothing but the store (files are stored before, messages sent after):
+    ``work`` must touch nothing but the store (uploads are checked before and kept after it commits, messages sent after):
     a failed run is rolled back and only the last run is committed."""
     patience = rt.settings.web_busy_patience
     deadline = time.monotonic() + patience

@@ -37,7 +37,9 @@ def store(monkeypatch):
     db._engines.clear()
 
 
-@pytest.mark.parametrize("command", [["status"], ["plans"], ["check", "--today", "2026-11-23"], ["export", "demo", "-o", "x.xlsx"]])
+@pytest.mark.parametrize(
+    "command", [["status"], ["plans"], ["check", "--today", "2026-11-23"], ["export", "demo", "-o", "x.xlsx"], ["db", "current"]]
+)
 def test_a_mistyped_sqlite_path_is_refused_and_not_created(store, tmp_path, command):
     typo = tmp_path / "dubna" / "duban.db"
     store(f"sqlite:///{typo}")
