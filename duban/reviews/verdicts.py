@@ -39,60 +39,12 @@ def give_verdict(
     Nobody judges a task they own (answered for the review, or own now): ``judge_id`` (a link's
     holder) must be one of the task's judges; a judge known only by name (``actor``: the CLI, the
     flow's input) is refused when the name is the owner's."""
-    if review.status == ReviewState.CANCELLED:
-        raise ReviewError("本次督查已撤销，不能评定。")
-    if review.status == ReviewState.CLOSED:
-        raise ReviewError("本次督查已完成并已生成报告，评定不能再修改。")
-    row = session.execute(
-        select(ReviewItem, Task)
-        .join(Task, Task.id == ReviewItem.task_id)
-        .where(ReviewItem.review_id == review.id, Task.code == v.task_code)
-    ).first()
-    if row is None:
-        raise ReviewError(f"本次督查中没有编号为 {v.task_code} 的任务。")
-    item, task = row
-    _check_judge(session, review, item, task, actor=actor, judge_id=judge_id)
-    if v.verdict not in tuple(Verdict):
-        raise ReviewError(f"评定结果“{v.verdict}”不正确，应为：{'、'.join(tuple(Verdict))}。")
-    if review.status == ReviewState.OPEN and item.answered_at is None:
-        raise ReviewError(f"任务 {task.code} 尚未填报；请在责任人填报后，或填报截止（{review.reply_by.isoformat()}）后再评定。")
+    item, task = _judgeable_item(session, review, v, actor=actor, judge_id=judge_id)
     note = _text(v.note, what="评定意见", required=v.verdict == Verdict.FIX, limit=2000)
     notify: set[int] = set()
     old_ms = session.get(Milestone, item.follow_up_milestone_id) if item.follow_up_milestone_id else None
     if v.verdict == Verdict.FIX:
-        title = _text(v.follow_up_title, what="整改事项（整改里程碑名称）", required=True, limit=300)
-        if v.follow_up_due is None or v.follow_up_due <= today:
-            raise ReviewError(f"请填写晚于今天（{today.isoformat()}）的整改完成日期。")
-        owner_id = task.owner_id
-        if v.follow_up_owner.strip():
-            named = session.scalar(select(Person.id).where(Person.plan_id == review.plan_id, Person.name == v.follow_up_owner.strip()))
-            if named is None:
-                raise ReviewError(f"方案中没有名为“{v.follow_up_owner.strip()}”的人员，无法指定为整改责任人。")
-            owner_id = named
-        full_title = f"督查整改：{title}"
-        if old_ms is not None and old_ms.status in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS):
-            if old_ms.due_date != v.follow_up_due:
-                old_ms.due_version += 1
-            old_ms.title, old_ms.due_date, old_ms.baseline_due_date = full_title, v.follow_up_due, v.follow_up_due
-            ms = old_ms
-        else:
-            seq = (session.scalar(select(func.max(Milestone.seq)).where(Milestone.task_id == task.id)) or 0) + 1
-            ms = Milestone(
-                task_id=task.id,
-                seq=seq,
-                title=full_title,
-                due_date=v.follow_up_due,
-                baseline_due_date=v.follow_up_due,
-                due_text=f"督查整改（{review.title}）",
-                due_version=1,
-                is_final=False,
-                origin=MilestoneOrigin.REVIEW,
-                status=MilestoneState.IN_PROGRESS if task.acknowledged_at is not None else MilestoneState.ASSIGNED,
-                assigned_at=now,
-                acknowledged_at=now if task.acknowledged_at is not None else None,
-            )
-            session.add(ms)
-            session.flush()
+        owner_id, ms = _follow_up_step(session, review, v, task, old_ms, now=now, today=today)
         item.follow_up_milestone_id, item.follow_up_owner_id = ms.id, owner_id
         if _ledger(
             session,
@@ -139,6 +91,68 @@ def give_verdict(
     if all_judged:
         msg += "本次督查的全部任务均已评定，将生成督查报告并报送领导小组。"
     return Outcome(msg, notify, wake=all_judged and review.status == ReviewState.WAITING)
+
+
+def _judgeable_item(session: Session, review: Review, v: TaskVerdict, *, actor: str, judge_id: int | None) -> tuple[ReviewItem, Task]:
+    """The review's item for ``v.task_code``, once the review, the judge and the verdict allow judging it."""
+    if review.status == ReviewState.CANCELLED:
+        raise ReviewError("本次督查已撤销，不能评定。")
+    if review.status == ReviewState.CLOSED:
+        raise ReviewError("本次督查已完成并已生成报告，评定不能再修改。")
+    row = session.execute(
+        select(ReviewItem, Task)
+        .join(Task, Task.id == ReviewItem.task_id)
+        .where(ReviewItem.review_id == review.id, Task.code == v.task_code)
+    ).first()
+    if row is None:
+        raise ReviewError(f"本次督查中没有编号为 {v.task_code} 的任务。")
+    item, task = row
+    _check_judge(session, review, item, task, actor=actor, judge_id=judge_id)
+    if v.verdict not in tuple(Verdict):
+        raise ReviewError(f"评定结果“{v.verdict}”不正确，应为：{'、'.join(tuple(Verdict))}。")
+    if review.status == ReviewState.OPEN and item.answered_at is None:
+        raise ReviewError(f"任务 {task.code} 尚未填报；请在责任人填报后，或填报截止（{review.reply_by.isoformat()}）后再评定。")
+    return item, task
+
+
+def _follow_up_step(
+    session: Session, review: Review, v: TaskVerdict, task: Task, old_ms: Milestone | None, *, now: dt.datetime, today: dt.date
+) -> tuple[int, Milestone]:
+    """需整改: its owner and its step (the open one of an earlier verdict moved, else a new one)."""
+    title = _text(v.follow_up_title, what="整改事项（整改里程碑名称）", required=True, limit=300)
+    if v.follow_up_due is None or v.follow_up_due <= today:
+        raise ReviewError(f"请填写晚于今天（{today.isoformat()}）的整改完成日期。")
+    owner_id = task.owner_id
+    if v.follow_up_owner.strip():
+        named = session.scalar(select(Person.id).where(Person.plan_id == review.plan_id, Person.name == v.follow_up_owner.strip()))
+        if named is None:
+            raise ReviewError(f"方案中没有名为“{v.follow_up_owner.strip()}”的人员，无法指定为整改责任人。")
+        owner_id = named
+    full_title = f"督查整改：{title}"
+    if old_ms is not None and old_ms.status in (MilestoneState.ASSIGNED, MilestoneState.IN_PROGRESS):
+        if old_ms.due_date != v.follow_up_due:
+            old_ms.due_version += 1
+        old_ms.title, old_ms.due_date, old_ms.baseline_due_date = full_title, v.follow_up_due, v.follow_up_due
+        return owner_id, old_ms
+    seq = (session.scalar(select(func.max(Milestone.seq)).where(Milestone.task_id == task.id)) or 0) + 1
+    acknowledged = task.acknowledged_at is not None
+    ms = Milestone(
+        task_id=task.id,
+        seq=seq,
+        title=full_title,
+        due_date=v.follow_up_due,
+        baseline_due_date=v.follow_up_due,
+        due_text=f"督查整改（{review.title}）",
+        due_version=1,
+        is_final=False,
+        origin=MilestoneOrigin.REVIEW,
+        status=MilestoneState.IN_PROGRESS if acknowledged else MilestoneState.ASSIGNED,
+        assigned_at=now,
+        acknowledged_at=now if acknowledged else None,
+    )
+    session.add(ms)
+    session.flush()
+    return owner_id, ms
 
 
 def _check_judge(session: Session, review: Review, item: ReviewItem, task: Task, *, actor: str, judge_id: int | None) -> None:
