@@ -39,12 +39,8 @@ def period_of(kind: str, day: dt.date) -> tuple[dt.date, dt.date]:
 
 def last_workday(start: dt.date, end: dt.date, cal: WorkCalendar) -> dt.date | None:
     """The last working day from ``start`` to ``end`` (None when there is none)."""
-    day = end
-    while day >= start:
-        if cal.is_workday(day):
-            return day
-        day -= dt.timedelta(days=1)
-    return None
+    day = cal.add_workdays(end + dt.timedelta(days=1), -1)  # the last working day on or before ``end``
+    return day if day >= start else None
 
 
 def issue_day(kind: str, day: dt.date, cal: WorkCalendar) -> dt.date | None:

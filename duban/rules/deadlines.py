@@ -23,6 +23,7 @@ from duban.vocabulary import OPEN_STATES, Light, MessageKind, MilestoneState, Pe
 class Calendar(Protocol):
     def workdays_between(self, start: dt.date, end: dt.date) -> int: ...
     def is_workday(self, d: dt.date) -> bool: ...
+    def add_workdays(self, d: dt.date, n: int) -> dt.date: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _ladder(
     An item already late (or nearly) when the task was announced starts its ladder only after the
     announcement's grace (``announce_grace`` working days), so nothing climbs on announcement day.
     """
-    last = due if cal.is_workday(due) else _last_workday_before(cal, due)
+    last = due if cal.is_workday(due) else cal.add_workdays(due, -1)  # the last working day before it
     if last != due:
         data = {**data, "due_workday": last.isoformat()}
     common: dict[str, Any] = {"task_id": task.id, "milestone_id": milestone_id, "due": due, "data": data}
@@ -172,13 +173,6 @@ def _renotices(
         key = f"{MessageKind.ESCALATION}:{tag}:L{level}:p{r}:R{k}"
         out.append(Decision(key=key, kind=MessageKind.ESCALATION, recipient_id=r, level=level, days=-late, **common))
     return out
-
-
-def _last_workday_before(cal: Calendar, d: dt.date) -> dt.date:
-    day = d - dt.timedelta(days=1)
-    while not cal.is_workday(day):
-        day -= dt.timedelta(days=1)
-    return day
 
 
 def _announcement_grace(task: TaskView, due: dt.date, grace: int, policy: DeadlinePolicy, cal: Calendar) -> int:
