@@ -117,6 +117,13 @@ class Person(Base):
     notify_urls: Mapped[list[str]] = mapped_column(default=list)
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # the institution's own account of the person (工号 / 统一身份认证账号): how a CAS or OIDC
+    # sign-in finds the person of the 人员 sheet
+    staff_no: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    # per-person ids in the institution's chat apps (人员 sheet: 企业微信账号, 钉钉userid, 飞书open_id)
+    wecom_userid: Mapped[str | None] = mapped_column(String(64), default=None)
+    dingtalk_userid: Mapped[str | None] = mapped_column(String(64), default=None)
+    feishu_open_id: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class PlanRole(Base):
@@ -280,6 +287,8 @@ class Notification(Base):
     status: Mapped[str] = mapped_column(String(20), default=LedgerStatus.PENDING)
     digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True, default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what the message shows
+    # held back until then (an approval request waits for the office's next batch time)
+    not_before: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class Digest(Base):
@@ -584,3 +593,57 @@ class Bulletin(Base):
     issued_on: Mapped[dt.date] = mapped_column(Date)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the figures and ranking it published
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat apps, personal sign-in and numbered paper notices
+
+
+class ChatTodo(Base):
+    """A to-do created in a person's chat app (DingTalk 待办) for one milestone: closed when the
+    milestone is done, so the person's to-do list stays true."""
+
+    __tablename__ = "chat_todos"
+    __table_args__ = (UniqueConstraint("vendor", "milestone_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    milestone_id: Mapped[int] = mapped_column(ForeignKey("milestones.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    vendor: Mapped[str] = mapped_column(String(20))  # dingtalk
+    external_id: Mapped[str | None] = mapped_column(String(200), default=None)  # the vendor's id
+    due_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class PersonSession(Base):
+    """A person signed in to their own page (我的督办) through the institution's sign-in (CAS,
+    OIDC, WeCom or DingTalk OAuth): logout ends it."""
+
+    __tablename__ = "person_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    method: Mapped[str] = mapped_column(String(20))  # cas | oidc | wecom | dingtalk
+    subject: Mapped[str] = mapped_column(String(200), default="")  # the account the provider named
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class SupervisionNotice(Base):
+    """A numbered 督办单 issued for one task (督办〔year〕N号): printing it again keeps its number."""
+
+    __tablename__ = "supervision_notices"
+    __table_args__ = (UniqueConstraint("plan_id", "year", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    issued_by: Mapped[str] = mapped_column(String(200), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what the notice asked, as printed

@@ -20,7 +20,7 @@ from duban.models import Base
 def test_migrations_match_models(engine):
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-    assert current_revision(engine) == "0009"
+    assert current_revision(engine) == "0010"
 
 
 def test_downgrade_and_upgrade_again(engine):
