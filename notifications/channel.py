@@ -82,6 +82,8 @@ class Outgoing:
     audience: str = Audience.PERSON  # person | department | leading_group | office
     channels: list[str] = field(default_factory=list)  # the person's (or group's) apprise URLs: secrets, never shown
     mobile: str | None = None
+    # the person's own page (我的督办): the one button of a chat card (None: no such page for this reader)
+    page_url: str | None = None
 
     @property
     def body(self) -> str:
