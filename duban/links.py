@@ -236,6 +236,9 @@ KIND_LINKS: dict[str, tuple[tuple[LinkAction, str], ...]] = {
     MessageKind.ACK: ((LinkAction.ACK, "task"), *_OWNER_STEPS),
     # 任务下达: what an owner does on day one (the item names the task's next open step)
     MessageKind.ASSIGNMENT: ((LinkAction.ACK, "task"), (LinkAction.PROGRESS, "task"), (LinkAction.EXTEND, "milestone?"), *_VIEW),
+    # the dashboard's task page (duban.office_edits): 领导批示 and 催办 to the owner
+    MessageKind.INSTRUCTION: ((LinkAction.PROGRESS, "task"), *_VIEW),
+    MessageKind.URGED: (*_OWNER_STEPS, *_VIEW),
 }
 RELINK_LINKS = {LinkAction.QUEUE: ((LinkAction.QUEUE, "plan"),), LinkAction.REVIEW: _REVIEWER}
 

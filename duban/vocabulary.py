@@ -114,6 +114,9 @@ class MessageKind(StrEnum):
     UNREACHABLE = "unreachable"  # → the office: somebody has no working channel
     BULLETIN = "bulletin"  # 督办通报 → the leading group
     TEST = "test"  # `duban notify test`
+    # the office and leaders on the dashboard's task page (duban.office_edits)
+    INSTRUCTION = "instruction"  # 领导批示 → owner
+    URGED = "urged"  # 催办 → owner, out of the sweep's cycle
 
 
 REVIEW_MESSAGE_KINDS = frozenset(k for k in MessageKind if k.startswith("review_"))
@@ -147,6 +150,12 @@ class EventKind(StrEnum):
     MILESTONE_DUE_CHANGED = "milestone_due_changed"
     MILESTONE_RESTORED = "milestone_restored"
     MILESTONE_ARCHIVED = "milestone_archived"
+    # the dashboard's task page (duban.office_edits): decisions a re-import holds back as conflicts
+    INSTRUCTION = "instruction"  # 领导批示
+    URGED = "urged"  # 催办
+    OFFICE_REASSIGNED = "office_reassigned"  # the office handed the task to another owner
+    OFFICE_DUE_MOVED = "office_due_moved"  # the office moved a milestone's date
+    OFFICE_ARCHIVED = "office_archived"  # the office archived the task
 
 
 class LinkAction(_Labelled):

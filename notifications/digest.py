@@ -33,6 +33,7 @@ from notifications.lines import describe as describe  # re-exported (duban.sweep
 TEMPLATES = Path(__file__).parent / "templates"
 GROUPS = (
     ("assignment", "新下达任务，请及时签收"),
+    ("instruction", "领导批示与催办，请抓紧落实"),
     ("overdue", "已逾期，请尽快办理"),
     ("inspection", "督查填报，请按时报送"),
     ("review", "待您审核，请及时处理"),
@@ -67,6 +68,9 @@ GROUP_OF: dict[str, str] = {
     MessageKind.REVIEW_FOLLOW_UP: "result",
     MessageKind.REVIEW_REPORT: "result",
     MessageKind.REVIEW_CANCELLED: "result",
+    # the dashboard's task page (duban.office_edits): to the owner
+    MessageKind.INSTRUCTION: "instruction",
+    MessageKind.URGED: "instruction",
 }
 # Kinds that are not in GROUPS (notices about the system itself, e.g. an unreachable person)
 # are listed last under this title.

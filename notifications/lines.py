@@ -131,6 +131,8 @@ def _describe(kind: str, level: int, due: dt.date | None, days: int, data: dict[
         )
     if kind in REVIEW_MESSAGE_KINDS:
         return _describe_inspection(kind, level, due_s, days, data)
+    if kind in (MessageKind.INSTRUCTION, MessageKind.URGED):
+        return office_line(kind, due, data)
     return _describe_escalation(level, due, days, data, where)
 
 
@@ -207,6 +209,16 @@ def _describe_inspection(kind: str, level: int, due_s: str, days: int, data: dic
         reason = str(data.get("reason") or "").strip().rstrip("。")
         return f"{name}已撤销" + (f"（{reason}）" if reason else "") + "，无需再填报"
     return name
+
+
+def office_line(kind: str, due: dt.date | None, data: dict[str, Any]) -> str:
+    """领导批示 and 催办 from the dashboard's task page (duban.office_edits)."""
+    text = str(data.get("text") or "").strip()
+    if kind == MessageKind.INSTRUCTION:
+        return f"{data.get('by', '')} 同志对该任务作出批示：{text}"
+    step = step_of(data)
+    line = f"{data.get('by', '领导小组办公室')}催办：请抓紧推进该任务" + (f"，{step}完成时间 {due.isoformat()}" if step and due else "")
+    return line + (f"。{text}" if text else "") + "。如有困难，请及时反馈进展或申请延期"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,17 +16,17 @@ def announce_command(
     today: Annotated[str | None, typer.Option("--today", help="下达日期（YYYY-MM-DD，缺省为今天）")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只列出将向谁下达哪些任务，不记录、不发送")] = False,
     no_notice: Annotated[bool, typer.Option("--no-notice", help="已线下下达（如会上印发了任务书）：只记为已下达，不发通知")] = False,
-    actor: Annotated[str | None, typer.Option("--actor", help="记入操作记录的操作人（缺省为当前系统用户）")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="记入操作记录的操作人（缺省为“领导小组办公室”）")] = None,
 ) -> None:
     """任务下达：向尚未下达的任务（首次下达、再次导入新增的、更换责任人的）的责任人发出任务书和时间表，每人一份通知。"""
     from duban.announce import AnnounceError, announce, announce_now, moment
-    from duban.plans.sync import default_actor
+    from duban.plans.writes import OFFICE_ACTOR
 
     day = _parse_day(today)
     _engine()
     rt = _runtime()
     now = moment(day, rt.tz)
-    who = actor or default_actor()
+    who = actor or OFFICE_ACTOR
     codes = list(task or ()) or None
     try:
         if dry_run:

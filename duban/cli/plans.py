@@ -16,7 +16,7 @@ def import_command(
     path: Annotated[Path, typer.Argument(help="方案文件：YAML（.yaml）、Excel（.xlsx）或 CSV（.csv）")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示将要发生的变更，不写入数据库")] = False,
     plan: Annotated[str | None, typer.Option("--plan", help="方案编号：覆盖文件中的编号（Excel/CSV 没有“方案”表时缺省为文件名）")] = None,
-    actor: Annotated[str | None, typer.Option("--actor", help="记入操作记录的操作人（缺省为当前系统用户）")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="记入操作记录的操作人（缺省为“领导小组办公室（导入）”）")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出变更")] = False,
     accept: Annotated[
         list[str] | None,

@@ -14,7 +14,6 @@ Large plans (tens of thousands of tasks) are written with bulk statements, not o
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 from collections.abc import Collection
 from typing import Any
@@ -26,7 +25,7 @@ from definitions.schema import BULLETIN_EVERY_LABELS, GroupDef, PlanDefinition
 from duban.models import Department, Event, ImportRun, Person, Plan, PlanRole, Project, System, table_of, utcnow
 from duban.plans.diff import PlanDiff, show
 from duban.plans.tasks import Ids, TaskSync
-from duban.plans.writes import bulk_update, event_row
+from duban.plans.writes import IMPORT_ACTOR, bulk_update, event_row
 from duban.values import chunks
 from duban.vocabulary import EventKind, PlanRoleKind
 
@@ -45,10 +44,8 @@ PLAN_ROLES = ((PlanRoleKind.LEADING_GROUP, "领导小组"), (PlanRoleKind.OFFICE
 
 
 def default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        return "unknown"
+    """Who an import is recorded as when no one is named: the office, never the OS account."""
+    return IMPORT_ACTOR
 
 
 def apply_plan(

@@ -279,7 +279,12 @@ class TaskSync:
     def _update(self, t: TaskDef, old: Any, old_ms: list[Any]) -> None:
         """An existing task: changed fields, its milestones, restored if it was archived."""
         want = task_row(t, self.ids)
+        if old.archived_at is not None and old.id in self.decided.archived and not self._restore_archived(t, old.id):
+            self.diff.unchanged += 1  # archived by the office: the sheet listing it is not a decision to restore it
+            return
         changes = {f: want[f] for f in TASK_FIELDS if getattr(old, f) != want[f]}
+        if "owner_id" in changes and old.id in self.decided.owners and not self._owner_over_office(t, old):
+            del changes["owner_id"]
         reassigned = "owner_id" in changes
         ms_details, final = self._sync_milestones(old.id, t, old_ms, reassigned=reassigned)
         # the 完成时限 text goes with the final date: held back with it, or recorded silently when
@@ -310,6 +315,25 @@ class TaskSync:
                 self.event(old.id, EventKind.TASK_UPDATED, data)
         else:
             self.diff.unchanged += 1
+
+    def _restore_archived(self, t: TaskDef, task_id: int) -> bool:
+        """A task the office archived, still in the sheet: restored only when the office accepts it."""
+        if not (self.accept_all or t.code in self.accept):
+            return False
+        a = self.decided.archived[task_id]
+        self.accepted.setdefault(t.code, TaskChange(t.code, t.title)).details.append(
+            f"任务恢复：领导小组办公室已在督办系统中归档该任务（{a.actor}，{self.decided.day(a.at)}）"
+        )
+        return True
+
+    def _owner_over_office(self, t: TaskDef, old: Any) -> bool:
+        """The sheet names another owner than the office chose: an unchanged sheet (it still names
+        the owner it named before) keeps the office's choice; a changed one is a conflict."""
+        decision = self.decided.owners[old.id]
+        if t.owner == decision.to:
+            return False
+        current = self.person_names.get(old.owner_id) or ""
+        return self._conflict(t, f"责任人：表格为 {t.owner}，{self.decided.owner_decision(old.id, current)}")
 
     def _archive(self, code: str, old: Any, old_ms: list[Any]) -> None:
         """A task no longer in the list: archived, its open milestones too; history (done steps,

@@ -11,6 +11,11 @@ from sqlalchemy.orm import Session
 
 from duban.vocabulary import EventKind
 
+# who an import or a command run by the office is recorded as, when no one is named (never an
+# operating-system account such as "root": the 办理记录 shows it to owners and leaders)
+IMPORT_ACTOR = "领导小组办公室（导入）"
+OFFICE_ACTOR = "领导小组办公室"
+
 
 def event_row(
     plan_id: int,

@@ -36,6 +36,8 @@ KINDS: dict[str, KindFacts] = {
     MessageKind.REVIEW_ESCALATION: KindFacts(label="督查督办"),
     MessageKind.REVIEW_FOLLOW_UP: KindFacts(label="督查整改"),
     MessageKind.UNREACHABLE: KindFacts(notice=True),
+    MessageKind.INSTRUCTION: KindFacts(0, "领导批示"),
+    MessageKind.URGED: KindFacts(1, "催办"),
 }
 _OTHER = KindFacts()
 

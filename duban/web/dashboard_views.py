@@ -22,6 +22,7 @@ from duban.rollup.assessment import NOTHING_DUE, explanation, rates
 from duban.rollup.compute import compute
 from duban.values import jsonable
 from duban.vocabulary import AccountRole, LinkAction, MilestoneState
+from duban.web.dashboard_tasks import task_href
 
 GROUP_COLUMNS = ["tasks", "done_tasks", "completion_rate", "on_time_rate", "red", "yellow", "green", "overdue_tasks", "due_soon_tasks"]
 VIEW_COLUMNS: dict[str, list[str]] = {
@@ -39,6 +40,7 @@ VIEW_COLUMNS: dict[str, list[str]] = {
 }
 log = logging.getLogger("duban.web.dashboard")
 ITEM_VIEWS = ("tasks", "overdue", "due_soon", "extensions")  # lists of tasks with their owners
+TASK_LINKED = frozenset((*ITEM_VIEWS, "awaiting_approval"))  # their codes and titles open the task page
 FILTER_LABELS = {"system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导"}
 DRILL = {"system": "system", "department": "department", "supervisor": "supervisor"}  # column -> filter
 COLOUR_CLASS = {"red": "red", "yellow": "yellow", "green": "green"}
@@ -140,6 +142,8 @@ def table(key: str, title: str, frame: pd.DataFrame, *, provincial: bool, drill:
             cell = Cell(fmt(c, rec.get(c)))
             if drill and c in DRILL and key != "tasks" and cell.text and cell.text != rollup.UNSPECIFIED:
                 cell.href = _href(rec.get("plan"), DRILL[c], cell.text)
+            if c in ("code", "title") and key in TASK_LINKED and rec.get("plan") and rec.get("code"):
+                cell.href = task_href(str(rec["plan"]), str(rec["code"]))  # the task page
             if key == "by_plan" and c == "plan_name":
                 cell.href = "/dashboard?" + urlencode({"plan": rec.get("plan")})
             if c == "colour":

@@ -174,7 +174,8 @@ def link_context(session: Session, page: LinkPage, r: Resolved, *, request_row: 
         return ctx
     if r.task is None:
         raise Refusal("没有找到该任务", "此链接没有对应的任务。", 404)
-    ctx["task"] = pages.task_page(session, r.task, today=rt.today(), tz=rt.tz, current_milestone=r.link.milestone_id)
+    own = r.person.id if r.action == LinkAction.VIEW else None  # the owner's view: the reminders sent to them too
+    ctx["task"] = pages.task_page(session, r.task, today=rt.today(), tz=rt.tz, current_milestone=r.link.milestone_id, for_person=own)
     ctx["milestone"] = r.milestone
     ctx["milestone_label"] = actions.label(r.milestone) if r.milestone else ""
     if r.milestone is not None:

@@ -25,31 +25,10 @@ from duban.models import (
     Task,
 )
 from duban.reviews.queries import task_history
-from duban.vocabulary import OPEN_STATES, EventKind, MilestoneState, RequestKind, RequestStatus
+from duban.timeline import EVENT_LABELS, HIDDEN_EVENTS, Entry, FileView, actor_name, timeline
+from duban.timeline import event_detail as _detail
+from duban.vocabulary import OPEN_STATES, MilestoneState, RequestKind, RequestStatus
 
-EVENT_LABELS: dict[str, str] = {
-    EventKind.TASK_CREATED: "下达任务",
-    EventKind.TASK_UPDATED: "任务内容调整",
-    EventKind.TASK_RESTORED: "任务恢复",
-    EventKind.TASK_ARCHIVED: "任务归档",
-    EventKind.OWNER_CHANGED: "更换责任人",
-    EventKind.MILESTONE_ADDED: "新增里程碑",
-    EventKind.MILESTONE_DUE_CHANGED: "调整完成时间",
-    EventKind.MILESTONE_ARCHIVED: "里程碑归档",
-    EventKind.MILESTONE_RESTORED: "里程碑恢复",
-    EventKind.ACKNOWLEDGED: "签收",
-    EventKind.PROGRESS_REPORTED: "反馈进展",
-    EventKind.COMPLETION_SUBMITTED: "提交办结",
-    EventKind.MILESTONE_DONE: "办结",
-    EventKind.COMPLETION_APPROVED: "审核通过（办结）",
-    EventKind.COMPLETION_RETURNED: "退回",
-    EventKind.EXTENSION_REQUESTED: "申请延期",
-    EventKind.EXTENSION_APPROVED: "批准延期",
-    EventKind.EXTENSION_REFUSED: "不予批准延期",
-    EventKind.REVIEW_ANSWERED: "督查填报",
-    EventKind.REVIEW_JUDGED: "督查评定",
-}
-HIDDEN_EVENTS = {EventKind.LINK_RENEWAL}
 STATE_CLASS = {
     MilestoneState.ASSIGNED: "s-assigned",
     MilestoneState.IN_PROGRESS: "s-progress",
@@ -60,15 +39,6 @@ STATE_CLASS = {
 
 
 @dataclass
-class FileView:
-    id: int
-    kind: str
-    name: str
-    url: str | None
-    size: str
-
-
-@dataclass
 class HistoryEntry:
     at: str
     actor: str
@@ -76,6 +46,8 @@ class HistoryEntry:
     milestone: str
     detail: str
     evidence: list[FileView] = field(default_factory=list)
+    sent: str = ""  # a reminder: "发给 教务处处长 · 电子邮件 · 已发送（…）"
+    failed: bool = False
 
 
 @dataclass
@@ -130,38 +102,6 @@ def _file_views(rows: list[Evidence]) -> list[FileView]:
     return [FileView(e.id, e.kind, e.filename or e.url or "", e.url, human_size(e.size)) for e in rows]
 
 
-def _detail(kind: str, data: dict[str, Any]) -> str:
-    if kind == EventKind.PROGRESS_REPORTED:
-        return data.get("text", "")
-    if kind in (EventKind.COMPLETION_SUBMITTED, EventKind.MILESTONE_DONE):
-        return data.get("note", "")
-    if kind == EventKind.COMPLETION_RETURNED:
-        return f"退回原因：{data.get('reason', '')}"
-    if kind == EventKind.COMPLETION_APPROVED:
-        return f"审核意见：{data['note']}" if data.get("note") else ""
-    if kind == EventKind.EXTENSION_REQUESTED:
-        return f"申请将完成时间由 {data.get('from', '')} 延至 {data.get('to', '')}。理由：{data.get('reason', '')}"
-    if kind == EventKind.EXTENSION_APPROVED:
-        return f"完成时间由 {data.get('from', '')} 调整为 {data.get('to', '')}" + (
-            f"。审核意见：{data['note']}" if data.get("note") else ""
-        )
-    if kind == EventKind.EXTENSION_REFUSED:
-        return f"申请延至 {data.get('to', '')}，不予批准。理由：{data.get('reason', '')}"
-    if kind == EventKind.REVIEW_ANSWERED:
-        return f"「{data.get('review_title', '督查')}」已完成工作：{data.get('done', '')}"
-    if kind == EventKind.REVIEW_JUDGED:
-        return f"「{data.get('review_title', '督查')}」评定为“{data.get('verdict', '')}”" + (
-            f"：{data['note']}" if data.get("note") else ""
-        )
-    if kind == EventKind.OWNER_CHANGED:
-        return f"{data.get('from') or ''} → {data.get('to') or ''}"
-    if kind == EventKind.MILESTONE_DUE_CHANGED:
-        return f"{data.get('from', '')} → {data.get('to', '')}"
-    if kind == EventKind.MILESTONE_DONE and data.get("approval") == "not_required":
-        return data.get("note", "")
-    return ""
-
-
 _STATEMENTS: dict[str, Any] = {}
 
 
@@ -180,7 +120,7 @@ def _statements() -> dict[str, Any]:
         )
         # the newest events, each with its evidence, in one query
         recent = (
-            select(ev.c.id, ev.c.at, ev.c.actor, ev.c.kind, ev.c.milestone_id, ev.c.data)
+            select(ev.c.id, ev.c.at, ev.c.actor, ev.c.channel, ev.c.kind, ev.c.milestone_id, ev.c.data)
             .where(ev.c.task_id == tid, ev.c.kind.not_in(sorted(HIDDEN_EVENTS)))
             .order_by(ev.c.at.desc(), ev.c.id.desc())
             .limit(bindparam("history_limit"))
@@ -213,9 +153,11 @@ def task_page(
     history_limit: int = 100,
     owner: Person | None = None,
     department: Department | None = None,
+    for_person: int | None = None,
 ) -> TaskPage:
     """``owner`` and ``department``, when the caller has them (duban.links.resolve loads them with
-    the link), save their queries."""
+    the link), save their queries.  ``for_person``: the owner's own view (a VIEW link), whose
+    history shows the reminders sent to that person too (:func:`duban.timeline.timeline`)."""
     q = _statements()
     if owner is None or owner.id != task.owner_id:
         owner = session.get(Person, task.owner_id)
@@ -226,36 +168,10 @@ def task_page(
     )
     ms = session.execute(q["milestones"], {"task_id": task.id}).all()
     labels = {m.id: label(m) for m in ms}
-    milestones = [
-        MilestoneView(
-            id=m.id,
-            label=labels[m.id],
-            due=m.due_date.isoformat(),
-            baseline=m.baseline_due_date.isoformat() if m.baseline_due_date != m.due_date else None,
-            state=MilestoneState(m.status).label,
-            state_class=STATE_CLASS.get(m.status, ""),
-            overdue=m.status in OPEN_STATES and m.due_date < today,
-            current=m.id == current_milestone,
-        )
-        for m in ms
-        if m.status != MilestoneState.ARCHIVED or m.id == current_milestone
-    ]
-    history: list[HistoryEntry] = []
-    last = None
-    for row in session.execute(q["history"], {"task_id": task.id, "history_limit": history_limit}):
-        if row.id != last:
-            last = row.id
-            history.append(
-                HistoryEntry(
-                    at=local_time(row.at, tz),
-                    actor=row.actor,
-                    label=EVENT_LABELS.get(row.kind, row.kind),
-                    milestone=labels.get(row.milestone_id, "") if row.milestone_id else "",
-                    detail=_detail(row.kind, row.data or {}),
-                )
-            )
-        if row.f_id is not None:
-            history[-1].evidence.append(FileView(row.f_id, row.f_kind, row.f_name or row.f_url or "", row.f_url, human_size(row.f_size)))
+    if for_person is None:
+        history = _history(session, task.id, labels, tz=tz, limit=history_limit)
+    else:
+        history = _own_history(session, task, tz=tz, person_id=for_person, limit=history_limit)
     pending = [
         request_view(session, r, task=task, milestones=ms, tz=tz, with_evidence=False, people={owner.id: owner} if owner else None)
         for r in session.scalars(q["requests"], {"task_id": task.id})
@@ -270,11 +186,68 @@ def task_page(
         department=dept.name if dept else "",
         partners="、".join(task.partners or []),
         acknowledged=local_time(task.acknowledged_at, tz),
-        milestones=milestones,
+        milestones=milestone_views(ms, labels, today=today, current=current_milestone),
         pending=pending,
         history=history,
         reviews=task_history(session, task.id),
     )
+
+
+def milestone_views(ms: Sequence[Any], labels: dict[int, str], *, today: dt.date, current: int | None) -> list[MilestoneView]:
+    """The roadmap as a page shows it (archived steps left out, unless the link names one)."""
+    return [
+        MilestoneView(
+            id=m.id,
+            label=labels[m.id],
+            due=m.due_date.isoformat(),
+            baseline=m.baseline_due_date.isoformat() if m.baseline_due_date != m.due_date else None,
+            state=MilestoneState(m.status).label,
+            state_class=STATE_CLASS.get(m.status, ""),
+            overdue=m.status in OPEN_STATES and m.due_date < today,
+            current=m.id == current,
+        )
+        for m in ms
+        if m.status != MilestoneState.ARCHIVED or m.id == current
+    ]
+
+
+def _history(session: Session, task_id: int, labels: dict[int, str], *, tz, limit: int) -> list[HistoryEntry]:
+    """The newest events, each with its evidence (one query: the link pages' fast path)."""
+    history: list[HistoryEntry] = []
+    last = None
+    for row in session.execute(_statements()["history"], {"task_id": task_id, "history_limit": limit}):
+        if row.id != last:
+            last = row.id
+            history.append(
+                HistoryEntry(
+                    at=local_time(row.at, tz),
+                    actor=actor_name(row.actor, row.channel),
+                    label=EVENT_LABELS.get(row.kind, row.kind),
+                    milestone=labels.get(row.milestone_id, "") if row.milestone_id else "",
+                    detail=_detail(row.kind, row.data or {}),
+                )
+            )
+        if row.f_id is not None:
+            history[-1].evidence.append(FileView(row.f_id, row.f_kind, row.f_name or row.f_url or "", row.f_url, human_size(row.f_size)))
+    return history
+
+
+def _own_history(session: Session, task: Task, *, tz, person_id: int, limit: int) -> list[HistoryEntry]:
+    """The owner's view: the task's events and the messages sent to that person, newest first."""
+    entries: list[Entry] = [e for e in timeline(session, task, tz=tz, for_person=person_id) if e.source in ("event", "notice")]
+    return [
+        HistoryEntry(
+            at=e.when,
+            actor=e.actor,
+            label=e.label,
+            milestone=e.milestone,
+            detail=e.detail,
+            evidence=e.evidence,
+            sent=" · ".join(x for x in ("发给您", e.channels, e.outcome) if x) if e.source == "notice" else "",
+            failed=e.failed,
+        )
+        for e in reversed(entries[-limit:])
+    ]
 
 
 def request_view(
