@@ -76,6 +76,7 @@ def _live(task: Task, what: str) -> None:
 
 def instruct(session: Session, task: Task, *, text: str, by: str, now: dt.datetime, today: dt.date) -> Edit:
     """领导批示: recorded, and the owner told at once (the ledger item; the caller sends it)."""
+    now = now.astimezone(dt.UTC)  # stored in UTC: SQLite keeps the wall time and drops the offset
     text = clean_text(text, what="批示内容", required=True, limit=INSTRUCTION_LIMIT, error=EditError)
     _live(task, "作出批示")
     ev = _event(session, task, EventKind.INSTRUCTION, {"text": text}, by=by, now=now)
@@ -106,6 +107,7 @@ def urged_today(session: Session, task_id: int, *, now: dt.datetime, tz: Any) ->
 
 def urge(session: Session, task: Task, *, by: str, now: dt.datetime, today: dt.date, tz: Any, text: str = "") -> Edit:
     """催办: a reminder to the owner now, once per task a day."""
+    now = now.astimezone(dt.UTC)  # stored in UTC: SQLite keeps the wall time and drops the offset
     text = clean_text(text, what="催办说明", required=False, limit=INSTRUCTION_LIMIT, error=EditError)
     _live(task, "催办")
     step = _next_step(session, task)
@@ -149,6 +151,7 @@ def reassign(
     session: Session, task: Task, *, person_id: int, by: str, now: dt.datetime, today: dt.date, cal: WorkCalendar, reason: str = ""
 ) -> Edit:
     """更换责任人: the new owner gets the 任务下达 notice; the old owner's action links stop working."""
+    now = now.astimezone(dt.UTC)  # stored in UTC: SQLite keeps the wall time and drops the offset
     reason = clean_text(reason, what="调整理由", required=False, limit=REASON_LIMIT, error=EditError)
     if task.archived_at is not None:
         raise EditError("该任务已归档，无法更换责任人。")
@@ -176,6 +179,7 @@ def reassign(
 
 def move_due(session: Session, task: Task, milestone_id: int, *, new_due: dt.date, reason: str, by: str, now: dt.datetime) -> Edit:
     """调整完成时间: the baseline (and the sheet's date) stay; ``due_version`` is bumped."""
+    now = now.astimezone(dt.UTC)  # stored in UTC: SQLite keeps the wall time and drops the offset
     reason = clean_text(reason, what="调整理由", required=True, limit=REASON_LIMIT, error=EditError)
     m = session.get(Milestone, milestone_id)
     if m is None or m.task_id != task.id:
@@ -198,6 +202,7 @@ def move_due(session: Session, task: Task, milestone_id: int, *, new_due: dt.dat
 
 def archive(session: Session, task: Task, *, reason: str, by: str, now: dt.datetime) -> Edit:
     """归档: the task and its open steps; done steps and evidence are kept."""
+    now = now.astimezone(dt.UTC)  # stored in UTC: SQLite keeps the wall time and drops the offset
     reason = clean_text(reason, what="归档理由", required=True, limit=REASON_LIMIT, error=EditError)
     if task.archived_at is not None:
         raise EditError("该任务已归档。")

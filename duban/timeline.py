@@ -14,8 +14,8 @@ Who did it is a person's name; an import or a command run by the office reads
 "领导小组办公室（导入）" / "领导小组办公室", never an operating-system account such as "root"
 (:func:`actor_name` maps rows written before imports named the office).
 
-``for_person``: the owner's own view (the link page): only the ledger items sent to that person
-(no escalations to their head, no other people's addresses).
+``for_person``: the owner's own view (the link page): the events, and only the ledger items sent
+to that person (no escalations to their head, no other people's addresses).
 """
 
 from __future__ import annotations
@@ -161,9 +161,10 @@ def timeline(session: Session, task: Task, *, tz: Any, for_person: int | None = 
     steps = {m.id: m for m in session.execute(select(Milestone.id, Milestone.seq, Milestone.title).where(Milestone.task_id == task.id))}
     entries = _events(session, task.id, steps, tz)
     entries += _notices(session, task.id, steps, tz, for_person)
-    entries += _loose_evidence(session, task.id, steps, tz)
-    entries += _requests(session, task.id, steps, tz)
-    entries += _reviews(session, task.id, tz)
+    if for_person is None:  # the owner's view: their task's events and what was sent to them
+        entries += _loose_evidence(session, task.id, steps, tz)
+        entries += _requests(session, task.id, steps, tz)
+        entries += _reviews(session, task.id, tz)
     entries.sort(key=lambda e: e.at)
     return entries
 
@@ -277,7 +278,7 @@ def _requests(session: Session, task_id: int, steps: dict[int, Any], tz: Any) ->
         select(Request, Person.name).join(Person, Person.id == Request.person_id).where(Request.task_id == task_id).order_by(Request.id)
     ).all()
     deciders = dict(
-        session.execute(select(Person.id, Person.name).where(Person.id.in_({r.decided_by_id for r, _ in rows if r.decided_by_id} or {-1})))
+        session.execute(select(Person.id, Person.name).where(Person.id.in_({r.decided_by_id for r, _ in rows if r.decided_by_id} or {-1}))).all()
     )
     out = []
     for r, name in rows:

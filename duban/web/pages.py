@@ -234,7 +234,7 @@ def _history(session: Session, task_id: int, labels: dict[int, str], *, tz, limi
 
 def _own_history(session: Session, task: Task, *, tz, person_id: int, limit: int) -> list[HistoryEntry]:
     """The owner's view: the task's events and the messages sent to that person, newest first."""
-    entries: list[Entry] = [e for e in timeline(session, task, tz=tz, for_person=person_id) if e.source in ("event", "notice")]
+    entries: list[Entry] = timeline(session, task, tz=tz, for_person=person_id)
     return [
         HistoryEntry(
             at=e.when,
