@@ -278,7 +278,9 @@ def _requests(session: Session, task_id: int, steps: dict[int, Any], tz: Any) ->
         select(Request, Person.name).join(Person, Person.id == Request.person_id).where(Request.task_id == task_id).order_by(Request.id)
     ).all()
     deciders = dict(
-        session.execute(select(Person.id, Person.name).where(Person.id.in_({r.decided_by_id for r, _ in rows if r.decided_by_id} or {-1}))).all()
+        session.execute(
+            select(Person.id, Person.name).where(Person.id.in_({r.decided_by_id for r, _ in rows if r.decided_by_id} or {-1}))
+        ).all()
     )
     out = []
     for r, name in rows:
