@@ -176,7 +176,7 @@ def test_office_starts_a_review_from_the_form(client, engine_web):
     assert page.status_code == 200
     assert "督查已发起，已向范围内各任务责任人发出填报通知。" in page.text
     assert "<h1>课程育人专项督查</h1>" in page.text and "<dd>育人体系：课程育人</dd>" in page.text and "<dd>填报中</dd>" in page.text
-    assert "<h3>1 集体备课</h3>" in page.text and "责任人 教务处处长" in page.text and "<h3>2 建设课程资源库</h3>" in page.text
+    assert '<h3><a href="/dashboard/tasks/demo/1">1 集体备课</a></h3>' in page.text and "责任人 教务处处长" in page.text and '<h3><a href="/dashboard/tasks/demo/2">2 建设课程资源库</a></h3>' in page.text
     assert '<span class="n">0/2</span><span class="l">已填报</span>' in page.text
     assert f'action="/dashboard/reviews/{review_id}/cancel"' in page.text
     rows = re.findall(
@@ -322,14 +322,15 @@ def test_leader_sees_the_reviews_and_answers_but_cannot_start_or_cancel(client, 
     page = client.get(f"/dashboard/reviews/{rid}")
     assert page.status_code == 200
     for text in (
-        "<h3>1 集体备课</h3>",
+        '<h3><a href="/dashboard/tasks/demo/1">1 集体备课</a></h3>',
         "责任人 教务处处长",
         "已组织集体备课 4 次",
         "青年教师参与度不高",
         "下学期开展示范课评比",
         "https://example.org/beike",
         "（督办员）",
-        '<td>2</td><td class="t">建设课程资源库</td><td class="t">教务处</td><td class="t">教务处副处长</td>',
+        '<td><a href="/dashboard/tasks/demo/2">2</a></td><td class="t"><a href="/dashboard/tasks/demo/2">建设课程资源库</a></td>'
+        '<td class="t">教务处</td><td class="t">教务处副处长</td>',
     ):
         assert text in page.text, text
     assert "撤销督查" not in page.text and "/cancel" not in page.text
