@@ -101,7 +101,13 @@ def build_world(engine, client) -> World:
         client.cookies.clear()
         page = client.get("/login")
         client.post("/login", data={"csrf": CSRF.search(page.text)[1], "login": login, "password": PASSWORD, "next": "/dashboard"})
-        for path in ("/dashboard", "/dashboard/reviews/new", "/dashboard/announce", f"/dashboard/reviews/{review_id}", "/dashboard/tasks/demo/1"):
+        for path in (
+            "/dashboard",
+            "/dashboard/reviews/new",
+            "/dashboard/announce",
+            f"/dashboard/reviews/{review_id}",
+            "/dashboard/tasks/demo/1",
+        ):
             fields |= set(FIELD.findall(client.get(path).text))
         sessions[login] = dict(client.cookies.items())
     client.cookies.clear()
@@ -157,7 +163,22 @@ def requests_for(draw, method: str, template: str, route: Route, world: World) -
     for name in route.param_convertors:
         raw = draw(path_value(name, world), label=name)
         path = re.sub(r"\{" + name + r"(:[a-z]+)?\}", quote(raw, safe="") or "%20", path)
-    query_names = ["next", "plan", "out", "n", "owners", "offline", "done", "system", "department", "supervisor", "q", "state", "person", "ok"]
+    query_names = [
+        "next",
+        "plan",
+        "out",
+        "n",
+        "owners",
+        "offline",
+        "done",
+        "system",
+        "department",
+        "supervisor",
+        "q",
+        "state",
+        "person",
+        "ok",
+    ]
     # httpx itself refuses a query past 64 KB: the long values go in forms
     query_values = VALUES.filter(lambda v: len(v) < 2000)
     query = draw(st.dictionaries(st.one_of(st.sampled_from(query_names), st.text(max_size=8)), query_values, max_size=4), label="query")

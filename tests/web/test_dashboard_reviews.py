@@ -176,7 +176,11 @@ def test_office_starts_a_review_from_the_form(client, engine_web):
     assert page.status_code == 200
     assert "督查已发起，已向范围内各任务责任人发出填报通知。" in page.text
     assert "<h1>课程育人专项督查</h1>" in page.text and "<dd>育人体系：课程育人</dd>" in page.text and "<dd>填报中</dd>" in page.text
-    assert '<h3><a href="/dashboard/tasks/demo/1">1 集体备课</a></h3>' in page.text and "责任人 教务处处长" in page.text and '<h3><a href="/dashboard/tasks/demo/2">2 建设课程资源库</a></h3>' in page.text
+    assert (
+        '<h3><a href="/dashboard/tasks/demo/1">1 集体备课</a></h3>' in page.text
+        and "责任人 教务处处长" in page.text
+        and '<h3><a href="/dashboard/tasks/demo/2">2 建设课程资源库</a></h3>' in page.text
+    )
     assert '<span class="n">0/2</span><span class="l">已填报</span>' in page.text
     assert f'action="/dashboard/reviews/{review_id}/cancel"' in page.text
     rows = re.findall(

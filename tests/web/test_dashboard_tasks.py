@@ -252,3 +252,27 @@ def test_a_reimport_holds_back_the_offices_decisions(web, engine, tmp_path):  # 
     assert owner_and_date() == ("教务处副处长", dt.date(2026, 12, 5))
     accepted = import_plan(engine, write_yaml(tmp_path / "accept.yaml", sheet), accept=["1"])
     assert [c.code for c in accepted.accepted] == ["1"] and owner_and_date() == ("宣传部部长", dt.date(2026, 11, 25))
+
+
+def test_the_owners_view_link_shows_the_reminders_sent_to_them_and_no_one_elses(web, engine):  # noqa: F811
+    from tests.web_helpers import make_link
+
+    as_office(web, engine)
+    assert post(web, "urge", text="请本周内报送进展").status_code == 303
+    with session_scope(engine) as s:
+        t = s.scalar(select(Task).where(Task.code == "1", Task.plan_id == 1))
+        s.add(
+            Notification(
+                key="esc-test", plan_id=1, task_id=t.id, recipient_id=person_id(engine, "分管教学副校长"), kind=MessageKind.ESCALATION,
+                level=2, due_date=dt.date(2026, 11, 20), days=-6, decided_on=PINNED_DAY, created_at=PINNED.astimezone(dt.UTC),
+                data={"owner": "教务处处长"},
+            )
+        )  # fmt: skip
+    web.cookies.clear()
+    view = web.get(f"/l/{make_link(engine, '教务处处长', 'view', '1')}")
+    assert view.status_code == 200
+    assert '<span class="h-label">催办</span>' in view.text and "督办员催办：请抓紧推进该任务" in view.text
+    assert "发给您 · 待发送" in view.text
+    assert "分管校领导督办" not in view.text and "分管教学副校长 ·" not in view.text
+    ack = web.get(f"/l/{make_link(engine, '教务处处长', 'ack', '1')}")
+    assert ack.status_code == 200 and '<span class="h-label">催办</span>' in ack.text and "发给您" not in ack.text
