@@ -34,7 +34,7 @@ from duban.links import void as void_links
 from duban.models import Event, Milestone, Person, Plan, Task
 from duban.rules.calendar import WorkCalendar
 from duban.values import clean_text
-from duban.vocabulary import OPEN_STATES, EventKind, MessageKind, MilestoneState
+from duban.vocabulary import OPEN_STATES, EventKind, MessageKind, MilestoneState, Schedule
 
 INSTRUCTION_LIMIT = 500
 REASON_LIMIT = 500
@@ -111,8 +111,10 @@ def urge(session: Session, task: Task, *, by: str, now: dt.datetime, today: dt.d
     text = clean_text(text, what="催办说明", required=False, limit=INSTRUCTION_LIMIT, error=EditError)
     _live(task, "催办")
     step = _next_step(session, task)
-    if step is None and task.schedule == "once":
+    if step is None and task.schedule == Schedule.ONCE:
         raise EditError("该任务的各项节点均已办结或已提交审核，无需催办。")
+    # two colleagues pressing at once: the second waits for the first's row lock (PostgreSQL), then sees its press
+    session.execute(select(Task.id).where(Task.id == task.id).with_for_update())
     earlier = urged_today(session, task.id, now=now, tz=tz)
     if earlier is not None:
         when = earlier.at.astimezone(tz) if earlier.at.tzinfo else earlier.at.replace(tzinfo=dt.UTC).astimezone(tz)
