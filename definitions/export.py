@@ -37,7 +37,20 @@ TASK_HEADERS = (
     "反馈周期",
     "截止日期",
 )
-PEOPLE_HEADERS = ("姓名", "部门", "职务", "邮箱", "手机", "通知地址", "直接上级", "督办条线", "工号", "企业微信账号", "钉钉userid", "飞书open_id")
+PEOPLE_HEADERS = (
+    "姓名",
+    "部门",
+    "职务",
+    "邮箱",
+    "手机",
+    "通知地址",
+    "直接上级",
+    "督办条线",
+    "工号",
+    "企业微信账号",
+    "钉钉userid",
+    "飞书open_id",
+)
 TEXT_COLUMNS = (5, 9, 10, 11, 12)  # 手机, 工号 and the chat-app ids are text (leading zeros kept), not numbers
 DEPARTMENT_HEADERS = ("部门名称", "负责人", "分管校领导", "通知地址")
 INSTRUCTIONS = [

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from definitions import plan_settings
 from definitions.deadlines import DeadlineError, parse_deadline, parse_period, parse_roadmap
+from definitions.person_ids import person_id_problems
 from definitions.problems import Locator, PlanProblems, Problem
 from definitions.schema import (
     Deadline,
@@ -22,7 +23,6 @@ from definitions.schema import (
     PlanFile,
     TaskDef,
 )
-from definitions.person_ids import person_id_problems
 from definitions.single_line import single_line_problems
 from duban.rules.policy import DeadlinePolicy, assessment_policy, effective_policy
 from duban.vocabulary import Schedule

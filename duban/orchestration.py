@@ -44,7 +44,7 @@ def secret_block_value(name: str) -> str:
     try:
         from prefect.blocks.system import Secret
 
-        value = Secret.load(name, _sync=True).get()  # type: ignore[union-attr]
+        value = Secret.load(name).get()  # type: ignore[union-attr]
     except Exception as err:  # noqa: BLE001 - told to the office as the reason the message was not sent
         raise AppConfigError(f"无法读取 Prefect Secret 块“{name}”（{err.__class__.__name__}），请用 prefect block ls 核对其名称") from None
     return str(value)

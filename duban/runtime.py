@@ -110,32 +110,37 @@ def configured_apps(settings: Settings, resolve=None):
     :class:`notifications.apps.Apps`.  A secret given as a Prefect Secret block's name is read when
     first needed, by ``resolve`` (default: :func:`duban.orchestration.secret_block_value`)."""
     from notifications.apps import DINGTALK, FEISHU, WECOM, Apps
-    from notifications.apps.base import Secret
+    from notifications.apps.base import AppClient, Secret
     from notifications.apps.dingtalk import DingTalkApp
     from notifications.apps.feishu import FeishuApp
     from notifications.apps.wecom import WeComApp
 
     s = settings
     resolve = resolve or _secret_block_value
-    common = dict(timeout=s.app_timeout, base_url=s.base_url)
+    timeout, base_url = s.app_timeout, s.base_url
 
     def secret(value, block) -> Secret:
         return Secret(value.get_secret_value() if value is not None else None, block or None, resolve)
 
-    clients = {}
+    clients: dict[str, AppClient] = {}
     if s.wecom_corp_id and s.wecom_agent_id is not None:
         clients[WECOM] = WeComApp(
-            s.wecom_corp_id, s.wecom_agent_id, secret(s.wecom_secret, s.wecom_secret_block), api_base=s.wecom_api_base, **common
+            s.wecom_corp_id,
+            s.wecom_agent_id,
+            secret(s.wecom_secret, s.wecom_secret_block),
+            api_base=s.wecom_api_base,
+            timeout=timeout,
+            base_url=base_url,
         )
     if s.dingtalk_app_key and s.dingtalk_agent_id is not None:
         clients[DINGTALK] = DingTalkApp(
             s.dingtalk_app_key, s.dingtalk_agent_id, secret(s.dingtalk_app_secret, s.dingtalk_app_secret_block),
-            api_base=s.dingtalk_api_base, **common,
+            api_base=s.dingtalk_api_base, timeout=timeout, base_url=base_url,
         )  # fmt: skip
     if s.feishu_app_id:
         clients[FEISHU] = FeishuApp(
             s.feishu_app_id, secret(s.feishu_app_secret, s.feishu_app_secret_block), lark=s.feishu_lark,
-            api_base=s.feishu_api_base, **common,
+            api_base=s.feishu_api_base, timeout=timeout, base_url=base_url,
         )  # fmt: skip
     return Apps(clients)
 

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_apps(self) -> Settings:
         """A vendor's app is configured completely or not at all (the missing variables named)."""
-        groups = {
+        groups: dict[str, dict[str, object]] = {
             "企业微信应用": {
                 "DUBAN_WECOM_CORP_ID": self.wecom_corp_id,
                 "DUBAN_WECOM_AGENT_ID": self.wecom_agent_id,

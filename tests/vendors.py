@@ -67,7 +67,7 @@ class FakeVendor:
             return token
 
     def token_state(self, token: str | None) -> str:
-        """"live", "expired" (issued, no longer valid) or "invalid" (never issued)."""
+        """ "live", "expired" (issued, no longer valid) or "invalid" (never issued)."""
         with self.lock:
             if token in self.live:
                 return "live"
@@ -156,7 +156,10 @@ class FakeWeCom(FakeVendor):
             return 404, {"errcode": 404, "errmsg": "not found"}
         state = self.token_state(q.get("access_token"))
         if state != "live":
-            return 200, {"errcode": 42001, "errmsg": "access_token expired"} if state == "expired" else {"errcode": 40014, "errmsg": "invalid access_token"}
+            return 200, {"errcode": 42001, "errmsg": "access_token expired"} if state == "expired" else {
+                "errcode": 40014,
+                "errmsg": "invalid access_token",
+            }
         if self.ip_refused:
             return 200, {"errcode": 60020, "errmsg": "not allow to access from your ip, from ip: 127.0.0.1"}
         if self.take_limit():
@@ -165,7 +168,12 @@ class FakeWeCom(FakeVendor):
         card = body.get("textcard") or {}
         if body.get("agentid") != self.agent_id:
             return 200, {"errcode": 40056, "errmsg": "invalid agentid"}
-        if body.get("msgtype") != "textcard" or not card.get("url") or _bytes(card.get("title")) > 128 or _bytes(card.get("description")) > 512:
+        if (
+            body.get("msgtype") != "textcard"
+            or not card.get("url")
+            or _bytes(card.get("title")) > 128
+            or _bytes(card.get("description")) > 512
+        ):
             return 200, {"errcode": 40058, "errmsg": "invalid textcard"}
         if len(str(card.get("btntxt", ""))) > 4:
             return 200, {"errcode": 40058, "errmsg": "btntxt exceed max length"}
@@ -190,7 +198,10 @@ class FakeDingTalk(FakeVendor):
             return 404, {"errcode": 404, "errmsg": "not found"}
         state = self.token_state(q.get("access_token"))
         if state != "live":
-            return 200, {"errcode": 42001, "errmsg": "access_token超时"} if state == "expired" else {"errcode": 40014, "errmsg": "不合法的access_token"}
+            return 200, {"errcode": 42001, "errmsg": "access_token超时"} if state == "expired" else {
+                "errcode": 40014,
+                "errmsg": "不合法的access_token",
+            }
         if self.ip_refused:
             return 200, {"errcode": 60020, "errmsg": "访问ip不在白名单之中"}
         if self.take_limit():
@@ -242,21 +253,21 @@ class FakeFeishu(FakeVendor):
 
 
 @pytest.fixture
-def wecom() -> Iterator[FakeWeCom]:
+def wecom_app() -> Iterator[FakeWeCom]:
     server = FakeWeCom().start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def dingtalk() -> Iterator[FakeDingTalk]:
+def dingtalk_app() -> Iterator[FakeDingTalk]:
     server = FakeDingTalk().start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def feishu() -> Iterator[FakeFeishu]:
+def feishu_app() -> Iterator[FakeFeishu]:
     server = FakeFeishu().start()
     yield server
     server.stop()
@@ -271,11 +282,12 @@ class Vendors:
 
 
 @pytest.fixture
-def vendors(monkeypatch, wecom, dingtalk, feishu) -> Vendors:
+def app_vendors(monkeypatch, wecom_app, dingtalk_app, feishu_app) -> Iterator[Vendors]:
     """All three fakes, and duban's environment configured for them (the token cache emptied)."""
     from duban.settings import get_settings
     from notifications.apps.base import TOKENS
 
+    wecom, dingtalk, feishu = wecom_app, dingtalk_app, feishu_app
     env = {
         "DUBAN_WECOM_CORP_ID": wecom.corp_id,
         "DUBAN_WECOM_AGENT_ID": str(wecom.agent_id),

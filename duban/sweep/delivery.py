@@ -444,9 +444,7 @@ def deliver(
         raise run.crashes[0]
     result.errors = [f"{o.recipient}：{r}" for o, r in result.failures]
     # the office is told after ``unreachable_after`` attempts, or at once when sending again cannot help
-    hopeless = [
-        (o, r) for o, r in result.failures if unreachable_after and (o.attempts >= unreachable_after or o.id in result.permanent)
-    ]
+    hopeless = [(o, r) for o, r in result.failures if unreachable_after and (o.attempts >= unreachable_after or o.id in result.permanent)]
     if hopeless:
         result.unreachable = notify_unreachable(engine, hopeless, today=today or now.date())
     return result

@@ -94,7 +94,7 @@ class TokenCache:
 TOKENS = TokenCache()
 
 
-class VendorRefusal(Exception):
+class VendorRefusalError(Exception):
     """The token endpoint refused (wrong secret, untrusted IP): the answer to report."""
 
     def __init__(self, answer: Answer):
@@ -164,12 +164,14 @@ class AppClient:
             if answer.code in self.codes.expired:
                 token = self.tokens.get(key, self.fetch_token, stale=token)
                 answer = self.post(token, userid, out)
-        except VendorRefusal as err:
+        except VendorRefusalError as err:
             return err.answer
         except AppConfigError as err:
             return Answer(False, None, str(err), f"{self.vendor}未能发送：{err}", retryable=False)
         except Exception as err:  # noqa: BLE001 - a network failure is a reason; never its URL (it holds the token)
-            return Answer(False, None, err.__class__.__name__, f"{self.vendor}服务器无法连接（{self.host}，{err.__class__.__name__}），稍后自动重发")
+            return Answer(
+                False, None, err.__class__.__name__, f"{self.vendor}服务器无法连接（{self.host}，{err.__class__.__name__}），稍后自动重发"
+            )
         return answer
 
     def attempt(self, userid: str, out: Outgoing) -> Attempt:
@@ -190,12 +192,17 @@ class AppClient:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise VendorRefusal(
-                Answer(False, None, f"HTTP {response.status_code}", f"{self.vendor}服务器的回答无法识别（HTTP {response.status_code}），稍后自动重发")
+            raise VendorRefusalError(
+                Answer(
+                    False,
+                    None,
+                    f"HTTP {response.status_code}",
+                    f"{self.vendor}服务器的回答无法识别（HTTP {response.status_code}），稍后自动重发",
+                )
             )
         return body
 
-    def refused_token(self, code: int | None, message: str) -> VendorRefusal:
+    def refused_token(self, code: int | None, message: str) -> VendorRefusalError:
         answer = self.codes.answer(self.vendor, code, message)
         answer.reason = answer.reason.replace("拒绝：", "拒绝发放访问令牌：", 1)
-        return VendorRefusal(answer)
+        return VendorRefusalError(answer)

@@ -78,7 +78,9 @@ class FeishuApp(AppClient):
                 {"tag": "div", "text": {"tag": "lark_md", "content": fit(card, BODY_BYTES, layout)}},
                 {
                     "tag": "action",
-                    "actions": [{"tag": "button", "text": {"tag": "plain_text", "content": card.button}, "type": "primary", "url": card.url}],
+                    "actions": [
+                        {"tag": "button", "text": {"tag": "plain_text", "content": card.button}, "type": "primary", "url": card.url}
+                    ],
                 },
             ],
         }

@@ -57,7 +57,11 @@ def test_accounts_are_read_under_the_usual_headers(tmp_path, headers):
 @pytest.mark.parametrize(
     ("column", "value", "expected"),
     [
-        ("企业微信账号", "张三", "企业微信账号“张三”格式不正确：应为企业微信成员的账号（UserID），1–64 位字母、数字或 _-.@，以字母或数字开头"),
+        (
+            "企业微信账号",
+            "张三",
+            "企业微信账号“张三”格式不正确：应为企业微信成员的账号（UserID），1–64 位字母、数字或 _-.@，以字母或数字开头",
+        ),
         ("企业微信账号", "_zhang", "企业微信账号“_zhang”格式不正确"),
         ("企业微信账号", "a" * 65, "企业微信账号“" + "a" * 65 + "”格式不正确"),
         ("钉钉userid", "user id", "钉钉userid“user id”格式不正确：应为钉钉用户的 userid，1–64 位字母、数字或 _-.@$"),
@@ -90,7 +94,12 @@ def test_yaml_keys_and_their_problems(tmp_path):
     plan = small_plan()
     plan["people"][0].update(staff_no="1001", wecom_userid="sj", dingtalk_userid="01234", feishu_open_id=OPEN_ID)
     (secretary, *_) = load_plan(write_yaml(tmp_path / "p.yaml", plan)).people
-    assert (secretary.staff_no, secretary.wecom_userid, secretary.dingtalk_userid, secretary.feishu_open_id) == ("1001", "sj", "01234", OPEN_ID)
+    assert (secretary.staff_no, secretary.wecom_userid, secretary.dingtalk_userid, secretary.feishu_open_id) == (
+        "1001",
+        "sj",
+        "01234",
+        OPEN_ID,
+    )
     plan["people"][1]["feishu_open_id"] = "ou_bad id"
     with pytest.raises(PlanProblems) as err:
         load_plan(write_yaml(tmp_path / "p.yaml", plan))
@@ -103,7 +112,9 @@ def test_sync_writes_the_accounts_shows_the_change_and_export_writes_them_back(e
     path = write_yaml(tmp_path / "p.yaml", plan)
     import_plan(engine, path, now=dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC))
     with session_scope(engine) as s:
-        row = s.execute(select(Person.staff_no, Person.wecom_userid, Person.dingtalk_userid, Person.feishu_open_id).where(Person.name == "教务处处长")).one()
+        row = s.execute(
+            select(Person.staff_no, Person.wecom_userid, Person.dingtalk_userid, Person.feishu_open_id).where(Person.name == "教务处处长")
+        ).one()
         assert tuple(row) == ("0012345", "zhangsan", "0123456789", OPEN_ID)
     plan["people"][2]["wecom_userid"] = "zhangsan2"
     del plan["people"][2]["feishu_open_id"]

@@ -20,7 +20,6 @@ from notifications.channel import Outgoing
 from notifications.channels import AppriseChannel
 from tests.factories import small_plan
 from tests.notifications.test_notify_e2e import NOW, TZ, import_small, links, sweep_day
-from tests.vendors import dingtalk, feishu, vendors, wecom  # noqa: F401 - fixtures
 
 LINK = re.compile(r"^https://duban\.example\.edu\.cn/l/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 OPEN_ID = "ou_7d8a6e6df7621556ce0d21922b676706"
@@ -53,13 +52,13 @@ def deliveries(engine, channel_prefix=""):
 # The requests, as each vendor documents them
 
 
-def test_cards_reach_each_person_by_their_id(engine, tmp_path, vendors, smtp_server):
+def test_cards_reach_each_person_by_their_id(engine, tmp_path, app_vendors, smtp_server):
     import_small(engine, tmp_path, with_ids)
     result = sweep_day(engine, dispatcher(smtp_server.relay_url))
     assert (result.sent, result.failed) == (5, 0)
     assert len(smtp_server.wait_for(5)) == 5  # the e-mails still go: an app is one channel more
 
-    wecom, ding, fs = vendors.wecom, vendors.dingtalk, vendors.feishu
+    wecom, ding, fs = app_vendors.wecom, app_vendors.dingtalk, app_vendors.feishu
     assert wecom.paths() == ["/cgi-bin/gettoken", "/cgi-bin/message/send"]
     assert wecom.calls[0].query == {"corpid": "ww0123456789abcdef", "corpsecret": "wecom-app-secret-XYZ"}
     (sent,) = wecom.sent
@@ -82,7 +81,9 @@ def test_cards_reach_each_person_by_their_id(engine, tmp_path, vendors, smtp_ser
     action = sent.json["msg"]["action_card"]
     assert sent.json["msg"]["msgtype"] == "action_card"
     assert action["title"] == "【督办提醒】教务处副处长，您有 1 项督办事项"
-    assert action["markdown"] == "### 【督办提醒】教务处副处长，您有 1 项督办事项\n\n**待签收、待反馈 1 项**\n\n- 建设课程资源库\n\n2026-11-23"
+    assert (
+        action["markdown"] == "### 【督办提醒】教务处副处长，您有 1 项督办事项\n\n**待签收、待反馈 1 项**\n\n- 建设课程资源库\n\n2026-11-23"
+    )
     assert action["single_title"] == "我的督办" and LINK.match(action["single_url"])
 
     assert fs.paths() == ["/open-apis/auth/v3/tenant_access_token/internal", "/open-apis/im/v1/messages"]
@@ -106,13 +107,13 @@ def test_cards_reach_each_person_by_their_id(engine, tmp_path, vendors, smtp_ser
     assert vias == ["dingtalk_work,email", "email", "email", "feishu_app,email", "wecom_app,email"]
 
 
-def test_a_vendor_not_configured_is_not_used(engine, tmp_path, vendors, smtp_server, monkeypatch):
-    for key in [k for k in vendors.env if k.startswith(("DUBAN_DINGTALK", "DUBAN_FEISHU"))]:
+def test_a_vendor_not_configured_is_not_used(engine, tmp_path, app_vendors, smtp_server, monkeypatch):
+    for key in [k for k in app_vendors.env if k.startswith(("DUBAN_DINGTALK", "DUBAN_FEISHU"))]:
         monkeypatch.delenv(key)
     get_settings.cache_clear()
     import_small(engine, tmp_path, with_ids)
     assert sweep_day(engine, dispatcher(smtp_server.relay_url)).sent == 5
-    assert len(vendors.wecom.sent) == 1 and vendors.dingtalk.calls == [] and vendors.feishu.calls == []
+    assert len(app_vendors.wecom.sent) == 1 and app_vendors.dingtalk.calls == [] and app_vendors.feishu.calls == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,8 +179,8 @@ def test_a_long_digest_stays_within_each_limit_and_says_how_many():
         ("feishu", "/open-apis/auth/v3/tenant_access_token/internal", "/open-apis/im/v1/messages"),
     ],
 )
-def test_token_is_cached_and_fetched_again_once_when_expired(vendors, vendor, token_path, send_path):
-    fake = getattr(vendors, vendor)
+def test_token_is_cached_and_fetched_again_once_when_expired(app_vendors, vendor, token_path, send_path):
+    fake = getattr(app_vendors, vendor)
     client = configured_apps(get_settings()).clients[vendor]
     userid = {"wecom": "zhangsan", "dingtalk": "0123456789", "feishu": OPEN_ID}[vendor]
     assert client.send(userid, message(1)).ok and client.send(userid, message(1)).ok
@@ -191,7 +192,8 @@ def test_token_is_cached_and_fetched_again_once_when_expired(vendors, vendor, to
     assert len(fake.issued) == 2 and len(fake.sent) == 3
 
 
-def test_a_token_is_fetched_again_before_its_expiry(wecom):
+def test_a_token_is_fetched_again_before_its_expiry(wecom_app):
+    wecom = wecom_app
     from notifications.apps.base import Secret
     from notifications.apps.wecom import WeComApp
 
@@ -233,8 +235,8 @@ def only_app(vendor):
 
 
 @pytest.mark.parametrize(("vendor", "mode"), sorted(REFUSALS))
-def test_refusal_is_a_failed_attempt_with_the_vendors_reason(engine, tmp_path, vendors, smtp_server, vendor, mode):
-    fake = getattr(vendors, vendor)
+def test_refusal_is_a_failed_attempt_with_the_vendors_reason(engine, tmp_path, app_vendors, smtp_server, vendor, mode):
+    fake = getattr(app_vendors, vendor)
     userid = {"wecom": "zhangsan", "dingtalk": "0123456789", "feishu": OPEN_ID}[vendor]
     if mode == "ip":
         fake.refuse_ip()
@@ -263,7 +265,7 @@ def test_refusal_is_a_failed_attempt_with_the_vendors_reason(engine, tmp_path, v
     assert len(fake.sent) == 1
 
 
-def test_a_network_failure_never_shows_the_token_or_secret(engine, tmp_path, vendors, monkeypatch):
+def test_a_network_failure_never_shows_the_token_or_secret(engine, tmp_path, app_vendors, monkeypatch):
     from tests.servers import free_port
 
     port = free_port()
@@ -275,7 +277,7 @@ def test_a_network_failure_never_shows_the_token_or_secret(engine, tmp_path, ven
     assert not ok and error == f"企业微信服务器无法连接（127.0.0.1:{port}，ConnectionError），稍后自动重发"
 
 
-def test_a_wrong_secret_is_named_without_showing_it(vendors, monkeypatch):
+def test_a_wrong_secret_is_named_without_showing_it(app_vendors, monkeypatch):
     monkeypatch.setenv("DUBAN_WECOM_SECRET", "wrong-secret-123")
     monkeypatch.setenv("DUBAN_FEISHU_APP_SECRET", "wrong-secret-456")
     get_settings.cache_clear()
@@ -285,14 +287,14 @@ def test_a_wrong_secret_is_named_without_showing_it(vendors, monkeypatch):
     assert wecom.answer == "errcode=40001 errmsg=invalid credential"
     feishu = apps.clients["feishu"].attempt(OPEN_ID, message(1))
     assert (feishu.ok, feishu.error) == (False, "飞书拒绝发放访问令牌：10014 App Secret 不正确")
-    assert vendors.wecom.sent == [] and vendors.feishu.sent == []
+    assert app_vendors.wecom.sent == [] and app_vendors.feishu.sent == []
 
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
 
 
-def test_secret_from_a_prefect_block_is_read_only_when_sending(vendors, monkeypatch):
+def test_secret_from_a_prefect_block_is_read_only_when_sending(app_vendors, monkeypatch):
     monkeypatch.delenv("DUBAN_WECOM_SECRET")
     monkeypatch.setenv("DUBAN_WECOM_SECRET_BLOCK", "wecom-app-secret")
     get_settings.cache_clear()
@@ -300,7 +302,7 @@ def test_secret_from_a_prefect_block_is_read_only_when_sending(vendors, monkeypa
 
     def resolve(name):
         asked.append(name)
-        return vendors.wecom.secret
+        return app_vendors.wecom.secret
 
     apps = configured_apps(get_settings(), resolve=resolve)
     assert asked == []
@@ -339,7 +341,7 @@ def test_lark_switch_uses_the_lark_api(monkeypatch):
 # duban notify test
 
 
-def test_notify_test_prints_each_vendors_answer(use_database, tmp_path, monkeypatch, vendors, smtp_server):
+def test_notify_test_prints_each_vendors_answer(use_database, tmp_path, monkeypatch, app_vendors, smtp_server):
     from typer.testing import CliRunner
 
     from duban.cli.common import console
@@ -352,7 +354,7 @@ def test_notify_test_prints_each_vendors_answer(use_database, tmp_path, monkeypa
     person = next(p for p in plan["people"] if p["name"] == "教务处处长")
     person.update(wecom_userid="zhangsan", dingtalk_userid="0123456789", feishu_open_id=OPEN_ID)
     assert runner.invoke(app, ["import", str(write_yaml(tmp_path / "p.yaml", plan))]).exit_code == 0
-    vendors.dingtalk.unknown_users.add("0123456789")
+    app_vendors.dingtalk.unknown_users.add("0123456789")
     monkeypatch.setattr(console, "width", 250)
     result = runner.invoke(app, ["notify", "test", "教务处处长"])
     out = result.output
@@ -361,6 +363,6 @@ def test_notify_test_prints_each_vendors_answer(use_database, tmp_path, monkeypa
     assert "企业微信应用消息" in out and "钉钉工作通知" in out and "飞书应用消息" in out
     assert "4 个渠道中有 1 个发送失败" in out
     assert "secret-XYZ" not in out and "token-1" not in out
-    (sent,) = vendors.wecom.sent
+    (sent,) = app_vendors.wecom.sent
     assert sent.json["textcard"]["title"] == "【督办系统】通知渠道测试" and sent.json["textcard"]["url"] == "http://127.0.0.1:8000"
     assert len(smtp_server.wait_for(1)) == 1
