@@ -38,9 +38,9 @@ def notify_test_command(
         if not targets:
             hint = "未设置 DUBAN_SMTP_URL（单位邮件服务器）" if p.email else "人员表中没有邮箱"
             _fail(
-                f"{p.name} 没有可用的通知渠道：{hint}，通知地址也为空"
-                + ("" if rt.apps else "，也未配置企业微信、钉钉或飞书的单位应用")
-                + "。请在人员表中填写邮箱、通知地址或应用账号后重新导入。",
+                f"{p.name} 没有可用的通知渠道：{hint}，通知地址也为空。"
+                + ("" if rt.apps else "系统也未配置企业微信、钉钉或飞书的单位应用。")
+                + "请在人员表中填写邮箱、通知地址或应用账号后重新导入。",
                 1,
             )
         report = dispatcher.send(out, every=True)
