@@ -119,7 +119,8 @@ class CodeTable:
             words = words or "调用过于频繁"
             reason = f"{vendor}限流：{code} {words}，稍后自动重发"
         else:
-            reason = f"{vendor}拒绝：{code} {words or message or '未说明原因'}"
+            shown = code if code is not None else "（回答中没有错误码）"
+            reason = f"{vendor}拒绝：{shown} {words or message or '未说明原因'}"
         permanent = code in self.permanent
         if permanent:
             reason += "（请核对人员表中的账号后重新导入）"
