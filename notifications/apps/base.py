@@ -11,6 +11,7 @@ which carries the token, so a network failure is told by its class and the host 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 from notifications.channel import Attempt, ChannelKind, Outgoing
 
+FROM_IP = re.compile(r"from ip:\s*([0-9a-fA-F.:]+)")
 TOKEN_MARGIN = 300.0  # seconds before a token's stated expiry when it is fetched anew
 
 
@@ -121,6 +123,8 @@ class CodeTable:
         else:
             shown = code if code is not None else "（回答中没有错误码）"
             reason = f"{vendor}拒绝：{shown} {words or message or '未说明原因'}"
+        if ip := FROM_IP.search(message):  # WeCom names the address it saw: the one to add to 企业可信IP
+            reason += f"（本机出口 IP：{ip.group(1)}）"
         permanent = code in self.permanent
         if permanent:
             reason += "（请核对人员表中的账号后重新导入）"

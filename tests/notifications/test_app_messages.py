@@ -211,7 +211,7 @@ def test_a_token_is_fetched_again_before_its_expiry(wecom_app):
 # Refusals: the vendor's reason and code recorded; retried, or the office told at once
 
 REFUSALS = {
-    ("wecom", "ip"): "企业微信拒绝：60020 服务器 IP 不在企业可信 IP 列表中",
+    ("wecom", "ip"): "企业微信拒绝：60020 服务器 IP 不在企业可信 IP 列表中（本机出口 IP：127.0.0.1）",
     ("wecom", "unknown"): "企业微信拒绝：81013 该成员不在企业或不在应用的可见范围内（请核对人员表中的账号后重新导入）",
     ("wecom", "rate"): "企业微信限流：45009 接口调用超过频率限制，稍后自动重发",
     ("dingtalk", "ip"): "钉钉拒绝：60020 服务器 IP 不在应用的出口 IP 白名单中",
