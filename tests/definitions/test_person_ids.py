@@ -128,3 +128,22 @@ def test_sync_writes_the_accounts_shows_the_change_and_export_writes_them_back(e
     out = write_plan_file(exported, tmp_path / "out.xlsx")
     again = {p.name: p for p in load_plan(out).people}["教务处处长"]
     assert (again.staff_no, again.wecom_userid, again.dingtalk_userid, again.feishu_open_id) == ("0012345", "zhangsan2", "0123456789", None)
+
+
+def test_csv_people_file_with_accounts(tmp_path):
+    import csv
+
+    def write(name, rows):
+        with open(tmp_path / name, "w", encoding="utf-8-sig", newline="") as f:
+            csv.writer(f).writerows(rows)
+
+    write("清单.csv", TASKS)
+    write("人员.csv", people(["工号", "企业微信", "钉钉", "飞书"], ["0012345", "sj", "", ""], ["", "", "", "ou_bad-id"]))
+    write("部门.csv", DEPARTMENT_ROWS)
+    with pytest.raises(PlanProblems) as err:
+        load_plan(tmp_path / "清单.csv")
+    (problem,) = err.value.problems
+    assert str(problem).startswith("人员.csv · 第 3 行 · 「飞书」列：飞书open_id“ou_bad-id”格式不正确")
+    write("人员.csv", people(["工号", "企业微信", "钉钉", "飞书"], ["0012345", "sj", "", ""]))
+    (secretary, *_) = load_plan(tmp_path / "清单.csv").people
+    assert (secretary.staff_no, secretary.wecom_userid) == ("0012345", "sj")
