@@ -37,7 +37,21 @@ TASK_HEADERS = (
     "反馈周期",
     "截止日期",
 )
-PEOPLE_HEADERS = ("姓名", "部门", "职务", "邮箱", "手机", "通知地址", "直接上级", "督办条线")
+PEOPLE_HEADERS = (
+    "姓名",
+    "部门",
+    "职务",
+    "邮箱",
+    "手机",
+    "通知地址",
+    "直接上级",
+    "督办条线",
+    "工号",
+    "企业微信账号",
+    "钉钉userid",
+    "飞书open_id",
+)
+TEXT_COLUMNS = (5, 9, 10, 11, 12)  # 手机, 工号 and the chat-app ids are text (leading zeros kept), not numbers
 DEPARTMENT_HEADERS = ("部门名称", "负责人", "分管校领导", "通知地址")
 INSTRUCTIONS = [
     "填写说明",
@@ -60,6 +74,8 @@ INSTRUCTIONS = [
     "“导入即下达”表示导入后立即向责任人发出任务书。督办通报填“每周”“每月”或“每周和每月”。",
     "11. 「人员」表的督办条线只给领导小组办公室成员填写：其负责督办的育人体系或部门，用顿号隔开；"
     "逾期督办到办公室时只发给负责该条线的督办员，不填表示负责全部。",
+    "12. 「人员」表的工号用于统一身份认证登录；企业微信账号（成员 UserID）、钉钉userid、飞书open_id（ou_ 开头）"
+    "填写后，若系统配置了相应的单位应用，督办提醒会以应用消息（卡片）直接发到本人手机上，与邮件等通知地址同时发送。",
 ]
 
 
@@ -128,12 +144,17 @@ def write_workbook(plan_file: PlanFile, out: Path) -> None:
                 " ".join(person.notify),
                 person.manager or "",
                 lines.get(person.name, ""),
+                person.staff_no or "",
+                person.wecom_userid or "",
+                person.dingtalk_userid or "",
+                person.feishu_open_id or "",
             ]
             for person in plan_file.people
         ),
     )
     for r in range(2, ws.max_row + 1):
-        ws.cell(r, 5).number_format = "@"  # mobile numbers are text, not numbers
+        for c in TEXT_COLUMNS:
+            ws.cell(r, c).number_format = "@"
     _table(
         wb.create_sheet("部门"),
         DEPARTMENT_HEADERS,

@@ -47,6 +47,10 @@ PEOPLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "notify": ("通知地址", "通知方式", "通知渠道"),
     "manager": ("直接上级", "上级", "直属领导"),
     "lines": ("督办条线", "条线", "负责条线"),  # an office member's systems or departments
+    "staff_no": ("工号", "职工号", "教工号", "人员编号", "统一身份认证账号"),
+    "wecom_userid": ("企业微信账号", "企业微信userid", "企业微信", "企业微信ID", "企业微信用户ID", "企微账号"),
+    "dingtalk_userid": ("钉钉userid", "钉钉账号", "钉钉", "钉钉ID", "钉钉用户ID"),
+    "feishu_open_id": ("飞书open_id", "飞书openid", "飞书", "飞书ID", "Lark open_id", "Larkopen_id"),
 }
 DEPARTMENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("部门", "部门名称", "单位", "单位名称"),
@@ -281,6 +285,10 @@ def people_from(picked, loc: SheetLocator, problems: list[Problem]) -> list[Pers
                 mobile=get("mobile"),
                 notify=[u for u in URL_SPLIT.split(get("notify") or "") if u],
                 manager=get("manager"),
+                staff_no=get("staff_no"),
+                wecom_userid=get("wecom_userid"),
+                dingtalk_userid=get("dingtalk_userid"),
+                feishu_open_id=get("feishu_open_id"),
             )
         )
         loc.people_rows.append((picked[0].name, rownum))

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from definitions import plan_settings
 from definitions.deadlines import DeadlineError, parse_deadline, parse_period, parse_roadmap
+from definitions.person_ids import person_id_problems
 from definitions.problems import Locator, PlanProblems, Problem
 from definitions.schema import (
     Deadline,
@@ -139,6 +140,7 @@ class _Resolver:
     def run(self) -> PlanDefinition:
         p, loc = self.file.plan, self.loc
         self.problems += single_line_problems(self.file, loc)
+        self.problems += person_id_problems(self.file.people, loc)
         report_every = self._plan_settings()
         self._register_names()
         people = self._people()
@@ -226,6 +228,10 @@ class _Resolver:
                     email=person.email or None,
                     mobile=person.mobile or None,
                     notify=tuple(person.notify),
+                    staff_no=person.staff_no or None,
+                    wecom_userid=person.wecom_userid or None,
+                    dingtalk_userid=person.dingtalk_userid or None,
+                    feishu_open_id=person.feishu_open_id or None,
                     manager=self.people_names.ref(person.manager, loc.person(i, "manager"), "直接上级")
                     if person.manager != person.name
                     else None,

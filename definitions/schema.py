@@ -85,6 +85,10 @@ class PersonIn(_In):
         "email 表示经单位邮件服务器发到本人邮箱；前加 always= 表示该渠道每次都发）",
     )
     manager: str | None = Field(None, description="直接上级（人员表中的姓名）")
+    staff_no: str | None = Field(None, description="工号（统一身份认证账号）：登录时据此找到本人")
+    wecom_userid: str | None = Field(None, description="企业微信账号（成员 UserID）：配置了企业微信应用时，督办以应用消息发给本人")
+    dingtalk_userid: str | None = Field(None, description="钉钉 userid：配置了钉钉应用时，督办以工作通知发给本人")
+    feishu_open_id: str | None = Field(None, description="飞书 open_id（ou_ 开头）：配置了飞书应用时，督办以应用消息发给本人")
 
 
 class DepartmentIn(_In):
@@ -235,6 +239,10 @@ class PersonDef:
     mobile: str | None
     notify: tuple[str, ...]
     manager: str | None
+    staff_no: str | None = None
+    wecom_userid: str | None = None
+    dingtalk_userid: str | None = None
+    feishu_open_id: str | None = None
 
 
 @dataclass(frozen=True)

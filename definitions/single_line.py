@@ -27,6 +27,10 @@ PERSON_FIELDS = {
     "mobile": "手机号",
     "manager": "直接上级",
     "notify": "通知地址",
+    "staff_no": "工号",
+    "wecom_userid": "企业微信账号",
+    "dingtalk_userid": "钉钉userid",
+    "feishu_open_id": "飞书open_id",
 }
 DEPARTMENT_FIELDS = {"name": "部门名称", "head": "部门负责人", "supervisor": "分管校领导", "notify": "通知地址"}
 TASK_FIELDS = {"owner": "责任人", "lead_department": "牵头单位", "partners": "配合单位", "supervisor": "分管校领导"}

@@ -33,6 +33,24 @@ REVIEW_DEPLOYMENT = "review/review"  # flows/deployments.py: the review flow's d
 
 
 # ---------------------------------------------------------------------------------------------
+# Secrets kept in Prefect
+
+
+def secret_block_value(name: str) -> str:
+    """The value of the Prefect Secret block ``name`` (an app secret an installation keeps in Prefect
+    rather than in the environment: ``DUBAN_WECOM_SECRET_BLOCK`` and the like)."""
+    from notifications.apps.base import AppConfigError
+
+    try:
+        from prefect.blocks.system import Secret
+
+        value = Secret.load(name).get()  # type: ignore[union-attr]
+    except Exception as err:  # noqa: BLE001 - told to the office as the reason the message was not sent
+        raise AppConfigError(f"无法读取 Prefect Secret 块“{name}”（{err.__class__.__name__}），请用 prefect block ls 核对其名称") from None
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
 # Reviews: waking the flow run, running the deployment
 
 

@@ -50,7 +50,7 @@ class Runtime:
         from notifications.outbox import OutboxChannel
 
         outbox = OutboxChannel(self.settings.outbox_path)
-        if self.settings.demo or not (self.settings.smtp_url or channels_configured(self.engine)):
+        if self.settings.demo or not (self.settings.smtp_url or self.apps or channels_configured(self.engine)):
             return outbox
         from notifications.channels import AppriseChannel
 
@@ -62,7 +62,14 @@ class Runtime:
             smtp_timeout=self.settings.smtp_timeout,
             smtp_final_timeout=self.settings.smtp_final_timeout,
             tz=self.tz,
+            apps=self.apps,
         )
+
+    @cached_property
+    def apps(self):
+        """The institution's chat apps (WeCom, DingTalk, Feishu/Lark) that are configured: see
+        :func:`configured_apps`."""
+        return configured_apps(self.settings)
 
     def quiet(self):
         """Quiet hours for delivery: the institution's window, and each plan's own (policy.send_hours)."""
@@ -96,6 +103,53 @@ class Runtime:
             lease=dt.timedelta(seconds=self.settings.deliver_lease),
             journal_dir=self.settings.data_dir / "delivery",
         )
+
+
+def configured_apps(settings: Settings, resolve=None):
+    """The apps of ``settings`` (``DUBAN_WECOM_*``, ``DUBAN_DINGTALK_*``, ``DUBAN_FEISHU_*``) as
+    :class:`notifications.apps.Apps`.  A secret given as a Prefect Secret block's name is read when
+    first needed, by ``resolve`` (default: :func:`duban.orchestration.secret_block_value`)."""
+    from notifications.apps import DINGTALK, FEISHU, WECOM, Apps
+    from notifications.apps.base import AppClient, Secret
+    from notifications.apps.dingtalk import DingTalkApp
+    from notifications.apps.feishu import FeishuApp
+    from notifications.apps.wecom import WeComApp
+
+    s = settings
+    resolve = resolve or _secret_block_value
+    timeout, base_url = s.app_timeout, s.base_url
+
+    def secret(value, block) -> Secret:
+        return Secret(value.get_secret_value() if value is not None else None, block or None, resolve)
+
+    clients: dict[str, AppClient] = {}
+    if s.wecom_corp_id and s.wecom_agent_id is not None:
+        clients[WECOM] = WeComApp(
+            s.wecom_corp_id,
+            s.wecom_agent_id,
+            secret(s.wecom_secret, s.wecom_secret_block),
+            api_base=s.wecom_api_base,
+            timeout=timeout,
+            base_url=base_url,
+        )
+    if s.dingtalk_app_key and s.dingtalk_agent_id is not None:
+        clients[DINGTALK] = DingTalkApp(
+            s.dingtalk_app_key, s.dingtalk_agent_id, secret(s.dingtalk_app_secret, s.dingtalk_app_secret_block),
+            api_base=s.dingtalk_api_base, timeout=timeout, base_url=base_url,
+        )  # fmt: skip
+    if s.feishu_app_id:
+        clients[FEISHU] = FeishuApp(
+            s.feishu_app_id, secret(s.feishu_app_secret, s.feishu_app_secret_block), lark=s.feishu_lark,
+            api_base=s.feishu_api_base, timeout=timeout, base_url=base_url,
+        )  # fmt: skip
+    return Apps(clients)
+
+
+def _secret_block_value(name: str) -> str:
+    # Prefect is orchestration's (docs/architecture.md): imported only when a secret is a block's name
+    from duban.orchestration import secret_block_value
+
+    return secret_block_value(name)
 
 
 def channels_configured(engine: Engine) -> bool:

@@ -6,7 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that must never protect real links: placeholders from docs and examples.
@@ -64,6 +64,24 @@ class Settings(BaseSettings):
     dashboard_link_days: int = Field(30, ge=1)  # default lifetime of a read-only dashboard link
     # failures from all addresses since the last success before the account is locked for addresses it was not used from
     login_account_max_failures: int = Field(50, ge=1)
+    # personal app messages (docs/notifications.md, "Personal app messages"): each vendor's app, once per
+    # installation; a secret as its value or as the name of a Prefect Secret block (…_SECRET_BLOCK)
+    wecom_corp_id: str | None = None  # 企业微信 企业ID
+    wecom_agent_id: int | None = None  # the app's AgentId
+    wecom_secret: SecretStr | None = None
+    wecom_secret_block: str | None = None
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    dingtalk_app_key: str | None = None  # 钉钉 AppKey (Client ID)
+    dingtalk_app_secret: SecretStr | None = None
+    dingtalk_app_secret_block: str | None = None
+    dingtalk_agent_id: int | None = None  # the app's AgentId
+    dingtalk_api_base: str = "https://oapi.dingtalk.com"
+    feishu_app_id: str | None = None  # 飞书 App ID (cli_…)
+    feishu_app_secret: SecretStr | None = None
+    feishu_app_secret_block: str | None = None
+    feishu_lark: bool = False  # the app is a Lark app (open.larksuite.com)
+    feishu_api_base: str | None = None  # default: https://open.feishu.cn, or https://open.larksuite.com with DUBAN_FEISHU_LARK=1
+    app_timeout: float = Field(10.0, gt=0)  # seconds to wait for a vendor's API
     # issue 17
     relink_per_address_per_hour: int = Field(60, ge=1)  # "send me a fresh link" per client address, over all links (a campus NAT)
 
@@ -81,6 +99,34 @@ class Settings(BaseSettings):
             problem = relay_problem(self.smtp_url)
             if problem:
                 raise ConfigurationError(f"DUBAN_SMTP_URL {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_apps(self) -> Settings:
+        """A vendor's app is configured completely or not at all (the missing variables named)."""
+        groups: dict[str, dict[str, object]] = {
+            "企业微信应用": {
+                "DUBAN_WECOM_CORP_ID": self.wecom_corp_id,
+                "DUBAN_WECOM_AGENT_ID": self.wecom_agent_id,
+                "DUBAN_WECOM_SECRET": self.wecom_secret or self.wecom_secret_block,
+            },
+            "钉钉应用": {
+                "DUBAN_DINGTALK_APP_KEY": self.dingtalk_app_key,
+                "DUBAN_DINGTALK_AGENT_ID": self.dingtalk_agent_id,
+                "DUBAN_DINGTALK_APP_SECRET": self.dingtalk_app_secret or self.dingtalk_app_secret_block,
+            },
+            "飞书应用": {
+                "DUBAN_FEISHU_APP_ID": self.feishu_app_id,
+                "DUBAN_FEISHU_APP_SECRET": self.feishu_app_secret or self.feishu_app_secret_block,
+            },
+        }
+        for what, values in groups.items():
+            missing = [name for name, value in values.items() if value is None or value == ""]
+            if missing and len(missing) < len(values):
+                raise ConfigurationError(
+                    f"{what}的配置不完整：缺少 {'、'.join(missing)}"
+                    "（密钥也可写成 Prefect Secret 块的名称：…_SECRET_BLOCK）。请补全，或删去该应用的全部配置。"
+                )
         return self
 
     @model_validator(mode="after")

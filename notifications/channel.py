@@ -24,6 +24,11 @@ class ChannelKind(StrEnum):
     DINGTALK = "dingtalk"
     FEISHU = "feishu"
     LARK = "lark"
+    # an institution's own app, one person at a time (notifications.apps)
+    WECOM_APP = "wecom_app"
+    DINGTALK_WORK = "dingtalk_work"
+    FEISHU_APP = "feishu_app"
+    LARK_APP = "lark_app"
     OUTBOX = "outbox"
     OTHER = "other"
 
@@ -53,6 +58,11 @@ KIND_FACTS: dict[ChannelKind, KindFacts] = {
     ChannelKind.DINGTALK: KindFacts("钉钉", "NotifyDingTalk", 4000),
     ChannelKind.FEISHU: KindFacts("飞书", "NotifyFeishu", 18000),
     ChannelKind.LARK: KindFacts("Lark", "NotifyLark", 18000),
+    # app messages are cards laid out within each API's own limits (notifications.apps)
+    ChannelKind.WECOM_APP: KindFacts("企业微信应用消息"),
+    ChannelKind.DINGTALK_WORK: KindFacts("钉钉工作通知"),
+    ChannelKind.FEISHU_APP: KindFacts("飞书应用消息"),
+    ChannelKind.LARK_APP: KindFacts("Lark 应用消息"),
     ChannelKind.OUTBOX: KindFacts("本地发件箱"),
     ChannelKind.OTHER: KindFacts("其他"),
 }
@@ -84,6 +94,8 @@ class Outgoing:
     mobile: str | None = None
     # the person's own page (我的督办): the one button of a chat card (None: no such page for this reader)
     page_url: str | None = None
+    # the person's ids in the institution's chat apps (notifications.apps: "wecom", "dingtalk", "feishu")
+    app_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def body(self) -> str:
@@ -100,6 +112,8 @@ class Attempt:
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     parts: int = 1
     skipped: bool = False  # not tried: the channel is paused (its server stopped answering); not the recipient's failure
+    permanent: bool = False  # sending again cannot help (the app does not know the person): the office is told at once
+    answer: str | None = None  # the service's own answer (an app's errcode and errmsg), for `duban notify test`
 
 
 @dataclass
@@ -117,6 +131,12 @@ class DeliveryReport:
         """Nothing was tried: every channel of the message is paused. The message waits for a later
         round; it is not a failed attempt (it never counts towards "unreachable")."""
         return bool(self.attempts) and all(a.skipped for a in self.attempts)
+
+    @property
+    def permanent(self) -> bool:
+        """Nothing took the message and every failure is one that sending again cannot mend."""
+        failed = [a for a in self.attempts if not a.ok]
+        return not self.ok and bool(failed) and all(a.permanent for a in failed)
 
     @property
     def via(self) -> str:

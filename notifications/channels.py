@@ -5,6 +5,10 @@ message ends the round ("fallback"); an ``always=`` entry receives every message
 department's group bot and the plan's leading-group / office channels are lists of the same URLs,
 used for group messages (escalation copies, bulletins).
 
+The institution's chat apps (``notifications.apps``: WeCom application messages, DingTalk 工作通知,
+Feishu/Lark app messages) reach a person by their id from the 人员 sheet and receive every
+message as a card.
+
 Formats: an email carries an HTML part and a plain-text part (``notifications.smtp``); chat
 services get plain text (the apprise plugins for WeCom, DingTalk, Feishu and Lark post ``text``
 messages), split between items under each service's documented size limit
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from duban.vocabulary import Audience
 from notifications.addresses import Target, quiet_apprise, targets_for
+from notifications.apps import AppClient, Apps
 from notifications.channel import Attempt, ChannelKind, DeliveryReport, Outgoing
 from notifications.outbox import OutboxChannel
 from notifications.render import CUT, Message, render_message
@@ -96,6 +101,7 @@ class AppriseChannel:
         smtp_final_timeout: float = 600.0,
         tz: dt.tzinfo | None = None,
         pool: SMTPPool | None = None,
+        apps: Apps | None = None,
     ):
         self.relay_url = relay_url or None
         self.template_dir = template_dir
@@ -105,11 +111,15 @@ class AppriseChannel:
         self.smtp_final_timeout = smtp_final_timeout
         self.tz = tz
         self.pool = pool if pool is not None else SMTPPool()
+        self.apps = apps or Apps()
 
     # -- targets ---------------------------------------------------------------------------
     def targets(self, out: Outgoing) -> list[Target]:
+        """The message's channels in order: the institution's apps the person has an id for (each
+        receives every message, as ``always=``), then the person's own (or the group's) URLs."""
         if out.audience == Audience.PERSON:
-            return targets_for(list(out.channels or ()), email=out.email, relay_url=self.relay_url)
+            apps = [Target(c.kind, "", c.target(userid), True, userid, c) for c, userid in self.apps.targets(out)]
+            return apps + targets_for(list(out.channels or ()), email=out.email, relay_url=self.relay_url)
         return targets_for(list(out.channels or ()))
 
     # -- sending ---------------------------------------------------------------------------
@@ -132,6 +142,8 @@ class AppriseChannel:
         return report
 
     def send_to(self, t: Target, out: Outgoing, message: Message) -> Attempt:
+        if isinstance(t.plugin, AppClient):
+            return t.plugin.attempt(t.to or "", out)
         if t.plugin is None:
             return Attempt(t.kind, t.redacted, False, "通知地址无法识别，请在人员表或部门表中改正后重新导入")
         if t.kind == ChannelKind.EMAIL:

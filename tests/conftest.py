@@ -162,4 +162,4 @@ def prefect_server(tmp_path_factory):
 
 
 # Real servers for tests (SMTP, webhooks, browser, the live web app): see tests/servers.py.
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.servers", "tests.vendors"]

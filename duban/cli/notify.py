@@ -18,20 +18,45 @@ def notify_test_command(
     person: Annotated[str, typer.Argument(help="人员姓名（人员表中的姓名）")],
     plan: Annotated[str | None, typer.Option("--plan", help="方案编号（同名人员在多个方案中时必填）")] = None,
 ) -> None:
-    """向一位人员的每个通知渠道发送一条测试消息，并逐一报告结果（地址中的密钥不显示）。"""
-    from rich.table import Table
+    """向一位人员的每个通知渠道（含企业微信、钉钉、飞书的单位应用）发送一条测试消息，并逐一报告结果和服务方的回答（地址中的密钥不显示）。"""
+    from notifications.channels import AppriseChannel
+
+    settings = _settings()
+    rt = _runtime()
+    p, code, office = _find_person(person, plan)
+    out = _test_message(p, office, rt)
+    dispatcher = AppriseChannel(
+        settings.smtp_url,
+        template_dir=settings.template_dir,
+        smtp_timeout=settings.smtp_timeout,
+        smtp_final_timeout=settings.smtp_final_timeout,
+        tz=rt.tz,
+        apps=rt.apps,
+    )
+    try:
+        targets = dispatcher.targets(out)
+        if not targets:
+            hint = "未设置 DUBAN_SMTP_URL（单位邮件服务器）" if p.email else "人员表中没有邮箱"
+            _fail(
+                f"{p.name} 没有可用的通知渠道：{hint}，通知地址也为空。"
+                + ("" if rt.apps else "系统也未配置企业微信、钉钉或飞书的单位应用。")
+                + "请在人员表中填写邮箱、通知地址或应用账号后重新导入。",
+                1,
+            )
+        report = dispatcher.send(out, every=True)
+    finally:
+        dispatcher.close()
+    _print_report(p.name, code, targets, report)
+
+
+def _find_person(person: str, plan: str | None):
+    """The person named ``person`` (in plan ``plan``), their plan's code and its office's names."""
     from sqlalchemy import select
 
     from duban.db import session_scope
     from duban.models import Person, Plan, PlanRole
-    from notifications.channel import LABELS, Outgoing
-    from notifications.channels import AppriseChannel
-    from notifications.render import now_text
 
-    settings = _settings()
-    engine = _engine()
-    rt = _runtime()
-    with session_scope(engine, readonly=True) as s:
+    with session_scope(_engine(), readonly=True) as s:
         q = select(Person, Plan.code).join(Plan, Plan.id == Person.plan_id).where(Person.name == person)
         if plan is not None:
             q = q.where(Plan.code == plan)
@@ -49,46 +74,41 @@ def notify_test_command(
                 .order_by(PlanRole.position)
             )
         )
-    out = Outgoing(
-        0,
-        p.id,
-        p.name,
-        p.email,
-        rt.today(),
-        "【督办系统】通知渠道测试",
+    return p, code, office
+
+
+def _test_message(p, office: str, rt):
+    """The test message to ``p``: their channels and their chat-app ids."""
+    from notifications.apps import DINGTALK, FEISHU, WECOM
+    from notifications.channel import Outgoing
+    from notifications.render import now_text
+
+    ids = {WECOM: p.wecom_userid, DINGTALK: p.dingtalk_userid, FEISHU: p.feishu_open_id}
+    return Outgoing(
+        0, p.id, p.name, p.email, rt.today(), "【督办系统】通知渠道测试",
         {"kind": MessageKind.TEST, "recipient": p.name, "now": now_text(rt.tz), "office": office, "items": []},
-        0,
-        plan_id=p.plan_id,
-        channels=list(p.notify_urls or ()),
-        mobile=p.mobile,
-    )
-    dispatcher = AppriseChannel(
-        settings.smtp_url,
-        template_dir=settings.template_dir,
-        smtp_timeout=settings.smtp_timeout,
-        smtp_final_timeout=settings.smtp_final_timeout,
-        tz=rt.tz,
-    )
-    try:
-        targets = dispatcher.targets(out)
-        if not targets:
-            hint = "未设置 DUBAN_SMTP_URL（单位邮件服务器）" if p.email else "人员表中没有邮箱"
-            _fail(f"{p.name} 没有可用的通知渠道：{hint}，通知地址也为空。请在人员表中填写邮箱或通知地址后重新导入。", 1)
-        report = dispatcher.send(out, every=True)
-    finally:
-        dispatcher.close()
-    table = Table(title=f"{p.name}（方案 {code}）的通知渠道测试")
-    for col in ("顺序", "渠道", "地址（已隐藏密钥）", "结果", "说明"):
+        0, plan_id=p.plan_id, channels=list(p.notify_urls or ()), mobile=p.mobile, app_ids={k: v for k, v in ids.items() if v},
+    )  # fmt: skip
+
+
+def _print_report(name: str, code: str, targets, report) -> None:
+    """One row per channel: its kind, its address (secrets hidden), the result and the service's own answer."""
+    from rich.table import Table
+
+    from notifications.channel import LABELS
+
+    table = Table(title=f"{name}（方案 {code}）的通知渠道测试")
+    for col in ("顺序", "渠道", "地址（已隐藏密钥）", "结果", "说明", "服务方回答"):
         table.add_column(col)
     # strict=False: an outbox copy, when kept, is one attempt more than the targets (not a channel to test)
     for i, (t, a) in enumerate(zip(targets, report.attempts, strict=False), 1):
         note = a.error or ("每次都发" if t.always else (f"分 {a.parts} 段发出" if a.parts > 1 else ""))
-        table.add_row(str(i), LABELS.get(a.channel, a.channel), a.target, "成功" if a.ok else "失败", note)
+        table.add_row(str(i), LABELS.get(a.channel, a.channel), a.target, "成功" if a.ok else "失败", note, a.answer or "")
     console.print(table)
     failed = sum(1 for a in report.attempts if not a.ok)
     if failed:
         _fail(f"{len(report.attempts)} 个渠道中有 {failed} 个发送失败，请核对上表中的地址后重试。", 1)
-    console.print(f"全部 {len(report.attempts)} 个渠道发送成功。请向 {p.name} 确认已收到测试消息。", markup=False)
+    console.print(f"全部 {len(report.attempts)} 个渠道发送成功。请向 {name} 确认已收到测试消息。", markup=False)
 
 
 KIND_WORDS = {"week": "week", "周": "week", "周通报": "week", "month": "month", "月": "month", "月通报": "month"}

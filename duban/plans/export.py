@@ -77,6 +77,10 @@ def plan_file_from_store(session: Session, code: str) -> PlanFile | None:
                 mobile=p.mobile,
                 notify=list(p.notify_urls),
                 manager=_name(all_people, p.manager_id),
+                staff_no=p.staff_no,
+                wecom_userid=p.wecom_userid,
+                dingtalk_userid=p.dingtalk_userid,
+                feishu_open_id=p.feishu_open_id,
             )
             for p in people
         ],

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from definitions.schema import BULLETIN_EVERY_LABELS, GroupDef, PlanDefinition
+from definitions.schema import BULLETIN_EVERY_LABELS, GroupDef, PersonDef, PlanDefinition
 from duban.models import Department, Event, ImportRun, Person, Plan, PlanRole, Project, System, table_of, utcnow
 from duban.plans.diff import PlanDiff, show
 from duban.plans.tasks import Ids, TaskSync
@@ -177,6 +177,14 @@ def _sync_departments_names(session: Session, pid: int, d: PlanDefinition, diff:
     return existing
 
 
+# a person's accounts (工号, chat-app ids): written as the plan gives them, like the other person fields
+PERSON_IDS = (Person.staff_no, Person.wecom_userid, Person.dingtalk_userid, Person.feishu_open_id)
+
+
+def _ids(p: PersonDef) -> dict[str, str | None]:
+    return {column.key: getattr(p, column.key) for column in PERSON_IDS}
+
+
 def _sync_people(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[str, int], diff: PlanDiff) -> dict[str, int]:
     rows = session.execute(
         select(
@@ -189,6 +197,7 @@ def _sync_people(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[s
             Person.notify_urls,
             Person.manager_id,
             Person.active,
+            *PERSON_IDS,
         ).where(Person.plan_id == pid)
     ).all()
     existing = {r.name: r for r in rows}
@@ -203,6 +212,7 @@ def _sync_people(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[s
             "mobile": p.mobile,
             "notify_urls": list(p.notify),
             "active": True,
+            **_ids(p),
         }
         for p in new_people
     ]
@@ -221,6 +231,7 @@ def _sync_people(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[s
             "notify_urls": list(p.notify),
             "manager_id": ids.get(p.manager) if p.manager else None,
             "active": True,
+            **_ids(p),
         }
         if p.name in added:
             if want["manager_id"] is not None:

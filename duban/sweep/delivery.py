@@ -52,6 +52,7 @@ from duban.sweep.claims import (
 from duban.sweep.journal import Journal
 from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
+from notifications.apps import DINGTALK, FEISHU, WECOM
 from notifications.channel import Channel, DeliveryReport, Outgoing, as_channel
 
 __all__ = ["LEASE", "DeliverResult", "backoff", "deliver", "defer_quiet", "notify_unreachable"]
@@ -79,6 +80,7 @@ class DeliverResult:
     recovered: int = 0  # a dead run's messages its journal says went out: marked sent, not sent again
     interrupted: int = 0  # a dead run's other messages: due again now
     failures: list[tuple[Outgoing, str]] = field(default_factory=list, repr=False)
+    permanent: set[int] = field(default_factory=set, repr=False)  # digests no attempt can mend (an app does not know the person)
 
 
 def load_outgoing(engine: Engine, ids: list[int], *, links: LinkMaker, template_dir: Path | None = None) -> list[Outgoing]:
@@ -101,6 +103,9 @@ def load_outgoing(engine: Engine, ids: list[int], *, links: LinkMaker, template_
                 Digest.department_id,
                 Person.notify_urls,
                 Person.mobile,
+                Person.wecom_userid,
+                Person.dingtalk_userid,
+                Person.feishu_open_id,
             )
             .outerjoin(Person, Person.id == Digest.recipient_id)
             .where(Digest.id.in_(ids))
@@ -122,8 +127,10 @@ def load_outgoing(engine: Engine, ids: list[int], *, links: LinkMaker, template_
         urls = links.urls(session, [lid for r in rows for item in r.payload.get("items", ()) for _, lid in item.get("links", ())])
     out = []
     for r in rows:
+        app_ids: dict[str, str] = {}
         if r.audience == Audience.PERSON:
             name, channels = r.name, list(r.notify_urls or ())
+            app_ids = {k: v for k, v in ((WECOM, r.wecom_userid), (DINGTALK, r.dingtalk_userid), (FEISHU, r.feishu_open_id)) if v}
         elif r.audience == Audience.DEPARTMENT:
             d = depts.get(r.department_id)
             name, channels = (f"{d.name}（群）", list(d.notify_urls or ())) if d else ("（部门已删除）", [])
@@ -134,6 +141,7 @@ def load_outgoing(engine: Engine, ids: list[int], *, links: LinkMaker, template_
             Outgoing(
                 r.id, r.recipient_id, name, r.email, r.run_on, r.subject, r.payload, r.attempts,
                 urls=urls, template_dir=template_dir, plan_id=r.plan_id, audience=r.audience, channels=channels, mobile=r.mobile,
+                app_ids=app_ids,
             )
         )  # fmt: skip
     return out
@@ -337,6 +345,8 @@ def _send_one(run: _Run, out: Outgoing) -> None:
         with run.lock:
             run.result.failed += 1
             run.result.failures.append((out, error))
+            if report is not None and report.permanent:
+                run.result.permanent.add(out.id)
 
 
 def _worker(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipients: list[int] | None) -> None:
@@ -433,7 +443,8 @@ def deliver(
     if run.crashes:
         raise run.crashes[0]
     result.errors = [f"{o.recipient}：{r}" for o, r in result.failures]
-    hopeless = [(o, r) for o, r in result.failures if unreachable_after and o.attempts >= unreachable_after]
+    # the office is told after ``unreachable_after`` attempts, or at once when sending again cannot help
+    hopeless = [(o, r) for o, r in result.failures if unreachable_after and (o.attempts >= unreachable_after or o.id in result.permanent)]
     if hopeless:
         result.unreachable = notify_unreachable(engine, hopeless, today=today or now.date())
     return result
