@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     dashboard_link_days: int = Field(30, ge=1)  # default lifetime of a read-only dashboard link
     # failures from all addresses since the last success before the account is locked for addresses it was not used from
     login_account_max_failures: int = Field(50, ge=1)
+    # DingTalk app (钉钉应用): 待办 for each open milestone (duban/chat_todos.py, docs/notifications.md)
+    dingtalk_app_key: str | None = None
+    dingtalk_app_secret: str | None = None
+    dingtalk_agent_id: str | None = None
+    dingtalk_oapi_base: str = "https://oapi.dingtalk.com"  # the old-style API (gettoken, topapi)
+    dingtalk_api_base: str = "https://api.dingtalk.com"  # the new-style API (v1.0)
     # issue 17
     relink_per_address_per_hour: int = Field(60, ge=1)  # "send me a fresh link" per client address, over all links (a campus NAT)
 
