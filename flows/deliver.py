@@ -32,20 +32,19 @@ def deliver_due_flow() -> dict:
     rt = runtime()
     result = deliver_due(rt)
     log_delivery(result)
-    todos = sync_configured(rt)
-    if todos is not None:
-        logger = get_run_logger()
-        logger.info("钉钉待办：新建 %s，改期 %s，关闭 %s", todos.created, todos.updated, todos.closed)
-        for e in todos.errors[:20]:
-            logger.error("钉钉待办同步失败（下次发送时重试）：%s", e)
-    return {
+    summary = {
         "sent": result.sent,
         "failed": result.failed,
         "deferred": result.deferred,
         "paused": result.paused,
         "recovered": result.recovered,
         "interrupted": result.interrupted,
-        "todos": None
-        if todos is None
-        else {"created": todos.created, "updated": todos.updated, "closed": todos.closed, "failed": todos.failed},
     }
+    todos = sync_configured(rt)
+    if todos is not None:
+        logger = get_run_logger()
+        logger.info("钉钉待办：新建 %s，改期 %s，关闭 %s", todos.created, todos.updated, todos.closed)
+        for e in todos.errors[:20]:
+            logger.error("钉钉待办同步失败（下次发送时重试）：%s", e)
+        summary["todos"] = {"created": todos.created, "updated": todos.updated, "closed": todos.closed, "failed": todos.failed}
+    return summary
