@@ -11,7 +11,6 @@ finds nothing due returns at once without touching the store's write lock.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from prefect import flow, get_run_logger
