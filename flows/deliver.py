@@ -12,6 +12,7 @@ finds nothing due returns at once without touching the store's write lock.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from prefect import flow, get_run_logger
 
@@ -31,7 +32,7 @@ def deliver_due_flow() -> dict:
     rt = runtime()
     result = deliver_due(rt)
     log_delivery(result)
-    summary = {
+    summary: dict[str, Any] = {
         "sent": result.sent,
         "failed": result.failed,
         "deferred": result.deferred,

@@ -293,10 +293,7 @@ def test_webhook_500_without_fallback_is_retried_and_nothing_lost(engine, tmp_pa
     failed = digest_rows(engine, status="failed")
     assert (result.sent, result.failed) == (5, 1)
     assert [(r["收件人"], r["尝试次数"]) for r in failed] == [("教务处（群）", 1)]
-    assert (
-        failed[0]["失败原因"]
-        == "企业微信 wecombot://w...p：企业微信发送失败：企业微信服务器返回 HTTP 500"
-    )
+    assert failed[0]["失败原因"] == "企业微信 wecombot://w...p：企业微信发送失败：企业微信服务器返回 HTTP 500"
     assert deliver(engine, send, now=NOW + dt.timedelta(minutes=6), links=links()).sent == 1
     assert digest_rows(engine, status="failed") == []
     group = [r for r in chat_services.requests if r.path == "/wecom/wkey-jwc-group"]
