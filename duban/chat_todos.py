@@ -102,6 +102,7 @@ def _wanted(session: Any) -> dict[tuple[int, int], _Want]:
             Person.dingtalk_userid.is_not(None),
             Person.dingtalk_userid != "",
         )
+        .order_by(Milestone.id)
     )
     return {
         (r.id, r.owner_id): _Want(r.plan_id, r.plan_name, r.task_id, r.code, r.task_title, r.seq, r.title, r.due_date, r.dingtalk_userid)
@@ -126,12 +127,13 @@ def _record_intent(engine: Engine, *, vendor: str, now: dt.datetime) -> dict[tup
 def sync_todos(engine: Engine, *, now: dt.datetime, client: TodoService, links: LinkMaker, tz: dt.tzinfo) -> TodoResult:
     """Make the vendor's to-dos match the open milestones (module docstring); idempotent."""
     result = TodoResult()
+    now = now.astimezone(dt.UTC)
     want = _record_intent(engine, vendor=client.vendor, now=now)
     with session_scope(engine, readonly=True) as session:
         open_rows = session.execute(
-            select(ChatTodo.id, ChatTodo.milestone_id, ChatTodo.person_id, ChatTodo.external_id, ChatTodo.due_date).where(
-                ChatTodo.vendor == client.vendor, ChatTodo.closed_at.is_(None)
-            )
+            select(ChatTodo.id, ChatTodo.milestone_id, ChatTodo.person_id, ChatTodo.external_id, ChatTodo.due_date)
+            .where(ChatTodo.vendor == client.vendor, ChatTodo.closed_at.is_(None))
+            .order_by(ChatTodo.id)
         ).all()
     for row in open_rows:
         w = want.get((row.milestone_id, row.person_id))

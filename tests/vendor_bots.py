@@ -1,6 +1,7 @@
 """Local fakes of the chat vendors' group bots and of DingTalk's to-do API, as their documentation
 describes them (answers, error codes, token lifetimes).  Import the fixtures into a test module:
-``from tests.vendor_bots import group_bots, dingtalk_api  # noqa: F401``.
+``from tests.vendor_bots import group_bots_fixture  # noqa: F401`` (the fixture is ``group_bots``;
+likewise ``dingtalk_api_fixture`` → ``dingtalk_api``).
 
 Group bots (``group_bots`` → :class:`FakeGroupBots`), one server for all four vendors; every
 answer is HTTP 200 (as the vendors do), the refusal is in the body:
@@ -22,7 +23,7 @@ and ``PUT /v1.0/todo/users/{unionId}/tasks/{id}``.  Tokens live ``token_seconds`
 server's clock (``api.advance(seconds)`` moves it; ``api.expire_tokens()`` ends every token now);
 an expired oapi token gets ``{"errcode":42001}``, an unknown one 40014, the v1.0 API answers
 401 ``InvalidAuthentication``.  ``api.fail(path_prefix, status, body, times=1)`` injects an
-error answer; ``api.todos`` holds the to-dos it keeps; ``api.requests`` every request.
+error answer; ``api.todos`` holds the to-dos it keeps (ids todo1, todo2, … ; tokens tok1, tok2, …); ``api.requests`` every request.
 """
 
 from __future__ import annotations
@@ -175,8 +176,8 @@ class FakeGroupBots(_Server):
         return hmac.compare_digest(base64.b64encode(digest).decode(), req.query.get("sign", ""))
 
 
-@pytest.fixture
-def group_bots(monkeypatch) -> Iterator[FakeGroupBots]:
+@pytest.fixture(name="group_bots")
+def group_bots_fixture(monkeypatch) -> Iterator[FakeGroupBots]:
     bots = FakeGroupBots()
     bots.point(monkeypatch)
     yield bots
@@ -207,7 +208,8 @@ class FakeDingTalkAPI(_Server):
         self.users: dict[str, str] = {}  # userid -> unionid
         self.todos: dict[str, FakeTodo] = {}
         self.failures: list[list[Any]] = []  # [prefix, status, body, times]
-        self._ids = itertools.count(1)
+        self._token_ids = itertools.count(1)
+        self._todo_ids = itertools.count(1)
 
     def add_user(self, userid: str, unionid: str) -> None:
         self.users[userid] = unionid
@@ -229,7 +231,7 @@ class FakeDingTalkAPI(_Server):
             return [f"{r.method} {r.path}" for r in self.requests]
 
     def _issue(self) -> str:
-        token = f"tok{next(self._ids)}"
+        token = f"tok{next(self._token_ids)}"
         self.tokens[token] = self.clock + self.token_seconds
         return token
 
@@ -280,7 +282,7 @@ class FakeDingTalkAPI(_Server):
         union, task_id = m.group(1), m.group(2)
         body = req.json or {}
         if req.method == "POST" and task_id is None:
-            todo = FakeTodo(f"todo{next(self._ids)}", union, body)
+            todo = FakeTodo(f"todo{next(self._todo_ids)}", union, body)
             self.todos[todo.id] = todo
             return 200, {"id": todo.id, "subject": body.get("subject"), "dueTime": body.get("dueTime"), "done": False}
         todo = self.todos.get(task_id or "")
@@ -294,8 +296,8 @@ class FakeDingTalkAPI(_Server):
         return 200, {"result": True}
 
 
-@pytest.fixture
-def dingtalk_api() -> Iterator[FakeDingTalkAPI]:
+@pytest.fixture(name="dingtalk_api")
+def dingtalk_api_fixture() -> Iterator[FakeDingTalkAPI]:
     api = FakeDingTalkAPI()
     yield api
     api.stop()

@@ -23,7 +23,7 @@ from notifications.bots import read_answer
 from notifications.channel import ChannelKind
 from notifications.channels import AppriseChannel
 from tests.factories import import_announced, small_plan, write_yaml
-from tests.vendor_bots import group_bots  # noqa: F401 - the fixture
+from tests.vendor_bots import group_bots_fixture  # noqa: F401 - the fixture group_bots
 
 TZ = ZoneInfo("Asia/Shanghai")
 IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)
