@@ -254,3 +254,26 @@ def test_configured_from_the_environment(office, dingtalk_api, monkeypatch, data
     result = sync_configured(Runtime(get_settings()), now=NOW)
     get_settings.cache_clear()
     assert result is not None and (result.created, result.failed) == (4, 0)
+
+
+def test_duban_deliver_keeps_the_to_dos_too(office, dingtalk_api, use_database, monkeypatch):
+    from typer.testing import CliRunner
+
+    from duban.cli.main import app
+
+    for name, value in {
+        "DUBAN_DINGTALK_APP_KEY": dingtalk_api.APP_KEY,
+        "DUBAN_DINGTALK_APP_SECRET": dingtalk_api.APP_SECRET,
+        "DUBAN_DINGTALK_OAPI_BASE": dingtalk_api.base_url,
+        "DUBAN_DINGTALK_API_BASE": dingtalk_api.base_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    dingtalk_api.fail("/topapi/v2/user/get", 200, {"errcode": 60121, "errmsg": "找不到该用户"})
+    result = CliRunner().invoke(app, ["deliver"])
+    get_settings.cache_clear()
+    assert "钉钉待办：新建 3 项，改期 0 项，关闭 0 项。" in result.output
+    assert (
+        "钉钉待办同步失败（下次发送时重试）：待办 1：钉钉拒绝：60121 钉钉通讯录中找不到该用户（请核对人员表中的钉钉 userid）"
+        in result.output
+    )
