@@ -116,7 +116,7 @@ def configured_apps(settings: Settings, resolve=None):
     from notifications.apps.wecom import WeComApp
 
     s = settings
-    resolve = resolve or _secret_block_value
+    resolve = resolve or secret_block_value
     timeout, base_url = s.app_timeout, s.base_url
 
     def secret(value, block) -> Secret:
@@ -135,7 +135,7 @@ def configured_apps(settings: Settings, resolve=None):
     if s.dingtalk_app_key and s.dingtalk_agent_id is not None:
         clients[DINGTALK] = DingTalkApp(
             s.dingtalk_app_key, s.dingtalk_agent_id, secret(s.dingtalk_app_secret, s.dingtalk_app_secret_block),
-            api_base=s.dingtalk_api_base, timeout=timeout, base_url=base_url,
+            api_base=s.dingtalk_oapi_base, timeout=timeout, base_url=base_url,
         )  # fmt: skip
     if s.feishu_app_id:
         clients[FEISHU] = FeishuApp(
@@ -145,7 +145,7 @@ def configured_apps(settings: Settings, resolve=None):
     return Apps(clients)
 
 
-def _secret_block_value(name: str) -> str:
+def secret_block_value(name: str) -> str:
     # Prefect is orchestration's (docs/architecture.md): imported only when a secret is a block's name
     from duban.orchestration import secret_block_value
 

@@ -71,11 +71,13 @@ class Settings(BaseSettings):
     wecom_secret: SecretStr | None = None
     wecom_secret_block: str | None = None
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    # (the DingTalk app also keeps 待办 for each open milestone: duban/chat_todos.py)
     dingtalk_app_key: str | None = None  # 钉钉 AppKey (Client ID)
     dingtalk_app_secret: SecretStr | None = None
     dingtalk_app_secret_block: str | None = None
     dingtalk_agent_id: int | None = None  # the app's AgentId
-    dingtalk_api_base: str = "https://oapi.dingtalk.com"
+    dingtalk_oapi_base: str = "https://oapi.dingtalk.com"  # the old-style API (gettoken, topapi: 工作通知)
+    dingtalk_api_base: str = "https://api.dingtalk.com"  # the new-style API (v1.0: 待办, OAuth)
     feishu_app_id: str | None = None  # 飞书 App ID (cli_…)
     feishu_app_secret: SecretStr | None = None
     feishu_app_secret_block: str | None = None

@@ -114,6 +114,9 @@ class Attempt:
     skipped: bool = False  # not tried: the channel is paused (its server stopped answering); not the recipient's failure
     permanent: bool = False  # sending again cannot help (the app does not know the person): the office is told at once
     answer: str | None = None  # the service's own answer (an app's errcode and errmsg), for `duban notify test`
+    # a group bot that got only a summary of a person's digest (no personal links): it tells the
+    # person something is waiting but does not deliver the digest while a personal channel exists
+    summary: bool = False
 
 
 @dataclass
@@ -123,14 +126,21 @@ class DeliveryReport:
     attempts: list[Attempt] = field(default_factory=list)
 
     @property
+    def _delivering(self) -> list[Attempt]:
+        """The attempts that deliver the message itself: a group bot's summary of a person's digest
+        counts only when the person has no other channel."""
+        full = [a for a in self.attempts if not a.summary]
+        return full or self.attempts
+
+    @property
     def ok(self) -> bool:
-        return any(a.ok for a in self.attempts)
+        return any(a.ok for a in self._delivering)
 
     @property
     def paused(self) -> bool:
         """Nothing was tried: every channel of the message is paused. The message waits for a later
         round; it is not a failed attempt (it never counts towards "unreachable")."""
-        return bool(self.attempts) and all(a.skipped for a in self.attempts)
+        return bool(self.attempts) and all(a.skipped for a in self._delivering)
 
     @property
     def permanent(self) -> bool:

@@ -13,19 +13,31 @@ Formats: an email carries an HTML part and a plain-text part (``notifications.sm
 services get plain text (the apprise plugins for WeCom, DingTalk, Feishu and Lark post ``text``
 messages), split between items under each service's documented size limit
 (``notifications.channel.KIND_FACTS``), so a link is never cut.
+
+Group bots (WeCom group bot, DingTalk, Feishu, Lark webhooks) are sent by ``notifications.bots``,
+which reads the vendor's answer (apprise 1.13 trusts HTTP 200; the vendors refuse with 200 and an
+error code).  A group can read what its bot posts, so a bot never gets a personal action link:
+a group message goes without links; a person's digest goes to their personal channels (email,
+other apprise services) and, once delivered there, their bots get a summary (task codes and
+names, "请查看邮件或个人督办页面办理").  A person with only group bots gets only the summary, and
+that is the delivery.  A bot that answers "too many messages" gives the message back for a later
+round (a skipped attempt, as a paused relay).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 from duban.vocabulary import Audience
+from notifications import bots
 from notifications.addresses import Target, quiet_apprise, targets_for
 from notifications.apps import AppClient, Apps
+from notifications.bots import BOT_KINDS
 from notifications.channel import Attempt, ChannelKind, DeliveryReport, Outgoing
 from notifications.outbox import OutboxChannel
-from notifications.render import CUT, Message, render_message
+from notifications.render import CUT, Message, render_group_chat, render_message
 from notifications.smtp import RelayPaused, SMTPPool, build_email, smtp_reason
 
 OTHER_CHAT_LIMIT = 4000
@@ -125,29 +137,49 @@ class AppriseChannel:
     # -- sending ---------------------------------------------------------------------------
     def send(self, out: Outgoing, *, every: bool = False) -> DeliveryReport:
         """Fallback: the first channel that takes the message ends the round (``always`` ones
-        receive it regardless); ``every=True`` tries every channel (``duban notify test``)."""
-        report = DeliveryReport()
+        receive it regardless); ``every=True`` tries every channel (``duban notify test``).
+
+        A group bot never receives a personal action link (module docstring): a group digest goes
+        to it without links; a person's own digest goes to their personal channels, and their
+        group bots get a summary once it was delivered (or, without a personal channel, only the
+        summary, which then is the delivery)."""
         targets = self.targets(out)
         message = render_message(out, template_dir=self.template_dir)
-        delivered = False
-        for t in targets:
-            if delivered and not (t.always or every):
-                continue
-            attempt = self.send_to(t, out, message)
-            report.attempts.append(attempt)
-            if attempt.ok and not t.always:
-                delivered = True
+        group = GroupText(out, self.template_dir)
+        if summarised(out) and not every:
+            personal = [t for t in targets if t.kind not in BOT_KINDS]
+            bots = [t for t in targets if t.kind in BOT_KINDS]
+            report = self._fallback(personal, out, message, group, every=False)
+            if report.ok or not personal:
+                for t in bots:
+                    report.attempts.append(replace(self.send_to(t, out, message, group), summary=True))
+        else:
+            report = self._fallback(targets, out, message, group, every=every)
         if self.outbox is not None and (self.outbox_copy or not targets):
             report.attempts.append(_to_outbox(self.outbox, out))
         return report
 
-    def send_to(self, t: Target, out: Outgoing, message: Message) -> Attempt:
+    def _fallback(self, targets: list[Target], out: Outgoing, message: Message, group: GroupText, *, every: bool) -> DeliveryReport:
+        report = DeliveryReport()
+        delivered = False
+        for t in targets:
+            if delivered and not (t.always or every):
+                continue
+            attempt = self.send_to(t, out, message, group)
+            report.attempts.append(attempt)
+            if attempt.ok and not t.always:
+                delivered = True
+        return report
+
+    def send_to(self, t: Target, out: Outgoing, message: Message, group: GroupText | None = None) -> Attempt:
         if isinstance(t.plugin, AppClient):
             return t.plugin.attempt(t.to or "", out)
         if t.plugin is None:
             return Attempt(t.kind, t.redacted, False, "通知地址无法识别，请在人员表或部门表中改正后重新导入")
         if t.kind == ChannelKind.EMAIL:
             return self._email(t, out, message)
+        if t.kind in BOT_KINDS:
+            return self._bot(t, group or GroupText(out, self.template_dir))
         return self._chat(t, message)
 
     def _email(self, t: Target, out: Outgoing, message: Message) -> Attempt:
@@ -198,8 +230,50 @@ class AppriseChannel:
                 return Attempt(t.kind, t.redacted, False, f"{t.kind.label}{prefix}发送失败{done}：{reason}", parts=len(parts))
         return Attempt(t.kind, t.redacted, True, parts=len(parts))
 
+    def _bot(self, t: Target, group: GroupText) -> Attempt:
+        """A group bot: the text without personal links, in parts, each answer read
+        (``notifications.bots``); a rate limit gives the message back for later (not an attempt)."""
+        text = group.text()
+        if group.leaks(text):  # a template override that prints a link anyway: never post it to a group
+            return Attempt(t.kind, t.redacted, False, f"{t.kind.label}群消息中含有个人办理链接，已停止发送，请检查消息模板")
+        parts = split_chat(text, t.kind.chat_limit or OTHER_CHAT_LIMIT, CUT)
+        mention = ""
+        if t.kind == ChannelKind.DINGTALK and getattr(t.plugin, "targets", None):
+            # DingTalk highlights an @ only when the mobile number also appears in the text
+            mention = "\n" + " ".join(f"@{m}" for m in t.plugin.targets)
+        for n, part in enumerate(parts, 1):
+            answer = bots.send(t.kind, t.plugin, part + mention)
+            if not answer.ok:
+                prefix = f"第 {n}/{len(parts)} 段" if len(parts) > 1 else ""
+                done = f"（前 {n - 1} 段已发出）" if n > 1 else ""
+                reason = f"{t.kind.label}{prefix}发送失败{done}：{answer.reason}"
+                return Attempt(t.kind, t.redacted, False, reason, parts=len(parts), skipped=answer.retryable and n == 1)
+        return Attempt(t.kind, t.redacted, True, parts=len(parts))
+
     def close(self) -> None:
         self.pool.close()
+
+
+def summarised(out: Outgoing) -> bool:
+    """A person's own digest: its group bots get a summary, never the digest with its links."""
+    return out.audience == Audience.PERSON and out.payload.get("kind", "digest") == "digest"
+
+
+class GroupText:
+    """What a group bot may receive of a message, rendered once when first needed: a person's
+    digest as a summary (``digest.summary.chat.j2``), anything else without action links."""
+
+    def __init__(self, out: Outgoing, template_dir: Path | None):
+        self.out, self.template_dir = out, template_dir
+        self._text: str | None = None
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = render_group_chat(self.out, summary=summarised(self.out), template_dir=self.template_dir)
+        return self._text
+
+    def leaks(self, text: str) -> bool:
+        return any(url in text for url in self.out.urls.values())
 
 
 def _to_outbox(outbox: OutboxChannel, out: Outgoing) -> Attempt:

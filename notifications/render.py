@@ -8,6 +8,8 @@ them by putting a file of the same name in ``DUBAN_TEMPLATE_DIR``:
 ``<kind>.html.j2``  the HTML part of an email (inline styles only; autoescaped)
 ``<kind>.chat.j2``  chat services (WeCom, DingTalk, Feishu …): plain text where ``{{ cut }}``
                     marks the places a long message may be split into several
+``digest.summary.chat.j2``  what a person's group bot gets instead of their digest: counts
+                    and task names, no action links (``render_group_chat``)
 =================  =========================================================================
 
 ``kind`` is ``digest`` (a person's daily digest, escalations included), ``bulletin`` (通报 for
@@ -16,6 +18,7 @@ the leading group) or ``test`` (``duban notify test``).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 from dataclasses import dataclass
@@ -111,6 +114,20 @@ def render_message(out, *, template_dir: Path | None = None) -> Message:
     html = html_environment(template_dir).get_template(f"{kind}.html.j2").render(**ctx)
     chat = text_env.get_template(f"{kind}.chat.j2").render(**ctx)
     return Message(subject=out.subject, text=text, html=html, chat=chat)
+
+
+def render_group_chat(out, *, summary: bool, template_dir: Path | None = None) -> str:
+    """The chat text a group bot may receive (anyone in the group reads it): never an action link.
+
+    ``summary``: a person's own digest as ``digest.summary.chat.j2`` (counts and task names, where
+    to act: their email or their page); otherwise the message's chat template rendered without the
+    link URLs (a group digest has none; this makes sure)."""
+    bare = copy.copy(out)
+    bare.urls = {}
+    kind, ctx = _message_context(bare)
+    ctx["page_url"] = getattr(out, "page_url", None)
+    name = "digest.summary.chat.j2" if summary and kind == "digest" else f"{kind}.chat.j2"
+    return environment(template_dir).get_template(name).render(**ctx)
 
 
 def render_text(out, *, template_dir: Path | None = None) -> str:

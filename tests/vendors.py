@@ -296,7 +296,7 @@ def app_vendors(monkeypatch, wecom_app, dingtalk_app, feishu_app) -> Iterator[Ve
         "DUBAN_DINGTALK_APP_KEY": dingtalk.app_key,
         "DUBAN_DINGTALK_AGENT_ID": str(dingtalk.agent_id),
         "DUBAN_DINGTALK_APP_SECRET": dingtalk.secret,
-        "DUBAN_DINGTALK_API_BASE": dingtalk.base_url,
+        "DUBAN_DINGTALK_OAPI_BASE": dingtalk.base_url,
         "DUBAN_FEISHU_APP_ID": feishu.app_id,
         "DUBAN_FEISHU_APP_SECRET": feishu.secret,
         "DUBAN_FEISHU_API_BASE": feishu.base_url,

@@ -120,8 +120,21 @@ def deliver_command() -> None:
         if line:
             console.print(line, markup=False)
     _where_it_went(rt, result.sent)
+    _sync_todos(rt, now)
     if result.failed or result.paused or outcome.sending:
         raise typer.Exit(DELIVERY_PROBLEMS)
+
+
+def _sync_todos(rt, now: dt.datetime) -> None:
+    """DingTalk 待办, when a DingTalk app is configured (``duban.chat_todos``)."""
+    from duban.chat_todos import sync_configured
+
+    todos = sync_configured(rt, now=now)
+    if todos is None:
+        return
+    console.print(f"钉钉待办：新建 {todos.created} 项，改期 {todos.updated} 项，关闭 {todos.closed} 项。", markup=False)
+    for e in todos.errors[:20]:
+        err_console.print(f"钉钉待办同步失败（下次发送时重试）：{e}", markup=False)
 
 
 def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> None:

@@ -202,7 +202,7 @@ def test_notify_test_reports_each_channel(use_database, tmp_path, monkeypatch, s
     out = result.output
     assert "教务处处长（方案 demo）的通知渠道测试" in out
     assert "wecombot://g...y" in out and "wecombot://b...y" in out and f"mailto://127.0.0.1:{smtp_server.port}/jwc@example.org" in out
-    assert out.count("成功") == 2 and "失败" in out and "error=500" in out
+    assert out.count("成功") == 2 and "失败" in out and "HTTP 500" in out
     assert "3 个渠道中有 1 个发送失败，请核对上表中的地址后重试。" in out
     assert "goodkey" not in out and "badkey" not in out
     (mail,) = smtp_server.wait_for(1)
