@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -29,9 +28,9 @@ from duban.sso import Identity, SsoError, cas, enabled, flow, oidc, people
 from duban.sso.chat_oauth import DingTalk, WeCom
 from duban.vocabulary import SignInMethod, SsoAccountMatch
 from duban.web import person_signin
-from duban.web.deps import FORM_COOKIE, client_ip, limiters, read_form, runtime, too_many
+from duban.web.deps import client_ip, limiters, read_form, runtime, too_many
 from duban.web.render import render
-from duban.web.signin import PRIVATE, clear_session, end_dashboard_session, form_ok, form_token, message_page, safe_next, set_session
+from duban.web.signin import PRIVATE, clear_session, end_dashboard_session, form_ok, message_page, safe_next, set_session
 
 log = logging.getLogger("duban.web")
 router = APIRouter()
@@ -244,17 +243,12 @@ def _no_account_ctx() -> dict:
 
 @router.post("/sso/logout")
 async def sso_logout(request: Request):
-    """Ends the person's session and the dashboard session of this browser (the form's CSRF field
-    is the dashboard's sign-out field: :func:`logout_field`)."""
+    """Ends the person's session and the dashboard session of this browser.  The form's CSRF field
+    is the dashboard's sign-out field (``signin.form_token(secret, <duban_form cookie>, "logout")``),
+    so the dashboard's and the personal page's sign-out forms may both post here."""
     form = await read_form(request, max_files=0, max_fields=5)
     if not form_ok(request, form, "logout"):
         return message_page("页面已过期", "为保护您的账户安全，本次退出未被受理。请返回后重新点击“退出登录”。", 403)
     await run_in_threadpool(end_dashboard_session, request)
     resp = clear_session(RedirectResponse("/login?out=1", status_code=303, headers=PRIVATE))
     return await run_in_threadpool(person_signin.sign_out, request, resp)
-
-
-def logout_field(request: Request) -> tuple[str, Callable[[Response], Response]]:
-    """The CSRF field for a form that posts to ``/sso/logout``, and what keeps its cookie."""
-    cookie = FORM_COOKIE.of(request)
-    return form_token(runtime(request).settings.secret_key, cookie.value, "logout"), cookie.keep
