@@ -16,11 +16,12 @@ from typing import Any
 
 REDACTED = "…"
 TOKEN_PATH = re.compile(r"(/(?:l|rv|d)/)[^/?#\s\"']+")
-# link tokens, and the sign-in's one-time CAS tickets and OAuth codes (duban/web/sso.py)
-TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])(?:token|ticket|code|authCode)=)[^&;#\s\"']+")
+# link tokens; the sign-in's one-time CAS tickets and OAuth codes, and the access tokens and app
+# secrets its server-side calls carry in their addresses (duban/sso/, logged by httpx at INFO)
+TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])(?:token|ticket|code|authCode|access_token|corpsecret|appsecret)=)[^&;#\s\"']+")
 # the loggers a web request writes to; a filter on a logger is not applied to its children's
 # records, so each is named
-LOGGERS = ("duban.web", "duban.web.dashboard", "uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "starlette")
+LOGGERS = ("duban.web", "duban.web.dashboard", "uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "starlette", "httpx")
 
 
 def redact(text: str) -> str:
@@ -29,7 +30,13 @@ def redact(text: str) -> str:
 
 
 def _redact_arg(arg: Any) -> Any:
-    return redact(arg) if isinstance(arg, str) else arg
+    if isinstance(arg, str):
+        return redact(arg)
+    if arg is None or isinstance(arg, int | float):
+        return arg  # a %d stays a number
+    text = str(arg)  # an address object (httpx.URL): its text, when it holds a secret
+    clean = redact(text)
+    return clean if clean != text else arg
 
 
 class TokenFilter(logging.Filter):

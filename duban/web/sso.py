@@ -213,7 +213,7 @@ def _finish(request: Request, identity: Identity, next_url: str, now: dt.datetim
         to_next = RedirectResponse(next_url, status_code=303, headers=PRIVATE)
         return set_session(request, to_next, kind="a", ident=opened[0], version=opened[1], now=now, until=until)
     if person_id is None:
-        raise SsoError("尚未开通看板账户", "您已通过统一身份认证，但尚未开通督办看板账户。如需查看看板，请联系领导小组办公室开通。", 403)
+        raise SsoError("尚未开通看板账户", "您已通过身份认证，但尚未开通督办看板账户。如需查看看板，请联系领导小组办公室开通。", 403)
     if to_dashboard:
         resp: Response = render("dashboard_message.html", _no_account_ctx(), 403, PRIVATE)
     else:

@@ -416,6 +416,21 @@ def test_tickets_and_codes_never_reach_a_log(line, logged):
     assert logs.redact(line) == logged
 
 
+def test_no_secret_code_or_token_reaches_a_log(web, idp, caplog):  # noqa: F811
+    import logging
+
+    from tests.idp import DINGTALK_SECRET, WECOM_SECRET
+
+    caplog.set_level(logging.INFO)  # (httpcore's DEBUG lines show the test browser's own redirects)
+    idp.cas_user, idp.wecom_user, idp.dingtalk_users = "20061234", "dubanyuan", {"union-0001": "ding-dby"}
+    for method in ("cas", "wecom", "dingtalk"):
+        assert sign_in(web, method, None).headers["location"] == "/me"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "HTTP Request: GET" in logged  # httpx logs each call, redacted
+    secrets_seen = [WECOM_SECRET, DINGTALK_SECRET, *idp.tokens] + [c.query.get("ticket") or c.query.get("code") for c in idp.calls]
+    assert [s for s in secrets_seen if s and s in logged] == []
+
+
 def test_the_flow_cookie_expires(web, idp):  # noqa: F811
     from duban.sso import flow
     from duban.vocabulary import SignInMethod
