@@ -161,6 +161,33 @@ def test_an_unknown_or_ambiguous_account_is_refused_politely_with_no_data(web, e
         assert s.scalars(select(PersonSession)).all() == []
 
 
+@pytest.mark.parametrize(
+    ("match", "column", "stored", "account"),
+    [
+        ("staff_no", "staff_no", "20061234", "20061234"),
+        ("email", "email", "db@example.org", "DB@Example.org"),
+        ("mobile", "mobile", "13800000000", "13800000000"),
+    ],
+)
+def test_the_account_is_matched_with_the_configured_column(web, engine, idp, monkeypatch, match, column, stored, account):  # noqa: F811
+    reconfigure(web, monkeypatch, SSO_MATCH=match)
+    set_person(engine, "督办员", **{column: stored})
+    idp.cas_user = account
+    assert sign_in(web, "cas", None).headers["location"] == "/me"
+    assert signed_in_person(web, engine)[2] == "督办员"
+
+
+def test_a_missing_cas_attribute_names_what_to_check(web, engine, idp, monkeypatch):  # noqa: F811
+    reconfigure(web, monkeypatch, CAS_ATTRIBUTE="employeeNumber")
+    idp.cas_user, idp.cas_attributes = "20061234", {"20061234": {"cn": "督办员"}}
+    resp = sign_in(web, "cas", None)
+    assert resp.status_code == 400
+    assert (
+        "统一身份认证服务没有提供本系统所需的账号信息（属性 employeeNumber）。请联系领导小组办公室，由其与信息化部门核对配置。" in resp.text
+    )
+    assert signed_in_person(web, engine) is None
+
+
 def test_an_inactive_person_is_not_matched(web, engine, idp):  # noqa: F811
     set_person(engine, "督办员", active=False)
     idp.cas_user = "20061234"
