@@ -161,5 +161,6 @@ def prefect_server(tmp_path_factory):
         yield
 
 
-# Real servers for tests (SMTP, webhooks, browser, the live web app): see tests/servers.py.
-pytest_plugins = ["tests.servers"]
+# Real servers for tests (SMTP, webhooks, browser, the live web app): see tests/servers.py; the fake
+# identity providers (CAS, OIDC, WeCom and DingTalk OAuth): tests/idp.py.
+pytest_plugins = ["tests.servers", "tests.idp"]

@@ -8,7 +8,6 @@ import pytest
 from duban import accounts
 from duban.db import session_scope
 from duban.models import Person
-from tests.idp import idp  # noqa: F401  the fixture
 from tests.servers import screenshot
 from tests.web.test_browser import app_env  # noqa: F401  the fixture
 from tests.web_helpers import person_id
@@ -17,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clock")]  # the web app
 
 
 @pytest.fixture
-def cas_env(app_env, idp, monkeypatch):  # noqa: F811
+def cas_env(app_env, idp, monkeypatch):  # noqa: F811  the imported fixture
     """CAS configured (before the live server starts), 督办员 with 工号 20061234 and an office account."""
     engine = app_env
     idp.env(monkeypatch, "cas")
@@ -29,7 +28,7 @@ def cas_env(app_env, idp, monkeypatch):  # noqa: F811
     return engine
 
 
-def test_coordinator_signs_in_through_cas_to_the_dashboard(cas_env, idp, live_server, page):  # noqa: F811
+def test_coordinator_signs_in_through_cas_to_the_dashboard(cas_env, idp, live_server, page):
     page.goto(live_server + "/dashboard")
     assert page.url.startswith(live_server + "/login")
     sso = page.get_by_role("link", name="统一身份认证登录")

@@ -16,7 +16,6 @@ from duban.db import session_scope
 from duban.models import Account, Person, PersonSession
 from duban.web import logs, person_signin
 from duban.web.signin import form_token
-from tests.idp import idp  # noqa: F401  the fixture
 from tests.web_helpers import SECRET, person_id, small_plan_app
 
 pytestmark = pytest.mark.usefixtures("clock")  # the app reads the clock: pinned
@@ -25,7 +24,7 @@ CALLBACK = "http://testserver/sso/cas/callback"
 
 
 @pytest.fixture
-def web(use_database, engine, tmp_path, monkeypatch, idp):  # noqa: F811
+def web(use_database, engine, tmp_path, monkeypatch, idp):
     """The app with CAS, OIDC, WeCom and DingTalk configured against the fake providers; the
     person 督办员 has 工号 20061234, WeCom userid dubanyuan and DingTalk userid ding-dby, and the
     office account "dby" is linked to them."""
@@ -91,7 +90,7 @@ def sign_in(client, method: str, next_url: str | None = "/dashboard"):
         (2, None, "20061234", {}, "/cas/serviceValidate"),
     ],
 )
-def test_cas_sign_in_opens_the_dashboard_of_the_persons_account(web, engine, idp, monkeypatch, version, attribute, user, attrs, path):  # noqa: F811
+def test_cas_sign_in_opens_the_dashboard_of_the_persons_account(web, engine, idp, monkeypatch, version, attribute, user, attrs, path):
     idp.cas_user, idp.cas_attributes = user, {user: attrs}
     reconfigure(web, monkeypatch, CAS_VERSION=str(version), **({"CAS_ATTRIBUTE": attribute} if attribute else {}))
     location = start(web, "cas", "/dashboard?plan=demo")
@@ -109,7 +108,7 @@ def test_cas_sign_in_opens_the_dashboard_of_the_persons_account(web, engine, idp
         assert s.scalars(select(PersonSession)).all() == []  # the dashboard only
 
 
-def test_cas_sign_in_without_a_dashboard_address_opens_the_persons_own_page(web, engine, idp):  # noqa: F811
+def test_cas_sign_in_without_a_dashboard_address_opens_the_persons_own_page(web, engine, idp):
     idp.cas_user = "20061234"
     resp = sign_in(web, "cas", next_url=None)
     assert (resp.status_code, resp.headers["location"]) == (303, "/me")
@@ -121,7 +120,7 @@ def test_cas_sign_in_without_a_dashboard_address_opens_the_persons_own_page(web,
     assert web.get("/dashboard", follow_redirects=False).headers["location"].startswith("/login")  # no dashboard session
 
 
-def test_a_person_without_a_dashboard_account_is_told_and_gets_their_own_page(web, engine, idp):  # noqa: F811
+def test_a_person_without_a_dashboard_account_is_told_and_gets_their_own_page(web, engine, idp):
     set_person(engine, "教务处处长", staff_no="19990001")
     idp.cas_user = "19990001"
     resp = sign_in(web, "cas")
@@ -147,7 +146,7 @@ def test_a_person_without_a_dashboard_account_is_told_and_gets_their_own_page(we
     ],
 )
 @pytest.mark.parametrize("next_url", [None, "/dashboard"])
-def test_an_unknown_or_ambiguous_account_is_refused_politely_with_no_data(web, engine, idp, staff_nos, status, message, next_url):  # noqa: F811
+def test_an_unknown_or_ambiguous_account_is_refused_politely_with_no_data(web, engine, idp, staff_nos, status, message, next_url):
     for name, number in staff_nos.items():
         set_person(engine, name, staff_no=number)
     idp.cas_user = "20069999"
@@ -169,7 +168,7 @@ def test_an_unknown_or_ambiguous_account_is_refused_politely_with_no_data(web, e
         ("mobile", "mobile", "13800000000", "13800000000"),
     ],
 )
-def test_the_account_is_matched_with_the_configured_column(web, engine, idp, monkeypatch, match, column, stored, account):  # noqa: F811
+def test_the_account_is_matched_with_the_configured_column(web, engine, idp, monkeypatch, match, column, stored, account):
     reconfigure(web, monkeypatch, SSO_MATCH=match)
     set_person(engine, "督办员", **{column: stored})
     idp.cas_user = account
@@ -177,7 +176,7 @@ def test_the_account_is_matched_with_the_configured_column(web, engine, idp, mon
     assert signed_in_person(web, engine)[2] == "督办员"
 
 
-def test_a_missing_cas_attribute_names_what_to_check(web, engine, idp, monkeypatch):  # noqa: F811
+def test_a_missing_cas_attribute_names_what_to_check(web, engine, idp, monkeypatch):
     reconfigure(web, monkeypatch, CAS_ATTRIBUTE="employeeNumber")
     idp.cas_user, idp.cas_attributes = "20061234", {"20061234": {"cn": "督办员"}}
     resp = sign_in(web, "cas", None)
@@ -188,7 +187,7 @@ def test_a_missing_cas_attribute_names_what_to_check(web, engine, idp, monkeypat
     assert signed_in_person(web, engine) is None
 
 
-def test_an_inactive_person_is_not_matched(web, engine, idp):  # noqa: F811
+def test_an_inactive_person_is_not_matched(web, engine, idp):
     set_person(engine, "督办员", active=False)
     idp.cas_user = "20061234"
     resp = sign_in(web, "cas", None)
@@ -196,7 +195,7 @@ def test_an_inactive_person_is_not_matched(web, engine, idp):  # noqa: F811
     assert "没有登记这个工号" in resp.text
 
 
-def test_a_replayed_ticket_is_refused(web, engine, idp):  # noqa: F811
+def test_a_replayed_ticket_is_refused(web, engine, idp):
     idp.cas_user = "20061234"
     callback = at_provider(start(web, "cas", None))
     assert web.get(callback, follow_redirects=False).headers["location"] == "/me"
@@ -208,7 +207,7 @@ def test_a_replayed_ticket_is_refused(web, engine, idp):  # noqa: F811
     assert signed_in_person(web, engine) is None
 
 
-def test_a_callback_this_browser_did_not_start_is_refused(web, engine, idp):  # noqa: F811
+def test_a_callback_this_browser_did_not_start_is_refused(web, engine, idp):
     idp.cas_user = "20061234"
     callback = at_provider(start(web, "cas", None))
     web.cookies.clear()
@@ -232,7 +231,7 @@ def test_an_unreachable_cas_server_gives_a_clear_page(web, monkeypatch):
 # -- OIDC --------------------------------------------------------------------------------------------
 
 
-def test_oidc_sign_in_with_pkce_state_and_nonce(web, engine, idp):  # noqa: F811
+def test_oidc_sign_in_with_pkce_state_and_nonce(web, engine, idp):
     idp.oidc_claims = {"sub": "a1b2", "preferred_username": "20061234"}
     location = start(web, "oidc", None)
     q = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
@@ -256,7 +255,7 @@ def test_oidc_sign_in_with_pkce_state_and_nonce(web, engine, idp):  # noqa: F811
     [("another-client", 300, False), (None, -120, False), (None, 300, True)],
     ids=["wrong-audience", "expired", "foreign-signature"],
 )
-def test_an_id_token_that_fails_its_checks_is_refused(web, engine, idp, audience, lifetime, signed_by_other_key):  # noqa: F811
+def test_an_id_token_that_fails_its_checks_is_refused(web, engine, idp, audience, lifetime, signed_by_other_key):
     from joserfc.jwk import RSAKey
 
     idp.oidc_claims = {"sub": "a1b2", "preferred_username": "20061234"}
@@ -269,7 +268,7 @@ def test_an_id_token_that_fails_its_checks_is_refused(web, engine, idp, audience
     assert signed_in_person(web, engine) is None
 
 
-def test_a_wrong_state_or_a_replayed_code_is_refused(web, engine, idp):  # noqa: F811
+def test_a_wrong_state_or_a_replayed_code_is_refused(web, engine, idp):
     idp.oidc_claims = {"sub": "a1b2", "preferred_username": "20061234"}
     callback = at_provider(start(web, "oidc", None))
     forged = callback.replace("state=", "state=x")
@@ -288,7 +287,7 @@ def test_a_wrong_state_or_a_replayed_code_is_refused(web, engine, idp):  # noqa:
     assert "统一身份认证服务未能确认本次登录（授权码无效、已过期或已被使用）。" in resp.text
 
 
-def test_a_missing_claim_names_what_to_ask(web, idp, monkeypatch):  # noqa: F811
+def test_a_missing_claim_names_what_to_ask(web, idp, monkeypatch):
     idp.oidc_claims = {"sub": "a1b2"}
     resp = sign_in(web, "oidc", None)
     assert resp.status_code == 400
@@ -298,7 +297,7 @@ def test_a_missing_claim_names_what_to_ask(web, idp, monkeypatch):  # noqa: F811
 # -- WeCom and DingTalk ------------------------------------------------------------------------------------
 
 
-def test_wecom_sign_in_inside_the_app(web, engine, idp):  # noqa: F811
+def test_wecom_sign_in_inside_the_app(web, engine, idp):
     idp.wecom_user = "dubanyuan"
     location = start(web, "wecom", None)
     assert location.endswith("#wechat_redirect")
@@ -336,7 +335,7 @@ def test_wecom_sign_in_inside_the_app(web, engine, idp):  # noqa: F811
         ("dingtalk", {"dingtalk_users": {}}, 403, "钉钉确认您不是本单位通讯录中的成员，无法登录督办系统。"),
     ],
 )
-def test_chat_app_outsiders_are_refused(web, engine, idp, method, setup, status, message):  # noqa: F811
+def test_chat_app_outsiders_are_refused(web, engine, idp, method, setup, status, message):
     for key, value in setup.items():
         setattr(idp, key, value)
     resp = sign_in(web, method, None)
@@ -345,7 +344,7 @@ def test_chat_app_outsiders_are_refused(web, engine, idp, method, setup, status,
     assert signed_in_person(web, engine) is None
 
 
-def test_dingtalk_sign_in_inside_the_app_to_the_dashboard(web, engine, idp):  # noqa: F811
+def test_dingtalk_sign_in_inside_the_app_to_the_dashboard(web, engine, idp):
     idp.dingtalk_users = {"union-0001": "ding-dby"}
     location = start(web, "dingtalk")
     q = parse_qs(urlsplit(location).query)
@@ -376,7 +375,7 @@ def test_dingtalk_sign_in_inside_the_app_to_the_dashboard(web, engine, idp):  # 
         ("/dashboard/reviews", "/dashboard/reviews"),
     ],
 )
-def test_no_open_redirect(web, idp, next_url, lands):  # noqa: F811
+def test_no_open_redirect(web, idp, next_url, lands):
     idp.cas_user = "20061234"
     location = start(web, "cas", next_url)
     assert location.startswith(idp.cas_url) and "evil" not in location
@@ -384,7 +383,7 @@ def test_no_open_redirect(web, idp, next_url, lands):  # noqa: F811
     assert resp.headers["location"] == lands
 
 
-def test_login_mode_finds_the_account_by_its_login(web, engine, idp, monkeypatch):  # noqa: F811
+def test_login_mode_finds_the_account_by_its_login(web, engine, idp, monkeypatch):
     reconfigure(web, monkeypatch, SSO_ACCOUNT_MATCH="login")
     with session_scope(engine) as s:
         accounts.create_account(s, "T0042", PASSWORD, role="leader")  # not a person of the 人员 sheet
@@ -394,7 +393,7 @@ def test_login_mode_finds_the_account_by_its_login(web, engine, idp, monkeypatch
     assert "T0042" in web.get("/dashboard").text
 
 
-def test_logout_ends_both_sessions(web, engine, idp):  # noqa: F811
+def test_logout_ends_both_sessions(web, engine, idp):
     idp.cas_user = "20061234"
     assert sign_in(web, "cas", None).headers["location"] == "/me"
     assert sign_in(web, "cas", "/dashboard").headers["location"] == "/dashboard"
@@ -443,7 +442,7 @@ def test_tickets_and_codes_never_reach_a_log(line, logged):
     assert logs.redact(line) == logged
 
 
-def test_no_secret_code_or_token_reaches_a_log(web, idp, caplog):  # noqa: F811
+def test_no_secret_code_or_token_reaches_a_log(web, idp, caplog):
     import logging
 
     from tests.idp import DINGTALK_SECRET, WECOM_SECRET
@@ -458,7 +457,7 @@ def test_no_secret_code_or_token_reaches_a_log(web, idp, caplog):  # noqa: F811
     assert [s for s in secrets_seen if s and s in logged] == []
 
 
-def test_the_flow_cookie_expires(web, idp):  # noqa: F811
+def test_the_flow_cookie_expires(web, idp):
     from duban.sso import flow
     from duban.vocabulary import SignInMethod
 
