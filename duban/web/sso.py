@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
@@ -35,6 +36,8 @@ from duban.web.signin import PRIVATE, clear_session, end_dashboard_session, form
 log = logging.getLogger("duban.web")
 router = APIRouter()
 PERSON_PAGE = "/me"  # 我的督办
+MAX_NEXT = 500  # characters of ``next`` kept (the state cookie holds it)
+NextUrl = Annotated[str | None, Query(alias="next")]
 BUTTONS = {
     SignInMethod.CAS: "统一身份认证登录",
     SignInMethod.OIDC: "统一身份认证登录",
@@ -50,7 +53,9 @@ def buttons(settings, next_url: str) -> list[dict[str, str]]:
 
 def target(next_url: str | None) -> str:
     """Where the sign-in leads: a dashboard address of this site, else the person's page."""
-    return safe_next(next_url) if next_url and next_url.startswith("/dashboard") else PERSON_PAGE
+    if next_url and len(next_url) <= MAX_NEXT and next_url.startswith("/dashboard"):
+        return safe_next(next_url)
+    return PERSON_PAGE
 
 
 def callback_url(settings, method: SignInMethod) -> str:
@@ -81,19 +86,19 @@ def _method(method: str, settings) -> SignInMethod:
 
 
 @router.get("/sso/login")
-def sso_login_default(request: Request, next: str | None = None):  # noqa: A002  the query parameter's name
+def sso_login_default(request: Request, next_url: NextUrl = None):
     methods = enabled(runtime(request).settings)
     if not methods:
         return _refused(SsoError("未启用统一身份认证", "本系统未启用统一身份认证。请使用领导小组办公室开通的账户登录。", 404))
-    return sso_login(request, str(methods[0]), next)
+    return sso_login(request, str(methods[0]), next_url)
 
 
 @router.get("/sso/{method}/login")
-def sso_login(request: Request, method: str, next: str | None = None):  # noqa: A002
+def sso_login(request: Request, method: str, next_url: NextUrl = None):
     settings = runtime(request).settings
     try:
         chosen = _method(method, settings)
-        started = flow.Flow.start(chosen, target(next))
+        started = flow.Flow.start(chosen, target(next_url))
         location = _provider_url(settings, started)
     except SsoError as err:
         return _refused(err)
