@@ -145,6 +145,13 @@ def configured_apps(settings: Settings, resolve=None):
     return Apps(clients)
 
 
+def app_secret(value, block: str | None) -> str | None:
+    """An app's secret: its value (a ``SecretStr``), or what the Prefect Secret block ``block`` holds."""
+    if value is not None:
+        return value.get_secret_value()
+    return secret_block_value(block) if block else None
+
+
 def secret_block_value(name: str) -> str:
     # Prefect is orchestration's (docs/architecture.md): imported only when a secret is a block's name
     from duban.orchestration import secret_block_value

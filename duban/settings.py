@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from duban.vocabulary import SsoAccountMatch, SsoMatch
+
 # Values that must never protect real links: placeholders from docs and examples.
 UNSAFE_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "duban", "demo", "password", "test", "dev"})
 MIN_SECRET_LENGTH = 32
@@ -86,6 +88,23 @@ class Settings(BaseSettings):
     app_timeout: float = Field(10.0, gt=0)  # seconds to wait for a vendor's API
     # issue 17
     relink_per_address_per_hour: int = Field(60, ge=1)  # "send me a fresh link" per client address, over all links (a campus NAT)
+
+    # the institution's sign-in (docs/web.md, "统一身份认证 / Sign-in the institution already has")
+    cas_url: str | None = None  # the CAS server's base URL (…/cas): /login and /p3/serviceValidate under it
+    cas_version: int = Field(3, ge=2, le=3)  # CAS protocol 3 (/p3/serviceValidate, attributes) or 2 (/serviceValidate)
+    cas_attribute: str | None = None  # the attribute that holds the account (工号); empty: cas:user
+    oidc_issuer: str | None = None  # discovery at {issuer}/.well-known/openid-configuration
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_claim: str = "preferred_username"  # the id_token (or userinfo) claim that holds the account
+    oidc_scope: str = "openid profile"
+    sso_match: SsoMatch = SsoMatch.STAFF_NO  # the 人员 sheet's column the account is matched with
+    sso_account_match: SsoAccountMatch = SsoAccountMatch.PERSON  # the dashboard account of a signed-in person
+    sso_timeout: float = Field(10.0, gt=0)  # seconds to wait for the institution's servers
+    # sign-in inside the WeCom and DingTalk apps: the apps configured above for messages (one app
+    # per vendor), and where each vendor's OAuth page is
+    wecom_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    dingtalk_authorize_url: str = "https://login.dingtalk.com/oauth2/auth"
 
     @model_validator(mode="after")
     def _check_channels(self) -> Settings:

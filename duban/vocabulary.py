@@ -283,6 +283,33 @@ class EvidenceKind(StrEnum):
 
 
 # (member, label) pairs, not a dict: members of different enums with one value are equal keys
+
+
+class SignInMethod(_Labelled):
+    """How a person was identified (``person_sessions.method``): the institution's sign-in, or a link."""
+
+    CAS = "cas"  # 统一身份认证 (CAS)
+    OIDC = "oidc"  # 统一身份认证 (OAuth2 / OpenID Connect)
+    WECOM = "wecom"  # 企业微信 OAuth (inside the WeCom app)
+    DINGTALK = "dingtalk"  # 钉钉 OAuth (inside DingTalk)
+    LINK = "link"  # the person's own signed link
+
+
+class SsoMatch(StrEnum):
+    """Which column of the 人员 sheet the institution's account (CAS / OIDC) is matched with."""
+
+    STAFF_NO = "staff_no"  # 工号
+    EMAIL = "email"
+    MOBILE = "mobile"
+
+
+class SsoAccountMatch(StrEnum):
+    """How a signed-in identity finds its dashboard account."""
+
+    PERSON = "person"  # the account linked to the person (``duban account add --person``)
+    LOGIN = "login"  # the account whose login equals the institution's account
+
+
 _LABEL_LIST: tuple[tuple[StrEnum, str], ...] = (
     (MilestoneState.ASSIGNED, "待签收"),
     (MilestoneState.IN_PROGRESS, "办理中"),
@@ -322,5 +349,10 @@ _LABEL_LIST: tuple[tuple[StrEnum, str], ...] = (
     (AccountRole.OFFICE, "领导小组办公室"),
     (AccountRole.LEADER, "领导"),
     (AccountRole.VIEWER, "只读"),
+    (SignInMethod.CAS, "统一身份认证"),
+    (SignInMethod.OIDC, "统一身份认证"),
+    (SignInMethod.WECOM, "企业微信"),
+    (SignInMethod.DINGTALK, "钉钉"),
+    (SignInMethod.LINK, "个人链接"),
 )
 _LABELS: dict[tuple[type, str], str] = {(type(m), m.value): text for m, text in _LABEL_LIST}

@@ -161,5 +161,7 @@ def prefect_server(tmp_path_factory):
         yield
 
 
-# Real servers for tests (SMTP, webhooks, browser, the live web app): see tests/servers.py.
-pytest_plugins = ["tests.servers", "tests.vendors"]
+# Real servers for tests (SMTP, webhooks, browser, the live web app): see tests/servers.py; the fake
+# chat apps' APIs (WeCom, DingTalk, Feishu): tests/vendors.py; the fake identity providers (CAS,
+# OIDC, WeCom and DingTalk OAuth): tests/idp.py.
+pytest_plugins = ["tests.servers", "tests.vendors", "tests.idp"]

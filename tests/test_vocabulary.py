@@ -13,6 +13,7 @@ from duban.vocabulary import (
     RequestKind,
     ReviewState,
     ScopeKind,
+    SignInMethod,
 )
 
 
@@ -29,6 +30,8 @@ from duban.vocabulary import (
         (RequestKind.EXTENSION, "延期申请"),
         (ScopeKind.SUPERVISOR, "分管校领导"),
         (AccountRole.VIEWER, "只读"),
+        (SignInMethod.CAS, "统一身份认证"),
+        (SignInMethod.WECOM, "企业微信"),
     ],
 )
 def test_each_member_has_its_own_label(member, label):

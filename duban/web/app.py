@@ -3,7 +3,8 @@
 - :mod:`duban.web.link_pages`: ``/l/{token}``, the pages behind the links (docs/web.md);
 - :mod:`duban.web.dashboard` and :mod:`duban.web.dashboard_reviews`: /login, /logout, /d/<token>,
   /dashboard (docs/web.md, "Dashboard");
-- :mod:`duban.web.reviews`: ``/rv/{token}``, review (督查) answers, verdicts, report (docs/reviews.md).
+- :mod:`duban.web.reviews`: ``/rv/{token}``, review (督查) answers, verdicts, report (docs/reviews.md);
+- :mod:`duban.web.sso`: ``/sso/…``, the institution's sign-in (CAS, OIDC, WeCom, DingTalk; docs/web.md).
 
 Served by ``duban serve`` (and by ``duban run`` next to the scheduled flows).  See docs/web.md.
 """
@@ -23,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from duban.runtime import runtime
-from duban.web import dashboard, dashboard_announce, dashboard_reviews, dashboard_search, dashboard_tasks, link_pages, logs, reviews
+from duban.web import dashboard, dashboard_announce, dashboard_reviews, dashboard_search, dashboard_tasks, link_pages, logs, reviews, sso
 from duban.web.deps import Limiters, Refusal, StoreBusy, busy_page, refusal_page
 from duban.web.dispatch import BackgroundDelivery
 from duban.web.render import STATIC, error_page
@@ -81,6 +82,7 @@ def create_app() -> FastAPI:
     app.include_router(dashboard_tasks.router)
     app.include_router(dashboard_search.router)
     app.include_router(reviews.router)
+    app.include_router(sso.router)
     _add_error_pages(app)
     return app
 

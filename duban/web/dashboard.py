@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from duban import accounts
 from duban.db import session_scope
 from duban.models import utcnow
-from duban.web import dashboard_announce, dashboard_views
+from duban.web import dashboard_announce, dashboard_views, sso
 from duban.web.deps import FORM_COOKIE, Count, Refusal, client_ip, limiters, read_form, runtime, store_write, too_many
 from duban.web.render import render
 from duban.web.signin import (
@@ -41,6 +41,7 @@ from duban.web.signin import (
     clear_session,
     confirm_link_page,
     current_viewer,
+    end_dashboard_session,
     form_ok,
     form_token,
     message_page,
@@ -79,6 +80,7 @@ def _login_page(
         "notice": notice,
         "login_name": login,
         "next": safe_next(next_url),
+        "sso": sso.buttons(runtime(request).settings, safe_next(next_url)),
     }
     return cookie.keep(render("login.html", ctx, status, {**PRIVATE, **(headers or {})}))
 
@@ -145,19 +147,7 @@ async def logout(request: Request):
     form = await read_form(request, max_files=0, max_fields=5)
     if not form_ok(request, form, "logout"):
         return message_page("页面已过期", "为保护您的账户安全，本次退出未被受理。请返回看板后重新点击“退出登录”。", 403)
-    rt = runtime(request)
-    cookie = accounts.read_session_cookie(rt.settings.secret_key, request.cookies.get(accounts.SESSION_COOKIE), now=utcnow())
-    if cookie is not None:
-        kind, ident, version = cookie
-        now = utcnow()
-
-        def end(s) -> None:  # a copied cookie stops working too
-            if kind == "a":
-                accounts.end_sessions(s, ident)
-            else:
-                accounts.end_link_session(s, ident, version, now=now)
-
-        await run_in_threadpool(store_write, rt, "sign-out", end)
+    await run_in_threadpool(end_dashboard_session, request)
     return clear_session(RedirectResponse("/login?out=1", status_code=303, headers=PRIVATE))
 
 

@@ -3,8 +3,9 @@
 A token in an address is a key to someone's task (``/l/<token>``, ``/rv/<token>``) or to the
 dashboard (``/d/<token>``): a log line that shows it would let whoever reads the log act as
 that person. :class:`TokenFilter` rewrites every record of the web's loggers (duban's own, and
-uvicorn's access and error logs) with those path segments and any ``token=`` query value replaced
-by ``…``; :func:`install` puts it on them (called by the app and by ``duban serve``/``run``).
+uvicorn's access and error logs) with those path segments and any ``token=`` query value (and the
+``ticket=``, ``code=`` and ``authCode=`` of a sign-in's callback) replaced by ``…``; :func:`install`
+puts it on them (called by the app and by ``duban serve``/``run``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Any
 
 REDACTED = "…"
 TOKEN_PATH = re.compile(r"(/(?:l|rv|d)/)[^/?#\s\"']+")
-TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])token=)[^&;#\s\"']+")
+# link tokens; the sign-in's one-time CAS tickets and OAuth codes, and the access tokens and app
+# secrets its server-side calls carry in their addresses (duban/sso/, logged by httpx at INFO)
+TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])(?:token|ticket|code|authCode|access_token|corpsecret|appsecret)=)[^&;#\s\"']+")
 # the loggers a web request writes to; a filter on a logger is not applied to its children's
 # records, so each is named
-LOGGERS = ("duban.web", "duban.web.dashboard", "uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "starlette")
+LOGGERS = ("duban.web", "duban.web.dashboard", "uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "starlette", "httpx")
 
 
 def redact(text: str) -> str:
@@ -27,7 +30,13 @@ def redact(text: str) -> str:
 
 
 def _redact_arg(arg: Any) -> Any:
-    return redact(arg) if isinstance(arg, str) else arg
+    if isinstance(arg, str):
+        return redact(arg)
+    if arg is None or isinstance(arg, int | float):
+        return arg  # a %d stays a number
+    text = str(arg)  # an address object (httpx.URL): its text, when it holds a secret
+    clean = redact(text)
+    return clean if clean != text else arg
 
 
 class TokenFilter(logging.Filter):

@@ -18,7 +18,7 @@ from duban import accounts
 from duban.db import session_scope
 from duban.models import Plan, utcnow
 from duban.vocabulary import AccountRole
-from duban.web.deps import FORM_COOKIE, Refusal, runtime
+from duban.web.deps import FORM_COOKIE, Refusal, runtime, store_write
 from duban.web.render import render
 
 PRIVATE = {"Cache-Control": "no-store, private", "Vary": "Cookie"}
@@ -108,6 +108,25 @@ def confirm_link_page(request: Request, viewer: accounts.Viewer, *, token: str, 
         "link_name": link_name,
     }
     return cookie.keep(render("dashboard_link_confirm.html", ctx, 200, PRIVATE))
+
+
+def end_dashboard_session(request: Request) -> None:
+    """End this browser's dashboard session in the store (an account's sessions, or a link's
+    session): a copied cookie stops working too."""
+    rt = runtime(request)
+    now = utcnow()
+    cookie = accounts.read_session_cookie(rt.settings.secret_key, request.cookies.get(accounts.SESSION_COOKIE), now=now)
+    if cookie is None:
+        return
+    kind, ident, version = cookie
+
+    def end(s) -> None:
+        if kind == "a":
+            accounts.end_sessions(s, ident)
+        else:
+            accounts.end_link_session(s, ident, version, now=now)
+
+    store_write(rt, "sign-out", end)
 
 
 def clear_session(resp: Response) -> Response:
