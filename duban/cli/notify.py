@@ -61,6 +61,7 @@ def notify_test_command(
         plan_id=p.plan_id,
         channels=list(p.notify_urls or ()),
         mobile=p.mobile,
+        page_url=_page_url(engine, rt, p.id, p.plan_id),
     )
     dispatcher = AppriseChannel(
         settings.smtp_url,
@@ -89,6 +90,17 @@ def notify_test_command(
     if failed:
         _fail(f"{len(report.attempts)} 个渠道中有 {failed} 个发送失败，请核对上表中的地址后重试。", 1)
     console.print(f"全部 {len(report.attempts)} 个渠道发送成功。请向 {p.name} 确认已收到测试消息。", markup=False)
+
+
+def _page_url(engine, rt, person_id: int, plan_id: int) -> str:
+    """The person's own page (我的督办): the test shows the button a chat card carries."""
+    from duban.db import session_scope
+    from duban.links import issue
+
+    maker = rt.links()
+    with session_scope(engine) as s:
+        (lid,) = issue(s, [maker.mine(person_id, plan_id)], secret=maker.secret, today=maker.today)
+        return maker.urls(s, [lid])[lid]
 
 
 KIND_WORDS = {"week": "week", "周": "week", "周通报": "week", "month": "month", "月": "month", "月通报": "month"}
