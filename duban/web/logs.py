@@ -1,7 +1,7 @@
 """Link tokens never reach a log: a logging filter that redacts them.
 
-A token in an address is a key to someone's task (``/l/<token>``, ``/rv/<token>``) or to the
-dashboard (``/d/<token>``): a log line that shows it would let whoever reads the log act as
+A token in an address is a key to someone's task (``/l/<token>``, ``/rv/<token>``), to their
+own page (``/me/<token>``) or to the dashboard (``/d/<token>``): a log line that shows it would let whoever reads the log act as
 that person. :class:`TokenFilter` rewrites every record of the web's loggers (duban's own, and
 uvicorn's access and error logs) with those path segments and any ``token=`` query value replaced
 by ``…``; :func:`install` puts it on them (called by the app and by ``duban serve``/``run``).
@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 REDACTED = "…"
-TOKEN_PATH = re.compile(r"(/(?:l|rv|d)/)[^/?#\s\"']+")
+TOKEN_PATH = re.compile(r"(/(?:l|rv|d|me)/)[^/?#\s\"']+")
 TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])token=)[^&;#\s\"']+")
 # the loggers a web request writes to; a filter on a logger is not applied to its children's
 # records, so each is named

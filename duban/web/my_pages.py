@@ -278,8 +278,11 @@ def _sign(holder: Holder, form) -> Response:
             rows = s.execute(
                 select(Task.id, Task.code, Task.title)
                 .where(Task.id.in_(ids), Task.owner_id == holder.person_id, Task.plan_id == holder.plan_id)
+                .where(Task.archived_at.is_(None), Task.announced_at.is_not(None), Task.acknowledged_at.is_(None))
                 .order_by(Task.code)
             ).all()
+        if not rows:  # signed meanwhile, or no longer theirs
+            return _page(holder, error="所选任务均已签收或已不由您负责，无需再签收。", status=409)
         chosen = [(r.code, r.title) for r in rows]
         ctx = {"chosen": chosen, "nonce": _nonce(holder, [r.id for r in rows], now), "minutes": CONFIRM_MINUTES}
         return holder.render("my_confirm.html", ctx)

@@ -251,7 +251,7 @@ def test_another_persons_confirmation_is_refused(web, engine):
     assert not any(acknowledged(engine)[c] for c in WAITING)
 
 
-@pytest.mark.parametrize("case", ["no_csrf", "wrong_csrf", "expired_nonce", "nothing_chosen"])
+@pytest.mark.parametrize("case", ["no_csrf", "wrong_csrf", "expired_nonce", "nothing_chosen", "nothing_left"])
 def test_a_submission_that_does_not_act(web, engine, clock, case):
     base = f"/me/{mine_token(engine)}"
     page = web.get(base).text
@@ -264,6 +264,11 @@ def test_a_submission_that_does_not_act(web, engine, clock, case):
     elif case == "nothing_chosen":
         resp = web.post(f"{base}/ack", data={"csrf": csrf_of(page)})
         assert (resp.status_code, "请至少勾选一项需要签收的任务。" in resp.text) == (400, True)
+    elif case == "nothing_left":  # 9 is signed already, 2 is another person's
+        with session_scope(engine) as s:
+            ids = [str(i) for i in s.scalars(select(Task.id).where(Task.code.in_(["9", "2"])))]
+        resp = web.post(f"{base}/ack", data={"csrf": csrf_of(page), "task": ids})
+        assert (resp.status_code, "所选任务均已签收或已不由您负责，无需再签收。" in resp.text) == (409, True)
     else:
         data = {"task": ["1"], **({"csrf": "0" * 40} if case == "wrong_csrf" else {})}
         resp = web.post(f"{base}/ack", data=data)
