@@ -88,7 +88,7 @@ def _asks(view: TaskView, policy: DeadlinePolicy, cal: Any, today: dt.date, curr
     reports = [d for d in decide_task(view, policy, cal, today) if d.kind in (MessageKind.REPORT_DUE, MessageKind.REPORT_OVERDUE)]
     if reports:
         asks.append(REPORT_ASK)
-        report_due = min(d.due for d in reports if d.due is not None) if any(d.due for d in reports) else None
+        report_due = min((d.due for d in reports if d.due is not None), default=None)
         if current is None and report_due is not None and report_due < today:
             late = max(late, cal.workdays_between(report_due, today))
     if any(m.status == MilestoneState.SUBMITTED for m in live):
@@ -191,7 +191,6 @@ class Signed:
     signed: list[tuple[str, str]] = field(default_factory=list)  # (code, title)
     before: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # (code, title, why)
-    notify: set[int] = field(default_factory=set)
 
 
 def waiting_for_ack(tasks: Iterable[MyTask]) -> list[MyTask]:
