@@ -207,6 +207,11 @@ class UsedNonces:
             self._seen[key] = until
             return True
 
+    def forget(self, nonce: str) -> None:
+        """The confirmation was not saved (the store busy): it may be posted again."""
+        with self._lock:
+            self._seen.pop(hashlib.sha256(nonce.encode()).hexdigest(), None)
+
 
 USED = UsedNonces()
 
@@ -300,7 +305,12 @@ def _sign(holder: Holder, form) -> Response:
     def work(s: Session) -> mine.Signed:
         return mine.acknowledge_many(s, holder.person_id, holder.plan_id, ids, origin, maker=maker, now=now)
 
-    return _result(holder, store_write(rt, f"批量签收 of person {holder.person_id}", work))
+    try:
+        done = store_write(rt, f"批量签收 of person {holder.person_id}", work)
+    except Exception:
+        USED.forget(str(nonce))  # nothing was signed: the same confirmation may be posted again
+        raise
+    return _result(holder, done)
 
 
 def _signed_already(holder: Holder, ids: list[int]) -> list[tuple[str, str]]:

@@ -325,3 +325,21 @@ def test_every_file_input_lists_what_is_accepted(web, engine):
     page = web.get(f"/l/{make_link(engine, OWNER, LinkAction.PROGRESS, '5')}").text
     inputs = re.findall(r"<input[^>]*type=\"file\"[^>]*>", page)
     assert inputs == [f'<input id="files" name="files" type="file" multiple accept="{accept}">']
+
+
+@pytest.fixture
+def impatient(monkeypatch):
+    monkeypatch.setenv("DUBAN_WEB_BUSY_PATIENCE", "1")
+    get_settings.cache_clear()
+
+
+def test_a_busy_store_signs_nothing_and_the_same_confirmation_works_later(impatient, web, engine, database_url):
+    from tests.web.test_store_busy import other_writer
+
+    base = f"/me/{mine_token(engine)}"
+    asked = first_post(web, base).text
+    with other_writer(database_url):
+        busy = confirm(web, base, asked)
+    assert busy.status_code == 503 and "您填写的内容尚未保存" in busy.text
+    assert not any(acknowledged(engine)[c] for c in WAITING)
+    assert "<strong>已签收 7 项。</strong>" in confirm(web, base, asked).text
