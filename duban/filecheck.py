@@ -74,6 +74,16 @@ _DANGEROUS_WORDS = """exe com bat cmd msi msp msc scr pif cpl dll sys ocx drv ps
     settingcontent-ms one xll iqy slk library-ms search-ms"""
 DANGEROUS = frozenset(_DANGEROUS_WORDS.split())
 FORMATS_TEXT = "PDF、OFD、Word、Excel、PowerPoint、WPS、图片（JPG/PNG/GIF/BMP/WEBP）、文本（TXT/CSV）或 ZIP 压缩包"
+
+
+def accept_attribute() -> str:
+    """The ``accept=`` list of every file input: the allow-list's extensions and their MIME types
+    (without parameters). The in-app browsers of WeCom, DingTalk and WeChat open only the photo
+    picker for a bare ``<input type=file>``; with the list they offer the phone's files too."""
+    types = dict.fromkeys(ctype.split(";")[0].strip() for ctype, _ in ALLOWED.values())
+    return ",".join([f".{ext}" for ext in ALLOWED] + list(types))
+
+
 OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 HTML_MARKERS = (
     b"<!doctype",

@@ -92,7 +92,9 @@ def link_token(secret: str, link_id: int, action: str, expires: dt.date) -> str:
 
 
 def link_url(base_url: str, secret: str, link_id: int, action: str, expires: dt.date) -> str:
-    return f"{base_url.rstrip('/')}/l/{link_token(secret, link_id, action, expires)}"
+    """A link's address: ``/l/<token>``, and a person's own page (我的督办) ``/me/<token>``."""
+    room = "me" if action == LinkAction.MINE else "l"
+    return f"{base_url.rstrip('/')}/{room}/{link_token(secret, link_id, action, expires)}"
 
 
 def token_hash(token: str) -> str:
@@ -290,6 +292,13 @@ class LinkMaker:
                 )
             )
         return out
+
+    def mine(self, person_id: int, plan_id: int) -> LinkSpec:
+        """A person's own page (我的督办): no task, reusable, and the same link all month (it
+        lasts from any day of this month to ``days_after_due`` days after the next one begins)."""
+        next_month = (self.today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        expires = next_month + dt.timedelta(days=self.days_after_due)
+        return LinkSpec(plan_id=plan_id, person_id=person_id, action=LinkAction.MINE, task_id=None, milestone_id=None, expires=expires)
 
     def urls(self, session: Session, ids: list[int]) -> dict[int, str]:
         return urls(session, ids, base_url=self.base_url, secret=self.secret)

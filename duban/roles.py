@@ -94,6 +94,7 @@ def task_viewer(session: Session, person_id: int, task: Task, department: Depart
 NOT_REVIEWER = "您目前不在本方案的审核人员名单中，此链接已不能使用。如有疑问，请联系领导小组办公室。"
 NOT_READER = "您已不在本方案的领导小组或领导小组办公室名单中，此链接已失效。如有疑问，请联系领导小组办公室。"
 NOT_VIEWER = "您已不再负责或分管该任务，此链接已失效。如有疑问，请联系领导小组办公室。"
+NOT_ACTIVE = "您已不在本方案的人员名单中，此链接已失效。如有疑问，请联系领导小组办公室。"
 
 
 def holder_refusal(
@@ -107,4 +108,7 @@ def holder_refusal(
         return None if link.person_id in report_holders(session, link.plan_id) else ("role", NOT_READER)
     if link.action == LinkAction.VIEW and task is not None and not task_viewer(session, link.person_id, task, department, owner):
         return ("role", NOT_VIEWER)
+    if link.action == LinkAction.MINE:  # a person's own page lasts while they are on the plan's list
+        holder = session.get(Person, link.person_id)
+        return None if holder is not None and holder.active else ("role", NOT_ACTIVE)
     return None

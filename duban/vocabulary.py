@@ -172,11 +172,12 @@ class LinkAction(_Labelled):
     REVIEW_VERDICT = "review_verdict"  # a coordinator: the review's answers and the verdict form
     REVIEW_REPORT = "review_report"  # the leading group and the office: the review's report
     DASHBOARD = "dashboard"  # a read-only dashboard link (duban.accounts)
+    MINE = "mine"  # a person: their own page, every task they hold (我的督办, /me/<token>; no task)
 
 
 OWNER_ACTIONS = frozenset({LinkAction.ACK, LinkAction.PROGRESS, LinkAction.DONE, LinkAction.EXTEND})
 REVIEWER_ACTIONS = frozenset({LinkAction.REVIEW, LinkAction.QUEUE, LinkAction.REVIEW_VERDICT})
-REUSABLE_ACTIONS = frozenset({LinkAction.VIEW, LinkAction.QUEUE, LinkAction.REVIEW_VERDICT, LinkAction.REVIEW_REPORT})
+REUSABLE_ACTIONS = frozenset({LinkAction.VIEW, LinkAction.QUEUE, LinkAction.REVIEW_VERDICT, LinkAction.REVIEW_REPORT, LinkAction.MINE})
 
 
 class PlanRoleKind(StrEnum):
@@ -332,6 +333,7 @@ _LABEL_LIST: tuple[tuple[StrEnum, str], ...] = (
     (LinkAction.REVIEW_VERDICT, "督查评定"),
     (LinkAction.REVIEW_REPORT, "查看督查报告"),
     (LinkAction.DASHBOARD, "看板"),
+    (LinkAction.MINE, "我的督办"),
     (BulletinKind.WEEK, "周通报"),
     (BulletinKind.MONTH, "月通报"),
     (ReviewState.OPEN, "填报中"),

@@ -256,6 +256,18 @@ def _items(payload: dict[str, Any], urls: dict[int, str]) -> list[Item]:
     return out
 
 
+def link_ids(payload: dict[str, Any]) -> list[int]:
+    """Every link a digest's payload names: its entries' action links and the person's own page."""
+    ids = [lid for item in payload.get("items", ()) for _, lid in item.get("links", ())]
+    return ids + ([payload["mine"]] if payload.get("mine") is not None else [])
+
+
+def page_url(payload: dict[str, Any], urls: dict[int, str]) -> str | None:
+    """The URL of the reader's own page (我的督办), when the digest carries one."""
+    mine = payload.get("mine")
+    return urls.get(mine) if mine is not None else None
+
+
 def _groups(items: list[Item]) -> tuple[list[dict[str, Any]], list[str]]:
     every = (*GROUPS, NOTICE_GROUP)
     grouped: dict[str, list[Item]] = {g: [] for g, _ in every}
@@ -304,6 +316,7 @@ def digest_context(payload: dict[str, Any], urls: dict[int, str]) -> dict[str, A
         plan_name=payload.get("plan_name", ""),
         office=payload.get("office", ""),
         tag=tag(items),
+        mine_url=page_url(payload, urls),
         intro=intro(payload, items),
         footer=footer(payload, items),
     )

@@ -120,12 +120,12 @@ def render_group_chat(out, *, summary: bool, template_dir: Path | None = None) -
     """The chat text a group bot may receive (anyone in the group reads it): never an action link.
 
     ``summary``: a person's own digest as ``digest.summary.chat.j2`` (counts and task names, where
-    to act: their email or their page); otherwise the message's chat template rendered without the
-    link URLs (a group digest has none; this makes sure)."""
+    to act: their email or their page, whose link is the person's own and so not shown); otherwise
+    the message's chat template rendered without the link URLs (a group digest has none; this makes
+    sure)."""
     bare = copy.copy(out)
     bare.urls = {}
     kind, ctx = _message_context(bare)
-    ctx["page_url"] = getattr(out, "page_url", None)
     name = "digest.summary.chat.j2" if summary and kind == "digest" else f"{kind}.chat.j2"
     return environment(template_dir).get_template(name).render(**ctx)
 

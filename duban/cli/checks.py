@@ -221,13 +221,17 @@ def _show_digest(engine, digest_id: int) -> None:
     digest, name = row
     from duban.sweep.delivery import AUDIENCE_NAMES
     from notifications.channel import Outgoing
+    from notifications.digest import link_ids, page_url
     from notifications.render import render_text
 
     rt = _runtime()
     with session_scope(engine, readonly=True) as s:
-        urls = rt.links().urls(s, [lid for item in digest.payload.get("items", ()) for _, lid in item.get("links", ())])
+        urls = rt.links().urls(s, link_ids(digest.payload))
     name = name or AUDIENCE_NAMES.get(digest.audience, digest.payload.get("recipient", ""))
-    out = Outgoing(digest.id, digest.recipient_id, name, None, digest.run_on, digest.subject, digest.payload, digest.attempts, urls=urls)
+    out = Outgoing(
+        digest.id, digest.recipient_id, name, None, digest.run_on, digest.subject, digest.payload, digest.attempts,
+        urls=urls, page_url=page_url(digest.payload, urls),
+    )  # fmt: skip
     console.print(f"收件人：{name}\n主题：{digest.subject}\n", markup=False)
     console.print(render_text(out, template_dir=rt.settings.template_dir), markup=False)
 

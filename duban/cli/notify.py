@@ -88,6 +88,7 @@ def _test_message(p, office: str, rt):
         0, p.id, p.name, p.email, rt.today(), "【督办系统】通知渠道测试",
         {"kind": MessageKind.TEST, "recipient": p.name, "now": now_text(rt.tz), "office": office, "items": []},
         0, plan_id=p.plan_id, channels=list(p.notify_urls or ()), mobile=p.mobile, app_ids={k: v for k, v in ids.items() if v},
+        page_url=_page_url(rt, p.id, p.plan_id),
     )  # fmt: skip
 
 
@@ -109,6 +110,17 @@ def _print_report(name: str, code: str, targets, report) -> None:
     if failed:
         _fail(f"{len(report.attempts)} 个渠道中有 {failed} 个发送失败，请核对上表中的地址后重试。", 1)
     console.print(f"全部 {len(report.attempts)} 个渠道发送成功。请向 {name} 确认已收到测试消息。", markup=False)
+
+
+def _page_url(rt, person_id: int, plan_id: int) -> str:
+    """The person's own page (我的督办): the test shows the button a chat card carries."""
+    from duban.db import session_scope
+    from duban.links import issue
+
+    maker = rt.links()
+    with session_scope(rt.engine) as s:
+        (lid,) = issue(s, [maker.mine(person_id, plan_id)], secret=maker.secret, today=maker.today)
+        return maker.urls(s, [lid])[lid]
 
 
 KIND_WORDS = {"week": "week", "周": "week", "周通报": "week", "month": "month", "月": "month", "月通报": "month"}

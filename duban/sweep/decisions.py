@@ -77,7 +77,8 @@ def _tasks_query(plan_ids: list[int]):
     )
 
 
-def load(session: Session, *, tz, plan_code: str | None = None, task_code: str | None = None) -> Loaded:
+def load(session: Session, *, tz, plan_code: str | None = None, task_code: str | None = None, owner_id: int | None = None) -> Loaded:
+    """The live tasks (of one plan, one task, or one owner's) as the rules see them."""
     plans = {p.id: p for p in session.execute(select(Plan.id, Plan.code, Plan.name, Plan.policy, Plan.ends_on))}
     if plan_code is not None:
         plans = {k: v for k, v in plans.items() if v.code == plan_code}
@@ -85,6 +86,8 @@ def load(session: Session, *, tz, plan_code: str | None = None, task_code: str |
     task_q = _tasks_query(plan_ids)
     if task_code is not None:
         task_q = task_q.where(Task.code == task_code)
+    if owner_id is not None:
+        task_q = task_q.where(Task.owner_id == owner_id)
     task_rows = session.execute(task_q).all()
 
     depts = {

@@ -54,6 +54,7 @@ from duban.sweep.ledger import existing_keys, insert_ignore
 from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from notifications.apps import DINGTALK, FEISHU, WECOM
 from notifications.channel import Channel, DeliveryReport, Outgoing, as_channel
+from notifications.digest import link_ids, page_url
 
 __all__ = ["LEASE", "DeliverResult", "backoff", "deliver", "defer_quiet", "notify_unreachable"]
 
@@ -124,7 +125,7 @@ def load_outgoing(engine: Engine, ids: list[int], *, links: LinkMaker, template_
         plan_channels: dict[int, dict[str, Any]] = (
             dict(session.execute(select(Plan.id, Plan.channels).where(Plan.id.in_(plan_ids))).all()) if plan_ids else {}
         )
-        urls = links.urls(session, [lid for r in rows for item in r.payload.get("items", ()) for _, lid in item.get("links", ())])
+        urls = links.urls(session, [lid for r in rows for lid in link_ids(r.payload)])
     out = []
     for r in rows:
         app_ids: dict[str, str] = {}
@@ -142,6 +143,7 @@ def load_outgoing(engine: Engine, ids: list[int], *, links: LinkMaker, template_
                 r.id, r.recipient_id, name, r.email, r.run_on, r.subject, r.payload, r.attempts,
                 urls=urls, template_dir=template_dir, plan_id=r.plan_id, audience=r.audience, channels=channels, mobile=r.mobile,
                 app_ids=app_ids,
+                page_url=page_url(r.payload, urls),
             )
         )  # fmt: skip
     return out

@@ -112,8 +112,9 @@ class _Run:
         entries: list[dict[str, Any]],
         recipient_id: int | None = None,
         department_id: int | None = None,
+        mine: int | None = None,
     ) -> dict[str, Any]:
-        """A digest row (Core insert) for ``entries``."""
+        """A digest row (Core insert) for ``entries`` (``mine``: the link of the person's own page)."""
         payload = {
             "recipient": recipient,
             "today": self.today.isoformat(),
@@ -122,6 +123,7 @@ class _Run:
             "office_contacts": self.office_contacts.get(plan_id, []),
             "audience": audience,
             "items": entries,
+            **({"mine": mine} if mine is not None else {}),
         }
         return {
             "plan_id": plan_id,
@@ -188,6 +190,7 @@ def assemble(
             _history(session, [n for n in pending if n.kind == MessageKind.ESCALATION]),
         )
         link_pairs = _issue_links(session, pending, people, links, today=today, now=now)
+        mine = _issue_mine(session, people, links, today=today, now=now)
         digests, members = [], []
         for rid, items in by_recipient.items():
             person = people[rid]
@@ -198,6 +201,7 @@ def assemble(
                     recipient=person.name,
                     recipient_id=rid,
                     entries=run.entries(items, lambda n: link_pairs[n.id]),
+                    mine=mine[rid],
                 )
             )
             members.append([n.id for n in items])
@@ -223,6 +227,14 @@ def _issue_links(
     issued = issue_links(session, list(distinct.values()), secret=links.secret, today=today, now=now)
     ids = dict(zip(distinct, issued, strict=True))
     return {nid: [(spec.action, ids[spec.reuse_key], spec.milestone_id) for spec in specs] for nid, specs in per_item.items()}
+
+
+def _issue_mine(session: Session, people: dict[int, Any], links: LinkMaker, *, today: dt.date, now: dt.datetime | None) -> dict[int, int]:
+    """Each person's link to their own page (我的督办), which every digest to a person carries:
+    one reusable link per person and month (:meth:`duban.links.LinkMaker.mine`)."""
+    ids = list(people)
+    specs = [links.mine(pid, people[pid].plan_id) for pid in ids]
+    return dict(zip(ids, issue_links(session, specs, secret=links.secret, today=today, now=now), strict=True))
 
 
 def _entry_links(items: list[Any], links: Callable[[Any], list[LinkRef]]) -> tuple[list[list[Any]], list[str]]:

@@ -5,6 +5,7 @@
   /dashboard (docs/web.md, "Dashboard");
 - :mod:`duban.web.reviews`: ``/rv/{token}``, review (督查) answers, verdicts, report (docs/reviews.md);
 - :mod:`duban.web.sso`: ``/sso/…``, the institution's sign-in (CAS, OIDC, WeCom, DingTalk; docs/web.md).
+- :mod:`duban.web.my_pages`: ``/me/{token}`` and ``/me``, a person's own page and 批量签收 (docs/web.md).
 
 Served by ``duban serve`` (and by ``duban run`` next to the scheduled flows).  See docs/web.md.
 """
@@ -24,7 +25,18 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from duban.runtime import runtime
-from duban.web import dashboard, dashboard_announce, dashboard_reviews, dashboard_search, dashboard_tasks, link_pages, logs, reviews, sso
+from duban.web import (
+    dashboard,
+    dashboard_announce,
+    dashboard_reviews,
+    dashboard_search,
+    dashboard_tasks,
+    link_pages,
+    logs,
+    my_pages,
+    reviews,
+    sso,
+)
 from duban.web.deps import Limiters, Refusal, StoreBusy, busy_page, refusal_page
 from duban.web.dispatch import BackgroundDelivery
 from duban.web.render import STATIC, error_page
@@ -83,6 +95,7 @@ def create_app() -> FastAPI:
     app.include_router(dashboard_search.router)
     app.include_router(reviews.router)
     app.include_router(sso.router)
+    app.include_router(my_pages.router)  # 我的督办: /me, /me/<token>
     _add_error_pages(app)
     return app
 

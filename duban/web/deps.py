@@ -210,6 +210,14 @@ def is_review_token(secret: str, token: str) -> bool:
         return False
 
 
+def is_mine_token(secret: str, token: str) -> bool:
+    """Whether ``token`` is a signed 我的督办 link (the ``/l/`` page redirects those to ``/me/``)."""
+    try:
+        return verify(secret, token, today=dt.date.min).get("a") == LinkAction.MINE
+    except Exception:  # noqa: BLE001
+        return False
+
+
 # -- rate limits ----------------------------------------------------------------------------------------
 
 

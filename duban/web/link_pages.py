@@ -43,6 +43,7 @@ from duban.web.deps import (
     Refusal,
     RowId,
     client_ip,
+    is_mine_token,
     is_review_token,
     limit_link,
     limiters,
@@ -207,6 +208,8 @@ def healthz(request: Request):
 def open_link(page: Page):
     if is_review_token(page.rt.settings.secret_key, page.token):  # a review link's page lives under /rv/
         return RedirectResponse(f"/rv/{page.token}", status_code=303)
+    if is_mine_token(page.rt.settings.secret_key, page.token):  # a person's own page lives under /me/
+        return RedirectResponse(f"/me/{page.token}", status_code=303)
     with session_scope(page.rt.engine, readonly=True) as s:
         r = page.resolve(s)
         ctx = link_context(s, page, r)

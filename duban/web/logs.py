@@ -1,7 +1,7 @@
 """Link tokens never reach a log: a logging filter that redacts them.
 
-A token in an address is a key to someone's task (``/l/<token>``, ``/rv/<token>``) or to the
-dashboard (``/d/<token>``): a log line that shows it would let whoever reads the log act as
+A token in an address is a key to someone's task (``/l/<token>``, ``/rv/<token>``), to their
+own page (``/me/<token>``) or to the dashboard (``/d/<token>``): a log line that shows it would let whoever reads the log act as
 that person. :class:`TokenFilter` rewrites every record of the web's loggers (duban's own, and
 uvicorn's access and error logs) with those path segments and any ``token=`` query value (and the
 ``ticket=``, ``code=`` and ``authCode=`` of a sign-in's callback) replaced by ``…``; :func:`install`
@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 REDACTED = "…"
-TOKEN_PATH = re.compile(r"(/(?:l|rv|d)/)[^/?#\s\"']+")
+TOKEN_PATH = re.compile(r"(/(?:l|rv|d|me)/)[^/?#\s\"']+")
 # link tokens; the sign-in's one-time CAS tickets and OAuth codes, and the access tokens and app
 # secrets its server-side calls carry in their addresses (duban/sso/, logged by httpx at INFO)
 TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])(?:token|ticket|code|authCode|access_token|corpsecret|appsecret)=)[^&;#\s\"']+")

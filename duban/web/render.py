@@ -13,6 +13,7 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 
+from duban.filecheck import accept_attribute
 from duban.vocabulary import LinkAction
 
 HERE = Path(__file__).parent
@@ -42,7 +43,7 @@ ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENV.globals.update(titles=ACTION_TITLES, file_url=file_url)
+ENV.globals.update(titles=ACTION_TITLES, file_url=file_url, file_accept=accept_attribute())
 _TEMPLATE_CACHE: dict[str, Template] = {}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -96,6 +97,7 @@ def test_cli_check_outbox_and_dry_run(imported):
     assert "教务处处长" in listing and "已发送" in listing
     body = runner.invoke(app, ["outbox", "--show", "1"]).stdout
     assert body.startswith("收件人：") and "您好" in body
+    assert re.search(r"^查看我的全部督办事项：http\S+/me/\S+$", body, re.M), body  # the person's own page (我的督办)
     assert runner.invoke(app, ["outbox", "--failed"]).stdout.strip() == "发件箱中没有符合条件的通知。"
     again = runner.invoke(app, ["check", "--today", "2026-11-23", "--dry-run"])
     assert again.stdout.strip() == "2026-11-23：没有需要发送的提醒或督办（已发过的不会重复发送）。"

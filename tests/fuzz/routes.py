@@ -91,11 +91,14 @@ def build_world(engine, client) -> World:
         tokens.setdefault("link", []).append(make_link(engine, "教务处处长", action, "1", milestone=mid))
     tokens["link"].append(make_link(engine, "督办员", "queue", None))
     tokens["review"] = _review_links(engine, review_id)
+    tokens["mine"] = [make_link(engine, "教务处处长", "mine", None)]  # 我的督办 (/me/<token>)
     fields = set()
     for token in tokens["link"]:
         fields |= set(FIELD.findall(client.get(f"/l/{token}").text))
     for token in tokens["review"]:
         fields |= set(FIELD.findall(client.get(f"/rv/{token}").text))
+    for token in tokens["mine"]:
+        fields |= set(FIELD.findall(client.get(f"/me/{token}").text))
     sessions: dict[str, dict[str, str]] = {"anonymous": {}}
     for login in ("dby", "leader", "viewer"):
         client.cookies.clear()

@@ -22,6 +22,7 @@ from tests.factories import small_plan
 from tests.notifications.test_notify_e2e import NOW, TZ, import_small, links, sweep_day
 
 LINK = re.compile(r"^https://duban\.example\.edu\.cn/l/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
+MINE = re.compile(r"^https://duban\.example\.edu\.cn/me/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")  # the person's 我的督办 page
 OPEN_ID = "ou_7d8a6e6df7621556ce0d21922b676706"
 
 
@@ -71,7 +72,7 @@ def test_cards_reach_each_person_by_their_id(engine, tmp_path, app_vendors, smtp
     assert card["description"] == (
         '<div class="highlight">已逾期 1 项、请督促落实 1 项</div><div class="normal">· 集体备课</div><div class="normal">· 建设课程资源库</div>'
     )
-    assert LINK.match(card["url"]) and card["btntxt"] == "我的督办"
+    assert MINE.match(card["url"]) and card["btntxt"] == "我的督办"
 
     assert ding.paths() == ["/gettoken", "/topapi/message/corpconversation/asyncsend_v2"]
     assert ding.calls[0].query == {"appkey": "dingappkey0123", "appsecret": "dingtalk-app-secret-XYZ"}
@@ -84,7 +85,7 @@ def test_cards_reach_each_person_by_their_id(engine, tmp_path, app_vendors, smtp
     assert (
         action["markdown"] == "### 【督办提醒】教务处副处长，您有 1 项督办事项\n\n**待签收、待反馈 1 项**\n\n- 建设课程资源库\n\n2026-11-23"
     )
-    assert action["single_title"] == "我的督办" and LINK.match(action["single_url"])
+    assert action["single_title"] == "我的督办" and MINE.match(action["single_url"])
 
     assert fs.paths() == ["/open-apis/auth/v3/tenant_access_token/internal", "/open-apis/im/v1/messages"]
     assert fs.calls[0].json == {"app_id": "cli_a1b2c3d4e5f6", "app_secret": "feishu-app-secret-XYZ"}
@@ -95,7 +96,7 @@ def test_cards_reach_each_person_by_their_id(engine, tmp_path, app_vendors, smtp
     assert content["header"]["title"] == {"tag": "plain_text", "content": "【请督促落实】党委书记，您有 2 项督办事项"}
     assert content["elements"][0]["text"] == {"tag": "lark_md", "content": "**请督促落实 2 项**\n· 开设选修课\n· 文明校园创建"}
     (button,) = content["elements"][1]["actions"]
-    assert button["text"]["content"] == "我的督办" and LINK.match(button["url"])
+    assert button["text"]["content"] == "我的督办" and MINE.match(button["url"])
 
     assert sorted(deliveries(engine)) == [
         ("dingtalk_work", "应用 2876543210 → 0123456789", True, None),
@@ -364,5 +365,6 @@ def test_notify_test_prints_each_vendors_answer(use_database, tmp_path, monkeypa
     assert "4 个渠道中有 1 个发送失败" in out
     assert "secret-XYZ" not in out and "token-1" not in out
     (sent,) = app_vendors.wecom.sent
-    assert sent.json["textcard"]["title"] == "【督办系统】通知渠道测试" and sent.json["textcard"]["url"] == "http://127.0.0.1:8000"
+    assert sent.json["textcard"]["title"] == "【督办系统】通知渠道测试"
+    assert sent.json["textcard"]["url"].startswith("http://127.0.0.1:8000/me/")  # the button a card carries: 我的督办
     assert len(smtp_server.wait_for(1)) == 1

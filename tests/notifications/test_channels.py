@@ -209,6 +209,16 @@ def test_notify_test_reports_each_channel(use_database, tmp_path, monkeypatch, s
     assert mail.subject == "【督办系统】通知渠道测试" and "这是督办系统发送的测试消息" in mail.text()
     assert [r.path for r in webhook.requests] == ["/wecom/goodkey", "/wecom/badkey"]
     assert "教务处处长，您好" in webhook.requests[0].json["text"]["content"]
+    # the person's own page (我的督办) was issued for the message's page_url: one reusable link
+    from sqlalchemy import select
+
+    from duban.db import session_scope
+    from duban.models import Link, Person
+    from duban.runtime import runtime
+
+    with session_scope(runtime().engine) as s:
+        mine = s.execute(select(Person.name, Link.task_id).join(Person, Person.id == Link.person_id).where(Link.action == "mine")).all()
+    assert [tuple(r) for r in mine] == [("教务处处长", None)]
 
 
 def test_notify_test_without_channels_and_unknown_person(use_database, tmp_path):

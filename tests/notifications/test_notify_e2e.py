@@ -34,6 +34,7 @@ NOW = dt.datetime(2026, 11, 23, 8, 30, tzinfo=TZ)
 SECRET = "k" * 8 + "0123456789abcdefghijklmnopqrstuv"
 BASE = "https://duban.example.edu.cn"
 LINK = re.compile(r"https://duban\.example\.edu\.cn/l/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
+ANY_LINK = re.compile(r"https://duban\.example\.edu\.cn/(?:l|me)/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")  # action links and 我的督办
 DING_SECRET = "SEC0123456789abcdef"
 
 

@@ -91,7 +91,7 @@ def test_three_items_on_one_task_are_one_entry_with_each_link_once(engine, tmp_p
         digest = s.scalars(select(Digest)).one()
         links = s.scalar(select(func.count()).select_from(Link))
         queued = sorted(s.scalars(select(Notification.status)))
-    assert links == 7  # six for task 1, one 查看任务 for task 2: each issued once
+    assert links == 8  # six for task 1, one 查看任务 for task 2: each issued once; and the reader's own page (我的督办)
     assert digest.items == 2 and [len(e["asks"]) for e in digest.payload["items"]] == [3, 1]
     assert digest.payload["office_contacts"] == [["督办员", "13900000009"]]
     assert queued == ["sent"] * 4

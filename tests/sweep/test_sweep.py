@@ -88,6 +88,7 @@ def test_first_day_who_gets_what(plan_engine):
         "   签收：https://" in body
     )
     assert [line.split("：")[0].strip() for line in body.splitlines() if "https://" in line] == [
+        "查看我的全部督办事项",  # 我的督办, once, near the top
         "签收",
         "反馈进展",
         "提交办结",

@@ -116,6 +116,8 @@ def test_a_server_error_logs_no_link_token(web, engine, caplog, monkeypatch):
         ('127.0.0.1:5000 - "GET /l/eyJhIjoxfQ.c2ln HTTP/1.1" 200', '127.0.0.1:5000 - "GET /l/… HTTP/1.1" 200'),
         ("GET /rv/abc.def/items/3", "GET /rv/…/items/3"),
         ("GET /d/abc.def", "GET /d/…"),
+        ("POST /me/abc.def/ack", "POST /me/…/ack"),
+        ("GET /me", "GET /me"),
         ("POST /l/abc.def/renew?x=1&token=abc.def&y=2", "POST /l/…/renew?x=1&token=…&y=2"),
         ("GET /dashboard/reviews/3", "GET /dashboard/reviews/3"),
         ("see /static/app.css", "see /static/app.css"),
