@@ -145,7 +145,7 @@ def test_html_workbook_status_and_rollup_agree(report, use_database):
     assert status["totals"]["overdue_tasks"] == int(html.figures["overdue_tasks"])
     assert status["totals"]["due_soon_tasks"] == int(html.figures["due_soon_tasks"])
     for entry in status["by_department"]:
-        assert entry["tasks"] == int(html_depts[entry["department"]]["tasks"]) == xlsx_depts[entry["department"]]["在办任务"]
+        assert entry["tasks"] == int(html_depts[entry["department"]]["tasks"]) == xlsx_depts[entry["department"]]["任务总数"]
         assert entry["overdue_tasks"] == int(html_depts[entry["department"]]["overdue_tasks"])
         assert entry["tasks_by_status"]["done"] == int(html_depts[entry["department"]]["done_tasks"])
     for entry in status["by_system"]:
