@@ -78,7 +78,9 @@ def issue_notice(
                 plan = session.scalars(select(Plan).where(Plan.code == plan_code).with_for_update()).first()
                 if plan is None:
                     raise PaperError(f"没有编号为“{plan_code}”的方案。")
-                task = session.scalars(select(Task).where(Task.plan_id == plan.id, Task.code == task_code, Task.archived_at.is_(None))).first()
+                task = session.scalars(
+                    select(Task).where(Task.plan_id == plan.id, Task.code == task_code, Task.archived_at.is_(None))
+                ).first()
                 if task is None:
                     raise PaperError(f"方案“{plan.name}”中没有编号为“{task_code}”的在办任务。")
                 mine = select(SupervisionNotice).where(SupervisionNotice.task_id == task.id, SupervisionNotice.year == today.year)
@@ -87,7 +89,9 @@ def issue_notice(
                     session.expunge(found)
                     return found
                 last = session.scalar(
-                    select(func.max(SupervisionNotice.number)).where(SupervisionNotice.plan_id == plan.id, SupervisionNotice.year == today.year)
+                    select(func.max(SupervisionNotice.number)).where(
+                        SupervisionNotice.plan_id == plan.id, SupervisionNotice.year == today.year
+                    )
                 )
                 notice = SupervisionNotice(
                     plan_id=plan.id, task_id=task.id, year=today.year, number=(last or 0) + 1, issued_at=now, issued_by=issued_by[:200]
@@ -147,7 +151,7 @@ def notice_content(session, plan: Plan, task: Task, *, today: dt.date, cal: Work
         "partners": "、".join(task.partners or []),
         "owner": owner.name if owner else "",
         "supervisor": supervisor.name if supervisor else "",
-        "acknowledged": local_date(task.acknowledged_at, dt.UTC).isoformat() if task.acknowledged_at else "",
+        "acknowledged": str(local_date(task.acknowledged_at, dt.UTC) or ""),
         "roadmap": roadmap,
         "asks": asks or ["请对照任务书和时间表，按期推进并及时反馈进展。"],
     }
@@ -177,7 +181,9 @@ def find_bulletin(engine: Engine, plan_code: str, *, kind: str | None = None, nu
         found = session.scalars(q.order_by(Bulletin.issued_on.desc(), Bulletin.id.desc()).limit(1)).first()
         if found is None:
             which = f"第 {number} 期" if number is not None else ""
-            raise PaperError(f"方案“{plan.name}”尚未印发{which}督办通报。通报按方案设置每周或每月自动印发，也可由办公室运行 duban notify bulletin 印发。")
+            raise PaperError(
+                f"方案“{plan.name}”尚未印发{which}督办通报。通报按方案设置每周或每月自动印发，也可由办公室运行 duban notify bulletin 印发。"
+            )
         session.expunge_all()
     return plan, found
 
@@ -213,7 +219,7 @@ def bulletin_pdf(plan: Plan, bulletin: Bulletin) -> Document:
 
 def render_pdf(html: str) -> bytes:
     """HTML (with its own @page rules) as PDF bytes; the fonts it uses are embedded as subsets."""
-    from weasyprint import HTML  # imported on first use: pango loads with it
+    from weasyprint import HTML  # type: ignore[import-untyped]  # imported on first use: pango loads with it
 
     return HTML(string=html).write_pdf()
 

@@ -268,19 +268,22 @@ def local_time(at: dt.datetime | None, tz: Any) -> str:
 def red_items(overdue: pd.DataFrame, limit: int = RED_CARDS) -> list[dict[str, str]]:
     """The overdue items (the roll-up's ``overdue``: most serious first, by the level of 督办
     reached, then days late) as the cards a leader reads first."""
-    return [
-        {
-            "code": str(x.code),
-            "title": str(x.title),
-            "milestone": str(x.milestone or ""),
-            "who": "、".join(str(v) for v in (x.department, x.owner) if v and v == v),
-            "due": cell_text("due", x.due),
-            "days_late": str(int(x.days_late)),
-            "level": str(x.level_label),
-            "plan": str(x.plan),
-        }
-        for x in overdue.head(limit).itertuples()
-    ]
+    out = []
+    for x in overdue.head(limit).to_dict(orient="records"):
+        who = [str(x[k]) for k in ("department", "owner") if isinstance(x.get(k), str) and x[k]]
+        out.append(
+            {
+                "code": str(x["code"]),
+                "title": str(x["title"]),
+                "milestone": x["milestone"] if isinstance(x.get("milestone"), str) else "",
+                "who": "、".join(who),
+                "due": cell_text("due", x["due"]),
+                "days_late": str(int(x["days_late"])),
+                "level": str(x["level_label"]),
+                "plan": str(x["plan"]),
+            }
+        )
+    return out
 
 
 def render_html(r: Rollup, *, generated_at: dt.datetime | None = None, organization: str | None = None, tz: Any = None) -> str:

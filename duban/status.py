@@ -224,8 +224,7 @@ def render_status(data: dict[str, Any]):
     head = (
         f"截至 {data['as_of']}：任务 {t['tasks']} 项（在办 {t['open_tasks']} 项，节点 {t['milestones']} 个），"
         f"已逾期 {t['overdue_tasks']} 项，{data['due_soon_days']} 天内到期 {t['due_soon_tasks']} 项，"
-        f"待审核事项 {t['awaiting_approval']} 件；按任务状态："
-        + "，".join(f"{k.label} {s[k]}" for k in MilestoneState)
+        f"待审核事项 {t['awaiting_approval']} 件；按任务状态：" + "，".join(f"{k.label} {s[k]}" for k in MilestoneState)
     )
     out: list[Any] = [head]
     for p in data["by_plan"]:

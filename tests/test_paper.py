@@ -179,7 +179,17 @@ def test_notice_pdf_has_the_task_the_asks_and_a_receipt(scenario, tmp_path):
     )
     path = save(doc, tmp_path)
     text = re.sub(r"\s+", "", pdf_text(path))
-    for words in ("督办〔2026〕1号", "督办单", "教务处处长", "已逾期21个工作日", "请于2026年12月3日前", "回执", "签收人", "办理情况", "沿此线剪下"):
+    for words in (
+        "督办〔2026〕1号",
+        "督办单",
+        "教务处处长",
+        "已逾期21个工作日",
+        "请于2026年12月3日前",
+        "回执",
+        "签收人",
+        "办理情况",
+        "沿此线剪下",
+    ):
         assert words in text, words
     fonts = pdf_fonts(path)
     assert sorted((name.split("+")[-1], emb) for name, emb in fonts) == [("Noto-Serif-CJK-SC", "yes"), ("Noto-Serif-CJK-SC-Bold", "yes")]
@@ -286,3 +296,71 @@ def test_the_numbers_agree_on_dashboard_status_report_workbook_and_pdf(scenario,
         assert "共有任务5项，其中在办任务4项、已办结任务1项" in text and "逾期任务2项" in text and "待审核事项2件" in text
     with session_scope(engine, readonly=True) as s:
         assert s.scalar(select(Plan.name).where(Plan.code == "rollup")) == "汇总测试方案"
+
+
+# -- downloads from the dashboard, and the CLI ---------------------------------------------------------------
+
+
+@pytest.fixture
+def web(scenario, use_database, monkeypatch, clock):
+    from fastapi.testclient import TestClient
+
+    from duban import accounts
+    from duban.web.app import create_app
+
+    monkeypatch.setenv("DUBAN_SECRET_KEY", "x" * 40)
+    get_settings.cache_clear()
+    with session_scope(scenario) as s:
+        for login_name, role in (("dby", "office"), ("leader", "leader"), ("viewer", "viewer")):
+            accounts.create_account(s, login_name, PASSWORD, role=role, plan_code="rollup")
+    with TestClient(create_app(), follow_redirects=False) as client:
+        yield client
+
+
+def test_office_issues_a_notice_and_leaders_download_the_bulletin(web, scenario):
+    from tests.web.test_dashboard import csrf, login
+
+    login(web, "dby", PASSWORD)
+    assert web.get("/dashboard/paper/bulletin.pdf?plan=rollup").status_code == 404  # nothing issued yet
+    page = web.get("/dashboard?plan=rollup").text
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"><input type="hidden" name="plan"', page).group(1)
+    assert web.post("/dashboard/paper/notice", data={"csrf": "forged", "plan": "rollup", "code": "5"}).status_code == 403
+    assert notices(scenario) == []
+    sent = web.post("/dashboard/paper/notice", data={"csrf": token, "plan": "rollup", "code": "5"})
+    assert sent.status_code == 303 and sent.headers["location"] == "/dashboard/paper/notice.pdf?plan=rollup&year=2026&number=1"
+    pdf = web.get(sent.headers["location"])
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and pdf.headers["cache-control"] == "no-store, private"
+    assert "filename*=UTF-8''%E6%B1%87%E6%80%BB" in pdf.headers["content-disposition"]
+    again = web.post("/dashboard/paper/notice", data={"csrf": token, "plan": "rollup", "code": "5"})
+    assert again.headers["location"].endswith("number=1") and notices(scenario) == [("5", 2026, 1)]
+
+    issue_bulletins(scenario, today=PINNED_DAY, cal=CAL, tz=TZ, scheduled=False, kinds=["week"], channel="outbox")
+    web.cookies.clear()
+    login(web, "leader", PASSWORD)
+    page = web.get("/dashboard?plan=rollup").text
+    assert 'href="/dashboard/paper/bulletin.pdf?plan=rollup"' in page and "印发督办单" not in page
+    got = web.get("/dashboard/paper/bulletin.pdf?plan=rollup")
+    assert got.status_code == 200 and got.content.startswith(b"%PDF")
+    assert got.headers["content-disposition"].startswith('attachment; filename="duban-bulletin-rollup-week-1.pdf"')
+    assert web.get("/dashboard/paper/notice.pdf?plan=rollup&year=2026&number=1").status_code == 403
+    refused = web.post("/dashboard/paper/notice", data={"csrf": csrf(page), "plan": "rollup", "code": "1"})
+    assert refused.status_code == 403 and "只有领导小组办公室的账户可以印发督办单" in refused.text and notices(scenario) == [("5", 2026, 1)]
+    web.cookies.clear()
+    login(web, "viewer", PASSWORD)
+    assert web.get("/dashboard/paper/bulletin.pdf?plan=rollup").status_code == 403
+
+
+def test_cli_notice_and_report_pdf(scenario, use_database, tmp_path, clock):
+    from duban.cli.main import app
+
+    out = runner.invoke(app, ["notice", "5", "--plan", "rollup", "--out", str(tmp_path / "n")])
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("督办〔2026〕1号：") and (tmp_path / "n" / "汇总测试方案-督办单-2026年第1号-5.pdf").is_file()
+    missing = runner.invoke(app, ["notice", "99", "--plan", "rollup"])
+    assert missing.exit_code == 1 and "方案“汇总测试方案”中没有编号为“99”的在办任务。" in missing.output
+    report = runner.invoke(app, ["report", "--pdf", "--plan", "rollup", "--out", str(tmp_path / "r"), "--no-snapshot"])
+    assert report.exit_code == 0 and "提示：方案“汇总测试方案”尚未印发督办通报。" in report.output
+    issue_bulletins(scenario, today=PINNED_DAY, cal=CAL, tz=TZ, scheduled=False, kinds=["week"], channel="outbox")
+    report = runner.invoke(app, ["report", "--pdf", "--plan", "rollup", "--out", str(tmp_path / "r"), "--no-snapshot"])
+    assert report.exit_code == 0 and (tmp_path / "r" / "汇总测试方案-督办通报-第1期.pdf").is_file()
+    assert (tmp_path / "r" / "督办汇总-汇总测试方案-2026-11-30.xlsx").is_file()

@@ -309,7 +309,8 @@ def headline(r: Rollup) -> str:
     """One Chinese sentence with the headline figures (CLI, artifacts, the 通报)."""
     t = r.totals
     return (
-        f"截至 {r.as_of.isoformat()}，任务 {t['tasks']} 项，其中在办 {t['open_tasks']} 项、已办结 {t['done_tasks']} 项；节点完成率 {pct(t['completion_rate'])}，"
+        f"截至 {r.as_of.isoformat()}，任务 {t['tasks']} 项，其中在办 {t['open_tasks']} 项、已办结 {t['done_tasks']} 项；"
+        f"节点完成率 {pct(t['completion_rate'])}，"
         f"按期完成率 {pct(t['on_time_rate'])}；红灯 {t['red']} 项、黄灯 {t['yellow']} 项、绿灯 {t['green']} 项；"
         f"逾期任务 {t['overdue_tasks']} 项，待审核事项 {t['awaiting_approval']} 件。"
     )

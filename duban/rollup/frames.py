@@ -79,6 +79,7 @@ class Frames(TypedDict):
     escalations: pd.DataFrame
     requests: pd.DataFrame
     reports: dict[int, dt.datetime]
+    progress: dict[int, str]  # each task's last progress report (its text)
 
 
 def load(session, plan_ids: list[int], tz) -> Frames:
@@ -217,7 +218,9 @@ def load(session, plan_ids: list[int], tz) -> Frames:
             .group_by(Event.task_id)
         ).all()
     )
-    latest = select(func.max(Event.id)).where(Event.plan_id.in_(plan_ids), Event.kind == EventKind.PROGRESS_REPORTED).group_by(Event.task_id)
+    latest = (
+        select(func.max(Event.id)).where(Event.plan_id.in_(plan_ids), Event.kind == EventKind.PROGRESS_REPORTED).group_by(Event.task_id)
+    )
     progress = {
         task_id: str((data or {}).get("text") or "")
         for task_id, data in session.execute(select(Event.task_id, Event.data).where(Event.id.in_(latest.scalar_subquery())))

@@ -239,8 +239,8 @@ def dashboard(request: Request, plan: str | None = None):
         return to_login(request)
     plans, plan_code = plan_scope(request, viewer, plan)
     announce = [a for a in dashboard_announce.waiting_plans(request, viewer) if plan_code is None or a["code"] == plan_code]
-    ctx = {"plans": plans, "plan_code": plan_code, "d": _data(request, viewer, plan_code), "announce": announce}
-    ctx["paper"] = dashboard_paper.downloads(request, viewer, plan_code)
+    paper = dashboard_paper.downloads(request, viewer, plan_code)
+    ctx = {"plans": plans, "plan_code": plan_code, "d": _data(request, viewer, plan_code), "announce": announce, "paper": paper}
     return viewer_page(request, "dashboard.html", viewer, ctx, forms=(dashboard_paper.FORM,))
 
 

@@ -233,6 +233,7 @@ def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str],
     filter_text = "、".join(f"{FILTER_LABELS[k]}「{v}」" for k, v in filters.items())
     overdue = frames.get("overdue")
     from duban.report import red_items
+
     return Dashboard(
         title=r.title,
         as_of=r.as_of.isoformat(),
