@@ -1,11 +1,11 @@
 """The roll-up as documents: a self-contained HTML report and an Excel workbook.
 
 ``write_report(rollup, out_dir) -> ReportFiles`` writes both; ``render_html(rollup)`` and
-``write_workbook(rollup, path)`` do one each.  The HTML has no external resource at all: inline
-CSS, charts drawn here as inline SVG (no JavaScript, no CDN), a font list that finds a CJK system
-font on Linux, Windows and macOS, and print styles.  The workbook has one formatted sheet per view
-(Chinese headers, widths, frozen header row, print titles, fit to page width, percentages),
-written in openpyxl's write-only mode so that a province (≈ 100,000 milestones) stays fast.
+``duban.report_xlsx.write_workbook(rollup, path)`` do one each.  The HTML has no external resource
+at all: inline CSS, charts as inline SVG (:mod:`duban.report_charts`; no JavaScript, no CDN), a
+font list that finds a CJK system font on Linux, Windows and macOS, and print styles.  It is read
+on a phone first: the red items (overdue, 督办) come first as cards, the tables become stacked
+rows below 1024 px (CSS only), the charts keep their text at 12 px or more.
 
 Numbers are the roll-up's own (``duban.rollup``): the report only formats them.  Long lists are
 cut in the HTML (the first :data:`HTML_ROWS` rows, with a note) and complete in the workbook.
@@ -15,36 +15,29 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from openpyxl import Workbook
-from openpyxl.cell import Cell, WriteOnlyCell
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.properties import PageSetupProperties
 
-from duban.files import private_file, write_private_text
+from duban.files import write_private_text
+from duban.report_charts import COLOUR_WORDS, RAG_COLOURS, RAG_LABELS, chart_rag, chart_rates, chart_scores, chart_trend
 from duban.rollup import LIST_COLUMNS, RATE_COLUMNS, Rollup, header, pct
 from duban.rollup.assessment import NOTHING_DUE, explanation
 from duban.rules.policy import AssessmentPolicy, assessment_policy
-from duban.values import as_text, formula_like
 from duban.vocabulary import Light, MilestoneState
+
+__all__ = ["RAG_COLOURS", "RAG_LABELS", "chart_rag", "chart_rates", "chart_scores", "chart_trend", "render_html", "write_report"]
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 HTML_ROWS = 300  # rows of one table in the HTML report (the workbook has them all)
+RED_CARDS = 20  # overdue items shown as cards at the top of the report
 FONT_STACK = (
     '"Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "Microsoft YaHei", "PingFang SC", '
     '"Hiragino Sans GB", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", sans-serif'
 )
-COLOUR_WORDS: dict[str, str] = {light: light.label for light in Light}  # 红灯 黄灯 绿灯
-RAG_COLOURS: dict[str, str] = {Light.RED: "#dc2626", Light.YELLOW: "#f59e0b", Light.GREEN: "#16a34a", "no_light": "#9ca3af"}
-RAG_LABELS: dict[str, str] = {**COLOUR_WORDS, "no_light": "已办结"}
 
 # the columns each view shows, in order (the frames carry more: the dashboard may use them)
 GROUP_COLUMNS = [
@@ -129,23 +122,11 @@ VIEW_COLUMNS: dict[str, list[str]] = {
         "late_days",
         "escalations",
         "returns",
+        "deadline",
+        "current_milestone",
+        "latest_progress",
+        "acknowledged_at",
     ],
-}
-TEXT_WIDTH = {
-    "title": 36,
-    "plan_name": 30,
-    "project": 26,
-    "milestone": 20,
-    "plan": 18,
-    "system": 12,
-    "department": 16,
-    "supervisor": 16,
-    "owner": 12,
-    "level_label": 16,
-    "reason": 10,
-    "kind": 10,
-    "colour_label": 8,
-    "requester": 12,
 }
 DECIMAL_COLUMNS = {"avg_late_days", "escalations_per_task", "p_on_time", "p_overdue", "p_escalations", "p_returns", "score"}
 # the states a live task's milestones can be in (an archived one is not reported)
@@ -181,190 +162,8 @@ def cell_text(column: str, value: Any) -> str:
     return str(value)
 
 
-def _value(column: str, value: Any) -> Any:
-    """A workbook cell value: numbers stay numbers, dates dates, missing empty."""
-    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return NOTHING_DUE if column == "score" else None
-    if hasattr(value, "item"):
-        value = value.item()
-    if column == "status":
-        return STATUS_LABELS.get(value, value)
-    if column == "colour":
-        return COLOUR_WORDS.get(value, "")
-    if column in DECIMAL_COLUMNS:
-        return round(float(value), 2)
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
-# charts (inline SVG)
-
-
-def _svg_text(
-    x: float, y: float, text: str, *, size: int = 12, anchor: str = "start", fill: str = "#374151", weight: str = "normal"
-) -> str:
-    return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
-        f'font-weight="{weight}">{escape(text)}</text>'
-    )
-
-
-def chart_rag(title: str, rows: list[tuple[str, dict[str, int]]], *, width: int = 760) -> str:
-    """Stacked horizontal bars: red / yellow / green / done per row (counts of tasks)."""
-    if not rows:
-        return ""
-    label_w, bar_h, gap, top = 150, 18, 8, 40
-    height = top + len(rows) * (bar_h + gap) + 10
-    inner = width - label_w - 60
-    biggest = max(sum(c.values()) for _, c in rows) or 1
-    parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-        _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
-    ]
-    legend_x = label_w
-    for key in ("red", "yellow", "green", "no_light"):
-        parts.append(f'<rect x="{legend_x}" y="24" width="10" height="10" fill="{RAG_COLOURS[key]}"/>')
-        parts.append(_svg_text(legend_x + 14, 33, RAG_LABELS[key], size=11))
-        legend_x += 64
-    for i, (label, counts) in enumerate(rows):
-        y = top + i * (bar_h + gap)
-        parts.append(_svg_text(label_w - 6, y + bar_h - 4, _clip(label, 11), anchor="end"))
-        x = float(label_w)
-        for key in ("red", "yellow", "green", "no_light"):
-            n = counts.get(key, 0)
-            if n:
-                w = inner * n / biggest
-                parts.append(
-                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{RAG_COLOURS[key]}">'
-                    f"<title>{escape(label)}：{RAG_LABELS[key]} {n} 项</title></rect>"
-                )
-                x += w
-        parts.append(_svg_text(x + 4, y + bar_h - 4, str(sum(counts.values())), size=11, fill="#6b7280"))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def chart_rates(
-    title: str,
-    rows: list[tuple[str, float | None, float | None]],
-    *,
-    width: int = 760,
-    names: tuple[str, str] = ("节点完成率", "按期完成率"),
-) -> str:
-    """Two horizontal bars per row (rates 0–1), e.g. completion and on-time rate."""
-    if not rows:
-        return ""
-    label_w, bar_h, gap, top = 150, 9, 10, 40
-    height = top + len(rows) * (2 * bar_h + gap) + 24
-    inner = width - label_w - 70
-    colours = ("#2563eb", "#16a34a")
-    parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-        _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
-    ]
-    for k, name in enumerate(names):
-        parts.append(f'<rect x="{label_w + k * 110}" y="24" width="10" height="10" fill="{colours[k]}"/>')
-        parts.append(_svg_text(label_w + k * 110 + 14, 33, name, size=11))
-    for tick in (0, 0.5, 1):
-        x = label_w + inner * tick
-        parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 20}" stroke="#e5e7eb"/>')
-        parts.append(_svg_text(x, height - 6, f"{int(tick * 100)}%", size=10, anchor="middle", fill="#6b7280"))
-    for i, (label, a, b) in enumerate(rows):
-        y = top + i * (2 * bar_h + gap)
-        parts.append(_svg_text(label_w - 6, y + 2 * bar_h - 3, _clip(label, 11), anchor="end"))
-        for k, v in enumerate((a, b)):
-            yy = y + k * bar_h
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                parts.append(_svg_text(label_w + 2, yy + bar_h - 1, "—", size=9, fill="#9ca3af"))
-                continue
-            w = max(inner * float(v), 0.5)
-            parts.append(
-                f'<rect x="{label_w}" y="{yy}" width="{w:.1f}" height="{bar_h - 1}" fill="{colours[k]}">'
-                f"<title>{escape(label)}：{names[k]} {pct(float(v))}</title></rect>"
-            )
-            parts.append(_svg_text(label_w + w + 4, yy + bar_h - 1, pct(float(v)), size=9, fill="#374151"))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def chart_scores(title: str, rows: list[tuple[str, float]], *, width: int = 760) -> str:
-    """Horizontal bars of scores 0–100, coloured by band."""
-    if not rows:
-        return ""
-    label_w, bar_h, gap, top = 150, 14, 6, 28
-    height = top + len(rows) * (bar_h + gap) + 10
-    inner = width - label_w - 60
-    parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-        _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
-    ]
-    for i, (label, score) in enumerate(rows):
-        y = top + i * (bar_h + gap)
-        colour = "#16a34a" if score >= 90 else "#f59e0b" if score >= 75 else "#dc2626"
-        w = max(inner * score / 100, 0.5)
-        parts.append(_svg_text(label_w - 6, y + bar_h - 2, _clip(label, 11), anchor="end"))
-        parts.append(
-            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}">'
-            f"<title>{escape(label)}：{score:.1f} 分</title></rect>"
-        )
-        parts.append(_svg_text(label_w + w + 4, y + bar_h - 2, f"{score:.1f}", size=11))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def chart_trend(title: str, frame: pd.DataFrame, *, width: int = 760, height: int = 260) -> str:
-    """Lines over days: completion and on-time rate (left axis, %), red tasks (right axis)."""
-    if frame.empty:
-        return ""
-    left, right, top, bottom = 50, 50, 40, 36
-    inner_w, inner_h = width - left - right, height - top - bottom
-    days = list(frame["day"])
-    n = len(days)
-
-    def x(i: int) -> float:
-        return left + (inner_w * i / (n - 1) if n > 1 else inner_w / 2)
-
-    reds = [int(v) for v in frame["red"]]
-    red_max = max(*reds, 1)
-    parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-        _svg_text(0, 16, title, size=14, weight="bold", fill="#111827"),
-    ]
-    for tick in (0, 0.25, 0.5, 0.75, 1):
-        y = top + inner_h * (1 - tick)
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + inner_w}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        parts.append(_svg_text(left - 6, y + 4, f"{int(tick * 100)}%", size=10, anchor="end", fill="#6b7280"))
-        parts.append(_svg_text(left + inner_w + 6, y + 4, f"{red_max * tick:.3g}", size=10, fill="#dc2626"))
-    series = [
-        ("节点完成率", "#2563eb", [v for v in frame["completion_rate"]], 1.0),
-        ("按期完成率", "#16a34a", [v for v in frame["on_time_rate"]], 1.0),
-        ("红灯任务（右轴）", "#dc2626", reds, float(red_max)),
-    ]
-    for k, (name, colour, values, scale) in enumerate(series):
-        parts.append(f'<rect x="{left + k * 130}" y="24" width="10" height="10" fill="{colour}"/>')
-        parts.append(_svg_text(left + k * 130 + 14, 33, name, size=11))
-        points = [
-            (x(i), top + inner_h * (1 - float(v) / scale))
-            for i, v in enumerate(values)
-            if v is not None and not (isinstance(v, float) and math.isnan(v))
-        ]
-        if len(points) > 1:
-            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        for px, py in points:
-            parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}"/>')
-    step = max(1, n // 8)
-    for i in range(0, n, step):
-        parts.append(_svg_text(x(i), height - 12, cell_text("day", days[i])[5:], size=10, anchor="middle", fill="#6b7280"))
-    if (n - 1) % step:
-        parts.append(_svg_text(x(n - 1), height - 12, cell_text("day", days[-1])[5:], size=10, anchor="middle", fill="#6b7280"))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _clip(text: str, n: int) -> str:
-    text = str(text)
-    return text if len(text) <= n else text[: n - 1] + "…"
+# charts (inline SVG, drawn by duban.report_charts)
 
 
 def charts(r: Rollup, limit: int = 30) -> list[str]:
@@ -416,6 +215,7 @@ def table(r: Rollup, key: str, frame: pd.DataFrame, limit: int | None = HTML_ROW
     return {
         "key": key,
         "columns": [(c, header(c)) for c in cols],
+        "labels": {c: header(c) for c in cols},
         "rows": rows,
         "total": len(frame),
         "shown": len(shown),
@@ -427,8 +227,9 @@ def figures(r: Rollup) -> list[tuple[str, str, str, str]]:
     """The headline figures: (key, label, value, tone)."""
     t = r.totals
     return [
-        ("tasks", "在办任务", str(t["tasks"]), ""),
+        ("open_tasks", "在办任务", str(t["open_tasks"]), ""),
         ("done_tasks", "已办结任务", str(t["done_tasks"]), ""),
+        ("tasks", "任务总数", str(t["tasks"]), ""),
         ("completion_rate", "节点完成率", pct(t["completion_rate"]), ""),
         ("on_time_rate", "按期完成率", pct(t["on_time_rate"]), ""),
         ("red", Light.RED.label, str(t["red"]), Light.RED),
@@ -436,7 +237,7 @@ def figures(r: Rollup) -> list[tuple[str, str, str, str]]:
         ("green", Light.GREEN.label, str(t["green"]), Light.GREEN),
         ("overdue_tasks", "逾期任务", str(t["overdue_tasks"]), Light.RED),
         ("due_soon_tasks", f"{r.due_soon_days}天内到期", str(t["due_soon_tasks"]), ""),
-        ("awaiting_approval", "待审核", str(t["awaiting_approval"]), ""),
+        ("awaiting_approval", "待审核事项", str(t["awaiting_approval"]), ""),
         ("slipped_milestones", "调整过时间的节点", str(t["slipped_milestones"]), ""),
     ]
 
@@ -456,8 +257,36 @@ def comparisons(r: Rollup) -> str:
     return "名次变化：与各方案最近一期督办通报相比（" + "；".join(f"{k}：{v}" for k, v in sorted(r.compared_with.items())) + "）。"
 
 
-def render_html(r: Rollup, *, generated_at: dt.datetime | None = None, organization: str | None = None) -> str:
-    generated_at = generated_at or dt.datetime.now()
+def local_time(at: dt.datetime | None, tz: Any) -> str:
+    """A moment as the institution's local time, to the minute (a naive ``at`` is taken as local)."""
+    at = at or dt.datetime.now(dt.UTC)
+    if at.tzinfo is not None and tz is not None:
+        at = at.astimezone(tz)
+    return at.strftime("%Y-%m-%d %H:%M")
+
+
+def red_items(overdue: pd.DataFrame, limit: int = RED_CARDS) -> list[dict[str, str]]:
+    """The overdue items (the roll-up's ``overdue``: most serious first, by the level of 督办
+    reached, then days late) as the cards a leader reads first."""
+    out = []
+    for x in overdue.head(limit).to_dict(orient="records"):
+        who = [str(x[k]) for k in ("department", "owner") if isinstance(x.get(k), str) and x[k]]
+        out.append(
+            {
+                "code": str(x["code"]),
+                "title": str(x["title"]),
+                "milestone": x["milestone"] if isinstance(x.get("milestone"), str) else "",
+                "who": "、".join(who),
+                "due": cell_text("due", x["due"]),
+                "days_late": str(int(x["days_late"])),
+                "level": str(x["level_label"]),
+                "plan": str(x["plan"]),
+            }
+        )
+    return out
+
+
+def render_html(r: Rollup, *, generated_at: dt.datetime | None = None, organization: str | None = None, tz: Any = None) -> str:
     tables = [(key, title, table(r, key, frame)) for key, title, frame in r.views()]
     if organization is None and len(r.plans) == 1:
         organization = str(r.plans.iloc[0]["organization"] or "")
@@ -470,7 +299,8 @@ def render_html(r: Rollup, *, generated_at: dt.datetime | None = None, organizat
             title=r.title,
             organization=organization or "",
             as_of=r.as_of.isoformat(),
-            generated_at=generated_at.strftime("%Y-%m-%d %H:%M"),
+            generated_at=local_time(generated_at, tz),
+            red=red_items(r.overdue),
             figures=figures(r),
             charts=charts(r),
             tables=tables,
@@ -484,103 +314,11 @@ def render_html(r: Rollup, *, generated_at: dt.datetime | None = None, organizat
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Excel
-
-
-def _width(column: str, values: Iterable[Any]) -> float:
-    if column in TEXT_WIDTH:
-        return TEXT_WIDTH[column]
-    head = header(column)
-    return max(8.0, min(14.0, len(head) * 2.0 + 2))
-
-
-_HEAD_FONT = Font(bold=True, color="FFFFFF")
-_HEAD_FILL = PatternFill("solid", fgColor="B91C1C")
-_HEAD_ALIGN = Alignment(horizontal="center", vertical="center", wrap_text=True)
-_HEAD_BORDER = Border(bottom=Side(style="thin", color="D1D5DB"))
-_FORMATS = {**{c: "0.0%" for c in RATE_COLUMNS}, **{c: "0.0" for c in DECIMAL_COLUMNS}, "escalations_per_task": "0.00"}
-_DATE_COLUMNS = ("due", "baseline", "day", "submitted_on", "new_due", "last_approved")
-
-
-def write_workbook(r: Rollup, path: str | Path) -> Path:
-    """One sheet per view (plus 说明 and 任务明细), formatted and ready to print."""
-    path = Path(path)
-    wb = Workbook(write_only=True)
-    _notes_sheet(wb, r)
-    for key, title, frame in r.views():
-        _sheet(wb, f"{r.title} {title}", title, columns_of(r, key), frame)
-    _sheet(wb, f"{r.title} 任务明细", "任务明细", columns_of(r, "tasks"), r.tasks)
-    wb.save(private_file(path))
-    return path
-
-
-def _notes_sheet(wb: Workbook, r: Rollup) -> None:
-    """说明: headline figures and how they are counted."""
-    ws = wb.create_sheet("说明")
-    ws.column_dimensions["A"].width = 24
-    ws.column_dimensions["B"].width = 90
-    ws.page_setup.orientation = "portrait"
-    title = as_text(WriteOnlyCell(ws, value=f"{r.title} 督办汇总（截至 {r.as_of.isoformat()}）"))
-    title.font = Font(bold=True, size=14)
-    ws.append([title])
-    for key, label, _value_text, _tone in figures(r):
-        raw = r.totals.get(key)
-        cell = WriteOnlyCell(ws, value=raw if raw is not None else "—")
-        if key in RATE_COLUMNS and raw is not None:
-            cell.number_format = "0.0%"
-        ws.append([label, cell])
-    ws.append([])
-    for line in NOTES:
-        ws.append(["", line])
-    ws.append(["单位考核", "考核得分由以下四项加权计算："])
-    for line in [*explanation(shown_policy(r)), comparisons(r)]:
-        ws.append(_text_safe(ws, ["", line]))
-
-
-def _sheet(wb: Workbook, page_header: str, name: str, cols: list[str], frame: pd.DataFrame) -> None:
-    """One view as a sheet: a styled header row, formatted numbers and dates, printed landscape on A4."""
-    ws = wb.create_sheet(name[:31])
-    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = "9"  # A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.print_title_rows = "1:1"
-    ws.freeze_panes = "A2"
-    ws.oddHeader.center.text = page_header
-    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
-    for i, c in enumerate(cols, 1):
-        ws.column_dimensions[get_column_letter(i)].width = _width(c, ())
-    cells = []
-    for c in cols:
-        cell = WriteOnlyCell(ws, value=header(c))
-        cell.font, cell.fill, cell.alignment, cell.border = _HEAD_FONT, _HEAD_FILL, _HEAD_ALIGN, _HEAD_BORDER
-        cells.append(cell)
-    ws.append(cells)
-    formatted = [(i, _FORMATS[c]) for i, c in enumerate(cols) if c in _FORMATS]
-    formatted += [(i, "yyyy-mm-dd") for i, c in enumerate(cols) if c in _DATE_COLUMNS]
-    for values in frame[cols].itertuples(index=False, name=None):
-        row = _text_safe(ws, [_value(c, v) for c, v in zip(cols, values, strict=True)])
-        for i, fmt in formatted:
-            if row[i] is not None:
-                cell = row[i] if isinstance(row[i], Cell) else WriteOnlyCell(ws, value=row[i])
-                cell.number_format = fmt
-                row[i] = cell
-        ws.append(row)
-    if len(frame):
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(frame) + 1}"
-
-
-def _text_safe(ws: Any, row: list[Any]) -> list[Any]:
-    """A row whose text (task titles, names, plans: people's words) stays text: a value that a
-    spreadsheet would read as a formula goes in as a cell marked as text."""
-    return [as_text(WriteOnlyCell(ws, value=v)) if formula_like(v) else v for v in row]
-
-
 NOTES = (
     "统计口径：",
-    "在办任务：未归档的任务；任务状态、逾期、近期到期与 duban status 的口径一致。",
+    "任务总数：未归档的任务；在办任务：其中尚未办结的任务；已办结任务：全部节点审核通过的任务。",
+    "任务状态、逾期、近期到期、待审核事项与命令 duban status 的口径一致。",
+    "待审核事项：等待领导小组办公室审核的申请（办结审核、延期审批），每份申请计一件。",
     "节点完成率 = 已完成节点 ÷ 节点总数（节点即路线图、时间表中的各个步骤）。",
     "应完成节点 = 已完成的节点 + 完成时间早于统计日仍未完成的节点。",
     "按期完成率 = 按期完成节点 ÷ 应完成节点；按期指提交办结的日期不晚于当前完成时间（批准延期后按新时间计）。",
@@ -596,13 +334,22 @@ class ReportFiles:
 
 
 def report_name(r: Rollup) -> str:
-    return f"督办汇总-{r.plan_code or '全部方案'}-{r.as_of.isoformat()}"
+    """``督办汇总-<plan name>-<day>`` (the plan's name, as people know it; 全部方案 for several)."""
+    name = str(r.plans.iloc[0]["plan_name"]) if r.plan_code is not None and len(r.plans) == 1 else "全部方案"
+    return safe_file_name(f"督办汇总-{name}-{r.as_of.isoformat()}")
 
 
-def write_report(r: Rollup, out_dir: str | Path, *, generated_at: dt.datetime | None = None) -> ReportFiles:
+def safe_file_name(name: str) -> str:
+    """A file name from people's words: no path separators or characters Windows refuses."""
+    return "".join("_" if ch in '\\/:*?"<>|' or ord(ch) < 32 else ch for ch in name).strip(" .")[:150] or "督办"
+
+
+def write_report(r: Rollup, out_dir: str | Path, *, generated_at: dt.datetime | None = None, tz: Any = None) -> ReportFiles:
     """Write ``<name>.html`` and ``<name>.xlsx`` into ``out_dir`` (created if needed)."""
+    from duban.report_xlsx import write_workbook
+
     out = Path(out_dir)
     name = report_name(r)
-    html = write_private_text(out / f"{name}.html", render_html(r, generated_at=generated_at))
+    html = write_private_text(out / f"{name}.html", render_html(r, generated_at=generated_at, tz=tz))
     xlsx = write_workbook(r, out / f"{name}.xlsx")
     return ReportFiles(html, xlsx)

@@ -23,8 +23,8 @@ from rich.table import Table
 from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from duban.models import Department, Milestone, Notification, Plan, Project, System, Task
-from duban.vocabulary import OPEN_STATES, LedgerStatus, MessageKind, MilestoneState, Schedule
+from duban.models import Department, Milestone, Notification, Plan, Project, Request, System, Task
+from duban.vocabulary import OPEN_STATES, LedgerStatus, MessageKind, MilestoneState, RequestStatus, Schedule
 
 SCHEMA = "duban.status/1"
 # the states a task's milestones move through, least advanced first (archived ones have no rank)
@@ -78,9 +78,19 @@ def collect_status(session: Session, *, today: dt.date, plan_code: str | None = 
     data = _tally(plans, rows, today=today, plan_code=plan_code)
     marked = supervised(session, [p.id for p in plans])
     data["totals"]["supervised_tasks"] = sum(len(v) for v in marked.values())
+    data["totals"]["open_tasks"] = data["totals"]["tasks"] - data["tasks_by_status"][MilestoneState.DONE]
+    data["totals"]["awaiting_approval"] = awaiting_approval(session, [p.id for p in plans])
     for p, bucket in zip(plans, data["by_plan"], strict=True):
         bucket["supervised"] = marked.get(p.id, [])
     return data
+
+
+def awaiting_approval(session: Session, plan_ids: list[int]) -> int:
+    """待审核事项: the requests (办结审核, 延期审批) waiting for a decision — the one definition the
+    dashboard, the report, the workbook and the printed 通报 show (the roll-up's ``awaiting_approval``)."""
+    q = select(func.count(Request.id)).join(Task, Task.id == Request.task_id)
+    q = q.where(Request.status == RequestStatus.PENDING, Task.plan_id.in_(plan_ids))
+    return int(session.scalar(q) or 0)
 
 
 def supervised(session: Session, plan_ids: list[int]) -> dict[int, list[str]]:
@@ -212,9 +222,9 @@ def render_status(data: dict[str, Any]):
     t = data["totals"]
     s = data["tasks_by_status"]
     head = (
-        f"截至 {data['as_of']}：在办任务 {t['tasks']} 项（里程碑 {t['milestones']} 个），"
-        f"已逾期 {t['overdue_tasks']} 项，{data['due_soon_days']} 天内到期 {t['due_soon_tasks']} 项；"
-        + "，".join(f"{k.label} {s[k]}" for k in MilestoneState)
+        f"截至 {data['as_of']}：任务 {t['tasks']} 项（在办 {t['open_tasks']} 项，节点 {t['milestones']} 个），"
+        f"已逾期 {t['overdue_tasks']} 项，{data['due_soon_days']} 天内到期 {t['due_soon_tasks']} 项，"
+        f"待审核事项 {t['awaiting_approval']} 件；按任务状态：" + "，".join(f"{k.label} {s[k]}" for k in MilestoneState)
     )
     out: list[Any] = [head]
     for p in data["by_plan"]:

@@ -107,7 +107,7 @@ def test_html_workbook_status_and_rollup_agree(report, use_database):
     # the workbook's 说明 sheet has the same figures, as numbers
     wb = load_workbook(files.xlsx, read_only=True)
     summary = {row[0]: row[1] for row in wb["说明"].iter_rows(values_only=True) if len(row) > 1 and row[0]}
-    assert summary["在办任务"] == 5 and summary["红灯"] == 2 and summary["逾期任务"] == 2
+    assert summary["任务总数"] == 5 and summary["在办任务"] == 4 and summary["红灯"] == 2 and summary["逾期任务"] == 2
     assert summary["按期完成率"] == pytest.approx(0.25) and summary["节点完成率"] == pytest.approx(2 / 7)
 
     # the department view: HTML text == workbook numbers == roll-up == hand-computed
@@ -145,7 +145,7 @@ def test_html_workbook_status_and_rollup_agree(report, use_database):
     assert status["totals"]["overdue_tasks"] == int(html.figures["overdue_tasks"])
     assert status["totals"]["due_soon_tasks"] == int(html.figures["due_soon_tasks"])
     for entry in status["by_department"]:
-        assert entry["tasks"] == int(html_depts[entry["department"]]["tasks"]) == xlsx_depts[entry["department"]]["在办任务"]
+        assert entry["tasks"] == int(html_depts[entry["department"]]["tasks"]) == xlsx_depts[entry["department"]]["任务总数"]
         assert entry["overdue_tasks"] == int(html_depts[entry["department"]]["overdue_tasks"])
         assert entry["tasks_by_status"]["done"] == int(html_depts[entry["department"]]["done_tasks"])
     for entry in status["by_system"]:
@@ -230,7 +230,7 @@ def test_workbook_is_formatted_for_print(report):
     assert ws["A1"].value == "牵头单位" and ws["A1"].font.bold
     rate_col = [c.column_letter for c in ws[1] if c.value == "按期完成率"][0]
     assert ws[f"{rate_col}2"].number_format == "0.0%"
-    assert ws.column_dimensions["A"].width >= 12
+    assert ws.column_dimensions["A"].width == 10  # 牵头单位: four full-width characters (8) and a margin
 
 
 def test_cli_report_writes_both_and_prints_the_headline(engine, tmp_path, use_database):
@@ -239,7 +239,7 @@ def test_cli_report_writes_both_and_prints_the_headline(engine, tmp_path, use_da
     build_scenario(engine, tmp_path)
     out = runner.invoke(app, ["report", "--out", str(tmp_path / "r"), "--as-of", "2026-11-23"])
     assert out.exit_code == 0, out.output
-    assert "在办任务 5 项" in out.output and "按期完成率 25.0%" in out.output and "红灯 2 项" in out.output
+    assert "任务 5 项，其中在办 4 项、已办结 1 项" in out.output and "按期完成率 25.0%" in out.output and "红灯 2 项" in out.output
     assert "教务处 33.0 分" in out.output
     html = tmp_path / "r" / "督办汇总-全部方案-2026-11-23.html"
     assert html.exists() and (tmp_path / "r" / "督办汇总-全部方案-2026-11-23.xlsx").exists()

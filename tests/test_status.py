@@ -41,6 +41,8 @@ def test_fresh_plan(imported):
         "overdue_milestones": 1,
         "due_soon_tasks": 0,
         "supervised_tasks": 0,
+        "open_tasks": 4,
+        "awaiting_approval": 0,
     }
     assert data["tasks_by_status"] == states(assigned=4)
     assert data["milestones_by_status"] == states(assigned=4)

@@ -127,7 +127,7 @@ def plans_command() -> None:
         console.print("库中还没有方案。请先导入：duban import 方案文件.xlsx", markup=False)
         return
     table = Table()
-    for col in ("方案编号", "方案名称", "单位", "在办任务", "最近更新"):
+    for col in ("方案编号", "方案名称", "单位", "任务数", "最近更新"):
         table.add_column(col)
     for code, name, org, updated, n in rows:
         table.add_row(code, name, org or "", str(n), updated.strftime("%Y-%m-%d %H:%M") if updated else "")
@@ -140,6 +140,7 @@ def report_command(
     as_of: Annotated[str | None, typer.Option("--as-of", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
     plan: Annotated[str | None, typer.Option("--plan", help="只统计这个方案（方案编号）；缺省为全部方案")] = None,
     snapshot: Annotated[bool, typer.Option("--snapshot/--no-snapshot", help="同时记录当日快照（趋势图的数据），缺省记录")] = True,
+    pdf: Annotated[bool, typer.Option("--pdf", help="同时保存各方案最近一期督办通报的 PDF（公文格式，可直接打印）")] = False,
 ) -> None:
     """督办汇总报告：完成率、按期率、红黄绿灯、逾期和待审核事项、延期、趋势和单位考核，生成 HTML 报告和 Excel 工作簿。"""
     from duban.report import write_report
@@ -159,7 +160,7 @@ def report_command(
         _snapshot(engine, r)
     folder = out or _settings().data_dir / "reports"
     try:
-        files = write_report(r, folder)
+        files = write_report(r, folder, tz=rt.tz)
     except OSError as err:
         _fail(f"无法写入报告文件夹 {folder}：{err.strerror or err}", 1)
     console.print(headline(r), markup=False, highlight=False)
@@ -178,6 +179,10 @@ def report_command(
         console.print(f"提示：{w}", markup=False, highlight=False)
     console.print(f"HTML 报告：{files.html}", markup=False, highlight=False)
     console.print(f"Excel 工作簿：{files.xlsx}", markup=False, highlight=False)
+    if pdf:
+        from duban.cli.paper import save_bulletins
+
+        save_bulletins(engine, [str(c) for c in r.plans["plan"]], folder)
 
 
 SNAPSHOT_WAIT = 2.0  # seconds `duban report` waits for another writer before it goes without its snapshot

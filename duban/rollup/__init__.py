@@ -158,7 +158,8 @@ COLUMNS: dict[str, str] = {
     "project": "重点项目",
     "department": "牵头单位",
     "supervisor": "分管校领导",
-    "tasks": "在办任务",
+    "tasks": "任务总数",
+    "open_tasks": "在办任务",
     "assigned": "待签收",
     "in_progress": "办理中",
     "submitted": "待审核",
@@ -224,6 +225,11 @@ COLUMNS: dict[str, str] = {
     "change": "名次变化",
     "schedule": "类型",
     "overdue": "是否逾期",
+    "deadline": "完成时限",
+    "current_milestone": "当前节点",
+    "latest_progress": "最近进展",
+    "acknowledged_at": "签收时间",
+    "awaiting_approval": "待审核事项",
 }
 
 
@@ -303,9 +309,10 @@ def headline(r: Rollup) -> str:
     """One Chinese sentence with the headline figures (CLI, artifacts, the 通报)."""
     t = r.totals
     return (
-        f"截至 {r.as_of.isoformat()}，在办任务 {t['tasks']} 项，已办结 {t['done_tasks']} 项；节点完成率 {pct(t['completion_rate'])}，"
+        f"截至 {r.as_of.isoformat()}，任务 {t['tasks']} 项，其中在办 {t['open_tasks']} 项、已办结 {t['done_tasks']} 项；"
+        f"节点完成率 {pct(t['completion_rate'])}，"
         f"按期完成率 {pct(t['on_time_rate'])}；红灯 {t['red']} 项、黄灯 {t['yellow']} 项、绿灯 {t['green']} 项；"
-        f"逾期任务 {t['overdue_tasks']} 项，待审核 {t['awaiting_approval']} 项。"
+        f"逾期任务 {t['overdue_tasks']} 项，待审核事项 {t['awaiting_approval']} 件。"
     )
 
 

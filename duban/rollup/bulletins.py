@@ -250,6 +250,7 @@ def figures(r: Rollup, plan_code: str, *, top: int = TOP_OVERDUE) -> dict[str, A
     return {
         "as_of": r.as_of.isoformat(),
         "tasks": int(g["tasks"]),
+        "open_tasks": int(g["tasks"]) - int(g["done_tasks"]),
         "done_tasks": int(g["done_tasks"]),
         "completion_rate": pct(g["completion_rate"]),
         "on_time_rate": pct(g["on_time_rate"]),

@@ -48,6 +48,11 @@ _TASK_VIEW = [
     "late_days",
     "escalations",
     "returns",
+    # the office's 台账 (the workbook's 任务明细): deadline, current step, latest report, 签收
+    "deadline",
+    "current_milestone",
+    "latest_progress",
+    "acknowledged_at",
 ]
 
 
@@ -66,6 +71,7 @@ def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz,
     m = _milestones(data["milestones"], as_of=as_of, due_soon_days=due_soon_days, tz=tz, workdays=workdays)
     t = _tasks(data["tasks"], data["depts"], plans, people)
     t = _with_milestone_counts(t, m)
+    t = _with_ledger(t, m, data["progress"], tz)
     found = colours(t, m, plans, data["reports"], tz, cal, as_of)
     t["colour"] = pd.Series(
         [found.get(int(i)) if not a else None for i, a in zip(t["task_id"].tolist(), t["archived"].tolist(), strict=True)],
@@ -84,6 +90,7 @@ def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz,
     totals: dict[str, Any] = {c: int(by_plan[c].sum()) for c in COUNT_COLUMNS}
     totals.update(
         plans=len(plans),
+        open_tasks=int(by_plan["tasks"].sum() - by_plan["done_tasks"].sum()),
         awaiting_approval=len(awaiting),
         extensions_granted=granted,
         slipped_milestones=len(extensions),
@@ -198,6 +205,23 @@ def _with_assessment_inputs(t: pd.DataFrame, esc: pd.DataFrame, req: pd.DataFram
         t = t.merge(counted, left_on="task_id", right_index=True, how="left")
     for c in ("escalations", "completion_requests", "returns"):
         t[c] = t[c].fillna(0).astype("int64")
+    return t
+
+
+def _with_ledger(t: pd.DataFrame, m: pd.DataFrame, progress: dict[int, str], tz) -> pd.DataFrame:
+    """The 台账 columns of each task: 完成时限 (its final step's date, else its last date), 当前节点
+    (the first step not done, by the roadmap's order), 最近进展 (the last progress report's text)
+    and 签收时间 (local, to the minute)."""
+    steps = m.sort_values(["task_id", "seq"], kind="stable")
+    final = steps[steps["is_final"]].groupby("task_id")["due"].max()
+    last = steps.groupby("task_id")["due"].max()
+    current = steps[steps["state"] != MilestoneState.DONE].groupby("task_id")["milestone"].first()
+    ids = t["task_id"]
+    t["deadline"] = [final.get(i, last.get(i)) for i in ids.tolist()]
+    t["current_milestone"] = [current.get(i) or "" for i in ids.tolist()]
+    t["latest_progress"] = [progress.get(int(i), "") for i in ids.tolist()]
+    acked = pd.to_datetime(t["acknowledged_at"], utc=True)
+    t["acknowledged_at"] = [None if pd.isna(x) else x.tz_convert(tz).strftime("%Y-%m-%d %H:%M") for x in acked]
     return t
 
 

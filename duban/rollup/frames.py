@@ -17,7 +17,7 @@ from duban.rules.policy import effective_policy
 from duban.status import milestone_summary, task_status
 from duban.sweep.decisions import REPORT_EVENTS
 from duban.values import local_date
-from duban.vocabulary import MessageKind, MilestoneState
+from duban.vocabulary import EventKind, MessageKind, MilestoneState
 
 
 def frame(rows, columns: list[str]) -> pd.DataFrame:
@@ -79,6 +79,7 @@ class Frames(TypedDict):
     escalations: pd.DataFrame
     requests: pd.DataFrame
     reports: dict[int, dt.datetime]
+    progress: dict[int, str]  # each task's last progress report (its text)
 
 
 def load(session, plan_ids: list[int], tz) -> Frames:
@@ -98,6 +99,7 @@ def load(session, plan_ids: list[int], tz) -> Frames:
                 Task.schedule,
                 Task.archived_at.is_not(None),
                 Task.acknowledged_at.is_not(None),
+                Task.acknowledged_at,
                 Task.position,
                 Task.period,
                 Task.period_month,
@@ -127,6 +129,7 @@ def load(session, plan_ids: list[int], tz) -> Frames:
             "schedule",
             "archived",
             "acknowledged",
+            "acknowledged_at",
             "position",
             "period",
             "period_month",
@@ -215,8 +218,16 @@ def load(session, plan_ids: list[int], tz) -> Frames:
             .group_by(Event.task_id)
         ).all()
     )
+    latest = (
+        select(func.max(Event.id)).where(Event.plan_id.in_(plan_ids), Event.kind == EventKind.PROGRESS_REPORTED).group_by(Event.task_id)
+    )
+    progress = {
+        task_id: str((data or {}).get("text") or "")
+        for task_id, data in session.execute(select(Event.task_id, Event.data).where(Event.id.in_(latest.scalar_subquery())))
+    }
     return {
         "tasks": tasks,
+        "progress": progress,
         "depts": depts,
         "people": people,
         "milestones": milestones,

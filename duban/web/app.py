@@ -28,6 +28,7 @@ from duban.runtime import runtime
 from duban.web import (
     dashboard,
     dashboard_announce,
+    dashboard_paper,
     dashboard_reviews,
     dashboard_search,
     dashboard_tasks,
@@ -93,6 +94,7 @@ def create_app() -> FastAPI:
     app.include_router(dashboard_announce.router)
     app.include_router(dashboard_tasks.router)
     app.include_router(dashboard_search.router)
+    app.include_router(dashboard_paper.router)
     app.include_router(reviews.router)
     app.include_router(sso.router)
     app.include_router(my_pages.router)  # 我的督办: /me, /me/<token>

@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from duban import accounts
 from duban.db import session_scope
 from duban.models import utcnow
-from duban.web import dashboard_announce, dashboard_views, sso
+from duban.web import dashboard_announce, dashboard_paper, dashboard_views, sso
 from duban.web.deps import FORM_COOKIE, Count, Refusal, client_ip, limiters, read_form, runtime, store_write, too_many
 from duban.web.render import render
 from duban.web.signin import (
@@ -229,8 +229,9 @@ def dashboard(request: Request, plan: str | None = None):
         return to_login(request)
     plans, plan_code = plan_scope(request, viewer, plan)
     announce = [a for a in dashboard_announce.waiting_plans(request, viewer) if plan_code is None or a["code"] == plan_code]
-    ctx = {"plans": plans, "plan_code": plan_code, "d": _data(request, viewer, plan_code), "announce": announce}
-    return viewer_page(request, "dashboard.html", viewer, ctx)
+    paper = dashboard_paper.downloads(request, viewer, plan_code)
+    ctx = {"plans": plans, "plan_code": plan_code, "d": _data(request, viewer, plan_code), "announce": announce, "paper": paper}
+    return viewer_page(request, "dashboard.html", viewer, ctx, forms=(dashboard_paper.FORM,))
 
 
 @router.get("/dashboard.json")

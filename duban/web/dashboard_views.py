@@ -39,13 +39,14 @@ VIEW_COLUMNS: dict[str, list[str]] = {
     "assessment": ["rank", "change", "department", "tasks", "on_time_rate", "avg_late_days", "escalations", "returns", "score"],
 }
 log = logging.getLogger("duban.web.dashboard")
+RED_CARDS = 10  # overdue items shown as cards above the figures (all of them in the 逾期事项 table)
 ITEM_VIEWS = ("tasks", "overdue", "due_soon", "extensions")  # lists of tasks with their owners
 TASK_LINKED = frozenset((*ITEM_VIEWS, "awaiting_approval"))  # their codes and titles open the task page
 FILTER_LABELS = {"system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导"}
 DRILL = {"system": "system", "department": "department", "supervisor": "supervisor"}  # column -> filter
 COLOUR_CLASS = {"red": "red", "yellow": "yellow", "green": "green"}
 KPI = [
-    ("tasks", "在办任务", ""),
+    ("open_tasks", "在办任务", ""),
     ("done_tasks", "已办结任务", ""),
     ("completion_rate", "节点完成率", ""),
     ("on_time_rate", "按期完成率", ""),
@@ -54,7 +55,7 @@ KPI = [
     ("green", "绿灯", "green"),
     ("overdue_tasks", "逾期任务", "red"),
     ("due_soon_tasks", "两周内到期", "yellow"),
-    ("awaiting_approval", "待审核", ""),
+    ("awaiting_approval", "待审核事项", ""),
     ("extensions_granted", "批准延期", ""),
 ]
 
@@ -89,6 +90,8 @@ class Dashboard:
     charts: dict[str, Any]
     frames: dict[str, pd.DataFrame]
     totals: dict[str, Any]
+    red: list[dict[str, str]] = field(default_factory=list)  # overdue items, most serious first (cards at the top)
+    red_total: int = 0
     queue_href: str | None = None
     warnings: list[str] = field(default_factory=list)
     notice: str = ""
@@ -195,6 +198,7 @@ def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str],
     frames: dict[str, pd.DataFrame] = {}
     if filters:
         totals = _group_totals(r, filters)
+        totals["open_tasks"] = int(totals["tasks"]) - int(totals["done_tasks"])
         totals["awaiting_approval"] = len(_only(r.awaiting_approval, keys))
         totals["extensions_granted"] = int(_only(r.extensions, keys)["extensions"].sum()) if len(r.extensions) else 0
         if "system" in filters:
@@ -231,6 +235,9 @@ def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str],
     kpis = [{"label": label, "value": fmt(k, totals.get(k)), "cls": cls} for k, label, cls in KPI if k in totals]
     charts = _charts(r, frames, totals, filters)
     filter_text = "、".join(f"{FILTER_LABELS[k]}「{v}」" for k, v in filters.items())
+    overdue = frames.get("overdue")
+    from duban.report import red_items
+
     return Dashboard(
         title=r.title,
         as_of=r.as_of.isoformat(),
@@ -243,6 +250,8 @@ def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str],
         charts=charts,
         frames=frames,
         totals=totals,
+        red=red_items(overdue, RED_CARDS) if overdue is not None else [],
+        red_total=len(overdue) if overdue is not None else 0,
         queue_href=_queue_href(rt, viewer, r) if viewer.sees_approvals and len(r.awaiting_approval) else None,
         warnings=list(r.warnings),
         assessment_notes=_assessment_notes(r),

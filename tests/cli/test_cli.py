@@ -53,7 +53,7 @@ def test_import_status_and_plans(use_database, tmp_path):
     data = json.loads(run("status", "--json", "--today", "2026-11-23").stdout)
     assert (data["totals"]["tasks"], data["totals"]["overdue_tasks"]) == (4, 1)
     text = run("status", "--today", "2026-11-23").stdout
-    assert "截至 2026-11-23：在办任务 4 项（里程碑 4 个），已逾期 1 项" in text
+    assert "截至 2026-11-23：任务 4 项（在办 4 项，节点 4 个），已逾期 1 项，14 天内到期 0 项，待审核事项 0 件" in text
     assert "按育人体系" in text and "课程育人" in text and "按牵头单位" in text
     assert "demo" in run("plans").stdout
 
@@ -177,9 +177,9 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
     assert len(list((tmp_path / "outbox" / "2026-11-23").glob("*.txt"))) == 44
     assert "演示模式下所有通知只写入本地发件箱，不会发给任何人。" in first.stdout
     assert not netlog.exists(), netlog.read_text(encoding="utf-8")
-    assert "截至 2026-11-23：在办任务 176 项" in first.stdout
+    assert "截至 2026-11-23：任务 176 项（在办 176 项" in first.stdout
     assert "要让系统每天 08:30 自动检查并提供网页服务，请运行：duban run" in first.stdout
-    assert "截至 2026-11-23，在办任务 176 项，已办结 0 项；" in first.stdout
+    assert "截至 2026-11-23，任务 176 项，其中在办 176 项、已办结 0 项；" in first.stdout
     reports = re.search(r"HTML 报告：(\S+\.html)", first.stdout)
     assert reports and "督办工作汇总报告" in Path(reports.group(1)).read_text(encoding="utf-8")
     login = re.search(r"工作台：http://127\.0\.0\.1:8000/login  演示账户 demo，密码 (\S+)（", first.stdout)

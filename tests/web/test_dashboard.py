@@ -658,7 +658,7 @@ def test_numbers_agree_with_rollup_status_and_hand_counts(scenario, client):
     html = client.get("/dashboard").text
     assert [
         kpi(html, label)
-        for label in ("在办任务", "节点完成率", "按期完成率", "红灯", "黄灯", "绿灯", "逾期任务", "两周内到期", "待审核", "批准延期")
+        for label in ("在办任务", "节点完成率", "按期完成率", "红灯", "黄灯", "绿灯", "逾期任务", "两周内到期", "待审核事项", "批准延期")
     ] == ["5", "20.0%", "33.3%", "1", "2", "2", "1", "1", "1", "1"]
     assert rows_of(html, "by_system") == [
         ["课程育人", "2", "0", "25.0%", "50.0%", "0", "1", "1", "0", "1"],
@@ -681,7 +681,7 @@ def test_drill_down_by_department_system_and_supervisor(client):
     login(client, "dby")
     html = client.get("/dashboard?plan=demo&department=宣传部").text
     assert "当前查看：牵头单位「宣传部」" in html
-    assert [kpi(html, label) for label in ("在办任务", "红灯", "黄灯", "绿灯", "逾期任务", "待审核")] == ["3", "1", "1", "1", "1", "0"]
+    assert [kpi(html, label) for label in ("在办任务", "红灯", "黄灯", "绿灯", "逾期任务", "待审核事项")] == ["3", "1", "1", "1", "1", "0"]
     assert [row[1] for row in rows_of(html, "tasks")] == ["开设选修课", "文明校园创建", "校园文化节"]
     assert [row[1] for row in rows_of(html, "overdue")] == ["校园文化节"] and rows_of(html, "due_soon") == []
     assert [row[2] for row in rows_of(html, "assessment")] == ["宣传部"]
@@ -712,7 +712,7 @@ def test_roles_see_what_they_may(client):
     login(client, "leader")
     html = client.get("/dashboard").text
     assert "校园文化节" in html and "中期检查" in html and 'id="awaiting_approval"' not in html and "建设课程资源库" not in html
-    assert kpi(html, "待审核") == "1"
+    assert kpi(html, "待审核事项") == "1"
     assert "awaiting_approval" not in client.get("/dashboard.json").json()["views"]
     # a viewer: figures only, no task and no owner
     client.cookies.clear()
@@ -801,7 +801,7 @@ def test_assessment_table_lists_departments_with_nothing_due_unranked():
         "排名",
         "名次变化",
         "牵头单位",
-        "在办任务",
+        "任务总数",
         "按期完成率",
         "每节点平均逾期工作日",
         "被督办次数",
