@@ -19,6 +19,7 @@ never commit (the caller owns the transaction); those that take an engine run th
 is not imported here: duban.orchestration wakes flow runs and runs the deployment.
 
 Modules: ``scope`` (scope, create), ``answers`` (requests, answers), ``verdicts`` (verdicts,
-follow-ups, cancel), ``closing`` (the explicit 完成评定并报送 step), ``progress`` (start, daily tick, advance, deliver), ``queries`` (report data,
+follow-ups, cancel), ``closing`` (the explicit 完成评定并报送 step),
+``progress`` (start, daily tick, advance, deliver), ``queries`` (report data,
 lists, a task's history), ``report`` (the report's HTML and XLSX).
 """
