@@ -280,7 +280,7 @@ def test_policy_overrides_from_yaml_and_the_plan_sheet(tmp_path):
     [
         (
             {"remind": [1]},
-            "不认识的督办规则“remind”，可用的有：remind_before、overdue_every、overdue_cap、escalate_head_after、escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace、approval_remind_after、announce_grace、renotice_every、send_hours、assessment",
+            "不认识的督办规则“remind”，可用的有：remind_before、overdue_every、overdue_cap、escalate_head_after、escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace、approval_remind_after、announce_grace、renotice_every、send_hours、office_batch_times、assessment",
         ),
         (
             {"overdue_every": 0},
