@@ -23,7 +23,16 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from duban.runtime import runtime
-from duban.web import dashboard, dashboard_announce, dashboard_approvals, dashboard_reviews, link_pages, logs, reviews
+from duban.web import (
+    dashboard,
+    dashboard_announce,
+    dashboard_approvals,
+    dashboard_reviews,
+    dashboard_verdicts,
+    link_pages,
+    logs,
+    reviews,
+)
 from duban.web.deps import Limiters, Refusal, StoreBusy, busy_page, refusal_page
 from duban.web.dispatch import BackgroundDelivery
 from duban.web.render import STATIC, error_page
@@ -79,6 +88,7 @@ def create_app() -> FastAPI:
     app.include_router(dashboard_reviews.router)
     app.include_router(dashboard_announce.router)
     app.include_router(dashboard_approvals.router)
+    app.include_router(dashboard_verdicts.router)
     app.include_router(reviews.router)
     _add_error_pages(app)
     return app
