@@ -35,7 +35,7 @@ from duban.vocabulary import AccountRole, EvidenceKind, PlanRoleKind, RequestKin
 from duban.web import pages
 from duban.web.deps import UNREADABLE_FORM, RowId, client_ip, read_form, runtime, store_write, stored_file
 from duban.web.security import attachment
-from duban.web.signin import PRIVATE, plans_of, refusal, signed_in, viewer_page
+from duban.web.signin import PRIVATE, form_ok, plans_of, refusal, signed_in, viewer_page
 
 router = APIRouter()
 FORM = "approvals"
@@ -164,8 +164,6 @@ def _posted(form: Any) -> tuple[list[BatchItem], str, str]:
 
 
 def _submit(request: Request, viewer: Any, form: Any) -> Response:
-    from duban.web.signin import form_ok
-
     q = {"plan": str(form.get("plan") or ""), "kind": str(form.get("kind") or ""), "line": None}
     values = {"note": str(form.get("note") or ""), "picked": {str(x) for x in form.getlist("pick")}}
     values["dues"] = {k.removeprefix("due-"): str(v) for k, v in form.items() if k.startswith("due-") and isinstance(v, str)}
