@@ -89,9 +89,11 @@ POLICY_KEYS: dict[str, str] = {
     "反馈宽限（工作日）": "report_grace",
     "待审核提醒（工作日）": "approval_remind_after",
     "通知发送时段": "send_hours",
+    "待审核通知汇总时刻": "office_batch_times",
 }
 LIST_POLICY_FIELDS = {"remind_before", "report_remind_before"}
 TEXT_POLICY_FIELDS = {"send_hours"}
+TIMES_POLICY_FIELDS = {"office_batch_times"}  # a list of times of day (HH:MM), checked by the policy
 REQUIRED_TASK_FIELDS = ("code", "system", "project", "title")
 LIST_SPLIT = re.compile(r"[、，,；;/\n]+")
 URL_SPLIT = re.compile(r"[\s；;，,]+")
@@ -335,6 +337,9 @@ def plan_from_sheet(sheet: Sheet | None, loc: SheetLocator, problems: list[Probl
                 label, field = policy_keys[key]
                 if field in TEXT_POLICY_FIELDS:
                     policy[field] = raw
+                    continue
+                if field in TIMES_POLICY_FIELDS:
+                    policy[field] = [x.strip() for x in LIST_SPLIT.split(raw.replace(" ", "、")) if x.strip()]
                     continue
                 try:
                     numbers = [int(x) for x in LIST_SPLIT.split(raw.replace(" ", "、")) if x.strip()]

@@ -72,8 +72,8 @@ def _policy_problems(policy: dict, *, plan: bool = False) -> str | None:
         effective_policy(policy)
     except ValidationError as err:
         first = err.errors()[0]
-        if first["loc"][0] == "send_hours":
-            return f"督办规则“send_hours”：{first['ctx']['error'] if 'ctx' in first else first['msg']}"
+        if first["loc"][0] in ("send_hours", "office_batch_times"):
+            return f"督办规则“{first['loc'][0]}”：{first['ctx']['error'] if 'ctx' in first else first['msg']}"
         return f"督办规则“{first['loc'][0]}”取值不正确（{first['msg']}）：天数应为不小于 1 的整数，提醒天数为整数列表"
     return None
 

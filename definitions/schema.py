@@ -143,7 +143,8 @@ class PlanIn(_In):
     policy: dict[str, Any] = Field(
         default_factory=dict,
         description="督办规则（工作日）：remind_before、overdue_every、overdue_cap、escalate_head_after、"
-        "escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace",
+        "escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace、"
+        'office_batch_times（待审核通知汇总发给领导小组办公室的时刻，如 ["10:00", "15:00"]）',
     )
     leading_group: list[str] = Field(default_factory=list, description="领导小组成员")
     office: list[str | OfficeMemberIn] = Field(

@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
@@ -28,9 +29,23 @@ from duban.db import rowcount
 from duban.evidence import StoredFile, add_evidence
 from duban.links import Resolved
 from duban.models import Department, Event, Link, Milestone, Notification, Person, Request, Task
-from duban.roles import holder_refusal
+from duban.roles import holder_refusal, on_line, plan_roles
+from duban.rules.batching import next_batch_time, parse_batch_times
+from duban.rules.policy import effective_policy
 from duban.values import clean_text
-from duban.vocabulary import OPEN_STATES, EventKind, LedgerStatus, LinkAction, MessageKind, MilestoneState, RequestKind, RequestStatus
+from duban.vocabulary import (
+    OPEN_STATES,
+    EventKind,
+    LedgerStatus,
+    LinkAction,
+    MessageKind,
+    MilestoneState,
+    PlanRoleKind,
+    RequestKind,
+    RequestStatus,
+)
+
+DEFAULT_TZ = ZoneInfo("Asia/Shanghai")  # the institution's zone when a caller gives none (as duban.links.local_time)
 
 MAX_TEXT = 5000
 MAX_REASON = 1000
@@ -206,9 +221,10 @@ def ledger_item(
     data: dict[str, Any],
     due: dt.date | None = None,
     checked: bool = False,
+    not_before: dt.datetime | None = None,
 ) -> bool:
     """One ledger item (a message to send), unless its key is already there (``checked``: the
-    caller looked for it already)."""
+    caller looked for it already); ``not_before``: held back until then (the office's batch time)."""
     if not checked and session.scalar(select(Notification.id).where(Notification.key == key)) is not None:
         return False
     session.add(
@@ -226,6 +242,7 @@ def ledger_item(
             created_at=now,
             status=LedgerStatus.PENDING,
             data={"code": task.code, "title": task.title, "milestone": label(milestone), **data},
+            not_before=not_before,
         )
     )
     return True
@@ -279,6 +296,7 @@ def submit_done(
     note: str,
     urls: Sequence[str] = (),
     files: Sequence[StoredFile] = (),
+    tz: Any = None,
 ) -> Outcome:
     """提交办结 with 佐证材料: waits for a reviewer (审核), or is done at once where the plan
     switched approval off.  Nobody approves their own: the office, or the leading group when the
@@ -327,12 +345,20 @@ def submit_done(
     ev = record_event(session, r, EventKind.COMPLETION_SUBMITTED, {"note": note, "request": req.id, **evidence_count}, origin, now)
     _evidence(session, r, ev, urls, files, milestone_id=m.id, request_id=req.id, now=now)
     use_link(session, r, now)
-    notify = _ask_reviewers(session, r, req, m, reviewers, today=today, now=now, extra={"note": note[:200]})
+    notify = _ask_reviewers(session, r, req, m, reviewers, today=today, now=now, tz=tz, extra={"note": note[:200]})
     return Outcome("已提交办结，等待领导小组办公室审核。审核结果将通过消息通知您。", notify=notify, request_id=req.id, event_id=ev.id)
 
 
 def request_extension(
-    session: Session, r: Resolved, origin: Origin, *, now: dt.datetime, today: dt.date, new_due: dt.date | None, reason: str
+    session: Session,
+    r: Resolved,
+    origin: Origin,
+    *,
+    now: dt.datetime,
+    today: dt.date,
+    new_due: dt.date | None,
+    reason: str,
+    tz: Any = None,
 ) -> Outcome:
     """延期申请: a new date and a reason, for a reviewer to approve or refuse."""
     require_action(r, LinkAction.EXTEND)
@@ -387,6 +413,7 @@ def request_extension(
         reviewers,
         today=today,
         now=now,
+        tz=tz,
         extra={"note": reason[:200], "new_due": new_due.isoformat(), "old_due": m.due_date.isoformat()},
     )
     return Outcome(
@@ -407,10 +434,17 @@ def _ask_reviewers(
     *,
     today: dt.date,
     now: dt.datetime,
+    tz: Any,
     extra: dict[str, Any],
 ) -> set[int]:
+    """The request in the ledger of each reviewer on the task's line (the office member whose 督办条线
+    covers it: :func:`duban.roles.on_line`); an office member's item waits for the plan's next batch
+    time (``office_batch_times``), so a morning's submissions reach them in one digest."""
     task = _task(r)
     data = {**owner_info(session, task), "request": req.id, "request_kind": req.kind, **extra}
+    reviewers = on_line(session, task, reviewers)
+    held = office_hold(session, r.plan, task, now=now, tz=tz)
+    office = set(plan_roles(session, task.plan_id)[PlanRoleKind.OFFICE])
     keys = {pid: f"{MessageKind.APPROVAL}:r{req.id}:p{pid}" for pid in reviewers}
     present = set(session.scalars(select(Notification.key).where(Notification.key.in_(sorted(set(keys.values())))))) if keys else set()
     for pid, key in keys.items():  # one query for all reviewers' keys, then the items (one INSERT at the flush)
@@ -427,8 +461,15 @@ def _ask_reviewers(
                 now=now,
                 data=data,
                 checked=True,
+                not_before=held if pid in office else None,
             )
     return set(reviewers)
+
+
+def office_hold(session: Session, plan: Any, task: Task, *, now: dt.datetime, tz: Any) -> dt.datetime:
+    """When an approval request to the office goes out: the plan's (or the task's) next batch time."""
+    policy = effective_policy(plan.policy, task.policy)
+    return next_batch_time(now, parse_batch_times(policy.office_batch_times), tz or DEFAULT_TZ)
 
 
 def pending_requests(session: Session, plan_id: int) -> list[Request]:

@@ -21,7 +21,6 @@ from duban.actions import (
     label,
     ledger_item,
     owner_info,
-    record_event,
     requested_due,
     require_action,
     text_field,
@@ -29,7 +28,7 @@ from duban.actions import (
 )
 from duban.db import rowcount
 from duban.links import Resolved
-from duban.models import Event, Milestone, Person, Request, Task
+from duban.models import Event, Link, Milestone, Person, Request, Task
 from duban.roles import who_decides
 from duban.vocabulary import OPEN_STATES, EventKind, LinkAction, MessageKind, MilestoneState, RequestKind, RequestStatus
 
@@ -57,7 +56,8 @@ class _Deciding:
     """A request being decided: what each outcome below needs to record and tell."""
 
     session: Session
-    r: Resolved
+    person: Person  # who decides (a link's holder, or the person of a signed-in office account)
+    link: Link | None  # the link it was decided from (None: the dashboard)
     origin: Origin
     now: dt.datetime
     today: dt.date
@@ -65,21 +65,26 @@ class _Deciding:
     task: Task
     milestone: Milestone
     note: str
+    new_due: dt.date | None = None  # an extension approved to another date than asked
 
     def record(self, kind: EventKind, data: dict[str, Any]) -> Event:
-        return record_event(
-            self.session,
-            self.r,
-            kind,
-            {"request": self.req.id, **data},
-            self.origin,
-            self.now,
+        via = {"link": self.link.id, "action": self.link.action} if self.link is not None else {"link": None, "action": "dashboard"}
+        ev = Event(
+            plan_id=self.req.plan_id,
             task_id=self.task.id,
             milestone_id=self.milestone.id,
+            at=self.now,
+            actor=self.person.name,
+            channel=self.origin.channel,
+            kind=kind,
+            data={"request": self.req.id, **data, **via, "ip": self.origin.ip or "", "agent": (self.origin.user_agent or "")[:300]},
         )
+        self.session.add(ev)
+        self.session.flush()
+        return ev
 
     def tell_owner(self, kind: MessageKind, data: dict[str, Any] | None = None, *, due: dt.date | None = None) -> None:
-        base = {"request": self.req.id, "reviewer": self.r.person.name, "reason": self.note[:500]}
+        base = {"request": self.req.id, "reviewer": self.person.name, "reason": self.note[:500]}
         ledger_item(
             self.session,
             key=f"{kind}:r{self.req.id}",
@@ -116,15 +121,28 @@ def _approve_extension(d: _Deciding) -> tuple[Event, str]:
     m = d.milestone
     if m.status not in OPEN_STATES:
         raise ActionError("该里程碑已办结或已提交，无需再调整完成时间。")
-    old, new = m.due_date, requested_due(d.req)
+    old, asked = m.due_date, requested_due(d.req)
+    new = d.new_due or asked
+    if new <= old:
+        raise ActionError(f"批准延至的日期应晚于目前的完成时间（{old.isoformat()}），请重新选择。")
     m.due_date, m.due_version = new, m.due_version + 1
-    ev = d.record(EventKind.EXTENSION_APPROVED, {"from": old.isoformat(), "to": new.isoformat(), "version": m.due_version, "note": d.note})
+    ev = d.record(
+        EventKind.EXTENSION_APPROVED,
+        {"from": old.isoformat(), "to": new.isoformat(), "asked": asked.isoformat(), "version": m.due_version, "note": d.note},
+    )
     d.tell_owner(
         MessageKind.EXTENSION_DECIDED,
         due=m.due_date,
-        data={"approved": True, "old_due": old.isoformat(), "new_due": m.due_date.isoformat(), "baseline": m.baseline_due_date.isoformat()},
+        data={
+            "approved": True,
+            "old_due": old.isoformat(),
+            "new_due": m.due_date.isoformat(),
+            "asked": asked.isoformat(),
+            "baseline": m.baseline_due_date.isoformat(),
+        },
     )
-    return ev, f"已批准延期：里程碑「{label(m)}」的完成时间调整为 {m.due_date.isoformat()}（原定 {old.isoformat()}）。"
+    other = f"，申请延至 {asked.isoformat()}" if new != asked else ""
+    return ev, f"已批准延期：里程碑「{label(m)}」的完成时间调整为 {m.due_date.isoformat()}（原定 {old.isoformat()}{other}）。"
 
 
 def _refuse_extension(d: _Deciding) -> tuple[Event, str]:
@@ -153,43 +171,66 @@ def decide(
     request_id: int | None,
     decision: str,
     note: str = "",
+    new_due: dt.date | None = None,
 ) -> Outcome:
-    """审核: approve (办结 / 批准延期), return a completion (退回, with a reason that reaches the
-    owner, whose reminders resume) or refuse an extension (不予批准, with a reason)."""
+    """审核 from a link: approve (办结 / 批准延期, ``new_due``: to another date than asked), return a
+    completion (退回, with a reason that reaches the owner, whose reminders resume) or refuse an
+    extension (不予批准, with a reason)."""
     require_action(r, LinkAction.REVIEW, LinkAction.QUEUE)
     req = request_for(session, r, request_id, for_update=True)
+    out = decide_as(session, r.person, origin, now=now, today=today, req=req, decision=decision, note=note, new_due=new_due, link=r.link)
+    use_link(session, r, now)
+    return out
+
+
+def decide_as(
+    session: Session,
+    person: Person,
+    origin: Origin,
+    *,
+    now: dt.datetime,
+    today: dt.date,
+    req: Request,
+    decision: str,
+    note: str = "",
+    new_due: dt.date | None = None,
+    link: Link | None = None,
+) -> Outcome:
+    """``person`` decides ``req`` (locked by the caller): the rules of every way of deciding — a
+    link (:func:`decide`) or the dashboard (:mod:`duban.batch_decisions`)."""
     outcome = _OUTCOMES.get((req.kind, decision))
     if outcome is None:
         raise ActionError("请选择审核结果。")
     apply, status, what = outcome
-    _check_undecided(session, r, req)
+    _check_undecided(session, person.id, req)
     note = text_field(note, what=what, required=decision != "approve", limit=MAX_REASON)
     task = session.get(Task, req.task_id)
     if task is None:
         raise ActionError("没有找到该申请对应的任务。")
     m = session.get(Milestone, req.milestone_id) if req.milestone_id else None
-    _mark_decided(session, r, req, status=status, note=note, now=now)
+    _mark_decided(session, person.id, req, status=status, note=note, now=now)
     if req.kind == RequestKind.COMPLETION and (m is None or m.status != MilestoneState.SUBMITTED):
         raise ActionError("该里程碑目前不在待审核状态，无法审核。")
     if m is None:
         raise ActionError("没有找到该申请对应的里程碑。")
-    ev, message = apply(_Deciding(session, r, origin, now, today, req, task, m, note))
-    use_link(session, r, now)
+    deciding = _Deciding(
+        session, person, link, origin, now, today, req, task, m, note, new_due if req.kind == RequestKind.EXTENSION else None
+    )
+    ev, message = apply(deciding)
     return Outcome(message, notify={task.owner_id}, request_id=req.id, event_id=ev.id)
 
 
-def _check_undecided(session: Session, r: Resolved, req: Request) -> None:
+def decided_already(session: Session, req: Request) -> str:
+    """Who decided ``req`` and when (Chinese), for a request no longer pending."""
+    who = session.get(Person, req.decided_by_id) if req.decided_by_id else None
+    by = f"由{who.name}" if who else ""
+    return f"该申请已于 {links_mod.local_time(req.decided_at)} {by}处理（{REQUEST_STATUS.get(req.status, req.status)}），无需重复审核。"
+
+
+def _check_undecided(session: Session, person_id: int, req: Request) -> None:
     if req.status != RequestStatus.PENDING:
-        who = session.get(Person, req.decided_by_id) if req.decided_by_id else None
-        by = f"由{who.name}" if who else ""
-        raise ActionError(
-            f"该申请已于 {links_mod.local_time(req.decided_at)} {by}处理（{REQUEST_STATUS.get(req.status, req.status)}），无需重复审核。"
-        )
-    _check_decider(session, r, req)
-
-
-def _check_decider(session: Session, r: Resolved, req: Request) -> None:
-    if (why := decider_refusal(session, r.person.id, req)) is not None:
+        raise ActionError(decided_already(session, req))
+    if (why := decider_refusal(session, person_id, req)) is not None:
         raise ActionError(why)
 
 
@@ -208,19 +249,19 @@ def decider_refusal(session: Session, person_id: int, req: Request) -> str | Non
     return None
 
 
-def _mark_decided(session: Session, r: Resolved, req: Request, *, status: RequestStatus, note: str, now: dt.datetime) -> None:
+def _mark_decided(session: Session, person_id: int, req: Request, *, status: RequestStatus, note: str, now: dt.datetime) -> None:
     """The request's new status, written only if nobody decided it meanwhile."""
     done = rowcount(
         session.execute(
             update(Request)
             .where(Request.id == req.id, Request.status == RequestStatus.PENDING)
-            .values(status=status, decided_by_id=r.person.id, decided_at=now, decision_note=note)
+            .values(status=status, decided_by_id=person_id, decided_at=now, decision_note=note)
             .execution_options(synchronize_session=False)
         )
     )
     if done != 1:
         raise ActionError("该申请刚刚已被处理，无需重复审核。")
-    req.status, req.decided_by_id, req.decided_at, req.decision_note = status, r.person.id, now, note
+    req.status, req.decided_by_id, req.decided_at, req.decision_note = status, person_id, now, note
 
 
 REQUEST_STATUS: dict[str, str] = {

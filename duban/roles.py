@@ -12,13 +12,13 @@ and when the office has nobody else the leading group decides instead.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from duban.models import Department, Link, Person, PlanRole, ReviewItem, Task
+from duban.models import Department, Link, Person, PlanRole, Project, ReviewItem, System, Task
 from duban.vocabulary import LinkAction, PlanRoleKind
 
 # reviewer links: approvals (审核, 待审核事项) and 督查 verdicts
@@ -51,6 +51,35 @@ def reviewers(session: Session, plan_id: int, *, exclude: int | Collection[int] 
         if people:
             return people
     return []
+
+
+def line_covering(members: Sequence[tuple[int, dict[str, Any]]], system: str | None, department: str | None) -> tuple[int, ...]:
+    """Which office members (``(person, scope)`` in order) a task of ``system`` led by ``department``
+    belongs to: the members whose line (督办条线: ``systems``, ``departments``) covers it; when no line
+    covers it, the members without a line (the office's director), and all of them only when every
+    member has a line."""
+    covered = tuple(
+        pid for pid, scope in members if system in scope.get("systems", ()) or (department and department in scope.get("departments", ()))
+    )
+    general = tuple(pid for pid, scope in members if not scope.get("systems") and not scope.get("departments"))
+    return covered or general or tuple(pid for pid, _ in members)
+
+
+def on_line(session: Session, task: Task, candidates: Sequence[int]) -> list[int]:
+    """``candidates`` (a task's reviewers) narrowed to the office members on the task's line
+    (:func:`line_covering` among them); all of them when none is an office member (the leading
+    group decides instead)."""
+    rows = session.execute(
+        select(PlanRole.person_id, PlanRole.scope)
+        .where(PlanRole.plan_id == task.plan_id, PlanRole.role == PlanRoleKind.OFFICE, PlanRole.person_id.in_(list(candidates)))
+        .order_by(PlanRole.position)
+    ).all()
+    if not rows:
+        return list(candidates)
+    dept = session.scalar(select(Department.name).where(Department.id == task.lead_department_id)) if task.lead_department_id else None
+    system = session.scalar(select(System.name).join(Project, Project.system_id == System.id).where(Project.id == task.project_id))
+    chosen = set(line_covering([(pid, scope or {}) for pid, scope in rows], system, dept))
+    return [p for p in candidates if p in chosen]
 
 
 def reviewer_holders(session: Session, plan_id: int) -> set[int]:

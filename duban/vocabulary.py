@@ -137,6 +137,7 @@ class EventKind(StrEnum):
     LINK_RENEWAL = "link_renewal_requested"
     REVIEW_ANSWERED = "review_answered"
     REVIEW_JUDGED = "review_judged"
+    REVIEW_CLOSED = "review_closed"  # 完成评定并报送 (duban.reviews.closing)
     TASK_ANNOUNCED = "task_announced"  # 任务下达 (duban.announce)
     # written by plan synchronisation (duban.plans): what an import changed
     PLAN_CREATED = "plan_created"

@@ -10,9 +10,10 @@ or from the dashboard.  All state lives in the store (duban.reviews); this flow 
    until the review moves on: the last answer (web) or the reply-by date (the daily sweep) resumes
    it.  Reminders and escalations of missing answers are the daily sweep's, on the deadline ladder;
 3. ask the office for verdicts and suspend again, waiting for input: verdicts may be given as
-   Prefect flow input (``VerdictsInput``, a form in the Prefect UI) or on the review page / CLI,
-   which resume the run once every task is judged;
-4. write the report (HTML + XLSX), send it to the leading group and the office, close.
+   Prefect flow input (``VerdictsInput``, a form in the Prefect UI) or on the review page / CLI;
+4. the office's explicit 完成评定并报送 (``close`` in the input, the review pages, ``duban review
+   close``; duban.reviews.closing) writes the report (HTML + XLSX), sends it to the leading group
+   and the office and closes the review; the run, resumed, finds it closed and ends.
 
 A resumed run is rescheduled by the Prefect server and executed again *from the start* by any
 worker (or ``duban run``): each step checks the store, so nothing is repeated, and a restart of
@@ -73,6 +74,7 @@ class VerdictsInput(RunInput):
 
     verdicts: list[VerdictEntry] = Field(default_factory=list, description="评定结果列表")
     by: str = Field("领导小组办公室", description="评定人")
+    close: bool = Field(False, description="评定后完成评定并报送（生成督查报告并报送领导小组；此后评定不能再修改）")
 
 
 @task(name="start-review", cache_policy=NO_CACHE)  # a re-executed run must run it again (the store decides)
@@ -123,6 +125,15 @@ def verdicts_step(review_id: int, given: VerdictsInput, today: dt.date) -> list[
         except reviews.ReviewError as err:
             problems.append(f"{v.task}：{err}")
             get_run_logger().warning("评定未采纳 %s：%s", v.task, err)
+    if given.close and not problems:
+        try:
+            with session_scope(rt.engine) as s:
+                reports = rt.settings.data_dir / "reports"
+                out = reviews.close_review(s, review_id, actor=given.by, now=utcnow(), today=today, reports_dir=reports, channel="flow")
+                notify |= out.notify
+        except reviews.ReviewError as err:
+            problems.append(f"完成评定并报送：{err}")
+            get_run_logger().warning("未能完成评定并报送：%s", err)
     reviews.deliver(rt, notify, today)
     return problems
 

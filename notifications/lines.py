@@ -172,6 +172,11 @@ def _describe_review(kind: str, due_s: str, data: dict[str, Any]) -> str:
             f"请补充完善后重新提交（完成时间 {due_s}）"
         )
     if kind == MessageKind.EXTENSION_DECIDED:
+        if data.get("approved") and data.get("asked") and data.get("asked") != data.get("new_due"):
+            return (
+                f"您申请延期至 {data['asked']}，领导小组办公室批准延期至 {data.get('new_due', due_s)}（原定 {data.get('old_due', '')}），"
+                "请按批准的时间完成"
+            )
         if data.get("approved"):
             return f"您的延期申请已获批准，完成时间调整为 {data.get('new_due', due_s)}（原定 {data.get('old_due', '')}），请按新的时间完成"
         return f"您申请延期至 {data.get('new_due', '')} 未获批准，理由：{data.get('reason', '')}。请仍按原定时间 {due_s} 完成"

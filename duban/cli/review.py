@@ -219,9 +219,7 @@ def verdict_command(
     by: Annotated[str, typer.Option("--by", help="评定人")] = "领导小组办公室",
     today: Annotated[str | None, typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
 ) -> None:
-    """评定督查中的一项任务；全部评定后生成督查报告并报送领导小组。"""
-    from duban import orchestration
-    from duban.db import session_scope
+    """评定督查中的一项任务（完成评定前可再次评定以修改）；全部评定后用 duban review close 完成评定并报送。"""
     from duban.models import Review, utcnow
     from duban.reviews import api as reviews
 
@@ -245,14 +243,31 @@ def verdict_command(
     rt, out = _in_review(judge)
     _deliver(rt, out.notify, day)
     console.print(out.message, markup=False)
-    if out.wake:
-        how, recipients = orchestration.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
-        _deliver(rt, recipients, day)
-        if how == "inline":
-            with session_scope(rt.engine, readonly=True) as s:
-                r = s.get(Review, review_id)
-                if r is None:
-                    _fail(f"没有编号为 {review_id} 的督查。", 1)
-                console.print(f"督查报告已生成并报送领导小组：{r.report_html}", markup=False)
-        else:
-            console.print("已通知督查流程生成报告（见 Prefect 界面）。", markup=False)
+
+
+@review_app.command("close")
+def close_command(
+    review_id: Annotated[int, typer.Argument(help="督查编号")],
+    by: Annotated[str, typer.Option("--by", help="操作人")] = "领导小组办公室",
+    today: Annotated[str | None, typer.Option("--today", help="YYYY-MM-DD，缺省为今天")] = None,
+) -> None:
+    """完成评定并报送：全部任务评定后，生成督查报告并报送领导小组和领导小组办公室（此后评定不能再修改）。"""
+    from duban import orchestration
+    from duban.db import session_scope
+    from duban.models import Review, utcnow
+    from duban.reviews import api as reviews
+
+    day = _parse_day(today)
+
+    def close(s):
+        reports = _runtime().settings.data_dir / "reports"
+        return reviews.close_review(s, review_id, actor=by, now=utcnow(), today=day, reports_dir=reports, channel="cli")
+
+    rt, out = _in_review(close)
+    orchestration.wake(rt.engine, review_id)  # a suspended flow run ends itself (it finds the review closed)
+    _deliver(rt, out.notify, day)
+    console.print(out.message, markup=False)
+    with session_scope(rt.engine, readonly=True) as s:
+        r = s.get(Review, review_id)
+        if r is not None:
+            console.print(f"督查报告：{r.report_html}", markup=False)

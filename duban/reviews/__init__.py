@@ -9,7 +9,7 @@ and a date) and the review report (HTML + XLSX) goes to the leading group and th
 Life of a review::
 
     open (requests out) --everyone answered, or the reply-by date passed--> waiting_verdicts
-    waiting_verdicts --every task judged--> closed (report written, sent)
+    waiting_verdicts --every task judged, then 完成评定并报送 (closing)--> closed (report written, sent)
     open / waiting_verdicts --cancel--> cancelled
 
 All state lives here, in the store; every step is idempotent (ledger keys, status checks under a
@@ -19,6 +19,7 @@ never commit (the caller owns the transaction); those that take an engine run th
 is not imported here: duban.orchestration wakes flow runs and runs the deployment.
 
 Modules: ``scope`` (scope, create), ``answers`` (requests, answers), ``verdicts`` (verdicts,
-follow-ups, cancel), ``progress`` (start, daily tick, advance, deliver), ``queries`` (report data,
+follow-ups, cancel), ``closing`` (the explicit 完成评定并报送 step),
+``progress`` (start, daily tick, advance, deliver), ``queries`` (report data,
 lists, a task's history), ``report`` (the report's HTML and XLSX).
 """

@@ -5,6 +5,7 @@ import each other without a cycle through it."""
 from __future__ import annotations
 
 from duban.reviews.answers import record_answer, send_requests
+from duban.reviews.closing import VerdictSummary, close_refusal, close_review, verdict_summary
 from duban.reviews.common import Outcome, ReviewError, judge_refusal, judges, office_members, report_readers
 from duban.reviews.progress import Advance, Started, TickResult, advance, deliver, item_views, next_wake_round, start, tick
 from duban.reviews.queries import report_data, summaries, task_history
@@ -18,9 +19,12 @@ __all__ = [
     "Started",
     "TaskVerdict",
     "TickResult",
+    "VerdictSummary",
     "advance",
     "attach_flow_run",
     "cancel",
+    "close_refusal",
+    "close_review",
     "create",
     "default_title",
     "deliver",
@@ -41,4 +45,5 @@ __all__ = [
     "summaries",
     "task_history",
     "tick",
+    "verdict_summary",
 ]

@@ -228,9 +228,9 @@ class Advance:
 
 
 def advance(engine: Engine, review_id: int, *, today: dt.date, reports_dir: Path, now: dt.datetime | None = None) -> Advance:
-    """Do whatever the review is ready for, once: send the requests, close the answers (everyone
-    answered or the reply-by date passed), and when every task is judged write the report, send it
-    and close the review."""
+    """Do whatever the review is ready for, once: send the requests and close the answers (everyone
+    answered or the reply-by date passed).  Closing the review (the report written and sent) is
+    the office's explicit step, :func:`duban.reviews.closing.close_review`, never this one."""
     now = now or utcnow()
     with session_scope(engine) as session:
         review = session.get(Review, review_id, with_for_update=True)
@@ -245,9 +245,6 @@ def advance(engine: Engine, review_id: int, *, today: dt.date, reports_dir: Path
             today=today, reply_by=review.reply_by, unanswered=counts["items"] - counts["answered"]
         ):
             result.recipients |= _close_answers(session, review, today=today, now=now)
-        if review.status == ReviewState.WAITING and counts["judged"] == counts["items"]:
-            result.report = _finish(session, review, today=today, now=now, reports_dir=reports_dir)
-            result.recipients |= set(report_readers(session, review.plan_id))
         result.status = review.status
         return result
 

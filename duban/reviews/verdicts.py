@@ -34,7 +34,9 @@ def give_verdict(
     channel: str = "cli",
     judge_id: int | None = None,
 ) -> Outcome:
-    """Judge one task of ``review`` (again, to change it, until the review is closed).
+    """Judge one task of ``review`` (again, to change it, until the review is closed).  The last
+    verdict does not close the review: :func:`duban.reviews.closing.close_review` does, on the
+    office's explicit step.
 
     Nobody judges a task they own (answered for the review, or own now): ``judge_id`` (a link's
     holder) must be one of the task's judges; a judge known only by name (``actor``: the CLI, the
@@ -86,11 +88,10 @@ def give_verdict(
     )
     session.flush()
     counts = _counts(session, review.id)
-    all_judged = counts["judged"] == counts["items"]
     msg = f"任务 {task.code} 评定为「{v.verdict}」。"
-    if all_judged:
-        msg += "本次督查的全部任务均已评定，将生成督查报告并报送领导小组。"
-    return Outcome(msg, notify, wake=all_judged and review.status == ReviewState.WAITING)
+    if counts["judged"] == counts["items"]:
+        msg += "本次督查的全部任务均已评定；核对无误后，请点击“完成评定并报送”生成督查报告并报送领导小组。"
+    return Outcome(msg, notify)
 
 
 def _judgeable_item(session: Session, review: Review, v: TaskVerdict, *, actor: str, judge_id: int | None) -> tuple[ReviewItem, Task]:

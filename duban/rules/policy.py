@@ -30,6 +30,16 @@ class DeadlinePolicy(BaseModel):
     announce_grace: int = Field(5, ge=0, description="下达时已逾期或即将到期的事项，下达后给责任人几个工作日再开始逾期督办")
     renotice_every: int = Field(10, ge=1, description="督办到最后一级（领导小组办公室）后，每隔几个工作日再次督办，直至办结")
     send_hours: str = Field("", description="通知发送时段（当地时间，工作日），如 08:00-18:00；always 为全天不限；缺省按 DUBAN_SEND_HOURS")
+    office_batch_times: tuple[str, ...] = Field(
+        ("10:00", "15:00"), description='待审核通知汇总发给领导小组办公室的时刻（当地时间），如 ["10:00", "15:00"]'
+    )
+
+    @field_validator("office_batch_times", mode="before")
+    @classmethod
+    def _batch_times(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from duban.rules.batching import parse_batch_times
+
+        return tuple(t.strftime("%H:%M") for t in parse_batch_times(v))  # BatchTimesError is a ValueError
 
     @field_validator("send_hours")
     @classmethod

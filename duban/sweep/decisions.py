@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from duban.db import session_scope
 from duban.links import reviewers
 from duban.models import Department, Event, Milestone, Notification, Person, Plan, PlanRole, Project, Request, System, Task, utcnow
+from duban.roles import line_covering, on_line, plan_roles
+from duban.rules.batching import next_batch_time, parse_batch_times
 from duban.rules.calendar import WorkCalendar
 from duban.rules.deadlines import Decision, MilestoneView, TaskView, approval_reminder
 from duban.rules.deadlines import decide as decide_task
@@ -152,14 +154,7 @@ class OfficeLines:
             self.members[r.plan_id].append((r.person_id, r.scope or {}))
 
     def covering(self, plan_id: int, system: str | None, department: str | None) -> tuple[int, ...]:
-        members = self.members.get(plan_id, [])
-        covered = tuple(
-            pid
-            for pid, scope in members
-            if system in scope.get("systems", ()) or (department and department in scope.get("departments", ()))
-        )
-        general = tuple(pid for pid, scope in members if not scope.get("systems") and not scope.get("departments"))
-        return covered or general or tuple(pid for pid, _ in members)
+        return line_covering(self.members.get(plan_id, []), system, department)
 
 
 def _plan_ends(session: Session, plans: dict[int, Any]) -> dict[int, dt.date]:
@@ -210,10 +205,13 @@ def _steps_and_reports(session: Session, task_ids: list[int], tz) -> tuple[dict[
 
 
 class Planned(NamedTuple):
-    """A decision and the plan it belongs to (the ledger row's ``plan_id``; not part of its data)."""
+    """A decision and the plan it belongs to (the ledger row's ``plan_id``; not part of its data),
+    and when it may go out (``not_before``: an office member's approval reminder waits for the
+    plan's next batch time)."""
 
     plan_id: int
     decision: Decision
+    not_before: dt.datetime | None = None
 
 
 def decisions_for(loaded: Loaded, cal: WorkCalendar, today: dt.date) -> list[Planned]:
@@ -226,10 +224,19 @@ def decisions_for(loaded: Loaded, cal: WorkCalendar, today: dt.date) -> list[Pla
 
 
 def approval_decisions(
-    session: Session, cal: WorkCalendar, today: dt.date, *, tz, plan_code: str | None = None, task_code: str | None = None
+    session: Session,
+    cal: WorkCalendar,
+    today: dt.date,
+    *,
+    tz,
+    plan_code: str | None = None,
+    task_code: str | None = None,
+    now: dt.datetime | None = None,
 ) -> list[Planned]:
-    """Completions and extensions waiting too long for the office: a reminder to each reviewer
-    (rules: ``approval_reminder``), carrying what the original request said and its links."""
+    """Completions and extensions waiting too long for the office: a reminder to each reviewer on
+    the task's line (rules: ``approval_reminder``), carrying what the original request said and its
+    links; an office member's waits for the plan's next batch time (``office_batch_times``)."""
+    now = now or utcnow()
     q = (
         select(
             Request.id,
@@ -261,7 +268,12 @@ def approval_decisions(
             waiting.append((r, *reached))
     if not waiting:
         return []
-    asked = {r.id: reviewers(session, r.plan_id, exclude=r.person_id) for r, _, _ in waiting}
+    asked, held = {}, {}
+    for r, _, _ in waiting:
+        task = session.get(Task, r.task_id)
+        asked[r.id] = on_line(session, task, reviewers(session, r.plan_id, exclude=r.person_id)) if task else []
+        times = parse_batch_times(effective_policy(r.plan_policy, r.task_policy).office_batch_times)
+        held[r.id] = (next_batch_time(now, times, tz), set(plan_roles(session, r.plan_id)[PlanRoleKind.OFFICE]))
     originals: dict[str, dict[str, Any]] = dict(
         session.execute(
             select(Notification.key, Notification.data).where(
@@ -289,6 +301,7 @@ def approval_decisions(
                         days=-waited,
                         data=data,
                     ),
+                    held[r.id][0] if pid in held[r.id][1] else None,
                 )
             )
     return out
@@ -321,6 +334,7 @@ def decide(
         rows = [
             {
                 "key": d.key,
+                "not_before": not_before,
                 "plan_id": plan_id,
                 "task_id": d.task_id,
                 "milestone_id": d.milestone_id,
@@ -335,7 +349,7 @@ def decide(
                 "created_at": now,
                 "digest_id": None,
             }
-            for plan_id, d in fresh
+            for plan_id, d, not_before in fresh
         ]
         new = insert_ignore(session, rows)
     return DecideResult(decided=decided, new=new, warnings=cal.warnings)
@@ -369,6 +383,6 @@ def preview(
             d.data["title"],
             describe(d.kind, d.level, d.due, d.days, d.data),
         )
-        for _, d in fresh
+        for _, d, _ in fresh
     ]
     return sorted(items, key=lambda i: (i.recipient, facts(i.kind).order, i.code))

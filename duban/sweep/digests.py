@@ -143,6 +143,21 @@ class _Run:
         }
 
 
+def released(n_tab: Any, now: dt.datetime) -> Any:
+    """Ledger items that may go out at ``now``: not held, or held until a time that has passed (an
+    approval request waits for the office's batch time: ``notifications.not_before``)."""
+    return n_tab.c.not_before.is_(None) | (n_tab.c.not_before <= now)
+
+
+def held_due(session: Session, now: dt.datetime) -> list[int]:
+    """Who has held ledger items whose time has come (the delivery run assembles their digests)."""
+    n_tab = table_of(Notification)
+    q = select(n_tab.c.recipient_id).where(
+        n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None), n_tab.c.not_before.is_not(None), n_tab.c.not_before <= now
+    )
+    return sorted(set(session.scalars(q.distinct())))
+
+
 def assemble(
     engine: Engine,
     *,
@@ -153,7 +168,8 @@ def assemble(
     recipients: Iterable[int] | None = None,
     now: dt.datetime | None = None,
 ) -> int:
-    """One digest per recipient for their pending ledger items; returns digests created.
+    """One digest per recipient for their pending ledger items (those held until a later time stay:
+    :func:`released`); returns digests created.
 
     Core statements throughout (no ORM objects): a province run assembles ~15,000 digests, and
     an ORM session holding every item would re-check them all on each flush.
@@ -171,7 +187,7 @@ def assemble(
             n_tab.c.days,
             n_tab.c.data,
             n_tab.c.decided_on,
-        ).where(n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None))
+        ).where(n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None), released(n_tab, now or utcnow()))
         if recipients is not None:
             q = q.where(n_tab.c.recipient_id.in_(list(recipients)))
         pending = session.execute(q.order_by(n_tab.c.recipient_id, n_tab.c.id).with_for_update(skip_locked=True)).all()

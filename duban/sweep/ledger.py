@@ -49,6 +49,7 @@ _LEDGER_COLUMNS = (
     ("created_at", "timestamptz"),
     ("status", "text"),
     ("data", "json"),
+    ("not_before", "timestamptz"),
 )
 # built from the constant column list above, never from input (the values are bound parameters)
 _LEDGER_UNNEST = text(
@@ -63,7 +64,7 @@ def _insert_ignore_postgresql(session: Session, rows: list[dict[str, Any]]) -> i
     otherwise spends most of a province sweep rewriting 1,000-row multi-VALUES statements."""
     inserted = 0
     for chunk in chunks(rows, 20000):
-        params = {c: [r[c] for r in chunk] for c, _ in _LEDGER_COLUMNS if c != "data"}
+        params = {c: [r.get(c) for r in chunk] for c, _ in _LEDGER_COLUMNS if c != "data"}
         params["data"] = [json.dumps(r["data"], ensure_ascii=False) for r in chunk]
         inserted += len(session.execute(_LEDGER_UNNEST, params).all())
     return inserted

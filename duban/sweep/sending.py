@@ -20,7 +20,7 @@ from duban.models import Digest
 from duban.sweep import journal
 from duban.sweep.claims import due_condition
 from duban.sweep.delivery import DeliverResult, deliver
-from duban.sweep.digests import assemble
+from duban.sweep.digests import assemble, held_due
 from duban.vocabulary import LedgerStatus
 
 
@@ -30,6 +30,7 @@ def deliver_due(rt: Any, recipients: list[int] | None = None, *, now: dt.datetim
     now = now or dt.datetime.now(dt.UTC)
     today = now.astimezone(rt.tz).date()
     options = rt.deliver_options(today)
+    assemble_held(rt, now=now, today=today, links=options["links"])
     if not anything_due(rt.engine, now=now, lease=options["lease"], journal_dir=options["journal_dir"]):
         return DeliverResult()
     result = deliver(rt.engine, rt.channel, now=now, recipients=recipients, **options)
@@ -40,6 +41,18 @@ def deliver_due(rt: Any, recipients: list[int] | None = None, *, now: dt.datetim
         result.failed += extra.failed
         result.errors += extra.errors
     return result
+
+
+def assemble_held(rt: Any, *, now: dt.datetime, today: dt.date, links: Any) -> int:
+    """The digests of the people whose held ledger items came due (the office's batch time passed):
+    one digest each with everything held for them (read-only when nobody has any)."""
+    with session_scope(rt.engine, readonly=True) as session:
+        people = held_due(session, now)
+    if not people:
+        return 0
+    return assemble(
+        rt.engine, today=today, links=links, channel=rt.channel.name, template_dir=rt.settings.template_dir, recipients=people, now=now
+    )
 
 
 def anything_due(engine: Engine, *, now: dt.datetime, lease: dt.timedelta, journal_dir: Path | None) -> bool:

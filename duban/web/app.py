@@ -28,10 +28,12 @@ from duban.runtime import runtime
 from duban.web import (
     dashboard,
     dashboard_announce,
+    dashboard_approvals,
     dashboard_paper,
     dashboard_reviews,
     dashboard_search,
     dashboard_tasks,
+    dashboard_verdicts,
     link_pages,
     logs,
     my_pages,
@@ -95,6 +97,8 @@ def create_app() -> FastAPI:
     app.include_router(dashboard_tasks.router)
     app.include_router(dashboard_search.router)
     app.include_router(dashboard_paper.router)
+    app.include_router(dashboard_approvals.router)
+    app.include_router(dashboard_verdicts.router)
     app.include_router(reviews.router)
     app.include_router(sso.router)
     app.include_router(my_pages.router)  # 我的督办: /me, /me/<token>

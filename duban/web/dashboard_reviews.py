@@ -41,7 +41,8 @@ from duban.models import (
 )
 from duban.reviews import api as reviews
 from duban.vocabulary import AccountRole, ItemState, ReviewState, ScopeKind, Verdict
-from duban.web.deps import UNREADABLE_FORM, RowId, read_form, runtime, store_write
+from duban.web import dashboard_verdicts
+from duban.web.deps import UNREADABLE_FORM, Count, RowId, read_form, runtime, store_write
 from duban.web.security import attachment
 from duban.web.signin import PRIVATE, form_ok, office_only, plan_scope, plans_of, refusal, signed_in, viewer_page
 
@@ -60,6 +61,8 @@ NOTICES = {
     "started": "督查已发起，已向范围内各任务责任人发出填报通知。逾期未报将按督办规则逐级提醒。",
     "started-flow": "督查已发起，已向范围内各任务责任人发出填报通知；督查流程已交由 Prefect 运行，可在 Prefect 界面查看进度。",
     "cancelled": "督查已撤销，尚未填报的责任人将收到撤销通知，填报链接已失效。",
+    "judged": "评定已保存（{n} 项）。完成评定并报送前可继续修改。",
+    "closed": "已完成评定，督查报告已生成并报送领导小组和领导小组办公室。",
 }
 CODE_SPLIT = re.compile(r"[\s,，、;；]+")
 
@@ -305,8 +308,16 @@ def _start(request: Request, viewer, form) -> Response:
 # -- one review --------------------------------------------------------------------------------------------
 
 
-def _show_page(
-    request: Request, viewer, review: Review, *, notice: str = "", error: str = "", reason: str = "", status: int = 200
+def show_page(
+    request: Request,
+    viewer,
+    review: Review,
+    *,
+    notice: str = "",
+    error: str = "",
+    reason: str = "",
+    status: int = 200,
+    posted: Any = None,
 ) -> Response:
     rt = runtime(request)
     with session_scope(rt.engine, readonly=True) as s:
@@ -320,6 +331,7 @@ def _show_page(
             for ext, path in (("html", r.report_html), ("xlsx", r.report_xlsx))
             if path and Path(path).is_file()
         }
+        judging = _judging(s, viewer, r, data) if dashboard_verdicts.may_judge(viewer) else {}
         facts = {
             "status": ReviewState(r.status).label,
             "status_key": r.status,
@@ -355,17 +367,51 @@ def _show_page(
         "notice": notice,
         "error": error,
         "reason": reason,
+        "judging": judging,
+        "verdicts": [v.value for v in Verdict],
+        "posted": {k: v for k, v in posted.items() if isinstance(v, str)} if posted is not None else {},
+        "picked": {x for x in posted.getlist("pick") if isinstance(x, str)} if posted is not None else set(),
+        "min_due": (rt.today() + dt.timedelta(days=1)).isoformat(),
     }
-    return _page(request, "dashboard_review.html", viewer, ctx, status, forms=(f"review-cancel:{review.id}",))
+    forms = (f"review-cancel:{review.id}", dashboard_verdicts.verdicts_form(review.id), dashboard_verdicts.close_form(review.id))
+    return _page(request, "dashboard_review.html", viewer, ctx, status, forms=forms)
+
+
+def _judging(s, viewer, r: Review, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per task code, what the verdict form needs (an office account, a review still open)."""
+    if r.status not in (ReviewState.OPEN, ReviewState.WAITING):
+        return {}
+    follow = {f["code"]: f for f in data["follow_ups"]}
+    out = {}
+    rows = s.execute(
+        select(Task.code, ReviewItem.owner_id, Task.owner_id, ReviewItem.answered_at)
+        .join(Task, Task.id == ReviewItem.task_id)
+        .where(ReviewItem.review_id == r.id)
+    ).all()
+    for code, item_owner, task_owner, answered_at in rows:
+        f = follow.get(code, {})
+        why = (
+            reviews.judge_refusal(s, r.plan_id, viewer.person_id, {item_owner, task_owner}, code=code)
+            if viewer.person_id is not None
+            else None
+        )
+        out[code] = {
+            "open": answered_at is not None or r.status == ReviewState.WAITING,
+            "not_yours": why,
+            "follow_title": (f.get("milestone") or "").removeprefix("督查整改："),
+            "follow_owner": f.get("owner", ""),
+            "follow_due": f.get("due", ""),
+        }
+    return out
 
 
 @router.get("/dashboard/reviews/{review_id:int}", response_class=HTMLResponse)
-def review_show(request: Request, review_id: RowId, done: str | None = None):
+def review_show(request: Request, review_id: RowId, done: str | None = None, n: Count = 0):
     viewer, resp = signed_in(request)
     if resp is not None:
         return resp
     review = _review_in_scope(request, viewer, review_id)
-    return _show_page(request, viewer, review, notice=NOTICES.get(done or "", ""))
+    return show_page(request, viewer, review, notice=NOTICES.get(done or "", "").format(n=n))
 
 
 @router.get("/dashboard/reviews/{review_id:int}/report.{ext}")
@@ -402,7 +448,7 @@ def _cancel(request: Request, viewer, review_id: int, form) -> Response:
     reason = form.get("reason")
     reason = reason.strip() if isinstance(reason, str) else ""
     if not form_ok(request, form, f"review-cancel:{review_id}"):
-        return _show_page(
+        return show_page(
             request,
             viewer,
             review,
@@ -411,9 +457,9 @@ def _cancel(request: Request, viewer, review_id: int, form) -> Response:
             error="页面已过期，为保护您的账户安全，本次撤销未被受理。请核对后重新点击“撤销督查”。",
         )
     if not reason:
-        return _show_page(request, viewer, review, status=400, error="撤销原因：请填写撤销原因（将告知尚未填报的责任人）。")
+        return show_page(request, viewer, review, status=400, error="撤销原因：请填写撤销原因（将告知尚未填报的责任人）。")
     if len(reason) > 500:
-        return _show_page(
+        return show_page(
             request, viewer, review, reason=reason, status=400, error=f"撤销原因：不能超过 500 个字（现有 {len(reason)} 个字）。"
         )
     today, now = rt.today(), utcnow()
@@ -422,7 +468,7 @@ def _cancel(request: Request, viewer, review_id: int, form) -> Response:
             rt, f"cancel review {review_id}", lambda s: reviews.cancel(s, review_id, actor=viewer.name, reason=reason, now=now, today=today)
         )
     except reviews.ReviewError as err:
-        return _show_page(request, viewer, review, status=409, error=str(err))
+        return show_page(request, viewer, review, status=409, error=str(err))
     try:
         orchestration.wake(rt.engine, review_id)  # a suspended flow run ends itself (it finds the review cancelled)
     except DBAPIError as err:  # cancelled already; the flow run finds out at its next round

@@ -162,6 +162,7 @@ def link_context(session: Session, page: LinkPage, r: Resolved, *, request_row: 
         if req is None:
             raise Refusal("没有找到该申请", "此链接没有对应的申请。", 404)
         ctx["req"] = pages.request_view(session, req, tz=rt.tz)
+        ctx["approve_min"] = pages.approve_min(session, req)
         not_yours = approvals.decider_refusal(session, r.person.id, req)  # nobody decides their own
         ctx["req_pending"] = req.status == RequestStatus.PENDING and not_yours is None
         if req.person_id == r.person.id:
@@ -254,11 +255,20 @@ class Posted:
     urls: list[str] = field(default_factory=list)
     files: list[StoredFile] = field(default_factory=list)
     new_due: dt.date | None = None
+    tz: Any = None
 
 
 def _decide(s: Session, r: Resolved, o: actions.Origin, p: Posted) -> actions.Outcome:
     return approvals.decide(
-        s, r, o, now=p.now, today=p.today, request_id=p.request_id, decision=p.values.get("decision", ""), note=p.values.get("note", "")
+        s,
+        r,
+        o,
+        now=p.now,
+        today=p.today,
+        request_id=p.request_id,
+        decision=p.values.get("decision", ""),
+        note=p.values.get("note", ""),
+        new_due=p.new_due,
     )
 
 
@@ -268,10 +278,10 @@ APPLY: dict[str, Callable[[Session, Resolved, actions.Origin, Posted], actions.O
         s, r, o, now=p.now, text=p.values.get("text", ""), urls=p.urls, files=p.files
     ),
     LinkAction.DONE: lambda s, r, o, p: actions.submit_done(
-        s, r, o, now=p.now, today=p.today, note=p.values.get("note", ""), urls=p.urls, files=p.files
+        s, r, o, now=p.now, today=p.today, note=p.values.get("note", ""), urls=p.urls, files=p.files, tz=p.tz
     ),
     LinkAction.EXTEND: lambda s, r, o, p: actions.request_extension(
-        s, r, o, now=p.now, today=p.today, new_due=p.new_due, reason=p.values.get("reason", "")
+        s, r, o, now=p.now, today=p.today, new_due=p.new_due, reason=p.values.get("reason", ""), tz=p.tz
     ),
     LinkAction.REVIEW: _decide,
     LinkAction.QUEUE: _decide,
@@ -300,12 +310,13 @@ def _read_inputs(page: LinkPage, action: str, form, p: Posted) -> None:
             max_files=settings.upload_max_files,
             max_bytes=settings.upload_max_mb * 1024 * 1024,
         )
-    elif action == LinkAction.EXTEND:
+    elif action == LinkAction.EXTEND or (action in (LinkAction.REVIEW, LinkAction.QUEUE) and p.values.get("decision") == "approve"):
         raw = p.values.get("new_due", "").strip()
         try:
             p.new_due = dt.date.fromisoformat(raw) if raw else None
         except ValueError:
-            raise actions.ActionError("申请延期到的日期格式不正确，请用日期选择框选择。") from None
+            what = "申请延期到的日期" if action == LinkAction.EXTEND else "批准延至的日期"
+            raise actions.ActionError(f"{what}格式不正确，请用日期选择框选择。") from None
 
 
 def _submit(page: LinkPage, form, request_id: int | None) -> Response:
@@ -314,6 +325,7 @@ def _submit(page: LinkPage, form, request_id: int | None) -> Response:
         today=page.rt.today(),
         request_id=request_id,
         values={k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD},
+        tz=page.rt.tz,
     )
     link_id, action = _posted_link(page, form, p.today)
     if action == LinkAction.VIEW or (action == LinkAction.QUEUE and request_id is None):

@@ -193,6 +193,12 @@ def task_page(
     )
 
 
+def approve_min(session: Session, req: Request) -> str:
+    """The earliest date an extension may be approved to: the day after the step's current due date."""
+    m = session.get(Milestone, req.milestone_id) if req.kind == RequestKind.EXTENSION and req.milestone_id else None
+    return (m.due_date + dt.timedelta(days=1)).isoformat() if m is not None else ""
+
+
 def milestone_views(ms: Sequence[Any], labels: dict[int, str], *, today: dt.date, current: int | None) -> list[MilestoneView]:
     """The roadmap as a page shows it (archived steps left out, unless the link names one)."""
     return [

@@ -212,6 +212,8 @@ def _verdict_context(session, request: Request, r: Resolved, cookie: Cookie) -> 
         "csrf": csrf_token(rt.settings.secret_key, cookie.value, r.link.id),
         "open": review.status not in (ReviewState.CLOSED, ReviewState.CANCELLED),
         "min_due": (rt.today() + dt.timedelta(days=1)).isoformat(),
+        "summary": (summary := reviews.verdict_summary(session, review)),
+        "close_blocked": reviews.close_refusal(summary),
     }
 
 
@@ -390,6 +392,47 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
         with session_scope(rt.engine, readonly=True) as s:
             ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
         ctx.update(error=f"任务评定未保存：{err}", failed=item_id, values=v)
+        return cookie.keep(render("review_verdict.html", ctx, 400))
+    _notify(request, out, review_id, day)
+    with session_scope(rt.engine, readonly=True) as s:
+        ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
+    ctx["message"] = out.message
+    return cookie.keep(render("review_verdict.html", ctx))
+
+
+@router.post("/rv/{token}/close", response_class=HTMLResponse)
+async def submit_close(request: Request, token: str):
+    limit_link(request, token, prefix="rv-")
+    if (form := await read_form(request, max_fields=10)) is None:
+        raise Refusal(*UNREADABLE_FORM)
+    return await run_in_threadpool(_close, request, token, form)
+
+
+def _close(request: Request, token: str, form) -> Response:
+    """完成评定并报送 (the box ticked: the explicit confirmation), in one transaction."""
+    rt = _rt(request)
+    cookie = REVIEW_COOKIE.of(request)
+    link_id, action = _posted_link(request, token, form, cookie)
+    if action != LinkAction.REVIEW_VERDICT:
+        raise Refusal("此链接不能完成评定", "只有领导小组办公室的督查评定链接可以完成评定并报送。", 405)
+    day, now = rt.today(), utcnow()
+
+    def close(s: Session):
+        r = _resolve(s, request, token, for_update=True)
+        review = _review(s, r)
+        if form.get("confirm") != "yes":
+            raise reviews.ReviewError("请勾选确认后再完成评定并报送。")
+        out = reviews.close_review(
+            s, review.id, actor=r.person.name, now=now, today=day, reports_dir=rt.settings.data_dir / "reports", channel="link"
+        )
+        return out, review.id
+
+    try:
+        out, review_id = store_write(rt, f"review close on link {link_id}", close)
+    except reviews.ReviewError as err:
+        with session_scope(rt.engine, readonly=True) as s:
+            ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
+        ctx.update(error=f"未能完成评定并报送：{err}")
         return cookie.keep(render("review_verdict.html", ctx, 400))
     _notify(request, out, review_id, day)
     with session_scope(rt.engine, readonly=True) as s:

@@ -275,12 +275,30 @@ def test_policy_overrides_from_yaml_and_the_plan_sheet(tmp_path):
     assert load_plan(path).policy == {"remind_before": [10, 5, 0], "escalate_head_after": 2}
 
 
+def test_office_batch_times_from_yaml_and_the_plan_sheet(tmp_path):
+    from definitions.problems import PlanProblems
+
+    plan = small_plan()
+    plan["plan"]["policy"] = {"office_batch_times": ["9:30", "16:00"]}
+    assert load_plan(write_yaml(tmp_path / "p.yaml", plan)).policy == {"office_batch_times": ["9:30", "16:00"]}
+    plan["plan"]["policy"] = {"office_batch_times": ["10:00", "25:00"]}
+    with pytest.raises(PlanProblems) as err:
+        load_plan(write_yaml(tmp_path / "bad.yaml", plan))
+    assert [str(p) for p in err.value.problems] == [
+        "bad.yaml · plan.policy：督办规则“office_batch_times”：时刻“25:00”无法识别：请写作 HH:MM（当地时间，00:00–23:59），如 10:00"
+    ]
+    rows = _rows([1, "课程育人", "思政课", "集体备课", "教务处", "教务处处长", "2026年底", None])
+    plan_rows = [["方案编号", "x"], ["方案名称", "示例"], ["待审核通知汇总时刻", "10:00、15:30"]]
+    path = write_xlsx(tmp_path / "p.xlsx", {"方案": plan_rows, "任务清单": rows, "人员": PEOPLE_ROWS, "部门": DEPARTMENT_ROWS})
+    assert load_plan(path).policy == {"office_batch_times": ["10:00", "15:30"]}
+
+
 @pytest.mark.parametrize(
     ("policy", "message"),
     [
         (
             {"remind": [1]},
-            "不认识的督办规则“remind”，可用的有：remind_before、overdue_every、overdue_cap、escalate_head_after、escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace、approval_remind_after、announce_grace、renotice_every、send_hours、assessment",
+            "不认识的督办规则“remind”，可用的有：remind_before、overdue_every、overdue_cap、escalate_head_after、escalate_supervisor_after、escalate_office_after、ack_within、ack_escalate_after、report_remind_before、report_grace、approval_remind_after、announce_grace、renotice_every、send_hours、office_batch_times、assessment",
         ),
         (
             {"overdue_every": 0},

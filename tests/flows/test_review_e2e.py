@@ -256,6 +256,11 @@ def test_review_of_one_system_from_request_to_report(setup, live_server, prefect
         ],
     )
     assert out.exit_code == 0, out.output
+    assert "请点击“完成评定并报送”" in out.output
+    with session_scope(engine) as s:
+        assert s.get(Review, review_id).status == "waiting_verdicts"  # the last verdict closes nothing
+    out = runner.invoke(app, ["review", "close", str(review_id), "--today", "2026-12-16", "--by", "督办员（教学线）"])
+    assert out.exit_code == 0, out.output
     assert "督查报告已生成并报送领导小组" in out.output
 
     # -- the review is closed, its report written and sent ----------------------------------------
@@ -484,6 +489,7 @@ def test_a_waiting_review_survives_a_restart_of_the_serving_process(setup, prefe
                 run_id,
                 run_input={
                     "by": "督办员（教学线）",
+                    "close": True,
                     "verdicts": [
                         {"task": "01.1.1", "verdict": "达标", "note": ""},
                         {

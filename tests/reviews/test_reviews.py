@@ -265,9 +265,12 @@ def test_verdicts_follow_ups_and_changing_a_verdict(plan, tmp_path):
     out = judge(
         "01.1.2", "需整改", note="未报", follow_up_title="补报", follow_up_due=dt.date(2027, 1, 8), follow_up_owner="马克思主义学院院长"
     )
-    assert out.wake
-    done = reviews.advance(plan, rid, today=dt.date(2026, 12, 8), reports_dir=tmp_path)
-    assert done.status == "closed" and done.report["xlsx"].endswith(f"督查报告-{rid}.xlsx")
+    assert not out.wake  # the last verdict closes nothing: the office's explicit step does
+    assert reviews.advance(plan, rid, today=dt.date(2026, 12, 8), reports_dir=tmp_path).status == "waiting_verdicts"
+    with session_scope(plan) as s:
+        done = reviews.close_review(s, rid, actor="督办员", now=NOW, today=dt.date(2026, 12, 8), reports_dir=tmp_path)
+        assert s.get(Review, rid).report_xlsx.endswith(f"督查报告-{rid}.xlsx")
+    assert "督查报告已生成并报送" in done.message and done.wake
     with pytest.raises(reviews.ReviewError, match="已完成并已生成报告"):
         judge("01.1.1", "达标")
 

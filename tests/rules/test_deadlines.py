@@ -904,6 +904,7 @@ def test_default_policy():
         "announce_grace": 5,
         "renotice_every": 10,
         "send_hours": "",
+        "office_batch_times": ("10:00", "15:00"),
     }
     assert DEFAULT_POLICY.window == 7
     assert SHORT.window == 5

@@ -15,7 +15,7 @@ from duban.settings import get_settings
 from duban.sweep.decisions import decide
 from duban.sweep.delivery import deliver
 from duban.sweep.digests import assemble
-from tests.conftest import PINNED_DAY
+from tests.conftest import PINNED, PINNED_DAY
 from tests.servers import screenshot
 from tests.web_helpers import PDF, SECRET, import_small, milestone, milestone_id, requests
 
@@ -64,7 +64,17 @@ def daily_sweep_messages(engine) -> None:
     deliver(engine, OutboxChannel(rt.settings.outbox_path), now=dt.datetime.now(dt.UTC), links=rt.links(today))
 
 
-def test_owner_submits_done_and_coordinator_approves(app_env, live_server, page, tmp_path):
+def office_batch_time(clock) -> None:
+    """Past the office's next batch time (15:00: the clock is pinned at 10:00), a delivery run sends
+    the approval requests held for it (``policy.office_batch_times``)."""
+    from duban.runtime import runtime
+    from duban.sweep.sending import deliver_due
+
+    clock.move_to(PINNED.replace(hour=15, minute=1))
+    deliver_due(runtime())
+
+
+def test_owner_submits_done_and_coordinator_approves(app_env, live_server, page, tmp_path, clock):
     engine = app_env
     daily_sweep_messages(engine)
     message = outbox_message("教务处处长")
@@ -96,7 +106,9 @@ def test_owner_submits_done_and_coordinator_approves(app_env, live_server, page,
     [req] = requests(engine)
     assert req.status == "pending"
 
-    # 3. the coordinator's message arrives at once (the app's dispatcher) with a review link
+    # 3. the coordinator's message comes with the office's next batch, with a review link
+    assert not list(get_settings().outbox_path.rglob("*-督办员.txt"))  # held until the batch time
+    office_batch_time(clock)
     coordinator = outbox_message("督办员")
     assert "责任人 教务处处长（教务处） 已提交办结，办结说明：实施方案已经党委会审议通过并印发。请审核佐证材料后办结或退回" in coordinator
     page.goto(link_in(coordinator, "审核"))
@@ -120,7 +132,7 @@ def test_owner_submits_done_and_coordinator_approves(app_env, live_server, page,
     screenshot(page, "6-owner-sees-done")
 
 
-def test_coordinator_returns_and_owner_reads_the_reason(app_env, live_server, page):
+def test_coordinator_returns_and_owner_reads_the_reason(app_env, live_server, page, clock):
     from tests.web_helpers import make_link
 
     engine = app_env
@@ -128,6 +140,7 @@ def test_coordinator_returns_and_owner_reads_the_reason(app_env, live_server, pa
     page.fill("#note", "已完成")
     page.get_by_role("button", name="提交办结").click()
     page.wait_for_selector(".alert.success")
+    office_batch_time(clock)
     page.goto(link_in(outbox_message("督办员"), "待审核事项"))
     assert page.locator("h1").inner_text() == "待审核事项（1 项）"
     screenshot(page, "1-queue")

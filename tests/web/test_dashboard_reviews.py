@@ -446,7 +446,8 @@ def test_report_downloads_for_accounts_in_scope(client, engine_web):
     answer(engine_web, rid, "1")  # the only answer: the answers close
     with session_scope(engine_web) as s:
         reviews.give_verdict(s, s.get(Review, rid), reviews.TaskVerdict("1", "达标"), actor="督办员", now=utcnow(), today=TODAY)
-    reviews.advance(engine_web, rid, today=TODAY, reports_dir=get_settings().data_dir / "reports")
+    with session_scope(engine_web) as s:  # 完成评定并报送
+        reviews.close_review(s, rid, actor="督办员", now=utcnow(), today=TODAY, reports_dir=get_settings().data_dir / "reports")
     login(client, "leader")
     page = client.get(f"/dashboard/reviews/{rid}")
     assert "<dd>已完成</dd>" in page.text and '<span class="n">1</span><span class="l">达标</span>' in page.text

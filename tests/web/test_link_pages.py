@@ -59,9 +59,10 @@ def deliver_now(engine) -> list[Outgoing]:
     sweep does), recording the messages."""
     today = PINNED_DAY
     links = LinkMaker("http://testserver", SECRET, today)
-    assemble(engine, today=today, links=links)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # past the office's next batch time: its held approval requests too
+    assemble(engine, today=today, links=links, now=later)
     rec = Recorder()
-    deliver(engine, rec, now=dt.datetime.now(dt.UTC), links=links)
+    deliver(engine, rec, now=later, links=links)
     return rec.sent
 
 
@@ -248,6 +249,12 @@ def test_dispatcher_sends_at_once(use_database, engine, tmp_path, monkeypatch):
         page = client.get(f"/l/{tok}")
         assert client.post(f"/l/{tok}", data={"csrf": csrf_of(page.text), "note": "完成"}).status_code == 200
         assert app.state.dispatcher.flush(30)
+        # the office's approval request waits for the plan's next batch time: nothing yet
+        assert sorted(get_settings().outbox_path.rglob("*.txt")) == []
+    from duban.runtime import runtime
+    from duban.sweep.sending import deliver_due
+
+    deliver_due(runtime(), now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))  # a delivery run after the batch time
     files = sorted(get_settings().outbox_path.rglob("*.txt"))
     assert [f.name.split("-", 1)[1] for f in files] == ["督办员.txt"]
     text = files[0].read_text(encoding="utf-8")
