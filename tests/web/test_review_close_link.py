@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from duban.db import session_scope
@@ -13,6 +14,8 @@ from duban.reviews import api as reviews
 from duban.vocabulary import MessageKind
 from tests.web.test_review_roles import app_for, roles_plan, start_review, verdict_link  # noqa: F401  (the fixture)
 from tests.web_helpers import csrf_of
+
+pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
 
 
 def status(engine, rid: int) -> str:
