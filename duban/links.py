@@ -193,7 +193,7 @@ def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.dat
         for start in range(0, len(values), 2000):
             chunk = values[start : start + 2000]
             by_hash: dict[str, int] = dict(session.execute(insert(table).returning(table.c.token_hash, table.c.id), chunk).all())
-            fresh_ids += [by_hash[v["token_hash"]] for v in chunk]
+            fresh_ids += [by_hash[str(v["token_hash"])] for v in chunk]
         session.execute(
             update(table).where(table.c.id == bindparam("lid")).values(token_hash=bindparam("h")),
             [{"lid": lid, "h": token_hash(link_token(secret, lid, s.action, s.expires))} for lid, s in zip(fresh_ids, fresh, strict=True)],
