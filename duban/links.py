@@ -48,8 +48,12 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+# one encoder for every token (``json.dumps`` with options builds a new encoder on each call)
+_TOKEN_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
 def sign(secret: str, payload: dict[str, Any]) -> str:
-    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    body = _b64(_TOKEN_JSON.encode(payload).encode())
     sig = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()[:18])
     return f"{body}.{sig}"
 
@@ -184,12 +188,12 @@ def issue(session: Session, specs: list[LinkSpec], *, secret: str, today: dt.dat
             }
             for s in fresh
         ]
+        # RETURNING matched by the unique placeholder hash, not by parameter order: SQLite can only
+        # keep the order one row per statement (thousands of round trips in a province's sweep)
         for start in range(0, len(values), 2000):
-            fresh_ids += (
-                session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values[start : start + 2000])
-                .scalars()
-                .all()
-            )
+            chunk = values[start : start + 2000]
+            by_hash: dict[str, int] = dict(session.execute(insert(table).returning(table.c.token_hash, table.c.id), chunk).all())
+            fresh_ids += [by_hash[str(v["token_hash"])] for v in chunk]
         session.execute(
             update(table).where(table.c.id == bindparam("lid")).values(token_hash=bindparam("h")),
             [{"lid": lid, "h": token_hash(link_token(secret, lid, s.action, s.expires))} for lid, s in zip(fresh_ids, fresh, strict=True)],

@@ -288,7 +288,11 @@ def _insert_digests(session: Session, digests: list[dict[str, Any]], members: li
     n_tab, d_tab = table_of(Notification), table_of(Digest)
     for start in range(0, len(digests), 2000):
         chunk = digests[start : start + 2000]
-        ids = session.execute(d_tab.insert().returning(d_tab.c.id, sort_by_parameter_order=True), chunk).scalars().all()
+        # RETURNING matched by who each digest is for (one per person, one per department in a
+        # run), not by parameter order: SQLite keeps that order only one row per statement
+        returned = session.execute(d_tab.insert().returning(d_tab.c.id, d_tab.c.recipient_id, d_tab.c.department_id), chunk)
+        by_reader = {(r.recipient_id, r.department_id): r.id for r in returned}
+        ids = [by_reader[(d["recipient_id"], d["department_id"])] for d in chunk]
         session.execute(
             n_tab.update().where(n_tab.c.id == bindparam("nid")).values(digest_id=bindparam("did"), status=LedgerStatus.QUEUED),
             [{"nid": nid, "did": did} for did, group in zip(ids, members[start : start + 2000], strict=True) for nid in group],
