@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duban import office_edits
-from duban.actions import label
+from duban.action_common import label
 from duban.db import session_scope
 from duban.models import Department, Milestone, Person, Plan, Task, utcnow
 from duban.status import milestone_summary, task_status
