@@ -248,13 +248,20 @@ async def submit_answer(request: Request, token: str):
     return await run_in_threadpool(_answer, request, token, form)
 
 
-def _posted_link(request: Request, token: str, form, cookie: Cookie) -> tuple[int, str]:
-    """The link a form was posted to (read only: a forged or used link stores nothing) and the
-    form's CSRF check: (link id, action); else the page that refuses it is raised."""
+# a form posted to a review link of another kind (title, message)
+CANNOT_ANSWER = ("此链接不能提交填报", "此链接用于督查评定或查看报告，不能提交填报。")
+CANNOT_JUDGE = ("此链接不能评定", "只有领导小组办公室的督查评定链接可以评定。")
+CANNOT_CLOSE = ("此链接不能完成评定", "只有领导小组办公室的督查评定链接可以完成评定并报送。")
+
+
+def _posted_link(request: Request, token: str, form, cookie: Cookie, action: LinkAction, refused: tuple[str, str]) -> int:
+    """The link a form was posted to (read only: a forged or used link stores nothing), the
+    form's CSRF check and the link's ``action`` (else ``refused``: title and message): the link's
+    id; else the page that refuses it is raised."""
     rt = _rt(request)
     with session_scope(rt.engine, readonly=True) as s:
         r = _resolve(s, request, token)
-        link_id, action = r.link.id, r.action
+        link_id, posted = r.link.id, r.action
     if not csrf_ok(rt.settings.secret_key, request.cookies.get(REVIEW_COOKIE.name), form.get(CSRF_FIELD), link_id):
         raise Refusal(
             "页面已过期，请重新打开链接",
@@ -262,7 +269,9 @@ def _posted_link(request: Request, token: str, form, cookie: Cookie) -> tuple[in
             403,
             cookie=cookie,
         )
-    return link_id, action
+    if posted != action:
+        raise Refusal(*refused, 405)
+    return link_id
 
 
 def _notify(request: Request, out, review_id: int, day: dt.date) -> None:
@@ -286,9 +295,7 @@ def _notify(request: Request, out, review_id: int, day: dt.date) -> None:
 def _answer(request: Request, token: str, form) -> Response:
     rt = _rt(request)
     cookie = REVIEW_COOKIE.of(request)
-    link_id, action = _posted_link(request, token, form, cookie)
-    if action != LinkAction.REVIEW_ANSWER:
-        raise Refusal("此链接不能提交填报", "此链接用于督查评定或查看报告，不能提交填报。", 405)
+    link_id = _posted_link(request, token, form, cookie, LinkAction.REVIEW_ANSWER, CANNOT_ANSWER)
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
     now, day, origin = utcnow(), rt.today(), {**_origin(request), "link": link_id}
     stored: list[StoredFile] = []
@@ -361,9 +368,7 @@ async def submit_verdict(request: Request, token: str, item_id: RowId):
 def _verdict(request: Request, token: str, item_id: int, form) -> Response:
     rt = _rt(request)
     cookie = REVIEW_COOKIE.of(request)
-    link_id, action = _posted_link(request, token, form, cookie)
-    if action != LinkAction.REVIEW_VERDICT:
-        raise Refusal("此链接不能评定", "只有领导小组办公室的督查评定链接可以评定。", 405)
+    link_id = _posted_link(request, token, form, cookie, LinkAction.REVIEW_VERDICT, CANNOT_JUDGE)
     v = {k: str(form.get(k) or "") for k in ("verdict", "note", "follow_up_title", "follow_up_due", "follow_up_owner")}
     day = rt.today()
     try:
@@ -412,9 +417,7 @@ def _close(request: Request, token: str, form) -> Response:
     """完成评定并报送 (the box ticked: the explicit confirmation), in one transaction."""
     rt = _rt(request)
     cookie = REVIEW_COOKIE.of(request)
-    link_id, action = _posted_link(request, token, form, cookie)
-    if action != LinkAction.REVIEW_VERDICT:
-        raise Refusal("此链接不能完成评定", "只有领导小组办公室的督查评定链接可以完成评定并报送。", 405)
+    link_id = _posted_link(request, token, form, cookie, LinkAction.REVIEW_VERDICT, CANNOT_CLOSE)
     day, now = rt.today(), utcnow()
 
     def close(s: Session):
