@@ -169,6 +169,14 @@ def _answer_context(session, request: Request, r: Resolved, cookie: Cookie) -> d
     }
 
 
+def _verdict_page(request: Request, token: str, cookie: Cookie, status: int = 200, **shown: Any) -> Response:
+    """The verdict page as it is now, with ``shown``: the outcome's message, or an error and what was entered."""
+    with session_scope(_rt(request).engine, readonly=True) as s:
+        ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
+    ctx.update(shown)
+    return cookie.keep(render("review_verdict.html", ctx, status))
+
+
 def _verdict_context(session, request: Request, r: Resolved, cookie: Cookie) -> dict[str, Any]:
     rt = _rt(request)
     review = session.get(Review, r.link.review_id)
@@ -394,15 +402,9 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
     try:
         out, review_id = store_write(rt, f"review verdict on link {link_id}", judge)
     except reviews.ReviewError as err:
-        with session_scope(rt.engine, readonly=True) as s:
-            ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
-        ctx.update(error=f"任务评定未保存：{err}", failed=item_id, values=v)
-        return cookie.keep(render("review_verdict.html", ctx, 400))
+        return _verdict_page(request, token, cookie, 400, error=f"任务评定未保存：{err}", failed=item_id, values=v)
     _notify(request, out, review_id, day)
-    with session_scope(rt.engine, readonly=True) as s:
-        ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
-    ctx["message"] = out.message
-    return cookie.keep(render("review_verdict.html", ctx))
+    return _verdict_page(request, token, cookie, message=out.message)
 
 
 @router.post("/rv/{token}/close", response_class=HTMLResponse)
@@ -433,15 +435,9 @@ def _close(request: Request, token: str, form) -> Response:
     try:
         out, review_id = store_write(rt, f"review close on link {link_id}", close)
     except reviews.ReviewError as err:
-        with session_scope(rt.engine, readonly=True) as s:
-            ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
-        ctx.update(error=f"未能完成评定并报送：{err}")
-        return cookie.keep(render("review_verdict.html", ctx, 400))
+        return _verdict_page(request, token, cookie, 400, error=f"未能完成评定并报送：{err}")
     _notify(request, out, review_id, day)
-    with session_scope(rt.engine, readonly=True) as s:
-        ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
-    ctx["message"] = out.message
-    return cookie.keep(render("review_verdict.html", ctx))
+    return _verdict_page(request, token, cookie, message=out.message)
 
 
 @router.get("/rv/{token}/files/{evidence_id}")
