@@ -73,15 +73,34 @@ def record_event(
     milestone_id: int | None = None,
     task_id: int | None = None,
 ) -> Event:
+    """The action's event, by the link's holder (the link's task and milestone unless told)."""
+    task_id = task_id if task_id is not None else r.link.task_id
+    milestone_id = milestone_id if milestone_id is not None else r.link.milestone_id
+    return link_event(session, r.link, r.person.name, kind, data, origin, now, task_id=task_id, milestone_id=milestone_id)
+
+
+def link_event(
+    session: Session,
+    link: Link,
+    actor: str,
+    kind: str,
+    data: dict[str, Any],
+    origin: Origin,
+    now: dt.datetime,
+    *,
+    task_id: int | None,
+    milestone_id: int | None,
+) -> Event:
+    """An event done from ``link``: its data names the link, its action and the origin (written now)."""
     ev = Event(
-        plan_id=r.link.plan_id,
-        task_id=task_id if task_id is not None else r.link.task_id,
-        milestone_id=milestone_id if milestone_id is not None else r.link.milestone_id,
+        plan_id=link.plan_id,
+        task_id=task_id,
+        milestone_id=milestone_id,
         at=now,
-        actor=r.person.name,
+        actor=actor,
         channel=origin.channel,
         kind=kind,
-        data={**data, "link": r.link.id, "action": r.link.action, **origin.trail()},
+        data={**data, "link": link.id, "action": link.action, **origin.trail()},
     )
     session.add(ev)
     session.flush()

@@ -9,8 +9,8 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from duban import links as links_mod
-from duban.action_common import ActionError, Origin, Outcome, ledger_item, pending_requests
-from duban.models import Department, Event, Link, Milestone, Person, Request, Task
+from duban.action_common import ActionError, Origin, Outcome, ledger_item, link_event, pending_requests
+from duban.models import Department, Link, Milestone, Person, Request, Task
 from duban.roles import holder_refusal
 from duban.vocabulary import OPEN_STATES, EventKind, LinkAction, MessageKind, RequestStatus
 
@@ -71,18 +71,7 @@ def request_new_link(session: Session, link: Link, origin: Origin, *, now: dt.da
         now=now,
         data=data,
     )
-    session.add(
-        Event(
-            plan_id=link.plan_id,
-            task_id=task.id,
-            milestone_id=m.id if m else None,
-            at=now,
-            actor=person.name,
-            channel=origin.channel,
-            kind=EventKind.LINK_RENEWAL,
-            data={"link": link.id, "action": link.action, **origin.trail()},
-        )
-    )
+    link_event(session, link, person.name, EventKind.LINK_RENEWAL, {}, origin, now, task_id=task.id, milestone_id=m.id if m else None)
     if not fresh:
         return Outcome("今天已经为您发送过新链接，请查看您的邮箱或工作消息。")
     return Outcome(
