@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from duban import links as links_mod
-from duban.actions import (
+from duban.action_common import (
     MAX_REASON,
     ActionError,
     Origin,
@@ -77,7 +77,7 @@ class _Deciding:
             actor=self.person.name,
             channel=self.origin.channel,
             kind=kind,
-            data={"request": self.req.id, **data, **via, "ip": self.origin.ip or "", "agent": (self.origin.user_agent or "")[:300]},
+            data={"request": self.req.id, **data, **via, **self.origin.trail()},
         )
         self.session.add(ev)
         self.session.flush()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from duban.actions import ActionError, Origin
+from duban.action_common import ActionError, Origin
 from duban.approvals import decide_as, decided_already
 from duban.models import Person, Request, Task
 from duban.vocabulary import RequestKind, RequestStatus

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duban import actions
+from duban.action_common import ActionError, Origin, label
 from duban.links import LinkMaker, LinkRefused, LinkSpec, issue, link_token, resolve
 from duban.models import Link, Milestone, Plan, Task
 from duban.rules.deadlines import TaskView
@@ -134,7 +135,7 @@ def _one(view: TaskView, policy: DeadlinePolicy, live: list[Any], cal: Any, toda
         code=view.code,
         title=view.title,
         state=MilestoneState.DONE if finished else _state(view, live),
-        step=actions.label(shown) if shown is not None else "",
+        step=label(shown) if shown is not None else "",
         milestone_id=current.id if current is not None else None,
         due=due,
         baseline=shown.baseline_due_date if moved and shown is not None else None,
@@ -198,7 +199,7 @@ def waiting_for_ack(tasks: Iterable[MyTask]) -> list[MyTask]:
 
 
 def acknowledge_many(
-    session: Session, person_id: int, plan_id: int, task_ids: list[int], origin: actions.Origin, *, maker: LinkMaker, now: dt.datetime
+    session: Session, person_id: int, plan_id: int, task_ids: list[int], origin: Origin, *, maker: LinkMaker, now: dt.datetime
 ) -> Signed:
     """签收 each of ``task_ids`` the person owns, in the caller's one transaction, through
     :func:`duban.actions.acknowledge` with the person's 签收 link of the task (issued or reused):
@@ -224,7 +225,7 @@ def acknowledge_many(
             with session.begin_nested():  # a refused one leaves nothing half-written, the others go on
                 r = resolve(session, token, secret=maker.secret, today=maker.today, for_update=True)
                 actions.acknowledge(session, r, origin, now=now)
-        except (LinkRefused, actions.ActionError) as err:
+        except (LinkRefused, ActionError) as err:
             out.refused.append((task.code, task.title, getattr(err, "message", None) or str(err)))
             continue
         out.signed.append((task.code, task.title))

@@ -3,7 +3,9 @@
 Conventions: every table has an integer ``id``; plan-scoped tables carry ``plan_id``; nothing a
 user entered is ever deleted: tasks, milestones, systems and projects are archived instead.
 Constraint names follow a naming convention so that Alembic migrations are stable on SQLite and
-PostgreSQL.
+PostgreSQL (:mod:`duban.model_base`).  The sign-in tables live in :mod:`duban.models_access`, the
+review tables in :mod:`duban.models_reviews`; this module gathers them, so every table is imported
+from here.
 """
 
 from __future__ import annotations
@@ -12,58 +14,42 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
-    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from duban.model_base import NAMING_CONVENTION as NAMING_CONVENTION
+from duban.model_base import Base as Base
+from duban.model_base import table_of as table_of
+from duban.model_base import utcnow as utcnow
+
+# every table is importable from here, and in ``Base.metadata`` once this module is imported
+# (Alembic's env.py and tests/test_db.py compare the migrations with it)
+from duban.models_access import Account as Account
+from duban.models_access import DashboardLink as DashboardLink
+from duban.models_access import DashboardSession as DashboardSession
+from duban.models_access import LoginThrottle as LoginThrottle
+from duban.models_access import PersonSession as PersonSession
+from duban.models_reviews import Review as Review
+from duban.models_reviews import ReviewItem as ReviewItem
 from duban.vocabulary import (
     Audience,
     BulletinEvery,
-    ItemState,
     LedgerStatus,
     MilestoneOrigin,
     MilestoneState,
     Period,
     RequestStatus,
-    ReviewState,
     Schedule,
 )
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
-
-
-def table_of(model: type[Base]) -> Table:
-    """A mapped class's Core ``Table``, for Core bulk statements (``__table__`` is typed as any ``FromClause``)."""
-    table = model.__table__
-    if not isinstance(table, Table):
-        raise TypeError(f"{model.__name__} is not mapped to a single table")
-    return table
 
 
 class Plan(Base):
@@ -411,7 +397,7 @@ class Evidence(Base):
 
 
 # ---------------------------------------------------------------------------------------------
-# Roll-up snapshots (duban.rollup, docs/rollup.md): the trend reads these
+# Roll-up snapshots (duban.rollup, docs/rollup.md): the trend reads these; and the issued 通报
 
 
 class RollupSnapshot(Base):
@@ -444,139 +430,6 @@ class RollupSnapshot(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# ---------------------------------------------------------------------------------------------
-# Dashboard: sign-in accounts and read-only links (docs/web.md, "Dashboard")
-
-
-class Account(Base):
-    """Someone who signs in to the dashboard: a coordinator (office), a leader, or a viewer.
-
-    ``plan_id`` None: every plan (a provincial account).  The password is kept as a salted scrypt
-    hash; ``session_version`` is bumped by logout, a new password or disabling, which ends every
-    session of the account."""
-
-    __tablename__ = "accounts"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    login: Mapped[str] = mapped_column(String(100), unique=True)
-    display_name: Mapped[str] = mapped_column(String(200))
-    password_hash: Mapped[str] = mapped_column(String(300))
-    role: Mapped[str] = mapped_column(String(20))  # office | leader | viewer
-    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)  # None: all plans
-    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)  # consecutive failures
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    session_version: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class DashboardLink(Base):
-    """A signed read-only link to the dashboard of one plan (or all plans), for a leader who does
-    not want an account.  Only the token's SHA-256 is kept; revoked or expired links stop working."""
-
-    __tablename__ = "dashboard_links"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)  # None: all plans
-    note: Mapped[str] = mapped_column(String(200), default="")  # for whom (shown in the list)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    expires_on: Mapped[dt.date] = mapped_column(Date)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    created_by: Mapped[str] = mapped_column(String(200), default="")
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-
-
-class LoginThrottle(Base):
-    """Sign-in failures of one account from one client address (duban.accounts.authenticate):
-    the pair is locked after ``DUBAN_LOGIN_MAX_FAILURES`` in a row, so an attacker cannot lock
-    the owner out from another address; ``last_success_at`` marks an address the owner used."""
-
-    __tablename__ = "login_throttles"
-    __table_args__ = (UniqueConstraint("account_id", "address"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    address: Mapped[str] = mapped_column(String(64))
-    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row, since the last success or lock
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    last_failure_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    last_success_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-
-
-class DashboardSession(Base):
-    """One browser's session opened by a read-only link (``/d/<token>``): logout ends it, and
-    revoking the link ends all of them."""
-
-    __tablename__ = "dashboard_sessions"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    link_id: Mapped[int] = mapped_column(ForeignKey("dashboard_links.id"), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reviews (督查): a coordinator asks every owner in a scope to report, then gives a verdict per task
-# (duban.reviews, flows/review.py, docs/reviews.md)
-
-
-class Review(Base):
-    """One 督查: a scope of tasks of a plan, what is asked, a reply-by date; its items are the tasks."""
-
-    __tablename__ = "reviews"
-    __table_args__ = (Index("ix_reviews_status_plan", "status", "plan_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
-    title: Mapped[str] = mapped_column(String(300))
-    ask: Mapped[str] = mapped_column(Text, default="")  # what is asked (shown on every request)
-    scope_kind: Mapped[str] = mapped_column(String(20))  # plan | system | department | supervisor | tasks
-    scope_values: Mapped[list[str]] = mapped_column(default=list)
-    reply_by: Mapped[dt.date] = mapped_column(Date)
-    started_on: Mapped[dt.date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(20), default=ReviewState.OPEN)
-    started_by: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    requests_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    answers_closed_on: Mapped[dt.date | None] = mapped_column(Date, default=None)  # entered waiting_verdicts
-    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    cancelled_by: Mapped[str | None] = mapped_column(String(200), default=None)
-    cancel_reason: Mapped[str] = mapped_column(Text, default="")
-    # the Prefect flow run that drives it (None: run in-process / by the sweep); bumped on each wake-up
-    flow_run_id: Mapped[str | None] = mapped_column(String(64), default=None)
-    wake_round: Mapped[int] = mapped_column(Integer, default=0)
-    report_html: Mapped[str | None] = mapped_column(String(1000), default=None)
-    report_xlsx: Mapped[str | None] = mapped_column(String(1000), default=None)
-
-
-class ReviewItem(Base):
-    """One task of a review: the owner's answer, then the coordinator's verdict."""
-
-    __tablename__ = "review_items"
-    __table_args__ = (UniqueConstraint("review_id", "task_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"))  # the owner when the review started
-    status: Mapped[str] = mapped_column(String(20), default=ItemState.REQUESTED)
-    done: Mapped[str] = mapped_column(Text, default="")  # 已完成工作
-    problems: Mapped[str] = mapped_column(Text, default="")  # 存在问题
-    next_steps: Mapped[str] = mapped_column(Text, default="")  # 下一步计划
-    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    answered_by: Mapped[str | None] = mapped_column(String(200), default=None)
-    verdict: Mapped[str | None] = mapped_column(String(20), default=None)  # 达标 | 基本达标 | 需整改
-    verdict_note: Mapped[str] = mapped_column(Text, default="")
-    verdict_by: Mapped[str | None] = mapped_column(String(200), default=None)
-    verdict_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    follow_up_milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"), default=None)
-    follow_up_owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
-
-
 class Bulletin(Base):
     """One issued 督办通报 of a plan: its kind (weekly or monthly), its issue number (期号) and
     the ranking it published (the next one shows the change since this one)."""
@@ -596,7 +449,7 @@ class Bulletin(Base):
 
 
 # ---------------------------------------------------------------------------------------------
-# Chat apps, personal sign-in and numbered paper notices
+# Chat apps and numbered paper notices
 
 
 class ChatTodo(Base):
@@ -616,21 +469,6 @@ class ChatTodo(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
-
-
-class PersonSession(Base):
-    """A person signed in to their own page (我的督办) through the institution's sign-in (CAS,
-    OIDC, WeCom or DingTalk OAuth): logout ends it."""
-
-    __tablename__ = "person_sessions"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    method: Mapped[str] = mapped_column(String(20))  # cas | oidc | wecom | dingtalk
-    subject: Mapped[str] = mapped_column(String(200), default="")  # the account the provider named
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class SupervisionNotice(Base):

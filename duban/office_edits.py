@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from duban.actions import label, ledger_item
+from duban.action_common import label, ledger_item
 from duban.announce import announce_in
 from duban.links import OWNER_ACTIONS
 from duban.links import void as void_links
@@ -74,6 +74,32 @@ def _live(task: Task, what: str) -> None:
         raise EditError(f"该任务尚未下达，责任人还未收到任务书，暂不能{what}。请先下达任务。")
 
 
+def _tell_owner(
+    session: Session,
+    task: Task,
+    step: Milestone | None,
+    kind: MessageKind,
+    key: str,
+    data: dict[str, Any],
+    today: dt.date,
+    now: dt.datetime,
+) -> None:
+    """A ledger item to the task's owner, under a key no earlier item has (it names this edit's event)."""
+    ledger_item(
+        session,
+        key=key,
+        r_plan=task.plan_id,
+        task=task,
+        milestone=step,
+        recipient=task.owner_id,
+        kind=kind,
+        today=today,
+        now=now,
+        data=data,
+        checked=True,
+    )
+
+
 def instruct(session: Session, task: Task, *, text: str, by: str, now: dt.datetime, today: dt.date) -> Edit:
     """领导批示: recorded, and the owner told at once (the ledger item; the caller sends it)."""
     now = now.astimezone(dt.UTC)  # stored in UTC: SQLite keeps the wall time and drops the offset
@@ -81,18 +107,8 @@ def instruct(session: Session, task: Task, *, text: str, by: str, now: dt.dateti
     _live(task, "作出批示")
     ev = _event(session, task, EventKind.INSTRUCTION, {"text": text}, by=by, now=now)
     step = _next_step(session, task)
-    ledger_item(
-        session,
-        key=f"{MessageKind.INSTRUCTION}:{task.id}:{ev.id}",
-        r_plan=task.plan_id,
-        task=task,
-        milestone=step,
-        recipient=task.owner_id,
-        kind=MessageKind.INSTRUCTION,
-        today=today,
-        now=now,
-        data={"by": by, "text": text},
-        checked=True,
+    _tell_owner(
+        session, task, step, MessageKind.INSTRUCTION, f"{MessageKind.INSTRUCTION}:{task.id}:{ev.id}", {"by": by, "text": text}, today, now
     )
     return Edit("批示已记录，并已通知责任人。", {task.owner_id}, ev.id)
 
@@ -120,19 +136,8 @@ def urge(session: Session, task: Task, *, by: str, now: dt.datetime, today: dt.d
         when = earlier.at.astimezone(tz) if earlier.at.tzinfo else earlier.at.replace(tzinfo=dt.UTC).astimezone(tz)
         raise EditError(f"今天 {when:%H:%M} 已由{earlier.actor}催办过该任务，责任人已收到提醒。同一任务每天只催办一次，请明天再催办。")
     ev = _event(session, task, EventKind.URGED, {"text": text}, by=by, now=now, milestone_id=step.id if step else None)
-    ledger_item(
-        session,
-        key=f"urge:{task.id}:{ev.id}",
-        r_plan=task.plan_id,
-        task=task,
-        milestone=step,
-        recipient=task.owner_id,
-        kind=MessageKind.URGED,
-        today=today,
-        now=now,
-        data={"by": by, "text": text, "seq": step.seq if step else None, "final": step.is_final if step else False},
-        checked=True,
-    )
+    data = {"by": by, "text": text, "seq": step.seq if step else None, "final": step.is_final if step else False}
+    _tell_owner(session, task, step, MessageKind.URGED, f"urge:{task.id}:{ev.id}", data, today, now)
     return Edit("已向责任人发出催办提醒。", {task.owner_id}, ev.id)
 
 

@@ -1,5 +1,6 @@
-"""Store-level actions (duban.actions) on SQLite and PostgreSQL: what each one writes, and the
-milestone life cycle: ack → in progress → submitted → done / returned; extensions."""
+"""Store-level actions (duban.actions, duban.approvals, duban.relink) on SQLite and PostgreSQL: what
+each one writes, and the milestone life cycle: ack → in progress → submitted → done / returned;
+extensions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from duban import actions, approvals
+from duban import actions, approvals, relink
+from duban.action_common import ActionError, Origin
 from duban.db import session_scope
 from duban.evidence import StoredFile
 from duban.links import LinkMaker, LinkRefused, resolve
@@ -33,7 +35,7 @@ from tests.web_helpers import (
 
 NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 11, 30)
-ORIGIN = actions.Origin(ip="10.1.2.3", user_agent="Mozilla/5.0 wxwork/4.1")
+ORIGIN = Origin(ip="10.1.2.3", user_agent="Mozilla/5.0 wxwork/4.1")
 
 
 @pytest.fixture
@@ -80,7 +82,7 @@ def test_progress_report_with_evidence_counts_for_the_sweep(db):
             ("url", "https://example.edu.cn/a", None, ev.id),
             ("file", None, "记录.pdf", ev.id),
         ]
-    with pytest.raises(actions.ActionError, match="请填写工作进展"):
+    with pytest.raises(ActionError, match="请填写工作进展"):
         act(db, make_link(db, "教务处处长", "progress", "1"), actions.report_progress, text="   ")
 
 
@@ -126,7 +128,7 @@ def test_return_reaches_the_owner_and_reminders_resume(db):
     act(db, make_link(db, "教务处处长", "done", "1", milestone=mid), actions.submit_done, today=TODAY, note="已完成")
     [req] = requests(db)
     queue = make_link(db, "督办员", "queue", None)
-    with pytest.raises(actions.ActionError, match="请填写退回原因"):
+    with pytest.raises(ActionError, match="请填写退回原因"):
         act(db, queue, approvals.decide, today=TODAY, request_id=req.id, decision="return", note="")
     act(db, queue, approvals.decide, today=TODAY, request_id=req.id, decision="return", note="缺少印发文件")
     m = milestone(db, mid)
@@ -142,14 +144,14 @@ def test_return_reaches_the_owner_and_reminders_resume(db):
     decide(db, today=TODAY, cal=WorkCalendar(), tz=TZ)
     assert [n.milestone_id for n in ledger(db, "overdue")].count(mid) == 1
     # the queue link is not used up; the decided request cannot be decided again
-    with pytest.raises(actions.ActionError, match="无需重复审核"):
+    with pytest.raises(ActionError, match="无需重复审核"):
         act(db, queue, approvals.decide, today=TODAY, request_id=req.id, decision="approve")
 
 
 def test_extension_approved_moves_the_date_and_keeps_the_baseline(db):
     mid = milestone_id(db, "1", 2)
     tok = make_link(db, "教务处处长", "extend", "1", milestone=mid)
-    with pytest.raises(actions.ActionError, match="须晚于目前的完成时间 2026-12-15"):
+    with pytest.raises(ActionError, match="须晚于目前的完成时间 2026-12-15"):
         act(db, tok, actions.request_extension, today=TODAY, new_due=dt.date(2026, 12, 10), reason="x")
     act(db, tok, actions.request_extension, today=TODAY, new_due=dt.date(2027, 1, 15), reason="寒假前无法集中备课")
     [req] = requests(db)
@@ -161,7 +163,7 @@ def test_extension_approved_moves_the_date_and_keeps_the_baseline(db):
         "责任人 教务处处长（教务处） 申请将完成时间由 2026-12-15 延至 2027-01-15，理由：寒假前无法集中备课。请审批（批准或不予批准）"
     )
     # a second request while one waits is refused
-    with pytest.raises(actions.ActionError, match="正在审批中"):
+    with pytest.raises(ActionError, match="正在审批中"):
         act(
             db,
             make_link(db, "教务处处长", "extend", "1", milestone=mid),
@@ -250,7 +252,7 @@ def test_relink_writes_one_message_per_link_and_day(db):
     assert err.value.reason == "expired" and err.value.renewable
     for expected in ("新的「签收」链接将通过消息发送给教务处处长", "今天已经为您发送过新链接"):
         with session_scope(db) as s:
-            out = actions.request_new_link(s, s.get(Link, err.value.link_id), ORIGIN, now=NOW, today=TODAY)
+            out = relink.request_new_link(s, s.get(Link, err.value.link_id), ORIGIN, now=NOW, today=TODAY)
         assert out.message.startswith(expected)
     [item] = ledger(db, "relink")
     assert item.data["action"] == "ack"
@@ -269,7 +271,7 @@ def test_two_submissions_of_one_link_at_once_apply_once(db):
         try:
             act(db, tok, actions.submit_done, today=TODAY, note="并发提交")
             results.append("ok")
-        except (actions.ActionError, LinkRefused) as err:
+        except (ActionError, LinkRefused) as err:
             results.append(type(err).__name__)
 
     threads = [threading.Thread(target=go) for _ in range(4)]

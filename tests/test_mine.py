@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import select, update
 
 from duban import mine
-from duban.actions import Origin
+from duban.action_common import Origin
 from duban.db import session_scope
 from duban.links import LinkMaker
 from duban.models import Event, Link, Person, Task

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from duban.actions import _acknowledge
+from duban.action_common import acknowledge_task
 from duban.evidence import add_evidence
 from duban.models import Event, Person, Review, ReviewItem, Task
 from duban.reviews.common import Outcome, ReviewError, _counts, _ledger, _review, _task, _text, judges
@@ -91,7 +91,7 @@ def record_answer(
     item.answered_at, item.answered_by, item.status = now, person.name, ItemState.ANSWERED
     task = _task(session, item.task_id)
     if task.owner_id == person.id:
-        _acknowledge(session, task, now)  # answering counts as 签收, like any first action on the task
+        acknowledge_task(session, task, now)  # answering counts as 签收, like any first action on the task
     ev = Event(
         plan_id=review.plan_id,
         task_id=task.id,

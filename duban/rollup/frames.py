@@ -84,156 +84,144 @@ class Frames(TypedDict):
 
 def load(session, plan_ids: list[int], tz) -> Frames:
     """The database as frames: one query per table, filtered by plan."""
+    return {
+        "tasks": _tasks(session, plan_ids),
+        "progress": _last_progress(session, plan_ids),
+        "depts": _departments(session, plan_ids),
+        "people": dict(session.execute(select(Person.id, Person.name).where(Person.plan_id.in_(plan_ids))).all()),
+        "milestones": _milestones(session, plan_ids),
+        "escalations": _escalations(session, plan_ids),
+        "requests": _requests(session, plan_ids),
+        "reports": _last_reports(session, plan_ids),
+    }
+
+
+def _query_frame(session, columns: dict[str, Any], finish) -> pd.DataFrame:
+    """``select`` the ``columns`` (frame column name → expression), ``finish`` the statement
+    (joins, filters), and read it as a frame with those column names."""
+    return frame(session.execute(finish(select(*columns.values()))), list(columns))
+
+
+def _tasks(session, plan_ids: list[int]) -> pd.DataFrame:
     in_plans = Task.plan_id.in_(plan_ids)
     per_task = milestone_summary(tasks=in_plans)
-    tasks = frame(
-        session.execute(
-            select(
-                Task.id,
-                Task.plan_id,
-                Task.code,
-                Task.title,
-                Task.owner_id,
-                Task.lead_department_id,
-                Task.supervisor_id,
-                Task.schedule,
-                Task.archived_at.is_not(None),
-                Task.acknowledged_at.is_not(None),
-                Task.acknowledged_at,
-                Task.position,
-                Task.period,
-                Task.period_month,
-                Task.assigned_at,
-                Task.policy,
-                task_status(per_task),
-                Project.code,
-                Project.name,
-                Project.position,
-                System.code,
-                System.name,
-                System.position,
-            )
-            .join(Project, Project.id == Task.project_id)
+    columns = {
+        "task_id": Task.id,
+        "plan_id": Task.plan_id,
+        "code": Task.code,
+        "title": Task.title,
+        "owner_id": Task.owner_id,
+        "department_id": Task.lead_department_id,
+        "task_supervisor_id": Task.supervisor_id,
+        "schedule": Task.schedule,
+        "archived": Task.archived_at.is_not(None),
+        "acknowledged": Task.acknowledged_at.is_not(None),
+        "acknowledged_at": Task.acknowledged_at,
+        "position": Task.position,
+        "period": Task.period,
+        "period_month": Task.period_month,
+        "assigned_at": Task.assigned_at,
+        "task_policy": Task.policy,
+        "status": task_status(per_task),
+        "project_code": Project.code,
+        "project": Project.name,
+        "project_position": Project.position,
+        "system_code": System.code,
+        "system": System.name,
+        "system_position": System.position,
+    }
+    return _query_frame(
+        session,
+        columns,
+        lambda q: (
+            q.join(Project, Project.id == Task.project_id)
             .join(System, System.id == Project.system_id)
             .outerjoin(per_task, per_task.c.task_id == Task.id)
             .where(in_plans)
         ),
-        [
-            "task_id",
-            "plan_id",
-            "code",
-            "title",
-            "owner_id",
-            "department_id",
-            "task_supervisor_id",
-            "schedule",
-            "archived",
-            "acknowledged",
-            "acknowledged_at",
-            "position",
-            "period",
-            "period_month",
-            "assigned_at",
-            "task_policy",
-            "status",
-            "project_code",
-            "project",
-            "project_position",
-            "system_code",
-            "system",
-            "system_position",
-        ],
     )
-    depts = frame(
-        session.execute(select(Department.id, Department.name, Department.supervisor_id).where(Department.plan_id.in_(plan_ids))),
-        ["department_id", "department", "dept_supervisor_id"],
+
+
+def _departments(session, plan_ids: list[int]) -> pd.DataFrame:
+    columns = {"department_id": Department.id, "department": Department.name, "dept_supervisor_id": Department.supervisor_id}
+    return _query_frame(session, columns, lambda q: q.where(Department.plan_id.in_(plan_ids)))
+
+
+def _milestones(session, plan_ids: list[int]) -> pd.DataFrame:
+    columns = {
+        "milestone_id": Milestone.id,
+        "task_id": Milestone.task_id,
+        "seq": Milestone.seq,
+        "milestone": Milestone.title,
+        "due": Milestone.due_date,
+        "baseline": Milestone.baseline_due_date,
+        "state": Milestone.status,
+        "is_final": Milestone.is_final,
+        "submitted_at": Milestone.submitted_at,
+        "completed_at": Milestone.completed_at,
+        "due_version": Milestone.due_version,
+    }
+    return _query_frame(
+        session,
+        columns,
+        lambda q: q.join(Task, Task.id == Milestone.task_id).where(Task.plan_id.in_(plan_ids), Milestone.status != MilestoneState.ARCHIVED),
     )
-    people = dict(session.execute(select(Person.id, Person.name).where(Person.plan_id.in_(plan_ids))).all())
-    milestones = frame(
-        session.execute(
-            select(
-                Milestone.id,
-                Milestone.task_id,
-                Milestone.seq,
-                Milestone.title,
-                Milestone.due_date,
-                Milestone.baseline_due_date,
-                Milestone.status,
-                Milestone.is_final,
-                Milestone.submitted_at,
-                Milestone.completed_at,
-                Milestone.due_version,
-            )
-            .join(Task, Task.id == Milestone.task_id)
-            .where(in_plans, Milestone.status != MilestoneState.ARCHIVED)
-        ),
-        [
-            "milestone_id",
-            "task_id",
-            "seq",
-            "milestone",
-            "due",
-            "baseline",
-            "state",
-            "is_final",
-            "submitted_at",
-            "completed_at",
-            "due_version",
-        ],
+
+
+def _escalations(session, plan_ids: list[int]) -> pd.DataFrame:
+    """One 督办 per (task, milestone or acknowledgement, due date, level), however many people got it."""
+    columns = {
+        "task_id": Notification.task_id,
+        "milestone_id": Notification.milestone_id,
+        "due": Notification.due_date,
+        "level": Notification.level,
+    }
+    return _query_frame(
+        session,
+        columns,
+        lambda q: q.where(
+            Notification.plan_id.in_(plan_ids),
+            Notification.kind == MessageKind.ESCALATION,
+            Notification.level >= 1,
+            Notification.task_id.is_not(None),
+        ).distinct(),
     )
-    # one 督办 per (task, milestone or acknowledgement, due date, level), however many people got it
-    escalations = frame(
-        session.execute(
-            select(Notification.task_id, Notification.milestone_id, Notification.due_date, Notification.level)
-            .where(
-                Notification.plan_id.in_(plan_ids),
-                Notification.kind == MessageKind.ESCALATION,
-                Notification.level >= 1,
-                Notification.task_id.is_not(None),
-            )
-            .distinct()
-        ),
-        ["task_id", "milestone_id", "due", "level"],
-    )
-    requests = frame(
-        session.execute(
-            select(
-                Request.id,
-                Request.task_id,
-                Request.milestone_id,
-                Request.person_id,
-                Request.kind,
-                Request.status,
-                Request.new_due_date,
-                Request.created_at,
-                Request.decided_at,
-            ).where(Request.plan_id.in_(plan_ids))
-        ),
-        ["request_id", "task_id", "milestone_id", "person_id", "kind", "status", "new_due", "created_at", "decided_at"],
-    )
-    reports = dict(
+
+
+def _requests(session, plan_ids: list[int]) -> pd.DataFrame:
+    columns = {
+        "request_id": Request.id,
+        "task_id": Request.task_id,
+        "milestone_id": Request.milestone_id,
+        "person_id": Request.person_id,
+        "kind": Request.kind,
+        "status": Request.status,
+        "new_due": Request.new_due_date,
+        "created_at": Request.created_at,
+        "decided_at": Request.decided_at,
+    }
+    return _query_frame(session, columns, lambda q: q.where(Request.plan_id.in_(plan_ids)))
+
+
+def _last_reports(session, plan_ids: list[int]) -> dict[int, dt.datetime]:
+    """When each task last reported (any of ``REPORT_EVENTS``)."""
+    return dict(
         session.execute(
             select(Event.task_id, func.max(Event.at))
             .where(Event.plan_id.in_(plan_ids), Event.kind.in_(REPORT_EVENTS), Event.task_id.is_not(None))
             .group_by(Event.task_id)
         ).all()
     )
+
+
+def _last_progress(session, plan_ids: list[int]) -> dict[int, str]:
+    """Each task's last progress report, its text."""
     latest = (
         select(func.max(Event.id)).where(Event.plan_id.in_(plan_ids), Event.kind == EventKind.PROGRESS_REPORTED).group_by(Event.task_id)
     )
-    progress = {
+    return {
         task_id: str((data or {}).get("text") or "")
         for task_id, data in session.execute(select(Event.task_id, Event.data).where(Event.id.in_(latest.scalar_subquery())))
-    }
-    return {
-        "tasks": tasks,
-        "progress": progress,
-        "depts": depts,
-        "people": people,
-        "milestones": milestones,
-        "escalations": escalations,
-        "requests": requests,
-        "reports": reports,
     }
 
 

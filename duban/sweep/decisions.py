@@ -237,6 +237,29 @@ def approval_decisions(
     the task's line (rules: ``approval_reminder``), carrying what the original request said and its
     links; an office member's waits for the plan's next batch time (``office_batch_times``)."""
     now = now or utcnow()
+    waiting = _waiting_requests(session, cal, today, tz=tz, plan_code=plan_code, task_code=task_code)
+    if not waiting:
+        return []
+    asked, held = {}, {}
+    for r, _, _ in waiting:
+        task = session.get(Task, r.task_id)
+        asked[r.id] = on_line(session, task, reviewers(session, r.plan_id, exclude=r.person_id)) if task else []
+        times = parse_batch_times(effective_policy(r.plan_policy, r.task_policy).office_batch_times)
+        held[r.id] = (next_batch_time(now, times, tz), set(plan_roles(session, r.plan_id)[PlanRoleKind.OFFICE]))
+    originals = _original_approval_data(session, asked)
+    out = []
+    for r, step, waited in waiting:
+        for pid in asked[r.id]:
+            decision = _approval_waiting(r, pid, step, waited, originals.get(f"approval:r{r.id}:p{pid}"), tz)
+            out.append(Planned(r.plan_id, decision, held[r.id][0] if pid in held[r.id][1] else None))
+    return out
+
+
+def _waiting_requests(
+    session: Session, cal: WorkCalendar, today: dt.date, *, tz, plan_code: str | None, task_code: str | None
+) -> list[tuple[Any, int, int]]:
+    """The pending requests of live tasks that have waited long enough for a reminder: each with
+    the reminder's step and the working days waited (``approval_reminder``)."""
     q = (
         select(
             Request.id,
@@ -266,45 +289,29 @@ def approval_decisions(
         reached = approval_reminder(_day(r.created_at, tz), effective_policy(r.plan_policy, r.task_policy), cal, today)
         if reached is not None:
             waiting.append((r, *reached))
-    if not waiting:
-        return []
-    asked, held = {}, {}
-    for r, _, _ in waiting:
-        task = session.get(Task, r.task_id)
-        asked[r.id] = on_line(session, task, reviewers(session, r.plan_id, exclude=r.person_id)) if task else []
-        times = parse_batch_times(effective_policy(r.plan_policy, r.task_policy).office_batch_times)
-        held[r.id] = (next_batch_time(now, times, tz), set(plan_roles(session, r.plan_id)[PlanRoleKind.OFFICE]))
-    originals: dict[str, dict[str, Any]] = dict(
-        session.execute(
-            select(Notification.key, Notification.data).where(
-                Notification.key.in_([f"approval:r{rid}:p{pid}" for rid, pids in asked.items() for pid in pids])
-            )
-        ).all()
+    return waiting
+
+
+def _original_approval_data(session: Session, asked: dict[int, list[int]]) -> dict[str, dict[str, Any]]:
+    """What each reviewer's original approval item said, by its ledger key."""
+    keys = [f"approval:r{rid}:p{pid}" for rid, pids in asked.items() for pid in pids]
+    return dict(session.execute(select(Notification.key, Notification.data).where(Notification.key.in_(keys))).all())
+
+
+def _approval_waiting(r, pid: int, step: int, waited: int, original: dict[str, Any] | None, tz) -> Decision:
+    """The reminder to reviewer ``pid`` that request ``r`` has waited ``waited`` working days."""
+    data = dict(original or {"code": r.code, "title": r.title, "request": r.id, "request_kind": r.kind})
+    data.update(waited=waited, submitted_on=_day(r.created_at, tz).isoformat())
+    return Decision(
+        key=f"{MessageKind.APPROVAL_WAITING}:r{r.id}:p{pid}:n{step}",
+        kind=MessageKind.APPROVAL_WAITING,
+        recipient_id=pid,
+        task_id=r.task_id,
+        milestone_id=r.milestone_id,
+        due=r.due_date,
+        days=-waited,
+        data=data,
     )
-    out = []
-    for r, step, waited in waiting:
-        for pid in asked[r.id]:
-            data = dict(
-                originals.get(f"approval:r{r.id}:p{pid}") or {"code": r.code, "title": r.title, "request": r.id, "request_kind": r.kind}
-            )
-            data.update(waited=waited, submitted_on=_day(r.created_at, tz).isoformat())
-            out.append(
-                Planned(
-                    r.plan_id,
-                    Decision(
-                        key=f"{MessageKind.APPROVAL_WAITING}:r{r.id}:p{pid}:n{step}",
-                        kind=MessageKind.APPROVAL_WAITING,
-                        recipient_id=pid,
-                        task_id=r.task_id,
-                        milestone_id=r.milestone_id,
-                        due=r.due_date,
-                        days=-waited,
-                        data=data,
-                    ),
-                    held[r.id][0] if pid in held[r.id][1] else None,
-                )
-            )
-    return out
 
 
 @dataclass

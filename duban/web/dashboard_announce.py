@@ -17,15 +17,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from duban.announce import AnnounceError, announce_in, preview, waiting
 from duban.db import session_scope
 from duban.models import utcnow
 from duban.vocabulary import AccountRole
-from duban.web.deps import UNREADABLE_FORM, Count, OptCount, read_form, runtime, store_write
-from duban.web.signin import PRIVATE, form_ok, plans_of, refusal, signed_in, viewer_page
+from duban.web.deps import Count, OptCount, runtime, store_write
+from duban.web.signin import PRIVATE, form_ok, handle_form, plans_of, refusal, signed_in, viewer_page
 
 router = APIRouter()
 FORM = "announce"
@@ -89,9 +88,7 @@ async def announce_submit(request: Request):
     viewer, resp = signed_in(request)
     if resp is not None:
         return resp
-    if (form := await read_form(request, max_files=0, max_fields=10)) is None:
-        raise refusal(request, viewer, *UNREADABLE_FORM)
-    return await run_in_threadpool(_announce, request, viewer, form)
+    return await handle_form(request, viewer, _announce)
 
 
 def _announce(request: Request, viewer: Any, form: Any) -> Response:

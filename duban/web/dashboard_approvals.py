@@ -21,11 +21,10 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from duban.actions import ActionError, Origin
+from duban.action_common import ActionError, Origin
 from duban.batch_decisions import APPROVE, RETURN, BatchItem, decide_batch
 from duban.db import session_scope
 from duban.models import Evidence, Person, PlanRole, Task, utcnow
@@ -33,9 +32,9 @@ from duban.models import Request as RequestRow
 from duban.roles import on_line, reviewers
 from duban.vocabulary import AccountRole, EvidenceKind, PlanRoleKind, RequestKind, RequestStatus
 from duban.web import pages
-from duban.web.deps import UNREADABLE_FORM, RowId, client_ip, read_form, runtime, store_write, stored_file
+from duban.web.deps import RowId, client_ip, runtime, store_write, stored_file
 from duban.web.security import attachment
-from duban.web.signin import PRIVATE, form_ok, plans_of, refusal, signed_in, viewer_page
+from duban.web.signin import PRIVATE, form_ok, handle_form, plans_of, refusal, signed_in, viewer_page
 
 router = APIRouter()
 FORM = "approvals"
@@ -133,9 +132,7 @@ async def approvals_submit(request: Request):
     if resp is not None:
         return resp
     _office(request, viewer)
-    if (form := await read_form(request, max_files=0, max_fields=2000)) is None:
-        raise refusal(request, viewer, *UNREADABLE_FORM)
-    return await run_in_threadpool(_submit, request, viewer, form)
+    return await handle_form(request, viewer, _submit, max_fields=2000)
 
 
 def _posted(form: Any) -> tuple[list[BatchItem], str, str]:

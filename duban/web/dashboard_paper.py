@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
@@ -27,8 +26,8 @@ from duban import paper
 from duban.db import session_scope
 from duban.models import Plan, SupervisionNotice
 from duban.web.dashboard_announce import is_office
-from duban.web.deps import UNREADABLE_FORM, OptCount, read_form, runtime
-from duban.web.signin import PRIVATE, form_ok, plan_scope, refusal, signed_in
+from duban.web.deps import OptCount, runtime
+from duban.web.signin import PRIVATE, form_ok, handle_form, plan_scope, refusal, signed_in
 
 router = APIRouter()
 FORM = "notice"
@@ -76,9 +75,7 @@ async def notice_submit(request: Request):
     viewer, resp = signed_in(request)
     if resp is not None:
         return resp
-    if (form := await read_form(request, max_files=0, max_fields=10)) is None:
-        raise refusal(request, viewer, *UNREADABLE_FORM)
-    return await run_in_threadpool(_issue, request, viewer, form)
+    return await handle_form(request, viewer, _issue)
 
 
 def _issue(request: Request, viewer: Any, form: Any) -> Response:

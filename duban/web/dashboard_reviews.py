@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
@@ -42,9 +41,9 @@ from duban.models import (
 from duban.reviews import api as reviews
 from duban.vocabulary import AccountRole, ItemState, ReviewState, ScopeKind, Verdict
 from duban.web import dashboard_verdicts
-from duban.web.deps import UNREADABLE_FORM, Count, RowId, read_form, runtime, store_write
+from duban.web.deps import Count, RowId, runtime, store_write
 from duban.web.security import attachment
-from duban.web.signin import PRIVATE, form_ok, office_only, plan_scope, plans_of, refusal, signed_in, viewer_page
+from duban.web.signin import PRIVATE, form_ok, handle_form, office_only, plan_scope, plans_of, refusal, signed_in, viewer_page
 
 router = APIRouter()
 
@@ -217,9 +216,7 @@ async def review_new_submit(request: Request):
     if resp is not None:
         return resp
     office_only(request, viewer)
-    if (form := await read_form(request, max_files=0, max_fields=1000)) is None:
-        raise refusal(request, viewer, *UNREADABLE_FORM)
-    return await run_in_threadpool(_start, request, viewer, form)
+    return await handle_form(request, viewer, _start, max_fields=1000)
 
 
 def _values(form) -> dict[str, Any]:
@@ -437,9 +434,7 @@ async def review_cancel(request: Request, review_id: RowId):
     if resp is not None:
         return resp
     office_only(request, viewer)
-    if (form := await read_form(request, max_files=0, max_fields=10)) is None:
-        raise refusal(request, viewer, *UNREADABLE_FORM)
-    return await run_in_threadpool(_cancel, request, viewer, review_id, form)
+    return await handle_form(request, viewer, _cancel, review_id)
 
 
 def _cancel(request: Request, viewer, review_id: int, form) -> Response:

@@ -21,21 +21,20 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duban import office_edits
-from duban.actions import label
+from duban.action_common import label
 from duban.db import session_scope
 from duban.models import Department, Milestone, Person, Plan, Task, utcnow
 from duban.status import milestone_summary, task_status
 from duban.timeline import timeline
 from duban.vocabulary import OPEN_STATES, AccountRole, MilestoneState
-from duban.web.deps import UNREADABLE_FORM, read_form, runtime, store_write
+from duban.web.deps import runtime, store_write
 from duban.web.pages import milestone_views
-from duban.web.signin import PRIVATE, form_ok, refusal, signed_in, viewer_page
+from duban.web.signin import PRIVATE, form_ok, handle_form, refusal, signed_in, viewer_page
 
 router = APIRouter()
 ACTIONS = ("instruction", "urge", "reassign", "move", "archive")
@@ -181,9 +180,7 @@ async def task_action(request: Request, plan_code: str, task_code: str, action: 
         what = "作出批示" if action == "instruction" else "催办、更换责任人、调整完成时间或归档任务"
         who = "领导和领导小组办公室" if action == "instruction" else "领导小组办公室"
         raise refusal(request, viewer, "无权操作", f"只有{who}的账户可以{what}。", 403)
-    if (form := await read_form(request, max_files=0, max_fields=10)) is None:
-        raise refusal(request, viewer, *UNREADABLE_FORM)
-    return await run_in_threadpool(_act, request, viewer, plan_code[:100], task_code[:50], action, form)
+    return await handle_form(request, viewer, _act, plan_code[:100], task_code[:50], action)
 
 
 def _act(request: Request, viewer: Any, plan_code: str, task_code: str, action: str, form: Any) -> Response:

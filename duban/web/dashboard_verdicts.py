@@ -18,7 +18,6 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -28,8 +27,8 @@ from duban.db import is_transient, session_scope
 from duban.models import Person, Review, ReviewItem, Task, utcnow
 from duban.reviews import api as reviews
 from duban.vocabulary import AccountRole, Verdict
-from duban.web.deps import UNREADABLE_FORM, RowId, read_form, runtime, store_write
-from duban.web.signin import PRIVATE, form_ok, refusal, signed_in, viewer_page
+from duban.web.deps import RowId, runtime, store_write
+from duban.web.signin import PRIVATE, form_ok, handle_form, refusal, signed_in, viewer_page
 
 router = APIRouter()
 EXPIRED = "页面已过期，为保护您的账户安全，本次提交未被受理。请核对后重新提交。"
@@ -105,9 +104,7 @@ async def save_verdicts(request: Request, review_id: RowId):
     if resp is not None:
         return resp
     review = _office_review(request, viewer, review_id)
-    if (form := await read_form(request, max_files=0, max_fields=5000)) is None:
-        raise refusal(request, viewer, *UNREADABLE_FORM)
-    return await run_in_threadpool(_save, request, viewer, review, form)
+    return await handle_form(request, viewer, _save, review, max_fields=5000)
 
 
 def _show(request: Request, viewer: Any, review: Review, **kw: Any) -> Response:
@@ -154,9 +151,7 @@ async def close_review(request: Request, review_id: RowId):
     if resp is not None:
         return resp
     review = _office_review(request, viewer, review_id)
-    if (form := await read_form(request, max_files=0, max_fields=10)) is None:
-        raise refusal(request, viewer, *UNREADABLE_FORM)
-    return await run_in_threadpool(_close, request, viewer, review, form)
+    return await handle_form(request, viewer, _close, review)
 
 
 def _close(request: Request, viewer: Any, review: Review, form: Any) -> Response:

@@ -28,7 +28,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from duban import actions, approvals
+from duban import actions, approvals, relink
+from duban.action_common import ActionError, Origin, Outcome, label, pending_requests
 from duban.db import session_scope
 from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, check_form_files, check_quota, clean_urls, discard_files, keep_files
 from duban.links import LinkRefused, Resolved, local_time, resolve, verify
@@ -93,14 +94,14 @@ class LinkPage:
         """The request a coordinator's link opens from its queue (None: none asked for)."""
         try:
             return approvals.request_for(session, r, request_id) if request_id is not None else None
-        except actions.ActionError as err:
+        except ActionError as err:
             raise Refusal("无法打开该申请", str(err), 404) from None
 
     def render(self, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
         return self.cookie.keep(render(name, ctx, status))
 
-    def origin(self) -> actions.Origin:
-        return actions.Origin(ip=client_ip(self.request), user_agent=self.request.headers.get("user-agent", ""), channel="link")
+    def origin(self) -> Origin:
+        return Origin(ip=client_ip(self.request), user_agent=self.request.headers.get("user-agent", ""), channel="link")
 
     async def form(self):
         settings = self.rt.settings
@@ -125,7 +126,7 @@ def blocked_reason(session: Session, r: Resolved, tz) -> str | None:
     if r.action == LinkAction.ACK and r.task is not None and r.task.acknowledged_at is not None:
         return f"您已于 {local_time(r.task.acknowledged_at, tz)} 签收此任务，无需重复签收。"
     if r.action in (LinkAction.DONE, LinkAction.EXTEND) and m is not None and m.status == MilestoneState.SUBMITTED:
-        return f"里程碑「{actions.label(m)}」已于 {local_time(m.submitted_at, tz)} 提交办结，正在等待审核。审核结果将通过消息通知您。"
+        return f"里程碑「{label(m)}」已于 {local_time(m.submitted_at, tz)} 提交办结，正在等待审核。审核结果将通过消息通知您。"
     if r.action == LinkAction.EXTEND and m is not None:
         pending = session.scalar(
             select(RequestRow).where(
@@ -154,7 +155,7 @@ def link_context(session: Session, page: LinkPage, r: Resolved, *, request_row: 
         "expires": r.link.expires_on.isoformat(),
     }
     if r.action == LinkAction.QUEUE and request_row is None:
-        waiting = actions.pending_requests(session, r.link.plan_id)
+        waiting = pending_requests(session, r.link.plan_id)
         ctx["queue"] = [pages.request_view(session, q, tz=rt.tz, with_evidence=False) for q in waiting]
         return ctx
     if r.action in (LinkAction.REVIEW, LinkAction.QUEUE):
@@ -179,7 +180,7 @@ def link_context(session: Session, page: LinkPage, r: Resolved, *, request_row: 
     own = r.person.id if r.action == LinkAction.VIEW else None  # the owner's view: the reminders sent to them too
     ctx["task"] = pages.task_page(session, r.task, today=rt.today(), tz=rt.tz, current_milestone=r.link.milestone_id, for_person=own)
     ctx["milestone"] = r.milestone
-    ctx["milestone_label"] = actions.label(r.milestone) if r.milestone else ""
+    ctx["milestone_label"] = label(r.milestone) if r.milestone else ""
     if r.milestone is not None:
         ctx["min_new_due"] = max(r.milestone.due_date + dt.timedelta(days=1), rt.today()).isoformat()
     ctx["blocked"] = blocked_reason(session, r, rt.tz)
@@ -258,7 +259,7 @@ class Posted:
     tz: Any = None
 
 
-def _decide(s: Session, r: Resolved, o: actions.Origin, p: Posted) -> actions.Outcome:
+def _decide(s: Session, r: Resolved, o: Origin, p: Posted) -> Outcome:
     return approvals.decide(
         s,
         r,
@@ -272,7 +273,7 @@ def _decide(s: Session, r: Resolved, o: actions.Origin, p: Posted) -> actions.Ou
     )
 
 
-APPLY: dict[str, Callable[[Session, Resolved, actions.Origin, Posted], actions.Outcome]] = {
+APPLY: dict[str, Callable[[Session, Resolved, Origin, Posted], Outcome]] = {
     LinkAction.ACK: lambda s, r, o, p: actions.acknowledge(s, r, o, now=p.now),
     LinkAction.PROGRESS: lambda s, r, o, p: actions.report_progress(
         s, r, o, now=p.now, text=p.values.get("text", ""), urls=p.urls, files=p.files
@@ -316,7 +317,7 @@ def _read_inputs(page: LinkPage, action: str, form, p: Posted) -> None:
             p.new_due = dt.date.fromisoformat(raw) if raw else None
         except ValueError:
             what = "申请延期到的日期" if action == LinkAction.EXTEND else "批准延至的日期"
-            raise actions.ActionError(f"{what}格式不正确，请用日期选择框选择。") from None
+            raise ActionError(f"{what}格式不正确，请用日期选择框选择。") from None
 
 
 def _submit(page: LinkPage, form, request_id: int | None) -> Response:
@@ -332,7 +333,7 @@ def _submit(page: LinkPage, form, request_id: int | None) -> Response:
         raise Refusal("此链接仅供查看", "此链接只能查看任务情况，不能提交办理。", 405)
     try:
         _read_inputs(page, action, form, p)
-    except (EvidenceError, actions.ActionError) as err:
+    except (EvidenceError, ActionError) as err:
         return _form_again(page, str(err), p.values, err.status if isinstance(err, EvidenceError) else 400, request_id)
     try:
         return _apply(page, action, link_id, p)
@@ -345,7 +346,7 @@ def _apply(page: LinkPage, action: str, link_id: int, p: Posted) -> Response:
     staged files kept, the messages it wrote sent, and the result shown."""
     origin, settings = page.origin(), page.rt.settings
 
-    def apply(s: Session) -> tuple[Resolved, actions.Outcome]:
+    def apply(s: Session) -> tuple[Resolved, Outcome]:
         r = page.resolve(s, today=p.today, for_update=True)
         if p.files and r.link.task_id is not None:
             check_quota(
@@ -364,14 +365,14 @@ def _apply(page: LinkPage, action: str, link_id: int, p: Posted) -> Response:
         r, outcome = store_write(page.rt, f"{action} on link {link_id}", apply)
     except LinkRefused as err:
         raise page.refused(err) from None
-    except (EvidenceError, actions.ActionError) as err:
+    except (EvidenceError, ActionError) as err:
         return _form_again(page, str(err), p.values, err.status if isinstance(err, EvidenceError) else 400, p.request_id)
     keep_files(settings.evidence_path, p.files)
     page.request.app.state.dispatcher.notify(outcome.notify)
     return _result(page, r, outcome, p.today)
 
 
-def _result(page: LinkPage, r: Resolved, outcome: actions.Outcome, day: dt.date) -> Response:
+def _result(page: LinkPage, r: Resolved, outcome: Outcome, day: dt.date) -> Response:
     """The result, with the task as it is now."""
     with session_scope(page.rt.engine, readonly=True) as s:
         # the link's task as the action left it (loaded and committed above); a queue link's task is read again
@@ -429,7 +430,7 @@ def _renew(page: LinkPage, form) -> Response:
         raise too_many(wait, "申请过于频繁", f"您所在网络申请新链接过于频繁，请约 {max(1, wait // 60)} 分钟后再试，或联系领导小组办公室。")
     day, now, origin = rt.today(), utcnow(), page.origin()
 
-    def ask(s: Session) -> actions.Outcome | None:
+    def ask(s: Session) -> Outcome | None:
         try:
             resolve(s, page.token, secret=secret, today=day, tz=rt.tz)
         except LinkRefused as err:
@@ -440,11 +441,11 @@ def _renew(page: LinkPage, form) -> Response:
         link = s.get(Link, link_id)
         if link is None:  # resolve() refused it as invalid already
             raise Refusal("链接无效", "链接无效或已被修改，无法申请新链接。请使用通知中的完整链接。", 404)
-        return actions.request_new_link(s, link, origin, now=now, today=day)
+        return relink.request_new_link(s, link, origin, now=now, today=day)
 
     try:
         outcome = store_write(rt, f"fresh link for link {link_id}", ask)
-    except actions.ActionError as err:
+    except ActionError as err:
         raise Refusal("无法发送新链接", str(err), 409) from None
     if outcome is None:
         return RedirectResponse(f"/l/{page.token}", status_code=303)

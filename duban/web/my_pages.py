@@ -32,7 +32,8 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from duban import actions, mine
+from duban import mine
+from duban.action_common import Origin
 from duban.db import session_scope
 from duban.links import LinkError, LinkRefused, resolve, sign, verify
 from duban.models import Plan, Task, utcnow
@@ -299,7 +300,7 @@ def _sign(holder: Holder, form) -> Response:
     ids, until = found
     if not USED.first_use(str(nonce), until):
         return _result(holder, mine.Signed(before=_signed_already(holder, ids)), repeated=True)
-    origin = actions.Origin(ip=client_ip(holder.request), user_agent=holder.request.headers.get("user-agent", ""), channel=holder.channel)
+    origin = Origin(ip=client_ip(holder.request), user_agent=holder.request.headers.get("user-agent", ""), channel=holder.channel)
     maker = rt.links(rt.today())
 
     def work(s: Session) -> mine.Signed:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Row, and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from duban.actions import label
+from duban.action_common import label
 from duban.approvals import REQUEST_STATUS
 from duban.evidence import human_size
 from duban.links import local_time

@@ -169,6 +169,14 @@ def _answer_context(session, request: Request, r: Resolved, cookie: Cookie) -> d
     }
 
 
+def _verdict_page(request: Request, token: str, cookie: Cookie, status: int = 200, **shown: Any) -> Response:
+    """The verdict page as it is now, with ``shown``: the outcome's message, or an error and what was entered."""
+    with session_scope(_rt(request).engine, readonly=True) as s:
+        ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
+    ctx.update(shown)
+    return cookie.keep(render("review_verdict.html", ctx, status))
+
+
 def _verdict_context(session, request: Request, r: Resolved, cookie: Cookie) -> dict[str, Any]:
     rt = _rt(request)
     review = session.get(Review, r.link.review_id)
@@ -248,13 +256,20 @@ async def submit_answer(request: Request, token: str):
     return await run_in_threadpool(_answer, request, token, form)
 
 
-def _posted_link(request: Request, token: str, form, cookie: Cookie) -> tuple[int, str]:
-    """The link a form was posted to (read only: a forged or used link stores nothing) and the
-    form's CSRF check: (link id, action); else the page that refuses it is raised."""
+# a form posted to a review link of another kind (title, message)
+CANNOT_ANSWER = ("此链接不能提交填报", "此链接用于督查评定或查看报告，不能提交填报。")
+CANNOT_JUDGE = ("此链接不能评定", "只有领导小组办公室的督查评定链接可以评定。")
+CANNOT_CLOSE = ("此链接不能完成评定", "只有领导小组办公室的督查评定链接可以完成评定并报送。")
+
+
+def _posted_link(request: Request, token: str, form, cookie: Cookie, action: LinkAction, refused: tuple[str, str]) -> int:
+    """The link a form was posted to (read only: a forged or used link stores nothing), the
+    form's CSRF check and the link's ``action`` (else ``refused``: title and message): the link's
+    id; else the page that refuses it is raised."""
     rt = _rt(request)
     with session_scope(rt.engine, readonly=True) as s:
         r = _resolve(s, request, token)
-        link_id, action = r.link.id, r.action
+        link_id, posted = r.link.id, r.action
     if not csrf_ok(rt.settings.secret_key, request.cookies.get(REVIEW_COOKIE.name), form.get(CSRF_FIELD), link_id):
         raise Refusal(
             "页面已过期，请重新打开链接",
@@ -262,7 +277,9 @@ def _posted_link(request: Request, token: str, form, cookie: Cookie) -> tuple[in
             403,
             cookie=cookie,
         )
-    return link_id, action
+    if posted != action:
+        raise Refusal(*refused, 405)
+    return link_id
 
 
 def _notify(request: Request, out, review_id: int, day: dt.date) -> None:
@@ -286,9 +303,7 @@ def _notify(request: Request, out, review_id: int, day: dt.date) -> None:
 def _answer(request: Request, token: str, form) -> Response:
     rt = _rt(request)
     cookie = REVIEW_COOKIE.of(request)
-    link_id, action = _posted_link(request, token, form, cookie)
-    if action != LinkAction.REVIEW_ANSWER:
-        raise Refusal("此链接不能提交填报", "此链接用于督查评定或查看报告，不能提交填报。", 405)
+    link_id = _posted_link(request, token, form, cookie, LinkAction.REVIEW_ANSWER, CANNOT_ANSWER)
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
     now, day, origin = utcnow(), rt.today(), {**_origin(request), "link": link_id}
     stored: list[StoredFile] = []
@@ -361,9 +376,7 @@ async def submit_verdict(request: Request, token: str, item_id: RowId):
 def _verdict(request: Request, token: str, item_id: int, form) -> Response:
     rt = _rt(request)
     cookie = REVIEW_COOKIE.of(request)
-    link_id, action = _posted_link(request, token, form, cookie)
-    if action != LinkAction.REVIEW_VERDICT:
-        raise Refusal("此链接不能评定", "只有领导小组办公室的督查评定链接可以评定。", 405)
+    link_id = _posted_link(request, token, form, cookie, LinkAction.REVIEW_VERDICT, CANNOT_JUDGE)
     v = {k: str(form.get(k) or "") for k in ("verdict", "note", "follow_up_title", "follow_up_due", "follow_up_owner")}
     day = rt.today()
     try:
@@ -389,15 +402,9 @@ def _verdict(request: Request, token: str, item_id: int, form) -> Response:
     try:
         out, review_id = store_write(rt, f"review verdict on link {link_id}", judge)
     except reviews.ReviewError as err:
-        with session_scope(rt.engine, readonly=True) as s:
-            ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
-        ctx.update(error=f"任务评定未保存：{err}", failed=item_id, values=v)
-        return cookie.keep(render("review_verdict.html", ctx, 400))
+        return _verdict_page(request, token, cookie, 400, error=f"任务评定未保存：{err}", failed=item_id, values=v)
     _notify(request, out, review_id, day)
-    with session_scope(rt.engine, readonly=True) as s:
-        ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
-    ctx["message"] = out.message
-    return cookie.keep(render("review_verdict.html", ctx))
+    return _verdict_page(request, token, cookie, message=out.message)
 
 
 @router.post("/rv/{token}/close", response_class=HTMLResponse)
@@ -412,9 +419,7 @@ def _close(request: Request, token: str, form) -> Response:
     """完成评定并报送 (the box ticked: the explicit confirmation), in one transaction."""
     rt = _rt(request)
     cookie = REVIEW_COOKIE.of(request)
-    link_id, action = _posted_link(request, token, form, cookie)
-    if action != LinkAction.REVIEW_VERDICT:
-        raise Refusal("此链接不能完成评定", "只有领导小组办公室的督查评定链接可以完成评定并报送。", 405)
+    link_id = _posted_link(request, token, form, cookie, LinkAction.REVIEW_VERDICT, CANNOT_CLOSE)
     day, now = rt.today(), utcnow()
 
     def close(s: Session):
@@ -430,15 +435,9 @@ def _close(request: Request, token: str, form) -> Response:
     try:
         out, review_id = store_write(rt, f"review close on link {link_id}", close)
     except reviews.ReviewError as err:
-        with session_scope(rt.engine, readonly=True) as s:
-            ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
-        ctx.update(error=f"未能完成评定并报送：{err}")
-        return cookie.keep(render("review_verdict.html", ctx, 400))
+        return _verdict_page(request, token, cookie, 400, error=f"未能完成评定并报送：{err}")
     _notify(request, out, review_id, day)
-    with session_scope(rt.engine, readonly=True) as s:
-        ctx = _verdict_context(s, request, _resolve(s, request, token), cookie)
-    ctx["message"] = out.message
-    return cookie.keep(render("review_verdict.html", ctx))
+    return _verdict_page(request, token, cookie, message=out.message)
 
 
 @router.get("/rv/{token}/files/{evidence_id}")

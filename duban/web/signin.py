@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -18,7 +20,7 @@ from duban import accounts
 from duban.db import session_scope
 from duban.models import Plan, utcnow
 from duban.vocabulary import AccountRole
-from duban.web.deps import FORM_COOKIE, Refusal, runtime, store_write
+from duban.web.deps import FORM_COOKIE, UNREADABLE_FORM, Refusal, read_form, runtime, store_write
 from duban.web.render import render
 
 PRIVATE = {"Cache-Control": "no-store, private", "Vary": "Cookie"}
@@ -164,6 +166,14 @@ def signed_in(request: Request):
     """(viewer, None) or (None, the answer for nobody signed in: to /login, no data)."""
     viewer = current_viewer(request)
     return (viewer, None) if viewer is not None else (None, to_login(request))
+
+
+async def handle_form(request: Request, viewer, handle: Callable[..., Response], *args: Any, max_fields: int = 10) -> Response:
+    """A dashboard POST: the posted form (no files), refused when it cannot be read, then
+    ``handle(request, viewer, *args, form)`` off the event loop (it reads and writes the store)."""
+    if (form := await read_form(request, max_files=0, max_fields=max_fields)) is None:
+        raise refusal(request, viewer, *UNREADABLE_FORM)
+    return await run_in_threadpool(handle, request, viewer, *args, form)
 
 
 def office_only(request: Request, viewer) -> None:

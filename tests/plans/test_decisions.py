@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from duban import actions, approvals
+from duban.action_common import Origin
 from duban.cli.main import app
 from duban.db import session_scope
 from duban.links import resolve
@@ -27,7 +28,7 @@ from tests.web_helpers import IMPORTED, SECRET, make_link, milestone_id
 
 NOW = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC)  # 10:00 in Beijing
 TODAY = dt.date(2026, 11, 30)
-ORIGIN = actions.Origin(ip="10.1.2.3", user_agent="pytest")
+ORIGIN = Origin(ip="10.1.2.3", user_agent="pytest")
 HEAD = "更新方案「测试方案」（demo）"
 DRY = "（预览：以上变更尚未写入。去掉 --dry-run 即可导入。）"
 HELD = "与系统中已有决定冲突的变更 1 项（未应用，保留系统中的决定）："

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 from duban import actions, approvals
+from duban.action_common import Origin
 from duban.db import session_scope
 from duban.links import LinkMaker, resolve
 from duban.rules.calendar import WorkCalendar
@@ -20,7 +21,7 @@ from tests.web_helpers import SECRET, TZ, import_small, ledger, make_link, miles
 
 CAL = WorkCalendar()
 SUBMITTED = dt.date(2026, 11, 30)  # a Monday
-ORIGIN = actions.Origin(ip="10.1.2.3", user_agent="test")
+ORIGIN = Origin(ip="10.1.2.3", user_agent="test")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from duban.actions import ledger_item, office_hold
+from duban.action_common import ledger_item
+from duban.actions import office_hold
 from duban.db import session_scope
 from duban.links import LinkMaker
 from duban.models import Digest, Milestone, Person, Plan, Request, Task

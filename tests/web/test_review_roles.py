@@ -352,8 +352,9 @@ def test_links_end_when_the_holder_no_longer_holds_the_role(app_for, engine, tmp
 
 def test_a_fresh_link_is_not_sent_for_a_role_that_is_gone(use_database, engine, tmp_path):
     """Asking for a fresh link (an expired view link) after the role changed sends nothing."""
-    from duban.actions import ActionError, Origin, request_new_link
+    from duban.action_common import ActionError, Origin
     from duban.models import Link
+    from duban.relink import request_new_link
 
     import_small(engine, tmp_path, data=roles_plan(**BASE))
     tok = make_link(engine, "分管教学副校长", "view", "2", expires=PINNED_DAY - dt.timedelta(days=1))
