@@ -87,7 +87,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -469,20 +469,28 @@ class _Reply:
 
 
 @dataclass
-class WebhookReceiver:
-    """A local HTTP server that records requests and answers as configured per path."""
+class Reply:
+    """An answer of a local server: ``body`` bytes with its content type, after ``delay`` seconds."""
 
-    host: str = LOCALHOST
-    port: int = 0
-    _requests: list[ReceivedRequest] = field(default_factory=list)
-    _replies: dict[str, list[_Reply]] = field(default_factory=dict)
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    status: int
+    body: bytes
+    content_type: str
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
-    def start(self) -> WebhookReceiver:
-        receiver = self
+    @classmethod
+    def of(cls, status: int, body: Any, headers: dict[str, str] | None = None, kind: str = "application/json") -> Reply:
+        """``body`` as JSON (a dict or list) or text (a str, as ``kind``)."""
+        data = body.encode("utf-8") if isinstance(body, str) else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return cls(status, data, f"{kind}; charset=utf-8", headers=headers or {})
 
+
+class Serving:
+    """A threaded HTTP server on ``host`` and a free port: each request becomes a
+    :class:`ReceivedRequest` and ``handle(request)`` gives its :class:`Reply`.  The fakes of
+    tests/vendors.py, tests/vendor_bots.py, tests/idp.py and :class:`WebhookReceiver` run on it."""
+
+    def __init__(self, handle: Callable[[ReceivedRequest], Reply], host: str = LOCALHOST, port: int = 0, name: str = "fake-http"):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -498,13 +506,13 @@ class WebhookReceiver:
                     except ValueError:
                         parsed = None
                 query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-                receiver._record(ReceivedRequest(self.command, split.path, query, headers, body, parsed))
-                reply = receiver._reply_for(split.path)
+                reply = handle(ReceivedRequest(self.command, split.path, query, headers, body, parsed))
                 if reply.delay:
                     time.sleep(reply.delay)
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", reply.content_type)
+                    for key, value in {"Content-Type": reply.content_type, **reply.headers}.items():
+                        self.send_header(key, value)
                     self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
                     self.wfile.write(reply.body)
@@ -516,21 +524,80 @@ class WebhookReceiver:
             def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
                 pass
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
-        self._thread.start()
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.host, self.port = host, self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name=name, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class JsonFake:
+    """A fake vendor API on :class:`Serving`: ``calls`` records every request; a subclass answers
+    ``answer(request) -> (status, JSON body)``."""
+
+    def __init__(self) -> None:
+        self.calls: list[ReceivedRequest] = []
+        self.lock = threading.RLock()
+        self._serving: Serving | None = None
+
+    def answer(self, call: ReceivedRequest) -> tuple[int, Any]:
+        raise NotImplementedError
+
+    def _handle(self, call: ReceivedRequest) -> Reply:
+        with self.lock:
+            self.calls.append(call)
+            status, body = self.answer(call)
+        return Reply.of(status, body)
+
+    def start(self) -> Self:
+        self._serving = Serving(self._handle, name=type(self).__name__)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._serving is not None
+        return self._serving.base_url
+
+
+@dataclass
+class WebhookReceiver:
+    """A local HTTP server that records requests and answers as configured per path."""
+
+    host: str = LOCALHOST
+    port: int = 0
+    _requests: list[ReceivedRequest] = field(default_factory=list)
+    _replies: dict[str, list[_Reply]] = field(default_factory=dict)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _serving: Serving | None = None
+
+    def start(self) -> WebhookReceiver:
+        self._serving = Serving(self._handle, self.host, self.port, name="webhook-receiver")
+        self.port = self._serving.port
+        return self
+
+    def _handle(self, request: ReceivedRequest) -> Reply:
+        self._record(request)
+        reply = self._reply_for(request.path)
+        return Reply(reply.status, reply.body, reply.content_type, reply.delay)
+
+    def stop(self) -> None:
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     def __enter__(self) -> WebhookReceiver:
         return self.start()
