@@ -108,9 +108,14 @@ def _bytes(text: Any) -> int:
 
 
 class FakeWeCom(FakeVendor):
-    """qyapi.weixin.qq.com: ``/cgi-bin/gettoken`` and ``/cgi-bin/message/send``."""
+    """qyapi.weixin.qq.com: ``/cgi-bin/gettoken``, ``/cgi-bin/message/send`` and the sign-in's
+    ``/cgi-bin/auth/getuserinfo`` (40029 for a code it did not give or gave already)."""
 
     corp_id, agent_id, secret = "ww0123456789abcdef", 1000002, "wecom-app-secret-XYZ"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes: dict[str, str | None] = {}  # sign-in code -> the member's userid (None: an outsider)
 
     def route(self, call: Call) -> tuple[int, dict[str, Any]]:
         q = call.query
@@ -120,7 +125,7 @@ class FakeWeCom(FakeVendor):
             if q.get("corpsecret") != self.secret:
                 return 200, {"errcode": 40001, "errmsg": "invalid credential"}
             return 200, {"errcode": 0, "errmsg": "ok", "access_token": self.new_token("wecom-token"), "expires_in": 7200}
-        if call.path != "/cgi-bin/message/send":
+        if call.path not in ("/cgi-bin/message/send", "/cgi-bin/auth/getuserinfo"):
             return 404, {"errcode": 404, "errmsg": "not found"}
         state = self.token_state(q.get("access_token"))
         if state != "live":
@@ -128,6 +133,8 @@ class FakeWeCom(FakeVendor):
                 "errcode": 40014,
                 "errmsg": "invalid access_token",
             }
+        if call.path == "/cgi-bin/auth/getuserinfo":
+            return self._user_of_code(q.get("code", ""))
         if self.ip_refused:
             return 200, {"errcode": 60020, "errmsg": "not allow to access from your ip, from ip: 127.0.0.1"}
         if self.take_limit():
@@ -150,6 +157,15 @@ class FakeWeCom(FakeVendor):
         self.sent.append(call)
         return 200, {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"msg-{len(self.sent)}"}
 
+    def _user_of_code(self, code: str) -> tuple[int, dict[str, Any]]:
+        """The sign-in: a code of ``codes`` (given by the authorize page, tests/idp.py) is good once."""
+        if code not in self.codes:
+            return 200, {"errcode": 40029, "errmsg": "invalid code"}
+        userid = self.codes.pop(code)
+        if userid is None:  # not a member: WeCom answers the outsider's openid only
+            return 200, {"errcode": 0, "errmsg": "ok", "openid": "oAAAA-outsider"}
+        return 200, {"errcode": 0, "errmsg": "ok", "userid": userid, "user_ticket": "ticket-not-needed"}
+
 
 @dataclass
 class FakeTodo:
@@ -161,7 +177,9 @@ class FakeTodo:
 
 
 class FakeDingTalk(FakeVendor):
-    """oapi.dingtalk.com and api.dingtalk.com: the app's tokens, 工作通知, the directory and 待办."""
+    """oapi.dingtalk.com and api.dingtalk.com: the app's tokens, 工作通知, the directory, 待办, and the
+    sign-in's ``/v1.0/oauth2/userAccessToken`` (HTTP 400 for an authCode it did not give or gave
+    already) and ``/v1.0/contact/users/me``."""
 
     app_key, agent_id, secret = "dingappkey0123", 2876543210, "dingtalk-app-secret-XYZ"
     OAPI_TOKEN, V1_TOKEN = "ding-token", "ding-v1-token"
@@ -169,6 +187,8 @@ class FakeDingTalk(FakeVendor):
     def __init__(self) -> None:
         super().__init__()
         self.users: dict[str, str] = {}  # userid -> unionid
+        self.codes: dict[str, str] = {}  # sign-in authCode -> unionId (given by the authorize page, tests/idp.py)
+        self.user_tokens: dict[str, str] = {}  # a user's access token -> unionId
         self.todos: dict[str, FakeTodo] = {}
         self._todo_ids = itertools.count(1)
 
@@ -185,6 +205,13 @@ class FakeDingTalk(FakeVendor):
             if (body.get("appKey"), body.get("appSecret")) != (self.app_key, self.secret):
                 return 400, {"code": "invalidClientIdOrSecret", "message": "无效的clientId或者clientSecret"}
             return 200, {"accessToken": self.new_token(self.V1_TOKEN), "expireIn": 7200}
+        if call.path == "/v1.0/oauth2/userAccessToken":
+            return self._user_token(body)
+        if call.path == "/v1.0/contact/users/me":
+            union = self.user_tokens.get(call.headers.get("x-acs-dingtalk-access-token", ""))
+            if union is None:
+                return 401, {"code": "InvalidAuthentication", "message": "不合法的access_token"}
+            return 200, {"nick": "用户", "unionId": union, "openId": "open-1", "stateCode": "86"}
         if call.path.startswith("/v1.0/todo/users/"):
             if self.token_state(call.headers.get("x-acs-dingtalk-access-token"), self.V1_TOKEN) != "live":
                 return 401, {"code": "InvalidAuthentication", "message": "不合法的access_token"}
@@ -203,6 +230,17 @@ class FakeDingTalk(FakeVendor):
                 "errmsg": "不合法的access_token",
             }
         return oapi[call.path](body)
+
+    def _user_token(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The sign-in: an authCode is good once, for this app's key and secret."""
+        if (body.get("clientId"), body.get("clientSecret"), body.get("grantType")) != (self.app_key, self.secret, "authorization_code"):
+            return 400, {"code": "invalidClientIdOrSecret", "message": "无效的clientId或clientSecret"}
+        union = self.codes.pop(str(body.get("code")), None)
+        if union is None:
+            return 400, {"code": "invalidAuthCode", "message": "authCode无效或已使用"}
+        token = self.new_token("ding-user-token")
+        self.user_tokens[token] = union
+        return 200, {"accessToken": token, "refreshToken": "r", "expireIn": 7200}
 
     def _send(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if self.ip_refused:

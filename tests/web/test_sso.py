@@ -303,7 +303,7 @@ def test_wecom_sign_in_inside_the_app(web, engine, idp):
     assert location.endswith("#wechat_redirect")
     q = parse_qs(urlsplit(location).query)
     assert (q["appid"], q["scope"], q["agentid"], q["redirect_uri"]) == (
-        ["ww0123456789"],
+        ["ww0123456789abcdef"],
         ["snsapi_base"],
         ["1000002"],
         ["http://testserver/sso/wecom/callback"],
@@ -332,7 +332,7 @@ def test_wecom_sign_in_inside_the_app(web, engine, idp):
             403,
             "您已通过身份认证（企业微信账号：someone-else），但督办系统的人员名单中没有登记这个企业微信账号。",
         ),
-        ("dingtalk", {"dingtalk_users": {}}, 403, "钉钉确认您不是本单位通讯录中的成员，无法登录督办系统。"),
+        ("dingtalk", {}, 403, "钉钉确认您不是本单位通讯录中的成员，无法登录督办系统。"),  # not in DingTalk's directory
     ],
 )
 def test_chat_app_outsiders_are_refused(web, engine, idp, method, setup, status, message):
@@ -345,11 +345,11 @@ def test_chat_app_outsiders_are_refused(web, engine, idp, method, setup, status,
 
 
 def test_dingtalk_sign_in_inside_the_app_to_the_dashboard(web, engine, idp):
-    idp.dingtalk_users = {"union-0001": "ding-dby"}
+    idp.dingtalk.add_user("ding-dby", "union-0001")
     location = start(web, "dingtalk")
     q = parse_qs(urlsplit(location).query)
     assert (q["client_id"], q["scope"], q["prompt"], q["redirect_uri"]) == (
-        ["dingappkey0001"],
+        ["dingappkey0123"],
         ["openid"],
         ["consent"],
         ["http://testserver/sso/dingtalk/callback"],
@@ -357,8 +357,8 @@ def test_dingtalk_sign_in_inside_the_app_to_the_dashboard(web, engine, idp):
     resp = web.get(at_provider(location), follow_redirects=False)
     assert (resp.status_code, resp.headers["location"]) == (303, "/dashboard")
     assert web.get("/dashboard").status_code == 200
-    [lookup] = [c for c in idp.calls if c.path.endswith("getbyunionid")]
-    assert lookup.body == {"unionid": "union-0001"}
+    [lookup] = [c for c in idp.dingtalk.calls if c.path.endswith("getbyunionid")]
+    assert lookup.json == {"unionid": "union-0001"}
 
 
 # -- where it leads, and the way out ---------------------------------------------------------------------------
@@ -445,15 +445,18 @@ def test_tickets_and_codes_never_reach_a_log(line, logged):
 def test_no_secret_code_or_token_reaches_a_log(web, idp, caplog):
     import logging
 
-    from tests.idp import DINGTALK_SECRET, WECOM_SECRET
-
     caplog.set_level(logging.INFO)  # (httpcore's DEBUG lines show the test browser's own redirects)
-    idp.cas_user, idp.wecom_user, idp.dingtalk_users = "20061234", "dubanyuan", {"union-0001": "ding-dby"}
+    idp.cas_user, idp.wecom_user = "20061234", "dubanyuan"
+    idp.dingtalk.add_user("ding-dby", "union-0001")
     for method in ("cas", "wecom", "dingtalk"):
         assert sign_in(web, method, None).headers["location"] == "/me"
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "HTTP Request: GET" in logged  # httpx logs each call, redacted
-    secrets_seen = [WECOM_SECRET, DINGTALK_SECRET, *idp.tokens] + [c.query.get("ticket") or c.query.get("code") for c in idp.calls]
+    vendors = (idp.wecom, idp.dingtalk)
+    calls = [*idp.calls, *idp.wecom.calls, *idp.dingtalk.calls]
+    secrets_seen = (
+        [v.secret for v in vendors] + [t for v in vendors for t in v.issued] + [c.query.get("ticket") or c.query.get("code") for c in calls]
+    )
     assert [s for s in secrets_seen if s and s in logged] == []
 
 
