@@ -39,7 +39,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode
+from urllib.parse import unquote, urlencode
 
 import pytest
 from joserfc import jwt
@@ -50,15 +50,6 @@ from tests.vendors import FakeDingTalk, FakeWeCom
 
 CLIENT_ID = "duban-oidc"
 CLIENT_SECRET = "oidc-secret-值/with:colon"
-
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: dict[str, Any]
-    headers: dict[str, str]
 
 
 @dataclass
@@ -81,7 +72,7 @@ class FakeIdP:
     dingtalk: FakeDingTalk = field(default_factory=FakeDingTalk)
     wecom_user: str | None = None  # the member's userid (None: an outsider)
     dingtalk_union_id: str = "union-0001"
-    calls: list[Call] = field(default_factory=list)
+    calls: list[ReceivedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -255,10 +246,8 @@ def _handler(idp: FakeIdP):
         return send(404, {"error": "not_found"})
 
     def handle(req: ReceivedRequest) -> Reply:
-        query = req.query
-        body: dict[str, Any] = req.json if isinstance(req.json, dict) else {k: v[0] for k, v in parse_qs(req.text).items()}
-        idp.calls.append(Call(req.method, req.path, query, body, req.headers))
-        return get(req.path, query) if req.method == "GET" else post(req.path, body, req.headers)
+        idp.calls.append(req)
+        return get(req.path, req.query) if req.method == "GET" else post(req.path, req.form, req.headers)
 
     return handle
 

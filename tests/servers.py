@@ -458,6 +458,13 @@ class ReceivedRequest:
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
 
+    @property
+    def form(self) -> dict[str, str]:
+        """A form body's fields (the first value of each), or the JSON object."""
+        if isinstance(self.json, dict):
+            return self.json
+        return {k: v[0] for k, v in parse_qs(self.text).items()}
+
 
 @dataclass
 class _Reply:

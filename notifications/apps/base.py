@@ -220,6 +220,14 @@ class AppClient:
             )
         return body
 
+    def errcode_token(self, path: str, params: dict[str, str]) -> tuple[str, float]:
+        """``GET {api}{path}?params`` → ``access_token``, ``expires_in``: WeCom's and DingTalk's
+        token endpoint (a refusal is ``errcode`` / ``errmsg``)."""
+        body = self.http("GET", path, params=params)
+        if body.get("errcode", 0) != 0 or not body.get("access_token"):
+            raise self.refused_token(body.get("errcode"), str(body.get("errmsg", "")))
+        return str(body["access_token"]), float(body.get("expires_in") or 7200)
+
     def refused_token(self, code: int | None, message: str) -> VendorRefusalError:
         answer = self.codes.answer(self.vendor, code, message)
         answer.reason = answer.reason.replace("拒绝：", "拒绝发放访问令牌：", 1)

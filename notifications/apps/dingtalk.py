@@ -67,10 +67,7 @@ class DingTalkApp(AppClient):
         return f"应用 {self.agent_id} → {userid}"
 
     def fetch_token(self) -> tuple[str, float]:
-        body = self.http("GET", "/gettoken", params={"appkey": self.app_key, "appsecret": self.secret.get()})
-        if body.get("errcode", 0) != 0 or not body.get("access_token"):
-            raise self.refused_token(body.get("errcode"), str(body.get("errmsg", "")))
-        return str(body["access_token"]), float(body.get("expires_in") or 7200)
+        return self.errcode_token("/gettoken", {"appkey": self.app_key, "appsecret": self.secret.get()})
 
     def oapi(self, path: str, body: Any, *, expired: frozenset[int] | None = None) -> dict[str, Any]:
         """``POST {oapi}{path}?access_token=`` with the app's token: DingTalk's JSON answer (a token

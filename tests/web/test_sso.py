@@ -247,7 +247,7 @@ def test_oidc_sign_in_with_pkce_state_and_nonce(web, engine, idp):
     assert (resp.status_code, resp.headers["location"]) == (303, "/me")
     assert signed_in_person(web, engine)[2] == "督办员"
     [token_call] = [c for c in idp.calls if c.path == "/oidc/token"]
-    assert "code_verifier" in token_call.body and "client_secret" not in token_call.body
+    assert "code_verifier" in token_call.form and "client_secret" not in token_call.form
 
 
 @pytest.mark.parametrize(
@@ -297,17 +297,19 @@ def test_a_missing_claim_names_what_to_ask(web, idp, monkeypatch):
 # -- WeCom and DingTalk ------------------------------------------------------------------------------------
 
 
+def asked(location: str, *names: str) -> tuple[str, ...]:
+    """The values of ``names`` in the query of an authorize address."""
+    q = parse_qs(urlsplit(location.removesuffix("#wechat_redirect")).query)
+    return tuple(q[name][0] for name in names)
+
+
 def test_wecom_sign_in_inside_the_app(web, engine, idp):
     idp.wecom_user = "dubanyuan"
     location = start(web, "wecom", None)
     assert location.endswith("#wechat_redirect")
-    q = parse_qs(urlsplit(location).query)
-    assert (q["appid"], q["scope"], q["agentid"], q["redirect_uri"]) == (
-        ["ww0123456789abcdef"],
-        ["snsapi_base"],
-        ["1000002"],
-        ["http://testserver/sso/wecom/callback"],
-    )
+    assert asked(location, "appid", "scope", "agentid", "redirect_uri") == (
+        "ww0123456789abcdef", "snsapi_base", "1000002", "http://testserver/sso/wecom/callback",
+    )  # fmt: skip
     callback = at_provider(location.removesuffix("#wechat_redirect"))
     resp = web.get(callback, follow_redirects=False)
     assert (resp.status_code, resp.headers["location"]) == (303, "/me")
@@ -347,13 +349,9 @@ def test_chat_app_outsiders_are_refused(web, engine, idp, method, setup, status,
 def test_dingtalk_sign_in_inside_the_app_to_the_dashboard(web, engine, idp):
     idp.dingtalk.add_user("ding-dby", "union-0001")
     location = start(web, "dingtalk")
-    q = parse_qs(urlsplit(location).query)
-    assert (q["client_id"], q["scope"], q["prompt"], q["redirect_uri"]) == (
-        ["dingappkey0123"],
-        ["openid"],
-        ["consent"],
-        ["http://testserver/sso/dingtalk/callback"],
-    )
+    assert asked(location, "client_id", "scope", "prompt", "redirect_uri") == (
+        "dingappkey0123", "openid", "consent", "http://testserver/sso/dingtalk/callback",
+    )  # fmt: skip
     resp = web.get(at_provider(location), follow_redirects=False)
     assert (resp.status_code, resp.headers["location"]) == (303, "/dashboard")
     assert web.get("/dashboard").status_code == 200
@@ -436,6 +434,8 @@ def test_the_login_page_without_sso_and_a_method_not_configured(use_database, en
         ('"GET /sso/cas/callback?ticket=ST-12345-secret HTTP/1.1" 303', '"GET /sso/cas/callback?ticket=… HTTP/1.1" 303'),
         ("/sso/oidc/callback?state=s1&code=abc.def", "/sso/oidc/callback?state=s1&code=…"),
         ("/sso/dingtalk/callback?authCode=xyz&state=s2", "/sso/dingtalk/callback?authCode=…&state=s2"),
+        ("POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=wk-1", "POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"),
+        ("POST https://open.feishu.cn/open-apis/bot/v2/hook/fs-1 ", "POST https://open.feishu.cn/open-apis/bot/v2/hook/… "),
     ],
 )
 def test_tickets_and_codes_never_reach_a_log(line, logged):
