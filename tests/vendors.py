@@ -17,7 +17,10 @@ new-style v1.0 API: ``GET /gettoken`` (tokens ding-token-1, -2, …), ``POST
 /topapi/user/getbyunionid`` (the directory: ``add_user(userid, unionid)``), ``POST
 /v1.0/oauth2/accessToken`` (tokens ding-v1-token-N, only good for the v1.0 API: HTTP 401
 ``InvalidAuthentication`` otherwise), ``POST /v1.0/todo/users/{unionId}/tasks`` and ``PUT
-/v1.0/todo/users/{unionId}/tasks/{id}`` (``todos``: ids todo1, todo2, …).
+/v1.0/todo/users/{unionId}/tasks/{id}`` (``todos``: ids todo1, todo2, …), and the sign-in's
+``POST /v1.0/oauth2/userAccessToken`` and ``GET /v1.0/contact/users/me``.  WeCom
+(:class:`FakeWeCom`, ``wecom_app``) answers the sign-in's ``/cgi-bin/auth/getuserinfo`` too.  The
+sign-in codes (``codes``) are given by the authorize pages of tests/idp.py.
 """
 
 from __future__ import annotations
