@@ -19,15 +19,11 @@ from duban.vocabulary import MilestoneState
 from notifications.apps.base import Secret
 from notifications.apps.dingtalk import DingTalkApp
 from notifications.dingtalk_todo import TodoClient
-from tests.factories import import_announced, small_plan, write_yaml
+from tests.factories import BASE, IMPORTED, LINK_SECRET, MON, TZ, import_announced, small_plan, write_yaml
 from tests.vendors import FakeDingTalk
 
-TZ = ZoneInfo("Asia/Shanghai")
-IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)
-MON = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
-SECRET = "k" * 8 + "0123456789abcdefghijklmnopqrstuv"
-BASE = "https://duban.example.edu.cn"
+SECRET = LINK_SECRET
 LINKS = LinkMaker(BASE, SECRET, MON)
 # (task code, milestone title, due): 教务处处长 owns task 1, 教务处副处长 task 2
 JWC_STEPS = [("1", "制定方案", 1795190399000), ("1", "中期检查", 1797350399000), ("1", "", 1798732799000)]

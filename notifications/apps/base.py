@@ -165,8 +165,9 @@ class AppClient:
         raise NotImplementedError
 
     def target(self, userid: str) -> str:
-        """How a delivery names this target (no secret: the app's id and the person's id)."""
-        raise NotImplementedError
+        """How a delivery names this target (no secret: the app's AgentId, or its id, and the person's id)."""
+        agent = getattr(self, "agent_id", None)
+        return f"应用 {self.app_id if agent is None else agent} → {userid}"
 
     # -- shared -----------------------------------------------------------------------------
     def send(self, userid: str, out: Outgoing) -> Answer:

@@ -63,9 +63,6 @@ class DingTalkApp(AppClient):
         self.app_key, self.agent_id, self.secret = app_key, agent_id, secret
         self.v1_base = v1_base.rstrip("/")
 
-    def target(self, userid: str) -> str:
-        return f"应用 {self.agent_id} → {userid}"
-
     def fetch_token(self) -> tuple[str, float]:
         return self.errcode_token("/gettoken", {"appkey": self.app_key, "appsecret": self.secret.get()})
 

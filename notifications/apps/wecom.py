@@ -53,9 +53,6 @@ class WeComApp(AppClient):
         super().__init__(api_base, f"{corp_id}:{agent_id}", timeout=timeout, base_url=base_url, tokens=tokens)
         self.corp_id, self.agent_id, self.secret = corp_id, agent_id, secret
 
-    def target(self, userid: str) -> str:
-        return f"应用 {self.agent_id} → {userid}"
-
     def fetch_token(self) -> tuple[str, float]:
         return self.errcode_token("/cgi-bin/gettoken", {"corpid": self.corp_id, "corpsecret": self.secret.get()})
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -22,15 +21,11 @@ from duban.sweep.digests import assemble
 from notifications.bots import read_answer
 from notifications.channel import ChannelKind
 from notifications.channels import AppriseChannel
-from tests.factories import import_announced, small_plan, write_yaml
+from tests.factories import BASE, IMPORTED, LINK_SECRET, MON, TZ, import_announced, small_plan, write_yaml
 from tests.vendor_bots import group_bots_fixture  # noqa: F401 - the fixture group_bots
 
-TZ = ZoneInfo("Asia/Shanghai")
-IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)
-MON = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 8, 30, tzinfo=TZ)
-SECRET = "k" * 8 + "0123456789abcdefghijklmnopqrstuv"
-BASE = "https://duban.example.edu.cn"
+SECRET = LINK_SECRET
 PERSONAL_LINK = re.compile(r"/(l|rv)/")
 
 
