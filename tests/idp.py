@@ -45,7 +45,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from tests.servers import ReceivedRequest, Reply, Serving
+from tests.local_http import ReceivedRequest, Reply, Serving
 from tests.vendors import FakeDingTalk, FakeWeCom
 
 CLIENT_ID = "duban-oidc"

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import JsonFake, ReceivedRequest
+from tests.local_http import JsonFake, ReceivedRequest
 
 # ---------------------------------------------------------------------------------------------
 # Group bots

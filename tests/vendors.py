@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import JsonFake, ReceivedRequest
+from tests.local_http import JsonFake, ReceivedRequest
 
 Call = ReceivedRequest
 
