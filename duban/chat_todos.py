@@ -209,11 +209,12 @@ def sync_configured(rt: Any, *, now: dt.datetime | None = None) -> TodoResult | 
     """:func:`sync_todos` with the runtime's DingTalk app (None: no DingTalk app configured).
 
     ``rt`` is a :class:`duban.runtime.Runtime`; called by the delivery run every few minutes."""
-    from duban.runtime import secret_block_value
-    from notifications.dingtalk_todo import client_from
+    from duban.runtime import dingtalk_app
+    from notifications.dingtalk_todo import TodoClient
 
-    client = client_from(rt.settings, secret_block_value)
-    if client is None:
+    app = dingtalk_app(rt.settings)
+    if app is None:
         return None
+    client = TodoClient(app)
     now = now or dt.datetime.now(dt.UTC)
     return sync_todos(rt.engine, now=now, client=client, links=rt.links(now.astimezone(rt.tz).date()), tz=rt.tz)

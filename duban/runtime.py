@@ -110,46 +110,55 @@ def configured_apps(settings: Settings, resolve=None):
     :class:`notifications.apps.Apps`.  A secret given as a Prefect Secret block's name is read when
     first needed, by ``resolve`` (default: :func:`duban.orchestration.secret_block_value`)."""
     from notifications.apps import DINGTALK, FEISHU, WECOM, Apps
-    from notifications.apps.base import AppClient, Secret
-    from notifications.apps.dingtalk import DingTalkApp
+    from notifications.apps.base import AppClient
     from notifications.apps.feishu import FeishuApp
-    from notifications.apps.wecom import WeComApp
 
     s = settings
-    resolve = resolve or secret_block_value
-    timeout, base_url = s.app_timeout, s.base_url
-
-    def secret(value, block) -> Secret:
-        return Secret(value.get_secret_value() if value is not None else None, block or None, resolve)
-
     clients: dict[str, AppClient] = {}
-    if s.wecom_corp_id and s.wecom_agent_id is not None:
-        clients[WECOM] = WeComApp(
-            s.wecom_corp_id,
-            s.wecom_agent_id,
-            secret(s.wecom_secret, s.wecom_secret_block),
-            api_base=s.wecom_api_base,
-            timeout=timeout,
-            base_url=base_url,
-        )
-    if s.dingtalk_app_key and s.dingtalk_agent_id is not None:
-        clients[DINGTALK] = DingTalkApp(
-            s.dingtalk_app_key, s.dingtalk_agent_id, secret(s.dingtalk_app_secret, s.dingtalk_app_secret_block),
-            api_base=s.dingtalk_oapi_base, timeout=timeout, base_url=base_url,
-        )  # fmt: skip
+    if wecom := wecom_app(s, resolve):
+        clients[WECOM] = wecom
+    if s.dingtalk_agent_id is not None and (dingtalk := dingtalk_app(s, resolve)):
+        clients[DINGTALK] = dingtalk
     if s.feishu_app_id:
         clients[FEISHU] = FeishuApp(
-            s.feishu_app_id, secret(s.feishu_app_secret, s.feishu_app_secret_block), lark=s.feishu_lark,
-            api_base=s.feishu_api_base, timeout=timeout, base_url=base_url,
+            s.feishu_app_id, _secret(s.feishu_app_secret, s.feishu_app_secret_block, resolve), lark=s.feishu_lark,
+            api_base=s.feishu_api_base, timeout=s.app_timeout, base_url=s.base_url,
         )  # fmt: skip
     return Apps(clients)
 
 
-def app_secret(value, block: str | None) -> str | None:
-    """An app's secret: its value (a ``SecretStr``), or what the Prefect Secret block ``block`` holds."""
-    if value is not None:
-        return value.get_secret_value()
-    return secret_block_value(block) if block else None
+def wecom_app(settings: Settings, resolve=None, *, timeout: float | None = None):
+    """The WeCom app (``DUBAN_WECOM_*``) when configured, else None: the app messages and the WeCom
+    sign-in share it (and so its cached token)."""
+    from notifications.apps.wecom import WeComApp
+
+    s = settings
+    if not (s.wecom_corp_id and s.wecom_agent_id is not None):
+        return None
+    return WeComApp(
+        s.wecom_corp_id, s.wecom_agent_id, _secret(s.wecom_secret, s.wecom_secret_block, resolve),
+        api_base=s.wecom_api_base, timeout=timeout or s.app_timeout, base_url=s.base_url,
+    )  # fmt: skip
+
+
+def dingtalk_app(settings: Settings, resolve=None, *, timeout: float | None = None):
+    """The DingTalk app (``DUBAN_DINGTALK_*``) when its key and secret are configured, else None:
+    工作通知, 待办 and the DingTalk sign-in share it (and so its cached tokens)."""
+    from notifications.apps.dingtalk import DingTalkApp
+
+    s = settings
+    if not (s.dingtalk_app_key and (s.dingtalk_app_secret is not None or s.dingtalk_app_secret_block)):
+        return None
+    return DingTalkApp(
+        s.dingtalk_app_key, s.dingtalk_agent_id, _secret(s.dingtalk_app_secret, s.dingtalk_app_secret_block, resolve),
+        api_base=s.dingtalk_oapi_base, v1_base=s.dingtalk_api_base, timeout=timeout or s.app_timeout, base_url=s.base_url,
+    )  # fmt: skip
+
+
+def _secret(value, block: str | None, resolve):
+    from notifications.apps.base import Secret
+
+    return Secret(value.get_secret_value() if value is not None else None, block or None, resolve or secret_block_value)
 
 
 def secret_block_value(name: str) -> str:

@@ -22,11 +22,11 @@ message back for a later round instead of counting an attempt.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
+
+import httpx
 
 from notifications.channel import ChannelKind
 
@@ -132,23 +132,13 @@ def request_for(kind: ChannelKind, plugin: Any, text: str) -> tuple[str, dict[st
     raise ValueError(f"not a group bot: {kind}")
 
 
-def post_json(url: str, body: Any, *, timeout: float, verify: bool = True, method: str = "POST", headers: dict[str, str] | None = None):
-    """POST (or ``method``) ``body`` as JSON: (HTTP status, response body).  Network failures raise
-    ``OSError`` (``urllib.error.URLError`` is one)."""
-    import ssl
-
-    data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) URLs we build
-    request.add_header("Content-Type", "application/json; charset=utf-8")
-    request.add_header("User-Agent", "duban")
-    for name, value in (headers or {}).items():
-        request.add_header(name, value)
-    context = None if verify else ssl._create_unverified_context()  # noqa: S323 - only when the URL says verify=no
-    try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+def post_json(url: str, body: Any, *, timeout: float, verify: bool = True) -> tuple[int, bytes]:
+    """POST ``body`` as JSON: (HTTP status, response body).  Network failures raise
+    ``httpx.TransportError`` (``httpx.TimeoutException`` when the server did not answer in time)."""
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "duban"}
+    response = httpx.post(url, content=data, headers=headers, timeout=timeout, verify=verify)
+    return response.status_code, response.content
 
 
 def send(kind: ChannelKind, plugin: Any, text: str) -> BotAnswer:
@@ -158,14 +148,14 @@ def send(kind: ChannelKind, plugin: Any, text: str) -> BotAnswer:
     timeout = _timeout(plugin)
     try:
         status, answer = post_json(url, body, timeout=timeout, verify=bool(getattr(plugin, "verify_certificate", True)))
-    except TimeoutError:
+    except httpx.TimeoutException:
         return BotAnswer(False, f"{VENDOR[kind]}服务器在 {timeout:g} 秒内没有应答")
-    except OSError as err:
-        return BotAnswer(False, f"无法连接{VENDOR[kind]}服务器（{getattr(err, 'reason', err)}）")
+    except httpx.TransportError as err:
+        return BotAnswer(False, f"无法连接{VENDOR[kind]}服务器（{err}）")
     return read_answer(kind, status, answer)
 
 
 def _timeout(plugin: Any) -> float:
-    """apprise's (connect, read) timeouts as one number for urllib (the longer of the two)."""
+    """apprise's (connect, read) timeouts as one number (the longer of the two)."""
     values = [v for v in (getattr(plugin, "socket_connect_timeout", None), getattr(plugin, "socket_read_timeout", None)) if v]
     return float(max(values)) if values else DEFAULT_TIMEOUT

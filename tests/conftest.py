@@ -161,7 +161,8 @@ def prefect_server(tmp_path_factory):
         yield
 
 
-# Real servers for tests (SMTP, webhooks, browser, the live web app): see tests/servers.py; the fake
-# chat apps' APIs (WeCom, DingTalk, Feishu): tests/vendors.py; the fake identity providers (CAS,
-# OIDC, WeCom and DingTalk OAuth): tests/idp.py.
+# Real servers for tests (SMTP, webhooks, browser, the live web app, the local HTTP server the fakes
+# run on): see tests/servers.py; one fake per chat vendor (WeCom, DingTalk, Feishu: app messages,
+# 待办, the sign-in's API calls): tests/vendors.py; the fake identity providers (CAS, OIDC, the WeCom
+# and DingTalk authorize pages): tests/idp.py.
 pytest_plugins = ["tests.servers", "tests.vendors", "tests.idp"]

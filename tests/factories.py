@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
+
+# the week the message tests run in: the small plan imported on 2 Nov 2026 and announced, the sweep
+# on Monday 23 Nov (Beijing time); their link secret and the address links point to
+TZ = ZoneInfo("Asia/Shanghai")
+IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)
+MON = dt.date(2026, 11, 23)
+LINK_SECRET = "k" * 8 + "0123456789abcdefghijklmnopqrstuv"
+BASE = "https://duban.example.edu.cn"
 
 SMALL_PLAN: dict[str, Any] = {
     "version": 1,

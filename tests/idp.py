@@ -18,10 +18,13 @@ OpenID Connect under ``/oidc`` (issuer ``{url}/oidc``)
     code once, redirect_uri and the PKCE verifier checked) issuing RS256 id_tokens signed with
     joserfc.  :attr:`oidc_audience` and :attr:`oidc_lifetime` make a wrong or expired token.
 
-WeCom (``/wecom/authorize``, ``/cgi-bin/gettoken``, ``/cgi-bin/auth/getuserinfo``) and DingTalk
-(``/dingtalk/oauth2/auth``; ``/dingtalk-api/v1.0/oauth2/userAccessToken``, ``/v1.0/contact/users/me``;
-``/dingtalk-oapi/gettoken``, ``/topapi/user/getbyunionid``) with their error codes: a code is
-good once (WeCom 40029 invalid code, DingTalk HTTP 400), an outsider has no userid (DingTalk 60121).
+The WeCom and DingTalk authorize pages (``/wecom/authorize``, ``/dingtalk/oauth2/auth``): they
+give a code to the vendor's fake of tests/vendors.py (:attr:`FakeIdP.wecom`, :attr:`FakeIdP.dingtalk`,
+the same servers as the app messages' and 待办's), which answers the server-side calls
+(``/cgi-bin/gettoken``, ``/cgi-bin/auth/getuserinfo``; ``/v1.0/oauth2/userAccessToken``,
+``/v1.0/contact/users/me``, ``/gettoken``, ``/topapi/user/getbyunionid``) with their error codes: a
+code is good once (WeCom 40029 invalid code, DingTalk HTTP 400), an outsider has no userid (DingTalk
+60121: not in the fake's directory, ``idp.dingtalk.add_user(userid, unionid)``).
 
 Every request is kept in :attr:`FakeIdP.calls` (method, path, query, form or JSON body).
 """
@@ -31,36 +34,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlencode
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-LOCALHOST = "127.0.0.1"
+from tests.local_http import ReceivedRequest, Reply, Serving
+from tests.vendors import FakeDingTalk, FakeWeCom
+
 CLIENT_ID = "duban-oidc"
 CLIENT_SECRET = "oidc-secret-值/with:colon"
-CORP_ID = "ww0123456789"
-AGENT_ID = "1000002"
-WECOM_SECRET = "wecom-app-secret"
-DINGTALK_KEY = "dingappkey0001"
-DINGTALK_SECRET = "dingtalk-app-secret"
-
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: dict[str, Any]
-    headers: dict[str, str]
 
 
 @dataclass
@@ -78,14 +67,12 @@ class FakeIdP:
     oidc_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     published_key: RSAKey | None = None  # what the JWKS publishes (None: the signing key)
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "idp-1", "use": "sig", "alg": "RS256"}))
-    # WeCom and DingTalk
+    # WeCom and DingTalk: their authorize pages; the vendors' own fakes answer the rest
+    wecom: FakeWeCom = field(default_factory=FakeWeCom)
+    dingtalk: FakeDingTalk = field(default_factory=FakeDingTalk)
     wecom_user: str | None = None  # the member's userid (None: an outsider)
-    wecom_codes: dict[str, str | None] = field(default_factory=dict)
     dingtalk_union_id: str = "union-0001"
-    dingtalk_users: dict[str, str] = field(default_factory=dict)  # unionId → userid of the corp
-    dingtalk_codes: dict[str, str] = field(default_factory=dict)
-    tokens: dict[str, str] = field(default_factory=dict)  # access tokens issued → what for
-    calls: list[Call] = field(default_factory=list)
+    calls: list[ReceivedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -102,18 +89,18 @@ class FakeIdP:
             "cas": {"CAS_URL": self.cas_url},
             "oidc": {"OIDC_ISSUER": self.issuer, "OIDC_CLIENT_ID": CLIENT_ID, "OIDC_CLIENT_SECRET": CLIENT_SECRET},
             "wecom": {
-                "WECOM_CORP_ID": CORP_ID,
-                "WECOM_AGENT_ID": AGENT_ID,
-                "WECOM_SECRET": WECOM_SECRET,
-                "WECOM_API_BASE": self.url,
+                "WECOM_CORP_ID": self.wecom.corp_id,
+                "WECOM_AGENT_ID": str(self.wecom.agent_id),
+                "WECOM_SECRET": self.wecom.secret,
+                "WECOM_API_BASE": self.wecom.base_url,
                 "WECOM_AUTHORIZE_URL": f"{self.url}/wecom/authorize",
             },
             "dingtalk": {
-                "DINGTALK_APP_KEY": DINGTALK_KEY,
-                "DINGTALK_APP_SECRET": DINGTALK_SECRET,
-                "DINGTALK_AGENT_ID": "3000002",
-                "DINGTALK_API_BASE": f"{self.url}/dingtalk-api",
-                "DINGTALK_OAPI_BASE": f"{self.url}/dingtalk-oapi",
+                "DINGTALK_APP_KEY": self.dingtalk.app_key,
+                "DINGTALK_APP_SECRET": self.dingtalk.secret,
+                "DINGTALK_AGENT_ID": str(self.dingtalk.agent_id),
+                "DINGTALK_API_BASE": self.dingtalk.base_url,
+                "DINGTALK_OAPI_BASE": self.dingtalk.base_url,
                 "DINGTALK_AUTHORIZE_URL": f"{self.url}/dingtalk/oauth2/auth",
             },
         }
@@ -195,60 +182,6 @@ class FakeIdP:
         id_token = jwt.encode({"alg": "RS256", "kid": "idp-1"}, claims, self.key)
         return 200, {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "expires_in": 300, "id_token": id_token}
 
-    # -- WeCom and DingTalk -------------------------------------------------------------------------------
-
-    def token(self, purpose: str) -> str:
-        value = secrets.token_urlsafe(16)
-        with self.lock:
-            self.tokens[value] = purpose
-        return value
-
-    def wecom(self, path: str, q: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        if path == "/cgi-bin/gettoken":
-            if (q.get("corpid"), q.get("corpsecret")) != (CORP_ID, WECOM_SECRET):
-                return 200, {"errcode": 40091, "errmsg": "secret is invalid"}
-            return 200, {"errcode": 0, "errmsg": "ok", "access_token": self.token("wecom"), "expires_in": 7200}
-        if self.tokens.get(q.get("access_token", "")) != "wecom":
-            return 200, {"errcode": 40014, "errmsg": "invalid access_token"}
-        with self.lock:
-            if q.get("code", "") not in self.wecom_codes:
-                return 200, {"errcode": 40029, "errmsg": "invalid code"}
-            userid = self.wecom_codes.pop(q["code"])
-        if userid is None:  # not a member: WeCom answers the outsider's openid only
-            return 200, {"errcode": 0, "errmsg": "ok", "openid": "oAAAA-outsider"}
-        return 200, {"errcode": 0, "errmsg": "ok", "userid": userid, "user_ticket": "ticket-not-needed"}
-
-    def dingtalk(self, path: str, q: dict[str, str], body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        if path == "/dingtalk-api/v1.0/oauth2/userAccessToken":
-            if (body.get("clientId"), body.get("clientSecret"), body.get("grantType")) != (
-                DINGTALK_KEY,
-                DINGTALK_SECRET,
-                "authorization_code",
-            ):
-                return 400, {"code": "invalidClientIdOrSecret", "message": "无效的clientId或clientSecret"}
-            with self.lock:
-                union_id = self.dingtalk_codes.pop(str(body.get("code")), None)
-            if union_id is None:
-                return 400, {"code": "invalidAuthCode", "message": "authCode无效或已使用"}
-            return 200, {"accessToken": self.token("user:" + union_id), "refreshToken": "r", "expireIn": 7200}
-        if path == "/dingtalk-api/v1.0/contact/users/me":
-            purpose = self.tokens.get(headers.get("x-acs-dingtalk-access-token", ""), "")
-            if not purpose.startswith("user:"):
-                return 401, {"code": "InvalidAuthentication", "message": "不合法的access_token"}
-            return 200, {"nick": "用户", "unionId": purpose.removeprefix("user:"), "openId": "open-1", "stateCode": "86"}
-        if path == "/dingtalk-oapi/gettoken":
-            if (q.get("appkey"), q.get("appsecret")) != (DINGTALK_KEY, DINGTALK_SECRET):
-                return 200, {"errcode": 40089, "errmsg": "不合法的corpid或corpsecret"}
-            return 200, {"errcode": 0, "errmsg": "ok", "access_token": self.token("dingtalk-app"), "expires_in": 7200}
-        if path == "/dingtalk-oapi/topapi/user/getbyunionid":
-            if self.tokens.get(q.get("access_token", "")) != "dingtalk-app":
-                return 200, {"errcode": 88, "errmsg": "不合法的access_token"}
-            userid = self.dingtalk_users.get(str(body.get("unionid")))
-            if userid is None:
-                return 200, {"errcode": 60121, "errmsg": "找不到该用户"}
-            return 200, {"errcode": 0, "errmsg": "ok", "result": {"contact_type": 0, "userid": userid}, "request_id": "r1"}
-        return 404, {"code": "notFound"}
-
 
 def _cas_failure(code: str, text: str) -> str:
     return (
@@ -270,93 +203,70 @@ CAS_FORM = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><tit
 <button type="submit">登录</button></form></body></html>"""
 
 
-def _handler(idp: FakeIdP) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  quiet
-            pass
+def _handler(idp: FakeIdP):
+    def send(status: int, body: str | dict | list, headers: dict[str, str] | None = None, kind: str = "application/json") -> Reply:
+        return Reply.of(status, body, headers, kind)
 
-        def _record(self, body: dict[str, Any]) -> tuple[str, dict[str, str]]:
-            parts = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            idp.calls.append(Call(self.command, parts.path, query, body, headers))
-            return parts.path, query
-
-        def _send(
-            self, status: int, body: str | dict | list, headers: dict[str, str] | None = None, kind: str = "application/json"
-        ) -> None:
-            data = (json.dumps(body, ensure_ascii=False) if not isinstance(body, str) else body).encode()
-            self.send_response(status)
-            for name, value in {"Content-Type": f"{kind}; charset=utf-8", **(headers or {})}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802
-            path, q = self._record({})
-            if path == "/cas/login":
-                if idp.cas_user:
-                    status, headers, _ = _back(q.get("service", ""), ticket=idp.cas_ticket(q.get("service", ""), idp.cas_user))
-                    return self._send(status, "", headers, "text/html")
-                return self._send(200, CAS_FORM.format(error="", service=html.escape(q.get("service", ""))), kind="text/html")
-            if path in ("/cas/p3/serviceValidate", "/cas/serviceValidate"):
-                return self._send(200, idp.cas_validate(q, attributes=path.startswith("/cas/p3/")), kind="application/xml")
-            if path == "/oidc/.well-known/openid-configuration":
-                return self._send(200, idp.discovery())
-            if path == "/oidc/jwks":
-                return self._send(200, {"keys": [(idp.published_key or idp.key).as_dict(private=False)]})
-            if path == "/oidc/authorize":
-                status, headers, text = idp.oidc_authorize(q)
-                return self._send(status, text, headers, "text/plain")
+    def get(path: str, q: dict[str, str]) -> Reply:
+        if path == "/cas/login":
+            if idp.cas_user:
+                status, headers, _ = _back(q.get("service", ""), ticket=idp.cas_ticket(q.get("service", ""), idp.cas_user))
+                return send(status, "", headers, "text/html")
+            return send(200, CAS_FORM.format(error="", service=html.escape(q.get("service", ""))), kind="text/html")
+        if path in ("/cas/p3/serviceValidate", "/cas/serviceValidate"):
+            return send(200, idp.cas_validate(q, attributes=path.startswith("/cas/p3/")), kind="application/xml")
+        if path == "/oidc/.well-known/openid-configuration":
+            return send(200, idp.discovery())
+        if path == "/oidc/jwks":
+            return send(200, {"keys": [(idp.published_key or idp.key).as_dict(private=False)]})
+        if path == "/oidc/authorize":
+            status, headers, text = idp.oidc_authorize(q)
+            return send(status, text, headers, "text/plain")
+        if path in ("/wecom/authorize", "/dingtalk/oauth2/auth"):
+            code = secrets.token_urlsafe(12)
             if path == "/wecom/authorize":
-                code = secrets.token_urlsafe(12)
-                idp.wecom_codes[code] = idp.wecom_user
+                idp.wecom.codes[code] = idp.wecom_user
                 status, headers, _ = _back(q["redirect_uri"], code=code, state=q.get("state", ""))
-                return self._send(status, "", headers, "text/plain")
-            if path == "/dingtalk/oauth2/auth":
-                code = secrets.token_urlsafe(12)
-                idp.dingtalk_codes[code] = idp.dingtalk_union_id
-                status, headers, _ = _back(q["redirect_uri"], authCode=code, state=q.get("state", ""))
-                return self._send(status, "", headers, "text/plain")
-            if path.startswith("/cgi-bin/"):
-                return self._send(*idp.wecom(path, q))
-            status, body = idp.dingtalk(path, q, {}, {k.lower(): v for k, v in self.headers.items()})
-            return self._send(status, body)
-
-        def do_POST(self) -> None:  # noqa: N802
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-            if self.headers.get("Content-Type", "").startswith("application/json"):
-                body: dict[str, Any] = json.loads(raw or "{}")
             else:
-                body = {k: v[0] for k, v in parse_qs(raw).items()}
-            path, q = self._record(body)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            if path == "/cas/login":
-                user, service = body.get("username", ""), body.get("service", "")
-                if user and idp.cas_passwords.get(user) == body.get("password"):
-                    status, location, _ = _back(service, ticket=idp.cas_ticket(service, user))
-                    return self._send(303, "", location, "text/html")
-                form = CAS_FORM.format(error="<p class='error'>用户名或密码错误</p>", service=html.escape(service))
-                return self._send(401, form, kind="text/html")
-            if path == "/oidc/token":
-                return self._send(*idp.oidc_token(body, headers))
-            return self._send(*idp.dingtalk(path, q, body, headers))
+                idp.dingtalk.codes[code] = idp.dingtalk_union_id
+                status, headers, _ = _back(q["redirect_uri"], authCode=code, state=q.get("state", ""))
+            return send(status, "", headers, "text/plain")
+        return send(404, {"error": "not_found"})
 
-    return Handler
+    def post(path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+        if path == "/cas/login":
+            user, service = body.get("username", ""), body.get("service", "")
+            if user and idp.cas_passwords.get(user) == body.get("password"):
+                status, location, _ = _back(service, ticket=idp.cas_ticket(service, user))
+                return send(303, "", location, "text/html")
+            form = CAS_FORM.format(error="<p class='error'>用户名或密码错误</p>", service=html.escape(service))
+            return send(401, form, kind="text/html")
+        if path == "/oidc/token":
+            return send(*idp.oidc_token(body, headers))
+        return send(404, {"error": "not_found"})
+
+    def handle(req: ReceivedRequest) -> Reply:
+        idp.calls.append(req)
+        return get(req.path, req.query) if req.method == "GET" else post(req.path, req.form, req.headers)
+
+    return handle
 
 
 @pytest.fixture
 def idp():
-    """A :class:`FakeIdP` serving on a free local port for the test."""
+    """A :class:`FakeIdP` serving on a free local port for the test (and its WeCom and DingTalk fakes)."""
+    from notifications.apps.base import TOKENS
+
     fake = FakeIdP()
-    server = ThreadingHTTPServer((LOCALHOST, 0), _handler(fake))
-    fake.url = f"http://{LOCALHOST}:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-idp", daemon=True)
-    thread.start()
+    serving = Serving(_handler(fake), name="fake-idp")
+    fake.url = serving.base_url
+    fake.wecom.start()
+    fake.dingtalk.start()
+    TOKENS.clear()
     try:
         yield fake
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        serving.stop()
+        fake.wecom.stop()
+        fake.dingtalk.stop()
+        TOKENS.clear()

@@ -50,7 +50,7 @@ SMTP (``smtp_server`` → :class:`SMTPServer`)
     ``server.count_by_recipient()`` → ``{address: number of messages}`` (envelope recipients,
     to spot a duplicate).
 
-Webhooks (``webhook`` → :class:`WebhookReceiver`)
+Webhooks (``webhook`` → :class:`WebhookReceiver`, in tests/local_http.py with the local HTTP server every fake runs on)
     A ``ThreadingHTTPServer`` on 127.0.0.1 and a free port; ``webhook.url("/robot/send")``.  It
     records every request in order (:class:`ReceivedRequest`) and answers 200 with
     ``{"errcode":0,"errmsg":"ok","code":0,"StatusCode":0}`` (a success answer for WeCom, DingTalk
@@ -75,7 +75,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import json
 import os
 import re
 import socket
@@ -83,17 +82,26 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+# the local HTTP server and the webhook receiver (and its fixture ``webhook``) live in tests/local_http.py
+from tests.local_http import (  # noqa: F401 - re-exported, and the fixture registered by this plugin
+    DEFAULT_WEBHOOK_REPLY,
+    LOCALHOST,
+    JsonFake,
+    ReceivedRequest,
+    Reply,
+    Serving,
+    WebhookReceiver,
+    webhook,
+)
+
 REPO = Path(__file__).resolve().parent.parent
-LOCALHOST = "127.0.0.1"
 
 # Read once at start-up: the autouse fixture in conftest.py removes every DUBAN_ variable
 # while a test runs (so settings stay isolated), which would hide these from the fixtures.
@@ -431,191 +439,6 @@ class SMTPServer:
 def smtp_server() -> Iterator[SMTPServer]:
     with SMTPServer() as server:
         yield server
-
-
-# ---------------------------------------------------------------------------------------------
-# Webhooks
-# ---------------------------------------------------------------------------------------------
-
-DEFAULT_WEBHOOK_REPLY = {"errcode": 0, "errmsg": "ok", "code": 0, "StatusCode": 0}
-
-
-@dataclass
-class ReceivedRequest:
-    """One HTTP request: ``headers`` has lower-case names; ``json`` is None unless JSON."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    json: Any = None
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        return self.headers.get(name.lower(), default)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: bytes
-    content_type: str
-    delay: float = 0.0
-    times: int | None = None  # None: for ever; n: only the next n requests
-
-
-@dataclass
-class WebhookReceiver:
-    """A local HTTP server that records requests and answers as configured per path."""
-
-    host: str = LOCALHOST
-    port: int = 0
-    _requests: list[ReceivedRequest] = field(default_factory=list)
-    _replies: dict[str, list[_Reply]] = field(default_factory=dict)
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-
-    def start(self) -> WebhookReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                split = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                parsed = None
-                if body and ("json" in headers.get("content-type", "") or body[:1] in (b"{", b"[")):
-                    try:
-                        parsed = json.loads(body)
-                    except ValueError:
-                        parsed = None
-                query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-                receiver._record(ReceivedRequest(self.command, split.path, query, headers, body, parsed))
-                reply = receiver._reply_for(split.path)
-                if reply.delay:
-                    time.sleep(reply.delay)
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", reply.content_type)
-                    self.send_header("Content-Length", str(len(reply.body)))
-                    self.end_headers()
-                    self.wfile.write(reply.body)
-                except OSError:  # the client gave up (timeout tests)
-                    pass
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
-
-            def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
-                pass
-
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def url(self, path: str = "/") -> str:
-        return self.base_url + (path if path.startswith("/") else "/" + path)
-
-    def respond(
-        self,
-        path: str,
-        status: int = 200,
-        body: Any = None,
-        *,
-        content_type: str | None = None,
-        delay: float = 0.0,
-        times: int | None = None,
-    ) -> None:
-        """Answer requests to ``path`` with ``status`` and ``body`` (dict/list → JSON; str; bytes).
-
-        ``body=None`` keeps the default JSON success body.  ``delay`` sleeps before answering;
-        ``times=n`` applies the answer to the next ``n`` requests only, then the previous one.
-        """
-        if body is None:
-            body = DEFAULT_WEBHOOK_REPLY
-        if isinstance(body, (dict, list)):
-            data, ctype = json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json"
-        elif isinstance(body, str):
-            data, ctype = body.encode("utf-8"), "text/plain; charset=utf-8"
-        else:
-            data, ctype = bytes(body), "application/octet-stream"
-        with self._cond:
-            self._replies.setdefault(path, []).append(_Reply(status, data, content_type or ctype, delay, times))
-
-    def reset_replies(self) -> None:
-        with self._cond:
-            self._replies.clear()
-
-    def _reply_for(self, path: str) -> _Reply:
-        with self._cond:
-            stack = self._replies.get(path) or []
-            while stack:
-                reply = stack[-1]
-                if reply.times is None:
-                    return reply
-                if reply.times > 0:
-                    reply.times -= 1
-                    if reply.times == 0:
-                        stack.pop()
-                    return reply
-                stack.pop()
-        return _Reply(200, json.dumps(DEFAULT_WEBHOOK_REPLY).encode(), "application/json")
-
-    def _record(self, request: ReceivedRequest) -> None:
-        with self._cond:
-            self._requests.append(request)
-            self._cond.notify_all()
-
-    @property
-    def requests(self) -> list[ReceivedRequest]:
-        with self._cond:
-            return list(self._requests)
-
-    def clear(self) -> None:
-        with self._cond:
-            self._requests.clear()
-
-    def wait_for(self, n: int = 1, timeout: float = 5.0) -> list[ReceivedRequest]:
-        """Wait until at least ``n`` requests arrived; return them (AssertionError on timeout)."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self._requests) >= n, timeout):
-                raise AssertionError(f"expected {n} request(s) within {timeout} s, got {len(self._requests)}")
-            return list(self._requests)
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
 
 
 # ---------------------------------------------------------------------------------------------

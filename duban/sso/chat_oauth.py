@@ -1,13 +1,16 @@
 """The silent sign-in inside the WeCom (企业微信) and DingTalk (钉钉) apps: OAuth2 without a password.
 
 WeCom: ``open.weixin.qq.com/connect/oauth2/authorize?…&scope=snsapi_base&agentid=…#wechat_redirect``
-returns ``code``; ``{api}/cgi-bin/gettoken?corpid&corpsecret`` gives the app's access token and
-``{api}/cgi-bin/auth/getuserinfo?access_token&code`` the member's ``userid``.
+returns ``code``; ``{api}/cgi-bin/auth/getuserinfo?access_token&code`` with the app's access token
+(``{api}/cgi-bin/gettoken``) gives the member's ``userid``.
 
 DingTalk: ``login.dingtalk.com/oauth2/auth?…&scope=openid&prompt=consent`` returns ``authCode``;
 ``POST {api}/v1.0/oauth2/userAccessToken`` gives the user's token, ``GET {api}/v1.0/contact/users/me``
-the ``unionId``; ``{oapi}/gettoken?appkey&appsecret`` the app's token and ``POST
-{oapi}/topapi/user/getbyunionid`` the member's ``userid``.  Both vendors answer a code once.
+the ``unionId``; ``POST {oapi}/topapi/user/getbyunionid`` with the app's token (``{oapi}/gettoken``)
+the member's ``userid``.  Both vendors answer a code once.
+
+The app's token is the one the app messages use (:mod:`notifications.apps`: fetched once, cached,
+fetched again when the vendor calls it expired).
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ import httpx
 
 from duban.sso import Identity, SsoError, client, json_of, unreachable
 from duban.vocabulary import SignInMethod
+from notifications.apps.base import AppConfigError, VendorRefusalError
+from notifications.apps.dingtalk import DingTalkApp
+from notifications.apps.wecom import WeComApp
+
+# what an app call may raise when the vendor cannot be asked: the page says so
+APP_FAILURES = (httpx.HTTPError, VendorRefusalError, AppConfigError)
 
 WECOM, DINGTALK = "企业微信", "钉钉"
 
@@ -36,32 +45,31 @@ def _not_member(provider: str) -> SsoError:
 
 @dataclass(frozen=True)
 class WeCom:
-    corp_id: str
-    agent_id: str
-    secret: str
-    api_base: str
+    app: WeComApp
     authorize: str
-    timeout: float
 
     def authorization_url(self, redirect_uri: str, state: str) -> str:
         # WeCom reads the parameters in this order, and needs the #wechat_redirect fragment
-        q = f"appid={quote(self.corp_id, safe='')}&redirect_uri={quote(redirect_uri, safe='')}&response_type=code"
-        q += f"&scope=snsapi_base&state={quote(state, safe='')}&agentid={quote(self.agent_id, safe='')}"
+        q = f"appid={quote(self.app.corp_id, safe='')}&redirect_uri={quote(redirect_uri, safe='')}&response_type=code"
+        q += f"&scope=snsapi_base&state={quote(state, safe='')}&agentid={quote(str(self.app.agent_id), safe='')}"
         return f"{self.authorize}?{q}#wechat_redirect"
 
     def identity(self, code: str) -> Identity:
         if not code or len(code) > 512:
             raise _refused(WECOM)
-        api = self.api_base.rstrip("/")
+        app = self.app
         try:
-            with client(self.timeout) as http:
-                token = _wecom_ok(http.get(f"{api}/cgi-bin/gettoken", params={"corpid": self.corp_id, "corpsecret": self.secret}))
-                user = _wecom_ok(
-                    http.get(f"{api}/cgi-bin/auth/getuserinfo", params={"access_token": token.get("access_token", ""), "code": code}),
-                    code_error=True,
-                )
-        except httpx.HTTPError:
+            user = app.with_token(
+                lambda token: app.http("GET", "/cgi-bin/auth/getuserinfo", params={"access_token": token, "code": code}),
+                lambda data: data.get("errcode"),
+            )
+        except APP_FAILURES:
             raise unreachable(WECOM) from None
+        errcode = user.get("errcode", 0)
+        if errcode in WECOM_CODE_ERRORS:
+            raise _refused(WECOM)
+        if errcode != 0:
+            raise unreachable(WECOM)
         userid = user.get("userid") or user.get("UserId")
         if not isinstance(userid, str) or not userid:
             raise _not_member(WECOM)  # an outsider gets openid only
@@ -72,35 +80,22 @@ class WeCom:
 WECOM_CODE_ERRORS = frozenset({40029, 40163, 42003})
 
 
-def _wecom_ok(resp: httpx.Response, *, code_error: bool = False) -> dict[str, Any]:
-    data = json_of(resp, WECOM)
-    errcode = data.get("errcode", 0)
-    if code_error and errcode in WECOM_CODE_ERRORS:
-        raise _refused(WECOM)
-    if resp.status_code != 200 or errcode != 0:
-        raise unreachable(WECOM)
-    return data
-
-
 @dataclass(frozen=True)
 class DingTalk:
-    app_key: str
-    app_secret: str
-    api_base: str
-    oapi_base: str
+    app: DingTalkApp
     authorize: str
     timeout: float
 
     def authorization_url(self, redirect_uri: str, state: str) -> str:
-        q = f"redirect_uri={quote(redirect_uri, safe='')}&response_type=code&client_id={quote(self.app_key, safe='')}"
+        q = f"redirect_uri={quote(redirect_uri, safe='')}&response_type=code&client_id={quote(self.app.app_key, safe='')}"
         return f"{self.authorize}?{q}&scope=openid&state={quote(state, safe='')}&prompt=consent"
 
     def identity(self, code: str) -> Identity:
         if not code or len(code) > 512:
             raise _refused(DINGTALK)
-        api, oapi = self.api_base.rstrip("/"), self.oapi_base.rstrip("/")
-        body = {"clientId": self.app_key, "clientSecret": self.app_secret, "code": code, "grantType": "authorization_code"}
+        app, api = self.app, self.app.v1_base
         try:
+            body = {"clientId": app.app_key, "clientSecret": app.secret.get(), "code": code, "grantType": "authorization_code"}
             with client(self.timeout) as http:
                 resp = http.post(f"{api}/v1.0/oauth2/userAccessToken", json=body)
                 user_token = json_of(resp, DINGTALK)
@@ -108,12 +103,13 @@ class DingTalk:
                     raise _refused(DINGTALK)
                 user_header = {"x-acs-dingtalk-access-token": _str(user_token, "accessToken")}
                 me = _dingtalk_ok(http.get(f"{api}/v1.0/contact/users/me", headers=user_header))
-                app = _dingtalk_ok(http.get(f"{oapi}/gettoken", params={"appkey": self.app_key, "appsecret": self.app_secret}))
-                app_token = {"access_token": _str(app, "access_token")}
-                unionid = {"unionid": _str(me, "unionId")}
-                found = _dingtalk_ok(http.post(f"{oapi}/topapi/user/getbyunionid", params=app_token, json=unionid), not_member=True)
-        except httpx.HTTPError:
+            found = app.oapi("/topapi/user/getbyunionid", {"unionid": _str(me, "unionId")})
+        except APP_FAILURES:
             raise unreachable(DINGTALK) from None
+        if found.get("errcode") in DINGTALK_NOT_MEMBER:
+            raise _not_member(DINGTALK)
+        if found.get("errcode", 0) != 0:
+            raise unreachable(DINGTALK)
         result = found.get("result")
         userid = result.get("userid") if isinstance(result, dict) else None
         if not isinstance(userid, str) or not userid:
@@ -124,10 +120,8 @@ class DingTalk:
 DINGTALK_NOT_MEMBER = frozenset({60121})  # 找不到该用户
 
 
-def _dingtalk_ok(resp: httpx.Response, *, not_member: bool = False) -> dict[str, Any]:
+def _dingtalk_ok(resp: httpx.Response) -> dict[str, Any]:
     data = json_of(resp, DINGTALK)
-    if not_member and data.get("errcode") in DINGTALK_NOT_MEMBER:
-        raise _not_member(DINGTALK)
     if resp.status_code != 200 or data.get("errcode", 0) != 0:
         raise unreachable(DINGTALK)
     return data

@@ -15,10 +15,11 @@ import re
 from typing import Any
 
 REDACTED = "…"
-TOKEN_PATH = re.compile(r"(/(?:l|rv|d|me)/)[^/?#\s\"']+")
+TOKEN_PATH = re.compile(r"(/(?:l|rv|d|me|bot/v2/hook)/)[^/?#\s\"']+")  # (a Feishu/Lark group bot's token)
 # link tokens; the sign-in's one-time CAS tickets and OAuth codes, and the access tokens and app
-# secrets its server-side calls carry in their addresses (duban/sso/, logged by httpx at INFO)
-TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])(?:token|ticket|code|authCode|access_token|corpsecret|appsecret)=)[^&;#\s\"']+")
+# secrets its server-side calls carry in their addresses (duban/sso/, notifications/apps and the
+# group bots' keys, notifications/bots: logged by httpx at INFO)
+TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])(?:token|ticket|code|authCode|access_token|corpsecret|appsecret|key)=)[^&;#\s\"']+")
 # the loggers a web request writes to; a filter on a logger is not applied to its children's
 # records, so each is named
 LOGGERS = ("duban.web", "duban.web.dashboard", "uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "starlette", "httpx")

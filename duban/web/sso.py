@@ -25,9 +25,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from duban.db import session_scope
 from duban.models import utcnow
-from duban.runtime import app_secret
-from duban.sso import Identity, SsoError, cas, enabled, flow, oidc, people
-from duban.sso.chat_oauth import DingTalk, WeCom
+from duban.runtime import dingtalk_app, wecom_app
+from duban.sso import Identity, SsoError, cas, enabled, flow, oidc, people, unreachable
+from duban.sso.chat_oauth import DINGTALK, WECOM, DingTalk, WeCom
 from duban.vocabulary import SignInMethod, SsoAccountMatch
 from duban.web import person_signin
 from duban.web.deps import client_ip, limiters, read_form, runtime, too_many
@@ -137,16 +137,17 @@ def _provider_url(settings, started: flow.Flow) -> str:
 
 
 def _wecom(settings) -> WeCom:
-    s = settings
-    secret = app_secret(s.wecom_secret, s.wecom_secret_block) or ""
-    return WeCom(s.wecom_corp_id, str(s.wecom_agent_id), secret, s.wecom_api_base, s.wecom_authorize_url, s.sso_timeout)
+    app = wecom_app(settings, timeout=settings.sso_timeout)
+    if app is None:  # not configured (sso.enabled offers it only when it is)
+        raise unreachable(WECOM)
+    return WeCom(app, settings.wecom_authorize_url)
 
 
 def _dingtalk(settings) -> DingTalk:
-    s = settings
-    authorize = s.dingtalk_authorize_url
-    secret = app_secret(s.dingtalk_app_secret, s.dingtalk_app_secret_block) or ""
-    return DingTalk(s.dingtalk_app_key, secret, s.dingtalk_api_base, s.dingtalk_oapi_base, authorize, s.sso_timeout)
+    app = dingtalk_app(settings, timeout=settings.sso_timeout)
+    if app is None:  # not configured (sso.enabled offers it only when it is)
+        raise unreachable(DINGTALK)
+    return DingTalk(app, settings.dingtalk_authorize_url, settings.sso_timeout)
 
 
 # -- the provider's answer ------------------------------------------------------------------------------

@@ -5,8 +5,13 @@ answer into an :class:`~notifications.channel.Attempt`.
 A vendor answers with a JSON body whatever its HTTP status (Feishu refuses with HTTP 400): the
 body's ``errcode`` (WeCom, DingTalk) or ``code`` (Feishu) is the truth.  An access token is kept
 per app until shortly before its expiry and fetched again once when the vendor says it expired.
-Nothing here ever writes a secret or a token into a reason: requests' own errors name the URL,
-which carries the token, so a network failure is told by its class and the host only.
+Nothing here ever writes a secret or a token into a reason: the HTTP library's own errors name the
+URL, which carries the token, so a network failure is told by its class and the host only.
+
+The token of an app is fetched and cached here once for everything duban asks of that app: the
+app messages, DingTalk's 待办 (``notifications.dingtalk_todo``) and the WeCom and DingTalk sign-in
+(``duban.sso.chat_oauth``) all call :meth:`AppClient.with_token`.  HTTP goes through httpx (as the
+sign-in's other clients do).
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+import httpx
 
 from notifications.channel import Attempt, ChannelKind, Outgoing
 
 FROM_IP = re.compile(r"from ip:\s*([0-9a-fA-F.:]+)")
 TOKEN_MARGIN = 300.0  # seconds before a token's stated expiry when it is fetched anew
+T = TypeVar("T")
+# httpx's names of a failed connection, as a reason names them (the names the vendors' docs use)
+NETWORK_NAMES = {httpx.ConnectError: "ConnectionError", httpx.RemoteProtocolError: "ConnectionError", httpx.ReadError: "ConnectionError"}
 
 
 class AppConfigError(RuntimeError):
@@ -155,29 +165,36 @@ class AppClient:
         raise NotImplementedError
 
     def target(self, userid: str) -> str:
-        """How a delivery names this target (no secret: the app's id and the person's id)."""
-        raise NotImplementedError
+        """How a delivery names this target (no secret: the app's AgentId, or its id, and the person's id)."""
+        agent = getattr(self, "agent_id", None)
+        return f"应用 {self.app_id if agent is None else agent} → {userid}"
 
     # -- shared -----------------------------------------------------------------------------
     def send(self, userid: str, out: Outgoing) -> Answer:
         """Send ``out`` to ``userid``: the token is fetched when none is cached, and once again
         when the vendor says it expired."""
-        key = (self.api_base, self.app_id)
         try:
-            token = self.tokens.get(key, self.fetch_token)
-            answer = self.post(token, userid, out)
-            if answer.code in self.codes.expired:
-                token = self.tokens.get(key, self.fetch_token, stale=token)
-                answer = self.post(token, userid, out)
+            return self.with_token(lambda token: self.post(token, userid, out), lambda answer: answer.code)
         except VendorRefusalError as err:
             return err.answer
         except AppConfigError as err:
             return Answer(False, None, str(err), f"{self.vendor}未能发送：{err}", retryable=False)
         except Exception as err:  # noqa: BLE001 - a network failure is a reason; never its URL (it holds the token)
-            return Answer(
-                False, None, err.__class__.__name__, f"{self.vendor}服务器无法连接（{self.host}，{err.__class__.__name__}），稍后自动重发"
-            )
-        return answer
+            name = network_name(err)
+            return Answer(False, None, name, f"{self.vendor}服务器无法连接（{self.host}，{name}），稍后自动重发")
+
+    def token(self, stale: str | None = None) -> str:
+        """The app's access token (cached per API base and app id); ``stale``: one the vendor refused."""
+        return self.tokens.get((self.api_base, self.app_id), self.fetch_token, stale=stale)
+
+    def with_token(self, call: Callable[[str], T], code: Callable[[T], Any], expired: frozenset[int] | None = None) -> T:
+        """``call(token)``, and once more with a new token when ``code(result)`` says the token
+        expired (``expired``: the vendor's codes for that, by default its code table's)."""
+        token = self.token()
+        result = call(token)
+        if code(result) in (self.codes.expired if expired is None else expired):
+            result = call(self.token(stale=token))
+        return result
 
     def attempt(self, userid: str, out: Outgoing) -> Attempt:
         answer = self.send(userid, out)
@@ -187,27 +204,37 @@ class AppClient:
     def host(self) -> str:
         return urlsplit(self.api_base).netloc
 
+    def request(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        """(HTTP status, the JSON answer or None) of one request to a full URL."""
+        response = httpx.request(method, url, timeout=self.timeout, **kwargs)
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
     def http(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """The vendor's JSON answer to one request, whatever its HTTP status."""
-        import requests
-
-        response = requests.request(method, self.api_base + path, timeout=self.timeout, **kwargs)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        status, body = self.request(method, self.api_base + path, **kwargs)
         if not isinstance(body, dict):
             raise VendorRefusalError(
-                Answer(
-                    False,
-                    None,
-                    f"HTTP {response.status_code}",
-                    f"{self.vendor}服务器的回答无法识别（HTTP {response.status_code}），稍后自动重发",
-                )
+                Answer(False, None, f"HTTP {status}", f"{self.vendor}服务器的回答无法识别（HTTP {status}），稍后自动重发")
             )
         return body
+
+    def errcode_token(self, path: str, params: dict[str, str]) -> tuple[str, float]:
+        """``GET {api}{path}?params`` → ``access_token``, ``expires_in``: WeCom's and DingTalk's
+        token endpoint (a refusal is ``errcode`` / ``errmsg``)."""
+        body = self.http("GET", path, params=params)
+        if body.get("errcode", 0) != 0 or not body.get("access_token"):
+            raise self.refused_token(body.get("errcode"), str(body.get("errmsg", "")))
+        return str(body["access_token"]), float(body.get("expires_in") or 7200)
 
     def refused_token(self, code: int | None, message: str) -> VendorRefusalError:
         answer = self.codes.answer(self.vendor, code, message)
         answer.reason = answer.reason.replace("拒绝：", "拒绝发放访问令牌：", 1)
         return VendorRefusalError(answer)
+
+
+def network_name(err: Exception) -> str:
+    """How a reason names a failed request: its class (never its text: that holds the URL)."""
+    return next((name for cls, name in NETWORK_NAMES.items() if isinstance(err, cls)), err.__class__.__name__)

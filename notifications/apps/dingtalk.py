@@ -5,15 +5,26 @@ API (open.dingtalk.com): ``GET /gettoken?appkey&appsecret`` → ``access_token``
 ``userid_list`` and ``msg``.  The answer's ``errcode`` 0 means DingTalk took the message (it is
 sent asynchronously: ``task_id``).  DingTalk shows the same content to the same person only once
 a day, so a card names its day.
+
+The same app is what duban's other DingTalk calls act as, with this one cached token: 待办
+(``notifications.dingtalk_todo``: ``POST /topapi/v2/user/get``) and the sign-in
+(``duban.sso.chat_oauth``: ``POST /topapi/user/getbyunionid``) call :meth:`DingTalkApp.oapi`.  The
+new-style API's app token (``POST {v1_base}/v1.0/oauth2/accessToken`` ``{appKey, appSecret}`` →
+``{accessToken, expireIn}``, sent as the ``x-acs-dingtalk-access-token`` header) is cached next to
+it: :meth:`DingTalkApp.v1`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from notifications.apps.base import Answer, AppClient, CodeTable, Secret, TokenCache
 from notifications.apps.card import card_of, cut_bytes, fit
 from notifications.channel import ChannelKind, Outgoing
 
 DEFAULT_API = "https://oapi.dingtalk.com"
+V1_API = "https://api.dingtalk.com"  # the new-style API (v1.0: 待办, OAuth)
+V1_TOKEN_HEADER = "x-acs-dingtalk-access-token"  # noqa: S105 - the header's name
 TITLE_BYTES = 128  # the notification's one-line title on a phone
 MARKDOWN_BYTES = 2000  # DingTalk documents no limit; a card stays readable on a phone
 
@@ -46,19 +57,45 @@ class DingTalkApp(AppClient):
     vendor = "钉钉"
     codes = CODES
 
-    def __init__(self, app_key: str, agent_id: int, secret: Secret, *, api_base: str = DEFAULT_API, timeout: float = 10.0,
-                 base_url: str = "", tokens: TokenCache | None = None):  # fmt: skip
+    def __init__(self, app_key: str, agent_id: int | None, secret: Secret, *, api_base: str = DEFAULT_API, v1_base: str = V1_API,
+                 timeout: float = 10.0, base_url: str = "", tokens: TokenCache | None = None):  # fmt: skip
         super().__init__(api_base, app_key, timeout=timeout, base_url=base_url, tokens=tokens)
         self.app_key, self.agent_id, self.secret = app_key, agent_id, secret
-
-    def target(self, userid: str) -> str:
-        return f"应用 {self.agent_id} → {userid}"
+        self.v1_base = v1_base.rstrip("/")
 
     def fetch_token(self) -> tuple[str, float]:
-        body = self.http("GET", "/gettoken", params={"appkey": self.app_key, "appsecret": self.secret.get()})
-        if body.get("errcode", 0) != 0 or not body.get("access_token"):
-            raise self.refused_token(body.get("errcode"), str(body.get("errmsg", "")))
-        return str(body["access_token"]), float(body.get("expires_in") or 7200)
+        return self.errcode_token("/gettoken", {"appkey": self.app_key, "appsecret": self.secret.get()})
+
+    def oapi(self, path: str, body: Any, *, expired: frozenset[int] | None = None) -> dict[str, Any]:
+        """``POST {oapi}{path}?access_token=`` with the app's token: DingTalk's JSON answer (a token
+        it calls expired, by ``expired`` or the code table, is fetched again once)."""
+        return self.with_token(
+            lambda token: self.http("POST", path, params={"access_token": token}, json=body), lambda data: data.get("errcode"), expired
+        )
+
+    def fetch_v1_token(self) -> tuple[str, float]:
+        """The new-style API's app token; a refusal raises :class:`V1RefusalError`."""
+        credentials = {"appKey": self.app_key, "appSecret": self.secret.get()}
+        status, data = self.request("POST", f"{self.v1_base}/v1.0/oauth2/accessToken", json=credentials)
+        data = data if isinstance(data, dict) else {}
+        if status != 200 or not data.get("accessToken"):
+            raise V1RefusalError(status, data)
+        return str(data["accessToken"]), float(data.get("expireIn") or 7200)
+
+    def v1(self, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON answer) of a new-style API call with the app's v1.0 token (HTTP 401:
+        fetched again once)."""
+        key = (f"{self.v1_base} v1.0", self.app_id)  # not the oapi token's key, even when both APIs share a base
+
+        def call(stale: str | None) -> tuple[str, int, dict[str, Any]]:
+            token = self.tokens.get(key, self.fetch_v1_token, stale=stale)
+            status, data = self.request(method, self.v1_base + path, json=body, headers={V1_TOKEN_HEADER: token})
+            return token, status, data if isinstance(data, dict) else {}
+
+        token, status, data = call(None)
+        if status == 401:
+            _, status, data = call(token)
+        return status, data
 
     def message(self, userid: str, out: Outgoing) -> dict:
         card = card_of(out, self.base_url)
@@ -99,3 +136,11 @@ def markdown_text(text: str) -> str:
     for ch in "\\`*_[]#<>":
         out = out.replace(ch, "\\" + ch)
     return out
+
+
+class V1RefusalError(Exception):
+    """The new-style API refused the app's token (wrong key or secret): its HTTP status and answer."""
+
+    def __init__(self, status: int, data: dict[str, Any]):
+        super().__init__(f"HTTP {status}")
+        self.status, self.data = status, data

@@ -53,9 +53,6 @@ class FeishuApp(AppClient):
         self.kind = ChannelKind.LARK_APP if lark else ChannelKind.FEISHU_APP
         self.vendor = "Lark" if lark else "飞书"
 
-    def target(self, userid: str) -> str:
-        return f"应用 {self.app_id} → {userid}"
-
     def fetch_token(self) -> tuple[str, float]:
         body = self.http(
             "POST", "/open-apis/auth/v3/tenant_access_token/internal", json={"app_id": self.app_id, "app_secret": self.secret.get()}

@@ -53,14 +53,8 @@ class WeComApp(AppClient):
         super().__init__(api_base, f"{corp_id}:{agent_id}", timeout=timeout, base_url=base_url, tokens=tokens)
         self.corp_id, self.agent_id, self.secret = corp_id, agent_id, secret
 
-    def target(self, userid: str) -> str:
-        return f"应用 {self.agent_id} → {userid}"
-
     def fetch_token(self) -> tuple[str, float]:
-        body = self.http("GET", "/cgi-bin/gettoken", params={"corpid": self.corp_id, "corpsecret": self.secret.get()})
-        if body.get("errcode", 0) != 0 or not body.get("access_token"):
-            raise self.refused_token(body.get("errcode"), str(body.get("errmsg", "")))
-        return str(body["access_token"]), float(body.get("expires_in") or 7200)
+        return self.errcode_token("/cgi-bin/gettoken", {"corpid": self.corp_id, "corpsecret": self.secret.get()})
 
     def message(self, userid: str, out: Outgoing) -> dict:
         card = card_of(out, self.base_url)

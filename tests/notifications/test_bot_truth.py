@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -22,15 +21,11 @@ from duban.sweep.digests import assemble
 from notifications.bots import read_answer
 from notifications.channel import ChannelKind
 from notifications.channels import AppriseChannel
-from tests.factories import import_announced, small_plan, write_yaml
+from tests.factories import BASE, IMPORTED, LINK_SECRET, MON, TZ, import_announced, small_plan, write_yaml
 from tests.vendor_bots import group_bots_fixture  # noqa: F401 - the fixture group_bots
 
-TZ = ZoneInfo("Asia/Shanghai")
-IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)
-MON = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 8, 30, tzinfo=TZ)
-SECRET = "k" * 8 + "0123456789abcdefghijklmnopqrstuv"
-BASE = "https://duban.example.edu.cn"
+SECRET = LINK_SECRET
 PERSONAL_LINK = re.compile(r"/(l|rv)/")
 
 
@@ -67,66 +62,27 @@ def group_digest(engine):
 # Refusals answered with HTTP 200
 
 
+# each kind of group bot: its apprise URL and the key/token the fake knows it by
+GROUPS = {"wecom": ("wecombot://wkgrp", "wkgrp"), "dingtalk": ("dingtalk://dtgrp", "dtgrp"),
+          "feishu": ("feishu://fsgrp", "fsgrp"), "lark": ("lark://lkgrp", "lkgrp")}  # fmt: skip
 REFUSALS = [
-    (
-        "wecombot://wkgrp",
-        "wkgrp",
-        "wecom",
-        {"errcode": 93000, "errmsg": "invalid webhook url, hint: [1700000000_1_abc]"},
-        "企业微信发送失败：企业微信拒绝：93000 机器人地址无效（webhook 地址错误或机器人已被移出群聊）",
-    ),
-    (
-        "wecombot://wkgrp",
-        "wkgrp",
-        "wecom",
-        {"errcode": 40058, "errmsg": "content exceed max length"},
-        "企业微信发送失败：企业微信拒绝：40058 消息内容不合法或超出长度",
-    ),
-    (
-        "dingtalk://dtgrp",
-        "dtgrp",
-        "dingtalk",
-        {"errcode": 310000, "errmsg": "keywords not in content"},
-        "钉钉发送失败：钉钉拒绝：310000 关键词不匹配或签名错误",
-    ),
-    (
-        "dingtalk://dtgrp",
-        "dtgrp",
-        "dingtalk",
-        {"errcode": 300001, "errmsg": "token is not exist"},
-        "钉钉发送失败：钉钉拒绝：300001 机器人令牌（access_token）无效",
-    ),
-    (
-        "dingtalk://dtgrp",
-        "dtgrp",
-        "dingtalk",
-        {"errcode": 400102, "errmsg": "robot stopped"},
-        "钉钉发送失败：钉钉拒绝：400102 机器人已停用",
-    ),
-    (
-        "feishu://fsgrp",
-        "fsgrp",
-        "feishu",
-        {"code": 19024, "msg": "Key Words Not Found", "data": {}},
-        "飞书发送失败：飞书拒绝：19024 关键词不匹配",
-    ),
-    (
-        "feishu://fsgrp",
-        "fsgrp",
-        "feishu",
-        {"StatusCode": 19022, "StatusMessage": "Ip Not Allowed"},
-        "飞书发送失败：飞书拒绝：19022 请求来源 IP 不在机器人的白名单内",
-    ),
-    ("lark://lkgrp", "lkgrp", "lark", {"code": 9499, "msg": "Bad Request", "data": {}}, "Lark发送失败：Lark拒绝：9499 请求格式不正确"),
-]
+    ("wecom", {"errcode": 93000, "errmsg": "invalid webhook url, hint: [1700000000_1_abc]"},
+     "企业微信发送失败：企业微信拒绝：93000 机器人地址无效（webhook 地址错误或机器人已被移出群聊）"),
+    ("wecom", {"errcode": 40058, "errmsg": "content exceed max length"}, "企业微信发送失败：企业微信拒绝：40058 消息内容不合法或超出长度"),
+    ("dingtalk", {"errcode": 310000, "errmsg": "keywords not in content"}, "钉钉发送失败：钉钉拒绝：310000 关键词不匹配或签名错误"),
+    ("dingtalk", {"errcode": 300001, "errmsg": "token is not exist"}, "钉钉发送失败：钉钉拒绝：300001 机器人令牌（access_token）无效"),
+    ("dingtalk", {"errcode": 400102, "errmsg": "robot stopped"}, "钉钉发送失败：钉钉拒绝：400102 机器人已停用"),
+    ("feishu", {"code": 19024, "msg": "Key Words Not Found", "data": {}}, "飞书发送失败：飞书拒绝：19024 关键词不匹配"),
+    ("feishu", {"StatusCode": 19022, "StatusMessage": "Ip Not Allowed"}, "飞书发送失败：飞书拒绝：19022 请求来源 IP 不在机器人的白名单内"),
+    ("lark", {"code": 9499, "msg": "Bad Request", "data": {}}, "Lark发送失败：Lark拒绝：9499 请求格式不正确"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("url", "token", "kind", "body", "reason"), REFUSALS, ids=[f"{r[2]}-{next(iter(r[3].values()))}" for r in REFUSALS]
-)
+@pytest.mark.parametrize(("kind", "body", "reason"), REFUSALS, ids=[f"{r[0]}-{next(iter(r[1].values()))}" for r in REFUSALS])
 def test_a_refusal_with_http_200_is_a_failure_with_the_vendors_reason_and_is_retried(
-    engine, tmp_path, group_bots, smtp_server, url, token, kind, body, reason
+    engine, tmp_path, group_bots, smtp_server, kind, body, reason
 ):
+    url, token = GROUPS[kind]
     import_small(engine, tmp_path, lambda plan: plan["departments"][0].update(notify=[url]))
     group_bots.refuse(token, body, times=1)
     send = AppriseChannel(smtp_server.relay_url, tz=TZ)
@@ -144,14 +100,15 @@ def test_a_refusal_with_http_200_is_a_failure_with_the_vendors_reason_and_is_ret
 
 
 @pytest.mark.parametrize(
-    ("url", "token", "body"),
+    ("kind", "body"),
     [
-        ("wecombot://wkgrp", "wkgrp", {"errcode": 45009, "errmsg": "api freq out of limit"}),
-        ("dingtalk://dtgrp", "dtgrp", {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"}),
-        ("feishu://fsgrp", "fsgrp", {"code": 11232, "msg": "frequency limited psm", "data": {}}),
+        ("wecom", {"errcode": 45009, "errmsg": "api freq out of limit"}),
+        ("dingtalk", {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"}),
+        ("feishu", {"code": 11232, "msg": "frequency limited psm", "data": {}}),
     ],
 )
-def test_a_rate_limited_bot_gives_the_message_back_without_counting_an_attempt(engine, tmp_path, group_bots, smtp_server, url, token, body):
+def test_a_rate_limited_bot_gives_the_message_back_without_counting_an_attempt(engine, tmp_path, group_bots, smtp_server, kind, body):
+    url, token = GROUPS[kind]
     import_small(engine, tmp_path, lambda plan: plan["departments"][0].update(notify=[url]))
     group_bots.refuse(token, body, times=1)
     send = AppriseChannel(smtp_server.relay_url, tz=TZ)

@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -25,14 +24,10 @@ from duban.sweep.digests import assemble
 from duban.sweep.rows import digest_rows
 from notifications.channels import AppriseChannel
 from notifications.smtp import SMTPPool
-from tests.factories import import_announced, small_plan, write_yaml
+from tests.factories import BASE, IMPORTED, LINK_SECRET, MON, TZ, import_announced, small_plan, write_yaml
 
-TZ = ZoneInfo("Asia/Shanghai")
-IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)
-MON = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 8, 30, tzinfo=TZ)
-SECRET = "k" * 8 + "0123456789abcdefghijklmnopqrstuv"
-BASE = "https://duban.example.edu.cn"
+SECRET = LINK_SECRET
 LINK = re.compile(r"https://duban\.example\.edu\.cn/l/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 ANY_LINK = re.compile(r"https://duban\.example\.edu\.cn/(?:l|me)/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")  # action links and 我的督办
 DING_SECRET = "SEC0123456789abcdef"

@@ -247,7 +247,7 @@ def test_oidc_sign_in_with_pkce_state_and_nonce(web, engine, idp):
     assert (resp.status_code, resp.headers["location"]) == (303, "/me")
     assert signed_in_person(web, engine)[2] == "督办员"
     [token_call] = [c for c in idp.calls if c.path == "/oidc/token"]
-    assert "code_verifier" in token_call.body and "client_secret" not in token_call.body
+    assert "code_verifier" in token_call.form and "client_secret" not in token_call.form
 
 
 @pytest.mark.parametrize(
@@ -297,17 +297,19 @@ def test_a_missing_claim_names_what_to_ask(web, idp, monkeypatch):
 # -- WeCom and DingTalk ------------------------------------------------------------------------------------
 
 
+def asked(location: str, *names: str) -> tuple[str, ...]:
+    """The values of ``names`` in the query of an authorize address."""
+    q = parse_qs(urlsplit(location.removesuffix("#wechat_redirect")).query)
+    return tuple(q[name][0] for name in names)
+
+
 def test_wecom_sign_in_inside_the_app(web, engine, idp):
     idp.wecom_user = "dubanyuan"
     location = start(web, "wecom", None)
     assert location.endswith("#wechat_redirect")
-    q = parse_qs(urlsplit(location).query)
-    assert (q["appid"], q["scope"], q["agentid"], q["redirect_uri"]) == (
-        ["ww0123456789"],
-        ["snsapi_base"],
-        ["1000002"],
-        ["http://testserver/sso/wecom/callback"],
-    )
+    assert asked(location, "appid", "scope", "agentid", "redirect_uri") == (
+        "ww0123456789abcdef", "snsapi_base", "1000002", "http://testserver/sso/wecom/callback",
+    )  # fmt: skip
     callback = at_provider(location.removesuffix("#wechat_redirect"))
     resp = web.get(callback, follow_redirects=False)
     assert (resp.status_code, resp.headers["location"]) == (303, "/me")
@@ -332,7 +334,7 @@ def test_wecom_sign_in_inside_the_app(web, engine, idp):
             403,
             "您已通过身份认证（企业微信账号：someone-else），但督办系统的人员名单中没有登记这个企业微信账号。",
         ),
-        ("dingtalk", {"dingtalk_users": {}}, 403, "钉钉确认您不是本单位通讯录中的成员，无法登录督办系统。"),
+        ("dingtalk", {}, 403, "钉钉确认您不是本单位通讯录中的成员，无法登录督办系统。"),  # not in DingTalk's directory
     ],
 )
 def test_chat_app_outsiders_are_refused(web, engine, idp, method, setup, status, message):
@@ -345,20 +347,16 @@ def test_chat_app_outsiders_are_refused(web, engine, idp, method, setup, status,
 
 
 def test_dingtalk_sign_in_inside_the_app_to_the_dashboard(web, engine, idp):
-    idp.dingtalk_users = {"union-0001": "ding-dby"}
+    idp.dingtalk.add_user("ding-dby", "union-0001")
     location = start(web, "dingtalk")
-    q = parse_qs(urlsplit(location).query)
-    assert (q["client_id"], q["scope"], q["prompt"], q["redirect_uri"]) == (
-        ["dingappkey0001"],
-        ["openid"],
-        ["consent"],
-        ["http://testserver/sso/dingtalk/callback"],
-    )
+    assert asked(location, "client_id", "scope", "prompt", "redirect_uri") == (
+        "dingappkey0123", "openid", "consent", "http://testserver/sso/dingtalk/callback",
+    )  # fmt: skip
     resp = web.get(at_provider(location), follow_redirects=False)
     assert (resp.status_code, resp.headers["location"]) == (303, "/dashboard")
     assert web.get("/dashboard").status_code == 200
-    [lookup] = [c for c in idp.calls if c.path.endswith("getbyunionid")]
-    assert lookup.body == {"unionid": "union-0001"}
+    [lookup] = [c for c in idp.dingtalk.calls if c.path.endswith("getbyunionid")]
+    assert lookup.json == {"unionid": "union-0001"}
 
 
 # -- where it leads, and the way out ---------------------------------------------------------------------------
@@ -436,6 +434,8 @@ def test_the_login_page_without_sso_and_a_method_not_configured(use_database, en
         ('"GET /sso/cas/callback?ticket=ST-12345-secret HTTP/1.1" 303', '"GET /sso/cas/callback?ticket=… HTTP/1.1" 303'),
         ("/sso/oidc/callback?state=s1&code=abc.def", "/sso/oidc/callback?state=s1&code=…"),
         ("/sso/dingtalk/callback?authCode=xyz&state=s2", "/sso/dingtalk/callback?authCode=…&state=s2"),
+        ("POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=wk-1", "POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"),
+        ("POST https://open.feishu.cn/open-apis/bot/v2/hook/fs-1 ", "POST https://open.feishu.cn/open-apis/bot/v2/hook/… "),
     ],
 )
 def test_tickets_and_codes_never_reach_a_log(line, logged):
@@ -445,15 +445,18 @@ def test_tickets_and_codes_never_reach_a_log(line, logged):
 def test_no_secret_code_or_token_reaches_a_log(web, idp, caplog):
     import logging
 
-    from tests.idp import DINGTALK_SECRET, WECOM_SECRET
-
     caplog.set_level(logging.INFO)  # (httpcore's DEBUG lines show the test browser's own redirects)
-    idp.cas_user, idp.wecom_user, idp.dingtalk_users = "20061234", "dubanyuan", {"union-0001": "ding-dby"}
+    idp.cas_user, idp.wecom_user = "20061234", "dubanyuan"
+    idp.dingtalk.add_user("ding-dby", "union-0001")
     for method in ("cas", "wecom", "dingtalk"):
         assert sign_in(web, method, None).headers["location"] == "/me"
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "HTTP Request: GET" in logged  # httpx logs each call, redacted
-    secrets_seen = [WECOM_SECRET, DINGTALK_SECRET, *idp.tokens] + [c.query.get("ticket") or c.query.get("code") for c in idp.calls]
+    vendors = (idp.wecom, idp.dingtalk)
+    calls = [*idp.calls, *idp.wecom.calls, *idp.dingtalk.calls]
+    secrets_seen = (
+        [v.secret for v in vendors] + [t for v in vendors for t in v.issued] + [c.query.get("ticket") or c.query.get("code") for c in calls]
+    )
     assert [s for s in secrets_seen if s and s in logged] == []
 
 
