@@ -73,6 +73,7 @@ Live web app (``live_server``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import os
@@ -492,10 +493,10 @@ def chromium():
             browser.close()
 
 
-@pytest.fixture
-def page(chromium, request):
-    """A fresh browser context and page: phone-sized viewport, zh-CN, Asia/Shanghai."""
-    context = chromium.new_context(viewport=PHONE_VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
+@contextlib.contextmanager
+def browser_page(chromium, request, viewport: dict[str, int]) -> Iterator[Any]:
+    """A fresh browser context and page at ``viewport``, zh-CN, Asia/Shanghai."""
+    context = chromium.new_context(viewport=viewport, locale="zh-CN", timezone_id="Asia/Shanghai")
     context.set_default_timeout(15_000)
     pg = context.new_page()
     pg._duban_test_name = request.node.nodeid  # used by screenshot() for unique file names
@@ -503,6 +504,13 @@ def page(chromium, request):
         yield pg
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(chromium, request):
+    """A fresh browser context and page: phone-sized viewport."""
+    with browser_page(chromium, request, PHONE_VIEWPORT) as pg:
+        yield pg
 
 
 def artifacts_dir() -> Path:

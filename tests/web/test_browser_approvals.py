@@ -15,7 +15,7 @@ from duban.reviews import api as reviews
 from duban.settings import get_settings
 from duban.vocabulary import RequestKind
 from tests.conftest import PINNED_DAY
-from tests.servers import screenshot
+from tests.servers import browser_page, screenshot
 from tests.web.test_browser import app_env  # noqa: F401  (the fixture)
 from tests.web.test_dashboard import PASSWORD, add_account
 from tests.web.test_dashboard_approvals import ask, due_of
@@ -26,15 +26,9 @@ DESK = {"width": 1366, "height": 900}
 
 @pytest.fixture
 def desk(chromium, request):
-    """A fresh browser context and page at a desk's screen size, zh-CN, Asia/Shanghai."""
-    context = chromium.new_context(viewport=DESK, locale="zh-CN", timezone_id="Asia/Shanghai")
-    context.set_default_timeout(15_000)
-    pg = context.new_page()
-    pg._duban_test_name = request.node.nodeid  # used by screenshot() for unique file names
-    try:
+    """A fresh browser context and page at a desk's screen size."""
+    with browser_page(chromium, request, DESK) as pg:
         yield pg
-    finally:
-        context.close()
 
 
 def answered_review(engine) -> int:
