@@ -36,7 +36,6 @@ import hashlib
 import html
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlencode
@@ -45,6 +44,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from tests.conftest import PINNED
 from tests.local_http import ReceivedRequest, Reply, Serving
 from tests.vendors import FakeDingTalk, FakeWeCom
 
@@ -64,6 +64,8 @@ class FakeIdP:
     oidc_claims: dict[str, Any] = field(default_factory=dict)  # the signed-in user's claims (sub, preferred_username…)
     oidc_audience: str | None = None  # None: the client id
     oidc_lifetime: int = 300  # seconds (negative: already expired)
+    # when the provider says it issued a token: the instant the `clock` fixture pins, never the real clock
+    oidc_issued_at: int = int(PINNED.timestamp())
     oidc_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     published_key: RSAKey | None = None  # what the JWKS publishes (None: the signing key)
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "idp-1", "use": "sig", "alg": "RS256"}))
@@ -169,7 +171,7 @@ class FakeIdP:
         challenge = base64.urlsafe_b64encode(hashlib.sha256(form.get("code_verifier", "").encode()).digest()).rstrip(b"=").decode()
         if form.get("redirect_uri") != q["redirect_uri"] or challenge != q["code_challenge"]:
             return 400, {"error": "invalid_grant", "error_description": "redirect_uri or code_verifier mismatch"}
-        now = int(time.time())
+        now = self.oidc_issued_at
         claims = {
             "iss": self.issuer,
             "aud": self.oidc_audience or CLIENT_ID,
