@@ -41,6 +41,7 @@ from duban.passwords import (  # noqa: F401 - re-exported: the accounts' passwor
     new_random_password,
     password_problem,
 )
+from duban.values import aware
 from duban.vocabulary import AccountRole, LinkAction
 
 LINK_LABEL = "只读链接"  # what a read-only link's viewer is called where an account shows its role
@@ -235,12 +236,12 @@ def _pair(session: Session, account_id: int, address: str) -> LoginThrottle:
 
 
 def _throttled(account: Account, pair: LoginThrottle, now: dt.datetime) -> bool:
-    pair_lock, account_lock = _aware(pair.locked_until), _aware(account.locked_until)
+    pair_lock, account_lock = aware(pair.locked_until), aware(account.locked_until)
     if pair_lock is not None and pair_lock > now:
         return True
     if account_lock is None or account_lock <= now:
         return False
-    known = _aware(pair.last_success_at)
+    known = aware(pair.last_success_at)
     return known is None or known < now - dt.timedelta(days=KNOWN_ADDRESS_DAYS)
 
 
@@ -262,12 +263,6 @@ def _count_failure(
 def clear_throttles(session: Session, account_id: int) -> None:
     """A new password or re-enabling: every address may try again."""
     session.execute(update(LoginThrottle).where(LoginThrottle.account_id == account_id).values(failures=0, locked_until=None))
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite returns naive UTC
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 # -- session cookies ----------------------------------------------------------------------------

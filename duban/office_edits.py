@@ -33,7 +33,7 @@ from duban.links import OWNER_ACTIONS
 from duban.links import void as void_links
 from duban.models import Event, Milestone, Person, Plan, Task
 from duban.rules.calendar import WorkCalendar
-from duban.values import clean_text
+from duban.values import aware, clean_text
 from duban.vocabulary import OPEN_STATES, EventKind, MessageKind, MilestoneState, Schedule
 
 INSTRUCTION_LIMIT = 500
@@ -133,7 +133,7 @@ def urge(session: Session, task: Task, *, by: str, now: dt.datetime, today: dt.d
     session.execute(select(Task.id).where(Task.id == task.id).with_for_update())
     earlier = urged_today(session, task.id, now=now, tz=tz)
     if earlier is not None:
-        when = earlier.at.astimezone(tz) if earlier.at.tzinfo else earlier.at.replace(tzinfo=dt.UTC).astimezone(tz)
+        when = aware(earlier.at).astimezone(tz)
         raise EditError(f"今天 {when:%H:%M} 已由{earlier.actor}催办过该任务，责任人已收到提醒。同一任务每天只催办一次，请明天再催办。")
     ev = _event(session, task, EventKind.URGED, {"text": text}, by=by, now=now, milestone_id=step.id if step else None)
     data = {"by": by, "text": text, "seq": step.seq if step else None, "final": step.is_final if step else False}

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from duban.links import LinkError, sign, verify
 from duban.models import Person, PersonSession
+from duban.values import aware
 
 PERSON_COOKIE = "duban_me"
 PERSON_SESSION_HOURS = 12
@@ -55,7 +56,7 @@ def person_of(session: Session, session_id: int | None, *, now: dt.datetime) -> 
     if session_id is None:
         return None
     row = session.get(PersonSession, session_id)
-    if row is None or row.ended_at is not None or _aware(row.expires_at) <= now:
+    if row is None or row.ended_at is not None or aware(row.expires_at) <= now:
         return None
     person = session.get(Person, row.person_id)
     return person if person is not None and person.active else None
@@ -63,7 +64,3 @@ def person_of(session: Session, session_id: int | None, *, now: dt.datetime) -> 
 
 def end(session: Session, session_id: int, *, now: dt.datetime) -> None:
     session.execute(update(PersonSession).where(PersonSession.id == session_id, PersonSession.ended_at.is_(None)).values(ended_at=now))
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)  # SQLite drops the offset

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -30,13 +30,18 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+@overload
+def aware(value: dt.datetime) -> dt.datetime: ...
+@overload
+def aware(value: None) -> None: ...
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored timestamp with its zone: SQLite returns naive UTC, PostgreSQL an aware value."""
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
 def local_date(value: dt.datetime | None, tz) -> dt.date | None:
     """A stored timestamp (naive = UTC, as SQLite returns it) as a calendar date in ``tz``."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(tz).date()
+    return aware(value).astimezone(tz).date() if value is not None else None
 
 
 def clean_text(value: str | None, *, what: str, required: bool, limit: int, error: type[Exception] = ValueError) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, and_, bindparam, case, func, select, update
 from duban.db import rowcount, session_scope
 from duban.models import Delivery, Digest, Notification, table_of
 from duban.sweep import journal
+from duban.values import aware
 from duban.vocabulary import LedgerStatus
 
 MAX_BACKOFF = dt.timedelta(hours=6)
@@ -161,10 +162,6 @@ def _held(engine: Engine) -> dict[str | None, dt.datetime | None]:
     return {token: last for token, last in rows}
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value  # SQLite gives naive UTC
-
-
 def recover(engine: Engine, *, now: dt.datetime, lease: dt.timedelta, journal_dir: Path | None) -> tuple[int, int]:
     """Take back what dead runs held: first mark sent what their journal says went out, then make
     the rest due now (status failed, reason 发送过程中断).  A run is dead when its process of this
@@ -173,7 +170,7 @@ def recover(engine: Engine, *, now: dt.datetime, lease: dt.timedelta, journal_di
     held = _held(engine)
     marked = released = 0
     for token in set(held) | set(journal.tokens(journal_dir)):
-        last = _aware(held.get(token))
+        last = aware(held.get(token))
         expired = last is not None and last < now - lease
         dead = token is not None and _local_and_dead(token)
         if not (dead or expired):

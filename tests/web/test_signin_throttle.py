@@ -14,6 +14,7 @@ from sqlalchemy import select
 from duban import accounts, passwords
 from duban.db import session_scope
 from duban.models import Account, LoginThrottle
+from duban.values import aware
 
 NOW = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
 PASSWORD = "Dubanban-2026!"
@@ -80,7 +81,7 @@ def test_parallel_wrong_passwords_check_exactly_max_failures(engine, checks):
     assert checks.count(True) == 5 and checks.count(False) == 35  # the rest cost a dummy check
     assert {r.message for r in results} == {accounts.WRONG} and not any(r.ok for r in results)
     failures, locked_until = _pair(engine)
-    assert failures == 5 and accounts._aware(locked_until) == NOW + dt.timedelta(minutes=15)
+    assert failures == 5 and aware(locked_until) == NOW + dt.timedelta(minutes=15)
     with session_scope(engine, readonly=True) as s:
         assert s.scalar(select(Account.failed_logins)) == 5 and s.scalar(select(Account.locked_until)) is None
 
@@ -129,7 +130,7 @@ def test_account_wide_ceiling_spares_addresses_the_owner_used(engine):
         for _ in range(4):
             assert not _try(engine, "wrong", address=f"192.0.2.{n}", account_max_failures=12).ok
     with session_scope(engine, readonly=True) as s:
-        locked_until = accounts._aware(s.scalar(select(Account.locked_until)))
+        locked_until = aware(s.scalar(select(Account.locked_until)))
     assert locked_until == NOW + dt.timedelta(minutes=15)
     # the right password from a new address is refused; from the owner's office it passes
     assert not _try(engine, PASSWORD, address="192.0.2.99", account_max_failures=12).ok
