@@ -40,6 +40,7 @@ from duban.models import Plan, Task, utcnow
 from duban.vocabulary import LinkAction
 from duban.web import person_signin
 from duban.web.deps import (
+    FORM_COOKIE,
     UNREADABLE_FORM,
     Cookie,
     CsrfCookie,
@@ -56,6 +57,7 @@ from duban.web.deps import (
 from duban.web.pages import STATE_CLASS
 from duban.web.render import render
 from duban.web.security import CSRF_FIELD, csrf_ok, csrf_token
+from duban.web.signin import form_token
 
 router = APIRouter()
 ME_COOKIE = CsrfCookie("duban_csrf_me", "/me")
@@ -104,7 +106,12 @@ class Holder:
 
     def render(self, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
         base = {"person": {"name": self.name}, "plan": {"name": self.plan_name}, "base": self.base, "csrf": self.csrf()}
-        return self.cookie.keep(render(name, {**base, **ctx}, status))
+        if self.token:
+            return self.cookie.keep(render(name, {**base, **ctx}, status))
+        # signed in: the sign-out form posts to /sso/logout with the dashboard's sign-out field
+        form_cookie = FORM_COOKIE.of(self.request)
+        signout = form_token(self.rt.settings.secret_key, form_cookie.value, "logout")
+        return form_cookie.keep(self.cookie.keep(render(name, {**base, "signout": signout, **ctx}, status)))
 
 
 def _by_link(request: Request, token: str) -> Holder:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from duban import person_sessions
 from duban.db import session_scope
 from duban.filecheck import ALLOWED, accept_attribute
-from duban.models import Event, Link, Person, Task
+from duban.models import Event, Link, Person, PersonSession, Task
 from duban.settings import get_settings
 from duban.vocabulary import EventKind, LinkAction
 from tests.conftest import PINNED
@@ -311,6 +311,24 @@ def test_me_with_a_session_shows_the_same_page_and_signs(web, engine):
     with session_scope(engine) as s:
         channels = s.scalars(select(Event.channel).where(Event.kind == EventKind.ACKNOWLEDGED)).all()
     assert channels == ["web"] * 7
+
+
+def test_a_signed_in_person_signs_out_from_their_page(web, engine):
+    with session_scope(engine) as s:
+        pid = s.scalar(select(Person.id).where(Person.name == OWNER))
+        sid = person_sessions.start(s, pid, method="cas", subject="T0001", now=PINNED, until=PINNED + dt.timedelta(hours=12))
+    web.cookies.set(person_sessions.PERSON_COOKIE, person_sessions.cookie(SECRET, sid, expires=PINNED + dt.timedelta(hours=12)))
+    html = web.get("/me").text
+    (signout,) = re.findall(
+        r'<form method="post" action="/sso/logout" class="signout">\s*<input type="hidden" name="csrf" value="([^"]+)">', html
+    )
+    assert "退出登录" in html
+    assert "退出登录" not in web.get(f"/me/{make_link(engine, OWNER, LinkAction.MINE, None)}").text  # a link is not a sign-in
+    resp = web.post("/sso/logout", data={"csrf": signout}, follow_redirects=False)
+    assert (resp.status_code, resp.headers["location"]) == (303, "/login?out=1")
+    with session_scope(engine) as s:
+        assert s.get(PersonSession, sid).ended_at is not None
+    assert '<a href="/sso/login?next=/me">统一身份认证登录</a>' in web.get("/me").text
 
 
 # -- file inputs ------------------------------------------------------------------------------------
