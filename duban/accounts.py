@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from duban import institutions
 from duban.links import LinkError, sign, token_hash, verify
-from duban.models import Account, DashboardLink, DashboardSession, LoginThrottle, Person, Plan, utcnow
+from duban.models import Account, DashboardLink, DashboardSession, Institution, LoginThrottle, Person, Plan, utcnow
 from duban.passwords import (  # noqa: F401 - re-exported: the accounts' password functions
     MIN_PASSWORD_LENGTH,
     PASSWORD_RULE,
@@ -65,6 +66,25 @@ def _plan_by_code(session: Session, code: str) -> Plan:
     return plan
 
 
+def _scope(session: Session, plan_code: str | None, institution: str | None, province: bool) -> tuple[Plan | None, int | None]:
+    """The plan and the institution an account or a read-only link is limited to: a plan's own
+    institution, the one named, the only one there is; (None, None) for the province."""
+    if province:
+        if plan_code or institution:
+            raise AccountError("省级账户（--province）查看全部单位，不能同时指定方案或单位。")
+        return None, None
+    try:
+        if plan_code:
+            plan = _plan_by_code(session, plan_code)
+            if institution and institutions.get(session, institution).id != plan.institution_id:
+                raise AccountError(f"方案“{plan_code}”不属于单位“{institution}”。")
+            return plan, plan.institution_id
+        inst = institutions.get(session, institution) if institution else institutions.default_for(session)
+    except institutions.InstitutionError as err:
+        raise AccountError(f"{err}（省级账户请用 --province）") from None
+    return None, inst.id
+
+
 def get_account(session: Session, login: str) -> Account | None:
     return session.scalar(select(Account).where(Account.login == login.strip()))
 
@@ -78,7 +98,12 @@ def create_account(
     display_name: str | None = None,
     plan_code: str | None = None,
     person: str | None = None,
+    institution: str | None = None,
+    province: bool = False,
 ) -> Account:
+    """A new account over one plan (``plan_code``), every plan of an institution (``institution``,
+    or the only one there is), or, with ``province``, every institution, read-only (a provincial
+    department's account)."""
     login = login.strip()
     if not login or len(login) > 100 or any(ch.isspace() for ch in login):
         raise AccountError("登录名不能为空、不能含空格，且不超过 100 个字符")
@@ -88,12 +113,14 @@ def create_account(
         raise AccountError(f"登录名“{login}”已存在")
     if problem := password_problem(password, login):
         raise AccountError(problem)
-    plan = _plan_by_code(session, plan_code) if plan_code else None
+    plan, institution_id = _scope(session, plan_code, institution, province)
     person_id = None
     if person:
         q = select(Person).where(Person.name == person)
         if plan is not None:
             q = q.where(Person.plan_id == plan.id)
+        elif institution_id is not None:
+            q = q.where(Person.plan_id.in_(institutions.plan_ids(session, institution_id)))
         found = session.scalars(q).all()
         if not found:
             raise AccountError(f"没有找到人员“{person}”" + (f"（方案 {plan_code}）" if plan_code else "") + "。")
@@ -106,6 +133,7 @@ def create_account(
         display_name=(display_name or login)[:200],
         password_hash=hash_password(password),
         role=role,
+        institution_id=institution_id,
         plan_id=plan.id if plan else None,
         person_id=person_id,
         active=True,
@@ -149,9 +177,10 @@ def _existing(session: Session, login: str) -> Account:
 
 def list_accounts(session: Session) -> list[dict]:
     rows = session.execute(
-        select(Account, Plan.code, Person.name)
+        select(Account, Plan.code, Person.name, Institution.code)
         .outerjoin(Plan, Plan.id == Account.plan_id)
         .outerjoin(Person, Person.id == Account.person_id)
+        .outerjoin(Institution, Institution.id == Account.institution_id)
         .order_by(Account.login)
     ).all()
     return [
@@ -159,13 +188,14 @@ def list_accounts(session: Session) -> list[dict]:
             "login": a.login,
             "name": a.display_name,
             "role": a.role,
+            "institution": inst,  # None: the province
             "plan": code,
             "person": person,
             "active": a.active,
             "created_at": a.created_at,
             "last_login_at": a.last_login_at,
         }
-        for a, code, person in rows
+        for a, code, person, inst in rows
     ]
 
 
@@ -299,10 +329,22 @@ class Viewer:
     ident: int
     name: str
     role: AccountRole  # a read-only link sees what a leader sees
-    plan_id: int | None  # None: every plan
+    plan_id: int | None  # None: every plan (of the institution)
     person_id: int | None = None
     expires_on: dt.date | None = None  # a link's last day
     session_id: int | None = None  # a link's: the browser's session (logout ends it)
+    institution_id: int | None = None  # None: the province (every institution, read-only)
+    plan_ids: frozenset[int] | None = None  # the plans in scope (None: every plan there is)
+
+    @property
+    def province(self) -> bool:
+        """A provincial department's viewer: sees every institution, acts on none."""
+        return self.institution_id is None and self.plan_id is None
+
+    @property
+    def sees_all_plans(self) -> bool:
+        """Sees more than one plan (a plan picker, an 'all plans' view)."""
+        return self.plan_id is None
 
     @property
     def role_label(self) -> str:
@@ -318,7 +360,13 @@ class Viewer:
         return self.role == AccountRole.OFFICE
 
     def may_see(self, plan_id: int | None) -> bool:
-        return self.plan_id is None or self.plan_id == plan_id
+        if self.plan_ids is None:
+            return True
+        return plan_id in self.plan_ids
+
+    def may_act(self, plan_id: int | None) -> bool:
+        """May change something of ``plan_id`` (decide, remind, edit): in scope, and not the province."""
+        return not self.province and self.may_see(plan_id)
 
 
 def viewer_of(session: Session, cookie: tuple[str, int, int] | None, *, today: dt.date) -> Viewer | None:
@@ -331,7 +379,10 @@ def viewer_of(session: Session, cookie: tuple[str, int, int] | None, *, today: d
         a = session.get(Account, ident)
         if a is None or not a.active or a.session_version != version:
             return None
-        return Viewer("account", a.id, a.display_name, AccountRole(a.role), a.plan_id, a.person_id)
+        scope = _plan_scope(session, a.institution_id, a.plan_id)
+        return Viewer(
+            "account", a.id, a.display_name, AccountRole(a.role), a.plan_id, a.person_id, institution_id=a.institution_id, plan_ids=scope
+        )
     link = session.get(DashboardLink, ident)
     if link is None or link.revoked_at is not None or link.expires_on < today:
         return None
@@ -339,7 +390,26 @@ def viewer_of(session: Session, cookie: tuple[str, int, int] | None, *, today: d
     if opened is None or opened.link_id != link.id or opened.ended_at is not None:
         return None
     name = link.note or LINK_LABEL
-    return Viewer("link", link.id, name, AccountRole.LEADER, link.plan_id, expires_on=link.expires_on, session_id=opened.id)
+    scope = _plan_scope(session, link.institution_id, link.plan_id)
+    return Viewer(
+        "link",
+        link.id,
+        name,
+        AccountRole.LEADER,
+        link.plan_id,
+        expires_on=link.expires_on,
+        session_id=opened.id,
+        institution_id=link.institution_id,
+        plan_ids=scope,
+    )
+
+
+def _plan_scope(session: Session, institution_id: int | None, plan_id: int | None) -> frozenset[int] | None:
+    if plan_id is not None:
+        return frozenset((plan_id,))
+    if institution_id is None:
+        return None
+    return frozenset(institutions.plan_ids(session, institution_id))
 
 
 def end_sessions(session: Session, account_id: int) -> None:
@@ -373,14 +443,24 @@ def dashboard_token(secret: str, link_id: int, expires: dt.date) -> str:
 
 
 def issue_dashboard_link(
-    session: Session, *, secret: str, plan_code: str | None, days: int, today: dt.date, note: str = "", created_by: str = ""
+    session: Session,
+    *,
+    secret: str,
+    plan_code: str | None,
+    days: int,
+    today: dt.date,
+    note: str = "",
+    created_by: str = "",
+    institution: str | None = None,
+    province: bool = False,
 ) -> tuple[DashboardLink, str]:
     """A new read-only link (row + token); the token is shown once and stored as a hash."""
     if days < 1 or days > 366:
         raise AccountError("有效天数应在 1 到 366 天之间")
-    plan = _plan_by_code(session, plan_code) if plan_code else None
+    plan, institution_id = _scope(session, plan_code, institution, province)
     expires = today + dt.timedelta(days=days)
     row = DashboardLink(
+        institution_id=institution_id,
         plan_id=plan.id if plan else None,
         note=note[:200],
         token_hash="new-" + secrets.token_hex(20),
@@ -430,11 +510,15 @@ def revoke_dashboard_link(session: Session, link_id: int, *, now: dt.datetime) -
 
 def list_dashboard_links(session: Session) -> list[dict]:
     rows = session.execute(
-        select(DashboardLink, Plan.code).outerjoin(Plan, Plan.id == DashboardLink.plan_id).order_by(DashboardLink.id)
+        select(DashboardLink, Plan.code, Institution.code)
+        .outerjoin(Plan, Plan.id == DashboardLink.plan_id)
+        .outerjoin(Institution, Institution.id == DashboardLink.institution_id)
+        .order_by(DashboardLink.id)
     ).all()
     return [
         {
             "id": r.id,
+            "institution": inst,  # None: the province
             "plan": code,
             "note": r.note,
             "expires_on": r.expires_on,
@@ -443,7 +527,7 @@ def list_dashboard_links(session: Session) -> list[dict]:
             "revoked_at": r.revoked_at,
             "last_used_at": r.last_used_at,
         }
-        for r, code in rows
+        for r, code, inst in rows
     ]
 
 

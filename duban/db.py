@@ -23,7 +23,7 @@ from duban.files import private_dir, touch_private
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration. Commands compare the database with it and only load Alembic when they
 # differ (loading Alembic costs a CLI call about 0.3 s); tests check it is the head.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 SQLITE_BUSY_TIMEOUT = 30  # seconds a SQLite writer waits for another one
 DEFAULT_CONNECT_TIMEOUT = 10  # seconds to wait for PostgreSQL to answer a new connection (DUBAN_DB_CONNECT_TIMEOUT)
 # the execution option of a transaction that waits at most this many seconds for a lock (see session_scope)

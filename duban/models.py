@@ -52,10 +52,27 @@ from duban.vocabulary import (
 )
 
 
+class Institution(Base):
+    """A school (or any unit) above its plans: its own people and departments (through its plans),
+    accounts, calendar file, templates and chat apps.  ``settings`` holds what the institution sets
+    apart from the installation (``duban.institutions.OVERRIDABLE``: time zone, calendar file,
+    template folder, send hours, mail relay, chat apps); everything else is the installation's."""
+
+    __tablename__ = "institutions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Plan(Base):
     __tablename__ = "plans"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
     code: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(300))
     organization: Mapped[str] = mapped_column(String(300), default="")

@@ -15,7 +15,8 @@ from duban.model_base import Base, utcnow
 class Account(Base):
     """Someone who signs in to the dashboard: a coordinator (office), a leader, or a viewer.
 
-    ``plan_id`` None: every plan (a provincial account).  The password is kept as a salted scrypt
+    ``plan_id`` None: every plan of ``institution_id``; both None: a province account, which sees
+    every institution and acts on none.  The password is kept as a salted scrypt
     hash; ``session_version`` is bumped by logout, a new password or disabling, which ends every
     session of the account."""
 
@@ -26,7 +27,8 @@ class Account(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(300))
     role: Mapped[str] = mapped_column(String(20))  # office | leader | viewer
-    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)  # None: all plans
+    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"), default=None)  # None: the province
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)  # None: all plans (of the institution)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -43,7 +45,8 @@ class DashboardLink(Base):
     __tablename__ = "dashboard_links"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)  # None: all plans
+    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"), default=None)  # None: the province
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)  # None: all plans (of the institution)
     note: Mapped[str] = mapped_column(String(200), default="")  # for whom (shown in the list)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_on: Mapped[dt.date] = mapped_column(Date)

@@ -35,6 +35,17 @@ class Runtime:
     def today(self) -> dt.date:
         return dt.datetime.now(self.tz).date()
 
+    def for_institution(self, code: str) -> Runtime:
+        """The runtime of one institution: the installation's settings with the institution's own
+        (time zone, calendar file, templates, send hours, mail relay, chat apps) applied; the same
+        store.  Raises ``InstitutionError`` for an unknown code."""
+        from duban import institutions
+        from duban.db import session_scope
+
+        with session_scope(self.engine, readonly=True) as session:
+            overrides = dict(institutions.get(session, code).settings or {})
+        return Runtime(institutions.settings_for(self.settings, overrides, code=code)) if overrides else self
+
     def links(self, today: dt.date | None = None) -> LinkMaker:
         return LinkMaker(
             self.settings.base_url, self.settings.secret_key or "", today or self.today(), days_after_due=self.settings.link_days_after_due

@@ -20,12 +20,26 @@ from duban.settings import get_settings
 
 @task(name="apply-plan-file")
 def apply_plan_file(
-    path: str, dry_run: bool, actor: str, plan_code: str | None, accept: list[str] | None = None, accept_sheet: bool = False
+    path: str,
+    dry_run: bool,
+    actor: str,
+    plan_code: str | None,
+    accept: list[str] | None = None,
+    accept_sheet: bool = False,
+    institution: str | None = None,
 ) -> dict:
     tz = ZoneInfo(get_settings().timezone)
     try:
         diff = import_plan(
-            get_engine(), path, dry_run=dry_run, actor=actor, plan_code=plan_code, accept=accept or (), accept_sheet=accept_sheet, tz=tz
+            get_engine(),
+            path,
+            dry_run=dry_run,
+            actor=actor,
+            plan_code=plan_code,
+            accept=accept or (),
+            accept_sheet=accept_sheet,
+            tz=tz,
+            institution=institution,
         )
     except PlanProblems as err:
         create_markdown_artifact(
@@ -51,9 +65,11 @@ def import_plan_flow(
     plan_code: str | None = None,
     accept: list[str] | None = None,
     accept_sheet: bool = False,
+    institution: str | None = None,
 ) -> dict:
-    """导入或预览一个方案文件（YAML / XLSX / CSV）；accept（任务编号）或 accept_sheet 确认以表格为准、覆盖系统中已有的决定。"""
-    result = apply_plan_file(path, dry_run, actor, plan_code, accept, accept_sheet)
+    """导入或预览一个方案文件（YAML / XLSX / CSV）；accept（任务编号）或 accept_sheet 确认以表格为准、
+    覆盖系统中已有的决定；institution 为方案所属单位编号。"""
+    result = apply_plan_file(path, dry_run, actor, plan_code, accept, accept_sheet, institution)
     get_run_logger().info(
         "方案 %s：新增 %d 项，变更 %d 项，归档 %d 项",
         result["plan"],

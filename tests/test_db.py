@@ -20,7 +20,7 @@ from duban.models import Base
 def test_migrations_match_models(engine):
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-    assert current_revision(engine) == "0010"
+    assert current_revision(engine) == "0011"
 
 
 def test_downgrade_and_upgrade_again(engine):
@@ -76,11 +76,15 @@ def test_sqlite_reader_does_not_wait_for_a_writer(tmp_path):
 
     eng = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
     upgrade(eng)
+    with session_scope(eng) as setup:
+        setup.execute(
+            text("INSERT INTO institutions (id, code, name, settings, active, created_at) VALUES (1, 'i', 'n', '{}', 1, '2026-01-01')")
+        )
     with session_scope(eng) as writer:
         writer.execute(
             text(
-                "INSERT INTO plans (code, name, organization, approval_required, report_every, policy, source, created_at, updated_at) "
-                "VALUES ('p', 'n', '', 1, 'semester', '{}', '', '2026-01-01', '2026-01-01')"
+                "INSERT INTO plans (institution_id, code, name, organization, approval_required, report_every, policy, source, "
+                "created_at, updated_at) VALUES (1, 'p', 'n', '', 1, 'semester', '{}', '', '2026-01-01', '2026-01-01')"
             )
         )
         started = time.monotonic()
@@ -113,7 +117,7 @@ def test_a_transaction_waits_for_a_lock_no_longer_than_it_was_told(engine, datab
     from duban.db import is_transient, session_scope
 
     with other_writer(database_url):
-        assert current_revision(engine) == "0010"  # read-only: does not queue behind the writer
+        assert current_revision(engine) == "0011"  # read-only: does not queue behind the writer
         started = time.monotonic()
         with pytest.raises(exc.OperationalError) as caught, session_scope(engine, wait=0.5) as s:
             s.execute(text("UPDATE plans SET name = 'x'"))

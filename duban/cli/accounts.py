@@ -28,7 +28,11 @@ def _read_password(from_stdin: bool) -> str:
 def account_add(
     login: Annotated[str, typer.Argument(help="登录名（不含空格）")],
     role: Annotated[str, typer.Option("--role", help="角色：office（领导小组办公室）、leader（领导）或 viewer（只读，仅统计数字）")],
-    plan: Annotated[str | None, typer.Option("--plan", help="只能查看这个方案（方案编号）；缺省为全部方案")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="只能查看这个方案（方案编号）；缺省为本单位全部方案")] = None,
+    institution: Annotated[
+        str | None, typer.Option("--institution", help="所属单位（学校）编号：可查看该单位全部方案；只有一个单位时可省略")
+    ] = None,
+    province: Annotated[bool, typer.Option("--province", help="省级账户：查看全部单位的汇总和各单位情况（只读，不能办理）")] = False,
     person: Annotated[str | None, typer.Option("--person", help="对应人员表中的姓名（办公室账户据此打开审核页面）")] = None,
     name: Annotated[str | None, typer.Option("--name", help="显示名称（缺省为人员姓名或登录名）")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="从标准输入读取密码（供脚本使用）")] = False,
@@ -41,12 +45,26 @@ def account_add(
     password = _read_password(password_stdin)
     try:
         with session_scope(engine) as s:
-            a = create_account(s, login, password, role=role, display_name=name, plan_code=plan, person=person)
-            scope = f"方案 {plan}" if plan else "全部方案"
+            a = create_account(
+                s, login, password, role=role, display_name=name, plan_code=plan, person=person, institution=institution, province=province
+            )
+            scope = _scope_label(s, a.institution_id, plan)
             label = AccountRole(a.role).label
     except AccountError as err:
         _fail(str(err), 1)
     console.print(f"已新建账户 {login}（{label}，{scope}）。登录地址：{_settings().base_url.rstrip('/')}/login", markup=False)
+
+
+def _scope_label(session, institution_id: int | None, plan: str | None) -> str:
+    """What an account or a read-only link sees, as the operator reads it."""
+    if institution_id is None:
+        return "省级：全部单位，只读"
+    from duban.institutions import DEFAULT_CODE
+    from duban.models import Institution
+
+    inst = session.get_one(Institution, institution_id)
+    scope = f"方案 {plan}" if plan else "全部方案"
+    return scope if inst.code == DEFAULT_CODE else f"{inst.name}（{inst.code}）{scope}"
 
 
 @account_app.command("list")
@@ -64,7 +82,7 @@ def account_list() -> None:
         return
     rt = _runtime()
     table = Table()
-    for col in ("登录名", "显示名称", "角色", "方案", "人员", "状态", "最近登录"):
+    for col in ("登录名", "显示名称", "角色", "单位", "方案", "人员", "状态", "最近登录"):
         table.add_column(col)
     for r in rows:
         from duban.links import local_time
@@ -73,6 +91,7 @@ def account_list() -> None:
             r["login"],
             r["name"],
             AccountRole.label_of(r["role"]),
+            r["institution"] or "省级（全部单位）",
             r["plan"] or "全部方案",
             r["person"] or "",
             "启用" if r["active"] else "已停用",
@@ -129,7 +148,11 @@ def account_passwd(
 
 @app.command("dashboard-link")
 def dashboard_link_command(
-    plan: Annotated[str | None, typer.Option("--plan", help="只读链接可查看的方案（方案编号）；缺省为全部方案")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="只读链接可查看的方案（方案编号）；缺省为本单位全部方案")] = None,
+    institution: Annotated[
+        str | None, typer.Option("--institution", help="所属单位（学校）编号：可查看该单位全部方案；只有一个单位时可省略")
+    ] = None,
+    province: Annotated[bool, typer.Option("--province", help="省级账户：查看全部单位的汇总和各单位情况（只读，不能办理）")] = False,
     days: Annotated[int | None, typer.Option("--days", help="有效天数（缺省 DUBAN_DASHBOARD_LINK_DAYS，30 天）")] = None,
     note: Annotated[str, typer.Option("--note", help="备注：发给谁（列表中显示）")] = "",
     list_links: Annotated[bool, typer.Option("--list", help="列出已发出的只读链接")] = False,
@@ -151,7 +174,7 @@ def dashboard_link_command(
             console.print("还没有发出只读链接。", markup=False)
             return
         table = Table()
-        for col in ("编号", "方案", "备注", "有效期至", "状态", "最近使用"):
+        for col in ("编号", "单位", "方案", "备注", "有效期至", "状态", "最近使用"):
             table.add_column(col)
         today = _parse_day(None)
         from duban.links import local_time
@@ -161,6 +184,7 @@ def dashboard_link_command(
             state = "已撤销" if r["revoked_at"] else ("已过期" if r["expires_on"] < today else "有效")
             table.add_row(
                 str(r["id"]),
+                r["institution"] or "省级（全部单位）",
                 r["plan"] or "全部方案",
                 r["note"],
                 r["expires_on"].isoformat(),
@@ -189,10 +213,13 @@ def dashboard_link_command(
                 today=_parse_day(None),
                 note=note,
                 created_by=getpass.getuser(),
+                institution=institution,
+                province=province,
             )
             link_id, expires = row.id, row.expires_on
+            scope = _scope_label(s, row.institution_id, plan)
     except AccountError as err:
         _fail(str(err), 1)
-    console.print(f"只读链接（编号 {link_id}，{'方案 ' + plan if plan else '全部方案'}，有效期至 {expires.isoformat()}）：", markup=False)
+    console.print(f"只读链接（编号 {link_id}，{scope}，有效期至 {expires.isoformat()}）：", markup=False)
     print(dashboard_url(settings.base_url, token))
     console.print(f"链接只显示一次，请妥善转交；如需收回：duban dashboard-link --revoke {link_id}", markup=False)

@@ -13,6 +13,7 @@ from duban.cli import announce  # noqa: F401  # isort: skip
 from duban.cli import checks  # noqa: F401  # isort: skip
 from duban.cli import notify  # noqa: F401  # isort: skip
 from duban.cli import accounts  # noqa: F401  # isort: skip
+from duban.cli import institutions  # noqa: F401  # isort: skip
 from duban.cli import paper  # noqa: F401  # isort: skip
 from duban.cli import review  # isort: skip
 from duban.cli.common import app, console, err_console

@@ -18,6 +18,10 @@ def import_command(
     plan: Annotated[str | None, typer.Option("--plan", help="方案编号：覆盖文件中的编号（Excel/CSV 没有“方案”表时缺省为文件名）")] = None,
     actor: Annotated[str | None, typer.Option("--actor", help="记入操作记录的操作人（缺省为“领导小组办公室（导入）”）")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出变更")] = False,
+    institution: Annotated[
+        str | None, typer.Option("--institution", help="方案所属单位（学校）编号：新单位随导入建立；只有一个单位时可省略")
+    ] = None,
+    institution_name: Annotated[str | None, typer.Option("--institution-name", help="单位名称（缺省为方案中的“单位”）")] = None,
     accept: Annotated[
         list[str] | None,
         typer.Option("--accept", help="任务编号：该任务与系统中已有决定（如已批准的延期）冲突的变更以表格为准（可重复，或用逗号分隔）"),
@@ -39,7 +43,18 @@ def import_command(
     engine = _engine(create=True)  # the first import creates the tables
     tz = ZoneInfo(_settings().timezone)
     try:
-        diff = import_plan(engine, path, dry_run=dry_run, actor=actor, plan_code=plan, accept=codes, accept_sheet=accept_sheet, tz=tz)
+        diff = import_plan(
+            engine,
+            path,
+            dry_run=dry_run,
+            actor=actor,
+            plan_code=plan,
+            accept=codes,
+            accept_sheet=accept_sheet,
+            tz=tz,
+            institution=institution,
+            institution_name=institution_name,
+        )
     except DBAPIError as err:
         _fail(f"写入数据库时出错，本次导入未写入任何内容（{err.__class__.__name__}：{err.orig}）。如有其他导入正在进行，请稍后重试。", 1)
     except PlanProblems as err:

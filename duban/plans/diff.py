@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from duban.institutions import DEFAULT_CODE
 from duban.vocabulary import Period, Schedule
 
 SCHEDULE_LABELS: dict[str, str] = {Schedule.ONCE: "一次性", Schedule.RECURRING: "周期性", Schedule.ONGOING: "长期"}
@@ -52,6 +53,8 @@ class PlanDiff:
 
     plan_code: str
     plan_name: str
+    institution: str = ""  # the institution's code (duban.institutions)
+    institution_name: str = ""
     plan_created: bool = False
     plan_details: list[str] = field(default_factory=list)
     added: list[TaskChange] = field(default_factory=list)
@@ -97,6 +100,7 @@ class PlanDiff:
 
         return {
             "plan": self.plan_code,
+            "institution": self.institution,
             "plan_created": self.plan_created,
             "plan_details": self.plan_details,
             "tasks": {
@@ -120,7 +124,9 @@ class PlanDiff:
     def render(self, *, limit: int = 50) -> str:
         lines: list[str] = []
         head = "新建方案" if self.plan_created else "更新方案"
-        lines.append(f"{head}「{self.plan_name}」（{self.plan_code}）")
+        # a one-school installation's own institution ("default") goes without saying
+        of = f"（单位：{self.institution_name}）" if self.institution not in ("", DEFAULT_CODE) else ""
+        lines.append(f"{head}「{self.plan_name}」（{self.plan_code}）{of}")
         lines += [f"  方案设置：{d}" for d in self.plan_details]
 
         def block(title: str, items: list[TaskChange], note: str = "") -> None:

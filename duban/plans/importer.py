@@ -10,7 +10,9 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from definitions.loaders import load_plan
+from definitions.problems import PlanProblems, Problem
 from duban.db import session_scope
+from duban.institutions import InstitutionError
 from duban.plans.diff import PlanDiff
 from duban.plans.sync import apply_plan
 
@@ -30,12 +32,16 @@ def import_plan(
     accept: Collection[str] = (),
     accept_sheet: bool = False,
     tz: dt.tzinfo = dt.UTC,
+    institution: str | None = None,
+    institution_name: str | None = None,
 ) -> PlanDiff:
     """Validate ``path`` and apply it; raise ``PlanProblems`` (nothing written) when it is invalid.
 
     A dry run performs the very same changes inside the transaction and rolls them back, so the
     diff it returns is exactly what the real import would do.  ``accept`` (task codes) and
     ``accept_sheet`` apply changes that conflict with decisions taken in duban (``apply_plan``).
+    ``institution`` names the institution (a code; ``duban.institutions.for_import``): an
+    ``InstitutionError`` is raised as a ``PlanProblems`` naming the file.
     """
     path = Path(path)
     definition = load_plan(path, plan_code=plan_code)
@@ -53,11 +59,15 @@ def import_plan(
                 accept=accept,
                 accept_sheet=accept_sheet,
                 tz=tz,
+                institution=institution,
+                institution_name=institution_name,
             )
             if dry_run:
                 raise _DryRun
     except _DryRun:
         pass
+    except InstitutionError as err:
+        raise PlanProblems(path.name, [Problem(f"{path.name} · 单位", str(err))]) from None
     else:
         if engine.dialect.name == "postgresql" and (diff.added or diff.archived):
             # fresh statistics, or the planner guesses "1 row" for a large new plan and status

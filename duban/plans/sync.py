@@ -22,6 +22,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from definitions.schema import BULLETIN_EVERY_LABELS, GroupDef, PersonDef, PlanDefinition
+from duban import institutions
 from duban.models import Department, Event, ImportRun, Person, Plan, PlanRole, Project, System, table_of, utcnow
 from duban.plans.diff import PlanDiff, show
 from duban.plans.tasks import Ids, TaskSync
@@ -59,19 +60,25 @@ def apply_plan(
     accept: Collection[str] = (),
     accept_sheet: bool = False,
     tz: dt.tzinfo = dt.UTC,
+    institution: str | None = None,
+    institution_name: str | None = None,
 ) -> PlanDiff:
     """Create or update plan ``d.code`` in place; return the diff.  Does not commit.
 
     A change the sheet asks for against a decision taken in duban is a conflict: held back and
     listed in ``diff.conflicts``, unless its task code is in ``accept`` or ``accept_sheet`` is set;
     then it is applied (``diff.accepted``) and its event names the decision it overrode.  ``tz``
-    is the time zone the diff gives decision dates in."""
+    is the time zone the diff gives decision dates in.  ``institution`` (a code) names the
+    institution the plan belongs to (``duban.institutions.for_import``: made when new; a plan
+    never moves to another).  Raises ``InstitutionError`` for a plan of another institution."""
     actor = actor or default_actor()
     now = now or utcnow()
     diff = PlanDiff(plan_code=d.code, plan_name=d.name, warnings=list(d.warnings))
     events: list[dict[str, Any]] = []
 
-    pid = _sync_plan(session, d, diff, source=source, now=now)
+    inst = institutions.for_import(session, d.code, institution, name=institution_name, organization=d.organization)
+    diff.institution, diff.institution_name = inst.code, inst.name
+    pid = _sync_plan(session, d, diff, source=source, now=now, institution_id=inst.id)
     dept_ids = _sync_departments_names(session, pid, d, diff)
     person_ids = _sync_people(session, pid, d, dept_ids, diff)
     _sync_department_roles(session, pid, d, dept_ids, person_ids, diff)
@@ -92,11 +99,12 @@ def apply_plan(
     return diff
 
 
-def _sync_plan(session: Session, d: PlanDefinition, diff: PlanDiff, *, source: str, now: dt.datetime) -> int:
+def _sync_plan(session: Session, d: PlanDefinition, diff: PlanDiff, *, source: str, now: dt.datetime, institution_id: int) -> int:
     """Create the plan row or update its settings (noting each change in the diff); return its id."""
     plan = session.scalar(select(Plan).where(Plan.code == d.code))
     if plan is None:
         plan = Plan(
+            institution_id=institution_id,
             code=d.code,
             **{attr: getattr(d, attr) for attr, _label in PLAN_SETTINGS},
             channels=d.channels,

@@ -170,10 +170,20 @@ def signed_in(request: Request):
 
 async def handle_form(request: Request, viewer, handle: Callable[..., Response], *args: Any, max_fields: int = 10) -> Response:
     """A dashboard POST: the posted form (no files), refused when it cannot be read, then
-    ``handle(request, viewer, *args, form)`` off the event loop (it reads and writes the store)."""
+    ``handle(request, viewer, *args, form)`` off the event loop (it reads and writes the store).
+    A province viewer reads every school and acts on none: refused before the form is read."""
+    if viewer.province:
+        raise refusal(request, viewer, *PROVINCE_READ_ONLY)
     if (form := await read_form(request, max_files=0, max_fields=max_fields)) is None:
         raise refusal(request, viewer, *UNREADABLE_FORM)
     return await run_in_threadpool(handle, request, viewer, *args, form)
+
+
+PROVINCE_READ_ONLY = (
+    "只读账户",
+    "省级账户可以查看各单位的督办情况，不能代替单位办理（审批、催办、发起督查等）。如需办理，请联系该单位的领导小组办公室。",
+    403,
+)
 
 
 def office_only(request: Request, viewer) -> None:

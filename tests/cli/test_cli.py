@@ -196,8 +196,8 @@ def test_demo_is_repeatable(prefect_server, use_database, tmp_path):
 
 
 def test_db_commands(use_database):
-    assert "已是最新结构（版本 0010）" in run("db", "upgrade").stdout
-    assert run("db", "current").stdout.strip().endswith("：0010")
+    assert "已是最新结构（版本 0011）" in run("db", "upgrade").stdout
+    assert run("db", "current").stdout.strip().endswith("：0011")
 
 
 @pytest.mark.parametrize(

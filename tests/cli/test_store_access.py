@@ -72,7 +72,7 @@ def test_reading_commands_do_not_wait_for_a_writer(sqlite_school, tmp_path):
     assert status.exit_code == 0, status.output
     assert json.loads(status.stdout)["totals"]["tasks"] == 4
     assert outbox.stdout == "发件箱中没有符合条件的通知。\n"
-    assert current.stdout == f"sqlite:///{sqlite_school}：0010\n"
+    assert current.stdout == f"sqlite:///{sqlite_school}：0011\n"
     assert "demo" in plans.stdout
     assert max(status_took, outbox_took, current_took) < 5  # SQLite's busy timeout is 30 s
 
