@@ -134,7 +134,7 @@ def for_import(session: Session, plan_code: str, code: str | None, *, name: str 
 
 
 def list_all(session: Session) -> list[InstitutionInfo]:
-    counts = dict(session.execute(select(Plan.institution_id, func.count()).group_by(Plan.institution_id)).tuples().all())
+    counts = dict(session.execute(select(Plan.institution_id, func.count()).group_by(Plan.institution_id)).all())
     return [
         InstitutionInfo(i.id, i.code, i.name, counts.get(i.id, 0), dict(i.settings or {}))
         for i in session.scalars(select(Institution).order_by(Institution.code))
