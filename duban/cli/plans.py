@@ -156,6 +156,7 @@ def report_command(
     plan: Annotated[str | None, typer.Option("--plan", help="只统计这个方案（方案编号）；缺省为全部方案")] = None,
     snapshot: Annotated[bool, typer.Option("--snapshot/--no-snapshot", help="同时记录当日快照（趋势图的数据），缺省记录")] = True,
     pdf: Annotated[bool, typer.Option("--pdf", help="同时保存各方案最近一期督办通报的 PDF（公文格式，可直接打印）")] = False,
+    province: Annotated[bool, typer.Option("--province", help="省级汇总：按单位（学校）统计、排名及名次变化，不能与 --plan 同用")] = False,
 ) -> None:
     """督办汇总报告：完成率、按期率、红黄绿灯、逾期和待审核事项、延期、趋势和单位考核，生成 HTML 报告和 Excel 工作簿。"""
     from duban.report import write_report
@@ -165,6 +166,11 @@ def report_command(
     day = _parse_day(as_of)
     engine = _engine()
     rt = _runtime()
+    if province:
+        if plan is not None:
+            _fail("--province 统计全部单位，不能同时指定 --plan。", 2)
+        _province_report(engine, rt, day, out, snapshot=snapshot)
+        return
     try:
         r = compute(engine, as_of=day, plan_code=plan, tz=rt.tz, cal=rt.calendar)
     except RollupError as err:
@@ -198,6 +204,27 @@ def report_command(
         from duban.cli.paper import save_bulletins
 
         save_bulletins(engine, [str(c) for c in r.plans["plan"]], folder)
+
+
+def _province_report(engine, rt, day, out: Path | None, *, snapshot: bool) -> None:
+    """``duban report --province``: one row per institution, ranked, as HTML and XLSX."""
+    from duban.report_province import headline, write_report
+    from duban.rollup.institutions import province_rollup
+
+    p = province_rollup(engine, as_of=day, tz=rt.tz, cal=rt.calendar)
+    if p.institutions.empty:
+        _fail("库中还没有单位。请先导入各单位的方案：duban import 方案文件.xlsx --institution 单位编号", 1)
+    if snapshot:
+        _snapshot(engine, p.rollup)
+    folder = out or _settings().data_dir / "reports"
+    try:
+        files = write_report(p, folder, tz=rt.tz)
+    except OSError as err:
+        _fail(f"无法写入报告文件夹 {folder}：{err.strerror or err}", 1)
+    console.print(headline(p), markup=False, highlight=False)
+    console.print(p.comparison(), markup=False, highlight=False)
+    console.print(f"HTML 报告：{files.html}", markup=False, highlight=False)
+    console.print(f"Excel 工作簿：{files.xlsx}", markup=False, highlight=False)
 
 
 SNAPSHOT_WAIT = 2.0  # seconds `duban report` waits for another writer before it goes without its snapshot

@@ -151,6 +151,9 @@ SNAPSHOT_COUNTS = (
 COLUMNS: dict[str, str] = {
     "plan": "方案编号",
     "plan_name": "方案名称",
+    "institution": "单位编号",
+    "institution_name": "学校（单位）",
+    "plans": "方案数",
     "organization": "单位",
     "system_code": "体系编号",
     "system": "育人体系",

@@ -4,6 +4,7 @@ read-only transaction; and each live task's light, by the rules themselves."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from itertools import groupby
 from typing import Any, TypedDict
 
@@ -58,9 +59,13 @@ class Workdays:
         return pd.Series(out, index=start.index, dtype="int64")
 
 
-def plans_frame(session, plan_code: str | None) -> pd.DataFrame:
+def plans_frame(session, plan_code: str | None, plan_ids: Collection[int] | None = None) -> pd.DataFrame:
+    """The plans rolled up: one (``plan_code``), those of ``plan_ids`` (a viewer's scope, an
+    institution's plans), or every plan."""
     rows = session.execute(select(Plan.id, Plan.code, Plan.name, Plan.organization, Plan.policy).order_by(Plan.code)).all()
     plans = frame(rows, ["plan_id", "plan", "plan_name", "organization", "policy"])
+    if plan_ids is not None:
+        plans = plans[plans["plan_id"].isin(list(plan_ids))].reset_index(drop=True)
     if plan_code is not None:
         plans = plans[plans["plan"] == plan_code].reset_index(drop=True)
         if plans.empty:

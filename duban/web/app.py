@@ -30,6 +30,7 @@ from duban.web import (
     dashboard_announce,
     dashboard_approvals,
     dashboard_paper,
+    dashboard_province,
     dashboard_reviews,
     dashboard_search,
     dashboard_tasks,
@@ -92,6 +93,7 @@ def create_app() -> FastAPI:
     # are most of the traffic (their paths do not overlap with the others')
     app.include_router(link_pages.router)
     app.include_router(dashboard.router)
+    app.include_router(dashboard_province.router)
     app.include_router(dashboard_reviews.router)
     app.include_router(dashboard_announce.router)
     app.include_router(dashboard_tasks.router)

@@ -13,7 +13,10 @@ Routes (an ``APIRouter`` included by :func:`duban.web.app.create_app`):
   its CSRF field (``POST /d/<token>``) replaces it.
 - ``GET /dashboard/reviews…``: the 督查 section (list, show, start, cancel): duban/web/dashboard_reviews.py.
 - ``GET /dashboard`` (and ``/dashboard.json``): the numbers of :func:`duban.rollup.compute` for
-  the plans the viewer may see; filters ``plan``, ``system``, ``department``, ``supervisor``.
+  the plans the viewer may see; filters ``plan``, ``system``, ``department``, ``supervisor``, and
+  ``institution`` (a school's plans: the province's read-only drill-in,
+  :func:`duban.web.dashboard_province.drill_in`).  A province viewer with neither ``plan`` nor
+  ``institution`` lands on the province's page (``/dashboard/province``).
 
 Nobody without access sees a name or a number: anonymous requests are redirected to /login (the
 JSON answers 401 with no data), a plan outside an account's scope answers 403 with no data.
@@ -33,7 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from duban import accounts
 from duban.db import session_scope
 from duban.models import utcnow
-from duban.web import dashboard_announce, dashboard_paper, dashboard_views, sso
+from duban.web import dashboard_announce, dashboard_paper, dashboard_province, dashboard_views, sso
 from duban.web.deps import FORM_COOKIE, Count, Refusal, client_ip, limiters, read_form, runtime, store_write, too_many
 from duban.web.render import render
 from duban.web.signin import (
@@ -223,23 +226,32 @@ def _data(request: Request, viewer: accounts.Viewer, plan_code: str | None) -> d
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-def dashboard(request: Request, plan: str | None = None):
+def dashboard(request: Request, plan: str | None = None, institution: str | None = None):
     viewer = current_viewer(request)
     if viewer is None:
         return to_login(request)
+    if viewer.province and not plan and not institution:
+        return RedirectResponse(dashboard_province.PAGE, status_code=303, headers=PRIVATE)  # the province's page first
+    viewer, school = dashboard_province.drill_in(request, viewer, institution, plan)
     plans, plan_code = plan_scope(request, viewer, plan)
     announce = [a for a in dashboard_announce.waiting_plans(request, viewer) if plan_code is None or a["code"] == plan_code]
     paper = dashboard_paper.downloads(request, viewer, plan_code)
-    ctx = {"plans": plans, "plan_code": plan_code, "d": _data(request, viewer, plan_code), "announce": announce, "paper": paper}
+    d = _data(request, viewer, plan_code)
+    if viewer.province:  # read only: nothing to hand out, nothing to issue
+        announce, paper["notices"] = [], False
+        if school and plan_code is None:
+            d.clear_href = school["href"]
+    ctx = {"plans": plans, "plan_code": plan_code, "d": d, "announce": announce, "paper": paper, "school": school}
     return viewer_page(request, "dashboard.html", viewer, ctx, forms=(dashboard_paper.FORM,))
 
 
 @router.get("/dashboard.json")
-def dashboard_json(request: Request, plan: str | None = None):
+def dashboard_json(request: Request, plan: str | None = None, institution: str | None = None):
     viewer = current_viewer(request)
     if viewer is None:
         return JSONResponse({"ok": False, "error": "请先登录。"}, status_code=401, headers=PRIVATE)
     try:
+        viewer, _school = dashboard_province.drill_in(request, viewer, institution, plan)
         _, plan_code = plan_scope(request, viewer, plan)
     except Refusal as err:
         return JSONResponse({"ok": False, "error": err.message}, status_code=err.status, headers=PRIVATE)

@@ -54,11 +54,12 @@ def task_href(plan_code: str, task_code: str) -> str:
 
 
 def may_instruct(viewer: Any) -> bool:
-    return viewer.kind == "account" and viewer.role in (AccountRole.OFFICE, AccountRole.LEADER)
+    return viewer.kind == "account" and viewer.role in (AccountRole.OFFICE, AccountRole.LEADER) and not viewer.province
 
 
 def is_office(viewer: Any) -> bool:
-    return viewer.kind == "account" and viewer.role == AccountRole.OFFICE
+    """An office account of the school (the province reads, and acts on nothing)."""
+    return viewer.kind == "account" and viewer.role == AccountRole.OFFICE and not viewer.province
 
 
 def _find(request: Request, viewer: Any, session: Session, plan_code: str, task_code: str) -> tuple[Plan, Task]:

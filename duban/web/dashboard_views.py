@@ -192,7 +192,8 @@ def _group_totals(r: rollup.Rollup, filters: dict[str, str]) -> dict[str, Any]:
 
 
 def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str], today: dt.date) -> Dashboard:
-    r = compute(rt.engine, as_of=today, plan_code=plan_code, tz=rt.tz, cal=rt.calendar)
+    scope = viewer.plan_ids if plan_code is None else None  # every plan the viewer may see (a school's, for a drill-in)
+    r = compute(rt.engine, as_of=today, plan_code=plan_code, tz=rt.tz, cal=rt.calendar, plan_ids=scope)
     provincial = plan_code is None
     keys = _task_keys(r.tasks, filters) if filters else None
     frames: dict[str, pd.DataFrame] = {}

@@ -72,3 +72,30 @@ def test_a_leader_reads_the_dashboard_and_the_report_on_a_phone(use_database, en
     row = page.locator("table[data-view=by_department] tr").nth(1)
     assert row.locator("td").first.evaluate("e => getComputedStyle(e, '::before').content") == '"牵头单位"'
     screenshot(page, "report-390")
+
+
+def test_the_province_reads_every_school_on_a_phone(use_database, engine, tmp_path, monkeypatch, live_server, page):
+    from tests.rollup.province_schools import build_schools
+
+    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
+    get_settings.cache_clear()
+    build_schools(engine, tmp_path)
+    with session_scope(engine) as s:
+        accounts.create_account(s, "province", PASSWORD, role="office", province=True)
+    page.set_viewport_size(PHONE)
+
+    page.goto(live_server + "/login")
+    page.fill("input[name=login]", "province")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/province")
+    assert page.locator("#institutions h2").inner_text() == "各单位督办情况（4）"
+    assert_fits_a_phone(page, ["main", ".kpis", "#institutions", "table.grid"])
+    first = page.locator("#institutions tbody tr").first.locator("td").first
+    assert first.evaluate("e => getComputedStyle(e, '::before').content") == '"排名"'
+    screenshot(page, "province-390")
+    page.click("text=甲大学")
+    page.wait_for_url("**/dashboard?institution=a")
+    assert page.locator(".province-banner").inner_text().startswith("省级只读查看：甲大学")
+    assert page.locator("main form[method=post]").count() == 0
+    assert_fits_a_phone(page, ["main", ".province-banner", ".kpis"])
