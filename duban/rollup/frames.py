@@ -4,6 +4,7 @@ read-only transaction; and each live task's light, by the rules themselves."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from itertools import groupby
 from typing import Any, TypedDict
 
@@ -58,8 +59,10 @@ class Workdays:
         return pd.Series(out, index=start.index, dtype="int64")
 
 
-def plans_frame(session, plan_code: str | None) -> pd.DataFrame:
-    rows = session.execute(select(Plan.id, Plan.code, Plan.name, Plan.organization, Plan.policy).order_by(Plan.code)).all()
+def plans_frame(session, plan_code: str | None, plan_ids: Collection[int] | None = None) -> pd.DataFrame:
+    """The plans of a roll-up: ``plan_code``, or every plan (only ``plan_ids`` when given)."""
+    q = select(Plan.id, Plan.code, Plan.name, Plan.organization, Plan.policy).order_by(Plan.code)
+    rows = session.execute(q if plan_ids is None else q.where(Plan.id.in_(list(plan_ids) or [-1]))).all()
     plans = frame(rows, ["plan_id", "plan", "plan_name", "organization", "policy"])
     if plan_code is not None:
         plans = plans[plans["plan"] == plan_code].reset_index(drop=True)
