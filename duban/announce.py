@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +77,11 @@ class AnnounceResult:
         return dict(sorted(out.items()))
 
 
-def _plans(session: Session, plan_code: str | None) -> dict[int, Any]:
+def _plans(session: Session, plan_code: str | None, plan_ids: Collection[int] | None = None) -> dict[int, Any]:
+    """The plans concerned: ``plan_code``, or every plan (only ``plan_ids`` when given: an institution's)."""
     plans = {p.id: p for p in session.execute(select(Plan.id, Plan.code, Plan.policy).order_by(Plan.code))}
+    if plan_ids is not None:
+        plans = {k: v for k, v in plans.items() if k in plan_ids}
     if plan_code is None:
         return plans
     found = {k: v for k, v in plans.items() if v.code == plan_code}
@@ -87,9 +91,11 @@ def _plans(session: Session, plan_code: str | None) -> dict[int, Any]:
     return found
 
 
-def _selection(session: Session, plan_code: str | None, task_codes: list[str] | None) -> tuple[dict[int, Any], list[Any]]:
+def _selection(
+    session: Session, plan_code: str | None, task_codes: list[str] | None, plan_ids: Collection[int] | None = None
+) -> tuple[dict[int, Any], list[Any]]:
     """The plans concerned and their non-archived tasks (only ``task_codes`` when given)."""
-    plans = _plans(session, plan_code)
+    plans = _plans(session, plan_code, plan_ids)
     q = select(Task.id, Task.plan_id, Task.code, Task.title, Task.owner_id, Task.announced_at, Task.policy, Task.position).where(
         Task.plan_id.in_(list(plans) or [-1]), Task.archived_at.is_(None)
     )
@@ -123,6 +129,7 @@ def announce(
     dry_run: bool = False,
     cal: WorkCalendar | None = None,
     channel: str = "cli",
+    plan_ids: Collection[int] | None = None,
 ) -> AnnounceResult:
     """Announce the selected tasks not announced yet (one transaction); see the module docstring.
 
@@ -132,16 +139,27 @@ def announce(
     """
     if dry_run:
         with session_scope(engine, readonly=True) as session:
-            return preview(session, plan_code=plan_code, task_codes=task_codes)
+            return preview(session, plan_code=plan_code, task_codes=task_codes, plan_ids=plan_ids)
     with session_scope(engine) as session:
         return announce_in(
-            session, today=today, now=now, actor=actor, plan_code=plan_code, task_codes=task_codes, notify=notify, cal=cal, channel=channel
+            session,
+            today=today,
+            now=now,
+            actor=actor,
+            plan_code=plan_code,
+            task_codes=task_codes,
+            notify=notify,
+            cal=cal,
+            channel=channel,
+            plan_ids=plan_ids,
         )
 
 
-def preview(session: Session, *, plan_code: str | None = None, task_codes: list[str] | None = None) -> AnnounceResult:
+def preview(
+    session: Session, *, plan_code: str | None = None, task_codes: list[str] | None = None, plan_ids: Collection[int] | None = None
+) -> AnnounceResult:
     """Who would receive which tasks (a dry run), writing nothing."""
-    plans, rows = _selection(session, plan_code, task_codes)
+    plans, rows = _selection(session, plan_code, task_codes, plan_ids)
     fresh = [r for r in rows if r.announced_at is None]
     names = _names(session, Person, {r.owner_id for r in fresh})
     tasks = [AnnouncedTask(plans[r.plan_id].code, r.code, r.title, names.get(r.owner_id, ""), r.owner_id) for r in fresh]
@@ -159,10 +177,11 @@ def announce_in(
     notify: bool = True,
     cal: WorkCalendar | None = None,
     channel: str = "cli",
+    plan_ids: Collection[int] | None = None,
 ) -> AnnounceResult:
     """``announce`` inside the caller's transaction (the web app's ``store_write``)."""
     now = now.astimezone(dt.UTC)  # stored in UTC: SQLite keeps the wall time and drops the offset
-    plans, rows = _selection(session, plan_code, task_codes)
+    plans, rows = _selection(session, plan_code, task_codes, plan_ids)
     fresh = [r for r in rows if r.announced_at is None]
     result = AnnounceResult(already=len(rows) - len(fresh), notify=notify)
     marked = _mark(session, [r.id for r in fresh], now)  # only those no one else announced meanwhile

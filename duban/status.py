@@ -16,7 +16,7 @@ reference day.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from rich.table import Table
@@ -69,12 +69,18 @@ def task_status(per_task: Subquery) -> ColumnElement[str]:
     )
 
 
-def collect_status(session: Session, *, today: dt.date, plan_code: str | None = None) -> dict[str, Any]:
-    """Everything ``duban status`` shows, as a JSON-ready dict."""
+def collect_status(
+    session: Session, *, today: dt.date, plan_code: str | None = None, plan_ids: Collection[int] | None = None
+) -> dict[str, Any]:
+    """Everything ``duban status`` shows, as a JSON-ready dict (``plan_ids``: only these plans, e.g.
+    one institution's)."""
     plans = session.execute(select(Plan.id, Plan.code, Plan.name).order_by(Plan.code)).all()
     if plan_code is not None:
         plans = [p for p in plans if p.code == plan_code]
-    rows = session.execute(_grouped_counts(today, [p.id for p in plans] if plan_code is not None else None)).all()
+    if plan_ids is not None:
+        plans = [p for p in plans if p.id in plan_ids]
+    limited = plan_code is not None or plan_ids is not None
+    rows = session.execute(_grouped_counts(today, [p.id for p in plans] if limited else None)).all()
     data = _tally(plans, rows, today=today, plan_code=plan_code)
     marked = supervised(session, [p.id for p in plans])
     data["totals"]["supervised_tasks"] = sum(len(v) for v in marked.values())

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from duban.cli.common import _engine, _fail, _parse_day, _runtime, app, console
+from duban.cli.common import InstitutionOption, _engine, _fail, _parse_day, _plan_scope, _runtime, app, console
 
 
 @app.command("announce")
@@ -17,22 +17,26 @@ def announce_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只列出将向谁下达哪些任务，不记录、不发送")] = False,
     no_notice: Annotated[bool, typer.Option("--no-notice", help="已线下下达（如会上印发了任务书）：只记为已下达，不发通知")] = False,
     actor: Annotated[str | None, typer.Option("--actor", help="记入操作记录的操作人（缺省为“领导小组办公室”）")] = None,
+    institution: InstitutionOption = None,
 ) -> None:
     """任务下达：向尚未下达的任务（首次下达、再次导入新增的、更换责任人的）的责任人发出任务书和时间表，每人一份通知。"""
     from duban.announce import AnnounceError, announce, announce_now, moment
+    from duban.db import session_scope
     from duban.plans.writes import OFFICE_ACTOR
 
     day = _parse_day(today)
-    _engine()
-    rt = _runtime()
+    with session_scope(_engine(), readonly=True) as session:
+        scope = _plan_scope(session, institution, plan)
+    rt = _runtime(institution)  # the institution's own calendar and channels
     now = moment(day, rt.tz)
     who = actor or OFFICE_ACTOR
     codes = list(task or ()) or None
+    only: dict[str, Any] = {"plan_code": plan, "task_codes": codes, "plan_ids": scope.plan_ids}
     try:
         if dry_run:
-            result = announce(rt.engine, today=day, now=now, actor=who, dry_run=True, plan_code=plan, task_codes=codes)
+            result = announce(rt.engine, today=day, now=now, actor=who, dry_run=True, **only)
         else:
-            result = announce_now(rt, today=day, now=now, actor=who, notify=not no_notice, plan_code=plan, task_codes=codes)
+            result = announce_now(rt, today=day, now=now, actor=who, notify=not no_notice, **only)
     except AnnounceError as err:
         _fail(str(err), 1)
     if not result.announced:

@@ -7,8 +7,9 @@ import contextlib
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -139,12 +140,19 @@ def _safe_url(url: str) -> str:
         return "（无法解析的地址）"
 
 
-def _runtime():
-    """The run's calendar, time zone and channel; a bad institution calendar file is one message."""
+def _runtime(institution: str | None = None):
+    """The run's calendar, time zone and channel (``institution``: with that institution's own
+    settings applied); a bad institution calendar file is one message."""
+    from duban.institutions import InstitutionError
     from duban.rules.calendar import CalendarFileError
     from duban.runtime import runtime
 
     rt = runtime()
+    if institution is not None:
+        try:
+            rt = rt.for_institution(institution.strip())
+        except (InstitutionError, ConfigurationError) as err:
+            _fail(f"无法使用单位“{institution.strip()}”的设置：{err}", 2)
     try:
         rt.calendar  # noqa: B018 - load the institution file now, not in the middle of a run
     except CalendarFileError as err:
@@ -201,3 +209,45 @@ def _require_plan(session, plan: str | None) -> None:
     if session.scalar(select(Plan.id).where(Plan.code == plan)) is None:
         known = "、".join(session.scalars(select(Plan.code).order_by(Plan.code))) or "（暂无，请先用 duban import 导入）"
         _fail(f"没有编号为“{plan}”的方案。已有方案：{known}", 1)
+
+
+INSTITUTION_HELP = "只看这个单位（学校）的方案（单位编号，见 duban institution list）；缺省为全部单位"
+InstitutionOption = Annotated[str | None, typer.Option("--institution", help=INSTITUTION_HELP)]
+
+
+@dataclass(frozen=True)
+class PlanScope:
+    """What a reading command covers: ``plan`` (one plan), else ``plan_ids`` (an institution's
+    plans; None: every plan of the installation)."""
+
+    plan: str | None
+    plan_ids: list[int] | None
+    plan_codes: list[str] | None  # the institution's plans, by code (None: no --institution)
+
+    def covers(self, plan_id: int) -> bool:
+        return self.plan_ids is None or plan_id in self.plan_ids
+
+
+def _plan_scope(session, institution: str | None, plan: str | None) -> PlanScope:
+    """``--institution`` and ``--plan`` resolved: an unknown institution or plan is one message
+    listing what there is; a plan of another institution names both."""
+    _require_plan(session, plan)
+    if institution is None:
+        return PlanScope(plan, None, None)
+    from sqlalchemy import select
+
+    from duban import institutions
+    from duban.models import Institution as InstitutionRow
+    from duban.models import Plan
+
+    try:
+        inst = institutions.get(session, institution.strip())
+    except institutions.InstitutionError as err:
+        _fail(str(err), 1)
+    rows = session.execute(select(Plan.id, Plan.code).where(Plan.institution_id == inst.id).order_by(Plan.code)).all()
+    if plan is not None and plan not in {r.code for r in rows}:
+        owner = session.scalar(select(InstitutionRow.code).join(Plan, Plan.institution_id == InstitutionRow.id).where(Plan.code == plan))
+        mine = "、".join(r.code for r in rows) or "（暂无）"
+        _fail(f"方案“{plan}”属于单位“{owner}”，不属于 --institution 指定的单位“{inst.code}”。单位“{inst.code}”的方案：{mine}", 1)
+    chosen = [r for r in rows if plan is None or r.code == plan]
+    return PlanScope(plan, [r.id for r in chosen], [r.code for r in chosen])

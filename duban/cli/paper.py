@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from duban.cli.common import _engine, _fail, _runtime, app, console
+from duban.cli.common import InstitutionOption, _engine, _fail, _plan_scope, _runtime, app, console
 
 
 def save_bulletins(engine, plan_codes: list[str], folder: Path) -> None:
@@ -33,12 +33,17 @@ def notice_command(
     plan: Annotated[str, typer.Option("--plan", help="方案编号")],
     out: Annotated[Path, typer.Option("--out", help="督办单保存到这个文件夹")] = Path("."),
     by: Annotated[str, typer.Option("--by", help="印发人（记入督办单台账）")] = "领导小组办公室",
+    institution: InstitutionOption = None,
 ) -> None:
     """印发督办单：为任务编号（当年首次印发时编号 督办〔年〕N号，再次印发沿用原编号），保存为可打印的 PDF（附回执）。"""
     from duban import paper
+    from duban.db import session_scope
     from duban.files import private_file
 
-    rt = _runtime()
+    if institution is not None:
+        with session_scope(_engine(), readonly=True) as session:
+            _plan_scope(session, institution, plan)  # the plan must be the institution's
+    rt = _runtime(institution)
     try:
         notice = paper.issue_notice(_engine(), plan, task, today=rt.today(), cal=rt.calendar, issued_by=by)
     except paper.PaperError as err:

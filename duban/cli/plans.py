@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from duban.cli.common import _engine, _fail, _parse_day, _require_plan, _runtime, _settings, app, console, err_console
+from duban.cli.common import (
+    InstitutionOption,
+    _engine,
+    _fail,
+    _parse_day,
+    _plan_scope,
+    _runtime,
+    _settings,
+    app,
+    console,
+    err_console,
+)
 
 
 @app.command("import")
@@ -102,6 +113,7 @@ def status_command(
     plan: Annotated[str | None, typer.Option("--plan", help="只看这个方案（方案编号）")] = None,
     today: Annotated[str | None, typer.Option("--today", help="按这一天统计（YYYY-MM-DD，缺省为今天）")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="输出 JSON（格式见 docs/status-json.md）")] = False,
+    institution: InstitutionOption = None,
 ) -> None:
     """任务进展统计：按状态、按育人体系、按牵头单位。"""
     from duban.db import session_scope
@@ -110,42 +122,53 @@ def status_command(
     day = _parse_day(today)
     engine = _engine()
     with session_scope(engine, readonly=True) as session:
-        _require_plan(session, plan)
-        data = collect_status(session, today=day, plan_code=plan)
+        scope = _plan_scope(session, institution, plan)
+        data = collect_status(session, today=day, plan_code=plan, plan_ids=scope.plan_ids)
+    if institution is not None:
+        data["institution"] = institution.strip()
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     if not data["by_plan"]:
-        console.print("库中还没有方案。请先导入：duban import 方案文件.xlsx", markup=False)
+        console.print(_no_plans(institution), markup=False)
         return
     for item in render_status(data):
         console.print(item)
 
 
+def _no_plans(institution: str | None) -> str:
+    if institution is not None:
+        return f"单位“{institution.strip()}”还没有方案。请先导入：duban import 方案文件.xlsx --institution {institution.strip()}"
+    return "库中还没有方案。请先导入：duban import 方案文件.xlsx"
+
+
 @app.command("plans")
-def plans_command() -> None:
-    """列出库中的方案。"""
+def plans_command(institution: InstitutionOption = None) -> None:
+    """列出库中的方案（及所属单位）。"""
     from rich.table import Table
     from sqlalchemy import func, select
 
     from duban.db import session_scope
-    from duban.models import Plan, Task
+    from duban.models import Institution, Plan, Task
 
     with session_scope(_engine(), readonly=True) as session:
-        rows = session.execute(
-            select(Plan.code, Plan.name, Plan.organization, Plan.updated_at, func.count(Task.id))
+        scope = _plan_scope(session, institution, None)
+        q = (
+            select(Plan.code, Plan.name, Plan.organization, Institution.code, Plan.updated_at, func.count(Task.id))
+            .join(Institution, Institution.id == Plan.institution_id)
             .outerjoin(Task, (Task.plan_id == Plan.id) & Task.archived_at.is_(None))
-            .group_by(Plan.id)
+            .group_by(Plan.id, Institution.code)
             .order_by(Plan.code)
-        ).all()
+        )
+        rows = session.execute(q if scope.plan_ids is None else q.where(Plan.id.in_(scope.plan_ids or [-1]))).all()
     if not rows:
-        console.print("库中还没有方案。请先导入：duban import 方案文件.xlsx", markup=False)
+        console.print(_no_plans(institution), markup=False)
         return
     table = Table()
-    for col in ("方案编号", "方案名称", "单位", "任务数", "最近更新"):
+    for col in ("方案编号", "方案名称", "单位", "单位编号", "任务数", "最近更新"):
         table.add_column(col)
-    for code, name, org, updated, n in rows:
-        table.add_row(code, name, org or "", str(n), updated.strftime("%Y-%m-%d %H:%M") if updated else "")
+    for code, name, org, inst, updated, n in rows:
+        table.add_row(code, name, org or "", inst, str(n), updated.strftime("%Y-%m-%d %H:%M") if updated else "")
     console.print(table)
 
 
@@ -156,27 +179,33 @@ def report_command(
     plan: Annotated[str | None, typer.Option("--plan", help="只统计这个方案（方案编号）；缺省为全部方案")] = None,
     snapshot: Annotated[bool, typer.Option("--snapshot/--no-snapshot", help="同时记录当日快照（趋势图的数据），缺省记录")] = True,
     pdf: Annotated[bool, typer.Option("--pdf", help="同时保存各方案最近一期督办通报的 PDF（公文格式，可直接打印）")] = False,
-    province: Annotated[bool, typer.Option("--province", help="省级汇总：按单位（学校）统计、排名及名次变化，不能与 --plan 同用")] = False,
+    province: Annotated[
+        bool, typer.Option("--province", help="省级汇总：按单位（学校）统计、排名及名次变化，不能与 --plan、--institution 同用")
+    ] = False,
+    institution: InstitutionOption = None,
 ) -> None:
     """督办汇总报告：完成率、按期率、红黄绿灯、逾期和待审核事项、延期、趋势和单位考核，生成 HTML 报告和 Excel 工作簿。"""
+    from duban.db import session_scope
     from duban.report import write_report
     from duban.rollup import RollupError, headline
     from duban.rollup.compute import compute
 
     day = _parse_day(as_of)
     engine = _engine()
-    rt = _runtime()
     if province:
-        if plan is not None:
-            _fail("--province 统计全部单位，不能同时指定 --plan。", 2)
-        _province_report(engine, rt, day, out, snapshot=snapshot)
+        if plan is not None or institution is not None:
+            _fail("--province 统计全部单位，不能同时指定 --plan 或 --institution。", 2)
+        _province_report(engine, _runtime(), day, out, snapshot=snapshot)
         return
+    with session_scope(engine, readonly=True) as session:
+        scope = _plan_scope(session, institution, plan)
+    rt = _runtime(institution)
     try:
-        r = compute(engine, as_of=day, plan_code=plan, tz=rt.tz, cal=rt.calendar)
+        r = compute(engine, as_of=day, plan_code=plan, tz=rt.tz, cal=rt.calendar, plan_ids=scope.plan_ids)
     except RollupError as err:
         _fail(str(err), 1)
     if r.plans.empty:
-        _fail("库中还没有方案。请先导入：duban import 方案文件.xlsx", 1)
+        _fail(_no_plans(institution), 1)
     if snapshot:
         _snapshot(engine, r)
     folder = out or _settings().data_dir / "reports"
@@ -254,6 +283,7 @@ def _snapshot(engine, r) -> None:
 def export_command(
     plan: Annotated[str, typer.Argument(help="方案编号")],
     out: Annotated[Path, typer.Option("--out", "-o", help="输出文件（.xlsx 或 .yaml）")],
+    institution: InstitutionOption = None,
 ) -> None:
     """把库中的方案导出为 Excel 或 YAML（格式与导入相同，可修改后再导入）。"""
     from definitions.export import write_plan_file
@@ -261,6 +291,8 @@ def export_command(
     from duban.plans.export import plan_file_from_store
 
     with session_scope(_engine(), readonly=True) as session:
+        if institution is not None:
+            _plan_scope(session, institution, plan)  # the plan must be the institution's
         plan_file = plan_file_from_store(session, plan)
     if plan_file is None:
         _fail(f"没有编号为“{plan}”的方案。", 1)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from duban.cli.common import _date, _engine, _fail, _parse_day, _runtime, console
+from duban.cli.common import InstitutionOption, _date, _engine, _fail, _parse_day, _plan_scope, _runtime, console
 from duban.vocabulary import ReviewState
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ def start_command(
 def list_command(
     plan: Annotated[str | None, typer.Option("--plan", help="只看这个方案")] = None,
     status: Annotated[str | None, typer.Option("--status", help="open / waiting_verdicts / closed / cancelled")] = None,
+    institution: InstitutionOption = None,
 ) -> None:
     """列出督查及其进度。"""
     from rich.table import Table
@@ -104,7 +105,10 @@ def list_command(
     from duban.reviews import api as reviews
 
     with session_scope(_engine(), readonly=True) as s:
+        scope = _plan_scope(s, institution, plan)
         rows = reviews.summaries(s, plan_code=plan, status=status)
+    if scope.plan_codes is not None:  # --institution: its plans only
+        rows = [r for r in rows if r["plan"] in scope.plan_codes]
     if not rows:
         console.print("还没有督查。发起：duban review start --system 名称 --reply-by YYYY-MM-DD", markup=False)
         return
@@ -126,17 +130,21 @@ def list_command(
 
 
 @review_app.command("show")
-def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")]) -> None:
+def show_command(review_id: Annotated[int, typer.Argument(help="督查编号")], institution: InstitutionOption = None) -> None:
     """查看一次督查：各任务的填报、评定、未填报和整改事项。"""
     from duban.db import session_scope
     from duban.models import Review
     from duban.reviews import api as reviews
 
-    rt = _runtime()
+    rt = _runtime(institution)
     with session_scope(_engine(), readonly=True) as s:
+        scope = _plan_scope(s, institution, None)
         review = s.get(Review, review_id)
         if review is None:
             _fail(f"没有编号为 {review_id} 的督查。", 1)
+        if not scope.covers(review.plan_id):
+            hint = f"可用 duban review list --institution {institution} 查看该单位的督查。"
+            _fail(f"督查 {review_id} 不属于 --institution 指定的单位“{institution}”。{hint}", 1)
         d = reviews.report_data(s, review, tz=rt.tz)
         status = ReviewState.label_of(review.status)
         paths = (review.report_html, review.report_xlsx)

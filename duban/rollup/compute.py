@@ -67,8 +67,8 @@ def compute(
     due_soon_days: int = DUE_SOON_DAYS,
     plan_ids: Collection[int] | None = None,
 ) -> Rollup:
-    """The roll-up of one plan (``plan_code``), of the plans of ``plan_ids`` (a viewer's scope, an
-    institution's plans) or of every plan, as of ``as_of`` (docs/rollup.md)."""
+    """The roll-up of one plan (``plan_code``) or of every plan, as of ``as_of`` (docs/rollup.md);
+    ``plan_ids``: only these plans (an institution's, a viewer's scope; None: no limit)."""
     with session_scope(engine, readonly=True) as session:
         plans = plans_frame(session, plan_code, plan_ids)
         plan_ids = [int(x) for x in plans["plan_id"]]

@@ -60,12 +60,10 @@ class Workdays:
 
 
 def plans_frame(session, plan_code: str | None, plan_ids: Collection[int] | None = None) -> pd.DataFrame:
-    """The plans rolled up: one (``plan_code``), those of ``plan_ids`` (a viewer's scope, an
-    institution's plans), or every plan."""
-    rows = session.execute(select(Plan.id, Plan.code, Plan.name, Plan.organization, Plan.policy).order_by(Plan.code)).all()
+    """The plans of a roll-up: ``plan_code``, or every plan (only ``plan_ids`` when given)."""
+    q = select(Plan.id, Plan.code, Plan.name, Plan.organization, Plan.policy).order_by(Plan.code)
+    rows = session.execute(q if plan_ids is None else q.where(Plan.id.in_(list(plan_ids) or [-1]))).all()
     plans = frame(rows, ["plan_id", "plan", "plan_name", "organization", "policy"])
-    if plan_ids is not None:
-        plans = plans[plans["plan_id"].isin(list(plan_ids))].reset_index(drop=True)
     if plan_code is not None:
         plans = plans[plans["plan"] == plan_code].reset_index(drop=True)
         if plans.empty:

@@ -35,8 +35,8 @@ def is_office(viewer: Any) -> bool:
 
 
 def waiting_plans(request: Request, viewer: Any) -> list[dict[str, Any]]:
-    """The viewer's plans with tasks awaiting announcement (office accounts only; else none)."""
-    if not is_office(viewer):
+    """The viewer's plans with tasks awaiting announcement (a school's office accounts only; else none)."""
+    if not is_office(viewer) or viewer.province:
         return []
     out = []
     with session_scope(runtime(request).engine, readonly=True) as s:

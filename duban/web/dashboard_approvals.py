@@ -112,6 +112,7 @@ def _list_page(request: Request, viewer: Any, q: dict[str, Any], *, error: str =
         "error": error,
         "values": values or {},
         "no_person": viewer.person_id is None,
+        "read_only": viewer.province,
     }
     return viewer_page(request, "dashboard_approvals.html", viewer, ctx, status, forms=(FORM,))
 

@@ -36,7 +36,7 @@ FORM = "notice"
 def downloads(request: Request, viewer: Any, plan_code: str | None) -> dict[str, Any]:
     """What the dashboard offers to print for the plan shown: the latest 通报 (when one was
     issued and the viewer may read it), and whether the viewer may issue 督办单."""
-    out: dict[str, Any] = {"bulletin": None, "notices": is_office(viewer) and plan_code is not None}
+    out: dict[str, Any] = {"bulletin": None, "notices": is_office(viewer) and plan_code is not None and not viewer.province}
     if plan_code is None or not viewer.sees_items:
         return out
     try:

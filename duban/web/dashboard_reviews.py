@@ -328,7 +328,8 @@ def show_page(
             for ext, path in (("html", r.report_html), ("xlsx", r.report_xlsx))
             if path and Path(path).is_file()
         }
-        judging = _judging(s, viewer, r, data) if dashboard_verdicts.may_judge(viewer) else {}
+        acts = viewer.may_act(r.plan_id)  # the province reads: no forms
+        judging = _judging(s, viewer, r, data) if dashboard_verdicts.may_judge(viewer) and acts else {}
         facts = {
             "status": ReviewState(r.status).label,
             "status_key": r.status,
@@ -359,6 +360,7 @@ def show_page(
         "follow_ups": data["follow_ups"] if sees else [],
         "reports": reports if sees else {},
         "may_cancel": viewer.kind == "account"
+        and acts
         and viewer.role == AccountRole.OFFICE
         and facts["status_key"] in (ReviewState.OPEN, ReviewState.WAITING),
         "notice": notice,

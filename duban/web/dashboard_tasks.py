@@ -34,7 +34,7 @@ from duban.timeline import timeline
 from duban.vocabulary import OPEN_STATES, AccountRole, MilestoneState
 from duban.web.deps import runtime, store_write
 from duban.web.pages import milestone_views
-from duban.web.signin import PRIVATE, form_ok, handle_form, refusal, signed_in, viewer_page
+from duban.web.signin import PRIVATE, PROVINCE_READ_ONLY, form_ok, handle_form, refusal, signed_in, viewer_page
 
 router = APIRouter()
 ACTIONS = ("instruction", "urge", "reassign", "move", "archive")
@@ -62,14 +62,17 @@ def is_office(viewer: Any) -> bool:
     return viewer.kind == "account" and viewer.role == AccountRole.OFFICE and not viewer.province
 
 
-def _find(request: Request, viewer: Any, session: Session, plan_code: str, task_code: str) -> tuple[Plan, Task]:
-    """The task, within the viewer's scope; else the one refusal that says nothing more."""
+def _find(request: Request, viewer: Any, session: Session, plan_code: str, task_code: str, *, act: bool = False) -> tuple[Plan, Task]:
+    """The task, within the viewer's scope; else the one refusal that says nothing more.  ``act``:
+    to change it (the province reads every school's tasks and changes none)."""
     if not viewer.sees_items:
         raise refusal(request, viewer, "无权查看", "您的账户为只读统计账户，不显示具体任务和责任人。", 403)
     plan = session.scalar(select(Plan).where(Plan.code == plan_code))
     task = session.scalar(select(Task).where(Task.plan_id == plan.id, Task.code == task_code)) if plan is not None else None
     if plan is None or task is None or not viewer.may_see(plan.id):
         raise refusal(request, viewer, *NOT_FOUND)
+    if act and not viewer.may_act(plan.id):
+        raise refusal(request, viewer, *PROVINCE_READ_ONLY)
     return plan, task
 
 
@@ -146,15 +149,16 @@ def _context(session: Session, plan: Plan, task: Task, *, today: dt.date, tz: An
 
 def _page(request: Request, viewer: Any, plan_code: str, task_code: str, *, ok: str = "", error: str = "", status: int = 200) -> Response:
     rt = runtime(request)
-    office = is_office(viewer)
     with session_scope(rt.engine, readonly=True) as s:
         plan, task = _find(request, viewer, s, plan_code, task_code)
+        acts = viewer.may_act(plan.id)  # the province reads: no forms
+        office = is_office(viewer) and acts
         ctx = _context(s, plan, task, today=rt.today(), tz=rt.tz, office=office)
     ctx.update(
         section="tasks",
         done=DONE.get(ok, ""),
         error=error,
-        may_instruct=may_instruct(viewer),
+        may_instruct=may_instruct(viewer) and acts,
         office=office,
         today=rt.today().isoformat(),
     )
@@ -197,7 +201,7 @@ def _act(request: Request, viewer: Any, plan_code: str, task_code: str, action: 
     now, today = utcnow(), rt.today()
 
     def work(s: Session) -> office_edits.Edit:
-        _, task = _find(request, viewer, s, plan_code, task_code)
+        _, task = _find(request, viewer, s, plan_code, task_code, act=True)
         return _apply(s, task, action, fields, by=viewer.name, now=now, today=today, rt=rt)
 
     try:

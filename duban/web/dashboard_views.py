@@ -192,8 +192,8 @@ def _group_totals(r: rollup.Rollup, filters: dict[str, str]) -> dict[str, Any]:
 
 
 def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str], today: dt.date) -> Dashboard:
-    scope = viewer.plan_ids if plan_code is None else None  # every plan the viewer may see (a school's, for a drill-in)
-    r = compute(rt.engine, as_of=today, plan_code=plan_code, tz=rt.tz, cal=rt.calendar, plan_ids=scope)
+    # the viewer's plans only: "every plan" is every plan the viewer may see (their institution's)
+    r = compute(rt.engine, as_of=today, plan_code=plan_code, tz=rt.tz, cal=rt.calendar, plan_ids=viewer.plan_ids)
     provincial = plan_code is None
     keys = _task_keys(r.tasks, filters) if filters else None
     frames: dict[str, pd.DataFrame] = {}
@@ -346,7 +346,7 @@ def _queue_href(rt, viewer: Viewer, r: rollup.Rollup) -> str | None:
     expires = today + dt.timedelta(days=rt.settings.link_days_after_due)
     with session_scope(rt.engine, readonly=True) as s:
         person = s.get(Person, viewer.person_id)
-        if person is None or person.plan_id not in {int(x) for x in r.plans["plan_id"]}:
+        if person is None or person.plan_id not in {int(x) for x in r.plans["plan_id"]} or not viewer.may_act(person.plan_id):
             return None
         if person.id not in reviewers(s, person.plan_id):
             return None

@@ -200,8 +200,9 @@ def plans_of(request: Request, viewer) -> list[Any]:
 
 
 def plan_scope(request: Request, viewer: accounts.Viewer, plan: str | None) -> tuple[list[dict[str, str]], str | None]:
-    """The plans the viewer may pick, and the plan to show (None: every plan, for an account
-    over all plans).  Refuses a plan outside the viewer's scope without saying whether it exists."""
+    """The plans the viewer may pick, and the plan to show (None: every plan the viewer may see,
+    ``viewer.plan_ids``: their institution's, or every plan for the province).  Refuses a plan
+    outside the viewer's scope as if it did not exist (another school's plan is never confirmed)."""
     allowed = plans_of(request, viewer)
     plans = [{"code": r.code, "name": r.name} for r in allowed]
     if plan:

@@ -49,5 +49,5 @@ def test_the_province_report_ranks_every_school(use_database, engine, tmp_path):
 def test_province_and_plan_together_are_refused(use_database, engine, tmp_path):
     result = runner.invoke(app, ["report", "--province", "--plan", "a-1", "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert "--province 统计全部单位，不能同时指定 --plan。" in result.output
+    assert "--province 统计全部单位，不能同时指定 --plan 或 --institution。" in result.output
     assert not (tmp_path / "out").exists()
