@@ -181,6 +181,8 @@ async def task_action(request: Request, plan_code: str, task_code: str, action: 
         return resp
     if action not in ACTIONS:
         raise refusal(request, viewer, "页面不存在", "没有这项操作，请返回任务页面。", 404)
+    if viewer.province:
+        raise refusal(request, viewer, *PROVINCE_READ_ONLY)
     if not (may_instruct(viewer) if action == "instruction" else is_office(viewer)):
         what = "作出批示" if action == "instruction" else "催办、更换责任人、调整完成时间或归档任务"
         who = "领导和领导小组办公室" if action == "instruction" else "领导小组办公室"
