@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from definitions import plan_settings
 from definitions.deadlines import DeadlineError, parse_deadline, parse_period, parse_roadmap
-from definitions.person_ids import person_id_problems
+from definitions.person_ids import ID_RULES, person_id_problems
 from definitions.problems import Locator, PlanProblems, Problem
 from definitions.schema import (
     Deadline,
@@ -232,6 +232,7 @@ class _Resolver:
                     wecom_userid=person.wecom_userid or None,
                     dingtalk_userid=person.dingtalk_userid or None,
                     feishu_open_id=person.feishu_open_id or None,
+                    located={c: loc.person(i, c) for c in ID_RULES if getattr(person, c)},
                     manager=self.people_names.ref(person.manager, loc.person(i, "manager"), "直接上级")
                     if person.manager != person.name
                     else None,

@@ -244,6 +244,9 @@ class PersonDef:
     wecom_userid: str | None = None
     dingtalk_userid: str | None = None
     feishu_open_id: str | None = None
+    # where each of the person's accounts is written (column -> "file · sheet · row · column"), for
+    # the import's warnings about the store (duban.plans.sync)
+    located: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

@@ -6,27 +6,30 @@ reading fifteen links.  The list reads the store as the deadline rules do
 (:func:`duban.sweep.decisions.load`, :func:`duban.rules.deadlines.decide`): what is asked of each
 task now (待签收, 待反馈, 即将到期, 已逾期 N 个工作日, 待审核), its step and due date (the
 approved extension shown against the baseline).  Each task's buttons are the person's own action
-links, issued or reused the way a message does (:func:`duban.links.issue`).
+links, issued or reused the way a message does (:func:`duban.links.issue`).  A human listed in two
+plans of their institution (one person row each, :mod:`duban.person_rows`) sees both plans' tasks
+in one list (:func:`tasks_of`), each labelled with its plan.
 
 :func:`acknowledge_many` acknowledges several tasks in one transaction through the single 签收
-(:func:`duban.actions.acknowledge`, each with the person's 签收 link of the task), so the history
-reads exactly as if each had been signed from its message.
+(:func:`duban.actions.acknowledge`, each with the 签收 link of the task for the person row that
+holds it), so the history reads exactly as if each had been signed from its message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from duban import actions
 from duban.action_common import ActionError, Origin, label
 from duban.links import LinkMaker, LinkRefused, LinkSpec, issue, link_token, resolve
 from duban.models import Link, Milestone, Plan, Task
+from duban.person_rows import PersonRow
 from duban.rules.deadlines import TaskView
 from duban.rules.deadlines import decide as decide_task
 from duban.rules.policy import DeadlinePolicy
@@ -59,6 +62,9 @@ class MyTask:
     due_is_report: bool = False  # ``due`` is a periodic report's (反馈截止), not a step's
     links: list[tuple[str, str]] = field(default_factory=list)  # (label, path) of the action pages
     view: str = ""  # the task's page (/l/<view token>)
+    owner_id: int = 0  # the person row that holds it (one per plan of the human)
+    plan_id: int = 0
+    plan_name: str = ""
 
     @property
     def state_label(self) -> str:
@@ -67,7 +73,7 @@ class MyTask:
     @property
     def sort_key(self) -> tuple:
         """Overdue first (the latest first), then by due date."""
-        return (self.overdue_days == 0, -self.overdue_days, self.due or dt.date.max, self.code)
+        return (self.overdue_days == 0, -self.overdue_days, self.due or dt.date.max, self.code, self.plan_id)
 
 
 def _state(view: TaskView, live: list[Any]) -> str:
@@ -97,9 +103,26 @@ def _asks(view: TaskView, policy: DeadlinePolicy, cal: Any, today: dt.date, curr
     return asks, late, report_due
 
 
-def my_tasks(session: Session, person_id: int, plan_id: int, *, cal: Any, today: dt.date, tz: Any) -> list[MyTask]:
-    """Every announced, live task the person owns: open ones in reading order (overdue first,
-    then by due date), then the finished ones."""
+def tasks_of(session: Session, rows: Sequence[PersonRow], *, cal: Any, today: dt.date, tz: Any) -> list[MyTask]:
+    """Every announced, live task the human owns through any of their person rows
+    (:func:`duban.person_rows.same_person_rows`: one per plan of their institution), in one reading
+    order (:func:`in_order`), each task knowing its row and plan."""
+    out: list[MyTask] = []
+    for row in rows:
+        for t in _tasks_of(session, row.person_id, row.plan_id, cal=cal, today=today, tz=tz):
+            t.plan_name = row.plan_name
+            out.append(t)
+    return in_order(out)
+
+
+def in_order(tasks: list[MyTask]) -> list[MyTask]:
+    """Open tasks in reading order (overdue first, then by due date), then the finished ones."""
+    return sorted((t for t in tasks if not t.finished), key=lambda t: t.sort_key) + sorted(
+        (t for t in tasks if t.finished), key=lambda t: (t.code, t.plan_id)
+    )
+
+
+def _tasks_of(session: Session, person_id: int, plan_id: int, *, cal: Any, today: dt.date, tz: Any) -> list[MyTask]:
     code = session.scalar(select(Plan.code).where(Plan.id == plan_id))
     loaded = load(session, tz=tz, plan_code=code, owner_id=person_id)
     views = [(v, p) for v, p in loaded.tasks if v.announced_on is not None]
@@ -114,9 +137,9 @@ def my_tasks(session: Session, person_id: int, plan_id: int, *, cal: Any, today:
         for m in rows:
             steps.setdefault(m.task_id, []).append(m)
     out = [_one(view, policy, steps.get(view.id, []), cal, today) for view, policy in views]
-    return sorted((t for t in out if not t.finished), key=lambda t: t.sort_key) + sorted(
-        (t for t in out if t.finished), key=lambda t: t.code
-    )
+    for t in out:
+        t.owner_id, t.plan_id = person_id, plan_id
+    return out
 
 
 def _one(view: TaskView, policy: DeadlinePolicy, live: list[Any], cal: Any, today: dt.date) -> MyTask:
@@ -150,7 +173,7 @@ def _one(view: TaskView, policy: DeadlinePolicy, live: list[Any], cal: Any, toda
 # -- the person's links -----------------------------------------------------------------------------
 
 
-def _task_specs(t: MyTask, person_id: int, plan_id: int, maker: LinkMaker) -> list[LinkSpec]:
+def _task_specs(t: MyTask, maker: LinkMaker) -> list[LinkSpec]:
     """A task's action links for its owner, as a message carries them: 签收 while unsigned, then
     反馈进展, and 提交办结 and 申请延期 for the current step; always 查看任务."""
     expires = max(maker.today, t.due or maker.today) + dt.timedelta(days=maker.days_after_due)
@@ -162,12 +185,13 @@ def _task_specs(t: MyTask, person_id: int, plan_id: int, maker: LinkMaker) -> li
         if t.milestone_id is not None:
             wanted += [(LinkAction.DONE, t.milestone_id), (LinkAction.EXTEND, t.milestone_id)]
     wanted.append((LinkAction.VIEW, None))
-    return [LinkSpec(plan_id, person_id, action, t.id, mid, expires) for action, mid in wanted]
+    return [LinkSpec(t.plan_id, t.owner_id, action, t.id, mid, expires) for action, mid in wanted]
 
 
-def attach_links(session: Session, tasks: list[MyTask], person_id: int, plan_id: int, maker: LinkMaker) -> None:
-    """Issue (or reuse) each task's links and set its buttons and its page (one batch)."""
-    per_task = [_task_specs(t, person_id, plan_id, maker) for t in tasks]
+def attach_links(session: Session, tasks: list[MyTask], maker: LinkMaker) -> None:
+    """Issue (or reuse) each task's links for the row that holds it and set its buttons and its
+    page (one batch)."""
+    per_task = [_task_specs(t, maker) for t in tasks]
     ids = issue(session, [s for specs in per_task for s in specs], secret=maker.secret, today=maker.today)
     urls = maker.urls(session, ids)
     base = maker.base_url.rstrip("/")
@@ -198,25 +222,40 @@ def waiting_for_ack(tasks: Iterable[MyTask]) -> list[MyTask]:
     return [t for t in tasks if not t.finished and not t.acknowledged]
 
 
+def holds(rows: Sequence[PersonRow]) -> ColumnElement[bool]:
+    """The tasks one of the human's rows owns in that row's plan."""
+    return or_(false(), *(and_(Task.owner_id == r.person_id, Task.plan_id == r.plan_id) for r in rows))
+
+
+def shown_title(title: str, plan_name: str, rows: Sequence[PersonRow]) -> str:
+    """A task's title as the 签收 lists show it: with its plan's name when the human has several."""
+    return f"{title}（{plan_name}）" if len(rows) > 1 else title
+
+
 def acknowledge_many(
-    session: Session, person_id: int, plan_id: int, task_ids: list[int], origin: Origin, *, maker: LinkMaker, now: dt.datetime
+    session: Session, rows: Sequence[PersonRow], task_ids: list[int], origin: Origin, *, maker: LinkMaker, now: dt.datetime
 ) -> Signed:
-    """签收 each of ``task_ids`` the person owns, in the caller's one transaction, through
-    :func:`duban.actions.acknowledge` with the person's 签收 link of the task (issued or reused):
-    the same events, the same link used up, as 签收 from a message.  A task signed meanwhile is
-    reported in ``before``; one no longer the person's (or archived, not announced) in ``refused``."""
+    """签收 each of ``task_ids`` one of the human's ``rows`` owns, in the caller's one transaction,
+    through :func:`duban.actions.acknowledge` with the 签收 link of the task for the row that holds
+    it (issued or reused): the same events, the same link used up, as 签收 from a message.  A task
+    signed meanwhile is reported in ``before``; one no longer theirs (or archived, not announced)
+    in ``refused``."""
     out = Signed()
-    tasks = {t.id: t for t in session.scalars(select(Task).where(Task.id.in_(task_ids), Task.plan_id == plan_id))}
+    plans = {r.plan_id: r.plan_name for r in rows}
+    owners = {(r.person_id, r.plan_id) for r in rows}
+    tasks = {t.id: t for t in session.scalars(select(Task).where(Task.id.in_(task_ids), Task.plan_id.in_(plans)))}
     for tid in dict.fromkeys(task_ids):
         task = tasks.get(tid)
-        if task is None or task.owner_id != person_id or task.archived_at is not None or task.announced_at is None:
+        if task is None or (task.owner_id, task.plan_id) not in owners or task.archived_at is not None or task.announced_at is None:
             out.refused.append((task.code if task else "", task.title if task else "（未找到该任务）", "该任务不由您负责或已归档"))
             continue
+        title = shown_title(task.title, plans[task.plan_id], rows)
         if task.acknowledged_at is not None:
-            out.before.append((task.code, task.title))
+            out.before.append((task.code, title))
             continue
         expires = maker.today + dt.timedelta(days=maker.days_after_due)
-        (lid,) = issue(session, [LinkSpec(plan_id, person_id, LinkAction.ACK, tid, None, expires)], secret=maker.secret, today=maker.today)
+        spec = LinkSpec(task.plan_id, task.owner_id, LinkAction.ACK, tid, None, expires)
+        (lid,) = issue(session, [spec], secret=maker.secret, today=maker.today)
         link = session.get(Link, lid)
         if link is None:  # issued just now in this transaction
             raise LookupError(f"link {lid} was issued but is not in the store")
@@ -226,7 +265,7 @@ def acknowledge_many(
                 r = resolve(session, token, secret=maker.secret, today=maker.today, for_update=True)
                 actions.acknowledge(session, r, origin, now=now)
         except (LinkRefused, ActionError) as err:
-            out.refused.append((task.code, task.title, getattr(err, "message", None) or str(err)))
+            out.refused.append((task.code, title, getattr(err, "message", None) or str(err)))
             continue
-        out.signed.append((task.code, task.title))
+        out.signed.append((task.code, title))
     return out

@@ -13,6 +13,7 @@ from duban.action_common import Origin
 from duban.db import session_scope
 from duban.links import LinkMaker
 from duban.models import Event, Link, Person, Task
+from duban.person_rows import same_person_rows
 from duban.vocabulary import EventKind, LinkAction
 from tests.conftest import PINNED, PINNED_DAY
 from tests.web.mine_plan import OWNER, import_mine
@@ -24,11 +25,11 @@ def test_acknowledge_many_signs_own_and_reports_the_rest(engine, tmp_path):
     with session_scope(engine) as s:
         ids = dict(s.execute(select(Task.code, Task.id)).all())
         s.execute(update(Task).where(Task.id == ids["12"]).values(archived_at=PINNED))
-        owner, plan_id = s.execute(select(Person.id, Person.plan_id).where(Person.name == OWNER)).one()
+        rows = same_person_rows(s, s.scalar(select(Person).where(Person.name == OWNER)))
     maker = LinkMaker("http://testserver", SECRET, PINNED_DAY)
     chosen = [ids[c] for c in ("5", "1", "9", "2", "12", "5")] + [999_999]
     with session_scope(engine) as s:
-        done = mine.acknowledge_many(s, owner, plan_id, chosen, Origin(ip="10.0.0.8", channel="link"), maker=maker, now=PINNED)
+        done = mine.acknowledge_many(s, rows, chosen, Origin(ip="10.0.0.8", channel="link"), maker=maker, now=PINNED)
     assert done.signed == [("5", "修订人才培养方案"), ("1", "集体备课")]
     assert done.before == [("9", "教学督导工作总结")]
     assert [(code, why) for code, _, why in done.refused] == [

@@ -21,9 +21,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from definitions.person_ids import ID_RULES
 from definitions.schema import BULLETIN_EVERY_LABELS, GroupDef, PersonDef, PlanDefinition
 from duban import institutions
 from duban.models import Department, Event, ImportRun, Person, Plan, PlanRole, Project, System, table_of, utcnow
+from duban.person_rows import IDENTITY_COLUMNS, name_clashes
 from duban.plans.diff import PlanDiff, show
 from duban.plans.tasks import Ids, TaskSync
 from duban.plans.writes import IMPORT_ACTOR, bulk_update, event_row
@@ -81,6 +83,7 @@ def apply_plan(
     pid = _sync_plan(session, d, diff, source=source, now=now, institution_id=inst.id)
     dept_ids = _sync_departments_names(session, pid, d, diff)
     person_ids = _sync_people(session, pid, d, dept_ids, diff)
+    diff.warnings += _same_account_warnings(session, pid, inst.id, d)
     _sync_department_roles(session, pid, d, dept_ids, person_ids, diff)
     roles_before = _sync_plan_roles(session, pid, d, person_ids)
     if roles_before is not None and not diff.plan_created:
@@ -257,6 +260,21 @@ def _sync_people(session: Session, pid: int, d: PlanDefinition, dept_ids: dict[s
             diff.people_deactivated.append(name)
     bulk_update(session, Person, updates)
     return ids
+
+
+def _same_account_warnings(session: Session, pid: int, institution_id: int, d: PlanDefinition) -> list[str]:
+    """A 工号 (or chat-app userid) the institution's other plans give to someone of another name:
+    the same account is one human there (duban.person_rows), so say where, and do not refuse."""
+    written = {(c, v): p for p in d.people for c in IDENTITY_COLUMNS if (v := getattr(p, c))}
+    out = []
+    for clash in name_clashes(session, pid, institution_id, [(c, v, p.name) for (c, v), p in written.items()]):
+        what = ID_RULES[clash.column].what
+        where = written[(clash.column, clash.value)].located.get(clash.column) or f"人员“{clash.name}”"
+        out.append(
+            f"{where}：{what}“{clash.value}”在本单位的方案“{clash.other_plan}”中登记为“{clash.other_name}”，"
+            f"与此处的姓名“{clash.name}”不同。同一单位内{what}相同即视为同一人（其“我的督办”合并显示两个方案的任务），请核对是否填错。"
+        )
+    return out
 
 
 def _sync_department_roles(

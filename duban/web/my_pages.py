@@ -3,7 +3,9 @@
 - ``GET /me/{token}``: the page of the person whose ``LinkAction.MINE`` link it is (every digest
   to a person carries it); ``GET /me``: the same page for the person signed in through the
   institution's sign-in (:func:`duban.web.person_signin.current_person`), or a page that says how
-  to open it.  One page function serves both (:func:`_page`).
+  to open it.  One page function serves both (:func:`_page`).  Either way the page is the human's:
+  the person row of the link or session and the same human's rows in the institution's other plans
+  (:func:`duban.person_rows.same_person_rows`), each task labelled with its plan when there are several.
 - The page lists the person's open tasks (overdue first, then by due date) with what each asks
   now and buttons to the existing action pages (the person's own links, issued or reused the way
   a message does: a GET writes at most those link rows, never a task's state), and the finished
@@ -36,7 +38,8 @@ from duban import mine
 from duban.action_common import Origin
 from duban.db import session_scope
 from duban.links import LinkError, LinkRefused, resolve, sign, verify
-from duban.models import Plan, Task, utcnow
+from duban.models import Person, Plan, Task, utcnow
+from duban.person_rows import PersonRow, same_person_rows
 from duban.vocabulary import LinkAction
 from duban.web import person_signin
 from duban.web.deps import (
@@ -73,16 +76,28 @@ EXPIRED_FORM = (
 
 @dataclass
 class Holder:
-    """Whose page it is and how they came: by their link (``token``) or signed in (``/me``)."""
+    """Whose page it is and how they came: by their link (``token``) or signed in (``/me``).
+    ``rows``: the person row of the link or the session first, then the same human's rows in the
+    institution's other plans (:func:`duban.person_rows.same_person_rows`)."""
 
     request: Request
-    person_id: int
-    plan_id: int
-    name: str
-    plan_name: str
+    rows: tuple[PersonRow, ...]
     token: str | None
     cookie: Cookie
     link_id: int = 0  # the link's (by link)
+
+    @property
+    def person_id(self) -> int:
+        return self.rows[0].person_id
+
+    @property
+    def name(self) -> str:
+        return self.rows[0].name
+
+    @property
+    def several(self) -> bool:
+        """Tasks of more than one plan: each is labelled with its plan."""
+        return len(self.rows) > 1
 
     @property
     def rt(self):
@@ -105,7 +120,15 @@ class Holder:
         return csrf_token(self.rt.settings.secret_key, self.cookie.value, self.binding)
 
     def render(self, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
-        base = {"person": {"name": self.name}, "plan": {"name": self.plan_name}, "base": self.base, "csrf": self.csrf()}
+        names = [r.plan_name for r in self.rows]
+        base = {
+            "person": {"name": self.name},
+            "plan": {"name": "、".join(names)},
+            "plan_names": names,
+            "several": self.several,
+            "base": self.base,
+            "csrf": self.csrf(),
+        }
         if self.token:
             return self.cookie.keep(render(name, {**base, **ctx}, status))
         # signed in: the sign-out form posts to /sso/logout with the dashboard's sign-out field
@@ -125,7 +148,8 @@ def _by_link(request: Request, token: str) -> Holder:
             raise link_refusal(err, renewable=False, cookie=cookie) from None
         if r.action != LinkAction.MINE:
             raise Refusal("链接无效", "此链接不是“我的督办”链接。请使用通知中“查看我的全部督办事项”的链接。", 404)
-        return Holder(request, r.person.id, r.plan.id, r.person.name, r.plan.name, token, cookie, r.link.id)
+        rows = same_person_rows(s, r.person, match=rt.settings.sso_match)
+        return Holder(request, tuple(rows), token, cookie, r.link.id)
 
 
 def _by_session(request: Request) -> Holder | None:
@@ -135,10 +159,13 @@ def _by_session(request: Request) -> Holder | None:
     who = person_signin.current_person(request)
     if who is None:
         return None
-    person_id, plan_id, name = who
-    with session_scope(runtime(request).engine, readonly=True) as s:
-        plan_name = s.scalar(select(Plan.name).where(Plan.id == plan_id)) or ""
-    return Holder(request, person_id, plan_id, name, plan_name, None, ME_COOKIE.of(request))
+    rt = runtime(request)
+    with session_scope(rt.engine, readonly=True) as s:
+        person = s.get(Person, who[0])
+        if person is None:
+            return None
+        rows = same_person_rows(s, person, match=rt.settings.sso_match)
+    return Holder(request, tuple(rows), None, ME_COOKIE.of(request))
 
 
 ByLink = Annotated[Holder, Depends(_by_link)]
@@ -154,8 +181,8 @@ def _page(holder: Holder, *, error: str | None = None, status: int = 200) -> Res
     maker = rt.links(today)
 
     def load(s: Session) -> list[mine.MyTask]:
-        tasks = mine.my_tasks(s, holder.person_id, holder.plan_id, cal=rt.calendar, today=today, tz=rt.tz)
-        mine.attach_links(s, tasks, holder.person_id, holder.plan_id, maker)  # the person's links: issued or reused
+        tasks = mine.tasks_of(s, holder.rows, cal=rt.calendar, today=today, tz=rt.tz)
+        mine.attach_links(s, tasks, maker)  # the links of the row holding each task: issued or reused
         return tasks
 
     tasks = store_write(rt, f"my page of person {holder.person_id}", load)
@@ -289,14 +316,15 @@ def _sign(holder: Holder, form) -> Response:
             return _page(holder, error="请至少勾选一项需要签收的任务。", status=400)
         with session_scope(rt.engine, readonly=True) as s:
             rows = s.execute(
-                select(Task.id, Task.code, Task.title)
-                .where(Task.id.in_(ids), Task.owner_id == holder.person_id, Task.plan_id == holder.plan_id)
+                select(Task.id, Task.code, Task.title, Plan.name.label("plan_name"))
+                .join(Plan, Plan.id == Task.plan_id)
+                .where(Task.id.in_(ids), mine.holds(holder.rows))
                 .where(Task.archived_at.is_(None), Task.announced_at.is_not(None), Task.acknowledged_at.is_(None))
-                .order_by(Task.code)
+                .order_by(Task.plan_id, Task.code)
             ).all()
         if not rows:  # signed meanwhile, or no longer theirs
             return _page(holder, error="所选任务均已签收或已不由您负责，无需再签收。", status=409)
-        chosen = [(r.code, r.title) for r in rows]
+        chosen = [(r.code, mine.shown_title(r.title, r.plan_name, holder.rows)) for r in rows]
         ctx = {"chosen": chosen, "nonce": _nonce(holder, [r.id for r in rows], now), "minutes": CONFIRM_MINUTES}
         return holder.render("my_confirm.html", ctx)
     found = _nonce_tasks(holder, str(nonce), now)
@@ -311,7 +339,7 @@ def _sign(holder: Holder, form) -> Response:
     maker = rt.links(rt.today())
 
     def work(s: Session) -> mine.Signed:
-        return mine.acknowledge_many(s, holder.person_id, holder.plan_id, ids, origin, maker=maker, now=now)
+        return mine.acknowledge_many(s, holder.rows, ids, origin, maker=maker, now=now)
 
     try:
         done = store_write(rt, f"批量签收 of person {holder.person_id}", work)
@@ -324,11 +352,12 @@ def _sign(holder: Holder, form) -> Response:
 def _signed_already(holder: Holder, ids: list[int]) -> list[tuple[str, str]]:
     with session_scope(holder.rt.engine, readonly=True) as s:
         rows = s.execute(
-            select(Task.code, Task.title)
-            .where(Task.id.in_(ids), Task.owner_id == holder.person_id, Task.acknowledged_at.is_not(None))
-            .order_by(Task.code)
+            select(Task.code, Task.title, Plan.name.label("plan_name"))
+            .join(Plan, Plan.id == Task.plan_id)
+            .where(Task.id.in_(ids), mine.holds(holder.rows), Task.acknowledged_at.is_not(None))
+            .order_by(Task.plan_id, Task.code)
         )
-        return [(r.code, r.title) for r in rows]
+        return [(r.code, mine.shown_title(r.title, r.plan_name, holder.rows)) for r in rows]
 
 
 def _result(holder: Holder, done: mine.Signed, *, repeated: bool = False) -> Response:

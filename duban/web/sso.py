@@ -210,8 +210,9 @@ def _finish(request: Request, identity: Identity, next_url: str, now: dt.datetim
     settings = rt.settings
     to_dashboard = next_url.startswith("/dashboard")
     with session_scope(rt.engine) as s:
-        person = _person_or_none(s, identity, settings, required=not to_dashboard or settings.sso_account_match == SsoAccountMatch.PERSON)
-        account = people.account_of(s, identity, person, mode=settings.sso_account_match) if to_dashboard else None
+        rows = _people_or_none(s, identity, settings, required=not to_dashboard or settings.sso_account_match == SsoAccountMatch.PERSON)
+        person = rows[0] if rows else None  # the session keeps the first; 我的督办 gathers the rest
+        account = people.account_of(s, identity, rows, mode=settings.sso_account_match) if to_dashboard else None
         if account is not None:
             account.last_login_at = now
         opened = (account.id, account.session_version) if account is not None else None
@@ -230,13 +231,13 @@ def _finish(request: Request, identity: Identity, next_url: str, now: dt.datetim
     return person_signin.sign_in(request, resp, person_id, method=identity.method, subject=identity.subject, now=now)
 
 
-def _person_or_none(s, identity: Identity, settings, *, required: bool):
+def _people_or_none(s, identity: Identity, settings, *, required: bool) -> list:
     try:
-        return people.person_of(s, identity, match=settings.sso_match)
+        return people.people_of(s, identity, match=settings.sso_match)
     except SsoError:
         if required:
             raise
-        return None
+        return []
 
 
 def _no_account_ctx() -> dict:
