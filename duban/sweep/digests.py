@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
@@ -287,7 +287,7 @@ def _office_contacts(session: Session) -> dict[int, list[list[str]]]:
 
 def _insert_digests(session: Session, digests: list[dict[str, Any]], members: list[list[int]]) -> None:
     """Write the digests and mark each one's ledger items as queued in it."""
-    n_tab, d_tab = table_of(Notification), table_of(Digest)
+    d_tab = table_of(Digest)
     for start in range(0, len(digests), 2000):
         chunk = digests[start : start + 2000]
         # RETURNING matched by who each digest is for (one per person, one per department in a
@@ -295,10 +295,28 @@ def _insert_digests(session: Session, digests: list[dict[str, Any]], members: li
         returned = session.execute(d_tab.insert().returning(d_tab.c.id, d_tab.c.recipient_id, d_tab.c.department_id), chunk)
         by_reader = {(r.recipient_id, r.department_id): r.id for r in returned}
         ids = [by_reader[(d["recipient_id"], d["department_id"])] for d in chunk]
-        session.execute(
-            n_tab.update().where(n_tab.c.id == bindparam("nid")).values(digest_id=bindparam("did"), status=LedgerStatus.QUEUED),
-            [{"nid": nid, "did": did} for did, group in zip(ids, members[start : start + 2000], strict=True) for nid in group],
-        )
+        _queue(session, [(nid, did) for did, group in zip(ids, members[start : start + 2000], strict=True) for nid in group])
+
+
+# PostgreSQL: every ledger item of a chunk of digests in one statement, the pairs as arrays
+_QUEUE_UNNEST = text(
+    "UPDATE notifications SET digest_id = q.did, status = :queued "
+    "FROM unnest(CAST(:nids AS int[]), CAST(:dids AS int[])) AS q(nid, did) WHERE notifications.id = q.nid"
+)
+
+
+def _queue(session: Session, pairs: list[tuple[int, int]]) -> None:
+    """Mark ledger items queued in their digests: ``(item id, digest id)`` pairs."""
+    if not pairs:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_QUEUE_UNNEST, {"queued": LedgerStatus.QUEUED.value, "nids": [n for n, _ in pairs], "dids": [d for _, d in pairs]})
+        return
+    n_tab = table_of(Notification)
+    session.execute(
+        n_tab.update().where(n_tab.c.id == bindparam("nid")).values(digest_id=bindparam("did"), status=LedgerStatus.QUEUED),
+        [{"nid": nid, "did": did} for nid, did in pairs],
+    )
 
 
 def notice_line(kind: str, data: dict[str, Any]) -> str:
