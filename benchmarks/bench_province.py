@@ -3,7 +3,7 @@
     python -m benchmarks.bench_province [--sizes 1,10,150] [--smtp] [--database-url postgresql+psycopg://…] [--profile]
 
 For each size N (schools; ``benchmarks.province``: 175 tasks, ≈ 650 milestones, 100 people, 30
-departments each, one plan per school for now) a fresh child process on a fresh database runs the
+departments each, each school an institution with its plan) a fresh child process on a fresh database runs the
 day's stages one after another and reports wall and CPU seconds and the process's peak RSS after
 each (``getrusage``: the peak so far, so a stage's figure is the highest of it and the stages
 before):
@@ -226,8 +226,8 @@ def _database(args: argparse.Namespace, workdir: Path, size: int) -> str:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    print("\nseconds (cpu) and peak RSS so far, MiB, per stage; the sweep is decide + assemble + deliver")
-    head = ["schools", "tasks", *STAGES, "sweep", "sweep/school", "process", "peak MiB"]
+    print("\nseconds (cpu) and peak RSS so far, MiB, per stage; the sweep is decide + assemble + deliver; sweep/institution: sweep / N")
+    head = ["institutions", "tasks", *STAGES, "sweep", "sweep/institution", "process", "peak MiB"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
@@ -235,7 +235,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         sweep = sum(st[s]["seconds"] for s in SWEEP)
         cells = [str(r["size"]), f"{r['counts']['tasks']:,}"]
         cells += [f"{st[s]['seconds']:.2f} ({st[s]['cpu']:.2f}) {st[s]['peak_mib']:.0f}" for s in STAGES]
-        cells += [f"{sweep:.2f}", f"{sweep / r['size']:.3f}", f"{r['wall']:.1f}", f"{r['peak']:.0f}"]
+        cells += [f"{sweep:.2f}", f"{sweep / r['size'] * 1000:.0f} ms", f"{r['wall']:.1f}", f"{r['peak']:.0f}"]
         print("| " + " | ".join(cells) + " |")
     print()
     for r in rows:

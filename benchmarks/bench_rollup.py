@@ -2,10 +2,10 @@
 
     python -m benchmarks.bench_rollup [--plans 150] [--database-url postgresql+psycopg://…/duban_bench_rollup]
 
-1. Set-up (not timed against a target): the province of ``benchmarks/bench_sweep.py``
-   (``province_plans``: 150 plans, ≈ 26,000 tasks, ≈ 97,000 milestones, built from
-   ``benchmarks/generate.py``'s vocabulary) written with ``apply_plan``, 70 % of tasks
-   acknowledged; then a history, set-based: of the milestones due before 2026-11-23, half done
+1. Set-up (not timed against a target): the province of ``benchmarks/province.py`` (150 schools,
+   each its own institution: 26,250 tasks, ≈ 97,000 milestones, built from
+   ``benchmarks/generate.py``'s vocabulary) written with ``apply_plan``, every task announced and
+   70 % acknowledged; then a history, set-based: of the milestones due before 2026-11-23, half done
    (60 % of those on time, the rest 5 days late), one in ten submitted and waiting for approval;
    one done milestone in seven was returned once; one open milestone in twenty got an approved
    extension of 30 days; and the daily sweep's decide step writes the ledger (its 督办 rows).
@@ -48,10 +48,10 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
 
     from sqlalchemy import func, insert, select
 
-    from benchmarks.bench_sweep import IMPORTED, _ack_update, province_plans
+    from benchmarks import province
+    from benchmarks.bench_sweep import IMPORTED
     from duban.db import make_engine, session_scope, upgrade
     from duban.models import Milestone, Request, Task
-    from duban.plans.sync import apply_plan
     from duban.rules.calendar import WorkCalendar
     from duban.sweep.decisions import decide
 
@@ -59,10 +59,8 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     engine = make_engine(spec["database_url"])
     upgrade(engine)
     now = dt.datetime.fromisoformat(IMPORTED)
-    for d in province_plans(spec["plans"], seed=1):
-        with session_scope(engine) as session:
-            apply_plan(session, d, actor="bench", source="bench_rollup", now=now)
-    _ack_update(engine)
+    province.load(engine, province.schools(spec["plans"], seed=1, today=dt.date.fromisoformat(AS_OF)), now=now, source="bench_rollup")
+    province.acknowledged(engine, now=now)
     as_of = dt.date.fromisoformat(AS_OF)
     utc = dt.UTC
     with session_scope(engine) as s:

@@ -2,12 +2,11 @@
 
     python -m benchmarks.bench_sweep [--plans 150] [--database-url postgresql+psycopg://…] [--skip-prefect]
 
-1. Province: ``--plans`` plans built in code (``PlanDefinition`` objects, no workbook): about
-   173 tasks, 100 people and 12 departments each, 2–4 milestones per task spread around the
-   reference day 2026-11-23 (about 14 % of tasks have an open past-due step, a few % are due within
-   the reminder window), one task in five recurring or ongoing with a reporting period.  They are
-   written with ``duban.plans.sync.apply_plan`` (bulk) as imported on 2026-09-01; then one UPDATE marks
-   70 % of the tasks acknowledged.  Loading is timed but is not part of a target.
+1. Province: ``--plans`` schools built in code by ``benchmarks.province`` (the benchmarks' one
+   generator: 175 tasks, ≈ 650 milestones, 100 people and 30 departments each, each school its own
+   institution), the steps' due dates spread around the reference day 2026-11-23.  They are written
+   with ``duban.plans.sync.apply_plan`` (bulk) as imported on 2026-09-01; then every task is marked
+   announced and 70 % of them acknowledged.  Loading is timed but is not part of a target.
 2. In a fresh process (so that ``getrusage(RUSAGE_SELF).ru_maxrss`` is that of the sweep alone):
    the steps of the daily-sweep flow, as the flow calls them (``duban.runtime`` set-up,
    ``decide``, ``assemble``, ``deliver`` through the outbox file channel into a
@@ -55,177 +54,6 @@ ACK_SHARE = 7  # of 10 tasks acknowledged (task id % 10 < 7)
 PROVINCE_TARGET_S = 30.0
 PEAK_TARGET_MIB = 1024.0
 SCHOOL_TARGET_S = 2.0
-
-
-# ---------------------------------------------------------------------------------------------
-# Province data (built in code)
-
-
-def province_plans(n_plans: int, *, seed: int = 1, tasks_per_plan: int = 173, people_per_plan: int = 100) -> list:
-    """``n_plans`` resolved plans, deterministic for a given seed."""
-    import random
-
-    from benchmarks.generate import CRITERIA, PROJECT_STEMS, STATEMENT_PARTS, STEP_ACTIONS, SYSTEMS, TITLE_OBJECTS, TITLE_VERBS
-    from definitions.schema import DepartmentDef, GroupDef, MilestoneDef, PersonDef, PlanDefinition, TaskDef
-
-    rng = random.Random(seed)
-    leader_titles = ("党委书记", "校长", "党委副书记", "纪委书记", "常务副校长", "副校长（教学）", "副校长（学工）", "副校长（后勤）")
-    dept_names = (
-        "学校办公室",
-        "党委组织部",
-        "党委宣传部",
-        "人事处",
-        "财务处",
-        "教务处",
-        "学生工作处",
-        "校团委",
-        "后勤处",
-        "信息化办公室",
-        "马克思主义学院",
-        "招生就业处",
-    )
-    first_step = dt.date(2026, 10, 20)  # first roadmap steps fall between here and ~8 months later
-    plans = []
-    for p in range(n_plans):
-        org = f"示例职业学校{p + 1:03d}"
-        leaders = [f"{t}" for t in leader_titles]
-        office = ["领导小组办公室主任", "督办员"]
-        n_staff = people_per_plan - len(leaders) - len(office) - len(dept_names)
-        departments, people = [], []
-        members: dict[str, list[str]] = {}
-        for i, dep in enumerate(dept_names):
-            head = f"{dep}负责人"
-            supervisor = leaders[2 + i % (len(leaders) - 2)]
-            departments.append(DepartmentDef(name=dep, head=head, supervisor=supervisor))
-            people.append(
-                PersonDef(
-                    name=head,
-                    department=dep,
-                    title="部门负责人",
-                    email=f"p{p:03d}-h{i:02d}@example.org",
-                    mobile=None,
-                    notify=(),
-                    manager=supervisor,
-                )
-            )
-            members[dep] = []
-        for k in range(n_staff):
-            dep = dept_names[k % len(dept_names)]
-            name = f"{dep}教师{k + 1:03d}"
-            members[dep].append(name)
-            people.append(
-                PersonDef(
-                    name=name,
-                    department=dep,
-                    title=rng.choice(("科长", "科员", "专任教师", "辅导员")),
-                    email=f"p{p:03d}-s{k:03d}@example.org",
-                    mobile=None,
-                    notify=(),
-                    manager=f"{dep}负责人",
-                )
-            )
-        for i, name in enumerate(leaders):
-            people.append(
-                PersonDef(
-                    name=name,
-                    department="学校办公室",
-                    title=name,
-                    email=f"p{p:03d}-l{i}@example.org",
-                    mobile=None,
-                    notify=(),
-                    manager=None if i == 0 else leaders[0],
-                )
-            )
-        for i, name in enumerate(office):
-            people.append(
-                PersonDef(
-                    name=name,
-                    department="学校办公室",
-                    title=name,
-                    email=f"p{p:03d}-o{i}@example.org",
-                    mobile=None,
-                    notify=(),
-                    manager="学校办公室负责人",
-                )
-            )
-
-        systems = [GroupDef(code=f"{s + 1:02d}", name=SYSTEMS[s], position=s) for s in range(len(SYSTEMS))]
-        n_projects = 45
-        projects = [
-            GroupDef(
-                code=f"{s % len(SYSTEMS) + 1:02d}.{s // len(SYSTEMS) + 1}",
-                name=f"{PROJECT_STEMS[s % len(PROJECT_STEMS)]}（{s + 1}）",
-                position=s,
-                system=SYSTEMS[s % len(SYSTEMS)],
-            )
-            for s in range(n_projects)
-        ]
-        tasks = []
-        for t in range(tasks_per_plan):
-            project = projects[t * n_projects // tasks_per_plan]
-            dep = dept_names[rng.randrange(len(dept_names))]
-            owner = f"{dep}负责人" if rng.random() < 0.2 else rng.choice(members[dep])
-            kind = rng.random()
-            schedule, period, month = "once", None, None
-            if kind < 0.12:
-                schedule = "recurring"
-                period = rng.choice(("month", "quarter", "semester", "semester", "year"))
-                month = 12 if period == "year" else None
-            elif kind < 0.20:
-                schedule, period = "ongoing", rng.choice(("month", "quarter", "semester"))
-            n_ms = rng.choices((2, 3, 4), weights=(5, 15, 80))[0]
-            due = first_step + dt.timedelta(days=rng.randrange(240))
-            ms = []
-            for k in range(n_ms):
-                is_final = schedule == "once" and k == n_ms - 1
-                title = "完成全部任务" if is_final else rng.choice(STEP_ACTIONS)
-                ms.append(
-                    MilestoneDef(seq=k + 1, title=title, due=due, due_text=f"{due.year}年{due.month}月{due.day}日", is_final=is_final)
-                )
-                due = due + dt.timedelta(days=rng.randrange(30, 120))
-            deadline_text = {
-                "once": ms[-1].due_text,
-                "recurring": {"month": "每月", "quarter": "每季度", "semester": "每学期末", "year": "每年12月底"}.get(period, ""),
-                "ongoing": "长期坚持",
-            }[schedule]
-            others = [d for d in dept_names if d != dep]
-            tasks.append(
-                TaskDef(
-                    code=f"{project.code}.{t + 1}",
-                    system=project.system,
-                    project=project.name,
-                    title=f"{rng.choice(TITLE_VERBS)}{rng.choice(TITLE_OBJECTS)}（{t + 1}）",
-                    statement="".join(rng.sample(STATEMENT_PARTS, 3)),
-                    done_criteria=rng.choice(CRITERIA),
-                    owner=owner,
-                    lead_department=dep,
-                    partners=tuple(rng.sample(others, rng.randrange(3))),
-                    supervisor=None,
-                    schedule=schedule,
-                    period=period,
-                    period_month=month,
-                    deadline_text=deadline_text,
-                    milestones=tuple(ms),
-                    position=t,
-                )
-            )
-        plans.append(
-            PlanDefinition(
-                code=f"province-{p + 1:03d}",
-                name=f"{org}“三全育人”综合改革实施方案",
-                organization=org,
-                approval_required=True,
-                report_every="semester",
-                leading_group=tuple(leaders[:5]),
-                office=tuple(office),
-                departments=tuple(departments),
-                people=tuple(people),
-                systems=tuple(systems),
-                projects=tuple(projects),
-                tasks=tuple(tasks),
-            )
-        )
-    return plans
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,22 +127,19 @@ def _counts(engine) -> dict[str, int]:
 def _child_load_province(spec: dict[str, Any]) -> dict[str, Any]:
 
     ph = Phases()
-    from duban.db import make_engine, session_scope, upgrade
-    from duban.plans.sync import apply_plan
+    from benchmarks import province
+    from duban.db import make_engine, upgrade
 
     ph.mark("import modules")
-    plans = province_plans(spec["plans"], seed=spec["seed"])
+    plans = province.schools(spec["plans"], seed=spec["seed"], today=dt.date.fromisoformat(TODAY))
     ph.mark(f"build {len(plans)} PlanDefinitions in code")
     engine = make_engine(spec["database_url"])
     upgrade(engine)
     ph.mark("create schema (alembic upgrade head)")
-    now = dt.datetime.fromisoformat(IMPORTED)
-    for d in plans:
-        with session_scope(engine) as session:
-            apply_plan(session, d, actor="bench", source="bench_sweep", now=now)
-    ph.mark(f"apply_plan × {len(plans)} (one transaction each)")
-    acked = _ack_update(engine)
-    ph.mark(f"acknowledge {acked} tasks (one UPDATE)")
+    province.load(engine, plans, now=dt.datetime.fromisoformat(IMPORTED), source="bench_sweep")
+    ph.mark(f"apply_plan × {len(plans)} (one transaction each, one institution each)")
+    acked = province.acknowledged(engine, now=dt.datetime.fromisoformat(IMPORTED))
+    ph.mark(f"announce every task, acknowledge {acked} (two UPDATEs)")
     counts = _counts(engine)
     engine.dispose()  # SQLite: the last connection checkpoints the WAL into the file
     return {"phases": ph.rows, "counts": counts, "acked": acked, "peak_mib": _peak_mib()}
@@ -855,7 +680,7 @@ def _school(args, workdir: Path, summary: Summary, figures: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--plans", type=int, default=150, help="plans in the province (default 150, ≈ 173 tasks each)")
+    parser.add_argument("--plans", type=int, default=150, help="schools in the province (default 150, 175 tasks each)")
     parser.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
     parser.add_argument("--database-url", default=None, help="also measure PostgreSQL at this URL (its schema public is dropped!)")
     parser.add_argument("--skip-prefect", action="store_true", help="skip the Prefect part of the one-school measurement")

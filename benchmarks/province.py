@@ -1,7 +1,8 @@
-"""The province benchmark's data: N schools built in code, deterministic for a seed.
+"""The province's data: N schools built in code, deterministic for a seed.
 
-Each school is one plan for now (issue 18 will put institutions above plans; then a school is an
-institution with its plan).  A school has 175 tasks, ≈ 650 milestones, 100 people and 30
+Each school is an institution (its code ``school-001`` …, named after the school) with one plan of
+the same code; :func:`load` imports each plan into its own institution.  The one generator of the
+benchmarks (``bench_province``, ``bench_sweep``, ``bench_rollup``).  A school has 175 tasks, ≈ 650 milestones, 100 people and 30
 departments; the milestones' due dates are spread around the reference day so that it has
 realistic work: steps long overdue, overdue by a few days, due within the reminder window, and
 later ones; 70 % of the tasks are acknowledged (签收), set by :func:`acknowledged`.
@@ -154,14 +155,15 @@ def schools(n: int, *, seed: int = 1, today: dt.date = TODAY) -> list[Any]:
     return [school(i, random.Random(f"{seed}:{i}"), today=today) for i in range(n)]
 
 
-def load(engine: Any, plans: list[Any], *, now: dt.datetime = ASSIGNED) -> None:
-    """Write the schools into the store as imported on ``now`` (one transaction each)."""
+def load(engine: Any, plans: list[Any], *, now: dt.datetime = ASSIGNED, source: str = "bench_province") -> None:
+    """Write the schools into the store as imported on ``now`` (one transaction each), each plan
+    into its own institution: the school's code and name (its organisation)."""
     from duban.db import session_scope
     from duban.plans.sync import apply_plan
 
     for plan in plans:
         with session_scope(engine) as session:
-            apply_plan(session, plan, actor="bench", source="bench_province", now=now)
+            apply_plan(session, plan, actor="bench", source=source, now=now, institution=plan.code, institution_name=plan.organization)
 
 
 def acknowledged(engine: Any, *, now: dt.datetime = ASSIGNED) -> int:

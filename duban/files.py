@@ -49,6 +49,20 @@ def open_private(path: str | os.PathLike[str], mode: str = "wb", **kw: Any) -> I
         raise
 
 
+def write_private_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path``, created (or truncated) with mode ``0600``: :func:`open_private`
+    without a Python file object (the outbox writes thousands of files in a sweep)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # a file that existed keeps its mode otherwise
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def private_file(path: str | os.PathLike[str]) -> Path:
     """``path`` as an empty ``0600`` file (truncated if it existed), in a folder created ``0700``
     when missing: for a library that opens the file itself (openpyxl, SQLite), which keeps the mode."""

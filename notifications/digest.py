@@ -287,9 +287,14 @@ def readers(items: list[Item]) -> list[Reader]:
 def tag(items: list[Item]) -> str:
     """The subject's tag: 【任务下达】 when a task is announced, 【待审核】 for a reviewer only,
     【请督促落实】 for a head or leader only, 【督办提醒】 otherwise."""
-    if any(a.kind == MessageKind.ASSIGNMENT for item in items for a in item.asks):
+    return _tag([(a.kind, a.level) for item in items for a in item.asks])
+
+
+def _tag(asks: list[tuple[str, int]]) -> str:
+    """:func:`tag` from the asks' kinds and levels."""
+    if any(kind == MessageKind.ASSIGNMENT for kind, _ in asks):
         return "【任务下达】"
-    roles = set(readers(items))
+    roles = {r for kind, level in asks if (r := reader_of(kind, level)) is not None}
     if roles == {Reader.REVIEWER}:
         return "【待审核】"
     if roles and roles <= {Reader.HEAD, Reader.LEADER}:
@@ -298,9 +303,18 @@ def tag(items: list[Item]) -> str:
 
 
 def render_subject(payload: dict[str, Any]) -> str:
-    items = _items(payload, {})
-    _, counts = _groups(items)
-    return f"{tag(items)}{payload['today']} {payload['recipient']}：" + "，".join(counts)
+    """The subject: the tag, the day, the reader and the count of each group (as ``_groups``
+    counts them), read from the payload's entries without building them (the sweep writes one
+    subject per digest)."""
+    asks = [a for e in payload["items"] for a in (e["asks"] if e.get("asks") else (e,))]
+    heads = [e["asks"][0] if e.get("asks") else e for e in payload["items"]]
+    per_group: dict[str, int] = {}
+    for head in heads:
+        group = GROUP_OF.get(head["kind"], NOTICE_GROUP[0])
+        per_group[group] = per_group.get(group, 0) + 1
+    counts = [f"{title.split('，')[0]} {per_group[g]} 项" for g, title in (*GROUPS, NOTICE_GROUP) if per_group.get(g)]
+    tagged = _tag([(a["kind"], a.get("level", 0)) for a in asks])
+    return f"{tagged}{payload['today']} {payload['recipient']}：" + "，".join(counts)
 
 
 def digest_context(payload: dict[str, Any], urls: dict[int, str]) -> dict[str, Any]:

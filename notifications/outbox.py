@@ -7,10 +7,11 @@ overwrites its file: a retry after a crash never leaves two copies.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from duban.files import open_private, private_dir
+from duban.files import private_dir, write_private_bytes
 from notifications.addresses import header_text
 from notifications.channel import DeliveryReport, Outgoing
 
@@ -25,20 +26,31 @@ class OutboxChannel:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+        self._made: set[str] = set()  # the day folders this channel made or found (one check each)
 
     def path_for(self, out: Outgoing) -> Path:
         return self.folder / out.run_on.isoformat() / f"{out.id:06d}-{UNSAFE.sub('_', out.recipient)}.txt"
 
     def send(self, out: Outgoing) -> DeliveryReport | None:
-        """Write the message's file; nothing to report (``deliver`` records the attempt)."""
-        path = self.path_for(out)
-        private_dir(path.parent)  # live links inside: readable by duban's user only
+        """Write the message's file; nothing to report (``deliver`` records the attempt).
+
+        Written whole to a temporary file that then takes the final name: a reader never sees half
+        a message, and a rewrite replaces the file at once."""
         who = header_text(out.recipient) + (f" <{header_text(out.email)}>" if out.email else "")
         header = f"收件人：{who}\n主题：{header_text(out.subject)}\n\n"  # one line each, whatever a name holds
-        tmp = path.with_suffix(".tmp")
-        with open_private(tmp, "w", encoding="utf-8") as f:
-            f.write(header + out.body)
-        tmp.replace(path)
+        data = (header + out.body).encode("utf-8")
+        path = str(self.path_for(out))
+        tmp = path[: -len(".txt")] + ".tmp"
+        folder = os.path.dirname(path)
+        if folder not in self._made:
+            private_dir(folder)  # live links inside: readable by duban's user only
+            self._made.add(folder)
+        try:
+            write_private_bytes(tmp, data)
+        except FileNotFoundError:  # the folder was removed while the channel was open
+            private_dir(folder)
+            write_private_bytes(tmp, data)
+        os.replace(tmp, path)
         return None
 
     def close(self) -> None:

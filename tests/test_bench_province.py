@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from benchmarks import province
 from duban.db import session_scope
-from duban.models import Department, Milestone, Notification, Person, Plan, Task
+from duban.models import Department, Institution, Milestone, Notification, Person, Plan, Task
 from duban.rules.calendar import WorkCalendar
 from duban.sweep.decisions import decide
 
@@ -25,6 +25,15 @@ def test_one_school_has_the_sizes_of_a_school_and_is_the_same_at_every_size():
     # school i is generated alone: the first school of a province of three is the same school
     assert province.schools(3)[0] == one
     assert province.schools(1, seed=2)[0] != one
+
+
+def test_each_school_is_its_own_institution(engine):
+    province.load(engine, province.schools(2))
+    with session_scope(engine, readonly=True) as s:
+        rows = s.execute(
+            select(Institution.code, Institution.name, Plan.code).join(Plan, Plan.institution_id == Institution.id).order_by(Plan.code)
+        ).all()
+    assert [tuple(r) for r in rows] == [("school-001", "示例学校001", "school-001"), ("school-002", "示例学校002", "school-002")]
 
 
 def test_the_reference_day_has_due_overdue_and_unacknowledged_work(engine):

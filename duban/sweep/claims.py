@@ -21,12 +21,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, case, func, select, update
+from sqlalchemy import Engine, and_, case, func, select, update
 
 from duban.db import rowcount, session_scope
 from duban.models import Delivery, Digest, Notification, table_of
 from duban.sweep import journal
-from duban.values import aware
+from duban.values import aware, chunks
 from duban.vocabulary import LedgerStatus
 
 MAX_BACKOFF = dt.timedelta(hours=6)
@@ -73,13 +73,7 @@ def renew(engine: Engine, token: str, *, now: dt.datetime) -> int:
         )
 
 
-_MARK_DIGEST = (
-    table_of(Digest)
-    .update()
-    .where(table_of(Digest).c.id == bindparam("did"))
-    .values(status=LedgerStatus.SENT, sent_at=bindparam("at"), last_error=None, delivered_via=bindparam("via"), claim_token=None)
-)
-_MARK_ITEMS = table_of(Notification).update().where(table_of(Notification).c.digest_id == bindparam("did")).values(status=LedgerStatus.SENT)
+MARK_CHUNK = 1000  # digests per UPDATE … WHERE id IN (…) when many are marked at once
 
 
 def mark_sent(
@@ -87,13 +81,24 @@ def mark_sent(
 ) -> None:
     """Mark digests and their items sent, in one short transaction.
 
-    Whoever holds the claim now: a message that went out is sent, even when its lease lapsed."""
+    Whoever holds the claim now: a message that went out is sent, even when its lease lapsed.
+    Set-based: one UPDATE per channel combination (``via``) and chunk of ids, not one per digest."""
     if not ids:
         return
     via = via or {}
+    by_via: dict[str | None, list[int]] = {}
+    for i in ids:
+        by_via.setdefault((via.get(i) or None) and via[i][:200], []).append(i)
+    d_tab, n_tab = table_of(Digest), table_of(Notification)
     with session_scope(engine) as session:
-        session.execute(_MARK_DIGEST, [{"did": i, "at": now, "via": (via.get(i) or None) and via[i][:200]} for i in ids])
-        session.execute(_MARK_ITEMS, [{"did": i} for i in ids])
+        for channels, group in by_via.items():
+            for chunk in chunks(sorted(group), MARK_CHUNK):
+                session.execute(
+                    d_tab.update()
+                    .where(d_tab.c.id.in_(chunk))
+                    .values(status=LedgerStatus.SENT, sent_at=now, last_error=None, delivered_via=channels, claim_token=None)
+                )
+                session.execute(n_tab.update().where(n_tab.c.digest_id.in_(chunk)).values(status=LedgerStatus.SENT))
         if deliveries:
             session.execute(table_of(Delivery).insert(), deliveries)
 

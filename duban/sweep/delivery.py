@@ -28,6 +28,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ log = logging.getLogger("duban.delivery")
 
 LEASE = dt.timedelta(minutes=2)  # a claim not renewed for this long is taken back by the next run
 CLAIM = 4  # digests a worker takes at a time from a real channel (each marked on its own)
-BATCH = 200  # digests taken at a time for an idempotent channel (the outbox: marked together)
+BATCH = 1000  # digests taken at a time for an idempotent channel (the outbox: marked together)
+WRITERS = 2  # threads sending a batch for an idempotent channel (rendering overlaps the file system's work)
 PAUSE = dt.timedelta(minutes=5)  # a message whose every channel is paused waits this long (not an attempt)
 STORE_PATIENCE = 300.0  # seconds a worker waits for a busy store before the run gives up (the journal keeps what went out)
 # keyed by the stored audience (a plain string; the keys are Audience members, which equal their values)
@@ -376,29 +378,38 @@ def _worker(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipient
 
 def _batches(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipients: list[int] | None) -> None:
     """An idempotent channel (the outbox): take many at a time and mark them together (a repeat
-    rewrites the same file)."""
+    rewrites the same file).  ``WRITERS`` threads send the batch's messages, so that one
+    message's rendering overlaps another's file being written; every one of them has been
+    tried before the store is told."""
     engine, name = run.engine, run.channel.name
-    while True:
-        ids, _ = run.claim(BATCH, recipients)
-        if not ids:
-            return
-        sent: dict[int, str] = {}
-        rows: list[dict[str, Any]] = []
-        failures: list[tuple[int, int, str]] = []
-        fail_rows: list[dict[str, Any]] = []
-        for out in run.store(load_outgoing, engine, ids, links=links, template_dir=template_dir):
-            report, error = _attempt(run.channel, out)
-            if error is None:
-                sent[out.id] = report.via if report is not None else name
-                rows += _delivery_rows(out, report, None, name, run.now())
-            else:
-                failures.append((out.id, out.attempts, error))
-                fail_rows += _delivery_rows(out, report, error, name, run.now())
-                run.result.failures.append((out, error))
-        at = run.now()
-        run.store(mark_sent, engine, list(sent), now=at, via=sent, deliveries=rows)
-        run.store(mark_failed, engine, failures, now=at, deliveries=fail_rows)
-        run.count(sent=len(sent), failed=len(failures))
+    with ThreadPoolExecutor(WRITERS, thread_name_prefix="deliver-batch") as pool:
+        while True:
+            ids, _ = run.claim(BATCH, recipients)
+            if not ids:
+                return
+            outs = run.store(load_outgoing, engine, ids, links=links, template_dir=template_dir)
+            _mark_batch(run, name, outs, list(pool.map(functools.partial(_attempt, run.channel), outs)))
+
+
+def _mark_batch(run: _Run, name: str, outs: list[Outgoing], answers: list[tuple[DeliveryReport | None, str | None]]) -> None:
+    """Tell the store what became of a batch: sent or failed, in one transaction each."""
+    engine = run.engine
+    sent: dict[int, str] = {}
+    rows: list[dict[str, Any]] = []
+    failures: list[tuple[int, int, str]] = []
+    fail_rows: list[dict[str, Any]] = []
+    for out, (report, error) in zip(outs, answers, strict=True):
+        if error is None:
+            sent[out.id] = report.via if report is not None else name
+            rows += _delivery_rows(out, report, None, name, run.now())
+        else:
+            failures.append((out.id, out.attempts, error))
+            fail_rows += _delivery_rows(out, report, error, name, run.now())
+            run.result.failures.append((out, error))
+    at = run.now()
+    run.store(mark_sent, engine, list(sent), now=at, via=sent, deliveries=rows)
+    run.store(mark_failed, engine, failures, now=at, deliveries=fail_rows)
+    run.count(sent=len(sent), failed=len(failures))
 
 
 def deliver(
