@@ -75,6 +75,9 @@ def snapshot(engine: Engine, r: Rollup, *, now: dt.datetime | None = None, wait:
     return len(rows)
 
 
-def take_snapshot(engine: Engine, *, as_of: dt.date, tz, cal) -> int:
-    """Compute over all plans and store the day's snapshot (the daily sweep calls this)."""
-    return snapshot(engine, compute(engine, as_of=as_of, tz=tz, cal=cal))
+def take_snapshot(engine: Engine, *, as_of: dt.date, tz, cal, plan_codes: list[str] | None = None) -> int:
+    """Compute over all plans (or each of ``plan_codes``: one institution's) and store the day's
+    snapshot (the daily sweep calls this)."""
+    if plan_codes is None:
+        return snapshot(engine, compute(engine, as_of=as_of, tz=tz, cal=cal))
+    return sum(snapshot(engine, compute(engine, as_of=as_of, plan_code=code, tz=tz, cal=cal)) for code in plan_codes)
