@@ -88,7 +88,22 @@ def _snapshot(rt: Runtime, scope: SweepScope, day: dt.date) -> int:
         return 0
 
 
-@task(name="institution", task_run_name="{scope.name}（{scope.code}）", retries=2, retry_delay_seconds=10)
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what may pass (the store busy, a network error), not a school's wrong settings."""
+    from duban.institutions import InstitutionError
+    from duban.rules.calendar import CalendarFileError
+    from duban.settings import ConfigurationError
+
+    return not isinstance(state.data, (InstitutionError, CalendarFileError, ConfigurationError))
+
+
+@task(
+    name="institution",
+    task_run_name="{scope.name}（{scope.code}）",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=_worth_retrying,
+)
 def sweep_institution(scope: SweepScope, day: dt.date, force: bool = False) -> dict[str, Any]:
     """The day's work of one school with its own runtime; its row of the summary."""
     logger = get_run_logger()

@@ -159,6 +159,20 @@ def on_workers(target: str, scopes: list[SweepScope], day: dt.date, *, force: bo
     return rows
 
 
+def school_notes(rows: list[dict]) -> list[str]:
+    """The schools' notes, each said once with the schools it concerns (a calendar warning of
+    every school is one line, not one per school)."""
+    by_note: dict[str, list[str]] = {}
+    for r in rows:
+        if r["outcome"] == SweepOutcome.DONE:
+            for note in filter(None, str(r.get("note") or "").split("；")):
+                by_note.setdefault(note, []).append(r["name"])
+    return [
+        ("" if len(names) == len(rows) else "、".join(names[:3]) + (f" 等 {len(names)} 个单位" if len(names) > 3 else "") + "：") + note
+        for note, names in by_note.items()
+    ]
+
+
 def summarise(day: dt.date, rows: list[dict], started: dt.datetime, scopes: list[SweepScope] | None) -> dict:
     """The day's summary: the schools' counts added up, and where the digests are as the store has
     them now (``scopes``: of these schools' plans only; None: every plan's)."""
@@ -168,7 +182,7 @@ def summarise(day: dt.date, rows: list[dict], started: dt.datetime, scopes: list
     for key in ("decided", "new", "digests", "paused", "snapshot"):
         summary[key] = sum(int(r.get(key) or 0) for r in done)
     summary.update(outcome(day, started, plan_ids))
-    summary["notes"] += [f"{r['name']}：{r['note']}" for r in rows if r.get("note") and r["outcome"] != SweepOutcome.FAILED]
+    summary["notes"] += school_notes(rows)
     summary["institutions"] = rows
     summary["failed_institutions"] = [r["code"] for r in rows if r["outcome"] == SweepOutcome.FAILED]
     return summary

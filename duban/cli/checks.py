@@ -112,10 +112,32 @@ def _anyone_working(rt, day: dt.date, *, institution: str | None, plan: str | No
 
     with session_scope(rt.engine, readonly=True) as session:
         codes = [s.code for s in sweep_scopes(session, [institution] if institution else None, plan=plan)]
-    calendars = [rt.calendar] if institution or not codes else [rt.for_institution(code).calendar for code in codes]
-    for w in dict.fromkeys(w for cal in calendars for w in cal.warnings):
+    if institution or not codes:
+        working = rt.calendar.is_workday(day)
+        warnings = rt.calendar.warnings
+    else:
+        working, warnings = _any_calendar_working(rt, codes, day)
+    for w in dict.fromkeys(warnings):
         err_console.print(f"提示：{w}", markup=False)
-    return any(cal.is_workday(day) for cal in calendars)
+    return working
+
+
+def _any_calendar_working(rt, codes: list[str], day: dt.date) -> tuple[bool, list[str]]:
+    """Each institution by its own calendar; one whose settings or calendar cannot be read counts
+    as working (its check fails and says why, the others go on)."""
+    from duban.institutions import InstitutionError
+    from duban.rules.calendar import CalendarFileError
+
+    working, warnings = False, []
+    for code in codes:
+        try:
+            cal = rt.for_institution(code).calendar
+            working = working or cal.is_workday(day)
+        except (InstitutionError, CalendarFileError):
+            working = True
+            continue
+        warnings += cal.warnings
+    return working, warnings
 
 
 DELIVERY_PROBLEMS = 3  # exit status: the check ran, but some messages did not go out (failed, paused, or held by a run)
