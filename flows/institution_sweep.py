@@ -190,10 +190,20 @@ def failed_names(rows: list[dict[str, Any]]) -> list[str]:
     return [f"{r['name']}（{r['code']}）" for r in rows if r["outcome"] == SweepOutcome.FAILED]
 
 
+def school_names(names: list[str]) -> str:
+    """A child run's name part: its schools (the first three, and how many in all)."""
+    return "、".join(names[:3]) + (f" 等 {len(names)} 个单位" if len(names) > 3 else "")
+
+
 def _run_name() -> str:
+    """``sweep <day> <schools>``: the name the daily sweep gives its child runs (Prefect names a
+    run again when a worker starts it)."""
     params = flow_run.parameters
-    codes = params.get("institutions") or []
-    return f"sweep {params.get('today') or ''} {'、'.join(codes[:3])}{' 等' if len(codes) > 3 else ''}".strip()
+    codes = list(params.get("institutions") or [])
+    with session_scope(runtime().engine, readonly=True) as session:
+        names = {s.code: s.name for s in sweep_scopes(session, codes)}
+    day = params.get("today") or runtime().today()
+    return f"sweep {day} {school_names([names.get(c, c) for c in codes])}".strip()
 
 
 @flow(name="institution-sweep", flow_run_name=_run_name)

@@ -28,7 +28,15 @@ from duban.sweep.digests import assemble
 from duban.sweep.rows import digest_rows
 from duban.sweep.sending import day_outcome, deliver_due, outcome_lines, paused_line
 from duban.vocabulary import SweepOutcome
-from flows.institution_sweep import IncompleteSweepError, failed_names, institution_tag, rows_of_table, sweep_schools, table_rows
+from flows.institution_sweep import (
+    IncompleteSweepError,
+    failed_names,
+    institution_tag,
+    rows_of_table,
+    school_names,
+    sweep_schools,
+    table_rows,
+)
 
 
 @task(name="decide", retries=2, retry_delay_seconds=5)
@@ -126,11 +134,6 @@ def batches(scopes: list[SweepScope], size: int) -> list[list[SweepScope]]:
     return [scopes[i : i + size] for i in range(0, len(scopes), max(size, 1))]
 
 
-def school_names(group: list[SweepScope]) -> str:
-    """A child run's name part: its schools (the first three, and how many in all)."""
-    return "、".join(s.name for s in group[:3]) + (f" 等 {len(group)} 个单位" if len(group) > 3 else "")
-
-
 def on_workers(target: str, scopes: list[SweepScope], day: dt.date, *, force: bool, plan: str | None, size: int) -> list[dict]:
     """The schools in batches of ``size``, each a flow run of the child deployment that any worker
     of the pool may pick up: all submitted, then waited for; a batch whose run ended without its
@@ -138,7 +141,7 @@ def on_workers(target: str, scopes: list[SweepScope], day: dt.date, *, force: bo
     logger = get_run_logger()
     work = [
         {
-            "name": f"sweep {day.isoformat()} {school_names(group)}",
+            "name": f"sweep {day.isoformat()} {school_names([s.name for s in group])}",
             "tags": ["duban", "sweep", *(institution_tag(s.code) for s in group)],
             "parameters": {"institutions": [s.code for s in group], "today": day.isoformat(), "force": force, "plan": plan},
             "institutions": [s.code for s in group],
