@@ -196,15 +196,15 @@ class Stack:
 
 def create_database(admin_url: str, name: str) -> None:
     """CREATE DATABASE on the server of ``admin_url`` (dropped first if it exists)."""
-    _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(admin_url, f'CREATE DATABASE "{name}"')
+    admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_sql(admin_url, f'CREATE DATABASE "{name}"')
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _admin(url: str, statement: str) -> None:
+def admin_sql(url: str, statement: str) -> None:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url, isolation_level="AUTOCOMMIT")

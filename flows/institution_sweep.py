@@ -1,10 +1,12 @@
 """One institution's daily sweep, and a batch of them as one flow run (``institution-sweep``).
 
 The day's work for a school — decide (each plan of the school), the review tick, assemble,
-deliver, the roll-up snapshot — with the school's own runtime (calendar, time zone, templates,
-channel, chat apps: ``Runtime.for_institution``), as one Prefect task run named after the school
-and tagged ``institution:<code>``, with a markdown artifact ``sweep-<code>`` (the school's history
-in the UI).  A school that fails is retried, then reported; the other schools of the batch go on.
+deliver — with the school's own runtime (calendar, time zone, templates, channel, chat apps:
+``Runtime.for_institution``), as one Prefect task run named after the school and tagged
+``institution:<code>``, with a markdown artifact ``sweep-<code>`` (the school's history in the
+UI); then the roll-up snapshot of the batch's schools at once (its cost is mostly fixed: one
+computation per school would cost more than the school's sweep).  A school that fails is retried,
+then reported; the other schools of the batch go on.
 
 The daily sweep (flows/sweep.py) runs batches of schools here: in its own process without a
 deployment (`duban check`, `duban run`), or as flow runs of the ``institution-sweep`` deployment
@@ -78,14 +80,23 @@ def _decide_and_tick(rt: Runtime, scope: SweepScope, day: dt.date) -> dict[str, 
     return {"decided": decided, "new": new, "warnings": warnings}
 
 
-def _snapshot(rt: Runtime, scope: SweepScope, day: dt.date) -> int:
+@task(name="rollup-snapshot")
+def snapshot_schools(scopes: list[SweepScope], day: dt.date) -> int:
+    """The day's roll-up snapshot of the schools swept (one computation for those on the
+    installation's calendar, one per school with its own): the trend in the reports."""
     from duban.rollup.snapshots import take_snapshot
 
-    try:
-        return take_snapshot(rt.engine, as_of=day, tz=rt.tz, cal=rt.calendar, plan_codes=list(scope.plan_codes))
-    except Exception as err:  # noqa: BLE001 - the day's reminders are out; a missing trend point is not worth failing for
-        get_run_logger().warning("%s：今日汇总快照未能保存（不影响提醒和督办）：%s: %s", scope.name, err.__class__.__name__, err)
-        return 0
+    rt = runtime()
+    plain = [c for s in scopes if not s.own_settings for c in s.plan_codes]
+    groups = [(rt, plain)] if plain else []
+    groups += [(rt.for_institution(s.code), list(s.plan_codes)) for s in scopes if s.own_settings]
+    rows = 0
+    for grt, codes in groups:
+        try:
+            rows += take_snapshot(grt.engine, as_of=day, tz=grt.tz, cal=grt.calendar, plan_codes=codes)
+        except Exception as err:  # noqa: BLE001 - the day's reminders are out; a missing trend point is not worth failing for
+            get_run_logger().warning("今日汇总快照未能保存（不影响提醒和督办）：%s: %s", err.__class__.__name__, err)
+    return rows
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -120,7 +131,7 @@ def sweep_institution(scope: SweepScope, day: dt.date, force: bool = False) -> d
     )
     delivered = deliver_due(rt, plan_ids=plans)
     outcome = day_outcome(rt.engine, run_on=day, since=started, now=dt.datetime.now(dt.UTC), plan_ids=plans)
-    row.update(sent=outcome.sent, failed=outcome.failed, paused=delivered.paused, snapshot=_snapshot(rt, scope, day))
+    row.update(sent=outcome.sent, failed=outcome.failed, paused=delivered.paused)
     for e in delivered.errors[:20]:
         logger.error("%s：发送失败（将稍后重试）：%s", scope.name, e)
     notes = [n for n in [paused_line(delivered), *row.pop("warnings")] if n]
@@ -146,7 +157,8 @@ def _school_artifact(row: dict[str, Any], day: dt.date) -> None:
 
 def sweep_schools(scopes: list[SweepScope], day: dt.date, force: bool) -> list[dict[str, Any]]:
     """Each school as its own task run, one after the other; a school that fails after its
-    retries is a row with outcome ``failed`` and the reason, and the next school goes on."""
+    retries is a row with outcome ``failed`` and the reason, and the next school goes on.  Then
+    the roll-up snapshot of the schools swept (once for the batch: its cost is mostly fixed)."""
     rows = []
     for scope in scopes:
         with tags(institution_tag(scope.code)):
@@ -157,6 +169,9 @@ def sweep_schools(scopes: list[SweepScope], day: dt.date, force: bool) -> list[d
         reason = state.message or state.name
         get_run_logger().error("%s（%s）的督办检查未完成：%s", scope.name, scope.code, reason)
         rows.append({"code": scope.code, "name": scope.name, "outcome": SweepOutcome.FAILED, "note": reason})
+    done = {r["code"] for r in rows if r["outcome"] == SweepOutcome.DONE}
+    if done:
+        snapshot_schools([s for s in scopes if s.code in done], day)
     return rows
 
 

@@ -182,7 +182,7 @@ def summarise(day: dt.date, rows: list[dict], started: dt.datetime, scopes: list
     done = [r for r in rows if r["outcome"] == SweepOutcome.DONE]
     plan_ids = None if scopes is None else [p for s in scopes for p in s.plan_ids]
     summary: dict = {"today": day.isoformat(), "skipped": bool(rows) and all(r["outcome"] == SweepOutcome.SKIPPED for r in rows)}
-    for key in ("decided", "new", "digests", "paused", "snapshot"):
+    for key in ("decided", "new", "digests", "paused"):
         summary[key] = sum(int(r.get(key) or 0) for r in done)
     summary.update(outcome(day, started, plan_ids))
     summary["notes"] += school_notes(rows)

@@ -5,6 +5,7 @@ steps: the task and milestone frames, each task's counts and flags, the groups, 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 import pandas as pd
@@ -56,10 +57,20 @@ _TASK_VIEW = [
 ]
 
 
-def compute(engine: Engine, *, as_of: dt.date, plan_code: str | None = None, tz, cal, due_soon_days: int = DUE_SOON_DAYS) -> Rollup:
-    """The roll-up of one plan (``plan_code``) or of every plan, as of ``as_of`` (docs/rollup.md)."""
+def compute(
+    engine: Engine,
+    *,
+    as_of: dt.date,
+    plan_code: str | None = None,
+    tz,
+    cal,
+    due_soon_days: int = DUE_SOON_DAYS,
+    plan_codes: Collection[str] | None = None,
+) -> Rollup:
+    """The roll-up of one plan (``plan_code``), of some (``plan_codes``: an institution's, a batch
+    of the daily sweep) or of every plan, as of ``as_of`` (docs/rollup.md)."""
     with session_scope(engine, readonly=True) as session:
-        plans = plans_frame(session, plan_code)
+        plans = plans_frame(session, plan_code, plan_codes)
         plan_ids = [int(x) for x in plans["plan_id"]]
         data = load(session, plan_ids, tz)
         snaps = snapshot_frame(session, plan_ids, scope=SnapshotScope.PLAN, key=None, until=as_of)

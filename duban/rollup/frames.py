@@ -4,6 +4,7 @@ read-only transaction; and each live task's light, by the rules themselves."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from itertools import groupby
 from typing import Any, TypedDict
 
@@ -58,9 +59,12 @@ class Workdays:
         return pd.Series(out, index=start.index, dtype="int64")
 
 
-def plans_frame(session, plan_code: str | None) -> pd.DataFrame:
+def plans_frame(session, plan_code: str | None, plan_codes: Collection[str] | None = None) -> pd.DataFrame:
+    """The plans (one, ``plan_codes``: these, else every plan)."""
     rows = session.execute(select(Plan.id, Plan.code, Plan.name, Plan.organization, Plan.policy).order_by(Plan.code)).all()
     plans = frame(rows, ["plan_id", "plan", "plan_name", "organization", "policy"])
+    if plan_codes is not None:
+        plans = plans[plans["plan"].isin(list(plan_codes))].reset_index(drop=True)
     if plan_code is not None:
         plans = plans[plans["plan"] == plan_code].reset_index(drop=True)
         if plans.empty:

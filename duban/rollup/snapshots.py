@@ -76,8 +76,8 @@ def snapshot(engine: Engine, r: Rollup, *, now: dt.datetime | None = None, wait:
 
 
 def take_snapshot(engine: Engine, *, as_of: dt.date, tz, cal, plan_codes: list[str] | None = None) -> int:
-    """Compute over all plans (or each of ``plan_codes``: one institution's) and store the day's
+    """Compute over all plans (or ``plan_codes``: a batch of institutions') and store the day's
     snapshot (the daily sweep calls this)."""
-    if plan_codes is None:
-        return snapshot(engine, compute(engine, as_of=as_of, tz=tz, cal=cal))
-    return sum(snapshot(engine, compute(engine, as_of=as_of, plan_code=code, tz=tz, cal=cal)) for code in plan_codes)
+    if plan_codes is not None and not plan_codes:
+        return 0
+    return snapshot(engine, compute(engine, as_of=as_of, tz=tz, cal=cal, plan_codes=plan_codes))
