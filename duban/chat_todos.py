@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, true, update
 
 from duban.db import session_scope
 from duban.links import LinkMaker, LinkSpec, issue
@@ -75,8 +75,8 @@ class _Want:
     userid: str
 
 
-def _wanted(session: Any) -> dict[tuple[int, int], _Want]:
-    rows = session.execute(
+def _wanted(session: Any, plan_ids: list[int] | None = None) -> dict[tuple[int, int], _Want]:
+    q = (
         select(
             Milestone.id,
             Milestone.seq,
@@ -104,17 +104,18 @@ def _wanted(session: Any) -> dict[tuple[int, int], _Want]:
         )
         .order_by(Milestone.id)
     )
+    rows = session.execute(q if plan_ids is None else q.where(Task.plan_id.in_(plan_ids)))
     return {
         (r.id, r.owner_id): _Want(r.plan_id, r.plan_name, r.task_id, r.code, r.task_title, r.seq, r.title, r.due_date, r.dingtalk_userid)
         for r in rows
     }
 
 
-def _record_intent(engine: Engine, *, vendor: str, now: dt.datetime) -> dict[tuple[int, int], _Want]:
+def _record_intent(engine: Engine, *, vendor: str, now: dt.datetime, plan_ids: list[int] | None = None) -> dict[tuple[int, int], _Want]:
     """Step 1: a row for every wanted to-do (reopening one handed back); what is wanted."""
     with session_scope(engine) as session:
-        want = _wanted(session)
-        rows = {(r.milestone_id, r.person_id): r for r in session.scalars(select(ChatTodo).where(ChatTodo.vendor == vendor))}
+        want = _wanted(session, plan_ids)
+        rows = {(r.milestone_id, r.person_id): r for r in session.scalars(select(ChatTodo).where(ChatTodo.vendor == vendor, _of(plan_ids)))}
         for (mid, pid), w in want.items():
             row = rows.get((mid, pid))
             if row is None:
@@ -124,15 +125,23 @@ def _record_intent(engine: Engine, *, vendor: str, now: dt.datetime) -> dict[tup
     return want
 
 
-def sync_todos(engine: Engine, *, now: dt.datetime, client: TodoService, links: LinkMaker, tz: dt.tzinfo) -> TodoResult:
-    """Make the vendor's to-dos match the open milestones (module docstring); idempotent."""
+def _of(plan_ids: list[int] | None) -> Any:
+    """The to-dos of these plans (None: every plan's)."""
+    return true() if plan_ids is None else ChatTodo.plan_id.in_(plan_ids)
+
+
+def sync_todos(
+    engine: Engine, *, now: dt.datetime, client: TodoService, links: LinkMaker, tz: dt.tzinfo, plan_ids: list[int] | None = None
+) -> TodoResult:
+    """Make the vendor's to-dos match the open milestones (module docstring); idempotent.
+    ``plan_ids``: these plans' only (one institution's, with its own app; None: every plan's)."""
     result = TodoResult()
     now = now.astimezone(dt.UTC)
-    want = _record_intent(engine, vendor=client.vendor, now=now)
+    want = _record_intent(engine, vendor=client.vendor, now=now, plan_ids=plan_ids)
     with session_scope(engine, readonly=True) as session:
         open_rows = session.execute(
             select(ChatTodo.id, ChatTodo.milestone_id, ChatTodo.person_id, ChatTodo.external_id, ChatTodo.due_date)
-            .where(ChatTodo.vendor == client.vendor, ChatTodo.closed_at.is_(None))
+            .where(ChatTodo.vendor == client.vendor, ChatTodo.closed_at.is_(None), _of(plan_ids))
             .order_by(ChatTodo.id)
         ).all()
     for row in open_rows:
@@ -205,7 +214,7 @@ def _note_error(engine: Engine, row_id: int, reason: str) -> None:
     _store(engine, row_id, last_error=reason[:2000])
 
 
-def sync_configured(rt: Any, *, now: dt.datetime | None = None) -> TodoResult | None:
+def sync_configured(rt: Any, *, now: dt.datetime | None = None, plan_ids: list[int] | None = None) -> TodoResult | None:
     """:func:`sync_todos` with the runtime's DingTalk app (None: no DingTalk app configured).
 
     ``rt`` is a :class:`duban.runtime.Runtime`; called by the delivery run every few minutes."""
@@ -217,4 +226,4 @@ def sync_configured(rt: Any, *, now: dt.datetime | None = None) -> TodoResult | 
         return None
     client = TodoClient(app)
     now = now or dt.datetime.now(dt.UTC)
-    return sync_todos(rt.engine, now=now, client=client, links=rt.links(now.astimezone(rt.tz).date()), tz=rt.tz)
+    return sync_todos(rt.engine, now=now, client=client, links=rt.links(now.astimezone(rt.tz).date()), tz=rt.tz, plan_ids=plan_ids)

@@ -13,6 +13,7 @@ the web pages of that school use it through ``Runtime.for_institution``).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,49 @@ def list_all(session: Session) -> list[InstitutionInfo]:
     return [
         InstitutionInfo(i.id, i.code, i.name, counts.get(i.id, 0), dict(i.settings or {}))
         for i in session.scalars(select(Institution).order_by(Institution.code))
+    ]
+
+
+@dataclass(frozen=True)
+class SweepScope:
+    """One institution as the daily sweep and delivery see it: its plans, and whether it has settings
+    of its own (then it needs its own runtime: calendar, time zone, channel, apps)."""
+
+    code: str
+    name: str
+    plan_ids: tuple[int, ...]
+    plan_codes: tuple[str, ...]
+    own_settings: bool
+
+
+def sweep_scopes(session: Session, codes: Collection[str] | None = None, *, plan: str | None = None) -> list[SweepScope]:
+    """The active institutions that have plans, by code (``codes``: these only; an unknown code
+    raises ``InstitutionError`` naming the known ones; ``plan``: only the institution of that plan,
+    with that plan only)."""
+    for code in codes or ():
+        get(session, code)
+    q = (
+        select(Institution.code, Institution.name, Institution.settings, Plan.id, Plan.code)
+        .join(Plan, Plan.institution_id == Institution.id)
+        .where(Institution.active.is_(True))
+        .order_by(Institution.code, Plan.id)
+    )
+    if codes is not None:
+        q = q.where(Institution.code.in_(list(codes)))
+    if plan is not None:
+        q = q.where(Plan.code == plan)
+    found: dict[str, list[Any]] = {}
+    for row in session.execute(q):
+        found.setdefault(row[0], []).append(row)
+    return [
+        SweepScope(
+            code,
+            rows[0][1],
+            tuple(r[3] for r in rows),
+            tuple(r[4] for r in rows),
+            bool({k for k in rows[0][2] or {} if k in OVERRIDABLE}),
+        )
+        for code, rows in found.items()
     ]
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +137,105 @@ def start_review(engine: Engine, *, local: bool = False, **request: Any) -> revi
 
 
 # ---------------------------------------------------------------------------------------------
+# The daily sweep's children: batches of institutions as flow runs of a deployment on a work pool
+
+CHILD_DEPLOYMENT = "institution-sweep/institution-sweep"  # flows/deployments.py, prefect.yaml
+CHILD_WAIT = dt.timedelta(hours=3)  # a child run not finished by then counts as failed
+
+
+@dataclass
+class ChildRun:
+    """A child flow run of the daily sweep and what it reported (its summary table's rows)."""
+
+    id: str
+    name: str
+    institutions: list[str]
+    state: str = ""  # the state's name once final (Completed, Failed, Crashed, …)
+    message: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def child_deployment() -> str | None:
+    """The deployment the daily sweep hands its batches to: ``institution-sweep`` when this flow
+    run came from a deployment on a work pool (workers run it) and the server has the child
+    deployment; None: run the institutions in this process (`duban check`, `duban run`, tests)."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import deployment
+
+    if not deployment.id:
+        return None
+    try:
+        with get_client(sync_client=True) as client:
+            if not client.read_deployment(uuid.UUID(str(deployment.id))).work_pool_name:
+                return None
+            client.read_deployment_by_name(CHILD_DEPLOYMENT)
+    except Exception as err:  # noqa: BLE001 - no child deployment (an older `prefect deploy`): the sweep runs here
+        log.warning("daily sweep: no %s deployment (%s: %s); sweeping in this process", CHILD_DEPLOYMENT, err.__class__.__name__, err)
+        return None
+    return CHILD_DEPLOYMENT
+
+
+def submit_children(deployment: str, batches: list[dict[str, Any]]) -> list[ChildRun]:
+    """Start a flow run of ``deployment`` for each batch (``name``, ``tags``, ``parameters``,
+    ``institutions``), not waiting: workers pick them up.  Each is linked to the calling flow run
+    as a subflow; its idempotency key (the parent run, its attempt, the batch) makes a repeated
+    submission of the same attempt return the run already created."""
+    from prefect.deployments import run_deployment
+    from prefect.runtime import flow_run
+
+    parent = f"{flow_run.id or uuid.uuid4()}:{flow_run.run_count or 1}"
+    runs = []
+    for n, b in enumerate(batches):
+        started = run_deployment(
+            deployment,
+            parameters=b["parameters"],
+            flow_run_name=b["name"],
+            tags=b["tags"],
+            timeout=0,
+            idempotency_key=f"{parent}:{n}",
+            job_variables=b.get("job_variables") or None,
+        )
+        if isinstance(started, Coroutine):  # only in an async context, never ours
+            started.close()
+            raise RuntimeError("run_deployment returned a coroutine: submit_children must be called from synchronous code")
+        runs.append(ChildRun(str(started.id), b["name"], list(b["institutions"])))
+    return runs
+
+
+def wait_children(runs: list[ChildRun], *, poll: float = 1.0, patience: dt.timedelta = CHILD_WAIT) -> list[ChildRun]:
+    """Wait until every child run is final (or ``patience`` ran out), then read each one's
+    summary table; a run that ended without one (crashed, cancelled, late) has no rows."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType, FlowRunFilter, FlowRunFilterId
+
+    by_id = {r.id: r for r in runs}
+    deadline = time.monotonic() + patience.total_seconds()
+    with get_client(sync_client=True) as client:
+        waiting = set(by_id)
+        while waiting and time.monotonic() < deadline:
+            found = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(i) for i in waiting])))
+            for fr in found:
+                if fr.state is not None and fr.state.is_final():
+                    by_id[str(fr.id)].state, by_id[str(fr.id)].message = str(fr.state.name), fr.state.message or ""
+                    waiting.discard(str(fr.id))
+            if waiting:
+                time.sleep(poll)
+        for i in waiting:
+            by_id[i].state, by_id[i].message = "Late", f"{patience} 内未完成"
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(i) for i in by_id]), type=ArtifactFilterType(any_=["table"])
+            )
+        )
+    for a in artifacts:
+        run = by_id.get(str(a.flow_run_id))
+        if run is not None and a.task_run_id is None:
+            data = json.loads(a.data) if isinstance(a.data, str) else a.data
+            run.rows = [r for r in data or [] if isinstance(r, dict)] if isinstance(data, list) else []
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
 # Flows run in-process for the CLI, and the deployments `duban run` serves
 
 
@@ -193,12 +295,21 @@ def run_task_check(ready: Callable[[], None], task_code: str, *, plan: str | Non
     return task_check(task_code, plan=plan, today=today)
 
 
-def run_daily_sweep(ready: Callable[[], None], *, today: dt.date, plan: str | None = None, force: bool = False) -> dict:
-    """The ``daily-sweep`` flow, in this process (its flows imported while the server comes up)."""
+def run_daily_sweep(
+    ready: Callable[[], None], *, today: dt.date, plan: str | None = None, force: bool = False, institution: str | None = None
+) -> dict:
+    """The ``daily-sweep`` flow, in this process (its flows imported while the server comes up);
+    its summary also when some institutions failed (``failed_institutions`` names them)."""
+    from flows.institution_sweep import IncompleteSweepError
     from flows.sweep import daily_sweep
 
     ready()
-    return daily_sweep(today=today, plan=plan, force=force)
+    try:
+        return daily_sweep(today=today, plan=plan, force=force, institution=institution)
+    except IncompleteSweepError as err:
+        if err.summary is None:
+            raise
+        return err.summary
 
 
 def serve(api_url: str, timezone: str) -> None:

@@ -255,3 +255,35 @@ def local_prefect_server(settings: Settings, *, port: int = 4200, timeout: float
         yield api_url
     finally:
         child.stop(20)
+
+
+def wait_until_healthy(api_url: str, *, timeout: float, poll: float = 1.0) -> bool:
+    """Whether the Prefect API at ``api_url`` answers within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not healthy(api_url.rstrip("/")):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m duban.prefect_server --wait SECONDS``: wait for the configured Prefect server
+    (PREFECT_API_URL) to answer; deploy/duban-deploy.service runs it before ``prefect deploy``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m duban.prefect_server", description="等待 Prefect 服务就绪（PREFECT_API_URL）")
+    parser.add_argument("--wait", type=float, default=120, metavar="SECONDS", help="最多等待的秒数（默认 120）")
+    args = parser.parse_args(argv)
+    api_url = configured_api_url()
+    if not api_url:
+        print("未设置 PREFECT_API_URL：请在 /etc/duban/duban.env 中填写 Prefect 服务的地址。", file=sys.stderr)
+        return 2
+    if not wait_until_healthy(api_url, timeout=args.wait):
+        print(f"Prefect 服务 {api_url} 在 {args.wait:.0f} 秒内未就绪：请检查 duban-prefect-server 服务及其日志。", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -312,6 +312,14 @@ class SsoAccountMatch(StrEnum):
     LOGIN = "login"  # the account whose login equals the institution's account
 
 
+class SweepOutcome(_Labelled):
+    """How an institution's daily sweep ended (the daily sweep's summary and its artifacts)."""
+
+    DONE = "done"
+    SKIPPED = "skipped"  # not a working day in the institution's calendar
+    FAILED = "failed"  # an error after the retries, or its flow run did not finish
+
+
 _LABEL_LIST: tuple[tuple[StrEnum, str], ...] = (
     (MilestoneState.ASSIGNED, "待签收"),
     (MilestoneState.IN_PROGRESS, "办理中"),
@@ -357,5 +365,8 @@ _LABEL_LIST: tuple[tuple[StrEnum, str], ...] = (
     (SignInMethod.WECOM, "企业微信"),
     (SignInMethod.DINGTALK, "钉钉"),
     (SignInMethod.LINK, "个人链接"),
+    (SweepOutcome.DONE, "已完成"),
+    (SweepOutcome.SKIPPED, "非工作日，未检查"),
+    (SweepOutcome.FAILED, "未完成"),
 )
 _LABELS: dict[tuple[type, str], str] = {(type(m), m.value): text for m, text in _LABEL_LIST}

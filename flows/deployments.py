@@ -1,4 +1,5 @@
-"""The deployments `duban run` serves on one machine (prefect.yaml declares the same for a server)."""
+"""The deployments `duban run` serves on one machine (prefect.yaml declares the same for a server,
+on the work pool ``duban``: docs/production.md)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,16 @@ BULLETIN_DESCRIPTION = (
 )
 
 
+INSTITUTION_SWEEP_DESCRIPTION = (
+    "各单位的每日督办检查（由每日检查 daily-sweep 按批分派，不单独排程）：按各单位的校历、渠道和模板检查并发送通知；"
+    "每个单位一个任务运行，以单位命名并带有 institution:<单位编号> 标签。"
+)
+
+
 def deployments(timezone: str = "Asia/Shanghai") -> list:
     from flows.deliver import deliver_due_flow
     from flows.import_plan import import_plan_flow
+    from flows.institution_sweep import institution_sweep
     from flows.review import review_flow
     from flows.rollup import bulletin, rollup
     from flows.sweep import daily_sweep
@@ -28,6 +36,11 @@ def deployments(timezone: str = "Asia/Shanghai") -> list:
             name="daily-sweep",
             schedule=Cron(SWEEP_CRON, timezone=timezone),
             description="每日督办检查：到期提醒、逾期催办、逐级督办（非工作日自动跳过）。",
+            tags=["duban", "sweep"],
+        ),
+        institution_sweep.to_deployment(
+            name="institution-sweep",
+            description=INSTITUTION_SWEEP_DESCRIPTION,
             tags=["duban", "sweep"],
         ),
         deliver_due_flow.to_deployment(

@@ -1,9 +1,14 @@
-"""The daily sweep: deadline checks for every task that has something to do today.
+"""The daily sweep: deadline checks for every task that has something to do today, institution
+by institution.
 
-Scheduled at 08:30 Asia/Shanghai every day (prefect.yaml); the flow itself skips days that are
-not working days, so a 调休 Saturday gets its run and a holiday Monday does not.  All tasks are
-checked inside one flow run with a few Prefect task runs (decide → assemble → deliver): a
-subflow per reform task would cost about a second each in embedded mode (see benchmarks).
+Scheduled at 08:30 Asia/Shanghai every day (prefect.yaml).  Each institution (school) is swept
+with its own runtime and calendar (flows/institution_sweep.py): a school skips the days that are
+not working days in its calendar, so a 调休 Saturday gets its run and a holiday Monday does not.
+From a deployment on a work pool, the schools go in batches (``DUBAN_SWEEP_BATCH`` per flow run)
+to the ``institution-sweep`` deployment, which every process worker of the pool shares; without
+one (`duban check`, `duban run`), they are swept here, one Prefect task run per school.  The
+parent adds up what the schools did and names the ones that failed (then it fails, after all
+the others are done).
 """
 
 from __future__ import annotations
@@ -13,12 +18,25 @@ import datetime as dt
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from duban import orchestration
+from duban.db import session_scope
+from duban.institutions import SweepScope, sweep_scopes
 from duban.runtime import runtime
 from duban.sweep.decisions import decide
 from duban.sweep.delivery import DeliverResult
 from duban.sweep.digests import assemble
 from duban.sweep.rows import digest_rows
 from duban.sweep.sending import day_outcome, deliver_due, outcome_lines, paused_line
+from duban.vocabulary import SweepOutcome
+from flows.institution_sweep import (
+    IncompleteSweepError,
+    failed_names,
+    institution_tag,
+    rows_of_table,
+    school_names,
+    sweep_schools,
+    table_rows,
+)
 
 
 @task(name="decide", retries=2, retry_delay_seconds=5)
@@ -28,21 +46,6 @@ def decide_step(today: dt.date, plan: str | None, task_code: str | None = None) 
     for w in result.warnings:
         get_run_logger().warning(w)
     return {"decided": result.decided, "new": result.new, "warnings": result.warnings}
-
-
-@task(name="review-tick", retries=2, retry_delay_seconds=5)
-def review_tick_step(today: dt.date, plan: str | None) -> dict:
-    """Reviews (督查): today's reminders and escalations of missing answers; a review whose reply-by
-    date passed stops waiting for answers, and its flow run is woken (or it advances here)."""
-    from duban import orchestration
-    from duban.reviews import api as reviews
-
-    rt = runtime()
-    result = reviews.tick(rt.engine, today=today, cal=rt.calendar, tz=rt.tz, plan_code=plan)
-    for review_id in result.changed:
-        how, _ = orchestration.wake_or_advance(rt.engine, review_id, today=today, reports_dir=rt.settings.data_dir / "reports")
-        get_run_logger().info("督查 %s 填报已截止，进入评定（%s）", review_id, how)
-    return {"decided": result.decided, "new": result.new, "closed_answers": result.changed}
 
 
 @task(name="assemble-digests", retries=2, retry_delay_seconds=5)
@@ -75,9 +78,9 @@ def log_delivery(result: DeliverResult) -> None:
         logger.warning("%s 份通知的渠道暂时无响应，已暂停发送，稍后自动重试", result.paused)
 
 
-def outcome(today: dt.date, since: dt.datetime) -> dict:
+def outcome(today: dt.date, since: dt.datetime, plan_ids: list[int] | None = None) -> dict:
     """What the run sent and where today's digests are, as the store has them now."""
-    o = day_outcome(runtime().engine, run_on=today, since=since, now=dt.datetime.now(dt.UTC))
+    o = day_outcome(runtime().engine, run_on=today, since=since, now=dt.datetime.now(dt.UTC), plan_ids=plan_ids)
     counts = {"sent": o.sent, "failed": o.failed, "deferred": o.deferred, "sending": o.sending, "older_failed": o.older_failed}
     return {**counts, "notes": outcome_lines(o)}
 
@@ -100,35 +103,89 @@ def report(today: dt.date, summary: dict, key: str) -> None:
 
 
 @flow(name="daily-sweep", flow_run_name="sweep {today}")
-def daily_sweep(today: dt.date | None = None, plan: str | None = None, force: bool = False) -> dict:
-    """每日督办检查：提醒、催办、逐级督办，并发出每人一份的汇总通知。"""
+def daily_sweep(
+    today: dt.date | None = None, plan: str | None = None, force: bool = False, institution: str | None = None, batch: int | None = None
+) -> dict:
+    """每日督办检查：各单位按本单位校历提醒、催办、逐级督办，并发出每人一份的汇总通知（可由多个工作进程分担）。"""
     rt = runtime()
     day = today or rt.today()
-    if not force and not rt.calendar.is_workday(day):
-        get_run_logger().info("%s 不是工作日，今天不检查", day)
-        return {"today": day.isoformat(), "skipped": True}
+    with session_scope(rt.engine, readonly=True) as session:
+        scopes = sweep_scopes(session, [institution] if institution else None, plan=plan)
     started = dt.datetime.now(dt.UTC)
-    decided = decide_step(day, plan)
-    review_tick_step(day, plan)  # 督查: reminders and escalations of missing answers (duban.reviews)
-    digests = assemble_step(day)
-    delivered = deliver_step()
-    summary = {"today": day.isoformat(), "skipped": False, **decided, "digests": digests, **outcome(day, started)}
-    summary["paused"] = delivered["paused_now"]
-    if delivered["paused"]:
-        summary["notes"].append(delivered["paused"])
-    summary["snapshot"] = snapshot_step(day)
+    target = orchestration.child_deployment()
+    if target is None:
+        rows = sweep_schools(scopes, day, force)
+    else:
+        rows = on_workers(target, scopes, day, force=force, plan=plan, size=batch or rt.settings.sweep_batch)
+    summary = summarise(day, rows, started, scopes if institution or plan else None)
+    if summary["skipped"]:
+        get_run_logger().info("%s 不是各单位的工作日，今天不检查", day)
+        return summary
     report(day, summary, key="daily-sweep")
+    if len(rows) > 1:
+        create_table_artifact(key="daily-sweep-institutions", table=table_rows(rows), description=f"{day.isoformat()} 各单位的督办检查")
+    failed = failed_names(rows)
+    if failed:
+        raise IncompleteSweepError(f"以下单位的督办检查未完成：{'、'.join(failed)}（其余单位已完成）", summary)
     return summary
 
 
-@task(name="rollup-snapshot")
-def snapshot_step(today: dt.date) -> int:
-    """Store the day's roll-up counts of every plan (the trend in the report and the dashboard)."""
-    from duban.rollup.snapshots import take_snapshot
+def batches(scopes: list[SweepScope], size: int) -> list[list[SweepScope]]:
+    return [scopes[i : i + size] for i in range(0, len(scopes), max(size, 1))]
 
-    rt = runtime()
-    try:
-        return take_snapshot(rt.engine, as_of=today, tz=rt.tz, cal=rt.calendar)
-    except Exception as err:  # noqa: BLE001 - the day's reminders are out; a missing trend point is not worth failing for
-        get_run_logger().warning("今日汇总快照未能保存（不影响提醒和督办）：%s: %s", err.__class__.__name__, err)
-        return 0
+
+def on_workers(target: str, scopes: list[SweepScope], day: dt.date, *, force: bool, plan: str | None, size: int) -> list[dict]:
+    """The schools in batches of ``size``, each a flow run of the child deployment that any worker
+    of the pool may pick up: all submitted, then waited for; a batch whose run ended without its
+    summary (crashed, cancelled, late) counts each of its schools as failed."""
+    logger = get_run_logger()
+    work = [
+        {
+            "name": f"sweep {day.isoformat()} {school_names([s.name for s in group])}",
+            "tags": ["duban", "sweep", *(institution_tag(s.code) for s in group)],
+            "parameters": {"institutions": [s.code for s in group], "today": day.isoformat(), "force": force, "plan": plan},
+            "institutions": [s.code for s in group],
+        }
+        for group in batches(scopes, size)
+    ]
+    runs = orchestration.submit_children(target, work)
+    logger.info("已分派 %s 个单位的检查：%s 个子流程（每个至多 %s 个单位），等待各工作进程完成", len(scopes), len(runs), size)
+    names = {s.code: s.name for s in scopes}
+    rows: list[dict] = []
+    for run in orchestration.wait_children(runs):
+        got = {r["code"]: r for r in rows_of_table(run.rows)}
+        lost = f"子流程 {run.name}：{run.state} {run.message}".strip()
+        for code in run.institutions:
+            rows.append(got.get(code) or {"code": code, "name": names[code], "outcome": SweepOutcome.FAILED, "note": lost})
+        if run.state != "Completed":
+            logger.error("子流程 %s 结束于 %s：%s", run.name, run.state, run.message)
+    return rows
+
+
+def school_notes(rows: list[dict]) -> list[str]:
+    """The schools' notes, each said once with the schools it concerns (a calendar warning of
+    every school is one line, not one per school)."""
+    by_note: dict[str, list[str]] = {}
+    for r in rows:
+        if r["outcome"] == SweepOutcome.DONE:
+            for note in filter(None, str(r.get("note") or "").split("；")):
+                by_note.setdefault(note, []).append(r["name"])
+    return [
+        ("" if len(names) == len(rows) else "、".join(names[:3]) + (f" 等 {len(names)} 个单位" if len(names) > 3 else "") + "：") + note
+        for note, names in by_note.items()
+    ]
+
+
+def summarise(day: dt.date, rows: list[dict], started: dt.datetime, scopes: list[SweepScope] | None) -> dict:
+    """The day's summary: the schools' counts added up, and where the digests are as the store has
+    them now (``scopes``: of these schools' plans only; None: every plan's)."""
+    done = [r for r in rows if r["outcome"] == SweepOutcome.DONE]
+    plan_ids = None if scopes is None else [p for s in scopes for p in s.plan_ids]
+    summary: dict = {"today": day.isoformat(), "skipped": bool(rows) and all(r["outcome"] == SweepOutcome.SKIPPED for r in rows)}
+    for key in ("decided", "new", "digests", "paused"):
+        summary[key] = sum(int(r.get(key) or 0) for r in done)
+    summary.update(outcome(day, started, plan_ids))
+    summary["notes"] += school_notes(rows)
+    summary["institutions"] = rows
+    summary["failed_institutions"] = [r["code"] for r in rows if r["outcome"] == SweepOutcome.FAILED]
+    return summary

@@ -37,27 +37,26 @@ def check_command(
     task: Annotated[str | None, typer.Option("--task", help="只检查这一项任务（任务编号）")] = None,
     plan: Annotated[str | None, typer.Option("--plan", help="只检查这个方案（方案编号）")] = None,
     force: Annotated[bool, typer.Option("--force", help="非工作日也检查")] = False,
+    institution: Annotated[str | None, typer.Option("--institution", help="只检查这个单位（单位编号），按本单位的校历和渠道")] = None,
 ) -> None:
     """督办检查：按期提醒责任人，逾期逐级督办，每人汇总成一份通知发出（通过 Prefect 运行）。"""
 
     day = _parse_day(today)
     _engine()
-    rt = _runtime()
+    rt = _scoped_runtime(_runtime(), institution)
     from duban.db import session_scope
 
     with session_scope(rt.engine, readonly=True) as session:
         _require_plan(session, plan)
     # decided before Prefect is imported or any server started: a holiday costs about a second
-    if not force and not rt.calendar.is_workday(day):  # one task too: the sweep would send nothing today
-        for w in rt.calendar.warnings:
-            err_console.print(f"提示：{w}", markup=False)
+    if not force and not _anyone_working(rt, day, institution=institution, plan=plan):  # one task too: nothing to send today
         if dry_run:
             console.print(f"{day.isoformat()} 不是工作日，每日检查不会发送任何通知（可加 --force 强制检查）。", markup=False)
         else:
             console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
         return
     if dry_run:
-        _check_preview(rt, day, plan=plan, task=task)
+        _check_preview(rt, day, plan=plan, task=task, institution=institution)
         return
 
     from duban import orchestration
@@ -69,7 +68,7 @@ def check_command(
             except orchestration.TaskNotFound as err:
                 _fail(str(err), 1)
         else:
-            summary = orchestration.run_daily_sweep(ready, today=day, plan=plan, force=force)
+            summary = orchestration.run_daily_sweep(ready, today=day, plan=plan, force=force, institution=institution)
     if summary.get("skipped"):
         console.print(f"{day.isoformat()} 不是工作日，未检查（可加 --force 强制检查）。", markup=False)
         return
@@ -81,8 +80,64 @@ def check_command(
     for line in summary["notes"]:
         console.print(line, markup=False)
     _where_it_went(rt, summary["sent"])
+    failed = [r for r in summary.get("institutions", []) if r["code"] in summary.get("failed_institutions", [])]
+    for r in failed:
+        err_console.print(f"{r['name']}（{r['code']}）的检查未完成：{r.get('note') or '原因见 Prefect 运行日志'}", markup=False)
+    if failed:
+        raise typer.Exit(SWEEP_INCOMPLETE)
     if summary["failed"] or summary["sending"] or summary["paused"]:
         raise typer.Exit(DELIVERY_PROBLEMS)
+
+
+SWEEP_INCOMPLETE = 4  # exit status: some institutions' checks did not finish (the others did)
+
+
+def _scoped_runtime(rt, institution: str | None):
+    """The runtime of the institution named (``--institution``), else the installation's."""
+    if institution is None:
+        return rt
+    from duban.institutions import InstitutionError
+
+    try:
+        return rt.for_institution(institution)
+    except InstitutionError as err:
+        _fail(str(err), 2)
+
+
+def _anyone_working(rt, day: dt.date, *, institution: str | None, plan: str | None) -> bool:
+    """Whether ``day`` is a working day for any institution the check covers (each by its own
+    calendar); the calendars' warnings are shown once each."""
+    from duban.db import session_scope
+    from duban.institutions import sweep_scopes
+
+    with session_scope(rt.engine, readonly=True) as session:
+        codes = [s.code for s in sweep_scopes(session, [institution] if institution else None, plan=plan)]
+    if institution or not codes:
+        working = rt.calendar.is_workday(day)
+        warnings = rt.calendar.warnings
+    else:
+        working, warnings = _any_calendar_working(rt, codes, day)
+    for w in dict.fromkeys(warnings):
+        err_console.print(f"提示：{w}", markup=False)
+    return working
+
+
+def _any_calendar_working(rt, codes: list[str], day: dt.date) -> tuple[bool, list[str]]:
+    """Each institution by its own calendar; one whose settings or calendar cannot be read counts
+    as working (its check fails and says why, the others go on)."""
+    from duban.institutions import InstitutionError
+    from duban.rules.calendar import CalendarFileError
+
+    working, warnings = False, []
+    for code in codes:
+        try:
+            cal = rt.for_institution(code).calendar
+            working = working or cal.is_workday(day)
+        except (InstitutionError, CalendarFileError):
+            working = True
+            continue
+        warnings += cal.warnings
+    return working, warnings
 
 
 DELIVERY_PROBLEMS = 3  # exit status: the check ran, but some messages did not go out (failed, paused, or held by a run)
@@ -100,36 +155,53 @@ def _where_it_went(rt, sent: int) -> None:
 
 
 @app.command("deliver")
-def deliver_command() -> None:
+def deliver_command(
+    institution: Annotated[str | None, typer.Option("--institution", help="只发送这个单位的通知（单位编号），按本单位的渠道")] = None,
+) -> None:
     """发送到期的通知：失败后到了重试时间的、因不在发送时段而延后的，以及上次发送中断的（duban run 每 5 分钟自动执行）。"""
-    import datetime as dt
-
-    from duban.sweep.sending import day_outcome, deliver_due, outcome_lines, paused_line
+    from duban.institutions import InstitutionError
+    from duban.sweep.sending import delivery_groups
 
     _engine()
-    rt = _runtime()
     now = dt.datetime.now(dt.UTC)
-    result = deliver_due(rt, now=now)
+    try:
+        groups = delivery_groups(_runtime(), [institution] if institution else None)
+    except InstitutionError as err:
+        _fail(str(err), 2)
+    problems = False
+    for group in groups:
+        if len(groups) > 1:
+            console.print(f"【{group.label}】", markup=False)
+        problems = _deliver_group(group, now) or problems
+    if problems:
+        raise typer.Exit(DELIVERY_PROBLEMS)
+
+
+def _deliver_group(group, now: dt.datetime) -> bool:
+    """Deliver one group of institutions with its runtime; whether something did not go out."""
+    from duban.sweep.sending import day_outcome, deliver_due, outcome_lines, paused_line
+
+    rt = group.rt
+    result = deliver_due(rt, now=now, plan_ids=group.plan_ids)
     if result.recovered or result.interrupted:
         console.print(f"上次发送中断：{result.recovered} 份已确认发出（不再重发），{result.interrupted} 份已重新发送或排队。", markup=False)
     for e in result.errors[:20]:
         err_console.print(f"发送失败（将自动重试）：{e}", markup=False)
-    outcome = day_outcome(rt.engine, run_on=now.astimezone(rt.tz).date(), since=now, now=now)
+    outcome = day_outcome(rt.engine, run_on=now.astimezone(rt.tz).date(), since=now, now=now, plan_ids=group.plan_ids)
     console.print(f"发送成功 {result.sent} 份，失败 {result.failed} 份。", markup=False)
     for line in [paused_line(result), *outcome_lines(outcome)]:
         if line:
             console.print(line, markup=False)
     _where_it_went(rt, result.sent)
-    _sync_todos(rt, now)
-    if result.failed or result.paused or outcome.sending:
-        raise typer.Exit(DELIVERY_PROBLEMS)
+    _sync_todos(rt, now, group.plan_ids)
+    return bool(result.failed or result.paused or outcome.sending)
 
 
-def _sync_todos(rt, now: dt.datetime) -> None:
+def _sync_todos(rt, now: dt.datetime, plan_ids: list[int] | None = None) -> None:
     """DingTalk 待办, when a DingTalk app is configured (``duban.chat_todos``)."""
     from duban.chat_todos import sync_configured
 
-    todos = sync_configured(rt, now=now)
+    todos = sync_configured(rt, now=now, plan_ids=plan_ids)
     if todos is None:
         return
     console.print(f"钉钉待办：新建 {todos.created} 项，改期 {todos.updated} 项，关闭 {todos.closed} 项。", markup=False)
@@ -137,7 +209,7 @@ def _sync_todos(rt, now: dt.datetime) -> None:
         err_console.print(f"钉钉待办同步失败（下次发送时重试）：{e}", markup=False)
 
 
-def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> None:
+def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None, institution: str | None = None) -> None:
     """`duban check --dry-run`: who would get what today, by recipient; nothing recorded or sent."""
     from duban.sweep.decisions import preview
     from duban.sweep.kinds import facts
@@ -149,7 +221,14 @@ def _check_preview(rt, day: dt.date, *, plan: str | None, task: str | None) -> N
             plan, _ = task_tags(task, plan)
         except TaskNotFound as err:
             _fail(str(err), 1)
-    items = preview(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=plan, task_code=task)
+    plans: list[str | None] = [plan]
+    if institution is not None and plan is None:
+        from duban.db import session_scope
+        from duban.institutions import sweep_scopes
+
+        with session_scope(rt.engine, readonly=True) as session:
+            plans = [code for scope in sweep_scopes(session, [institution]) for code in scope.plan_codes]
+    items = [i for p in plans for i in preview(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=p, task_code=task)]
     for w in rt.calendar.warnings:
         err_console.print(f"提示：{w}", markup=False)
     if not items:

@@ -75,6 +75,9 @@ def snapshot(engine: Engine, r: Rollup, *, now: dt.datetime | None = None, wait:
     return len(rows)
 
 
-def take_snapshot(engine: Engine, *, as_of: dt.date, tz, cal) -> int:
-    """Compute over all plans and store the day's snapshot (the daily sweep calls this)."""
-    return snapshot(engine, compute(engine, as_of=as_of, tz=tz, cal=cal))
+def take_snapshot(engine: Engine, *, as_of: dt.date, tz, cal, plan_ids: list[int] | None = None) -> int:
+    """Compute over all plans (or ``plan_ids``: a batch of institutions') and store the day's
+    snapshot (the daily sweep calls this)."""
+    if plan_ids is not None and not plan_ids:
+        return 0
+    return snapshot(engine, compute(engine, as_of=as_of, tz=tz, cal=cal, plan_ids=plan_ids))

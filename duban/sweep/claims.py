@@ -44,14 +44,19 @@ def new_token() -> str:
     return f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def due_condition(now: dt.datetime, recipients: list[int] | None = None):
+def due_condition(now: dt.datetime, recipients: list[int] | None = None, plan_ids: list[int] | None = None):
+    """Digests due at ``now`` (of these people, of these plans: None = everyone's, every plan's)."""
     due = and_(Digest.status.in_((LedgerStatus.PENDING, LedgerStatus.FAILED)), Digest.next_attempt_at <= now)
-    return due if recipients is None else and_(due, Digest.recipient_id.in_(recipients))
+    if recipients is not None:
+        due = and_(due, Digest.recipient_id.in_(recipients))
+    return due if plan_ids is None else and_(due, Digest.plan_id.in_(plan_ids))
 
 
-def claim_ids(engine: Engine, token: str, *, now: dt.datetime, limit: int, recipients: list[int] | None = None) -> list[int]:
-    """Take up to ``limit`` due digests for ``token`` (oldest first); their ids."""
-    due = due_condition(now, recipients)
+def claim_ids(
+    engine: Engine, token: str, *, now: dt.datetime, limit: int, recipients: list[int] | None = None, plan_ids: list[int] | None = None
+) -> list[int]:
+    """Take up to ``limit`` due digests for ``token`` (oldest first; of these plans: None = all); their ids."""
+    due = due_condition(now, recipients, plan_ids)
     with session_scope(engine) as session:
         q = select(Digest.id).where(due).order_by(Digest.id).limit(limit).with_for_update(skip_locked=True)
         ids = list(session.scalars(q))

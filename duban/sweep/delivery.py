@@ -171,12 +171,14 @@ def _delivery_rows(
     ]
 
 
-def defer_quiet(engine: Engine, quiet: QuietHours, *, now: dt.datetime, recipients: list[int] | None = None) -> int:
+def defer_quiet(
+    engine: Engine, quiet: QuietHours, *, now: dt.datetime, recipients: list[int] | None = None, plan_ids: list[int] | None = None
+) -> int:
     """Push digests that come due outside the allowed hours to the next allowed moment (per plan).
 
     Not an attempt: ``attempts`` and the backoff are untouched.
     """
-    due = due_condition(now, recipients)
+    due = due_condition(now, recipients, plan_ids)
     moved = 0
     with session_scope(engine) as session:
         for plan_id in list(session.scalars(select(Digest.plan_id).where(due).distinct())):
@@ -265,9 +267,18 @@ class _Run:
     """One call of :func:`deliver`: its token, clock, lease, journal and counts (shared by its workers)."""
 
     def __init__(
-        self, engine: Engine, channel: Channel, *, now: dt.datetime, lease: dt.timedelta, journal_dir: Path | None, patience: float
+        self,
+        engine: Engine,
+        channel: Channel,
+        *,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        journal_dir: Path | None,
+        patience: float,
+        plan_ids: list[int] | None = None,
     ):
         self.engine, self.channel, self.lease, self.patience = engine, channel, lease, patience
+        self.plan_ids = plan_ids  # the plans whose digests this run sends (None: every plan's)
         self.token = new_token()
         self.journal = Journal(journal_dir, self.token)
         self._start, self._t0 = now, time.monotonic()
@@ -290,7 +301,7 @@ class _Run:
 
         def attempt() -> tuple[list[int], float]:
             t = time.monotonic()
-            return claim_ids(self.engine, self.token, now=self.now(t), limit=limit, recipients=recipients), t
+            return claim_ids(self.engine, self.token, now=self.now(t), limit=limit, recipients=recipients, plan_ids=self.plan_ids), t
 
         return retry_transient(attempt, patience=self.patience)
 
@@ -427,22 +438,25 @@ def deliver(
     lease: dt.timedelta = LEASE,
     journal_dir: Path | None = None,
     store_patience: float = STORE_PATIENCE,
+    plan_ids: Iterable[int] | None = None,
 ) -> DeliverResult:
     """Send every digest that is due through ``send`` (a :class:`Channel`, or a plain function); a
     failure never stops the others.  ``workers`` threads send at once (a real channel); ``quiet``
     holds back what comes due outside working hours; after ``unreachable_after`` failed attempts
-    of a person's digest the plan's office is told; ``journal_dir`` keeps the run's journal.
+    of a person's digest the plan's office is told; ``journal_dir`` keeps the run's journal;
+    ``plan_ids``: only these plans' digests (one institution's; None: every plan's).
 
     Raises when the store stays unavailable for ``store_patience`` seconds (what went out is in
     the journal, what was claimed is recovered by the next run)."""
     channel = as_channel(send)
     recipients = list(recipients) if recipients is not None else None
-    run = _Run(engine, channel, now=now, lease=lease, journal_dir=journal_dir, patience=store_patience)
+    plans = list(plan_ids) if plan_ids is not None else None
+    run = _Run(engine, channel, now=now, lease=lease, journal_dir=journal_dir, patience=store_patience, plan_ids=plans)
     result = run.result
     try:
         result.recovered, result.interrupted = run.store(recover, engine, now=now, lease=lease, journal_dir=journal_dir)
         if quiet is not None:
-            result.deferred = run.store(defer_quiet, engine, quiet, now=now, recipients=recipients)
+            result.deferred = run.store(defer_quiet, engine, quiet, now=now, recipients=recipients, plan_ids=plans)
         heartbeat = threading.Thread(target=run.heartbeat, name="deliver-heartbeat", daemon=True)
         heartbeat.start()
         try:

@@ -149,12 +149,15 @@ def released(n_tab: Any, now: dt.datetime) -> Any:
     return n_tab.c.not_before.is_(None) | (n_tab.c.not_before <= now)
 
 
-def held_due(session: Session, now: dt.datetime) -> list[int]:
-    """Who has held ledger items whose time has come (the delivery run assembles their digests)."""
+def held_due(session: Session, now: dt.datetime, plan_ids: list[int] | None = None) -> list[int]:
+    """Who has held ledger items whose time has come (the delivery run assembles their digests;
+    ``plan_ids``: items of these plans only)."""
     n_tab = table_of(Notification)
     q = select(n_tab.c.recipient_id).where(
         n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None), n_tab.c.not_before.is_not(None), n_tab.c.not_before <= now
     )
+    if plan_ids is not None:
+        q = q.where(n_tab.c.plan_id.in_(plan_ids))
     return sorted(set(session.scalars(q.distinct())))
 
 
@@ -167,9 +170,11 @@ def assemble(
     template_dir: Path | None = None,
     recipients: Iterable[int] | None = None,
     now: dt.datetime | None = None,
+    plan_ids: Iterable[int] | None = None,
 ) -> int:
     """One digest per recipient for their pending ledger items (those held until a later time stay:
-    :func:`released`); returns digests created.
+    :func:`released`); returns digests created.  ``plan_ids``: only the items of these plans (one
+    institution's sweep; None: every plan's).
 
     Core statements throughout (no ORM objects): a province run assembles ~15,000 digests, and
     an ORM session holding every item would re-check them all on each flush.
@@ -190,6 +195,8 @@ def assemble(
         ).where(n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None), released(n_tab, now or utcnow()))
         if recipients is not None:
             q = q.where(n_tab.c.recipient_id.in_(list(recipients)))
+        if plan_ids is not None:
+            q = q.where(n_tab.c.plan_id.in_(list(plan_ids)))
         pending = session.execute(q.order_by(n_tab.c.recipient_id, n_tab.c.id).with_for_update(skip_locked=True)).all()
         if not pending:
             return 0

@@ -35,9 +35,16 @@ def with_recipient(q: _Q) -> _Q:
 
 
 def digest_rows(
-    engine: Engine, *, run_on: dt.date | None = None, status: str | None = None, person: str | None = None, limit: int | None = None
+    engine: Engine,
+    *,
+    run_on: dt.date | None = None,
+    status: str | None = None,
+    person: str | None = None,
+    limit: int | None = None,
+    plan_ids: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Digests as table rows (Chinese column names), newest first: what `duban outbox` lists."""
+    """Digests as table rows (Chinese column names), newest first: what `duban outbox` lists
+    (``plan_ids``: of these plans only, one institution's)."""
     with session_scope(engine, readonly=True) as session:
         q = with_recipient(
             select(
@@ -58,6 +65,8 @@ def digest_rows(
             q = q.where(Digest.status == status)
         if person is not None:
             q = q.where(Person.name == person)
+        if plan_ids is not None:
+            q = q.where(Digest.plan_id.in_(plan_ids))
         if limit:
             q = q.limit(limit)
         return [

@@ -24,44 +24,88 @@ from duban.sweep.digests import assemble, held_due
 from duban.vocabulary import LedgerStatus
 
 
-def deliver_due(rt: Any, recipients: list[int] | None = None, *, now: dt.datetime | None = None) -> DeliverResult:
+def deliver_due(
+    rt: Any, recipients: list[int] | None = None, *, now: dt.datetime | None = None, plan_ids: list[int] | None = None
+) -> DeliverResult:
     """Deliver every digest that is due (new, a retry, one held back for working hours); then
-    assemble and deliver at once the notices to the office about people who cannot be reached."""
+    assemble and deliver at once the notices to the office about people who cannot be reached.
+    ``plan_ids``: only these plans' (one institution's, sent with its runtime; None: every plan's)."""
     now = now or dt.datetime.now(dt.UTC)
     today = now.astimezone(rt.tz).date()
     options = rt.deliver_options(today)
-    assemble_held(rt, now=now, today=today, links=options["links"])
-    if not anything_due(rt.engine, now=now, lease=options["lease"], journal_dir=options["journal_dir"]):
+    assemble_held(rt, now=now, today=today, links=options["links"], plan_ids=plan_ids)
+    if not anything_due(rt.engine, now=now, lease=options["lease"], journal_dir=options["journal_dir"], plan_ids=plan_ids):
         return DeliverResult()
-    result = deliver(rt.engine, rt.channel, now=now, recipients=recipients, **options)
+    result = deliver(rt.engine, rt.channel, now=now, recipients=recipients, plan_ids=plan_ids, **options)
     if result.unreachable:
-        assemble(rt.engine, today=today, links=options["links"], channel=rt.channel.name, recipients=result.unreachable)
-        extra = deliver(rt.engine, rt.channel, now=now, recipients=result.unreachable, **options)
+        assemble(rt.engine, today=today, links=options["links"], channel=rt.channel.name, recipients=result.unreachable, plan_ids=plan_ids)
+        extra = deliver(rt.engine, rt.channel, now=now, recipients=result.unreachable, plan_ids=plan_ids, **options)
         result.sent += extra.sent
         result.failed += extra.failed
         result.errors += extra.errors
     return result
 
 
-def assemble_held(rt: Any, *, now: dt.datetime, today: dt.date, links: Any) -> int:
+@dataclass
+class DeliveryGroup:
+    """Institutions whose messages go out with one runtime: every school without settings of its own
+    shares the installation's (one run for all of them: ``plan_ids`` None when that is every plan);
+    a school with its own (channel, apps, send hours, templates) is a group of its own."""
+
+    rt: Any
+    codes: list[str]
+    names: list[str]
+    plan_ids: list[int] | None
+
+    @property
+    def label(self) -> str:
+        return "、".join(self.names[:3]) + (f" 等 {len(self.names)} 个单位" if len(self.names) > 3 else "")
+
+
+def delivery_groups(rt: Any, codes: list[str] | None = None) -> list[DeliveryGroup]:
+    """How delivery runs by institution (``codes``: these only; unknown ones raise
+    ``InstitutionError``).  A store without institutions yet is one group of everything."""
+    from duban import institutions
+
+    with session_scope(rt.engine, readonly=True) as session:
+        scopes = institutions.sweep_scopes(session, codes)
+    plain = [s for s in scopes if not s.own_settings]
+    groups = [DeliveryGroup(rt.for_institution(s.code), [s.code], [s.name], list(s.plan_ids)) for s in scopes if s.own_settings]
+    if plain or not scopes and codes is None:
+        everything = codes is None and not groups
+        ids = None if everything else [p for s in plain for p in s.plan_ids]
+        groups.insert(0, DeliveryGroup(rt, [s.code for s in plain], [s.name for s in plain], ids))
+    return groups
+
+
+def assemble_held(rt: Any, *, now: dt.datetime, today: dt.date, links: Any, plan_ids: list[int] | None = None) -> int:
     """The digests of the people whose held ledger items came due (the office's batch time passed):
     one digest each with everything held for them (read-only when nobody has any)."""
     with session_scope(rt.engine, readonly=True) as session:
-        people = held_due(session, now)
+        people = held_due(session, now, plan_ids)
     if not people:
         return 0
     return assemble(
-        rt.engine, today=today, links=links, channel=rt.channel.name, template_dir=rt.settings.template_dir, recipients=people, now=now
+        rt.engine,
+        today=today,
+        links=links,
+        channel=rt.channel.name,
+        template_dir=rt.settings.template_dir,
+        recipients=people,
+        now=now,
+        plan_ids=plan_ids,
     )
 
 
-def anything_due(engine: Engine, *, now: dt.datetime, lease: dt.timedelta, journal_dir: Path | None) -> bool:
+def anything_due(
+    engine: Engine, *, now: dt.datetime, lease: dt.timedelta, journal_dir: Path | None, plan_ids: list[int] | None = None
+) -> bool:
     """Whether a delivery run has anything to do (read-only: a run every few minutes that finds
     nothing takes no write lock)."""
     if journal.tokens(journal_dir):
         return True
     with session_scope(engine, readonly=True) as session:
-        due = select(Digest.id).where(due_condition(now)).limit(1)
+        due = select(Digest.id).where(due_condition(now, None, plan_ids)).limit(1)
         stale = select(Digest.id).where(Digest.status == LedgerStatus.SENDING, Digest.claimed_at < now - lease).limit(1)
         return session.scalar(due) is not None or session.scalar(stale) is not None
 
@@ -92,19 +136,20 @@ class DayOutcome:
         return bool(self.failed or self.sending)
 
 
-def day_outcome(engine: Engine, *, run_on: dt.date, since: dt.datetime, now: dt.datetime) -> DayOutcome:
-    """Count the digests by where they are (one query)."""
+def day_outcome(engine: Engine, *, run_on: dt.date, since: dt.datetime, now: dt.datetime, plan_ids: list[int] | None = None) -> DayOutcome:
+    """Count the digests by where they are (one query; ``plan_ids``: of these plans only)."""
     status, today = Digest.status, Digest.run_on == run_on
+    q = select(
+        func.count().filter(status == LedgerStatus.SENT, Digest.sent_at >= since),
+        func.count().filter(today, status == LedgerStatus.FAILED),
+        func.count().filter(today, status == LedgerStatus.PENDING, Digest.next_attempt_at > now),
+        func.count().filter(today, status == LedgerStatus.SENDING),
+        func.count().filter(Digest.run_on < run_on, status == LedgerStatus.FAILED),
+    )
+    if plan_ids is not None:
+        q = q.where(Digest.plan_id.in_(plan_ids))
     with session_scope(engine, readonly=True) as session:
-        row = session.execute(
-            select(
-                func.count().filter(status == LedgerStatus.SENT, Digest.sent_at >= since),
-                func.count().filter(today, status == LedgerStatus.FAILED),
-                func.count().filter(today, status == LedgerStatus.PENDING, Digest.next_attempt_at > now),
-                func.count().filter(today, status == LedgerStatus.SENDING),
-                func.count().filter(Digest.run_on < run_on, status == LedgerStatus.FAILED),
-            )
-        ).one()
+        row = session.execute(q).one()
     return DayOutcome(*(int(v or 0) for v in row))
 
 

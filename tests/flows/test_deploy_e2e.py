@@ -68,7 +68,16 @@ def test_prefect_deploy_all_and_a_worker_run_the_sweep(tmp_path):
         )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         deployments = {d["name"]: d for d in get(f"{api}/deployments/filter", {})}
-        assert set(deployments) == {"daily-sweep", "deliver-due", "task-check", "import-plan", "rollup", "bulletin", "review"}
+        assert set(deployments) == {
+            "daily-sweep",
+            "institution-sweep",
+            "deliver-due",
+            "task-check",
+            "import-plan",
+            "rollup",
+            "bulletin",
+            "review",
+        }
         (schedule,) = deployments["daily-sweep"]["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("30 8 * * *", "Asia/Shanghai")
         (every5,) = deployments["deliver-due"]["schedules"]
