@@ -60,12 +60,14 @@ def sweep_counts(url: str, day: dt.date) -> dict[str, int]:
     return out
 
 
-def one_run(stack: Stack, *, admin: str, template: str, workers: int, day: dt.date, batch: int | None, work: Path) -> dict[str, Any]:
+def one_run(
+    stack: Stack, *, admin: str, template: str, workers: int, day: dt.date, batch: int | None, work: Path, limit: int
+) -> dict[str, Any]:
     """A fresh copy of the store, ``workers`` workers, one daily sweep: its figures."""
     name = f"bench_workers_{uuid.uuid4().hex[:8]}"
     admin_sql(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     url = database_urls(admin, name)[0]
-    stack.env_file.update(DUBAN_DATABASE_URL=url, DUBAN_OUTBOX_DIR=str(work / f"outbox-{workers}"))
+    stack.env_file.update(DUBAN_DATABASE_URL=url, DUBAN_OUTBOX_DIR=str(work / f"outbox-{workers}"), DUBAN_WORKER_LIMIT=str(limit))
     try:
         stack.workers(workers)
         time.sleep(3)  # the workers' first poll (what a running installation has long done)
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=150, help="schools (default 150)")
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated (default 1,2)")
     parser.add_argument("--batch", type=int, default=None, help="DUBAN_SWEEP_BATCH for the runs (default: the setting's default)")
+    parser.add_argument("--limit", type=int, default=2, help="DUBAN_WORKER_LIMIT: flow runs at once per worker (default 2, as deploy/)")
     parser.add_argument("--today", default="2026-12-28")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 stack.server()
                 stack.deploy()
                 results = [
-                    one_run(stack, admin=admin, template=template, workers=int(n), day=day, batch=args.batch, work=work)
+                    one_run(stack, admin=admin, template=template, workers=int(n), day=day, batch=args.batch, work=work, limit=args.limit)
                     for n in args.workers.split(",")
                 ]
         finally:
