@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import load_average, reset_postgres_schema, safe_url
-from duban.vocabulary import MilestoneState, RequestKind, RequestStatus
 
 AS_OF = "2026-11-23"
 ROLLUP_TARGET_S = 5.0
@@ -43,14 +42,15 @@ def _peak_mib() -> float:
 
 
 def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
+    """The data: ``spec["plans"]`` plans of ``bench_sweep`` (the default), or ``spec["schools"]``
+    schools of ``benchmarks.province`` (each its own institution); then the history and the ledger."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from sqlalchemy import func, insert, select
+    from sqlalchemy import func, select
 
-    from benchmarks.bench_sweep import IMPORTED, _ack_update, province_plans
     from duban.db import make_engine, session_scope, upgrade
-    from duban.models import Milestone, Request, Task
+    from duban.models import Milestone, Task
     from duban.plans.sync import apply_plan
     from duban.rules.calendar import WorkCalendar
     from duban.sweep.decisions import decide
@@ -58,120 +58,29 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     engine = make_engine(spec["database_url"])
     upgrade(engine)
-    now = dt.datetime.fromisoformat(IMPORTED)
-    for d in province_plans(spec["plans"], seed=1):
-        with session_scope(engine) as session:
-            apply_plan(session, d, actor="bench", source="bench_rollup", now=now)
-    _ack_update(engine)
-    as_of = dt.date.fromisoformat(AS_OF)
-    utc = dt.UTC
-    with session_scope(engine) as s:
-        rows = s.execute(
-            select(Milestone.id, Milestone.task_id, Milestone.due_date, Task.plan_id, Task.owner_id).join(
-                Task, Task.id == Milestone.task_id
-            )
-        ).all()
-        done, submitted, extended, requests = [], [], [], []
-        for m in rows:
-            at = dt.datetime.combine(m.due_date, dt.time(2), tzinfo=utc)
-            if m.due_date < as_of:
-                k = m.id % 10
-                if k < 5:
-                    when = at - dt.timedelta(days=1) if k < 3 else at + dt.timedelta(days=5)
-                    done.append({"mid": m.id, "sub": when, "fin": when + dt.timedelta(days=1)})
-                    requests.append(
-                        dict(
-                            plan_id=m.plan_id,
-                            task_id=m.task_id,
-                            milestone_id=m.id,
-                            person_id=m.owner_id,
-                            kind=RequestKind.COMPLETION,
-                            status=RequestStatus.APPROVED,
-                            note="",
-                            created_at=when,
-                            decided_at=when + dt.timedelta(days=1),
-                            decision_note="",
-                        )
-                    )
-                    if m.id % 7 == 0:
-                        requests.append(
-                            dict(
-                                plan_id=m.plan_id,
-                                task_id=m.task_id,
-                                milestone_id=m.id,
-                                person_id=m.owner_id,
-                                kind=RequestKind.COMPLETION,
-                                status=RequestStatus.RETURNED,
-                                note="",
-                                created_at=when - dt.timedelta(days=2),
-                                decided_at=when - dt.timedelta(days=1),
-                                decision_note="请补充佐证材料",
-                            )
-                        )
-                elif k == 5:
-                    submitted.append({"mid": m.id, "sub": at})
-                    requests.append(
-                        dict(
-                            plan_id=m.plan_id,
-                            task_id=m.task_id,
-                            milestone_id=m.id,
-                            person_id=m.owner_id,
-                            kind=RequestKind.COMPLETION,
-                            status=RequestStatus.PENDING,
-                            note="",
-                            created_at=at,
-                            decided_at=None,
-                            decision_note="",
-                        )
-                    )
-            elif m.id % 20 == 0:
-                new_due = m.due_date + dt.timedelta(days=30)
-                extended.append({"mid": m.id, "due": new_due})
-                requests.append(
-                    dict(
-                        plan_id=m.plan_id,
-                        task_id=m.task_id,
-                        milestone_id=m.id,
-                        person_id=m.owner_id,
-                        kind=RequestKind.EXTENSION,
-                        status=RequestStatus.APPROVED,
-                        note="",
-                        new_due_date=new_due,
-                        created_at=at - dt.timedelta(days=20),
-                        decided_at=at - dt.timedelta(days=19),
-                        decision_note="",
-                    )
-                )
-        from sqlalchemy import bindparam
+    if spec.get("schools"):
+        from benchmarks import province
 
-        t = Milestone.__table__
-        if done:
-            s.execute(
-                t.update()
-                .where(t.c.id == bindparam("mid"))
-                .values(status=MilestoneState.DONE, submitted_at=bindparam("sub"), completed_at=bindparam("fin")),
-                done,
-            )
-        if submitted:
-            s.execute(
-                t.update().where(t.c.id == bindparam("mid")).values(status=MilestoneState.SUBMITTED, submitted_at=bindparam("sub")),
-                submitted,
-            )
-        if extended:
-            s.execute(t.update().where(t.c.id == bindparam("mid")).values(due_date=bindparam("due"), due_version=2), extended)
-        for i in range(0, len(requests), 5000):
-            s.execute(insert(Request), [{"new_due_date": None, **r} for r in requests[i : i + 5000]])
+        for d in province.schools(spec["schools"], seed=1):
+            with session_scope(engine) as session:  # each school its own institution (as the province page shows them)
+                apply_plan(session, d, actor="bench", source="bench_rollup", now=province.ASSIGNED, institution=d.code)
+        province.acknowledged(engine)
+    else:
+        from benchmarks.bench_sweep import IMPORTED, _ack_update, province_plans
+
+        for d in province_plans(spec["plans"], seed=1):
+            with session_scope(engine) as session:
+                apply_plan(session, d, actor="bench", source="bench_rollup", now=dt.datetime.fromisoformat(IMPORTED))
+        _ack_update(engine)
+    as_of = dt.date.fromisoformat(spec["as_of"])
+    counts = history(engine, as_of)
     decided = decide(engine, today=as_of, cal=WorkCalendar(), tz=ZoneInfo("Asia/Shanghai"))
     with session_scope(engine) as s:
-        counts = {
-            "tasks": s.scalar(select(func.count()).select_from(Task)),
-            "milestones": s.scalar(select(func.count()).select_from(Milestone)),
-            "requests": len(requests),
-            "done": len(done),
-            "submitted": len(submitted),
-            "extended": len(extended),
-            "ledger": decided.new,
-        }
+        counts.update(
+            tasks=s.scalar(select(func.count()).select_from(Task)),
+            milestones=s.scalar(select(func.count()).select_from(Milestone)),
+            ledger=decided.new,
+        )
     if engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
@@ -179,6 +88,79 @@ def _child_load(spec: dict[str, Any]) -> dict[str, Any]:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     engine.dispose()
     return {"seconds": time.perf_counter() - t0, "counts": counts}
+
+
+def _request(m: Any, kind: str, status: str, created: Any, decided: Any, **extra: Any) -> dict[str, Any]:
+    return (
+        dict(
+            plan_id=m.plan_id,
+            task_id=m.task_id,
+            milestone_id=m.id,
+            person_id=m.owner_id,
+            kind=kind,
+            status=status,
+            note="",
+            new_due_date=None,
+            created_at=created,
+            decided_at=decided,
+            decision_note="",
+        )
+        | extra
+    )
+
+
+def history(engine: Any, as_of: Any) -> dict[str, int]:
+    """A history, set-based: of the milestones due before ``as_of``, half done (60 % of those on
+    time, the rest 5 days late), one in ten submitted and waiting; one done in seven returned once;
+    one later milestone in twenty extended by 30 days (approved).  Returns what was written."""
+    import datetime as dt
+
+    from sqlalchemy import bindparam, insert, select
+
+    from duban.db import session_scope
+    from duban.models import Milestone, Request, Task
+    from duban.vocabulary import MilestoneState, RequestKind, RequestStatus
+
+    utc = dt.UTC
+    done, submitted, extended, requests = [], [], [], []
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(Milestone.id, Milestone.task_id, Milestone.due_date, Task.plan_id, Task.owner_id).join(
+                Task, Task.id == Milestone.task_id
+            )
+        ).all()
+        for m in rows:
+            at = dt.datetime.combine(m.due_date, dt.time(2), tzinfo=utc)
+            if m.due_date < as_of:
+                k = m.id % 10
+                if k < 5:
+                    when = at - dt.timedelta(days=1) if k < 3 else at + dt.timedelta(days=5)
+                    done.append({"mid": m.id, "sub": when, "fin": when + dt.timedelta(days=1)})
+                    requests.append(_request(m, RequestKind.COMPLETION, RequestStatus.APPROVED, when, when + dt.timedelta(days=1)))
+                    if m.id % 7 == 0:
+                        before = when - dt.timedelta(days=2)
+                        returned = _request(m, RequestKind.COMPLETION, RequestStatus.RETURNED, before, when - dt.timedelta(days=1))
+                        requests.append(returned | {"decision_note": "请补充佐证材料"})
+                elif k == 5:
+                    submitted.append({"mid": m.id, "sub": at})
+                    requests.append(_request(m, RequestKind.COMPLETION, RequestStatus.PENDING, at, None))
+            elif m.id % 20 == 0:
+                new_due = m.due_date + dt.timedelta(days=30)
+                extended.append({"mid": m.id, "due": new_due})
+                asked, granted = at - dt.timedelta(days=20), at - dt.timedelta(days=19)
+                requests.append(_request(m, RequestKind.EXTENSION, RequestStatus.APPROVED, asked, granted, new_due_date=new_due))
+        t = Milestone.__table__
+        ms = t.c.id == bindparam("mid")
+        if done:
+            finished = {"submitted_at": bindparam("sub"), "completed_at": bindparam("fin")}
+            s.execute(t.update().where(ms).values(status=MilestoneState.DONE, **finished), done)
+        if submitted:
+            s.execute(t.update().where(ms).values(status=MilestoneState.SUBMITTED, submitted_at=bindparam("sub")), submitted)
+        if extended:
+            s.execute(t.update().where(ms).values(due_date=bindparam("due"), due_version=2), extended)
+        for i in range(0, len(requests), 5000):
+            s.execute(insert(Request), requests[i : i + 5000])
+    return {"requests": len(requests), "done": len(done), "submitted": len(submitted), "extended": len(extended)}
 
 
 def _child_measure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -253,7 +235,7 @@ def _measure(name: str, url: str, plans: int, workdir: Path) -> bool:
     print(f"\n[{name}] {safe_url(url)}: loading {plans} plans and their history …", flush=True)
     if url.startswith("postgresql"):
         _run_child("reset", {"database_url": url})
-    loaded = _run_child("load", {"database_url": url, "plans": plans})
+    loaded = _run_child("load", {"database_url": url, "plans": plans, "as_of": AS_OF})
     c = loaded["counts"]
     print(
         f"[{name}] set-up {loaded['seconds']:.1f} s: {c['tasks']} tasks, {c['milestones']} milestones, {c['done']} done, "
