@@ -8,7 +8,7 @@ from collections.abc import Collection
 from typing import Any, TypedDict
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from duban.models import Bulletin, Department, Event, Milestone, Notification, Person, Plan, Project, Request, System, Task
 from duban.rollup import RollupError
@@ -125,7 +125,6 @@ def _tasks(session, plan_ids: list[int]) -> pd.DataFrame:
         "period": Task.period,
         "period_month": Task.period_month,
         "assigned_at": Task.assigned_at,
-        "task_policy": Task.policy,
         "status": task_status(per_task),
         "project_code": Project.code,
         "project": Project.name,
@@ -134,7 +133,7 @@ def _tasks(session, plan_ids: list[int]) -> pd.DataFrame:
         "system": System.name,
         "system_position": System.position,
     }
-    return _query_frame(
+    tasks = _query_frame(
         session,
         columns,
         lambda q: (
@@ -144,6 +143,15 @@ def _tasks(session, plan_ids: list[int]) -> pd.DataFrame:
             .where(in_plans)
         ),
     )
+    own = _task_policies(session, in_plans)
+    tasks["task_policy"] = pd.Series([own.get(i) for i in tasks["task_id"].tolist()], index=tasks.index, dtype=object)
+    return tasks
+
+
+def _task_policies(session, in_plans) -> dict[int, dict[str, Any]]:
+    """The tasks with deadline rules of their own (most have none: ``{}``, not decoded one by one)."""
+    own = func.coalesce(cast(Task.policy, Text), "{}").not_in(("{}", "null"))
+    return dict(session.connection().execute(select(Task.id, Task.policy).where(in_plans, own)).tuples().all())
 
 
 def _departments(session, plan_ids: list[int]) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from duban.rollup.frames import local_dates
 from duban.rules.deadlines import MilestoneView, TaskView, colour
-from duban.rules.policy import effective_policy
+from duban.rules.policy import DeadlinePolicy, effective_policy
 from duban.status import ONGOING
 from duban.values import local_date
 from duban.vocabulary import OPEN_STATES, Light, MilestoneState
@@ -42,8 +42,8 @@ def colours(t: pd.DataFrame, m: pd.DataFrame, plans: pd.DataFrame, reports: dict
     if len(every):
         views = _milestone_views(m[m["task_id"].isin(every["task_id"])])
         last_report = {tid: local_date(at, tz) for tid, at in reports.items()}
-        for i, view in _task_views(every, assigned_on.loc[every.index], views, last_report):
-            out.at[i] = colour(view, policies.at[i], cal, as_of)
+        found = [colour(view, policy, cal, as_of) for view, policy in _task_views(every, assigned_on, views, last_report, policies)]
+        out.loc[every.index] = pd.Series(found, index=every.index, dtype=object)
     return out
 
 
@@ -106,28 +106,30 @@ def _milestone_views(ms: pd.DataFrame) -> dict[int, tuple[MilestoneView, ...]]:
 
 
 def _task_views(
-    tasks: pd.DataFrame, assigned_on: pd.Series, views: dict[int, tuple[MilestoneView, ...]], last_report: dict[int, dt.date | None]
-) -> Iterable[tuple[Any, TaskView]]:
-    """Each task (its index in the frame) as the rules' view."""
+    tasks: pd.DataFrame,
+    assigned_on: pd.Series,
+    views: dict[int, tuple[MilestoneView, ...]],
+    last_report: dict[int, dt.date | None],
+    policies: pd.Series,
+) -> Iterable[tuple[TaskView, DeadlinePolicy]]:
+    """Each task as the rules' view, with its policy."""
     columns = ["task_id", "plan_id", "code", "title", "owner_id", "schedule", "period", "period_month", "acknowledged"]
-    rows = zip(tasks.index.tolist(), *(tasks[c].tolist() for c in columns), assigned_on.tolist(), strict=True)
-    for i, task_id, plan_id, code, title, owner_id, schedule, period, period_month, acknowledged, assigned in rows:
+    extra = (assigned_on.loc[tasks.index].tolist(), policies.loc[tasks.index].tolist())
+    rows = zip(*(tasks[c].tolist() for c in columns), *extra, strict=True)
+    for task_id, plan_id, code, title, owner_id, schedule, period, period_month, acknowledged, assigned, policy in rows:
         milestones = views.get(task_id, ())
-        yield (
-            i,
-            TaskView(
-                id=task_id,
-                plan_id=plan_id,
-                code=code,
-                title=title,
-                owner_id=owner_id,
-                schedule=schedule,
-                period=period if isinstance(period, str) else None,
-                period_month=int(period_month) if period_month == period_month and period_month is not None else None,
-                assigned_on=assigned,
-                acknowledged=bool(acknowledged) or any(mv.status != MilestoneState.ASSIGNED for mv in milestones),
-                last_report_on=last_report.get(task_id),
-                milestones=milestones,
-            ),
+        view = TaskView(
+            id=task_id,
+            plan_id=plan_id,
+            code=code,
+            title=title,
+            owner_id=owner_id,
+            schedule=schedule,
+            period=period if isinstance(period, str) else None,
+            period_month=int(period_month) if period_month == period_month and period_month is not None else None,
+            assigned_on=assigned,
+            acknowledged=bool(acknowledged) or any(mv.status != MilestoneState.ASSIGNED for mv in milestones),
+            last_report_on=last_report.get(task_id),
+            milestones=milestones,
         )
-
+        yield view, policy
