@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -35,6 +36,9 @@ from benchmarks.common import load_average, reset_postgres_schema, safe_url
 AS_OF = "2026-11-23"
 ROLLUP_TARGET_S = 5.0
 REPORT_TARGET_S = 30.0
+SCHOOLS_AS_OF = "2026-12-28"  # benchmarks/province.py's day
+SCHOOLS_DB = "duban_bench_rollup_schools"  # with --schools and --database-url: made and dropped
+COMPUTE_TARGET_S = 1.5
 
 
 def _peak_mib() -> float:
@@ -216,7 +220,78 @@ def _child_measure(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-CHILDREN = {"load": _child_load, "measure": _child_measure, "reset": reset_postgres_schema}
+def _child_compute(spec: dict[str, Any]) -> dict[str, Any]:
+    """``compute`` over every plan, ``spec["repeat"]`` times (the first pays the imports and the
+    calendar's tables): wall and CPU seconds of each; run with the code of ``spec["src"]`` when given."""
+    if spec.get("src"):
+        sys.path.insert(0, spec["src"])  # the code before (a `git archive` of it), ahead of this checkout
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    import duban
+    from duban.db import make_engine
+    from duban.rollup.compute import compute
+    from duban.rules.calendar import WorkCalendar
+
+    engine = make_engine(spec["database_url"])
+    runs = []
+    for _ in range(spec.get("repeat", 3)):
+        wall, cpu = time.perf_counter(), time.process_time()
+        r = compute(engine, as_of=dt.date.fromisoformat(spec["as_of"]), tz=ZoneInfo("Asia/Shanghai"), cal=WorkCalendar())
+        runs.append({"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu})
+    return {"runs": runs, "tasks": int(r.totals["tasks"]), "code": str(Path(duban.__file__).parent)}
+
+
+def _child_pages(spec: dict[str, Any]) -> dict[str, Any]:
+    """The web app as a province leader uses it: sign in, open the province's page twice, a school
+    twice, and the province's page again (seconds of each request)."""
+    import datetime as dt
+    import re
+    from zoneinfo import ZoneInfo
+
+    import time_machine
+    from fastapi.testclient import TestClient
+
+    from duban import accounts
+    from duban.db import make_engine, session_scope
+    from duban.web.app import create_app
+
+    os.environ.update(
+        DUBAN_DATABASE_URL=spec["database_url"],
+        DUBAN_SECRET_KEY="bench-rollup-" + "0123456789abcdefghijklmnopqrstuv",
+        DUBAN_BASE_URL="http://testserver",
+        DUBAN_WEB_SEND_NOW="0",
+    )
+    engine = make_engine(spec["database_url"])
+    with session_scope(engine) as s:
+        accounts.create_account(s, "province-bench", "bench-password-123", role="office", province=True)
+    looked_at = dt.datetime.combine(dt.date.fromisoformat(spec["as_of"]), dt.time(10), tzinfo=ZoneInfo("Asia/Shanghai"))
+    out: list[dict[str, Any]] = []
+    with time_machine.travel(looked_at, tick=True), TestClient(create_app(), follow_redirects=False) as client:
+        page = client.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        login = {"csrf": token.group(1) if token else "", "login": "province-bench", "password": "bench-password-123"}
+        assert client.post("/login", data=login | {"next": "/dashboard"}).status_code == 303
+        for what, url in (
+            ("province page, first", "/dashboard/province"),
+            ("province page, again", "/dashboard/province"),
+            ("a school, first", "/dashboard?institution=school-001"),
+            ("a school, again", "/dashboard?institution=school-001"),
+            ("province page, third", "/dashboard/province"),
+        ):
+            started = time.perf_counter()
+            resp = client.get(url)
+            out.append({"request": what, "url": url, "status": resp.status_code, "seconds": time.perf_counter() - started})
+    return {"requests": out}
+
+
+CHILDREN = {
+    "load": _child_load,
+    "measure": _child_measure,
+    "compute": _child_compute,
+    "pages": _child_pages,
+    "reset": reset_postgres_schema,
+}
 
 
 def _run_child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -260,17 +335,95 @@ def _measure(name: str, url: str, plans: int, workdir: Path) -> bool:
     return ok1 and ok2
 
 
+def _admin(url: str, statement: str) -> None:
+    """One statement on the server's maintenance database (CREATE / DROP DATABASE)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    engine = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(statement))
+    engine.dispose()
+
+
+def _baseline_source(rev: str, workdir: Path) -> str:
+    """The code of git revision ``rev`` (``git archive``), to measure "before"."""
+    root = Path(__file__).resolve().parent.parent
+    dest = workdir / "baseline"
+    dest.mkdir()
+    archive = subprocess.run(["git", "archive", rev, "duban", "definitions", "notifications"], cwd=root, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return str(dest)
+
+
+def _schools(args: argparse.Namespace, workdir: Path) -> bool:
+    """Compute at each size (before with ``--baseline``, after), and the pages' first and later requests."""
+    sizes = [int(x) for x in args.schools.split(",") if x.strip()]
+    before = _baseline_source(args.baseline, workdir) if args.baseline else None
+    rows = []
+    for size in sizes:
+        if args.database_url:
+            from sqlalchemy.engine import make_url
+
+            _admin(args.database_url, f"DROP DATABASE IF EXISTS {SCHOOLS_DB} WITH (FORCE)")
+            _admin(args.database_url, f"CREATE DATABASE {SCHOOLS_DB}")
+            url = make_url(args.database_url).set(database=SCHOOLS_DB).render_as_string(hide_password=False)
+        else:
+            url = f"sqlite:///{workdir / f'schools-{size}.db'}"
+        print(f"  {size} schools: loading …", flush=True)
+        spec = {"database_url": url, "schools": size, "as_of": SCHOOLS_AS_OF}
+        loaded = _run_child("load", spec)
+        after = _run_child("compute", spec)
+        old = _run_child("compute", spec | {"src": before}) if before else None
+        pages = _run_child("pages", spec)
+        rows.append({"size": size, "counts": loaded["counts"], "after": after, "before": old, "pages": pages["requests"]})
+    if args.database_url:
+        _admin(args.database_url, f"DROP DATABASE IF EXISTS {SCHOOLS_DB} WITH (FORCE)")
+    _print_schools(rows, args.baseline)
+    for r in rows[:1]:
+        print(f"code measured: after {r['after']['code']}" + (f"; before {r['before']['code']}" if r["before"] else ""))
+    big = rows[-1]
+    return min(r["seconds"] for r in big["after"]["runs"][1:] or big["after"]["runs"]) <= COMPUTE_TARGET_S
+
+
+def _print_schools(rows: list[dict[str, Any]], baseline: str | None) -> None:
+    def fig(result: dict[str, Any] | None) -> str:
+        if result is None:
+            return "—"
+        runs = result["runs"]
+        best = min(runs[1:] or runs, key=lambda r: r["seconds"])
+        return f"{runs[0]['seconds']:.2f} / {best['seconds']:.2f} (cpu {best['cpu_seconds']:.2f})"
+
+    print(f"\ncompute over every plan, seconds: first call / best later call (cpu); before = {baseline or 'not measured'}")
+    head = ["schools", "tasks", "milestones", "before", "after", "page 1st", "page 2nd", "school 1st", "school 2nd", "page 3rd"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        p = [f"{q['seconds']:.3f}" + ("" if q["status"] == 200 else f" ({q['status']})") for q in r["pages"]]
+        c = r["counts"]
+        print("| " + " | ".join([str(r["size"]), f"{c['tasks']:,}", f"{c['milestones']:,}", fig(r["before"]), fig(r["after"]), *p]) + " |")
+    print(f"target: compute over {rows[-1]['size']} schools ≤ {COMPUTE_TARGET_S:g} s (best later call)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plans", type=int, default=150, help="plans in the province (default 150, ≈ 650 milestones each)")
     parser.add_argument("--database-url", help="also measure this PostgreSQL database (its schema public is dropped!)")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--schools", help="instead: the schools of benchmarks/province.py at these sizes (e.g. 1,10,150)")
+    parser.add_argument("--baseline", help="with --schools: also time compute with the code of this git revision (before)")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         kind, spec = args.child
         print(json.dumps(CHILDREN[kind](json.loads(spec)), ensure_ascii=False, default=str))
         return 0
+    if args.schools:
+        print(f"bench_rollup --schools {args.schools}, as of {SCHOOLS_AS_OF}; load average {load_average()}")
+        with tempfile.TemporaryDirectory(prefix="duban-bench-rollup-") as tmp:
+            ok = _schools(args, Path(tmp))
+        print(f"load average at the end: {load_average()}")
+        return 0 if ok else 1
     print(f"bench_rollup: {args.plans} plans, as of {AS_OF}; load average {load_average()}")
     ok = True
     with tempfile.TemporaryDirectory(prefix="duban-bench-rollup-") as tmp:
