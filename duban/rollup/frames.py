@@ -151,7 +151,7 @@ def _tasks(session, plan_ids: list[int]) -> pd.DataFrame:
 def _task_policies(session, in_plans) -> dict[int, dict[str, Any]]:
     """The tasks with deadline rules of their own (most have none: ``{}``, not decoded one by one)."""
     own = func.coalesce(cast(Task.policy, Text), "{}").not_in(("{}", "null"))
-    return dict(session.connection().execute(select(Task.id, Task.policy).where(in_plans, own)).tuples().all())
+    return {task_id: policy for task_id, policy in session.connection().execute(select(Task.id, Task.policy).where(in_plans, own))}
 
 
 def _departments(session, plan_ids: list[int]) -> pd.DataFrame:
