@@ -1,6 +1,7 @@
 """Benchmark: the roll-up of a province (≈ 100,000 milestones) and the full HTML + Excel report.
 
     python -m benchmarks.bench_rollup [--plans 150] [--database-url postgresql+psycopg://…/duban_bench_rollup]
+    python -m benchmarks.bench_rollup --schools 1,10,150 [--baseline REV] [--database-url postgresql+psycopg://…/postgres]
 
 1. Set-up (not timed against a target): the province of ``benchmarks/bench_sweep.py``
    (``province_plans``: 150 plans, ≈ 26,000 tasks, ≈ 97,000 milestones, built from
@@ -12,6 +13,15 @@
 2. In a fresh process: ``rollup.compute`` over all plans (the provincial view) — target ≤ 5 s;
    then ``rollup.snapshot``; then ``report.write_report`` (HTML + XLSX) — target for compute +
    report ≤ 30 s.  Wall seconds, CPU seconds and peak RSS (``ru_maxrss``) after each phase.
+
+``--schools 1,10,150`` instead measures the schools of ``benchmarks/province.py`` (each its own
+institution, the same history, as of 2026-12-28): per size, ``compute`` over every plan (three
+calls in a fresh process: the first, and the best later one; with ``--baseline REV`` also with the
+code of that git revision — "before"), then the web app as a province leader uses it (sign in,
+``/dashboard/province`` twice, a school twice, the province again: the roll-up is kept between
+requests while the store is unchanged, duban/web/rollup_cache.py).  Target: compute over the
+largest size ≤ 1.5 s.  With ``--database-url`` (any database of the server) a database
+``duban_bench_rollup_schools`` is created for each size and dropped at the end.
 
 SQLite always (a temporary file); PostgreSQL too with ``--database-url`` (its schema ``public``
 is DROPPED and recreated: use a scratch database, e.g. ``psql -h 127.0.0.1 -U postgres -c
