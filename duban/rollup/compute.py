@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 from duban.db import session_scope
 from duban.rollup import COLOUR_LABELS, COUNT_COLUMNS, DUE_SOON_DAYS, LEVEL_LABELS, LIST_COLUMNS, REQUEST_LABELS, UNSPECIFIED, Rollup
 from duban.rollup.assessment import assessment, plan_assessment_policies, rates
-from duban.rollup.frames import Workdays, colours, last_rankings, load, local_dates, plans_frame
+from duban.rollup.frames import Workdays, last_rankings, load, local_dates, plans_frame
+from duban.rollup.lights import colours
 from duban.rollup.trend import snapshot_frame, trend_with_today
 from duban.status import TASK_STATES
 from duban.vocabulary import OPEN_STATES, Light, MilestoneState, RequestKind, RequestStatus, SnapshotScope
@@ -83,12 +84,7 @@ def compute(
     t = _tasks(data["tasks"], data["depts"], plans, people)
     t = _with_milestone_counts(t, m)
     t = _with_ledger(t, m, data["progress"], tz)
-    found = colours(t, m, plans, data["reports"], tz, cal, as_of)
-    t["colour"] = pd.Series(
-        [found.get(int(i)) if not a else None for i, a in zip(t["task_id"].tolist(), t["archived"].tolist(), strict=True)],
-        index=t.index,
-        dtype=object,
-    )
+    t["colour"] = colours(t, m, plans, data["reports"], tz, cal, as_of)
     esc, req = data["escalations"], data["requests"]
     t = _with_assessment_inputs(t, esc, req)
     live = _live(t)
@@ -224,16 +220,23 @@ def _with_ledger(t: pd.DataFrame, m: pd.DataFrame, progress: dict[int, str], tz)
     (the first step not done, by the roadmap's order), 最近进展 (the last progress report's text)
     and 签收时间 (local, to the minute)."""
     steps = m.sort_values(["task_id", "seq"], kind="stable")
-    final = steps[steps["is_final"]].groupby("task_id")["due"].max()
-    last = steps.groupby("task_id")["due"].max()
-    current = steps[steps["state"] != MilestoneState.DONE].groupby("task_id")["milestone"].first()
     ids = t["task_id"]
-    t["deadline"] = [final.get(i, last.get(i)) for i in ids.tolist()]
-    t["current_milestone"] = [current.get(i) or "" for i in ids.tolist()]
-    t["latest_progress"] = [progress.get(int(i), "") for i in ids.tolist()]
+    latest = steps.assign(_day=pd.to_datetime(steps["due"])).sort_values(["task_id", "_day"], kind="stable")
+    last = latest.drop_duplicates("task_id", keep="last").set_index("task_id")["due"]
+    final = latest[latest["is_final"]].drop_duplicates("task_id", keep="last").set_index("task_id")["due"]
+    t["deadline"] = _as_built(ids.map(final).where(ids.isin(final.index), ids.map(last)))
+    current = steps[steps["state"] != MilestoneState.DONE].groupby("task_id")["milestone"].first()
+    t["current_milestone"] = _as_built(ids.map(current).astype(object).where(lambda x: x.notna() & (x != ""), ""))
+    t["latest_progress"] = _as_built(ids.map(pd.Series(progress, dtype=object)).astype(object).where(lambda x: x.notna(), ""))
     acked = pd.to_datetime(t["acknowledged_at"], utc=True)
-    t["acknowledged_at"] = [None if pd.isna(x) else x.tz_convert(tz).strftime("%Y-%m-%d %H:%M") for x in acked]
+    t["acknowledged_at"] = _as_built(acked.dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M").where(acked.notna()))
     return t
+
+
+def _as_built(values: pd.Series) -> pd.Series:
+    """``values`` (missing: None) with the dtype pandas infers for a column built from a list, as
+    the columns of these frames always were (text: ``str``; dates and None: ``object``)."""
+    return pd.Series(values.astype(object).where(values.notna(), None).tolist(), index=values.index)
 
 
 def _live(t: pd.DataFrame) -> pd.DataFrame:

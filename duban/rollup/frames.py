@@ -1,28 +1,29 @@
 """The database as frames for the roll-up: one query per table, filtered by plan, in one
-read-only transaction; and each live task's light, by the rules themselves."""
+read-only transaction (Core rows: no ORM objects)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
-from itertools import groupby
 from typing import Any, TypedDict
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from duban.models import Bulletin, Department, Event, Milestone, Notification, Person, Plan, Project, Request, System, Task
 from duban.rollup import RollupError
-from duban.rules.deadlines import MilestoneView, TaskView, colour
-from duban.rules.policy import effective_policy
 from duban.status import milestone_summary, task_status
 from duban.sweep.decisions import REPORT_EVENTS
-from duban.values import local_date
 from duban.vocabulary import EventKind, MessageKind, MilestoneState
 
 
 def frame(rows, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+
+def core_frame(session, statement, columns: list[str]) -> pd.DataFrame:
+    """``statement`` run on the session's connection (Core rows, not the ORM's result), as a frame."""
+    return frame(session.connection().execute(statement).fetchall(), columns)
 
 
 def local_dates(series: pd.Series, tz) -> pd.Series:
@@ -102,7 +103,7 @@ def load(session, plan_ids: list[int], tz) -> Frames:
 def _query_frame(session, columns: dict[str, Any], finish) -> pd.DataFrame:
     """``select`` the ``columns`` (frame column name → expression), ``finish`` the statement
     (joins, filters), and read it as a frame with those column names."""
-    return frame(session.execute(finish(select(*columns.values()))), list(columns))
+    return core_frame(session, finish(select(*columns.values())), list(columns))
 
 
 def _tasks(session, plan_ids: list[int]) -> pd.DataFrame:
@@ -124,7 +125,6 @@ def _tasks(session, plan_ids: list[int]) -> pd.DataFrame:
         "period": Task.period,
         "period_month": Task.period_month,
         "assigned_at": Task.assigned_at,
-        "task_policy": Task.policy,
         "status": task_status(per_task),
         "project_code": Project.code,
         "project": Project.name,
@@ -133,7 +133,7 @@ def _tasks(session, plan_ids: list[int]) -> pd.DataFrame:
         "system": System.name,
         "system_position": System.position,
     }
-    return _query_frame(
+    tasks = _query_frame(
         session,
         columns,
         lambda q: (
@@ -143,6 +143,15 @@ def _tasks(session, plan_ids: list[int]) -> pd.DataFrame:
             .where(in_plans)
         ),
     )
+    own = _task_policies(session, in_plans)
+    tasks["task_policy"] = pd.Series([own.get(i) for i in tasks["task_id"].tolist()], index=tasks.index, dtype=object)
+    return tasks
+
+
+def _task_policies(session, in_plans) -> dict[int, dict[str, Any]]:
+    """The tasks with deadline rules of their own (most have none: ``{}``, not decoded one by one)."""
+    own = func.coalesce(cast(Task.policy, Text), "{}").not_in(("{}", "null"))
+    return {task_id: policy for task_id, policy in session.connection().execute(select(Task.id, Task.policy).where(in_plans, own))}
 
 
 def _departments(session, plan_ids: list[int]) -> pd.DataFrame:
@@ -226,56 +235,6 @@ def _last_progress(session, plan_ids: list[int]) -> dict[int, str]:
         task_id: str((data or {}).get("text") or "")
         for task_id, data in session.execute(select(Event.task_id, Event.data).where(Event.id.in_(latest.scalar_subquery())))
     }
-
-
-def colours(
-    t: pd.DataFrame, m: pd.DataFrame, plans: pd.DataFrame, reports: dict[int, Any], tz, cal, as_of: dt.date
-) -> dict[int, str | None]:
-    """Each live task's light, by the rules themselves (``duban.rules.deadlines.colour``), on the
-    same views ``duban.sweep.load`` builds (tests/rollup/test_rollup.py checks they agree), made from the
-    frames already loaded rather than a second read of every milestone."""
-    plan_policy: dict[int, dict[str, Any] | None] = dict(zip(plans["plan_id"].tolist(), plans["policy"].tolist(), strict=True))
-    base = {pid: effective_policy(pol) for pid, pol in plan_policy.items()}
-    ms = m.sort_values(["task_id", "seq"], kind="stable")
-    views: dict[int, tuple[MilestoneView, ...]] = {}
-    cols = zip(
-        ms["task_id"].tolist(),
-        ms["milestone_id"].tolist(),
-        ms["seq"].tolist(),
-        ms["milestone"].tolist(),
-        ms["due"].tolist(),
-        ms["due_version"].tolist(),
-        ms["state"].tolist(),
-        ms["is_final"].tolist(),
-        strict=True,
-    )
-    for task_id, rows in groupby(cols, key=lambda r: r[0]):
-        views[task_id] = tuple(MilestoneView(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows)
-    last_report = {tid: local_date(at, tz) for tid, at in reports.items()}
-    out: dict[int, str | None] = {}
-    live = t[~t["archived"]]
-    assigned = local_dates(t["assigned_at"], tz).loc[live.index]
-    columns = ["task_id", "plan_id", "code", "title", "owner_id", "schedule", "period", "period_month", "acknowledged", "task_policy"]
-    rows = zip(*(live[c].tolist() for c in columns), assigned.tolist(), strict=True)
-    for task_id, plan_id, code, title, owner_id, schedule, period, period_month, acknowledged, task_policy, assigned_on in rows:
-        milestones = views.get(task_id, ())
-        view = TaskView(
-            id=task_id,
-            plan_id=plan_id,
-            code=code,
-            title=title,
-            owner_id=owner_id,
-            schedule=schedule,
-            period=period if isinstance(period, str) else None,
-            period_month=int(period_month) if period_month == period_month and period_month is not None else None,
-            assigned_on=assigned_on,
-            acknowledged=bool(acknowledged) or any(mv.status != MilestoneState.ASSIGNED for mv in milestones),
-            last_report_on=last_report.get(task_id),
-            milestones=milestones,
-        )
-        policy = effective_policy(plan_policy[plan_id], task_policy) if task_policy else base[plan_id]
-        out[task_id] = colour(view, policy, cal, as_of)
-    return out
 
 
 def last_rankings(session, plan_ids: list[int], *, before: dt.date) -> dict[int, tuple[str, dict[str, int]]]:

@@ -39,6 +39,7 @@ from duban.web import (
     logs,
     my_pages,
     reviews,
+    rollup_cache,
     sso,
 )
 from duban.web.deps import Limiters, Refusal, StoreBusy, busy_page, refusal_page
@@ -78,6 +79,7 @@ def create_app() -> FastAPI:
     )
     app.state.rt = rt
     app.state.dispatcher = dispatcher
+    app.state.rollups = rollup_cache.RollupCache()  # the roll-ups shown, while the store is unchanged
     app.state.limiters = Limiters.of(settings, login_per_minute=dashboard.LOGIN_ATTEMPTS_PER_MINUTE)
     max_file = settings.upload_max_mb * 1024 * 1024
     body_limit = max_file * settings.upload_max_files + 1024 * 1024  # files + the form's text fields

@@ -36,7 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from duban import accounts
 from duban.db import session_scope
 from duban.models import utcnow
-from duban.web import dashboard_announce, dashboard_paper, dashboard_province, dashboard_views, sso
+from duban.web import dashboard_announce, dashboard_paper, dashboard_province, dashboard_views, rollup_cache, sso
 from duban.web.deps import FORM_COOKIE, Count, Refusal, client_ip, limiters, read_form, runtime, store_write, too_many
 from duban.web.render import render
 from duban.web.signin import (
@@ -222,7 +222,9 @@ def _filters(request: Request) -> dict[str, str]:
 
 def _data(request: Request, viewer: accounts.Viewer, plan_code: str | None) -> dashboard_views.Dashboard:
     rt = runtime(request)
-    return dashboard_views.build(rt, viewer, plan_code=plan_code, filters=_filters(request), today=rt.today())
+    return dashboard_views.build(
+        rt, viewer, plan_code=plan_code, filters=_filters(request), today=rt.today(), rollups=rollup_cache.of(request)
+    )
 
 
 @router.get("/dashboard", response_class=HTMLResponse)

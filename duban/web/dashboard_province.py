@@ -28,7 +28,8 @@ from duban import accounts, rollup
 from duban.db import session_scope
 from duban.models import Institution, Plan
 from duban.rollup.assessment import NOTHING_DUE
-from duban.rollup.institutions import COLUMNS, RANKED_BY, ProvinceRollup, province_rollup
+from duban.rollup.institutions import COLUMNS, RANKED_BY, ProvinceRollup
+from duban.web import rollup_cache
 from duban.web.dashboard_views import Cell, Table, fmt
 from duban.web.deps import runtime
 from duban.web.signin import PRIVATE, current_viewer, refusal, to_login, viewer_page
@@ -68,7 +69,7 @@ def _province(request: Request) -> accounts.Viewer | None:
 
 def _rollup(request: Request) -> ProvinceRollup:
     rt = runtime(request)
-    return province_rollup(rt.engine, as_of=rt.today(), tz=rt.tz, cal=rt.calendar)
+    return rollup_cache.province(rollup_cache.of(request), rt, as_of=rt.today())
 
 
 def sort_href(key: str) -> str:

@@ -22,7 +22,9 @@ from duban.rollup.assessment import NOTHING_DUE, explanation, rates
 from duban.rollup.compute import compute
 from duban.values import jsonable
 from duban.vocabulary import AccountRole, LinkAction, MilestoneState
+from duban.web import rollup_cache
 from duban.web.dashboard_tasks import task_href
+from duban.web.rollup_cache import RollupCache
 
 GROUP_COLUMNS = ["tasks", "done_tasks", "completion_rate", "on_time_rate", "red", "yellow", "green", "overdue_tasks", "due_soon_tasks"]
 VIEW_COLUMNS: dict[str, list[str]] = {
@@ -191,9 +193,15 @@ def _group_totals(r: rollup.Rollup, filters: dict[str, str]) -> dict[str, Any]:
     return dict(summed.iloc[0])
 
 
-def build(rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str], today: dt.date) -> Dashboard:
+def build(
+    rt, viewer: Viewer, *, plan_code: str | None, filters: dict[str, str], today: dt.date, rollups: RollupCache | None = None
+) -> Dashboard:
+    """The dashboard of ``viewer`` (``rollups``: the app's kept roll-ups, :mod:`duban.web.rollup_cache`)."""
     # the viewer's plans only: "every plan" is every plan the viewer may see (their institution's)
-    r = compute(rt.engine, as_of=today, plan_code=plan_code, tz=rt.tz, cal=rt.calendar, plan_ids=viewer.plan_ids)
+    if rollups is None:
+        r = compute(rt.engine, as_of=today, plan_code=plan_code, tz=rt.tz, cal=rt.calendar, plan_ids=viewer.plan_ids)
+    else:
+        r = rollup_cache.rollup(rollups, rt, as_of=today, plan_code=plan_code, plan_ids=viewer.plan_ids)
     provincial = plan_code is None
     keys = _task_keys(r.tasks, filters) if filters else None
     frames: dict[str, pd.DataFrame] = {}
