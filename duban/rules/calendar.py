@@ -299,6 +299,7 @@ class WorkCalendar:
         self._semesters = sorted((s.to_semester() for s in self.institution.semesters), key=lambda s: s.start)
         self._day: dict[dt.date, bool] = {}
         self._years: dict[int, _Year] = {}
+        self._semester_periods: dict[dt.date, tuple[dt.date, dt.date]] = {}
         self._warnings: list[str] = []
         self._warned: set[object] = set()
 
@@ -454,10 +455,13 @@ class WorkCalendar:
         semester ended (vacations belong to the coming semester) to the semester's last day."""
         if isinstance(d, dt.datetime):
             d = d.date()
-        due = self._semester_due(d)
-        earlier = [s.end for s in self._semesters if s.end < due.start]
-        prev_end = max(earlier) if earlier else self._default_end_before(due.start)
-        return prev_end + dt.timedelta(days=1), due.end
+        known = self._semester_periods.get(d)
+        if known is None:  # once per day asked (a sweep asks for the same few days for every task)
+            due = self._semester_due(d)
+            earlier = [s.end for s in self._semesters if s.end < due.start]
+            prev_end = max(earlier) if earlier else self._default_end_before(due.start)
+            known = self._semester_periods[d] = (prev_end + dt.timedelta(days=1), due.end)
+        return known
 
     def period_end(self, d: dt.date, period: str, month: int | None = None) -> dt.date:
         """Due date of the ``period`` containing ``d`` (a calendar date, not rolled to a workday).

@@ -21,7 +21,7 @@ from duban.links import ACTIONS, LinkMaker, LinkSpec
 from duban.links import issue as issue_links
 from duban.models import Department, Digest, Notification, Person, Plan, PlanRole, Task, table_of, utcnow
 from duban.sweep.kinds import facts
-from duban.values import chunks
+from duban.values import bulk_work, chunks
 from duban.vocabulary import Audience, LedgerStatus, LinkAction, MessageKind, PlanRoleKind
 from notifications.digest import describe, render_subject, urgency
 from notifications.lines import step_of
@@ -158,6 +158,7 @@ def held_due(session: Session, now: dt.datetime) -> list[int]:
     return sorted(set(session.scalars(q.distinct())))
 
 
+@bulk_work()
 def assemble(
     engine: Engine,
     *,
