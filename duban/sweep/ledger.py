@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from duban.db import executemany
 from duban.models import Notification, table_of
 from duban.values import chunks
 
@@ -76,20 +77,9 @@ _LEDGER_INSERT = (
 
 
 def _insert_ignore_sqlite(session: Session, rows: list[dict[str, Any]]) -> int:
-    """SQLite: one ``executemany`` per 5,000 rows; each value as SQLAlchemy would bind it (JSON
-    text, dates and timestamps as text) by the column's bind processor, applied column-wise."""
-    dialect = session.get_bind().dialect
+    """SQLite: one ``executemany`` per 5,000 rows (``duban.db.executemany``)."""
     table = table_of(Notification)
-    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in _LEDGER_NAMES]
-    connection = session.connection()
-    inserted = 0
-    for chunk in chunks(rows, 5000):
-        columns = []
-        for name, process in zip(_LEDGER_NAMES, processors, strict=True):
-            values = [r.get(name) for r in chunk]
-            columns.append(values if process is None else [process(v) for v in values])
-        inserted += connection.exec_driver_sql(_LEDGER_INSERT, list(zip(*columns, strict=True))).rowcount
-    return inserted
+    return sum(executemany(session, table, _LEDGER_INSERT, _LEDGER_NAMES, chunk) for chunk in chunks(rows, 5000))
 
 
 def existing_keys(session: Session, keys: list[str]) -> set[str]:
