@@ -64,10 +64,15 @@ def chunks(rows: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield rows[i : i + size]
 
 
-_COLLECTOR = threading.Lock()
-_bulk_depth = 0
-_saved_threshold: tuple[int, int, int] = gc.get_threshold()
 BULK_GC_THRESHOLD = 50_000  # allocations between two young-generation passes during bulk work
+
+
+class _Collector:
+    """How many bulk steps run in the process now, and the collector's threshold before the first."""
+
+    lock = threading.Lock()
+    depth = 0
+    saved: tuple[int, int, int] = gc.get_threshold()
 
 
 @contextmanager
@@ -79,19 +84,18 @@ def bulk_work() -> Iterator[None]:
     the collector took a quarter of their CPU re-walking them.  The first threshold is raised
     for as long as any bulk step runs in the process, then restored: other threads see it too,
     which changes only when cyclic garbage is freed, never what anything computes."""
-    global _bulk_depth, _saved_threshold
-    with _COLLECTOR:
-        if _bulk_depth == 0:
-            _saved_threshold = gc.get_threshold()
-            gc.set_threshold(max(_saved_threshold[0], BULK_GC_THRESHOLD), *_saved_threshold[1:])
-        _bulk_depth += 1
+    with _Collector.lock:
+        if _Collector.depth == 0:
+            _Collector.saved = gc.get_threshold()
+            gc.set_threshold(max(_Collector.saved[0], BULK_GC_THRESHOLD), *_Collector.saved[1:])
+        _Collector.depth += 1
     try:
         yield
     finally:
-        with _COLLECTOR:
-            _bulk_depth -= 1
-            if _bulk_depth == 0:
-                gc.set_threshold(*_saved_threshold)
+        with _Collector.lock:
+            _Collector.depth -= 1
+            if _Collector.depth == 0:
+                gc.set_threshold(*_Collector.saved)
 
 
 # A spreadsheet program reads text that starts with one of these as a formula (OWASP "CSV injection"):

@@ -53,7 +53,7 @@ def _day(value: dt.datetime, tz: dt.tzinfo) -> dt.date:
 
 def _live_tasks(plan_ids: list[int], task_code: str | None, owner_id: int | None) -> list[ColumnElement[bool]]:
     """Which tasks the sweep looks at: the live tasks of the plans (of one task, or one owner's)."""
-    where = [Task.archived_at.is_(None), Task.plan_id.in_(plan_ids)]
+    where: list[ColumnElement[bool]] = [Task.archived_at.is_(None), Task.plan_id.in_(plan_ids)]
     if task_code is not None:
         where.append(Task.code == task_code)
     if owner_id is not None:
@@ -201,9 +201,7 @@ def _steps_and_reports(session: Session, task_ids: Select[Any], tz) -> tuple[dic
         if status != assigned:
             started.add(task_id)
     reports = (
-        select(Event.task_id, func.max(Event.at))
-        .where(Event.task_id.in_(task_ids), Event.kind.in_(REPORT_EVENTS))
-        .group_by(Event.task_id)
+        select(Event.task_id, func.max(Event.at)).where(Event.task_id.in_(task_ids), Event.kind.in_(REPORT_EVENTS)).group_by(Event.task_id)
     )
     for tid, at in connection.execute(reports):
         day = local_date(at, tz)

@@ -52,8 +52,8 @@ from duban.sweep.claims import (
 )
 from duban.sweep.journal import Journal
 from duban.sweep.ledger import existing_keys, insert_ignore
-from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from duban.values import bulk_work
+from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from notifications.apps import DINGTALK, FEISHU, WECOM
 from notifications.channel import Channel, DeliveryReport, Outgoing, as_channel
 from notifications.digest import link_ids, page_url
