@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from duban.db import session_scope
 from duban.links import LinkMaker
-from duban.models import Digest, Notification
+from duban.models import Digest, Notification, table_of
 from duban.rules.calendar import WorkCalendar
 from duban.sweep import decisions
 from duban.sweep.decisions import decide
@@ -122,15 +122,16 @@ def test_same_day_twice_sends_nothing_new(plan_engine):
 
 def test_ledger_rows_written_again_are_skipped_and_only_new_keys_are_counted(plan_engine):
     decide(plan_engine, today=MON, cal=WorkCalendar(), tz=TZ)
-    columns = [c for c in Notification.__table__.columns.keys() if c != "id"]
+    table = table_of(Notification)
+    columns = [c for c in table.c if c.name != "id"]
     with session_scope(plan_engine) as s:
-        stored = [dict(r._mapping) for r in s.execute(select(*(Notification.__table__.c[c] for c in columns)))]
+        stored = [dict(r._mapping) for r in s.execute(select(*columns))]
     again = [{**r, "data": {"changed": True}} for r in stored]
     fresh = {**stored[0], "key": "due:test:fresh", "data": {"code": "T-1", "title": "新的一项", "seq": 2}}
     with session_scope(plan_engine) as s:
         assert insert_ignore(s, [*again, fresh]) == 1
     with session_scope(plan_engine) as s:
-        rows = {r.key: r for r in s.execute(select(*(Notification.__table__.c[c] for c in columns)))}
+        rows = {r.key: r for r in s.execute(select(*columns))}
     assert [dict(rows[r["key"]]._mapping) for r in stored] == stored  # nothing already there changed
     assert rows["due:test:fresh"].data == {"code": "T-1", "title": "新的一项", "seq": 2}
     assert (rows["due:test:fresh"].decided_on, rows["due:test:fresh"].due_date) == (stored[0]["decided_on"], stored[0]["due_date"])
