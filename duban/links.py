@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from duban.db import rowcount
+from duban.db import executemany, rowcount
 from duban.models import Department, Link, Milestone, Person, Plan, Request, Task, table_of, utcnow
 from duban.roles import holder_refusal
 from duban.roles import reviewers as reviewers  # re-exported (who approves: duban.actions, the sweep)
@@ -228,9 +228,30 @@ def _store(session: Session, fresh: list[LinkSpec], *, secret: str, now: dt.date
         }
         for lid, s in zip(fresh_ids, fresh, strict=True)
     ]
+    if session.get_bind().dialect.name == "sqlite":
+        executemany(session, table, _LINK_INSERT, _LINK_COLUMNS, values)
+        return fresh_ids
     for chunk in chunks(values, 2000):
         session.execute(insert(table), chunk)
     return fresh_ids
+
+
+_LINK_COLUMNS = (
+    "id",
+    "plan_id",
+    "person_id",
+    "task_id",
+    "milestone_id",
+    "request_id",
+    "review_id",
+    "review_item_id",
+    "action",
+    "expires_on",
+    "created_at",
+    "token_hash",
+)
+# SQLite (``duban.db.executemany``): built from the constant column list above, never from input
+_LINK_INSERT = f"INSERT INTO links ({', '.join(_LINK_COLUMNS)}) VALUES ({', '.join('?' for _ in _LINK_COLUMNS)})"  # noqa: S608
 
 
 def _next_ids(session: Session, n: int) -> list[int]:

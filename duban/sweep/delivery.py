@@ -52,6 +52,7 @@ from duban.sweep.claims import (
 )
 from duban.sweep.journal import Journal
 from duban.sweep.ledger import existing_keys, insert_ignore
+from duban.values import bulk_work
 from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
 from notifications.apps import DINGTALK, FEISHU, WECOM
 from notifications.channel import Channel, DeliveryReport, Outgoing, as_channel
@@ -423,6 +424,7 @@ def _mark_batch(run: _Run, name: str, outs: list[Outgoing], answers: list[tuple[
     run.count(sent=len(sent), failed=len(failures))
 
 
+@bulk_work()
 def deliver(
     engine: Engine,
     send: Channel | Callable[[Outgoing], Any],

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from duban.db import session_scope
+from duban.db import executemany, session_scope
 from duban.links import ACTIONS, LinkMaker, LinkSpec
 from duban.links import issue as issue_links
 from duban.models import Department, Digest, Notification, Person, Plan, PlanRole, Task, table_of, utcnow
 from duban.sweep.kinds import facts
-from duban.values import chunks
+from duban.values import bulk_work, chunks
 from duban.vocabulary import Audience, LedgerStatus, LinkAction, MessageKind, PlanRoleKind
 from notifications.digest import describe, render_subject, urgency
 from notifications.lines import step_of
@@ -161,6 +161,7 @@ def held_due(session: Session, now: dt.datetime, plan_ids: list[int] | None = No
     return sorted(set(session.scalars(q.distinct())))
 
 
+@bulk_work()
 def assemble(
     engine: Engine,
     *,
@@ -295,6 +296,8 @@ def _office_contacts(session: Session) -> dict[int, list[list[str]]]:
 def _insert_digests(session: Session, digests: list[dict[str, Any]], members: list[list[int]]) -> None:
     """Write the digests and mark each one's ledger items as queued in it."""
     d_tab = table_of(Digest)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    pairs: list[tuple[int, int]] = []
     for start in range(0, len(digests), 2000):
         chunk = digests[start : start + 2000]
         # RETURNING matched by who each digest is for (one per person, one per department in a
@@ -302,7 +305,13 @@ def _insert_digests(session: Session, digests: list[dict[str, Any]], members: li
         returned = session.execute(d_tab.insert().returning(d_tab.c.id, d_tab.c.recipient_id, d_tab.c.department_id), chunk)
         by_reader = {(r.recipient_id, r.department_id): r.id for r in returned}
         ids = [by_reader[(d["recipient_id"], d["department_id"])] for d in chunk]
-        _queue(session, [(nid, did) for did, group in zip(ids, members[start : start + 2000], strict=True) for nid in group])
+        pairs += [(nid, did) for did, group in zip(ids, members[start : start + 2000], strict=True) for nid in group]
+        if not sqlite:
+            _queue(session, pairs)
+            pairs = []
+    # SQLite: every item at the end, in the order of the ledger's rows (a digest's items are spread
+    # over the table: in their digests' order each UPDATE would read another page of it)
+    _queue(session, sorted(pairs))
 
 
 # PostgreSQL: every ledger item of a chunk of digests in one statement, the pairs as arrays
@@ -319,11 +328,13 @@ def _queue(session: Session, pairs: list[tuple[int, int]]) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_QUEUE_UNNEST, {"queued": LedgerStatus.QUEUED.value, "nids": [n for n, _ in pairs], "dids": [d for _, d in pairs]})
         return
-    n_tab = table_of(Notification)
-    session.execute(
-        n_tab.update().where(n_tab.c.id == bindparam("nid")).values(digest_id=bindparam("did"), status=LedgerStatus.QUEUED),
-        [{"nid": nid, "did": did} for nid, did in pairs],
-    )
+    queued = LedgerStatus.QUEUED.value
+    rows = [{"digest_id": did, "status": queued, "id": nid} for nid, did in pairs]
+    executemany(session, table_of(Notification), _QUEUE_SQLITE, ("digest_id", "status", "id"), rows)
+
+
+# SQLite: one driver executemany of this per chunk (``duban.db.executemany``)
+_QUEUE_SQLITE = "UPDATE notifications SET digest_id = ?, status = ? WHERE id = ?"
 
 
 def notice_line(kind: str, data: dict[str, Any]) -> str:

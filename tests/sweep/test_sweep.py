@@ -13,12 +13,13 @@ from sqlalchemy import func, select
 
 from duban.db import session_scope
 from duban.links import LinkMaker
-from duban.models import Digest, Notification
+from duban.models import Digest, Notification, table_of
 from duban.rules.calendar import WorkCalendar
 from duban.sweep import decisions
 from duban.sweep.decisions import decide
 from duban.sweep.delivery import backoff, deliver
 from duban.sweep.digests import assemble
+from duban.sweep.ledger import insert_ignore
 from duban.sweep.rows import digest_rows
 from notifications.channel import Outgoing
 from tests.factories import import_announced, small_plan, task_of, write_yaml
@@ -117,6 +118,23 @@ def test_same_day_twice_sends_nothing_new(plan_engine):
     keys = ledger(plan_engine)
     assert run_day(plan_engine, MON, channel) == (0, 0, 0)
     assert ledger(plan_engine) == keys and len(channel.sent) == 5
+
+
+def test_ledger_rows_written_again_are_skipped_and_only_new_keys_are_counted(plan_engine):
+    decide(plan_engine, today=MON, cal=WorkCalendar(), tz=TZ)
+    table = table_of(Notification)
+    columns = [c for c in table.c if c.name != "id"]
+    with session_scope(plan_engine) as s:
+        stored = [dict(r._mapping) for r in s.execute(select(*columns))]
+    again = [{**r, "data": {"changed": True}} for r in stored]
+    fresh = {**stored[0], "key": "due:test:fresh", "data": {"code": "T-1", "title": "新的一项", "seq": 2}}
+    with session_scope(plan_engine) as s:
+        assert insert_ignore(s, [*again, fresh]) == 1
+    with session_scope(plan_engine) as s:
+        rows = {r.key: r for r in s.execute(select(*columns))}
+    assert [dict(rows[r["key"]]._mapping) for r in stored] == stored  # nothing already there changed
+    assert rows["due:test:fresh"].data == {"code": "T-1", "title": "新的一项", "seq": 2}
+    assert (rows["due:test:fresh"].decided_on, rows["due:test:fresh"].due_date) == (stored[0]["decided_on"], stored[0]["due_date"])
 
 
 def test_next_day_only_what_is_new(plan_engine):
@@ -257,3 +275,18 @@ def test_plan_and_task_policy_change_the_ladder(engine, tmp_path):
         "部门负责人督办：责任人 教务处处长（教务处），完成时间 2026-11-20，已逾期 1 个工作日，请督促落实"
     ]
     assert ("教务处副处长", "ack", "2") not in items and ("教务处处长", "escalation", "2") not in items
+
+
+def test_bulk_steps_hold_back_the_collector_and_give_its_threshold_back():
+    import gc
+
+    from duban.values import BULK_GC_THRESHOLD, bulk_work
+
+    before = gc.get_threshold()
+    with bulk_work():
+        inside = gc.get_threshold()
+        with bulk_work():  # a step inside a step (or another thread's) keeps it raised
+            pass
+        assert gc.get_threshold() == inside
+    assert inside == (max(before[0], BULK_GC_THRESHOLD), *before[1:])
+    assert gc.get_threshold() == before
