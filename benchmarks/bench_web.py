@@ -74,7 +74,8 @@ def prepare(url: str, folder: Path, tasks: int) -> tuple[list[str], list[str]]:
     from benchmarks.generate import build_plan, write_generated
     from duban import db
     from duban.db import get_engine, session_scope
-    from duban.links import LinkSpec, issue, link_token
+    from duban.link_tokens import link_token
+    from duban.links import LinkSpec, issue
     from duban.models import Milestone, Plan, Task
     from duban.plans.importer import import_plan
 

@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from duban import actions
 from duban.action_common import ActionError, Origin, label
-from duban.links import LinkMaker, LinkRefused, LinkSpec, issue, link_token, resolve
+from duban.link_tokens import link_token
+from duban.links import LinkMaker, LinkRefused, LinkSpec, issue, resolve
 from duban.models import Link, Milestone, Plan, Task
 from duban.person_rows import PersonRow
 from duban.rules.deadlines import TaskView

@@ -15,7 +15,7 @@ import hmac
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from duban.links import LinkError, sign, verify
+from duban.link_tokens import LinkError, sign, verify
 from duban.models import Person, PersonSession
 from duban.values import aware
 

@@ -23,8 +23,8 @@ from duban.db import session_scope
 from duban.institutions import SweepScope, sweep_scopes
 from duban.runtime import runtime
 from duban.sweep.decisions import decide
-from duban.sweep.delivery import DeliverResult
 from duban.sweep.digests import assemble
+from duban.sweep.outcomes import DeliverResult
 from duban.sweep.rows import digest_rows
 from duban.sweep.sending import day_outcome, deliver_due, outcome_lines, paused_line
 from duban.vocabulary import SweepOutcome

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.links import LinkSpec, issue, link_token
+from duban.link_tokens import link_token
+from duban.links import LinkSpec, issue
 from duban.models import Milestone, Person, Plan, Review, ReviewItem, SupervisionNotice, Task
 from tests.conftest import PINNED_DAY
 from tests.factories import import_announced, small_plan, write_yaml

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 
 from duban.chat_todos import due_ms, sync_configured, sync_todos
 from duban.db import session_scope
-from duban.links import LinkMaker, verify
+from duban.link_tokens import verify
+from duban.links import LinkMaker
 from duban.models import ChatTodo, Link, Milestone, Person, Task
 from duban.runtime import Runtime
 from duban.settings import get_settings

@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy import select
 
 from definitions.problems import PlanProblems
-from duban import accounts, institutions
+from duban import accounts, dashboard_access, institutions
 from duban.db import alembic_config, make_engine, session_scope, upgrade
 from duban.models import Account, Institution, Plan
 from duban.plans.importer import import_plan
@@ -89,7 +89,7 @@ def test_accounts_see_their_institution_and_the_province_sees_all_read_only(two_
         school = accounts.create_account(s, "a-office", PASSWORD, role=AccountRole.OFFICE, institution="a")
         one_plan = accounts.create_account(s, "b-leader", PASSWORD, role=AccountRole.LEADER, plan_code="b-2026")
         province = accounts.create_account(s, "prov", PASSWORD, role=AccountRole.OFFICE, province=True)
-        viewers = {a.login: accounts.viewer_of(s, ("a", a.id, 0), today=None) for a in (school, one_plan, province)}  # type: ignore[arg-type]
+        viewers = {a.login: dashboard_access.viewer_of(s, ("a", a.id, 0), today=None) for a in (school, one_plan, province)}  # type: ignore[arg-type]
         assert (school.institution_id, one_plan.institution_id, province.institution_id) == (
             s.scalar(select(Institution.id).where(Institution.code == "a")),
             s.scalar(select(Institution.id).where(Institution.code == "b")),
@@ -125,11 +125,11 @@ def test_a_read_only_link_of_a_school_sees_only_that_school(two_schools):
     ids = plan_ids_by_code(two_schools)
     today = dt.date(2026, 11, 30)
     with session_scope(two_schools) as s:
-        row, _ = accounts.issue_dashboard_link(s, secret="k" * 40, plan_code=None, days=7, today=today, institution="b")
-        opened = accounts.start_link_session(
+        row, _ = dashboard_access.issue_dashboard_link(s, secret="k" * 40, plan_code=None, days=7, today=today, institution="b")
+        opened = dashboard_access.start_link_session(
             s, row.id, now=dt.datetime(2026, 11, 30, 2, tzinfo=dt.UTC), until=dt.datetime(2026, 11, 30, 10, tzinfo=dt.UTC)
         )
-        viewer = accounts.viewer_of(s, ("l", row.id, opened), today=today)
+        viewer = dashboard_access.viewer_of(s, ("l", row.id, opened), today=today)
     assert viewer is not None
     assert sorted(code for code, pid in ids.items() if viewer.may_see(pid)) == ["b-2026"]
     assert not viewer.province

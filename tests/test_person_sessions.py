@@ -47,9 +47,9 @@ def test_a_forged_or_foreign_cookie_names_nobody(value):
 
 
 def test_a_dashboard_cookie_is_not_a_person_cookie():
-    from duban import accounts
+    from duban import dashboard_access
 
-    dashboard = accounts.session_cookie(SECRET, kind="a", ident=1, version=0, expires=NOW + dt.timedelta(hours=1))
+    dashboard = dashboard_access.session_cookie(SECRET, kind="a", ident=1, version=0, expires=NOW + dt.timedelta(hours=1))
     assert person_sessions.read_cookie(SECRET, dashboard, now=NOW) is None
 
 

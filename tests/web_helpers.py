@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.links import LinkSpec, issue, link_token
+from duban.link_tokens import link_token
+from duban.links import LinkSpec, issue
 from duban.models import Event, Link, Milestone, Notification, Person, Plan, Request, Task
 from tests.conftest import PINNED_DAY
 from tests.factories import import_announced, small_plan, task_of, write_yaml

@@ -159,7 +159,8 @@ def dashboard_link_command(
     revoke: Annotated[int | None, typer.Option("--revoke", help="撤销这个编号的只读链接")] = None,
 ) -> None:
     """生成看板只读链接（供不使用账户的领导查看，到期失效，可撤销）。"""
-    from duban.accounts import AccountError, dashboard_url, issue_dashboard_link, list_dashboard_links, revoke_dashboard_link
+    from duban.accounts import AccountError
+    from duban.dashboard_access import dashboard_url, issue_dashboard_link, list_dashboard_links, revoke_dashboard_link
     from duban.db import session_scope
     from duban.models import utcnow
 

@@ -11,6 +11,7 @@ import sys
 from duban.cli import plans  # noqa: F401  # isort: skip
 from duban.cli import announce  # noqa: F401  # isort: skip
 from duban.cli import checks  # noqa: F401  # isort: skip
+from duban.cli import running  # noqa: F401  # isort: skip
 from duban.cli import notify  # noqa: F401  # isort: skip
 from duban.cli import accounts  # noqa: F401  # isort: skip
 from duban.cli import institutions  # noqa: F401  # isort: skip

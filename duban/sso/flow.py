@@ -13,7 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from duban.links import LinkError, sign, verify
+from duban.link_tokens import LinkError, sign, verify
 from duban.vocabulary import SignInMethod
 
 FLOW_COOKIE = "duban_sso"

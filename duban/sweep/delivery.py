@@ -2,7 +2,7 @@
 message is never lost and never sent twice — at most the one in flight when the process dies
 may repeat (docs/notifications.md, "The delivery promise").
 
-How (``duban.sweep.claims`` holds the store side):
+How (``duban.sweep.claims`` holds the store side, ``duban.sweep.outcomes`` what a run comes to):
 
 - each worker claims a few digests at a time, and marks each one sent, failed or released in a
   short transaction of its own right after the channel answered; a store that is busy (a SQLite
@@ -26,23 +26,19 @@ import functools
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
-from duban.db import retry_transient, rowcount, session_scope
+from duban.db import retry_transient, session_scope
 from duban.links import LinkMaker
-from duban.models import Department, Digest, Person, Plan, PlanRole, utcnow
+from duban.models import Department, Digest, Person, Plan
 from duban.rules.quiet import QuietHours
 from duban.sweep.claims import (
-    backoff,
     claim_ids,
-    due_condition,
     mark_failed,
     mark_sent,
     new_token,
@@ -51,14 +47,14 @@ from duban.sweep.claims import (
     renew,
 )
 from duban.sweep.journal import Journal
-from duban.sweep.ledger import existing_keys, insert_ignore
+from duban.sweep.outcomes import DeliverResult, defer_quiet, delivery_rows, notify_unreachable
 from duban.values import bulk_work
-from duban.vocabulary import Audience, LedgerStatus, MessageKind, PlanRoleKind
+from duban.vocabulary import Audience
 from notifications.apps import DINGTALK, FEISHU, WECOM
 from notifications.channel import Channel, DeliveryReport, Outgoing, as_channel
 from notifications.digest import link_ids, page_url
 
-__all__ = ["LEASE", "DeliverResult", "backoff", "deliver", "defer_quiet", "notify_unreachable"]
+__all__ = ["LEASE", "deliver"]
 
 log = logging.getLogger("duban.delivery")
 
@@ -70,21 +66,6 @@ PAUSE = dt.timedelta(minutes=5)  # a message whose every channel is paused waits
 STORE_PATIENCE = 300.0  # seconds a worker waits for a busy store before the run gives up (the journal keeps what went out)
 # keyed by the stored audience (a plain string; the keys are Audience members, which equal their values)
 AUDIENCE_NAMES: dict[str, str] = {Audience.LEADING_GROUP: "领导小组", Audience.OFFICE: "领导小组办公室"}
-
-
-@dataclass
-class DeliverResult:
-    sent: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-    deferred: int = 0  # waiting for working hours (not an attempt)
-    unreachable: list[int] = field(default_factory=list)  # office members who were told someone is unreachable
-    paused: int = 0  # every channel of the message paused (its server stopped answering): given back for later
-    paused_reason: str | None = None  # why (the first such message's reason)
-    recovered: int = 0  # a dead run's messages its journal says went out: marked sent, not sent again
-    interrupted: int = 0  # a dead run's other messages: due again now
-    failures: list[tuple[Outgoing, str]] = field(default_factory=list, repr=False)
-    permanent: set[int] = field(default_factory=set, repr=False)  # digests no attempt can mend (an app does not know the person)
 
 
 def load_outgoing(engine: Engine, ids: list[int], *, links: LinkMaker, template_dir: Path | None = None) -> list[Outgoing]:
@@ -150,107 +131,6 @@ def load_outgoing(engine: Engine, ids: list[int], *, links: LinkMaker, template_
             )
         )  # fmt: skip
     return out
-
-
-def _delivery_rows(
-    out: Outgoing, report: DeliveryReport | None, error: str | None, channel_name: str, now: dt.datetime
-) -> list[dict[str, Any]]:
-    if report is not None and report.attempts:
-        return [
-            {
-                "digest_id": out.id,
-                "channel": a.channel[:30],
-                "target": (a.target or "")[:500],
-                "at": a.at,
-                "ok": a.ok,
-                "error": (a.error or None) and a.error[:2000],
-            }
-            for a in report.attempts
-        ]
-    return [
-        {"digest_id": out.id, "channel": channel_name[:30], "target": "", "at": now, "ok": error is None, "error": error and error[:2000]}
-    ]
-
-
-def defer_quiet(
-    engine: Engine, quiet: QuietHours, *, now: dt.datetime, recipients: list[int] | None = None, plan_ids: list[int] | None = None
-) -> int:
-    """Push digests that come due outside the allowed hours to the next allowed moment (per plan).
-
-    Not an attempt: ``attempts`` and the backoff are untouched.
-    """
-    due = due_condition(now, recipients, plan_ids)
-    moved = 0
-    with session_scope(engine) as session:
-        for plan_id in list(session.scalars(select(Digest.plan_id).where(due).distinct())):
-            later = quiet.next_allowed(now, plan_id)
-            if later is not None:
-                moved += rowcount(session.execute(update(Digest).where(due, Digest.plan_id == plan_id).values(next_attempt_at=later)))
-    return moved
-
-
-def notify_unreachable(engine: Engine, outs: list[tuple[Outgoing, str]], *, today: dt.date) -> list[int]:
-    """Tell the plan's office that a person cannot be reached: a ledger item for each office member
-    (once per person and day), delivered like any other item in their next digest."""
-    # (digest, person, plan, reason): a person's digest always belongs to a plan (none: no office to tell)
-    people = [
-        (o, o.recipient_id, o.plan_id, r)
-        for o, r in outs
-        if o.audience == Audience.PERSON and o.recipient_id is not None and o.plan_id is not None
-    ]
-    if not people:
-        return []
-    now = utcnow()
-    with session_scope(engine) as session:
-        office: dict[int, list[int]] = defaultdict(list)
-        plan_ids = sorted({plan_id for _, _, plan_id, _ in people})
-        for r in session.execute(
-            select(PlanRole.plan_id, PlanRole.person_id)
-            .where(PlanRole.role == PlanRoleKind.OFFICE, PlanRole.plan_id.in_(plan_ids))
-            .order_by(PlanRole.position)
-        ):
-            office[r.plan_id].append(r.person_id)
-        depts = dict(
-            session.execute(
-                select(Person.id, Department.name)
-                .join(Department, Department.id == Person.department_id)
-                .where(Person.id.in_([person_id for _, person_id, _, _ in people]))
-            ).all()
-        )
-        rows: list[dict[str, Any]] = [
-            {
-                "key": f"unreachable:p{person_id}:to{member}:{today.isoformat()}",
-                "plan_id": plan_id,
-                "task_id": None,
-                "milestone_id": None,
-                "recipient_id": member,
-                "kind": MessageKind.UNREACHABLE,
-                "level": 0,
-                "due_date": None,
-                "days": 0,
-                "decided_on": today,
-                "status": LedgerStatus.PENDING,
-                "created_at": now,
-                "digest_id": None,
-                "data": {
-                    "person": o.recipient,
-                    "department": depts.get(person_id),
-                    "attempts": o.attempts,
-                    "reason": reason[:500],
-                    "code": "",
-                    "title": f"{o.recipient}的通知无法送达",
-                },
-            }
-            for o, person_id, plan_id, reason in people
-            for member in office.get(plan_id, ())
-            if member != person_id
-        ]
-        if not rows:
-            return []
-        existing = existing_keys(session, [r["key"] for r in rows])
-        fresh = [r for r in rows if r["key"] not in existing]
-        insert_ignore(session, fresh)
-    return sorted({r["recipient_id"] for r in fresh})
 
 
 def _attempt(channel: Channel, out: Outgoing) -> tuple[DeliveryReport | None, str | None]:
@@ -344,7 +224,7 @@ def _send_one(run: _Run, out: Outgoing) -> None:
             run.journal.record(out.id, via, at)
         except OSError as err:  # the store is still told; only a crash in the next moment would repeat it
             log.warning("delivery journal not written (%s): %s", run.journal.path, err)
-        rows = _delivery_rows(out, report, None, name, at)
+        rows = delivery_rows(out, report, None, name, at)
         try:
             run.store(mark_sent, engine, [out.id], now=at, via={out.id: via}, deliveries=rows)
         except Exception:
@@ -356,7 +236,7 @@ def _send_one(run: _Run, out: Outgoing) -> None:
         run.count(paused=1)
         run.result.paused_reason = run.result.paused_reason or error
     else:
-        rows = _delivery_rows(out, report, error, name, at)
+        rows = delivery_rows(out, report, error, name, at)
         run.store(mark_failed, engine, [(out.id, out.attempts, error)], now=at, deliveries=rows)
         with run.lock:
             run.result.failed += 1
@@ -413,10 +293,10 @@ def _mark_batch(run: _Run, name: str, outs: list[Outgoing], answers: list[tuple[
     for out, (report, error) in zip(outs, answers, strict=True):
         if error is None:
             sent[out.id] = report.via if report is not None else name
-            rows += _delivery_rows(out, report, None, name, run.now())
+            rows += delivery_rows(out, report, None, name, run.now())
         else:
             failures.append((out.id, out.attempts, error))
-            fail_rows += _delivery_rows(out, report, error, name, run.now())
+            fail_rows += delivery_rows(out, report, error, name, run.now())
             run.result.failures.append((out, error))
     at = run.now()
     run.store(mark_sent, engine, list(sent), now=at, via=sent, deliveries=rows)

@@ -19,8 +19,9 @@ from duban.db import session_scope
 from duban.models import Digest
 from duban.sweep import journal
 from duban.sweep.claims import due_condition
-from duban.sweep.delivery import DeliverResult, deliver
+from duban.sweep.delivery import deliver
 from duban.sweep.digests import assemble, held_due
+from duban.sweep.outcomes import DeliverResult
 from duban.vocabulary import LedgerStatus
 
 

@@ -33,7 +33,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from duban import accounts
+from duban import accounts, dashboard_access
 from duban.db import session_scope
 from duban.models import utcnow
 from duban.web import dashboard_announce, dashboard_paper, dashboard_province, dashboard_views, rollup_cache, sso
@@ -166,8 +166,8 @@ def open_read_only_link(request: Request, token: str):
     rt = runtime(request)
     try:
         with session_scope(rt.engine, readonly=True) as s:
-            link = accounts.open_dashboard_link(s, token, secret=rt.settings.secret_key, today=rt.today())
-            link_id, link_name = link.id, link.note or accounts.LINK_LABEL
+            link = dashboard_access.open_dashboard_link(s, token, secret=rt.settings.secret_key, today=rt.today())
+            link_id, link_name = link.id, link.note or dashboard_access.LINK_LABEL
     except accounts.AccountError as err:
         return _link_refused(err)
     if viewer.kind == "link" and viewer.ident == link_id:
@@ -194,16 +194,16 @@ def _use_link(request: Request, token: str) -> Response:
     """The link's own session for this browser (a link session it replaces is ended)."""
     rt = runtime(request)
     now = utcnow()
-    old = accounts.read_session_cookie(rt.settings.secret_key, request.cookies.get(accounts.SESSION_COOKIE), now=now)
+    old = dashboard_access.read_session_cookie(rt.settings.secret_key, request.cookies.get(dashboard_access.SESSION_COOKIE), now=now)
 
     def use(s):
-        link = accounts.open_dashboard_link(s, token, secret=rt.settings.secret_key, today=rt.today())
+        link = dashboard_access.open_dashboard_link(s, token, secret=rt.settings.secret_key, today=rt.today())
         link.last_used_at = now
         end_of_link = dt.datetime.combine(link.expires_on + dt.timedelta(days=1), dt.time(), tzinfo=rt.tz)
         until = min(now + dt.timedelta(hours=rt.settings.session_hours), end_of_link)
         if old is not None and old[0] == "d":
-            accounts.end_link_session(s, old[1], old[2], now=now)
-        return link.id, accounts.start_link_session(s, link.id, now=now, until=until), until
+            dashboard_access.end_link_session(s, old[1], old[2], now=now)
+        return link.id, dashboard_access.start_link_session(s, link.id, now=now, until=until), until
 
     try:
         ident, session_id, until = store_write(rt, "read-only dashboard link", use)
@@ -220,7 +220,7 @@ def _filters(request: Request) -> dict[str, str]:
     return {key: value[:300] for key in FILTERS if (value := request.query_params.get(key))}
 
 
-def _data(request: Request, viewer: accounts.Viewer, plan_code: str | None) -> dashboard_views.Dashboard:
+def _data(request: Request, viewer: dashboard_access.Viewer, plan_code: str | None) -> dashboard_views.Dashboard:
     rt = runtime(request)
     return dashboard_views.build(
         rt, viewer, plan_code=plan_code, filters=_filters(request), today=rt.today(), rollups=rollup_cache.of(request)

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import select
 
-from duban import accounts, rollup
+from duban import dashboard_access, rollup
 from duban.db import session_scope
 from duban.models import Institution, Plan
 from duban.rollup.assessment import NOTHING_DUE
@@ -59,7 +59,7 @@ KPI = [
 ]
 
 
-def _province(request: Request) -> accounts.Viewer | None:
+def _province(request: Request) -> dashboard_access.Viewer | None:
     """The province viewer (None: nobody signed in); any other viewer is refused."""
     viewer = current_viewer(request)
     if viewer is not None and not viewer.province:
@@ -134,8 +134,8 @@ def province_json(request: Request):
 
 
 def drill_in(
-    request: Request, viewer: accounts.Viewer, institution: str | None, plan: str | None
-) -> tuple[accounts.Viewer, dict[str, Any] | None]:
+    request: Request, viewer: dashboard_access.Viewer, institution: str | None, plan: str | None
+) -> tuple[dashboard_access.Viewer, dict[str, Any] | None]:
     """The viewer ``/dashboard`` shows for, and the school a province viewer is looking at
     (``{"code", "name"}``, for the banner; None otherwise).
 

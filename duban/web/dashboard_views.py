@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from duban import rollup
-from duban.accounts import Viewer
+from duban.dashboard_access import Viewer
 from duban.rollup.assessment import NOTHING_DUE, explanation, rates
 from duban.rollup.compute import compute
 from duban.values import jsonable
@@ -347,7 +347,8 @@ def _queue_href(rt, viewer: Viewer, r: rollup.Rollup) -> str | None:
     from sqlalchemy import select
 
     from duban.db import is_transient, session_scope
-    from duban.links import LinkSpec, issue, link_token, reviewers
+    from duban.link_tokens import link_token
+    from duban.links import LinkSpec, issue, reviewers
     from duban.models import Link, Person
 
     today = rt.today()

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from duban.db import is_transient, retry_transient, session_scope
 from duban.evidence import EvidenceError, stored_path
-from duban.links import LinkRefused, token_hash, verify
+from duban.link_tokens import token_hash, verify
+from duban.links import LinkRefused
 from duban.vocabulary import LinkAction
 from duban.web.render import render
 from duban.web.security import BodyTooLarge, RateLimiter, new_csrf_cookie

@@ -32,7 +32,8 @@ from duban import actions, approvals, relink
 from duban.action_common import ActionError, Origin, Outcome, label, pending_requests
 from duban.db import session_scope
 from duban.evidence import FORMATS_TEXT, EvidenceError, StoredFile, check_form_files, check_quota, clean_urls, discard_files, keep_files
-from duban.links import LinkRefused, Resolved, local_time, resolve, verify
+from duban.link_tokens import verify
+from duban.links import LinkRefused, Resolved, local_time, resolve
 from duban.models import Evidence, Link, Task, utcnow
 from duban.models import Request as RequestRow
 from duban.vocabulary import EvidenceKind, LinkAction, MilestoneState, RequestKind, RequestStatus

@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session
 from duban import mine
 from duban.action_common import Origin
 from duban.db import session_scope
-from duban.links import LinkError, LinkRefused, resolve, sign, verify
+from duban.link_tokens import LinkError, sign, verify
+from duban.links import LinkRefused, resolve
 from duban.models import Person, Plan, Task, utcnow
 from duban.person_rows import PersonRow, same_person_rows
 from duban.vocabulary import LinkAction

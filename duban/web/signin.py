@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from duban import accounts
+from duban import accounts, dashboard_access
 from duban.db import session_scope
 from duban.models import Plan, utcnow
 from duban.vocabulary import AccountRole
@@ -39,7 +39,7 @@ def form_ok(request: Request, form, purpose: str) -> bool:
 
 
 def message_page(
-    title: str, message: str, status: int, *, viewer: accounts.Viewer | None = None, login: bool = False, csrf: str = ""
+    title: str, message: str, status: int, *, viewer: dashboard_access.Viewer | None = None, login: bool = False, csrf: str = ""
 ) -> HTMLResponse:
     """A page that explains, and shows no data."""
     return render(
@@ -68,10 +68,10 @@ def refusal(request: Request, viewer, title: str, message: str, status: int) -> 
 def set_session(request: Request, resp: Response, *, kind: str, ident: int, version: int, now: dt.datetime, until: dt.datetime) -> Response:
     """The sign-in cookie, valid from ``now`` (the time the sign-in was checked) until ``until``."""
     settings = runtime(request).settings
-    value = accounts.session_cookie(settings.secret_key, kind=kind, ident=ident, version=version, expires=until)
+    value = dashboard_access.session_cookie(settings.secret_key, kind=kind, ident=ident, version=version, expires=until)
     max_age = max(1, int((until - now).total_seconds() + 0.999))
     resp.set_cookie(
-        accounts.SESSION_COOKIE,
+        dashboard_access.SESSION_COOKIE,
         value,
         max_age=max_age,
         httponly=True,
@@ -98,7 +98,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
 
 
-def confirm_link_page(request: Request, viewer: accounts.Viewer, *, token: str, link_name: str) -> Response:
+def confirm_link_page(request: Request, viewer: dashboard_access.Viewer, *, token: str, link_name: str) -> Response:
     """Someone signed in opened a read-only link: ask before the link's session replaces theirs."""
     cookie = FORM_COOKIE.of(request)
     secret = runtime(request).settings.secret_key
@@ -117,7 +117,7 @@ def end_dashboard_session(request: Request) -> None:
     session): a copied cookie stops working too."""
     rt = runtime(request)
     now = utcnow()
-    cookie = accounts.read_session_cookie(rt.settings.secret_key, request.cookies.get(accounts.SESSION_COOKIE), now=now)
+    cookie = dashboard_access.read_session_cookie(rt.settings.secret_key, request.cookies.get(dashboard_access.SESSION_COOKIE), now=now)
     if cookie is None:
         return
     kind, ident, version = cookie
@@ -126,23 +126,25 @@ def end_dashboard_session(request: Request) -> None:
         if kind == "a":
             accounts.end_sessions(s, ident)
         else:
-            accounts.end_link_session(s, ident, version, now=now)
+            dashboard_access.end_link_session(s, ident, version, now=now)
 
     store_write(rt, "sign-out", end)
 
 
 def clear_session(resp: Response) -> Response:
-    resp.delete_cookie(accounts.SESSION_COOKIE, path="/")
+    resp.delete_cookie(dashboard_access.SESSION_COOKIE, path="/")
     return resp
 
 
-def current_viewer(request: Request) -> accounts.Viewer | None:
+def current_viewer(request: Request) -> dashboard_access.Viewer | None:
     rt = runtime(request)
-    cookie = accounts.read_session_cookie(rt.settings.secret_key, request.cookies.get(accounts.SESSION_COOKIE), now=utcnow())
+    cookie = dashboard_access.read_session_cookie(
+        rt.settings.secret_key, request.cookies.get(dashboard_access.SESSION_COOKIE), now=utcnow()
+    )
     if cookie is None:
         return None
     with session_scope(rt.engine, readonly=True) as s:
-        return accounts.viewer_of(s, cookie, today=rt.today())
+        return dashboard_access.viewer_of(s, cookie, today=rt.today())
 
 
 def safe_next(value: str | None) -> str:
@@ -159,7 +161,7 @@ def to_login(request: Request) -> Response:
     """Nobody signed in: to /login (and the stale session cookie cleared), no data."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     resp = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303, headers=PRIVATE)
-    return clear_session(resp) if request.cookies.get(accounts.SESSION_COOKIE) else resp
+    return clear_session(resp) if request.cookies.get(dashboard_access.SESSION_COOKIE) else resp
 
 
 def signed_in(request: Request):
@@ -199,7 +201,7 @@ def plans_of(request: Request, viewer) -> list[Any]:
     return [r for r in rows if viewer.may_see(r.id)]
 
 
-def plan_scope(request: Request, viewer: accounts.Viewer, plan: str | None) -> tuple[list[dict[str, str]], str | None]:
+def plan_scope(request: Request, viewer: dashboard_access.Viewer, plan: str | None) -> tuple[list[dict[str, str]], str | None]:
     """The plans the viewer may pick, and the plan to show (None: every plan the viewer may see,
     ``viewer.plan_ids``: their institution's, or every plan for the province).  Refuses a plan
     outside the viewer's scope as if it did not exist (another school's plan is never confirmed)."""

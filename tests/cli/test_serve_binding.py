@@ -83,7 +83,7 @@ def test_x_forwarded_for_is_believed_only_from_a_configured_proxy(env, tmp_path,
     ],
 )
 def test_the_uvicorn_options_of_serve_and_run(monkeypatch, proxies, options):
-    from duban.cli.checks import web_server_options
+    from duban.cli.running import web_server_options
 
     monkeypatch.setenv("DUBAN_DEMO", "1")
     assert web_server_options(Settings(trusted_proxies=proxies)) == options

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from duban.db import session_scope
-from duban.links import link_url
+from duban.link_tokens import link_url
 from duban.models import Link, Milestone, Notification, Person, Review, ReviewItem, Task
 from duban.settings import get_settings
 from tests.conftest import EXAMPLE_YAML

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from starlette.routing import Route
 
-from duban import accounts
+from duban import accounts, dashboard_access
 from duban.db import session_scope
-from duban.links import LinkSpec, issue, link_token
+from duban.link_tokens import link_token
+from duban.links import LinkSpec, issue
 from duban.models import Person, Plan, ReviewItem
 from duban.reviews import api as reviews
 from duban.settings import get_settings
@@ -67,7 +68,7 @@ def build_world(engine, client) -> World:
     with session_scope(engine) as s:
         for login, role, person in [("dby", "office", "督办员"), ("leader", "leader", None), ("viewer", "viewer", None)]:
             accounts.create_account(s, login, PASSWORD, role=role, plan_code="demo", person=person)
-        _, dash = accounts.issue_dashboard_link(s, secret=SECRET, plan_code="demo", days=30, today=PINNED_DAY)
+        _, dash = dashboard_access.issue_dashboard_link(s, secret=SECRET, plan_code="demo", days=30, today=PINNED_DAY)
     review_id = reviews.start(
         engine,
         plan_code="demo",

@@ -13,7 +13,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from duban.db import session_scope
-from duban.links import LinkError, LinkRefused, link_token, resolve, sign, verify
+from duban.link_tokens import LinkError, link_token, sign, verify
+from duban.links import LinkRefused, resolve
 from tests.conftest import PINNED_DAY
 from tests.fuzz.counts import COUNTS, fuzz
 from tests.web_helpers import SECRET, import_small, make_link

@@ -33,8 +33,9 @@ from duban.links import LinkMaker
 from duban.models import Digest
 from duban.rules.calendar import WorkCalendar
 from duban.sweep.decisions import decide
-from duban.sweep.delivery import DeliverResult, deliver
+from duban.sweep.delivery import deliver
 from duban.sweep.digests import assemble
+from duban.sweep.outcomes import DeliverResult
 from notifications.channels import AppriseChannel
 from tests.factories import import_announced, small_plan, write_yaml
 from tests.servers import REPO, wait_until

@@ -16,8 +16,9 @@ from duban.links import LinkMaker
 from duban.models import Digest, Notification, table_of
 from duban.rules.calendar import WorkCalendar
 from duban.sweep import decisions
+from duban.sweep.claims import backoff
 from duban.sweep.decisions import decide
-from duban.sweep.delivery import backoff, deliver
+from duban.sweep.delivery import deliver
 from duban.sweep.digests import assemble
 from duban.sweep.ledger import insert_ignore
 from duban.sweep.rows import digest_rows

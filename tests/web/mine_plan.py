@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from duban.db import session_scope
-from duban.links import LinkMaker, issue, link_token
+from duban.link_tokens import link_token
+from duban.links import LinkMaker, issue
 from duban.models import Milestone, Person, Plan, Task
 from duban.vocabulary import MilestoneState
 from tests.conftest import PINNED_DAY

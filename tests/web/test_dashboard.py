@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from duban import accounts
+from duban import accounts, dashboard_access, link_tokens
 from duban.db import session_scope
 from duban.models import Account, DashboardLink, LoginThrottle, utcnow
 from duban.settings import get_settings
@@ -228,11 +228,11 @@ def test_tampered_forged_and_expired_sessions_are_refused(web, engine):
         aid = s.scalar(select(Account.id))
     later = utcnow() + dt.timedelta(hours=1)
     cookies = {
-        "tampered": accounts.session_cookie(SECRET, kind="a", ident=aid, version=0, expires=later)[:-2] + "AA",
-        "other key": accounts.session_cookie("k" * 40, kind="a", ident=aid, version=0, expires=later),
-        "expired": accounts.session_cookie(SECRET, kind="a", ident=aid, version=0, expires=utcnow() - dt.timedelta(seconds=1)),
-        "old version": accounts.session_cookie(SECRET, kind="a", ident=aid, version=7, expires=later),
-        "no account": accounts.session_cookie(SECRET, kind="a", ident=aid + 99, version=0, expires=later),
+        "tampered": dashboard_access.session_cookie(SECRET, kind="a", ident=aid, version=0, expires=later)[:-2] + "AA",
+        "other key": dashboard_access.session_cookie("k" * 40, kind="a", ident=aid, version=0, expires=later),
+        "expired": dashboard_access.session_cookie(SECRET, kind="a", ident=aid, version=0, expires=utcnow() - dt.timedelta(seconds=1)),
+        "old version": dashboard_access.session_cookie(SECRET, kind="a", ident=aid, version=7, expires=later),
+        "no account": dashboard_access.session_cookie(SECRET, kind="a", ident=aid + 99, version=0, expires=later),
         # an action link's token is no session (another key)
         "link token": __import__("duban.links", fromlist=["x"]).link_token(SECRET, aid, "a", dt.date(2099, 1, 1)),
     }
@@ -243,7 +243,7 @@ def test_tampered_forged_and_expired_sessions_are_refused(web, engine):
         assert resp.status_code == 303 and resp.headers["location"].startswith("/login"), what
         assert web.get("/dashboard.json").status_code == 401, what
     web.cookies.clear()
-    web.cookies.set("duban_session", accounts.session_cookie(SECRET, kind="a", ident=aid, version=0, expires=later))
+    web.cookies.set("duban_session", dashboard_access.session_cookie(SECRET, kind="a", ident=aid, version=0, expires=later))
     assert web.get("/dashboard").status_code == 200
 
 
@@ -326,7 +326,9 @@ def test_provincial_account_sees_every_plan(web, engine):
 
 def issue_link(engine, plan: str | None = "demo", days: int = 30, today: dt.date | None = None) -> tuple[int, str]:
     with session_scope(engine) as s:
-        row, token = accounts.issue_dashboard_link(s, secret=SECRET, plan_code=plan, days=days, today=today or PINNED_DAY, note="王书记")
+        row, token = dashboard_access.issue_dashboard_link(
+            s, secret=SECRET, plan_code=plan, days=days, today=today or PINNED_DAY, note="王书记"
+        )
         return row.id, token
 
 
@@ -334,7 +336,7 @@ def test_read_only_link_works_expires_and_is_revoked(web, engine):
     lid, token = issue_link(engine)
     with session_scope(engine) as s:
         row = s.get(DashboardLink, lid)
-        assert row.token_hash == accounts.token_hash(token) and token not in json.dumps(row.note)
+        assert row.token_hash == link_tokens.token_hash(token) and token not in json.dumps(row.note)
     resp = web.get(f"/d/{token}")
     assert resp.status_code == 303 and resp.headers["location"] == "/dashboard"
     assert "HttpOnly" in resp.headers["set-cookie"]
@@ -344,7 +346,7 @@ def test_read_only_link_works_expires_and_is_revoked(web, engine):
     assert web.get("/dashboard?plan=other").status_code == 403
     with session_scope(engine) as s:
         assert s.get(DashboardLink, lid).last_used_at is not None
-        accounts.revoke_dashboard_link(s, lid, now=utcnow())
+        dashboard_access.revoke_dashboard_link(s, lid, now=utcnow())
     # revoked: the session it opened stops at once, and the link too
     assert web.get("/dashboard").status_code == 303
     web.cookies.clear()
@@ -413,7 +415,7 @@ def test_account_commands(use_database, engine, tmp_path, monkeypatch):
     assert "有效期至 2026-12-08" in result.output  # seven days from the institution's date, not UTC's
     with session_scope(engine) as s:
         row = s.scalar(select(DashboardLink))
-        assert row.token_hash == accounts.token_hash(url.rsplit("/", 1)[1]) and row.note == "王书记"
+        assert row.token_hash == link_tokens.token_hash(url.rsplit("/", 1)[1]) and row.note == "王书记"
     assert "王书记" in cli("dashboard-link", "--list").output and "有效" in cli("dashboard-link", "--list").output
     assert cli("dashboard-link", "--revoke", str(row.id)).exit_code == 0
     assert "已撤销" in cli("dashboard-link", "--list").output

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.links import LinkSpec, issue, link_token
+from duban.link_tokens import link_token
+from duban.links import LinkSpec, issue
 from duban.models import Evidence, Plan, ReviewItem
 from duban.reviews import api as reviews
 from duban.settings import get_settings

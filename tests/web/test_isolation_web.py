@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from duban import accounts, orchestration, paper, person_sessions
+from duban import accounts, dashboard_access, orchestration, paper, person_sessions
 from duban.db import session_scope
-from duban.links import verify
+from duban.link_tokens import verify
 from duban.models import Evidence, Plan, Request, Task
 from duban.reviews import api as reviews
 from duban.rules.calendar import WorkCalendar
@@ -189,7 +189,7 @@ def test_a_schools_lists_and_search_hold_nothing_of_another(web, b):
 
 def test_a_schools_read_only_link_sees_its_plans_only(web, engine):
     with session_scope(engine) as s:
-        _, tok = accounts.issue_dashboard_link(s, secret=SECRET, plan_code=None, days=30, today=PINNED_DAY, institution="a")
+        _, tok = dashboard_access.issue_dashboard_link(s, secret=SECRET, plan_code=None, days=30, today=PINNED_DAY, institution="a")
     assert web.get(f"/d/{tok}").status_code == 303
     assert plan_codes(web) == ["a-2026", "a-extra"]
     assert web.get("/dashboard?plan=b-2026").status_code == 404

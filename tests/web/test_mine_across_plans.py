@@ -12,9 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from duban import accounts
+from duban import accounts, dashboard_access
 from duban.db import session_scope
-from duban.links import LinkMaker, issue, link_token
+from duban.link_tokens import link_token
+from duban.links import LinkMaker, issue
 from duban.models import Event, Link, Person, PersonSession, Plan, Task
 from duban.person_rows import same_person_rows
 from duban.settings import get_settings
@@ -200,7 +201,7 @@ def test_the_same_staff_no_at_two_schools_is_refused_and_shows_nothing(web, engi
         ) in resp.text
         assert not any(word in resp.text for word in ("任务", "甲大学", "乙学院", "三全育人", "乙校方案"))
         assert signed_in_person(web, engine) is None
-        assert accounts.SESSION_COOKIE not in web.cookies
+        assert dashboard_access.SESSION_COOKIE not in web.cookies
     with session_scope(engine, readonly=True) as s:
         assert s.scalars(select(PersonSession)).all() == []
 

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.links import LinkSpec, issue, link_token
+from duban.link_tokens import link_token
+from duban.links import LinkSpec, issue
 from duban.models import Event, Milestone, Notification, Person, Plan, Review, ReviewItem, Task
 from duban.reviews import api as reviews
 from tests.conftest import PINNED_DAY
@@ -74,7 +75,7 @@ def app_for(use_database, engine, tmp_path, monkeypatch):
 
 def forged_csrf(web, token: str) -> str:
     """The form field a page without a form would have had (a hand-made POST)."""
-    from duban.links import verify
+    from duban.link_tokens import verify
     from duban.web.security import csrf_token
 
     return csrf_token(SECRET, web.cookies.get("duban_csrf"), int(verify(SECRET, token, today=PINNED_DAY)["l"]))

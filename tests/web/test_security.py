@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from duban.db import session_scope
-from duban.links import link_token
+from duban.link_tokens import link_token
 from duban.models import Evidence, Link
 from duban.settings import get_settings
 from tests.conftest import PINNED_DAY

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from duban import accounts
+from duban import dashboard_access
 from duban.db import session_scope
 from duban.models import utcnow
 from tests.web.test_dashboard import add_account, issue_link, login
@@ -48,7 +48,7 @@ def test_revoking_a_link_ends_every_session_it_opened(web, engine):
     web.cookies.clear()
     web.get(f"/d/{token}")
     with session_scope(engine) as s:
-        accounts.revoke_dashboard_link(s, lid, now=utcnow())
+        dashboard_access.revoke_dashboard_link(s, lid, now=utcnow())
     for cookie in (first, web.cookies.get("duban_session")):
         web.cookies.clear()
         web.cookies.set("duban_session", cookie)

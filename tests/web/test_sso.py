@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from starlette.requests import Request
 
-from duban import accounts, person_sessions
+from duban import accounts, dashboard_access, person_sessions
 from duban.db import session_scope
 from duban.models import Account, Person, PersonSession
 from duban.web import logs, person_signin
@@ -155,7 +155,7 @@ def test_an_unknown_or_ambiguous_account_is_refused_politely_with_no_data(web, e
     assert message in resp.text
     assert "教务处处长" not in resp.text and "任务" not in resp.text
     assert signed_in_person(web, engine) is None
-    assert accounts.SESSION_COOKIE not in web.cookies
+    assert dashboard_access.SESSION_COOKIE not in web.cookies
     with session_scope(engine, readonly=True) as s:
         assert s.scalars(select(PersonSession)).all() == []
 
