@@ -19,7 +19,7 @@ from duban.files import private_file, write_private_text
 from duban.report import FONT_STACK, ReportFiles, cell_text, chart_rag, chart_rates, chart_trend, environment, local_time, safe_file_name
 from duban.report_charts import RAG_COLOURS
 from duban.report_xlsx import _sheet, _wrapped, page_setup
-from duban.rollup import header, pct
+from duban.rollup import header, rates_and_lights
 from duban.rollup.assessment import NOTHING_DUE
 from duban.rollup.institutions import COLUMNS, RANKED_BY, ProvinceRollup
 
@@ -38,8 +38,7 @@ def headline(p: ProvinceRollup) -> str:
     t = p.totals
     return (
         f"截至 {p.as_of.isoformat()}，{t['institutions']} 个单位、{t['plans']} 个方案，任务 {t['tasks']} 项，"
-        f"其中在办 {t['open_tasks']} 项；节点完成率 {pct(t['completion_rate'])}，按期完成率 {pct(t['on_time_rate'])}；"
-        f"红灯 {t['red']} 项、黄灯 {t['yellow']} 项、绿灯 {t['green']} 项；逾期任务 {t['overdue_tasks']} 项。"
+        f"其中在办 {t['open_tasks']} 项；{rates_and_lights(t)}。"
     )
 
 

@@ -6,15 +6,18 @@ holds (to show that a refused request changed nothing)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from duban.db import session_scope
 from duban.link_tokens import link_token
 from duban.links import LinkSpec, issue
-from duban.models import Milestone, Person, Plan, Review, ReviewItem, SupervisionNotice, Task
+from duban.models import Digest, Institution, Milestone, Person, Plan, Review, ReviewItem, SupervisionNotice, Task
+from duban.reviews import api as reviews
+from duban.vocabulary import LedgerStatus
 from tests.conftest import PINNED_DAY
 from tests.factories import import_announced, small_plan, write_yaml
 from tests.web_helpers import snapshot
@@ -106,3 +109,34 @@ def store(engine) -> dict[str, Any]:
         out["notices"] = s.scalars(select(SupervisionNotice.id).order_by(SupervisionNotice.id)).all()
         out["owners"] = [(t.id, t.owner_id, t.archived_at) for t in s.scalars(select(Task).order_by(Task.id))]
     return out
+
+
+def start_b_review(engine, *, ask: str, reports_dir: Path) -> int:
+    """School b's 专项督查 of its own task 9 (乙校专项督查), started on the pinned day; its id."""
+    return reviews.start(
+        engine,
+        plan_code="b-2026",
+        scope_kind="tasks",
+        scope_values=["9"],
+        reply_by=PINNED_DAY + dt.timedelta(days=10),
+        ask=ask,
+        today=PINNED_DAY,
+        started_by="督办员",
+        reports_dir=reports_dir,
+        title="乙校专项督查",
+    ).review_id
+
+
+def sent_by_institution(engine) -> Counter:
+    """Messages sent, by (institution code, recipient name)."""
+    with session_scope(engine, readonly=True) as session:
+        rows = session.execute(
+            select(Institution.code, Person.name, func.count())
+            .select_from(Digest)
+            .join(Plan, Plan.id == Digest.plan_id)
+            .join(Institution, Institution.id == Plan.institution_id)
+            .join(Person, Person.id == Digest.recipient_id)
+            .where(Digest.status == LedgerStatus.SENT)
+            .group_by(Institution.code, Person.name)
+        ).all()
+    return Counter({(code, name): n for code, name, n in rows})

@@ -5,7 +5,6 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pytest
@@ -15,9 +14,7 @@ from typer.testing import CliRunner
 from duban.cli.main import app
 from duban.db import session_scope
 from duban.models import SupervisionNotice
-from duban.reviews import api as reviews
-from tests.conftest import PINNED_DAY
-from tests.schools import B_WORDS, import_schools
+from tests.schools import B_WORDS, import_schools, start_b_review
 
 runner = CliRunner()
 MIXED = "方案“b-2026”属于单位“b”，不属于 --institution 指定的单位“a”。单位“a”的方案：a-2026、a-extra"
@@ -31,18 +28,7 @@ def run(*args):
 def schools(use_database, engine, tmp_path):
     """Two schools, nothing announced yet; a review in school b."""
     import_schools(engine, tmp_path, announced=False)
-    review = reviews.start(
-        engine,
-        plan_code="b-2026",
-        scope_kind="tasks",
-        scope_values=["9"],
-        reply_by=PINNED_DAY + dt.timedelta(days=10),
-        ask="请报告进展",
-        today=PINNED_DAY,
-        started_by="督办员",
-        reports_dir=tmp_path / "reports",
-        title="乙校专项督查",
-    ).review_id
+    review = start_b_review(engine, ask="请报告进展", reports_dir=tmp_path / "reports")
     return {"engine": engine, "review": review}
 
 

@@ -43,19 +43,32 @@ def import_small(engine, folder: Path, *, approval: bool = True, data: dict | No
     return import_announced(engine, write_yaml(folder / "plan.yaml", data or plan_definition(approval=approval)), now=IMPORTED)
 
 
+def web_env(monkeypatch) -> None:
+    """The settings a web test's app runs with: the test secret, links to http://testserver, nothing sent at once."""
+    from duban.settings import get_settings
+
+    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
+    monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
+    monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
+    get_settings.cache_clear()
+
+
+def sign_in(client, login: str, password: str, *, next_url: str = "/dashboard"):
+    """``login`` signs in through the login form; the form's answer (303 when it worked)."""
+    page = client.get("/login")
+    assert page.status_code == 200
+    return client.post("/login", data={"csrf": csrf_of(page.text), "login": login, "password": password, "next": next_url})
+
+
 @contextlib.contextmanager
 def small_plan_app(engine, folder: Path, monkeypatch, **client_options) -> Iterator:
     """The web app on the test database (``use_database``) with the small plan imported, links to
     http://testserver and nothing sent at once: a TestClient."""
     from fastapi.testclient import TestClient
 
-    from duban.settings import get_settings
     from duban.web.app import create_app
 
-    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
-    monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
-    monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
-    get_settings.cache_clear()
+    web_env(monkeypatch)
     import_small(engine, folder)
     with TestClient(create_app(), raise_server_exceptions=True, **client_options) as client:
         yield client

@@ -159,53 +159,72 @@ def dashboard_link_command(
     revoke: Annotated[int | None, typer.Option("--revoke", help="撤销这个编号的只读链接")] = None,
 ) -> None:
     """生成看板只读链接（供不使用账户的领导查看，到期失效，可撤销）。"""
+    if list_links:
+        _list_dashboard_links()
+    elif revoke is not None:
+        _revoke_dashboard_link(revoke)
+    else:
+        _issue_dashboard_link(plan=plan, institution=institution, province=province, days=days, note=note)
+
+
+def _list_dashboard_links() -> None:
+    """``duban dashboard-link --list``: every read-only link, with its scope and state."""
+    from rich.table import Table
+
+    from duban.dashboard_access import list_dashboard_links
+    from duban.db import session_scope
+    from duban.links import local_time
+
+    with session_scope(_engine(), readonly=True) as s:
+        rows = list_dashboard_links(s)
+    if not rows:
+        console.print("还没有发出只读链接。", markup=False)
+        return
+    table = Table()
+    for col in ("编号", "单位", "方案", "备注", "有效期至", "状态", "最近使用"):
+        table.add_column(col)
+    today = _parse_day(None)
+    tz = _runtime().tz
+    for r in rows:
+        state = "已撤销" if r["revoked_at"] else ("已过期" if r["expires_on"] < today else "有效")
+        table.add_row(
+            str(r["id"]),
+            r["institution"] or "省级（全部单位）",
+            r["plan"] or "全部方案",
+            r["note"],
+            r["expires_on"].isoformat(),
+            state,
+            local_time(r["last_used_at"], tz) or "未使用",
+        )
+    console.print(table)
+
+
+def _revoke_dashboard_link(link_id: int) -> None:
+    """``duban dashboard-link --revoke ID``."""
     from duban.accounts import AccountError
-    from duban.dashboard_access import dashboard_url, issue_dashboard_link, list_dashboard_links, revoke_dashboard_link
+    from duban.dashboard_access import revoke_dashboard_link
     from duban.db import session_scope
     from duban.models import utcnow
 
-    settings = _settings()
-    engine = _engine()
-    if list_links:
-        from rich.table import Table
+    try:
+        with session_scope(_engine()) as s:
+            revoke_dashboard_link(s, link_id, now=utcnow())
+    except AccountError as err:
+        _fail(str(err), 1)
+    console.print(f"已撤销只读链接 {link_id}，该链接及用它打开的页面已不能再查看。", markup=False)
 
-        with session_scope(engine, readonly=True) as s:
-            rows = list_dashboard_links(s)
-        if not rows:
-            console.print("还没有发出只读链接。", markup=False)
-            return
-        table = Table()
-        for col in ("编号", "单位", "方案", "备注", "有效期至", "状态", "最近使用"):
-            table.add_column(col)
-        today = _parse_day(None)
-        from duban.links import local_time
 
-        tz = _runtime().tz
-        for r in rows:
-            state = "已撤销" if r["revoked_at"] else ("已过期" if r["expires_on"] < today else "有效")
-            table.add_row(
-                str(r["id"]),
-                r["institution"] or "省级（全部单位）",
-                r["plan"] or "全部方案",
-                r["note"],
-                r["expires_on"].isoformat(),
-                state,
-                local_time(r["last_used_at"], tz) or "未使用",
-            )
-        console.print(table)
-        return
-    if revoke is not None:
-        try:
-            with session_scope(engine) as s:
-                revoke_dashboard_link(s, revoke, now=utcnow())
-        except AccountError as err:
-            _fail(str(err), 1)
-        console.print(f"已撤销只读链接 {revoke}，该链接及用它打开的页面已不能再查看。", markup=False)
-        return
+def _issue_dashboard_link(*, plan: str | None, institution: str | None, province: bool, days: int | None, note: str) -> None:
+    """``duban dashboard-link``: a new read-only link, printed once."""
     import getpass
 
+    from duban.accounts import AccountError
+    from duban.dashboard_access import dashboard_url, issue_dashboard_link
+    from duban.db import session_scope
+
+    settings = _settings()
     try:
-        with session_scope(engine) as s:
+        with session_scope(_engine()) as s:
             row, token = issue_dashboard_link(
                 s,
                 secret=settings.secret_key or "",

@@ -70,16 +70,16 @@ def import_command(
         _fail(f"写入数据库时出错，本次导入未写入任何内容（{err.__class__.__name__}：{err.orig}）。如有其他导入正在进行，请稍后重试。", 1)
     except PlanProblems as err:
         if as_json:
-            print(
-                json.dumps(
-                    {"ok": False, "problems": [{"where": p.where, "message": p.message} for p in err.problems]},
-                    ensure_ascii=False,
-                    indent=2,
-                )
-            )
+            problems = [{"where": p.where, "message": p.message} for p in err.problems]
+            print(json.dumps({"ok": False, "problems": problems}, ensure_ascii=False, indent=2))
             raise typer.Exit(1) from err
         _fail(err.render(), 1)
     announced = None if dry_run else _announce_imported(diff.plan_code, actor)
+    _print_imported(diff, announced, dry_run=dry_run, as_json=as_json)
+
+
+def _print_imported(diff, announced: int | None, *, dry_run: bool, as_json: bool) -> None:
+    """What ``duban import`` changed (or would change), as text or JSON."""
     if as_json:
         extra = {"announced": announced} if announced is not None else {}
         print(json.dumps({"ok": True, "dry_run": dry_run, **diff.to_dict(), **extra}, ensure_ascii=False, indent=2))
@@ -209,10 +209,7 @@ def report_command(
     if snapshot:
         _snapshot(engine, r)
     folder = out or _settings().data_dir / "reports"
-    try:
-        files = write_report(r, folder, tz=rt.tz)
-    except OSError as err:
-        _fail(f"无法写入报告文件夹 {folder}：{err.strerror or err}", 1)
+    files = _written(write_report, r, folder, rt.tz)
     console.print(headline(r), markup=False, highlight=False)
     worst = r.assessment.dropna(subset=["score"]).sort_values("score").head(3)  # departments with nothing due are not scored
     if len(worst):
@@ -227,8 +224,7 @@ def report_command(
         )
     for w in r.warnings:
         console.print(f"提示：{w}", markup=False, highlight=False)
-    console.print(f"HTML 报告：{files.html}", markup=False, highlight=False)
-    console.print(f"Excel 工作簿：{files.xlsx}", markup=False, highlight=False)
+    _print_files(files)
     if pdf:
         from duban.cli.paper import save_bulletins
 
@@ -246,12 +242,21 @@ def _province_report(engine, rt, day, out: Path | None, *, snapshot: bool) -> No
     if snapshot:
         _snapshot(engine, p.rollup)
     folder = out or _settings().data_dir / "reports"
-    try:
-        files = write_report(p, folder, tz=rt.tz)
-    except OSError as err:
-        _fail(f"无法写入报告文件夹 {folder}：{err.strerror or err}", 1)
+    files = _written(write_report, p, folder, rt.tz)
     console.print(headline(p), markup=False, highlight=False)
     console.print(p.comparison(), markup=False, highlight=False)
+    _print_files(files)
+
+
+def _written(write_report, rollup, folder: Path, tz):
+    """The report files ``write_report`` made of ``rollup`` in ``folder``; a clear failure when it cannot."""
+    try:
+        return write_report(rollup, folder, tz=tz)
+    except OSError as err:
+        _fail(f"无法写入报告文件夹 {folder}：{err.strerror or err}", 1)
+
+
+def _print_files(files) -> None:
     console.print(f"HTML 报告：{files.html}", markup=False, highlight=False)
     console.print(f"Excel 工作簿：{files.xlsx}", markup=False, highlight=False)
 

@@ -313,9 +313,15 @@ def headline(r: Rollup) -> str:
     t = r.totals
     return (
         f"截至 {r.as_of.isoformat()}，任务 {t['tasks']} 项，其中在办 {t['open_tasks']} 项、已办结 {t['done_tasks']} 项；"
-        f"节点完成率 {pct(t['completion_rate'])}，"
-        f"按期完成率 {pct(t['on_time_rate'])}；红灯 {t['red']} 项、黄灯 {t['yellow']} 项、绿灯 {t['green']} 项；"
-        f"逾期任务 {t['overdue_tasks']} 项，待审核事项 {t['awaiting_approval']} 件。"
+        f"{rates_and_lights(t)}，待审核事项 {t['awaiting_approval']} 件。"
+    )
+
+
+def rates_and_lights(t: dict[str, Any]) -> str:
+    """The rates, lights and overdue tasks of ``totals`` as one phrase of a headline (school's, province's)."""
+    return (
+        f"节点完成率 {pct(t['completion_rate'])}，按期完成率 {pct(t['on_time_rate'])}；"
+        f"红灯 {t['red']} 项、黄灯 {t['yellow']} 项、绿灯 {t['green']} 项；逾期任务 {t['overdue_tasks']} 项"
     )
 
 

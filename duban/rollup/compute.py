@@ -94,48 +94,59 @@ def compute(
     awaiting = _awaiting_approval(t, m, req, people, tz=tz, as_of=as_of, workdays=workdays)
     extensions, granted = _extensions(mt, req, tz=tz, workdays=workdays)
 
-    totals: dict[str, Any] = {c: int(by_plan[c].sum()) for c in COUNT_COLUMNS}
-    totals.update(
-        plans=len(plans),
-        open_tasks=int(by_plan["tasks"].sum() - by_plan["done_tasks"].sum()),
-        awaiting_approval=len(awaiting),
-        extensions_granted=granted,
-        slipped_milestones=len(extensions),
-        escalations=int(live["escalations"].sum()),
-    )
-    rates(totals)
-
-    tasks_view = live.sort_values(["plan", "system_position", "project_position", "position"], kind="stable")[_TASK_VIEW].reset_index(
-        drop=True
-    )
+    totals = _totals(by_plan, live, plans=len(plans), awaiting=len(awaiting), granted=granted, slipped=len(extensions))
     return Rollup(
         as_of=as_of,
         plan_code=plan_code,
         due_soon_days=due_soon_days,
         totals=totals,
         by_plan=by_plan,
-        by_system=_group(live, ["plan", "system_code", "system", "system_position"], ["plan", "system_position", "system_code"]).drop(
-            columns=["system_position"]
-        ),
-        by_project=_group(
-            live,
-            ["plan", "system_code", "system", "system_position", "project_code", "project", "project_position"],
-            ["plan", "system_position", "project_position", "project_code"],
-        ).drop(columns=["system_position", "project_position"]),
-        by_department=_group(live, ["plan", "department"], ["plan", "tasks", "department"], [True, False, True]),
-        by_supervisor=_group(live, ["plan", "supervisor"], ["plan", "tasks", "supervisor"], [True, False, True]),
+        **_groups(live),
         overdue=_overdue(mt, esc),
         due_soon=_due_soon(mt, as_of=as_of, workdays=workdays),
         awaiting_approval=awaiting,
         extensions=extensions,
         trend=trend_with_today(snaps, totals, as_of),
         assessment=assessment(live, plans, previous),
-        tasks=tasks_view,
+        tasks=live.sort_values(["plan", "system_position", "project_position", "position"], kind="stable")[_TASK_VIEW].reset_index(
+            drop=True
+        ),
         plans=plans.drop(columns=["policy"]),
         warnings=list(getattr(cal, "warnings", []) or []),
         assessment_policies=plan_assessment_policies(plans),
         compared_with={code_of[pid]: name for pid, (name, _ranks) in published.items()},
     )
+
+
+def _totals(by_plan: pd.DataFrame, live: pd.DataFrame, *, plans: int, awaiting: int, granted: int, slipped: int) -> dict[str, Any]:
+    """The headline figures: the plans' counts summed, the lists' lengths, and the rates of both."""
+    totals: dict[str, Any] = {c: int(by_plan[c].sum()) for c in COUNT_COLUMNS}
+    totals.update(
+        plans=plans,
+        open_tasks=int(by_plan["tasks"].sum() - by_plan["done_tasks"].sum()),
+        awaiting_approval=awaiting,
+        extensions_granted=granted,
+        slipped_milestones=slipped,
+        escalations=int(live["escalations"].sum()),
+    )
+    rates(totals)
+    return totals
+
+
+def _groups(live: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The live tasks counted by system, project, department and supervising leader, within each plan."""
+    return {
+        "by_system": _group(live, ["plan", "system_code", "system", "system_position"], ["plan", "system_position", "system_code"]).drop(
+            columns=["system_position"]
+        ),
+        "by_project": _group(
+            live,
+            ["plan", "system_code", "system", "system_position", "project_code", "project", "project_position"],
+            ["plan", "system_position", "project_position", "project_code"],
+        ).drop(columns=["system_position", "project_position"]),
+        "by_department": _group(live, ["plan", "department"], ["plan", "tasks", "department"], [True, False, True]),
+        "by_supervisor": _group(live, ["plan", "supervisor"], ["plan", "tasks", "supervisor"], [True, False, True]),
+    }
 
 
 def _tasks(tasks: pd.DataFrame, depts: pd.DataFrame, plans: pd.DataFrame, people: dict[int, str]) -> pd.DataFrame:

@@ -180,25 +180,8 @@ def assemble(
     Core statements throughout (no ORM objects): a province run assembles ~15,000 digests, and
     an ORM session holding every item would re-check them all on each flush.
     """
-    n_tab = table_of(Notification)
     with session_scope(engine) as session:
-        q = select(
-            n_tab.c.id,
-            n_tab.c.recipient_id,
-            n_tab.c.task_id,
-            n_tab.c.milestone_id,
-            n_tab.c.kind,
-            n_tab.c.level,
-            n_tab.c.due_date,
-            n_tab.c.days,
-            n_tab.c.data,
-            n_tab.c.decided_on,
-        ).where(n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None), released(n_tab, now or utcnow()))
-        if recipients is not None:
-            q = q.where(n_tab.c.recipient_id.in_(list(recipients)))
-        if plan_ids is not None:
-            q = q.where(n_tab.c.plan_id.in_(list(plan_ids)))
-        pending = session.execute(q.order_by(n_tab.c.recipient_id, n_tab.c.id).with_for_update(skip_locked=True)).all()
+        pending = _pending(session, now=now or utcnow(), recipients=recipients, plan_ids=plan_ids)
         if not pending:
             return 0
         by_recipient: dict[int, list[Any]] = defaultdict(list)
@@ -234,6 +217,29 @@ def assemble(
             members.append([])  # a copy for a group bot: the ledger items belong to the person's digest
         _insert_digests(session, digests, members)
     return len(digests)
+
+
+def _pending(session: Session, *, now: dt.datetime, recipients: Iterable[int] | None, plan_ids: Iterable[int] | None) -> Sequence[Any]:
+    """The pending ledger items released by ``now`` and not yet in a digest, by recipient, locked
+    (items another worker holds are skipped)."""
+    n_tab = table_of(Notification)
+    q = select(
+        n_tab.c.id,
+        n_tab.c.recipient_id,
+        n_tab.c.task_id,
+        n_tab.c.milestone_id,
+        n_tab.c.kind,
+        n_tab.c.level,
+        n_tab.c.due_date,
+        n_tab.c.days,
+        n_tab.c.data,
+        n_tab.c.decided_on,
+    ).where(n_tab.c.status == LedgerStatus.PENDING, n_tab.c.digest_id.is_(None), released(n_tab, now))
+    if recipients is not None:
+        q = q.where(n_tab.c.recipient_id.in_(list(recipients)))
+    if plan_ids is not None:
+        q = q.where(n_tab.c.plan_id.in_(list(plan_ids)))
+    return session.execute(q.order_by(n_tab.c.recipient_id, n_tab.c.id).with_for_update(skip_locked=True)).all()
 
 
 def _issue_links(

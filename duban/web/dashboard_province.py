@@ -30,7 +30,7 @@ from duban.models import Institution, Plan
 from duban.rollup.assessment import NOTHING_DUE
 from duban.rollup.institutions import COLUMNS, RANKED_BY, ProvinceRollup
 from duban.web import rollup_cache
-from duban.web.dashboard_views import Cell, Table, fmt
+from duban.web.dashboard_views import RATES_AND_LIGHTS, Cell, Table, fmt, kpi_cards
 from duban.web.deps import runtime
 from duban.web.signin import PRIVATE, current_viewer, refusal, to_login, viewer_page
 
@@ -47,16 +47,7 @@ SORTS: dict[str, tuple[str, str, bool]] = {
     "overdue_tasks": ("逾期任务", "overdue_tasks", True),
     "tasks": ("任务总数", "tasks", True),
 }
-KPI = [
-    ("institutions", "单位", ""),
-    ("open_tasks", "在办任务", ""),
-    ("completion_rate", "节点完成率", ""),
-    ("on_time_rate", "按期完成率", ""),
-    ("red", "红灯", "red"),
-    ("yellow", "黄灯", "yellow"),
-    ("green", "绿灯", "green"),
-    ("overdue_tasks", "逾期任务", "red"),
-]
+KPI = [("institutions", "单位", ""), ("open_tasks", "在办任务", ""), *RATES_AND_LIGHTS]
 
 
 def _province(request: Request) -> dashboard_access.Viewer | None:
@@ -112,7 +103,7 @@ def province_page(request: Request, sort: str = "rank"):
     ctx = {
         "p": p,
         "t": table(p, sort),
-        "kpis": [{"label": label, "value": fmt(k, p.totals.get(k)), "cls": cls} for k, label, cls in KPI],
+        "kpis": kpi_cards(p.totals, KPI),
         "sorts": [{"key": k, "label": v[0], "href": sort_href(k)} for k, v in SORTS.items()],
         "sort": sort,
         "ranked_by": RANKED_BY,

@@ -47,15 +47,19 @@ TASK_LINKED = frozenset((*ITEM_VIEWS, "awaiting_approval"))  # their codes and t
 FILTER_LABELS = {"system": "育人体系", "department": "牵头单位", "supervisor": "分管校领导"}
 DRILL = {"system": "system", "department": "department", "supervisor": "supervisor"}  # column -> filter
 COLOUR_CLASS = {"red": "red", "yellow": "yellow", "green": "green"}
-KPI = [
-    ("open_tasks", "在办任务", ""),
-    ("done_tasks", "已办结任务", ""),
+# the figures a school's dashboard and the province's page both show: (key, label, class)
+RATES_AND_LIGHTS = [
     ("completion_rate", "节点完成率", ""),
     ("on_time_rate", "按期完成率", ""),
     ("red", "红灯", "red"),
     ("yellow", "黄灯", "yellow"),
     ("green", "绿灯", "green"),
     ("overdue_tasks", "逾期任务", "red"),
+]
+KPI = [
+    ("open_tasks", "在办任务", ""),
+    ("done_tasks", "已办结任务", ""),
+    *RATES_AND_LIGHTS,
     ("due_soon_tasks", "两周内到期", "yellow"),
     ("awaiting_approval", "待审核事项", ""),
     ("extensions_granted", "批准延期", ""),
@@ -203,6 +207,37 @@ def build(
     else:
         r = rollup_cache.rollup(rollups, rt, as_of=today, plan_code=plan_code, plan_ids=viewer.plan_ids)
     provincial = plan_code is None
+    totals, frames = _figures(r, viewer, filters)
+    tables = _tables(rt, r, viewer, frames, provincial=provincial)
+    kpis = kpi_cards(totals, KPI)
+    charts = _charts(r, frames, totals, filters)
+    filter_text = "、".join(f"{FILTER_LABELS[k]}「{v}」" for k, v in filters.items())
+    overdue = frames.get("overdue")
+    from duban.report import red_items
+
+    return Dashboard(
+        title=r.title,
+        as_of=r.as_of.isoformat(),
+        plan_code=plan_code,
+        filters=filters,
+        filter_text=filter_text,
+        clear_href="/dashboard" + (f"?{urlencode({'plan': plan_code})}" if plan_code else ""),
+        kpis=kpis,
+        tables=tables,
+        charts=charts,
+        frames=frames,
+        totals=totals,
+        red=red_items(overdue, RED_CARDS) if overdue is not None else [],
+        red_total=len(overdue) if overdue is not None else 0,
+        queue_href=_queue_href(rt, viewer, r) if viewer.sees_approvals and len(r.awaiting_approval) else None,
+        warnings=list(r.warnings),
+        assessment_notes=_assessment_notes(r),
+    )
+
+
+def _figures(r: rollup.Rollup, viewer: Viewer, filters: dict[str, str]) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """The totals and the frames the dashboard shows: the whole roll-up, or the tasks ``filters``
+    pick; item lists only for viewers who see items, approvals only for those who approve."""
     keys = _task_keys(r.tasks, filters) if filters else None
     frames: dict[str, pd.DataFrame] = {}
     if filters:
@@ -231,7 +266,11 @@ def build(
         frames.pop("tasks", None)
     if viewer.sees_approvals:
         frames["awaiting_approval"] = _only(r.awaiting_approval, keys)
+    return totals, frames
 
+
+def _tables(rt, r: rollup.Rollup, viewer: Viewer, frames: dict[str, pd.DataFrame], *, provincial: bool) -> dict[str, Table]:
+    """The page's tables of ``frames`` (by plan only across plans), and 通知发送异常 for the office."""
     titles = {k: t for k, t, _ in r.views()}
     titles["tasks"] = "任务清单"
     titles["due_soon"] = f"两周内到期（{r.due_soon_days} 天）"
@@ -241,30 +280,12 @@ def build(
             tables[key] = table(key, titles.get(key, key), frame, provincial=provincial)
     if viewer.kind == "account" and viewer.role == AccountRole.OFFICE:
         tables["delivery_problems"] = _problems_table(rt, [int(x) for x in r.plans["plan_id"]])
-    kpis = [{"label": label, "value": fmt(k, totals.get(k)), "cls": cls} for k, label, cls in KPI if k in totals]
-    charts = _charts(r, frames, totals, filters)
-    filter_text = "、".join(f"{FILTER_LABELS[k]}「{v}」" for k, v in filters.items())
-    overdue = frames.get("overdue")
-    from duban.report import red_items
+    return tables
 
-    return Dashboard(
-        title=r.title,
-        as_of=r.as_of.isoformat(),
-        plan_code=plan_code,
-        filters=filters,
-        filter_text=filter_text,
-        clear_href="/dashboard" + (f"?{urlencode({'plan': plan_code})}" if plan_code else ""),
-        kpis=kpis,
-        tables=tables,
-        charts=charts,
-        frames=frames,
-        totals=totals,
-        red=red_items(overdue, RED_CARDS) if overdue is not None else [],
-        red_total=len(overdue) if overdue is not None else 0,
-        queue_href=_queue_href(rt, viewer, r) if viewer.sees_approvals and len(r.awaiting_approval) else None,
-        warnings=list(r.warnings),
-        assessment_notes=_assessment_notes(r),
-    )
+
+def kpi_cards(totals: dict[str, Any], kpi: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """The figures above the tables: one card per ``(key, label, class)`` of ``kpi`` that ``totals`` has."""
+    return [{"label": label, "value": fmt(k, totals.get(k)), "cls": cls} for k, label, cls in kpi if k in totals]
 
 
 def _assessment_notes(r: rollup.Rollup) -> list[str]:

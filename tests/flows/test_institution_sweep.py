@@ -14,20 +14,18 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from prefect.client.orchestration import get_client
-from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from duban import institutions
 from duban.cli.main import app
 from duban.db import session_scope
-from duban.models import Digest, Institution, Person, Plan
 from duban.runtime import runtime
 from duban.settings import get_settings
-from duban.vocabulary import LedgerStatus
 from flows.deliver import deliver_due_flow
 from flows.institution_sweep import IncompleteSweepError, institution_sweep
 from flows.sweep import daily_sweep
 from tests.factories import import_announced, small_plan, write_yaml
+from tests.schools import sent_by_institution
 
 pytestmark = pytest.mark.slow
 TZ = ZoneInfo("Asia/Shanghai")
@@ -58,21 +56,6 @@ def schools(prefect_server, use_database, tmp_path):
     calendar.write_text("holidays: [2026-11-23]\n", encoding="utf-8")
     set_own(engine, "b", calendar_file=str(calendar))
     return engine
-
-
-def sent_to(engine) -> Counter:
-    """Messages sent, by (institution, recipient)."""
-    with session_scope(engine, readonly=True) as session:
-        rows = session.execute(
-            select(Institution.code, Person.name, func.count())
-            .select_from(Digest)
-            .join(Plan, Plan.id == Digest.plan_id)
-            .join(Institution, Institution.id == Plan.institution_id)
-            .join(Person, Person.id == Digest.recipient_id)
-            .where(Digest.status == LedgerStatus.SENT)
-            .group_by(Institution.code, Person.name)
-        ).all()
-    return Counter({(code, name): n for code, name, n in rows})
 
 
 def once_each(code: str) -> Counter:
@@ -110,7 +93,7 @@ def test_each_school_is_swept_by_its_own_calendar_in_a_task_run_named_after_it(s
     rows = {r["code"]: (r["name"], r["outcome"], r.get("digests"), r.get("sent")) for r in monday["institutions"]}
     assert rows == {"a": ("甲大学", "done", 5, 5), "b": ("乙学院", "skipped", 0, 0)}
     assert (monday["skipped"], monday["digests"], monday["sent"], monday["failed_institutions"]) == (False, 5, 5, [])
-    assert sent_to(schools) == once_each("a")
+    assert sent_by_institution(schools) == once_each("a")
     named = {k: v for k, v in task_runs(state.state_details.flow_run_id).items() if not k.startswith("rollup-snapshot")}
     assert named == {"甲大学（a）": ["institution:a"], "乙学院（b）": ["institution:b"]}
     (artifact,) = latest_artifact("sweep-a")
@@ -119,7 +102,7 @@ def test_each_school_is_swept_by_its_own_calendar_in_a_task_run_named_after_it(s
 
     tuesday = daily_sweep(today=TUE)  # b's working day: its people are reached, a's already were
     assert {r["code"]: r["outcome"] for r in tuesday["institutions"]} == {"a": "done", "b": "done"}
-    assert sent_to(schools)[("b", "教务处处长")] == 1
+    assert sent_by_institution(schools)[("b", "教务处处长")] == 1
 
 
 def test_a_school_swept_twice_sends_each_person_one_message(schools):
@@ -128,7 +111,7 @@ def test_a_school_swept_twice_sends_each_person_one_message(schools):
     assert [(r["code"], r["digests"], r["sent"]) for r in first["institutions"]] == [("a", 5, 5)]
     assert [(r["code"], r["new"], r["digests"], r["sent"]) for r in again["institutions"]] == [("a", 0, 0, 0)]
     assert daily_sweep(today=MON)["sent"] == 0
-    assert sent_to(schools) == once_each("a")
+    assert sent_by_institution(schools) == once_each("a")
     assert outbox_count(MON) == 5
 
 
@@ -138,7 +121,7 @@ def test_a_school_that_fails_is_named_and_the_others_are_swept(schools, tmp_path
         daily_sweep(today=TUE)
     summary = failed.value.summary
     assert summary is not None and summary["failed_institutions"] == ["b"]
-    assert sent_to(schools) == once_each("a")
+    assert sent_by_institution(schools) == once_each("a")
     (row,) = [r for r in summary["institutions"] if r["code"] == "b"]
     assert "单位日历文件" in row["note"] and "holidays" in row["note"]
 
@@ -146,7 +129,7 @@ def test_a_school_that_fails_is_named_and_the_others_are_swept(schools, tmp_path
     check = runner.invoke(app, ["check", "--today", TUE.isoformat()])
     assert check.exit_code == 0, check.output
     assert "2026-11-24 检查完成：应发事项 18 项（新增 9 项），生成通知 5 份，发送成功 5 份，失败 0 份。" in check.stdout
-    assert sent_to(schools) == once_each("a") + once_each("b")
+    assert sent_by_institution(schools) == once_each("a") + once_each("b")
 
 
 def test_cli_check_names_the_failed_school_and_exits_4(schools, tmp_path):
@@ -163,7 +146,7 @@ def test_cli_check_and_deliver_for_one_institution(schools):
     only_a = runner.invoke(app, ["check", "--institution", "a", "--today", MON.isoformat()])
     assert only_a.exit_code == 0, only_a.output
     assert "生成通知 5 份，发送成功 5 份，失败 0 份。" in only_a.stdout
-    assert sent_to(schools) == once_each("a")
+    assert sent_by_institution(schools) == once_each("a")
     for command in (["check", "--institution", "zz"], ["deliver", "--institution", "zz"]):
         unknown = runner.invoke(app, command)
         assert (unknown.exit_code, unknown.stderr.strip()) == (2, "没有编号为“zz”的单位。已有单位：a、b")
@@ -188,4 +171,4 @@ def test_each_school_is_delivered_through_its_own_channel(schools, monkeypatch, 
         "fx@example.org", "jwc2@example.org", "jwc@example.org", "sj@example.org", "xcb@example.org",
     ]  # fmt: skip
     assert outbox_count(MON) == 5  # a's five, nothing of b's
-    assert sent_to(schools) == once_each("a") + once_each("b")
+    assert sent_by_institution(schools) == once_each("a") + once_each("b")

@@ -12,14 +12,12 @@ import uuid
 from collections import Counter
 
 import pytest
-from sqlalchemy import func, select
 
 from benchmarks.production import Stack, create_database, database_urls, drop_database
-from duban.db import make_engine, session_scope, upgrade
-from duban.models import Digest, Institution, Person, Plan
-from duban.vocabulary import LedgerStatus
+from duban.db import make_engine, upgrade
 from tests.conftest import POSTGRES_ENV
 from tests.factories import import_announced, small_plan, write_yaml
+from tests.schools import sent_by_institution
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 IMPORTED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
@@ -52,18 +50,10 @@ def three_schools(url: str, tmp_path) -> None:
 
 def sent_to(url: str) -> Counter:
     engine = make_engine(url)
-    with session_scope(engine, readonly=True) as session:
-        rows = session.execute(
-            select(Institution.code, Person.name, func.count())
-            .select_from(Digest)
-            .join(Plan, Plan.id == Digest.plan_id)
-            .join(Institution, Institution.id == Plan.institution_id)
-            .join(Person, Person.id == Digest.recipient_id)
-            .where(Digest.status == LedgerStatus.SENT)
-            .group_by(Institution.code, Person.name)
-        ).all()
-    engine.dispose()
-    return Counter({(code, name): n for code, name, n in rows})
+    try:
+        return sent_by_institution(engine)
+    finally:
+        engine.dispose()
 
 
 def test_the_units_run_the_sweep_on_two_workers_once_per_person(databases, tmp_path):

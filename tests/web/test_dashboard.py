@@ -22,7 +22,7 @@ from duban.models import Account, DashboardLink, LoginThrottle, utcnow
 from duban.settings import get_settings
 from tests.conftest import PINNED_DAY
 from tests.factories import import_announced, small_plan, write_yaml
-from tests.web_helpers import SECRET, import_small
+from tests.web_helpers import SECRET, import_small, sign_in, web_env
 
 pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
 
@@ -77,10 +77,7 @@ def add_account(engine, login: str, role: str = "office", plan: str | None = Non
 
 @pytest.fixture
 def web(use_database, engine, tmp_path, monkeypatch):
-    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
-    monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
-    monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
-    get_settings.cache_clear()
+    web_env(monkeypatch)
     import_small(engine, tmp_path)
     import_announced(engine, write_yaml(tmp_path / "other.yaml", other_plan()))
     from duban.web.app import create_app
@@ -99,9 +96,7 @@ def csrf(html: str) -> str:
 
 
 def login(client, name: str, password: str = PASSWORD, *, next_url: str = "/dashboard"):
-    page = client.get("/login")
-    assert page.status_code == 200
-    return client.post("/login", data={"csrf": csrf(page.text), "login": name, "password": password, "next": next_url})
+    return sign_in(client, name, password, next_url=next_url)
 
 
 def assert_private(text: str, words=PRIVATE_WORDS) -> None:

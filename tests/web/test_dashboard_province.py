@@ -15,10 +15,9 @@ from fastapi.testclient import TestClient
 
 from duban import accounts
 from duban.db import session_scope
-from duban.settings import get_settings
 from tests.rollup.province_schools import build_schools
 from tests.web.test_dashboard import PASSWORD, login
-from tests.web_helpers import SECRET
+from tests.web_helpers import web_env
 
 LOOKED_AT = dt.datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 CELL = re.compile(r'<td data-label="([^"]+)"[^>]*>(?:<a href="[^"]*">)?([^<]*)')
@@ -26,10 +25,7 @@ CELL = re.compile(r'<td data-label="([^"]+)"[^>]*>(?:<a href="[^"]*">)?([^<]*)')
 
 @pytest.fixture
 def web(use_database, engine, tmp_path, monkeypatch):
-    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
-    monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
-    monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
-    get_settings.cache_clear()
+    web_env(monkeypatch)
     build_schools(engine, tmp_path)
     with session_scope(engine) as s:
         accounts.create_account(s, "province", PASSWORD, role="office", province=True)

@@ -19,14 +19,14 @@ from duban import accounts, dashboard_access, orchestration, paper, person_sessi
 from duban.db import session_scope
 from duban.link_tokens import verify
 from duban.models import Evidence, Plan, Request, Task
-from duban.reviews import api as reviews
 from duban.rules.calendar import WorkCalendar
 from duban.settings import get_settings
 from duban.web.security import csrf_token
 from duban.web.signin import form_token
 from tests.conftest import PINNED, PINNED_DAY
-from tests.schools import A_WORDS, B_WORDS, ids, import_schools, link, store
-from tests.web_helpers import PDF, SECRET, csrf_of
+from tests.schools import A_WORDS, B_WORDS, ids, import_schools, link, start_b_review, store
+from tests.web_helpers import PDF, SECRET, csrf_of, web_env
+from tests.web_helpers import sign_in as form_sign_in
 
 pytestmark = pytest.mark.usefixtures("clock")  # the web app reads the clock: pinned (tests/conftest.py)
 
@@ -40,12 +40,9 @@ def web(use_database, engine, tmp_path, monkeypatch):
     """The web app over two schools, with school b's request (and its PDF), review and 督办单."""
     from duban.web.app import create_app
 
-    monkeypatch.setenv("DUBAN_SECRET_KEY", SECRET)
-    monkeypatch.setenv("DUBAN_WEB_SEND_NOW", "0")
-    monkeypatch.setenv("DUBAN_BASE_URL", "http://testserver")
     monkeypatch.setenv("DUBAN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr(orchestration, "deployment_available", lambda: False)
-    get_settings.cache_clear()
+    web_env(monkeypatch)
     import_schools(engine, tmp_path)
     with session_scope(engine) as s:
         accounts.create_account(s, "a-office", PASSWORD, role="office", institution="a", person="督办员")
@@ -66,26 +63,13 @@ def b(web, engine):
     """School b's objects: its request and evidence, a review, a 督办单."""
     with session_scope(engine, readonly=True) as s:
         request_id, evidence_id = s.execute(select(Request.id, Evidence.id).join(Evidence, Evidence.request_id == Request.id)).one()
-    review = reviews.start(
-        engine,
-        plan_code="b-2026",
-        scope_kind="tasks",
-        scope_values=["9"],
-        reply_by=PINNED_DAY + dt.timedelta(days=10),
-        ask="请报告乙校专属任务进展",
-        today=PINNED_DAY,
-        started_by="督办员",
-        reports_dir=get_settings().data_dir / "reports",
-        title="乙校专项督查",
-    ).review_id
+    review = start_b_review(engine, ask="请报告乙校专属任务进展", reports_dir=get_settings().data_dir / "reports")
     notice = paper.issue_notice(engine, "b-2026", "9", today=PINNED_DAY, cal=WorkCalendar(), issued_by="督办员")
     return {"request": request_id, "evidence": evidence_id, "review": review, "year": notice.year, "number": notice.number}
 
 
 def sign_in(client, login: str) -> None:
-    page = client.get("/login")
-    resp = client.post("/login", data={"csrf": csrf_of(page.text), "login": login, "password": PASSWORD, "next": "/dashboard"})
-    assert resp.status_code == 303
+    assert form_sign_in(client, login, PASSWORD).status_code == 303
 
 
 def token(client, purpose: str) -> str:
