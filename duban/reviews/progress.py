@@ -174,7 +174,8 @@ def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = Non
     result = TickResult()
     with session_scope(engine) as session:
         views = item_views(session, tz=tz, plan_code=plan_code)
-        people = dict(session.execute(select(Person.id, Person.name)).all())
+        owners = {v.task.owner_id for v, _ in views}
+        people = dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(owners))).all()) if owners else {}
         decisions = [d for view, policy in views for d in decide_item(view, policy, cal, today)]
         owner_names = {v.item_id: people.get(v.task.owner_id, "") for v, _ in views}
         existing = existing_keys(session, [d.key for d in decisions])
