@@ -47,6 +47,9 @@ COLUMNS = {
     "note": "说明",
 }
 SUMMARY_DESCRIPTION = "本批各单位的督办检查结果"
+# between a school's notes in its summary row: a line break, which no note contains (a note may
+# well contain "；", as the calendar's warnings do)
+NOTE_SEP = "\n"
 
 
 def institution_tag(code: str) -> str:
@@ -135,7 +138,7 @@ def sweep_institution(scope: SweepScope, day: dt.date, force: bool = False) -> d
     for e in delivered.errors[:20]:
         logger.error("%s：发送失败（将稍后重试）：%s", scope.name, e)
     notes = [n for n in [paused_line(delivered), *row.pop("warnings")] if n]
-    row.update(outcome=SweepOutcome.DONE, seconds=round(time.perf_counter() - clock, 2), note="；".join(notes))
+    row.update(outcome=SweepOutcome.DONE, seconds=round(time.perf_counter() - clock, 2), note=NOTE_SEP.join(notes))
     logger.info(
         "%s：应发事项 %s 项（新增 %s 项），生成通知 %s 份，发送成功 %s 份，失败 %s 份",
         scope.name, row["decided"], row["new"], row["digests"], row["sent"], row["failed"],
@@ -151,7 +154,7 @@ def _school_artifact(row: dict[str, Any], day: dt.date) -> None:
         f"- 应发事项 {row['decided']} 项，其中新增 {row['new']} 项",
         f"- 生成通知 {row['digests']} 份；发送成功 {row['sent']} 份，失败 {row['failed']} 份",
     ]
-    lines += [f"- {n}" for n in row["note"].split("；") if n]
+    lines += [f"- {n}" for n in row["note"].split(NOTE_SEP) if n]
     create_markdown_artifact(key=artifact_key(row["code"]), markdown="\n".join(lines), description=f"{row['name']} {day.isoformat()}")
 
 

@@ -29,6 +29,7 @@ from duban.sweep.rows import digest_rows
 from duban.sweep.sending import day_outcome, deliver_due, outcome_lines, paused_line
 from duban.vocabulary import SweepOutcome
 from flows.institution_sweep import (
+    NOTE_SEP,
     IncompleteSweepError,
     failed_names,
     institution_tag,
@@ -168,7 +169,7 @@ def school_notes(rows: list[dict]) -> list[str]:
     by_note: dict[str, list[str]] = {}
     for r in rows:
         if r["outcome"] == SweepOutcome.DONE:
-            for note in filter(None, str(r.get("note") or "").split("；")):
+            for note in filter(None, str(r.get("note") or "").split(NOTE_SEP)):
                 by_note.setdefault(note, []).append(r["name"])
     return [
         ("" if len(names) == len(rows) else "、".join(names[:3]) + (f" 等 {len(names)} 个单位" if len(names) > 3 else "") + "：") + note

@@ -172,3 +172,26 @@ def test_each_school_is_delivered_through_its_own_channel(schools, monkeypatch, 
     ]  # fmt: skip
     assert outbox_count(MON) == 5  # a's five, nothing of b's
     assert sent_by_institution(schools) == once_each("a") + once_each("b")
+
+
+CALENDAR_NOTE = "2027 年的法定节假日调休安排尚未收录，已按周一至周五计算工作日；如有调休上班日，请在单位日历文件中补充。"
+
+
+@pytest.mark.parametrize(
+    ("notes", "expected"),
+    [
+        # every school's note (a calendar warning with "；" in it) is one line, whole
+        ({"a": [CALENDAR_NOTE], "b": [CALENDAR_NOTE]}, [CALENDAR_NOTE]),
+        # a note of some schools names them
+        ({"a": [CALENDAR_NOTE, "2 份通知的渠道暂时无响应"], "b": [CALENDAR_NOTE]}, [CALENDAR_NOTE, "甲：2 份通知的渠道暂时无响应"]),
+        ({"a": [], "b": []}, []),
+    ],
+)
+def test_the_schools_notes_are_said_once_and_whole(notes, expected):
+    from duban.vocabulary import SweepOutcome
+    from flows.institution_sweep import NOTE_SEP
+    from flows.sweep import school_notes
+
+    names = {"a": "甲", "b": "乙"}
+    rows = [{"code": c, "name": names[c], "outcome": SweepOutcome.DONE, "note": NOTE_SEP.join(n)} for c, n in notes.items()]
+    assert school_notes(rows) == expected
