@@ -185,6 +185,11 @@ def sweep_scopes(session: Session, codes: Collection[str] | None = None, *, plan
     ]
 
 
+def school_names(names: list[str]) -> str:
+    """Schools as a log line or a run's name says them: the first three, and how many in all."""
+    return "、".join(names[:3]) + (f" 等 {len(names)} 个单位" if len(names) > 3 else "")
+
+
 def plan_ids(session: Session, institution_id: int) -> list[int]:
     return list(session.scalars(select(Plan.id).where(Plan.institution_id == institution_id).order_by(Plan.id)))
 

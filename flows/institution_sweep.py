@@ -26,11 +26,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from duban.db import session_scope
-from duban.institutions import SweepScope, sweep_scopes
+from duban.institutions import SweepScope, school_names, sweep_scopes
 from duban.runtime import Runtime, runtime
 from duban.sweep.decisions import decide
 from duban.sweep.digests import assemble
-from duban.sweep.sending import day_outcome, deliver_due, paused_line
+from duban.sweep.sending import day_outcome, deliver_due, paused_line, runtime_groups
 from duban.vocabulary import SweepOutcome
 
 # a school's row in the summary table of a batch (the daily sweep reads them back: same keys)
@@ -89,14 +89,10 @@ def snapshot_schools(scopes: list[SweepScope], day: dt.date) -> int:
     installation's calendar, one per school with its own): the trend in the reports."""
     from duban.rollup.snapshots import take_snapshot
 
-    rt = runtime()
-    plain = [p for s in scopes if not s.own_settings for p in s.plan_ids]
-    groups = [(rt, plain)] if plain else []
-    groups += [(rt.for_institution(s.code), list(s.plan_ids)) for s in scopes if s.own_settings]
     rows = 0
-    for grt, ids in groups:
+    for group in runtime_groups(runtime(), scopes):
         try:
-            rows += take_snapshot(grt.engine, as_of=day, tz=grt.tz, cal=grt.calendar, plan_ids=ids)
+            rows += take_snapshot(group.rt.engine, as_of=day, tz=group.rt.tz, cal=group.rt.calendar, plan_ids=group.plan_ids)
         except Exception as err:  # noqa: BLE001 - the day's reminders are out; a missing trend point is not worth failing for
             get_run_logger().warning("今日汇总快照未能保存（不影响提醒和督办）：%s: %s", err.__class__.__name__, err)
     return rows
@@ -206,11 +202,6 @@ class IncompleteSweepError(RuntimeError):
 
 def failed_names(rows: list[dict[str, Any]]) -> list[str]:
     return [f"{r['name']}（{r['code']}）" for r in rows if r["outcome"] == SweepOutcome.FAILED]
-
-
-def school_names(names: list[str]) -> str:
-    """A child run's name part: its schools (the first three, and how many in all)."""
-    return "、".join(names[:3]) + (f" 等 {len(names)} 个单位" if len(names) > 3 else "")
 
 
 def _run_name() -> str:

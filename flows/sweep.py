@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from duban import orchestration
 from duban.db import session_scope
-from duban.institutions import SweepScope, sweep_scopes
+from duban.institutions import SweepScope, school_names, sweep_scopes
 from duban.runtime import runtime
 from duban.sweep.decisions import decide
 from duban.sweep.digests import assemble
@@ -34,7 +34,6 @@ from flows.institution_sweep import (
     failed_names,
     institution_tag,
     rows_of_table,
-    school_names,
     sweep_schools,
     table_rows,
 )
@@ -171,10 +170,7 @@ def school_notes(rows: list[dict]) -> list[str]:
         if r["outcome"] == SweepOutcome.DONE:
             for note in filter(None, str(r.get("note") or "").split(NOTE_SEP)):
                 by_note.setdefault(note, []).append(r["name"])
-    return [
-        ("" if len(names) == len(rows) else "、".join(names[:3]) + (f" 等 {len(names)} 个单位" if len(names) > 3 else "") + "：") + note
-        for note, names in by_note.items()
-    ]
+    return [("" if len(names) == len(rows) else school_names(names) + "：") + note for note, names in by_note.items()]
 
 
 def summarise(day: dt.date, rows: list[dict], started: dt.datetime, scopes: list[SweepScope] | None) -> dict:

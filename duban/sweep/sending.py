@@ -49,9 +49,10 @@ def deliver_due(
 
 @dataclass
 class DeliveryGroup:
-    """Institutions whose messages go out with one runtime: every school without settings of its own
-    shares the installation's (one run for all of them: ``plan_ids`` None when that is every plan);
-    a school with its own (channel, apps, send hours, templates) is a group of its own."""
+    """Institutions whose messages go out (and whose roll-up is computed) with one runtime: every
+    school without settings of its own shares the installation's (one run for all of them:
+    ``plan_ids`` None when that is every plan); a school with its own (channel, apps, send hours,
+    templates, calendar) is a group of its own."""
 
     rt: Any
     codes: list[str]
@@ -60,7 +61,9 @@ class DeliveryGroup:
 
     @property
     def label(self) -> str:
-        return "、".join(self.names[:3]) + (f" 等 {len(self.names)} 个单位" if len(self.names) > 3 else "")
+        from duban.institutions import school_names
+
+        return school_names(self.names)
 
 
 def delivery_groups(rt: Any, codes: list[str] | None = None) -> list[DeliveryGroup]:
@@ -70,11 +73,18 @@ def delivery_groups(rt: Any, codes: list[str] | None = None) -> list[DeliveryGro
 
     with session_scope(rt.engine, readonly=True) as session:
         scopes = institutions.sweep_scopes(session, codes)
+    return runtime_groups(rt, scopes, whole_store=codes is None)
+
+
+def runtime_groups(rt: Any, scopes: list[Any], *, whole_store: bool = False) -> list[DeliveryGroup]:
+    """``scopes`` (``institutions.SweepScope``) by the runtime they run with: the schools without
+    settings of their own together, first, then each school with its own.  ``whole_store``: the
+    scopes are every institution there is, so the shared group stands for every plan (None), and
+    is there even when the store has no institution yet."""
     plain = [s for s in scopes if not s.own_settings]
     groups = [DeliveryGroup(rt.for_institution(s.code), [s.code], [s.name], list(s.plan_ids)) for s in scopes if s.own_settings]
-    if plain or not scopes and codes is None:
-        everything = codes is None and not groups
-        ids = None if everything else [p for s in plain for p in s.plan_ids]
+    if plain or (whole_store and not scopes):
+        ids = None if whole_store and not groups else [p for s in plain for p in s.plan_ids]
         groups.insert(0, DeliveryGroup(rt, [s.code for s in plain], [s.name for s in plain], ids))
     return groups
 
