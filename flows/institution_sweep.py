@@ -1,12 +1,18 @@
-"""One institution's daily sweep, and a batch of them as one flow run (``institution-sweep``).
+"""The schools' daily sweep, a batch of them as one flow run (``institution-sweep``).
 
-The day's work for a school — decide (each plan of the school), the review tick, assemble,
-deliver — with the school's own runtime (calendar, time zone, templates, channel, chat apps:
-``Runtime.for_institution``), as one Prefect task run named after the school and tagged
-``institution:<code>``, with a markdown artifact ``sweep-<code>`` (the school's history in the
-UI); then the roll-up snapshot of the batch's schools at once (its cost is mostly fixed: one
-computation per school would cost more than the school's sweep).  A school that fails is retried,
-then reported; the other schools of the batch go on.
+The day's work — decide (rules → ledger), the review tick, assemble, deliver — is done once for
+all the schools of the batch that share the installation's runtime (no settings of their own):
+one Prefect task run over all their plans, tagged with each school's ``institution:<code>`` (up to
+``MOST_TAGGED`` schools).  Each school with settings of its own (calendar, time zone, templates,
+channel, chat apps: ``Runtime.for_institution``) is its own task run named after the school and
+tagged, with a markdown artifact ``sweep-<code>``.  Each school is a row of the run's summary
+table either way.  Then the roll-up snapshot of the batch's schools at once.  A school that fails
+is retried, then reported; the other schools go on (should the schools swept together fail, they
+are swept again one by one, so that the one at fault is found).
+
+Sweeping the schools together is what keeps a province's sweep close to the cost of its work:
+per school, a task run of its own costs ≈ 0.2 s of Prefect calls and each step's fixed queries
+(benchmarks/README.md, "The sweep at 150 institutions").
 
 The daily sweep (flows/sweep.py) runs batches of schools here: in its own process without a
 deployment (`duban check`, `duban run`), or as flow runs of the ``institution-sweep`` deployment
@@ -28,9 +34,9 @@ from prefect.runtime import flow_run
 from duban.db import session_scope
 from duban.institutions import SweepScope, school_names, sweep_scopes
 from duban.runtime import Runtime, runtime
-from duban.sweep.decisions import decide
+from duban.sweep.decisions import DecideResult, decide
 from duban.sweep.digests import assemble
-from duban.sweep.sending import day_outcome, deliver_due, paused_line, runtime_groups
+from duban.sweep.sending import DayOutcome, day_outcome, deliver_due, outcomes_by_plan, paused_line, runtime_groups
 from duban.vocabulary import SweepOutcome
 
 # a school's row in the summary table of a batch (the daily sweep reads them back: same keys)
@@ -52,8 +58,19 @@ SUMMARY_DESCRIPTION = "本批各单位的督办检查结果"
 NOTE_SEP = "\n"
 
 
+# Prefect attaches a run's tags to each of its events, and refuses an event with more than 100
+# related resources: a run of more schools than this is tagged by none of them (its name, the
+# summary table and the schools' rows say which they are)
+MOST_TAGGED = 40
+
+
 def institution_tag(code: str) -> str:
     return f"institution:{code}"
+
+
+def institution_tags(codes: list[str]) -> list[str]:
+    """The tags of a run of these schools: each school's, unless they are too many to tag."""
+    return [institution_tag(c) for c in codes] if len(codes) <= MOST_TAGGED else []
 
 
 def artifact_key(code: str) -> str:
@@ -61,26 +78,21 @@ def artifact_key(code: str) -> str:
     return "sweep-" + (re.sub(r"[^a-z0-9-]+", "-", code.lower()).strip("-") or "x")
 
 
-def _decide_and_tick(rt: Runtime, scope: SweepScope, day: dt.date) -> dict[str, Any]:
-    """Decide each plan of the school, then its reviews' reminders (a review whose reply-by date
-    passed is woken or advanced)."""
+def _decide_and_tick(rt: Runtime, plan_ids: list[int], label: str, day: dt.date) -> DecideResult:
+    """Decide the plans (one school's, or the schools' swept together), then their reviews'
+    reminders (a review whose reply-by date passed is woken or advanced)."""
     from duban import orchestration
     from duban.reviews import api as reviews
 
     logger = get_run_logger()
-    decided = new = 0
-    warnings: list[str] = []
-    for code in scope.plan_codes:
-        result = decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=code)
-        decided, new = decided + result.decided, new + result.new
-        warnings = list(dict.fromkeys([*warnings, *result.warnings]))
-        tick = reviews.tick(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_code=code)
-        for review_id in tick.changed:
-            how, _ = orchestration.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
-            logger.info("%s：督查 %s 填报已截止，进入评定（%s）", scope.name, review_id, how)
-    for w in warnings:
-        logger.warning("%s：%s", scope.name, w)
-    return {"decided": decided, "new": new, "warnings": warnings}
+    result = decide(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_ids=plan_ids)
+    tick = reviews.tick(rt.engine, today=day, cal=rt.calendar, tz=rt.tz, plan_ids=plan_ids)
+    for review_id in tick.changed:
+        how, _ = orchestration.wake_or_advance(rt.engine, review_id, today=day, reports_dir=rt.settings.data_dir / "reports")
+        logger.info("%s：督查 %s 填报已截止，进入评定（%s）", label, review_id, how)
+    for w in result.warnings:
+        logger.warning("%s：%s", label, w)
+    return result
 
 
 @task(name="rollup-snapshot")
@@ -124,7 +136,8 @@ def sweep_institution(scope: SweepScope, day: dt.date, force: bool = False) -> d
         logger.info("%s：%s 不是本单位的工作日，今天不检查", scope.name, day)
         return {**row, "outcome": SweepOutcome.SKIPPED, "seconds": 0.0, "note": ""}
     plans = list(scope.plan_ids)
-    row.update(_decide_and_tick(rt, scope, day))
+    decided = _decide_and_tick(rt, plans, scope.name, day)
+    row.update(decided=decided.decided, new=decided.new)
     row["digests"] = assemble(
         rt.engine, today=day, links=rt.links(day), channel=rt.channel.name, template_dir=rt.settings.template_dir, plan_ids=plans
     )
@@ -133,7 +146,7 @@ def sweep_institution(scope: SweepScope, day: dt.date, force: bool = False) -> d
     row.update(sent=outcome.sent, failed=outcome.failed, paused=delivered.paused)
     for e in delivered.errors[:20]:
         logger.error("%s：发送失败（将稍后重试）：%s", scope.name, e)
-    notes = [n for n in [paused_line(delivered), *row.pop("warnings")] if n]
+    notes = [n for n in [paused_line(delivered), *decided.warnings] if n]
     row.update(outcome=SweepOutcome.DONE, seconds=round(time.perf_counter() - clock, 2), note=NOTE_SEP.join(notes))
     logger.info(
         "%s：应发事项 %s 项（新增 %s 项），生成通知 %s 份，发送成功 %s 份，失败 %s 份",
@@ -154,10 +167,56 @@ def _school_artifact(row: dict[str, Any], day: dt.date) -> None:
     create_markdown_artifact(key=artifact_key(row["code"]), markdown="\n".join(lines), description=f"{row['name']} {day.isoformat()}")
 
 
-def sweep_schools(scopes: list[SweepScope], day: dt.date, force: bool) -> list[dict[str, Any]]:
+@task(name="institutions", task_run_name="{label}")
+def sweep_together(label: str, scopes: list[SweepScope], day: dt.date, force: bool = False) -> list[dict[str, Any]]:
+    """The day's work of schools without settings of their own (they share the installation's
+    runtime) at once: one decide, one assemble and one delivery over all their plans — what each
+    school's own task run would do, with each step's fixed cost paid once instead of once per
+    school.  A row per school, counted from the store (the summary table of the run is their
+    history: a markdown artifact per school, as a school swept on its own has, would cost each
+    school a call to the Prefect server, ≈ 0.1 s — as much as its share of the sweep)."""
+    logger = get_run_logger()
+    started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
+    rt = runtime()
+    if not force and not rt.calendar.is_workday(day):
+        logger.info("%s：%s 不是工作日，今天不检查", label, day)
+        return [_row(s, outcome=SweepOutcome.SKIPPED) for s in scopes]
+    plans = [p for s in scopes for p in s.plan_ids]
+    decided = _decide_and_tick(rt, plans, label, day)
+    assemble(rt.engine, today=day, links=rt.links(day), channel=rt.channel.name, template_dir=rt.settings.template_dir, plan_ids=plans)
+    delivered = deliver_due(rt, plan_ids=plans)
+    counts = outcomes_by_plan(rt.engine, run_on=day, since=started, now=dt.datetime.now(dt.UTC), plan_ids=plans)
+    for e in delivered.errors[:20]:
+        logger.error("%s：发送失败（将稍后重试）：%s", label, e)
+    note = NOTE_SEP.join(n for n in [paused_line(delivered), *decided.warnings] if n)
+    share = round((time.perf_counter() - clock) / len(scopes), 2)  # each school's share of the run's time
+    rows = [_counted(s, decided, counts, seconds=share, note=note, paused=delivered.paused) for s in scopes]
+    made, sent = sum(r["digests"] for r in rows), sum(r["sent"] for r in rows)
+    logger.info("%s：应发事项 %s 项，生成通知 %s 份，发送成功 %s 份", label, decided.decided, made, sent)
+    return rows
+
+
+def _counted(scope: SweepScope, decided: DecideResult, counts: dict[int, tuple[int, DayOutcome]], **values: Any) -> dict[str, Any]:
+    """A school's row of a run that swept it with others: its plans' counts added up."""
+    row = _row(scope, outcome=SweepOutcome.DONE, **values)
+    for plan_id in scope.plan_ids:
+        made, outcome = counts.get(plan_id, (0, DayOutcome()))
+        fresh = decided.by_plan.get(plan_id, (0, 0))
+        for key, value in zip(("decided", "new", "digests", "sent", "failed"), (*fresh, made, outcome.sent, outcome.failed), strict=True):
+            row[key] += value
+    return row
+
+
+def _row(scope: SweepScope, **values: Any) -> dict[str, Any]:
+    """A school's row of the summary, its counts at zero (``values``: the rest, and what to set)."""
+    return {"code": scope.code, "name": scope.name, "decided": 0, "new": 0, "digests": 0, "sent": 0, "failed": 0} | {
+        "seconds": 0.0, "note": "", **values
+    }  # fmt: skip
+
+
+def _one_by_one(scopes: list[SweepScope], day: dt.date, force: bool) -> list[dict[str, Any]]:
     """Each school as its own task run, one after the other; a school that fails after its
-    retries is a row with outcome ``failed`` and the reason, and the next school goes on.  Then
-    the roll-up snapshot of the schools swept (once for the batch: its cost is mostly fixed)."""
+    retries is a row with outcome ``failed`` and the reason, and the next school goes on."""
     rows = []
     for scope in scopes:
         with tags(institution_tag(scope.code)):
@@ -168,6 +227,28 @@ def sweep_schools(scopes: list[SweepScope], day: dt.date, force: bool) -> list[d
         reason = state.message or state.name
         get_run_logger().error("%s（%s）的督办检查未完成：%s", scope.name, scope.code, reason)
         rows.append({"code": scope.code, "name": scope.name, "outcome": SweepOutcome.FAILED, "note": reason})
+    return rows
+
+
+def sweep_schools(scopes: list[SweepScope], day: dt.date, force: bool) -> list[dict[str, Any]]:
+    """The schools without settings of their own together (``sweep_together``), each school with
+    its own runtime on its own (``sweep_institution``).  Should the schools swept together fail,
+    they are swept again one by one (the ledger keeps that harmless), so that the one at fault is
+    retried, then named, and the others go on.  Then the roll-up snapshot of the schools swept
+    (once for the batch: its cost is mostly fixed).  The rows in the order of ``scopes``."""
+    shared = [s for s in scopes if not s.own_settings]
+    rows = []
+    if len(shared) > 1:
+        label = school_names([s.name for s in shared])
+        with tags(*institution_tags([s.code for s in shared])):
+            state = sweep_together(label, shared, day, force, return_state=True)
+        if state.is_completed():
+            rows, shared = state.result(), []
+        else:
+            get_run_logger().warning("%s 一并检查未完成（%s），改为逐个单位检查", label, state.message or state.name)
+    rows += _one_by_one([s for s in scopes if s.own_settings or s in shared], day, force)
+    order = {s.code: i for i, s in enumerate(scopes)}
+    rows.sort(key=lambda r: order[r["code"]])
     done = {r["code"] for r in rows if r["outcome"] == SweepOutcome.DONE}
     if done:
         snapshot_schools([s for s in scopes if s.code in done], day)

@@ -32,7 +32,7 @@ from flows.institution_sweep import (
     NOTE_SEP,
     IncompleteSweepError,
     failed_names,
-    institution_tag,
+    institution_tags,
     rows_of_table,
     sweep_schools,
     table_rows,
@@ -142,7 +142,7 @@ def on_workers(target: str, scopes: list[SweepScope], day: dt.date, *, force: bo
     work = [
         {
             "name": f"sweep {day.isoformat()} {school_names([s.name for s in group])}",
-            "tags": ["duban", "sweep", *(institution_tag(s.code) for s in group)],
+            "tags": ["duban", "sweep", *institution_tags([s.code for s in group])],
             "parameters": {"institutions": [s.code for s in group], "today": day.isoformat(), "force": force, "plan": plan},
             "institutions": [s.code for s in group],
         }

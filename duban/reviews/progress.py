@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,8 +115,11 @@ class TickResult:
     recipients: set[int] = field(default_factory=set)
 
 
-def item_views(session: Session, *, tz, plan_code: str | None = None, review_id: int | None = None):
-    """(ReviewItemView, policy) of every unanswered item of the open or waiting reviews."""
+def item_views(
+    session: Session, *, tz, plan_code: str | None = None, review_id: int | None = None, plan_ids: Collection[int] | None = None
+):
+    """(ReviewItemView, policy) of every unanswered item of the open or waiting reviews (of one
+    plan, of ``plan_ids``, of one review)."""
 
     q = (
         select(
@@ -137,6 +140,8 @@ def item_views(session: Session, *, tz, plan_code: str | None = None, review_id:
     )
     if plan_code is not None:
         q = q.where(Plan.code == plan_code)
+    if plan_ids is not None:
+        q = q.where(Review.plan_id.in_(list(plan_ids)))
     if review_id is not None:
         q = q.where(Review.id == review_id)
     rows = session.execute(q).all()
@@ -166,14 +171,23 @@ def item_views(session: Session, *, tz, plan_code: str | None = None, review_id:
     return out
 
 
-def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = None, now: dt.datetime | None = None) -> TickResult:
+def tick(
+    engine: Engine,
+    *,
+    today: dt.date,
+    cal,
+    tz,
+    plan_code: str | None = None,
+    now: dt.datetime | None = None,
+    plan_ids: Collection[int] | None = None,
+) -> TickResult:
     """Decide today's review reminders and escalations, and close the answers of reviews whose
     reply-by date passed (the office is then asked for verdicts).  Idempotent; the daily sweep
-    runs it."""
+    runs it (``plan_code``, ``plan_ids``: of that plan, of these plans only)."""
     now = now or utcnow()
     result = TickResult()
     with session_scope(engine) as session:
-        views = item_views(session, tz=tz, plan_code=plan_code)
+        views = item_views(session, tz=tz, plan_code=plan_code, plan_ids=plan_ids)
         owners = {v.task.owner_id for v, _ in views}
         people = dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(owners))).all()) if owners else {}
         decisions = [d for view, policy in views for d in decide_item(view, policy, cal, today)]
@@ -206,6 +220,8 @@ def tick(engine: Engine, *, today: dt.date, cal, tz, plan_code: str | None = Non
         q = select(Review).where(Review.status == ReviewState.OPEN).with_for_update()
         if plan_code is not None:
             q = q.join(Plan, Plan.id == Review.plan_id).where(Plan.code == plan_code)
+        if plan_ids is not None:
+            q = q.where(Review.plan_id.in_(list(plan_ids)))
         for review in session.scalars(q).all():
             counts = _counts(session, review.id)
             if answers_closed(today=today, reply_by=review.reply_by, unanswered=counts["items"] - counts["answered"]):

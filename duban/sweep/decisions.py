@@ -8,9 +8,9 @@ the same without writing: who would receive what today.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Engine, Select, func, select
@@ -88,11 +88,23 @@ def _tasks_query(where: list[ColumnElement[bool]]):
     )
 
 
-def load(session: Session, *, tz, plan_code: str | None = None, task_code: str | None = None, owner_id: int | None = None) -> Loaded:
-    """The live tasks (of one plan, one task, or one owner's) as the rules see them."""
+def load(
+    session: Session,
+    *,
+    tz,
+    plan_code: str | None = None,
+    task_code: str | None = None,
+    owner_id: int | None = None,
+    plan_ids: Collection[int] | None = None,
+) -> Loaded:
+    """The live tasks (of one plan, of some plans — ``plan_ids`` —, one task, or one owner's) as
+    the rules see them."""
     plans = {p.id: p for p in session.execute(select(Plan.id, Plan.code, Plan.name, Plan.policy, Plan.ends_on))}
     if plan_code is not None:
         plans = {k: v for k, v in plans.items() if v.code == plan_code}
+    if plan_ids is not None:
+        wanted = set(plan_ids)
+        plans = {k: v for k, v in plans.items() if k in wanted}
     plan_ids = list(plans)
     live = _live_tasks(plan_ids, task_code, owner_id)
     # Core rows (the connection's execute): the ORM's row loading is a third of this for a province
@@ -243,12 +255,13 @@ def approval_decisions(
     plan_code: str | None = None,
     task_code: str | None = None,
     now: dt.datetime | None = None,
+    plan_ids: Collection[int] | None = None,
 ) -> list[Planned]:
     """Completions and extensions waiting too long for the office: a reminder to each reviewer on
     the task's line (rules: ``approval_reminder``), carrying what the original request said and its
     links; an office member's waits for the plan's next batch time (``office_batch_times``)."""
     now = now or utcnow()
-    waiting = _waiting_requests(session, cal, today, tz=tz, plan_code=plan_code, task_code=task_code)
+    waiting = _waiting_requests(session, cal, today, tz=tz, plan_code=plan_code, task_code=task_code, plan_ids=plan_ids)
     if not waiting:
         return []
     asked, held = {}, {}
@@ -267,7 +280,14 @@ def approval_decisions(
 
 
 def _waiting_requests(
-    session: Session, cal: WorkCalendar, today: dt.date, *, tz, plan_code: str | None, task_code: str | None
+    session: Session,
+    cal: WorkCalendar,
+    today: dt.date,
+    *,
+    tz,
+    plan_code: str | None,
+    task_code: str | None,
+    plan_ids: Collection[int] | None,
 ) -> list[tuple[Any, int, int]]:
     """The pending requests of live tasks that have waited long enough for a reminder: each with
     the reminder's step and the working days waited (``approval_reminder``)."""
@@ -293,6 +313,8 @@ def _waiting_requests(
     )
     if plan_code is not None:
         q = q.where(Plan.code == plan_code)
+    if plan_ids is not None:
+        q = q.where(Request.plan_id.in_(list(plan_ids)))
     if task_code is not None:
         q = q.where(Task.code == task_code)
     waiting = []
@@ -330,26 +352,46 @@ class DecideResult:
     decided: int  # decisions the rules made today
     new: int  # of those, not in the ledger before (written now)
     warnings: list[str]
+    # plan id → (decided, new) of that plan (new: not in the ledger when the run looked; a second
+    # sweep writing the same key at that moment makes ``new`` the smaller of the two)
+    by_plan: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def _new_today(
-    session: Session, loaded: Loaded, cal: WorkCalendar, today: dt.date, *, tz, plan_code: str | None, task_code: str | None
-) -> tuple[int, list[Planned]]:
-    """How many decisions the rules make today, and those not in the ledger yet."""
-    decisions = decisions_for(loaded, cal, today) + approval_decisions(session, cal, today, tz=tz, plan_code=plan_code, task_code=task_code)
+    session: Session,
+    loaded: Loaded,
+    cal: WorkCalendar,
+    today: dt.date,
+    *,
+    tz,
+    plan_code: str | None,
+    task_code: str | None,
+    plan_ids: Collection[int] | None = None,
+) -> tuple[Counter[int], list[Planned]]:
+    """How many decisions the rules make today (by plan), and those not in the ledger yet."""
+    approvals = approval_decisions(session, cal, today, tz=tz, plan_code=plan_code, task_code=task_code, plan_ids=plan_ids)
+    decisions = decisions_for(loaded, cal, today) + approvals
     existing = existing_keys(session, [p.decision.key for p in decisions])
-    return len(decisions), [p for p in decisions if p.decision.key not in existing]
+    return Counter(p.plan_id for p in decisions), [p for p in decisions if p.decision.key not in existing]
 
 
 @bulk_work()
 def decide(
-    engine: Engine, *, today: dt.date, cal: WorkCalendar, tz, plan_code: str | None = None, task_code: str | None = None
+    engine: Engine,
+    *,
+    today: dt.date,
+    cal: WorkCalendar,
+    tz,
+    plan_code: str | None = None,
+    task_code: str | None = None,
+    plan_ids: Collection[int] | None = None,
 ) -> DecideResult:
-    """Apply the rules and write new decisions to the ledger (one transaction)."""
+    """Apply the rules and write new decisions to the ledger (one transaction).  ``plan_code``,
+    ``plan_ids``, ``task_code``: only that plan's, these plans' (the schools of a sweep), that task's."""
     now = utcnow()
     with session_scope(engine) as session:
-        loaded = load(session, tz=tz, plan_code=plan_code, task_code=task_code)
-        decided, fresh = _new_today(session, loaded, cal, today, tz=tz, plan_code=plan_code, task_code=task_code)
+        loaded = load(session, tz=tz, plan_code=plan_code, task_code=task_code, plan_ids=plan_ids)
+        decided, fresh = _new_today(session, loaded, cal, today, tz=tz, plan_code=plan_code, task_code=task_code, plan_ids=plan_ids)
         rows = [
             {
                 "key": d.key,
@@ -371,7 +413,9 @@ def decide(
             for plan_id, d, not_before in fresh
         ]
         new = insert_ignore(session, rows)
-    return DecideResult(decided=decided, new=new, warnings=cal.warnings)
+    fresh_by_plan = Counter(plan_id for plan_id, _, _ in fresh)
+    by_plan = {plan_id: (n, fresh_by_plan[plan_id]) for plan_id, n in decided.items()}
+    return DecideResult(decided=decided.total(), new=new, warnings=cal.warnings, by_plan=by_plan)
 
 
 @dataclass

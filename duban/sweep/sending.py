@@ -147,21 +147,38 @@ class DayOutcome:
         return bool(self.failed or self.sending)
 
 
-def day_outcome(engine: Engine, *, run_on: dt.date, since: dt.datetime, now: dt.datetime, plan_ids: list[int] | None = None) -> DayOutcome:
-    """Count the digests by where they are (one query; ``plan_ids``: of these plans only)."""
+def _outcome_counts(run_on: dt.date, since: dt.datetime, now: dt.datetime) -> list[Any]:
+    """The counts of a ``DayOutcome``, in its fields' order, as SQL aggregates over digests."""
     status, today = Digest.status, Digest.run_on == run_on
-    q = select(
+    return [
         func.count().filter(status == LedgerStatus.SENT, Digest.sent_at >= since),
         func.count().filter(today, status == LedgerStatus.FAILED),
         func.count().filter(today, status == LedgerStatus.PENDING, Digest.next_attempt_at > now),
         func.count().filter(today, status == LedgerStatus.SENDING),
         func.count().filter(Digest.run_on < run_on, status == LedgerStatus.FAILED),
-    )
+    ]
+
+
+def day_outcome(engine: Engine, *, run_on: dt.date, since: dt.datetime, now: dt.datetime, plan_ids: list[int] | None = None) -> DayOutcome:
+    """Count the digests by where they are (one query; ``plan_ids``: of these plans only)."""
+    q = select(*_outcome_counts(run_on, since, now))
     if plan_ids is not None:
         q = q.where(Digest.plan_id.in_(plan_ids))
     with session_scope(engine, readonly=True) as session:
         row = session.execute(q).one()
     return DayOutcome(*(int(v or 0) for v in row))
+
+
+def outcomes_by_plan(
+    engine: Engine, *, run_on: dt.date, since: dt.datetime, now: dt.datetime, plan_ids: list[int]
+) -> dict[int, tuple[int, DayOutcome]]:
+    """Of each of ``plan_ids`` that has digests: how many were made since ``since`` and its
+    ``DayOutcome`` (one grouped query: the schools of a sweep swept together, each counted)."""
+    made = func.count().filter(Digest.created_at >= since)
+    q = select(Digest.plan_id, made, *_outcome_counts(run_on, since, now)).where(Digest.plan_id.in_(plan_ids)).group_by(Digest.plan_id)
+    with session_scope(engine, readonly=True) as session:
+        rows = session.execute(q).all()
+    return {int(r[0]): (int(r[1] or 0), DayOutcome(*(int(v or 0) for v in r[2:]))) for r in rows}
 
 
 def paused_line(result: DeliverResult) -> str | None:

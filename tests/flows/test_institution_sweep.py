@@ -195,3 +195,83 @@ def test_the_schools_notes_are_said_once_and_whole(notes, expected):
     names = {"a": "甲", "b": "乙"}
     rows = [{"code": c, "name": names[c], "outcome": SweepOutcome.DONE, "note": NOTE_SEP.join(n)} for c, n in notes.items()]
     assert school_notes(rows) == expected
+
+
+@pytest.fixture
+def three_schools(schools, tmp_path):
+    """甲大学 (a) and 丙大学 (c) on the installation's settings, 乙学院 (b) with its own calendar."""
+    import_announced(schools, write_yaml(tmp_path / "c.yaml", school_plan("c-2026", "丙大学")), now=IMPORTED, institution="c")
+    return schools
+
+
+def test_schools_without_settings_of_their_own_are_swept_in_one_task_run(three_schools):
+    state = daily_sweep(today=MON, return_state=True)
+    monday = state.result()
+    rows = {r["code"]: (r["outcome"], r["decided"], r["new"], r["digests"], r["sent"], r["failed"]) for r in monday["institutions"]}
+    assert rows == {"a": ("done", 9, 9, 5, 5, 0), "b": ("skipped", 0, 0, 0, 0, 0), "c": ("done", 9, 9, 5, 5, 0)}
+    assert [r["code"] for r in monday["institutions"]] == ["a", "b", "c"]
+    assert (monday["decided"], monday["digests"], monday["sent"]) == (18, 10, 10)
+    named = {k: v for k, v in task_runs(state.state_details.flow_run_id).items() if not k.startswith("rollup-snapshot")}
+    assert named == {"甲大学、丙大学": ["institution:a", "institution:c"], "乙学院（b）": ["institution:b"]}
+    assert sent_by_institution(three_schools) == once_each("a") + once_each("c")
+    again = daily_sweep(today=MON)  # the same day again: nothing more for anyone
+    assert {r["code"]: (r["new"], r["digests"], r["sent"]) for r in again["institutions"] if r["code"] != "b"} == {
+        "a": (0, 0, 0), "c": (0, 0, 0),
+    }  # fmt: skip
+    assert outbox_count(MON) == 10
+
+
+def refuse_ledger_rows_of(engine, plan_code: str) -> None:
+    """A fault in the store: inserting a decision of that plan fails (a trigger raises)."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        plan_id = conn.execute(text("SELECT id FROM plans WHERE code = :c"), {"c": plan_code}).scalar_one()
+        if engine.dialect.name == "sqlite":
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON notifications WHEN NEW.plan_id = {plan_id} BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    f"CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.plan_id = {plan_id} THEN RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON notifications FOR EACH ROW EXECUTE FUNCTION refuse()"))
+
+
+def accept_ledger_rows(engine) -> None:
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse" + ("" if engine.dialect.name == "sqlite" else " ON notifications")))
+        if engine.dialect.name != "sqlite":
+            conn.execute(text("DROP FUNCTION refuse()"))
+
+
+def test_when_the_shared_run_fails_the_schools_are_swept_one_by_one_and_the_one_at_fault_is_named(three_schools, monkeypatch):
+    from flows import institution_sweep as module
+
+    monkeypatch.setattr(module, "sweep_institution", module.sweep_institution.with_options(retries=0))  # no 5 s + 30 s waits here
+    refuse_ledger_rows_of(three_schools, "c-2026")
+    try:
+        with pytest.raises(IncompleteSweepError, match=r"以下单位的督办检查未完成：丙大学（c）（其余单位已完成）") as failed:
+            daily_sweep(today=MON, return_state=False)
+    finally:
+        accept_ledger_rows(three_schools)
+    summary = failed.value.summary
+    assert summary is not None and summary["failed_institutions"] == ["c"]
+    assert {r["code"]: r["outcome"] for r in summary["institutions"]} == {"a": "done", "b": "skipped", "c": "failed"}
+    (c,) = [r for r in summary["institutions"] if r["code"] == "c"]
+    assert "injected fault" in c["note"]
+    assert sent_by_institution(three_schools) == once_each("a")  # a's people reached once, on the second try
+
+    retried = daily_sweep(today=MON)  # the fault gone: c's people are reached, a's are not again
+    assert {r["code"]: (r["outcome"], r["sent"]) for r in retried["institutions"]} == {
+        "a": ("done", 0),
+        "b": ("skipped", 0),
+        "c": ("done", 5),
+    }
+    assert sent_by_institution(three_schools) == once_each("a") + once_each("c")
