@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import load_average, safe_url
+from benchmarks.common import load_average, machine_gauge, safe_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "duban_bench_province"
@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="duban-bench-province-"))
     where = safe_url(args.database_url) if args.database_url else "SQLite"
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M')}, load {load_average()}")
+    print(f"machine gauge: {machine_gauge():.2f} s (benchmarks.common.machine_gauge: lower is faster)")
     print(f"sizes {sizes}, day {args.today}, {where}, delivery to {'aiosmtpd (email)' if args.smtp else 'the outbox'}")
     rows = []
     try:

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import load_average, safe_url
+from benchmarks.common import load_average, machine_gauge, safe_url
 from benchmarks.production import Stack, admin_sql, create_database, database_urls, drop_database
 
 
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     admin = args.database_url
     template, prefect_db = f"bench_workers_tpl_{uuid.uuid4().hex[:6]}", f"bench_prefect_{uuid.uuid4().hex[:6]}"
     print(f"# bench_workers: {args.size} schools, PostgreSQL at {safe_url(admin)}; load {load_average()}")
+    print(f"# machine gauge: {machine_gauge():.2f} s (benchmarks.common.machine_gauge: lower is faster)")
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         work = Path(tmp)
         create_database(admin, template)
