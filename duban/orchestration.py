@@ -175,6 +175,25 @@ def child_deployment() -> str | None:
     return CHILD_DEPLOYMENT
 
 
+def worker_slots(per_worker: int) -> int:
+    """How many flow runs the work pool of this flow run's deployment can run at once: its online
+    workers × ``per_worker`` (their ``--limit``, DUBAN_WORKER_LIMIT); 0 when that cannot be read."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
+    from prefect.runtime import deployment
+
+    try:
+        with get_client(sync_client=True) as client:
+            pool = client.read_deployment(uuid.UUID(str(deployment.id))).work_pool_name
+            if not pool:
+                return 0
+            online = client.read_workers_for_work_pool(pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])))
+    except Exception as err:  # noqa: BLE001 - not knowing the pool's size is no reason to stop the day's sweep
+        log.warning("daily sweep: the work pool's workers could not be read (%s: %s)", err.__class__.__name__, err)
+        return 0
+    return len(online) * per_worker
+
+
 def submit_children(deployment: str, batches: list[dict[str, Any]]) -> list[ChildRun]:
     """Start a flow run of ``deployment`` for each batch (``name``, ``tags``, ``parameters``,
     ``institutions``), not waiting: workers pick them up.  Each is linked to the calling flow run

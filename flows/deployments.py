@@ -18,7 +18,8 @@ BULLETIN_DESCRIPTION = (
 
 INSTITUTION_SWEEP_DESCRIPTION = (
     "各单位的每日督办检查（由每日检查 daily-sweep 按批分派，不单独排程）：按各单位的校历、渠道和模板检查并发送通知；"
-    "每个单位一个任务运行，以单位命名并带有 institution:<单位编号> 标签。"
+    "未单独设置的单位合并为一个任务运行一并检查，单独设置了校历、渠道或模板的单位各为一个以单位命名的任务运行；"
+    "均带有 institution:<单位编号> 标签。"
 )
 
 

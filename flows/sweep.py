@@ -6,7 +6,7 @@ with its own runtime and calendar (flows/institution_sweep.py): a school skips t
 not working days in its calendar, so a 调休 Saturday gets its run and a holiday Monday does not.
 From a deployment on a work pool, the schools go in batches (``DUBAN_SWEEP_BATCH`` per flow run)
 to the ``institution-sweep`` deployment, which every process worker of the pool shares; without
-one (`duban check`, `duban run`), they are swept here, one Prefect task run per school.  The
+one (`duban check`, `duban run`), they are swept here in the same way.  The
 parent adds up what the schools did and names the ones that failed (then it fails, after all
 the others are done).
 """
@@ -14,6 +14,7 @@ the others are done).
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -113,10 +114,16 @@ def daily_sweep(
         scopes = sweep_scopes(session, [institution] if institution else None, plan=plan)
     started = dt.datetime.now(dt.UTC)
     target = orchestration.child_deployment()
-    if target is None:
+    size = batch or rt.settings.sweep_batch
+    if target is not None and size is None:
+        slots = orchestration.worker_slots(rt.settings.worker_limit)
+        size = spread(len(scopes), slots)
+        if size is None:
+            get_run_logger().info("工作池没有其他空闲的运行名额（在线工作进程可同时运行 %s 个流程），由本流程直接检查各单位", slots)
+    if target is None or size is None:
         rows = sweep_schools(scopes, day, force)
     else:
-        rows = on_workers(target, scopes, day, force=force, plan=plan, size=batch or rt.settings.sweep_batch)
+        rows = on_workers(target, scopes, day, force=force, plan=plan, size=size)
     summary = summarise(day, rows, started, scopes if institution or plan else None)
     if summary["skipped"]:
         get_run_logger().info("%s 不是各单位的工作日，今天不检查", day)
@@ -128,6 +135,15 @@ def daily_sweep(
     if failed:
         raise IncompleteSweepError(f"以下单位的督办检查未完成：{'、'.join(failed)}（其余单位已完成）", summary)
     return summary
+
+
+def spread(schools: int, slots: int) -> int | None:
+    """The batch size that gives each free slot of the work pool one batch (``slots``: what its
+    online workers run at once; this run holds one of them while it waits); None when no other
+    slot is free (or the pool is unknown): this run then sweeps the schools itself, sparing a
+    child run's process start for no gain."""
+    free = slots - 1
+    return math.ceil(schools / free) if free > 1 and schools > 0 else None
 
 
 def batches(scopes: list[SweepScope], size: int) -> list[list[SweepScope]]:

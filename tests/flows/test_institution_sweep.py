@@ -275,3 +275,21 @@ def test_when_the_shared_run_fails_the_schools_are_swept_one_by_one_and_the_one_
         "c": ("done", 5),
     }
     assert sent_by_institution(three_schools) == once_each("a") + once_each("c")
+
+
+@pytest.mark.parametrize(
+    ("schools", "slots", "size"),
+    [
+        (150, 4, 50),  # two workers of two: the sweep waits in one slot, three batches fill the others
+        (150, 8, 22),  # four workers: seven batches (the last one smaller)
+        (3, 8, 1),
+        (150, 2, None),  # one worker of two: no other slot is free, the sweep does the work itself
+        (150, 1, None),
+        (150, 0, None),  # the pool's workers could not be read
+        (0, 4, None),
+    ],
+)
+def test_without_a_batch_size_the_schools_are_spread_over_the_free_worker_slots(schools, slots, size):
+    from flows.sweep import spread
+
+    assert spread(schools, slots) == size
