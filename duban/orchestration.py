@@ -227,6 +227,8 @@ def wait_children(runs: list[ChildRun], *, poll: float = 1.0, patience: dt.timed
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType, FlowRunFilter, FlowRunFilterId
 
+    if not runs:
+        return runs
     by_id = {r.id: r for r in runs}
     deadline = time.monotonic() + patience.total_seconds()
     with get_client(sync_client=True) as client:

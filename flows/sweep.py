@@ -113,17 +113,7 @@ def daily_sweep(
     with session_scope(rt.engine, readonly=True) as session:
         scopes = sweep_scopes(session, [institution] if institution else None, plan=plan)
     started = dt.datetime.now(dt.UTC)
-    target = orchestration.child_deployment()
-    size = batch or rt.settings.sweep_batch
-    if target is not None and size is None:
-        slots = orchestration.worker_slots(rt.settings.worker_limit)
-        size = spread(len(scopes), slots)
-        if size is None:
-            get_run_logger().info("工作池没有其他空闲的运行名额（在线工作进程可同时运行 %s 个流程），由本流程直接检查各单位", slots)
-    if target is None or size is None:
-        rows = sweep_schools(scopes, day, force)
-    else:
-        rows = on_workers(target, scopes, day, force=force, plan=plan, size=size)
+    rows = sweep_here_or_on_workers(scopes, day, force=force, plan=plan, batch=batch)
     summary = summarise(day, rows, started, scopes if institution or plan else None)
     if summary["skipped"]:
         get_run_logger().info("%s 不是各单位的工作日，今天不检查", day)
@@ -137,23 +127,46 @@ def daily_sweep(
     return summary
 
 
+def sweep_here_or_on_workers(scopes: list[SweepScope], day: dt.date, *, force: bool, plan: str | None, batch: int | None) -> list[dict]:
+    """Every school's row of the day.  Without a deployment on a work pool: all swept here.  With
+    a batch size (``batch``, DUBAN_SWEEP_BATCH): every batch a child run.  Otherwise one batch per
+    free slot of the pool and one more that this run sweeps itself while the others run (it holds
+    a slot anyway); with no other slot free, all of them here."""
+    rt = runtime()
+    target = orchestration.child_deployment()
+    size = batch or rt.settings.sweep_batch
+    if target is None:
+        return sweep_schools(scopes, day, force)
+    if size is not None:
+        return on_workers(target, batches(scopes, size), day, force=force, plan=plan)
+    slots = orchestration.worker_slots(rt.settings.worker_limit)
+    size = spread(len(scopes), slots)
+    if size is None:
+        get_run_logger().info("工作池没有其他空闲的运行名额（在线工作进程可同时运行 %s 个流程），由本流程检查全部单位", slots)
+        return sweep_schools(scopes, day, force)
+    own, *others = batches(scopes, size)
+    return on_workers(target, others, day, force=force, plan=plan, own=own)
+
+
 def spread(schools: int, slots: int) -> int | None:
-    """The batch size that gives each free slot of the work pool one batch (``slots``: what its
-    online workers run at once; this run holds one of them while it waits); None when no other
-    slot is free (or the pool is unknown): this run then sweeps the schools itself, sparing a
-    child run's process start for no gain."""
+    """The batch size that gives each free slot of the work pool one batch and this run one more
+    (``slots``: what the pool's online workers run at once; this run holds one of them); None
+    when no other slot is free (or the pool is unknown): this run then sweeps every school."""
     free = slots - 1
-    return math.ceil(schools / free) if free > 1 and schools > 0 else None
+    return math.ceil(schools / (free + 1)) if free >= 1 and schools > 0 else None
 
 
 def batches(scopes: list[SweepScope], size: int) -> list[list[SweepScope]]:
     return [scopes[i : i + size] for i in range(0, len(scopes), max(size, 1))]
 
 
-def on_workers(target: str, scopes: list[SweepScope], day: dt.date, *, force: bool, plan: str | None, size: int) -> list[dict]:
-    """The schools in batches of ``size``, each a flow run of the child deployment that any worker
-    of the pool may pick up: all submitted, then waited for; a batch whose run ended without its
-    summary (crashed, cancelled, late) counts each of its schools as failed."""
+def on_workers(
+    target: str, groups: list[list[SweepScope]], day: dt.date, *, force: bool, plan: str | None, own: list[SweepScope] | None = None
+) -> list[dict]:
+    """Each batch of schools a flow run of the child deployment that any worker of the pool may
+    pick up: all submitted, then (``own``: those schools swept here meanwhile) waited for; a batch
+    whose run ended without its summary (crashed, cancelled, late) counts each of its schools as
+    failed.  The rows of ``own`` first, then the batches' in order."""
     logger = get_run_logger()
     work = [
         {
@@ -162,12 +175,16 @@ def on_workers(target: str, scopes: list[SweepScope], day: dt.date, *, force: bo
             "parameters": {"institutions": [s.code for s in group], "today": day.isoformat(), "force": force, "plan": plan},
             "institutions": [s.code for s in group],
         }
-        for group in batches(scopes, size)
+        for group in groups
     ]
     runs = orchestration.submit_children(target, work)
-    logger.info("已分派 %s 个单位的检查：%s 个子流程（每个至多 %s 个单位），等待各工作进程完成", len(scopes), len(runs), size)
-    names = {s.code: s.name for s in scopes}
+    size = max(map(len, groups), default=0)
+    logger.info("已分派 %s 个单位的检查：%s 个子流程（每个至多 %s 个单位）", sum(map(len, groups)), len(runs), size)
     rows: list[dict] = []
+    if own:
+        logger.info("本流程同时检查 %s 个单位：%s", len(own), school_names([s.name for s in own]))
+        rows += sweep_schools(own, day, force)
+    names = {s.code: s.name for g in groups for s in g}
     for run in orchestration.wait_children(runs):
         got = {r["code"]: r for r in rows_of_table(run.rows)}
         lost = f"子流程 {run.name}：{run.state} {run.message}".strip()
