@@ -61,7 +61,7 @@ def sweep_counts(url: str, day: dt.date) -> dict[str, int]:
 
 
 def one_run(
-    stack: Stack, *, admin: str, template: str, workers: int, day: dt.date, batch: int | None, work: Path, limit: int
+    stack: Stack, *, admin: str, template: str, workers: int, day: dt.date, batch: int | None, work: Path, limit: int, pin: bool = False
 ) -> dict[str, Any]:
     """A fresh copy of the store, ``workers`` workers, one daily sweep: its figures."""
     name = f"bench_workers_{uuid.uuid4().hex[:8]}"
@@ -69,7 +69,7 @@ def one_run(
     url = database_urls(admin, name)[0]
     stack.env_file.update(DUBAN_DATABASE_URL=url, DUBAN_OUTBOX_DIR=str(work / f"outbox-{workers}"), DUBAN_WORKER_LIMIT=str(limit))
     try:
-        stack.workers(workers)
+        stack.workers(workers, pin=pin)
         time.sleep(3)  # the workers' first poll (what a running installation has long done)
         params: dict[str, Any] = {"today": day.isoformat(), "force": True} | ({"batch": batch} if batch else {})
         started = time.perf_counter()
@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated (default 1,2)")
     parser.add_argument("--batch", type=int, default=None, help="DUBAN_SWEEP_BATCH for the runs (default: the setting's default)")
     parser.add_argument("--limit", type=int, default=2, help="DUBAN_WORKER_LIMIT: flow runs at once per worker (default 2, as deploy/)")
+    parser.add_argument(
+        "--pin", action="store_true", help="worker i (and its flow runs) on CPU i-1 only: each worker a one-core machine (taskset)"
+    )
     parser.add_argument("--today", default="2026-12-28")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -115,10 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             with Stack(work, env) as stack:
                 stack.server()
                 stack.deploy()
-                results = [
-                    one_run(stack, admin=admin, template=template, workers=int(n), day=day, batch=args.batch, work=work, limit=args.limit)
-                    for n in args.workers.split(",")
-                ]
+                options = {"admin": admin, "template": template, "day": day, "batch": args.batch, "work": work, "limit": args.limit}
+                results = [one_run(stack, workers=int(n), pin=args.pin, **options) for n in args.workers.split(",")]
         finally:
             drop_database(admin, template)
             drop_database(admin, prefect_db)

@@ -140,12 +140,17 @@ class Stack:
             if done.returncode != 0:
                 raise RuntimeError(f"{line!r} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
-    def workers(self, n: int) -> None:
+    def workers(self, n: int, *, pin: bool = False) -> None:
+        """``n`` workers of duban-worker@.service (``pin``: worker i and its flow runs on CPU i − 1
+        only, ``taskset``: each worker a machine of one core)."""
         unit = read_unit("duban-worker@.service")
         env = self.env(unit)
         (line,) = unit.start
         for i in range(1, n + 1):
-            self._spawn(expand(line, env, instance=str(i)), env, f"worker-{i}.log")
+            command = expand(line, env, instance=str(i))
+            if pin:
+                command = ["taskset", "-c", str((i - 1) % (os.cpu_count() or 1)), *command]
+            self._spawn(command, env, f"worker-{i}.log")
 
     def run(self, deployment: str, parameters: dict[str, Any]) -> str:
         """Create a flow run of ``flow/deployment``: its id."""

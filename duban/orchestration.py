@@ -175,9 +175,9 @@ def child_deployment() -> str | None:
     return CHILD_DEPLOYMENT
 
 
-def worker_slots(per_worker: int) -> int:
-    """How many flow runs the work pool of this flow run's deployment can run at once: its online
-    workers × ``per_worker`` (their ``--limit``, DUBAN_WORKER_LIMIT); 0 when that cannot be read."""
+def online_workers() -> int:
+    """How many workers of the work pool of this flow run's deployment are online (0 when that
+    cannot be read)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
     from prefect.runtime import deployment
@@ -191,7 +191,7 @@ def worker_slots(per_worker: int) -> int:
     except Exception as err:  # noqa: BLE001 - not knowing the pool's size is no reason to stop the day's sweep
         log.warning("daily sweep: the work pool's workers could not be read (%s: %s)", err.__class__.__name__, err)
         return 0
-    return len(online) * per_worker
+    return len(online)
 
 
 def submit_children(deployment: str, batches: list[dict[str, Any]]) -> list[ChildRun]:

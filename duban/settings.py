@@ -43,10 +43,9 @@ class Settings(BaseSettings):
     deliver_workers: int = Field(8, ge=1, le=64)  # messages sent at the same time
     smtp_timeout: float = Field(15.0, gt=0)  # seconds to wait for the mail relay to connect and to answer each command
     smtp_final_timeout: float = Field(600.0, gt=0)  # seconds to wait for its answer to the end of a message (RFC 5321 4.5.3.2.6: 10 min)
-    # institutions per child flow run of the daily sweep on workers; None: the schools spread over
-    # the pool's free slots (online workers × worker_limit, less the sweep's own) (docs/production.md)
+    # institutions per child flow run of the daily sweep on workers; None: one batch per online
+    # worker of the pool, the daily sweep's own worker's swept by it (docs/production.md)
     sweep_batch: int | None = Field(None, ge=1, le=1000)
-    worker_limit: int = Field(2, ge=1, le=64)  # flow runs each worker of the pool runs at once (its --limit: deploy/)
     deliver_lease: float = Field(120.0, ge=5)  # seconds a claim on a message lasts unless renewed (a dead sender's claims return after it)
     db_connect_timeout: int = Field(10, ge=2)  # seconds to wait for PostgreSQL to answer a new connection
     outbox_copy: bool = False  # also write every message to the local outbox (demo mode writes only there)

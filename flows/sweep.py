@@ -130,8 +130,8 @@ def daily_sweep(
 def sweep_here_or_on_workers(scopes: list[SweepScope], day: dt.date, *, force: bool, plan: str | None, batch: int | None) -> list[dict]:
     """Every school's row of the day.  Without a deployment on a work pool: all swept here.  With
     a batch size (``batch``, DUBAN_SWEEP_BATCH): every batch a child run.  Otherwise one batch per
-    free slot of the pool and one more that this run sweeps itself while the others run (it holds
-    a slot anyway); with no other slot free, all of them here."""
+    online worker of the pool (a worker per CPU core: deploy/), this run's own worker's batch swept
+    here while the others run (this run holds one of its slots anyway); with one worker, all here."""
     rt = runtime()
     target = orchestration.child_deployment()
     size = batch or rt.settings.sweep_batch
@@ -139,21 +139,20 @@ def sweep_here_or_on_workers(scopes: list[SweepScope], day: dt.date, *, force: b
         return sweep_schools(scopes, day, force)
     if size is not None:
         return on_workers(target, batches(scopes, size), day, force=force, plan=plan)
-    slots = orchestration.worker_slots(rt.settings.worker_limit)
-    size = spread(len(scopes), slots)
+    workers = orchestration.online_workers()
+    size = spread(len(scopes), workers)
     if size is None:
-        get_run_logger().info("工作池没有其他空闲的运行名额（在线工作进程可同时运行 %s 个流程），由本流程检查全部单位", slots)
+        get_run_logger().info("工作池只有 %s 个在线工作进程，由本流程检查全部单位", workers)
         return sweep_schools(scopes, day, force)
     own, *others = batches(scopes, size)
     return on_workers(target, others, day, force=force, plan=plan, own=own)
 
 
-def spread(schools: int, slots: int) -> int | None:
-    """The batch size that gives each free slot of the work pool one batch and this run one more
-    (``slots``: what the pool's online workers run at once; this run holds one of them); None
-    when no other slot is free (or the pool is unknown): this run then sweeps every school."""
-    free = slots - 1
-    return math.ceil(schools / (free + 1)) if free >= 1 and schools > 0 else None
+def spread(schools: int, workers: int) -> int | None:
+    """The batch size that gives each online worker of the pool one batch (this run's own worker:
+    the batch this run sweeps itself); None with one worker (or the pool unknown): this run then
+    sweeps every school, sparing a child run's process start for no gain."""
+    return math.ceil(schools / workers) if workers > 1 and schools > 0 else None
 
 
 def batches(scopes: list[SweepScope], size: int) -> list[list[SweepScope]]:

@@ -278,18 +278,17 @@ def test_when_the_shared_run_fails_the_schools_are_swept_one_by_one_and_the_one_
 
 
 @pytest.mark.parametrize(
-    ("schools", "slots", "size"),
+    ("schools", "workers", "size"),
     [
-        (150, 2, 75),  # one worker of two runs: a batch in the other slot, one swept by the daily sweep itself
-        (150, 4, 38),  # two workers: three batches fill the free slots, the fourth is the sweep's own
-        (150, 8, 19),
+        (150, 2, 75),  # two workers: a child run's batch on the other, the daily sweep's own batch on its worker
+        (150, 4, 38),
         (3, 8, 1),
-        (150, 1, None),  # one worker of one run (the sweep's own): it sweeps every school itself
+        (150, 1, None),  # one worker: the daily sweep sweeps every school itself
         (150, 0, None),  # the pool's workers could not be read
         (0, 4, None),
     ],
 )
-def test_without_a_batch_size_the_schools_are_spread_over_the_free_worker_slots_and_the_sweep_itself(schools, slots, size):
+def test_without_a_batch_size_the_schools_are_spread_over_the_online_workers(schools, workers, size):
     from flows.sweep import spread
 
-    assert spread(schools, slots) == size
+    assert spread(schools, workers) == size

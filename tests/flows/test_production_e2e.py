@@ -3,7 +3,7 @@ duban-prefect-server.service on a PostgreSQL database made for the test, the wor
 deployments of duban-deploy.service, two workers of duban-worker@.service; the daily sweep of a
 store of three schools, triggered twice at once so that the two workers overlap, reaches every
 school's people exactly once, in child flow runs named and tagged after the schools; without a
-batch size the schools are spread over the two workers' free slots and the daily sweep itself."""
+batch size the schools are spread over the two workers, the daily sweep sweeping its own share."""
 
 from __future__ import annotations
 
@@ -81,14 +81,13 @@ def test_the_units_run_the_sweep_on_two_workers_once_per_person(databases, tmp_p
         # the child runs (the scheduler's future runs of daily-sweep carry no school's tag)
         children = [r for r in stack.flow_runs(tags={"all_": ["sweep"]}) if any(t.startswith("institution:") for t in r["tags"])]
         by_name = sorted((r["name"], sorted(t for t in r["tags"] if t.startswith("institution:"))) for r in children)
-        # no batch size: a batch per free slot of the pool (two workers of two runs, less the
-        # parent's own: three) and one for the parent, so a school each, the first one swept by
-        # the parent itself; what was sent is not sent again
+        # no batch size: a batch per online worker (two), the first swept by the parent itself on
+        # its worker, the other a child run; what was sent is not sent again
         third = stack.run("daily-sweep/daily-sweep", {"today": "2026-11-23", "force": True})
         (ended,) = stack.wait([third], timeout=150).values()
         spread = sorted(r["name"] for r in stack.flow_runs(parent_flow_run_id={"any_": [third]}) if r["id"] != third)
     assert ended["state"]["type"] == "COMPLETED"
-    assert spread == ["sweep 2026-11-23 丙学院", "sweep 2026-11-23 乙学院"]
+    assert spread == ["sweep 2026-11-23 丙学院"]
     assert by_name == [
         ("sweep 2026-11-23 丙学院", ["institution:c"]),
         ("sweep 2026-11-23 乙学院", ["institution:b"]),
