@@ -131,10 +131,10 @@ def sweep_institution(scope: SweepScope, day: dt.date, force: bool = False) -> d
     logger = get_run_logger()
     started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
     rt = runtime().for_institution(scope.code)
-    row: dict[str, Any] = {"code": scope.code, "name": scope.name, "decided": 0, "new": 0, "digests": 0, "sent": 0, "failed": 0}
+    row = _row(scope)
     if not force and not rt.calendar.is_workday(day):
         logger.info("%s：%s 不是本单位的工作日，今天不检查", scope.name, day)
-        return {**row, "outcome": SweepOutcome.SKIPPED, "seconds": 0.0, "note": ""}
+        return _row(scope, outcome=SweepOutcome.SKIPPED)
     plans = list(scope.plan_ids)
     decided = _decide_and_tick(rt, plans, scope.name, day)
     row.update(decided=decided.decided, new=decided.new)
