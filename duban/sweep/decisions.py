@@ -88,6 +88,16 @@ def _tasks_query(where: list[ColumnElement[bool]]):
     )
 
 
+def _plans(session: Session, plan_code: str | None, plan_ids: Collection[int] | None) -> dict[int, Any]:
+    """The plans by id (that code's, these ids', or every one)."""
+    q = select(Plan.id, Plan.code, Plan.name, Plan.policy, Plan.ends_on)
+    if plan_code is not None:
+        q = q.where(Plan.code == plan_code)
+    if plan_ids is not None:
+        q = q.where(Plan.id.in_(list(plan_ids)))
+    return {p.id: p for p in session.execute(q)}
+
+
 def load(
     session: Session,
     *,
@@ -99,12 +109,7 @@ def load(
 ) -> Loaded:
     """The live tasks (of one plan, of some plans — ``plan_ids`` —, one task, or one owner's) as
     the rules see them."""
-    plans = {p.id: p for p in session.execute(select(Plan.id, Plan.code, Plan.name, Plan.policy, Plan.ends_on))}
-    if plan_code is not None:
-        plans = {k: v for k, v in plans.items() if v.code == plan_code}
-    if plan_ids is not None:
-        wanted = set(plan_ids)
-        plans = {k: v for k, v in plans.items() if k in wanted}
+    plans = _plans(session, plan_code, plan_ids)
     plan_ids = list(plans)
     live = _live_tasks(plan_ids, task_code, owner_id)
     # Core rows (the connection's execute): the ORM's row loading is a third of this for a province
