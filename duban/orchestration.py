@@ -176,22 +176,27 @@ def child_deployment() -> str | None:
 
 
 def online_workers() -> int:
-    """How many workers of the work pool of this flow run's deployment are online (0 when that
-    cannot be read)."""
+    """How many workers of the work pool of this flow run's deployment are alive: those whose last
+    heartbeat is within three heartbeat intervals of the pool's latest (this run's own worker is
+    alive, so the latest is a live one).  Measured between the heartbeats, not against a clock: the
+    server's ONLINE status compares them with the clock of the process that marks workers offline,
+    and a clock set apart (another machine's, a test's) made live workers look gone.  0 when the
+    pool cannot be read."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
     from prefect.runtime import deployment
 
     try:
         with get_client(sync_client=True) as client:
             pool = client.read_deployment(uuid.UUID(str(deployment.id))).work_pool_name
-            if not pool:
-                return 0
-            online = client.read_workers_for_work_pool(pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])))
+            workers = client.read_workers_for_work_pool(pool) if pool else []
     except Exception as err:  # noqa: BLE001 - not knowing the pool's size is no reason to stop the day's sweep
         log.warning("daily sweep: the work pool's workers could not be read (%s: %s)", err.__class__.__name__, err)
         return 0
-    return len(online)
+    beats = [(w.last_heartbeat_time, w.heartbeat_interval_seconds or 30) for w in workers if w.last_heartbeat_time is not None]
+    if not beats:
+        return 0
+    latest = max(t for t, _ in beats)
+    return sum(1 for t, interval in beats if latest - t <= dt.timedelta(seconds=3 * interval))
 
 
 def submit_children(deployment: str, batches: list[dict[str, Any]]) -> list[ChildRun]:
