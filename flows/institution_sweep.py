@@ -36,7 +36,7 @@ from duban.institutions import SweepScope, school_names, sweep_scopes
 from duban.runtime import Runtime, runtime
 from duban.sweep.decisions import DecideResult, decide
 from duban.sweep.digests import assemble
-from duban.sweep.sending import DayOutcome, day_outcome, deliver_due, outcomes_by_plan, paused_line, runtime_groups
+from duban.sweep.sending import DayOutcome, deliver_due, outcomes_by_plan, paused_line, runtime_groups
 from duban.vocabulary import SweepOutcome
 
 # a school's row in the summary table of a batch (the daily sweep reads them back: same keys)
@@ -128,31 +128,9 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
 )
 def sweep_institution(scope: SweepScope, day: dt.date, force: bool = False) -> dict[str, Any]:
     """The day's work of one school with its own runtime; its row of the summary."""
-    logger = get_run_logger()
-    started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
-    rt = runtime().for_institution(scope.code)
-    row = _row(scope)
-    if not force and not rt.calendar.is_workday(day):
-        logger.info("%s：%s 不是本单位的工作日，今天不检查", scope.name, day)
-        return _row(scope, outcome=SweepOutcome.SKIPPED)
-    plans = list(scope.plan_ids)
-    decided = _decide_and_tick(rt, plans, scope.name, day)
-    row.update(decided=decided.decided, new=decided.new)
-    row["digests"] = assemble(
-        rt.engine, today=day, links=rt.links(day), channel=rt.channel.name, template_dir=rt.settings.template_dir, plan_ids=plans
-    )
-    delivered = deliver_due(rt, plan_ids=plans)
-    outcome = day_outcome(rt.engine, run_on=day, since=started, now=dt.datetime.now(dt.UTC), plan_ids=plans)
-    row.update(sent=outcome.sent, failed=outcome.failed, paused=delivered.paused)
-    for e in delivered.errors[:20]:
-        logger.error("%s：发送失败（将稍后重试）：%s", scope.name, e)
-    notes = [n for n in [paused_line(delivered), *decided.warnings] if n]
-    row.update(outcome=SweepOutcome.DONE, seconds=round(time.perf_counter() - clock, 2), note=NOTE_SEP.join(notes))
-    logger.info(
-        "%s：应发事项 %s 项（新增 %s 项），生成通知 %s 份，发送成功 %s 份，失败 %s 份",
-        scope.name, row["decided"], row["new"], row["digests"], row["sent"], row["failed"],
-    )  # fmt: skip
-    _school_artifact(row, day)
+    (row,) = _sweep(runtime().for_institution(scope.code), [scope], scope.name, day, force)
+    if row["outcome"] == SweepOutcome.DONE:
+        _school_artifact(row, day)
     return row
 
 
@@ -170,16 +148,21 @@ def _school_artifact(row: dict[str, Any], day: dt.date) -> None:
 @task(name="institutions", task_run_name="{label}")
 def sweep_together(label: str, scopes: list[SweepScope], day: dt.date, force: bool = False) -> list[dict[str, Any]]:
     """The day's work of schools without settings of their own (they share the installation's
-    runtime) at once: one decide, one assemble and one delivery over all their plans — what each
-    school's own task run would do, with each step's fixed cost paid once instead of once per
-    school.  A row per school, counted from the store (the summary table of the run is their
-    history: a markdown artifact per school, as a school swept on its own has, would cost each
-    school a call to the Prefect server, ≈ 0.1 s — as much as its share of the sweep)."""
+    runtime) at once: what each school's own task run would do, with each step's fixed cost paid
+    once instead of once per school.  No markdown artifact per school (the summary table of the
+    run is their history): each would cost a call to the Prefect server, ≈ 0.1 s — as much as the
+    school's share of the sweep."""
+    return _sweep(runtime(), scopes, label, day, force)
+
+
+def _sweep(rt: Runtime, scopes: list[SweepScope], label: str, day: dt.date, force: bool) -> list[dict[str, Any]]:
+    """The day's work of ``scopes`` with runtime ``rt`` (``label``: how the logs name them): one
+    decide, one review tick, one assemble and one delivery over all their plans; a row per school,
+    counted from the store."""
     logger = get_run_logger()
     started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
-    rt = runtime()
     if not force and not rt.calendar.is_workday(day):
-        logger.info("%s：%s 不是工作日，今天不检查", label, day)
+        logger.info("%s：%s 不是%s的工作日，今天不检查", label, day, "本单位" if len(scopes) == 1 else "各单位")
         return [_row(s, outcome=SweepOutcome.SKIPPED) for s in scopes]
     plans = [p for s in scopes for p in s.plan_ids]
     decided = _decide_and_tick(rt, plans, label, day)
@@ -191,8 +174,16 @@ def sweep_together(label: str, scopes: list[SweepScope], day: dt.date, force: bo
     note = NOTE_SEP.join(n for n in [paused_line(delivered), *decided.warnings] if n)
     share = round((time.perf_counter() - clock) / len(scopes), 2)  # each school's share of the run's time
     rows = [_counted(s, decided, counts, seconds=share, note=note, paused=delivered.paused) for s in scopes]
-    made, sent = sum(r["digests"] for r in rows), sum(r["sent"] for r in rows)
-    logger.info("%s：应发事项 %s 项，生成通知 %s 份，发送成功 %s 份", label, decided.decided, made, sent)
+    made, sent, failed = (sum(r[k] for r in rows) for k in ("digests", "sent", "failed"))
+    logger.info(
+        "%s：应发事项 %s 项（新增 %s 项），生成通知 %s 份，发送成功 %s 份，失败 %s 份",
+        label,
+        decided.decided,
+        decided.new,
+        made,
+        sent,
+        failed,
+    )
     return rows
 
 
