@@ -36,6 +36,7 @@ from typing import Any
 from benchmarks.common import load_average as _load
 from benchmarks.common import reset_postgres_schema as _child_reset
 from benchmarks.common import safe_url as _safe
+from benchmarks.common import timed_child
 
 ROOT = Path(__file__).resolve().parent.parent
 IMPORT_TARGET_S = 15.0
@@ -49,22 +50,6 @@ PEAK_TARGET_MIB = 1024.0
 
 def _peak_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
-
-
-def _child_cli(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one CLI command as our only child; its wall time and peak RSS."""
-    with open(spec["stdout"], "wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.run(spec["cmd"], stdout=out, stderr=subprocess.PIPE, cwd=spec.get("cwd"))
-        seconds = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {
-        "seconds": seconds,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "peak_mib": _peak_mib(resource.RUSAGE_CHILDREN),
-        "returncode": proc.returncode,
-        "stderr": proc.stderr.decode("utf-8", "replace")[-4000:],
-    }
 
 
 def _child_phases(spec: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +123,7 @@ def _child_phases(spec: dict[str, Any]) -> dict[str, Any]:
     return {"phases": phases, "counts": counts, "peak_mib": _peak_mib(resource.RUSAGE_SELF)}
 
 
-CHILDREN = {"cli": _child_cli, "phases": _child_phases, "reset": _child_reset}
+CHILDREN = {"phases": _child_phases, "reset": _child_reset}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +210,10 @@ def _measure_database(name: str, url: str, xlsx: Path, tasks: int, workdir: Path
 
     def cli(label: str, argv: list[str], *, check=None) -> dict[str, Any]:
         out = workdir / f"{name}-{label.replace(' ', '_').replace('/', '')}.out"
-        r = _child({"kind": "cli", "cmd": [*duban, *argv], "stdout": str(out), "cwd": str(workdir)}, env)
+        run = timed_child([*duban, *argv], env, cwd=workdir)
+        out.write_text(run.stdout, encoding="utf-8")
+        r: dict[str, Any] = {"seconds": run.wall, "cpu_seconds": run.cpu, "peak_mib": run.peak_mib}
+        r.update(returncode=run.returncode, stderr=run.stderr[-4000:])
         ok, note = r["returncode"] == 0, ""
         if not ok:
             note = (

@@ -61,7 +61,12 @@ class ChildRun:
     wall: float  # seconds
     cpu: float  # user + system seconds of the command and its children
     peak_mib: float  # the largest resident set of the command or any of its children
-    output: str  # stdout then stderr
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
 
     @property
     def first_line(self) -> str:
@@ -75,7 +80,7 @@ proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 wall = time.perf_counter() - started
 use = resource.getrusage(resource.RUSAGE_CHILDREN)
 json.dump({"returncode": proc.returncode, "wall": wall, "cpu": use.ru_utime + use.ru_stime, "peak_mib": use.ru_maxrss / 1024,
-           "output": proc.stdout + proc.stderr}, sys.stdout)
+           "stdout": proc.stdout, "stderr": proc.stderr}, sys.stdout)
 """
 
 
