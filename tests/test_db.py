@@ -127,3 +127,29 @@ def test_a_transaction_waits_for_a_lock_no_longer_than_it_was_told(engine, datab
     with session_scope(engine) as s:  # the pooled connection is back to the usual wait
         setting = "PRAGMA busy_timeout" if database_url.startswith("sqlite") else "SHOW lock_timeout"
         assert str(s.execute(text(setting)).scalar()) == ("30000" if database_url.startswith("sqlite") else "0")
+
+
+@pytest.mark.parametrize(
+    ("doc", "stored"),
+    [
+        ({"recipient": "后勤处负责人", "items": [{"line": "请督促签收", "days": -80}]}, '{"recipient":"后勤处负责人","items":[{"line":"请督促签收","days":-80}]}'),
+        ({"office": ["督办员", ""], "n": None}, '{"office":["督办员",""],"n":null}'),
+    ],
+)
+def test_json_columns_hold_chinese_as_it_reads_compactly(engine, doc, stored):
+    """A digest's payload is mostly Chinese: stored as UTF-8 without spaces, not as \\uXXXX escapes
+    (a province sweep's digests and ledger take a third less room), and read back unchanged."""
+    from sqlalchemy import JSON, Column, Integer, MetaData, Table, select
+
+    meta = MetaData()
+    probe = Table("json_probe", meta, Column("id", Integer, primary_key=True), Column("doc", JSON))
+    meta.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(probe.insert(), {"id": 1, "doc": doc})
+            raw = conn.execute(text("SELECT CAST(doc AS TEXT) FROM json_probe")).scalar_one()
+            back = conn.execute(select(probe.c.doc)).scalar_one()
+    finally:
+        meta.drop_all(engine)
+    assert raw == stored
+    assert back == doc

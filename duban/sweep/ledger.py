@@ -5,13 +5,12 @@ Also the two small helpers every room of the sweep uses (``chunks``, ``local_dat
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from duban.db import executemany
+from duban.db import JSON_TEXT, executemany
 from duban.models import Notification, table_of
 from duban.values import chunks
 
@@ -63,7 +62,7 @@ def _insert_ignore_postgresql(session: Session, rows: list[dict[str, Any]]) -> i
     inserted = 0
     for chunk in chunks(rows, 20000):
         params = {c: [r.get(c) for r in chunk] for c, _ in _LEDGER_COLUMNS if c != "data"}
-        params["data"] = [json.dumps(r["data"], ensure_ascii=False) for r in chunk]
+        params["data"] = [JSON_TEXT(r["data"]) for r in chunk]
         inserted += len(session.execute(_LEDGER_UNNEST, params).all())
     return inserted
 
