@@ -27,7 +27,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,6 @@ log = logging.getLogger("duban.delivery")
 LEASE = dt.timedelta(minutes=2)  # a claim not renewed for this long is taken back by the next run
 CLAIM = 4  # digests a worker takes at a time from a real channel (each marked on its own)
 BATCH = 1000  # digests taken at a time for an idempotent channel (the outbox: marked together)
-WRITERS = 2  # threads sending a batch for an idempotent channel (rendering overlaps the file system's work)
 PAUSE = dt.timedelta(minutes=5)  # a message whose every channel is paused waits this long (not an attempt)
 STORE_PATIENCE = 300.0  # seconds a worker waits for a busy store before the run gives up (the journal keeps what went out)
 # keyed by the stored audience (a plain string; the keys are Audience members, which equal their values)
@@ -270,17 +268,17 @@ def _worker(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipient
 
 def _batches(run: _Run, *, links: LinkMaker, template_dir: Path | None, recipients: list[int] | None) -> None:
     """An idempotent channel (the outbox): take many at a time and mark them together (a repeat
-    rewrites the same file).  ``WRITERS`` threads send the batch's messages, so that one
-    message's rendering overlaps another's file being written; every one of them has been
-    tried before the store is told."""
+    rewrites the same file).  Every message of the batch has been tried before the store is told.
+
+    One thread: rendering is Python under the GIL, and a second thread writing files beside it
+    (as this did) spent half as much CPU again handing the GIL back and forth, for no time saved."""
     engine, name = run.engine, run.channel.name
-    with ThreadPoolExecutor(WRITERS, thread_name_prefix="deliver-batch") as pool:
-        while True:
-            ids, _ = run.claim(BATCH, recipients)
-            if not ids:
-                return
-            outs = run.store(load_outgoing, engine, ids, links=links, template_dir=template_dir)
-            _mark_batch(run, name, outs, list(pool.map(functools.partial(_attempt, run.channel), outs)))
+    while True:
+        ids, _ = run.claim(BATCH, recipients)
+        if not ids:
+            return
+        outs = run.store(load_outgoing, engine, ids, links=links, template_dir=template_dir)
+        _mark_batch(run, name, outs, [_attempt(run.channel, out) for out in outs])
 
 
 def _mark_batch(run: _Run, name: str, outs: list[Outgoing], answers: list[tuple[DeliveryReport | None, str | None]]) -> None:
