@@ -132,7 +132,10 @@ def test_a_transaction_waits_for_a_lock_no_longer_than_it_was_told(engine, datab
 @pytest.mark.parametrize(
     ("doc", "stored"),
     [
-        ({"recipient": "后勤处负责人", "items": [{"line": "请督促签收", "days": -80}]}, '{"recipient":"后勤处负责人","items":[{"line":"请督促签收","days":-80}]}'),
+        (
+            {"recipient": "后勤处负责人", "items": [{"line": "请督促签收", "days": -80}]},
+            '{"recipient":"后勤处负责人","items":[{"line":"请督促签收","days":-80}]}',
+        ),
         ({"office": ["督办员", ""], "n": None}, '{"office":["督办员",""],"n":null}'),
     ],
 )
